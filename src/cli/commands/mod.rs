@@ -1,0 +1,209 @@
+//! The composition root: one file per command. The only code that names every stage
+//! (parse → validate → resolve → expand → graph) and wires them together.
+
+mod completions;
+mod graph;
+mod plan;
+mod schema;
+mod validate;
+
+use std::io;
+use std::path::Path;
+
+use super::diagnostics::{write_error, write_plan_errors};
+use super::exit::ExitStatus;
+use super::{Cli, Command, Io, TargetArgs};
+use crate::expand::{Expansion, Filter, Task, expand};
+use crate::graph::TaskGraph;
+use crate::plan::model::Plan;
+use crate::plan::ops::OperationSpec;
+use crate::plan::{PlanError, PlanSource};
+use crate::resolve::{OrgRecord, ResolveFailure, Resolved, SiteRecord, SiteSource, SourceError, resolve};
+use crate::simulator::world::{BUILTIN_WORLD_NAME, World};
+
+pub use schema::plan_schema;
+
+/// Runs one command.
+///
+/// # Errors
+/// Only failures to write output; every other failure is reported and mapped to a status.
+pub fn run(cli: Cli, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    match cli.command {
+        Command::Validate { plan } => validate::run(&plan, io),
+        Command::Plan(args) => plan::run(&args, io),
+        Command::Graph(args) => graph::run(&args, io),
+        Command::Schema => schema::run(io),
+        Command::Completions { shell } => completions::run(shell, io),
+    }
+}
+
+/// Reads a plan file; a failure is reported and becomes exit 2.
+fn read_source(path: &Path, io: &mut Io<'_>) -> io::Result<Result<PlanSource, ExitStatus>> {
+    let shown = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() > crate::plan::parse::MAX_PLAN_BYTES => {
+            write_error(
+                io.stderr,
+                &format!(
+                    "{shown} is {} bytes, over the limit of {} bytes",
+                    bytes.len(),
+                    crate::plan::parse::MAX_PLAN_BYTES
+                ),
+            )?;
+            Ok(Err(ExitStatus::Invalid))
+        }
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Ok(Ok(PlanSource::new(shown, text))),
+            Err(e) => {
+                write_error(
+                    io.stderr,
+                    &format!("{shown} is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+                )?;
+                Ok(Err(ExitStatus::Invalid))
+            }
+        },
+        Err(e) => {
+            write_error(io.stderr, &format!("cannot read {shown}: {e}"))?;
+            Ok(Err(ExitStatus::Invalid))
+        }
+    }
+}
+
+/// Loads and validates a plan, reporting every error.
+fn load_plan(path: &Path, io: &mut Io<'_>) -> io::Result<Result<(PlanSource, Plan), ExitStatus>> {
+    let source = match read_source(path, io)? {
+        Ok(s) => s,
+        Err(status) => return Ok(Err(status)),
+    };
+    match crate::plan::load(&source) {
+        Ok(plan) => Ok(Ok((source, plan))),
+        Err(errors) => {
+            write_plan_errors(io.stderr, &source, &errors, io.style)?;
+            Ok(Err(ExitStatus::Invalid))
+        }
+    }
+}
+
+/// A plan taken through every offline stage: resolved, expanded and built into a graph.
+pub(crate) struct Prepared {
+    pub source: PlanSource,
+    pub plan: Plan,
+    pub resolved: Resolved,
+    /// Where targets came from, for the output header.
+    pub resolved_by: String,
+    pub expansion: Expansion<OperationSpec>,
+    pub graph: TaskGraph<Task<OperationSpec>>,
+}
+
+/// Runs parse → validate → resolve → expand → graph, reporting the first stage's errors.
+fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Result<Prepared, ExitStatus>> {
+    let (source, plan) = match load_plan(path, io)? {
+        Ok(x) => x,
+        Err(status) => return Ok(Err(status)),
+    };
+    let runtime = super::runtime()?;
+    let (outcome, resolved_by) = if targets.simulate {
+        let (world, name) = match &targets.world {
+            Some(file) => {
+                let world_source = match read_source(file, io)? {
+                    Ok(s) => s,
+                    Err(status) => return Ok(Err(status)),
+                };
+                match World::parse(&world_source) {
+                    Ok(w) => (w, world_source.path.clone()),
+                    Err(errors) => {
+                        write_plan_errors(io.stderr, &world_source, &errors, io.style)?;
+                        return Ok(Err(ExitStatus::Invalid));
+                    }
+                }
+            }
+            None => match World::builtin() {
+                Ok(w) => (w, BUILTIN_WORLD_NAME.to_owned()),
+                Err(errors) => {
+                    write_error(
+                        io.stderr,
+                        &format!("the built-in world is invalid ({} errors): this is a bug", errors.len()),
+                    )?;
+                    return Ok(Err(ExitStatus::Internal));
+                }
+            },
+        };
+        (runtime.block_on(resolve(&plan, &world)), format!("simulator world {name}"))
+    } else {
+        (runtime.block_on(resolve(&plan, &Offline)), "site names as written (not checked against the API)".to_owned())
+    };
+    let resolved = match outcome {
+        Ok(r) => r,
+        Err(ResolveFailure::Plan(errors)) => {
+            write_plan_errors(io.stderr, &source, &errors, io.style)?;
+            return Ok(Err(ExitStatus::Invalid));
+        }
+        Err(ResolveFailure::Source(e)) => {
+            write_error(io.stderr, &e.to_string())?;
+            return Ok(Err(ExitStatus::Unreachable));
+        }
+    };
+    let filter = Filter { only: targets.only.clone(), sites: targets.sites.clone() };
+    let expansion = match expand(&plan, &resolved, &filter) {
+        Ok(e) => e,
+        Err(errors) => {
+            write_plan_errors(io.stderr, &source, &errors, io.style)?;
+            return Ok(Err(ExitStatus::Invalid));
+        }
+    };
+    let edges: Vec<(usize, usize)> =
+        expansion.tasks.iter().enumerate().flat_map(|(i, t)| t.needs.iter().map(move |&n| (n, i))).collect();
+    let graph = match TaskGraph::build(expansion.tasks.clone(), edges, |t| t.id.to_string()) {
+        Ok(g) => g,
+        Err(e) => {
+            // Job-level cycles are refused by validation, so a task cycle is a bug.
+            write_error(io.stderr, &format!("internal error: {e}"))?;
+            return Ok(Err(ExitStatus::Internal));
+        }
+    };
+    Ok(Ok(Prepared { source, plan, resolved, resolved_by, expansion, graph }))
+}
+
+/// Resolution without any API: explicit site names are taken as written; selectors and
+/// globs cannot be resolved and say what to do instead.
+struct Offline;
+
+const OFFLINE_HELP: &str = "resolving selectors and globs needs the Pantheon API listings, which this build cannot call yet; \
+pass --simulate to resolve against the simulator's world";
+
+impl SiteSource for Offline {
+    async fn orgs(&self) -> Result<Vec<OrgRecord>, SourceError> {
+        Err(SourceError(OFFLINE_HELP.to_owned()))
+    }
+
+    async fn sites(&self) -> Result<Vec<SiteRecord>, SourceError> {
+        Err(SourceError(OFFLINE_HELP.to_owned()))
+    }
+
+    async fn site_by_name(&self, name: &str) -> Result<Option<SiteRecord>, SourceError> {
+        Ok(Some(SiteRecord {
+            id: String::new(),
+            name: name.to_owned(),
+            label: name.to_owned(),
+            framework: String::new(),
+            upstream_id: String::new(),
+            upstream_label: String::new(),
+            plan: String::new(),
+            frozen: false,
+            memberships: Vec::new(),
+        }))
+    }
+
+    async fn environments(&self, _site: &SiteRecord) -> Result<Vec<String>, SourceError> {
+        Err(SourceError(OFFLINE_HELP.replace("selectors and globs", "environment globs")))
+    }
+}
+
+/// Reports plan errors found after validation (used by tests of the diagnostics).
+#[must_use]
+pub fn render_plan_errors(source: &PlanSource, errors: &[PlanError], width: usize) -> String {
+    let mut out = Vec::new();
+    let style = super::diagnostics::Style { color: false, width };
+    let _ignored = write_plan_errors(&mut out, source, errors, style);
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,276 @@
+//! `plan PLAN`: the dry run. Shows the expanded tasks grouped by job, their dependencies,
+//! rollout waves, destructive marks, the workflows the run would start and a time estimate,
+//! as text, Markdown (for pull requests) or JSON; `-o` saves the plan for `apply`.
+
+use std::fmt::Write as _;
+use std::io;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Prepared, prepare};
+use crate::cli::exit::ExitStatus;
+use crate::cli::{Io, PlanArgs, PlanFormat};
+use crate::expand::Task;
+use crate::plan::model::PlanSettings;
+use crate::plan::ops::{OperationSpec, Scalar};
+use crate::resolve::Resolved;
+
+/// Concurrency assumed by the estimate when the plan does not set one (DESIGN.md §9).
+const DEFAULT_CONCURRENCY: u32 = 10;
+
+/// The `kind` of a saved plan file.
+pub(super) const SAVED_PLAN_KIND: &str = "terminus-batch/saved-plan";
+/// The `kind` of `plan --format json`.
+pub(super) const PLAN_KIND: &str = "terminus-batch/plan";
+
+#[derive(Serialize)]
+struct PlanDocument<'a> {
+    kind: &'static str,
+    format_version: u32,
+    source: SourceInfo<'a>,
+    name: Option<&'a str>,
+    resolved_by: &'a str,
+    settings: &'a PlanSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved: Option<&'a Resolved>,
+    summary: Summary,
+    jobs: Vec<JobSummary>,
+    tasks: Vec<TaskSummary<'a>>,
+}
+
+#[derive(Serialize)]
+struct SourceInfo<'a> {
+    path: &'a str,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    jobs: usize,
+    tasks: usize,
+    workflows: usize,
+    destructive: usize,
+    read_only: usize,
+    concurrency: u32,
+    critical_path_secs: u64,
+    estimate_secs: u64,
+}
+
+#[derive(Serialize)]
+struct JobSummary {
+    id: String,
+    operation: &'static str,
+    tasks: usize,
+    waves: u32,
+    needs: Vec<String>,
+    workflows: usize,
+    destructive: usize,
+}
+
+#[derive(Serialize)]
+struct TaskSummary<'a> {
+    id: &'a str,
+    job: &'a str,
+    site: Option<&'a str>,
+    site_id: Option<&'a str>,
+    env: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    matrix: Vec<(&'a str, &'a Scalar)>,
+    spec: &'a OperationSpec,
+    needs: Vec<&'a str>,
+    /// 1-based rollout wave.
+    wave: u32,
+    destructive: bool,
+    starts_workflow: bool,
+}
+
+fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
+    let tasks = &p.expansion.tasks;
+    let concurrency = p.plan.settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let weight = |t: &Task<OperationSpec>| t.payload.kind().estimate_secs();
+    let critical = p.graph.critical_path(weight);
+    let total: u64 = tasks.iter().map(weight).sum();
+    let estimate = critical.max(total.div_ceil(u64::from(concurrency.max(1))));
+    let jobs = p
+        .expansion
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| !j.tasks.is_empty())
+        .map(|(i, j)| JobSummary {
+            id: j.id.to_string(),
+            operation: j.operation.name(),
+            tasks: j.tasks.len(),
+            waves: j.waves,
+            needs: p.plan.jobs[i].needs.iter().map(|n| n.job.to_string()).collect(),
+            workflows: j.tasks.iter().filter(|&&t| tasks[t].payload.kind().starts_workflow()).count(),
+            destructive: j.tasks.iter().filter(|&&t| tasks[t].payload.is_destructive()).count(),
+        })
+        .collect();
+    PlanDocument {
+        kind: if saved { SAVED_PLAN_KIND } else { PLAN_KIND },
+        format_version: 1,
+        source: SourceInfo { path: &p.source.path, sha256: p.source.sha256() },
+        name: p.plan.name.as_deref(),
+        resolved_by: &p.resolved_by,
+        settings: &p.plan.settings,
+        resolved: saved.then_some(&p.resolved),
+        summary: Summary {
+            jobs: p.expansion.jobs.iter().filter(|j| !j.tasks.is_empty()).count(),
+            tasks: tasks.len(),
+            workflows: tasks.iter().filter(|t| t.payload.kind().starts_workflow()).count(),
+            destructive: tasks.iter().filter(|t| t.payload.is_destructive()).count(),
+            read_only: tasks.iter().filter(|t| t.payload.kind().is_read_only()).count(),
+            concurrency,
+            critical_path_secs: critical,
+            estimate_secs: estimate,
+        },
+        jobs,
+        tasks: tasks
+            .iter()
+            .map(|t| TaskSummary {
+                id: t.id.as_str(),
+                job: t.job.as_str(),
+                site: t.site.as_deref(),
+                site_id: t.site_id.as_deref().filter(|s| !s.is_empty()),
+                env: t.env.as_deref(),
+                matrix: t.matrix.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+                spec: &t.payload,
+                needs: t.needs.iter().map(|&n| tasks[n].id.as_str()).collect(),
+                wave: t.wave + 1,
+                destructive: t.payload.is_destructive(),
+                starts_workflow: t.payload.kind().starts_workflow(),
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn run(args: &PlanArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let prepared = match prepare(&args.plan, &args.targets, io)? {
+        Ok(p) => p,
+        Err(status) => return Ok(status),
+    };
+    if let Some(out) = &args.out {
+        let mut text = serde_json::to_string_pretty(&document(&prepared, true)).map_err(io::Error::other)?;
+        text.push('\n');
+        if let Err(e) = std::fs::write(out, text) {
+            super::write_error(io.stderr, &format!("cannot write saved plan {}: {e}", out.display()))?;
+            return Ok(ExitStatus::Invalid);
+        }
+        if !io.quiet {
+            writeln!(io.stderr, "saved plan to {}", out.display())?;
+        }
+    }
+    let doc = document(&prepared, false);
+    let text = match args.format {
+        PlanFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
+            t.push('\n');
+            t
+        }
+        PlanFormat::Text => text(&doc),
+        PlanFormat::Markdown => markdown(&doc),
+    };
+    io.stdout.write_all(text.as_bytes())?;
+    Ok(ExitStatus::Success)
+}
+
+fn duration(secs: u64) -> String {
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+fn headline(doc: &PlanDocument<'_>) -> String {
+    let s = &doc.summary;
+    format!(
+        "{} in {}; {} would start; {} destructive; {} read-only. Estimated {} at concurrency {} (critical path {}).",
+        plural(s.tasks, "task"),
+        plural(s.jobs, "job"),
+        plural(s.workflows, "workflow"),
+        s.destructive,
+        s.read_only,
+        duration(s.estimate_secs),
+        s.concurrency,
+        duration(s.critical_path_secs)
+    )
+}
+
+fn text(doc: &PlanDocument<'_>) -> String {
+    let mut out = String::new();
+    let name = doc.name.map(|n| format!("{n} ")).unwrap_or_default();
+    let _ = writeln!(out, "Plan {name}({}, sha256 {})", doc.source.path, &doc.source.sha256[..12]);
+    let _ = writeln!(out, "Targets: {}", doc.resolved_by);
+    for job in &doc.jobs {
+        let mut head = format!("\n{} · {} · {}", job.id, job.operation, plural(job.tasks, "task"));
+        if job.waves > 1 {
+            let _ = write!(head, " in {} waves", job.waves);
+        }
+        if !job.needs.is_empty() {
+            let _ = write!(head, " · needs {}", job.needs.join(", "));
+        }
+        if job.destructive > 0 {
+            let _ = write!(head, " · DESTRUCTIVE ({})", job.destructive);
+        }
+        let _ = writeln!(out, "{head}");
+        for task in doc.tasks.iter().filter(|t| t.job == job.id) {
+            let mut line = format!("  {} {}", if task.destructive { "!" } else { "+" }, task.id);
+            if job.waves > 1 {
+                let _ = write!(line, "  wave {}", task.wave);
+            }
+            if !task.needs.is_empty() {
+                let _ = write!(line, "  after {}", task.needs.join(", "));
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let _ = writeln!(out, "\n{}", headline(doc));
+    if doc.summary.destructive > 0 {
+        let _ = writeln!(out, "Tasks marked ! are destructive and need --allow-destructive to apply.");
+    }
+    out
+}
+
+fn markdown(doc: &PlanDocument<'_>) -> String {
+    let mut out = String::new();
+    let name = doc.name.unwrap_or(doc.source.path);
+    let _ = writeln!(out, "## terminus-batch plan: {name}\n");
+    let _ = writeln!(out, "{}\n", headline(doc));
+    let _ = writeln!(
+        out,
+        "Source `{}` (sha256 `{}`); targets: {}.\n",
+        doc.source.path,
+        &doc.source.sha256[..12],
+        doc.resolved_by
+    );
+    let _ = writeln!(out, "| job | operation | tasks | waves | needs | workflows | destructive |");
+    let _ = writeln!(out, "|---|---|---:|---:|---|---:|---:|");
+    for job in &doc.jobs {
+        let needs = if job.needs.is_empty() { "–".to_owned() } else { job.needs.join(", ") };
+        let destructive = if job.destructive > 0 { format!("**{}**", job.destructive) } else { "0".to_owned() };
+        let _ = writeln!(
+            out,
+            "| `{}` | `{}` | {} | {} | {} | {} | {} |",
+            job.id, job.operation, job.tasks, job.waves, needs, job.workflows, destructive
+        );
+    }
+    for job in &doc.jobs {
+        let _ = writeln!(out, "\n<details><summary><code>{}</code>: {}</summary>\n", job.id, plural(job.tasks, "task"));
+        let _ = writeln!(out, "| task | wave | after |");
+        let _ = writeln!(out, "|---|---:|---|");
+        for task in doc.tasks.iter().filter(|t| t.job == job.id) {
+            let mark = if task.destructive { " ⚠️" } else { "" };
+            let after = if task.needs.is_empty() {
+                "–".to_owned()
+            } else {
+                task.needs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(out, "| `{}`{mark} | {} | {after} |", task.id, task.wave);
+        }
+        let _ = writeln!(out, "\n</details>");
+    }
+    out
+}

@@ -1,0 +1,14 @@
+//! terminus-batch: declarative batch jobs against the Pantheon hosting platform.
+//!
+//! Data flows one way (STYLE.md §2): a plan file is parsed and validated ([`plan`]), its
+//! targets resolved ([`resolve`]), expanded into tasks ([`expand`]) and built into a
+//! [`graph::TaskGraph`]. The command line in [`cli`] wires the stages together.
+
+pub mod cli;
+pub mod expand;
+pub mod glob;
+pub mod graph;
+pub mod ids;
+pub mod plan;
+pub mod resolve;
+pub mod simulator;

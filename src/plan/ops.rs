@@ -1,0 +1,786 @@
+//! The operation catalogue (DESIGN.md §3.2): every operation a plan may `run`, with its scope,
+//! environment rule, options (name, type, default), whether it starts a workflow, moves code,
+//! or destroys data; and [`OperationSpec`], the typed, fully expanded operation a task carries.
+//!
+//! Names are terminus's command names and option names its flag names, so a Pantheon user
+//! already knows them. Executing operations is `operations/`'s job; this file only describes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::template::Text;
+
+/// Where an operation applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// One task per site and environment; `on.env` is required.
+    Env,
+    /// One task per site; `on.env` is forbidden.
+    Site,
+    /// One task for the whole account; `on` is forbidden.
+    Account,
+}
+
+/// Which environments an env-scoped operation accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvRule {
+    Any,
+    TestOrLive,
+    DevOrMultidev,
+    /// An existing multidev.
+    Multidev,
+    /// A multidev to create: a literal, valid multidev name (no glob).
+    NewMultidev,
+}
+
+impl EnvRule {
+    /// Whether a concrete environment id satisfies the rule.
+    #[must_use]
+    pub fn allows(self, env: &str) -> bool {
+        let standard = matches!(env, "dev" | "test" | "live");
+        match self {
+            Self::Any => true,
+            Self::TestOrLive => matches!(env, "test" | "live"),
+            Self::DevOrMultidev => env == "dev" || !standard,
+            Self::Multidev | Self::NewMultidev => !standard,
+        }
+    }
+
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Any => "any environment",
+            Self::TestOrLive => "test or live",
+            Self::DevOrMultidev => "dev or a multidev",
+            Self::Multidev => "a multidev",
+            Self::NewMultidev => "the name of a new multidev",
+        }
+    }
+}
+
+/// When an operation destroys data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destructive {
+    Never,
+    Always,
+    /// Only when this boolean option is true.
+    WhenOption(&'static str),
+}
+
+/// What an operation does to the platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Reads only.
+    ReadOnly,
+    /// Changes state with a direct request (no workflow).
+    Direct,
+    /// Starts a workflow.
+    Workflow,
+    /// Starts a workflow that changes an environment's code: never two at once per environment.
+    CodeMoving,
+}
+
+/// The type of an option's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptType {
+    /// Free text; templates allowed.
+    Text,
+    Bool,
+    /// A backup element; `all` allowed or not.
+    Element {
+        all: bool,
+    },
+    /// Days, as `30` or `30d`.
+    Days,
+    /// An environment id.
+    EnvId,
+    /// `git` or `sftp`.
+    Mode,
+    /// A hostname; templates allowed.
+    Domain,
+    /// Only `${{ env.NAME }}`.
+    Secret,
+    /// A local directory; templates allowed.
+    Dir,
+    /// A name (organization, tag, file); templates allowed.
+    Name,
+}
+
+impl OptType {
+    /// Whether `${{ ... }}` may appear inside the value.
+    #[must_use]
+    pub fn takes_text(self) -> bool {
+        matches!(self, Self::Text | Self::Domain | Self::Dir | Self::Name)
+    }
+
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Bool => "true or false",
+            Self::Element { all: true } => "code, database, files or all",
+            Self::Element { all: false } => "code, database or files",
+            Self::Days => "a number of days (30 or 30d)",
+            Self::EnvId => "an environment id",
+            Self::Mode => "git or sftp",
+            Self::Domain => "a domain name",
+            Self::Secret => "`${{ env.NAME }}`",
+            Self::Dir => "a directory",
+            Self::Name => "a name",
+        }
+    }
+}
+
+/// One option of an operation.
+#[derive(Clone, Copy, Debug)]
+pub struct OptSpec {
+    pub name: &'static str,
+    pub ty: OptType,
+    pub required: bool,
+    /// The default, as documentation shows it.
+    pub default: Option<&'static str>,
+}
+
+const fn opt(name: &'static str, ty: OptType, default: Option<&'static str>) -> OptSpec {
+    OptSpec { name, ty, required: false, default }
+}
+
+const fn req(name: &'static str, ty: OptType) -> OptSpec {
+    OptSpec { name, ty, required: true, default: None }
+}
+
+macro_rules! operations {
+    ($( $variant:ident = $name:literal, $scope:ident, $envs:ident, $effect:ident, $destructive:expr, $est:literal, [$($opt:expr),* $(,)?]; )*) => {
+        /// Every operation a plan may run.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum OperationKind { $($variant),* }
+
+        impl OperationKind {
+            /// Every operation, in catalogue order.
+            pub const ALL: &'static [OperationKind] = &[$(Self::$variant),*];
+
+            /// The terminus command name.
+            #[must_use]
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$variant => $name),* }
+            }
+
+            #[must_use]
+            pub fn scope(self) -> Scope {
+                match self { $(Self::$variant => Scope::$scope),* }
+            }
+
+            #[must_use]
+            pub fn env_rule(self) -> EnvRule {
+                match self { $(Self::$variant => EnvRule::$envs),* }
+            }
+
+            #[must_use]
+            pub fn effect(self) -> Effect {
+                match self { $(Self::$variant => Effect::$effect),* }
+            }
+
+            #[must_use]
+            pub fn destructive(self) -> Destructive {
+                match self { $(Self::$variant => $destructive),* }
+            }
+
+            /// A typical duration in seconds, for the plan's time estimate.
+            #[must_use]
+            pub fn estimate_secs(self) -> u64 {
+                match self { $(Self::$variant => $est),* }
+            }
+
+            #[must_use]
+            pub fn options(self) -> &'static [OptSpec] {
+                match self { $(Self::$variant => { const OPTIONS: &[OptSpec] = &[$($opt),*]; OPTIONS }),* }
+            }
+        }
+    };
+}
+
+use Destructive::{Always, Never, WhenOption};
+use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Secret};
+
+operations! {
+    EnvDeploy = "env:deploy", Env, TestOrLive, CodeMoving, WhenOption("sync-content"), 120,
+        [opt("note", OptType::Text, Some("Deploy from Terminus")), opt("updatedb", Bool, Some("false")),
+         opt("cc", Bool, Some("false")), opt("sync-content", Bool, Some("false"))];
+    EnvClearCache = "env:clear-cache", Env, Any, Workflow, Never, 30, [];
+    EnvWake = "env:wake", Env, Any, ReadOnly, Never, 2, [];
+    EnvCloneContent = "env:clone-content", Env, Any, CodeMoving, Always, 240,
+        [req("from-env", EnvId), opt("db-only", Bool, Some("false")), opt("files-only", Bool, Some("false")),
+         opt("updatedb", Bool, Some("false")), opt("cc", Bool, Some("false"))];
+    EnvCommit = "env:commit", Env, DevOrMultidev, Workflow, Never, 60,
+        [opt("message", OptType::Text, Some("Terminus commit."))];
+    BackupCreate = "backup:create", Env, Any, Workflow, Never, 300,
+        [opt("element", Element { all: true }, Some("all")), opt("keep-for", Days, Some("365"))];
+    BackupGet = "backup:get", Env, Any, ReadOnly, Never, 60,
+        [opt("element", Element { all: false }, Some("files")), opt("file", Name, None), req("to", Dir)];
+    BackupRestore = "backup:restore", Env, Any, Workflow, Always, 300,
+        [opt("element", Element { all: true }, Some("all")), opt("file", Name, None)];
+    MultidevCreate = "multidev:create", Env, NewMultidev, Workflow, Never, 300,
+        [opt("from-env", EnvId, Some("dev")), opt("no-db", Bool, Some("false")), opt("no-files", Bool, Some("false"))];
+    MultidevDelete = "multidev:delete", Env, Multidev, Workflow, Always, 120,
+        [opt("delete-branch", Bool, Some("false"))];
+    MultidevMergeToDev = "multidev:merge-to-dev", Env, Multidev, CodeMoving, Never, 120,
+        [opt("updatedb", Bool, Some("false"))];
+    MultidevMergeFromDev = "multidev:merge-from-dev", Env, Multidev, CodeMoving, Never, 120,
+        [opt("updatedb", Bool, Some("false"))];
+    DomainAdd = "domain:add", Env, Any, Direct, Never, 2, [req("domain", Domain)];
+    DomainRemove = "domain:remove", Env, Any, Direct, Always, 2, [req("domain", Domain)];
+    ConnectionSet = "connection:set", Env, DevOrMultidev, Workflow, Never, 30, [req("mode", Mode)];
+    UpstreamUpdatesApply = "upstream:updates:apply", Env, DevOrMultidev, CodeMoving, Never, 120,
+        [opt("updatedb", Bool, Some("false")), opt("accept-upstream", Bool, Some("false"))];
+    LockEnable = "lock:enable", Env, Any, Workflow, Never, 30, [req("username", OptType::Text), req("password", Secret)];
+    LockDisable = "lock:disable", Env, Any, Workflow, Always, 30, [];
+    RedisEnable = "redis:enable", Site, Any, Workflow, Never, 30, [];
+    SolrEnable = "solr:enable", Site, Any, Workflow, Never, 30, [];
+    TagAdd = "tag:add", Site, Any, Direct, Never, 2, [req("org", Name), req("tag", Name)];
+    TagRemove = "tag:remove", Site, Any, Direct, Never, 2, [req("org", Name), req("tag", Name)];
+    SiteInfo = "site:info", Site, Any, ReadOnly, Never, 1, [];
+    SiteTeamList = "site:team:list", Site, Any, ReadOnly, Never, 1, [];
+    EnvInfo = "env:info", Env, Any, ReadOnly, Never, 1, [];
+    EnvCodeLog = "env:code-log", Env, Any, ReadOnly, Never, 1, [];
+    DomainList = "domain:list", Env, Any, ReadOnly, Never, 1, [];
+    BackupList = "backup:list", Env, Any, ReadOnly, Never, 1, [];
+    UpstreamUpdatesStatus = "upstream:updates:status", Env, Any, ReadOnly, Never, 2, [];
+    SiteList = "site:list", Account, Any, ReadOnly, Never, 3,
+        [opt("org", Name, None), opt("tag", Name, None), opt("upstream", Name, None), opt("framework", Name, None)];
+    OrgList = "org:list", Account, Any, ReadOnly, Never, 1, [];
+    OrgSiteList = "org:site:list", Account, Any, ReadOnly, Never, 2, [req("org", Name), opt("tag", Name, None)];
+}
+
+impl OperationKind {
+    /// Looks an operation up by its terminus name.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    #[must_use]
+    pub fn option(self, name: &str) -> Option<&'static OptSpec> {
+        self.options().iter().find(|o| o.name == name)
+    }
+
+    /// Whether the operation starts a workflow (and so counts against `per_site`).
+    #[must_use]
+    pub fn starts_workflow(self) -> bool {
+        matches!(self.effect(), Effect::Workflow | Effect::CodeMoving)
+    }
+
+    #[must_use]
+    pub fn is_read_only(self) -> bool {
+        self.effect() == Effect::ReadOnly
+    }
+}
+
+impl fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backup element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupElement {
+    Code,
+    Database,
+    Files,
+    All,
+}
+
+impl BackupElement {
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "code" => Some(Self::Code),
+            "database" | "db" => Some(Self::Database),
+            "files" => Some(Self::Files),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+/// A connection mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionMode {
+    Git,
+    Sftp,
+}
+
+/// A typed option value, after validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgValue {
+    Text(Text),
+    Bool(bool),
+    Element(BackupElement),
+    Days(u32),
+    EnvId(String),
+    Mode(ConnectionMode),
+    /// The name of the process environment variable holding the secret.
+    Secret(String),
+}
+
+/// A scalar value from the plan (a literal, or one value of a matrix axis).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Int(i) => write!(f, "{i}"),
+            Self::Float(x) => write!(f, "{x}"),
+            Self::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Converts a literal scalar to an option's type.
+///
+/// # Errors
+/// A message saying what the option expects.
+pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
+    let expected = || format!("expected {}, found `{value}`", ty.describe());
+    match (ty, value) {
+        (OptType::Bool, Scalar::Bool(b)) => Ok(ArgValue::Bool(*b)),
+        (OptType::Bool, Scalar::Int(i @ (0 | 1))) => Ok(ArgValue::Bool(*i == 1)),
+        (OptType::Element { all }, Scalar::Str(s)) => match BackupElement::parse(s) {
+            Some(BackupElement::All) if !all => {
+                Err("`all` is not accepted here: choose code, database or files".to_owned())
+            }
+            Some(e) => Ok(ArgValue::Element(e)),
+            None => Err(expected()),
+        },
+        (OptType::Days, Scalar::Int(i)) => days(*i).ok_or_else(expected),
+        (OptType::Days, Scalar::Str(s)) => {
+            s.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()).and_then(days).ok_or_else(expected)
+        }
+        (OptType::EnvId, Scalar::Str(s)) => match check_env_id(s) {
+            Ok(()) => Ok(ArgValue::EnvId(s.clone())),
+            Err(why) => Err(why),
+        },
+        (OptType::Mode, Scalar::Str(s)) => match s.as_str() {
+            "git" => Ok(ArgValue::Mode(ConnectionMode::Git)),
+            "sftp" => Ok(ArgValue::Mode(ConnectionMode::Sftp)),
+            _ => Err(expected()),
+        },
+        (OptType::Domain, Scalar::Str(s)) => check_domain(s).map(|()| ArgValue::Text(Text::literal(s.clone()))),
+        (OptType::Text | OptType::Name | OptType::Dir, v) => Ok(ArgValue::Text(Text::literal(v.to_string()))),
+        (OptType::Secret, _) => Err("a secret must come from the environment: write `${{ env.NAME }}`".to_owned()),
+        _ => Err(expected()),
+    }
+}
+
+fn days(i: i64) -> Option<ArgValue> {
+    // Pantheon keeps backups for at most a year or so; ten years is a safe sanity cap.
+    (1..=3650).contains(&i).then(|| ArgValue::Days(u32::try_from(i).unwrap_or(365)))
+}
+
+/// Reserved words that cannot name a multidev.
+pub const RESERVED_MULTIDEV: &[&str] =
+    &["master", "settings", "team", "support", "multidev", "debug", "files", "tags", "billing"];
+
+/// Checks an environment id: dev, test, live, or a valid multidev name.
+///
+/// # Errors
+/// Why the name is not a valid environment id.
+pub fn check_env_id(id: &str) -> Result<(), String> {
+    if matches!(id, "dev" | "test" | "live") {
+        return Ok(());
+    }
+    check_multidev_chars(id, false)
+}
+
+/// Checks an environment glob: the characters of a multidev name plus `*` and `?`.
+///
+/// # Errors
+/// Why the pattern cannot match a valid environment id.
+pub fn check_env_glob(pattern: &str) -> Result<(), String> {
+    check_multidev_chars(pattern, true)
+}
+
+fn check_multidev_chars(id: &str, glob: bool) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("an environment id cannot be empty".to_owned());
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || (glob && matches!(c, '*' | '?'))))
+    {
+        return Err(format!("`{id}` has `{c}`: multidev names use lowercase letters, digits and `-`"));
+    }
+    if !glob {
+        if id.starts_with('-') {
+            return Err(format!("`{id}` starts with `-`: multidev names start with a letter or digit"));
+        }
+        if id.chars().count() > 11 {
+            return Err(format!("`{id}` is {} characters long: multidev names have at most 11", id.chars().count()));
+        }
+        if RESERVED_MULTIDEV.contains(&id) {
+            return Err(format!("`{id}` is reserved by Pantheon and cannot name a multidev"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a hostname: dot-separated labels of letters, digits and `-`, at most 253 bytes.
+///
+/// # Errors
+/// Why the text is not a domain name.
+pub fn check_domain(domain: &str) -> Result<(), String> {
+    let ok_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if domain.len() > 253 || !domain.contains('.') || !domain.split('.').all(ok_label) {
+        return Err(format!("`{domain}` is not a domain name"));
+    }
+    Ok(())
+}
+
+/// A task's operation with every option typed and expanded (site, environment and matrix
+/// values substituted; run id and process environment references kept symbolic).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum OperationSpec {
+    EnvDeploy {
+        note: Text,
+        updatedb: bool,
+        cc: bool,
+        sync_content: bool,
+    },
+    EnvClearCache,
+    EnvWake,
+    EnvCloneContent {
+        from_env: String,
+        db_only: bool,
+        files_only: bool,
+        updatedb: bool,
+        cc: bool,
+    },
+    EnvCommit {
+        message: Text,
+    },
+    BackupCreate {
+        element: BackupElement,
+        keep_for_days: u32,
+    },
+    BackupGet {
+        element: BackupElement,
+        file: Option<Text>,
+        to: Text,
+    },
+    BackupRestore {
+        element: BackupElement,
+        file: Option<Text>,
+    },
+    MultidevCreate {
+        from_env: String,
+        no_db: bool,
+        no_files: bool,
+    },
+    MultidevDelete {
+        delete_branch: bool,
+    },
+    MultidevMergeToDev {
+        updatedb: bool,
+    },
+    MultidevMergeFromDev {
+        updatedb: bool,
+    },
+    DomainAdd {
+        domain: Text,
+    },
+    DomainRemove {
+        domain: Text,
+    },
+    ConnectionSet {
+        mode: ConnectionMode,
+    },
+    UpstreamUpdatesApply {
+        updatedb: bool,
+        accept_upstream: bool,
+    },
+    /// `password_env` names the process environment variable; the value is read at execution.
+    LockEnable {
+        username: Text,
+        password_env: String,
+    },
+    LockDisable,
+    RedisEnable,
+    SolrEnable,
+    TagAdd {
+        org: Text,
+        tag: Text,
+    },
+    TagRemove {
+        org: Text,
+        tag: Text,
+    },
+    SiteInfo,
+    SiteTeamList,
+    EnvInfo,
+    EnvCodeLog,
+    DomainList,
+    BackupList,
+    UpstreamUpdatesStatus,
+    SiteList {
+        org: Option<Text>,
+        tag: Option<Text>,
+        upstream: Option<Text>,
+        framework: Option<Text>,
+    },
+    OrgList,
+    OrgSiteList {
+        org: Text,
+        tag: Option<Text>,
+    },
+}
+
+/// Typed option values by option name, as validation and expansion produce them.
+pub type Args = BTreeMap<&'static str, ArgValue>;
+
+struct ArgReader<'a>(&'a Args);
+
+impl ArgReader<'_> {
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.0.get(name), Some(ArgValue::Bool(true)))
+    }
+    fn text(&self, name: &str) -> Option<Text> {
+        match self.0.get(name) {
+            Some(ArgValue::Text(t)) => Some(t.clone()),
+            _ => None,
+        }
+    }
+    fn text_or(&self, name: &str, default: &str) -> Text {
+        self.text(name).unwrap_or_else(|| Text::literal(default))
+    }
+    fn element(&self, default: BackupElement) -> BackupElement {
+        match self.0.get("element") {
+            Some(ArgValue::Element(e)) => *e,
+            _ => default,
+        }
+    }
+    fn env_id(&self, name: &str, default: &str) -> String {
+        match self.0.get(name) {
+            Some(ArgValue::EnvId(e)) => e.clone(),
+            _ => default.to_owned(),
+        }
+    }
+}
+
+impl OperationSpec {
+    /// Builds the typed operation from validated arguments; missing options take their
+    /// documented defaults.
+    #[must_use]
+    pub fn build(kind: OperationKind, args: &Args) -> Self {
+        use OperationKind as K;
+        let a = ArgReader(args);
+        match kind {
+            K::EnvDeploy => Self::EnvDeploy {
+                note: a.text_or("note", "Deploy from Terminus"),
+                updatedb: a.flag("updatedb"),
+                cc: a.flag("cc"),
+                sync_content: a.flag("sync-content"),
+            },
+            K::EnvClearCache => Self::EnvClearCache,
+            K::EnvWake => Self::EnvWake,
+            K::EnvCloneContent => Self::EnvCloneContent {
+                from_env: a.env_id("from-env", "live"),
+                db_only: a.flag("db-only"),
+                files_only: a.flag("files-only"),
+                updatedb: a.flag("updatedb"),
+                cc: a.flag("cc"),
+            },
+            K::EnvCommit => Self::EnvCommit { message: a.text_or("message", "Terminus commit.") },
+            K::BackupCreate => Self::BackupCreate {
+                element: a.element(BackupElement::All),
+                keep_for_days: match args.get("keep-for") {
+                    Some(ArgValue::Days(d)) => *d,
+                    _ => 365,
+                },
+            },
+            K::BackupGet => Self::BackupGet {
+                element: a.element(BackupElement::Files),
+                file: a.text("file"),
+                to: a.text_or("to", "."),
+            },
+            K::BackupRestore => Self::BackupRestore { element: a.element(BackupElement::All), file: a.text("file") },
+            K::MultidevCreate => Self::MultidevCreate {
+                from_env: a.env_id("from-env", "dev"),
+                no_db: a.flag("no-db"),
+                no_files: a.flag("no-files"),
+            },
+            K::MultidevDelete => Self::MultidevDelete { delete_branch: a.flag("delete-branch") },
+            K::MultidevMergeToDev => Self::MultidevMergeToDev { updatedb: a.flag("updatedb") },
+            K::MultidevMergeFromDev => Self::MultidevMergeFromDev { updatedb: a.flag("updatedb") },
+            K::DomainAdd => Self::DomainAdd { domain: a.text_or("domain", "") },
+            K::DomainRemove => Self::DomainRemove { domain: a.text_or("domain", "") },
+            K::ConnectionSet => Self::ConnectionSet {
+                mode: match args.get("mode") {
+                    Some(ArgValue::Mode(m)) => *m,
+                    _ => ConnectionMode::Git,
+                },
+            },
+            K::UpstreamUpdatesApply => {
+                Self::UpstreamUpdatesApply { updatedb: a.flag("updatedb"), accept_upstream: a.flag("accept-upstream") }
+            }
+            K::LockEnable => Self::LockEnable {
+                username: a.text_or("username", ""),
+                password_env: match args.get("password") {
+                    Some(ArgValue::Secret(name)) => name.clone(),
+                    _ => String::new(),
+                },
+            },
+            K::LockDisable => Self::LockDisable,
+            K::RedisEnable => Self::RedisEnable,
+            K::SolrEnable => Self::SolrEnable,
+            K::TagAdd => Self::TagAdd { org: a.text_or("org", ""), tag: a.text_or("tag", "") },
+            K::TagRemove => Self::TagRemove { org: a.text_or("org", ""), tag: a.text_or("tag", "") },
+            K::SiteInfo => Self::SiteInfo,
+            K::SiteTeamList => Self::SiteTeamList,
+            K::EnvInfo => Self::EnvInfo,
+            K::EnvCodeLog => Self::EnvCodeLog,
+            K::DomainList => Self::DomainList,
+            K::BackupList => Self::BackupList,
+            K::UpstreamUpdatesStatus => Self::UpstreamUpdatesStatus,
+            K::SiteList => Self::SiteList {
+                org: a.text("org"),
+                tag: a.text("tag"),
+                upstream: a.text("upstream"),
+                framework: a.text("framework"),
+            },
+            K::OrgList => Self::OrgList,
+            K::OrgSiteList => Self::OrgSiteList { org: a.text_or("org", ""), tag: a.text("tag") },
+        }
+    }
+
+    /// The catalogue entry of this operation.
+    #[must_use]
+    pub fn kind(&self) -> OperationKind {
+        use OperationKind as K;
+        match self {
+            Self::EnvDeploy { .. } => K::EnvDeploy,
+            Self::EnvClearCache => K::EnvClearCache,
+            Self::EnvWake => K::EnvWake,
+            Self::EnvCloneContent { .. } => K::EnvCloneContent,
+            Self::EnvCommit { .. } => K::EnvCommit,
+            Self::BackupCreate { .. } => K::BackupCreate,
+            Self::BackupGet { .. } => K::BackupGet,
+            Self::BackupRestore { .. } => K::BackupRestore,
+            Self::MultidevCreate { .. } => K::MultidevCreate,
+            Self::MultidevDelete { .. } => K::MultidevDelete,
+            Self::MultidevMergeToDev { .. } => K::MultidevMergeToDev,
+            Self::MultidevMergeFromDev { .. } => K::MultidevMergeFromDev,
+            Self::DomainAdd { .. } => K::DomainAdd,
+            Self::DomainRemove { .. } => K::DomainRemove,
+            Self::ConnectionSet { .. } => K::ConnectionSet,
+            Self::UpstreamUpdatesApply { .. } => K::UpstreamUpdatesApply,
+            Self::LockEnable { .. } => K::LockEnable,
+            Self::LockDisable => K::LockDisable,
+            Self::RedisEnable => K::RedisEnable,
+            Self::SolrEnable => K::SolrEnable,
+            Self::TagAdd { .. } => K::TagAdd,
+            Self::TagRemove { .. } => K::TagRemove,
+            Self::SiteInfo => K::SiteInfo,
+            Self::SiteTeamList => K::SiteTeamList,
+            Self::EnvInfo => K::EnvInfo,
+            Self::EnvCodeLog => K::EnvCodeLog,
+            Self::DomainList => K::DomainList,
+            Self::BackupList => K::BackupList,
+            Self::UpstreamUpdatesStatus => K::UpstreamUpdatesStatus,
+            Self::SiteList { .. } => K::SiteList,
+            Self::OrgList => K::OrgList,
+            Self::OrgSiteList { .. } => K::OrgSiteList,
+        }
+    }
+
+    /// Whether this instance destroys data (some operations only with an option set).
+    #[must_use]
+    pub fn is_destructive(&self) -> bool {
+        match self.kind().destructive() {
+            Destructive::Never => false,
+            Destructive::Always => true,
+            Destructive::WhenOption(_) => matches!(self, Self::EnvDeploy { sync_content: true, .. }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_names_are_unique_and_options_kebab_case() {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in OperationKind::ALL {
+            assert!(seen.insert(kind.name()), "duplicate {kind}");
+            assert_eq!(OperationKind::from_name(kind.name()), Some(*kind));
+            for o in kind.options() {
+                assert!(o.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", o.name);
+            }
+            // Every kind builds with no options (defaults) and maps back to itself.
+            assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
+        }
+        assert_eq!(OperationKind::ALL.len(), 32);
+    }
+
+    #[test]
+    fn env_ids() {
+        assert!(check_env_id("live").is_ok());
+        assert!(check_env_id("ci-123").is_ok());
+        assert!(check_env_id("feature-long-name").is_err());
+        assert!(check_env_id("Feature").is_err());
+        assert!(check_env_id("master").is_err());
+        assert!(check_env_id("-x").is_err());
+        assert!(check_env_glob("ci-*").is_ok());
+        assert!(check_env_glob("CI-*").is_err());
+    }
+
+    #[test]
+    fn scalars_convert_to_option_types() {
+        assert_eq!(convert_scalar(OptType::Days, &Scalar::Str("30d".into())), Ok(ArgValue::Days(30)));
+        assert_eq!(convert_scalar(OptType::Days, &Scalar::Int(90)), Ok(ArgValue::Days(90)));
+        assert!(convert_scalar(OptType::Days, &Scalar::Int(-1)).is_err());
+        assert!(convert_scalar(OptType::Element { all: false }, &Scalar::Str("all".into())).is_err());
+        assert_eq!(
+            convert_scalar(OptType::Element { all: true }, &Scalar::Str("db".into())),
+            Ok(ArgValue::Element(BackupElement::Database))
+        );
+        assert!(convert_scalar(OptType::Bool, &Scalar::Str("yes".into())).is_err());
+        assert!(convert_scalar(OptType::Domain, &Scalar::Str("not a domain".into())).is_err());
+        assert!(convert_scalar(OptType::Secret, &Scalar::Str("hunter2".into())).is_err());
+    }
+
+    #[test]
+    fn destructive_marks() {
+        let deploy = |sync| OperationSpec::EnvDeploy {
+            note: Text::literal("n"),
+            updatedb: false,
+            cc: false,
+            sync_content: sync,
+        };
+        assert!(!deploy(false).is_destructive());
+        assert!(deploy(true).is_destructive());
+        assert!(OperationSpec::LockDisable.is_destructive());
+    }
+}

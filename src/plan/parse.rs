@@ -1,0 +1,221 @@
+//! Plan text → [`PlanRaw`]. The only place that drives the YAML parser: it sets the input
+//! budgets and turns the parser's errors into [`PlanError`]s with stable codes.
+
+use miette::SourceSpan;
+use serde_saphyr::{Budget, Error as YamlError, Location, Options, Spanned};
+
+use super::error::{ErrorCode, PlanError, did_you_mean};
+use super::raw::PlanRaw;
+use super::source::PlanSource;
+
+/// Largest plan accepted, in bytes. Real plans are a few kilobytes; a megabyte is generous
+/// and keeps parsing far under a second.
+pub const MAX_PLAN_BYTES: usize = 1 << 20;
+/// Parser events (scalars, map and list starts) accepted in one plan.
+pub const MAX_YAML_EVENTS: usize = 200_000;
+/// Alias uses (`*name`) accepted in one plan; an alias bomb needs many.
+pub const MAX_YAML_ALIASES: usize = 1_000;
+/// Nesting depth accepted; plans are at most a handful of levels deep.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Parses a plan's text, refusing oversized input before the parser sees it.
+///
+/// # Errors
+/// A [`PlanError`] with the code of what went wrong and the location of the offending text.
+pub fn parse(source: &PlanSource) -> Result<PlanRaw, PlanError> {
+    check_size(source)?;
+    serde_saphyr::from_str_with_options(&source.text, options()).map_err(|e| convert(&e, source))
+}
+
+/// Parses any YAML document under the same budgets as a plan (used for world files).
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &PlanSource) -> Result<T, PlanError> {
+    check_size(source)?;
+    serde_saphyr::from_str_with_options(&source.text, options()).map_err(|e| convert(&e, source))
+}
+
+fn check_size(source: &PlanSource) -> Result<(), PlanError> {
+    if source.text.len() > MAX_PLAN_BYTES {
+        return Err(PlanError::new(
+            ErrorCode::TooLarge,
+            format!("{} is {} bytes, over the limit of {} bytes", source.path, source.text.len(), MAX_PLAN_BYTES),
+        )
+        .help("split the work into several plans"));
+    }
+    Ok(())
+}
+
+fn options() -> Options {
+    let mut budget = Budget::default();
+    budget.max_events = MAX_YAML_EVENTS;
+    budget.max_aliases = MAX_YAML_ALIASES;
+    budget.max_anchors = MAX_YAML_ALIASES;
+    budget.max_depth = MAX_YAML_DEPTH;
+    budget.max_documents = 1;
+    let mut options = Options::default();
+    options.budget = Some(budget);
+    options.alias_limits.max_total_replayed_events = MAX_YAML_EVENTS;
+    options.with_snippet = false;
+    options
+}
+
+/// The source span of a spanned value: its byte offset and length, at least one byte wide
+/// so a label always shows.
+#[must_use]
+pub fn span_of<T>(value: &Spanned<T>) -> SourceSpan {
+    location_span(value.referenced)
+}
+
+fn location_span(location: Location) -> SourceSpan {
+    let span = location.span();
+    let offset = span.byte_offset().unwrap_or(0);
+    let len = span.byte_len().unwrap_or(0).max(1);
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let len = usize::try_from(len).unwrap_or(1);
+    SourceSpan::new(offset.into(), len)
+}
+
+fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
+    let inner = error.without_snippet();
+    let span = inner.location().filter(|l| l.line() > 0).map(location_span).map(|s| clamp(s, source.text.len()));
+    // An error met while replaying an alias carries the original error inside.
+    let mut inner = inner;
+    while let YamlError::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
+    let (code, message, label, help) = match inner {
+        YamlError::SerdeUnknownField { field, expected, .. } => (
+            ErrorCode::UnknownKey,
+            format!("unknown key `{field}`"),
+            "not a known key here".to_owned(),
+            did_you_mean(field, expected.iter().copied())
+                .or_else(|| Some(format!("expected one of: {}", expected.join(", ")))),
+        ),
+        YamlError::SerdeMissingField { field, .. } => (
+            ErrorCode::MissingKey,
+            format!("missing key `{field}`"),
+            format!("`{field}` is required in this map"),
+            None,
+        ),
+        YamlError::DuplicateMappingKey { key, .. } => (
+            ErrorCode::DuplicateKey,
+            match key {
+                Some(k) => format!("duplicate key `{k}`"),
+                None => "duplicate key".to_owned(),
+            },
+            "defined again here".to_owned(),
+            Some("each key may appear once per map; remove or rename one".to_owned()),
+        ),
+        YamlError::SerdeInvalidType { .. } | YamlError::SerdeInvalidValue { .. } => {
+            (ErrorCode::WrongType, strip_position(&inner.to_string()), "wrong type".to_owned(), None)
+        }
+        YamlError::SerdeUnknownVariant { variant, expected, .. } => (
+            ErrorCode::BadValue,
+            format!("unknown value `{variant}`"),
+            "not accepted here".to_owned(),
+            did_you_mean(variant, expected.iter().copied()),
+        ),
+        YamlError::Budget { breach, .. } => (
+            ErrorCode::TooLarge,
+            format!("{} exceeds the parser budget: {breach:?}", source.path),
+            "budget exceeded here".to_owned(),
+            Some(format!(
+                "plans are limited to {MAX_YAML_EVENTS} YAML events, {MAX_YAML_ALIASES} aliases and depth {MAX_YAML_DEPTH}"
+            )),
+        ),
+        YamlError::AliasReplayLimitExceeded { .. }
+        | YamlError::AliasExpansionLimitExceeded { .. }
+        | YamlError::AliasReplayStackDepthExceeded { .. }
+        | YamlError::AliasReplayCounterOverflow { .. } => (
+            ErrorCode::TooLarge,
+            format!("{} expands aliases beyond the parser budget", source.path),
+            "alias expanded here".to_owned(),
+            Some("write the values out, or use fewer nested aliases".to_owned()),
+        ),
+        YamlError::Message { .. } => {
+            (ErrorCode::WrongType, strip_position(&inner.to_string()), "invalid value".to_owned(), None)
+        }
+        _ => (
+            ErrorCode::Syntax,
+            format!("invalid YAML: {}", strip_position(&inner.to_string())),
+            "here".to_owned(),
+            None,
+        ),
+    };
+    let mut error = PlanError::new(code, message).help_opt(help);
+    if let Some(span) = span {
+        error = error.at(span, label);
+    }
+    error
+}
+
+/// The parser appends " at line L, column C" to its messages; the diagnostic shows the
+/// location itself.
+fn strip_position(message: &str) -> String {
+    let trimmed = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let trimmed = trimmed.strip_prefix("invalid type: ").map_or(trimmed, |rest| rest);
+    trimmed.to_owned()
+}
+
+fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
+    let offset = span.offset().min(len.saturating_sub(1));
+    let length = span.len().min(len.saturating_sub(offset)).max(usize::from(len > 0));
+    SourceSpan::new(offset.into(), length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<PlanRaw, PlanError> {
+        parse(&PlanSource::new("t.yml", text))
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest() {
+        let e = parse_text("version: 1\njobs:\n  a:\n    run: env:wake\n    neds: [b]\n").unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownKey);
+        assert_eq!(e.help.as_deref(), Some("did you mean `needs`?"));
+        assert_eq!(e.labels[0].span.offset(), 44);
+    }
+
+    #[test]
+    fn duplicate_job_is_refused() {
+        let e = parse_text("version: 1\njobs:\n  a: {run: env:wake}\n  a: {run: env:wake}\n").unwrap_err();
+        assert_eq!(e.code, ErrorCode::DuplicateKey);
+    }
+
+    #[test]
+    fn alias_bomb_is_refused_quickly() {
+        let mut text = String::from(
+            "version: 1\njobs:\n  a:\n    run: env:wake\n    with:\n      x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+        );
+        for i in 1..12 {
+            let prev = i - 1;
+            let refs = vec![format!("*a{prev}"); 9].join(", ");
+            text.push_str(&format!("      x{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let e = parse_text(&text).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(e.code, ErrorCode::TooLarge, "{e:?}");
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let text = "#".repeat(MAX_PLAN_BYTES + 1);
+        assert_eq!(parse_text(&text).unwrap_err().code, ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let e = parse_text("version: 1\njobs: {a: [}\n").unwrap_err();
+        assert_eq!(e.code, ErrorCode::Syntax);
+        assert!(!e.labels.is_empty());
+    }
+}

@@ -1,0 +1,304 @@
+//! Target resolution: turns each job's `on.sites` and `on.env` into concrete sites and
+//! environments, through a [`SiteSource`] (the Pantheon API listings, or a simulator world).
+//!
+//! Matching selectors and globs is pure logic here, shared by every source, so the world
+//! file and the API resolve the same plan the same way. Must not import the executor,
+//! operations or reporters.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::glob::{is_glob, matches};
+use crate::plan::error::{ErrorCode, PlanError, did_you_mean};
+use crate::plan::model::{Job, Plan, Selector, SiteSetKind};
+use crate::plan::ops::{EnvRule, Scope};
+
+/// A site as listings describe it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub framework: String,
+    /// Upstream id and label, either of which a selector may name.
+    #[serde(default)]
+    pub upstream_id: String,
+    #[serde(default)]
+    pub upstream_label: String,
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub frozen: bool,
+    #[serde(default)]
+    pub memberships: Vec<OrgMembership>,
+}
+
+/// A site's membership in an organization, with the tags that organization gave it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgMembership {
+    pub org_id: String,
+    pub org_name: String,
+    pub org_label: String,
+    pub tags: Vec<String>,
+}
+
+/// An organization the user belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgRecord {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+}
+
+impl OrgRecord {
+    /// Selectors may name an organization by id, machine name or label.
+    #[must_use]
+    pub fn is_named(&self, text: &str) -> bool {
+        self.id == text || self.name == text || self.label == text
+    }
+}
+
+/// A failure of the source itself (network, authentication), as opposed to a plan mistake.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// Where sites and environments come from.
+pub trait SiteSource {
+    /// The user's organizations.
+    fn orgs(&self) -> impl Future<Output = Result<Vec<OrgRecord>, SourceError>>;
+    /// Every site the user reaches (team sites and organizations' sites), with memberships.
+    fn sites(&self) -> impl Future<Output = Result<Vec<SiteRecord>, SourceError>>;
+    /// Looks up one site by name; `None` when it does not exist or is not reachable.
+    fn site_by_name(&self, name: &str) -> impl Future<Output = Result<Option<SiteRecord>, SourceError>>;
+    /// Environment ids of a site.
+    fn environments(&self, site: &SiteRecord) -> impl Future<Output = Result<Vec<String>, SourceError>>;
+}
+
+/// One site a job runs on, with its environments (empty for site operations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteTargets {
+    pub site: String,
+    pub site_id: String,
+    pub envs: Vec<String>,
+}
+
+/// Where each job runs, in plan order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    /// Keyed by job name; account jobs map to an empty list.
+    pub jobs: BTreeMap<String, Vec<SiteTargets>>,
+}
+
+/// Why resolution failed.
+#[derive(Debug)]
+pub enum ResolveFailure {
+    /// The plan names sites, organizations or environments that do not resolve.
+    Plan(Vec<PlanError>),
+    /// The source could not answer.
+    Source(SourceError),
+}
+
+impl From<SourceError> for ResolveFailure {
+    fn from(e: SourceError) -> Self {
+        Self::Source(e)
+    }
+}
+
+/// Resolves every job's targets through `source`.
+///
+/// Listings are fetched only when some job uses a selector or a glob; explicit names are
+/// looked up one by one otherwise. Environment lists are fetched only for sites whose job
+/// uses an environment glob.
+///
+/// # Errors
+/// Plan errors (unknown site or organization, a job with no sites) with their spans, or the
+/// source's failure.
+pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved, ResolveFailure> {
+    let needs_listing = plan.jobs.iter().any(|j| match &j.sites {
+        Some(set) => match &set.kind {
+            SiteSetKind::Selector(_) => true,
+            SiteSetKind::List(items) => items.iter().any(|p| is_glob(&p.text)),
+        },
+        None => false,
+    });
+    let (all_sites, orgs) =
+        if needs_listing { (Some(source.sites().await?), Some(source.orgs().await?)) } else { (None, None) };
+    let mut by_name: BTreeMap<String, Option<SiteRecord>> = BTreeMap::new();
+    if let Some(all) = &all_sites {
+        for s in all {
+            by_name.insert(s.name.clone(), Some(s.clone()));
+        }
+    }
+
+    let mut errors = Vec::new();
+    let mut chosen: Vec<(usize, Vec<SiteRecord>)> = Vec::new();
+    for (index, job) in plan.jobs.iter().enumerate() {
+        let Some(set) = &job.sites else {
+            chosen.push((index, Vec::new()));
+            continue;
+        };
+        let mut sites: Vec<SiteRecord> = Vec::new();
+        match &set.kind {
+            SiteSetKind::List(items) => {
+                for item in items {
+                    if is_glob(&item.text) {
+                        let mut found: Vec<&SiteRecord> =
+                            all_sites.iter().flatten().filter(|s| matches(&item.text, &s.name)).collect();
+                        found.sort_by(|a, b| a.name.cmp(&b.name));
+                        sites.extend(found.into_iter().cloned());
+                        continue;
+                    }
+                    if !by_name.contains_key(&item.text) {
+                        let looked_up =
+                            if all_sites.is_some() { None } else { source.site_by_name(&item.text).await? };
+                        by_name.insert(item.text.clone(), looked_up);
+                    }
+                    match by_name.get(&item.text).cloned().flatten() {
+                        Some(site) => sites.push(site),
+                        None => errors.push(
+                            PlanError::new(ErrorCode::UnknownSite, format!("site `{}` was not found", item.text))
+                                .at(item.span, "no such site, or not reachable with this account")
+                                .help_opt(did_you_mean(&item.text, by_name.keys().map(String::as_str))),
+                        ),
+                    }
+                }
+            }
+            SiteSetKind::Selector(selector) => {
+                let orgs = orgs.as_deref().unwrap_or_default();
+                if let Some(org) = &selector.org {
+                    if !orgs.iter().any(|o| o.is_named(org)) {
+                        errors.push(
+                            PlanError::new(ErrorCode::UnknownTarget, format!("organization `{org}` was not found"))
+                                .at(set.span, "in this selector")
+                                .help_opt(did_you_mean(org, orgs.iter().map(|o| o.name.as_str())).or_else(|| {
+                                    Some(format!(
+                                        "your organizations: {}",
+                                        orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+                                    ))
+                                })),
+                        );
+                        chosen.push((index, Vec::new()));
+                        continue;
+                    }
+                }
+                let mut found: Vec<SiteRecord> =
+                    all_sites.iter().flatten().filter(|s| selector_matches(selector, orgs, s)).cloned().collect();
+                found.sort_by(|a, b| a.name.cmp(&b.name));
+                sites = found;
+            }
+        }
+        let mut seen = BTreeSet::new();
+        sites.retain(|s| seen.insert(s.name.clone()));
+        if sites.is_empty() && errors.iter().all(|e| e.offset() != set.span.offset()) {
+            let what = set.target.as_ref().map_or_else(|| "this selection".to_owned(), |t| format!("target `{t}`"));
+            errors.push(
+                PlanError::new(ErrorCode::NoTargets, format!("job `{}` matches no site", job.id))
+                    .at(set.span, format!("{what} matched nothing"))
+                    .help("check the organization, tag and globs, or remove the job"),
+            );
+        }
+        chosen.push((index, sites));
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(PlanError::offset);
+        errors.dedup();
+        return Err(ResolveFailure::Plan(errors));
+    }
+
+    // Environment lists, fetched once per site that some glob needs.
+    let mut env_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (index, sites) in &chosen {
+        let job = &plan.jobs[*index];
+        if job.envs.iter().any(|e| is_glob(&e.text)) {
+            for site in sites {
+                if !env_lists.contains_key(&site.name) {
+                    let mut envs = source.environments(site).await?;
+                    envs.sort_by_key(|e| env_order(e));
+                    env_lists.insert(site.name.clone(), envs);
+                }
+            }
+        }
+    }
+
+    let mut resolved = Resolved::default();
+    for (index, sites) in chosen {
+        let job = &plan.jobs[index];
+        let targets = sites
+            .into_iter()
+            .map(|site| {
+                let envs =
+                    if job.op.scope() == Scope::Env { job_envs(job, env_lists.get(&site.name)) } else { Vec::new() };
+                SiteTargets { site: site.name, site_id: site.id, envs }
+            })
+            .collect();
+        resolved.jobs.insert(job.id.as_str().to_owned(), targets);
+    }
+    Ok(resolved)
+}
+
+/// dev, test, live first, then multidevs by name.
+fn env_order(env: &str) -> (u8, String) {
+    match env {
+        "dev" => (0, String::new()),
+        "test" => (1, String::new()),
+        "live" => (2, String::new()),
+        other => (3, other.to_owned()),
+    }
+}
+
+fn job_envs(job: &Job, listed: Option<&Vec<String>>) -> Vec<String> {
+    let rule: EnvRule = job.op.env_rule();
+    let mut out: Vec<String> = Vec::new();
+    for pattern in &job.envs {
+        if is_glob(&pattern.text) {
+            for env in listed.into_iter().flatten() {
+                if matches(&pattern.text, env) && rule.allows(env) && !out.contains(env) {
+                    out.push(env.clone());
+                }
+            }
+        } else if !out.contains(&pattern.text) {
+            out.push(pattern.text.clone());
+        }
+    }
+    out
+}
+
+/// Whether a site satisfies every key of a selector.
+#[must_use]
+pub fn selector_matches(selector: &Selector, orgs: &[OrgRecord], site: &SiteRecord) -> bool {
+    let org = selector.org.as_ref().and_then(|name| orgs.iter().find(|o| o.is_named(name)));
+    let memberships: Vec<&OrgMembership> = match (&selector.org, org) {
+        (Some(_), Some(org)) => site.memberships.iter().filter(|m| m.org_id == org.id).collect(),
+        (Some(_), None) => return false,
+        (None, _) => site.memberships.iter().collect(),
+    };
+    if selector.org.is_some() && memberships.is_empty() {
+        return false;
+    }
+    if let Some(tag) = &selector.tag {
+        if !memberships.iter().any(|m| m.tags.iter().any(|t| t == tag)) {
+            return false;
+        }
+    }
+    if let Some(up) = &selector.upstream {
+        if &site.upstream_id != up && &site.upstream_label != up {
+            return false;
+        }
+    }
+    if let Some(framework) = &selector.framework {
+        if &site.framework != framework {
+            return false;
+        }
+    }
+    if let Some(plan) = &selector.plan {
+        if &site.plan != plan {
+            return false;
+        }
+    }
+    !selector.exclude.iter().any(|pattern| matches(pattern, &site.name))
+}
