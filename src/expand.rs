@@ -129,8 +129,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved, filter: &Filter) -> Result<Expan
             jobs.push(info);
             continue;
         }
-        let combos = matrix_combinations(job);
-        let count = targets.len().saturating_mul(combos.len());
+        let count = job.matrix.iter().fold(targets.len(), |n, axis| n.saturating_mul(axis.values.len()));
         if tasks.len().saturating_add(count) > MAX_TASKS {
             return Err(vec![
                 PlanError::new(
@@ -141,6 +140,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved, filter: &Filter) -> Result<Expan
                 .help("narrow the targets or the matrix, or split the plan"),
             ]);
         }
+        let combos = matrix_combinations(job);
         for (site, site_id, env) in &targets {
             for coords in &combos {
                 let target = match (site, env) {

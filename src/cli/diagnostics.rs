@@ -68,7 +68,10 @@ pub fn write_plan_errors(
 ) -> io::Result<()> {
     let theme = if style.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(style.width).with_context_lines(1);
-    for error in errors {
+    for (i, error) in errors.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
         let diagnostic = WithSource { error, source: NamedSource::new(&source.path, source.text.to_string()) };
         let mut text = String::new();
         if handler.render_report(&mut text, &diagnostic).is_err() {

@@ -36,7 +36,6 @@ pub enum ErrorCode {
     BadMatrix,
     LoosenedLimit,
     TooManyTasks,
-    Resolution,
 }
 
 impl ErrorCode {
@@ -67,7 +66,6 @@ impl ErrorCode {
         Self::BadMatrix,
         Self::LoosenedLimit,
         Self::TooManyTasks,
-        Self::Resolution,
     ];
 
     #[must_use]
@@ -98,7 +96,6 @@ impl ErrorCode {
             Self::BadMatrix => "plan::bad_matrix",
             Self::LoosenedLimit => "plan::loosened_limit",
             Self::TooManyTasks => "plan::too_many_tasks",
-            Self::Resolution => "plan::resolution",
         }
     }
 }

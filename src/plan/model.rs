@@ -105,6 +105,8 @@ pub struct Job {
     pub needs: Vec<Need>,
     pub on_failure: Option<OnFailure>,
     pub max_failures: Option<Limit>,
+    /// The job's `max_failures` value, for labels.
+    pub max_failures_span: Option<SourceSpan>,
     pub rollout: Option<Rollout>,
     pub timeout: Option<Duration>,
     pub retries: Retries,

@@ -23,40 +23,53 @@ pub const MAX_YAML_DEPTH: usize = 64;
 /// # Errors
 /// A [`PlanError`] with the code of what went wrong and the location of the offending text.
 pub fn parse(source: &PlanSource) -> Result<PlanRaw, PlanError> {
-    check_size(source)?;
-    serde_saphyr::from_str_with_options(&source.text, options()).map_err(|e| convert(&e, source))
+    parse_yaml(source, Budgets::PLAN)
 }
 
-/// Parses any YAML document under the same budgets as a plan (used for world files).
+/// Input budgets for one kind of YAML file.
+#[derive(Clone, Copy, Debug)]
+pub struct Budgets {
+    pub bytes: usize,
+    pub events: usize,
+}
+
+impl Budgets {
+    /// Plans: hand-written, a few kilobytes.
+    pub const PLAN: Self = Self { bytes: MAX_PLAN_BYTES, events: MAX_YAML_EVENTS };
+    /// Simulator worlds: generated for benchmarks with tens of thousands of sites.
+    pub const WORLD: Self = Self { bytes: 64 << 20, events: 20_000_000 };
+}
+
+/// Parses any YAML document under the given budgets (plans, world files).
 ///
 /// # Errors
 /// As [`parse`].
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &PlanSource) -> Result<T, PlanError> {
-    check_size(source)?;
-    serde_saphyr::from_str_with_options(&source.text, options()).map_err(|e| convert(&e, source))
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(source: &PlanSource, budgets: Budgets) -> Result<T, PlanError> {
+    check_size(source, budgets.bytes)?;
+    serde_saphyr::from_str_with_options(&source.text, options(budgets.events)).map_err(|e| convert(&e, source))
 }
 
-fn check_size(source: &PlanSource) -> Result<(), PlanError> {
-    if source.text.len() > MAX_PLAN_BYTES {
+fn check_size(source: &PlanSource, max: usize) -> Result<(), PlanError> {
+    if source.text.len() > max {
         return Err(PlanError::new(
             ErrorCode::TooLarge,
-            format!("{} is {} bytes, over the limit of {} bytes", source.path, source.text.len(), MAX_PLAN_BYTES),
+            format!("{} is {} bytes, over the limit of {} bytes", source.path, source.text.len(), max),
         )
         .help("split the work into several plans"));
     }
     Ok(())
 }
 
-fn options() -> Options {
+fn options(max_events: usize) -> Options {
     let mut budget = Budget::default();
-    budget.max_events = MAX_YAML_EVENTS;
+    budget.max_events = max_events;
     budget.max_aliases = MAX_YAML_ALIASES;
     budget.max_anchors = MAX_YAML_ALIASES;
     budget.max_depth = MAX_YAML_DEPTH;
     budget.max_documents = 1;
     let mut options = Options::default();
     options.budget = Some(budget);
-    options.alias_limits.max_total_replayed_events = MAX_YAML_EVENTS;
+    options.alias_limits.max_total_replayed_events = max_events;
     options.with_snippet = false;
     options
 }
@@ -111,6 +124,15 @@ fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
         YamlError::SerdeInvalidType { .. } | YamlError::SerdeInvalidValue { .. } => {
             (ErrorCode::WrongType, strip_position(&inner.to_string()), "wrong type".to_owned(), None)
         }
+        YamlError::InvalidScalar { ty, .. } => {
+            let found = span.and_then(|s| source.text.get(s.offset()..s.offset() + s.len())).unwrap_or("this value");
+            (
+                ErrorCode::WrongType,
+                format!("expected {}, found `{found}`", describe_type(ty)),
+                "wrong type".to_owned(),
+                None,
+            )
+        }
         YamlError::SerdeUnknownVariant { variant, expected, .. } => (
             ErrorCode::BadValue,
             format!("unknown value `{variant}`"),
@@ -119,7 +141,7 @@ fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
         ),
         YamlError::Budget { breach, .. } => (
             ErrorCode::TooLarge,
-            format!("{} exceeds the parser budget: {breach:?}", source.path),
+            format!("{} exceeds the parser budget: {}", source.path, describe_breach(breach)),
             "budget exceeded here".to_owned(),
             Some(format!(
                 "plans are limited to {MAX_YAML_EVENTS} YAML events, {MAX_YAML_ALIASES} aliases and depth {MAX_YAML_DEPTH}"
@@ -149,6 +171,30 @@ fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
         error = error.at(span, label);
     }
     error
+}
+
+fn describe_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Events { .. } => format!("more than {MAX_YAML_EVENTS} YAML events once aliases are expanded"),
+        B::Aliases { .. } => format!("more than {MAX_YAML_ALIASES} aliases"),
+        B::Anchors { .. } => format!("more than {MAX_YAML_ALIASES} anchors"),
+        B::Depth { .. } => format!("nesting deeper than {MAX_YAML_DEPTH}"),
+        B::Documents { .. } => "more than one YAML document".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A user's word for a Rust scalar type.
+fn describe_type(ty: &str) -> &'static str {
+    match ty {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number of zero or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "bool" => "true or false",
+        "char" => "a single character",
+        _ => "another type",
+    }
 }
 
 /// The parser appends " at line L, column C" to its messages; the diagnostic shows the

@@ -322,6 +322,7 @@ impl Validator {
             needs,
             on_failure,
             max_failures,
+            max_failures_span: body.max_failures.as_ref().map(span_of),
             rollout,
             timeout,
             retries,
@@ -742,7 +743,7 @@ impl Validator {
                         ErrorCode::LoosenedLimit,
                         format!("job `{}` loosens the run's max_failures", job.id),
                     )
-                    .at(job.span, "this job's limit is above the run's")
+                    .at(job.max_failures_span.unwrap_or(job.span), "above the run's limit")
                     .help("a job's limit may only tighten the run's; lower it or raise `settings.max_failures`"),
                 );
             }

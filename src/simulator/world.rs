@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::plan::error::{ErrorCode, PlanError};
 use crate::plan::ops::check_env_id;
-use crate::plan::parse::{parse_yaml, span_of};
+use crate::plan::parse::{Budgets, parse_yaml, span_of};
 use crate::plan::source::PlanSource;
 use crate::resolve::{OrgMembership, OrgRecord, SiteRecord, SiteSource, SourceError};
 
@@ -190,7 +190,7 @@ impl World {
     /// YAML errors, unknown keys, duplicate or malformed site names, unknown organizations,
     /// invalid environment ids; every semantic error at once.
     pub fn parse(source: &PlanSource) -> Result<Self, Vec<PlanError>> {
-        let raw: WorldRaw = parse_yaml(source).map_err(|e| vec![e])?;
+        let raw: WorldRaw = parse_yaml(source, Budgets::WORLD).map_err(|e| vec![e])?;
         let mut errors = Vec::new();
         let org_names: BTreeSet<&str> = raw.orgs.iter().map(|o| o.name.as_str()).collect();
         if org_names.len() != raw.orgs.len() {

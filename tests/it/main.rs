@@ -1,1 +1,14 @@
-//! Integration tests: one binary, modules per area.
+//! Integration tests: one binary, one module per area. They run the real binary (see
+//! `support`) or the library's stages directly; nothing here touches the network.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::needless_range_loop,
+    reason = "test code: a failed expectation is the test failing; index loops mirror the math"
+)]
+
+mod diagnostics;
+mod examples;
+mod properties;
+mod support;

@@ -38,17 +38,13 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> io::Result<ExitStatus> {
 }
 
 /// Reads a plan file; a failure is reported and becomes exit 2.
-fn read_source(path: &Path, io: &mut Io<'_>) -> io::Result<Result<PlanSource, ExitStatus>> {
+fn read_source(path: &Path, max_bytes: usize, io: &mut Io<'_>) -> io::Result<Result<PlanSource, ExitStatus>> {
     let shown = path.display().to_string();
     match std::fs::read(path) {
-        Ok(bytes) if bytes.len() > crate::plan::parse::MAX_PLAN_BYTES => {
+        Ok(bytes) if bytes.len() > max_bytes => {
             write_error(
                 io.stderr,
-                &format!(
-                    "{shown} is {} bytes, over the limit of {} bytes",
-                    bytes.len(),
-                    crate::plan::parse::MAX_PLAN_BYTES
-                ),
+                &format!("{shown} is {} bytes, over the limit of {} bytes", bytes.len(), max_bytes),
             )?;
             Ok(Err(ExitStatus::Invalid))
         }
@@ -71,7 +67,7 @@ fn read_source(path: &Path, io: &mut Io<'_>) -> io::Result<Result<PlanSource, Ex
 
 /// Loads and validates a plan, reporting every error.
 fn load_plan(path: &Path, io: &mut Io<'_>) -> io::Result<Result<(PlanSource, Plan), ExitStatus>> {
-    let source = match read_source(path, io)? {
+    let source = match read_source(path, crate::plan::parse::Budgets::PLAN.bytes, io)? {
         Ok(s) => s,
         Err(status) => return Ok(Err(status)),
     };
@@ -105,7 +101,7 @@ fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Res
     let (outcome, resolved_by) = if targets.simulate {
         let (world, name) = match &targets.world {
             Some(file) => {
-                let world_source = match read_source(file, io)? {
+                let world_source = match read_source(file, crate::plan::parse::Budgets::WORLD.bytes, io)? {
                     Ok(s) => s,
                     Err(status) => return Ok(Err(status)),
                 };
