@@ -373,6 +373,15 @@ impl<V: JsonSchema> JsonSchema for SpannedMap<V> {
     }
 }
 
+/// Every element of a YAML list, each with its location.
+fn collect_seq<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(mut seq: A) -> Result<Vec<Spanned<T>>, A::Error> {
+    let mut out = Vec::new();
+    while let Some(item) = seq.next_element::<Spanned<T>>()? {
+        out.push(item);
+    }
+    Ok(out)
+}
+
 impl<'de> Deserialize<'de> for SitesRaw {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct SitesVisitor;
@@ -384,12 +393,8 @@ impl<'de> Deserialize<'de> for SitesRaw {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(SitesRaw::Name(v.to_owned()))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<String>>()? {
-                    out.push(item);
-                }
-                Ok(SitesRaw::List(out))
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                collect_seq(seq).map(SitesRaw::List)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 SelectorRaw::deserialize(de::value::MapAccessDeserializer::new(map))
@@ -428,12 +433,8 @@ impl<'de> Deserialize<'de> for EnvsRaw {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(EnvsRaw::One(v.to_owned()))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<String>>()? {
-                    out.push(item);
-                }
-                Ok(EnvsRaw::List(out))
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                collect_seq(seq).map(EnvsRaw::List)
             }
         }
         d.deserialize_any(EnvsVisitor)
@@ -563,12 +564,8 @@ impl<'de> Deserialize<'de> for Value {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
                 Ok(Value::Str(v.to_owned()))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-                let mut out = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<Value>>()? {
-                    out.push(item);
-                }
-                Ok(Value::List(out))
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+                collect_seq(seq).map(Value::List)
             }
         }
         d.deserialize_any(ValueVisitor)

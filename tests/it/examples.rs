@@ -145,6 +145,10 @@ fn offline_resolution_takes_names_and_refuses_selectors() {
     let out = Test::new().file("p.yml", plan).args(&["plan", "p.yml", "--format", "json"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("c[two.live]"));
+    // A saved plan must hold resolved targets (DESIGN.md §8).
+    let out = Test::new().file("p.yml", plan).args(&["plan", "p.yml", "-o", "saved.json"]).run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--simulate"), "{}", out.stderr);
     let selector = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: { tag: x }, env: live }\n";
     let out = Test::new().file("p.yml", selector).args(&["plan", "p.yml"]).run();
     assert_eq!(out.code, 3);

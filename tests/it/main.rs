@@ -8,6 +8,7 @@
     reason = "test code: a failed expectation is the test failing; index loops mirror the math"
 )]
 
+mod architecture;
 mod diagnostics;
 mod examples;
 mod properties;

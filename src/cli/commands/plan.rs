@@ -147,6 +147,14 @@ fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
 }
 
 pub(super) fn run(args: &PlanArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    if args.out.is_some() && !args.targets.simulate {
+        // DESIGN.md §8: a saved plan records resolved targets; names taken as written are not.
+        super::write_error(
+            io.stderr,
+            "-o needs resolved targets: pass --simulate (the Pantheon API client is not built yet)",
+        )?;
+        return Ok(ExitStatus::Invalid);
+    }
     let prepared = match prepare(&args.plan, &args.targets, io)? {
         Ok(p) => p,
         Err(status) => return Ok(status),

@@ -1,0 +1,69 @@
+//! Module boundaries (STYLE.md §2), checked by reading `use crate::` lines: data flows one
+//! way, so an upstream stage never imports a downstream one.
+
+use std::path::Path;
+
+use crate::support::repo;
+
+/// (module path prefix, modules it must not import).
+const RULES: &[(&str, &[&str])] = &[
+    ("src/plan/", &["crate::expand", "crate::resolve", "crate::cli", "crate::simulator"]),
+    ("src/resolve.rs", &["crate::expand", "crate::cli", "crate::simulator"]),
+    ("src/expand.rs", &["crate::cli", "crate::simulator"]),
+    ("src/graph/", &["crate::plan", "crate::expand", "crate::resolve", "crate::cli", "crate::simulator"]),
+    ("src/ids.rs", &["crate::"]),
+    ("src/simulator/", &["crate::cli", "crate::expand", "crate::graph"]),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn stages_import_only_downstream() {
+    let root = repo();
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let mut violations = Vec::new();
+    for file in files {
+        let relative = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (prefix, forbidden) in RULES {
+            if !relative.starts_with(prefix) {
+                continue;
+            }
+            for line in text.lines().filter(|l| l.contains("crate::")) {
+                for f in *forbidden {
+                    if line.contains(f) {
+                        violations.push(format!("{relative}: `{}` imports {f}", line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "boundary violations:\n{}", violations.join("\n"));
+}
+
+#[test]
+fn only_plan_parse_and_raw_touch_the_yaml_crate() {
+    let root = repo();
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    for file in files {
+        let relative = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let text = std::fs::read_to_string(&file).unwrap();
+        // validate.rs and world.rs read spans of parsed values (`Spanned`), nothing else.
+        let allowed = ["src/plan/parse.rs", "src/plan/raw.rs", "src/plan/validate.rs", "src/simulator/world.rs"];
+        assert!(
+            !text.contains("serde_saphyr") || allowed.contains(&relative.as_str()),
+            "{relative} uses the YAML crate directly; go through plan::parse"
+        );
+    }
+}
