@@ -9,6 +9,7 @@ pub mod expand;
 pub mod glob;
 pub mod graph;
 pub mod ids;
+pub mod operations;
 pub mod plan;
 pub mod resolve;
 pub mod simulator;

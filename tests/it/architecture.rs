@@ -12,7 +12,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("src/expand.rs", &["crate::cli", "crate::simulator"]),
     ("src/graph/", &["crate::plan", "crate::expand", "crate::resolve", "crate::cli", "crate::simulator"]),
     ("src/ids.rs", &["crate::"]),
-    ("src/simulator/", &["crate::cli", "crate::expand", "crate::graph"]),
+    ("src/simulator/", &["crate::cli", "crate::expand", "crate::graph", "crate::operations"]),
+    ("src/operations/", &["crate::cli", "crate::expand", "crate::graph", "crate::resolve", "crate::simulator"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -5,11 +5,13 @@
     clippy::expect_used,
     clippy::unwrap_used,
     clippy::needless_range_loop,
-    reason = "test code: a failed expectation is the test failing; index loops mirror the math"
+    clippy::unnested_or_patterns,
+    reason = "test code: a failed expectation is the test failing; index loops mirror the math; routes read as (method, path) pairs"
 )]
 
 mod architecture;
 mod diagnostics;
 mod examples;
+mod fixtures;
 mod properties;
 mod support;
