@@ -847,15 +847,6 @@ fn check_site_pattern(text: &str) -> Result<(), String> {
     }
 }
 
-/// The literal text of a fixed text argument (used by expansion for messages).
-#[must_use]
-pub fn fixed_text(value: &ArgValue) -> Option<String> {
-    match value {
-        ArgValue::Text(t) => t.as_literal(),
-        _ => None,
-    }
-}
-
 /// Renders a template for one task: site, env and matrix substituted; run id and process
 /// environment references kept symbolic.
 #[must_use]
