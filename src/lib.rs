@@ -12,4 +12,6 @@ pub mod ids;
 pub mod operations;
 pub mod plan;
 pub mod resolve;
+pub mod secret;
+pub mod settings;
 pub mod simulator;

@@ -1,4 +1,686 @@
-//! The Pantheon API client. So far: the wire types of every response the client reads
-//! ([`wire`]), checked against recorded real responses.
+//! The Pantheon API client: one [`ApiClient`] per run, cheap to clone, shared by every task.
+//!
+//! It owns the transport (reqwest with rustls; connect and read timeouts on every request;
+//! plain http only to loopback), authentication ([`auth`]: machine token → session, shared
+//! with terminus's cache files, one re-login on a 401), the request rate ([`ratelimit`]: one
+//! adaptive token bucket, at most `max_requests` open), safe request-level retries (GETs;
+//! 429; a connection refused before anything was sent; capped exponential backoff with
+//! jitter; `Retry-After` honoured; a budget of attempts and time per request), identical GETs
+//! in flight at the same moment made once, paged listings ([`paging`]) and workflows
+//! ([`workflows`]). Errors carry the request that failed, never a secret.
+//!
+//! Knows nothing of operations, plans or the executor.
 
+pub mod auth;
+pub mod error;
+pub mod paging;
+pub mod ratelimit;
+pub mod resources;
 pub mod wire;
+pub mod workflows;
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, trace, warn};
+
+pub use self::auth::SessionStore;
+pub use self::error::{ApiError, ApiErrorKind};
+use self::ratelimit::RateLimiter;
+use self::wire::{Secret, Session, error_message};
+
+/// How the client connects and how hard it pushes.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// The API root, ending in `/api/`.
+    pub base: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub verify_tls: bool,
+    pub max_requests: usize,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    /// Tries per request (1 = no retry).
+    pub attempts: u32,
+    /// Total time one request may take, retries and waits included.
+    pub budget: Duration,
+    /// First retry delay; doubles per retry, capped, with jitter.
+    pub backoff: Duration,
+    /// Fetch independent listings concurrently.
+    pub parallel_pagination: bool,
+    /// Never poll one site's workflows more often than this.
+    pub poll_floor: Duration,
+    /// An explicit machine token (`TERMINUS_MACHINE_TOKEN`); else the saved ones.
+    pub machine_token: Option<Secret>,
+    /// Which saved token to use (`TERMINUS_USER`).
+    pub user: Option<String>,
+    pub store: SessionStore,
+}
+
+/// The longest single retry delay.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// When a failed request may be sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeat {
+    /// Reading: any transient failure (5xx, 408, 429, timeouts, resets).
+    Safe,
+    /// Acting (a workflow POST): only when the server refused it before acting (429) or the
+    /// connection was refused before anything was sent.
+    OnlyIfRefused,
+    /// Logging in: as `OnlyIfRefused`, plus gateway errors (502-504); a 4xx or a 500 is the
+    /// platform's answer about the token.
+    Login,
+}
+
+/// A response: status, body, and the server's `Retry-After`.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+    pub retry_after: Option<Duration>,
+}
+
+impl Reply {
+    fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body decoded as `T`.
+    pub fn json<T: DeserializeOwned>(&self, label: &str) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"null" } else { &self.body };
+        serde_json::from_slice(body).map_err(|e| ApiError::new(label, ApiErrorKind::Decode { message: e.to_string() }))
+    }
+
+    /// An error status as an [`ApiError`] with the platform's message.
+    fn into_result(self, label: &str) -> Result<Self, ApiError> {
+        if self.status < 400 {
+            return Ok(self);
+        }
+        Err(ApiError::new(label, status_kind(&self)))
+    }
+}
+
+fn status_kind(reply: &Reply) -> ApiErrorKind {
+    ApiErrorKind::Status {
+        code: reply.status,
+        message: truncate(&error_message(&String::from_utf8_lossy(&reply.body))),
+    }
+}
+
+fn truncate(message: &str) -> String {
+    const MAX: usize = 500;
+    if message.len() <= MAX {
+        return message.to_owned();
+    }
+    let mut end = MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+/// The Pantheon API client.
+#[derive(Clone)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ApiConfig,
+    base: Url,
+    http: reqwest::Client,
+    limiter: RateLimiter,
+    open: Semaphore,
+    auth: tokio::sync::Mutex<AuthState>,
+    /// Identical GETs in flight, keyed by URL.
+    inflight: Mutex<HashMap<String, SharedReply>>,
+    /// Site name → id, for the run (`None`: no such site).
+    names: Mutex<HashMap<String, KnownName>>,
+    /// Workflow ids started or adopted by this run, so no two tasks claim the same one.
+    claimed: Mutex<HashSet<String>>,
+    /// Requests sent (attempts), for reports and tests.
+    sent: AtomicU64,
+    trace_id: String,
+}
+
+/// One GET's outcome, awaited by every caller that asked for the same URL meanwhile.
+type SharedReply = Arc<OnceCell<Result<Reply, ApiError>>>;
+
+/// A site name looked up during this run.
+#[derive(Clone, Debug)]
+pub(crate) enum KnownName {
+    Id(String),
+    Missing,
+}
+
+#[derive(Default)]
+struct AuthState {
+    session: Option<Session>,
+    /// Bumped on every login, so concurrent 401s cause one re-login.
+    generation: u64,
+    disk_checked: bool,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient").field("base", &self.inner.config.base).finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the Unix epoch, as the API writes times.
+#[must_use]
+pub fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl ApiClient {
+    /// Builds a client.
+    ///
+    /// # Errors
+    /// A base URL that does not parse, or plain http to a host that is not loopback.
+    pub fn new(config: ApiConfig) -> Result<Self, ApiError> {
+        let label = config.base.clone();
+        let bad = |message: String| ApiError::new(label.clone(), ApiErrorKind::Config { message });
+        let base = Url::parse(&config.base).map_err(|e| bad(format!("not a URL: {e}")))?;
+        match base.scheme() {
+            "https" => {}
+            "http" if is_loopback(&base) => {}
+            "http" => {
+                return Err(bad(
+                    "refusing plain http to a host that is not loopback: the session would travel in clear; use https"
+                        .to_owned(),
+                ));
+            }
+            other => return Err(bad(format!("unsupported protocol `{other}`; use https"))),
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("terminus-batch/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .danger_accept_invalid_certs(!config.verify_tls)
+            .https_only(base.scheme() == "https")
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| bad(format!("cannot set up HTTPS: {}", chain(&e))))?;
+        let trace_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                limiter: RateLimiter::new(config.requests_per_second, config.burst),
+                open: Semaphore::new(config.max_requests.max(1)),
+                config,
+                base,
+                http,
+                auth: tokio::sync::Mutex::new(AuthState::default()),
+                inflight: Mutex::new(HashMap::new()),
+                names: Mutex::new(HashMap::new()),
+                claimed: Mutex::new(HashSet::new()),
+                sent: AtomicU64::new(0),
+                trace_id,
+            }),
+        })
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// Requests sent so far, retries included.
+    #[must_use]
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
+    }
+
+    /// The request rate now (it drops after 429s and recovers).
+    #[must_use]
+    pub fn current_rate(&self) -> f64 {
+        self.inner.limiter.rate()
+    }
+
+    /// `{base}/api/` + segments (each percent-encoded) + query.
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    // ---- transport -------------------------------------------------------------------
+
+    /// Sends one request with the retry policy of `repeat`, the rate limit and the open
+    /// request bound. Any status comes back as a [`Reply`]; transport failures and spent
+    /// budgets as errors.
+    async fn execute(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        bearer: Option<&Secret>,
+        repeat: Repeat,
+    ) -> Result<Reply, ApiError> {
+        let label = request_label(method, url);
+        let config = &self.inner.config;
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.inner.limiter.acquire().await;
+            let outcome = {
+                let _permit = self.inner.open.acquire().await.map_err(|_| {
+                    ApiError::new(&label, ApiErrorKind::Config { message: "the client is shutting down".to_owned() })
+                })?;
+                self.inner.sent.fetch_add(1, Ordering::Relaxed);
+                trace!(request = %label, attempt, "sending");
+                self.send_once(method, url, body, bearer).await
+            };
+            let (retry, wait) = match &outcome {
+                Ok(reply) => {
+                    let status = reply.status;
+                    if status == 429 || status == 503 {
+                        self.inner.limiter.slow_down(reply.retry_after);
+                    }
+                    let retry = match status {
+                        429 => true,
+                        502..=504 => repeat != Repeat::OnlyIfRefused,
+                        408 | 500..=599 => repeat == Repeat::Safe,
+                        _ => false,
+                    };
+                    (retry, reply.retry_after.unwrap_or_else(|| backoff(config.backoff, attempt)))
+                }
+                Err(ApiErrorKind::Connect { .. }) => (true, backoff(config.backoff, attempt)),
+                Err(ApiErrorKind::Timeout { .. } | ApiErrorKind::Dropped { .. }) => {
+                    (repeat == Repeat::Safe, backoff(config.backoff, attempt))
+                }
+                Err(_) => (false, Duration::ZERO),
+            };
+            if !retry {
+                return outcome.map_err(|kind| ApiError::new(&label, kind));
+            }
+            let last = match outcome {
+                Ok(reply) => status_kind(&reply),
+                Err(kind) => kind,
+            };
+            if attempt >= config.attempts || started.elapsed() + wait > config.budget {
+                warn!(request = %label, attempts = attempt, "giving up: {last}");
+                return Err(ApiError::new(&label, ApiErrorKind::Exhausted { attempts: attempt, last: Box::new(last) }));
+            }
+            debug!(request = %label, attempt, wait = ?wait, "retrying after: {last}");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&[u8]>,
+        bearer: Option<&Secret>,
+    ) -> Result<Reply, ApiErrorKind> {
+        let read_timeout = self.inner.config.read_timeout;
+        let mut request = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .header(ACCEPT, "application/json")
+            .header("X-Pantheon-Trace-Id", &self.inner.trace_id)
+            .timeout(read_timeout);
+        if let Some(token) = bearer {
+            // reqwest marks the header sensitive, so it is never printed either.
+            request = request.bearer_auth(token.expose());
+        }
+        if let Some(bytes) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(bytes.to_vec());
+        }
+        let response = request.send().await.map_err(|e| transport_kind(&e, read_timeout))?;
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let body = response.bytes().await.map_err(|e| transport_kind(&e, read_timeout))?;
+        trace!(status, bytes = body.len(), "answered");
+        Ok(Reply { status, body, retry_after })
+    }
+
+    // ---- authentication ----------------------------------------------------------------
+
+    /// The session to send: the one in use, else the saved one if still valid, else a new
+    /// login. Returns it with its generation.
+    async fn session(&self) -> Result<(Secret, u64), ApiError> {
+        let mut state = self.inner.auth.lock().await;
+        if let Some(session) = &state.session {
+            return Ok((session.session.clone(), state.generation));
+        }
+        if !state.disk_checked {
+            state.disk_checked = true;
+            if let Some(saved) = self.inner.config.store.read_session().await {
+                // An expired saved session means logging in again (terminus does the same).
+                #[expect(clippy::cast_possible_truncation, reason = "unix seconds fit in i64 for centuries")]
+                if saved.expires_at >= unix_now() as i64 {
+                    debug!(user = %saved.user_id, "using the saved session");
+                    let token = saved.session.clone();
+                    state.session = Some(saved);
+                    return Ok((token, state.generation));
+                }
+            }
+        }
+        let session = self.login_locked().await?;
+        state.generation += 1;
+        let token = session.session.clone();
+        state.session = Some(session);
+        Ok((token, state.generation))
+    }
+
+    /// Logs in again after a 401, unless another request already did since `seen`.
+    async fn relogin(&self, seen: u64) -> Result<(Secret, u64), ApiError> {
+        let mut state = self.inner.auth.lock().await;
+        if state.generation == seen {
+            debug!("session refused (401): logging in again");
+            let session = self.login_locked().await?;
+            state.generation += 1;
+            state.session = Some(session);
+        }
+        let session = state.session.as_ref().map(|s| s.session.clone()).unwrap_or_default();
+        Ok((session, state.generation))
+    }
+
+    /// `POST authorize/machine-token` with the configured or saved token; saves the session.
+    /// A session already expired when issued is still used for this run: no login loop.
+    async fn login_locked(&self) -> Result<Session, ApiError> {
+        let config = &self.inner.config;
+        let token = match &config.machine_token {
+            Some(token) => token.clone(),
+            None => match config.store.read_token(config.user.as_deref()).await {
+                Ok(Some(saved)) => saved.token,
+                Ok(None) => {
+                    return Err(ApiError::new(
+                        "login",
+                        ApiErrorKind::Auth {
+                            message: "not logged in: set TERMINUS_MACHINE_TOKEN, or run `terminus-batch auth login` \
+                                      (terminus's saved login works too)"
+                                .to_owned(),
+                        },
+                    ));
+                }
+                Err(e) => return Err(ApiError::new("login", ApiErrorKind::Auth { message: e.to_string() })),
+            },
+        };
+        let session = self.login_with(&token).await?;
+        if let Err(e) = config.store.write_session(&session).await {
+            warn!("cannot save the session ({e}); continuing with it in memory");
+        }
+        Ok(session)
+    }
+
+    /// Exchanges a machine token for a session, without saving anything.
+    ///
+    /// # Errors
+    /// The platform refusing the token (any 4xx or a 500) is an authentication failure.
+    pub async fn login_with(&self, token: &Secret) -> Result<Session, ApiError> {
+        let url = self.url(&["authorize", "machine-token"], &[]);
+        let body = serde_json::json!({ "machine_token": token.expose(), "client": "terminus" });
+        let bytes = serde_json::to_vec(&body).map_err(|e| {
+            ApiError::new("POST /api/authorize/machine-token", ApiErrorKind::Decode { message: e.to_string() })
+        })?;
+        let label = request_label(&Method::POST, &url);
+        let reply = self.execute(&Method::POST, &url, Some(&bytes), None, Repeat::Login).await?;
+        if !reply.is_success() {
+            let message = error_message(&String::from_utf8_lossy(&reply.body));
+            let message = if message.is_empty() { format!("HTTP {}", reply.status) } else { truncate(&message) };
+            return Err(ApiError::new(
+                label,
+                ApiErrorKind::Auth { message: format!("{message} (HTTP {})", reply.status) },
+            ));
+        }
+        let session: Session = reply.json(&label)?;
+        debug!(user = %session.user_id, expires_at = session.expires_at, "logged in");
+        Ok(session)
+    }
+
+    /// The logged-in user's id (logging in if needed).
+    pub async fn user_id(&self) -> Result<String, ApiError> {
+        self.session().await?;
+        let state = self.inner.auth.lock().await;
+        Ok(state.session.as_ref().map(|s| s.user_id.clone()).unwrap_or_default())
+    }
+
+    /// Forgets the session in memory (the next request logs in).
+    pub async fn forget_session(&self) {
+        let mut state = self.inner.auth.lock().await;
+        state.session = None;
+        state.disk_checked = true;
+    }
+
+    /// A request with the session, re-logging in once on a 401.
+    async fn authed(&self, method: &Method, url: &Url, body: Option<&[u8]>, repeat: Repeat) -> Result<Reply, ApiError> {
+        let (session, generation) = self.session().await?;
+        let reply = self.execute(method, url, body, Some(&session), repeat).await?;
+        if reply.status != 401 {
+            return Ok(reply);
+        }
+        let (session, _) = self.relogin(generation).await?;
+        self.execute(method, url, body, Some(&session), repeat).await
+    }
+
+    // ---- JSON helpers ------------------------------------------------------------------
+
+    /// `GET` a path; identical GETs in flight at the same moment are sent once and shared.
+    pub async fn get_reply(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Reply, ApiError> {
+        let url = self.url(segments, query);
+        let key = url.to_string();
+        let cell = {
+            let mut inflight = lock(&self.inner.inflight);
+            Arc::clone(inflight.entry(key.clone()).or_default())
+        };
+        let result = cell.get_or_init(|| self.authed(&Method::GET, &url, None, Repeat::Safe)).await.clone();
+        {
+            let mut inflight = lock(&self.inner.inflight);
+            if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                inflight.remove(&key);
+            }
+        }
+        result?.into_result(&request_label(&Method::GET, &url))
+    }
+
+    /// `GET` a path and decode it.
+    pub async fn get<T: DeserializeOwned>(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<T, ApiError> {
+        let url = self.url(segments, query);
+        self.get_reply(segments, query).await?.json(&request_label(&Method::GET, &url))
+    }
+
+    /// Sends a request with a JSON body (or none); error statuses become errors.
+    pub async fn send(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+        repeat: Repeat,
+    ) -> Result<Reply, ApiError> {
+        let url = self.url(segments, query);
+        let label = request_label(&method, &url);
+        let bytes = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ApiError::new(&label, ApiErrorKind::Decode { message: e.to_string() }))?;
+        self.authed(&method, &url, bytes.as_deref(), repeat).await?.into_result(&label)
+    }
+
+    /// A paged collection (pantheon-api.md §2), every item decoded as `T`.
+    pub async fn paged<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Vec<T>, ApiError> {
+        let url = self.url(segments, &[]);
+        let label = request_label(&Method::GET, &url);
+        let limit = paging::PAGE_LIMIT.to_string();
+        let items = paging::collect(&label, |cursor| {
+            let limit = limit.clone();
+            async move {
+                let mut query = vec![("limit", limit.as_str())];
+                if let Some(start) = cursor.as_deref() {
+                    query.push(("start", start));
+                }
+                self.get::<serde_json::Value>(segments, &query).await
+            }
+        })
+        .await?;
+        items
+            .into_iter()
+            .map(|item| {
+                serde_json::from_value(item)
+                    .map_err(|e| ApiError::new(&label, ApiErrorKind::Decode { message: e.to_string() }))
+            })
+            .collect()
+    }
+
+    /// Claims a workflow id for one task; false when another task already has it.
+    fn claim(&self, workflow_id: &str) -> bool {
+        lock(&self.inner.claimed).insert(workflow_id.to_owned())
+    }
+
+    fn is_claimed(&self, workflow_id: &str) -> bool {
+        lock(&self.inner.claimed).contains(workflow_id)
+    }
+
+    fn cached_name(&self, name: &str) -> Option<KnownName> {
+        lock(&self.inner.names).get(name).cloned()
+    }
+
+    fn cache_name(&self, name: &str, id: Option<String>) {
+        lock(&self.inner.names).insert(name.to_owned(), id.map_or(KnownName::Missing, KnownName::Id));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded maps stay consistent between statements, so a panic elsewhere leaves
+    // nothing half-written.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `METHOD /path?query`, as shown in errors and logs. Absolute URLs outside the API (signed
+/// downloads) show no query, which holds the signature.
+fn request_label(method: &Method, url: &Url) -> String {
+    let query = url.query().filter(|q| !q.contains("Signature") && !q.contains("signature"));
+    match query {
+        Some(q) => format!("{method} {}?{q}", url.path()),
+        None => format!("{method} {}", url.path()),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Retry delay number `attempt` (1-based): `base × 2^(attempt-1)`, capped, with "equal
+/// jitter" (between half and all of it), so a crowd of clients does not retry in step.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+    let half = exp / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// `Retry-After` in seconds. Fractions are accepted (the simulator's scaled time sends
+/// them); HTTP dates are not used by the platform and are ignored.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<f64>().ok()?;
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(3600.0)))
+}
+
+fn transport_kind(e: &reqwest::Error, read_timeout: Duration) -> ApiErrorKind {
+    let message = chain(e);
+    if e.is_timeout() {
+        ApiErrorKind::Timeout { after: read_timeout }
+    } else if e.is_connect() {
+        ApiErrorKind::Connect { message }
+    } else if e.is_builder() || e.is_redirect() {
+        ApiErrorKind::Config { message }
+    } else {
+        ApiErrorKind::Dropped { message }
+    }
+}
+
+/// An error and its causes, without the URL reqwest puts in its own message.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        let text = err.to_string();
+        let text = match text.split_once(" for url (") {
+            Some((head, _)) => head.to_owned(),
+            None => text,
+        };
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Is this status a success?
+#[must_use]
+pub fn is_success(status: u16) -> bool {
+    StatusCode::from_u16(status).is_ok_and(|s| s.is_success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        for attempt in 1..=10 {
+            let d = backoff(Duration::from_secs(1), attempt);
+            let full = Duration::from_secs(1 << (attempt - 1)).min(BACKOFF_CAP);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
+        assert_eq!(backoff(Duration::ZERO, 3), Duration::ZERO);
+    }
+
+    #[test]
+    fn labels_hide_signatures() {
+        let url = Url::parse("https://s3.example/b/f.tgz?Signature=abc&Expires=1").unwrap();
+        assert_eq!(request_label(&Method::GET, &url), "GET /b/f.tgz");
+        let url = Url::parse("https://h/api/x?limit=100").unwrap();
+        assert_eq!(request_label(&Method::GET, &url), "GET /api/x?limit=100");
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        let config = |base: &str| ApiConfig {
+            base: base.to_owned(),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            verify_tls: true,
+            max_requests: 1,
+            requests_per_second: 1.0,
+            burst: 1,
+            attempts: 1,
+            budget: Duration::from_secs(1),
+            backoff: Duration::ZERO,
+            parallel_pagination: true,
+            poll_floor: Duration::from_secs(1),
+            machine_token: None,
+            user: None,
+            store: SessionStore::Memory,
+        };
+        assert!(ApiClient::new(config("http://127.0.0.1:9/api/")).is_ok());
+        assert!(ApiClient::new(config("http://localhost:9/api/")).is_ok());
+        let err = ApiClient::new(config("http://example.com/api/")).unwrap_err();
+        assert!(err.to_string().contains("refusing plain http"), "{err}");
+        assert!(ApiClient::new(config("ftp://example.com/api/")).is_err());
+    }
+}

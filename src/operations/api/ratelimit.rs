@@ -1,0 +1,146 @@
+//! The request rate limit: one token bucket shared by every API request of a run, polls
+//! included (DESIGN.md §5). It adapts: a 429 or 503 halves the rate and holds every request
+//! until the server's `Retry-After`; the rate then recovers linearly, a tenth of the
+//! configured rate per second, up to the configured rate (additive increase, multiplicative
+//! decrease). Written here rather than taken from a crate because the adaptive part is the
+//! point, and it is a few lines over `tokio::time`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// An adaptive token bucket. Acquiring reserves a token, possibly in the future, so waiters
+/// are served in order and never spin.
+#[derive(Debug)]
+pub struct RateLimiter {
+    state: Mutex<State>,
+    max_rate: f64,
+    burst: f64,
+}
+
+#[derive(Debug)]
+struct State {
+    rate: f64,
+    /// May go negative: reservations not yet due.
+    tokens: f64,
+    last: Instant,
+    /// No request before this instant (a server's `Retry-After`).
+    hold_until: Option<Instant>,
+}
+
+/// The slowest the bucket goes after repeated slow-downs, as a fraction of the configured rate.
+const MIN_RATE_FRACTION: f64 = 1.0 / 32.0;
+/// Per second, the rate grows back by this fraction of the configured rate.
+const RECOVERY_PER_SEC: f64 = 0.1;
+
+impl RateLimiter {
+    #[must_use]
+    pub fn new(requests_per_second: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            state: Mutex::new(State {
+                rate: requests_per_second,
+                tokens: burst,
+                last: Instant::now(),
+                hold_until: None,
+            }),
+            max_rate: requests_per_second,
+            burst,
+        }
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self) {
+        let wait = self.reserve(Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes a token and returns how long to wait before using it.
+    fn reserve(&self, now: Instant) -> Duration {
+        let mut s = self.lock();
+        self.refill(&mut s, now);
+        s.tokens -= 1.0;
+        let mut wait = if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / s.rate) };
+        if let Some(until) = s.hold_until {
+            if until > now {
+                wait = wait.max(until - now);
+            } else {
+                s.hold_until = None;
+            }
+        }
+        wait
+    }
+
+    fn refill(&self, s: &mut State, now: Instant) {
+        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+        s.last = now;
+        s.tokens = (s.tokens + elapsed * s.rate).min(self.burst);
+        s.rate = (s.rate + elapsed * self.max_rate * RECOVERY_PER_SEC).min(self.max_rate);
+    }
+
+    /// The server said "too many requests": halve the rate and hold every request for
+    /// `retry_after` (when given).
+    pub fn slow_down(&self, retry_after: Option<Duration>) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        self.refill(&mut s, now);
+        s.rate = (s.rate / 2.0).max(self.max_rate * MIN_RATE_FRACTION);
+        // Tokens saved up before the refusal are not a licence to burst into it again.
+        s.tokens = s.tokens.min(0.0);
+        if let Some(after) = retry_after {
+            let until = now + after;
+            s.hold_until = Some(s.hold_until.map_or(until, |h| h.max(until)));
+        }
+    }
+
+    /// The current rate, for logs and tests.
+    #[must_use]
+    pub fn rate(&self) -> f64 {
+        let mut s = self.lock();
+        self.refill(&mut s, Instant::now());
+        s.rate
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another request panicked mid-update; the numbers are
+        // still usable, so carry on rather than fail every later request.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bursts_then_holds_the_rate() {
+        let limiter = RateLimiter::new(10.0, 5);
+        let start = Instant::now();
+        for _ in 0..25 {
+            limiter.acquire().await;
+        }
+        // 5 from the burst, then 20 at 10 per second.
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((elapsed - 2.0).abs() < 0.01, "{elapsed}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slows_down_holds_and_recovers() {
+        let limiter = RateLimiter::new(10.0, 1);
+        limiter.acquire().await;
+        limiter.slow_down(Some(Duration::from_secs(3)));
+        assert!((limiter.rate() - 5.0).abs() < 0.01);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!((limiter.rate() - 10.0).abs() < 1e-9, "recovered to the configured rate");
+        for _ in 0..10 {
+            limiter.slow_down(None);
+        }
+        assert!((limiter.rate() - 10.0 / 32.0).abs() < 1e-9, "floored");
+    }
+}

@@ -1,0 +1,46 @@
+//! Every environment variable terminus-batch reads, in one place. Settings read them from a
+//! snapshot taken once at startup ([`super::EnvVars`]); nothing else reads the environment.
+
+/// Tasks in flight for the whole run.
+pub const CONCURRENCY: &str = "TERMINUS_BATCH_CONCURRENCY";
+/// Workflow-starting tasks in flight per site.
+pub const PER_SITE: &str = "TERMINUS_BATCH_PER_SITE";
+/// API requests open at once.
+pub const MAX_REQUESTS: &str = "TERMINUS_BATCH_MAX_REQUESTS";
+/// API requests per second (token bucket rate).
+pub const REQUESTS_PER_SECOND: &str = "TERMINUS_BATCH_REQUESTS_PER_SECOND";
+/// Token bucket size.
+pub const BURST: &str = "TERMINUS_BATCH_BURST";
+/// Time to open a connection (humantime, e.g. `10s`).
+pub const CONNECT_TIMEOUT: &str = "TERMINUS_BATCH_CONNECT_TIMEOUT";
+/// Time to wait for a response once a request is sent.
+pub const READ_TIMEOUT: &str = "TERMINUS_BATCH_READ_TIMEOUT";
+/// Tries per API request (1 = no retry).
+pub const REQUEST_ATTEMPTS: &str = "TERMINUS_BATCH_REQUEST_ATTEMPTS";
+/// Total time one API request may take, retries included.
+pub const REQUEST_BUDGET: &str = "TERMINUS_BATCH_REQUEST_BUDGET";
+/// First retry delay of a request; doubles per retry, with jitter (`0s` in tests).
+pub const RETRY_BACKOFF: &str = "TERMINUS_BATCH_RETRY_BACKOFF";
+/// The world file for `--simulate`.
+pub const WORLD: &str = "TERMINUS_BATCH_WORLD";
+/// Log filter (tracing `EnvFilter` syntax); overrides `-v`.
+pub const LOG: &str = "TERMINUS_BATCH_LOG";
+
+/// Go-port names our users may already set (DESIGN.md §9).
+pub const MAX_CONCURRENT_WORKFLOWS: &str = "TERMINUS_MAX_CONCURRENT_WORKFLOWS";
+pub const MAX_CONCURRENT_REQUESTS: &str = "TERMINUS_MAX_CONCURRENT_REQUESTS";
+/// Fetch independent listings concurrently (default on).
+pub const PARALLEL_PAGINATION: &str = "TERMINUS_PARALLEL_PAGINATION";
+
+/// terminus's own names (pantheon-api.md §1.1).
+pub const HOST: &str = "TERMINUS_HOST";
+pub const PORT: &str = "TERMINUS_PORT";
+pub const PROTOCOL: &str = "TERMINUS_PROTOCOL";
+pub const VERIFY_HOST_CERT: &str = "TERMINUS_VERIFY_HOST_CERT";
+pub const CACHE_DIR: &str = "TERMINUS_CACHE_DIR";
+pub const TOKENS_DIR: &str = "TERMINUS_TOKENS_DIR";
+pub const USER: &str = "TERMINUS_USER";
+pub const MACHINE_TOKEN: &str = "TERMINUS_MACHINE_TOKEN";
+
+/// The home directory, for `~/.terminus`.
+pub const HOME: &str = "HOME";
