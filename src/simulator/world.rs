@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::knobs::Knobs;
 use crate::plan::error::{ErrorCode, PlanError};
 use crate::plan::ops::check_env_id;
 use crate::plan::parse::{Budgets, parse_yaml, span_of};
@@ -27,6 +28,8 @@ pub const BUILTIN_WORLD_NAME: &str = "<built-in world>";
 #[derive(Clone, Debug)]
 pub struct World {
     pub user: User,
+    /// How the simulator behaves (latency, durations, faults); defaults when absent.
+    pub knobs: Knobs,
     pub orgs: Vec<Org>,
     /// Sorted by name.
     pub sites: Vec<Site>,
@@ -164,6 +167,8 @@ struct WorldRaw {
     #[serde(default)]
     orgs: Vec<Org>,
     sites: Vec<serde_saphyr::Spanned<Site>>,
+    #[serde(default)]
+    simulator: Option<Knobs>,
 }
 
 /// A stable UUID-shaped id derived from a kind and a name, so worlds need not spell ids out
@@ -253,7 +258,11 @@ impl World {
             }
         }
         sites.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Self { user: raw.user, orgs: raw.orgs, sites })
+        let knobs = raw.simulator.unwrap_or_default();
+        if let Err(why) = knobs.check() {
+            return Err(vec![PlanError::new(ErrorCode::BadValue, format!("simulator: {why}"))]);
+        }
+        Ok(Self { user: raw.user, knobs, orgs: raw.orgs, sites })
     }
 
     #[must_use]

@@ -1,0 +1,535 @@
+//! The simulator's HTTP server (hyper, HTTP/1.1, 127.0.0.1 only): reads a request,
+//! classifies it, applies latency, the rate limit and faults, answers it from the state, and
+//! counts everything for `GET /__sim/stats`.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    reason = "unix times, sizes and counters become JSON numbers; all far from the limits"
+)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::knobs::{FaultRule, Knobs, roll};
+use super::routes::{Answer, Ctx, Route, answer, session_user};
+use super::state::SimState;
+use super::world::World;
+
+/// What the simulator counted, from the server's side.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// `METHOD route` → status → count.
+    pub requests: BTreeMap<String, BTreeMap<u16, u64>>,
+    pub requests_total: u64,
+    /// `site.env.type` (env empty for site-wide workflows) → workflows started.
+    pub workflows_started: BTreeMap<String, u64>,
+    pub workflows_total: u64,
+    pub peak_concurrent_requests: u64,
+    pub peak_in_flight_workflows: u64,
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// Injected faults by kind (`500`, `drop`, `workflow_failed`, …).
+    pub faults: BTreeMap<String, u64>,
+    pub logins: u64,
+}
+
+impl Stats {
+    /// Requests answered for one `METHOD route`, any status.
+    #[must_use]
+    pub fn count(&self, method_route: &str) -> u64 {
+        self.requests.get(method_route).map_or(0, |by| by.values().sum())
+    }
+}
+
+/// One request as received, for tests that check what the client sent.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// The JSON body (the machine token of a login is replaced by `<redacted>`).
+    pub body: Option<Value>,
+    pub status: u16,
+}
+
+struct Shared {
+    state: Mutex<SimState>,
+    knobs: Knobs,
+    stats: Mutex<Stats>,
+    log: Mutex<Vec<RecordedRequest>>,
+    started: Instant,
+    unix_at_start: f64,
+    active: AtomicU64,
+    rule_hits: Mutex<Vec<u32>>,
+    per_path: Mutex<HashMap<String, u64>>,
+    bucket: Mutex<(f64, Instant)>,
+    origin: String,
+}
+
+/// Recorded requests kept at most (the oldest are dropped).
+const LOG_LIMIT: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // State updates complete between statements; a panic elsewhere leaves nothing half-done.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    fn now(&self) -> f64 {
+        self.unix_at_start + self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// A running simulator.
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    accept: Option<JoinHandle<()>>,
+}
+
+/// An answer that closes the connection instead (a dropped-connection fault).
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by a simulated fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Simulator {
+    /// Starts serving `world` on 127.0.0.1:`port` (0 picks a free port).
+    ///
+    /// # Errors
+    /// Knobs out of range, or the port cannot be bound.
+    pub async fn start(world: &World, knobs: Knobs, port: u16) -> std::io::Result<Self> {
+        knobs.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let unix_at_start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let rules = knobs.faults.len();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(SimState::new(world, unix_at_start)),
+            stats: Mutex::new(Stats::default()),
+            log: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            unix_at_start,
+            active: AtomicU64::new(0),
+            rule_hits: Mutex::new(vec![0; rules]),
+            per_path: Mutex::new(HashMap::new()),
+            bucket: Mutex::new((0.0, Instant::now())),
+            origin: format!("http://{addr}"),
+            knobs,
+        });
+        {
+            let mut bucket = lock(&shared.bucket);
+            bucket.0 = shared.bucket_size();
+        }
+        let cancel = CancellationToken::new();
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), cancel.clone()));
+        Ok(Self { addr, shared, cancel, accept: Some(accept) })
+    }
+
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API root to point a client at: `http://127.0.0.1:PORT/api/`.
+    #[must_use]
+    pub fn api_base(&self) -> String {
+        format!("http://{}/api/", self.addr)
+    }
+
+    /// The machine token the world accepts.
+    #[must_use]
+    pub fn machine_token(&self) -> String {
+        lock(&self.shared.state).machine_token.clone()
+    }
+
+    /// The poll floor in real time (1 s, scaled).
+    #[must_use]
+    pub fn poll_floor(&self) -> Duration {
+        self.shared.knobs.scaled(1.0)
+    }
+
+    #[must_use]
+    pub fn knobs(&self) -> &Knobs {
+        &self.shared.knobs
+    }
+
+    /// The counters so far.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// Every request received so far, oldest first.
+    #[must_use]
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Stops serving (open connections are closed) and returns the final counters.
+    pub async fn stop(mut self) -> Stats {
+        self.cancel.cancel();
+        if let Some(accept) = self.accept.take() {
+            let _join_result = accept.await;
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = Arc::clone(&shared);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(Arc::clone(&shared), req));
+                    // A connection ending in error is normal here (faults, clients hanging up).
+                    let _ended = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+}
+
+/// Decrements the active-request gauge however the handler ends.
+struct ActiveGuard<'a>(&'a AtomicU64);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A fault chosen for one request.
+#[derive(Clone, Debug)]
+enum Fault {
+    Status { code: u16, processed: bool },
+    Drop { processed: bool },
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query: Vec<(String, String)> =
+        req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let range = req.headers().get("range").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(respond(&Answer::error(413, "The request body is too large."))),
+    };
+    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
+    let route = Route::classify(&method, &segments);
+    match route {
+        Route::Stats => {
+            return Ok(respond(&Answer::json(
+                200,
+                &serde_json::to_value(lock(&shared.stats).clone()).unwrap_or_default(),
+            )));
+        }
+        Route::Requests => {
+            return Ok(respond(&Answer::json(
+                200,
+                &serde_json::to_value(lock(&shared.log).clone()).unwrap_or_default(),
+            )));
+        }
+        _ => {}
+    }
+    let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = ActiveGuard(&shared.active);
+    {
+        let mut stats = lock(&shared.stats);
+        stats.peak_concurrent_requests = stats.peak_concurrent_requests.max(active);
+    }
+    let knobs = &shared.knobs;
+    let ordinal = {
+        let mut per_path = lock(&shared.per_path);
+        let n = per_path.entry(format!("{method} {path}")).or_default();
+        *n += 1;
+        *n
+    };
+    let key = format!("{method} {path}#{ordinal}");
+    if knobs.latency.max > 0.0 {
+        let secs =
+            knobs.latency.min + (knobs.latency.max - knobs.latency.min) * roll(knobs.seed, &format!("lat:{key}"));
+        tokio::time::sleep(knobs.scaled(secs)).await;
+    }
+    let template = format!("{method} {}", route.template());
+    let body_json: Option<Value> = serde_json::from_slice(&body).ok();
+    if shared.rate_limited() {
+        let retry = format!("{}", (knobs.scaled(knobs.retry_after).as_secs_f64() * 1000.0).ceil() / 1000.0);
+        let mut answer = Answer::error(429, "Too many requests. Slow down.");
+        answer.headers.push(("Retry-After", retry));
+        shared.record(&template, &method, &path, &query, body_json, 429, |s| s.rate_limited += 1);
+        return Ok(respond(&answer));
+    }
+    let (fault, forced_failure) = shared.choose_fault(&route, &method, &key, body_json.as_ref());
+    if let Some(Fault::Drop { processed: false }) = fault {
+        shared.record(&template, &method, &path, &query, body_json, 0, |s| {
+            *s.faults.entry("drop".to_owned()).or_default() += 1
+        });
+        return Err(Dropped);
+    }
+    if let Some(Fault::Status { code, processed: false }) = fault {
+        shared.record(&template, &method, &path, &query, body_json, code, |s| {
+            *s.faults.entry(code.to_string()).or_default() += 1
+        });
+        return Ok(respond(&Answer::error(code, "Simulated server error.")));
+    }
+    let now = shared.now();
+    let answer = {
+        let mut state = lock(&shared.state);
+        let user = session_user(&state, bearer.as_deref(), now);
+        if route.needs_auth() && user.is_none() {
+            Answer::error(401, "Invalid or expired session header: X-Pantheon-Session\n")
+        } else {
+            let ctx = Ctx {
+                knobs,
+                now,
+                query: &query,
+                body: &body,
+                range: range.as_deref(),
+                origin: &shared.origin,
+                session_user: user,
+                forced_failure: forced_failure.clone(),
+            };
+            let answer = answer(&mut state, &route, &ctx);
+            if answer.status == 202 {
+                let in_flight = state.in_flight(now) as u64;
+                let started_key = workflow_key(&state, &answer);
+                let mut stats = lock(&shared.stats);
+                stats.peak_in_flight_workflows = stats.peak_in_flight_workflows.max(in_flight);
+                stats.workflows_total += 1;
+                if let Some(k) = started_key {
+                    *stats.workflows_started.entry(k).or_default() += 1;
+                }
+                if forced_failure.is_some() {
+                    *stats.faults.entry("workflow_failed".to_owned()).or_default() += 1;
+                }
+            }
+            if matches!(route, Route::Login) && answer.status == 200 {
+                lock(&shared.stats).logins += 1;
+            }
+            answer
+        }
+    };
+    match fault {
+        Some(Fault::Drop { .. }) => {
+            shared.record(&template, &method, &path, &query, body_json, 0, |s| {
+                *s.faults.entry("drop".to_owned()).or_default() += 1
+            });
+            Err(Dropped)
+        }
+        Some(Fault::Status { code, processed: true }) => {
+            shared.record(&template, &method, &path, &query, body_json, code, |s| {
+                *s.faults.entry(code.to_string()).or_default() += 1
+            });
+            Ok(respond(&Answer::error(code, "Simulated server error.")))
+        }
+        _ => {
+            shared.record(&template, &method, &path, &query, body_json, answer.status, |_| {});
+            Ok(respond(&answer))
+        }
+    }
+}
+
+/// `site.env.type` of the workflow a 202 answer describes.
+fn workflow_key(state: &SimState, answer: &Answer) -> Option<String> {
+    let wf: Value = serde_json::from_slice(&answer.body).ok()?;
+    let site_id = wf.get("site_id")?.as_str()?;
+    let name = state.sites.get(site_id).map(|s| s.name.clone())?;
+    let env = wf.get("environment_id").and_then(Value::as_str).unwrap_or("");
+    Some(format!("{name}.{env}.{}", wf.get("type")?.as_str()?))
+}
+
+impl Shared {
+    fn bucket_size(&self) -> f64 {
+        self.knobs.rate_limit.map_or(0.0, |r| (r / self.knobs.time_scale).max(1.0))
+    }
+
+    /// Takes a token from the server's rate limit; true when there is none (answer 429).
+    fn rate_limited(&self) -> bool {
+        let Some(limit) = self.knobs.rate_limit else { return false };
+        let rate = limit / self.knobs.time_scale;
+        let mut bucket = lock(&self.bucket);
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(bucket.1).as_secs_f64();
+        bucket.0 = (bucket.0 + elapsed * rate).min(self.bucket_size());
+        bucket.1 = now;
+        if bucket.0 >= 1.0 {
+            bucket.0 -= 1.0;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// The fault for this request, from the exact rules first, then the rates; and a
+    /// workflow failure a rule forces.
+    fn choose_fault(
+        &self,
+        route: &Route,
+        method: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (Option<Fault>, Option<String>) {
+        let (site_id, env) = route.target();
+        let site_name = site_id.and_then(|id| lock(&self.state).sites.get(id).map(|s| s.name.clone()));
+        let kind = body.and_then(|b| b.get("type")).and_then(Value::as_str);
+        for (i, rule) in self.knobs.faults.iter().enumerate() {
+            if !rule_matches(rule, route, method, site_name.as_deref(), env, kind) {
+                continue;
+            }
+            let hit = {
+                let mut hits = lock(&self.rule_hits);
+                hits[i] += 1;
+                hits[i]
+            };
+            if hit <= rule.after || hit > rule.after + rule.times {
+                continue;
+            }
+            if let Some(reason) = &rule.fail_workflow {
+                return (None, Some(reason.clone()));
+            }
+            if rule.drop {
+                return (Some(Fault::Drop { processed: rule.processed.unwrap_or(true) }), None);
+            }
+            if let Some(code) = rule.status {
+                return (Some(Fault::Status { code, processed: rule.processed.unwrap_or(false) }), None);
+            }
+        }
+        if matches!(route, Route::Login | Route::Health(_) | Route::Download(_) | Route::Unknown) {
+            return (None, None);
+        }
+        let k = &self.knobs;
+        if k.error_rate > 0.0 && roll(k.seed, &format!("err:{key}")) < k.error_rate {
+            let code = [500, 502, 503][(roll(k.seed, &format!("code:{key}")) * 3.0) as usize % 3];
+            return (Some(Fault::Status { code, processed: false }), None);
+        }
+        if k.drop_rate > 0.0 && roll(k.seed, &format!("drop:{key}")) < k.drop_rate {
+            return (Some(Fault::Drop { processed: true }), None);
+        }
+        (None, None)
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one record of one request")]
+    fn record(
+        &self,
+        template: &str,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<Value>,
+        status: u16,
+        extra: impl FnOnce(&mut Stats),
+    ) {
+        {
+            let mut stats = lock(&self.stats);
+            *stats.requests.entry(template.to_owned()).or_default().entry(status).or_default() += 1;
+            stats.requests_total += 1;
+            extra(&mut stats);
+        }
+        let body = body.map(|mut b| {
+            if let Some(token) = b.get_mut("machine_token") {
+                *token = Value::String("<redacted>".to_owned());
+            }
+            b
+        });
+        let mut log = lock(&self.log);
+        if log.len() >= LOG_LIMIT {
+            log.remove(0);
+        }
+        log.push(RecordedRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            query: query.to_vec(),
+            body,
+            status,
+        });
+    }
+}
+
+fn rule_matches(
+    rule: &FaultRule,
+    route: &Route,
+    method: &str,
+    site: Option<&str>,
+    env: Option<&str>,
+    kind: Option<&str>,
+) -> bool {
+    rule.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+        && rule.route.as_deref().is_none_or(|r| r.trim_start_matches('/') == route.template())
+        && rule.site.as_deref().is_none_or(|s| Some(s) == site)
+        && rule.env.as_deref().is_none_or(|e| Some(e) == env)
+        && rule.workflow_type.as_deref().is_none_or(|t| Some(t) == kind)
+}
+
+fn respond(answer: &Answer) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(answer.status).header("content-type", answer.content_type);
+    for (name, value) in &answer.headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(answer.body.clone())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"\"internal simulator error\""))))
+}
+
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&segment[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,855 @@
+//! The simulated platform's state: the world, made mutable. Workflows finish lazily: every
+//! request first applies the effects of workflows whose finish time has passed, in finish
+//! order ([`SimState::advance`]), so state moves exactly as if a clock drove it.
+//!
+//! JSON is built here from pantheon-api.md and the recordings, never from the client's types.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    reason = "unix times, sizes and counters become JSON numbers; all far from the limits"
+)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::knobs::{Knobs, roll};
+use super::world::{World, derived_id};
+
+pub(crate) const STANDARD_ENVS: [&str; 3] = ["dev", "test", "live"];
+
+/// A platform session.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionRec {
+    pub user_id: String,
+    /// When the API stops accepting it (unix seconds); `None`: never during the run.
+    pub valid_until: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct OrgRec {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CommitRec {
+    pub hash: String,
+    pub message: String,
+    pub datetime: String,
+    pub labels: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct BackupRec {
+    pub folder: String,
+    pub element: String,
+    pub filename: String,
+    pub size: u64,
+    pub time: f64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct EnvRec {
+    pub created: f64,
+    pub initialized: bool,
+    pub sftp: bool,
+    /// Custom domains, with the primary one flagged.
+    pub domains: Vec<(String, bool)>,
+    pub backups: Vec<BackupRec>,
+    pub lock: Option<(String, String)>,
+    /// Code-moving workflows queue behind this (unix seconds).
+    pub code_busy_until: f64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SiteRec {
+    pub id: String,
+    pub name: String,
+    pub label: String,
+    pub org_id: Option<String>,
+    pub tags: BTreeMap<String, BTreeSet<String>>,
+    pub framework: String,
+    pub upstream: String,
+    pub plan: String,
+    pub frozen: bool,
+    pub quota: u32,
+    pub upstream_updates: u32,
+    pub created: f64,
+    pub envs: BTreeMap<String, EnvRec>,
+    /// Newest last.
+    pub commits: Vec<CommitRec>,
+    pub addons: BTreeSet<String>,
+}
+
+/// How a workflow ends.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Ending {
+    Succeeded,
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct WorkflowRec {
+    pub id: String,
+    pub kind: String,
+    pub site_id: String,
+    pub env: Option<String>,
+    pub params: Value,
+    pub user_id: String,
+    pub created_at: f64,
+    pub started_at: f64,
+    pub finish_at: f64,
+    pub ending: Ending,
+    pub applied: bool,
+    pub description: String,
+}
+
+/// The whole simulated platform.
+#[derive(Debug)]
+pub(crate) struct SimState {
+    pub user_id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub machine_token: String,
+    pub sessions: HashMap<String, SessionRec>,
+    pub orgs: Vec<OrgRec>,
+    pub sites: BTreeMap<String, SiteRec>,
+    pub names: HashMap<String, String>,
+    pub workflows: Vec<WorkflowRec>,
+    /// Page boundaries served, per collection: the only cursors the API honours.
+    pub boundaries: HashMap<String, HashSet<String>>,
+    /// Workflows started per `site.env.type` (`site..type` when site-scoped).
+    pub started: BTreeMap<String, u64>,
+    pub counter: u64,
+}
+
+/// Workflow types that move code: one at a time per environment.
+pub(crate) fn moves_code(kind: &str) -> bool {
+    matches!(
+        kind,
+        "deploy"
+            | "create_environment"
+            | "apply_upstream_updates"
+            | "merge_dev_into_cloud_development_environment"
+            | "merge_cloud_development_environment_into_dev"
+            | "clone_database"
+            | "clone_files"
+    )
+}
+
+fn hex40(seed: &str) -> String {
+    let a = derived_id("commit", seed).replace('-', "");
+    let b = derived_id("commit2", seed).replace('-', "");
+    format!("{a}{}", &b[..8])
+}
+
+fn iso(unix: f64) -> String {
+    // Days from the civil calendar (Howard Hinnant's algorithm), enough for display dates.
+    #[expect(clippy::cast_possible_truncation, reason = "display date of a unix time")]
+    let secs = unix.max(0.0) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+impl SimState {
+    pub(crate) fn new(world: &World, now: f64) -> Self {
+        let orgs: Vec<OrgRec> = world
+            .orgs
+            .iter()
+            .map(|o| OrgRec {
+                id: World::org_id(o),
+                name: o.name.clone(),
+                label: o.label.clone().unwrap_or_else(|| o.name.clone()),
+                role: o.role.clone(),
+            })
+            .collect();
+        let mut sites = BTreeMap::new();
+        let mut names = HashMap::new();
+        let created = now - 400.0 * 86_400.0;
+        for site in &world.sites {
+            let id = World::site_id(site);
+            let org_id = site.org.as_ref().and_then(|n| orgs.iter().find(|o| &o.name == n)).map(|o| o.id.clone());
+            let mut tags = BTreeMap::new();
+            if let Some(org) = &org_id {
+                tags.insert(org.clone(), site.tags.iter().cloned().collect());
+            }
+            // Commits: a base on every environment; then `live.deployable` on test and dev
+            // only; then `test.deployable` on dev only; multidevs carry the base.
+            let env_ids: Vec<String> = site.envs.keys().cloned().collect();
+            let mut commits = Vec::new();
+            let mut push = |n: usize, labels: &[&str], what: &str| {
+                let t = created + 86_400.0 * (commits.len() as f64 + 1.0);
+                commits.push(CommitRec {
+                    hash: hex40(&format!("{}:{n}:{what}", site.name)),
+                    message: format!("{what} {n}"),
+                    datetime: iso(t),
+                    labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+                });
+            };
+            let mut base_labels: Vec<&str> = vec!["dev", "test", "live"];
+            base_labels.extend(env_ids.iter().filter(|e| !STANDARD_ENVS.contains(&e.as_str())).map(String::as_str));
+            push(0, &base_labels, "Initial commit");
+            let live_pending = site.envs.get("live").map_or(0, |e| e.deployable);
+            let test_pending = site.envs.get("test").map_or(0, |e| e.deployable);
+            for n in 0..live_pending {
+                push(n as usize + 1, &["dev", "test"], "Release change");
+            }
+            for n in 0..test_pending {
+                push(n as usize + 1, &["dev"], "Development change");
+            }
+            let envs = site
+                .envs
+                .iter()
+                .map(|(env_id, e)| {
+                    let backups = (0..e.backups)
+                        .flat_map(|n| {
+                            let t = now - 86_400.0 * f64::from(e.backups - n);
+                            backup_set(&site.name, env_id, t, &["code", "files", "database"])
+                        })
+                        .collect();
+                    let rec = EnvRec {
+                        created,
+                        initialized: e.initialized,
+                        sftp: e.connection == "sftp",
+                        domains: e.domains.iter().map(|d| (d.clone(), false)).collect(),
+                        backups,
+                        lock: e.locked.then(|| ("ops".to_owned(), "locked-password".to_owned())),
+                        code_busy_until: 0.0,
+                    };
+                    (env_id.clone(), rec)
+                })
+                .collect();
+            names.insert(site.name.clone(), id.clone());
+            sites.insert(
+                id.clone(),
+                SiteRec {
+                    id,
+                    name: site.name.clone(),
+                    label: site.label.clone().unwrap_or_else(|| site.name.clone()),
+                    org_id,
+                    tags,
+                    framework: site.framework.clone(),
+                    upstream: site.upstream.clone(),
+                    plan: site.plan.clone(),
+                    frozen: site.frozen,
+                    quota: site.multidev_quota,
+                    upstream_updates: site.upstream_updates,
+                    created,
+                    envs,
+                    commits,
+                    addons: BTreeSet::new(),
+                },
+            );
+        }
+        Self {
+            user_id: world.user_id(),
+            email: world.user.email.clone(),
+            first_name: world.user.first_name.clone(),
+            last_name: world.user.last_name.clone(),
+            machine_token: world.user.machine_token.clone(),
+            sessions: HashMap::new(),
+            orgs,
+            sites,
+            names,
+            workflows: Vec::new(),
+            boundaries: HashMap::new(),
+            started: BTreeMap::new(),
+            counter: 0,
+        }
+    }
+
+    /// A fresh UUID-shaped id, unique in this simulator (sortable by creation).
+    pub(crate) fn next_id(&mut self, kind: &str) -> String {
+        self.counter += 1;
+        let tail = derived_id(kind, &self.counter.to_string());
+        format!("{:08x}{}", self.counter, &tail[8..])
+    }
+
+    /// Applies the effects of every workflow finished by `now`, in finish order.
+    pub(crate) fn advance(&mut self, now: f64) {
+        let mut due: Vec<usize> = (0..self.workflows.len())
+            .filter(|&i| !self.workflows[i].applied && self.workflows[i].finish_at <= now)
+            .collect();
+        due.sort_by(|&a, &b| self.workflows[a].finish_at.total_cmp(&self.workflows[b].finish_at));
+        for i in due {
+            self.workflows[i].applied = true;
+            let wf = self.workflows[i].clone();
+            if wf.ending == Ending::Succeeded {
+                self.apply(&wf);
+            }
+        }
+    }
+
+    /// Workflows started and not finished at `now`.
+    pub(crate) fn in_flight(&self, now: f64) -> usize {
+        self.workflows.iter().filter(|w| w.finish_at > now).count()
+    }
+
+    fn apply(&mut self, wf: &WorkflowRec) {
+        let Some(site) = self.sites.get_mut(&wf.site_id) else { return };
+        let env = wf.env.clone().unwrap_or_default();
+        let param_str = |key: &str| wf.params.get(key).and_then(Value::as_str).map(str::to_owned);
+        match wf.kind.as_str() {
+            "deploy" | "create_environment" => {
+                let parent = if env == "live" { "test" } else { "dev" };
+                for c in &mut site.commits {
+                    if c.labels.contains(parent) {
+                        c.labels.insert(env.clone());
+                    }
+                }
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.initialized = true;
+                }
+            }
+            "do_export" => {
+                let elements: Vec<&str> = ["code", "files", "database"]
+                    .into_iter()
+                    .filter(|el| wf.params.get(*el).and_then(Value::as_bool).unwrap_or(false))
+                    .collect();
+                let name = site.name.clone();
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.backups.extend(backup_set(&name, &env, wf.finish_at, &elements));
+                }
+            }
+            "create_cloud_development_environment" => {
+                let Some(new_env) = param_str("environment_id") else { return };
+                let from = wf
+                    .params
+                    .pointer("/deploy/clone_database/from_environment")
+                    .and_then(Value::as_str)
+                    .unwrap_or("dev")
+                    .to_owned();
+                for c in &mut site.commits {
+                    if c.labels.contains(&from) {
+                        c.labels.insert(new_env.clone());
+                    }
+                }
+                site.envs.insert(
+                    new_env,
+                    EnvRec {
+                        created: wf.finish_at,
+                        initialized: true,
+                        sftp: false,
+                        domains: Vec::new(),
+                        backups: Vec::new(),
+                        lock: None,
+                        code_busy_until: 0.0,
+                    },
+                );
+            }
+            "delete_cloud_development_environment" => {
+                if let Some(gone) = param_str("environment_id") {
+                    site.envs.remove(&gone);
+                    for c in &mut site.commits {
+                        c.labels.remove(&gone);
+                    }
+                }
+            }
+            "enable_git_mode" | "enable_on_server_development" => {
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.sftp = wf.kind == "enable_on_server_development";
+                }
+            }
+            "lock_environment" => {
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.lock =
+                        Some((param_str("username").unwrap_or_default(), param_str("password").unwrap_or_default()));
+                }
+            }
+            "unlock_environment" => {
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.lock = None;
+                }
+            }
+            "set_primary_domain" => {
+                let primary = param_str("primary_domain");
+                if let Some(e) = site.envs.get_mut(&env) {
+                    for (d, p) in &mut e.domains {
+                        *p = primary.as_deref() == Some(d.as_str());
+                    }
+                }
+            }
+            "apply_upstream_updates" => {
+                let n = site.upstream_updates;
+                site.upstream_updates = 0;
+                for k in 0..n {
+                    let t = wf.finish_at;
+                    let name = site.name.clone();
+                    site.commits.push(CommitRec {
+                        hash: hex40(&format!("{name}:upstream:{}:{k}", wf.id)),
+                        message: format!("Update from upstream {k}"),
+                        datetime: iso(t),
+                        labels: [env.clone()].into_iter().collect(),
+                    });
+                }
+            }
+            "merge_dev_into_cloud_development_environment" => {
+                for c in &mut site.commits {
+                    if c.labels.contains("dev") {
+                        c.labels.insert(env.clone());
+                    }
+                }
+            }
+            "merge_cloud_development_environment_into_dev" => {
+                let from = param_str("from_environment").unwrap_or_default();
+                for c in &mut site.commits {
+                    if c.labels.contains(&from) {
+                        c.labels.insert("dev".to_owned());
+                    }
+                }
+            }
+            "commit_and_push_on_server_changes" => {
+                let name = site.name.clone();
+                site.commits.push(CommitRec {
+                    hash: hex40(&format!("{name}:sftp:{}", wf.id)),
+                    message: param_str("message").unwrap_or_else(|| "Commit from SFTP".to_owned()),
+                    datetime: iso(wf.finish_at),
+                    labels: [env.clone()].into_iter().collect(),
+                });
+            }
+            "enable_addon" | "disable_addon" => {
+                if let Some(addon) = param_str("addon") {
+                    if wf.kind == "enable_addon" {
+                        site.addons.insert(addon);
+                    } else {
+                        site.addons.remove(&addon);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Decides how a new workflow ends: a preflight refusal, an injected failure, or success.
+    pub(crate) fn ending_for(
+        knobs: &Knobs,
+        site: &SiteRec,
+        env: Option<&str>,
+        kind: &str,
+        forced: Option<&str>,
+        ordinal: u64,
+    ) -> Ending {
+        if let Some(reason) = forced {
+            return Ending::Failed(reason.to_owned());
+        }
+        if site.frozen {
+            return Ending::Failed(format!(
+                "This site is frozen. Please unfreeze {} before making changes.",
+                site.name
+            ));
+        }
+        if let Some(e) = env.and_then(|e| site.envs.get(e)) {
+            if kind == "deploy" && !e.initialized {
+                return Ending::Failed(
+                    "The environment is not initialized: deploy with create_environment first".into(),
+                );
+            }
+            if matches!(kind, "deploy" | "apply_upstream_updates" | "merge_cloud_development_environment_into_dev")
+                && e.sftp
+            {
+                return Ending::Failed("The environment is in SFTP mode: switch it to git mode first".into());
+            }
+        }
+        let key = format!("wf:{}:{}:{kind}:{ordinal}", site.name, env.unwrap_or(""));
+        if knobs.fail_workflow_rate > 0.0 && roll(knobs.seed, &key) < knobs.fail_workflow_rate {
+            return Ending::Failed(format!("Simulated failure of {kind}"));
+        }
+        Ending::Succeeded
+    }
+
+    // ---- JSON ------------------------------------------------------------------------
+
+    pub(crate) fn user_json(&self) -> Value {
+        let full = format!("{} {}", self.first_name, self.last_name).trim().to_owned();
+        json!({
+            "id": self.user_id,
+            "user_id": self.user_id,
+            "email": self.email,
+            "created_at": 1_400_000_000,
+            "dev_sites_count": 0,
+            "destination_organization_id": null,
+            "created_organization_id": null,
+            "is_registered": true,
+            "password": "SCRUBBED",
+            "feature_flags": [],
+            "profile": {
+                "firstname": self.first_name,
+                "lastname": self.last_name,
+                "full_name": full,
+                "modified": 1_400_000_000,
+                "maxdevsites": 10,
+                "organization": "",
+                "job_function": "",
+                "experiments": {},
+            },
+        })
+    }
+
+    fn holder_json(&self, site: &SiteRec) -> Value {
+        match &site.org_id {
+            Some(org) => json!({ "id": org, "profile": { "name": self.org_label(org) } }),
+            None => {
+                json!({ "id": self.user_id, "email": self.email, "profile": { "firstname": self.first_name, "lastname": self.last_name, "full_name": format!("{} {}", self.first_name, self.last_name) } })
+            }
+        }
+    }
+
+    fn org_label(&self, org_id: &str) -> String {
+        self.orgs.iter().find(|o| o.id == org_id).map(|o| o.label.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn site_json(&self, site: &SiteRec) -> Value {
+        let upstream_id = derived_id("upstream", &site.upstream);
+        let upstream = json!({
+            "url": format!("https://github.com/pantheon-upstreams/{}.git", site.upstream),
+            "product_id": upstream_id,
+            "branch": "master",
+        });
+        let (holder_type, holder_id) = match &site.org_id {
+            Some(org) => ("organization", org.clone()),
+            None => ("user", self.user_id.clone()),
+        };
+        let php = if site.framework.starts_with("drupal") { "83" } else { "82" };
+        let created = site.created.floor();
+        json!({
+            "id": site.id,
+            "name": site.name,
+            "label": site.label,
+            "created": created as i64,
+            "created_by_user_id": self.user_id,
+            "framework": site.framework,
+            "frozen": site.frozen,
+            "holder_id": holder_id,
+            "holder_type": holder_type,
+            "holder": self.holder_json(site),
+            "organization": site.org_id.clone().unwrap_or_default(),
+            "owner": self.user_id,
+            "last_code_push": { "timestamp": iso(site.created), "user_uuid": self.user_id },
+            "migration_completed_at": null,
+            "migration_started_at": null,
+            "php_version": php,
+            "preferred_zone": "us-central1",
+            "preferred_zone_label": "United States",
+            "service_level": site.plan,
+            "plan_name": plan_label(&site.plan),
+            "upstream": upstream,
+            "product": { "id": upstream_id, "longname": site.upstream },
+            "attributes": { "label": site.label },
+            "base_domain": null,
+            "settings": {
+                "max_num_cdes": site.quota,
+                "label": site.label,
+                "name": site.name,
+                "framework": site.framework,
+                "service_level": site.plan,
+                "plan_name": plan_label(&site.plan),
+                "upstream": upstream,
+                "php_version": php,
+                "allow_cacheserver": true,
+                "allow_indexserver": true,
+                "cacheserver": i32::from(site.addons.contains("cacheserver")),
+                "indexserver": i32::from(site.addons.contains("indexserver")),
+            },
+            "add_ons": site.addons.iter().collect::<Vec<_>>(),
+        })
+    }
+
+    /// `GET sites/{site}/environments` value for one environment (no `id`: it is the key).
+    pub(crate) fn env_json(site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {
+        let head = site.commits.iter().rev().find(|c| c.labels.contains(env_id));
+        let target_ref = match env_id {
+            "dev" => "refs/heads/master".to_owned(),
+            "test" | "live" => format!(
+                "refs/tags/pantheon_{env_id}_{}",
+                site.commits.iter().filter(|c| c.labels.contains(env_id)).count()
+            ),
+            other => format!("refs/heads/{other}"),
+        };
+        let (username, password) = env.lock.clone().map_or((Value::Null, Value::Null), |(u, p)| (json!(u), json!(p)));
+        json!({
+            "environment_created": env.created as i64,
+            "dns_zone": "pantheonsite.io",
+            "on_server_development": env.sftp,
+            "lock": { "locked": env.lock.is_some(), "username": username, "password": password },
+            "target_ref": target_ref,
+            "target_commit": head.map(|c| c.hash.clone()).unwrap_or_default(),
+            "randseed": derived_id("randseed", &format!("{}.{env_id}", site.name)).replace('-', "")[..16].to_owned(),
+            "styx_cluster": "styx-01.pantheon.io",
+            "watchers": 0,
+            "diffstat": {},
+            "maintenance": { "enabled": false },
+            "ssl_enabled": true,
+            "dedicated_ip": false,
+            "number_allow_domains": 25,
+            "php_version": if site.framework.starts_with("drupal") { "83" } else { "82" },
+        })
+    }
+
+    pub(crate) fn env_settings_json(site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {
+        json!({
+            "is_initialized": env.initialized,
+            "ssl_enabled": true,
+            "drush_version": 10,
+            "allow_domains": true,
+            "site": site.id,
+            "site_id": site.id,
+            "environment": env_id,
+            "min_backups": 0,
+            "quicksilver_configuration": {},
+            "stunnel": false,
+        })
+    }
+
+    pub(crate) fn commit_json(c: &CommitRec, parent: Option<&CommitRec>) -> Value {
+        json!({
+            "hash": c.hash,
+            "author": "Ada Ops",
+            "email": "ops@acme.example",
+            "datetime": c.datetime,
+            "labels": c.labels.iter().collect::<Vec<_>>(),
+            "parents": parent.map(|p| vec![p.hash.clone()]).unwrap_or_default(),
+            "message": c.message,
+            "gravitar_url": "https://secure.gravatar.com/avatar/00000000000000000000000000000000?s=40&d=mm",
+        })
+    }
+
+    pub(crate) fn domains_json(site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {
+        let platform = format!("{env_id}-{}.pantheonsite.io", site.name);
+        let mut list = vec![json!({
+            "id": platform, "key": platform, "type": "platform", "deletable": false,
+            "dns_zone_name": "pantheonsite.io", "environment": env_id, "site_id": site.id,
+            "status": "ok", "status_message": "Launched",
+        })];
+        for (domain, primary) in &env.domains {
+            list.push(json!({
+                "id": domain, "key": domain, "type": "custom", "deletable": true, "primary": primary,
+                "dns_zone_name": null, "environment": env_id, "site_id": site.id,
+                "status": "ok", "status_message": "Launched",
+            }));
+        }
+        Value::Array(list)
+    }
+
+    pub(crate) fn catalog_json(site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {
+        if env.backups.is_empty() {
+            return json!([]);
+        }
+        let mut map = serde_json::Map::new();
+        let mut folders = BTreeMap::new();
+        for b in &env.backups {
+            folders.insert(b.folder.clone(), b.time);
+            map.insert(
+                format!("{}_{}", b.folder, b.element),
+                json!({
+                    "filename": b.filename, "folder": b.folder, "size": b.size,
+                    "timestamp": b.time as i64, "start_time": b.time - 10.0, "finish_time": b.time,
+                    "ttl": 31_536_000, "task_id": derived_id("task", &format!("{}.{env_id}:{}", site.name, b.folder)),
+                    "endpoint_uuid": derived_id("endpoint", &site.name),
+                    "BUILD_URL": "https://jenkins.example/job/backup/1/", "BUILD_TAG": "jenkins-backup-1",
+                }),
+            );
+        }
+        for (folder, time) in folders {
+            map.insert(
+                format!("{folder}_manifest"),
+                json!({ "folder": folder, "size": 0, "timestamp": time as i64, "ttl": 31_536_000,
+                        "total_dirs": 0, "total_files": 0, "total_size": 0, "total_entries": 0 }),
+            );
+        }
+        Value::Object(map)
+    }
+
+    pub(crate) fn upstream_json(site: &SiteRec) -> Value {
+        let behind = site.upstream_updates;
+        let mut log = serde_json::Map::new();
+        for k in 0..behind {
+            let hash = hex40(&format!("{}:pending-upstream:{k}", site.name));
+            log.insert(
+                hash.clone(),
+                json!({ "hash": hash, "author": "Upstream", "email": "upstream@example.com", "datetime": iso(site.created),
+                        "labels": [], "parents": [], "message": format!("Upstream change {k}"),
+                        "gravitar_url": "https://secure.gravatar.com/avatar/0?s=40&d=mm" }),
+            );
+        }
+        let up_to_date = |env: &str| {
+            let has = site.envs.contains_key(env);
+            json!({ "has_code": has, "is_up_to_date_with_upstream": behind == 0 })
+        };
+        json!({
+            "has_code": true, "behind": behind, "ahead": 0, "update_log": log,
+            "remote_head": hex40(&format!("{}:upstream-head", site.upstream)),
+            "remote_url": format!("https://github.com/pantheon-upstreams/{}.git", site.upstream),
+            "remote_branch": "master", "has_remote_head": true,
+            "dev": up_to_date("dev"), "test": up_to_date("test"), "live": up_to_date("live"),
+        })
+    }
+
+    pub(crate) fn workflow_json(&self, wf: &WorkflowRec, now: f64, with_task: bool) -> Value {
+        let finished = wf.finish_at <= now;
+        let queued = !finished && now < wf.started_at;
+        let phase = if finished {
+            "finished"
+        } else if queued {
+            "queued"
+        } else {
+            "started"
+        };
+        let (result, active) = match (&wf.ending, finished) {
+            (_, false) => (Value::Null, format!("{} (in progress)", wf.description)),
+            (Ending::Succeeded, true) => (json!("succeeded"), active_description(wf)),
+            (Ending::Failed(reason), true) => (json!("failed"), reason.clone()),
+        };
+        let run_time = if finished { json!(wf.finish_at - wf.started_at) } else { Value::Null };
+        let queued_time = json!((wf.started_at - wf.created_at).max(0.0));
+        let total_time = if finished { json!(wf.finish_at - wf.created_at) } else { Value::Null };
+        let final_task_id = derived_id("task", &format!("{}:final", wf.id));
+        let mut out = json!({
+            "id": wf.id,
+            "type": wf.kind,
+            "description": wf.description,
+            "active_description": active,
+            "result": result,
+            "phase": phase,
+            "created_at": wf.created_at,
+            "started_at": wf.started_at,
+            "total_time": total_time,
+            "run_time": run_time,
+            "queued_time": queued_time,
+            "step": if finished { 3 } else { 1 },
+            "number_of_tasks": 3,
+            "environment": wf.env,
+            "environment_id": wf.env,
+            "site_id": wf.site_id,
+            "user_id": wf.user_id,
+            "user_email": self.email,
+            "user": { "user_id": wf.user_id, "email": self.email, "created_at": 1_400_000_000, "is_registered": true,
+                      "password": "SCRUBBED", "destination_organization_id": null, "created_organization_id": null },
+            "role": "owner",
+            "key": wf.site_id,
+            "trace_id": derived_id("trace", &wf.id),
+            "trace_log_url": "https://logs.example/trace",
+            "params": wf.params,
+            "reason": "",
+            "keep_forever": false,
+            "has_operation_log_output": false,
+            "task_ids": [derived_id("task", &format!("{}:first", wf.id)), final_task_id],
+            "waiting_for_task_id": if finished { Value::Null } else { json!(derived_id("task", &format!("{}:first", wf.id))) },
+            "final_task_id": if finished { json!(final_task_id) } else { Value::Null },
+        });
+        if finished {
+            out["finished_at"] = json!(wf.finish_at);
+            let reason = match &wf.ending {
+                Ending::Succeeded => String::new(),
+                Ending::Failed(r) => r.clone(),
+            };
+            out["final_task"] = json!({
+                "id": final_task_id, "type": wf.kind, "reason": reason, "has_error": !reason.is_empty(),
+                "result": result, "phase": "finished",
+                "messages": if reason.is_empty() { json!({}) } else { json!({ iso(wf.finish_at): { "message": reason, "level": "ERROR" } }) },
+                "responses": [],
+            });
+        } else if with_task {
+            out["waiting_for_task"] = json!({
+                "id": derived_id("task", &format!("{}:first", wf.id)), "type": wf.kind, "phase": phase,
+                "result": null, "allow_concurrent": !moves_code(&wf.kind), "site_id": wf.site_id,
+                "environment": wf.env, "workflow_id": wf.id, "messages": {}, "responses": [],
+                "created_at": wf.created_at, "queued_time": null, "run_time": null, "total_time": null,
+                "reason": "", "fn_name": wf.kind, "params": {},
+            });
+        }
+        out
+    }
+}
+
+fn active_description(wf: &WorkflowRec) -> String {
+    match wf.kind.as_str() {
+        "deploy" => format!("Deployed code to \"{}\"", wf.env.as_deref().unwrap_or("")),
+        "clear_cache" => format!("Cleared caches for \"{}\"", wf.env.as_deref().unwrap_or("")),
+        "do_export" => format!("Created a backup of \"{}\"", wf.env.as_deref().unwrap_or("")),
+        _ => format!("{} completed", wf.description),
+    }
+}
+
+fn plan_label(plan: &str) -> String {
+    let mut chars = plan.chars();
+    chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+/// A backup set taken at `time`: one entry per element.
+fn backup_set(site: &str, env: &str, time: f64, elements: &[&str]) -> Vec<BackupRec> {
+    #[expect(clippy::cast_possible_truncation, reason = "unix seconds")]
+    let ts = time as i64;
+    let folder = format!("{ts}_backup");
+    let stamp = iso(time).replace(':', "-");
+    elements
+        .iter()
+        .map(|el| {
+            let ext = if *el == "database" { "sql.gz" } else { "tar.gz" };
+            let size = match *el {
+                "code" => 48 * 1024,
+                "files" => 160 * 1024,
+                _ => 96 * 1024,
+            } + (roll(0, &format!("{site}.{env}:{ts}:{el}")) * 4096.0) as u64;
+            BackupRec {
+                folder: folder.clone(),
+                element: (*el).to_owned(),
+                filename: format!("{site}_{env}_{stamp}_UTC_{el}.{ext}"),
+                size,
+                time,
+            }
+        })
+        .collect()
+}
+
+/// The bytes of a simulated backup file: deterministic, so a resumed download can be
+/// verified byte for byte.
+pub(crate) fn file_bytes(name: &str, size: u64) -> Vec<u8> {
+    let seed = roll(0, name).to_bits();
+    let mut state = seed | 1;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state & 0xff) as u8
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso(0.0), "1970-01-01T00:00:00");
+        assert_eq!(iso(1_471_562_180.0), "2016-08-18T23:16:20");
+    }
+
+    #[test]
+    fn the_world_becomes_state_with_deployable_commits() {
+        let world = World::builtin().unwrap();
+        let state = SimState::new(&world, 1_800_000_000.0);
+        let id = &state.names["acme-web"];
+        let site = &state.sites[id];
+        let on = |env: &str| site.commits.iter().filter(|c| c.labels.contains(env)).count();
+        // acme-web: test has 1 waiting from dev, live 1 waiting from test.
+        assert_eq!((on("dev"), on("test"), on("live")), (3, 2, 1));
+        assert!(site.envs.contains_key("ci-101"));
+    }
+}
