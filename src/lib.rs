@@ -15,3 +15,4 @@ pub mod resolve;
 pub mod secret;
 pub mod settings;
 pub mod simulator;
+pub mod telemetry;

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use self::diagnostics::Style;
 use self::exit::ExitStatus;
+use crate::settings::EnvVars;
 
 /// Run declarative batch jobs against the Pantheon hosting platform.
 #[derive(Debug, Parser)]
@@ -54,6 +55,68 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Log in with a machine token, show who is logged in, or log out. Shares terminus's own
+    /// session and token files, so a terminus login works here and back.
+    Auth {
+        #[command(subcommand)]
+        action: AuthCommand,
+    },
+    /// The built-in Pantheon simulator.
+    Simulate {
+        #[command(subcommand)]
+        action: SimulateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Exchange a machine token for a session and save both (as `terminus auth:login`).
+    Login {
+        /// The machine token (default: `TERMINUS_MACHINE_TOKEN`).
+        #[arg(long, value_name = "TOKEN")]
+        machine_token: Option<String>,
+    },
+    /// Print the logged-in user's email.
+    Whoami,
+    /// Delete the saved session and machine tokens (as `terminus auth:logout`).
+    Logout,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// Serve the simulated Pantheon API on 127.0.0.1 until Ctrl-C, then print its counters.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The world file (default: the built-in world).
+    #[arg(long, env = "TERMINUS_BATCH_WORLD", value_name = "FILE")]
+    pub world: Option<PathBuf>,
+    /// The port (0 picks a free one).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Seed of every random choice (overrides the world's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Multiplies durations, latency and Retry-After; divides the rate limit.
+    #[arg(long, value_name = "FACTOR")]
+    pub time_scale: Option<f64>,
+    /// Request latency range in seconds, `MIN,MAX`.
+    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', num_args = 2)]
+    pub latency: Option<Vec<f64>>,
+    /// Requests per second before answering 429.
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
+    /// Fraction of requests answered with a 5xx.
+    #[arg(long, value_name = "FRACTION")]
+    pub error_rate: Option<f64>,
+    /// Fraction of requests whose connection is dropped.
+    #[arg(long, value_name = "FRACTION")]
+    pub drop_rate: Option<f64>,
+    /// Fraction of workflows that fail.
+    #[arg(long, value_name = "FRACTION")]
+    pub fail_workflow_rate: Option<f64>,
 }
 
 /// Where targets are resolved and which part of the plan to keep.
@@ -112,12 +175,14 @@ pub enum GraphFormat {
     Json,
 }
 
-/// The output handles and drawing style a command writes with.
+/// The output handles and drawing style a command writes with, and the environment it was
+/// started in (read once; settings read it from here).
 pub struct Io<'a> {
     pub stdout: &'a mut dyn Write,
     pub stderr: &'a mut dyn Write,
     pub style: Style,
     pub quiet: bool,
+    pub vars: &'a EnvVars,
 }
 
 /// Parses the command line, runs the command, and returns its exit code.
@@ -134,16 +199,18 @@ pub fn main() -> ExitCode {
             return status.into();
         }
     };
+    let vars = EnvVars::capture();
     let style = Style::detect(
         io::stderr().is_terminal(),
-        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-        std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()),
+        vars.get("NO_COLOR").is_some(),
+        vars.get("COLUMNS").and_then(|c| c.parse().ok()),
     );
+    crate::telemetry::init(cli.global.verbose, cli.global.quiet, vars.get(crate::settings::env::LOG));
     let stdout = io::stdout();
     let stderr = io::stderr();
     let mut out = stdout.lock();
     let mut err = stderr.lock();
-    let mut io = Io { stdout: &mut out, stderr: &mut err, style, quiet: cli.global.quiet };
+    let mut io = Io { stdout: &mut out, stderr: &mut err, style, quiet: cli.global.quiet, vars: &vars };
     match commands::run(cli, &mut io) {
         Ok(status) => status.into(),
         // A closed pipe (`| head`) is the reader's choice, not an error worth a message.

@@ -308,13 +308,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let (fault, forced_failure) = shared.choose_fault(&route, &method, &key, body_json.as_ref());
     if let Some(Fault::Drop { processed: false }) = fault {
         shared.record(&template, &method, &path, &query, body_json, 0, |s| {
-            *s.faults.entry("drop".to_owned()).or_default() += 1
+            *s.faults.entry("drop".to_owned()).or_default() += 1;
         });
         return Err(Dropped);
     }
     if let Some(Fault::Status { code, processed: false }) = fault {
         shared.record(&template, &method, &path, &query, body_json, code, |s| {
-            *s.faults.entry(code.to_string()).or_default() += 1
+            *s.faults.entry(code.to_string()).or_default() += 1;
         });
         return Ok(respond(&Answer::error(code, "Simulated server error.")));
     }
@@ -358,13 +358,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     match fault {
         Some(Fault::Drop { .. }) => {
             shared.record(&template, &method, &path, &query, body_json, 0, |s| {
-                *s.faults.entry("drop".to_owned()).or_default() += 1
+                *s.faults.entry("drop".to_owned()).or_default() += 1;
             });
             Err(Dropped)
         }
         Some(Fault::Status { code, processed: true }) => {
             shared.record(&template, &method, &path, &query, body_json, code, |s| {
-                *s.faults.entry(code.to_string()).or_default() += 1
+                *s.faults.entry(code.to_string()).or_default() += 1;
             });
             Ok(respond(&Answer::error(code, "Simulated server error.")))
         }

@@ -8,10 +8,13 @@ use crate::cli::{GraphArgs, GraphFormat, Io};
 use crate::graph::render;
 
 pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    let prepared = match prepare(&args.plan, &args.targets, io)? {
+    let mut prepared = match prepare(&args.plan, &args.targets, io)? {
         Ok(p) => p,
         Err(status) => return Ok(status),
     };
+    if let Some(connection) = prepared.connection.take() {
+        connection.close();
+    }
     let text = match args.format {
         GraphFormat::Dot => render::dot(&prepared.graph),
         GraphFormat::Mermaid => render::mermaid(&prepared.graph),

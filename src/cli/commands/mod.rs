@@ -1,10 +1,13 @@
 //! The composition root: one file per command. The only code that names every stage
 //! (parse → validate → resolve → expand → graph) and wires them together.
 
+mod auth;
 mod completions;
+pub(crate) mod connect;
 mod graph;
 mod plan;
 mod schema;
+mod simulate;
 mod validate;
 
 use std::io;
@@ -15,11 +18,13 @@ use super::exit::ExitStatus;
 use super::{Cli, Command, Io, TargetArgs};
 use crate::expand::{Expansion, Filter, Task, expand};
 use crate::graph::TaskGraph;
+use crate::operations::api::ApiClient;
 use crate::plan::model::Plan;
 use crate::plan::ops::OperationSpec;
 use crate::plan::{PlanError, PlanSource};
 use crate::resolve::{OrgRecord, ResolveFailure, Resolved, SiteRecord, SiteSource, SourceError, resolve};
-use crate::simulator::world::{BUILTIN_WORLD_NAME, World};
+use crate::settings::{Layer, Settings, SettingsError};
+use crate::simulator::Simulator;
 
 pub use schema::plan_schema;
 
@@ -34,6 +39,8 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> io::Result<ExitStatus> {
         Command::Graph(args) => graph::run(&args, io),
         Command::Schema => schema::run(io),
         Command::Completions { shell } => completions::run(shell, io),
+        Command::Auth { action } => auth::run(&action, io),
+        Command::Simulate { action } => simulate::run(&action, io),
     }
 }
 
@@ -80,7 +87,8 @@ fn load_plan(path: &Path, io: &mut Io<'_>) -> io::Result<Result<(PlanSource, Pla
     }
 }
 
-/// A plan taken through every offline stage: resolved, expanded and built into a graph.
+/// A plan taken through every stage before execution: resolved, expanded and built into a
+/// graph, with the connection that resolved it (kept for `apply`).
 pub(crate) struct Prepared {
     pub source: PlanSource,
     pub plan: Plan,
@@ -89,44 +97,110 @@ pub(crate) struct Prepared {
     pub resolved_by: String,
     pub expansion: Expansion<OperationSpec>,
     pub graph: TaskGraph<Task<OperationSpec>>,
+    pub settings: Settings,
+    pub connection: Option<Connection>,
+}
+
+/// A live connection: the client, the simulator it talks to (under `--simulate`), and the
+/// runtime both run on.
+pub(crate) struct Connection {
+    pub runtime: tokio::runtime::Runtime,
+    pub client: ApiClient,
+    pub simulator: Option<Simulator>,
+}
+
+impl Connection {
+    /// Stops the in-process simulator, if any, and returns its counters.
+    pub(crate) fn close(self) -> Option<crate::simulator::Stats> {
+        let Self { runtime, simulator, .. } = self;
+        simulator.map(|sim| runtime.block_on(sim.stop()))
+    }
+}
+
+/// Reports a settings error (exit 2).
+fn settings_failed(io: &mut Io<'_>, e: &SettingsError) -> io::Result<ExitStatus> {
+    write_error(io.stderr, &e.to_string())?;
+    Ok(ExitStatus::Invalid)
+}
+
+/// Starts the in-process simulator for `--simulate` and a client pointed at it.
+fn simulate(
+    targets: &TargetArgs,
+    settings: &Settings,
+    io: &mut Io<'_>,
+) -> io::Result<Result<(Connection, String), ExitStatus>> {
+    let (world, name) = match connect::load_world(targets.world.as_deref()) {
+        Ok(w) => w,
+        Err(connect::WorldError::Unreadable(message)) => {
+            write_error(io.stderr, &message)?;
+            return Ok(Err(ExitStatus::Invalid));
+        }
+        Err(connect::WorldError::Invalid(source, errors)) => {
+            write_plan_errors(io.stderr, &source, &errors, io.style)?;
+            return Ok(Err(ExitStatus::Invalid));
+        }
+    };
+    let runtime = super::runtime()?;
+    let knobs = world.knobs.clone();
+    let simulator = match runtime.block_on(Simulator::start(&world, knobs, 0)) {
+        Ok(sim) => sim,
+        Err(e) => {
+            write_error(io.stderr, &format!("cannot start the simulator: {e}"))?;
+            return Ok(Err(ExitStatus::Internal));
+        }
+    };
+    let client = match ApiClient::new(connect::simulator_config(settings, &simulator)) {
+        Ok(c) => c,
+        Err(e) => {
+            write_error(io.stderr, &e.to_string())?;
+            return Ok(Err(ExitStatus::Internal));
+        }
+    };
+    Ok(Ok((Connection { runtime, client, simulator: Some(simulator) }, format!("simulator world {name}"))))
+}
+
+/// A client for the real API.
+fn connect_api(settings: &Settings, io: &mut Io<'_>) -> io::Result<Result<Connection, ExitStatus>> {
+    let runtime = super::runtime()?;
+    match ApiClient::new(connect::api_config(settings)) {
+        Ok(client) => Ok(Ok(Connection { runtime, client, simulator: None })),
+        Err(e) => {
+            write_error(io.stderr, &e.to_string())?;
+            Ok(Err(ExitStatus::Invalid))
+        }
+    }
 }
 
 /// Runs parse → validate → resolve → expand → graph, reporting the first stage's errors.
+///
+/// Targets resolve through the API listings (or the in-process simulator under
+/// `--simulate`). Without any login at hand, explicit site names are taken as written so a
+/// plan can still be reviewed; selectors and globs then need a login.
 fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Result<Prepared, ExitStatus>> {
     let (source, plan) = match load_plan(path, io)? {
         Ok(x) => x,
         Err(status) => return Ok(Err(status)),
     };
-    let runtime = super::runtime()?;
-    let (outcome, resolved_by) = if targets.simulate {
-        let (world, name) = match &targets.world {
-            Some(file) => {
-                let world_source = match read_source(file, crate::plan::parse::Budgets::WORLD.bytes, io)? {
-                    Ok(s) => s,
-                    Err(status) => return Ok(Err(status)),
-                };
-                match World::parse(&world_source) {
-                    Ok(w) => (w, world_source.path.clone()),
-                    Err(errors) => {
-                        write_plan_errors(io.stderr, &world_source, &errors, io.style)?;
-                        return Ok(Err(ExitStatus::Invalid));
-                    }
-                }
-            }
-            None => match World::builtin() {
-                Ok(w) => (w, BUILTIN_WORLD_NAME.to_owned()),
-                Err(errors) => {
-                    write_error(
-                        io.stderr,
-                        &format!("the built-in world is invalid ({} errors): this is a bug", errors.len()),
-                    )?;
-                    return Ok(Err(ExitStatus::Internal));
-                }
-            },
-        };
-        (runtime.block_on(resolve(&plan, &world)), format!("simulator world {name}"))
+    let settings = match connect::resolve_settings(io.vars, Layer::default(), Some(&plan.settings), targets.simulate) {
+        Ok(s) => s,
+        Err(e) => return settings_failed(io, &e).map(Err),
+    };
+    let (connection, resolved_by) = if targets.simulate {
+        match simulate(targets, &settings, io)? {
+            Ok((c, by)) => (Some(c), by),
+            Err(status) => return Ok(Err(status)),
+        }
+    } else if connect::has_credentials(&settings) {
+        match connect_api(&settings, io)? {
+            Ok(c) => (Some(c), format!("Pantheon API at {}", settings.api_base())),
+            Err(status) => return Ok(Err(status)),
+        }
     } else {
-        (runtime.block_on(resolve(&plan, &Offline)), "site names as written (not checked against the API)".to_owned())
+        (None, "site names as written (not logged in, so not checked against the API)".to_owned())
+    };
+    let outcome = match &connection {
+        Some(c) => c.runtime.block_on(resolve(&plan, &connect::ApiSource { client: c.client.clone() })),
+        None => super::runtime()?.block_on(resolve(&plan, &Offline)),
     };
     let resolved = match outcome {
         Ok(r) => r,
@@ -135,7 +209,7 @@ fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Res
             return Ok(Err(ExitStatus::Invalid));
         }
         Err(ResolveFailure::Source(e)) => {
-            write_error(io.stderr, &e.to_string())?;
+            write_error(io.stderr, &format!("cannot resolve the plan's targets: {e}"))?;
             return Ok(Err(ExitStatus::Unreachable));
         }
     };
@@ -157,15 +231,15 @@ fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Res
             return Ok(Err(ExitStatus::Internal));
         }
     };
-    Ok(Ok(Prepared { source, plan, resolved, resolved_by, expansion, graph }))
+    Ok(Ok(Prepared { source, plan, resolved, resolved_by, expansion, graph, settings, connection }))
 }
 
 /// Resolution without any API: explicit site names are taken as written; selectors and
 /// globs cannot be resolved and say what to do instead.
 struct Offline;
 
-const OFFLINE_HELP: &str = "resolving selectors and globs needs the Pantheon API listings, which this build cannot call yet; \
-pass --simulate to resolve against the simulator's world";
+const OFFLINE_HELP: &str = "resolving selectors and globs needs the Pantheon API listings, and no login is at hand: \
+set TERMINUS_MACHINE_TOKEN or run `terminus-batch auth login`, or pass --simulate to resolve against the simulator's world";
 
 impl SiteSource for Offline {
     async fn orgs(&self) -> Result<Vec<OrgRecord>, SourceError> {

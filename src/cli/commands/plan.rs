@@ -16,9 +16,6 @@ use crate::plan::model::PlanSettings;
 use crate::plan::ops::{OperationSpec, Scalar};
 use crate::resolve::Resolved;
 
-/// Concurrency assumed by the estimate when the plan does not set one (DESIGN.md §9).
-const DEFAULT_CONCURRENCY: u32 = 10;
-
 /// The `kind` of a saved plan file.
 pub(super) const SAVED_PLAN_KIND: &str = "terminus-batch/saved-plan";
 /// The `kind` of `plan --format json`.
@@ -87,7 +84,7 @@ struct TaskSummary<'a> {
 
 fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
     let tasks = &p.expansion.tasks;
-    let concurrency = p.plan.settings.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    let concurrency = u32::try_from(p.settings.concurrency).unwrap_or(u32::MAX);
     let weight = |t: &Task<OperationSpec>| t.payload.kind().estimate_secs();
     let critical = p.graph.critical_path(weight);
     let total: u64 = tasks.iter().map(weight).sum();
@@ -147,18 +144,20 @@ fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
 }
 
 pub(super) fn run(args: &PlanArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    if args.out.is_some() && !args.targets.simulate {
-        // DESIGN.md §8: a saved plan records resolved targets; names taken as written are not.
-        super::write_error(
-            io.stderr,
-            "-o needs resolved targets: pass --simulate (the Pantheon API client is not built yet)",
-        )?;
-        return Ok(ExitStatus::Invalid);
-    }
-    let prepared = match prepare(&args.plan, &args.targets, io)? {
+    let mut prepared = match prepare(&args.plan, &args.targets, io)? {
         Ok(p) => p,
         Err(status) => return Ok(status),
     };
+    if let Some(connection) = prepared.connection.take() {
+        connection.close();
+    } else if args.out.is_some() {
+        // DESIGN.md §8: a saved plan records resolved targets; names taken as written are not.
+        super::write_error(
+            io.stderr,
+            "-o needs resolved targets: log in (TERMINUS_MACHINE_TOKEN or `terminus-batch auth login`) or pass --simulate",
+        )?;
+        return Ok(ExitStatus::Invalid);
+    }
     if let Some(out) = &args.out {
         let mut text = serde_json::to_string_pretty(&document(&prepared, true)).map_err(io::Error::other)?;
         text.push('\n');

@@ -1,0 +1,226 @@
+//! Settings and connections for the commands that talk to Pantheon: resolves [`Settings`]
+//! from their layers, starts the in-process simulator under `--simulate`, builds the
+//! [`ApiClient`], and adapts it to the resolver's [`SiteSource`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::operations::api::resources::SiteListing;
+use crate::operations::api::wire::{Site, UserOrgMembership};
+use crate::operations::api::{ApiClient, ApiConfig, ApiError, SessionStore};
+use crate::plan::model::PlanSettings;
+use crate::resolve::{OrgMembership, OrgRecord, SiteRecord, SiteSource, SourceError};
+use crate::secret::Secret;
+use crate::settings::{EnvVars, Layer, Origin, Settings, SettingsError, env};
+use crate::simulator::{Simulator, World};
+
+/// Resolves settings: flags > environment > plan > `~/.terminus/config.yml` > defaults.
+/// Under `--simulate` nothing of terminus's own configuration is read: not its config file,
+/// not its host or its login.
+pub(crate) fn resolve_settings(
+    vars: &EnvVars,
+    flags: Layer,
+    plan: Option<&PlanSettings>,
+    simulate: bool,
+) -> Result<Settings, SettingsError> {
+    let mut layers = vec![(Origin::Flag, flags), (Origin::Env, Layer::from_batch_env(vars)?)];
+    let mut terminus = Layer::from_terminus_env(vars)?;
+    if simulate {
+        terminus = Layer {
+            concurrency: terminus.concurrency,
+            max_requests: terminus.max_requests,
+            parallel_pagination: terminus.parallel_pagination,
+            ..Layer::default()
+        };
+    }
+    layers.push((Origin::Env, terminus));
+    if let Some(plan) = plan {
+        layers.push((Origin::Plan, Layer::from_plan(plan)));
+    }
+    if !simulate {
+        if let Some(home) = vars.get(env::HOME) {
+            let path = PathBuf::from(home).join(".terminus").join("config.yml");
+            // A missing config file is normal; an unreadable one is worth saying so.
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    layers.push((Origin::ConfigFile, Layer::from_config_file(&path.display().to_string(), &text)?));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(SettingsError { source_name: path.display().to_string(), message: e.to_string() });
+                }
+            }
+        }
+    }
+    let settings = Settings::resolve(&layers, vars.get(env::HOME))?;
+    for (name, value, origin) in &settings.origins {
+        tracing::debug!(setting = name, value = %value, from = %origin, "setting");
+    }
+    Ok(settings)
+}
+
+/// The client configuration for the real API.
+pub(crate) fn api_config(settings: &Settings) -> ApiConfig {
+    ApiConfig {
+        base: settings.api_base(),
+        connect_timeout: settings.connect_timeout,
+        read_timeout: settings.read_timeout,
+        verify_tls: settings.verify_tls,
+        max_requests: settings.max_requests,
+        requests_per_second: settings.requests_per_second,
+        burst: settings.burst,
+        attempts: settings.request_attempts,
+        budget: settings.request_budget,
+        backoff: settings.retry_backoff,
+        parallel_pagination: settings.parallel_pagination,
+        poll_floor: std::time::Duration::from_secs(1),
+        machine_token: settings.machine_token.clone(),
+        user: settings.user.clone(),
+        store: SessionStore::Files { cache_dir: settings.cache_dir.clone(), tokens_dir: settings.tokens_dir.clone() },
+    }
+}
+
+/// The same, pointed at an in-process simulator: its address, its world's token, its time
+/// scale, and memory-only sessions.
+pub(crate) fn simulator_config(settings: &Settings, sim: &Simulator) -> ApiConfig {
+    let scale = sim.knobs().time_scale;
+    ApiConfig {
+        base: sim.api_base(),
+        machine_token: Some(Secret::new(sim.machine_token())),
+        user: None,
+        store: SessionStore::Memory,
+        poll_floor: sim.poll_floor(),
+        backoff: settings.retry_backoff.mul_f64(scale.min(1.0)),
+        ..api_config(settings)
+    }
+}
+
+/// Whether any login is at hand: a token in the environment, or terminus's saved session or
+/// tokens.
+pub(crate) fn has_credentials(settings: &Settings) -> bool {
+    if settings.machine_token.is_some() || settings.cache_dir.join("session").is_file() {
+        return true;
+    }
+    std::fs::read_dir(&settings.tokens_dir)
+        .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains('@'))))
+}
+
+/// A world file's text into a [`World`], or the built-in one.
+pub(crate) fn load_world(path: Option<&std::path::Path>) -> Result<(World, String), WorldError> {
+    match path {
+        Some(file) => {
+            let shown = file.display().to_string();
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| WorldError::Unreadable(format!("cannot read {shown}: {e}")))?;
+            let source = crate::plan::PlanSource::new(shown.clone(), text);
+            World::parse(&source).map(|w| (w, shown)).map_err(|errors| WorldError::Invalid(source, errors))
+        }
+        None => {
+            World::builtin().map(|w| (w, crate::simulator::world::BUILTIN_WORLD_NAME.to_owned())).map_err(|errors| {
+                WorldError::Unreadable(format!(
+                    "the built-in world is invalid ({} errors): this is a bug",
+                    errors.len()
+                ))
+            })
+        }
+    }
+}
+
+/// Why a world could not be loaded.
+pub(crate) enum WorldError {
+    Unreadable(String),
+    Invalid(crate::plan::PlanSource, Vec<crate::plan::PlanError>),
+}
+
+/// Target resolution through the API listings.
+pub(crate) struct ApiSource {
+    pub client: ApiClient,
+}
+
+fn source_error(e: &ApiError) -> SourceError {
+    SourceError(e.to_string())
+}
+
+impl ApiSource {
+    fn record(site: &Site, id: &str, memberships: Vec<OrgMembership>) -> SiteRecord {
+        let text = |v: Option<&serde_json::Value>, key: &str| {
+            v.and_then(|v| v.get(key)).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned()
+        };
+        let upstream_id = {
+            let from_upstream = text(site.upstream.as_ref(), "product_id");
+            if from_upstream.is_empty() { text(site.product.as_ref(), "id") } else { from_upstream }
+        };
+        SiteRecord {
+            id: id.to_owned(),
+            name: site.name.clone(),
+            label: site.label.clone().unwrap_or_else(|| site.name.clone()),
+            framework: site.framework.clone().unwrap_or_default(),
+            upstream_id,
+            upstream_label: text(site.product.as_ref(), "longname"),
+            plan: site.service_level.clone().unwrap_or_default(),
+            frozen: site.frozen,
+            memberships,
+        }
+    }
+
+    fn org_record(m: &UserOrgMembership) -> OrgRecord {
+        let profile = m.organization.profile.as_ref();
+        let name = profile.and_then(|p| p.machine_name.clone()).unwrap_or_else(|| m.organization.id.clone());
+        let label = profile.and_then(|p| p.name.clone()).unwrap_or_else(|| name.clone());
+        OrgRecord { id: m.organization.id.clone(), name, label }
+    }
+
+    fn merge(listing: &SiteListing) -> Vec<SiteRecord> {
+        let orgs: BTreeMap<&str, OrgRecord> =
+            listing.orgs.iter().map(|m| (m.organization.id.as_str(), Self::org_record(m))).collect();
+        let mut sites: BTreeMap<String, SiteRecord> = BTreeMap::new();
+        for m in &listing.team_sites {
+            sites.entry(m.id.clone()).or_insert_with(|| Self::record(&m.site, &m.id, Vec::new()));
+        }
+        for (org_id, members) in &listing.org_sites {
+            let Some(org) = orgs.get(org_id.as_str()) else { continue };
+            for m in members {
+                let membership = OrgMembership {
+                    org_id: org.id.clone(),
+                    org_name: org.name.clone(),
+                    org_label: org.label.clone(),
+                    tags: m.tags.clone(),
+                };
+                sites
+                    .entry(m.id.clone())
+                    .or_insert_with(|| Self::record(&m.site, &m.id, Vec::new()))
+                    .memberships
+                    .push(membership);
+            }
+        }
+        let mut list: Vec<SiteRecord> = sites.into_values().collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+}
+
+impl SiteSource for ApiSource {
+    async fn orgs(&self) -> Result<Vec<OrgRecord>, SourceError> {
+        let orgs = self.client.user_orgs().await.map_err(|e| source_error(&e))?;
+        Ok(orgs.iter().filter(|m| m.role.as_deref() != Some("unprivileged")).map(Self::org_record).collect())
+    }
+
+    async fn sites(&self) -> Result<Vec<SiteRecord>, SourceError> {
+        let listing = self.client.site_listing().await.map_err(|e| source_error(&e))?;
+        Ok(Self::merge(&listing))
+    }
+
+    async fn site_by_name(&self, name: &str) -> Result<Option<SiteRecord>, SourceError> {
+        let Some(id) = self.client.site_id(name).await.map_err(|e| source_error(&e))? else { return Ok(None) };
+        match self.client.site(&id).await {
+            Ok(site) => Ok(Some(Self::record(&site, &id, Vec::new()))),
+            Err(e) if e.is_not_found() || e.status() == Some(403) => Ok(None),
+            Err(e) => Err(source_error(&e)),
+        }
+    }
+
+    async fn environments(&self, site: &SiteRecord) -> Result<Vec<String>, SourceError> {
+        let envs = self.client.environments(&site.id).await.map_err(|e| source_error(&e))?;
+        Ok(envs.into_keys().collect())
+    }
+}

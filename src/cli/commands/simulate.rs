@@ -1,0 +1,88 @@
+//! `simulate serve`: the built-in simulator as a standalone loopback server, until Ctrl-C;
+//! then its counters, as JSON on stdout.
+
+use std::io;
+
+use super::connect::{WorldError, load_world};
+use crate::cli::diagnostics::{write_error, write_plan_errors};
+use crate::cli::exit::ExitStatus;
+use crate::cli::{Io, ServeArgs, SimulateCommand};
+use crate::simulator::Simulator;
+
+pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let SimulateCommand::Serve(args) = action;
+    serve(args, io)
+}
+
+fn serve(args: &ServeArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let (world, name) = match load_world(args.world.as_deref()) {
+        Ok(w) => w,
+        Err(WorldError::Unreadable(message)) => {
+            write_error(io.stderr, &message)?;
+            return Ok(ExitStatus::Invalid);
+        }
+        Err(WorldError::Invalid(source, errors)) => {
+            write_plan_errors(io.stderr, &source, &errors, io.style)?;
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    let mut knobs = world.knobs.clone();
+    if let Some(seed) = args.seed {
+        knobs.seed = seed;
+    }
+    if let Some(scale) = args.time_scale {
+        knobs.time_scale = scale;
+    }
+    if let Some([min, max]) = args.latency.as_deref() {
+        knobs.latency = crate::simulator::knobs::Latency { min: *min, max: *max };
+    }
+    if args.rate_limit.is_some() {
+        knobs.rate_limit = args.rate_limit;
+    }
+    if let Some(rate) = args.error_rate {
+        knobs.error_rate = rate;
+    }
+    if let Some(rate) = args.drop_rate {
+        knobs.drop_rate = rate;
+    }
+    if let Some(rate) = args.fail_workflow_rate {
+        knobs.fail_workflow_rate = rate;
+    }
+    if let Err(why) = knobs.check() {
+        write_error(io.stderr, &why)?;
+        return Ok(ExitStatus::Invalid);
+    }
+    let runtime = crate::cli::runtime()?;
+    let stats = runtime.block_on(async {
+        let sim = match Simulator::start(&world, knobs, args.port).await {
+            Ok(sim) => sim,
+            Err(e) => return Err(e),
+        };
+        let addr = sim.addr();
+        let notice = format!(
+            "simulator of {name} listening on http://{addr}/api/ ({} sites)\n\
+             point terminus-batch or terminus at it with TERMINUS_PROTOCOL=http TERMINUS_HOST={} TERMINUS_PORT={} \
+             and the world's machine token (user.machine_token); Ctrl-C stops it\n",
+            world.sites.len(),
+            addr.ip(),
+            addr.port()
+        );
+        Ok((notice, sim))
+    });
+    let (notice, sim) = match stats {
+        Ok(x) => x,
+        Err(e) => {
+            write_error(io.stderr, &format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    io.stderr.write_all(notice.as_bytes())?;
+    io.stderr.flush()?;
+    let stats = runtime.block_on(async {
+        let _signal = tokio::signal::ctrl_c().await;
+        sim.stop().await
+    });
+    let json = serde_json::to_string_pretty(&stats).map_err(io::Error::other)?;
+    writeln!(io.stdout, "{json}")?;
+    Ok(ExitStatus::Success)
+}
