@@ -4,6 +4,8 @@
 //! targets resolved ([`resolve`]), expanded into tasks ([`expand`]) and built into a
 //! [`graph::TaskGraph`]. The command line in [`cli`] wires the stages together.
 
+#![recursion_limit = "256"]
+
 pub mod cli;
 pub mod expand;
 pub mod glob;

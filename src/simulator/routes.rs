@@ -332,7 +332,7 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
             with_env(state, site, env, |_, s, e| Answer::json(200, &SimState::env_json(s, env, e)))
         }
         Route::EnvSettings(site, env) => {
-            with_env(state, site, env, |_, s, e| Answer::json(200, &SimState::env_settings_json(s, env, e)))
+            with_env(state, site, env, |state, s, e| Answer::json(200, &state.env_settings_json(s, env, e)))
         }
         Route::EnvVariables(site, env) => with_env(state, site, env, |_, s, _| {
             let build = s.framework.contains("composer") || s.upstream.contains("composer");

@@ -418,15 +418,23 @@ impl Shared {
         let (site_id, env) = route.target();
         let site_name = site_id.and_then(|id| lock(&self.state).sites.get(id).map(|s| s.name.clone()));
         let kind = body.and_then(|b| b.get("type")).and_then(Value::as_str);
-        for (i, rule) in self.knobs.faults.iter().enumerate() {
-            if !rule_matches(rule, route, method, site_name.as_deref(), env, kind) {
-                continue;
-            }
-            let hit = {
-                let mut hits = lock(&self.rule_hits);
-                hits[i] += 1;
-                hits[i]
-            };
+        // Every matching rule counts the request, whichever rule fires, so `after` means
+        // "after this many matching requests".
+        let hits: Vec<(usize, u32)> = {
+            let mut hits = lock(&self.rule_hits);
+            self.knobs
+                .faults
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| rule_matches(rule, route, method, site_name.as_deref(), env, kind))
+                .map(|(i, _)| {
+                    hits[i] += 1;
+                    (i, hits[i])
+                })
+                .collect()
+        };
+        for (i, hit) in hits {
+            let rule = &self.knobs.faults[i];
             if hit <= rule.after || hit > rule.after + rule.times {
                 continue;
             }

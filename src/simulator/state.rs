@@ -485,6 +485,7 @@ impl SimState {
             "destination_organization_id": null,
             "created_organization_id": null,
             "is_registered": true,
+            "verified": true,
             "password": "SCRUBBED",
             "feature_flags": [],
             "profile": {
@@ -551,20 +552,7 @@ impl SimState {
             "product": { "id": upstream_id, "longname": site.upstream },
             "attributes": { "label": site.label },
             "base_domain": null,
-            "settings": {
-                "max_num_cdes": site.quota,
-                "label": site.label,
-                "name": site.name,
-                "framework": site.framework,
-                "service_level": site.plan,
-                "plan_name": plan_label(&site.plan),
-                "upstream": upstream,
-                "php_version": php,
-                "allow_cacheserver": true,
-                "allow_indexserver": true,
-                "cacheserver": i32::from(site.addons.contains("cacheserver")),
-                "indexserver": i32::from(site.addons.contains("indexserver")),
-            },
+            "settings": self.site_settings_json(site),
             "add_ons": site.addons.iter().collect::<Vec<_>>(),
         })
     }
@@ -600,19 +588,65 @@ impl SimState {
         })
     }
 
-    pub(crate) fn env_settings_json(site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {
+    /// The `settings` object of a site: its configuration as the platform keeps it.
+    pub(crate) fn site_settings_json(&self, site: &SiteRec) -> Value {
+        let (holder_type, holder_id) = match &site.org_id {
+            Some(org) => ("organization", org.clone()),
+            None => ("user", self.user_id.clone()),
+        };
         json!({
-            "is_initialized": env.initialized,
-            "ssl_enabled": true,
-            "drush_version": 10,
-            "allow_domains": true,
-            "site": site.id,
-            "site_id": site.id,
-            "environment": env_id,
-            "min_backups": 0,
-            "quicksilver_configuration": {},
-            "stunnel": false,
+            "id": site.id, "key": site.id, "name": site.name, "label": site.label,
+            "created": site.created as i64, "created_by_user_id": self.user_id, "owner": self.user_id,
+            "holder_id": holder_id, "holder_type": holder_type,
+            "organization": site.org_id.clone().unwrap_or_default(),
+            "framework": site.framework, "service_level": site.plan, "plan_name": plan_label(&site.plan),
+            "support_plan": "regular_support", "instrument": derived_id("instrument", &site.name),
+            "purchased_at": site.created as i64,
+            "upstream": {
+                "url": format!("https://github.com/pantheon-upstreams/{}.git", site.upstream),
+                "product_id": derived_id("upstream", &site.upstream), "branch": "master",
+            },
+            "php_version": if site.framework.starts_with("drupal") { "83" } else { "82" }, "php_channel": "stable",
+            "max_num_cdes": site.quota, "max_backups": 7, "min_backups": 0, "number_allow_domains": 200,
+            "allow_domains": true, "allow_cacheserver": true, "allow_indexserver": true, "allow_read_slaves": false,
+            "cacheserver": i32::from(site.addons.contains("cacheserver")),
+            "indexserver": i32::from(site.addons.contains("indexserver")),
+            "appserver": 1, "dbserver": 1, "failover_appserver": 0,
+            "on_server_development": false, "drush_version": 10, "ssl_enabled": null, "dedicated_ip": null,
+            "stunnel": false, "secure_runtime_access": false, "guilty_of_abuse": null,
+            "pingdom": 0, "pingdom_chance": 0, "pingdom_manually_enabled": false,
+            "preferred_zone": "us-central1", "replica_verification_strategy": "pt-heartbeat",
+            "last_code_push": { "timestamp": iso(site.created), "user_uuid": self.user_id },
         })
+    }
+
+    /// `GET …/environments/{env}/settings`: the site's settings plus the environment's.
+    pub(crate) fn env_settings_json(&self, site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {
+        let mut out = self.site_settings_json(site);
+        let head = site.commits.iter().rev().find(|c| c.labels.contains(env_id));
+        let extra = json!({
+            "is_initialized": env.initialized,
+            "site": site.id, "site_id": site.id, "environment": env_id,
+            "environment_created": env.created as i64,
+            "on_server_development": env.sftp, "ssl_enabled": true, "drush_version": 10,
+            "dns_zone": "pantheonsite.io", "styx_cluster": "styx-01.pantheon.io",
+            "randseed": derived_id("randseed", &format!("{}.{env_id}", site.name)).replace('-', "").to_uppercase(),
+            "target_commit": head.map(|c| c.hash.clone()).unwrap_or_default(),
+            "target_ref": if env_id == "dev" { "refs/heads/master".to_owned() } else { format!("refs/heads/{env_id}") },
+            "current_num_domains": env.domains.len(), "max_total_domains": 0, "domain_lookup_rax": site.created as i64,
+            "environment_variables": { "enforce_https": "transitional", "php_version": if site.framework.starts_with("drupal") { 8.3 } else { 8.2 } },
+            "quicksilver_configuration": {},
+            "preferred_availability_zone": "us-central1-f", "preferred_pool": null, "fileserver": 1,
+            "migration_started_at": null, "migration_completed_at": null, "migration_method": null, "migration_origin_url": null,
+            "redis": { "MemoryLimit": 64, "maxmemory": 52_428_800, "CPUShares": 8, "BlockIOWeight": 50 },
+            "mysql": { "query_cache_size": 32, "innodb_buffer_pool_size": 128, "innodb_log_file_size": 50_331_648, "BlockIOWeight": 400, "MemoryLimit": 256, "CPUShares": 250 },
+            "php-fpm": { "fpm_max_children": 4, "opcache_revalidate_freq": 0, "BlockIOWeight": 100, "MemoryLimit": 512, "apc_shm_size": 128, "php_memory_limit": 256, "CPUShares": 250 },
+            "nginx": { "sendfile": "off", "aio": "off", "worker_processes": 2, "directio": "off" },
+        });
+        if let (Some(o), Value::Object(e)) = (out.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        out
     }
 
     pub(crate) fn commit_json(c: &CommitRec, parent: Option<&CommitRec>) -> Value {

@@ -12,6 +12,12 @@ const RULES: &[(&str, &[&str])] = &[
     ("src/expand.rs", &["crate::cli", "crate::simulator"]),
     ("src/graph/", &["crate::plan", "crate::expand", "crate::resolve", "crate::cli", "crate::simulator"]),
     ("src/ids.rs", &["crate::"]),
+    ("src/secret.rs", &["crate::"]),
+    (
+        "src/settings/",
+        &["crate::operations", "crate::cli", "crate::simulator", "crate::expand", "crate::graph", "crate::resolve"],
+    ),
+    ("src/telemetry.rs", &["crate::"]),
     ("src/simulator/", &["crate::cli", "crate::expand", "crate::graph", "crate::operations"]),
     ("src/operations/", &["crate::cli", "crate::expand", "crate::graph", "crate::resolve", "crate::simulator"]),
 ];

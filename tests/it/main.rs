@@ -10,8 +10,11 @@
 )]
 
 mod architecture;
+mod auth;
+mod client;
 mod diagnostics;
 mod examples;
 mod fixtures;
 mod properties;
+mod shapes;
 mod support;

@@ -54,7 +54,7 @@ pub(crate) fn resolve_settings(
     }
     let settings = Settings::resolve(&layers, vars.get(env::HOME))?;
     for (name, value, origin) in &settings.origins {
-        tracing::debug!(setting = name, value = %value, from = %origin, "setting");
+        tracing::debug!(name, value = %value, from = %origin, "setting");
     }
     Ok(settings)
 }

@@ -51,6 +51,7 @@ impl fmt::Display for ApiErrorKind {
             Self::Dropped { message } => write!(f, "connection lost after the request was sent: {message}"),
             Self::Decode { message } => write!(f, "unexpected answer: {message}"),
             Self::Config { message } => f.write_str(message),
+            Self::Exhausted { attempts: 1, last } => write!(f, "{last}"),
             Self::Exhausted { attempts, last } => write!(f, "{last} (gave up after {attempts} attempts)"),
         }
     }

@@ -274,9 +274,13 @@ impl ApiClient {
         let label = request_label(method, url);
         let config = &self.inner.config;
         let started = Instant::now();
+        // Attempts that count against the budget: a 429 (or a 503 with Retry-After) is the
+        // server pacing us, bounded by time only (DESIGN.md §5).
         let mut attempt = 0;
+        let mut tries = 0;
         loop {
             attempt += 1;
+            tries += 1;
             self.inner.limiter.acquire().await;
             let outcome = {
                 let _permit = self.inner.open.acquire().await.map_err(|_| {
@@ -309,15 +313,19 @@ impl ApiClient {
             if !retry {
                 return outcome.map_err(|kind| ApiError::new(&label, kind));
             }
+            let paced = matches!(&outcome, Ok(r) if r.status == 429 || (r.status == 503 && r.retry_after.is_some()));
+            if paced {
+                attempt -= 1;
+            }
             let last = match outcome {
                 Ok(reply) => status_kind(&reply),
                 Err(kind) => kind,
             };
             if attempt >= config.attempts || started.elapsed() + wait > config.budget {
-                warn!(request = %label, attempts = attempt, "giving up: {last}");
-                return Err(ApiError::new(&label, ApiErrorKind::Exhausted { attempts: attempt, last: Box::new(last) }));
+                debug!(request = %label, attempts = tries, "giving up: {last}");
+                return Err(ApiError::new(&label, ApiErrorKind::Exhausted { attempts: tries, last: Box::new(last) }));
             }
-            debug!(request = %label, attempt, wait = ?wait, "retrying after: {last}");
+            debug!(request = %label, attempt = tries, wait = ?wait, "retrying after: {last}");
             tokio::time::sleep(wait).await;
         }
     }
@@ -604,6 +612,18 @@ fn transport_kind(e: &reqwest::Error, read_timeout: Duration) -> ApiErrorKind {
     if e.is_timeout() {
         ApiErrorKind::Timeout { after: read_timeout }
     } else if e.is_connect() {
+        let tls = ["certificate", "InvalidContentType", "handshake", "corrupt message", "tls", "TLS"]
+            .iter()
+            .any(|needle| message.contains(needle));
+        let message = message
+            .replace("error sending request: ", "")
+            .replace("client error (Connect): ", "")
+            .replace("tcp connect error: ", "");
+        let message = if tls {
+            format!("TLS handshake failed ({message}); check TERMINUS_PROTOCOL and the server's certificate")
+        } else {
+            message
+        };
         ApiErrorKind::Connect { message }
     } else if e.is_builder() || e.is_redirect() {
         ApiErrorKind::Config { message }

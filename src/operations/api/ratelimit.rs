@@ -29,8 +29,10 @@ struct State {
     hold_until: Option<Instant>,
 }
 
-/// The slowest the bucket goes after repeated slow-downs, as a fraction of the configured rate.
-const MIN_RATE_FRACTION: f64 = 1.0 / 32.0;
+/// The slowest the bucket goes after repeated slow-downs: a fraction of the configured rate,
+/// but never below one request per ten seconds.
+const MIN_RATE_FRACTION: f64 = 1.0 / 1024.0;
+const MIN_RATE: f64 = 0.1;
 /// Per second, the rate grows back by this fraction of the configured rate.
 const RECOVERY_PER_SEC: f64 = 0.1;
 
@@ -87,7 +89,7 @@ impl RateLimiter {
         let now = Instant::now();
         let mut s = self.lock();
         self.refill(&mut s, now);
-        s.rate = (s.rate / 2.0).max(self.max_rate * MIN_RATE_FRACTION);
+        s.rate = (s.rate / 2.0).max((self.max_rate * MIN_RATE_FRACTION).max(MIN_RATE).min(self.max_rate));
         // Tokens saved up before the refusal are not a licence to burst into it again.
         s.tokens = s.tokens.min(0.0);
         if let Some(after) = retry_after {
@@ -138,9 +140,9 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_secs(3));
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!((limiter.rate() - 10.0).abs() < 1e-9, "recovered to the configured rate");
-        for _ in 0..10 {
+        for _ in 0..20 {
             limiter.slow_down(None);
         }
-        assert!((limiter.rate() - 10.0 / 32.0).abs() < 1e-9, "floored");
+        assert!((limiter.rate() - 0.1).abs() < 1e-9, "floored");
     }
 }

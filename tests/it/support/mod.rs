@@ -1,6 +1,8 @@
 //! A builder that runs the real binary in a temporary directory, in the style of just's
 //! `Test`: files, arguments and environment in; stdout, stderr and the exit code out.
 
+pub(crate) mod sim;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,6 +11,7 @@ use tempfile::TempDir;
 pub(crate) struct Test {
     dir: TempDir,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -20,7 +23,7 @@ pub(crate) struct Output {
 
 impl Test {
     pub(crate) fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new() }
+        Self { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new(), envs: Vec::new() }
     }
 
     /// Writes a file relative to the test's directory.
@@ -38,6 +41,12 @@ impl Test {
         self
     }
 
+    /// Sets an environment variable for the run (the rest is cleared).
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -52,6 +61,7 @@ impl Test {
             .env("XDG_CONFIG_HOME", self.dir.path().join(".config"))
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("run terminus-batch");
         Output {

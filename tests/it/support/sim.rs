@@ -1,0 +1,70 @@
+//! Starting the simulator in-process on 127.0.0.1:0 and pointing a real client at it.
+
+use std::time::Duration;
+
+use terminus_batch::operations::api::{ApiClient, ApiConfig, SessionStore};
+use terminus_batch::plan::PlanSource;
+use terminus_batch::secret::Secret;
+use terminus_batch::simulator::{Knobs, Simulator, World};
+
+/// Parses a world, panicking with its errors.
+pub(crate) fn world(text: &str) -> World {
+    World::parse(&PlanSource::new("world.yml", text)).unwrap_or_else(|e| panic!("bad test world: {e:?}"))
+}
+
+/// The built-in world.
+pub(crate) fn builtin() -> World {
+    World::builtin().unwrap()
+}
+
+/// A world with `orgs` organizations of `per_org` sites each, and a few team sites.
+pub(crate) fn big_world(orgs: usize, per_org: usize) -> World {
+    let mut text = String::from("user: { email: big@example.com, machine_token: big-token }\norgs:\n");
+    for o in 0..orgs {
+        text.push_str(&format!("  - {{ name: org-{o}, label: Org {o}, role: admin }}\n"));
+    }
+    text.push_str("sites:\n");
+    for o in 0..orgs {
+        for s in 0..per_org {
+            text.push_str(&format!("  - {{ name: o{o}-site-{s:04}, org: org-{o}, tags: [t{}] }}\n", s % 3));
+        }
+    }
+    for s in 0..3 {
+        text.push_str(&format!("  - {{ name: team-site-{s} }}\n"));
+    }
+    world(&text)
+}
+
+/// A client for `sim`: its token, memory-only sessions, no retry delay (tests set delays
+/// through configuration, as users would), the simulator's poll floor.
+pub(crate) fn config(sim: &Simulator) -> ApiConfig {
+    ApiConfig {
+        base: sim.api_base(),
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(10),
+        verify_tls: true,
+        max_requests: 16,
+        requests_per_second: 10_000.0,
+        burst: 10_000,
+        attempts: 6,
+        budget: Duration::from_secs(60),
+        backoff: Duration::ZERO,
+        parallel_pagination: true,
+        poll_floor: sim.poll_floor(),
+        machine_token: Some(Secret::new(sim.machine_token())),
+        user: None,
+        store: SessionStore::Memory,
+    }
+}
+
+/// Starts `world` with `knobs` and returns the simulator with a client for it.
+pub(crate) async fn start(world: &World, knobs: Knobs) -> (Simulator, ApiClient) {
+    let sim = Simulator::start(world, knobs, 0).await.expect("start the simulator");
+    let client = ApiClient::new(config(&sim)).expect("client");
+    (sim, client)
+}
+
+/// Knobs with a time scale and no jitter, for tests that count polls.
+pub(crate) fn fast(scale: f64) -> Knobs {
+    Knobs { time_scale: scale, duration_jitter: 0.0, ..Knobs::default() }
+}
