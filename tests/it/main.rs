@@ -17,4 +17,5 @@ mod examples;
 mod fixtures;
 mod properties;
 mod shapes;
+mod simulator;
 mod support;

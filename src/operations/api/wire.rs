@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use serde::de::{self, Deserializer};
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::secret::Secret;
@@ -248,8 +250,9 @@ pub struct Workflow {
     pub site_id: Option<String>,
     #[serde(default)]
     pub user_id: Option<String>,
+    /// The params echoed back; may hold a lock password, so `Debug` redacts secret keys.
     #[serde(default)]
-    pub params: Option<serde_json::Value>,
+    pub params: Option<Params>,
     #[serde(default)]
     pub final_task: Option<FinalTask>,
 }
@@ -278,6 +281,42 @@ impl Workflow {
             return message;
         }
         self.active_description.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "Workflow failed.".to_owned())
+    }
+}
+
+/// A workflow's `params`. `lock_environment` echoes the lock password here, so `Debug`
+/// prints `<redacted>` for every key that names a secret.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Params(pub serde_json::Value);
+
+impl Params {
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.0.get(key)
+    }
+}
+
+const SECRET_KEYS: &[&str] = &["password", "passphrase", "token", "secret", "session", "signature"];
+
+fn redacted(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let secret = SECRET_KEYS.iter().any(|s| k.to_ascii_lowercase().contains(s));
+                    (k.clone(), if secret { serde_json::Value::String("<redacted>".into()) } else { redacted(v) })
+                })
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
+}
+
+impl fmt::Debug for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", redacted(&self.0))
     }
 }
 
@@ -414,6 +453,17 @@ mod tests {
         );
         assert_eq!(wf("null", r#""Site needs to be paid for""#).failure_reason(), "Site needs to be paid for");
         assert_eq!(wf("null", "null").failure_reason(), "Workflow failed.");
+    }
+
+    #[test]
+    fn lock_passwords_in_params_never_print() {
+        let wf: Workflow = serde_json::from_str(
+            r#"{"id":"w","type":"lock_environment","params":{"username":"u","password":"hunter2","nested":{"db_password":"x"}}}"#,
+        )
+        .unwrap();
+        let shown = format!("{wf:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("\"x\""), "{shown}");
+        assert_eq!(wf.params.unwrap().get("password").and_then(|v| v.as_str()), Some("hunter2"));
     }
 
     #[test]
