@@ -1,4 +1,4 @@
-//! Identifier newtypes shared by every stage: [`JobId`] and [`TaskId`].
+//! Identifier newtypes shared by every stage: [`JobId`], [`TaskId`] and [`RunId`].
 //!
 //! Imports nothing internal, so every module may depend on it.
 
@@ -75,5 +75,30 @@ mod tests {
         assert_eq!(TaskId::new(&job, "acme-web.live", &coords).as_str(), "add-domains[acme-web.live,domain=a.example]");
         assert_eq!(TaskId::new(&JobId::new("redis"), "acme-web", &[]).as_str(), "redis[acme-web]");
         assert_eq!(TaskId::new(&JobId::new("orgs"), "", &[]).as_str(), "orgs");
+    }
+}
+
+/// The id of one `apply`: its UTC start time, sortable, then a short random suffix, e.g.
+/// `20261127T153012Z-7f3a`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// From a compact UTC stamp and a suffix.
+    #[must_use]
+    pub fn from_parts(stamp: &str, suffix: u16) -> Self {
+        Self(format!("{stamp}-{suffix:04x}"))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }

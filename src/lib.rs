@@ -7,14 +7,18 @@
 #![recursion_limit = "256"]
 
 pub mod cli;
+pub mod events;
+pub mod executor;
 pub mod expand;
 pub mod glob;
 pub mod graph;
 pub mod ids;
 pub mod operations;
 pub mod plan;
+pub mod report;
 pub mod resolve;
 pub mod secret;
 pub mod settings;
 pub mod simulator;
 pub mod telemetry;
+pub mod timefmt;

@@ -46,6 +46,9 @@ pub enum Command {
     },
     /// Dry run: the expanded tasks, dependencies, waves, workflows and a time estimate.
     Plan(PlanArgs),
+    /// Execute a plan: run its tasks concurrently within bounds, wait for Pantheon's
+    /// workflows, and report every task.
+    Apply(ApplyArgs),
     /// Print the task graph, for review and docs.
     Graph(GraphArgs),
     /// Print the plan's JSON Schema (also committed as schemas/plan.schema.json).
@@ -148,6 +151,47 @@ pub struct PlanArgs {
     /// Save exactly this plan (resolved targets and expanded tasks) as JSON for `apply`.
     #[arg(short = 'o', long = "out", value_name = "SAVED")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How `apply` (and `run`) execute.
+#[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "command-line flags, each its own switch")]
+pub struct RunArgs {
+    /// Tasks in flight at once (default 10, or the plan's `settings.concurrency`).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Stop starting tasks at the first failure; wait for those in flight.
+    #[arg(long, conflicts_with = "continue_on_error")]
+    pub fail_fast: bool,
+    /// Run everything that does not depend on a failure (the default).
+    #[arg(long)]
+    pub continue_on_error: bool,
+    /// Write a report: `json=PATH`, `junit=PATH`, `markdown=PATH`, `html=PATH` (`-` is stdout).
+    #[arg(long = "report", value_name = "FORMAT=PATH")]
+    pub reports: Vec<String>,
+    /// Apply without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Allow operations that destroy data (marked in `plan`).
+    #[arg(long)]
+    pub allow_destructive: bool,
+    /// When the run drains (fail-fast, failure budget, Ctrl-C), stop waiting for tasks in
+    /// flight too.
+    #[arg(long)]
+    pub abort_in_flight: bool,
+    /// Where runs keep their journal and lock.
+    #[arg(long, value_name = "DIR", default_value = ".terminus-batch")]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

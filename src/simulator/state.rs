@@ -149,21 +149,7 @@ fn hex40(seed: &str) -> String {
 }
 
 fn iso(unix: f64) -> String {
-    // Days from the civil calendar (Howard Hinnant's algorithm), enough for display dates.
-    #[expect(clippy::cast_possible_truncation, reason = "display date of a unix time")]
-    let secs = unix.max(0.0) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    crate::timefmt::iso(unix.max(0.0) as i64)
 }
 
 impl SimState {
@@ -868,12 +854,6 @@ pub(crate) fn file_bytes(name: &str, size: u64) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(iso(0.0), "1970-01-01T00:00:00");
-        assert_eq!(iso(1_471_562_180.0), "2016-08-18T23:16:20");
-    }
 
     #[test]
     fn the_world_becomes_state_with_deployable_commits() {

@@ -91,6 +91,9 @@ pub(crate) fn simulator_config(settings: &Settings, sim: &Simulator) -> ApiConfi
         store: SessionStore::Memory,
         poll_floor: sim.poll_floor(),
         backoff: settings.retry_backoff.mul_f64(scale.min(1.0)),
+        // The simulator's clock runs `1/scale` times faster, so the request rate does too:
+        // a simulated run then takes the time a real one would, scaled.
+        requests_per_second: settings.requests_per_second / scale,
         ..api_config(settings)
     }
 }

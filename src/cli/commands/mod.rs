@@ -1,6 +1,7 @@
 //! The composition root: one file per command. The only code that names every stage
 //! (parse → validate → resolve → expand → graph) and wires them together.
 
+mod apply;
 mod auth;
 mod completions;
 pub(crate) mod connect;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> io::Result<ExitStatus> {
     match cli.command {
         Command::Validate { plan } => validate::run(&plan, io),
         Command::Plan(args) => plan::run(&args, io),
+        Command::Apply(args) => apply::run(&args, io),
         Command::Graph(args) => graph::run(&args, io),
         Command::Schema => schema::run(io),
         Command::Completions { shell } => completions::run(shell, io),
@@ -177,11 +179,21 @@ fn connect_api(settings: &Settings, io: &mut Io<'_>) -> io::Result<Result<Connec
 /// `--simulate`). Without any login at hand, explicit site names are taken as written so a
 /// plan can still be reviewed; selectors and globs then need a login.
 fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Result<Prepared, ExitStatus>> {
+    prepare_with(path, targets, Layer::default(), io)
+}
+
+/// [`prepare`] with settings given as flags.
+fn prepare_with(
+    path: &Path,
+    targets: &TargetArgs,
+    flags: Layer,
+    io: &mut Io<'_>,
+) -> io::Result<Result<Prepared, ExitStatus>> {
     let (source, plan) = match load_plan(path, io)? {
         Ok(x) => x,
         Err(status) => return Ok(Err(status)),
     };
-    let settings = match connect::resolve_settings(io.vars, Layer::default(), Some(&plan.settings), targets.simulate) {
+    let settings = match connect::resolve_settings(io.vars, flags, Some(&plan.settings), targets.simulate) {
         Ok(s) => s,
         Err(e) => return settings_failed(io, &e).map(Err),
     };

@@ -1,0 +1,458 @@
+//! `apply PLAN`: resolve, expand, build the graph, confirm, then run it with the executor,
+//! the operations and the reporters wired together, and write the reports on every path.
+//!
+//! The adapter [`OpRunner`] implementing the executor's `Runner` over the operations lives
+//! here, the only place that sees both.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Prepared, prepare_with};
+use crate::cli::diagnostics::write_error;
+use crate::cli::exit::ExitStatus;
+use crate::cli::{ApplyArgs, Io, RunArgs};
+use crate::events::{EventSink, FanOut, Status, TaskHeader};
+use crate::executor::scheduler::{GroupPolicy, Limits};
+use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
+use crate::expand::{JobInfo, Task};
+use crate::ids::RunId;
+use crate::operations::api::workflows::Poller;
+use crate::operations::{OpContext, Ops, Target, is_supported};
+use crate::plan::model::OnFailure;
+use crate::plan::ops::{Effect, OperationKind, OperationSpec};
+use crate::report::live::{Live, Mode};
+use crate::report::summary::{PlanInfo, SettingsInfo};
+use crate::report::{Format, RunReport, render};
+use crate::settings::{Layer, Settings};
+use crate::timefmt::compact;
+
+pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let reports = match parse_reports(&args.run.reports) {
+        Ok(r) => r,
+        Err(message) => {
+            write_error(io.stderr, &message)?;
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    let flags = flag_layer(&args.run);
+    let mut prepared = match prepare_with(&args.plan, &args.targets, flags, io)? {
+        Ok(p) => p,
+        Err(status) => return Ok(status),
+    };
+    let Some(connection) = prepared.connection.take() else {
+        write_error(
+            io.stderr,
+            "apply needs the Pantheon API and no login is at hand: set TERMINUS_MACHINE_TOKEN or run \
+             `terminus-batch auth login` (or pass --simulate)",
+        )?;
+        return Ok(ExitStatus::Unreachable);
+    };
+    if let Some(status) = refuse(&prepared, &args.run, io)? {
+        connection.close();
+        return Ok(status);
+    }
+    if !args.targets.simulate && !args.run.yes {
+        if let Some(status) = confirm(&prepared, io)? {
+            connection.close();
+            return Ok(status);
+        }
+    }
+    let summary = execute(&prepared, &connection, &args.run, io);
+    let stats = connection.close();
+    if let Some(stats) = stats {
+        tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
+    }
+    let report = summary;
+    write_reports(&report, &reports, io)?;
+    if !io.quiet {
+        io.stdout.write_all(crate::report::table::render(&report).as_bytes())?;
+    }
+    if let Some(path) = io.vars.get("GITHUB_STEP_SUMMARY") {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(crate::report::markdown::render(&report).as_bytes()));
+        if let Err(e) = appended {
+            write_error(io.stderr, &format!("cannot append to $GITHUB_STEP_SUMMARY ({path}): {e}"))?;
+        }
+    }
+    Ok(if report.interrupted {
+        ExitStatus::Interrupted
+    } else if report.tasks.iter().any(|t| t.message.starts_with("internal error")) {
+        ExitStatus::Internal
+    } else if report.all_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::TasksFailed
+    })
+}
+
+fn flag_layer(run: &RunArgs) -> Layer {
+    let on_failure = if run.fail_fast {
+        Some(OnFailure::FailFast)
+    } else if run.continue_on_error {
+        Some(OnFailure::Continue)
+    } else {
+        None
+    };
+    Layer { concurrency: run.concurrency, on_failure, ..Layer::default() }
+}
+
+/// `FORMAT=PATH` pairs.
+fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (format, path) = spec
+                .split_once('=')
+                .ok_or_else(|| format!("--report {spec}: write FORMAT=PATH, e.g. json=report.json"))?;
+            let format = format.parse::<Format>().map_err(|e| format!("--report {spec}: {e}"))?;
+            if path.is_empty() {
+                return Err(format!("--report {spec}: the path is empty (use - for stdout)"));
+            }
+            Ok((format, path.to_owned()))
+        })
+        .collect()
+}
+
+/// Refusals before any API call that changes anything (exit 2).
+fn refuse(prepared: &Prepared, run: &RunArgs, io: &mut Io<'_>) -> io::Result<Option<ExitStatus>> {
+    let mut unsupported: Vec<&str> = prepared
+        .expansion
+        .tasks
+        .iter()
+        .map(|t| t.payload.kind())
+        .filter(|k| !is_supported(*k))
+        .map(OperationKind::name)
+        .collect();
+    unsupported.sort_unstable();
+    unsupported.dedup();
+    if !unsupported.is_empty() {
+        write_error(
+            io.stderr,
+            &format!(
+                "this build cannot execute {} yet (env:deploy, env:clear-cache and backup:create can); \
+                 `plan` shows what the run would do",
+                unsupported.join(", ")
+            ),
+        )?;
+        return Ok(Some(ExitStatus::Invalid));
+    }
+    let destructive: Vec<String> =
+        prepared.expansion.tasks.iter().filter(|t| t.payload.is_destructive()).map(|t| t.id.to_string()).collect();
+    if !destructive.is_empty() && !run.allow_destructive {
+        let shown: Vec<&str> = destructive.iter().take(5).map(String::as_str).collect();
+        let more = if destructive.len() > 5 { format!(" and {} more", destructive.len() - 5) } else { String::new() };
+        write_error(
+            io.stderr,
+            &format!(
+                "{} destructive task(s) ({}{more}); pass --allow-destructive to run them",
+                destructive.len(),
+                shown.join(", ")
+            ),
+        )?;
+        return Ok(Some(ExitStatus::Invalid));
+    }
+    Ok(None)
+}
+
+/// Asks on a terminal; refuses without one (exit 2), as `terraform apply` does.
+fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> io::Result<Option<ExitStatus>> {
+    let stdin = io::stdin();
+    if !stdin.is_terminal() {
+        write_error(io.stderr, "pass --yes to apply without a terminal")?;
+        return Ok(Some(ExitStatus::Invalid));
+    }
+    let sites: std::collections::BTreeSet<&str> =
+        prepared.expansion.tasks.iter().filter_map(|t| t.site.as_deref()).collect();
+    write!(
+        io.stderr,
+        "Apply {} tasks on {} sites ({})? [y/N] ",
+        prepared.expansion.tasks.len(),
+        sites.len(),
+        prepared.resolved_by
+    )?;
+    io.stderr.flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(None)
+    } else {
+        writeln!(io.stderr, "not applied")?;
+        Ok(Some(ExitStatus::Invalid))
+    }
+}
+
+fn new_run_id() -> RunId {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    RunId::from_parts(&compact(i64::try_from(now).unwrap_or(i64::MAX)), fastrand::u16(..))
+}
+
+fn settings_info(settings: &Settings, resolved_by: &str) -> SettingsInfo {
+    SettingsInfo {
+        concurrency: settings.concurrency,
+        per_site: settings.per_site,
+        max_requests: settings.max_requests,
+        requests_per_second: settings.requests_per_second,
+        burst: settings.burst,
+        on_failure: match settings.on_failure {
+            OnFailure::Continue => "continue".to_owned(),
+            OnFailure::FailFast => "fail-fast".to_owned(),
+        },
+        max_failures: settings.max_failures.map_or_else(
+            || "none".to_owned(),
+            |l| match l {
+                crate::plan::model::Limit::Count(n) => n.to_string(),
+                crate::plan::model::Limit::Percent(p) => format!("{p}%"),
+            },
+        ),
+        timeout: settings.timeout.map_or_else(|| "none".to_owned(), |t| humantime::format_duration(t).to_string()),
+        target: resolved_by.to_owned(),
+    }
+}
+
+/// Runs the graph; returns the report (also on Ctrl-C).
+fn execute(prepared: &Prepared, connection: &super::Connection, run: &RunArgs, io: &mut Io<'_>) -> RunReport {
+    let settings = &prepared.settings;
+    let run_id = new_run_id();
+    let (poller, driver) = Poller::new(connection.client.clone());
+    let vars: BTreeMap<String, String> = prepared
+        .expansion
+        .tasks
+        .iter()
+        .flat_map(|t| env_names(&t.payload))
+        .filter_map(|name| io.vars.get(&name).map(|v| (name, v.to_owned())))
+        .collect();
+    let ops = Ops::new(connection.client.clone(), poller, run_id.to_string(), vars);
+    let runner = Arc::new(OpRunner { ops, jobs: prepared.expansion.jobs.clone() });
+    let total = prepared.expansion.tasks.len();
+    let groups: Vec<GroupPolicy> = prepared
+        .expansion
+        .jobs
+        .iter()
+        .map(|job| GroupPolicy {
+            fail_fast: job.on_failure == Some(OnFailure::FailFast),
+            max_failures: job.max_failures.map(|l| l.floor_of(job.tasks.len())),
+            wave_max_failures: job.rollout.as_ref().map_or(0, |r| {
+                let per_wave = job.tasks.len().div_ceil(job.waves.max(1) as usize);
+                r.max_failures.floor_of(per_wave)
+            }),
+        })
+        .collect();
+    let limits = Limits {
+        concurrency: settings.concurrency,
+        per_site: settings.per_site,
+        fail_fast: settings.on_failure == OnFailure::FailFast,
+        max_failures: settings.max_failures.map(|l| l.floor_of(total)),
+    };
+    let controls = Controls {
+        drain: CancellationToken::new(),
+        abort: CancellationToken::new(),
+        run_timeout: settings.timeout,
+        abort_in_flight: run.abort_in_flight,
+    };
+    let mut report = RunReport::new(
+        PlanInfo {
+            path: prepared.source.path.clone(),
+            sha256: prepared.source.sha256(),
+            name: prepared.plan.name.clone(),
+        },
+        settings_info(settings, &prepared.resolved_by),
+    );
+    let mode = if io.quiet {
+        Mode::Quiet
+    } else if io.style.color && io::stderr().is_terminal() {
+        Mode::Bars
+    } else {
+        Mode::Lines
+    };
+    let mut live = Live::new(mode, io.stderr);
+    let graph = &prepared.graph;
+    let drain = controls.drain.clone();
+    let abort = controls.abort.clone();
+    connection.runtime.block_on(async {
+        let mut sinks = FanOut(vec![&mut report as &mut dyn EventSink, &mut live]);
+        let exec = async {
+            tokio::select! {
+                summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id, &mut sinks) => summary,
+                never = watch_signals(drain, abort) => match never {},
+            }
+        };
+        let (_summary, ()) = tokio::join!(exec, driver.run());
+    });
+    report
+}
+
+/// First Ctrl-C (or SIGTERM) drains the run; the second stops waiting for tasks in flight.
+async fn watch_signals(drain: CancellationToken, abort: CancellationToken) -> std::convert::Infallible {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for token in [drain, abort] {
+        #[cfg(unix)]
+        {
+            let terminate = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminate => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        token.cancel();
+    }
+    std::future::pending().await
+}
+
+/// Environment variables an operation's texts read.
+fn env_names(op: &OperationSpec) -> Vec<String> {
+    match op {
+        OperationSpec::EnvDeploy { note, .. } => note.env_vars().map(str::to_owned).collect(),
+        OperationSpec::LockEnable { password_env, username } => {
+            let mut names: Vec<String> = username.env_vars().map(str::to_owned).collect();
+            names.push(password_env.clone());
+            names
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn write_reports(report: &RunReport, reports: &[(Format, String)], io: &mut Io<'_>) -> io::Result<()> {
+    for (format, path) in reports {
+        let text = render(report, *format);
+        if path == "-" {
+            io.stdout.write_all(text.as_bytes())?;
+            continue;
+        }
+        if let Err(e) = write_atomically(Path::new(path), text.as_bytes()) {
+            write_error(io.stderr, &format!("cannot write the {format} report to {path}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes to a temporary file beside `path`, then renames it over `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("report")));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The executor's view of operations.
+struct OpRunner {
+    ops: Ops,
+    jobs: Vec<JobInfo>,
+}
+
+/// The environment whose code a code-moving operation changes.
+fn code_env(task: &Task<OperationSpec>) -> Option<String> {
+    match task.payload.kind() {
+        OperationKind::MultidevMergeToDev => Some("dev".to_owned()),
+        _ => task.env.clone(),
+    }
+}
+
+impl Runner<Task<OperationSpec>> for OpRunner {
+    fn meta(&self, task: &Task<OperationSpec>) -> TaskMeta {
+        let kind = task.payload.kind();
+        let job = self.jobs.get(task.job_index);
+        let starts_workflow = matches!(kind.effect(), Effect::Workflow | Effect::CodeMoving);
+        let exclusive = match (kind.effect(), &task.site, code_env(task)) {
+            (Effect::CodeMoving, Some(site), Some(env)) => vec![format!("code:{site}.{env}")],
+            _ => Vec::new(),
+        };
+        TaskMeta {
+            header: TaskHeader {
+                id: task.id.clone(),
+                job: task.job.to_string(),
+                site: task.site.clone(),
+                env: task.env.clone(),
+                operation: kind.name().to_owned(),
+            },
+            group: task.job_index,
+            wave: task.wave,
+            site_key: if starts_workflow { task.site.clone() } else { None },
+            exclusive,
+            estimate_secs: kind.estimate_secs(),
+            timeout: job.and_then(|j| j.timeout),
+            retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
+                attempts: j.retries.attempts,
+                backoff: j.retries.backoff,
+            }),
+        }
+    }
+
+    fn run(
+        &self,
+        task: &Task<OperationSpec>,
+        ctx: TaskContext,
+    ) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
+        let ops = self.ops.clone();
+        let task = task.clone();
+        async move {
+            let target = Target {
+                site: task.site.clone().unwrap_or_default(),
+                site_id: task.site_id.clone().unwrap_or_default(),
+                env: task.env.clone(),
+            };
+            let ctx = Ctx(ctx);
+            match ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await {
+                Ok(out) => Ok(Done {
+                    status: if out.changed { Status::Succeeded } else { Status::Unchanged },
+                    message: out.message,
+                    data: out.data,
+                }),
+                Err(e) => Err(TaskError {
+                    message: e.message,
+                    class: if e.transient { ErrorClass::Transient } else { ErrorClass::Permanent },
+                }),
+            }
+        }
+    }
+}
+
+/// The operations' context, forwarded to the executor's.
+struct Ctx(TaskContext);
+
+impl OpContext for Ctx {
+    fn attempt_starting(&self) -> impl Future<Output = ()> + Send {
+        self.0.attempt_starting()
+    }
+
+    fn workflow_started(&self, id: &str) {
+        self.0.workflow_started(id);
+    }
+
+    fn progress(&self, message: &str) {
+        self.0.progress(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_specs_parse_or_name_the_problem() {
+        let ok = parse_reports(&["json=out.json".into(), "html=-".into()]).unwrap();
+        assert_eq!(ok, [(Format::Json, "out.json".to_owned()), (Format::Html, "-".to_owned())]);
+        assert!(parse_reports(&["xml=a".into()]).unwrap_err().contains("unknown report format `xml`"));
+        assert!(parse_reports(&["json".into()]).unwrap_err().contains("FORMAT=PATH"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Events: the facts the executor reports about a run, in the order they happened. The
+//! executor loop is their only sender; reporters and the journal only consume them, and the
+//! report is a pure fold of them.
+//!
+//! Owned, `Clone`, serializable (the journal writes them as JSON lines). Depends only on
+//! [`crate::ids`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RunId, TaskId};
+
+/// Unix time in milliseconds, from the executor's injected clock.
+pub type Millis = u64;
+
+/// What the reports need to know about a task before it runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskHeader {
+    pub id: TaskId,
+    pub job: String,
+    pub site: Option<String>,
+    pub env: Option<String>,
+    /// The operation's name, e.g. `env:deploy`.
+    pub operation: String,
+}
+
+/// How a task ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Succeeded,
+    Unchanged,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl Status {
+    /// Met a dependent's need.
+    #[must_use]
+    pub fn is_ok(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Unchanged)
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Unchanged => "unchanged",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub const ALL: [Self; 5] = [Self::Succeeded, Self::Unchanged, Self::Failed, Self::Skipped, Self::Cancelled];
+}
+
+/// A task's end: its status, a message for people, and the data of read-only operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
+/// One fact about a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: RunId,
+        at: Millis,
+        /// Every task of the run, by index.
+        tasks: Vec<TaskHeader>,
+    },
+    TaskStarted {
+        task: usize,
+        at: Millis,
+    },
+    /// Written before an attempt acts (before a workflow POST), so a crash leaves a trace.
+    AttemptStarting {
+        task: usize,
+        attempt: u32,
+        at: Millis,
+    },
+    WorkflowStarted {
+        task: usize,
+        workflow_id: String,
+        at: Millis,
+    },
+    Progress {
+        task: usize,
+        message: String,
+        at: Millis,
+    },
+    AttemptFailed {
+        task: usize,
+        attempt: u32,
+        error: String,
+        transient: bool,
+        at: Millis,
+    },
+    TaskRetrying {
+        task: usize,
+        next_attempt: u32,
+        delay_ms: u64,
+        at: Millis,
+    },
+    TaskFinished {
+        task: usize,
+        outcome: Outcome,
+        at: Millis,
+    },
+    RunFinished {
+        at: Millis,
+        /// Ctrl-C stopped the run.
+        interrupted: bool,
+        /// The run's timeout stopped it.
+        timed_out: bool,
+    },
+}
+
+impl Event {
+    /// The task an event is about.
+    #[must_use]
+    pub fn task(&self) -> Option<usize> {
+        match self {
+            Self::TaskStarted { task, .. }
+            | Self::AttemptStarting { task, .. }
+            | Self::WorkflowStarted { task, .. }
+            | Self::Progress { task, .. }
+            | Self::AttemptFailed { task, .. }
+            | Self::TaskRetrying { task, .. }
+            | Self::TaskFinished { task, .. } => Some(*task),
+            Self::RunStarted { .. } | Self::RunFinished { .. } => None,
+        }
+    }
+
+    #[must_use]
+    pub fn at(&self) -> Millis {
+        match self {
+            Self::RunStarted { at, .. }
+            | Self::TaskStarted { at, .. }
+            | Self::AttemptStarting { at, .. }
+            | Self::WorkflowStarted { at, .. }
+            | Self::Progress { at, .. }
+            | Self::AttemptFailed { at, .. }
+            | Self::TaskRetrying { at, .. }
+            | Self::TaskFinished { at, .. }
+            | Self::RunFinished { at, .. } => *at,
+        }
+    }
+}
+
+/// Where run events go: reporters, the journal, the report fold. Called from the executor
+/// loop only, in order.
+pub trait EventSink {
+    fn emit(&mut self, event: &Event);
+}
+
+/// Sends every event to several sinks, in order.
+pub struct FanOut<'a>(pub Vec<&'a mut dyn EventSink>);
+
+impl EventSink for FanOut<'_> {
+    fn emit(&mut self, event: &Event) {
+        for sink in &mut self.0 {
+            sink.emit(event);
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The executor: runs a [`TaskGraph`] concurrently within bounds, with the failure policy
+//! the user chose, and reports every fact as an [`Event`].
+//!
+//! Two actors, as nextest does it: attempt futures (one per task in flight, owned by a
+//! `JoinSet` and joined before returning) report through their [`TaskContext`] to the one
+//! loop in [`run`], which owns the [`Scheduler`] and is the only sender of events. Generic
+//! over the task payload: it never looks inside, never does HTTP, never prints.
+//!
+//! Imports only the graph, events and ids.
+
+pub mod scheduler;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use self::scheduler::{GroupPolicy, Limits, Scheduler, Slot};
+pub use crate::events::EventSink;
+use crate::events::{Event, Millis, Outcome, Status, TaskHeader};
+use crate::graph::TaskGraph;
+use crate::ids::RunId;
+
+/// What the executor needs to know of one task, from the runner.
+#[derive(Clone, Debug)]
+pub struct TaskMeta {
+    pub header: TaskHeader,
+    pub group: usize,
+    pub wave: u32,
+    /// Counted against `per_site` (workflow-starting tasks only).
+    pub site_key: Option<String>,
+    /// Held exclusively while running (one code change per environment).
+    pub exclusive: Vec<String>,
+    /// Expected duration, for the critical-path dispatch order.
+    pub estimate_secs: u64,
+    /// All attempts together.
+    pub timeout: Option<Duration>,
+    pub retries: RetryPolicy,
+}
+
+/// Task-level retries: total tries and the first delay (doubling, with jitter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+/// A successful attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Done {
+    /// `Succeeded` or `Unchanged`.
+    pub status: Status,
+    pub message: String,
+    pub data: Option<serde_json::Value>,
+}
+
+/// Whether trying again may help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    Transient,
+    Permanent,
+}
+
+/// A failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskError {
+    pub message: String,
+    pub class: ErrorClass,
+}
+
+/// Runs tasks of payload `P`: the adapter between the executor and the operations.
+pub trait Runner<P>: Send + Sync + 'static {
+    fn meta(&self, payload: &P) -> TaskMeta;
+    /// One attempt. The future must end when `ctx.cancelled()` fires, or be dropped.
+    fn run(&self, payload: &P, ctx: TaskContext) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static;
+}
+
+/// Wall-clock time for events; injected so tests can fix it.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> Millis;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> Millis {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// How a run is stopped from outside: `drain` starts nothing new (first Ctrl-C); `abort`
+/// stops waiting for tasks in flight (second Ctrl-C, `--abort-in-flight`).
+#[derive(Clone, Debug, Default)]
+pub struct Controls {
+    pub drain: CancellationToken,
+    pub abort: CancellationToken,
+    pub run_timeout: Option<Duration>,
+    /// When draining for any reason, also abort tasks in flight.
+    pub abort_in_flight: bool,
+}
+
+/// How the run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunSummary {
+    pub statuses: Vec<Status>,
+    pub interrupted: bool,
+    pub timed_out: bool,
+    /// An attempt panicked (a bug): exit 101.
+    pub panicked: bool,
+}
+
+enum Message {
+    AttemptStarting { task: usize, attempt: u32, ack: oneshot::Sender<()> },
+    WorkflowStarted { task: usize, id: String },
+    Progress { task: usize, message: String },
+    AttemptFailed { task: usize, attempt: u32, error: String, transient: bool },
+    Retrying { task: usize, next_attempt: u32, delay: Duration },
+}
+
+/// An attempt's line back to the executor loop.
+#[derive(Clone, Debug)]
+pub struct TaskContext {
+    task: usize,
+    attempt: u32,
+    tx: mpsc::UnboundedSender<Message>,
+    workflow_started: Arc<AtomicBool>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message")
+    }
+}
+
+impl TaskContext {
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Records that the attempt is about to act (before a workflow POST) and waits until
+    /// the record is written, so a crash after this point leaves a trace.
+    pub async fn attempt_starting(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Message::AttemptStarting { task: self.task, attempt: self.attempt, ack }).is_ok() {
+            // The loop acknowledges once the event is out; if it is gone, so is the run.
+            let _gone = done.await;
+        }
+    }
+
+    /// Records a workflow this attempt started: the task is never started again.
+    pub fn workflow_started(&self, id: &str) {
+        self.workflow_started.store(true, Ordering::SeqCst);
+        let _gone = self.tx.send(Message::WorkflowStarted { task: self.task, id: id.to_owned() });
+    }
+
+    pub fn progress(&self, message: &str) {
+        let _gone = self.tx.send(Message::Progress { task: self.task, message: message.to_owned() });
+    }
+
+    /// Fires when the run stops waiting for this task.
+    #[must_use]
+    pub fn cancelled(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// How an attempt future ended.
+enum TaskEnd {
+    Done(Done),
+    Failed(String),
+    Cancelled,
+    TimedOut { workflow_started: bool },
+}
+
+/// Runs the graph to the end: every task finishes in exactly one terminal state, reported as
+/// `TaskFinished`, between `RunStarted` and `RunFinished`.
+#[expect(clippy::too_many_arguments, reason = "the composition root passes each part explicitly")]
+pub async fn run<P, R>(
+    graph: &TaskGraph<P>,
+    runner: Arc<R>,
+    groups: Vec<GroupPolicy>,
+    limits: Limits,
+    controls: Controls,
+    clock: &dyn Clock,
+    run_id: RunId,
+    sink: &mut dyn EventSink,
+) -> RunSummary
+where
+    P: Clone + Send + Sync + 'static,
+    R: Runner<P>,
+{
+    let metas: Vec<TaskMeta> = graph.nodes().map(|p| runner.meta(p)).collect();
+    let priority = graph.remaining_path(|p| runner.meta(p).estimate_secs);
+    let slots: Vec<Slot> = metas
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Slot {
+            needs: graph.dependencies(i),
+            group: m.group,
+            wave: m.wave,
+            site_key: m.site_key.clone(),
+            exclusive: m.exclusive.clone(),
+            priority: priority[i],
+        })
+        .collect();
+    let names: Vec<String> = metas.iter().map(|m| m.header.id.to_string()).collect();
+    let mut sched = Scheduler::new(slots, names, groups, limits);
+    sink.emit(&Event::RunStarted {
+        run_id,
+        at: clock.now_ms(),
+        tasks: metas.iter().map(|m| m.header.clone()).collect(),
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut set: JoinSet<(usize, TaskEnd)> = JoinSet::new();
+    let mut workflows: Vec<Vec<String>> = vec![Vec::new(); metas.len()];
+    let deadline = controls.run_timeout.map(|t| Instant::now() + t);
+    let (mut interrupted, mut timed_out, mut panicked) = (false, false, false);
+    let mut statuses: Vec<Option<Status>> = vec![None; metas.len()];
+
+    let finish = |sink: &mut dyn EventSink, statuses: &mut Vec<Option<Status>>, task: usize, outcome: Outcome, at| {
+        statuses[task] = Some(outcome.status);
+        sink.emit(&Event::TaskFinished { task, outcome, at });
+    };
+
+    loop {
+        while let Some(i) = sched.start_next() {
+            sink.emit(&Event::TaskStarted { task: i, at: clock.now_ms() });
+            let Some(payload) = graph.node(i).cloned() else { continue };
+            let runner = Arc::clone(&runner);
+            let tx = tx.clone();
+            let abort = controls.abort.child_token();
+            let meta = metas[i].clone();
+            set.spawn(async move { (i, attempts(runner, payload, i, &meta, tx, abort).await) });
+        }
+        if sched.is_done() && set.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(message) = rx.recv() => {
+                let at = clock.now_ms();
+                let event = match message {
+                    Message::AttemptStarting { task, attempt, ack } => {
+                        sink.emit(&Event::AttemptStarting { task, attempt, at });
+                        let _gone = ack.send(());
+                        continue;
+                    }
+                    Message::WorkflowStarted { task, id } => {
+                        workflows[task].push(id.clone());
+                        Event::WorkflowStarted { task, workflow_id: id, at }
+                    }
+                    Message::Progress { task, message } => Event::Progress { task, message, at },
+                    Message::AttemptFailed { task, attempt, error, transient } => {
+                        Event::AttemptFailed { task, attempt, error, transient, at }
+                    }
+                    Message::Retrying { task, next_attempt, delay } => Event::TaskRetrying {
+                        task,
+                        next_attempt,
+                        delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        at,
+                    },
+                };
+                sink.emit(&event);
+            }
+            Some(joined) = set.join_next(), if !set.is_empty() => {
+                let at = clock.now_ms();
+                let (task, end) = match joined {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // A panicking attempt is a bug; its task cannot be identified from
+                        // the JoinError, so every running task left is failed at the end.
+                        panicked = true;
+                        tracing::error!("an attempt panicked: {e}");
+                        continue;
+                    }
+                };
+                let ids = &workflows[task];
+                let outcome = match end {
+                    TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data },
+                    TaskEnd::Failed(message) => Outcome { status: Status::Failed, message, data: None },
+                    TaskEnd::Cancelled => Outcome {
+                        status: Status::Cancelled,
+                        message: if ids.is_empty() {
+                            "cancelled before any workflow started".to_owned()
+                        } else {
+                            format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
+                        },
+                        data: None,
+                    },
+                    TaskEnd::TimedOut { workflow_started } => Outcome {
+                        status: Status::Failed,
+                        message: if workflow_started {
+                            format!("timed out; workflow {} may still be running", ids.join(", "))
+                        } else {
+                            "timed out".to_owned()
+                        },
+                        data: None,
+                    },
+                };
+                let status = outcome.status;
+                finish(sink, &mut statuses, task, outcome, at);
+                let skipped = sched.finish(task, status);
+                for skip in skipped {
+                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None }, at);
+                }
+                if controls.abort_in_flight && sched.draining().is_some() {
+                    controls.abort.cancel();
+                }
+            }
+            () = controls.drain.cancelled(), if !interrupted => {
+                interrupted = true;
+                let at = clock.now_ms();
+                for skip in sched.drain("the run was interrupted") {
+                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None }, at);
+                }
+                if controls.abort_in_flight {
+                    controls.abort.cancel();
+                }
+            }
+            () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
+                timed_out = true;
+                let at = clock.now_ms();
+                for skip in sched.drain("the run timed out") {
+                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None }, at);
+                }
+                controls.abort.cancel();
+            }
+        }
+        if panicked && set.is_empty() {
+            break;
+        }
+    }
+    // Whatever a panic left unaccounted for is failed, so every task has one terminal state.
+    let at = clock.now_ms();
+    for task in 0..statuses.len() {
+        if statuses[task].is_none() {
+            let outcome = Outcome {
+                status: Status::Failed,
+                message: "internal error: the attempt panicked".to_owned(),
+                data: None,
+            };
+            finish(sink, &mut statuses, task, outcome, at);
+        }
+    }
+    sink.emit(&Event::RunFinished { at: clock.now_ms(), interrupted, timed_out });
+    RunSummary {
+        statuses: statuses.into_iter().map(|s| s.unwrap_or(Status::Failed)).collect(),
+        interrupted,
+        timed_out,
+        panicked,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A task's attempts: retries of transient failures (never after a workflow started),
+/// within the task's timeout, until the run stops waiting.
+async fn attempts<P, R: Runner<P>>(
+    runner: Arc<R>,
+    payload: P,
+    task: usize,
+    meta: &TaskMeta,
+    tx: mpsc::UnboundedSender<Message>,
+    abort: CancellationToken,
+) -> TaskEnd {
+    let deadline = meta.timeout.map(|t| Instant::now() + t);
+    let started = Arc::new(AtomicBool::new(false));
+    let tries = meta.retries.attempts.max(1);
+    for attempt in 1..=tries {
+        let ctx = TaskContext {
+            task,
+            attempt,
+            tx: tx.clone(),
+            workflow_started: Arc::clone(&started),
+            cancel: abort.clone(),
+        };
+        let future = runner.run(&payload, ctx);
+        let result = tokio::select! {
+            r = future => r,
+            () = abort.cancelled() => return TaskEnd::Cancelled,
+            () = sleep_until(deadline), if deadline.is_some() => {
+                return TaskEnd::TimedOut { workflow_started: started.load(Ordering::SeqCst) };
+            }
+        };
+        let error = match result {
+            Ok(done) => return TaskEnd::Done(done),
+            Err(e) => e,
+        };
+        let transient = error.class == ErrorClass::Transient;
+        let _gone = tx.send(Message::AttemptFailed { task, attempt, error: error.message.clone(), transient });
+        if !transient || started.load(Ordering::SeqCst) || attempt == tries {
+            return TaskEnd::Failed(error.message);
+        }
+        let delay = backoff(meta.retries.backoff, attempt);
+        let _gone = tx.send(Message::Retrying { task, next_attempt: attempt + 1, delay });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = abort.cancelled() => return TaskEnd::Cancelled,
+            () = sleep_until(deadline), if deadline.is_some() => return TaskEnd::TimedOut { workflow_started: false },
+        }
+    }
+    TaskEnd::Failed("no attempt was made".to_owned())
+}
+
+/// Delay before retry `attempt + 1`: `base × 2^(attempt-1)`, between half and all of it.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let half = full / 2;
+    half + half.mul_f64(fastrand::f64())
+}

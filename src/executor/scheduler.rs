@@ -1,0 +1,434 @@
+//! The scheduler: a pure, synchronous state machine over task indices. It decides which
+//! ready task starts next within the limits (tasks in flight, per-site slots, exclusive
+//! keys such as "one code change per environment"), gates rollout waves, and applies the
+//! failure rules (dependents skipped with their cause, fail-fast and failure budgets drain
+//! the run). No tokio, no clock: the executor loop drives it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::events::Status;
+
+/// What the scheduler needs to know of one task.
+#[derive(Clone, Debug, Default)]
+pub struct Slot {
+    /// Tasks this one waits for.
+    pub needs: Vec<usize>,
+    /// The policy group (the job).
+    pub group: usize,
+    /// Rollout wave within its group.
+    pub wave: u32,
+    /// Counted against `per_site` when set.
+    pub site_key: Option<String>,
+    /// Held exclusively while the task runs (e.g. `code:site.env`).
+    pub exclusive: Vec<String>,
+    /// Longest remaining path to the end of the graph; higher starts first.
+    pub priority: u64,
+}
+
+/// A group's (job's) failure rules.
+#[derive(Clone, Debug, Default)]
+pub struct GroupPolicy {
+    /// A failure drains the run.
+    pub fail_fast: bool,
+    /// Past this many failures of the group, the run drains.
+    pub max_failures: Option<u64>,
+    /// Failed or skipped tasks a wave may have before later waves are halted.
+    pub wave_max_failures: u64,
+}
+
+/// Run-wide limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub concurrency: usize,
+    pub per_site: usize,
+    pub fail_fast: bool,
+    /// Past this many failures, the run drains.
+    pub max_failures: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Running,
+    Done(Status),
+}
+
+struct Group {
+    policy: GroupPolicy,
+    /// Tasks per wave not yet terminal.
+    open: Vec<usize>,
+    /// Failed or skipped per wave.
+    bad: Vec<u64>,
+    /// The highest wave allowed to start.
+    current: u32,
+    failures: u64,
+    halted: bool,
+}
+
+/// A task that ended without running, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    pub task: usize,
+    pub reason: String,
+}
+
+/// The state machine.
+pub struct Scheduler {
+    slots: Vec<Slot>,
+    names: Vec<String>,
+    dependents: Vec<Vec<usize>>,
+    waiting_on: Vec<usize>,
+    state: Vec<State>,
+    groups: Vec<Group>,
+    /// Tasks whose needs are met and whose wave is open, by dispatch order.
+    ready: BTreeSet<(u32, std::cmp::Reverse<u64>, usize)>,
+    running: usize,
+    site_running: HashMap<String, usize>,
+    held: BTreeSet<String>,
+    limits: Limits,
+    failures: u64,
+    draining: Option<String>,
+}
+
+impl Scheduler {
+    /// A scheduler over `slots` (names are used in skip reasons); `groups` indexed by
+    /// [`Slot::group`].
+    #[must_use]
+    pub fn new(slots: Vec<Slot>, names: Vec<String>, groups: Vec<GroupPolicy>, limits: Limits) -> Self {
+        let n = slots.len();
+        let mut dependents = vec![Vec::new(); n];
+        let mut waiting_on = vec![0; n];
+        for (i, slot) in slots.iter().enumerate() {
+            for &need in &slot.needs {
+                dependents[need].push(i);
+                waiting_on[i] += 1;
+            }
+        }
+        let mut groups: Vec<Group> = groups
+            .into_iter()
+            .map(|policy| Group { policy, open: Vec::new(), bad: Vec::new(), current: 0, failures: 0, halted: false })
+            .collect();
+        for slot in &slots {
+            if groups.len() <= slot.group {
+                groups.resize_with(slot.group + 1, || Group {
+                    policy: GroupPolicy::default(),
+                    open: Vec::new(),
+                    bad: Vec::new(),
+                    current: 0,
+                    failures: 0,
+                    halted: false,
+                });
+            }
+            let g = &mut groups[slot.group];
+            let w = slot.wave as usize;
+            if g.open.len() <= w {
+                g.open.resize(w + 1, 0);
+                g.bad.resize(w + 1, 0);
+            }
+            g.open[w] += 1;
+        }
+        let mut s = Self {
+            slots,
+            names,
+            dependents,
+            waiting_on,
+            state: vec![State::Waiting; n],
+            groups,
+            ready: BTreeSet::new(),
+            running: 0,
+            site_running: HashMap::new(),
+            held: BTreeSet::new(),
+            limits: Limits { concurrency: limits.concurrency.max(1), per_site: limits.per_site.max(1), ..limits },
+            failures: 0,
+            draining: None,
+        };
+        // Waves with no tasks open at once (a group may start at wave 0 only).
+        for g in 0..s.groups.len() {
+            s.advance_waves(g);
+        }
+        for i in 0..n {
+            s.consider(i);
+        }
+        s
+    }
+
+    fn name(&self, i: usize) -> &str {
+        self.names.get(i).map_or("?", String::as_str)
+    }
+
+    /// Puts `i` in the ready set if its needs are met and its wave is open.
+    fn consider(&mut self, i: usize) {
+        let slot = &self.slots[i];
+        if self.state[i] == State::Waiting
+            && self.waiting_on[i] == 0
+            && slot.wave <= self.groups[slot.group].current
+            && !self.groups[slot.group].halted
+        {
+            self.ready.insert((slot.wave, std::cmp::Reverse(slot.priority), i));
+        }
+    }
+
+    /// Whether anything is left to run or running.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.running == 0 && self.state.iter().all(|s| matches!(s, State::Done(_)))
+    }
+
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Why the run is draining, if it is.
+    #[must_use]
+    pub fn draining(&self) -> Option<&str> {
+        self.draining.as_deref()
+    }
+
+    /// The next task to start within the limits, marked running; `None` when nothing may
+    /// start now.
+    pub fn start_next(&mut self) -> Option<usize> {
+        if self.draining.is_some() || self.running >= self.limits.concurrency {
+            return None;
+        }
+        let pick = self.ready.iter().find(|(_, _, i)| self.fits(*i)).copied()?;
+        self.ready.remove(&pick);
+        let i = pick.2;
+        self.state[i] = State::Running;
+        self.running += 1;
+        let slot = &self.slots[i];
+        if let Some(site) = &slot.site_key {
+            *self.site_running.entry(site.clone()).or_default() += 1;
+        }
+        for key in &slot.exclusive {
+            self.held.insert(key.clone());
+        }
+        Some(i)
+    }
+
+    fn fits(&self, i: usize) -> bool {
+        let slot = &self.slots[i];
+        let site_ok = slot
+            .site_key
+            .as_ref()
+            .is_none_or(|site| self.site_running.get(site).copied().unwrap_or(0) < self.limits.per_site);
+        site_ok && slot.exclusive.iter().all(|k| !self.held.contains(k))
+    }
+
+    /// Records the end of a running task; returns the tasks that therefore end skipped.
+    pub fn finish(&mut self, i: usize, status: Status) -> Vec<Skip> {
+        if self.state[i] != State::Running {
+            return Vec::new();
+        }
+        self.running -= 1;
+        let slot = self.slots[i].clone();
+        if let Some(site) = &slot.site_key {
+            if let Some(n) = self.site_running.get_mut(site) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        for key in &slot.exclusive {
+            self.held.remove(key);
+        }
+        let mut skipped = Vec::new();
+        self.settle(i, status, &mut skipped);
+        if status == Status::Failed {
+            self.failures += 1;
+            let name = self.name(i).to_owned();
+            let group = &mut self.groups[slot.group];
+            group.failures += 1;
+            let reason = if self.limits.fail_fast || group.policy.fail_fast {
+                Some(format!("fail-fast: `{name}` failed"))
+            } else if self.limits.max_failures.is_some_and(|m| self.failures > m)
+                || group.policy.max_failures.is_some_and(|m| group.failures > m)
+            {
+                Some("failure budget exceeded".to_owned())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                skipped.extend(self.drain(&reason));
+            }
+        }
+        skipped
+    }
+
+    /// Stops starting tasks: every task not started ends skipped with `reason`.
+    pub fn drain(&mut self, reason: &str) -> Vec<Skip> {
+        if self.draining.is_none() {
+            self.draining = Some(reason.to_owned());
+        }
+        self.ready.clear();
+        let mut skipped = Vec::new();
+        for i in 0..self.state.len() {
+            if self.state[i] == State::Waiting {
+                // Nothing starts any more, so wave and group counters no longer matter.
+                self.state[i] = State::Done(Status::Skipped);
+                skipped.push(Skip { task: i, reason: reason.to_owned() });
+            }
+        }
+        skipped
+    }
+
+    /// Marks `i` terminal, then skips its waiting dependents (transitively) and opens or halts
+    /// waves.
+    fn settle(&mut self, i: usize, status: Status, skipped: &mut Vec<Skip>) {
+        let mut stack = vec![(i, status)];
+        while let Some((t, st)) = stack.pop() {
+            if matches!(self.state[t], State::Done(_)) {
+                continue;
+            }
+            self.state[t] = State::Done(st);
+            let slot = self.slots[t].clone();
+            self.ready.remove(&(slot.wave, std::cmp::Reverse(slot.priority), t));
+            let group = &mut self.groups[slot.group];
+            let w = slot.wave as usize;
+            group.open[w] -= 1;
+            if matches!(st, Status::Failed | Status::Skipped | Status::Cancelled) {
+                group.bad[w] += 1;
+            }
+            for &d in &self.dependents[t].clone() {
+                if st.is_ok() {
+                    self.waiting_on[d] -= 1;
+                    self.consider(d);
+                } else if self.state[d] == State::Waiting {
+                    let reason = format!("`{}` {}", self.name(t), st.as_str());
+                    skipped.push(Skip { task: d, reason });
+                    stack.push((d, Status::Skipped));
+                }
+            }
+            let halted = self.advance_waves(slot.group);
+            for h in halted {
+                if self.state[h.task] == State::Waiting {
+                    skipped.push(h.clone());
+                    stack.push((h.task, Status::Skipped));
+                }
+            }
+        }
+    }
+
+    /// Opens the group's next waves while the current one is over and within its budget;
+    /// halts the group (returning its waiting later-wave tasks) when a wave failed.
+    fn advance_waves(&mut self, g: usize) -> Vec<Skip> {
+        let mut halted = Vec::new();
+        loop {
+            let group = &self.groups[g];
+            let cur = group.current as usize;
+            if group.halted || cur + 1 >= group.open.len() || group.open[cur] > 0 {
+                break;
+            }
+            if group.bad[cur] > group.policy.wave_max_failures {
+                self.groups[g].halted = true;
+                let reason = format!("rollout halted at wave {}", cur + 1);
+                for i in 0..self.slots.len() {
+                    if self.slots[i].group == g && self.slots[i].wave as usize > cur && self.state[i] == State::Waiting
+                    {
+                        halted.push(Skip { task: i, reason: reason.clone() });
+                    }
+                }
+                break;
+            }
+            self.groups[g].current += 1;
+            let next = self.groups[g].current;
+            for i in 0..self.slots.len() {
+                if self.slots[i].group == g && self.slots[i].wave == next {
+                    self.consider(i);
+                }
+            }
+        }
+        halted
+    }
+
+    /// The final status of each task (`None` while not ended).
+    #[must_use]
+    pub fn status(&self, i: usize) -> Option<Status> {
+        match self.state[i] {
+            State::Done(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(concurrency: usize) -> Limits {
+        Limits { concurrency, per_site: 1, fail_fast: false, max_failures: None }
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("t{i}")).collect()
+    }
+
+    #[test]
+    fn dispatch_follows_wave_then_priority_then_order() {
+        let slots = vec![
+            Slot { priority: 1, ..Slot::default() },
+            Slot { priority: 5, ..Slot::default() },
+            Slot { priority: 5, ..Slot::default() },
+        ];
+        let mut s = Scheduler::new(slots, names(3), vec![GroupPolicy::default()], limits(10));
+        assert_eq!([s.start_next(), s.start_next(), s.start_next(), s.start_next()], [Some(1), Some(2), Some(0), None]);
+    }
+
+    #[test]
+    fn a_failure_skips_its_descendants_naming_the_cause() {
+        let slots = vec![
+            Slot::default(),
+            Slot { needs: vec![0], ..Slot::default() },
+            Slot { needs: vec![1], ..Slot::default() },
+            Slot::default(),
+        ];
+        let mut s = Scheduler::new(slots, names(4), vec![GroupPolicy::default()], limits(10));
+        assert_eq!(s.start_next(), Some(0));
+        assert_eq!(s.start_next(), Some(3));
+        let skipped = s.finish(0, Status::Failed);
+        assert_eq!(
+            skipped,
+            [Skip { task: 1, reason: "`t0` failed".into() }, Skip { task: 2, reason: "`t1` skipped".into() }]
+        );
+        s.finish(3, Status::Succeeded);
+        assert!(s.is_done());
+    }
+
+    #[test]
+    fn per_site_and_exclusive_keys_hold_tasks_back_without_a_slot() {
+        let site = |s: &str| Slot { site_key: Some(s.into()), ..Slot::default() };
+        let slots = vec![
+            site("a"),
+            site("a"),
+            Slot { exclusive: vec!["code:b.dev".into()], ..Slot::default() },
+            Slot { exclusive: vec!["code:b.dev".into()], ..Slot::default() },
+            site("c"),
+        ];
+        let mut s = Scheduler::new(slots, names(5), vec![GroupPolicy::default()], limits(10));
+        let first: Vec<usize> = std::iter::from_fn(|| s.start_next()).collect();
+        assert_eq!(first, [0, 2, 4]);
+        s.finish(0, Status::Succeeded);
+        s.finish(2, Status::Succeeded);
+        let second: Vec<usize> = std::iter::from_fn(|| s.start_next()).collect();
+        assert_eq!(second, [1, 3]);
+    }
+
+    #[test]
+    fn fail_fast_drains_and_a_failing_wave_halts_the_rollout() {
+        let slots = vec![Slot::default(), Slot::default(), Slot::default()];
+        let mut s =
+            Scheduler::new(slots, names(3), vec![GroupPolicy::default()], Limits { fail_fast: true, ..limits(1) });
+        assert_eq!(s.start_next(), Some(0));
+        let skipped = s.finish(0, Status::Failed);
+        assert_eq!(skipped.len(), 2);
+        assert!(skipped.iter().all(|k| k.reason == "fail-fast: `t0` failed"));
+        assert!(s.is_done());
+
+        let wave = |w: u32| Slot { wave: w, ..Slot::default() };
+        let slots = vec![wave(0), wave(1), wave(1), wave(2)];
+        let mut s = Scheduler::new(slots, names(4), vec![GroupPolicy::default()], limits(10));
+        assert_eq!(s.start_next(), Some(0));
+        assert_eq!(s.start_next(), None, "wave 2 waits for wave 1");
+        let skipped = s.finish(0, Status::Failed);
+        assert_eq!(skipped.iter().map(|k| k.task).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(skipped.iter().all(|k| k.reason == "rollout halted at wave 1"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The `JUnit` report: a test suite per job, a test case per task (CI systems display these
+//! natively). Built with quick-junit, as nextest does.
+
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::RunReport;
+use crate::events::Status;
+
+/// `JUnit` XML.
+#[must_use]
+pub fn render(report: &RunReport) -> String {
+    let mut junit = Report::new(format!("terminus-batch {}", report.plan.name.as_deref().unwrap_or(&report.plan.path)));
+    let mut jobs: Vec<&str> = Vec::new();
+    for task in &report.tasks {
+        if !jobs.contains(&task.job.as_str()) {
+            jobs.push(&task.job);
+        }
+    }
+    for job in jobs {
+        let mut suite = TestSuite::new(job);
+        for task in report.tasks.iter().filter(|t| t.job == job) {
+            let status = match task.status {
+                Some(Status::Succeeded | Status::Unchanged) => TestCaseStatus::success(),
+                Some(Status::Skipped) => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(task.message.clone());
+                    s
+                }
+                Some(Status::Failed) => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(task.message.clone());
+                    s.set_type("failed");
+                    s
+                }
+                Some(Status::Cancelled) | None => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_message(task.message.clone());
+                    s.set_type(if task.status.is_some() { "cancelled" } else { "unfinished" });
+                    s
+                }
+            };
+            let mut case = TestCase::new(task.id.clone(), status);
+            case.set_classname(format!("{}.{}", job, task.operation));
+            if let Some(ms) = task.duration_ms {
+                case.set_time(Duration::from_millis(ms));
+            }
+            if !task.workflow_ids.is_empty() || !task.message.is_empty() {
+                let mut out = task.message.clone();
+                if !task.workflow_ids.is_empty() {
+                    out.push_str(&format!("\nworkflows: {}", task.workflow_ids.join(", ")));
+                }
+                case.set_system_out(out);
+            }
+            suite.add_test_case(case);
+        }
+        junit.add_test_suite(suite);
+    }
+    junit.to_string().unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->\n"))
+}

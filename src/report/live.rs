@@ -1,0 +1,163 @@
+//! Live progress while a run goes: on a terminal, an overall bar and a line per task in
+//! flight (indicatif); otherwise plain timestamped lines, one per start and end; nothing
+//! with `--quiet`. Writes to stderr only.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::events::{Event, EventSink, Status, TaskHeader};
+use crate::timefmt::{clock, duration_ms};
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Bars,
+    Lines,
+    Quiet,
+}
+
+/// The live reporter.
+pub struct Live<'a> {
+    mode: Mode,
+    out: &'a mut dyn Write,
+    tasks: Vec<TaskHeader>,
+    started: HashMap<usize, u64>,
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    bars: HashMap<usize, ProgressBar>,
+    done: u64,
+}
+
+impl<'a> Live<'a> {
+    /// Progress to `out` (stderr) in `mode`.
+    pub fn new(mode: Mode, out: &'a mut dyn Write) -> Self {
+        Self {
+            mode,
+            out,
+            tasks: Vec::new(),
+            started: HashMap::new(),
+            multi: None,
+            overall: None,
+            bars: HashMap::new(),
+            done: 0,
+        }
+    }
+
+    fn name(&self, task: usize) -> String {
+        self.tasks.get(task).map_or_else(|| format!("#{task}"), |t| t.id.to_string())
+    }
+
+    fn line(&mut self, at: u64, text: &str) {
+        // Progress is best effort: a closed stderr must not stop the run.
+        let _ = writeln!(self.out, "{} {text}", clock(at));
+    }
+}
+
+impl EventSink for Live<'_> {
+    fn emit(&mut self, event: &Event) {
+        if self.mode == Mode::Quiet {
+            return;
+        }
+        match event {
+            Event::RunStarted { run_id, tasks, at } => {
+                self.tasks.clone_from(tasks);
+                if self.mode == Mode::Bars {
+                    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                    let overall = multi.add(ProgressBar::new(tasks.len() as u64));
+                    overall.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix:.bold} [{bar:40.green/white}] {pos}/{len} tasks · {elapsed} {msg}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    overall.set_prefix(format!("run {run_id}"));
+                    overall.enable_steady_tick(Duration::from_millis(200));
+                    self.overall = Some(overall);
+                    self.multi = Some(multi);
+                } else {
+                    let text = format!("run {run_id}: {} tasks", tasks.len());
+                    self.line(*at, &text);
+                }
+            }
+            Event::TaskStarted { task, at } => {
+                self.started.insert(*task, *at);
+                let name = self.name(*task);
+                match (&self.multi, self.mode) {
+                    (Some(multi), Mode::Bars) => {
+                        let bar = multi.add(ProgressBar::new_spinner());
+                        bar.set_style(
+                            ProgressStyle::with_template("  {spinner} {prefix} {wide_msg:.dim} {elapsed}")
+                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        );
+                        bar.set_prefix(name);
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        self.bars.insert(*task, bar);
+                    }
+                    _ => self.line(*at, &format!("start    {name}")),
+                }
+            }
+            Event::WorkflowStarted { task, workflow_id, at } => {
+                if let Some(bar) = self.bars.get(task) {
+                    bar.set_message(format!("workflow {workflow_id}"));
+                } else if self.mode == Mode::Lines {
+                    let name = self.name(*task);
+                    self.line(*at, &format!("workflow {name}: {workflow_id}"));
+                }
+            }
+            Event::Progress { task, message, .. } => {
+                if let Some(bar) = self.bars.get(task) {
+                    bar.set_message(message.clone());
+                }
+            }
+            Event::TaskRetrying { task, next_attempt, delay_ms, at } => {
+                let name = self.name(*task);
+                let text = format!("retry    {name}: attempt {next_attempt} in {}", duration_ms(*delay_ms));
+                match &self.multi {
+                    Some(multi) => {
+                        let _ = multi.println(text);
+                    }
+                    None => self.line(*at, &text),
+                }
+            }
+            Event::TaskFinished { task, outcome, at } => {
+                self.done += 1;
+                let name = self.name(*task);
+                let took = self
+                    .started
+                    .get(task)
+                    .map(|s| format!(" ({})", duration_ms(at.saturating_sub(*s))))
+                    .unwrap_or_default();
+                let text = format!("{:<8} {name}{took}: {}", outcome.status.as_str(), outcome.message);
+                if let Some(bar) = self.bars.remove(task) {
+                    bar.finish_and_clear();
+                }
+                match (&self.multi, &self.overall) {
+                    (Some(multi), Some(overall)) => {
+                        overall.inc(1);
+                        if !matches!(outcome.status, Status::Succeeded | Status::Unchanged) {
+                            let _ = multi.println(text);
+                        }
+                    }
+                    _ => self.line(*at, &text),
+                }
+            }
+            Event::RunFinished { at, interrupted, .. } => {
+                if let Some(overall) = self.overall.take() {
+                    overall.finish_and_clear();
+                }
+                for (_, bar) in self.bars.drain() {
+                    bar.finish_and_clear();
+                }
+                if self.mode == Mode::Lines {
+                    let text = if *interrupted { "run interrupted" } else { "run finished" };
+                    self.line(*at, text);
+                }
+            }
+            Event::AttemptStarting { .. } | Event::AttemptFailed { .. } => {}
+        }
+    }
+}

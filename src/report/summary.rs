@@ -1,0 +1,209 @@
+//! [`RunReport`], the `BatchResult` (DESIGN.md §8): a pure fold of a run's events over the
+//! run's static context (plan, settings). The single input of every report format.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, EventSink, Millis, Status};
+
+/// The kind tag of a JSON report.
+pub const REPORT_KIND: &str = "terminus-batch/batch-result";
+
+/// The plan a run executed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PlanInfo {
+    pub path: String,
+    pub sha256: String,
+    pub name: Option<String>,
+}
+
+/// The settings in force.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SettingsInfo {
+    pub concurrency: usize,
+    pub per_site: usize,
+    pub max_requests: usize,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    pub on_failure: String,
+    /// `none` when unlimited.
+    pub max_failures: String,
+    /// `none` without a run timeout.
+    pub timeout: String,
+    /// `Pantheon API at …` or `simulator world …`.
+    pub target: String,
+}
+
+/// Counts per status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Totals {
+    pub tasks: usize,
+    pub succeeded: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub cancelled: usize,
+}
+
+impl Totals {
+    #[must_use]
+    pub fn get(&self, status: Status) -> usize {
+        match status {
+            Status::Succeeded => self.succeeded,
+            Status::Unchanged => self.unchanged,
+            Status::Failed => self.failed,
+            Status::Skipped => self.skipped,
+            Status::Cancelled => self.cancelled,
+        }
+    }
+}
+
+/// One task's record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskReport {
+    pub id: String,
+    pub job: String,
+    pub site: Option<String>,
+    pub env: Option<String>,
+    pub operation: String,
+    /// `None` only in a report of a run that never finished (a crash).
+    pub status: Option<Status>,
+    /// Attempts made (0 for a task that never started).
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    pub duration_ms: Option<u64>,
+    pub workflow_ids: Vec<String>,
+    pub message: String,
+    /// What a read-only operation read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// The run that did this task (differs from the report's run after `--resume`).
+    pub run_id: String,
+}
+
+/// The `BatchResult` of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunReport {
+    /// Always `terminus-batch/batch-result`.
+    pub kind: String,
+    pub format_version: u32,
+    pub run_id: String,
+    pub plan: PlanInfo,
+    pub settings: SettingsInfo,
+    pub started_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub duration_ms: Option<u64>,
+    /// Ctrl-C stopped the run.
+    pub interrupted: bool,
+    pub timed_out: bool,
+    pub totals: Totals,
+    pub tasks: Vec<TaskReport>,
+}
+
+impl RunReport {
+    /// An empty report for a run about to start.
+    #[must_use]
+    pub fn new(plan: PlanInfo, settings: SettingsInfo) -> Self {
+        Self {
+            kind: REPORT_KIND.to_owned(),
+            format_version: 1,
+            run_id: String::new(),
+            plan,
+            settings,
+            started_at: 0,
+            finished_at: None,
+            duration_ms: None,
+            interrupted: false,
+            timed_out: false,
+            totals: Totals::default(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Folds one event in.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { run_id, at, tasks } => {
+                self.run_id = run_id.to_string();
+                self.started_at = *at;
+                self.tasks = tasks
+                    .iter()
+                    .map(|h| TaskReport {
+                        id: h.id.to_string(),
+                        job: h.job.clone(),
+                        site: h.site.clone(),
+                        env: h.env.clone(),
+                        operation: h.operation.clone(),
+                        status: None,
+                        attempts: 0,
+                        started_at: None,
+                        finished_at: None,
+                        duration_ms: None,
+                        workflow_ids: Vec::new(),
+                        message: String::new(),
+                        data: None,
+                        run_id: run_id.to_string(),
+                    })
+                    .collect();
+                self.totals = Totals { tasks: tasks.len(), ..Totals::default() };
+            }
+            Event::TaskStarted { task, at } => {
+                if let Some(t) = self.tasks.get_mut(*task) {
+                    t.started_at = Some(*at);
+                }
+            }
+            Event::AttemptStarting { task, attempt, .. } | Event::AttemptFailed { task, attempt, .. } => {
+                if let Some(t) = self.tasks.get_mut(*task) {
+                    t.attempts = t.attempts.max(*attempt);
+                }
+            }
+            Event::WorkflowStarted { task, workflow_id, .. } => {
+                if let Some(t) = self.tasks.get_mut(*task) {
+                    t.workflow_ids.push(workflow_id.clone());
+                }
+            }
+            Event::Progress { .. } | Event::TaskRetrying { .. } => {}
+            Event::TaskFinished { task, outcome, at } => {
+                if let Some(t) = self.tasks.get_mut(*task) {
+                    if t.status.is_none() {
+                        match outcome.status {
+                            Status::Succeeded => self.totals.succeeded += 1,
+                            Status::Unchanged => self.totals.unchanged += 1,
+                            Status::Failed => self.totals.failed += 1,
+                            Status::Skipped => self.totals.skipped += 1,
+                            Status::Cancelled => self.totals.cancelled += 1,
+                        }
+                    }
+                    t.status = Some(outcome.status);
+                    t.message.clone_from(&outcome.message);
+                    t.data.clone_from(&outcome.data);
+                    t.finished_at = Some(*at);
+                    t.duration_ms = t.started_at.map(|s| at.saturating_sub(s));
+                    if t.attempts == 0 && t.started_at.is_some() {
+                        t.attempts = 1;
+                    }
+                }
+            }
+            Event::RunFinished { at, interrupted, timed_out } => {
+                self.finished_at = Some(*at);
+                self.duration_ms = Some(at.saturating_sub(self.started_at));
+                self.interrupted = *interrupted;
+                self.timed_out = *timed_out;
+            }
+        }
+    }
+
+    /// Every task ended `succeeded` or `unchanged`.
+    #[must_use]
+    pub fn all_ok(&self) -> bool {
+        self.tasks.iter().all(|t| t.status.is_some_and(Status::is_ok))
+    }
+}
+
+impl EventSink for RunReport {
+    fn emit(&mut self, event: &Event) {
+        self.apply(event);
+    }
+}
