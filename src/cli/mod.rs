@@ -51,8 +51,13 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Print the task graph, for review and docs.
     Graph(GraphArgs),
-    /// Print the plan's JSON Schema (also committed as schemas/plan.schema.json).
-    Schema,
+    /// Print the plan's JSON Schema (also committed as schemas/plan.schema.json), or with
+    /// `--report` the JSON report's (schemas/batch-result.schema.json).
+    Schema {
+        /// The schema of `--report json` files instead of plans.
+        #[arg(long)]
+        report: bool,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.

@@ -244,6 +244,21 @@ where
         if sched.is_done() && set.is_empty() {
             break;
         }
+        if set.is_empty() && sched.running() == 0 && rx.is_empty() {
+            // Nothing runs and nothing may start: only a bug can get here (expansion never
+            // makes a job wait on its own later wave). End the rest rather than hang.
+            let at = clock.now_ms();
+            for skip in sched.drain("internal error: no task can start") {
+                finish(
+                    sink,
+                    &mut statuses,
+                    skip.task,
+                    Outcome { status: Status::Skipped, message: skip.reason, data: None },
+                    at,
+                );
+            }
+            continue;
+        }
         tokio::select! {
             biased;
             Some(message) = rx.recv() => {
@@ -421,4 +436,157 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     let full = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
     let half = full / 2;
     half + half.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ids::{JobId, TaskId};
+
+    /// A task for the fake runner: how each attempt goes.
+    #[derive(Clone, Debug)]
+    struct Fake {
+        name: &'static str,
+        /// Per attempt: `Ok(ms)` succeeds after ms, `Err((transient, start_workflow))` fails.
+        script: Vec<Result<u64, (bool, bool)>>,
+        timeout: Option<Duration>,
+        attempts: u32,
+    }
+
+    struct FakeRunner {
+        calls: Arc<Mutex<Vec<(&'static str, u32)>>>,
+    }
+
+    impl Runner<Fake> for FakeRunner {
+        fn meta(&self, p: &Fake) -> TaskMeta {
+            TaskMeta {
+                header: TaskHeader {
+                    id: TaskId::new(&JobId::new(p.name), "", &[]),
+                    job: p.name.to_owned(),
+                    site: None,
+                    env: None,
+                    operation: "fake".to_owned(),
+                },
+                group: 0,
+                wave: 0,
+                site_key: None,
+                exclusive: Vec::new(),
+                estimate_secs: 1,
+                timeout: p.timeout,
+                retries: RetryPolicy { attempts: p.attempts, backoff: Duration::from_secs(10) },
+            }
+        }
+
+        fn run(&self, p: &Fake, ctx: TaskContext) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
+            let attempt = ctx.attempt();
+            self.calls.lock().unwrap().push((p.name, attempt));
+            let step = p.script.get(attempt as usize - 1).copied().unwrap_or(Ok(1));
+            async move {
+                ctx.attempt_starting().await;
+                match step {
+                    Ok(ms) => {
+                        ctx.workflow_started("wf");
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        Ok(Done { status: Status::Succeeded, message: "ok".into(), data: None })
+                    }
+                    Err((transient, started)) => {
+                        if started {
+                            ctx.workflow_started("wf");
+                        }
+                        let class = if transient { ErrorClass::Transient } else { ErrorClass::Permanent };
+                        Err(TaskError { message: "boom".into(), class })
+                    }
+                }
+            }
+        }
+    }
+
+    struct Recorder(Vec<Event>);
+
+    impl EventSink for Recorder {
+        fn emit(&mut self, event: &Event) {
+            self.0.push(event.clone());
+        }
+    }
+
+    struct FixedClock;
+
+    impl Clock for FixedClock {
+        fn now_ms(&self) -> Millis {
+            0
+        }
+    }
+
+    async fn run_fakes(tasks: Vec<Fake>, controls: Controls) -> (RunSummary, Vec<Event>, Vec<(&'static str, u32)>) {
+        let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let runner = Arc::new(FakeRunner { calls: Arc::clone(&calls) });
+        let limits = Limits { concurrency: 4, per_site: 1, fail_fast: false, max_failures: None };
+        let mut sink = Recorder(Vec::new());
+        let summary = run(
+            &graph,
+            runner,
+            vec![GroupPolicy::default()],
+            limits,
+            controls,
+            &FixedClock,
+            RunId::from_parts("t", 0),
+            &mut sink,
+        )
+        .await;
+        let calls = calls.lock().unwrap().clone();
+        (summary, sink.0, calls)
+    }
+
+    fn fake(name: &'static str, script: Vec<Result<u64, (bool, bool)>>, attempts: u32) -> Fake {
+        Fake { name, script, timeout: None, attempts }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_retry_but_never_after_a_workflow_started() {
+        let tasks = vec![
+            fake("flaky", vec![Err((true, false)), Err((true, false)), Ok(5)], 3),
+            fake("started", vec![Err((true, true)), Ok(5)], 3),
+            fake("permanent", vec![Err((false, false)), Ok(5)], 3),
+        ];
+        let (summary, events, calls) = run_fakes(tasks, Controls::default()).await;
+        assert_eq!(summary.statuses, [Status::Succeeded, Status::Failed, Status::Failed]);
+        assert_eq!(calls.iter().filter(|c| c.0 == "flaky").count(), 3);
+        assert_eq!(calls.iter().filter(|c| c.0 == "started").count(), 1, "a started workflow is never started again");
+        assert_eq!(calls.iter().filter(|c| c.0 == "permanent").count(), 1);
+        let retries = events.iter().filter(|e| matches!(e, Event::TaskRetrying { task: 0, .. })).count();
+        assert_eq!(retries, 2);
+        assert!(matches!(events.first(), Some(Event::RunStarted { .. })));
+        assert!(matches!(events.last(), Some(Event::RunFinished { interrupted: false, .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_after_the_workflow_started_says_it_may_still_run() {
+        let mut slow = fake("slow", vec![Ok(60_000)], 3);
+        slow.timeout = Some(Duration::from_secs(5));
+        let (summary, events, calls) = run_fakes(vec![slow], Controls::default()).await;
+        assert_eq!(summary.statuses, [Status::Failed]);
+        assert_eq!(calls.len(), 1);
+        let message = events.iter().find_map(|e| match e {
+            Event::TaskFinished { outcome, .. } => Some(outcome.message.clone()),
+            _ => None,
+        });
+        assert_eq!(message.as_deref(), Some("timed out; workflow wf may still be running"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abort_cancels_tasks_in_flight_and_the_run_timeout_aborts() {
+        let controls = Controls { run_timeout: Some(Duration::from_secs(30)), ..Controls::default() };
+        let tasks = vec![fake("long", vec![Ok(3_600_000)], 1), fake("short", vec![Ok(10)], 1)];
+        let (summary, events, _) = run_fakes(tasks, controls).await;
+        assert!(summary.timed_out);
+        assert_eq!(summary.statuses, [Status::Cancelled, Status::Succeeded]);
+        let cancelled = events.iter().find_map(|e| match e {
+            Event::TaskFinished { task: 0, outcome, .. } => Some(outcome.message.clone()),
+            _ => None,
+        });
+        assert_eq!(cancelled.as_deref(), Some("stopped waiting for workflow wf: remote state unknown"));
+    }
 }

@@ -271,14 +271,14 @@ impl Scheduler {
     }
 
     /// Marks `i` terminal, then skips its waiting dependents (transitively) and opens or halts
-    /// waves.
+    /// waves. A task is marked the moment it is decided, so none is reported twice.
     fn settle(&mut self, i: usize, status: Status, skipped: &mut Vec<Skip>) {
+        if matches!(self.state[i], State::Done(_)) {
+            return;
+        }
+        self.state[i] = State::Done(status);
         let mut stack = vec![(i, status)];
         while let Some((t, st)) = stack.pop() {
-            if matches!(self.state[t], State::Done(_)) {
-                continue;
-            }
-            self.state[t] = State::Done(st);
             let slot = self.slots[t].clone();
             self.ready.remove(&(slot.wave, std::cmp::Reverse(slot.priority), t));
             let group = &mut self.groups[slot.group];
@@ -287,21 +287,25 @@ impl Scheduler {
             if matches!(st, Status::Failed | Status::Skipped | Status::Cancelled) {
                 group.bad[w] += 1;
             }
-            for &d in &self.dependents[t].clone() {
+            let mut newly = Vec::new();
+            for &d in &self.dependents[t] {
                 if st.is_ok() {
                     self.waiting_on[d] -= 1;
-                    self.consider(d);
                 } else if self.state[d] == State::Waiting {
-                    let reason = format!("`{}` {}", self.name(t), st.as_str());
-                    skipped.push(Skip { task: d, reason });
-                    stack.push((d, Status::Skipped));
+                    newly.push(Skip { task: d, reason: format!("`{}` {}", self.name(t), st.as_str()) });
                 }
             }
-            let halted = self.advance_waves(slot.group);
-            for h in halted {
-                if self.state[h.task] == State::Waiting {
-                    skipped.push(h.clone());
-                    stack.push((h.task, Status::Skipped));
+            if st.is_ok() {
+                for d in self.dependents[t].clone() {
+                    self.consider(d);
+                }
+            }
+            newly.extend(self.advance_waves(slot.group));
+            for skip in newly {
+                if self.state[skip.task] == State::Waiting {
+                    self.state[skip.task] = State::Done(Status::Skipped);
+                    stack.push((skip.task, Status::Skipped));
+                    skipped.push(skip);
                 }
             }
         }
@@ -430,5 +434,196 @@ mod tests {
         let skipped = s.finish(0, Status::Failed);
         assert_eq!(skipped.iter().map(|k| k.task).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(skipped.iter().all(|k| k.reason == "rollout halted at wave 1"));
+    }
+
+    mod properties {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Clone, Debug)]
+        struct Case {
+            slots: Vec<Slot>,
+            outcomes: Vec<Status>,
+            limits: Limits,
+            groups: Vec<GroupPolicy>,
+            /// Which running task ends next, as an index into the running list.
+            picks: Vec<usize>,
+        }
+
+        fn case() -> impl Strategy<Value = Case> {
+            (1usize..28).prop_flat_map(|n| {
+                let edges = proptest::collection::vec(proptest::collection::vec(any::<bool>(), n), n);
+                let meta = proptest::collection::vec((0usize..3, 0u32..3, 0usize..4, 0usize..3, 0u64..20), n);
+                let outcomes = proptest::collection::vec(
+                    prop_oneof![Just(Status::Succeeded), Just(Status::Unchanged), Just(Status::Failed)],
+                    n,
+                );
+                let limits = (1usize..6, 1usize..3, any::<bool>(), proptest::option::of(0u64..4));
+                let groups = proptest::collection::vec((any::<bool>(), proptest::option::of(0u64..3), 0u64..2), 3);
+                let picks = proptest::collection::vec(0usize..8, 64);
+                (Just(n), edges, meta, outcomes, limits, groups, picks).prop_map(
+                    |(n, edges, meta, outcomes, (concurrency, per_site, fail_fast, max_failures), groups, picks)| {
+                        // Groups are jobs: in plan order, and a job's tasks need only tasks of
+                        // earlier jobs (expansion guarantees both), so edges go from lower to
+                        // higher index and never within a group: always a DAG.
+                        let group_of = |j: usize| j * 3 / n;
+                        let slots = (0..n)
+                            .map(|j| {
+                                let (_, wave, site, key, priority) = meta[j];
+                                let group = group_of(j);
+                                Slot {
+                                    needs: (0..j).filter(|&i| edges[i][j] && group_of(i) < group).collect(),
+                                    group,
+                                    wave,
+                                    site_key: (site < 3).then(|| format!("site{site}")),
+                                    exclusive: if key < 2 { vec![format!("key{key}")] } else { Vec::new() },
+                                    priority,
+                                }
+                            })
+                            .collect();
+                        let groups = groups
+                            .into_iter()
+                            .map(|(fail_fast, max_failures, wave_max_failures)| GroupPolicy {
+                                fail_fast,
+                                max_failures,
+                                wave_max_failures,
+                            })
+                            .collect();
+                        Case {
+                            slots,
+                            outcomes,
+                            limits: Limits { concurrency, per_site, fail_fast, max_failures },
+                            groups,
+                            picks,
+                        }
+                    },
+                )
+            })
+        }
+
+        /// Runs a case to the end, checking the bounds at every start; returns the start
+        /// order and every task's terminal status.
+        fn simulate(c: &Case) -> (Vec<usize>, Vec<Status>) {
+            let n = c.slots.len();
+            let names = (0..n).map(|i| format!("t{i}")).collect();
+            let mut s = Scheduler::new(c.slots.clone(), names, c.groups.clone(), c.limits);
+            let mut running: Vec<usize> = Vec::new();
+            let mut ended: Vec<Option<Status>> = vec![None; n];
+            let mut order = Vec::new();
+            let mut step = 0;
+            let mut drained = false;
+            loop {
+                while let Some(i) = s.start_next() {
+                    assert!(!drained, "nothing starts after the run drained");
+                    assert!(ended[i].is_none() && !running.contains(&i), "t{i} started twice");
+                    for &need in &c.slots[i].needs {
+                        assert!(ended[need].is_some_and(Status::is_ok), "t{i} started before t{need} succeeded");
+                    }
+                    running.push(i);
+                    order.push(i);
+                    assert!(running.len() <= c.limits.concurrency, "concurrency exceeded");
+                    for r in &running {
+                        if let Some(site) = &c.slots[*r].site_key {
+                            let on_site =
+                                running.iter().filter(|x| c.slots[**x].site_key.as_ref() == Some(site)).count();
+                            assert!(on_site <= c.limits.per_site, "per-site limit exceeded");
+                        }
+                    }
+                    let keys: Vec<&String> = running.iter().flat_map(|r| &c.slots[*r].exclusive).collect();
+                    let unique: BTreeSet<&String> = keys.iter().copied().collect();
+                    assert_eq!(keys.len(), unique.len(), "an exclusive key held twice");
+                }
+                if running.is_empty() {
+                    break;
+                }
+                let pick = c.picks[step % c.picks.len()] % running.len();
+                step += 1;
+                let task = running.remove(pick);
+                let status = c.outcomes[task];
+                ended[task] = Some(status);
+                for skip in s.finish(task, status) {
+                    assert!(ended[skip.task].is_none(), "t{} ended twice", skip.task);
+                    ended[skip.task] = Some(Status::Skipped);
+                }
+                drained |= s.draining().is_some();
+            }
+            assert!(s.is_done());
+            (order, ended.into_iter().map(|e| e.expect("every task ends")).collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn bounds_hold_and_every_task_ends_once(c in case()) {
+                let (order, statuses) = simulate(&c);
+                prop_assert_eq!(statuses.len(), c.slots.len());
+                // Same input, same dispatch order.
+                let (again, _) = simulate(&c);
+                prop_assert_eq!(order, again);
+            }
+
+            #[test]
+            fn without_policies_a_failure_skips_exactly_its_descendants(mut c in case()) {
+                c.limits.fail_fast = false;
+                c.limits.max_failures = None;
+                for g in &mut c.groups {
+                    *g = GroupPolicy::default();
+                }
+                for slot in &mut c.slots {
+                    slot.wave = 0;
+                }
+                let (_, statuses) = simulate(&c);
+                let n = c.slots.len();
+                let mut doomed = vec![false; n];
+                for j in 0..n {
+                    doomed[j] = c.slots[j].needs.iter().any(|&i| doomed[i] || c.outcomes[i] == Status::Failed);
+                }
+                for j in 0..n {
+                    let expected = if doomed[j] { Status::Skipped } else { c.outcomes[j] };
+                    prop_assert_eq!(statuses[j], expected, "t{}", j);
+                }
+            }
+
+            #[test]
+            fn fail_fast_starts_nothing_after_the_first_failure(mut c in case()) {
+                c.limits.fail_fast = true;
+                let (_, statuses) = simulate(&c);
+                // simulate() asserts no start after draining; here: at most `concurrency`
+                // failures can happen (those already in flight).
+                let failed = statuses.iter().filter(|s| **s == Status::Failed).count();
+                prop_assert!(failed <= c.limits.concurrency);
+            }
+
+            #[test]
+            fn a_budget_stops_starting_once_exceeded(mut c in case(), budget in 0u64..3) {
+                c.limits.fail_fast = false;
+                c.limits.max_failures = Some(budget);
+                let (_, statuses) = simulate(&c);
+                let failed = statuses.iter().filter(|s| **s == Status::Failed).count() as u64;
+                prop_assert!(failed <= budget + c.limits.concurrency as u64);
+            }
+
+            #[test]
+            fn waves_gate(c in case()) {
+                let (order, _) = simulate(&c);
+                // A task of wave w+1 starts only after every task of wave w of its group ended;
+                // with one task in flight at a time this is visible in the start order.
+                let mut serial = c.clone();
+                serial.limits.concurrency = 1;
+                let (order1, _) = simulate(&serial);
+                for (pos, &t) in order1.iter().enumerate() {
+                    let slot = &c.slots[t];
+                    for &later in &order1[pos + 1..] {
+                        let other = &c.slots[later];
+                        prop_assert!(!(other.group == slot.group && other.wave < slot.wave), "wave {} of group {} ran after wave {}", other.wave, slot.group, slot.wave);
+                    }
+                }
+                prop_assert!(order.len() <= c.slots.len());
+            }
+        }
     }
 }

@@ -5,8 +5,9 @@ use super::RunReport;
 use crate::events::Status;
 use crate::timefmt::duration_ms;
 
+/// A table cell: pipes escaped, no line breaks, no markup (`<` would open an HTML tag).
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    text.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// Markdown text.

@@ -100,6 +100,10 @@ pub struct RunReport {
     pub timed_out: bool,
     pub totals: Totals,
     pub tasks: Vec<TaskReport>,
+    /// Under `--simulate`: the simulator's counters (requests by route and status,
+    /// workflows started, peak concurrency), as `GET /__sim/stats` shows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulator: Option<serde_json::Value>,
 }
 
 impl RunReport {
@@ -119,6 +123,7 @@ impl RunReport {
             timed_out: false,
             totals: Totals::default(),
             tasks: Vec::new(),
+            simulator: None,
         }
     }
 

@@ -18,8 +18,58 @@ const RULES: &[(&str, &[&str])] = &[
         &["crate::operations", "crate::cli", "crate::simulator", "crate::expand", "crate::graph", "crate::resolve"],
     ),
     ("src/telemetry.rs", &["crate::"]),
+    (
+        "src/events.rs",
+        &[
+            "crate::plan",
+            "crate::expand",
+            "crate::graph",
+            "crate::executor",
+            "crate::operations",
+            "crate::report",
+            "crate::cli",
+            "crate::simulator",
+        ],
+    ),
+    (
+        "src/executor/",
+        &[
+            "crate::plan",
+            "crate::expand",
+            "crate::resolve",
+            "crate::operations",
+            "crate::report",
+            "crate::cli",
+            "crate::simulator",
+            "crate::settings",
+        ],
+    ),
+    (
+        "src/report/",
+        &[
+            "crate::executor",
+            "crate::graph",
+            "crate::operations",
+            "crate::cli",
+            "crate::simulator",
+            "crate::plan",
+            "crate::expand",
+        ],
+    ),
     ("src/simulator/", &["crate::cli", "crate::expand", "crate::graph", "crate::operations"]),
-    ("src/operations/", &["crate::cli", "crate::expand", "crate::graph", "crate::resolve", "crate::simulator"]),
+    (
+        "src/operations/",
+        &[
+            "crate::cli",
+            "crate::expand",
+            "crate::graph",
+            "crate::resolve",
+            "crate::simulator",
+            "crate::executor",
+            "crate::events",
+            "crate::report",
+        ],
+    ),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

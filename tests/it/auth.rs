@@ -1,41 +1,10 @@
 //! `auth login|whoami|logout` and connection failures, through the real binary against the
 //! simulator on 127.0.0.1: terminus's files, exit codes, clear errors, no secret in output.
 
-use terminus_batch::simulator::{Knobs, Simulator};
+use terminus_batch::simulator::Knobs;
 
 use crate::support::Test;
-use crate::support::sim::builtin;
-
-/// A simulator kept running on its own runtime while the binary runs.
-struct Served {
-    runtime: tokio::runtime::Runtime,
-    sim: Option<Simulator>,
-}
-
-impl Served {
-    fn new(knobs: Knobs) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let sim = runtime.block_on(Simulator::start(&builtin(), knobs, 0)).unwrap();
-        Self { runtime, sim: Some(sim) }
-    }
-
-    fn port(&self) -> String {
-        self.sim.as_ref().unwrap().addr().port().to_string()
-    }
-
-    /// A test whose environment points terminus-batch at this simulator.
-    fn test(&self) -> Test {
-        Test::new()
-            .env("TERMINUS_HOST", "127.0.0.1")
-            .env("TERMINUS_PORT", &self.port())
-            .env("TERMINUS_PROTOCOL", "http")
-    }
-
-    fn stop(mut self) -> terminus_batch::simulator::Stats {
-        let sim = self.sim.take().unwrap();
-        self.runtime.block_on(sim.stop())
-    }
-}
+use crate::support::sim::Served;
 
 const TOKEN: &str = "simulated-machine-token";
 

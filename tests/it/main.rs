@@ -9,6 +9,7 @@
     reason = "test code: a failed expectation is the test failing; index loops mirror the math; routes read as (method, path) pairs"
 )]
 
+mod apply;
 mod architecture;
 mod auth;
 mod client;
@@ -16,6 +17,7 @@ mod diagnostics;
 mod examples;
 mod fixtures;
 mod properties;
+mod reports;
 mod shapes;
 mod simulator;
 mod support;

@@ -61,12 +61,11 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
             return Ok(status);
         }
     }
-    let summary = execute(&prepared, &connection, &args.run, io);
-    let stats = connection.close();
-    if let Some(stats) = stats {
+    let mut report = execute(&prepared, &connection, &args.run, io);
+    if let Some(stats) = connection.close() {
         tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
+        report.simulator = serde_json::to_value(&stats).ok();
     }
-    let report = summary;
     write_reports(&report, &reports, io)?;
     if !io.quiet {
         io.stdout.write_all(crate::report::table::render(&report).as_bytes())?;

@@ -39,7 +39,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> io::Result<ExitStatus> {
         Command::Plan(args) => plan::run(&args, io),
         Command::Apply(args) => apply::run(&args, io),
         Command::Graph(args) => graph::run(&args, io),
-        Command::Schema => schema::run(io),
+        Command::Schema { report } => schema::run(report, io),
         Command::Completions { shell } => completions::run(shell, io),
         Command::Auth { action } => auth::run(&action, io),
         Command::Simulate { action } => simulate::run(&action, io),

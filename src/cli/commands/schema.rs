@@ -1,4 +1,5 @@
-//! `schema`: the plan's JSON Schema, generated from `plan::raw`.
+//! `schema`: the plan's JSON Schema, generated from `plan::raw`; `--report`: the JSON
+//! report's, generated from `report::summary`.
 
 use std::io;
 
@@ -15,7 +16,8 @@ pub fn plan_schema() -> String {
     text
 }
 
-pub(super) fn run(io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    io.stdout.write_all(plan_schema().as_bytes())?;
+pub(super) fn run(report: bool, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let text = if report { crate::report::json::schema() } else { plan_schema() };
+    io.stdout.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)
 }

@@ -7,6 +7,8 @@ use terminus_batch::plan::PlanSource;
 use terminus_batch::secret::Secret;
 use terminus_batch::simulator::{Knobs, Simulator, World};
 
+use super::Test;
+
 /// Parses a world, panicking with its errors.
 pub(crate) fn world(text: &str) -> World {
     World::parse(&PlanSource::new("world.yml", text)).unwrap_or_else(|e| panic!("bad test world: {e:?}"))
@@ -67,4 +69,35 @@ pub(crate) async fn start(world: &World, knobs: Knobs) -> (Simulator, ApiClient)
 /// Knobs with a time scale and no jitter, for tests that count polls.
 pub(crate) fn fast(scale: f64) -> Knobs {
     Knobs { time_scale: scale, duration_jitter: 0.0, ..Knobs::default() }
+}
+
+/// A simulator kept running on its own runtime while the binary runs.
+pub(crate) struct Served {
+    runtime: tokio::runtime::Runtime,
+    sim: Option<Simulator>,
+}
+
+impl Served {
+    pub(crate) fn new(knobs: Knobs) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let sim = runtime.block_on(Simulator::start(&builtin(), knobs, 0)).unwrap();
+        Self { runtime, sim: Some(sim) }
+    }
+
+    pub(crate) fn port(&self) -> String {
+        self.sim.as_ref().unwrap().addr().port().to_string()
+    }
+
+    /// A test whose environment points terminus-batch at this simulator.
+    pub(crate) fn test(&self) -> Test {
+        Test::new()
+            .env("TERMINUS_HOST", "127.0.0.1")
+            .env("TERMINUS_PORT", &self.port())
+            .env("TERMINUS_PROTOCOL", "http")
+    }
+
+    pub(crate) fn stop(mut self) -> terminus_batch::simulator::Stats {
+        let sim = self.sim.take().unwrap();
+        self.runtime.block_on(sim.stop())
+    }
 }

@@ -1,0 +1,313 @@
+//! `apply` end to end: the real binary, the in-process simulator over loopback, the reports.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{Test, repo};
+
+fn report(t: &Test, name: &str) -> Value {
+    let text = std::fs::read_to_string(t.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn tasks_where<'a>(report: &'a Value, pred: impl Fn(&Value) -> bool + 'a) -> Vec<&'a Value> {
+    report["tasks"].as_array().unwrap().iter().filter(|t| pred(t)).collect()
+}
+
+#[test]
+fn the_weekly_release_applies_within_its_bounds() {
+    let plan = repo().join("examples/weekly-release.yml");
+    let t = Test::new().args(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "--simulate",
+        "--report",
+        "json=out.json",
+        "--report",
+        "html=out.html",
+        "--report",
+        "junit=junit.xml",
+        "--report",
+        "markdown=summary.md",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("total           88"), "{}", out.stdout);
+    let json = report(&t, "out.json");
+    assert_eq!(json["kind"], "terminus-batch/batch-result");
+    assert_eq!(json["totals"]["tasks"], 88);
+    assert!(json["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged"));
+    // The simulator saw exactly the bound: ten tasks in flight, each waiting on a workflow.
+    assert_eq!(json["simulator"]["peak_in_flight_workflows"], 10, "{}", json["simulator"]);
+    // Every workflow-starting task started exactly one workflow; none twice.
+    let started: u64 =
+        json["simulator"]["workflows_started"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let with_workflow = tasks_where(&json, |t| t["status"] == "succeeded").len() as u64;
+    assert_eq!(started, with_workflow);
+    let html = std::fs::read_to_string(t.path().join("out.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg") && html.contains("acme-web"));
+    let junit = std::fs::read_to_string(t.path().join("junit.xml")).unwrap();
+    assert!(junit.contains("<testsuite name=\"deploy-live\"") && junit.contains("tests=\"88\""), "{junit}");
+    let md = std::fs::read_to_string(t.path().join("summary.md")).unwrap();
+    assert!(md.contains("| 88 |"), "{md}");
+}
+
+/// A small world: three sites with work to deploy, the simulator 1000× faster.
+fn world(extra: &str) -> String {
+    let mut text = format!(
+        "simulator:\n  time_scale: 0.001\n{extra}user: {{ email: t@example.com }}\norgs: [{{ name: o }}]\nsites:\n"
+    );
+    for site in ["site-a", "site-b", "site-c"] {
+        text.push_str(&format!(
+            "  - {{ name: {site}, org: o, envs: {{ test: {{ deployable: 1 }}, live: {{ deployable: 1 }} }} }}\n"
+        ));
+    }
+    text
+}
+
+const PIPELINE: &str = "version: 1
+jobs:
+  backup:
+    run: backup:create
+    on: { sites: { org: o }, env: live }
+  deploy:
+    run: env:deploy
+    needs: [backup]
+    on: { sites: { org: o }, env: live }
+  clear:
+    run: env:clear-cache
+    needs: [deploy]
+    on: { sites: { org: o }, env: live }
+";
+
+#[test]
+fn a_failing_site_skips_its_own_later_tasks_only() {
+    let faults =
+        "  faults:\n    - { site: site-b, type: do_export, fail_workflow: \"Simulated: disk full\", times: 9 }\n";
+    let t = Test::new().file("world.yml", &world(faults)).file("plan.yml", PIPELINE).args(&[
+        "apply",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+        "--report",
+        "json=out.json",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let json = report(&t, "out.json");
+    let status = |id: &str| tasks_where(&json, |t| t["id"] == id)[0]["status"].as_str().unwrap().to_owned();
+    let message = |id: &str| tasks_where(&json, |t| t["id"] == id)[0]["message"].as_str().unwrap().to_owned();
+    assert_eq!(status("backup[site-b.live]"), "failed");
+    assert!(message("backup[site-b.live]").contains("Simulated: disk full"), "{}", message("backup[site-b.live]"));
+    assert_eq!(status("deploy[site-b.live]"), "skipped");
+    assert_eq!(message("deploy[site-b.live]"), "`backup[site-b.live]` failed");
+    assert_eq!(status("clear[site-b.live]"), "skipped");
+    for site in ["site-a", "site-c"] {
+        for job in ["backup", "deploy", "clear"] {
+            assert_eq!(status(&format!("{job}[{site}.live]")), "succeeded", "{job} on {site}");
+        }
+    }
+    assert!(out.stdout.contains("failed     backup[site-b.live]"), "{}", out.stdout);
+}
+
+#[test]
+fn a_failing_canary_halts_the_later_waves() {
+    let plan = "version: 1
+jobs:
+  deploy:
+    run: env:deploy
+    on: { sites: { org: o }, env: live }
+    rollout: { first: 1, then: 1 }
+";
+    let faults = "  faults:\n    - { site: site-a, type: deploy, fail_workflow: \"Simulated: canary broke\" }\n";
+    let t = Test::new().file("world.yml", &world(faults)).file("plan.yml", plan).args(&[
+        "apply",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+        "--report",
+        "json=out.json",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let json = report(&t, "out.json");
+    let by_id = |id: &str| tasks_where(&json, |t| t["id"] == id)[0].clone();
+    assert_eq!(by_id("deploy[site-a.live]")["status"], "failed");
+    for later in ["deploy[site-b.live]", "deploy[site-c.live]"] {
+        assert_eq!(by_id(later)["status"], "skipped");
+        assert_eq!(by_id(later)["message"], "rollout halted at wave 1");
+    }
+    assert_eq!(json["simulator"]["workflows_total"], 1, "nothing after the canary started");
+}
+
+#[test]
+fn nothing_to_deploy_ends_unchanged_without_a_workflow() {
+    let world = "simulator: { time_scale: 0.001 }\nuser: { email: t@example.com }\nsites:\n  - { name: calm }\n";
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [calm], env: test }\n";
+    let t = Test::new().file("world.yml", world).file("plan.yml", plan).args(&[
+        "apply",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+        "--report",
+        "json=-",
+        "-q",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["tasks"][0]["status"], "unchanged");
+    assert_eq!(json["tasks"][0]["message"], "There is nothing to deploy.");
+    assert_eq!(json["simulator"]["workflows_total"], 0);
+}
+
+#[test]
+fn refusals_come_before_any_api_call() {
+    // No terminal and no --yes.
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [a], env: live }\n";
+    let out = Test::new()
+        .env("TERMINUS_MACHINE_TOKEN", "x")
+        .env("TERMINUS_HOST", "127.0.0.1")
+        .env("TERMINUS_PORT", "1")
+        .env("TERMINUS_PROTOCOL", "http")
+        .env("TERMINUS_BATCH_REQUEST_ATTEMPTS", "1")
+        .file("p.yml", plan)
+        .args(&["apply", "p.yml"])
+        .run();
+    assert_eq!(out.code, 3, "names resolve through the API first: {}", out.stderr);
+    // Destructive tasks without --allow-destructive.
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [acme-web], env: test }\n    with: { sync-content: true }\n";
+    let out = Test::new().file("p.yml", plan).args(&["apply", "p.yml", "--simulate"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--allow-destructive"), "{}", out.stderr);
+    // Operations this build cannot execute yet.
+    let plan = "version: 1\njobs:\n  w:\n    run: env:wake\n    on: { sites: [acme-web], env: dev }\n";
+    let out = Test::new().file("p.yml", plan).args(&["apply", "p.yml", "--simulate"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("env:wake"), "{}", out.stderr);
+    // A bad --report.
+    let out = Test::new().file("p.yml", plan).args(&["apply", "p.yml", "--simulate", "--report", "pdf=x"]).run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("unknown report format `pdf`"), "{}", out.stderr);
+}
+
+#[test]
+fn no_terminal_and_no_yes_refuses() {
+    use crate::support::sim::Served;
+    let served = Served::new(terminus_batch::simulator::Knobs::default());
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: live }\n";
+    let out = served
+        .test()
+        .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+        .file("p.yml", plan)
+        .args(&["apply", "p.yml"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("pass --yes to apply without a terminal"), "{}", out.stderr);
+    assert_eq!(served.stop().workflows_total, 0);
+}
+
+/// Starts `apply` on a slow world and returns it once a workflow is in flight.
+fn start_slow(t: &Test) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
+        .args([
+            "apply",
+            "plan.yml",
+            "--simulate",
+            "--world",
+            "world.yml",
+            "--report",
+            "json=out.json",
+            "--concurrency",
+            "2",
+        ])
+        .current_dir(t.path())
+        .env_clear()
+        .env("HOME", t.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if line.contains(" workflow ") {
+            return (child, stderr);
+        }
+        line.clear();
+    }
+    let status = child.wait();
+    panic!("no workflow started ({status:?})");
+}
+
+fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Backups that take 60 s at a time scale of 1/20: three seconds, long enough to interrupt.
+fn slow_world() -> String {
+    world("  workflow_durations: { do_export: 60000 }\n").replace("time_scale: 0.001", "time_scale: 0.00005")
+}
+
+#[test]
+fn a_second_ctrl_c_stops_waiting_and_records_the_workflows_in_flight() {
+    let t = Test::new().file("world.yml", &slow_world()).file("plan.yml", PIPELINE);
+    let (mut child, mut stderr) = start_slow(&t);
+    interrupt(&child);
+    // Signals sent back to back may arrive as one; send the second once the first drained.
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("the run was interrupted") {
+        line.clear();
+    }
+    interrupt(&child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let json = report(&t, "out.json");
+    assert_eq!(json["interrupted"], true);
+    let cancelled = tasks_where(&json, |t| t["status"] == "cancelled");
+    assert!(!cancelled.is_empty(), "{json}");
+    for task in &cancelled {
+        assert!(!task["workflow_ids"].as_array().unwrap().is_empty(), "{task}");
+        assert!(task["message"].as_str().unwrap().contains("remote state unknown"), "{task}");
+    }
+    let skipped = tasks_where(&json, |t| t["status"] == "skipped");
+    assert!(!skipped.is_empty());
+    assert_eq!(cancelled.len() + skipped.len(), 9, "every task accounted for: {json}");
+}
+
+#[test]
+fn one_ctrl_c_drains_waits_for_the_workflows_in_flight_and_exits_130() {
+    let t = Test::new().file("world.yml", &slow_world()).file("plan.yml", PIPELINE);
+    let (mut child, mut stderr) = start_slow(&t);
+    interrupt(&child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let json = report(&t, "out.json");
+    let succeeded = tasks_where(&json, |t| t["status"] == "succeeded");
+    assert_eq!(succeeded.len(), 2, "the two backups in flight finished: {json}");
+    let skipped = tasks_where(&json, |t| t["status"] == "skipped");
+    assert_eq!(skipped.len(), 7);
+    assert!(skipped.iter().all(|t| t["message"] == "the run was interrupted"), "{json}");
+}
+
+#[test]
+fn the_committed_report_schema_is_current() {
+    let committed = std::fs::read_to_string(repo().join("schemas/batch-result.schema.json")).unwrap();
+    let out = Test::new().args(&["schema", "--report"]).run();
+    assert_eq!(out.code, 0);
+    assert!(
+        committed == out.stdout,
+        "schemas/batch-result.schema.json is stale: run `cargo run -- schema --report > schemas/batch-result.schema.json`"
+    );
+}

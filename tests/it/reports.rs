@@ -1,0 +1,125 @@
+//! Every report format, snapshot-tested from a report folded from events built in code (fixed
+//! clock, fixed run id), so a change to any format shows up in review.
+
+use terminus_batch::events::{Event, Outcome, Status, TaskHeader};
+use terminus_batch::ids::{JobId, RunId, TaskId};
+use terminus_batch::report::summary::{PlanInfo, SettingsInfo};
+use terminus_batch::report::{Format, RunReport, render, table};
+
+const T0: u64 = 1_800_000_000_000;
+
+fn header(job: &str, site: &str, env: &str, op: &str) -> TaskHeader {
+    TaskHeader {
+        id: TaskId::new(&JobId::new(job), &format!("{site}.{env}"), &[]),
+        job: job.to_owned(),
+        site: Some(site.to_owned()),
+        env: Some(env.to_owned()),
+        operation: op.to_owned(),
+    }
+}
+
+fn finished(task: usize, status: Status, message: &str, at: u64) -> Event {
+    Event::TaskFinished { task, outcome: Outcome { status, message: message.to_owned(), data: None }, at: T0 + at }
+}
+
+/// A small run: a backup and a deploy on two sites; one deploy fails, its clear-cache is
+/// skipped, one task was cancelled by a second Ctrl-C.
+fn sample() -> RunReport {
+    let mut report = RunReport::new(
+        PlanInfo { path: "release.yml".into(), sha256: "ab".repeat(32), name: Some("release".into()) },
+        SettingsInfo {
+            concurrency: 10,
+            per_site: 1,
+            max_requests: 10,
+            requests_per_second: 10.0,
+            burst: 20,
+            on_failure: "continue".into(),
+            max_failures: "none".into(),
+            timeout: "45m".into(),
+            target: "simulator world <built-in world>".into(),
+        },
+    );
+    let tasks = vec![
+        header("backup", "acme-blog", "live", "backup:create"),
+        header("backup", "acme-web", "live", "backup:create"),
+        header("deploy", "acme-blog", "live", "env:deploy"),
+        header("deploy", "acme-web", "live", "env:deploy"),
+        header("clear", "acme-blog", "live", "env:clear-cache"),
+        header("clear", "acme-web", "live", "env:clear-cache"),
+    ];
+    let events = vec![
+        Event::RunStarted { run_id: RunId::from_parts("20270115T080000Z", 0xbeef), at: T0, tasks },
+        Event::TaskStarted { task: 0, at: T0 + 10 },
+        Event::TaskStarted { task: 1, at: T0 + 12 },
+        Event::AttemptStarting { task: 0, attempt: 1, at: T0 + 20 },
+        Event::WorkflowStarted { task: 0, workflow_id: "wf-backup-blog".into(), at: T0 + 90 },
+        Event::AttemptStarting { task: 1, attempt: 1, at: T0 + 21 },
+        Event::WorkflowStarted { task: 1, workflow_id: "wf-backup-web".into(), at: T0 + 95 },
+        finished(0, Status::Succeeded, "backup created", 61_000),
+        Event::TaskStarted { task: 2, at: T0 + 61_010 },
+        finished(1, Status::Succeeded, "backup created", 64_500),
+        Event::TaskStarted { task: 3, at: T0 + 64_510 },
+        Event::AttemptStarting { task: 2, attempt: 1, at: T0 + 61_020 },
+        Event::AttemptFailed { task: 2, attempt: 1, error: "HTTP 503".into(), transient: true, at: T0 + 61_500 },
+        Event::TaskRetrying { task: 2, next_attempt: 2, delay_ms: 30_000, at: T0 + 61_500 },
+        Event::AttemptStarting { task: 2, attempt: 2, at: T0 + 91_500 },
+        Event::WorkflowStarted { task: 2, workflow_id: "wf-deploy-blog".into(), at: T0 + 91_600 },
+        finished(
+            2,
+            Status::Failed,
+            "workflow wf-deploy-blog failed: Merge conflict in <wp-config.php> & \"friends\"",
+            140_000,
+        ),
+        finished(4, Status::Skipped, "`deploy[acme-blog.live]` failed", 140_000),
+        Event::WorkflowStarted { task: 3, workflow_id: "wf-deploy-web".into(), at: T0 + 64_600 },
+        finished(3, Status::Unchanged, "There is nothing to deploy.", 65_000),
+        Event::TaskStarted { task: 5, at: T0 + 65_010 },
+        Event::WorkflowStarted { task: 5, workflow_id: "wf-clear-web".into(), at: T0 + 65_100 },
+        finished(5, Status::Cancelled, "stopped waiting for workflow wf-clear-web: remote state unknown", 70_000),
+        Event::RunFinished { at: T0 + 140_100, interrupted: false, timed_out: false },
+    ];
+    for event in &events {
+        report.apply(event);
+    }
+    report
+}
+
+#[test]
+fn the_fold_accounts_for_every_task() {
+    let report = sample();
+    let t = &report.totals;
+    assert_eq!((t.tasks, t.succeeded, t.unchanged, t.failed, t.skipped, t.cancelled), (6, 2, 1, 1, 1, 1));
+    assert_eq!(report.tasks[2].attempts, 2);
+    assert_eq!(report.tasks[2].workflow_ids, ["wf-deploy-blog"]);
+    assert_eq!(report.tasks[4].attempts, 0, "a skipped task never started");
+    assert_eq!(report.duration_ms, Some(140_100));
+    assert!(!report.all_ok());
+}
+
+#[test]
+fn json_report() {
+    insta::assert_snapshot!(render(&sample(), Format::Json));
+}
+
+#[test]
+fn junit_report() {
+    insta::assert_snapshot!(render(&sample(), Format::Junit));
+}
+
+#[test]
+fn markdown_report() {
+    insta::assert_snapshot!(render(&sample(), Format::Markdown));
+}
+
+#[test]
+fn html_report() {
+    let html = render(&sample(), Format::Html);
+    assert!(html.contains("Merge conflict in &lt;wp-config.php&gt; &amp; &quot;friends&quot;"), "escaped");
+    assert!(!html.contains("<script"), "self-contained, no scripts");
+    insta::assert_snapshot!(html);
+}
+
+#[test]
+fn final_table() {
+    insta::assert_snapshot!(table::render(&sample()));
+}
