@@ -59,8 +59,8 @@ jobs:
     };
     println!("apply: {sites} sites × 3 jobs = {} tasks; workflows of 2 s scaled by 1/100 (20 ms)", sites * 3);
     let (serial, serial_requests, workflows) = run(1);
-    println!("  --concurrency 1 : {:>8.2?}  ({serial_requests} requests, {workflows} workflows)", serial);
+    println!("  --concurrency 1 : {serial:>8.2?}  ({serial_requests} requests, {workflows} workflows)");
     let (parallel, parallel_requests, _) = run(20);
-    println!("  --concurrency 20: {:>8.2?}  ({parallel_requests} requests)", parallel);
+    println!("  --concurrency 20: {parallel:>8.2?}  ({parallel_requests} requests)");
     println!("  speedup: {:.1}×", serial.as_secs_f64() / parallel.as_secs_f64());
 }
