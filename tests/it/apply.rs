@@ -247,7 +247,7 @@ fn start_slow(t: &Test) -> (std::process::Child, BufReader<std::process::ChildSt
 }
 
 fn interrupt(child: &std::process::Child) {
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().unwrap();
     assert!(status.success());
 }
 

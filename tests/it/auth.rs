@@ -189,7 +189,7 @@ fn simulate_serve_answers_and_prints_its_counters() {
         http.get(stats_url).send().await.unwrap().json().await.unwrap()
     });
     assert_eq!(stats["requests"]["GET site-names/{name}"]["401"], 1);
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
