@@ -49,6 +49,9 @@ pub enum Command {
     /// Execute a plan: run its tasks concurrently within bounds, wait for Pantheon's
     /// workflows, and report every task.
     Apply(ApplyArgs),
+    /// Run one operation across targets: a one-job plan built in memory, then exactly
+    /// `apply` (all its flags). `--dry-run` prints the plan instead.
+    Run(RunCommandArgs),
     /// Print the task graph, for review and docs.
     Graph(GraphArgs),
     /// Print the plan's JSON Schema (also committed as schemas/plan.schema.json), or with
@@ -168,6 +171,26 @@ pub struct ApplyArgs {
     pub run: RunArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct RunCommandArgs {
+    /// The operation, by its terminus name (e.g. `env:deploy`, `site:info`, `org:list`).
+    pub operation: String,
+    /// Targets: comma-separated `site`, `site.env`, or globs such as `'acme-*.live'`. Omit for
+    /// account operations.
+    #[arg(long, value_delimiter = ',', value_name = "TARGETS")]
+    pub on: Vec<String>,
+    /// An option, `KEY=VALUE` (repeatable); the value is read as a YAML scalar.
+    #[arg(long = "with", value_name = "KEY=VALUE")]
+    pub with: Vec<String>,
+    /// Print the generated plan and its dry run instead of applying it.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// How `apply` (and `run`) execute.
 #[derive(Debug, Args)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line flags, each its own switch")]
@@ -194,6 +217,9 @@ pub struct RunArgs {
     /// flight too.
     #[arg(long)]
     pub abort_in_flight: bool,
+    /// Backup downloads at once (`backup:get`), apart from API requests.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub downloads: usize,
     /// Where runs keep their journal and lock.
     #[arg(long, value_name = "DIR", default_value = ".terminus-batch")]
     pub state_dir: PathBuf,

@@ -1,7 +1,9 @@
-//! Backup operations: `backup:create` (pantheon-api.md §5.4).
+//! Backup operations: create, restore, list and download (pantheon-api.md §5.4, DESIGN.md §3.5).
 
 use serde_json::json;
 
+use super::api::Repeat;
+use super::api::wire::{BackupCatalog, BackupEntry, S3Token};
 use super::api::workflows::{StartWorkflow, WorkflowScope};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 use crate::plan::ops::BackupElement;
@@ -31,4 +33,266 @@ pub(super) async fn create(
     };
     ops.run_workflow(&start, ctx).await?;
     Ok(OpOutput { changed: true, message: "backup created".to_owned(), data: None })
+}
+
+/// Finished backups of `element`, newest first (pantheon-api.md §5.4: by key, descending).
+fn finished(catalog: &BackupCatalog, element: &str) -> Vec<(String, BackupEntry)> {
+    let mut list: Vec<(String, BackupEntry)> = catalog
+        .0
+        .iter()
+        .filter(|(key, e)| key.ends_with(&format!("_{element}")) && e.filename.is_some() && e.is_finished())
+        .map(|(k, e)| (k.clone(), e.clone()))
+        .collect();
+    list.sort_by(|a, b| b.0.cmp(&a.0));
+    list
+}
+
+fn element_names(element: BackupElement) -> Vec<&'static str> {
+    match element {
+        BackupElement::All => vec!["code", "files", "database"],
+        BackupElement::Code => vec!["code"],
+        BackupElement::Files => vec!["files"],
+        BackupElement::Database => vec!["database"],
+    }
+}
+
+/// The backup to use: the named file, or the newest finished one.
+fn choose(catalog: &BackupCatalog, element: &str, file: Option<&str>) -> Option<BackupEntry> {
+    let list = finished(catalog, element);
+    match file {
+        Some(name) => list.into_iter().map(|(_, e)| e).find(|e| e.filename.as_deref() == Some(name)),
+        None => list.into_iter().next().map(|(_, e)| e),
+    }
+}
+
+/// `backup:restore SITE.ENV [--element] [--file]`: one restore workflow per element, one
+/// after another, each from the newest finished backup of that element.
+pub(super) async fn restore(
+    ops: &Ops,
+    target: &Target,
+    element: BackupElement,
+    file: Option<&str>,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
+    let mut plan = Vec::new();
+    for el in element_names(element) {
+        let Some(entry) = choose(&catalog, el, file) else {
+            return Err(OpError::permanent(format!("no finished {el} backup of {}.{env} to restore", target.site)));
+        };
+        plan.push((el, entry));
+    }
+    for (el, entry) in &plan {
+        let key = format!(
+            "{}/{env}/{}/{}",
+            target.site,
+            entry.folder.as_deref().unwrap_or_default(),
+            entry.filename.as_deref().unwrap_or_default()
+        );
+        let start = StartWorkflow {
+            scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
+            kind: format!("restore_{el}"),
+            params: json!({ "key": key, "bucket": "pantheon-backups" }),
+            marker: None,
+        };
+        ops.run_workflow(&start, ctx).await?;
+    }
+    let names: Vec<&str> = plan.iter().map(|(el, _)| *el).collect();
+    Ok(OpOutput { changed: true, message: format!("restored {}", names.join(", ")), data: None })
+}
+
+/// `backup:list SITE.ENV`: the finished backups.
+pub(super) async fn list(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
+    let mut rows: Vec<serde_json::Value> = catalog
+        .0
+        .iter()
+        .filter(|(_, e)| e.filename.is_some())
+        .map(|(key, e)| {
+            let element = key.rsplit('_').next().unwrap_or_default();
+            let folder = e.folder.clone().unwrap_or_default();
+            let initiator = if folder.ends_with("_automated") { "automated" } else { "manual" };
+            json!({ "file": e.filename, "element": element, "size": e.size, "finished": e.is_finished(),
+                    "date": e.finish_time.or(e.timestamp), "initiator": initiator, "folder": folder })
+        })
+        .collect();
+    rows.sort_by(|a, b| b["folder"].as_str().cmp(&a["folder"].as_str()));
+    Ok(OpOutput {
+        changed: true,
+        message: format!("{} backups", rows.len()),
+        data: Some(serde_json::Value::Array(rows)),
+    })
+}
+
+/// `backup:get SITE.ENV --to DIR [--element] [--file]`: downloads into
+/// `DIR/<site>/<env>/<filename>` through a temporary name, resuming with Range (and a fresh
+/// signed URL when the old one expired), checking the size against the catalog, and
+/// recording sha256 and size.
+pub(super) async fn get(
+    ops: &Ops,
+    target: &Target,
+    element: BackupElement,
+    file: Option<&str>,
+    to: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
+    let el = element_names(element).first().copied().unwrap_or("files");
+    let Some(entry) = choose(&catalog, el, file) else {
+        return Err(OpError::permanent(format!("no finished {el} backup of {}.{env} to download", target.site)));
+    };
+    let filename = entry.filename.clone().unwrap_or_default();
+    if filename.contains('/') || filename.contains("..") || filename.is_empty() {
+        return Err(OpError::permanent(format!("refusing the backup file name {filename:?}")));
+    }
+    let folder = entry.folder.clone().unwrap_or_default();
+    let expected = entry.size.unwrap_or(0);
+    let dir = std::path::Path::new(to).join(&target.site).join(env);
+    let path = dir.join(&filename);
+    let part = dir.join(format!(".{filename}.part"));
+    let io_error = |what: &str, e: &std::io::Error| OpError::permanent(format!("{what}: {e}"));
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| io_error(&format!("cannot create {}", dir.display()), &e))?;
+    if tokio::fs::metadata(&path).await.is_ok_and(|m| m.len() == expected) {
+        let sha256 = sha256_of(&path).await.map_err(|e| io_error("cannot read the file", &e))?;
+        return Ok(OpOutput {
+            changed: false,
+            message: format!("{filename} is already downloaded"),
+            data: Some(
+                json!({ "file": filename, "path": path.display().to_string(), "size": expected, "sha256": sha256 }),
+            ),
+        });
+    }
+    let _permit = ops.downloads.acquire().await.map_err(|_| OpError::permanent("downloads are shutting down"))?;
+    let mut url = None;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        if attempts > 8 {
+            return Err(OpError {
+                message: format!("could not download {filename} after 8 attempts"),
+                transient: true,
+            });
+        }
+        if url.is_none() {
+            let token: S3Token = ops
+                .client
+                .send(
+                    reqwest::Method::POST,
+                    &["sites", &target.site_id, "environments", env, "backups", "catalog", &folder, el, "s3token"],
+                    &[],
+                    Some(&json!({ "method": "get" })),
+                    Repeat::Safe,
+                )
+                .await?
+                .json("s3token")?;
+            url = Some(token.url);
+        }
+        let Some(signed) = &url else { continue };
+        let offset = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
+        let response = match ops.client.download(signed, offset).await {
+            Ok(r) => r,
+            Err(e) if e.is_transient() => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let status = response.status().as_u16();
+        if status == 403 {
+            // The signed URL expired: ask for a fresh one and resume.
+            url = None;
+            continue;
+        }
+        if status == 416 && offset >= expected {
+            break;
+        }
+        if status != 200 && status != 206 {
+            return Err(OpError::permanent(format!("downloading {filename}: HTTP {status}")));
+        }
+        let append = status == 206;
+        match write_body(response, &part, append, expected, &filename, ctx).await {
+            Ok(()) => break,
+            // A dropped connection mid-file: resume from what arrived.
+            Err(WriteError::Network) => {}
+            Err(WriteError::Io(e)) => return Err(io_error(&format!("cannot write {}", part.display()), &e)),
+        }
+    }
+    let size = tokio::fs::metadata(&part).await.map_err(|e| io_error("cannot read the download", &e))?.len();
+    if size != expected {
+        let _removed = tokio::fs::remove_file(&part).await;
+        return Err(OpError::permanent(format!("{filename}: downloaded {size} bytes, the catalog says {expected}")));
+    }
+    let sha256 = sha256_of(&part).await.map_err(|e| io_error("cannot read the download", &e))?;
+    tokio::fs::rename(&part, &path).await.map_err(|e| io_error(&format!("cannot rename to {}", path.display()), &e))?;
+    Ok(OpOutput {
+        changed: true,
+        message: format!("downloaded {filename} ({size} bytes)"),
+        data: Some(json!({ "file": filename, "path": path.display().to_string(), "size": size, "sha256": sha256 })),
+    })
+}
+
+enum WriteError {
+    Network,
+    Io(std::io::Error),
+}
+
+async fn write_body(
+    mut response: reqwest::Response,
+    part: &std::path::Path,
+    append: bool,
+    expected: u64,
+    filename: &str,
+    ctx: &impl OpContext,
+) -> Result<(), WriteError> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(part)
+        .await
+        .map_err(WriteError::Io)?;
+    let mut written = out.metadata().await.map_err(WriteError::Io)?.len();
+    let mut shown = 0;
+    loop {
+        // A chunk that does not come within a minute counts as a dropped connection.
+        let next = match tokio::time::timeout(std::time::Duration::from_secs(60), response.chunk()).await {
+            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Err(_)) | Err(_) => Err(()),
+        };
+        match next {
+            Ok(Some(chunk)) => {
+                out.write_all(&chunk).await.map_err(WriteError::Io)?;
+                written += chunk.len() as u64;
+                let quarter = (written * 4).checked_div(expected).unwrap_or(4);
+                if quarter > shown {
+                    shown = quarter;
+                    ctx.progress(&format!("{filename}: {written} of {expected} bytes"));
+                }
+            }
+            Ok(None) => break,
+            Err(()) => {
+                out.flush().await.map_err(WriteError::Io)?;
+                return Err(WriteError::Network);
+            }
+        }
+    }
+    out.flush().await.map_err(WriteError::Io)
+}
+
+async fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(crate::plan::source::hex(&hasher.finalize()))
 }

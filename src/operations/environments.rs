@@ -79,3 +79,236 @@ pub(super) async fn clear_cache(ops: &Ops, target: &Target, ctx: &impl OpContext
     ops.run_workflow(&start, ctx).await?;
     Ok(OpOutput { changed: true, message: "caches cleared".to_owned(), data: None })
 }
+
+/// `env:wake SITE.ENV`: the platform domain's health check, as terminus does it: the last
+/// `platform` domain of the environment, then `GET https://<domain>/pantheon_healthcheck`.
+pub(super) async fn wake(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let domains = ops.client.domains(&target.site_id, env).await?;
+    let Some(domain) = domains.iter().rev().find(|d| d.kind.as_deref() == Some("platform")) else {
+        return Err(OpError::permanent(format!("{}.{env} has no platform domain to wake", target.site)));
+    };
+    let url = ops.health_url(&domain.id);
+    let mut last = String::new();
+    for attempt in 1..=3 {
+        match ops.client.get_url(&url).await {
+            Ok(reply) if reply.status == 200 => {
+                let styx = reply
+                    .headers
+                    .get("x-pantheon-styx-hostname")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(OpOutput {
+                    changed: true,
+                    message: format!("{} is awake", domain.id),
+                    data: Some(json!({ "domain": domain.id, "styx_hostname": styx })),
+                });
+            }
+            Ok(reply) => last = format!("HTTP {}", reply.status),
+            Err(e) => last = e.to_string(),
+        }
+        if attempt < 3 {
+            tokio::time::sleep(ops.wake_pause).await;
+        }
+    }
+    Err(OpError { message: format!("Failed to wake the site after 3 attempts. Last error: {last}"), transient: true })
+}
+
+/// `env:clone-content SITE.ENV --from-env FROM`: files, then the database (terminus's
+/// order), each its own workflow on the target.
+#[expect(clippy::fn_params_excessive_bools, clippy::too_many_arguments, reason = "terminus's flags, one by one")]
+pub(super) async fn clone_content(
+    ops: &Ops,
+    target: &Target,
+    from: &str,
+    db_only: bool,
+    files_only: bool,
+    updatedb: bool,
+    cc: bool,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    if from == env {
+        return Err(OpError::permanent(format!("cannot clone {env} onto itself")));
+    }
+    for e in [from, env] {
+        if !ops.client.env_settings(&target.site_id, e).await?.is_initialized {
+            return Err(OpError::permanent(format!("{}.{e} is not initialized", target.site)));
+        }
+    }
+    let scope = WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() };
+    let mut done = Vec::new();
+    if !db_only {
+        let start = StartWorkflow {
+            scope: scope.clone(),
+            kind: "clone_files".to_owned(),
+            params: json!({ "from_environment": from }),
+            marker: None,
+        };
+        ops.run_workflow(&start, ctx).await?;
+        done.push("files");
+    }
+    if !files_only {
+        let start = StartWorkflow {
+            scope,
+            kind: "clone_database".to_owned(),
+            params: json!({ "from_environment": from, "updatedb": i32::from(updatedb), "clear_cache": cc }),
+            marker: None,
+        };
+        ops.run_workflow(&start, ctx).await?;
+        done.push("database");
+    }
+    Ok(OpOutput { changed: true, message: format!("cloned {} from {from}", done.join(" and ")), data: None })
+}
+
+/// `env:commit SITE.ENV`: commits SFTP-mode changes; nothing to commit ends unchanged.
+pub(super) async fn commit(
+    ops: &Ops,
+    target: &Target,
+    message: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    let sftp = envs.get(env).and_then(|e| e.on_server_development).unwrap_or(false);
+    if !sftp {
+        return Err(OpError::permanent(format!(
+            "{}.{env} is in git mode: there is nothing to commit over SFTP",
+            target.site
+        )));
+    }
+    let diff = ops.client.diffstat(&target.site_id, env).await?;
+    let changed = diff.as_object().map_or(0, serde_json::Map::len);
+    if changed == 0 {
+        return Ok(OpOutput { changed: false, message: "There is no code to commit.".to_owned(), data: None });
+    }
+    let me = ops.client.me().await?;
+    let name = me.profile.as_ref().and_then(|p| p.full_name.clone()).unwrap_or_else(|| me.email.clone());
+    let start = StartWorkflow {
+        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
+        kind: "commit_and_push_on_server_changes".to_owned(),
+        params: json!({ "message": message, "committer_name": name, "committer_email": me.email }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    let plural = if changed == 1 { "" } else { "s" };
+    Ok(OpOutput { changed: true, message: format!("committed {changed} changed file{plural}"), data: None })
+}
+
+/// `connection:set SITE.ENV git|sftp`; the mode already set ends unchanged.
+pub(super) async fn connection_set(
+    ops: &Ops,
+    target: &Target,
+    sftp: bool,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    let Some(current) = envs.get(env) else {
+        return Err(OpError::permanent(format!("Could not find an environment identified by {env}.")));
+    };
+    let mode = if sftp { "sftp" } else { "git" };
+    if current.on_server_development.unwrap_or(false) == sftp {
+        return Ok(OpOutput {
+            changed: false,
+            message: format!("The connection mode is already set to {mode}."),
+            data: None,
+        });
+    }
+    let kind = if sftp { "enable_on_server_development" } else { "enable_git_mode" };
+    let start = StartWorkflow {
+        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
+        kind: kind.to_owned(),
+        params: json!({}),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    Ok(OpOutput { changed: true, message: format!("connection mode set to {mode}"), data: None })
+}
+
+/// `lock:enable` / `lock:disable`; the lock already in the wanted state ends unchanged.
+pub(super) async fn lock(
+    ops: &Ops,
+    target: &Target,
+    wanted: Option<(&str, &crate::secret::Secret)>,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    let lock = envs.get(env).and_then(|e| e.lock.as_ref());
+    let locked = lock.is_some_and(|l| l.locked);
+    let scope = WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() };
+    if let Some((username, password)) = wanted {
+        let same = lock.is_some_and(|l| {
+            l.locked
+                && l.username.as_deref() == Some(username)
+                && l.password.as_ref().map(crate::secret::Secret::expose) == Some(password.expose())
+        });
+        if same {
+            return Ok(OpOutput {
+                changed: false,
+                message: "already locked with these credentials".to_owned(),
+                data: None,
+            });
+        }
+        let start = StartWorkflow {
+            scope,
+            kind: "lock_environment".to_owned(),
+            params: json!({ "username": username, "password": password.expose() }),
+            marker: None,
+        };
+        ops.run_workflow(&start, ctx).await?;
+        return Ok(OpOutput { changed: true, message: format!("locked for {username}"), data: None });
+    }
+    if !locked {
+        return Ok(OpOutput { changed: false, message: "not locked".to_owned(), data: None });
+    }
+    let start = StartWorkflow { scope, kind: "unlock_environment".to_owned(), params: json!({}), marker: None };
+    ops.run_workflow(&start, ctx).await?;
+    Ok(OpOutput { changed: true, message: "unlocked".to_owned(), data: None })
+}
+
+/// `env:info SITE.ENV`: what terminus shows (the lock's password is never included).
+pub(super) async fn info(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    let Some(e) = envs.get(env) else {
+        return Err(OpError::permanent(format!("Could not find an environment identified by {env}.")));
+    };
+    let initialized = ops.client.env_settings(&target.site_id, env).await?.is_initialized;
+    let sftp = e.on_server_development.unwrap_or(false);
+    let data = json!({
+        "id": env,
+        "created": e.environment_created,
+        "domain": format!("{env}-{}.{}", target.site, e.dns_zone.as_deref().unwrap_or("pantheonsite.io")),
+        "onserverdev": sftp,
+        "connection_mode": if sftp { "sftp" } else { "git" },
+        "locked": e.lock.as_ref().is_some_and(|l| l.locked),
+        "lock_username": e.lock.as_ref().and_then(|l| l.username.clone()),
+        "initialized": initialized,
+        "php_version": e.php_version,
+        "target_ref": e.target_ref,
+        "target_commit": e.target_commit,
+    });
+    Ok(OpOutput {
+        changed: true,
+        message: format!("{env}: {}", if initialized { "initialized" } else { "not initialized" }),
+        data: Some(data),
+    })
+}
+
+/// `env:code-log SITE.ENV`: the commits, newest first.
+pub(super) async fn code_log(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let log = ops.client.code_log(&target.site_id, env).await?;
+    let data: Vec<serde_json::Value> = log
+        .iter()
+        .map(|c| json!({ "hash": c.hash, "datetime": c.datetime, "author": c.author, "labels": c.labels, "message": c.message }))
+        .collect();
+    Ok(OpOutput {
+        changed: true,
+        message: format!("{} commits", data.len()),
+        data: Some(serde_json::Value::Array(data)),
+    })
+}

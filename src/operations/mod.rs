@@ -8,7 +8,11 @@
 
 pub mod api;
 mod backups;
+mod domains;
 mod environments;
+mod multidev;
+mod sites;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -69,11 +73,10 @@ pub trait OpContext: Send + Sync {
     fn progress(&self, message: &str);
 }
 
-/// The operations a run may execute so far; the rest of the catalogue arrives with the
-/// operations issue and is refused before the run starts.
+/// Whether this build executes `kind` (every operation of the v1 catalogue).
 #[must_use]
 pub fn is_supported(kind: OperationKind) -> bool {
-    matches!(kind, OperationKind::EnvDeploy | OperationKind::EnvClearCache | OperationKind::BackupCreate)
+    OperationKind::ALL.contains(&kind)
 }
 
 /// Executes operations for one run.
@@ -84,12 +87,54 @@ pub struct Ops {
     run_id: String,
     /// Process environment variables `${{ env.NAME }}` may read.
     vars: Arc<BTreeMap<String, String>>,
+    /// Where a platform domain's health check is (`None`: `https://<domain>/…`, the real
+    /// platform; the simulator serves it under its own address).
+    health_base: Option<String>,
+    /// Pause between `env:wake` attempts (terminus waits 5 s).
+    wake_pause: std::time::Duration,
+    /// Downloads in flight at once (`--downloads`, default 3).
+    downloads: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ops {
     #[must_use]
     pub fn new(client: ApiClient, poller: Poller, run_id: String, vars: BTreeMap<String, String>) -> Self {
-        Self { client, poller, run_id, vars: Arc::new(vars) }
+        Self {
+            client,
+            poller,
+            run_id,
+            vars: Arc::new(vars),
+            health_base: None,
+            wake_pause: std::time::Duration::from_secs(5),
+            downloads: Arc::new(tokio::sync::Semaphore::new(3)),
+        }
+    }
+
+    /// Sends health checks to `base` + `/__platform/<domain>/pantheon_healthcheck` (the
+    /// simulator), waiting `pause` between wake attempts.
+    #[must_use]
+    pub fn with_platform(mut self, base: Option<String>, pause: std::time::Duration) -> Self {
+        self.health_base = base;
+        self.wake_pause = pause;
+        self
+    }
+
+    /// At most `n` downloads at once.
+    #[must_use]
+    pub fn with_downloads(mut self, n: usize) -> Self {
+        self.downloads = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    fn health_url(&self, domain: &str) -> String {
+        match &self.health_base {
+            Some(base) => format!("{}/__platform/{domain}/pantheon_healthcheck", base.trim_end_matches('/')),
+            None => format!("https://{domain}/pantheon_healthcheck"),
+        }
+    }
+
+    fn render_opt(&self, text: Option<&Text>) -> Result<Option<String>, OpError> {
+        text.map(|t| self.render(t)).transpose()
     }
 
     /// Renders a plan text: literals, the run id, environment variables.
@@ -121,6 +166,28 @@ impl Ops {
         task: &str,
         ctx: &impl OpContext,
     ) -> Result<OpOutput, OpError> {
+        // Account operations have no site.
+        match op {
+            OperationSpec::OrgList => return sites::org_list(self).await,
+            OperationSpec::OrgSiteList { org, tag } => {
+                return sites::org_site_list(self, &self.render(org)?, self.render_opt(tag.as_ref())?.as_deref()).await;
+            }
+            OperationSpec::SiteList { org, tag, upstream, framework } => {
+                let org = self.render_opt(org.as_ref())?;
+                let tag = self.render_opt(tag.as_ref())?;
+                let upstream = self.render_opt(upstream.as_ref())?;
+                let framework = self.render_opt(framework.as_ref())?;
+                return sites::site_list(
+                    self,
+                    org.as_deref(),
+                    tag.as_deref(),
+                    upstream.as_deref(),
+                    framework.as_deref(),
+                )
+                .await;
+            }
+            _ => {}
+        }
         let site_id = if target.site_id.is_empty() {
             self.client
                 .site_id(&target.site)
@@ -136,10 +203,66 @@ impl Ops {
                 environments::deploy(self, &t, &note, *updatedb, *cc, *sync_content, task, ctx).await
             }
             OperationSpec::EnvClearCache => environments::clear_cache(self, &t, ctx).await,
+            OperationSpec::EnvWake => environments::wake(self, &t).await,
+            OperationSpec::EnvCloneContent { from_env, db_only, files_only, updatedb, cc } => {
+                environments::clone_content(self, &t, from_env, *db_only, *files_only, *updatedb, *cc, ctx).await
+            }
+            OperationSpec::EnvCommit { message } => environments::commit(self, &t, &self.render(message)?, ctx).await,
             OperationSpec::BackupCreate { element, keep_for_days } => {
                 backups::create(self, &t, *element, *keep_for_days, ctx).await
             }
-            other => Err(OpError::permanent(format!("{} cannot be executed yet", other.kind().name()))),
+            OperationSpec::BackupGet { element, file, to } => {
+                let file = self.render_opt(file.as_ref())?;
+                backups::get(self, &t, *element, file.as_deref(), &self.render(to)?, ctx).await
+            }
+            OperationSpec::BackupRestore { element, file } => {
+                let file = self.render_opt(file.as_ref())?;
+                backups::restore(self, &t, *element, file.as_deref(), ctx).await
+            }
+            OperationSpec::BackupList => backups::list(self, &t).await,
+            OperationSpec::MultidevCreate { from_env, no_db, no_files } => {
+                multidev::create(self, &t, from_env, *no_db, *no_files, task, ctx).await
+            }
+            OperationSpec::MultidevDelete { delete_branch } => multidev::delete(self, &t, *delete_branch, ctx).await,
+            OperationSpec::MultidevMergeToDev { updatedb } => multidev::merge_to_dev(self, &t, *updatedb, ctx).await,
+            OperationSpec::MultidevMergeFromDev { updatedb } => {
+                multidev::merge_from_dev(self, &t, *updatedb, ctx).await
+            }
+            OperationSpec::DomainAdd { domain } => domains::add(self, &t, &self.render(domain)?).await,
+            OperationSpec::DomainRemove { domain } => domains::remove(self, &t, &self.render(domain)?).await,
+            OperationSpec::DomainList => domains::list(self, &t).await,
+            OperationSpec::ConnectionSet { mode } => {
+                environments::connection_set(self, &t, *mode == crate::plan::ops::ConnectionMode::Sftp, ctx).await
+            }
+            OperationSpec::UpstreamUpdatesApply { updatedb, accept_upstream } => {
+                upstream::apply(self, &t, *updatedb, *accept_upstream, ctx).await
+            }
+            OperationSpec::UpstreamUpdatesStatus => upstream::status(self, &t).await,
+            OperationSpec::LockEnable { username, password_env } => {
+                let username = self.render(username)?;
+                let password = self
+                    .vars
+                    .get(password_env)
+                    .map(crate::secret::Secret::new)
+                    .ok_or_else(|| OpError::permanent(format!("environment variable {password_env} is not set")))?;
+                environments::lock(self, &t, Some((&username, &password)), ctx).await
+            }
+            OperationSpec::LockDisable => environments::lock(self, &t, None, ctx).await,
+            OperationSpec::RedisEnable => sites::enable_addon(self, &t, "cacheserver", ctx).await,
+            OperationSpec::SolrEnable => sites::enable_addon(self, &t, "indexserver", ctx).await,
+            OperationSpec::TagAdd { org, tag } => {
+                sites::tag(self, &t, &self.render(org)?, &self.render(tag)?, true).await
+            }
+            OperationSpec::TagRemove { org, tag } => {
+                sites::tag(self, &t, &self.render(org)?, &self.render(tag)?, false).await
+            }
+            OperationSpec::SiteInfo => sites::info(self, &t).await,
+            OperationSpec::SiteTeamList => sites::team(self, &t).await,
+            OperationSpec::EnvInfo => environments::info(self, &t).await,
+            OperationSpec::EnvCodeLog => environments::code_log(self, &t).await,
+            OperationSpec::SiteList { .. } | OperationSpec::OrgList | OperationSpec::OrgSiteList { .. } => {
+                Err(OpError::permanent("an account operation has no site"))
+            }
         }
     }
 

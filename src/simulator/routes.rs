@@ -31,6 +31,7 @@ pub(crate) enum Route {
     Env(String, String),
     EnvSettings(String, String),
     EnvVariables(String, String),
+    Diffstat(String, String),
     CodeLog(String, String),
     Domains(String, String),
     DomainPut(String, String, String),
@@ -80,6 +81,9 @@ impl Route {
                 ("GET", ["sites", site, "environments", env, "settings"]) => Self::EnvSettings(o(site), o(env)),
                 ("GET", ["sites", site, "environments", env, "variables"]) => Self::EnvVariables(o(site), o(env)),
                 ("GET", ["sites", site, "environments", env, "code-log"]) => Self::CodeLog(o(site), o(env)),
+                ("GET", ["sites", site, "environments", env, "on-server-development", "diffstat"]) => {
+                    Self::Diffstat(o(site), o(env))
+                }
                 ("GET", ["sites", site, "environments", env, "domains"]) => Self::Domains(o(site), o(env)),
                 ("PUT", ["sites", site, "environments", env, "domains", d]) => Self::DomainPut(o(site), o(env), o(d)),
                 ("DELETE", ["sites", site, "environments", env, "domains", d]) => {
@@ -117,6 +121,7 @@ impl Route {
             Self::Env(..) => "sites/{site}/environments/{env}",
             Self::EnvSettings(..) => "sites/{site}/environments/{env}/settings",
             Self::EnvVariables(..) => "sites/{site}/environments/{env}/variables",
+            Self::Diffstat(..) => "sites/{site}/environments/{env}/on-server-development/diffstat",
             Self::CodeLog(..) => "sites/{site}/environments/{env}/code-log",
             Self::Domains(..) => "sites/{site}/environments/{env}/domains",
             Self::DomainPut(..) | Self::DomainDelete(..) => "sites/{site}/environments/{env}/domains/{domain}",
@@ -150,6 +155,7 @@ impl Route {
             Self::Env(s, e)
             | Self::EnvSettings(s, e)
             | Self::EnvVariables(s, e)
+            | Self::Diffstat(s, e)
             | Self::CodeLog(s, e)
             | Self::Domains(s, e)
             | Self::DomainPut(s, e, _)
@@ -340,6 +346,14 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
                 200,
                 &json!({ "PANTHEON_ENVIRONMENT": env, "PANTHEON_SITE_NAME": s.name, "BUILD_STEP": build }),
             )
+        }),
+        Route::Diffstat(site, env) => with_env(state, site, env, |_, _, e| {
+            let files: serde_json::Map<String, Value> = (0..e.uncommitted)
+                .map(|n| {
+                    (format!("wp-content/changed-{n}.php"), json!({ "status": "M", "deletions": 1, "additions": 2 }))
+                })
+                .collect();
+            Answer::json(200, &Value::Object(files))
         }),
         Route::CodeLog(site, env) => with_env(state, site, env, |_, s, _| {
             let mine: Vec<usize> =

@@ -61,6 +61,8 @@ pub(crate) struct EnvRec {
     pub domains: Vec<(String, bool)>,
     pub backups: Vec<BackupRec>,
     pub lock: Option<(String, String)>,
+    /// Files changed in SFTP mode, not committed.
+    pub uncommitted: u32,
     /// Code-moving workflows queue behind this (unix seconds).
     pub code_busy_until: f64,
 }
@@ -215,6 +217,7 @@ impl SimState {
                         domains: e.domains.iter().map(|d| (d.clone(), false)).collect(),
                         backups,
                         lock: e.locked.then(|| ("ops".to_owned(), "locked-password".to_owned())),
+                        uncommitted: if e.connection == "sftp" { e.uncommitted } else { 0 },
                         code_busy_until: 0.0,
                     };
                     (env_id.clone(), rec)
@@ -334,6 +337,7 @@ impl SimState {
                         domains: Vec::new(),
                         backups: Vec::new(),
                         lock: None,
+                        uncommitted: 0,
                         code_busy_until: 0.0,
                     },
                 );
@@ -400,6 +404,9 @@ impl SimState {
                 }
             }
             "commit_and_push_on_server_changes" => {
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.uncommitted = 0;
+                }
                 let name = site.name.clone();
                 site.commits.push(CommitRec {
                     hash: hex40(&format!("{name}:sftp:{}", wf.id)),

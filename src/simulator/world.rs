@@ -138,6 +138,9 @@ pub struct Env {
     pub backups: u32,
     #[serde(default)]
     pub locked: bool,
+    /// Files changed in SFTP mode and not yet committed.
+    #[serde(default)]
+    pub uncommitted: u32,
 }
 
 fn yes() -> bool {
@@ -156,6 +159,7 @@ impl Default for Env {
             domains: Vec::new(),
             backups: 0,
             locked: false,
+            uncommitted: 0,
         }
     }
 }

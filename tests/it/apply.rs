@@ -185,11 +185,12 @@ fn refusals_come_before_any_api_call() {
     let out = Test::new().file("p.yml", plan).args(&["apply", "p.yml", "--simulate"]).run();
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--allow-destructive"), "{}", out.stderr);
-    // Operations this build cannot execute yet.
-    let plan = "version: 1\njobs:\n  w:\n    run: env:wake\n    on: { sites: [acme-web], env: dev }\n";
+    // A lock password from an environment variable that is not set.
+    let plan = "version: 1\njobs:\n  l:\n    run: lock:enable\n    on: { sites: [acme-web], env: dev }\n    with: { username: ops, password: \"${{ env.LOCK_PW }}\" }\n";
     let out = Test::new().file("p.yml", plan).args(&["apply", "p.yml", "--simulate"]).run();
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("env:wake"), "{}", out.stderr);
+    assert!(out.stderr.contains("LOCK_PW"), "{}", out.stderr);
+    let plan = "version: 1\njobs:\n  w:\n    run: env:wake\n    on: { sites: [acme-web], env: dev }\n";
     // A bad --report.
     let out = Test::new().file("p.yml", plan).args(&["apply", "p.yml", "--simulate", "--report", "pdf=x"]).run();
     assert_eq!(out.code, 2);

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Prepared, prepare_with};
+use super::{PlanInput, Prepared, prepare_with};
 use crate::cli::diagnostics::write_error;
 use crate::cli::exit::ExitStatus;
-use crate::cli::{ApplyArgs, Io, RunArgs};
+use crate::cli::{ApplyArgs, Io, RunArgs, TargetArgs};
 use crate::events::{EventSink, FanOut, Status, TaskHeader};
 use crate::executor::scheduler::{GroupPolicy, Limits};
 use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
@@ -31,6 +31,17 @@ use crate::settings::{Layer, Settings};
 use crate::timefmt::compact;
 
 pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    execute_plan(PlanInput::File(&args.plan), &args.targets, &args.run, io)
+}
+
+/// Applies a plan from a file or built in memory (`run`).
+pub(super) fn execute_plan(
+    input: PlanInput<'_>,
+    targets: &TargetArgs,
+    run_args: &RunArgs,
+    io: &mut Io<'_>,
+) -> io::Result<ExitStatus> {
+    let args = Args { targets, run: run_args };
     let reports = match parse_reports(&args.run.reports) {
         Ok(r) => r,
         Err(message) => {
@@ -38,8 +49,8 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
             return Ok(ExitStatus::Invalid);
         }
     };
-    let flags = flag_layer(&args.run);
-    let mut prepared = match prepare_with(&args.plan, &args.targets, flags, io)? {
+    let flags = flag_layer(args.run);
+    let mut prepared = match prepare_with(input, args.targets, flags, io)? {
         Ok(p) => p,
         Err(status) => return Ok(status),
     };
@@ -51,7 +62,7 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
         )?;
         return Ok(ExitStatus::Unreachable);
     };
-    if let Some(status) = refuse(&prepared, &args.run, io)? {
+    if let Some(status) = refuse(&prepared, args.run, io)? {
         connection.close();
         return Ok(status);
     }
@@ -61,7 +72,7 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
             return Ok(status);
         }
     }
-    let mut report = execute(&prepared, &connection, &args.run, io);
+    let mut report = execute(&prepared, &connection, args.run, io);
     if let Some(stats) = connection.close() {
         tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
         report.simulator = serde_json::to_value(&stats).ok();
@@ -89,6 +100,12 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
     } else {
         ExitStatus::TasksFailed
     })
+}
+
+/// The flags `apply` and `run` share.
+struct Args<'a> {
+    targets: &'a TargetArgs,
+    run: &'a RunArgs,
 }
 
 fn flag_layer(run: &RunArgs) -> Layer {
@@ -134,11 +151,23 @@ fn refuse(prepared: &Prepared, run: &RunArgs, io: &mut Io<'_>) -> io::Result<Opt
     if !unsupported.is_empty() {
         write_error(
             io.stderr,
-            &format!(
-                "this build cannot execute {} yet (env:deploy, env:clear-cache and backup:create can); \
-                 `plan` shows what the run would do",
-                unsupported.join(", ")
-            ),
+            &format!("this build cannot execute {}; `plan` shows what the run would do", unsupported.join(", ")),
+        )?;
+        return Ok(Some(ExitStatus::Invalid));
+    }
+    let mut missing: Vec<String> = prepared
+        .expansion
+        .tasks
+        .iter()
+        .flat_map(|t| env_names(&t.payload))
+        .filter(|name| io.vars.get(name).is_none())
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        write_error(
+            io.stderr,
+            &format!("the plan reads environment variable(s) that are not set: {}", missing.join(", ")),
         )?;
         return Ok(Some(ExitStatus::Invalid));
     }
@@ -227,7 +256,13 @@ fn execute(prepared: &Prepared, connection: &super::Connection, run: &RunArgs, i
         .flat_map(|t| env_names(&t.payload))
         .filter_map(|name| io.vars.get(&name).map(|v| (name, v.to_owned())))
         .collect();
-    let ops = Ops::new(connection.client.clone(), poller, run_id.to_string(), vars);
+    let platform = connection.simulator.as_ref().map(|sim| {
+        (Some(format!("http://{}", sim.addr())), std::time::Duration::from_secs(5).mul_f64(sim.knobs().time_scale))
+    });
+    let (health_base, pause) = platform.unwrap_or((None, std::time::Duration::from_secs(5)));
+    let ops = Ops::new(connection.client.clone(), poller, run_id.to_string(), vars)
+        .with_platform(health_base, pause)
+        .with_downloads(run.downloads);
     let runner = Arc::new(OpRunner { ops, jobs: prepared.expansion.jobs.clone() });
     let total = prepared.expansion.tasks.len();
     let groups: Vec<GroupPolicy> = prepared
@@ -316,17 +351,30 @@ async fn watch_signals(drain: CancellationToken, abort: CancellationToken) -> st
     std::future::pending().await
 }
 
-/// Environment variables an operation's texts read.
+/// Environment variables an operation reads: `${{ env.NAME }}` in its texts and a lock
+/// password's variable.
 fn env_names(op: &OperationSpec) -> Vec<String> {
-    match op {
-        OperationSpec::EnvDeploy { note, .. } => note.env_vars().map(str::to_owned).collect(),
-        OperationSpec::LockEnable { password_env, username } => {
-            let mut names: Vec<String> = username.env_vars().map(str::to_owned).collect();
-            names.push(password_env.clone());
-            names
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("env" | "password_env", serde_json::Value::String(name)) if !name.is_empty() => {
+                            out.push(name.clone());
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
         }
-        _ => Vec::new(),
     }
+    let mut names = Vec::new();
+    if let Ok(value) = serde_json::to_value(op) {
+        walk(&value, &mut names);
+    }
+    names
 }
 
 fn write_reports(report: &RunReport, reports: &[(Format, String)], io: &mut Io<'_>) -> io::Result<()> {

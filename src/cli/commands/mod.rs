@@ -7,6 +7,7 @@ mod completions;
 pub(crate) mod connect;
 mod graph;
 mod plan;
+mod run;
 mod schema;
 mod simulate;
 mod validate;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> io::Result<ExitStatus> {
         Command::Validate { plan } => validate::run(&plan, io),
         Command::Plan(args) => plan::run(&args, io),
         Command::Apply(args) => apply::run(&args, io),
+        Command::Run(args) => run::run(&args, io),
         Command::Graph(args) => graph::run(&args, io),
         Command::Schema { report } => schema::run(report, io),
         Command::Completions { shell } => completions::run(shell, io),
@@ -74,11 +76,24 @@ fn read_source(path: &Path, max_bytes: usize, io: &mut Io<'_>) -> io::Result<Res
     }
 }
 
+/// Where a plan comes from: a file, or text built in memory (`run`).
+pub(crate) enum PlanInput<'a> {
+    File(&'a Path),
+    Generated(PlanSource),
+}
+
 /// Loads and validates a plan, reporting every error.
 fn load_plan(path: &Path, io: &mut Io<'_>) -> io::Result<Result<(PlanSource, Plan), ExitStatus>> {
-    let source = match read_source(path, crate::plan::parse::Budgets::PLAN.bytes, io)? {
-        Ok(s) => s,
-        Err(status) => return Ok(Err(status)),
+    load_input(PlanInput::File(path), io)
+}
+
+fn load_input(input: PlanInput<'_>, io: &mut Io<'_>) -> io::Result<Result<(PlanSource, Plan), ExitStatus>> {
+    let source = match input {
+        PlanInput::File(path) => match read_source(path, crate::plan::parse::Budgets::PLAN.bytes, io)? {
+            Ok(s) => s,
+            Err(status) => return Ok(Err(status)),
+        },
+        PlanInput::Generated(source) => source,
     };
     match crate::plan::load(&source) {
         Ok(plan) => Ok(Ok((source, plan))),
@@ -179,17 +194,17 @@ fn connect_api(settings: &Settings, io: &mut Io<'_>) -> io::Result<Result<Connec
 /// `--simulate`). Without any login at hand, explicit site names are taken as written so a
 /// plan can still be reviewed; selectors and globs then need a login.
 fn prepare(path: &Path, targets: &TargetArgs, io: &mut Io<'_>) -> io::Result<Result<Prepared, ExitStatus>> {
-    prepare_with(path, targets, Layer::default(), io)
+    prepare_with(PlanInput::File(path), targets, Layer::default(), io)
 }
 
 /// [`prepare`] with settings given as flags.
 fn prepare_with(
-    path: &Path,
+    input: PlanInput<'_>,
     targets: &TargetArgs,
     flags: Layer,
     io: &mut Io<'_>,
 ) -> io::Result<Result<Prepared, ExitStatus>> {
-    let (source, plan) = match load_plan(path, io)? {
+    let (source, plan) = match load_input(input, io)? {
         Ok(x) => x,
         Err(status) => return Ok(Err(status)),
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Prepared, prepare};
+use super::{PlanInput, Prepared};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, PlanArgs, PlanFormat};
 use crate::expand::Task;
@@ -144,7 +144,12 @@ fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
 }
 
 pub(super) fn run(args: &PlanArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    let mut prepared = match prepare(&args.plan, &args.targets, io)? {
+    show(PlanInput::File(&args.plan), args, io)
+}
+
+/// The dry run of a plan from a file or built in memory (`run --dry-run`).
+pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let mut prepared = match super::prepare_with(input, &args.targets, crate::settings::Layer::default(), io)? {
         Ok(p) => p,
         Err(status) => return Ok(status),
     };

@@ -88,6 +88,7 @@ pub struct Reply {
     pub status: u16,
     pub body: Bytes,
     pub retry_after: Option<Duration>,
+    pub headers: HeaderMap,
 }
 
 impl Reply {
@@ -355,9 +356,10 @@ impl ApiClient {
         let response = request.send().await.map_err(|e| transport_kind(&e, read_timeout))?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
+        let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| transport_kind(&e, read_timeout))?;
         trace!(status, bytes = body.len(), "answered");
-        Ok(Reply { status, body, retry_after })
+        Ok(Reply { status, body, retry_after, headers })
     }
 
     // ---- authentication ----------------------------------------------------------------
@@ -522,6 +524,30 @@ impl ApiClient {
             .transpose()
             .map_err(|e| ApiError::new(&label, ApiErrorKind::Decode { message: e.to_string() }))?;
         self.authed(&method, &url, bytes.as_deref(), repeat).await?.into_result(&label)
+    }
+
+    /// `GET` an absolute URL outside the API (the platform's health check): no session is
+    /// sent; the retry policy of reads applies.
+    pub async fn get_url(&self, url: &str) -> Result<Reply, ApiError> {
+        let parsed = Url::parse(url)
+            .map_err(|e| ApiError::new("GET", ApiErrorKind::Config { message: format!("not a URL: {e}") }))?;
+        self.execute(&Method::GET, &parsed, None, None, Repeat::Safe).await
+    }
+
+    /// Starts downloading a signed URL from `offset` (a Range request when past 0): no
+    /// session header, outside the API's request rate (DESIGN.md §3.5). The URL is never
+    /// shown: errors name its path only.
+    pub async fn download(&self, url: &Secret, offset: u64) -> Result<reqwest::Response, ApiError> {
+        let parsed = Url::parse(url.expose())
+            .map_err(|_| ApiError::new("GET <signed URL>", ApiErrorKind::Config { message: "not a URL".to_owned() }))?;
+        let label = request_label(&Method::GET, &parsed);
+        // No whole-request timeout: a large file takes as long as it takes; the reader times
+        // out a stalled chunk instead.
+        let mut request = self.inner.http.get(parsed);
+        if offset > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+        }
+        request.send().await.map_err(|e| ApiError::new(label, transport_kind(&e, self.inner.config.read_timeout)))
     }
 
     /// A paged collection (pantheon-api.md §2), every item decoded as `T`.

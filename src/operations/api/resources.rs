@@ -6,7 +6,7 @@ use tracing::debug;
 
 use super::wire::{
     BackupCatalog, Commit, Domain, EnvSettings, Environments, OrgSiteMembership, Site, SiteName, SiteUserMembership,
-    User, UserOrgMembership, UserSiteMembership, Workflow,
+    UpstreamUpdates, User, UserOrgMembership, UserSiteMembership, Workflow,
 };
 use super::{ApiClient, ApiError, KnownName};
 
@@ -122,6 +122,22 @@ impl ApiClient {
     /// `GET sites/{id}/workflows/{wf}`: the polling URL for site and env workflows alike.
     pub async fn workflow(&self, site_id: &str, workflow_id: &str) -> Result<Workflow, ApiError> {
         self.get(&["sites", site_id, "workflows", workflow_id], &[]).await
+    }
+
+    /// `GET …/environments/{env}/variables`: a flat object of environment variables.
+    pub async fn env_variables(&self, site_id: &str, env: &str) -> Result<serde_json::Value, ApiError> {
+        self.get(&["sites", site_id, "environments", env, "variables"], &[]).await
+    }
+
+    /// `GET …/on-server-development/diffstat`: files changed in SFTP mode, not committed.
+    pub async fn diffstat(&self, site_id: &str, env: &str) -> Result<serde_json::Value, ApiError> {
+        self.get(&["sites", site_id, "environments", env, "on-server-development", "diffstat"], &[]).await
+    }
+
+    /// `GET sites/{id}/code-upstream-updates?base_branch=refs/heads/{branch}`.
+    pub async fn upstream_updates(&self, site_id: &str, branch: &str) -> Result<UpstreamUpdates, ApiError> {
+        let base = format!("refs/heads/{branch}");
+        self.get(&["sites", site_id, "code-upstream-updates"], &[("base_branch", &base)]).await
     }
 
     /// `users/{uid}/memberships/sites` (paged): team sites.

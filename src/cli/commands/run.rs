@@ -1,0 +1,142 @@
+//! `run OP [--on TARGETS] [--with KEY=VALUE]...`: an ad-hoc batch. The arguments become a
+//! one-job plan (one job per environment when targets name several), which then goes
+//! through exactly what `apply` does; `--dry-run` prints the plan and its dry run.
+//!
+//! The plan is written as YAML whose every scalar is JSON-encoded, so no value can change
+//! its structure, and errors point into a text the user can see with `--dry-run`.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use super::PlanInput;
+use crate::cli::diagnostics::write_error;
+use crate::cli::exit::ExitStatus;
+use crate::cli::{Io, PlanArgs, PlanFormat, RunCommandArgs};
+use crate::plan::PlanSource;
+
+pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    let text = match plan_text(&args.operation, &args.on, &args.with) {
+        Ok(t) => t,
+        Err(message) => {
+            write_error(io.stderr, &message)?;
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    let source = PlanSource::new(format!("<run {}>", args.operation), text.clone());
+    if args.dry_run {
+        io.stdout.write_all(text.as_bytes())?;
+        writeln!(io.stdout)?;
+        let plan_args = PlanArgs {
+            plan: std::path::PathBuf::from(&source.path),
+            targets: crate::cli::TargetArgs {
+                simulate: args.targets.simulate,
+                world: args.targets.world.clone(),
+                only: args.targets.only.clone(),
+                sites: args.targets.sites.clone(),
+            },
+            format: PlanFormat::Text,
+            out: None,
+        };
+        return super::plan::show(PlanInput::Generated(source), &plan_args, io);
+    }
+    super::apply::execute_plan(PlanInput::Generated(source), &args.targets, &args.run, io)
+}
+
+/// A YAML scalar as JSON: booleans, numbers and null as such, anything else a string.
+fn scalar(value: &str) -> String {
+    let json = match value {
+        "true" => serde_json::Value::Bool(true),
+        "false" => serde_json::Value::Bool(false),
+        "null" | "~" => serde_json::Value::Null,
+        v => match (v.parse::<i64>(), v.parse::<f64>()) {
+            (Ok(n), _) => serde_json::Value::from(n),
+            (_, Ok(x)) if x.is_finite() && v.chars().any(|c| c.is_ascii_digit()) => serde_json::Value::from(x),
+            _ => serde_json::Value::String(v.to_owned()),
+        },
+    };
+    json.to_string()
+}
+
+fn quote(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// The plan text for `OP --on TARGETS --with K=V…`.
+fn plan_text(operation: &str, on: &[String], with: &[String]) -> Result<String, String> {
+    let mut options = Vec::new();
+    for pair in with {
+        let (key, value) = pair.split_once('=').ok_or_else(|| format!("--with {pair}: write KEY=VALUE"))?;
+        if key.is_empty() {
+            return Err(format!("--with {pair}: the key is empty"));
+        }
+        options.push(format!("{}: {}", quote(key), scalar(value)));
+    }
+    // Sites per environment: `site.env` entries grouped by env, bare sites under none.
+    let mut by_env: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    for target in on.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        let (site, env) = match target.split_once('.') {
+            Some((s, e)) if !s.is_empty() && !e.is_empty() => (s, Some(e.to_owned())),
+            Some(_) => return Err(format!("--on {target}: write site or site.env")),
+            None => (target, None),
+        };
+        let sites = by_env.entry(env).or_default();
+        if !sites.iter().any(|s| s == site) {
+            sites.push(site.to_owned());
+        }
+    }
+    let base: String = operation.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let mut text = format!("version: 1\nname: {}\njobs:\n", quote(&format!("run {operation}")));
+    let with = if options.is_empty() { String::new() } else { format!("    with: {{ {} }}\n", options.join(", ")) };
+    if by_env.is_empty() {
+        text.push_str(&format!("  {}:\n    run: {}\n{with}", quote(&base), quote(operation)));
+        return Ok(text);
+    }
+    let several = by_env.len() > 1;
+    for (env, sites) in &by_env {
+        let name = match (env, several) {
+            (Some(e), true) => {
+                let e: String = e.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+                format!("{base}-{e}")
+            }
+            _ => base.clone(),
+        };
+        let sites: Vec<String> = sites.iter().map(|s| quote(s)).collect();
+        let env_part = env.as_ref().map(|e| format!(", env: {}", quote(e))).unwrap_or_default();
+        text.push_str(&format!(
+            "  {}:\n    run: {}\n    on: {{ sites: [{}]{env_part} }}\n{with}",
+            quote(&name),
+            quote(operation),
+            sites.join(", ")
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_read_as_yaml() {
+        assert_eq!(scalar("true"), "true");
+        assert_eq!(scalar("30"), "30");
+        assert_eq!(scalar("1.5"), "1.5");
+        assert_eq!(scalar("Release 1"), "\"Release 1\"");
+        assert_eq!(scalar("a: {b}"), "\"a: {b}\"", "no YAML structure sneaks in");
+        assert_eq!(scalar("inf"), "\"inf\"");
+    }
+
+    #[test]
+    fn targets_group_by_environment() {
+        let text =
+            plan_text("env:deploy", &["a.test".into(), "b.test".into(), "c.live".into()], &["note=Go".into()]).unwrap();
+        assert_eq!(
+            text,
+            "version: 1\nname: \"run env:deploy\"\njobs:\n  \"env-deploy-live\":\n    run: \"env:deploy\"\n    on: { sites: [\"c\"], env: \"live\" }\n    with: { \"note\": \"Go\" }\n  \"env-deploy-test\":\n    run: \"env:deploy\"\n    on: { sites: [\"a\", \"b\"], env: \"test\" }\n    with: { \"note\": \"Go\" }\n"
+        );
+        let account = plan_text("org:list", &[], &[]).unwrap();
+        assert!(account.ends_with("  \"org-list\":\n    run: \"org:list\"\n"), "{account}");
+        assert!(plan_text("x", &[".live".into()], &[]).is_err());
+        assert!(plan_text("x", &[], &["novalue".into()]).is_err());
+    }
+}

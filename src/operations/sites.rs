@@ -1,0 +1,192 @@
+//! Site and account operations: add-ons, tags, site information, team and account listings
+//! (pantheon-api.md §5.8, §5.10, §5.11).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::api::Repeat;
+use super::api::wire::{Site, UserOrgMembership};
+use super::api::workflows::{StartWorkflow, WorkflowScope};
+use super::{OpContext, OpError, OpOutput, Ops, Target};
+
+/// `redis:enable` / `solr:enable`: site workflow `enable_addon`.
+pub(super) async fn enable_addon(
+    ops: &Ops,
+    target: &Target,
+    addon: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let start = StartWorkflow {
+        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
+        kind: "enable_addon".to_owned(),
+        params: json!({ "addon": addon }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    Ok(OpOutput { changed: true, message: format!("{addon} enabled"), data: None })
+}
+
+fn org_name(m: &UserOrgMembership) -> (String, String) {
+    let profile = m.organization.profile.as_ref();
+    (
+        profile.and_then(|p| p.machine_name.clone()).unwrap_or_default(),
+        profile.and_then(|p| p.name.clone()).unwrap_or_default(),
+    )
+}
+
+/// An organization of the user by id, machine name or label.
+async fn find_org(ops: &Ops, org: &str) -> Result<String, OpError> {
+    let orgs = ops.client.user_orgs().await?;
+    orgs.iter()
+        .find(|m| {
+            let (name, label) = org_name(m);
+            m.organization.id == org || name == org || label == org
+        })
+        .map(|m| m.organization.id.clone())
+        .ok_or_else(|| OpError::permanent(format!("you are not a member of an organization named {org}")))
+}
+
+/// The tags `org` gives the site.
+async fn tags_of(ops: &Ops, org_id: &str, site_id: &str) -> Result<Vec<String>, OpError> {
+    let members = ops.client.org_sites(org_id).await?;
+    members
+        .into_iter()
+        .find(|m| m.id == site_id)
+        .map(|m| m.tags)
+        .ok_or_else(|| OpError::permanent("the site is not in that organization"))
+}
+
+/// `tag:add SITE ORG TAG` / `tag:remove SITE ORG TAG`; the tag already in the wanted state
+/// ends unchanged.
+pub(super) async fn tag(ops: &Ops, target: &Target, org: &str, tag: &str, add: bool) -> Result<OpOutput, OpError> {
+    let org_id = find_org(ops, org).await?;
+    let has = tags_of(ops, &org_id, &target.site_id).await?.iter().any(|t| t == tag);
+    if has == add {
+        let state = if add { "already has" } else { "does not have" };
+        return Ok(OpOutput {
+            changed: false,
+            message: format!("{} {state} the tag {tag} in {org}", target.site),
+            data: None,
+        });
+    }
+    if add {
+        let body = json!({ tag: { "sites": [target.site_id] } });
+        ops.client
+            .send(Method::PUT, &["organizations", &org_id, "tags"], &[], Some(&body), Repeat::OnlyIfRefused)
+            .await?;
+    } else {
+        ops.client
+            .send(
+                Method::DELETE,
+                &["organizations", &org_id, "tags", tag, "sites"],
+                &[("entity", &target.site_id)],
+                None,
+                Repeat::OnlyIfRefused,
+            )
+            .await?;
+    }
+    let done = if add { "tagged" } else { "untagged" };
+    Ok(OpOutput { changed: true, message: format!("{done} {tag} in {org}"), data: None })
+}
+
+fn site_row(site: &Site, id: &str) -> Value {
+    let upstream = site.upstream.as_ref().and_then(|u| u.get("url")).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": id, "name": site.name, "label": site.label, "framework": site.framework,
+        "organization": site.organization, "plan_name": site.plan_name, "service_level": site.service_level,
+        "owner": site.owner, "frozen": site.frozen, "upstream": upstream,
+    })
+}
+
+/// `site:info SITE`.
+pub(super) async fn info(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    let site = ops.client.site(&target.site_id).await?;
+    Ok(OpOutput { changed: true, message: site.name.clone(), data: Some(site_row(&site, &target.site_id)) })
+}
+
+/// `site:team:list SITE`.
+pub(super) async fn team(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    let members = ops.client.site_users(&target.site_id).await?;
+    let rows: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            let profile = m.user.profile.as_ref();
+            json!({ "id": m.id, "email": m.user.email, "role": m.role,
+                    "first_name": profile.and_then(|p| p.firstname.clone()),
+                    "last_name": profile.and_then(|p| p.lastname.clone()) })
+        })
+        .collect();
+    Ok(OpOutput { changed: true, message: format!("{} members", rows.len()), data: Some(Value::Array(rows)) })
+}
+
+/// `org:list`.
+pub(super) async fn org_list(ops: &Ops) -> Result<OpOutput, OpError> {
+    let orgs = ops.client.user_orgs().await?;
+    let rows: Vec<Value> = orgs
+        .iter()
+        .map(|m| {
+            let (name, label) = org_name(m);
+            json!({ "id": m.organization.id, "name": name, "label": label, "role": m.role })
+        })
+        .collect();
+    Ok(OpOutput { changed: true, message: format!("{} organizations", rows.len()), data: Some(Value::Array(rows)) })
+}
+
+/// `org:site:list ORG [--tag]`.
+pub(super) async fn org_site_list(ops: &Ops, org: &str, tag: Option<&str>) -> Result<OpOutput, OpError> {
+    let org_id = find_org(ops, org).await?;
+    let members = ops.client.org_sites(&org_id).await?;
+    let rows: Vec<Value> = members
+        .iter()
+        .filter(|m| tag.is_none_or(|t| m.tags.iter().any(|x| x == t)))
+        .map(|m| {
+            let mut row = site_row(&m.site, &m.id);
+            row["tags"] = json!(m.tags);
+            row
+        })
+        .collect();
+    Ok(OpOutput { changed: true, message: format!("{} sites", rows.len()), data: Some(Value::Array(rows)) })
+}
+
+/// `site:list [--org] [--tag] [--upstream] [--framework]`: team sites and every listable
+/// organization's sites, fetched concurrently, filtered here.
+pub(super) async fn site_list(
+    ops: &Ops,
+    org: Option<&str>,
+    tag: Option<&str>,
+    upstream: Option<&str>,
+    framework: Option<&str>,
+) -> Result<OpOutput, OpError> {
+    let listing = ops.client.site_listing().await?;
+    let org_id = match org {
+        Some(o) => Some(find_org(ops, o).await?),
+        None => None,
+    };
+    let mut rows: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    if org_id.is_none() && tag.is_none() {
+        for m in &listing.team_sites {
+            rows.entry(m.site.name.clone()).or_insert_with(|| site_row(&m.site, &m.id));
+        }
+    }
+    for (id, members) in &listing.org_sites {
+        if org_id.as_ref().is_some_and(|o| o != id) {
+            continue;
+        }
+        for m in members {
+            if tag.is_some_and(|t| !m.tags.iter().any(|x| x == t)) {
+                continue;
+            }
+            let row = rows.entry(m.site.name.clone()).or_insert_with(|| site_row(&m.site, &m.id));
+            let tags = row.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut merged: Vec<Value> = tags;
+            merged.extend(m.tags.iter().map(|t| json!(t)));
+            row["tags"] = Value::Array(merged);
+        }
+    }
+    let kept: Vec<Value> = rows
+        .into_values()
+        .filter(|r| framework.is_none_or(|f| r["framework"].as_str() == Some(f)))
+        .filter(|r| upstream.is_none_or(|u| r["upstream"].as_str().is_some_and(|url| url.contains(u))))
+        .collect();
+    Ok(OpOutput { changed: true, message: format!("{} sites", kept.len()), data: Some(Value::Array(kept)) })
+}
