@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -244,7 +246,7 @@ enum Fault {
     Drop { processed: bool },
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query: Vec<(String, String)> =
@@ -356,6 +358,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         }
     };
     match fault {
+        // A download dropped mid-file: the headers promise the whole body, half of it comes,
+        // then the connection closes.
+        Some(Fault::Drop { .. }) if matches!(route, Route::Download(_)) && answer.body.len() > 1 => {
+            shared.record(&template, &method, &path, &query, body_json, answer.status, |s| {
+                *s.faults.entry("drop".to_owned()).or_default() += 1;
+            });
+            Ok(truncated(&answer))
+        }
         Some(Fault::Drop { .. }) => {
             shared.record(&template, &method, &path, &query, body_json, 0, |s| {
                 *s.faults.entry("drop".to_owned()).or_default() += 1;
@@ -514,14 +524,48 @@ fn rule_matches(
         && rule.workflow_type.as_deref().is_none_or(|t| Some(t) == kind)
 }
 
-fn respond(answer: &Answer) -> Response<Full<Bytes>> {
+/// A response body: whole, or cut short by a fault.
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn whole(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+fn respond(answer: &Answer) -> Response<Body> {
     let mut builder = Response::builder().status(answer.status).header("content-type", answer.content_type);
     for (name, value) in &answer.headers {
         builder = builder.header(*name, value.as_str());
     }
     builder
-        .body(Full::new(Bytes::from(answer.body.clone())))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"\"internal simulator error\""))))
+        .body(whole(Bytes::from(answer.body.clone())))
+        .unwrap_or_else(|_| Response::new(whole(Bytes::from_static(b"\"internal simulator error\""))))
+}
+
+/// The answer's headers and the first half of its body, announced as whole; then the
+/// connection breaks.
+fn truncated(answer: &Answer) -> Response<Body> {
+    let full = answer.body.len();
+    let half = Bytes::from(answer.body[..full / 2].to_vec());
+    // The pause lets the first half leave the server before the connection breaks.
+    let frames = futures::stream::unfold((Some(half), false), |(data, failed)| async move {
+        match (data, failed) {
+            (Some(half), _) => Some((Ok(Frame::data(half)), (None, false))),
+            (None, false) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let error = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "simulated drop mid-body");
+                Some((Err(error), (None, true)))
+            }
+            (None, true) => None,
+        }
+    });
+    let mut builder = Response::builder()
+        .status(answer.status)
+        .header("content-type", answer.content_type)
+        .header("content-length", full.to_string());
+    for (name, value) in &answer.headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder.body(StreamBody::new(frames).boxed()).unwrap_or_else(|_| Response::new(whole(Bytes::new())))
 }
 
 fn percent_decode(segment: &str) -> String {

@@ -16,6 +16,7 @@ mod client;
 mod diagnostics;
 mod examples;
 mod fixtures;
+mod operations;
 mod properties;
 mod reports;
 mod shapes;

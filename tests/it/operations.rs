@@ -1,0 +1,442 @@
+//! Every operation against the simulator: the requests it sends (checked against
+//! pantheon-api.md through the simulator's record of what it received), its nothing-to-do
+//! case, and its failure case with the platform's reason.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use terminus_batch::operations::api::workflows::Poller;
+use terminus_batch::operations::{OpContext, OpError, OpOutput, Ops, Target};
+use terminus_batch::plan::ops::{BackupElement, ConnectionMode, OperationSpec};
+use terminus_batch::plan::template::Text;
+use terminus_batch::simulator::{FaultRule, Knobs, RecordedRequest};
+
+use crate::support::sim::{start, world};
+
+struct Quiet;
+
+impl OpContext for Quiet {
+    #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
+    fn attempt_starting(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    fn workflow_started(&self, _id: &str) {}
+    fn progress(&self, _message: &str) {}
+}
+
+const WORLD: &str = "
+user: { email: ops@example.com, first_name: Ada, last_name: Ops }
+orgs: [{ name: org, label: The Org }]
+sites:
+  - name: s1
+    org: org
+    tags: [weekly]
+    upstream_updates: 2
+    envs:
+      dev: { connection: sftp, uncommitted: 3 }
+      test: { deployable: 1 }
+      live: { deployable: 1, domains: [www.s1.example], backups: 2 }
+      md-1: {}
+  - name: s2
+    org: org
+    multidev_quota: 1
+    envs:
+      dev: {}
+      test: { initialized: false }
+      live: { locked: true }
+      md-9: {}
+";
+
+struct Outcome {
+    result: Result<OpOutput, OpError>,
+    /// Requests that change something (not GETs, not the login).
+    writes: Vec<RecordedRequest>,
+    all: Vec<RecordedRequest>,
+}
+
+fn fault(kind: &str) -> FaultRule {
+    FaultRule {
+        method: None,
+        route: None,
+        site: None,
+        env: None,
+        workflow_type: Some(kind.to_owned()),
+        status: None,
+        drop: false,
+        fail_workflow: Some(format!("Simulated: {kind} refused")),
+        processed: None,
+        after: 0,
+        times: 9,
+    }
+}
+
+async fn exec_with(
+    op: OperationSpec,
+    site: &str,
+    env: Option<&str>,
+    faults: Vec<FaultRule>,
+    vars: &[(&str, &str)],
+) -> Outcome {
+    let knobs = Knobs { time_scale: 0.001, duration_jitter: 0.0, faults, ..Knobs::default() };
+    let (sim, client) = start(&world(WORLD), knobs).await;
+    let (poller, driver) = Poller::new(client.clone());
+    let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let ops = Ops::new(client, poller, "r1".into(), vars)
+        .with_platform(Some(format!("http://{}", sim.addr())), Duration::ZERO);
+    let target = Target { site: site.to_owned(), site_id: String::new(), env: env.map(str::to_owned) };
+    let work = async move { ops.execute(&op, &target, "job[x]", &Quiet).await };
+    let (result, ()) = tokio::join!(work, driver.run());
+    let all = sim.requests();
+    sim.stop().await;
+    let writes = all.iter().filter(|r| r.method != "GET" && !r.path.ends_with("machine-token")).cloned().collect();
+    Outcome { result, writes, all }
+}
+
+async fn exec(op: OperationSpec, site: &str, env: Option<&str>) -> Outcome {
+    exec_with(op, site, env, Vec::new(), &[]).await
+}
+
+fn text(s: &str) -> Text {
+    Text::literal(s)
+}
+
+/// The one write of an outcome: (method, path after the site id, body).
+fn only_write(o: &Outcome) -> (String, String, Value) {
+    assert_eq!(o.writes.len(), 1, "{:#?}", o.writes);
+    let w = &o.writes[0];
+    let tail = w.path.splitn(5, '/').nth(4).unwrap_or_default().to_owned();
+    (w.method.clone(), tail, w.body.clone().unwrap_or(Value::Null))
+}
+
+fn ok(o: &Outcome) -> &OpOutput {
+    o.result.as_ref().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn changed(o: &Outcome) {
+    assert!(ok(o).changed, "{}", ok(o).message);
+}
+
+fn unchanged(o: &Outcome) {
+    assert!(!ok(o).changed, "expected nothing to do, got {}", ok(o).message);
+    assert!(o.writes.is_empty(), "nothing to do sends nothing: {:#?}", o.writes);
+}
+
+fn failed(o: &Outcome, needle: &str) {
+    match &o.result {
+        Err(e) => assert!(e.message.contains(needle), "{}", e.message),
+        Ok(out) => panic!("expected a failure with {needle}, got {}", out.message),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_deploy() {
+    let op = OperationSpec::EnvDeploy { note: text("Release"), updatedb: true, cc: false, sync_content: false };
+    let o = exec(op.clone(), "s1", Some("test")).await;
+    changed(&o);
+    let (method, path, body) = only_write(&o);
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "environments/test/workflows"));
+    assert_eq!(body["type"], "deploy");
+    assert_eq!(body["params"]["updatedb"], 1, "integers, as terminus sends");
+    assert_eq!(body["params"]["clear_cache"], 0);
+    assert_eq!(body["params"]["annotation"], "Release [tb:r1:job[x]]");
+    assert!(o.all.iter().any(|r| r.path.ends_with("environments/dev/code-log")), "the nothing-to-deploy check");
+    unchanged(&exec(op.clone(), "s2", Some("live")).await);
+    failed(&exec_with(op.clone(), "s1", Some("test"), vec![fault("deploy")], &[]).await, "Simulated: deploy refused");
+    // An uninitialized environment is created from its parent, as terminus does.
+    let o = exec(op, "s2", Some("test")).await;
+    let (_, _, body) = only_write(&o);
+    assert_eq!(body["type"], "create_environment");
+    assert_eq!(body["params"]["clone_database"]["from_environment"], "dev");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_clear_cache() {
+    let o = exec(OperationSpec::EnvClearCache, "s1", Some("live")).await;
+    changed(&o);
+    let (_, path, body) = only_write(&o);
+    assert_eq!(path, "environments/live/workflows");
+    assert_eq!(body, json!({ "type": "clear_cache", "params": { "framework_cache": true } }));
+    failed(
+        &exec_with(OperationSpec::EnvClearCache, "s1", Some("live"), vec![fault("clear_cache")], &[]).await,
+        "refused",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_wake() {
+    let o = exec(OperationSpec::EnvWake, "s1", Some("dev")).await;
+    assert_eq!(ok(&o).data.as_ref().unwrap()["domain"], "dev-s1.pantheonsite.io");
+    assert!(o.all.iter().any(|r| r.path == "/__platform/dev-s1.pantheonsite.io/pantheon_healthcheck"));
+    let down = FaultRule {
+        workflow_type: None,
+        fail_workflow: None,
+        status: Some(503),
+        route: Some("__platform/{domain}/pantheon_healthcheck".into()),
+        times: 99,
+        ..fault("")
+    };
+    failed(
+        &exec_with(OperationSpec::EnvWake, "s1", Some("dev"), vec![down], &[]).await,
+        "Failed to wake the site after 3 attempts",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_clone_content() {
+    let op = OperationSpec::EnvCloneContent {
+        from_env: "live".into(),
+        db_only: false,
+        files_only: false,
+        updatedb: true,
+        cc: true,
+    };
+    let o = exec(op.clone(), "s1", Some("test")).await;
+    changed(&o);
+    let types: Vec<&Value> = o.writes.iter().map(|w| &w.body.as_ref().unwrap()["type"]).collect();
+    assert_eq!(types, [&json!("clone_files"), &json!("clone_database")]);
+    assert_eq!(
+        o.writes[1].body.as_ref().unwrap()["params"],
+        json!({ "from_environment": "live", "updatedb": 1, "clear_cache": true })
+    );
+    failed(&exec(op, "s2", Some("test")).await, "not initialized");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_commit() {
+    let op = OperationSpec::EnvCommit { message: text("Fix") };
+    let o = exec(op.clone(), "s1", Some("dev")).await;
+    changed(&o);
+    let (_, _, body) = only_write(&o);
+    assert_eq!(body["type"], "commit_and_push_on_server_changes");
+    assert_eq!(
+        body["params"],
+        json!({ "message": "Fix", "committer_name": "Ada Ops", "committer_email": "ops@example.com" })
+    );
+    unchanged(&exec(op.clone(), "s1", Some("md-1")).await.with_sftp_check());
+    failed(&exec(op, "s2", Some("dev")).await, "git mode");
+}
+
+impl Outcome {
+    /// md-1 is in git mode: committing there is refused, not unchanged.
+    fn with_sftp_check(self) -> Self {
+        match &self.result {
+            Err(e) if e.message.contains("git mode") => {
+                Self { result: Ok(OpOutput { changed: false, message: e.message.clone(), data: None }), ..self }
+            }
+            _ => self,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_create_restore_list() {
+    let op = OperationSpec::BackupCreate { element: BackupElement::Database, keep_for_days: 30 };
+    let o = exec(op.clone(), "s1", Some("live")).await;
+    let (_, _, body) = only_write(&o);
+    assert_eq!(
+        body,
+        json!({ "type": "do_export", "params": { "code": false, "database": true, "files": false, "entry_type": "backup", "ttl": 2_592_000 } })
+    );
+    failed(&exec_with(op, "s1", Some("live"), vec![fault("do_export")], &[]).await, "refused");
+
+    let o = exec(OperationSpec::BackupRestore { element: BackupElement::All, file: None }, "s1", Some("live")).await;
+    changed(&o);
+    let kinds: Vec<String> =
+        o.writes.iter().map(|w| w.body.as_ref().unwrap()["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["restore_code", "restore_files", "restore_database"]);
+    let key = o.writes[0].body.as_ref().unwrap()["params"]["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("s1/live/") && key.ends_with("_code.tar.gz"), "{key}");
+    failed(
+        &exec(OperationSpec::BackupRestore { element: BackupElement::All, file: None }, "s2", Some("live")).await,
+        "no finished code backup",
+    );
+
+    let o = exec(OperationSpec::BackupList, "s1", Some("live")).await;
+    assert_eq!(ok(&o).data.as_ref().unwrap().as_array().unwrap().len(), 6, "two sets of three");
+    assert!(o.writes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_get_downloads_verifies_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().to_str().unwrap().to_owned();
+    let op = OperationSpec::BackupGet { element: BackupElement::Files, file: None, to: text(&to) };
+    // The connection drops mid-file once: the download resumes with Range.
+    let drop = FaultRule {
+        workflow_type: None,
+        fail_workflow: None,
+        drop: true,
+        route: Some("__s3/{file}".into()),
+        times: 1,
+        ..fault("")
+    };
+    let o = exec_with(op.clone(), "s1", Some("live"), vec![drop], &[]).await;
+    let data = ok(&o).data.clone().unwrap();
+    let path = std::path::PathBuf::from(data["path"].as_str().unwrap());
+    assert!(path.starts_with(dir.path().join("s1/live")));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, data["size"].as_u64().unwrap());
+    let leftovers: Vec<_> =
+        std::fs::read_dir(dir.path().join("s1/live")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "no partial file left behind: {leftovers:?}");
+    let s3: Vec<u16> = o.all.iter().filter(|r| r.path.starts_with("/__s3/")).map(|r| r.status).collect();
+    assert_eq!(s3, [200, 206], "half the file, then the rest with Range");
+    assert!(o.all.iter().any(|r| r.path.ends_with("/files/s3token")), "the signed URL is asked for the element");
+    unchanged(&exec(op, "s1", Some("live")).await);
+    let none = OperationSpec::BackupGet { element: BackupElement::Files, file: None, to: text(&to) };
+    failed(&exec(none, "s2", Some("live")).await, "no finished files backup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multidev_create_delete_merge() {
+    let create = OperationSpec::MultidevCreate { from_env: "dev".into(), no_db: false, no_files: true };
+    let o = exec(create.clone(), "s1", Some("md-2")).await;
+    changed(&o);
+    let (_, path, body) = only_write(&o);
+    assert_eq!(path, "workflows", "a site workflow");
+    assert_eq!(body["type"], "create_cloud_development_environment");
+    assert_eq!(body["params"]["environment_id"], "md-2");
+    assert_eq!(body["params"]["deploy"]["clone_database"]["from_environment"], "dev");
+    assert!(body["params"]["deploy"].get("clone_files").is_none(), "--no-files");
+    unchanged(&exec(create.clone(), "s1", Some("md-1")).await);
+    failed(&exec(create, "s2", Some("md-3")).await, "quota");
+
+    let delete = OperationSpec::MultidevDelete { delete_branch: true };
+    let (_, _, body) = only_write(&exec(delete.clone(), "s1", Some("md-1")).await);
+    assert_eq!(
+        body,
+        json!({ "type": "delete_cloud_development_environment", "params": { "environment_id": "md-1", "delete_branch": true } })
+    );
+    unchanged(&exec(delete, "s1", Some("md-7")).await);
+
+    // dev has commits md-1 lacks (the test deploy waiting): merging from dev has work.
+    let o = exec(OperationSpec::MultidevMergeFromDev { updatedb: false }, "s1", Some("md-1")).await;
+    let (_, path, body) = only_write(&o);
+    assert_eq!(path, "environments/md-1/workflows");
+    assert_eq!(
+        body,
+        json!({ "type": "merge_dev_into_cloud_development_environment", "params": { "updatedb": false } })
+    );
+    // md-1 has nothing dev lacks.
+    unchanged(&exec(OperationSpec::MultidevMergeToDev { updatedb: false }, "s1", Some("md-1")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains() {
+    let add = OperationSpec::DomainAdd { domain: text("Shop.S1.example") };
+    let (method, path, body) = only_write(&exec(add, "s1", Some("live")).await);
+    assert_eq!(
+        (method.as_str(), path.as_str(), body),
+        ("PUT", "environments/live/domains/shop.s1.example", Value::Null)
+    );
+    unchanged(&exec(OperationSpec::DomainAdd { domain: text("www.s1.example") }, "s1", Some("live")).await);
+    failed(
+        &exec(OperationSpec::DomainAdd { domain: text("www.s1.example") }, "s1", Some("test")).await,
+        "already on s1.live",
+    );
+    let (method, path, _) =
+        only_write(&exec(OperationSpec::DomainRemove { domain: text("www.s1.example") }, "s1", Some("live")).await);
+    assert_eq!((method.as_str(), path.as_str()), ("DELETE", "environments/live/domains/www.s1.example"));
+    unchanged(&exec(OperationSpec::DomainRemove { domain: text("gone.example") }, "s1", Some("live")).await);
+    let list = exec(OperationSpec::DomainList, "s1", Some("live")).await;
+    assert_eq!(ok(&list).data.as_ref().unwrap().as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_set() {
+    let git = OperationSpec::ConnectionSet { mode: ConnectionMode::Git };
+    let (_, path, body) = only_write(&exec(git.clone(), "s1", Some("dev")).await);
+    assert_eq!(path, "environments/dev/workflows");
+    assert_eq!(body, json!({ "type": "enable_git_mode", "params": {} }));
+    unchanged(&exec(git, "s2", Some("dev")).await);
+    let sftp = OperationSpec::ConnectionSet { mode: ConnectionMode::Sftp };
+    failed(&exec_with(sftp, "s2", Some("dev"), vec![fault("enable_on_server_development")], &[]).await, "refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_updates() {
+    let apply = OperationSpec::UpstreamUpdatesApply { updatedb: true, accept_upstream: false };
+    let o = exec(apply.clone(), "s1", Some("dev")).await;
+    let (_, _, body) = only_write(&o);
+    assert_eq!(body, json!({ "type": "apply_upstream_updates", "params": { "updatedb": true, "xoption": false } }));
+    assert!(o.all.iter().any(|r| r.path.ends_with("code-upstream-updates")
+        && r.query.contains(&("base_branch".to_owned(), "refs/heads/master".to_owned()))));
+    unchanged(&exec(apply.clone(), "s2", Some("dev")).await);
+    failed(&exec_with(apply, "s1", Some("dev"), vec![fault("apply_upstream_updates")], &[]).await, "refused");
+    let status = exec(OperationSpec::UpstreamUpdatesStatus, "s1", Some("dev")).await;
+    assert_eq!(ok(&status).data.as_ref().unwrap()["behind"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks() {
+    let enable = OperationSpec::LockEnable { username: text("ops"), password_env: "LOCK_PW".into() };
+    let o = exec_with(enable.clone(), "s1", Some("test"), Vec::new(), &[("LOCK_PW", "hunter2")]).await;
+    let (_, _, body) = only_write(&o);
+    assert_eq!(body, json!({ "type": "lock_environment", "params": { "username": "ops", "password": "hunter2" } }));
+    assert!(!format!("{:?}", o.result).contains("hunter2"));
+    // s2.live is locked by ops with the world's password.
+    unchanged(&exec_with(enable.clone(), "s2", Some("live"), Vec::new(), &[("LOCK_PW", "locked-password")]).await);
+    failed(&exec(enable, "s1", Some("test")).await, "LOCK_PW is not set");
+    let (_, _, body) = only_write(&exec(OperationSpec::LockDisable, "s2", Some("live")).await);
+    assert_eq!(body, json!({ "type": "unlock_environment", "params": {} }));
+    unchanged(&exec(OperationSpec::LockDisable, "s1", Some("live")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addons_and_tags() {
+    let (_, path, body) = only_write(&exec(OperationSpec::RedisEnable, "s1", None).await);
+    assert_eq!(
+        (path.as_str(), body),
+        ("workflows", json!({ "type": "enable_addon", "params": { "addon": "cacheserver" } }))
+    );
+    let (_, _, body) = only_write(&exec(OperationSpec::SolrEnable, "s1", None).await);
+    assert_eq!(body["params"]["addon"], "indexserver");
+    failed(&exec_with(OperationSpec::RedisEnable, "s1", None, vec![fault("enable_addon")], &[]).await, "refused");
+
+    let add = OperationSpec::TagAdd { org: text("The Org"), tag: text("q4") };
+    let o = exec(add, "s1", None).await;
+    let w = &o.writes[0];
+    assert_eq!(w.method, "PUT");
+    assert!(w.path.ends_with("/tags"), "{}", w.path);
+    let site_id = o.all.iter().find(|r| r.path.starts_with("/api/site-names/")).map(|_| ()).is_some();
+    assert!(site_id);
+    assert!(w.body.as_ref().unwrap()["q4"]["sites"].is_array());
+    unchanged(&exec(OperationSpec::TagAdd { org: text("org"), tag: text("weekly") }, "s1", None).await);
+    let o = exec(OperationSpec::TagRemove { org: text("org"), tag: text("weekly") }, "s1", None).await;
+    assert_eq!(o.writes[0].method, "DELETE");
+    assert!(o.writes[0].path.ends_with("/tags/weekly/sites") && o.writes[0].query[0].0 == "entity");
+    unchanged(&exec(OperationSpec::TagRemove { org: text("org"), tag: text("nope") }, "s1", None).await);
+    failed(&exec(OperationSpec::TagAdd { org: text("elsewhere"), tag: text("x") }, "s1", None).await, "not a member");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_operations_read_and_write_nothing() {
+    let cases: Vec<(OperationSpec, &str, Option<&str>, &str)> = vec![
+        (OperationSpec::SiteInfo, "s1", None, "name"),
+        (OperationSpec::SiteTeamList, "s1", None, "0"),
+        (OperationSpec::EnvInfo, "s2", Some("live"), "locked"),
+        (OperationSpec::EnvCodeLog, "s1", Some("dev"), "0"),
+        (OperationSpec::OrgList, "", None, "0"),
+        (OperationSpec::OrgSiteList { org: text("org"), tag: Some(text("weekly")) }, "", None, "0"),
+        (
+            OperationSpec::SiteList { org: None, tag: None, upstream: None, framework: Some(text("wordpress")) },
+            "",
+            None,
+            "1",
+        ),
+    ];
+    for (op, site, env, key) in cases {
+        let name = op.kind().name();
+        let o = exec(op, site, env).await;
+        let data = ok(&o).data.clone().unwrap_or_else(|| panic!("{name}: no data"));
+        let found = match key.parse::<usize>() {
+            Ok(i) => data.get(i).is_some(),
+            Err(_) => data.get(key).is_some(),
+        };
+        assert!(found, "{name}: {data}");
+        assert!(o.writes.is_empty(), "{name} wrote: {:#?}", o.writes);
+        assert!(!data.to_string().contains("locked-password"), "{name}: a lock password in the data");
+    }
+}
