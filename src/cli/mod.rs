@@ -159,6 +159,14 @@ pub struct PlanArgs {
     /// Save exactly this plan (resolved targets and expanded tasks) as JSON for `apply`.
     #[arg(short = 'o', long = "out", value_name = "SAVED")]
     pub out: Option<PathBuf>,
+    /// Also make read-only API calls: per task, whether it would change something, nothing,
+    /// or fail (a preflight finding).
+    #[arg(long)]
+    pub refresh: bool,
+    /// Exit 0 when nothing would change, 4 when tasks would change something, 5 when some of
+    /// them are destructive (implies --refresh).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod backups;
 mod domains;
 mod environments;
 mod multidev;
+pub mod preview;
 mod sites;
 mod upstream;
 

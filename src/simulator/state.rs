@@ -19,6 +19,9 @@ use super::world::{World, derived_id};
 
 pub(crate) const STANDARD_ENVS: [&str; 3] = ["dev", "test", "live"];
 
+/// 2025-01-01T00:00:00Z: the day a world's sites were created.
+const WORLD_EPOCH: f64 = 1_735_689_600.0;
+
 /// A platform session.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionRec {
@@ -155,7 +158,7 @@ fn iso(unix: f64) -> String {
 }
 
 impl SimState {
-    pub(crate) fn new(world: &World, now: f64) -> Self {
+    pub(crate) fn new(world: &World) -> Self {
         let orgs: Vec<OrgRec> = world
             .orgs
             .iter()
@@ -168,7 +171,9 @@ impl SimState {
             .collect();
         let mut sites = BTreeMap::new();
         let mut names = HashMap::new();
-        let created = now - 400.0 * 86_400.0;
+        // The world's history is dated from a fixed day, not from now, so every run of the
+        // same world has the same commits and backup file names.
+        let created = WORLD_EPOCH;
         for site in &world.sites {
             let id = World::site_id(site);
             let org_id = site.org.as_ref().and_then(|n| orgs.iter().find(|o| &o.name == n)).map(|o| o.id.clone());
@@ -206,7 +211,7 @@ impl SimState {
                 .map(|(env_id, e)| {
                     let backups = (0..e.backups)
                         .flat_map(|n| {
-                            let t = now - 86_400.0 * f64::from(e.backups - n);
+                            let t = WORLD_EPOCH + 300.0 * 86_400.0 + 86_400.0 * f64::from(n);
                             backup_set(&site.name, env_id, t, &["code", "files", "database"])
                         })
                         .collect();
@@ -865,7 +870,7 @@ mod tests {
     #[test]
     fn the_world_becomes_state_with_deployable_commits() {
         let world = World::builtin().unwrap();
-        let state = SimState::new(&world, 1_800_000_000.0);
+        let state = SimState::new(&world);
         let id = &state.names["acme-web"];
         let site = &state.sites[id];
         let on = |env: &str| site.commits.iter().filter(|c| c.labels.contains(env)).count();

@@ -12,12 +12,14 @@
 mod apply;
 mod architecture;
 mod auth;
+mod catalogue;
 mod client;
 mod diagnostics;
 mod examples;
 mod fixtures;
 mod operations;
 mod properties;
+mod refresh;
 mod reports;
 mod shapes;
 mod simulator;

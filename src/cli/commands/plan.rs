@@ -12,6 +12,7 @@ use super::{PlanInput, Prepared};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, PlanArgs, PlanFormat};
 use crate::expand::Task;
+use crate::operations::preview::Preview;
 use crate::plan::model::PlanSettings;
 use crate::plan::ops::{OperationSpec, Scalar};
 use crate::resolve::Resolved;
@@ -80,6 +81,9 @@ struct TaskSummary<'a> {
     wave: u32,
     destructive: bool,
     starts_workflow: bool,
+    /// With `--refresh`: what the task would do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh: Option<Refresh>,
 }
 
 fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
@@ -138,6 +142,7 @@ fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
                 wave: t.wave + 1,
                 destructive: t.payload.is_destructive(),
                 starts_workflow: t.payload.kind().starts_workflow(),
+                refresh: None,
             })
             .collect(),
     }
@@ -153,8 +158,19 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
         Ok(p) => p,
         Err(status) => return Ok(status),
     };
+    let refresh = args.refresh || args.detailed_exitcode;
+    let mut previews = None;
     if let Some(connection) = prepared.connection.take() {
+        if refresh {
+            previews = Some(refresh_previews(&prepared, &connection));
+        }
         connection.close();
+    } else if refresh {
+        super::write_error(
+            io.stderr,
+            "--refresh reads the Pantheon API: log in (TERMINUS_MACHINE_TOKEN or `terminus-batch auth login`) or pass --simulate",
+        )?;
+        return Ok(ExitStatus::Unreachable);
     } else if args.out.is_some() {
         // DESIGN.md §8: a saved plan records resolved targets; names taken as written are not.
         super::write_error(
@@ -174,7 +190,12 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
             writeln!(io.stderr, "saved plan to {}", out.display())?;
         }
     }
-    let doc = document(&prepared, false);
+    let mut doc = document(&prepared, false);
+    if let Some(previews) = &previews {
+        for (task, preview) in doc.tasks.iter_mut().zip(previews) {
+            task.refresh = Some(preview.clone());
+        }
+    }
     let text = match args.format {
         PlanFormat::Json => {
             let mut t = serde_json::to_string_pretty(&doc).map_err(io::Error::other)?;
@@ -185,7 +206,99 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
         PlanFormat::Markdown => markdown(&doc),
     };
     io.stdout.write_all(text.as_bytes())?;
+    if args.detailed_exitcode {
+        let tasks = &prepared.expansion.tasks;
+        let changes = |i: usize| {
+            previews
+                .as_ref()
+                .is_some_and(|p| matches!(p[i], Refresh::Change(_) | Refresh::ChangeAfter(_) | Refresh::Finding(_)))
+        };
+        let any = (0..tasks.len()).any(changes);
+        let destructive = (0..tasks.len()).any(|i| changes(i) && tasks[i].payload.is_destructive());
+        return Ok(if destructive {
+            ExitStatus::WouldDestroy
+        } else if any {
+            ExitStatus::WouldChange
+        } else {
+            ExitStatus::Success
+        });
+    }
     Ok(ExitStatus::Success)
+}
+
+/// A task's refreshed state, as `plan --refresh` shows it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+enum Refresh {
+    Change(String),
+    /// Something it needs may change the site first.
+    ChangeAfter(String),
+    Unchanged(String),
+    ReadOnly(String),
+    Finding(String),
+    /// The read-only calls themselves failed.
+    Unknown(String),
+}
+
+impl Refresh {
+    fn label(&self) -> String {
+        match self {
+            Self::Change(r) => format!("will change: {r}"),
+            Self::ChangeAfter(t) => format!("will change after {t}"),
+            Self::Unchanged(r) => format!("unchanged: {r}"),
+            Self::ReadOnly(r) => format!("read-only: {r}"),
+            Self::Finding(r) => format!("would fail: {r}"),
+            Self::Unknown(r) => format!("unknown: {r}"),
+        }
+    }
+}
+
+/// Previews every task with read-only calls, concurrently within the request limits; then a
+/// task after one that will change the same site first is "will change after" it.
+fn refresh_previews(prepared: &Prepared, connection: &super::Connection) -> Vec<Refresh> {
+    use futures::StreamExt as _;
+    let (poller, _driver) = crate::operations::api::workflows::Poller::new(connection.client.clone());
+    let ops = crate::operations::Ops::new(
+        connection.client.clone(),
+        poller,
+        "refresh".into(),
+        std::collections::BTreeMap::new(),
+    );
+    let tasks = &prepared.expansion.tasks;
+    let width = prepared.settings.max_requests.max(1);
+    let mut previews: Vec<Refresh> = connection.runtime.block_on(
+        futures::stream::iter(tasks.iter())
+            .map(|t| {
+                let ops = ops.clone();
+                async move {
+                    let target = crate::operations::Target {
+                        site: t.site.clone().unwrap_or_default(),
+                        site_id: t.site_id.clone().unwrap_or_default(),
+                        env: t.env.clone(),
+                    };
+                    match ops.preview(&t.payload, &target).await {
+                        Ok(Preview::Change(r)) => Refresh::Change(r),
+                        Ok(Preview::Unchanged(r)) => Refresh::Unchanged(r),
+                        Ok(Preview::ReadOnly(r)) => Refresh::ReadOnly(r),
+                        Ok(Preview::Finding(r)) => Refresh::Finding(r),
+                        Err(e) => Refresh::Unknown(e.message),
+                    }
+                }
+            })
+            .buffered(width)
+            .collect(),
+    );
+    for &i in prepared.graph.topological_order() {
+        if matches!(previews[i], Refresh::Finding(_) | Refresh::ReadOnly(_)) {
+            continue;
+        }
+        let first =
+            tasks[i].needs.iter().find(|&&n| matches!(previews[n], Refresh::Change(_) | Refresh::ChangeAfter(_)));
+        if let Some(&n) = first {
+            previews[i] = Refresh::ChangeAfter(tasks[n].id.to_string());
+        }
+    }
+    previews
 }
 
 fn duration(secs: u64) -> String {
@@ -235,6 +348,9 @@ fn text(doc: &PlanDocument<'_>) -> String {
             }
             if !task.needs.is_empty() {
                 let _ = write!(line, "  after {}", task.needs.join(", "));
+            }
+            if let Some(refresh) = &task.refresh {
+                let _ = write!(line, "  — {}", refresh.label());
             }
             let _ = writeln!(out, "{line}");
         }

@@ -36,6 +36,8 @@ pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> io::Result<ExitStat
             },
             format: PlanFormat::Text,
             out: None,
+            refresh: false,
+            detailed_exitcode: false,
         };
         return super::plan::show(PlanInput::Generated(source), &plan_args, io);
     }

@@ -87,3 +87,12 @@ pub(crate) fn example_plans() -> Vec<PathBuf> {
     plans.sort();
     plans
 }
+
+/// Lowercase hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}

@@ -79,8 +79,12 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) fn new(knobs: Knobs) -> Self {
+        Self::with_world(&builtin(), knobs)
+    }
+
+    pub(crate) fn with_world(world: &World, knobs: Knobs) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let sim = runtime.block_on(Simulator::start(&builtin(), knobs, 0)).unwrap();
+        let sim = runtime.block_on(Simulator::start(world, knobs, 0)).unwrap();
         Self { runtime, sim: Some(sim) }
     }
 

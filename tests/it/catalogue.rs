@@ -1,0 +1,150 @@
+//! Every operation end to end against the simulator, through `run` and through a plan.
+
+use serde_json::Value;
+
+use crate::support::Test;
+
+/// (operation, targets, options): one case per operation of the catalogue, on the built-in
+/// world, chosen so the cases do not step on each other inside one plan.
+const CASES: &[(&str, &str, &[&str])] = &[
+    ("env:deploy", "acme-web.test", &["note=Release"]),
+    ("env:clear-cache", "acme-web.live", &[]),
+    ("env:wake", "acme-web.dev", &[]),
+    ("env:clone-content", "acme-blog.test", &["from-env=live"]),
+    ("env:commit", "acme-shop.dev", &["message=Nightly"]),
+    ("backup:create", "acme-web.dev", &["element=db", "keep-for=7"]),
+    ("backup:get", "acme-docs.live", &["to=downloads"]),
+    ("backup:restore", "acme-blog.live", &["element=db"]),
+    ("multidev:create", "acme-web.ci-999", &["no-files=true"]),
+    ("multidev:delete", "acme-blog.feature-x", &[]),
+    ("multidev:merge-to-dev", "acme-web.ci-101", &[]),
+    ("multidev:merge-from-dev", "acme-blog.ci-202", &[]),
+    ("domain:add", "acme-web.test", &["domain=test.acme-web.example"]),
+    ("domain:remove", "acme-blog.live", &["domain=www.acme-blog.example"]),
+    ("connection:set", "acme-blog.dev", &["mode=sftp"]),
+    ("upstream:updates:apply", "acme-web.dev", &["updatedb=true"]),
+    ("lock:enable", "acme-blog.test", &["username=ops", "password=${{ env.LOCK_PW }}"]),
+    ("lock:disable", "acme-web.test", &[]),
+    ("redis:enable", "acme-web", &[]),
+    ("solr:enable", "acme-web", &[]),
+    ("tag:add", "acme-web", &["org=acme-agency", "tag=q4"]),
+    ("tag:remove", "acme-blog", &["org=acme-agency", "tag=weekly"]),
+    ("site:info", "acme-web", &[]),
+    ("site:team:list", "acme-web", &[]),
+    ("env:info", "acme-web.live", &[]),
+    ("env:code-log", "acme-web.live", &[]),
+    ("domain:list", "acme-web.live", &[]),
+    ("backup:list", "acme-web.live", &[]),
+    ("upstream:updates:status", "acme-web.dev", &[]),
+    ("site:list", "", &["framework=wordpress"]),
+    ("org:list", "", &[]),
+    ("org:site:list", "", &["org=acme-agency", "tag=weekly"]),
+];
+
+fn all_ok(report: &Value) -> bool {
+    report["tasks"]
+        .as_array()
+        .is_some_and(|t| t.iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged"))
+}
+
+#[test]
+fn every_operation_runs_through_run() {
+    for (op, on, with) in CASES {
+        let mut args = vec!["run", op, "--simulate", "--allow-destructive", "--report", "json=-", "-q"];
+        if !on.is_empty() {
+            args.extend(["--on", on]);
+        }
+        for w in *with {
+            args.extend(["--with", w]);
+        }
+        let out = Test::new().env("LOCK_PW", "s3cret").args(&args).run();
+        assert_eq!(out.code, 0, "{op}: {}", out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{op}: {e}: {}", out.stdout));
+        assert!(all_ok(&report), "{op}: {}", report["tasks"]);
+        assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"), "{op}: the lock password leaked");
+    }
+}
+
+#[test]
+fn every_operation_runs_in_one_plan() {
+    let mut plan = String::from("version: 1\nname: everything\njobs:\n");
+    for (i, (op, on, with)) in CASES.iter().enumerate() {
+        plan.push_str(&format!("  job-{i}:\n    run: {op}\n"));
+        if let Some((site, env)) = on.split_once('.') {
+            plan.push_str(&format!("    on: {{ sites: [{site}], env: {env} }}\n"));
+        } else if !on.is_empty() {
+            plan.push_str(&format!("    on: {{ sites: [{on}] }}\n"));
+        }
+        if !with.is_empty() {
+            let pairs: Vec<String> = with
+                .iter()
+                .map(|w| {
+                    let (k, v) = w.split_once('=').unwrap();
+                    if v.contains(['{', ':', ' ']) { format!("{k}: \"{v}\"") } else { format!("{k}: {v}") }
+                })
+                .collect();
+            plan.push_str(&format!("    with: {{ {} }}\n", pairs.join(", ")));
+        }
+    }
+    let t = Test::new().env("LOCK_PW", "s3cret").file("everything.yml", &plan).args(&[
+        "apply",
+        "everything.yml",
+        "--simulate",
+        "--allow-destructive",
+        "--report",
+        "json=out.json",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(report["totals"]["tasks"], CASES.len(), "one task per operation");
+    assert!(all_ok(&report), "{}", report["tasks"]);
+    let downloaded = t.path().join("downloads/acme-docs/live");
+    assert_eq!(std::fs::read_dir(downloaded).unwrap().count(), 1);
+}
+
+#[test]
+fn ten_downloads_survive_dropped_connections_and_leave_no_partial_file() {
+    use sha2::{Digest, Sha256};
+    let mut world = String::from(
+        "simulator:\n  time_scale: 0.001\n  faults:\n    - { route: \"__s3/{file}\", drop: true, times: 3 }\n\
+         user: { email: t@example.com }\norgs: [{ name: o }]\nsites:\n",
+    );
+    for i in 0..10 {
+        world.push_str(&format!("  - {{ name: s{i}, org: o, envs: {{ live: {{ backups: 1 }} }} }}\n"));
+    }
+    let plan = "version: 1\njobs:\n  get:\n    run: backup:get\n    on: { sites: { org: o }, env: live }\n    with: { to: dl }\n";
+    let t = Test::new().file("world.yml", &world).file("plan.yml", plan).args(&[
+        "apply",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+        "--report",
+        "json=out.json",
+        "--downloads",
+        "3",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let tasks = report["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 10);
+    for task in tasks {
+        let data = &task["data"];
+        let path = std::path::PathBuf::from(data["path"].as_str().unwrap());
+        let path = if path.is_absolute() { path } else { t.path().join(path) };
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, data["size"].as_u64().unwrap(), "{}", task["id"]);
+        let digest = crate::support::hex(&Sha256::digest(&bytes));
+        assert_eq!(data["sha256"], digest.as_str(), "{}", task["id"]);
+        let dir = path.parent().unwrap();
+        let names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| std::path::Path::new(n).extension().is_some_and(|e| e == "part")), "{names:?}");
+    }
+    let drops = report["simulator"]["faults"]["drop"].as_u64().unwrap_or(0);
+    assert_eq!(drops, 3, "three downloads were cut mid-file and resumed");
+    let resumed = report["simulator"]["requests"]["GET __s3/{file}"]["206"].as_u64().unwrap_or(0);
+    assert_eq!(resumed, 3);
+}

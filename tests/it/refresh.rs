@@ -1,0 +1,149 @@
+//! `plan --refresh` and `--detailed-exitcode`: read-only previews with every preflight
+//! finding of DESIGN.md §3.6, through the binary and the simulator.
+
+use serde_json::Value;
+
+use terminus_batch::simulator::Knobs;
+
+use crate::support::Test;
+use crate::support::sim::Served;
+
+const WORLD: &str = "
+simulator: { time_scale: 0.001 }
+user: { email: ops@example.com }
+orgs: [{ name: org }]
+sites:
+  - name: cold
+    org: org
+    frozen: true
+    envs: { test: { deployable: 1 } }
+  - name: fresh
+    org: org
+    multidev_quota: 1
+    upstream_updates: 3
+    envs:
+      dev: { connection: sftp }
+      test: { initialized: false }
+      live: { initialized: false, domains: [shop.example] }
+      md-1: {}
+  - name: calm
+    org: org
+";
+
+const PLAN: &str = "version: 1
+jobs:
+  frozen:
+    run: env:clear-cache
+    on: { sites: [cold], env: live }
+  deploy-live:
+    run: env:deploy
+    on: { sites: [fresh], env: live }
+  upstream:
+    run: upstream:updates:apply
+    on: { sites: [fresh], env: dev }
+  quota:
+    run: multidev:create
+    on: { sites: [fresh], env: md-2 }
+  domain:
+    run: domain:add
+    on: { sites: [fresh], env: test }
+    with: { domain: shop.example }
+  restore:
+    run: backup:restore
+    on: { sites: [calm], env: live }
+  deploy-test:
+    run: env:deploy
+    on: { sites: [fresh], env: test }
+  after:
+    run: env:clear-cache
+    needs: [deploy-test]
+    on: { sites: [fresh], env: test }
+  nothing:
+    run: env:deploy
+    on: { sites: [calm], env: test }
+";
+
+fn refreshed(out: &str) -> Vec<(String, String, String)> {
+    let doc: Value = serde_json::from_str(out).unwrap();
+    doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_owned(),
+                t["refresh"]["status"].as_str().unwrap_or_default().to_owned(),
+                t["refresh"]["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn refresh_shows_each_preflight_finding() {
+    let out = Test::new()
+        .file("world.yml", WORLD)
+        .file("plan.yml", PLAN)
+        .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = refreshed(&out.stdout);
+    let get = |id: &str| rows.iter().find(|r| r.0 == id).unwrap_or_else(|| panic!("{id}: {rows:?}")).clone();
+    let finding = |id: &str, needle: &str| {
+        let (_, status, reason) = get(id);
+        assert_eq!(status, "finding", "{id}: {reason}");
+        assert!(reason.contains(needle), "{id}: {reason}");
+    };
+    finding("frozen[cold.live]", "frozen");
+    finding("deploy-live[fresh.live]", "test is not initialized");
+    finding("upstream[fresh.dev]", "SFTP mode");
+    finding("quota[fresh.md-2]", "quota");
+    finding("domain[fresh.test]", "already on live");
+    finding("restore[calm.live]", "no code backup to restore");
+    assert_eq!(get("deploy-test[fresh.test]").1, "change", "initializing test is a change");
+    assert_eq!(
+        get("after[fresh.test]"),
+        ("after[fresh.test]".into(), "change_after".into(), "deploy-test[fresh.test]".into())
+    );
+    assert_eq!(get("nothing[calm.test]").1, "unchanged");
+}
+
+#[test]
+fn refresh_makes_read_only_calls_only() {
+    let world = crate::support::sim::world(WORLD);
+    let served = Served::with_world(&world, Knobs { time_scale: 0.001, ..Knobs::default() });
+    let out = served
+        .test()
+        .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+        .file("plan.yml", PLAN)
+        .args(&["plan", "plan.yml", "--refresh", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(refreshed(&out.stdout).len(), 9);
+    let stats = served.stop();
+    let writes: Vec<&String> = stats
+        .requests
+        .keys()
+        .filter(|route| !route.starts_with("GET ") && route.as_str() != "POST authorize/machine-token")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(stats.workflows_total, 0);
+}
+
+#[test]
+fn detailed_exit_codes() {
+    let calm = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [calm], env: test }\n";
+    let run = |plan: &str| {
+        Test::new()
+            .file("world.yml", WORLD)
+            .file("plan.yml", plan)
+            .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--detailed-exitcode", "-q"])
+            .run()
+            .code
+    };
+    assert_eq!(run(calm), 0, "nothing would change");
+    let changes = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [fresh], env: test }\n";
+    assert_eq!(run(changes), 4);
+    let destroys = "version: 1\njobs:\n  r:\n    run: lock:disable\n    on: { sites: [fresh], env: live }\n  m:\n    run: multidev:delete\n    on: { sites: [fresh], env: md-1 }\n";
+    assert_eq!(run(destroys), 5);
+}
