@@ -62,6 +62,9 @@ pub struct Outcome {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// The earlier run that did this task, when `--resume` carried its result over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
 }
 
 /// One fact about a run.

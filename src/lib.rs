@@ -13,6 +13,7 @@ pub mod expand;
 pub mod glob;
 pub mod graph;
 pub mod ids;
+pub mod journal;
 pub mod operations;
 pub mod plan;
 pub mod report;

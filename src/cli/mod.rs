@@ -228,6 +228,10 @@ pub struct RunArgs {
     /// Backup downloads at once (`backup:get`), apart from API requests.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub downloads: usize,
+    /// Resume the newest run of this plan in the state directory, or `--resume=RUN`: tasks
+    /// that succeeded are not run again, workflows that started are waited for, the rest run.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "RUN")]
+    pub resume: Option<String>,
     /// Where runs keep their journal and lock.
     #[arg(long, value_name = "DIR", default_value = ".terminus-batch")]
     pub state_dir: PathBuf,
@@ -290,9 +294,10 @@ pub fn main() -> ExitCode {
     );
     crate::telemetry::init(cli.global.verbose, cli.global.quiet, vars.get(crate::settings::env::LOG));
     let stdout = io::stdout();
-    let stderr = io::stderr();
+    // stderr stays unlocked: logs are written from the runtime's worker threads, and a lock
+    // held here for the whole command would block them forever.
+    let mut err = io::stderr();
     let mut out = stdout.lock();
-    let mut err = stderr.lock();
     let mut io = Io { stdout: &mut out, stderr: &mut err, style, quiet: cli.global.quiet, vars: &vars };
     match commands::run(cli, &mut io) {
         Ok(status) => status.into(),

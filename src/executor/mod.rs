@@ -57,6 +57,8 @@ pub struct Done {
     pub status: Status,
     pub message: String,
     pub data: Option<serde_json::Value>,
+    /// The earlier run that did it (`--resume` carrying a result over).
+    pub run: Option<String>,
 }
 
 /// Whether trying again may help.
@@ -253,7 +255,7 @@ where
                     sink,
                     &mut statuses,
                     skip.task,
-                    Outcome { status: Status::Skipped, message: skip.reason, data: None },
+                    Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None },
                     at,
                 );
             }
@@ -300,8 +302,8 @@ where
                 };
                 let ids = &workflows[task];
                 let outcome = match end {
-                    TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data },
-                    TaskEnd::Failed(message) => Outcome { status: Status::Failed, message, data: None },
+                    TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data, run: done.run },
+                    TaskEnd::Failed(message) => Outcome { status: Status::Failed, message, data: None, run: None },
                     TaskEnd::Cancelled => Outcome {
                         status: Status::Cancelled,
                         message: if ids.is_empty() {
@@ -309,7 +311,7 @@ where
                         } else {
                             format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
                         },
-                        data: None,
+                        data: None, run: None
                     },
                     TaskEnd::TimedOut { workflow_started } => Outcome {
                         status: Status::Failed,
@@ -318,14 +320,14 @@ where
                         } else {
                             "timed out".to_owned()
                         },
-                        data: None,
+                        data: None, run: None
                     },
                 };
                 let status = outcome.status;
                 finish(sink, &mut statuses, task, outcome, at);
                 let skipped = sched.finish(task, status);
                 for skip in skipped {
-                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None }, at);
+                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
                 }
                 if controls.abort_in_flight && sched.draining().is_some() {
                     controls.abort.cancel();
@@ -335,7 +337,7 @@ where
                 interrupted = true;
                 let at = clock.now_ms();
                 for skip in sched.drain("the run was interrupted") {
-                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None }, at);
+                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
                 }
                 if controls.abort_in_flight {
                     controls.abort.cancel();
@@ -345,7 +347,7 @@ where
                 timed_out = true;
                 let at = clock.now_ms();
                 for skip in sched.drain("the run timed out") {
-                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None }, at);
+                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
                 }
                 controls.abort.cancel();
             }
@@ -362,6 +364,7 @@ where
                 status: Status::Failed,
                 message: "internal error: the attempt panicked".to_owned(),
                 data: None,
+                run: None,
             };
             finish(sink, &mut statuses, task, outcome, at);
         }
@@ -489,7 +492,7 @@ mod tests {
                     Ok(ms) => {
                         ctx.workflow_started("wf");
                         tokio::time::sleep(Duration::from_millis(ms)).await;
-                        Ok(Done { status: Status::Succeeded, message: "ok".into(), data: None })
+                        Ok(Done { status: Status::Succeeded, message: "ok".into(), data: None, run: None })
                     }
                     Err((transient, started)) => {
                         if started {

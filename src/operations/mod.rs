@@ -72,6 +72,11 @@ pub trait OpContext: Send + Sync {
     /// A workflow was started: the operation must never be started again.
     fn workflow_started(&self, id: &str);
     fn progress(&self, message: &str);
+    /// On `--resume` of an attempt that may have started a workflow before the crash: look
+    /// for one created since this time (unix seconds) before starting another.
+    fn adopt_since(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Whether this build executes `kind` (every operation of the v1 catalogue).
@@ -267,11 +272,57 @@ impl Ops {
         }
     }
 
+    /// Re-attaches to a workflow an earlier run started and did not see end (`--resume`):
+    /// waits for it, never starting the operation again.
+    pub async fn reattach(
+        &self,
+        target: &Target,
+        workflow_id: &str,
+        ctx: &impl OpContext,
+    ) -> Result<OpOutput, OpError> {
+        let site_id = if target.site_id.is_empty() {
+            self.client
+                .site_id(&target.site)
+                .await?
+                .ok_or_else(|| OpError::permanent(format!("site {} was not found", target.site)))?
+        } else {
+            target.site_id.clone()
+        };
+        let workflow = self.client.workflow(&site_id, workflow_id).await.map_err(|e| OpError {
+            message: format!("cannot find workflow {workflow_id} again: {e}"),
+            transient: false,
+        })?;
+        ctx.workflow_started(&workflow.id);
+        let done = self
+            .poller
+            .wait(&site_id, &workflow)
+            .await
+            .map_err(|e| OpError { message: format!("lost track of workflow {workflow_id}: {e}"), transient: false })?;
+        if done.succeeded() {
+            Ok(OpOutput {
+                changed: true,
+                message: format!("re-attached to workflow {workflow_id}, which succeeded"),
+                data: None,
+            })
+        } else {
+            Err(OpError::permanent(format!("workflow {workflow_id} failed: {}", done.failure_reason())))
+        }
+    }
+
     /// Starts a workflow (never twice), records it, and waits for it to finish. A failed
     /// workflow is an error with the platform's reason.
     async fn run_workflow(&self, start: &StartWorkflow, ctx: &impl OpContext) -> Result<Workflow, OpError> {
-        ctx.attempt_starting().await;
-        let workflow = self.client.start_workflow(start, unix_now()).await?;
+        let adopted = match ctx.adopt_since() {
+            Some(since) => self.client.find_started(start, since).await?,
+            None => None,
+        };
+        let workflow = if let Some(found) = adopted {
+            tracing::info!(workflow = %found.id, "re-attached to a workflow an interrupted run started");
+            found
+        } else {
+            ctx.attempt_starting().await;
+            self.client.start_workflow(start, unix_now()).await?
+        };
         ctx.workflow_started(&workflow.id);
         ctx.progress(workflow.description.as_deref().unwrap_or(&workflow.kind));
         let site = start.scope.site_id();

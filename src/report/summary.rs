@@ -182,6 +182,9 @@ impl RunReport {
                         }
                     }
                     t.status = Some(outcome.status);
+                    if let Some(run) = &outcome.run {
+                        t.run_id.clone_from(run);
+                    }
                     t.message.clone_from(&outcome.message);
                     t.data.clone_from(&outcome.data);
                     t.finished_at = Some(*at);

@@ -32,6 +32,8 @@ pub struct Knobs {
     pub error_rate: f64,
     /// Fraction of requests whose connection is dropped (after acting on them).
     pub drop_rate: f64,
+    /// Fraction of requests refused with 429 and `Retry-After` (without acting on them).
+    pub throttle_rate: f64,
     /// Fraction of workflows that fail.
     pub fail_workflow_rate: f64,
     /// Faults on exact requests.
@@ -80,6 +82,9 @@ pub struct FaultRule {
     /// Default: drops after, statuses before.
     #[serde(default)]
     pub processed: Option<bool>,
+    /// Hold the answer this many seconds (before scaling): a slow endpoint.
+    #[serde(default)]
+    pub delay: Option<f64>,
     /// Skip this many matching requests first.
     #[serde(default)]
     pub after: u32,
@@ -105,6 +110,7 @@ impl Default for Knobs {
             retry_after: 1.0,
             error_rate: 0.0,
             drop_rate: 0.0,
+            throttle_rate: 0.0,
             fail_workflow_rate: 0.0,
             faults: Vec::new(),
             session_expires_in: 28.0 * 24.0 * 3600.0,
@@ -148,6 +154,7 @@ impl Knobs {
         for (name, rate) in [
             ("error_rate", self.error_rate),
             ("drop_rate", self.drop_rate),
+            ("throttle_rate", self.throttle_rate),
             ("fail_workflow_rate", self.fail_workflow_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {

@@ -244,6 +244,7 @@ impl Drop for ActiveGuard<'_> {
 enum Fault {
     Status { code: u16, processed: bool },
     Drop { processed: bool },
+    Delay { secs: f64 },
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
@@ -314,11 +315,22 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         });
         return Err(Dropped);
     }
+    if let Some(Fault::Delay { secs }) = fault {
+        tokio::time::sleep(knobs.scaled(secs)).await;
+    }
     if let Some(Fault::Status { code, processed: false }) = fault {
         shared.record(&template, &method, &path, &query, body_json, code, |s| {
             *s.faults.entry(code.to_string()).or_default() += 1;
+            if code == 429 {
+                s.rate_limited += 1;
+            }
         });
-        return Ok(respond(&Answer::error(code, "Simulated server error.")));
+        let mut answer = Answer::error(code, "Simulated server error.");
+        if code == 429 {
+            let retry = (knobs.scaled(knobs.retry_after).as_secs_f64() * 1000.0).ceil() / 1000.0;
+            answer.headers.push(("Retry-After", format!("{retry}")));
+        }
+        return Ok(respond(&answer));
     }
     let now = shared.now();
     let answer = {
@@ -448,6 +460,9 @@ impl Shared {
             if hit <= rule.after || hit > rule.after + rule.times {
                 continue;
             }
+            if let Some(secs) = rule.delay {
+                return (Some(Fault::Delay { secs }), None);
+            }
             if let Some(reason) = &rule.fail_workflow {
                 return (None, Some(reason.clone()));
             }
@@ -465,6 +480,9 @@ impl Shared {
         if k.error_rate > 0.0 && roll(k.seed, &format!("err:{key}")) < k.error_rate {
             let code = [500, 502, 503][(roll(k.seed, &format!("code:{key}")) * 3.0) as usize % 3];
             return (Some(Fault::Status { code, processed: false }), None);
+        }
+        if k.throttle_rate > 0.0 && roll(k.seed, &format!("throttle:{key}")) < k.throttle_rate {
+            return (Some(Fault::Status { code: 429, processed: false }), None);
         }
         if k.drop_rate > 0.0 && roll(k.seed, &format!("drop:{key}")) < k.drop_rate {
             return (Some(Fault::Drop { processed: true }), None);

@@ -20,6 +20,7 @@ fn rule(route: &str) -> FaultRule {
         drop: false,
         fail_workflow: None,
         processed: None,
+        delay: None,
         after: 0,
         times: 1,
     }

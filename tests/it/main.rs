@@ -21,6 +21,7 @@ mod operations;
 mod properties;
 mod refresh;
 mod reports;
+mod resilience;
 mod shapes;
 mod simulator;
 mod support;

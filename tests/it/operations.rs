@@ -67,6 +67,7 @@ fn fault(kind: &str) -> FaultRule {
         drop: false,
         fail_workflow: Some(format!("Simulated: {kind} refused")),
         processed: None,
+        delay: None,
         after: 0,
         times: 9,
     }

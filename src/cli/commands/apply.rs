@@ -4,7 +4,7 @@
 //! The adapter [`OpRunner`] implementing the executor's `Runner` over the operations lives
 //! here, the only place that sees both.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use crate::executor::scheduler::{GroupPolicy, Limits};
 use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
 use crate::expand::{JobInfo, Task};
 use crate::ids::RunId;
+use crate::journal::lock::{Holder, Lock};
+use crate::journal::{self, Header, JournalWriter, Prior};
 use crate::operations::api::workflows::Poller;
 use crate::operations::{OpContext, Ops, Target, is_supported};
 use crate::plan::model::OnFailure;
@@ -72,10 +74,72 @@ pub(super) fn execute_plan(
             return Ok(status);
         }
     }
-    let mut report = execute(&prepared, &connection, args.run, io);
+    let state_dir = &args.run.state_dir;
+    let run_id = new_run_id();
+    let earlier = match &args.run.resume {
+        Some(named) => {
+            match journal::find(state_dir, &prepared.source.path, (!named.is_empty()).then_some(named.as_str())) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    write_error(io.stderr, &e.to_string())?;
+                    connection.close();
+                    return Ok(ExitStatus::Invalid);
+                }
+            }
+        }
+        None => None,
+    };
+    let holder = Holder {
+        pid: std::process::id(),
+        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        run_id: run_id.to_string(),
+        plan_path: prepared.source.path.clone(),
+    };
+    let _lock = match Lock::acquire(state_dir, &holder) {
+        Ok(lock) => lock,
+        Err(e) => {
+            write_error(io.stderr, &e.to_string())?;
+            connection.close();
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    let header = Header {
+        journal: 1,
+        run_id: run_id.to_string(),
+        resumed_from: earlier.as_ref().map(|j| j.header.run_id.clone()),
+        first_run: earlier.as_ref().map_or_else(|| run_id.to_string(), |j| j.header.first_run.clone()),
+        plan_path: prepared.source.path.clone(),
+        plan_sha256: prepared.source.sha256(),
+        settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
+    };
+    let mut writer = match JournalWriter::create(state_dir, &header) {
+        Ok(w) => w,
+        Err(e) => {
+            write_error(io.stderr, &format!("{e}; a run that cannot be journalled does not start (see --state-dir)"))?;
+            connection.close();
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    if let Some(j) = &earlier {
+        if j.header.plan_sha256 != header.plan_sha256 {
+            tracing::warn!("the plan changed since run {}; tasks are matched by id", j.header.run_id);
+        }
+        if !io.quiet {
+            writeln!(io.stderr, "resuming run {} as run {run_id}", j.header.run_id)?;
+        }
+    }
+    let priors = earlier.as_ref().map(journal::prior_states).unwrap_or_default();
+    let run = RunContext { run_id, first_run: header.first_run.clone(), priors };
+    let mut report = execute(&prepared, &connection, args.run, run, &mut writer, io);
     if let Some(stats) = connection.close() {
         tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
         report.simulator = serde_json::to_value(&stats).ok();
+    }
+    if let Err(e) = writer.write_result(&crate::report::json::render(&report)) {
+        write_error(io.stderr, &format!("cannot write {}/result.json: {e}", writer.dir().display()))?;
+    }
+    if let Some(e) = writer.error() {
+        write_error(io.stderr, &format!("the journal in {} is incomplete: {e}", writer.dir().display()))?;
     }
     write_reports(&report, &reports, io)?;
     if !io.quiet {
@@ -244,10 +308,25 @@ fn settings_info(settings: &Settings, resolved_by: &str) -> SettingsInfo {
     }
 }
 
+/// This run's identity and what an earlier run left (`--resume`).
+struct RunContext {
+    run_id: RunId,
+    /// The first run of a resume chain: workflow annotations carry it.
+    first_run: String,
+    priors: HashMap<String, Prior>,
+}
+
 /// Runs the graph; returns the report (also on Ctrl-C).
-fn execute(prepared: &Prepared, connection: &super::Connection, run: &RunArgs, io: &mut Io<'_>) -> RunReport {
+fn execute(
+    prepared: &Prepared,
+    connection: &super::Connection,
+    run: &RunArgs,
+    context: RunContext,
+    journal: &mut JournalWriter,
+    io: &mut Io<'_>,
+) -> RunReport {
     let settings = &prepared.settings;
-    let run_id = new_run_id();
+    let RunContext { run_id, first_run, priors } = context;
     let (poller, driver) = Poller::new(connection.client.clone());
     let vars: BTreeMap<String, String> = prepared
         .expansion
@@ -260,10 +339,10 @@ fn execute(prepared: &Prepared, connection: &super::Connection, run: &RunArgs, i
         (Some(format!("http://{}", sim.addr())), std::time::Duration::from_secs(5).mul_f64(sim.knobs().time_scale))
     });
     let (health_base, pause) = platform.unwrap_or((None, std::time::Duration::from_secs(5)));
-    let ops = Ops::new(connection.client.clone(), poller, run_id.to_string(), vars)
+    let ops = Ops::new(connection.client.clone(), poller, first_run, vars)
         .with_platform(health_base, pause)
         .with_downloads(run.downloads);
-    let runner = Arc::new(OpRunner { ops, jobs: prepared.expansion.jobs.clone() });
+    let runner = Arc::new(OpRunner { ops, jobs: prepared.expansion.jobs.clone(), priors: Arc::new(priors) });
     let total = prepared.expansion.tasks.len();
     let groups: Vec<GroupPolicy> = prepared
         .expansion
@@ -310,7 +389,8 @@ fn execute(prepared: &Prepared, connection: &super::Connection, run: &RunArgs, i
     let drain = controls.drain.clone();
     let abort = controls.abort.clone();
     connection.runtime.block_on(async {
-        let mut sinks = FanOut(vec![&mut report as &mut dyn EventSink, &mut live]);
+        // The journal first: an event is on disk before anyone acts on it.
+        let mut sinks = FanOut(vec![journal as &mut dyn EventSink, &mut report, &mut live]);
         let exec = async {
             tokio::select! {
                 summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id, &mut sinks) => summary,
@@ -405,6 +485,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 struct OpRunner {
     ops: Ops,
     jobs: Vec<JobInfo>,
+    /// What an earlier run left, by task id (`--resume`).
+    priors: Arc<HashMap<String, Prior>>,
 }
 
 /// The environment whose code a code-moving operation changes.
@@ -452,18 +534,31 @@ impl Runner<Task<OperationSpec>> for OpRunner {
     ) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
         let ops = self.ops.clone();
         let task = task.clone();
+        let prior = self.priors.get(task.id.as_str()).cloned();
         async move {
             let target = Target {
                 site: task.site.clone().unwrap_or_default(),
                 site_id: task.site_id.clone().unwrap_or_default(),
                 env: task.env.clone(),
             };
-            let ctx = Ctx(ctx);
-            match ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await {
+            let adopt_since = match &prior {
+                Some(Prior::Done { status, message, run }) => {
+                    return Ok(Done { status: *status, message: message.clone(), data: None, run: Some(run.clone()) });
+                }
+                Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
+                _ => None,
+            };
+            let ctx = Ctx { inner: ctx, adopt_since };
+            let result = match &prior {
+                Some(Prior::InFlight { workflow_id, .. }) => ops.reattach(&target, workflow_id, &ctx).await,
+                _ => ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await,
+            };
+            match result {
                 Ok(out) => Ok(Done {
                     status: if out.changed { Status::Succeeded } else { Status::Unchanged },
                     message: out.message,
                     data: out.data,
+                    run: None,
                 }),
                 Err(e) => Err(TaskError {
                     message: e.message,
@@ -475,19 +570,27 @@ impl Runner<Task<OperationSpec>> for OpRunner {
 }
 
 /// The operations' context, forwarded to the executor's.
-struct Ctx(TaskContext);
+struct Ctx {
+    inner: TaskContext,
+    adopt_since: Option<f64>,
+}
 
 impl OpContext for Ctx {
     fn attempt_starting(&self) -> impl Future<Output = ()> + Send {
-        self.0.attempt_starting()
+        self.inner.attempt_starting()
     }
 
     fn workflow_started(&self, id: &str) {
-        self.0.workflow_started(id);
+        self.inner.workflow_started(id);
     }
 
     fn progress(&self, message: &str) {
-        self.0.progress(message);
+        self.inner.progress(message);
+    }
+
+    fn adopt_since(&self) -> Option<f64> {
+        // Only the first attempt of a resumed task looks for what the crashed run started.
+        self.adopt_since.filter(|_| self.inner.attempt() == 1)
     }
 }
 

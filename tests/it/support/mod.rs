@@ -10,6 +10,8 @@ use tempfile::TempDir;
 
 pub(crate) struct Test {
     dir: TempDir,
+    /// Run in this directory instead of the test's own (a second command on the same files).
+    cwd: Option<PathBuf>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
 }
@@ -23,7 +25,7 @@ pub(crate) struct Output {
 
 impl Test {
     pub(crate) fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new(), envs: Vec::new() }
+        Self { dir: tempfile::tempdir().expect("tempdir"), cwd: None, args: Vec::new(), envs: Vec::new() }
     }
 
     /// Writes a file relative to the test's directory.
@@ -48,17 +50,23 @@ impl Test {
     }
 
     pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
+        self.cwd.as_deref().unwrap_or(self.dir.path())
+    }
+
+    /// Runs in `dir` (with `HOME` there) instead of the test's own directory.
+    pub(crate) fn in_dir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_owned());
+        self
     }
 
     pub(crate) fn run(&self) -> Output {
         let out = Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
             .args(&self.args)
-            .current_dir(self.dir.path())
+            .current_dir(self.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.dir.path().join(".config"))
+            .env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.path().join(".config"))
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))

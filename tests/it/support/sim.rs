@@ -100,6 +100,31 @@ impl Served {
             .env("TERMINUS_PROTOCOL", "http")
     }
 
+    /// A test in `dir` pointed at this simulator.
+    pub(crate) fn test_in(&self, dir: &std::path::Path) -> Test {
+        self.test().in_dir(dir)
+    }
+
+    /// Starts a deploy to `site-000.test` with this annotation, as a crashed run's POST would
+    /// have.
+    pub(crate) fn runtime_block_on_start_deploy(&self, annotation: &str) {
+        let sim = self.sim.as_ref().unwrap();
+        let client = ApiClient::new(config(sim)).unwrap();
+        self.runtime.block_on(async {
+            let site = client.site_id("site-000").await.unwrap().unwrap();
+            let start = terminus_batch::operations::api::workflows::StartWorkflow {
+                scope: terminus_batch::operations::api::workflows::WorkflowScope::Env {
+                    site_id: site,
+                    env: "test".into(),
+                },
+                kind: "deploy".into(),
+                params: serde_json::json!({ "updatedb": 0, "clear_cache": 0, "annotation": annotation }),
+                marker: None,
+            };
+            client.start_workflow(&start, terminus_batch::operations::api::unix_now()).await.unwrap();
+        });
+    }
+
     pub(crate) fn stop(mut self) -> terminus_batch::simulator::Stats {
         let sim = self.sim.take().unwrap();
         self.runtime.block_on(sim.stop())

@@ -1,0 +1,126 @@
+//! One `apply` of a plan at a time per state directory: `<state-dir>/locks/<plan>.lock` holds
+//! the holder's pid and start time. A lock whose process is gone is taken over; a live one
+//! refuses with a message naming the holder. Released when dropped.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The lock file's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    /// Unix seconds.
+    pub started_at: u64,
+    pub run_id: String,
+    pub plan_path: String,
+}
+
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{plan} is already being applied by process {pid} (run {run}, started {started}); wait for it, or remove {path} if that process is gone"
+    )]
+    Held { plan: String, pid: u32, run: String, started: String, path: String },
+    #[error("cannot take the lock {path}: {source}; a run that cannot be journalled does not start (see --state-dir)")]
+    Io { path: String, source: io::Error },
+}
+
+/// A held lock, released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+}
+
+fn lock_name(plan_path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(plan_path.as_bytes());
+    format!("{}.lock", crate::plan::source::hex(&digest[..8]))
+}
+
+/// Whether a process with this pid is running (Linux and other systems with `/proc`; where
+/// there is no `/proc`, a holder is assumed alive, the safe side).
+fn alive(pid: u32) -> bool {
+    let proc_root = Path::new("/proc");
+    if !proc_root.is_dir() {
+        return true;
+    }
+    proc_root.join(pid.to_string()).exists()
+}
+
+impl Lock {
+    /// Takes the lock for `holder.plan_path` in `state_dir`.
+    pub fn acquire(state_dir: &Path, holder: &Holder) -> Result<Self, LockError> {
+        let dir = state_dir.join("locks");
+        let path = dir.join(lock_name(&holder.plan_path));
+        let io_err = |source| LockError::Io { path: path.display().to_string(), source };
+        fs::create_dir_all(&dir).map_err(io_err)?;
+        for _ in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    let json = serde_json::to_string(holder).map_err(|e| io_err(io::Error::other(e)))?;
+                    file.write_all(json.as_bytes()).and_then(|()| file.flush()).map_err(io_err)?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let current: Option<Holder> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                    match current {
+                        Some(h) if alive(h.pid) && h.pid != std::process::id() => {
+                            return Err(LockError::Held {
+                                plan: h.plan_path,
+                                pid: h.pid,
+                                run: h.run_id,
+                                started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
+                                path: path.display().to_string(),
+                            });
+                        }
+                        // A dead holder (or an unreadable file): take the lock over.
+                        _ => {
+                            tracing::warn!("taking over the lock {} from a process that is gone", path.display());
+                            fs::remove_file(&path).map_err(io_err)?;
+                        }
+                    }
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        Err(io_err(io::Error::other("the lock changed hands while taking it")))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Best effort: a lock left behind is taken over by the next run (its pid is gone).
+        let _removed = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32) -> Holder {
+        Holder { pid, started_at: 0, run_id: "r1".into(), plan_path: "p.yml".into() }
+    }
+
+    #[test]
+    fn held_refused_dead_taken_over_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        // A live holder: this test's parent process (pid 1 exists wherever /proc does).
+        let live = Lock::acquire(dir.path(), &holder(1)).unwrap();
+        let err = Lock::acquire(dir.path(), &holder(2)).unwrap_err();
+        assert!(err.to_string().contains("process 1"), "{err}");
+        drop(live);
+        let again = Lock::acquire(dir.path(), &holder(3)).unwrap();
+        std::mem::forget(again);
+        // pid 3's lock file is left behind; a pid that cannot exist is dead.
+        let path = dir.path().join("locks").join(lock_name("p.yml"));
+        fs::write(&path, serde_json::to_string(&holder(u32::MAX)).unwrap()).unwrap();
+        let taken = Lock::acquire(dir.path(), &holder(4)).unwrap();
+        drop(taken);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,298 @@
+//! The run journal (DESIGN.md §8): `<state-dir>/runs/<run>/events.jsonl`, a header line then
+//! one event per line, each written and flushed before the executor goes on, so a crash
+//! loses nothing that was started; `result.json` at the end. The reader tolerates a torn
+//! last line, and [`prior_states`] turns a journal into what `--resume` needs to know.
+//!
+//! Consumes events like a reporter; never imports the executor or operations. Writes are
+//! small synchronous appends (a line each), flushed to the operating system; that survives
+//! the process being killed.
+
+pub mod lock;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, EventSink, Status};
+
+/// The first line of a journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// Journal format version.
+    pub journal: u32,
+    pub run_id: String,
+    /// The run this one resumed, if any.
+    pub resumed_from: Option<String>,
+    /// The first run of a resume chain (workflow annotations carry it).
+    pub first_run: String,
+    pub plan_path: String,
+    pub plan_sha256: String,
+    /// The settings in force, for people reading the journal.
+    pub settings: serde_json::Value,
+}
+
+/// Why a journal could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot write the journal in {dir}: {source}")]
+    Write { dir: String, source: io::Error },
+    #[error("cannot read the journal {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("no earlier run of {plan} in {dir} to resume")]
+    NoRun { plan: String, dir: String },
+}
+
+/// Appends events to `events.jsonl`.
+pub struct JournalWriter {
+    dir: PathBuf,
+    file: File,
+    /// The first write error; later events are not attempted.
+    failed: Option<io::Error>,
+}
+
+impl JournalWriter {
+    /// Creates `<state-dir>/runs/<run>/` and its journal with `header`. A state directory
+    /// that cannot be written is an error: a run that cannot be journalled does not start.
+    pub fn create(state_dir: &Path, header: &Header) -> Result<Self, JournalError> {
+        let dir = state_dir.join("runs").join(&header.run_id);
+        let fail = |source| JournalError::Write { dir: dir.display().to_string(), source };
+        fs::create_dir_all(&dir).map_err(fail)?;
+        let mut file = OpenOptions::new().create_new(true).append(true).open(dir.join("events.jsonl")).map_err(fail)?;
+        let line = serde_json::to_string(header).map_err(|e| fail(io::Error::other(e)))?;
+        writeln!(file, "{line}").and_then(|()| file.flush()).map_err(fail)?;
+        Ok(Self { dir, file, failed: None })
+    }
+
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The first write error, if any.
+    #[must_use]
+    pub fn error(&self) -> Option<&io::Error> {
+        self.failed.as_ref()
+    }
+
+    /// Writes `result.json` (the JSON report) beside the events.
+    pub fn write_result(&self, json: &str) -> io::Result<()> {
+        let tmp = self.dir.join("result.json.tmp");
+        fs::write(&tmp, json)?;
+        fs::rename(tmp, self.dir.join("result.json"))
+    }
+}
+
+impl EventSink for JournalWriter {
+    fn emit(&mut self, event: &Event) {
+        if self.failed.is_some() {
+            return;
+        }
+        let written = serde_json::to_string(event)
+            .map_err(io::Error::other)
+            .and_then(|line| writeln!(self.file, "{line}"))
+            .and_then(|()| self.file.flush());
+        if let Err(e) = written {
+            tracing::error!("the journal in {} cannot be written: {e}", self.dir.display());
+            self.failed = Some(e);
+        }
+    }
+}
+
+/// A journal as read back.
+#[derive(Clone, Debug)]
+pub struct RunJournal {
+    pub dir: PathBuf,
+    pub header: Header,
+    pub events: Vec<Event>,
+    /// A last line cut short by a crash, ignored.
+    pub torn_tail: bool,
+}
+
+/// Reads a run's journal; a torn last line is tolerated (and reported in `torn_tail`).
+pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
+    let path = dir.join("events.jsonl");
+    let shown = path.display().to_string();
+    let bad = |message: String| JournalError::Read { path: shown.clone(), message };
+    let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
+    let Some(first) = lines.first() else { return Err(bad("the journal is empty".to_owned())) };
+    let header: Header =
+        serde_json::from_str(first).map_err(|e| bad(format!("line 1 is not a journal header: {e}")))?;
+    let mut events = Vec::new();
+    let mut torn_tail = false;
+    let last = lines.len() - 1;
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(line) {
+            Ok(event) => events.push(event),
+            Err(_) if i == last => torn_tail = true,
+            Err(e) => return Err(bad(format!("line {}: {e}", i + 1))),
+        }
+    }
+    Ok(RunJournal { dir: dir.to_owned(), header, events, torn_tail })
+}
+
+/// The newest run of `plan_path` in `state_dir` (run ids sort by time), or the run named.
+pub fn find(state_dir: &Path, plan_path: &str, run: Option<&str>) -> Result<RunJournal, JournalError> {
+    let runs = state_dir.join("runs");
+    if let Some(run) = run {
+        return read(&runs.join(run));
+    }
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&runs)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    for dir in dirs.iter().rev() {
+        if let Ok(journal) = read(dir) {
+            if journal.header.plan_path == plan_path {
+                return Ok(journal);
+            }
+        }
+    }
+    Err(JournalError::NoRun { plan: plan_path.to_owned(), dir: state_dir.display().to_string() })
+}
+
+/// What an earlier run left for one task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prior {
+    /// Ended `succeeded` or `unchanged`: not run again.
+    Done { status: Status, message: String, run: String },
+    /// A workflow started and was not seen to end: re-attach to it.
+    InFlight { workflow_id: String, run: String },
+    /// An attempt was about to act and no workflow id was recorded: look for the workflow it
+    /// may have started before acting again.
+    Attempted { since_unix: f64, run: String },
+}
+
+/// Per task id, what `journal` says happened, for `--resume`.
+#[must_use]
+pub fn prior_states(journal: &RunJournal) -> HashMap<String, Prior> {
+    let run = journal.header.run_id.clone();
+    let mut ids: Vec<String> = Vec::new();
+    let mut out: HashMap<String, Prior> = HashMap::new();
+    let mut workflows: HashMap<usize, String> = HashMap::new();
+    let mut attempted: HashMap<usize, u64> = HashMap::new();
+    let mut finished: HashMap<usize, (Status, String, Option<String>)> = HashMap::new();
+    for event in &journal.events {
+        match event {
+            Event::RunStarted { tasks, .. } => ids = tasks.iter().map(|t| t.id.to_string()).collect(),
+            Event::AttemptStarting { task, at, .. } => {
+                attempted.insert(*task, *at);
+            }
+            Event::WorkflowStarted { task, workflow_id, .. } => {
+                workflows.insert(*task, workflow_id.clone());
+            }
+            Event::TaskFinished { task, outcome, .. } => {
+                finished.insert(*task, (outcome.status, outcome.message.clone(), outcome.run.clone()));
+            }
+            _ => {}
+        }
+    }
+    for (index, id) in ids.iter().enumerate() {
+        let prior = match finished.get(&index) {
+            Some((status, message, by)) if status.is_ok() => Some(Prior::Done {
+                status: *status,
+                message: message.clone(),
+                run: by.clone().unwrap_or_else(|| run.clone()),
+            }),
+            // Cancelled with a workflow in flight: its remote state is unknown, re-attach.
+            Some((Status::Cancelled, _, _)) | None => match (workflows.get(&index), attempted.get(&index)) {
+                (Some(id), _) => Some(Prior::InFlight { workflow_id: id.clone(), run: run.clone() }),
+                #[expect(clippy::cast_precision_loss, reason = "unix milliseconds as seconds")]
+                (None, Some(at)) => Some(Prior::Attempted { since_unix: *at as f64 / 1000.0, run: run.clone() }),
+                (None, None) => None,
+            },
+            // Failed or skipped: run again.
+            Some(_) => None,
+        };
+        if let Some(prior) = prior {
+            out.insert(id.clone(), prior);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Outcome, TaskHeader};
+    use crate::ids::{JobId, RunId, TaskId};
+
+    fn header(run: &str) -> Header {
+        Header {
+            journal: 1,
+            run_id: run.into(),
+            resumed_from: None,
+            first_run: run.into(),
+            plan_path: "p.yml".into(),
+            plan_sha256: "x".into(),
+            settings: serde_json::Value::Null,
+        }
+    }
+
+    fn task(name: &str) -> TaskHeader {
+        TaskHeader {
+            id: TaskId::new(&JobId::new(name), "", &[]),
+            job: name.into(),
+            site: None,
+            env: None,
+            operation: "x".into(),
+        }
+    }
+
+    #[test]
+    fn writes_reads_and_tolerates_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::create(dir.path(), &header("r1")).unwrap();
+        let events = [
+            Event::RunStarted {
+                run_id: RunId::from_parts("r", 1),
+                at: 0,
+                tasks: vec![task("a"), task("b"), task("c"), task("d")],
+            },
+            Event::TaskFinished {
+                task: 0,
+                outcome: Outcome { status: Status::Succeeded, message: "ok".into(), data: None, run: None },
+                at: 1,
+            },
+            Event::AttemptStarting { task: 1, attempt: 1, at: 2000 },
+            Event::WorkflowStarted { task: 1, workflow_id: "wf-1".into(), at: 3 },
+            Event::AttemptStarting { task: 2, attempt: 1, at: 4000 },
+            Event::TaskFinished {
+                task: 3,
+                outcome: Outcome { status: Status::Failed, message: "no".into(), data: None, run: None },
+                at: 5,
+            },
+        ];
+        for e in &events {
+            w.emit(e);
+        }
+        // A crash mid-line.
+        let path = w.dir().join("events.jsonl");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(f, "{{\"event\":\"task_fini").unwrap();
+        let j = read(w.dir()).unwrap();
+        assert!(j.torn_tail);
+        assert_eq!(j.events, events);
+        let prior = prior_states(&j);
+        assert_eq!(prior["a"], Prior::Done { status: Status::Succeeded, message: "ok".into(), run: "r1".into() });
+        assert_eq!(prior["b"], Prior::InFlight { workflow_id: "wf-1".into(), run: "r1".into() });
+        assert_eq!(prior["c"], Prior::Attempted { since_unix: 4.0, run: "r1".into() });
+        assert!(!prior.contains_key("d"), "failed tasks run again");
+        assert_eq!(find(dir.path(), "p.yml", None).unwrap().header.run_id, "r1");
+        assert!(find(dir.path(), "other.yml", None).is_err());
+    }
+
+    #[test]
+    fn an_unwritable_state_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, "x").unwrap();
+        assert!(JournalWriter::create(&file, &header("r1")).is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! Nothing lost: chaos, crashes, resume, interrupted POSTs, session expiry, slow and
+//! unreachable APIs, unwritable state. Each asserted from the report, the journal and the
+//! simulator's counters.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use terminus_batch::simulator::{FaultRule, Knobs};
+
+use crate::support::Test;
+use crate::support::sim::{Served, world};
+
+const TOKEN: &str = "simulated-machine-token";
+
+fn sites_world(n: usize, knobs: &str) -> String {
+    let mut text = format!("{knobs}user: {{ email: ops@example.com }}\norgs: [{{ name: o }}]\nsites:\n");
+    for i in 0..n {
+        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
+    }
+    text
+}
+
+const PIPELINE: &str = "version: 1
+jobs:
+  backup:
+    run: backup:create
+    on: { sites: { org: o }, env: live }
+    retries: { attempts: 3, backoff: 10ms }
+  deploy:
+    run: env:deploy
+    on: { sites: { org: o }, env: test }
+    retries: { attempts: 3, backoff: 10ms }
+  clear:
+    run: env:clear-cache
+    needs: [deploy]
+    on: { sites: { org: o }, env: test }
+    retries: { attempts: 3, backoff: 10ms }
+";
+
+/// Every task's terminal events in a journal, by task id.
+fn journal_endings(state: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let runs = state.join("runs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    let text = std::fs::read_to_string(dirs.last().unwrap().join("events.jsonl")).unwrap();
+    let mut ids = Vec::new();
+    let mut endings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let event: Value = serde_json::from_str(line).unwrap();
+        match event["event"].as_str().unwrap() {
+            "run_started" => {
+                ids = event["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+            }
+            "task_finished" => {
+                let id = ids[usize::try_from(event["task"].as_u64().unwrap()).unwrap()].clone();
+                endings.entry(id).or_default().push(event["outcome"]["status"].as_str().unwrap().to_owned());
+            }
+            _ => {}
+        }
+    }
+    endings
+}
+
+fn workflow_type(op: &str) -> &'static str {
+    match op {
+        "backup:create" => "do_export",
+        "env:deploy" => "deploy",
+        _ => "clear_cache",
+    }
+}
+
+#[test]
+fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
+    let knobs = "simulator:\n  seed: 11\n  time_scale: 0.002\n  error_rate: 0.10\n  throttle_rate: 0.05\n  retry_after: 1\n  \
+                 drop_rate: 0.02\n  fail_workflow_rate: 0.05\n";
+    let t = Test::new()
+        .file("world.yml", &sites_world(67, knobs))
+        .file("plan.yml", PIPELINE)
+        .env("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")
+        .args(&[
+            "apply",
+            "plan.yml",
+            "--simulate",
+            "--world",
+            "world.yml",
+            "--concurrency",
+            "20",
+            "--report",
+            "json=out.json",
+            "-q",
+        ]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "some tasks fail under chaos: {}", out.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let tasks = report["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 201);
+    assert!(tasks.iter().all(|t| t["status"].is_string()), "every task ended");
+    let endings = journal_endings(&t.path().join(".terminus-batch"));
+    assert_eq!(endings.len(), 201);
+    for task in tasks {
+        let id = task["id"].as_str().unwrap();
+        assert_eq!(endings[id], [task["status"].as_str().unwrap()], "{id}: one terminal state, the same in both");
+    }
+    // Workflows started per (site, env, type) never exceed the tasks that asked for them.
+    let mut asked: BTreeMap<String, u64> = BTreeMap::new();
+    for task in tasks {
+        let key = format!(
+            "{}.{}.{}",
+            task["site"].as_str().unwrap(),
+            task["env"].as_str().unwrap(),
+            workflow_type(task["operation"].as_str().unwrap())
+        );
+        *asked.entry(key).or_default() += 1;
+    }
+    let started = report["simulator"]["workflows_started"].as_object().unwrap();
+    for (key, n) in started {
+        let limit = asked.get(key).copied().unwrap_or(0);
+        assert!(n.as_u64().unwrap() <= limit, "{key}: {n} workflows for {limit} task(s)");
+    }
+    let faults = &report["simulator"]["faults"];
+    assert!(
+        faults["drop"].as_u64().unwrap_or(0) > 0 && report["simulator"]["rate_limited"].as_u64().unwrap_or(0) > 0,
+        "{faults}"
+    );
+}
+
+/// Starts `apply` against `served`, returning once `lines` workflows have started.
+fn start_apply(served: &Served, dir: &std::path::Path, args: &[&str], workflows: usize) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env("TERMINUS_HOST", "127.0.0.1")
+        .env("TERMINUS_PORT", served.port())
+        .env("TERMINUS_PROTOCOL", "http")
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = 0;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        if line.contains(" workflow ") {
+            seen += 1;
+            if seen >= workflows {
+                return child;
+            }
+        }
+        line.clear();
+    }
+    let status = child.wait();
+    panic!("the run ended before {workflows} workflows started ({status:?})");
+}
+
+#[test]
+fn kill_9_then_resume_finishes_without_starting_any_workflow_twice() {
+    // Workflows of 2 s at 1/10 speed: 200 ms each, long enough to kill the run among them.
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 2.0,
+        workflow_durations: BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let mut knobs = knobs;
+    for kind in ["do_export", "deploy", "clear_cache"] {
+        knobs.workflow_durations.insert(kind.to_owned(), 2.0);
+    }
+    let served = Served::with_world(&world(&sites_world(12, "")), knobs);
+    let t = Test::new().file("plan.yml", PIPELINE);
+    let args = ["apply", "plan.yml", "--yes", "--concurrency", "6"];
+    let mut child = start_apply(&served, t.path(), &args, 6);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let endings = journal_endings(&t.path().join(".terminus-batch"));
+    assert!(endings.len() < 36, "killed mid-run: {} tasks ended", endings.len());
+    let resumed = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(report["totals"]["tasks"], 36);
+    assert!(
+        report["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged")
+    );
+    let stats = served.stop();
+    for (key, n) in &stats.workflows_started {
+        assert_eq!(*n, 1, "{key} started {n} times");
+    }
+    assert_eq!(stats.workflows_started.len(), 36, "every task's workflow, once");
+}
+
+#[test]
+fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
+    let served = Served::with_world(&world(&sites_world(1, "")), Knobs { time_scale: 0.01, ..Knobs::default() });
+    let plan = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [site-000], env: test }\n    with: { note: Release }\n";
+    let t = Test::new().file("plan.yml", plan);
+    // What the crashed run left: its journal ends with the attempt record, and the platform
+    // has the workflow its POST created.
+    let run = "20260101T000000Z-0001";
+    let task = "deploy[site-000.test]";
+    let now_ms =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let dir = t.path().join(".terminus-batch/runs").join(run);
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
+        "plan_path": "plan.yml", "plan_sha256": "x", "settings": null });
+    let started = serde_json::json!({ "event": "run_started", "run_id": run, "at": now_ms,
+        "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
+    let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
+    std::fs::write(dir.join("events.jsonl"), format!("{header}\n{started}\n{attempt}\n")).unwrap();
+    served.runtime_block_on_start_deploy(&format!("Release [tb:{run}:{task}]"));
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    assert_eq!(report["tasks"][0]["status"], "succeeded");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "adopted, not started again: {stats:?}");
+}
+
+#[test]
+fn session_expiry_mid_run_logs_in_again_and_fails_nothing() {
+    let knobs = Knobs { time_scale: 0.01, session_lifetime: Some(40.0), ..Knobs::default() };
+    let served = Served::with_world(&world(&sites_world(8, "")), knobs);
+    let t = Test::new().file("plan.yml", PIPELINE);
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--concurrency", "2", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert!(stats.logins >= 2, "the session expired during the run: {stats:?}");
+    let refused: u64 = stats.requests.values().filter_map(|by| by.get(&401)).sum();
+    assert!(refused >= 1);
+}
+
+#[test]
+fn a_slow_api_and_an_unreachable_one_end_clearly_within_the_timeouts() {
+    // Workflow POSTs answer after 5 s; the read timeout is 300 ms.
+    let slow = FaultRule {
+        method: Some("POST".into()),
+        route: Some("sites/{site}/environments/{env}/workflows".into()),
+        site: None,
+        env: None,
+        workflow_type: None,
+        status: None,
+        drop: false,
+        fail_workflow: None,
+        processed: None,
+        delay: Some(5.0),
+        after: 0,
+        times: 99,
+    };
+    let served = Served::with_world(&world(&sites_world(2, "")), Knobs { faults: vec![slow], ..Knobs::default() });
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: { org: o }, env: live }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let started = std::time::Instant::now();
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .env("TERMINUS_BATCH_READ_TIMEOUT", "300ms")
+        .args(&["apply", "plan.yml", "--yes", "--report", "json=out.json"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    for task in report["tasks"].as_array().unwrap() {
+        assert_eq!(task["status"], "failed");
+        assert!(task["message"].as_str().unwrap().contains("no answer within 300ms"), "{task}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "did not wait for the slow answers");
+    served.stop();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    drop(listener);
+    let out = Test::new()
+        .file("plan.yml", plan)
+        .env("TERMINUS_HOST", "127.0.0.1")
+        .env("TERMINUS_PORT", &port)
+        .env("TERMINUS_PROTOCOL", "http")
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .env("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")
+        .args(&["apply", "plan.yml", "--yes"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unwritable_state_dir_or_a_held_lock_refuses_to_start() {
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: live }\n";
+    let t = Test::new().file("plan.yml", plan).file("state", "a file, not a directory");
+    let out = t.args(&["apply", "plan.yml", "--simulate", "--state-dir", "state"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be journalled"), "{}", out.stderr);
+
+    // A lock held by a live process (this test).
+    let t = Test::new().file("plan.yml", plan);
+    let holder = serde_json::json!({ "pid": std::process::id(), "started_at": 1_800_000_000u64, "run_id": "20270101T000000Z-beef", "plan_path": "plan.yml" });
+    let locks = t.path().join(".terminus-batch/locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let out = t.args(&["apply", "plan.yml", "--simulate"]);
+    // The lock's file name is derived from the plan path; write it where apply will look.
+    let probe = out.run();
+    assert_eq!(probe.code, 0, "no lock yet: {}", probe.stderr);
+    let lock_file = std::fs::read_dir(&locks).map_or(0, Iterator::count);
+    assert_eq!(lock_file, 0, "released after the run");
+    let name = {
+        use sha2::{Digest, Sha256};
+        format!("{}.lock", crate::support::hex(&Sha256::digest(b"plan.yml")[..8]))
+    };
+    std::fs::write(locks.join(name), holder.to_string()).unwrap();
+    let held = out.run();
+    assert_eq!(held.code, 2, "{}", held.stderr);
+    assert!(held.stderr.contains(&format!("process {}", std::process::id())), "{}", held.stderr);
+}
