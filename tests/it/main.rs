@@ -22,6 +22,7 @@ mod properties;
 mod refresh;
 mod reports;
 mod resilience;
+mod secrets;
 mod shapes;
 mod simulator;
 mod support;
