@@ -312,3 +312,24 @@ fn the_committed_report_schema_is_current() {
         "schemas/batch-result.schema.json is stale: run `cargo run -- schema --report > schemas/batch-result.schema.json`"
     );
 }
+
+#[test]
+fn a_saved_plan_applies_exactly_its_targets_and_refuses_when_the_plan_changed() {
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: { org: acme-agency, tag: weekly }, env: live }\n";
+    let t = Test::new().file("plan.yml", plan).args(&["plan", "plan.yml", "--simulate", "-o", "saved.json", "-q"]);
+    assert_eq!(t.run().code, 0);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("saved.json")).unwrap()).unwrap();
+    let planned = saved["tasks"].as_array().unwrap().len();
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "saved.json", "--simulate", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json = report(&Test::new().in_dir(t.path()), "out.json");
+    assert_eq!(json["totals"]["tasks"], planned);
+    assert!(json["settings"]["target"].as_str().unwrap().starts_with("the saved plan's targets"));
+    std::fs::write(t.path().join("plan.yml"), format!("{plan}# edited\n")).unwrap();
+    let out = Test::new().in_dir(t.path()).args(&["apply", "saved.json", "--simulate"]).run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("plan.yml changed since saved.json was saved"), "{}", out.stderr);
+}

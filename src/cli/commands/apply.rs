@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
+
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,54 @@ use crate::settings::{Layer, Settings};
 use crate::timefmt::compact;
 
 pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    execute_plan(PlanInput::File(&args.plan), &args.targets, &args.run, io)
+    match read_saved(&args.plan) {
+        Ok(Some((source, resolved))) => {
+            execute_plan(PlanInput::Saved { source, resolved }, &args.targets, &args.run, io)
+        }
+        Ok(None) => execute_plan(PlanInput::File(&args.plan), &args.targets, &args.run, io),
+        Err(message) => {
+            write_error(io.stderr, &message)?;
+            Ok(ExitStatus::Invalid)
+        }
+    }
+}
+
+/// A saved plan (`plan -o`), recognised by content: its source plan, checked against the
+/// recorded sha256, and its resolved targets. `None` when the file is a plan, not a saved one.
+fn read_saved(path: &Path) -> Result<Option<(crate::plan::PlanSource, crate::resolve::Resolved)>, String> {
+    #[derive(serde::Deserialize)]
+    struct Source {
+        path: String,
+        sha256: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        kind: String,
+        source: Source,
+        resolved: crate::resolve::Resolved,
+    }
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+    if !text.trim_start().starts_with('{') || !text.contains(super::plan::SAVED_PLAN_KIND) {
+        return Ok(None);
+    }
+    let shown = path.display();
+    let saved: Saved = serde_json::from_str(&text).map_err(|e| format!("{shown} is not a readable saved plan: {e}"))?;
+    if saved.kind != super::plan::SAVED_PLAN_KIND {
+        return Ok(None);
+    }
+    let plan_text = std::fs::read_to_string(&saved.source.path)
+        .map_err(|e| format!("{shown} was saved from {}, which cannot be read now: {e}", saved.source.path))?;
+    let source = crate::plan::PlanSource::new(saved.source.path.clone(), plan_text);
+    let now = source.sha256();
+    if now != saved.source.sha256 {
+        return Err(format!(
+            "{} changed since {shown} was saved (sha256 {} then, {} now); run `plan -o` again and review it",
+            saved.source.path,
+            &saved.source.sha256.get(..12).unwrap_or_default(),
+            &now[..12]
+        ));
+    }
+    Ok(Some((source, saved.resolved)))
 }
 
 /// Applies a plan from a file or built in memory (`run`).

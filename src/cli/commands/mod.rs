@@ -80,6 +80,11 @@ fn read_source(path: &Path, max_bytes: usize, io: &mut Io<'_>) -> io::Result<Res
 pub(crate) enum PlanInput<'a> {
     File(&'a Path),
     Generated(PlanSource),
+    /// A saved plan's source, checked against its hash, and the targets it resolved.
+    Saved {
+        source: PlanSource,
+        resolved: Resolved,
+    },
 }
 
 /// Loads and validates a plan, reporting every error.
@@ -93,7 +98,7 @@ fn load_input(input: PlanInput<'_>, io: &mut Io<'_>) -> io::Result<Result<(PlanS
             Ok(s) => s,
             Err(status) => return Ok(Err(status)),
         },
-        PlanInput::Generated(source) => source,
+        PlanInput::Generated(source) | PlanInput::Saved { source, .. } => source,
     };
     match crate::plan::load(&source) {
         Ok(plan) => Ok(Ok((source, plan))),
@@ -204,6 +209,10 @@ fn prepare_with(
     flags: Layer,
     io: &mut Io<'_>,
 ) -> io::Result<Result<Prepared, ExitStatus>> {
+    let saved = match &input {
+        PlanInput::Saved { resolved, .. } => Some(resolved.clone()),
+        _ => None,
+    };
     let (source, plan) = match load_input(input, io)? {
         Ok(x) => x,
         Err(status) => return Ok(Err(status)),
@@ -225,9 +234,12 @@ fn prepare_with(
     } else {
         (None, "site names as written (not logged in, so not checked against the API)".to_owned())
     };
-    let outcome = match &connection {
-        Some(c) => c.runtime.block_on(resolve(&plan, &connect::ApiSource { client: c.client.clone() })),
-        None => super::runtime()?.block_on(resolve(&plan, &Offline)),
+    let resolved_by =
+        if saved.is_some() { format!("the saved plan's targets (connected to {resolved_by})") } else { resolved_by };
+    let outcome = match (saved, &connection) {
+        (Some(resolved), _) => Ok(resolved),
+        (None, Some(c)) => c.runtime.block_on(resolve(&plan, &connect::ApiSource { client: c.client.clone() })),
+        (None, None) => super::runtime()?.block_on(resolve(&plan, &Offline)),
     };
     let resolved = match outcome {
         Ok(r) => r,
