@@ -118,6 +118,13 @@ pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
     let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
     let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
+    let (header, events, torn_tail) = parse_lines(&lines).map_err(bad)?;
+    Ok(RunJournal { dir: dir.to_owned(), header, events, torn_tail })
+}
+
+/// Parses a journal's lines: the header, the events, and whether the last line was torn.
+pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), String> {
+    let bad = |m: String| m;
     let Some(first) = lines.first() else { return Err(bad("the journal is empty".to_owned())) };
     let header: Header =
         serde_json::from_str(first).map_err(|e| bad(format!("line 1 is not a journal header: {e}")))?;
@@ -134,7 +141,7 @@ pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
             Err(e) => return Err(bad(format!("line {}: {e}", i + 1))),
         }
     }
-    Ok(RunJournal { dir: dir.to_owned(), header, events, torn_tail })
+    Ok((header, events, torn_tail))
 }
 
 /// The newest run of `plan_path` in `state_dir` (run ids sort by time), or the run named.

@@ -17,6 +17,7 @@ mod client;
 mod diagnostics;
 mod examples;
 mod fixtures;
+mod fuzz;
 mod operations;
 mod properties;
 mod refresh;

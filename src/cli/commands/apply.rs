@@ -46,29 +46,37 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
     }
 }
 
-/// A saved plan (`plan -o`), recognised by content: its source plan, checked against the
-/// recorded sha256, and its resolved targets. `None` when the file is a plan, not a saved one.
-fn read_saved(path: &Path) -> Result<Option<(crate::plan::PlanSource, crate::resolve::Resolved)>, String> {
-    #[derive(serde::Deserialize)]
-    struct Source {
-        path: String,
-        sha256: String,
-    }
-    #[derive(serde::Deserialize)]
-    struct Saved {
-        kind: String,
-        source: Source,
-        resolved: crate::resolve::Resolved,
-    }
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
+#[derive(serde::Deserialize)]
+struct SavedSource {
+    path: String,
+    sha256: String,
+}
+
+/// The parts of a saved plan `apply` reads.
+#[derive(serde::Deserialize)]
+pub struct SavedPlan {
+    kind: String,
+    source: SavedSource,
+    resolved: crate::resolve::Resolved,
+}
+
+/// Parses a saved plan's text; `Ok(None)` when it is not one (a YAML plan).
+pub fn parse_saved(text: &str) -> Result<Option<SavedPlan>, String> {
     if !text.trim_start().starts_with('{') || !text.contains(super::plan::SAVED_PLAN_KIND) {
         return Ok(None);
     }
+    let saved: SavedPlan = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    Ok((saved.kind == super::plan::SAVED_PLAN_KIND).then_some(saved))
+}
+
+/// A saved plan (`plan -o`), recognised by content: its source plan, checked against the
+/// recorded sha256, and its resolved targets. `None` when the file is a plan, not a saved one.
+fn read_saved(path: &Path) -> Result<Option<(crate::plan::PlanSource, crate::resolve::Resolved)>, String> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let shown = path.display();
-    let saved: Saved = serde_json::from_str(&text).map_err(|e| format!("{shown} is not a readable saved plan: {e}"))?;
-    if saved.kind != super::plan::SAVED_PLAN_KIND {
+    let Some(saved) = parse_saved(&text).map_err(|e| format!("{shown} is not a readable saved plan: {e}"))? else {
         return Ok(None);
-    }
+    };
     let plan_text = std::fs::read_to_string(&saved.source.path)
         .map_err(|e| format!("{shown} was saved from {}, which cannot be read now: {e}", saved.source.path))?;
     let source = crate::plan::PlanSource::new(saved.source.path.clone(), plan_text);

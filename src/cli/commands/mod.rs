@@ -28,6 +28,7 @@ use crate::resolve::{OrgRecord, ResolveFailure, Resolved, SiteRecord, SiteSource
 use crate::settings::{Layer, Settings, SettingsError};
 use crate::simulator::Simulator;
 
+pub use apply::{SavedPlan, parse_saved};
 pub use schema::plan_schema;
 
 /// Runs one command.
