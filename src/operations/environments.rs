@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope};
-use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
+use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
 
 /// `env:deploy SITE.ENV`: code from the parent (dev → test, test → live).
 #[expect(clippy::too_many_arguments, reason = "terminus's options, one by one")]
@@ -43,8 +43,7 @@ pub(super) async fn deploy(
         return Ok(OpOutput { changed: true, message: format!("initialized {env} from {parent}"), data: None });
     }
     let log = ops.client.code_log(&target.site_id, parent).await?;
-    let pending =
-        log.iter().filter(|c| c.labels.iter().any(|l| l == parent) && !c.labels.iter().any(|l| l == env)).count();
+    let pending = commits_missing(&log, parent, env);
     if pending == 0 {
         return Ok(OpOutput { changed: false, message: "There is nothing to deploy.".to_owned(), data: None });
     }

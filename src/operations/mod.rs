@@ -194,15 +194,7 @@ impl Ops {
             }
             _ => {}
         }
-        let site_id = if target.site_id.is_empty() {
-            self.client
-                .site_id(&target.site)
-                .await?
-                .ok_or_else(|| OpError::permanent(format!("site {} was not found", target.site)))?
-        } else {
-            target.site_id.clone()
-        };
-        let t = Target { site_id, ..target.clone() };
+        let t = Target { site_id: self.site_id_of(target).await?, ..target.clone() };
         match op {
             OperationSpec::EnvDeploy { note, updatedb, cc, sync_content } => {
                 let note = self.render(note)?;
@@ -272,6 +264,17 @@ impl Ops {
         }
     }
 
+    /// The target's site id, looked up by name when resolution did not record it.
+    async fn site_id_of(&self, target: &Target) -> Result<String, OpError> {
+        if !target.site_id.is_empty() {
+            return Ok(target.site_id.clone());
+        }
+        self.client
+            .site_id(&target.site)
+            .await?
+            .ok_or_else(|| OpError::permanent(format!("site {} was not found", target.site)))
+    }
+
     /// Re-attaches to a workflow an earlier run started and did not see end (`--resume`):
     /// waits for it, never starting the operation again.
     pub async fn reattach(
@@ -280,14 +283,7 @@ impl Ops {
         workflow_id: &str,
         ctx: &impl OpContext,
     ) -> Result<OpOutput, OpError> {
-        let site_id = if target.site_id.is_empty() {
-            self.client
-                .site_id(&target.site)
-                .await?
-                .ok_or_else(|| OpError::permanent(format!("site {} was not found", target.site)))?
-        } else {
-            target.site_id.clone()
-        };
+        let site_id = self.site_id_of(target).await?;
         let workflow = self.client.workflow(&site_id, workflow_id).await.map_err(|e| OpError {
             message: format!("cannot find workflow {workflow_id} again: {e}"),
             transient: false,
@@ -337,6 +333,12 @@ impl Ops {
             Err(OpError::permanent(format!("workflow {} failed: {}", done.id, done.failure_reason())))
         }
     }
+}
+
+/// Commits in a code log that carry the `from` label and not the `to` label: what a deploy
+/// or a merge from `from` into `to` would bring (terminus's deploy check, pantheon-api.md §5.2).
+fn commits_missing(log: &[api::wire::Commit], from: &str, to: &str) -> usize {
+    log.iter().filter(|c| c.labels.iter().any(|l| l == from) && !c.labels.iter().any(|l| l == to)).count()
 }
 
 fn env_of(target: &Target) -> Result<&str, OpError> {

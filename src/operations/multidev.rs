@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope};
-use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
+use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
 
 /// `multidev:create SITE.NAME [--from-env] [--no-db] [--no-files]`; an existing environment
 /// of that name ends unchanged.
@@ -66,7 +66,7 @@ pub(super) async fn delete(
 /// Commits on `from` that `to` lacks, from `from`'s code log and its labels.
 async fn ahead(ops: &Ops, site_id: &str, from: &str, to: &str) -> Result<usize, OpError> {
     let log = ops.client.code_log(site_id, from).await?;
-    Ok(log.iter().filter(|c| c.labels.iter().any(|l| l == from) && !c.labels.iter().any(|l| l == to)).count())
+    Ok(commits_missing(&log, from, to))
 }
 
 /// `multidev:merge-to-dev SITE.NAME`: env workflow on dev; nothing new on the multidev ends

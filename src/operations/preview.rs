@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::api::wire::BackupCatalog;
-use super::{OpError, Ops, Target};
+use super::{OpError, Ops, Target, commits_missing};
 use crate::plan::ops::{BackupElement, ConnectionMode, OperationSpec};
 
 /// What a task would do.
@@ -79,10 +79,7 @@ impl Ops {
                     change(format!("would initialize {env} from {parent}"))
                 } else {
                     let log = c.code_log(&site_id, parent).await?;
-                    let n = log
-                        .iter()
-                        .filter(|x| x.labels.iter().any(|l| l == parent) && !x.labels.iter().any(|l| l == env))
-                        .count();
+                    let n = commits_missing(&log, parent, env);
                     if n == 0 {
                         unchanged("nothing to deploy")
                     } else {
@@ -151,10 +148,7 @@ impl Ops {
                     finding(format!("{to} is in SFTP mode; git mode is needed"))
                 } else {
                     let log = c.code_log(&site_id, from).await?;
-                    let n = log
-                        .iter()
-                        .filter(|x| x.labels.iter().any(|l| l == from) && !x.labels.iter().any(|l| l == to))
-                        .count();
+                    let n = commits_missing(&log, from, to);
                     if n == 0 {
                         unchanged(format!("{to} has every commit of {from}"))
                     } else {

@@ -3,34 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use terminus_batch::operations::api::wire;
 
+use crate::support::cassettes::Interaction;
 use crate::support::repo;
-
-#[derive(Deserialize)]
-struct Interaction {
-    request: Request,
-    response: Response,
-}
-
-#[derive(Deserialize)]
-struct Request {
-    method: String,
-    url: String,
-}
-
-#[derive(Deserialize)]
-struct Response {
-    status: Status,
-    #[serde(default)]
-    body: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Status {
-    code: String,
-}
 
 fn uuid_free(path: &str) -> String {
     path.split('/')

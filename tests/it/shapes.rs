@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use terminus_batch::operations::api::Reply;
 use terminus_batch::operations::api::workflows::{Poller, StartWorkflow, WorkflowScope};
 use terminus_batch::operations::api::{ApiClient, Repeat, unix_now};
 use terminus_batch::simulator::Knobs;
 
+use crate::support::cassettes::Interaction;
 use crate::support::repo;
 use crate::support::sim::{builtin, fast, start};
 
@@ -34,30 +34,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("user.password", "a scrubbed field of the user embedded in a workflow"),
     ("[].params", "a listed workflow's params depend on its type; each type's params are checked where it is started"),
 ];
-
-#[derive(Deserialize)]
-struct Interaction {
-    request: Request,
-    response: Response,
-}
-
-#[derive(Deserialize)]
-struct Request {
-    method: String,
-    url: String,
-}
-
-#[derive(Deserialize)]
-struct Response {
-    status: Status,
-    #[serde(default)]
-    body: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Status {
-    code: String,
-}
 
 fn generic(path: &str) -> String {
     path.split('/')

@@ -1,6 +1,7 @@
 //! A builder that runs the real binary in a temporary directory, in the style of just's
 //! `Test`: files, arguments and environment in; stdout, stderr and the exit code out.
 
+pub(crate) mod cassettes;
 pub(crate) mod sim;
 
 use std::path::{Path, PathBuf};
