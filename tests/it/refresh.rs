@@ -147,3 +147,36 @@ fn detailed_exit_codes() {
     let destroys = "version: 1\njobs:\n  r:\n    run: lock:disable\n    on: { sites: [fresh], env: live }\n  m:\n    run: multidev:delete\n    on: { sites: [fresh], env: md-1 }\n";
     assert_eq!(run(destroys), 5);
 }
+
+#[test]
+fn a_saved_plan_refuses_when_a_recorded_precondition_drifted() {
+    let world_then = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: s1, envs: { test: { deployable: 1 } } }\n";
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [s1], env: test }\n";
+    let t = Test::new().file("world.yml", world_then).file("plan.yml", plan).args(&[
+        "plan",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+        "--refresh",
+        "-o",
+        "saved.json",
+        "-q",
+    ]);
+    assert_eq!(t.run().code, 0);
+    let apply = || {
+        Test::new().in_dir(t.path()).args(&["apply", "saved.json", "--simulate", "--world", "world.yml", "-q"]).run()
+    };
+    assert_eq!(apply().code, 0, "nothing drifted");
+    // Someone deployed meanwhile: the preview recorded in the saved plan no longer holds.
+    std::fs::write(t.path().join("world.yml"), world_then.replace("deployable: 1", "deployable: 0")).unwrap();
+    let out = apply();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "d[s1.test]: was \"will change: 1 commit(s) to deploy from dev\", now \"unchanged: nothing to deploy\""
+        ),
+        "{}",
+        out.stderr
+    );
+}

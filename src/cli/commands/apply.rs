@@ -35,8 +35,8 @@ use crate::timefmt::compact;
 
 pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
     match read_saved(&args.plan) {
-        Ok(Some((source, resolved))) => {
-            execute_plan(PlanInput::Saved { source, resolved }, &args.targets, &args.run, io)
+        Ok(Some((source, resolved, preconditions))) => {
+            execute_plan(PlanInput::Saved { source, resolved, preconditions }, &args.targets, &args.run, io)
         }
         Ok(None) => execute_plan(PlanInput::File(&args.plan), &args.targets, &args.run, io),
         Err(message) => {
@@ -52,12 +52,21 @@ struct SavedSource {
     sha256: String,
 }
 
+#[derive(serde::Deserialize)]
+struct SavedTask {
+    id: String,
+    #[serde(default)]
+    refresh: Option<super::plan::Refresh>,
+}
+
 /// The parts of a saved plan `apply` reads.
 #[derive(serde::Deserialize)]
 pub struct SavedPlan {
     kind: String,
     source: SavedSource,
     resolved: crate::resolve::Resolved,
+    #[serde(default)]
+    tasks: Vec<SavedTask>,
 }
 
 /// Parses a saved plan's text; `Ok(None)` when it is not one (a YAML plan).
@@ -71,7 +80,9 @@ pub fn parse_saved(text: &str) -> Result<Option<SavedPlan>, String> {
 
 /// A saved plan (`plan -o`), recognised by content: its source plan, checked against the
 /// recorded sha256, and its resolved targets. `None` when the file is a plan, not a saved one.
-fn read_saved(path: &Path) -> Result<Option<(crate::plan::PlanSource, crate::resolve::Resolved)>, String> {
+type Saved = (crate::plan::PlanSource, crate::resolve::Resolved, Vec<(String, super::plan::Refresh)>);
+
+fn read_saved(path: &Path) -> Result<Option<Saved>, String> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(None) };
     let shown = path.display();
     let Some(saved) = parse_saved(&text).map_err(|e| format!("{shown} is not a readable saved plan: {e}"))? else {
@@ -89,17 +100,22 @@ fn read_saved(path: &Path) -> Result<Option<(crate::plan::PlanSource, crate::res
             &now[..12]
         ));
     }
-    Ok(Some((source, saved.resolved)))
+    let preconditions = saved.tasks.into_iter().filter_map(|t| t.refresh.map(|r| (t.id, r))).collect();
+    Ok(Some((source, saved.resolved, preconditions)))
 }
 
 /// Applies a plan from a file or built in memory (`run`).
 pub(super) fn execute_plan(
-    input: PlanInput<'_>,
+    mut input: PlanInput<'_>,
     targets: &TargetArgs,
     run_args: &RunArgs,
     io: &mut Io<'_>,
 ) -> io::Result<ExitStatus> {
     let args = Args { targets, run: run_args };
+    let preconditions = match &mut input {
+        PlanInput::Saved { preconditions, .. } => std::mem::take(preconditions),
+        _ => Vec::new(),
+    };
     let reports = match parse_reports(&args.run.reports) {
         Ok(r) => r,
         Err(message) => {
@@ -120,6 +136,10 @@ pub(super) fn execute_plan(
         )?;
         return Ok(ExitStatus::Unreachable);
     };
+    if let Some(status) = drifted(&prepared, &connection, &preconditions, io)? {
+        connection.close();
+        return Ok(status);
+    }
     if let Some(status) = refuse(&prepared, args.run, io)? {
         connection.close();
         return Ok(status);
@@ -254,6 +274,40 @@ fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
             Ok((format, path.to_owned()))
         })
         .collect()
+}
+
+/// A saved plan made with `--refresh` recorded what each task would do; if that changed
+/// since, the review no longer holds: refuse (exit 2), naming each change.
+fn drifted(
+    prepared: &Prepared,
+    connection: &super::Connection,
+    preconditions: &[(String, super::plan::Refresh)],
+    io: &mut Io<'_>,
+) -> io::Result<Option<ExitStatus>> {
+    if preconditions.is_empty() {
+        return Ok(None);
+    }
+    let now = super::plan::refresh_previews(prepared, connection);
+    let mut changes = Vec::new();
+    for (id, then) in preconditions {
+        let index = prepared.expansion.tasks.iter().position(|t| t.id.as_str() == id);
+        match index.map(|i| &now[i]) {
+            Some(current) if current == then => {}
+            Some(current) => changes.push(format!("{id}: was \"{}\", now \"{}\"", then.label(), current.label())),
+            None => changes.push(format!("{id}: no longer in the plan")),
+        }
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    write_error(
+        io.stderr,
+        &format!(
+            "the platform changed since the plan was saved; run `plan --refresh -o` again and review it:\n  {}",
+            changes.join("\n  ")
+        ),
+    )?;
+    Ok(Some(ExitStatus::Invalid))
 }
 
 /// Refusals before any API call that changes anything (exit 2).

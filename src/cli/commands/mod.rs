@@ -81,10 +81,12 @@ fn read_source(path: &Path, max_bytes: usize, io: &mut Io<'_>) -> io::Result<Res
 pub(crate) enum PlanInput<'a> {
     File(&'a Path),
     Generated(PlanSource),
-    /// A saved plan's source, checked against its hash, and the targets it resolved.
+    /// A saved plan's source, checked against its hash, the targets it resolved, and what
+    /// `--refresh` saw each task would do.
     Saved {
         source: PlanSource,
         resolved: Resolved,
+        preconditions: Vec<(String, plan::Refresh)>,
     },
 }
 

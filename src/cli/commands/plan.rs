@@ -180,7 +180,14 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
         return Ok(ExitStatus::Invalid);
     }
     if let Some(out) = &args.out {
-        let mut text = serde_json::to_string_pretty(&document(&prepared, true)).map_err(io::Error::other)?;
+        // With --refresh, each task's preview is recorded: apply re-checks it (drift).
+        let mut saved = document(&prepared, true);
+        if let Some(previews) = &previews {
+            for (task, preview) in saved.tasks.iter_mut().zip(previews) {
+                task.refresh = Some(preview.clone());
+            }
+        }
+        let mut text = serde_json::to_string_pretty(&saved).map_err(io::Error::other)?;
         text.push('\n');
         if let Err(e) = std::fs::write(out, text) {
             super::write_error(io.stderr, &format!("cannot write saved plan {}: {e}", out.display()))?;
@@ -227,9 +234,9 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
 }
 
 /// A task's refreshed state, as `plan --refresh` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
-enum Refresh {
+pub(crate) enum Refresh {
     Change(String),
     /// Something it needs may change the site first.
     ChangeAfter(String),
@@ -241,7 +248,7 @@ enum Refresh {
 }
 
 impl Refresh {
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Self::Change(r) => format!("will change: {r}"),
             Self::ChangeAfter(t) => format!("will change after {t}"),
@@ -255,7 +262,7 @@ impl Refresh {
 
 /// Previews every task with read-only calls, concurrently within the request limits; then a
 /// task after one that will change the same site first is "will change after" it.
-fn refresh_previews(prepared: &Prepared, connection: &super::Connection) -> Vec<Refresh> {
+pub(super) fn refresh_previews(prepared: &Prepared, connection: &super::Connection) -> Vec<Refresh> {
     use futures::StreamExt as _;
     let (poller, _driver) = crate::operations::api::workflows::Poller::new(connection.client.clone());
     let ops = crate::operations::Ops::new(
