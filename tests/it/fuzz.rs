@@ -1,6 +1,7 @@
 //! No panic on any input: randomized tests (proptest, stable Rust) for the world, saved-plan
 //! and journal readers (the plan reader is in `properties`). The `#[ignore]`d variant runs
-//! many more cases: `cargo test --release --test it fuzz::long -- --ignored`.
+//! many more cases: `FUZZ_CASES=2500000 cargo test --release --test it fuzz::long -- --ignored`
+//! (about ten minutes here).
 
 use proptest::prelude::*;
 use terminus_batch::journal::parse_lines;
@@ -89,9 +90,11 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200_000))]
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000),
+    ))]
 
-    /// The long run: `cargo test --release --test it fuzz::long -- --ignored`.
+    /// The long run: `FUZZ_CASES=N cargo test --release --test it fuzz::long -- --ignored`.
     #[test]
     #[ignore = "long-running: run by hand before a release"]
     fn long_every_reader_never_panics(c in cuts(), which in 0usize..4) {
