@@ -283,6 +283,18 @@ fn a_second_ctrl_c_stops_waiting_and_records_the_workflows_in_flight() {
     let skipped = tasks_where(&json, |t| t["status"] == "skipped");
     assert!(!skipped.is_empty());
     assert_eq!(cancelled.len() + skipped.len(), 9, "every task accounted for: {json}");
+    // The journal has the same ends, the workflow ids in flight, and the result.
+    let runs = t.path().join(".terminus-batch/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    let finished = journal.lines().filter(|l| l.contains("\"event\":\"task_finished\"")).count();
+    assert_eq!(finished, 9);
+    for task in &cancelled {
+        for id in task["workflow_ids"].as_array().unwrap() {
+            assert!(journal.contains(&format!("\"workflow_id\":{id}")), "{id} in the journal");
+        }
+    }
+    assert!(run.join("result.json").is_file());
 }
 
 #[test]
