@@ -20,6 +20,7 @@ pub mod report;
 pub mod resolve;
 pub mod secret;
 pub mod settings;
+pub mod shard;
 pub mod simulator;
 pub mod telemetry;
 pub mod timefmt;

@@ -145,6 +145,11 @@ pub struct TargetArgs {
     /// Keep only the tasks of sites matching this glob.
     #[arg(long, value_name = "GLOB")]
     pub sites: Option<String>,
+    /// Run shard I of N: the task graph split along its connected components (no task
+    /// depends across shards), balanced by estimated work; each shard takes 1/N of the
+    /// request rate.
+    #[arg(long, value_name = "I/N", value_parser = crate::shard::Shard::from_str_arg)]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +172,9 @@ pub struct PlanArgs {
     /// them are destructive (implies --refresh).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// With `--format github-matrix`: how many shards to offer (empty ones are left out).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub shards: usize,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +250,8 @@ pub enum PlanFormat {
     Text,
     Markdown,
     Json,
+    /// `{"shard": ["1/N", …]}` for a CI matrix (see `--shards`).
+    GithubMatrix,
 }
 
 #[derive(Debug, Args)]

@@ -25,5 +25,6 @@ mod reports;
 mod resilience;
 mod secrets;
 mod shapes;
+mod sharding;
 mod simulator;
 mod support;

@@ -220,10 +220,28 @@ fn prepare_with(
         Ok(x) => x,
         Err(status) => return Ok(Err(status)),
     };
-    let settings = match connect::resolve_settings(io.vars, flags, Some(&plan.settings), targets.simulate) {
+    let mut settings = match connect::resolve_settings(io.vars, flags, Some(&plan.settings), targets.simulate) {
         Ok(s) => s,
         Err(e) => return settings_failed(io, &e).map(Err),
     };
+    if let Some(shard) = targets.shard {
+        // DESIGN §11: a `scope: all` need joins everything into one component.
+        if let Some(job) =
+            plan.jobs.iter().find(|j| j.needs.iter().any(|n| n.scope == crate::plan::model::NeedScope::All))
+        {
+            write_error(
+                io.stderr,
+                &format!(
+                    "--shard {shard}: job `{}` needs a job with `scope: all`, which joins every task into one shard; shard a plan without that barrier",
+                    job.id
+                ),
+            )?;
+            return Ok(Err(ExitStatus::Invalid));
+        }
+        #[expect(clippy::cast_precision_loss, reason = "a shard count")]
+        let share = shard.count as f64;
+        settings.requests_per_second /= share;
+    }
     let (connection, resolved_by) = if targets.simulate {
         match simulate(targets, &settings, io)? {
             Ok((c, by)) => (Some(c), by),
@@ -257,7 +275,10 @@ fn prepare_with(
     };
     let filter = Filter { only: targets.only.clone(), sites: targets.sites.clone() };
     let expansion = match expand(&plan, &resolved, &filter) {
-        Ok(e) => e,
+        Ok(e) => match targets.shard {
+            Some(shard) => crate::shard::keep(&e, shard, |t| t.payload.kind().estimate_secs()),
+            None => e,
+        },
         Err(errors) => {
             write_plan_errors(io.stderr, &source, &errors, io.style)?;
             return Ok(Err(ExitStatus::Invalid));

@@ -211,6 +211,7 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
         }
         PlanFormat::Text => text(&doc),
         PlanFormat::Markdown => markdown(&doc),
+        PlanFormat::GithubMatrix => github_matrix(&prepared, args.shards),
     };
     io.stdout.write_all(text.as_bytes())?;
     if args.detailed_exitcode {
@@ -231,6 +232,18 @@ pub(super) fn show(input: PlanInput<'_>, args: &PlanArgs, io: &mut Io<'_>) -> io
         });
     }
     Ok(ExitStatus::Success)
+}
+
+/// `{"shard": ["1/N", …]}`: the shards that hold tasks, for `strategy.matrix` in GitHub Actions
+/// (`fromJSON(needs.plan.outputs.matrix)`).
+fn github_matrix(prepared: &Prepared, shards: usize) -> String {
+    let shards = shards.max(1);
+    let owner = crate::shard::assign(&prepared.expansion.tasks, shards, |t| t.payload.kind().estimate_secs());
+    let used: std::collections::BTreeSet<usize> = owner.into_iter().collect();
+    let list: Vec<String> = used.into_iter().map(|i| format!("{}/{shards}", i + 1)).collect();
+    let mut text = serde_json::json!({ "shard": list }).to_string();
+    text.push('\n');
+    text
 }
 
 /// A task's refreshed state, as `plan --refresh` shows it.

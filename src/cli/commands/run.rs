@@ -33,11 +33,13 @@ pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> io::Result<ExitStat
                 world: args.targets.world.clone(),
                 only: args.targets.only.clone(),
                 sites: args.targets.sites.clone(),
+                shard: args.targets.shard,
             },
             format: PlanFormat::Text,
             out: None,
             refresh: false,
             detailed_exitcode: false,
+            shards: 4,
         };
         return super::plan::show(PlanInput::Generated(source), &plan_args, io);
     }

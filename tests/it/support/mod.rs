@@ -91,7 +91,10 @@ pub(crate) fn example_plans() -> Vec<PathBuf> {
     let mut plans: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
         .expect("examples dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml") && p.file_name().is_some_and(|n| n != "world.yml"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yml")
+                && p.file_name().is_some_and(|n| n != "world.yml" && n != "github-actions.yml")
+        })
         .collect();
     plans.sort();
     plans
