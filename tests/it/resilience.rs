@@ -217,7 +217,7 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
         "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
     let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
     std::fs::write(dir.join("events.jsonl"), format!("{header}\n{started}\n{attempt}\n")).unwrap();
-    served.runtime_block_on_start_deploy(&format!("Release [tb:{run}:{task}]"));
+    served.start_deploy_like_a_lost_post(&format!("Release [tb:{run}:{task}]"));
     let out = served
         .test_in(t.path())
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)

@@ -107,7 +107,7 @@ impl Served {
 
     /// Starts a deploy to `site-000.test` with this annotation, as a crashed run's POST would
     /// have.
-    pub(crate) fn runtime_block_on_start_deploy(&self, annotation: &str) {
+    pub(crate) fn start_deploy_like_a_lost_post(&self, annotation: &str) {
         let sim = self.sim.as_ref().unwrap();
         let client = ApiClient::new(config(sim)).unwrap();
         self.runtime.block_on(async {
