@@ -97,6 +97,26 @@ fn one() -> u32 {
     1
 }
 
+/// A rule that matches every request and does nothing yet: set the fields that matter.
+impl Default for FaultRule {
+    fn default() -> Self {
+        Self {
+            method: None,
+            route: None,
+            site: None,
+            env: None,
+            workflow_type: None,
+            status: None,
+            drop: false,
+            fail_workflow: None,
+            processed: None,
+            delay: None,
+            after: 0,
+            times: one(),
+        }
+    }
+}
+
 impl Default for Knobs {
     fn default() -> Self {
         Self {

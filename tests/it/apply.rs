@@ -5,12 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Test, repo};
-
-fn report(t: &Test, name: &str) -> Value {
-    let text = std::fs::read_to_string(t.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
+use crate::support::{Test, repo, report};
 
 fn tasks_where<'a>(report: &'a Value, pred: impl Fn(&Value) -> bool + 'a) -> Vec<&'a Value> {
     report["tasks"].as_array().unwrap().iter().filter(|t| pred(t)).collect()

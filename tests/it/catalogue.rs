@@ -96,7 +96,7 @@ fn every_operation_runs_in_one_plan() {
     ]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     assert_eq!(report["totals"]["tasks"], CASES.len(), "one task per operation");
     assert!(all_ok(&report), "{}", report["tasks"]);
     let downloaded = t.path().join("downloads/acme-docs/live");
@@ -127,7 +127,7 @@ fn ten_downloads_survive_dropped_connections_and_leave_no_partial_file() {
     ]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     let tasks = report["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 10);
     for task in tasks {

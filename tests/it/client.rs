@@ -10,20 +10,7 @@ use terminus_batch::simulator::{FaultRule, Knobs, Simulator};
 use crate::support::sim::{big_world, builtin, config, fast, start};
 
 fn rule(route: &str) -> FaultRule {
-    FaultRule {
-        method: None,
-        route: Some(route.to_owned()),
-        site: None,
-        env: None,
-        workflow_type: None,
-        status: None,
-        drop: false,
-        fail_workflow: None,
-        processed: None,
-        delay: None,
-        after: 0,
-        times: 1,
-    }
+    FaultRule { route: Some(route.to_owned()), ..FaultRule::default() }
 }
 
 async fn site_id(client: &ApiClient, name: &str) -> String {

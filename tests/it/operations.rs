@@ -58,18 +58,10 @@ struct Outcome {
 
 fn fault(kind: &str) -> FaultRule {
     FaultRule {
-        method: None,
-        route: None,
-        site: None,
-        env: None,
         workflow_type: Some(kind.to_owned()),
-        status: None,
-        drop: false,
         fail_workflow: Some(format!("Simulated: {kind} refused")),
-        processed: None,
-        delay: None,
-        after: 0,
         times: 9,
+        ..FaultRule::default()
     }
 }
 

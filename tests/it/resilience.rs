@@ -93,7 +93,7 @@ fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
         ]);
     let out = t.run();
     assert_eq!(out.code, 1, "some tasks fail under chaos: {}", out.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     let tasks = report["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 201);
     assert!(tasks.iter().all(|t| t["status"].is_string()), "every task ended");
@@ -186,7 +186,7 @@ fn kill_9_then_resume_finishes_without_starting_any_workflow_twice() {
         .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
         .run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     assert_eq!(report["totals"]["tasks"], 36);
     assert!(
         report["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged")
@@ -224,7 +224,7 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
         .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     assert_eq!(report["tasks"][0]["status"], "succeeded");
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "adopted, not started again: {stats:?}");
@@ -253,16 +253,9 @@ fn a_slow_api_and_an_unreachable_one_end_clearly_within_the_timeouts() {
     let slow = FaultRule {
         method: Some("POST".into()),
         route: Some("sites/{site}/environments/{env}/workflows".into()),
-        site: None,
-        env: None,
-        workflow_type: None,
-        status: None,
-        drop: false,
-        fail_workflow: None,
-        processed: None,
         delay: Some(5.0),
-        after: 0,
         times: 99,
+        ..FaultRule::default()
     };
     let served = Served::with_world(&world(&sites_world(2, "")), Knobs { faults: vec![slow], ..Knobs::default() });
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: { org: o }, env: live }\n";
@@ -275,7 +268,7 @@ fn a_slow_api_and_an_unreachable_one_end_clearly_within_the_timeouts() {
         .args(&["apply", "plan.yml", "--yes", "--report", "json=out.json"])
         .run();
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     for task in report["tasks"].as_array().unwrap() {
         assert_eq!(task["status"], "failed");
         assert!(task["message"].as_str().unwrap().contains("no answer within 300ms"), "{task}");

@@ -61,7 +61,7 @@ fn a_shard_applies_end_to_end() {
     ]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("out.json")).unwrap()).unwrap();
+    let report: Value = crate::support::report(&t, "out.json");
     let tasks = report["totals"]["tasks"].as_u64().unwrap();
     assert!(tasks > 0 && tasks < 88, "{tasks}");
     assert!(

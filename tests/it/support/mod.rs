@@ -108,3 +108,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         out
     })
 }
+
+/// A JSON file the test's run wrote (a report), parsed.
+pub(crate) fn report(t: &Test, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(t.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
