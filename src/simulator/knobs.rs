@@ -24,6 +24,9 @@ pub struct Knobs {
     pub default_duration: f64,
     /// Each workflow's run time varies by up to this fraction either way.
     pub duration_jitter: f64,
+    /// Finished workflows each site already has in its list at start (its recent history,
+    /// by a teammate, dated before the start), as on the platform; 0 for none.
+    pub history: u32,
     /// Requests per second the API accepts before answering 429 (before scaling).
     pub rate_limit: Option<f64>,
     /// Seconds a 429 asks the client to wait (before scaling).
@@ -126,6 +129,7 @@ impl Default for Knobs {
             workflow_durations: BTreeMap::new(),
             default_duration: 30.0,
             duration_jitter: 0.1,
+            history: 8,
             rate_limit: None,
             retry_after: 1.0,
             error_rate: 0.0,

@@ -731,7 +731,7 @@ fn code_env(kind: &str, env: Option<&str>) -> Option<String> {
     env.map(str::to_owned)
 }
 
-fn describe(kind: &str, env: Option<&str>) -> String {
+pub(crate) fn describe(kind: &str, env: Option<&str>) -> String {
     let env = env.unwrap_or("");
     match kind {
         "deploy" => format!("Deploy code to \"{env}\""),

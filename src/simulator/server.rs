@@ -132,7 +132,11 @@ impl Simulator {
         let unix_at_start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let rules = knobs.faults.len();
         let shared = Arc::new(Shared {
-            state: Mutex::new(SimState::new(world)),
+            state: Mutex::new({
+                let mut state = SimState::new(world);
+                state.seed_history(&knobs, unix_at_start);
+                state
+            }),
             stats: Mutex::new(Stats::default()),
             log: Mutex::new(Vec::new()),
             started: Instant::now(),

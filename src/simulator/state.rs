@@ -267,6 +267,54 @@ impl SimState {
         }
     }
 
+    /// Gives every site `knobs.history` finished workflows, newest first three hours apart
+    /// before `now`, started by a teammate: the recent history a real site's list shows,
+    /// from which clients learn how long each type takes. The types are common ones (code
+    /// deploys, cache clears, backups) and every type the knobs give a duration to.
+    pub(crate) fn seed_history(&mut self, knobs: &Knobs, now: f64) {
+        let mut kinds: Vec<(String, &str)> =
+            [("deploy", "test"), ("clear_cache", "live"), ("do_export", "live"), ("deploy", "live")]
+                .into_iter()
+                .map(|(k, e)| (k.to_owned(), e))
+                .collect();
+        for kind in knobs.workflow_durations.keys() {
+            if !kinds.iter().any(|(k, _)| k == kind) {
+                kinds.push((kind.clone(), "dev"));
+            }
+        }
+        let teammate = derived_id("user", "teammate");
+        let sites: Vec<(usize, String, String)> =
+            self.sites.values().enumerate().map(|(i, s)| (i, s.id.clone(), s.name.clone())).collect();
+        let mut history = Vec::new();
+        for (index, site_id, name) in sites {
+            for k in (0..knobs.history).rev() {
+                let (kind, env) = &kinds[(index + k as usize) % kinds.len()];
+                let run = knobs.scaled(knobs.duration_of(kind, roll(knobs.seed, &format!("history:{name}:{k}"))));
+                let created_at = now - 3.0 * 3600.0 * f64::from(k + 1);
+                history.push(WorkflowRec {
+                    id: String::new(),
+                    kind: kind.clone(),
+                    site_id: site_id.clone(),
+                    env: Some((*env).to_owned()),
+                    params: json!({}),
+                    user_id: teammate.clone(),
+                    created_at,
+                    started_at: created_at,
+                    finish_at: created_at + run.as_secs_f64(),
+                    ending: Ending::Succeeded,
+                    applied: true,
+                    description: String::new(),
+                });
+            }
+        }
+        history.sort_by(|a, b| a.created_at.total_cmp(&b.created_at));
+        for mut rec in history {
+            rec.id = self.next_id("workflow");
+            rec.description = super::routes::describe(&rec.kind, rec.env.as_deref());
+            self.workflows.push(rec);
+        }
+    }
+
     /// A fresh UUID-shaped id, unique in this simulator (sortable by creation).
     pub(crate) fn next_id(&mut self, kind: &str) -> String {
         self.counter += 1;
