@@ -21,6 +21,9 @@ pub const REQUEST_ATTEMPTS: &str = "TERMINUS_BATCH_REQUEST_ATTEMPTS";
 pub const REQUEST_BUDGET: &str = "TERMINUS_BATCH_REQUEST_BUDGET";
 /// First retry delay of a request; doubles per retry, with jitter (`0s` in tests).
 pub const RETRY_BACKOFF: &str = "TERMINUS_BATCH_RETRY_BACKOFF";
+/// Poll workflows every interval from their start, as terminus does (`5s`), instead of near
+/// their expected finish; for comparing the two.
+pub const POLL_INTERVAL: &str = "TERMINUS_BATCH_POLL_INTERVAL";
 /// The world file for `--simulate`.
 pub const WORLD: &str = "TERMINUS_BATCH_WORLD";
 /// Log filter (tracing `EnvFilter` syntax); overrides `-v`.

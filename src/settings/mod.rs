@@ -78,6 +78,7 @@ pub struct Layer {
     pub request_attempts: Option<u32>,
     pub request_budget: Option<Duration>,
     pub retry_backoff: Option<Duration>,
+    pub poll_interval: Option<Duration>,
     pub host: Option<String>,
     pub port: Option<u16>,
     pub protocol: Option<String>,
@@ -127,6 +128,8 @@ pub struct Settings {
     pub request_attempts: u32,
     pub request_budget: Duration,
     pub retry_backoff: Duration,
+    /// Fixed workflow polling (terminus's way); `None` polls near the expected finish.
+    pub poll_interval: Option<Duration>,
     pub host: String,
     pub port: u16,
     pub protocol: String,
@@ -173,6 +176,7 @@ impl Settings {
             request_attempts: pick!(layers, o, request_attempts, 6),
             request_budget: pick!(layers, o, request_budget, Duration::from_secs(120)),
             retry_backoff: pick!(layers, o, retry_backoff, Duration::from_millis(500)),
+            poll_interval: layers.iter().find_map(|(_, l)| l.poll_interval),
             host: pick!(layers, o, host, "terminus.pantheon.io".to_owned()),
             port: pick!(layers, o, port, 443),
             protocol: pick!(layers, o, protocol, "https".to_owned()),
@@ -231,6 +235,7 @@ impl Layer {
             })?,
             request_budget: parse_var(vars, env::REQUEST_BUDGET, parse_duration)?,
             retry_backoff: parse_var(vars, env::RETRY_BACKOFF, parse_duration)?,
+            poll_interval: parse_var(vars, env::POLL_INTERVAL, parse_duration)?,
             ..Self::default()
         })
     }

@@ -281,32 +281,61 @@ async fn wait_for_sites(
     done
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_costs_about_one_request_per_workflow_once_durations_are_known() {
-    // 15 s clear-cache workflows at a time scale of 1/100: 150 ms each, a 10 ms poll floor.
-    let world = big_world(1, 21);
-    let (sim, client) = start(&world, fast(0.01)).await;
+/// Polls made while waiting for one workflow on each of `sites`, then for one more on each
+/// of the rest: (by-id polls, list reads) for the first part, then for the second.
+async fn poll_costs(knobs: Knobs, first: usize, rest: usize) -> ((u64, u64), (u64, u64)) {
+    let world = big_world(1, first + rest);
+    let (sim, client) = start(&world, knobs).await;
     let listing = client.org_sites(&client.user_orgs().await.unwrap()[0].organization.id).await.unwrap();
     let ids: Vec<String> = listing.iter().map(|m| m.id.clone()).collect();
     let (poller, driver) = Poller::new(client.clone());
+    let counts = |stats: &terminus_batch::simulator::Stats| {
+        (stats.count("GET sites/{site}/workflows/{workflow}"), stats.count("GET sites/{site}/workflows"))
+    };
     let work = async {
-        // One workflow first: nothing is known about clear_cache yet.
-        let first = wait_for_sites(&client, &poller, &ids[..1]).await;
-        assert!(first[0].succeeded());
-        let learning = sim.stats().count("GET sites/{site}/workflows/{workflow}");
-        // Then twenty, one per site: each is polled first near its expected finish.
-        let done = wait_for_sites(&client, &poller, &ids[1..]).await;
+        let done = wait_for_sites(&client, &poller, &ids[..first]).await;
+        assert!(done.iter().all(terminus_batch::operations::api::wire::Workflow::succeeded));
+        let before = counts(&sim.stats());
+        let done = wait_for_sites(&client, &poller, &ids[first..]).await;
         assert!(done.iter().all(terminus_batch::operations::api::wire::Workflow::succeeded));
         drop(poller);
-        learning
+        before
     };
-    let (learning, ()) = tokio::join!(work, driver.run());
-    let stats = sim.stop().await;
-    let polls = stats.count("GET sites/{site}/workflows/{workflow}") - learning;
-    let per_workflow = f64::from(u32::try_from(polls).unwrap()) / 20.0;
-    eprintln!("polling: {learning} polls for the first workflow, {polls} for the next 20 ({per_workflow:.2} each)");
-    assert!(per_workflow <= 1.5, "{polls} polls for 20 workflows");
-    assert_eq!(stats.count("GET sites/{site}/workflows"), 0, "one workflow per site is polled by id");
+    let (before, ()) = tokio::join!(work, driver.run());
+    let after = counts(&sim.stop().await);
+    (before, (after.0 - before.0, after.1 - before.1))
+}
+
+fn per(count: u64, workflows: usize) -> f64 {
+    f64::from(u32::try_from(count).unwrap()) / f64::from(u32::try_from(workflows).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_times_are_learned_from_the_site_list_before_the_first_poll() {
+    // 15 s clear-cache workflows at a time scale of 1/100 (150 ms each, a 10 ms poll floor),
+    // on sites whose lists show recent clear-cache runs.
+    let ((by_id, lists), (more_by_id, more_lists)) = poll_costs(fast(0.01), 20, 20).await;
+    eprintln!(
+        "learning from history: {lists} list + {by_id} by id for the first 20 workflows, \
+         {more_lists} + {more_by_id} for the next 20"
+    );
+    assert_eq!(lists, 1, "one site list teaches the type's run time");
+    assert_eq!(more_lists, 0, "one workflow per site is polled by id");
+    // Polled at the 65th percentile of known run times, then at the longest: never more than
+    // 1.5 polls per workflow on average (late polls only lower the count).
+    assert!(per(by_id + lists, 20) <= 1.5, "{by_id} + {lists} polls for 20 workflows");
+    assert!(per(more_by_id, 20) <= 1.5, "{more_by_id} polls for 20 workflows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_history_run_times_are_learned_from_the_first_finish() {
+    let knobs = Knobs { history: 0, ..fast(0.01) };
+    let ((by_id, lists), (more_by_id, more_lists)) = poll_costs(knobs, 1, 20).await;
+    eprintln!("no history: {lists} list + {by_id} by id for the first workflow, {more_by_id} for the next 20");
+    assert_eq!(lists, 1, "one site list read in vain");
+    assert!(by_id >= 2, "polled until it finished");
+    assert_eq!(more_lists, 0);
+    assert!(per(more_by_id, 20) <= 1.5, "{more_by_id} polls for 20 workflows");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,7 @@ pub(crate) fn api_config(settings: &Settings) -> ApiConfig {
         backoff: settings.retry_backoff,
         parallel_pagination: settings.parallel_pagination,
         poll_floor: std::time::Duration::from_secs(1),
+        poll_interval: settings.poll_interval,
         machine_token: settings.machine_token.clone(),
         user: settings.user.clone(),
         store: SessionStore::Files { cache_dir: settings.cache_dir.clone(), tokens_dir: settings.tokens_dir.clone() },
@@ -91,6 +92,7 @@ pub(crate) fn simulator_config(settings: &Settings, sim: &Simulator) -> ApiConfi
         store: SessionStore::Memory,
         poll_floor: sim.poll_floor(),
         backoff: settings.retry_backoff.mul_f64(scale.min(1.0)),
+        poll_interval: settings.poll_interval.map(|every| every.mul_f64(scale)),
         // The simulator's clock runs `1/scale` times faster, so the request rate does too:
         // a simulated run then takes the time a real one would, scaled.
         requests_per_second: settings.requests_per_second / scale,

@@ -59,6 +59,9 @@ pub struct ApiConfig {
     pub parallel_pagination: bool,
     /// Never poll one site's workflows more often than this.
     pub poll_floor: Duration,
+    /// Poll every interval from the start, as terminus does, instead of near the expected
+    /// finish (for comparisons).
+    pub poll_interval: Option<Duration>,
     /// An explicit machine token (`TERMINUS_MACHINE_TOKEN`); else the saved ones.
     pub machine_token: Option<Secret>,
     /// Which saved token to use (`TERMINUS_USER`).
@@ -719,6 +722,7 @@ mod tests {
             backoff: Duration::ZERO,
             parallel_pagination: true,
             poll_floor: Duration::from_secs(1),
+            poll_interval: None,
             machine_token: None,
             user: None,
             store: SessionStore::Memory,

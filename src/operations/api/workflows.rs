@@ -15,7 +15,7 @@
 //! of workflows of the same type seen finishing; never more often than the poll floor per
 //! site.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -146,6 +146,8 @@ fn matches_start(w: &Workflow, start: &StartWorkflow, user_id: &str, posted_at: 
 #[derive(Clone, Debug)]
 pub struct Poller {
     tx: mpsc::UnboundedSender<Watch>,
+    /// Under a fixed interval (terminus's way), the sleep after the final fetch.
+    linger: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -169,13 +171,24 @@ const MAX_POLL_FAILURES: u32 = 5;
 const MAX_POLL_GAP: Duration = Duration::from_secs(30);
 /// Recent durations kept per workflow type.
 const HISTORY: usize = 20;
+/// The first poll of a workflow of a known type comes when this fraction of the recent
+/// ones of its type had finished; the second when all of them had. With run times spread
+/// evenly that is 1.35 polls per workflow, for a wait past the finish of about a third of
+/// the spread.
+const FIRST_POLL_QUANTILE: f64 = 0.65;
+/// Past the longest known run time (or with none known), the next poll comes after this
+/// fraction of the time the workflow has run so far.
+const GROWTH: u32 = 4;
+/// Site lists read to learn an unknown type's run time before waiting for a run's own.
+const LEARN_ATTEMPTS: u32 = 2;
 
 impl Poller {
     /// A poller for `client`, and the driver to run.
     #[must_use]
     pub fn new(client: ApiClient) -> (Self, PollerDriver) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, PollerDriver { client, rx })
+        let linger = client.config().poll_interval;
+        (Self { tx, linger }, PollerDriver { client, rx })
     }
 
     /// Waits until the workflow has finished (`result` non-null) and returns it, succeeded
@@ -199,7 +212,108 @@ impl Poller {
             reply,
         };
         self.tx.send(watch).map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        let finished = rx.await.map_err(|_| stopped())?;
+        if let Some(linger) = self.linger {
+            tokio::time::sleep(linger).await;
+        }
+        finished
+    }
+}
+
+/// What the poller knows of how long each workflow type takes: the `total_time` of recent
+/// finished workflows, from its own polls and from the site lists it reads.
+#[derive(Default)]
+struct Expectations {
+    by_kind: HashMap<String, VecDeque<f64>>,
+    /// Workflows already counted.
+    seen: HashSet<String>,
+    /// Site lists read (or being read) to learn a type.
+    asked: HashMap<String, u32>,
+    /// Types a site list is being read for right now.
+    learning: HashSet<String>,
+}
+
+impl Expectations {
+    /// Counts a finished workflow once; true when nothing was known of its type before.
+    fn record(&mut self, workflow: &Workflow) -> bool {
+        let Some(time) = workflow.total_time.filter(|t| t.is_finite() && *t >= 0.0) else { return false };
+        if !workflow.is_finished() || !self.seen.insert(workflow.id.clone()) {
+            return false;
+        }
+        let history = self.by_kind.entry(workflow.kind.clone()).or_default();
+        let new = history.is_empty();
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(time);
+        new
+    }
+
+    /// When to poll a workflow of `kind` first, and by when all recent ones had finished,
+    /// counted from its start.
+    fn window(&self, kind: &str) -> Option<(Duration, Duration)> {
+        let history = self.by_kind.get(kind).filter(|h| !h.is_empty())?;
+        let mut sorted: Vec<f64> = history.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let last = sorted[sorted.len() - 1];
+        Some((Duration::from_secs_f64(quantile(&sorted, FIRST_POLL_QUANTILE)), Duration::from_secs_f64(last)))
+    }
+}
+
+/// The `q` quantile of sorted values, interpolated.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    #[expect(clippy::cast_precision_loss, reason = "at most HISTORY values")]
+    let at = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0 <= at < len")]
+    let low = at.floor() as usize;
+    let high = (low + 1).min(sorted.len() - 1);
+    #[expect(clippy::cast_precision_loss, reason = "an index")]
+    let weight = at - low as f64;
+    sorted[low] + (sorted[high] - sorted[low]) * weight
+}
+
+/// How polls are paced: near the expected finish (ours), or, with `every`, every interval
+/// from the start like terminus (for comparison, `TERMINUS_BATCH_POLL_INTERVAL`). Never more
+/// often than `floor` per site.
+#[derive(Clone, Copy)]
+struct Pace {
+    floor: Duration,
+    every: Option<Duration>,
+}
+
+impl Pace {
+    /// A new waiter's first poll; may ask its site to read the list to learn its type.
+    fn first(self, watch: &Watch, site: &mut SiteWatch, known: &mut Expectations) -> Instant {
+        if self.every.is_some() {
+            return Instant::now();
+        }
+        if let Some((first, _)) = known.window(&watch.kind) {
+            return watch.started + first.max(self.floor);
+        }
+        let asked = known.asked.entry(watch.kind.clone()).or_default();
+        if *asked < LEARN_ATTEMPTS && !known.learning.contains(&watch.kind) {
+            *asked += 1;
+            known.learning.insert(watch.kind.clone());
+            site.learn.push(watch.kind.clone());
+            return Instant::now();
+        }
+        watch.started + self.floor
+    }
+
+    /// The next poll of a waiter still running at `now`.
+    fn next(self, watch: &Watch, now: Instant, known: &Expectations) -> Instant {
+        if let Some(every) = self.every {
+            return now + every;
+        }
+        let at = match known.window(&watch.kind) {
+            Some((first, _)) if watch.started + first > now => watch.started + first,
+            Some((_, last)) if watch.started + last > now => watch.started + last,
+            _ => {
+                let ran = now.saturating_duration_since(watch.started);
+                now + (ran / GROWTH).clamp(self.floor, MAX_POLL_GAP.max(self.floor))
+            }
+        };
+        at.max(now + self.floor)
     }
 }
 
@@ -209,6 +323,8 @@ struct SiteWatch {
     last_poll: Option<Instant>,
     failures: u32,
     polling: bool,
+    /// Types to learn from this site's list at its next poll.
+    learn: Vec<String>,
 }
 
 impl SiteWatch {
@@ -221,14 +337,18 @@ impl SiteWatch {
     }
 }
 
-type PollResult = (String, Vec<String>, Result<Vec<Workflow>, ApiError>);
+/// A finished site poll: the site, the workflows asked about, the types it was to learn, and
+/// what the platform said.
+type PollResult = (String, Vec<String>, Vec<String>, Result<Vec<Workflow>, ApiError>);
 
 impl PollerDriver {
     /// Polls until every [`Poller`] handle is dropped and no waiter is left.
     pub async fn run(mut self) {
-        let floor = self.client.config().poll_floor;
+        let config = self.client.config();
+        let floor = config.poll_floor;
+        let pace = Pace { floor, every: config.poll_interval.map(|every| every.max(floor)) };
         let mut sites: BTreeMap<String, SiteWatch> = BTreeMap::new();
-        let mut durations: HashMap<String, Vec<f64>> = HashMap::new();
+        let mut known = Expectations::default();
         let mut polls: JoinSet<PollResult> = JoinSet::new();
         let mut open = true;
         loop {
@@ -243,8 +363,9 @@ impl PollerDriver {
             tokio::select! {
                 watch = self.rx.recv(), if open => match watch {
                     Some(watch) => {
-                        let due = first_poll(&watch, &durations, floor);
-                        sites.entry(watch.site_id.clone()).or_default().waiting.push((watch, due));
+                        let site = sites.entry(watch.site_id.clone()).or_default();
+                        let due = pace.first(&watch, site, &mut known);
+                        site.waiting.push((watch, due));
                     }
                     None => open = false,
                 },
@@ -255,23 +376,35 @@ impl PollerDriver {
                             site.polling = true;
                             site.last_poll = Some(now);
                             let ids: Vec<String> = site.waiting.iter().map(|(w, _)| w.workflow_id.clone()).collect();
+                            let learn = std::mem::take(&mut site.learn);
                             let client = self.client.clone();
                             let site_id = site_id.clone();
                             polls.spawn(async move {
-                                let result = poll_site(&client, &site_id, &ids).await;
-                                (site_id, ids, result)
+                                let result = poll_site(&client, &site_id, &ids, !learn.is_empty()).await;
+                                (site_id, ids, learn, result)
                             });
                         }
                     }
                 },
                 Some(joined) = polls.join_next(), if !polls.is_empty() => {
-                    let Ok((site_id, ids, result)) = joined else {
+                    let Ok((site_id, ids, learned, result)) = joined else {
                         warn!("a workflow poll panicked");
                         continue;
                     };
+                    for kind in &learned {
+                        known.learning.remove(kind);
+                    }
                     let Some(site) = sites.get_mut(&site_id) else { continue };
                     site.polling = false;
-                    settle(site, &ids, result, &mut durations, floor);
+                    let new_kinds = settle(site, &ids, result, &mut known, pace);
+                    // Waiters of a type just learned wait for its expected finish.
+                    for site in sites.values_mut() {
+                        for (watch, due) in &mut site.waiting {
+                            if let Some((first, _)) = new_kinds.contains(&watch.kind).then(|| known.window(&watch.kind)).flatten() {
+                                *due = (*due).max(watch.started + first.max(floor));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -284,30 +417,14 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// When to poll a new workflow first: at its expected finish (the median of recent
-/// durations of its type), else soon after the floor.
-fn first_poll(watch: &Watch, durations: &HashMap<String, Vec<f64>>, floor: Duration) -> Instant {
-    let expected = durations.get(&watch.kind).and_then(|d| median(d)).map(Duration::from_secs_f64);
-    watch.started + expected.unwrap_or(floor).max(floor)
-}
-
-fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    Some(sorted[sorted.len() / 2])
-}
-
-/// One tick for one site: by id when one workflow is awaited, else the site's list, with
-/// by-id fallbacks for ours that are not in its newest 100.
-async fn poll_site(client: &ApiClient, site_id: &str, ids: &[String]) -> Result<Vec<Workflow>, ApiError> {
-    if let [only] = ids {
+/// One tick for one site: by id when one workflow is awaited and nothing is to be learned,
+/// else the site's list (newest 100, all of them counted for run times), with by-id
+/// fallbacks for ours that are not in it.
+async fn poll_site(client: &ApiClient, site_id: &str, ids: &[String], learn: bool) -> Result<Vec<Workflow>, ApiError> {
+    if let ([only], false) = (ids, learn) {
         return Ok(vec![client.workflow(site_id, only).await?]);
     }
     let mut list = client.workflows(site_id).await?;
-    list.retain(|w| ids.contains(&w.id));
     for id in ids {
         if !list.iter().any(|w| &w.id == id) {
             list.push(client.workflow(site_id, id).await?);
@@ -316,14 +433,17 @@ async fn poll_site(client: &ApiClient, site_id: &str, ids: &[String]) -> Result<
     Ok(list)
 }
 
+/// Takes in one site's poll: answers the waiters whose workflow finished, schedules the
+/// others, and returns the types whose run time became known.
 fn settle(
     site: &mut SiteWatch,
     ids: &[String],
     result: Result<Vec<Workflow>, ApiError>,
-    durations: &mut HashMap<String, Vec<f64>>,
-    floor: Duration,
-) {
+    known: &mut Expectations,
+    pace: Pace,
+) -> HashSet<String> {
     let now = Instant::now();
+    let floor = pace.floor;
     let workflows = match result {
         Ok(list) => list,
         Err(error) => {
@@ -342,44 +462,32 @@ fn settle(
                     *due = (*due).max(now + gap);
                 }
             }
-            return;
+            return HashSet::new();
         }
     };
     site.failures = 0;
-    let mut finished = Vec::new();
-    for workflow in workflows {
-        if workflow.is_finished() {
-            if let Some(t) = workflow.total_time.filter(|t| t.is_finite() && *t >= 0.0) {
-                let history = durations.entry(workflow.kind.clone()).or_default();
-                if history.len() == HISTORY {
-                    history.remove(0);
-                }
-                history.push(t);
-            }
-            finished.push(workflow);
+    let mut new_kinds = HashSet::new();
+    for workflow in &workflows {
+        if known.record(workflow) {
+            new_kinds.insert(workflow.kind.clone());
         }
     }
+    let finished: Vec<&Workflow> = workflows.iter().filter(|w| w.is_finished() && ids.contains(&w.id)).collect();
     let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut site.waiting)
         .into_iter()
         .partition(|(w, _)| finished.iter().any(|f| f.id == w.workflow_id));
     site.waiting = kept;
     for (watch, _) in done {
         if let Some(workflow) = finished.iter().find(|f| f.id == watch.workflow_id) {
-            let _receiver_gone = watch.reply.send(Ok(workflow.clone()));
+            let _receiver_gone = watch.reply.send(Ok((*workflow).clone()));
         }
     }
-    // Still running: poll again after a fifth of the time it has run so far (bounded), or
-    // at its type's expected finish if that is later and newly learned.
     for (watch, due) in &mut site.waiting {
-        if !ids.contains(&watch.workflow_id) {
-            continue;
+        if ids.contains(&watch.workflow_id) {
+            *due = pace.next(watch, now, known);
         }
-        let ran = now.saturating_duration_since(watch.started);
-        let gap = (ran / 5).clamp(floor, MAX_POLL_GAP.max(floor));
-        let expected = durations.get(&watch.kind).and_then(|d| median(d)).map(Duration::from_secs_f64);
-        let at_expected = expected.map(|e| watch.started + e).filter(|at| *at > now);
-        *due = at_expected.unwrap_or(now + gap).max(now + floor);
     }
+    new_kinds
 }
 
 #[cfg(test)]
@@ -418,8 +526,57 @@ mod tests {
     }
 
     #[test]
-    fn medians() {
-        assert_eq!(median(&[]), None);
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+    fn polls_come_at_the_expected_finish_then_the_longest_then_further_apart() {
+        let mut known = Expectations::default();
+        for (i, t) in [10.0, 12.0, 14.0, 16.0, 18.0, 20.0].iter().enumerate() {
+            let w = workflow(&format!(r#"{{"id":"h{i}","type":"deploy","result":"succeeded","total_time":{t}}}"#));
+            assert_eq!(known.record(&w), i == 0, "only the first teaches something new");
+            assert!(!known.record(&w), "counted once");
+        }
+        let pace = Pace { floor: Duration::from_secs(1), every: None };
+        let (reply, _rx) = oneshot::channel();
+        let start = Instant::now();
+        let watch =
+            Watch { site_id: "s".into(), workflow_id: "w".into(), kind: "deploy".into(), started: start, reply };
+        let mut site = SiteWatch::default();
+        let first = pace.first(&watch, &mut site, &mut known);
+        assert_eq!(first - start, Duration::from_secs_f64(16.5), "the 65th percentile");
+        assert!(site.learn.is_empty(), "nothing to learn");
+        let second = pace.next(&watch, first, &known);
+        assert_eq!(second - start, Duration::from_secs(20), "the longest known");
+        let third = pace.next(&watch, second, &known);
+        assert_eq!(third - second, Duration::from_secs(5), "a quarter of the time run so far");
+        let terminus = Pace { every: Some(Duration::from_secs(5)), ..pace };
+        assert!(terminus.first(&watch, &mut site, &mut known) <= Instant::now(), "terminus fetches right away");
+        assert_eq!(terminus.next(&watch, second, &known) - second, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_unknown_type_is_learned_from_one_site_list_at_a_time() {
+        let mut known = Expectations::default();
+        let pace = Pace { floor: Duration::from_secs(1), every: None };
+        let watch = |id: &str| {
+            let (reply, _rx) = oneshot::channel();
+            Watch {
+                site_id: id.into(),
+                workflow_id: id.into(),
+                kind: "clear_cache".into(),
+                started: Instant::now(),
+                reply,
+            }
+        };
+        let (mut a, mut b) = (SiteWatch::default(), SiteWatch::default());
+        let (wa, wb) = (watch("a"), watch("b"));
+        assert!(pace.first(&wa, &mut a, &mut known) <= Instant::now(), "read the list right away");
+        assert_eq!(a.learn, ["clear_cache"]);
+        assert_eq!(pace.first(&wb, &mut b, &mut known), wb.started + Duration::from_secs(1), "one list at a time");
+        assert!(b.learn.is_empty());
+    }
+
+    #[test]
+    fn quantiles_interpolate() {
+        assert!((quantile(&[1.0, 2.0, 3.0], 0.5) - 2.0).abs() < 1e-9);
+        assert!((quantile(&[1.0, 2.0, 3.0], 0.75) - 2.5).abs() < 1e-9);
+        assert!((quantile(&[4.0], 0.65) - 4.0).abs() < 1e-9);
     }
 }

@@ -53,6 +53,7 @@ pub(crate) fn config(sim: &Simulator) -> ApiConfig {
         backoff: Duration::ZERO,
         parallel_pagination: true,
         poll_floor: sim.poll_floor(),
+        poll_interval: None,
         machine_token: Some(Secret::new(sim.machine_token())),
         user: None,
         store: SessionStore::Memory,
