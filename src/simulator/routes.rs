@@ -244,16 +244,17 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
         Route::Login => login(state, ctx),
         Route::User(uid) if *uid == state.user_id => Answer::json(200, &state.user_json()),
         Route::UserSites(uid) if *uid == state.user_id => {
-            let items = state
-                .sites
-                .values()
-                .filter(|s| s.org_id.is_none())
+            let ids = state.sites.values().filter(|s| s.org_id.is_none()).map(|s| s.id.clone()).collect();
+            let ids = page_ids(state, "user-sites", ids, ctx);
+            let items = ids
+                .iter()
+                .filter_map(|id| state.sites.get(id))
                 .map(|s| {
                     json!({ "id": s.id, "site_id": s.id, "user_id": state.user_id, "role": "owner", "archived": false,
                             "invited_by_id": state.user_id, "key": s.id, "site": state.site_json(s) })
                 })
                 .collect();
-            page(state, "user-sites", items, ctx)
+            Answer::json(200, &Value::Array(items))
         }
         Route::UserOrgs(uid) if *uid == state.user_id => {
             let items = state
@@ -274,10 +275,11 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
             if !state.orgs.iter().any(|o| &o.id == org) {
                 return Answer::error(404, "Organization not found.");
             }
-            let items = state
-                .sites
-                .values()
-                .filter(|s| s.org_id.as_deref() == Some(org))
+            let ids = state.sites.values().filter(|s| s.org_id.as_deref() == Some(org)).map(|s| s.id.clone()).collect();
+            let ids = page_ids(state, &format!("org-sites:{org}"), ids, ctx);
+            let items = ids
+                .iter()
+                .filter_map(|id| state.sites.get(id))
                 .map(|s| {
                     let tags: Vec<&String> = s.tags.get(org).map(|t| t.iter().collect()).unwrap_or_default();
                     json!({ "id": s.id, "site_id": s.id, "organization_id": org, "role": "team_member",
@@ -285,7 +287,7 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
                             "site": state.site_json(s) })
                 })
                 .collect();
-            page(state, &format!("org-sites:{org}"), items, ctx)
+            Answer::json(200, &Value::Array(items))
         }
         Route::OrgUsers(org) => {
             let Some(o) = state.orgs.iter().find(|o| &o.id == org) else {
@@ -447,20 +449,28 @@ fn with_env(
     f(state, s, e)
 }
 
-/// One page of a paged collection: sorted by id; `start` honoured only when it is a page
-/// boundary this collection already served, otherwise page 1 again (the platform's quirk).
-fn page(state: &mut SimState, collection: &str, mut items: Vec<Value>, ctx: &Ctx<'_>) -> Answer {
+/// One page of a paged collection of small items (see [`page_ids`]).
+fn page(state: &mut SimState, collection: &str, items: Vec<Value>, ctx: &Ctx<'_>) -> Answer {
     let id_of = |v: &Value| v.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    items.sort_by_key(id_of);
+    let mut by_id: std::collections::HashMap<String, Value> = items.into_iter().map(|v| (id_of(&v), v)).collect();
+    let ids = by_id.keys().cloned().collect();
+    let page = page_ids(state, collection, ids, ctx).into_iter().filter_map(|id| by_id.remove(&id)).collect();
+    Answer::json(200, &Value::Array(page))
+}
+
+/// The ids on the page asked for, of a collection sorted by id; `start` honoured only when
+/// it is a page boundary this collection already served, otherwise page 1 again (the
+/// platform's quirk). Large collections render only these.
+fn page_ids(state: &mut SimState, collection: &str, mut ids: Vec<String>, ctx: &Ctx<'_>) -> Vec<String> {
+    ids.sort();
     let limit = ctx.query("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 1000);
     let boundaries = state.boundaries.entry(collection.to_owned()).or_default();
     let start = ctx.query("start").filter(|s| boundaries.contains(*s));
-    let page: Vec<Value> =
-        items.into_iter().filter(|v| start.is_none_or(|s| id_of(v).as_str() > s)).take(limit).collect();
+    let page: Vec<String> = ids.into_iter().filter(|id| start.is_none_or(|s| id.as_str() > s)).take(limit).collect();
     if let Some(last) = page.last() {
-        boundaries.insert(id_of(last));
+        boundaries.insert(last.clone());
     }
-    Answer::json(200, &Value::Array(page))
+    page
 }
 
 fn login(state: &mut SimState, ctx: &Ctx<'_>) -> Answer {

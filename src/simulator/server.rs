@@ -36,7 +36,7 @@ use super::state::SimState;
 use super::world::World;
 
 /// What the simulator counted, from the server's side.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Stats {
     /// `METHOD route` → status → count.
     pub requests: BTreeMap<String, BTreeMap<u16, u64>>,
@@ -51,6 +51,14 @@ pub struct Stats {
     /// Injected faults by kind (`500`, `drop`, `workflow_failed`, …).
     pub faults: BTreeMap<String, u64>,
     pub logins: u64,
+    /// Seconds from the first API request's arrival to the last one's answer, as the
+    /// platform saw them (real seconds divided by the time scale).
+    pub elapsed: f64,
+    /// The sum of the run times of the workflows started (platform seconds).
+    pub workflow_seconds: f64,
+    /// The largest sum of run times on one site (platform seconds): the shortest a run can
+    /// take when a site runs one workflow at a time.
+    pub longest_site_seconds: f64,
 }
 
 impl Stats {
@@ -84,6 +92,8 @@ struct Shared {
     per_path: Mutex<HashMap<String, u64>>,
     bucket: Mutex<(f64, Instant)>,
     origin: String,
+    /// When the first API request arrived and the last one ended.
+    busy: Mutex<Option<(Instant, Instant)>>,
 }
 
 /// Recorded requests kept at most (the oldest are dropped).
@@ -97,6 +107,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn now(&self) -> f64 {
         self.unix_at_start + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The counters, with the times derived from the workflows started so far.
+    fn stats(&self) -> Stats {
+        let mut stats = lock(&self.stats).clone();
+        let scale = self.knobs.time_scale;
+        let mut by_site: HashMap<&str, f64> = HashMap::new();
+        let state = lock(&self.state);
+        for wf in state.workflows.iter().filter(|w| w.created_at >= self.unix_at_start) {
+            *by_site.entry(&wf.site_id).or_default() += (wf.finish_at - wf.started_at) / scale;
+        }
+        stats.workflow_seconds = by_site.values().sum();
+        stats.longest_site_seconds = by_site.values().copied().fold(0.0, f64::max);
+        stats.elapsed = lock(&self.busy).map_or(0.0, |(first, last)| (last - first).as_secs_f64() / scale);
+        stats
     }
 }
 
@@ -146,6 +171,7 @@ impl Simulator {
             per_path: Mutex::new(HashMap::new()),
             bucket: Mutex::new((0.0, Instant::now())),
             origin: format!("http://{addr}"),
+            busy: Mutex::new(None),
             knobs,
         });
         {
@@ -188,7 +214,7 @@ impl Simulator {
     /// The counters so far.
     #[must_use]
     pub fn stats(&self) -> Stats {
-        lock(&self.shared.stats).clone()
+        self.shared.stats()
     }
 
     /// Every request received so far, oldest first.
@@ -235,11 +261,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, cancel: Cancell
 }
 
 /// Decrements the active-request gauge however the handler ends.
-struct ActiveGuard<'a>(&'a AtomicU64);
+/// Counts a request in flight, and marks when the last one ended.
+struct ActiveGuard<'a>(&'a Shared);
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        if let Some((_, last)) = lock(&self.0.busy).as_mut() {
+            *last = Instant::now();
+        }
     }
 }
 
@@ -271,10 +301,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let route = Route::classify(&method, &segments);
     match route {
         Route::Stats => {
-            return Ok(respond(&Answer::json(
-                200,
-                &serde_json::to_value(lock(&shared.stats).clone()).unwrap_or_default(),
-            )));
+            return Ok(respond(&Answer::json(200, &serde_json::to_value(shared.stats()).unwrap_or_default())));
         }
         Route::Requests => {
             return Ok(respond(&Answer::json(
@@ -285,7 +312,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         _ => {}
     }
     let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
-    let _guard = ActiveGuard(&shared.active);
+    lock(&shared.busy).get_or_insert_with(|| (Instant::now(), Instant::now()));
+    let _guard = ActiveGuard(&shared);
     {
         let mut stats = lock(&shared.stats);
         stats.peak_concurrent_requests = stats.peak_concurrent_requests.max(active);

@@ -319,7 +319,8 @@ async fn run_times_are_learned_from_the_site_list_before_the_first_poll() {
         "learning from history: {lists} list + {by_id} by id for the first 20 workflows, \
          {more_lists} + {more_by_id} for the next 20"
     );
-    assert_eq!(lists, 1, "one site list teaches the type's run time");
+    // Site lists are read while fewer than five run times are known, three at most.
+    assert!((1..=3).contains(&lists), "{lists} site lists");
     assert_eq!(more_lists, 0, "one workflow per site is polled by id");
     // Polled at the 65th percentile of known run times, then at the longest: never more than
     // 1.5 polls per workflow on average (late polls only lower the count).
@@ -334,8 +335,8 @@ async fn without_history_run_times_are_learned_from_the_first_finish() {
     eprintln!("no history: {lists} list + {by_id} by id for the first workflow, {more_by_id} for the next 20");
     assert_eq!(lists, 1, "one site list read in vain");
     assert!(by_id >= 2, "polled until it finished");
-    assert_eq!(more_lists, 0);
-    assert!(per(more_by_id, 20) <= 1.5, "{more_by_id} polls for 20 workflows");
+    assert!(more_lists <= 2, "two more lists while fewer than five run times are known");
+    assert!(per(more_by_id + more_lists, 20) <= 1.5, "{more_by_id} + {more_lists} polls for 20 workflows");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

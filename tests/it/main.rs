@@ -12,6 +12,7 @@
 mod apply;
 mod architecture;
 mod auth;
+mod bench;
 mod catalogue;
 mod client;
 mod diagnostics;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod auth;
+mod bench;
 mod completions;
 pub(crate) mod connect;
 mod graph;

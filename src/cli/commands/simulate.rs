@@ -10,8 +10,10 @@ use crate::cli::{Io, ServeArgs, SimulateCommand};
 use crate::simulator::Simulator;
 
 pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    let SimulateCommand::Serve(args) = action;
-    serve(args, io)
+    match action {
+        SimulateCommand::Serve(args) => serve(args, io),
+        SimulateCommand::Bench(args) => super::bench::run(args, io),
+    }
 }
 
 fn serve(args: &ServeArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {

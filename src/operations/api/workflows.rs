@@ -156,6 +156,8 @@ struct Watch {
     workflow_id: String,
     kind: String,
     started: Instant,
+    /// Polls so far that found it running past the longest known run time of its type.
+    late: u32,
     reply: oneshot::Sender<Result<Workflow, ApiError>>,
 }
 
@@ -176,11 +178,16 @@ const HISTORY: usize = 20;
 /// evenly that is 1.35 polls per workflow, for a wait past the finish of about a third of
 /// the spread.
 const FIRST_POLL_QUANTILE: f64 = 0.65;
-/// Past the longest known run time (or with none known), the next poll comes after this
-/// fraction of the time the workflow has run so far.
+/// With no run time known, the next poll comes after this fraction of the time the
+/// workflow has run so far.
 const GROWTH: u32 = 4;
-/// Site lists read to learn an unknown type's run time before waiting for a run's own.
-const LEARN_ATTEMPTS: u32 = 2;
+/// The spread of run times assumed at least, as a fraction of the typical one.
+const MIN_SPREAD: f64 = 0.2;
+/// While fewer run times than this are known of a type, its waiters read site lists (the
+/// newest 100 workflows of a site, with their run times) rather than poll by id...
+const MIN_SAMPLES: usize = 5;
+/// ...this many times per type at most, one at a time.
+const LEARN_ATTEMPTS: u32 = 3;
 
 impl Poller {
     /// A poller for `client`, and the driver to run.
@@ -209,6 +216,7 @@ impl Poller {
             workflow_id: workflow.id.clone(),
             kind: workflow.kind.clone(),
             started: Instant::now(),
+            late: 0,
             reply,
         };
         self.tx.send(watch).map_err(|_| stopped())?;
@@ -234,29 +242,62 @@ struct Expectations {
 }
 
 impl Expectations {
-    /// Counts a finished workflow once; true when nothing was known of its type before.
+    /// Counts a finished workflow's run time once; true when it was new.
     fn record(&mut self, workflow: &Workflow) -> bool {
         let Some(time) = workflow.total_time.filter(|t| t.is_finite() && *t >= 0.0) else { return false };
         if !workflow.is_finished() || !self.seen.insert(workflow.id.clone()) {
             return false;
         }
         let history = self.by_kind.entry(workflow.kind.clone()).or_default();
-        let new = history.is_empty();
         if history.len() == HISTORY {
             history.pop_front();
         }
         history.push_back(time);
-        new
+        true
     }
 
-    /// When to poll a workflow of `kind` first, and by when all recent ones had finished,
-    /// counted from its start.
-    fn window(&self, kind: &str) -> Option<(Duration, Duration)> {
+    fn samples(&self, kind: &str) -> usize {
+        self.by_kind.get(kind).map_or(0, VecDeque::len)
+    }
+
+    /// When a workflow of `kind` is expected to finish, from the recent run times.
+    fn window(&self, kind: &str) -> Option<Window> {
         let history = self.by_kind.get(kind).filter(|h| !h.is_empty())?;
         let mut sorted: Vec<f64> = history.iter().copied().collect();
         sorted.sort_by(f64::total_cmp);
-        let last = sorted[sorted.len() - 1];
-        Some((Duration::from_secs_f64(quantile(&sorted, FIRST_POLL_QUANTILE)), Duration::from_secs_f64(last)))
+        let n = sorted.len();
+        let (low, high) = (sorted[0], sorted[n - 1]);
+        let mid = f64::midpoint(low, high);
+        // A few run times understate how far they spread: n values spread evenly cover
+        // (n - 1) / (n + 1) of the range on average, so widen by the inverse.
+        #[expect(clippy::cast_precision_loss, reason = "at most HISTORY values")]
+        let widened = if n > 1 { (high - low) * (n + 1) as f64 / (n - 1) as f64 } else { 0.0 };
+        let spread = widened.max(mid * MIN_SPREAD);
+        let secs = Duration::from_secs_f64;
+        Some(Window {
+            first: secs(quantile(&sorted, FIRST_POLL_QUANTILE)),
+            last: secs(high.max(mid + spread / 2.0)),
+            spread: secs(spread),
+        })
+    }
+}
+
+/// Run times of a type, counted from a workflow's start.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    /// When to poll first.
+    first: Duration,
+    /// By when nearly all should have finished: the longest recent run time, or more when
+    /// few are known.
+    last: Duration,
+    /// How far run times spread (estimated).
+    spread: Duration,
+}
+
+impl Window {
+    /// The gap before the `late`-th poll past `last`: a quarter of the spread, doubling.
+    fn late_gap(self, late: u32) -> Duration {
+        (self.spread / 4).saturating_mul(1 << late.min(10))
     }
 }
 
@@ -287,28 +328,46 @@ impl Pace {
         if self.every.is_some() {
             return Instant::now();
         }
-        if let Some((first, _)) = known.window(&watch.kind) {
-            return watch.started + first.max(self.floor);
-        }
+        let few = known.samples(&watch.kind) < MIN_SAMPLES && !known.learning.contains(&watch.kind);
         let asked = known.asked.entry(watch.kind.clone()).or_default();
-        if *asked < LEARN_ATTEMPTS && !known.learning.contains(&watch.kind) {
+        if few && *asked < LEARN_ATTEMPTS {
             *asked += 1;
             known.learning.insert(watch.kind.clone());
             site.learn.push(watch.kind.clone());
             return Instant::now();
         }
-        watch.started + self.floor
+        match known.window(&watch.kind) {
+            Some(window) => watch.started + window.first.max(self.floor),
+            None => watch.started + self.floor,
+        }
+    }
+
+    /// A waiter's next poll once more is known of its type: at the new expected finish, or
+    /// the new longest, whichever is ahead (past both, as it was).
+    fn retime(self, watch: &Watch, due: Instant, now: Instant, known: &Expectations) -> Instant {
+        if self.every.is_some() || watch.late > 0 {
+            return due;
+        }
+        match known.window(&watch.kind) {
+            Some(w) if watch.started + w.first.max(self.floor) > now => watch.started + w.first.max(self.floor),
+            Some(w) if watch.started + w.last > now => watch.started + w.last,
+            _ => due,
+        }
     }
 
     /// The next poll of a waiter still running at `now`.
-    fn next(self, watch: &Watch, now: Instant, known: &Expectations) -> Instant {
+    fn next(self, watch: &mut Watch, now: Instant, known: &Expectations) -> Instant {
         if let Some(every) = self.every {
             return now + every;
         }
         let at = match known.window(&watch.kind) {
-            Some((first, _)) if watch.started + first > now => watch.started + first,
-            Some((_, last)) if watch.started + last > now => watch.started + last,
-            _ => {
+            Some(w) if watch.started + w.first > now => watch.started + w.first,
+            Some(w) if watch.started + w.last > now => watch.started + w.last,
+            Some(w) => {
+                watch.late += 1;
+                now + w.late_gap(watch.late - 1).min(MAX_POLL_GAP)
+            }
+            None => {
                 let ran = now.saturating_duration_since(watch.started);
                 now + (ran / GROWTH).clamp(self.floor, MAX_POLL_GAP.max(self.floor))
             }
@@ -396,12 +455,13 @@ impl PollerDriver {
                     }
                     let Some(site) = sites.get_mut(&site_id) else { continue };
                     site.polling = false;
-                    let new_kinds = settle(site, &ids, result, &mut known, pace);
-                    // Waiters of a type just learned wait for its expected finish.
-                    for site in sites.values_mut() {
+                    let updated = settle(site, &ids, result, &mut known, pace);
+                    // What is now known of these types moves their waiters' next polls.
+                    let now = Instant::now();
+                    for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
                         for (watch, due) in &mut site.waiting {
-                            if let Some((first, _)) = new_kinds.contains(&watch.kind).then(|| known.window(&watch.kind)).flatten() {
-                                *due = (*due).max(watch.started + first.max(floor));
+                            if updated.contains(&watch.kind) {
+                                *due = pace.retime(watch, *due, now, &known);
                             }
                         }
                     }
@@ -434,7 +494,7 @@ async fn poll_site(client: &ApiClient, site_id: &str, ids: &[String], learn: boo
 }
 
 /// Takes in one site's poll: answers the waiters whose workflow finished, schedules the
-/// others, and returns the types whose run time became known.
+/// others, and returns the types it taught new run times of.
 fn settle(
     site: &mut SiteWatch,
     ids: &[String],
@@ -466,10 +526,10 @@ fn settle(
         }
     };
     site.failures = 0;
-    let mut new_kinds = HashSet::new();
+    let mut updated = HashSet::new();
     for workflow in &workflows {
         if known.record(workflow) {
-            new_kinds.insert(workflow.kind.clone());
+            updated.insert(workflow.kind.clone());
         }
     }
     let finished: Vec<&Workflow> = workflows.iter().filter(|w| w.is_finished() && ids.contains(&w.id)).collect();
@@ -487,7 +547,7 @@ fn settle(
             *due = pace.next(watch, now, known);
         }
     }
-    new_kinds
+    updated
 }
 
 #[cfg(test)]
@@ -530,25 +590,34 @@ mod tests {
         let mut known = Expectations::default();
         for (i, t) in [10.0, 12.0, 14.0, 16.0, 18.0, 20.0].iter().enumerate() {
             let w = workflow(&format!(r#"{{"id":"h{i}","type":"deploy","result":"succeeded","total_time":{t}}}"#));
-            assert_eq!(known.record(&w), i == 0, "only the first teaches something new");
+            assert!(known.record(&w));
             assert!(!known.record(&w), "counted once");
         }
         let pace = Pace { floor: Duration::from_secs(1), every: None };
         let (reply, _rx) = oneshot::channel();
         let start = Instant::now();
-        let watch =
-            Watch { site_id: "s".into(), workflow_id: "w".into(), kind: "deploy".into(), started: start, reply };
+        let mut watch = Watch {
+            site_id: "s".into(),
+            workflow_id: "w".into(),
+            kind: "deploy".into(),
+            started: start,
+            late: 0,
+            reply,
+        };
         let mut site = SiteWatch::default();
         let first = pace.first(&watch, &mut site, &mut known);
         assert_eq!(first - start, Duration::from_secs_f64(16.5), "the 65th percentile");
         assert!(site.learn.is_empty(), "nothing to learn");
-        let second = pace.next(&watch, first, &known);
-        assert_eq!(second - start, Duration::from_secs(20), "the longest known");
-        let third = pace.next(&watch, second, &known);
-        assert_eq!(third - second, Duration::from_secs(5), "a quarter of the time run so far");
+        let second = pace.next(&mut watch, first, &known);
+        // Six values 2 s apart from 10 to 20 s: a range widened by 7/5 to 14 s around 15 s.
+        assert_eq!(second - start, Duration::from_secs(22), "the longest expected");
+        let third = pace.next(&mut watch, second, &known);
+        assert_eq!(third - second, Duration::from_secs_f64(3.5), "a quarter of the spread past it");
+        let fourth = pace.next(&mut watch, third, &known);
+        assert_eq!(fourth - third, Duration::from_secs(7), "then doubling");
         let terminus = Pace { every: Some(Duration::from_secs(5)), ..pace };
         assert!(terminus.first(&watch, &mut site, &mut known) <= Instant::now(), "terminus fetches right away");
-        assert_eq!(terminus.next(&watch, second, &known) - second, Duration::from_secs(5));
+        assert_eq!(terminus.next(&mut watch, second, &known) - second, Duration::from_secs(5));
     }
 
     #[test]
@@ -562,6 +631,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind: "clear_cache".into(),
                 started: Instant::now(),
+                late: 0,
                 reply,
             }
         };

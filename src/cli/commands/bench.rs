@@ -1,0 +1,581 @@
+//! `simulate bench`: the workloads of README "Performance" (issue 8). The release and
+//! cache-clear workloads run the real binary, `apply PLAN --simulate --world WORLD`, in a
+//! child process, so the figures are those of a user's run: its wall time (as the simulated
+//! platform saw it) against the workload's lower bound, requests per workflow and per task,
+//! the speedup over a terminus-like sequential run, and the child's peak memory. The listing
+//! workload times the client's site listing in-process, with and without concurrent
+//! collections, against the largest single collection.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::diagnostics::write_error;
+use crate::cli::exit::ExitStatus;
+use crate::cli::{BenchArgs, Io, Workload};
+use crate::operations::api::ApiClient;
+use crate::plan::PlanSource;
+use crate::simulator::{Simulator, World};
+
+/// Request latency, before scaling (seconds).
+const LATENCY: (f64, f64) = (0.05, 0.15);
+/// Requests per second of the apply workloads, before scaling.
+const APPLY_RATE: f64 = 10.0;
+/// Requests per second of the listing workload, before scaling.
+const LISTING_RATE: f64 = 100.0;
+/// Tasks in flight in the apply workloads.
+const CONCURRENCY: usize = 20;
+/// terminus's poll interval (pantheon-api.md §4.5).
+const TERMINUS_POLL: &str = "5s";
+/// The listing workload's time scale: pages are large, so a faster clock would time JSON
+/// handling rather than the API's latency.
+const LISTING_SCALE: f64 = 1.0;
+
+pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0 && args.time_scale <= 1.0) {
+        write_error(io.stderr, &format!("--time-scale must be in (0, 1], not {}", args.time_scale))?;
+        return Ok(ExitStatus::Invalid);
+    }
+    if args.sites == Some(0) {
+        write_error(io.stderr, "--sites must be at least 1")?;
+        return Ok(ExitStatus::Invalid);
+    }
+    let workloads = if args.workloads.is_empty() {
+        vec![Workload::Release, Workload::CacheClear, Workload::Listing]
+    } else {
+        args.workloads.clone()
+    };
+    let mut figures = Vec::new();
+    for workload in workloads {
+        if !io.quiet {
+            writeln!(io.stderr, "running the {} workload…", name(workload))?;
+        }
+        let result = match workload {
+            Workload::Release | Workload::CacheClear => {
+                apply_workload(workload, args).map(|f| Figures::Apply(Box::new(f)))
+            }
+            Workload::Listing => listing_workload(args.sites.unwrap_or(800)).map(Figures::Listing),
+        };
+        match result {
+            Ok(f) => {
+                if !args.json {
+                    io.stdout.write_all(f.render().as_bytes())?;
+                    io.stdout.flush()?;
+                }
+                figures.push(f);
+            }
+            Err(message) => {
+                write_error(io.stderr, &format!("the {} workload: {message}", name(workload)))?;
+                return Ok(ExitStatus::Internal);
+            }
+        }
+    }
+    if args.json {
+        let json = serde_json::to_string_pretty(&figures).map_err(io::Error::other)?;
+        writeln!(io.stdout, "{json}")?;
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn name(workload: Workload) -> &'static str {
+    match workload {
+        Workload::Release => "release",
+        Workload::CacheClear => "cache-clear",
+        Workload::Listing => "listing",
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Figures {
+    Apply(Box<ApplyFigures>),
+    Listing(ListingFigures),
+}
+
+impl Figures {
+    fn render(&self) -> String {
+        match self {
+            Self::Apply(f) => f.render(),
+            Self::Listing(f) => f.render(),
+        }
+    }
+}
+
+// ---- the apply workloads ----------------------------------------------------------------
+
+/// One `apply` run, as its JSON report and the simulator's counters tell it.
+#[derive(Serialize)]
+struct Run {
+    /// Seconds from the simulator's start to its stop, as the platform saw them.
+    wall: f64,
+    real_seconds: f64,
+    tasks: usize,
+    tasks_ok: usize,
+    workflows: u64,
+    /// POSTs starting workflows and every read of workflows (polls, lists).
+    workflow_requests: u64,
+    requests: u64,
+    requests_by_route: BTreeMap<String, u64>,
+    workflow_seconds: f64,
+    longest_site_seconds: f64,
+    peak_in_flight_workflows: u64,
+    peak_rss_bytes: Option<u64>,
+}
+
+/// The shortest the workload can take: no site runs two workflows at once, no more than
+/// `concurrency` run at once, no faster than the request rate.
+#[derive(Serialize)]
+struct Bound {
+    longest_site_chain: f64,
+    workflow_seconds_per_slot: f64,
+    requests_at_rate: f64,
+    value: f64,
+}
+
+impl Bound {
+    fn of(run: &Run, concurrency: usize, rate: f64) -> Self {
+        #[expect(clippy::cast_precision_loss, reason = "small counts")]
+        let (slots, requests) = (concurrency as f64, run.requests as f64);
+        let longest_site_chain = run.longest_site_seconds;
+        let workflow_seconds_per_slot = run.workflow_seconds / slots;
+        let requests_at_rate = requests / rate;
+        let value = longest_site_chain.max(workflow_seconds_per_slot).max(requests_at_rate);
+        Self { longest_site_chain, workflow_seconds_per_slot, requests_at_rate, value }
+    }
+}
+
+#[derive(Serialize)]
+struct Sequential {
+    run: Run,
+    /// Its wall time over its own lower bound (one task at a time).
+    ratio: f64,
+    speedup: f64,
+}
+
+#[derive(Serialize)]
+struct ApplyFigures {
+    workload: &'static str,
+    description: String,
+    sites: usize,
+    concurrency: usize,
+    requests_per_second: f64,
+    time_scale: f64,
+    run: Run,
+    bound: Bound,
+    ratio: f64,
+    workflow_requests_per_workflow: f64,
+    requests_per_task: BTreeMap<String, f64>,
+    sequential: Option<Sequential>,
+}
+
+fn apply_workload(workload: Workload, args: &BenchArgs) -> Result<ApplyFigures, String> {
+    let (sites, plan, description) = if workload == Workload::Release {
+        let sites = args.sites.unwrap_or(100);
+        (sites, release_plan(), format!("{sites} sites x backup -> deploy test -> deploy live -> clear cache"))
+    } else {
+        let sites = args.sites.unwrap_or(1000);
+        (sites, cache_plan(), format!("{sites} sites x clear cache"))
+    };
+    let dir = Scratch::new(name(workload))?;
+    write(&dir.0.join("plan.yml"), &plan)?;
+    write(&dir.0.join("world.yml"), &world(sites, args.time_scale))?;
+    let run = apply_once(&dir.0, "parallel", &[], &[])?;
+    let bound = Bound::of(&run, CONCURRENCY, APPLY_RATE);
+    let sequential = if args.no_sequential {
+        None
+    } else {
+        let seq = apply_once(
+            &dir.0,
+            "sequential",
+            &["--concurrency", "1"],
+            &[("TERMINUS_BATCH_POLL_INTERVAL", TERMINUS_POLL)],
+        )?;
+        let own = Bound::of(&seq, 1, APPLY_RATE);
+        Some(Sequential { ratio: seq.wall / own.value, speedup: seq.wall / run.wall, run: seq })
+    };
+    let tasks = u64::try_from(run.tasks).unwrap_or(u64::MAX);
+    let requests_per_task = run.requests_by_route.iter().map(|(route, n)| (route.clone(), per(*n, tasks))).collect();
+    let workflow_requests_per_workflow = per(run.workflow_requests, run.workflows);
+    Ok(ApplyFigures {
+        workload: name(workload),
+        description,
+        sites,
+        concurrency: CONCURRENCY,
+        requests_per_second: APPLY_RATE,
+        time_scale: args.time_scale,
+        ratio: run.wall / bound.value,
+        workflow_requests_per_workflow,
+        requests_per_task,
+        bound,
+        run,
+        sequential,
+    })
+}
+
+fn release_plan() -> String {
+    format!(
+        "version: 1\nname: bench-release\n\
+         settings: {{ concurrency: {CONCURRENCY}, per_site: 1, requests_per_second: {APPLY_RATE}, on_failure: continue }}\n\
+         targets:\n  all: {{ org: bench }}\n\
+         jobs:\n\
+         \x20 backup:\n    run: backup:create\n    on: {{ sites: all, env: live }}\n    with: {{ element: all }}\n\
+         \x20 deploy-test:\n    run: env:deploy\n    needs: [backup]\n    on: {{ sites: all, env: test }}\n    with: {{ note: Bench release }}\n\
+         \x20 deploy-live:\n    run: env:deploy\n    needs: [deploy-test]\n    on: {{ sites: all, env: live }}\n    with: {{ note: Bench release }}\n\
+         \x20 clear-cache:\n    run: env:clear-cache\n    needs: [deploy-live]\n    on: {{ sites: all, env: live }}\n"
+    )
+}
+
+fn cache_plan() -> String {
+    format!(
+        "version: 1\nname: bench-cache-clear\n\
+         settings: {{ concurrency: {CONCURRENCY}, per_site: 1, requests_per_second: {APPLY_RATE}, on_failure: continue }}\n\
+         targets:\n  all: {{ org: bench }}\n\
+         jobs:\n  clear-cache:\n    run: env:clear-cache\n    on: {{ sites: all, env: live }}\n"
+    )
+}
+
+/// `sites` sites with a release waiting on test and live; workflows of 20 to 120 s.
+fn world(sites: usize, scale: f64) -> String {
+    let mut text = format!(
+        "simulator:\n  seed: 1\n  time_scale: {scale}\n  latency: {{ min: {}, max: {} }}\n  duration_jitter: 0.1\n\
+         \x20 workflow_durations: {{ do_export: 120, deploy: 45, clear_cache: 20 }}\n\
+         user: {{ email: bench@example.com, machine_token: bench-token }}\n\
+         orgs:\n  - {{ name: bench, label: Bench, role: admin }}\nsites:\n",
+        LATENCY.0, LATENCY.1
+    );
+    for n in 0..sites {
+        let _ = writeln!(
+            text,
+            "  - {{ name: site-{n:04}, org: bench, envs: {{ test: {{ deployable: 1 }}, live: {{ deployable: 1 }} }} }}"
+        );
+    }
+    text
+}
+
+/// Runs `apply` on the workload in `dir` in a child process.
+fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) -> Result<Run, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let report = dir.join(format!("{label}.json"));
+    let errors = dir.join(format!("{label}.stderr"));
+    let stderr = std::fs::File::create(&errors).map_err(|e| format!("cannot create {}: {e}", errors.display()))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("apply")
+        .arg(dir.join("plan.yml"))
+        .args(["--simulate", "--yes", "-q", "--world"])
+        .arg(dir.join("world.yml"))
+        .arg("--report")
+        .arg(format!("json={}", report.display()))
+        .arg("--state-dir")
+        .arg(dir.join(format!("{label}-state")))
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    // The workload's settings are the plan's: none of the caller's.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TERMINUS_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(vars.iter().copied());
+    let started = Instant::now();
+    let mut child = command.spawn().map_err(|e| format!("cannot start apply: {e}"))?;
+    let mut peak = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for apply: {e}"))? {
+            break status;
+        }
+        // The high-water mark only grows; the last reading before exit is the run's peak.
+        if let Some(hwm) = peak_rss(child.id()) {
+            peak = Some(peak.map_or(hwm, |p: u64| p.max(hwm)));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let real_seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        let said = std::fs::read_to_string(&errors).unwrap_or_default();
+        return Err(format!("the {label} run ended with {status}: {}", said.trim()));
+    }
+    let text = std::fs::read_to_string(&report).map_err(|e| format!("cannot read {}: {e}", report.display()))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
+    let sim = &json["simulator"];
+    let number = |v: &Value| v.as_f64().unwrap_or_default();
+    let count = |v: &Value| v.as_u64().unwrap_or_default();
+    let requests_by_route: BTreeMap<String, u64> = sim["requests"]
+        .as_object()
+        .map(|routes| {
+            routes
+                .iter()
+                .map(|(route, by)| (route.clone(), by.as_object().map_or(0, |m| m.values().map(count).sum())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let workflow_requests =
+        requests_by_route.iter().filter(|(route, _)| route.contains("/workflows")).map(|(_, n)| n).sum();
+    let totals = &json["totals"];
+    let size = |v: &Value| usize::try_from(count(v)).unwrap_or(usize::MAX);
+    Ok(Run {
+        wall: number(&sim["elapsed"]),
+        real_seconds,
+        tasks: size(&totals["tasks"]),
+        tasks_ok: size(&totals["succeeded"]) + size(&totals["unchanged"]),
+        workflows: count(&sim["workflows_total"]),
+        workflow_requests,
+        requests: count(&sim["requests_total"]),
+        requests_by_route,
+        workflow_seconds: number(&sim["workflow_seconds"]),
+        longest_site_seconds: number(&sim["longest_site_seconds"]),
+        peak_in_flight_workflows: count(&sim["peak_in_flight_workflows"]),
+        peak_rss_bytes: peak,
+    })
+}
+
+/// A process's peak resident memory (`VmHWM`), where `/proc` tells it.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+impl ApplyFigures {
+    fn render(&self) -> String {
+        let run = &self.run;
+        let b = &self.bound;
+        let mut out = String::new();
+        let _ = writeln!(out, "\n{} workload: {}", self.workload, self.description);
+        let _ = writeln!(
+            out,
+            "  {} tasks ({} ok), {} workflows; concurrency {}, per_site 1, {} requests/s; latency {}-{} ms; \
+             time scale {} (seconds below are the platform's)",
+            run.tasks,
+            run.tasks_ok,
+            run.workflows,
+            self.concurrency,
+            self.requests_per_second,
+            LATENCY.0 * 1000.0,
+            LATENCY.1 * 1000.0,
+            self.time_scale
+        );
+        let _ = writeln!(out, "  wall time            {:>9.1} s  ({:.2} s real)", run.wall, run.real_seconds);
+        let _ = writeln!(
+            out,
+            "  lower bound          {:>9.1} s  = max(longest site chain {:.1} s, workflow time / {} = {:.1} s, \
+             {} requests / {} per s = {:.1} s)",
+            b.value,
+            b.longest_site_chain,
+            self.concurrency,
+            b.workflow_seconds_per_slot,
+            run.requests,
+            self.requests_per_second,
+            b.requests_at_rate
+        );
+        let _ =
+            writeln!(out, "  wall / lower bound   {:>9.3}    {}", self.ratio, verdict(self.ratio <= 1.10, "<= 1.10"));
+        let _ = writeln!(
+            out,
+            "  workflow requests    {:>9.2}    per workflow ({} POST and reads of workflows for {} workflows) {}",
+            self.workflow_requests_per_workflow,
+            run.workflow_requests,
+            run.workflows,
+            verdict(self.workflow_requests_per_workflow <= 2.5, "<= 2.5")
+        );
+        let _ = writeln!(out, "  peak in-flight workflows {}", run.peak_in_flight_workflows);
+        let _ = writeln!(out, "  peak RSS             {}", mib(run.peak_rss_bytes));
+        let _ = writeln!(out, "  requests per task, by route:");
+        let mut routes: Vec<(&String, &f64)> = self.requests_per_task.iter().collect();
+        routes.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+        for (route, per) in routes {
+            let _ = writeln!(out, "    {per:>8.3}  {route}");
+        }
+        if let Some(seq) = &self.sequential {
+            let target = 0.9 * f64::from(u32::try_from(self.concurrency).unwrap_or(u32::MAX));
+            let _ = writeln!(
+                out,
+                "  sequential (terminus-like: concurrency 1, a poll every {TERMINUS_POLL}): {:.1} s ({:.2} s real), \
+                 {:.3} x its lower bound, {:.2} workflow requests per workflow, peak RSS {}",
+                seq.run.wall,
+                seq.run.real_seconds,
+                seq.ratio,
+                per(seq.run.workflow_requests, seq.run.workflows),
+                mib(seq.run.peak_rss_bytes)
+            );
+            let _ = writeln!(
+                out,
+                "  speedup              {:>9.2} x  {}",
+                seq.speedup,
+                verdict(seq.speedup >= target, &format!(">= {target:.1} (0.9 x concurrency)"))
+            );
+        }
+        out
+    }
+}
+
+/// `count / of` (0 when `of` is 0).
+#[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+fn per(count: u64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { count as f64 / of as f64 }
+}
+
+fn verdict(met: bool, target: &str) -> String {
+    format!("(target {target}: {})", if met { "met" } else { "MISSED" })
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "a memory size")]
+    bytes.map_or_else(|| "n/a".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)))
+}
+
+// ---- the listing workload ---------------------------------------------------------------
+
+#[derive(Serialize)]
+struct Listing {
+    /// Platform seconds.
+    seconds: f64,
+    requests: u64,
+    sites: usize,
+}
+
+#[derive(Serialize)]
+struct ListingFigures {
+    workload: &'static str,
+    description: String,
+    requests_per_second: f64,
+    time_scale: f64,
+    largest_collection: Listing,
+    concurrent: Listing,
+    sequential: Listing,
+    /// `concurrent` over the largest single collection.
+    ratio: f64,
+    sequential_ratio: f64,
+}
+
+const ORGS: usize = 5;
+
+fn listing_workload(per_org: usize) -> Result<ListingFigures, String> {
+    let mut text = format!(
+        "simulator:\n  seed: 1\n  time_scale: {LISTING_SCALE}\n  latency: {{ min: {}, max: {} }}\n  history: 0\n\
+         user: {{ email: bench@example.com, machine_token: bench-token }}\norgs:\n",
+        LATENCY.0, LATENCY.1
+    );
+    for o in 0..ORGS {
+        let _ = writeln!(text, "  - {{ name: org-{o}, label: Org {o}, role: admin }}");
+    }
+    text.push_str("sites:\n");
+    for o in 0..ORGS {
+        for s in 0..per_org {
+            let _ = writeln!(text, "  - {{ name: o{o}-site-{s:04}, org: org-{o} }}");
+        }
+    }
+    let world = World::parse(&PlanSource::new("listing world", text))
+        .map_err(|errors| format!("the generated world is invalid ({} errors)", errors.len()))?;
+    let runtime = crate::cli::runtime().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let sim = Simulator::start(&world, world.knobs.clone(), 0).await.map_err(|e| e.to_string())?;
+        let largest = time_listing(&sim, true, |client| async move {
+            let orgs = client.user_orgs().await?;
+            let org = orgs.first().map(|m| m.organization.id.clone()).unwrap_or_default();
+            Ok(client.org_sites(&org).await?.len())
+        })
+        .await?;
+        let listing = |client: ApiClient| async move {
+            let listing = client.site_listing().await?;
+            Ok(listing.org_sites.iter().map(|(_, sites)| sites.len()).sum::<usize>() + listing.team_sites.len())
+        };
+        let concurrent = time_listing(&sim, true, listing).await?;
+        let sequential = time_listing(&sim, false, listing).await?;
+        sim.stop().await;
+        Ok(ListingFigures {
+            workload: "listing",
+            description: format!("{ORGS} organizations x {per_org} sites"),
+            requests_per_second: LISTING_RATE,
+            time_scale: LISTING_SCALE,
+            ratio: concurrent.seconds / largest.seconds,
+            sequential_ratio: sequential.seconds / largest.seconds,
+            largest_collection: largest,
+            concurrent,
+            sequential,
+        })
+    })
+}
+
+/// Times `list` with a fresh, logged-in client; the organization list it needs first is
+/// fetched beforehand for the single collection, so each timing holds only what it names.
+async fn time_listing<F, Fut>(sim: &Simulator, parallel: bool, list: F) -> Result<Listing, String>
+where
+    F: FnOnce(ApiClient) -> Fut,
+    Fut: std::future::Future<Output = Result<usize, crate::operations::api::ApiError>>,
+{
+    let settings = crate::settings::Settings::resolve(&[], None).map_err(|e| e.to_string())?;
+    let mut config = super::connect::simulator_config(&settings, sim);
+    config.requests_per_second = LISTING_RATE / LISTING_SCALE;
+    config.burst = u32::try_from(CONCURRENCY).unwrap_or(u32::MAX);
+    config.parallel_pagination = parallel;
+    let client = ApiClient::new(config).map_err(|e| e.to_string())?;
+    client.user_id().await.map_err(|e| e.to_string())?;
+    let before = sim.stats().requests_total;
+    let started = Instant::now();
+    let sites = list(client).await.map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64() / LISTING_SCALE;
+    Ok(Listing { seconds, requests: sim.stats().requests_total - before, sites })
+}
+
+impl ListingFigures {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nlisting workload: {} ({} requests/s, latency {}-{} ms, time scale {})",
+            self.description,
+            self.requests_per_second,
+            LATENCY.0 * 1000.0,
+            LATENCY.1 * 1000.0,
+            self.time_scale
+        );
+        for (label, l) in [
+            ("largest single collection", &self.largest_collection),
+            ("all, collections at once", &self.concurrent),
+            ("all, one after another", &self.sequential),
+        ] {
+            let _ =
+                writeln!(out, "  {label:<26} {:>7.2} s  {:>3} requests  {:>5} sites", l.seconds, l.requests, l.sites);
+        }
+        let _ = writeln!(
+            out,
+            "  at once / largest     {:>7.2} x  (one after another: {:.2} x)",
+            self.ratio, self.sequential_ratio
+        );
+        out
+    }
+}
+
+// ---- scratch space ----------------------------------------------------------------------
+
+/// A temporary directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Result<Self, String> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("terminus-batch-bench-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ignored = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

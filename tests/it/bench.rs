@@ -1,0 +1,72 @@
+//! `simulate bench`: the workloads run end to end (the real binary applying a generated plan
+//! in a child process) and report what they measured. Only counts are checked here; the
+//! timings are the benchmark's to print (README, "Performance").
+
+use serde_json::Value;
+
+use crate::support::Test;
+
+fn bench(args: &[&str]) -> Value {
+    let mut all = vec!["simulate", "bench", "--json"];
+    all.extend_from_slice(args);
+    let out = Test::new().args(&all).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+#[test]
+fn the_release_workload_runs_in_parallel_and_like_terminus() {
+    let figures = bench(&["--workload", "release", "--sites", "4", "--time-scale", "0.002"]);
+    let f = &figures[0];
+    assert_eq!(f["workload"], "release");
+    let run = &f["run"];
+    assert_eq!(run["tasks"], 16);
+    assert_eq!(run["tasks_ok"], 16, "{f}");
+    assert_eq!(run["workflows"], 16);
+    assert_eq!(run["peak_in_flight_workflows"], 4, "one workflow per site, every site at once");
+    // No run beats its lower bound: each site's workflows run one after another.
+    let bound = f["bound"]["value"].as_f64().unwrap();
+    assert!(bound > 0.0 && f["ratio"].as_f64().unwrap() >= 1.0, "{f}");
+    assert_eq!(f["requests_per_task"]["POST sites/{site}/environments/{env}/workflows"], 1.0);
+    // Site lists teach run times (three at most per type), then polls come near the finish;
+    // terminus's way polls every 5 s from the start.
+    let polls = |run: &Value, route: &str| run["requests_by_route"][route].as_u64().unwrap_or_default();
+    assert!(polls(run, "GET sites/{site}/workflows") <= 9, "{run}");
+    let seq = &f["sequential"]["run"];
+    assert_eq!(seq["tasks_ok"], 16);
+    assert_eq!(seq["peak_in_flight_workflows"], 1, "terminus-like: one at a time");
+    let by_id = "GET sites/{site}/workflows/{workflow}";
+    assert!(polls(seq, by_id) > 3 * polls(run, by_id), "{seq}");
+    if cfg!(target_os = "linux") {
+        assert!(run["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{run}");
+    }
+}
+
+#[test]
+fn the_listing_workload_lists_every_collection_both_ways() {
+    let figures = bench(&["--workload", "listing", "--sites", "120"]);
+    let f = &figures[0];
+    assert_eq!(f["largest_collection"]["sites"], 120);
+    assert_eq!(f["concurrent"]["sites"], 600);
+    assert_eq!(f["sequential"]["sites"], 600);
+    assert_eq!(f["concurrent"]["requests"], f["sequential"]["requests"]);
+    // The organizations, then a full page and a short one.
+    assert_eq!(f["largest_collection"]["requests"], 1 + 2);
+}
+
+#[test]
+fn text_output_names_the_targets() {
+    let out = Test::new().args(&["simulate", "bench", "--workload", "b", "--sites", "3", "--no-sequential"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for needle in ["cache-clear workload: 3 sites x clear cache", "wall / lower bound", "workflow requests", "peak RSS"]
+    {
+        assert!(out.stdout.contains(needle), "no {needle:?} in\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn a_bad_time_scale_is_refused() {
+    let out = Test::new().args(&["simulate", "bench", "--time-scale", "0"]).run();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--time-scale"), "{}", out.stderr);
+}
