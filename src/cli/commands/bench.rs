@@ -377,8 +377,9 @@ impl ApplyFigures {
             self.requests_per_second,
             b.requests_at_rate
         );
-        let _ =
-            writeln!(out, "  wall / lower bound   {:>9.3}    {}", self.ratio, verdict(self.ratio <= 1.10, "<= 1.10"));
+        // The wall-time target is the release workload's; the others show the ratio.
+        let target = if self.workload == "release" { verdict(self.ratio <= 1.10, "<= 1.10") } else { String::new() };
+        let _ = writeln!(out, "  wall / lower bound   {:>9.3}    {target}", self.ratio);
         let _ = writeln!(
             out,
             "  workflow requests    {:>9.2}    per workflow ({} POST and reads of workflows for {} workflows) {}",
