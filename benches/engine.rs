@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use terminus_batch::events::{Event, EventSink, Status, TaskHeader};
+use terminus_batch::events::{Event, EventSink, Status};
 use terminus_batch::executor::{
     self, Controls, Done, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta,
     scheduler::{GroupPolicy, Limits},
@@ -142,13 +142,7 @@ impl Runner<Task<OperationSpec>> for Noop {
     fn meta(&self, task: &Task<OperationSpec>) -> TaskMeta {
         let kind = task.payload.kind();
         TaskMeta {
-            header: TaskHeader {
-                id: task.id.clone(),
-                job: task.job.to_string(),
-                site: task.site.clone(),
-                env: task.env.clone(),
-                operation: kind.name().to_owned(),
-            },
+            header: task.header(),
             group: task.job_index,
             wave: task.wave,
             site_key: task.site.clone(),

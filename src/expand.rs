@@ -41,6 +41,20 @@ pub struct Task<P> {
     pub wave: u32,
 }
 
+impl Task<OperationSpec> {
+    /// The task as events, the journal and reports name it.
+    #[must_use]
+    pub fn header(&self) -> crate::events::TaskHeader {
+        crate::events::TaskHeader {
+            id: self.id.clone(),
+            job: self.job.to_string(),
+            site: self.site.clone(),
+            env: self.env.clone(),
+            operation: self.payload.kind().name().to_owned(),
+        }
+    }
+}
+
 /// Per-job data the executor and reports need.
 #[derive(Clone, Debug, Serialize)]
 pub struct JobInfo {

@@ -16,7 +16,7 @@ use super::{PlanInput, Prepared, prepare_with};
 use crate::cli::diagnostics::write_error;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{ApplyArgs, Io, RunArgs, TargetArgs};
-use crate::events::{EventSink, FanOut, Status, TaskHeader};
+use crate::events::{EventSink, FanOut, Status};
 use crate::executor::scheduler::{GroupPolicy, Limits};
 use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
 use crate::expand::{JobInfo, Task};
@@ -617,13 +617,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             _ => Vec::new(),
         };
         TaskMeta {
-            header: TaskHeader {
-                id: task.id.clone(),
-                job: task.job.to_string(),
-                site: task.site.clone(),
-                env: task.env.clone(),
-                operation: kind.name().to_owned(),
-            },
+            header: task.header(),
             group: task.job_index,
             wave: task.wave,
             site_key: if starts_workflow { task.site.clone() } else { None },
