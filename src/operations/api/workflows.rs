@@ -174,9 +174,9 @@ const MAX_POLL_GAP: Duration = Duration::from_secs(30);
 /// Recent durations kept per workflow type.
 const HISTORY: usize = 20;
 /// The first poll of a workflow of a known type comes when this fraction of the recent
-/// ones of its type had finished; the second when all of them had. With run times spread
-/// evenly that is 1.35 polls per workflow, for a wait past the finish of about a third of
-/// the spread.
+/// ones of its type had finished; the second by when all should have (see [`Window`]).
+/// With run times spread evenly that is about 1.35 polls per workflow, for a wait past the
+/// finish of about a quarter of the spread.
 const FIRST_POLL_QUANTILE: f64 = 0.65;
 /// With no run time known, the next poll comes after this fraction of the time the
 /// workflow has run so far.
@@ -295,6 +295,12 @@ struct Window {
 }
 
 impl Window {
+    /// For a workflow started at `started`: its expected finish, or else the longest
+    /// expected, whichever is still after `now`.
+    fn ahead(self, started: Instant, now: Instant) -> Option<Instant> {
+        [started + self.first, started + self.last].into_iter().find(|at| *at > now)
+    }
+
     /// The gap before the `late`-th poll past `last`: a quarter of the spread, doubling.
     fn late_gap(self, late: u32) -> Duration {
         (self.spread / 4).saturating_mul(1 << late.min(10))
@@ -342,17 +348,13 @@ impl Pace {
         }
     }
 
-    /// A waiter's next poll once more is known of its type: at the new expected finish, or
+    /// A waiter's next poll once more is known of its type: the new expected finish or
     /// the new longest, whichever is ahead (past both, as it was).
     fn retime(self, watch: &Watch, due: Instant, now: Instant, known: &Expectations) -> Instant {
         if self.every.is_some() || watch.late > 0 {
             return due;
         }
-        match known.window(&watch.kind) {
-            Some(w) if watch.started + w.first.max(self.floor) > now => watch.started + w.first.max(self.floor),
-            Some(w) if watch.started + w.last > now => watch.started + w.last,
-            _ => due,
-        }
+        known.window(&watch.kind).and_then(|w| w.ahead(watch.started, now)).unwrap_or(due)
     }
 
     /// The next poll of a waiter still running at `now`.
@@ -360,18 +362,14 @@ impl Pace {
         if let Some(every) = self.every {
             return now + every;
         }
-        let at = match known.window(&watch.kind) {
-            Some(w) if watch.started + w.first > now => watch.started + w.first,
-            Some(w) if watch.started + w.last > now => watch.started + w.last,
-            Some(w) => {
-                watch.late += 1;
-                now + w.late_gap(watch.late - 1).min(MAX_POLL_GAP)
-            }
-            None => {
-                let ran = now.saturating_duration_since(watch.started);
-                now + (ran / GROWTH).clamp(self.floor, MAX_POLL_GAP.max(self.floor))
-            }
+        let Some(window) = known.window(&watch.kind) else {
+            let ran = now.saturating_duration_since(watch.started);
+            return now + (ran / GROWTH).clamp(self.floor, MAX_POLL_GAP.max(self.floor));
         };
+        let at = window.ahead(watch.started, now).unwrap_or_else(|| {
+            watch.late += 1;
+            now + window.late_gap(watch.late - 1).min(MAX_POLL_GAP)
+        });
         at.max(now + self.floor)
     }
 }
