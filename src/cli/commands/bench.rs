@@ -219,36 +219,45 @@ fn apply_workload(workload: Workload, args: &BenchArgs) -> Result<ApplyFigures, 
 }
 
 fn release_plan() -> String {
-    format!(
-        "version: 1\nname: bench-release\n\
-         settings: {{ concurrency: {CONCURRENCY}, per_site: 1, requests_per_second: {APPLY_RATE}, on_failure: continue }}\n\
-         targets:\n  all: {{ org: bench }}\n\
-         jobs:\n\
-         \x20 backup:\n    run: backup:create\n    on: {{ sites: all, env: live }}\n    with: {{ element: all }}\n\
-         \x20 deploy-test:\n    run: env:deploy\n    needs: [backup]\n    on: {{ sites: all, env: test }}\n    with: {{ note: Bench release }}\n\
-         \x20 deploy-live:\n    run: env:deploy\n    needs: [deploy-test]\n    on: {{ sites: all, env: live }}\n    with: {{ note: Bench release }}\n\
-         \x20 clear-cache:\n    run: env:clear-cache\n    needs: [deploy-live]\n    on: {{ sites: all, env: live }}\n"
+    plan(
+        "bench-release",
+        "  backup:\n    run: backup:create\n    on: { sites: all, env: live }\n    with: { element: all }\n\
+         \x20 deploy-test:\n    run: env:deploy\n    needs: [backup]\n    on: { sites: all, env: test }\n    with: { note: Bench release }\n\
+         \x20 deploy-live:\n    run: env:deploy\n    needs: [deploy-test]\n    on: { sites: all, env: live }\n    with: { note: Bench release }\n\
+         \x20 clear-cache:\n    run: env:clear-cache\n    needs: [deploy-live]\n    on: { sites: all, env: live }\n",
     )
 }
 
 fn cache_plan() -> String {
+    plan("bench-cache-clear", "  clear-cache:\n    run: env:clear-cache\n    on: { sites: all, env: live }\n")
+}
+
+/// A plan over every site of the `bench` organization with the workload's settings.
+fn plan(name: &str, jobs: &str) -> String {
     format!(
-        "version: 1\nname: bench-cache-clear\n\
+        "version: 1\nname: {name}\n\
          settings: {{ concurrency: {CONCURRENCY}, per_site: 1, requests_per_second: {APPLY_RATE}, on_failure: continue }}\n\
-         targets:\n  all: {{ org: bench }}\n\
-         jobs:\n  clear-cache:\n    run: env:clear-cache\n    on: {{ sites: all, env: live }}\n"
+         targets:\n  all: {{ org: bench }}\njobs:\n{jobs}"
+    )
+}
+
+/// The start of a world file: the simulator's knobs (`extra` lines after the latency) and
+/// the user.
+fn world_head(scale: f64, extra: &str) -> String {
+    format!(
+        "simulator:\n  seed: 1\n  time_scale: {scale}\n  latency: {{ min: {}, max: {} }}\n{extra}\
+         user: {{ email: bench@example.com, machine_token: bench-token }}\n",
+        LATENCY.0, LATENCY.1
     )
 }
 
 /// `sites` sites with a release waiting on test and live; workflows of 20 to 120 s.
 fn world(sites: usize, scale: f64) -> String {
-    let mut text = format!(
-        "simulator:\n  seed: 1\n  time_scale: {scale}\n  latency: {{ min: {}, max: {} }}\n  duration_jitter: 0.1\n\
-         \x20 workflow_durations: {{ do_export: 120, deploy: 45, clear_cache: 20 }}\n\
-         user: {{ email: bench@example.com, machine_token: bench-token }}\n\
-         orgs:\n  - {{ name: bench, label: Bench, role: admin }}\nsites:\n",
-        LATENCY.0, LATENCY.1
+    let mut text = world_head(
+        scale,
+        "  duration_jitter: 0.1\n  workflow_durations: { do_export: 120, deploy: 45, clear_cache: 20 }\n",
     );
+    text.push_str("orgs:\n  - { name: bench, label: Bench, role: admin }\nsites:\n");
     for n in 0..sites {
         let _ = writeln!(
             text,
@@ -461,11 +470,8 @@ struct ListingFigures {
 const ORGS: usize = 5;
 
 fn listing_workload(per_org: usize) -> Result<ListingFigures, String> {
-    let mut text = format!(
-        "simulator:\n  seed: 1\n  time_scale: {LISTING_SCALE}\n  latency: {{ min: {}, max: {} }}\n  history: 0\n\
-         user: {{ email: bench@example.com, machine_token: bench-token }}\norgs:\n",
-        LATENCY.0, LATENCY.1
-    );
+    let mut text = world_head(LISTING_SCALE, "  history: 0\n");
+    text.push_str("orgs:\n");
     for o in 0..ORGS {
         let _ = writeln!(text, "  - {{ name: org-{o}, label: Org {o}, role: admin }}");
     }
