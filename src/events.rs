@@ -95,6 +95,9 @@ pub enum Event {
     Progress {
         task: usize,
         message: String,
+        /// A transfer's bytes done and expected, for a progress bar (not journalled).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<[u64; 2]>,
         at: Millis,
     },
     AttemptFailed {

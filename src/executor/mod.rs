@@ -121,7 +121,7 @@ pub struct RunSummary {
 enum Message {
     AttemptStarting { task: usize, attempt: u32, ack: oneshot::Sender<()> },
     WorkflowStarted { task: usize, id: String },
-    Progress { task: usize, message: String },
+    Progress { task: usize, message: String, bytes: Option<[u64; 2]> },
     AttemptFailed { task: usize, attempt: u32, error: String, transient: bool },
     Retrying { task: usize, next_attempt: u32, delay: Duration },
 }
@@ -165,7 +165,13 @@ impl TaskContext {
     }
 
     pub fn progress(&self, message: &str) {
-        let _gone = self.tx.send(Message::Progress { task: self.task, message: message.to_owned() });
+        let _gone = self.tx.send(Message::Progress { task: self.task, message: message.to_owned(), bytes: None });
+    }
+
+    /// A transfer's progress: `done` of `total` bytes of `what`.
+    pub fn transfer(&self, what: &str, done: u64, total: u64) {
+        let _gone =
+            self.tx.send(Message::Progress { task: self.task, message: what.to_owned(), bytes: Some([done, total]) });
     }
 
     /// Fires when the run stops waiting for this task.
@@ -275,7 +281,7 @@ where
                         workflows[task].push(id.clone());
                         Event::WorkflowStarted { task, workflow_id: id, at }
                     }
-                    Message::Progress { task, message } => Event::Progress { task, message, at },
+                    Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
                     Message::AttemptFailed { task, attempt, error, transient } => {
                         Event::AttemptFailed { task, attempt, error, transient, at }
                     }

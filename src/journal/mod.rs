@@ -87,7 +87,9 @@ impl JournalWriter {
 
 impl EventSink for JournalWriter {
     fn emit(&mut self, event: &Event) {
-        if self.failed.is_some() {
+        // A transfer's byte counts are for the progress bar only; its milestones come as
+        // plain progress messages.
+        if self.failed.is_some() || matches!(event, Event::Progress { bytes: Some(_), .. }) {
             return;
         }
         let written = serde_json::to_string(event)
@@ -250,6 +252,16 @@ mod tests {
             env: None,
             operation: "x".into(),
         }
+    }
+
+    #[test]
+    fn byte_counts_stay_out_of_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::create(dir.path(), &header("r1")).unwrap();
+        let milestone = Event::Progress { task: 0, message: "db: 1 of 4 bytes".into(), bytes: None, at: 1 };
+        w.emit(&Event::Progress { task: 0, message: "db".into(), bytes: Some([1, 4]), at: 1 });
+        w.emit(&milestone);
+        assert_eq!(read(w.dir()).unwrap().events, [milestone]);
     }
 
     #[test]

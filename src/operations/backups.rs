@@ -255,6 +255,7 @@ async fn write_body(
         .map_err(WriteError::Io)?;
     let mut written = out.metadata().await.map_err(WriteError::Io)?.len();
     let mut shown = 0;
+    let mut shown_percent = 0;
     loop {
         // A chunk that does not come within a minute counts as a dropped connection.
         let next = match tokio::time::timeout(std::time::Duration::from_secs(60), response.chunk()).await {
@@ -265,6 +266,12 @@ async fn write_body(
             Ok(Some(chunk)) => {
                 out.write_all(&chunk).await.map_err(WriteError::Io)?;
                 written += chunk.len() as u64;
+                // The bar moves by the percent; the journal hears of each quarter.
+                let percent = (written * 100).checked_div(expected).unwrap_or(100);
+                if percent > shown_percent {
+                    shown_percent = percent;
+                    ctx.transfer(filename, written, expected);
+                }
                 let quarter = (written * 4).checked_div(expected).unwrap_or(4);
                 if quarter > shown {
                     shown = quarter;

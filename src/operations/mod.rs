@@ -72,6 +72,8 @@ pub trait OpContext: Send + Sync {
     /// A workflow was started: the operation must never be started again.
     fn workflow_started(&self, id: &str);
     fn progress(&self, message: &str);
+    /// A download's progress: `done` of `total` bytes of `file` (for a progress bar).
+    fn transfer(&self, _file: &str, _done: u64, _total: u64) {}
     /// On `--resume` of an attempt that may have started a workflow before the crash: look
     /// for one created since this time (unix seconds) before starting another.
     fn adopt_since(&self) -> Option<f64> {

@@ -108,8 +108,23 @@ impl EventSink for Live<'_> {
                     self.line(*at, &format!("workflow {name}: {workflow_id}"));
                 }
             }
-            Event::Progress { task, message, .. } => {
+            Event::Progress { task, message, bytes, .. } => {
                 if let Some(bar) = self.bars.get(task) {
+                    if let Some([done, total]) = bytes {
+                        // A transfer turns the task's spinner into a byte bar (per file).
+                        if bar.length() != Some(*total) {
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "  {spinner} {prefix} [{bar:20.cyan/white}] {bytes}/{total_bytes} \
+                                     {binary_bytes_per_sec} {wide_msg:.dim}",
+                                )
+                                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                                .progress_chars("=> "),
+                            );
+                            bar.set_length(*total);
+                        }
+                        bar.set_position(*done);
+                    }
                     bar.set_message(message.clone());
                 }
             }
@@ -159,5 +174,34 @@ impl EventSink for Live<'_> {
             }
             Event::AttemptStarting { .. } | Event::AttemptFailed { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{JobId, RunId, TaskId};
+
+    #[test]
+    fn a_transfer_turns_the_spinner_into_a_byte_bar() {
+        let mut out = Vec::new();
+        let mut live = Live::new(Mode::Bars, &mut out);
+        let header = TaskHeader {
+            id: TaskId::new(&JobId::new("get"), "a.live", &[]),
+            job: "get".into(),
+            site: Some("a".into()),
+            env: Some("live".into()),
+            operation: "backup:get".into(),
+        };
+        live.emit(&Event::RunStarted { run_id: RunId::from_parts("20260101T000000Z", 1), tasks: vec![header], at: 0 });
+        live.emit(&Event::TaskStarted { task: 0, at: 0 });
+        assert_eq!(live.bars[&0].length(), None, "a spinner");
+        let progress =
+            |done| Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([done, 4096]), at: 1 };
+        live.emit(&progress(1024));
+        live.emit(&progress(2048));
+        assert_eq!((live.bars[&0].length(), live.bars[&0].position()), (Some(4096), 2048));
+        live.emit(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
+        assert_eq!(live.bars[&0].position(), 2048, "a plain message leaves the bar");
     }
 }

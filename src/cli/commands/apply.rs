@@ -692,6 +692,10 @@ impl OpContext for Ctx {
         self.inner.progress(message);
     }
 
+    fn transfer(&self, file: &str, done: u64, total: u64) {
+        self.inner.transfer(file, done, total);
+    }
+
     fn adopt_since(&self) -> Option<f64> {
         // Only the first attempt of a resumed task looks for what the crashed run started.
         self.adopt_since.filter(|_| self.inner.attempt() == 1)
