@@ -244,7 +244,10 @@ struct Expectations {
 impl Expectations {
     /// Counts a finished workflow's run time once; true when it was new.
     fn record(&mut self, workflow: &Workflow) -> bool {
-        let Some(time) = workflow.total_time.filter(|t| t.is_finite() && *t >= 0.0) else { return false };
+        // Some finished workflows come without total_time (recorded: result set, times
+        // not yet); their own timestamps tell it then.
+        let elapsed = workflow.finished_at.zip(workflow.created_at).map(|(end, start)| end - start);
+        let Some(time) = workflow.total_time.or(elapsed).filter(|t| t.is_finite() && *t >= 0.0) else { return false };
         if !workflow.is_finished() || !self.seen.insert(workflow.id.clone()) {
             return false;
         }
@@ -639,6 +642,19 @@ mod tests {
         assert_eq!(a.learn, ["clear_cache"]);
         assert_eq!(pace.first(&wb, &mut b, &mut known), wb.started + Duration::from_secs(1), "one list at a time");
         assert!(b.learn.is_empty());
+    }
+
+    #[test]
+    fn a_run_time_comes_from_the_timestamps_when_total_time_is_missing() {
+        let mut known = Expectations::default();
+        let w = workflow(
+            r#"{"id":"a","type":"deploy","result":"succeeded","total_time":null,"created_at":100.0,"finished_at":130.0}"#,
+        );
+        assert!(known.record(&w));
+        let bare = workflow(r#"{"id":"b","type":"deploy","result":"succeeded","total_time":null}"#);
+        assert!(!known.record(&bare), "nothing to learn");
+        assert_eq!(known.samples("deploy"), 1);
+        assert_eq!(known.window("deploy").map(|w| w.first), Some(Duration::from_secs(30)));
     }
 
     #[test]
