@@ -166,6 +166,9 @@ pub struct ServeArgs {
     /// Fraction of workflows that fail.
     #[arg(long, value_name = "FRACTION")]
     pub fail_workflow_rate: Option<f64>,
+    /// Finished workflows each site already lists.
+    #[arg(long, value_name = "N")]
+    pub history: Option<u32>,
 }
 
 /// Where targets are resolved and which part of the plan to keep.

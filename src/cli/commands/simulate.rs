@@ -50,6 +50,9 @@ fn serve(args: &ServeArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
     if let Some(rate) = args.fail_workflow_rate {
         knobs.fail_workflow_rate = rate;
     }
+    if let Some(history) = args.history {
+        knobs.history = history;
+    }
     if let Err(why) = knobs.check() {
         write_error(io.stderr, &why)?;
         return Ok(ExitStatus::Invalid);
