@@ -23,6 +23,9 @@ use crate::operations::api::ApiClient;
 use crate::plan::PlanSource;
 use crate::simulator::{Simulator, World};
 
+// Text is built with `writeln!` into Strings, which cannot fail: `let _ =` drops those
+// `fmt::Result`s.
+
 /// Request latency, before scaling (seconds).
 const LATENCY: (f64, f64) = (0.05, 0.15);
 /// Requests per second of the apply workloads, before scaling.
@@ -91,11 +94,18 @@ fn name(workload: Workload) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
 enum Figures {
     Apply(Box<ApplyFigures>),
     Listing(ListingFigures),
+}
+
+impl Serialize for Figures {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Apply(f) => f.serialize(serializer),
+            Self::Listing(f) => f.serialize(serializer),
+        }
+    }
 }
 
 impl Figures {
