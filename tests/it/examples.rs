@@ -166,3 +166,22 @@ fn unreadable_and_non_utf8_plans_are_named() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bin.yml is not UTF-8"), "{}", out.stderr);
 }
+
+#[test]
+fn the_estimate_counts_a_site_running_one_workflow_at_a_time() {
+    // A backup (300 s) and a cache clear (30 s) on one site, independent of each other: the
+    // critical path is 300 s, but one workflow per site makes it 330 s; two per site, 300 s.
+    let plan = |per_site: u32| {
+        format!(
+            "version: 1\nsettings: {{ per_site: {per_site} }}\njobs:\n  backup:\n    run: backup:create\n    on: {{ sites: [acme-web], env: live }}\n  clear:\n    run: env:clear-cache\n    on: {{ sites: [acme-web], env: live }}\n"
+        )
+    };
+    for (per_site, expected) in [(1, 330), (2, 300)] {
+        let out =
+            Test::new().file("p.yml", &plan(per_site)).args(&["plan", "p.yml", "--simulate", "--format", "json"]).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(doc["summary"]["critical_path_secs"], 300);
+        assert_eq!(doc["summary"]["estimate_secs"], expected, "per_site {per_site}");
+    }
+}

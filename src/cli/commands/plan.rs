@@ -14,7 +14,7 @@ use crate::cli::{Io, PlanArgs, PlanFormat};
 use crate::expand::Task;
 use crate::operations::preview::Preview;
 use crate::plan::model::PlanSettings;
-use crate::plan::ops::{OperationSpec, Scalar};
+use crate::plan::ops::{Effect, OperationSpec, Scalar};
 use crate::resolve::Resolved;
 
 /// The `kind` of a saved plan file.
@@ -92,7 +92,17 @@ fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
     let weight = |t: &Task<OperationSpec>| t.payload.kind().estimate_secs();
     let critical = p.graph.critical_path(weight);
     let total: u64 = tasks.iter().map(weight).sum();
-    let estimate = critical.max(total.div_ceil(u64::from(concurrency.max(1))));
+    // A site runs `per_site` workflows at a time: its workflows' sum is a bound too.
+    let mut per_site_sum: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for task in tasks {
+        let starts = matches!(task.payload.kind().effect(), Effect::Workflow | Effect::CodeMoving);
+        if let (true, Some(site)) = (starts, task.site.as_deref()) {
+            *per_site_sum.entry(site).or_default() += weight(task);
+        }
+    }
+    let busiest_site = per_site_sum.values().max().copied().unwrap_or(0);
+    let per_site = u64::try_from(p.settings.per_site.max(1)).unwrap_or(u64::MAX);
+    let estimate = critical.max(total.div_ceil(u64::from(concurrency.max(1)))).max(busiest_site.div_ceil(per_site));
     let jobs = p
         .expansion
         .jobs
