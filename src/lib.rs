@@ -2,11 +2,14 @@
 //!
 //! Data flows one way (STYLE.md §2): a plan file is parsed and validated ([`plan`]), its
 //! targets resolved ([`resolve`]), expanded into tasks ([`expand`]) and built into a
-//! [`graph::TaskGraph`]. The command line in [`cli`] wires the stages together.
+//! [`graph::TaskGraph`]; [`run`] takes a plan through those stages and applies it with the
+//! [`executor`] and the [`operations`] into a typed outcome. The command line in [`cli`] maps
+//! arguments to [`run`] and renders what it returns.
 
 #![recursion_limit = "256"]
 
 pub mod cli;
+pub mod endpoint;
 pub mod events;
 pub mod executor;
 pub mod expand;
@@ -18,6 +21,7 @@ pub mod operations;
 pub mod plan;
 pub mod report;
 pub mod resolve;
+pub mod run;
 pub mod secret;
 pub mod settings;
 pub mod shard;

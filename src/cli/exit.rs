@@ -17,6 +17,10 @@ pub enum ExitStatus {
     WouldChange,
     /// 5: `plan --detailed-exitcode`: some of the changes are destructive.
     WouldDestroy,
+    /// 6: the user answered no at the confirmation; nothing ran.
+    Declined,
+    /// 7: every task succeeded, but a report could not be written.
+    ReportFailed,
     /// 101: an internal error (a bug).
     Internal,
     /// 130: interrupted.
@@ -33,6 +37,8 @@ impl ExitStatus {
             Self::Unreachable => 3,
             Self::WouldChange => 4,
             Self::WouldDestroy => 5,
+            Self::Declined => 6,
+            Self::ReportFailed => 7,
             Self::Internal => 101,
             Self::Interrupted => 130,
         }

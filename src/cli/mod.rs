@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod diagnostics;
+pub mod error;
 pub mod exit;
 
 use std::io::{self, IsTerminal, Write};
@@ -352,20 +353,10 @@ pub fn main() -> ExitCode {
     let mut io = Io { stdout: &mut out, stderr: &mut err, style, quiet: cli.global.quiet, vars: &vars };
     match commands::run(cli, &mut io) {
         Ok(status) => status.into(),
-        // A closed pipe (`| head`) is the reader's choice, not an error worth a message.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitStatus::Success.into(),
         Err(e) => {
-            let _ignored = diagnostics::write_error(io.stderr, &format!("writing output failed: {e}"));
-            ExitStatus::Internal.into()
+            // Printed once, here; if stderr itself is gone there is no one left to tell.
+            let _unreported = e.print(io.stderr, style);
+            e.status().into()
         }
     }
-}
-
-/// A multi-threaded tokio runtime for the commands that resolve targets or call the API;
-/// `validate` and `schema` never start one.
-///
-/// # Errors
-/// When the operating system refuses threads.
-pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }

@@ -114,8 +114,8 @@ pub struct RunSummary {
     pub statuses: Vec<Status>,
     pub interrupted: bool,
     pub timed_out: bool,
-    /// An attempt panicked (a bug): exit 101.
-    pub panicked: bool,
+    /// Bugs met: a task whose attempt panicked ended `failed` with this message (exit 101).
+    pub internal_errors: Vec<String>,
 }
 
 enum Message {
@@ -185,8 +185,12 @@ impl TaskContext {
 enum TaskEnd {
     Done(Done),
     Failed(String),
+    /// The attempt panicked: a bug, with the panic's message.
+    Panicked(String),
     Cancelled,
-    TimedOut { workflow_started: bool },
+    TimedOut {
+        workflow_started: bool,
+    },
 }
 
 /// Runs the graph to the end: every task finishes in exactly one terminal state, reported as
@@ -231,7 +235,11 @@ where
     let mut set: JoinSet<(usize, TaskEnd)> = JoinSet::new();
     let mut workflows: Vec<Vec<String>> = vec![Vec::new(); metas.len()];
     let deadline = controls.run_timeout.map(|t| Instant::now() + t);
-    let (mut interrupted, mut timed_out, mut panicked) = (false, false, false);
+    let (mut interrupted, mut timed_out) = (false, false);
+    let mut internal_errors: Vec<String> = Vec::new();
+    // A JoinError cannot name its task; with every attempt's panic caught below, it only
+    // comes from the runtime shutting down.
+    let mut lost = false;
     let mut statuses: Vec<Option<Status>> = vec![None; metas.len()];
 
     let finish = |sink: &mut dyn EventSink, statuses: &mut Vec<Option<Status>>, task: usize, outcome: Outcome, at| {
@@ -247,7 +255,15 @@ where
             let tx = tx.clone();
             let abort = controls.abort.child_token();
             let meta = metas[i].clone();
-            set.spawn(async move { (i, attempts(runner, payload, i, &meta, tx, abort).await) });
+            set.spawn(async move {
+                // A panic is a bug in this task's code: it ends this task, not the run, and
+                // its slot is freed like any other end.
+                let attempts = std::panic::AssertUnwindSafe(attempts(runner, payload, i, &meta, tx, abort));
+                match futures::FutureExt::catch_unwind(attempts).await {
+                    Ok(end) => (i, end),
+                    Err(payload) => (i, TaskEnd::Panicked(panic_message(payload.as_ref()))),
+                }
+            });
         }
         if sched.is_done() && set.is_empty() {
             break;
@@ -299,10 +315,9 @@ where
                 let (task, end) = match joined {
                     Ok(x) => x,
                     Err(e) => {
-                        // A panicking attempt is a bug; its task cannot be identified from
-                        // the JoinError, so every running task left is failed at the end.
-                        panicked = true;
-                        tracing::error!("an attempt panicked: {e}");
+                        lost = true;
+                        tracing::error!("an attempt was lost: {e}");
+                        internal_errors.push(format!("an attempt was lost: {e}"));
                         continue;
                     }
                 };
@@ -310,6 +325,11 @@ where
                 let outcome = match end {
                     TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data, run: done.run },
                     TaskEnd::Failed(message) => Outcome { status: Status::Failed, message, data: None, run: None },
+                    TaskEnd::Panicked(message) => {
+                        let message = format!("internal error: the task panicked: {message}");
+                        internal_errors.push(format!("{}: {message}", metas[task].header.id));
+                        Outcome { status: Status::Failed, message, data: None, run: None }
+                    }
                     TaskEnd::Cancelled => Outcome {
                         status: Status::Cancelled,
                         message: if ids.is_empty() {
@@ -358,7 +378,7 @@ where
                 controls.abort.cancel();
             }
         }
-        if panicked && set.is_empty() {
+        if lost && set.is_empty() {
             break;
         }
     }
@@ -368,7 +388,7 @@ where
         if statuses[task].is_none() {
             let outcome = Outcome {
                 status: Status::Failed,
-                message: "internal error: the attempt panicked".to_owned(),
+                message: "internal error: the attempt was lost".to_owned(),
                 data: None,
                 run: None,
             };
@@ -380,8 +400,18 @@ where
         statuses: statuses.into_iter().map(|s| s.unwrap_or(Status::Failed)).collect(),
         interrupted,
         timed_out,
-        panicked,
+        internal_errors,
     }
+}
+
+/// A panic's payload as text.
+#[must_use]
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 async fn sleep_until(at: Option<Instant>) {

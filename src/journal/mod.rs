@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::endpoint::Endpoint;
 use crate::events::{Event, EventSink, Status};
 
 /// The first line of a journal.
@@ -30,6 +31,12 @@ pub struct Header {
     pub first_run: String,
     pub plan_path: String,
     pub plan_sha256: String,
+    /// What the run talked to; a resume against anything else is refused.
+    #[serde(default)]
+    pub target: Option<Endpoint>,
+    /// The platform user the run acted as; a resume as another user is refused.
+    #[serde(default)]
+    pub user_id: Option<String>,
     /// The settings in force, for people reading the journal.
     pub settings: serde_json::Value,
 }
@@ -240,6 +247,8 @@ mod tests {
             first_run: run.into(),
             plan_path: "p.yml".into(),
             plan_sha256: "x".into(),
+            target: None,
+            user_id: None,
             settings: serde_json::Value::Null,
         }
     }

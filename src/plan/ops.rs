@@ -589,6 +589,55 @@ impl ArgReader<'_> {
 }
 
 impl OperationSpec {
+    /// The texts an operation sends, each of which may reference `${{ env.NAME }}`.
+    fn texts(&self) -> Vec<&Text> {
+        match self {
+            Self::EnvDeploy { note, .. } => vec![note],
+            Self::EnvCommit { message } => vec![message],
+            Self::BackupGet { file, to, .. } => file.iter().chain(std::iter::once(to)).collect(),
+            Self::BackupRestore { file, .. } => file.iter().collect(),
+            Self::DomainAdd { domain } | Self::DomainRemove { domain } => vec![domain],
+            Self::LockEnable { username, .. } => vec![username],
+            Self::TagAdd { org, tag } | Self::TagRemove { org, tag } => vec![org, tag],
+            Self::SiteList { org, tag, upstream, framework } => {
+                [org, tag, upstream, framework].into_iter().flatten().collect()
+            }
+            Self::OrgSiteList { org, tag } => std::iter::once(org).chain(tag).collect(),
+            Self::EnvClearCache
+            | Self::EnvWake
+            | Self::EnvCloneContent { .. }
+            | Self::BackupCreate { .. }
+            | Self::MultidevCreate { .. }
+            | Self::MultidevDelete { .. }
+            | Self::MultidevMergeToDev { .. }
+            | Self::MultidevMergeFromDev { .. }
+            | Self::ConnectionSet { .. }
+            | Self::UpstreamUpdatesApply { .. }
+            | Self::LockDisable
+            | Self::RedisEnable
+            | Self::SolrEnable
+            | Self::SiteInfo
+            | Self::SiteTeamList
+            | Self::EnvInfo
+            | Self::EnvCodeLog
+            | Self::DomainList
+            | Self::BackupList
+            | Self::UpstreamUpdatesStatus
+            | Self::OrgList => Vec::new(),
+        }
+    }
+
+    /// The process environment variables the operation reads when it runs: every
+    /// `${{ env.NAME }}` in its texts and a lock password's variable.
+    #[must_use]
+    pub fn env_vars(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.texts().into_iter().flat_map(Text::env_vars).collect();
+        if let Self::LockEnable { password_env, .. } = self {
+            names.push(password_env);
+        }
+        names
+    }
+
     /// Builds the typed operation from validated arguments; missing options take their
     /// documented defaults.
     #[must_use]

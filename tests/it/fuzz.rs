@@ -48,7 +48,7 @@ fn check_world(text: &str) {
 }
 
 fn check_saved(text: &str) {
-    let _outcome = terminus_batch::cli::commands::parse_saved(text);
+    let _outcome = terminus_batch::run::saved::parse(text);
 }
 
 fn check_journal(text: &str) {

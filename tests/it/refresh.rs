@@ -150,27 +150,18 @@ fn detailed_exit_codes() {
 
 #[test]
 fn a_saved_plan_refuses_when_a_recorded_precondition_drifted() {
-    let world_then = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: s1, envs: { test: { deployable: 1 } } }\n";
+    let world = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: s1, envs: { test: { deployable: 1 } } }\n";
     let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [s1], env: test }\n";
-    let t = Test::new().file("world.yml", world_then).file("plan.yml", plan).args(&[
-        "plan",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-        "--refresh",
-        "-o",
-        "saved.json",
-        "-q",
-    ]);
-    assert_eq!(t.run().code, 0);
-    let apply = || {
-        Test::new().in_dir(t.path()).args(&["apply", "saved.json", "--simulate", "--world", "world.yml", "-q"]).run()
+    let served =
+        Served::with_world(&crate::support::sim::world(world), Knobs { time_scale: 0.001, ..Knobs::default() });
+    let t = Test::new().file("plan.yml", plan);
+    let api = |args: &[&str]| {
+        served.test_in(t.path()).env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token").args(args).run()
     };
-    assert_eq!(apply().code, 0, "nothing drifted");
-    // Someone deployed meanwhile: the preview recorded in the saved plan no longer holds.
-    std::fs::write(t.path().join("world.yml"), world_then.replace("deployable: 1", "deployable: 0")).unwrap();
-    let out = apply();
+    assert_eq!(api(&["plan", "plan.yml", "--refresh", "-o", "saved.json", "-q"]).code, 0);
+    // Someone deploys meanwhile: the preview recorded in the saved plan no longer holds.
+    assert_eq!(api(&["apply", "plan.yml", "--yes", "-q"]).code, 0);
+    let out = api(&["apply", "saved.json", "--yes", "-q"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains(

@@ -211,8 +211,9 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
         u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
     let dir = t.path().join(".terminus-batch/runs").join(run);
     std::fs::create_dir_all(&dir).unwrap();
+    let (target, user_id) = served.identity();
     let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
-        "plan_path": "plan.yml", "plan_sha256": "x", "settings": null });
+        "plan_path": "plan.yml", "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null });
     let started = serde_json::json!({ "event": "run_started", "run_id": run, "at": now_ms,
         "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
     let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });

@@ -40,7 +40,7 @@ const TERMINUS_POLL: &str = "5s";
 /// handling rather than the API's latency.
 const LISTING_SCALE: f64 = 1.0;
 
-pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> crate::cli::error::CommandResult {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0 && args.time_scale <= 1.0) {
         write_error(io.stderr, &format!("--time-scale must be in (0, 1], not {}", args.time_scale))?;
         return Ok(ExitStatus::Invalid);
@@ -493,7 +493,7 @@ fn listing_workload(per_org: usize) -> Result<ListingFigures, String> {
     }
     let world = World::parse(&PlanSource::new("listing world", text))
         .map_err(|errors| format!("the generated world is invalid ({} errors)", errors.len()))?;
-    let runtime = crate::cli::runtime().map_err(|e| e.to_string())?;
+    let runtime = crate::run::connect::runtime().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let sim = Simulator::start(&world, world.knobs.clone(), 0).await.map_err(|e| e.to_string())?;
         let largest = time_listing(&sim, true, |client| async move {
@@ -531,7 +531,7 @@ where
     Fut: std::future::Future<Output = Result<usize, crate::operations::api::ApiError>>,
 {
     let settings = crate::settings::Settings::resolve(&[], None).map_err(|e| e.to_string())?;
-    let mut config = super::connect::simulator_config(&settings, sim);
+    let mut config = crate::run::connect::simulator_config(&settings, sim);
     config.requests_per_second = LISTING_RATE / LISTING_SCALE;
     config.burst = u32::try_from(CONCURRENCY).unwrap_or(u32::MAX);
     config.parallel_pagination = parallel;

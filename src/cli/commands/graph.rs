@@ -1,20 +1,15 @@
 //! `graph PLAN --format dot|mermaid|json`: the task graph.
 
-use std::io;
-
-use super::prepare;
+use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{GraphArgs, GraphFormat, Io};
 use crate::graph::render;
+use crate::run::{PlanInput, prepare};
+use crate::settings::Layer;
 
-pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    let mut prepared = match prepare(&args.plan, &args.targets, io)? {
-        Ok(p) => p,
-        Err(status) => return Ok(status),
-    };
-    if let Some(connection) = prepared.connection.take() {
-        connection.close();
-    }
+pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
+    let targets = super::target_options(&args.targets);
+    let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;
     let text = match args.format {
         GraphFormat::Dot => render::dot(&prepared.graph),
         GraphFormat::Mermaid => render::mermaid(&prepared.graph),

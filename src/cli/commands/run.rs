@@ -6,22 +6,14 @@
 //! its structure, and errors point into a text the user can see with `--dry-run`.
 
 use std::collections::BTreeMap;
-use std::io;
 
-use super::PlanInput;
-use crate::cli::diagnostics::write_error;
-use crate::cli::exit::ExitStatus;
+use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::{Io, PlanArgs, PlanFormat, RunCommandArgs};
 use crate::plan::PlanSource;
+use crate::run::PlanInput;
 
-pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    let text = match plan_text(&args.operation, &args.on, &args.with) {
-        Ok(t) => t,
-        Err(message) => {
-            write_error(io.stderr, &message)?;
-            return Ok(ExitStatus::Invalid);
-        }
-    };
+pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
+    let text = plan_text(&args.operation, &args.on, &args.with).map_err(CommandError::invalid)?;
     let source = PlanSource::new(format!("<run {}>", args.operation), text.clone());
     if args.dry_run {
         io.stdout.write_all(text.as_bytes())?;

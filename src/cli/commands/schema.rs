@@ -1,9 +1,8 @@
 //! `schema`: the plan's JSON Schema, generated from `plan::raw`; `--report`: the JSON
 //! report's, generated from `report::summary`.
 
-use std::io;
-
 use crate::cli::Io;
+use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::plan::raw::PlanRaw;
 
@@ -16,7 +15,7 @@ pub fn plan_schema() -> String {
     text
 }
 
-pub(super) fn run(report: bool, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+pub(super) fn run(report: bool, io: &mut Io<'_>) -> CommandResult {
     let text = if report { crate::report::json::schema() } else { plan_schema() };
     io.stdout.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)

@@ -1,33 +1,21 @@
 //! `simulate serve`: the built-in simulator as a standalone loopback server, until Ctrl-C;
 //! then its counters, as JSON on stdout.
 
-use std::io;
-
-use super::connect::{WorldError, load_world};
-use crate::cli::diagnostics::{write_error, write_plan_errors};
+use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, ServeArgs, SimulateCommand};
+use crate::run::connect::{load_world, runtime};
 use crate::simulator::Simulator;
 
-pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> io::Result<ExitStatus> {
+pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         SimulateCommand::Serve(args) => serve(args, io),
         SimulateCommand::Bench(args) => super::bench::run(args, io),
     }
 }
 
-fn serve(args: &ServeArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
-    let (world, name) = match load_world(args.world.as_deref()) {
-        Ok(w) => w,
-        Err(WorldError::Unreadable(message)) => {
-            write_error(io.stderr, &message)?;
-            return Ok(ExitStatus::Invalid);
-        }
-        Err(WorldError::Invalid(source, errors)) => {
-            write_plan_errors(io.stderr, &source, &errors, io.style)?;
-            return Ok(ExitStatus::Invalid);
-        }
-    };
+fn serve(args: &ServeArgs, io: &mut Io<'_>) -> CommandResult {
+    let (world, name, _sha256) = load_world(args.world.as_deref())?;
     let mut knobs = world.knobs.clone();
     if let Some(seed) = args.seed {
         knobs.seed = seed;
@@ -53,11 +41,8 @@ fn serve(args: &ServeArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
     if let Some(history) = args.history {
         knobs.history = history;
     }
-    if let Err(why) = knobs.check() {
-        write_error(io.stderr, &why)?;
-        return Ok(ExitStatus::Invalid);
-    }
-    let runtime = crate::cli::runtime()?;
+    knobs.check().map_err(CommandError::invalid)?;
+    let runtime = runtime()?;
     let stats = runtime.block_on(async {
         let sim = match Simulator::start(&world, knobs, args.port).await {
             Ok(sim) => sim,
@@ -74,20 +59,15 @@ fn serve(args: &ServeArgs, io: &mut Io<'_>) -> io::Result<ExitStatus> {
         );
         Ok((notice, sim))
     });
-    let (notice, sim) = match stats {
-        Ok(x) => x,
-        Err(e) => {
-            write_error(io.stderr, &format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
-            return Ok(ExitStatus::Invalid);
-        }
-    };
+    let (notice, sim) =
+        stats.map_err(|e| CommandError::invalid(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
     io.stderr.write_all(notice.as_bytes())?;
     io.stderr.flush()?;
     let stats = runtime.block_on(async {
         let _signal = tokio::signal::ctrl_c().await;
         sim.stop().await
     });
-    let json = serde_json::to_string_pretty(&stats).map_err(io::Error::other)?;
+    let json = serde_json::to_string_pretty(&stats).map_err(std::io::Error::other)?;
     writeln!(io.stdout, "{json}")?;
     Ok(ExitStatus::Success)
 }

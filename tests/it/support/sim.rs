@@ -126,6 +126,15 @@ impl Served {
         });
     }
 
+    /// What a journal header records of a run against this simulator served as the API:
+    /// the target and the world user's id.
+    pub(crate) fn identity(&self) -> (serde_json::Value, String) {
+        let sim = self.sim.as_ref().unwrap();
+        let client = ApiClient::new(config(sim)).unwrap();
+        let user = self.runtime.block_on(client.user_id()).unwrap();
+        (serde_json::json!({ "api": { "base": sim.api_base() } }), user)
+    }
+
     pub(crate) fn stop(mut self) -> terminus_batch::simulator::Stats {
         let sim = self.sim.take().unwrap();
         self.runtime.block_on(sim.stop())

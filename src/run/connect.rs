@@ -1,6 +1,7 @@
-//! Settings and connections for the commands that talk to Pantheon: resolves [`Settings`]
-//! from their layers, starts the in-process simulator under `--simulate`, builds the
-//! [`ApiClient`], and adapts it to the resolver's [`SiteSource`].
+//! Settings and connections for runs that talk to Pantheon: resolves [`Settings`] from their
+//! layers, starts the in-process simulator under `--simulate`, builds the [`ApiClient`] into a
+//! [`Connection`] (closed when dropped), records what it talks to as an [`Endpoint`], and
+//! adapts the client to the resolver's [`SiteSource`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,10 +15,73 @@ use crate::secret::Secret;
 use crate::settings::{EnvVars, Layer, Origin, Settings, SettingsError, env};
 use crate::simulator::{Simulator, World};
 
+use super::RunError;
+pub use crate::endpoint::Endpoint;
+
+/// A live connection: the client, the simulator it talks to (under `--simulate`), and the
+/// runtime both run on. Dropping it stops the simulator; [`Connection::close`] also returns
+/// its counters.
+pub struct Connection {
+    pub runtime: tokio::runtime::Runtime,
+    pub client: ApiClient,
+    pub simulator: Option<Simulator>,
+    pub endpoint: Endpoint,
+}
+
+impl Connection {
+    /// Stops the in-process simulator, if any, and returns its counters.
+    pub fn close(mut self) -> Option<crate::simulator::Stats> {
+        let simulator = self.simulator.take();
+        simulator.map(|sim| self.runtime.block_on(sim.stop()))
+    }
+
+    /// The logged-in user's id (logging in if needed): a failure is exit 3.
+    pub fn user_id(&self) -> Result<String, RunError> {
+        self.runtime.block_on(self.client.user_id()).map_err(|e| RunError::Unreachable(format!("cannot log in: {e}")))
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(sim) = self.simulator.take() {
+            self.runtime.block_on(sim.stop());
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime for the work that resolves targets or calls the API.
+pub fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Starts the in-process simulator for `--simulate` and a client pointed at it.
+pub fn simulate(world: Option<&std::path::Path>, settings: &Settings) -> Result<(Connection, String), RunError> {
+    let (world, name, sha256) = load_world(world)?;
+    let runtime = runtime()?;
+    let knobs = world.knobs.clone();
+    let simulator = runtime
+        .block_on(Simulator::start(&world, knobs, 0))
+        .map_err(|e| RunError::Internal(format!("cannot start the simulator: {e}")))?;
+    let client =
+        ApiClient::new(simulator_config(settings, &simulator)).map_err(|e| RunError::Internal(e.to_string()))?;
+    let endpoint = Endpoint::Simulator { world: name.clone(), world_sha256: sha256 };
+    Ok((Connection { runtime, client, simulator: Some(simulator), endpoint }, format!("simulator world {name}")))
+}
+
+/// A client for the real API.
+pub fn connect_api(settings: &Settings) -> Result<Connection, RunError> {
+    let runtime = runtime()?;
+    let client = ApiClient::new(api_config(settings)).map_err(|e| RunError::Refused(e.to_string()))?;
+    Ok(Connection { runtime, client, simulator: None, endpoint: Endpoint::Api { base: settings.api_base() } })
+}
+
 /// Resolves settings: flags > environment > plan > `~/.terminus/config.yml` > defaults.
 /// Under `--simulate` nothing of terminus's own configuration is read: not its config file,
 /// not its host or its login.
-pub(crate) fn resolve_settings(
+pub fn resolve_settings(
     vars: &EnvVars,
     flags: Layer,
     plan: Option<&PlanSettings>,
@@ -60,7 +124,8 @@ pub(crate) fn resolve_settings(
 }
 
 /// The client configuration for the real API.
-pub(crate) fn api_config(settings: &Settings) -> ApiConfig {
+#[must_use]
+pub fn api_config(settings: &Settings) -> ApiConfig {
     ApiConfig {
         base: settings.api_base(),
         connect_timeout: settings.connect_timeout,
@@ -83,7 +148,8 @@ pub(crate) fn api_config(settings: &Settings) -> ApiConfig {
 
 /// The same, pointed at an in-process simulator: its address, its world's token, its time
 /// scale, and memory-only sessions.
-pub(crate) fn simulator_config(settings: &Settings, sim: &Simulator) -> ApiConfig {
+#[must_use]
+pub fn simulator_config(settings: &Settings, sim: &Simulator) -> ApiConfig {
     let scale = sim.knobs().time_scale;
     ApiConfig {
         base: sim.api_base(),
@@ -102,7 +168,8 @@ pub(crate) fn simulator_config(settings: &Settings, sim: &Simulator) -> ApiConfi
 
 /// Whether any login is at hand: a token in the environment, or terminus's saved session or
 /// tokens.
-pub(crate) fn has_credentials(settings: &Settings) -> bool {
+#[must_use]
+pub fn has_credentials(settings: &Settings) -> bool {
     if settings.machine_token.is_some() || settings.cache_dir.join("session").is_file() {
         return true;
     }
@@ -110,35 +177,34 @@ pub(crate) fn has_credentials(settings: &Settings) -> bool {
         .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains('@'))))
 }
 
-/// A world file's text into a [`World`], or the built-in one.
-pub(crate) fn load_world(path: Option<&std::path::Path>) -> Result<(World, String), WorldError> {
-    match path {
-        Some(file) => {
-            let shown = file.display().to_string();
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| WorldError::Unreadable(format!("cannot read {shown}: {e}")))?;
-            let source = crate::plan::PlanSource::new(shown.clone(), text);
-            World::parse(&source).map(|w| (w, shown)).map_err(|errors| WorldError::Invalid(source, errors))
-        }
-        None => {
-            World::builtin().map(|w| (w, crate::simulator::world::BUILTIN_WORLD_NAME.to_owned())).map_err(|errors| {
-                WorldError::Unreadable(format!(
-                    "the built-in world is invalid ({} errors): this is a bug",
-                    errors.len()
-                ))
-            })
+/// A world file's text into a [`World`], or the built-in one; with its name and text hash.
+pub fn load_world(path: Option<&std::path::Path>) -> Result<(World, String, String), RunError> {
+    if let Some(file) = path {
+        let shown = file.display().to_string();
+        let text = super::prepare::read_text(file, crate::plan::parse::Budgets::WORLD.bytes)?;
+        let source = crate::plan::PlanSource::new(shown.clone(), text);
+        let sha256 = source.sha256();
+        World::parse(&source).map(|w| (w, shown, sha256)).map_err(|errors| RunError::Plan { file: source, errors })
+    } else {
+        {
+            let source = crate::plan::PlanSource::new(
+                crate::simulator::world::BUILTIN_WORLD_NAME,
+                crate::simulator::world::BUILTIN_WORLD,
+            );
+            World::builtin()
+                .map(|w| (w, crate::simulator::world::BUILTIN_WORLD_NAME.to_owned(), source.sha256()))
+                .map_err(|errors| {
+                    RunError::Internal(format!(
+                        "the built-in world is invalid ({} errors): this is a bug",
+                        errors.len()
+                    ))
+                })
         }
     }
 }
 
-/// Why a world could not be loaded.
-pub(crate) enum WorldError {
-    Unreadable(String),
-    Invalid(crate::plan::PlanSource, Vec<crate::plan::PlanError>),
-}
-
 /// Target resolution through the API listings.
-pub(crate) struct ApiSource {
+pub struct ApiSource {
     pub client: ApiClient,
 }
 

@@ -1,0 +1,515 @@
+//! `apply` as a library: [`check`] a prepared plan (login, saved-plan and resume targets,
+//! refusals), [`begin`] the run (lock and journal), then [`Run::execute`] it with the
+//! executor, the operations and the event sinks wired together, into a [`RunOutcome`].
+//!
+//! The adapter [`OpRunner`] implementing the executor's `Runner` over the operations lives
+//! here, the only place that sees both. Nothing here prints: progress goes to the sinks the
+//! caller passes, and the outcome is data.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::FutureExt as _;
+use tokio_util::sync::CancellationToken;
+
+use super::outcome::RunOutcome;
+use super::{Prepared, RunError};
+use crate::endpoint::Endpoint;
+use crate::events::{EventSink, FanOut, Status};
+use crate::executor::scheduler::{GroupPolicy, Limits};
+use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
+use crate::expand::{JobInfo, Task};
+use crate::ids::RunId;
+use crate::journal::lock::{Holder, Lock};
+use crate::journal::{self, Header, JournalWriter, Prior, RunJournal};
+use crate::operations::api::workflows::Poller;
+use crate::operations::{OpContext, Ops, Target, is_supported};
+use crate::plan::model::OnFailure;
+use crate::plan::ops::{Effect, OperationKind, OperationSpec};
+use crate::report::RunReport;
+use crate::report::summary::{PlanInfo, SettingsInfo};
+use crate::settings::{EnvVars, Settings};
+use crate::timefmt::compact;
+
+/// Which earlier run `--resume` continues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// The newest run of the same plan in the state directory.
+    Newest,
+    /// The run with this id.
+    Run(String),
+}
+
+/// How a run executes, beyond the settings.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    pub allow_destructive: bool,
+    /// When the run drains, stop waiting for tasks in flight too.
+    pub abort_in_flight: bool,
+    /// Backup downloads at once.
+    pub downloads: usize,
+    pub resume: Option<Resume>,
+    /// Where runs keep their journal and lock.
+    pub state_dir: PathBuf,
+    /// Watch Ctrl-C and SIGTERM (the command line does; a test driving the library does not).
+    pub watch_signals: bool,
+}
+
+/// A plan checked for a run: who runs it, and what an earlier run left.
+pub struct Checked {
+    user_id: String,
+    earlier: Option<RunJournal>,
+}
+
+impl Checked {
+    /// The run being resumed, if any.
+    #[must_use]
+    pub fn resumes(&self) -> Option<&str> {
+        self.earlier.as_ref().map(|j| j.header.run_id.as_str())
+    }
+}
+
+/// Everything refused before any API call that changes anything: no connection (exit 3), a
+/// failed login (exit 3), a saved plan or earlier run made against another target or user,
+/// a drifted saved plan, operations this build cannot execute, unset environment variables,
+/// destructive tasks without `allow_destructive` (exit 2).
+pub fn check(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Result<Checked, RunError> {
+    let Some(connection) = &prepared.connection else {
+        return Err(RunError::Unreachable(
+            "apply needs the Pantheon API and no login is at hand: set TERMINUS_MACHINE_TOKEN or run \
+             `terminus-batch auth login` (or pass --simulate)"
+                .to_owned(),
+        ));
+    };
+    let user_id = connection.user_id()?;
+    if let Some(loaded) = &prepared.saved {
+        super::saved::check(prepared, loaded, &user_id)?;
+    }
+    refuse(prepared, options, vars)?;
+    let earlier = match &options.resume {
+        Some(which) => {
+            let named = match which {
+                Resume::Newest => None,
+                Resume::Run(id) => Some(id.as_str()),
+            };
+            let journal = journal::find(&options.state_dir, &prepared.source.path, named)
+                .map_err(|e| RunError::Refused(e.to_string()))?;
+            same_target(&journal, &connection.endpoint, &user_id)?;
+            Some(journal)
+        }
+        None => None,
+    };
+    Ok(Checked { user_id, earlier })
+}
+
+/// A resume continues what an earlier run did only against the same target, as the same
+/// user: anything else would mark tasks done that were never done there.
+fn same_target(journal: &RunJournal, endpoint: &Endpoint, user_id: &str) -> Result<(), RunError> {
+    let run = &journal.header.run_id;
+    match &journal.header.target {
+        Some(then) if then.same_as(endpoint) => {}
+        Some(then) => {
+            return Err(RunError::Refused(format!(
+                "run {run} ran against {then}, and this run would talk to {endpoint}; a resume never crosses targets \
+                 (start a new run without --resume)"
+            )));
+        }
+        None => {
+            return Err(RunError::Refused(format!(
+                "run {run} does not record what it ran against, so it cannot be resumed safely; start a new run"
+            )));
+        }
+    }
+    match &journal.header.user_id {
+        Some(then) if then == user_id => Ok(()),
+        Some(then) => Err(RunError::Refused(format!(
+            "run {run} ran as user {then}, and this run is logged in as user {user_id}; resume it as the same user"
+        ))),
+        None => Err(RunError::Refused(format!(
+            "run {run} does not record which user it ran as, so it cannot be resumed safely; start a new run"
+        ))),
+    }
+}
+
+fn refuse(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Result<(), RunError> {
+    let tasks = &prepared.expansion.tasks;
+    let unsupported: BTreeSet<&str> =
+        tasks.iter().map(|t| t.payload.kind()).filter(|k| !is_supported(*k)).map(OperationKind::name).collect();
+    if !unsupported.is_empty() {
+        return Err(RunError::Refused(format!(
+            "this build cannot execute {}; `plan` shows what the run would do",
+            unsupported.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let missing: BTreeSet<&str> =
+        tasks.iter().flat_map(|t| t.payload.env_vars()).filter(|name| vars.get(name).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(RunError::Refused(format!(
+            "the plan reads environment variable(s) that are not set: {}",
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let destructive: Vec<String> =
+        tasks.iter().filter(|t| t.payload.is_destructive()).map(|t| t.id.to_string()).collect();
+    if !destructive.is_empty() && !options.allow_destructive {
+        let shown: Vec<&str> = destructive.iter().take(5).map(String::as_str).collect();
+        let more = if destructive.len() > 5 { format!(" and {} more", destructive.len() - 5) } else { String::new() };
+        return Err(RunError::Refused(format!(
+            "{} destructive task(s) ({}{more}); pass --allow-destructive to run them",
+            destructive.len(),
+            shown.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A run about to start: the lock held, the journal open.
+pub struct Run {
+    prepared: Prepared,
+    connection: super::Connection,
+    options: ApplyOptions,
+    context: RunContext,
+    writer: JournalWriter,
+    vars: BTreeMap<String, String>,
+    _lock: Lock,
+}
+
+/// Takes the lock and opens the journal. A run that cannot be journalled does not start.
+pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, vars: &EnvVars) -> Result<Run, RunError> {
+    let Checked { user_id, earlier } = checked;
+    let connection = prepared
+        .connection
+        .take()
+        .ok_or_else(|| RunError::Internal("internal error: a checked plan has no connection".to_owned()))?;
+    let endpoint = Some(connection.endpoint.clone());
+    let run_id = new_run_id();
+    let holder = Holder {
+        pid: std::process::id(),
+        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        run_id: run_id.to_string(),
+        plan_path: prepared.source.path.clone(),
+    };
+    let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| RunError::Refused(e.to_string()))?;
+    let header = Header {
+        journal: 1,
+        run_id: run_id.to_string(),
+        resumed_from: earlier.as_ref().map(|j| j.header.run_id.clone()),
+        first_run: earlier.as_ref().map_or_else(|| run_id.to_string(), |j| j.header.first_run.clone()),
+        plan_path: prepared.source.path.clone(),
+        plan_sha256: prepared.source.sha256(),
+        target: endpoint,
+        user_id: Some(user_id),
+        settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
+    };
+    let writer = JournalWriter::create(&options.state_dir, &header).map_err(|e| {
+        RunError::Refused(format!("{e}; a run that cannot be journalled does not start (see --state-dir)"))
+    })?;
+    if let Some(j) = &earlier {
+        if j.header.plan_sha256 != header.plan_sha256 {
+            tracing::warn!("the plan changed since run {}; tasks are matched by id", j.header.run_id);
+        }
+    }
+    let priors = earlier.as_ref().map(journal::prior_states).unwrap_or_default();
+    let context =
+        RunContext { run_id, first_run: header.first_run.clone(), resumed_from: header.resumed_from.clone(), priors };
+    let vars = prepared
+        .expansion
+        .tasks
+        .iter()
+        .flat_map(|t| t.payload.env_vars())
+        .filter_map(|name| vars.get(name).map(|v| (name.to_owned(), v.to_owned())))
+        .collect();
+    Ok(Run { prepared, connection, options, context, writer, vars, _lock: lock })
+}
+
+impl Run {
+    /// This run's id.
+    #[must_use]
+    pub fn id(&self) -> String {
+        self.context.run_id.to_string()
+    }
+
+    /// The run this one resumes, if any.
+    #[must_use]
+    pub fn resumed_from(&self) -> Option<&str> {
+        self.context.resumed_from.as_deref()
+    }
+
+    /// Runs every task to its end, feeding events to the journal, the report and `display`;
+    /// writes `result.json` beside the journal. Every path ends here with an outcome: a
+    /// panic in a task or in the poller is an internal error of that task, not of the run.
+    pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
+        let Self { prepared, mut connection, options, context, mut writer, vars, _lock } = self;
+        let settings = &prepared.settings;
+        let run_id = context.run_id;
+        let (poller, driver) = Poller::new(connection.client.clone());
+        let platform = connection.simulator.as_ref().map(|sim| {
+            (Some(format!("http://{}", sim.addr())), std::time::Duration::from_secs(5).mul_f64(sim.knobs().time_scale))
+        });
+        let (health_base, pause) = platform.unwrap_or((None, std::time::Duration::from_secs(5)));
+        let ops = Ops::new(connection.client.clone(), poller, context.first_run.clone(), vars)
+            .with_platform(health_base, pause)
+            .with_downloads(options.downloads);
+        let runner =
+            Arc::new(OpRunner { ops, jobs: prepared.expansion.jobs.clone(), priors: Arc::new(context.priors) });
+        let total = prepared.expansion.tasks.len();
+        let groups = group_policies(&prepared.expansion.jobs);
+        let limits = Limits {
+            concurrency: settings.concurrency,
+            per_site: settings.per_site,
+            fail_fast: settings.on_failure == OnFailure::FailFast,
+            max_failures: settings.max_failures.map(|l| l.floor_of(total)),
+        };
+        let controls = Controls {
+            drain: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            run_timeout: settings.timeout,
+            abort_in_flight: options.abort_in_flight,
+        };
+        let mut report = RunReport::new(
+            PlanInfo {
+                path: prepared.source.path.clone(),
+                sha256: prepared.source.sha256(),
+                name: prepared.plan.name.clone(),
+            },
+            settings_info(settings, &prepared.resolved_by),
+        );
+        let graph = &prepared.graph;
+        let drain = controls.drain.clone();
+        let abort = controls.abort.clone();
+        let watch = options.watch_signals;
+        let (summary, poller_panic) = connection.runtime.block_on(async {
+            // The journal first: an event is on disk before anyone acts on it.
+            let mut sinks = FanOut(vec![&mut writer as &mut dyn EventSink, &mut report, display]);
+            let exec = async {
+                tokio::select! {
+                    summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
+                    never = watch_signals(drain, abort), if watch => match never {},
+                }
+            };
+            // A panic in the poller ends its waiters' tasks (the poller stopped), not the run.
+            let poll = std::panic::AssertUnwindSafe(driver.run()).catch_unwind();
+            let (summary, polled) = tokio::join!(exec, poll);
+            (summary, polled.err().map(|p| crate::executor::panic_message(p.as_ref())))
+        });
+        let mut internal_errors = summary.internal_errors.clone();
+        if let Some(message) = poller_panic {
+            internal_errors.push(format!("the workflow poller panicked: {message}"));
+        }
+        if let Some(stats) = connection.simulator.take().map(|sim| connection.runtime.block_on(sim.stop())) {
+            tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
+            report.simulator = serde_json::to_value(&stats).ok();
+        }
+        drop(connection);
+        let mut journal_errors = Vec::new();
+        if let Err(e) = writer.write_result(&crate::report::json::render(&report)) {
+            journal_errors.push(format!("cannot write {}/result.json: {e}", writer.dir().display()));
+        }
+        if let Some(e) = writer.error() {
+            journal_errors.push(format!("the journal in {} is incomplete: {e}", writer.dir().display()));
+        }
+        RunOutcome {
+            report,
+            run_id: run_id.to_string(),
+            resumed_from: context.resumed_from,
+            journal_dir: writer.dir().to_owned(),
+            interrupted: summary.interrupted,
+            timed_out: summary.timed_out,
+            internal_errors,
+            journal_errors,
+        }
+    }
+}
+
+fn group_policies(jobs: &[JobInfo]) -> Vec<GroupPolicy> {
+    jobs.iter()
+        .map(|job| GroupPolicy {
+            fail_fast: job.on_failure == Some(OnFailure::FailFast),
+            max_failures: job.max_failures.map(|l| l.floor_of(job.tasks.len())),
+            wave_max_failures: job.rollout.as_ref().map_or(0, |r| {
+                let per_wave = job.tasks.len().div_ceil(job.waves.max(1) as usize);
+                r.max_failures.floor_of(per_wave)
+            }),
+        })
+        .collect()
+}
+
+fn new_run_id() -> RunId {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    RunId::from_parts(&compact(i64::try_from(now).unwrap_or(i64::MAX)), fastrand::u16(..))
+}
+
+/// The settings in force, as reports show them.
+#[must_use]
+pub fn settings_info(settings: &Settings, resolved_by: &str) -> SettingsInfo {
+    SettingsInfo {
+        concurrency: settings.concurrency,
+        per_site: settings.per_site,
+        max_requests: settings.max_requests,
+        requests_per_second: settings.requests_per_second,
+        burst: settings.burst,
+        on_failure: match settings.on_failure {
+            OnFailure::Continue => "continue".to_owned(),
+            OnFailure::FailFast => "fail-fast".to_owned(),
+        },
+        max_failures: settings.max_failures.map_or_else(
+            || "none".to_owned(),
+            |l| match l {
+                crate::plan::model::Limit::Count(n) => n.to_string(),
+                crate::plan::model::Limit::Percent(p) => format!("{p}%"),
+            },
+        ),
+        timeout: settings.timeout.map_or_else(|| "none".to_owned(), |t| humantime::format_duration(t).to_string()),
+        target: resolved_by.to_owned(),
+    }
+}
+
+/// This run's identity and what an earlier run left (`--resume`).
+struct RunContext {
+    run_id: RunId,
+    /// The first run of a resume chain: workflow annotations carry it.
+    first_run: String,
+    resumed_from: Option<String>,
+    priors: HashMap<String, Prior>,
+}
+
+/// First Ctrl-C (or SIGTERM) drains the run; the second stops waiting for tasks in flight.
+async fn watch_signals(drain: CancellationToken, abort: CancellationToken) -> std::convert::Infallible {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for token in [drain, abort] {
+        #[cfg(unix)]
+        {
+            let terminate = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                () = terminate => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        token.cancel();
+    }
+    std::future::pending().await
+}
+
+/// The executor's view of operations.
+struct OpRunner {
+    ops: Ops,
+    jobs: Vec<JobInfo>,
+    /// What an earlier run left, by task id (`--resume`).
+    priors: Arc<HashMap<String, Prior>>,
+}
+
+/// The environment whose code a code-moving operation changes.
+fn code_env(task: &Task<OperationSpec>) -> Option<String> {
+    match task.payload.kind() {
+        OperationKind::MultidevMergeToDev => Some("dev".to_owned()),
+        _ => task.env.clone(),
+    }
+}
+
+impl Runner<Task<OperationSpec>> for OpRunner {
+    fn meta(&self, task: &Task<OperationSpec>) -> TaskMeta {
+        let kind = task.payload.kind();
+        let job = self.jobs.get(task.job_index);
+        let starts_workflow = matches!(kind.effect(), Effect::Workflow | Effect::CodeMoving);
+        let exclusive = match (kind.effect(), &task.site, code_env(task)) {
+            (Effect::CodeMoving, Some(site), Some(env)) => vec![format!("code:{site}.{env}")],
+            _ => Vec::new(),
+        };
+        TaskMeta {
+            header: task.header(),
+            group: task.job_index,
+            wave: task.wave,
+            site_key: if starts_workflow { task.site.clone() } else { None },
+            exclusive,
+            estimate_secs: kind.estimate_secs(),
+            timeout: job.and_then(|j| j.timeout),
+            retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
+                attempts: j.retries.attempts,
+                backoff: j.retries.backoff,
+            }),
+        }
+    }
+
+    fn run(
+        &self,
+        task: &Task<OperationSpec>,
+        ctx: TaskContext,
+    ) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
+        let ops = self.ops.clone();
+        let task = task.clone();
+        let prior = self.priors.get(task.id.as_str()).cloned();
+        async move {
+            let target = Target {
+                site: task.site.clone().unwrap_or_default(),
+                site_id: task.site_id.clone().unwrap_or_default(),
+                env: task.env.clone(),
+            };
+            let adopt_since = match &prior {
+                Some(Prior::Done { status, message, run }) => {
+                    return Ok(Done { status: *status, message: message.clone(), data: None, run: Some(run.clone()) });
+                }
+                Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
+                _ => None,
+            };
+            let ctx = Ctx { inner: ctx, adopt_since };
+            let result = match &prior {
+                Some(Prior::InFlight { workflow_id, .. }) => ops.reattach(&target, workflow_id, &ctx).await,
+                _ => ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await,
+            };
+            match result {
+                Ok(out) => Ok(Done {
+                    status: if out.changed { Status::Succeeded } else { Status::Unchanged },
+                    message: out.message,
+                    data: out.data,
+                    run: None,
+                }),
+                Err(e) => Err(TaskError {
+                    message: e.message,
+                    class: if e.transient { ErrorClass::Transient } else { ErrorClass::Permanent },
+                }),
+            }
+        }
+    }
+}
+
+/// The operations' context, forwarded to the executor's.
+struct Ctx {
+    inner: TaskContext,
+    adopt_since: Option<f64>,
+}
+
+impl OpContext for Ctx {
+    fn attempt_starting(&self) -> impl Future<Output = ()> + Send {
+        self.inner.attempt_starting()
+    }
+
+    fn workflow_started(&self, id: &str) {
+        self.inner.workflow_started(id);
+    }
+
+    fn progress(&self, message: &str) {
+        self.inner.progress(message);
+    }
+
+    fn transfer(&self, file: &str, done: u64, total: u64) {
+        self.inner.transfer(file, done, total);
+    }
+
+    fn adopt_since(&self) -> Option<f64> {
+        // Only the first attempt of a resumed task looks for what the crashed run started.
+        self.adopt_since.filter(|_| self.inner.attempt() == 1)
+    }
+}

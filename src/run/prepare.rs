@@ -1,0 +1,215 @@
+//! Taking a plan to the edge of a run: read (bounded), parse and validate, resolve settings,
+//! connect (API or simulator), resolve targets, expand, filter, shard and build the graph,
+//! into a [`Prepared`] plan. Every stage's failure is a [`RunError`].
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use super::RunError;
+use super::connect::{self, ApiSource, Connection, Endpoint};
+use crate::expand::{Expansion, Filter, Task, expand};
+use crate::graph::TaskGraph;
+use crate::plan::PlanSource;
+use crate::plan::model::{NeedScope, Plan};
+use crate::plan::ops::OperationSpec;
+use crate::resolve::{OrgRecord, ResolveFailure, Resolved, SiteRecord, SiteSource, SourceError, resolve};
+use crate::settings::{EnvVars, Layer, Settings};
+
+/// Reads a text file of at most `max_bytes`: never more than one byte past the budget is
+/// read, so `/dev/zero` or a huge file is refused without filling memory.
+pub fn read_text(path: &Path, max_bytes: usize) -> Result<String, RunError> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| RunError::refused(format!("cannot read {shown}: {e}")))?;
+    let mut bytes = Vec::new();
+    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(limit).read_to_end(&mut bytes).map_err(|e| RunError::refused(format!("cannot read {shown}: {e}")))?;
+    if bytes.len() > max_bytes {
+        return Err(RunError::refused(format!("{shown} is over the limit of {max_bytes} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        RunError::refused(format!(
+            "{shown} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Reads a plan file into its source.
+pub fn read_source(path: &Path) -> Result<PlanSource, RunError> {
+    let text = read_text(path, crate::plan::parse::Budgets::PLAN.bytes)?;
+    Ok(PlanSource::new(path.display().to_string(), text))
+}
+
+/// Parses and validates a plan's source, with every error.
+pub fn load(source: PlanSource) -> Result<(PlanSource, Plan), RunError> {
+    match crate::plan::load(&source) {
+        Ok(plan) => Ok((source, plan)),
+        Err(errors) => Err(RunError::Plan { file: source, errors }),
+    }
+}
+
+/// Where a plan comes from.
+pub enum PlanInput {
+    /// A plan file.
+    File(PathBuf),
+    /// Text built in memory (`run`).
+    Generated(PlanSource),
+    /// A saved plan's source (checked against its hash), the targets it resolved, and what
+    /// it ran against.
+    Saved(super::saved::Loaded),
+}
+
+/// Where targets are resolved and which part of the plan to keep.
+#[derive(Clone, Debug, Default)]
+pub struct TargetOptions {
+    /// Resolve and run against the in-process simulator.
+    pub simulate: bool,
+    /// The simulator's world file (default: the built-in world).
+    pub world: Option<PathBuf>,
+    pub filter: Filter,
+    pub shard: Option<crate::shard::Shard>,
+}
+
+/// A plan taken through every stage before execution, with the connection that resolved it.
+pub struct Prepared {
+    pub source: PlanSource,
+    pub plan: Plan,
+    pub resolved: Resolved,
+    /// Where targets came from, for people.
+    pub resolved_by: String,
+    pub expansion: Expansion<OperationSpec>,
+    pub graph: TaskGraph<Task<OperationSpec>>,
+    pub settings: Settings,
+    /// `None` when no login is at hand (names taken as written).
+    pub connection: Option<Connection>,
+    /// What a saved plan recorded, when the plan came from one.
+    pub saved: Option<super::saved::Loaded>,
+}
+
+impl Prepared {
+    /// What this plan talks to, if connected.
+    #[must_use]
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.connection.as_ref().map(|c| &c.endpoint)
+    }
+}
+
+/// Runs parse → validate → resolve → expand → graph.
+///
+/// Targets resolve through the API listings (or the in-process simulator under
+/// `--simulate`). Without any login at hand, explicit site names are taken as written so a
+/// plan can still be reviewed; selectors and globs then need a login.
+pub fn prepare(input: PlanInput, targets: &TargetOptions, flags: Layer, vars: &EnvVars) -> Result<Prepared, RunError> {
+    let (source, saved) = match input {
+        PlanInput::File(path) => (read_source(&path)?, None),
+        PlanInput::Generated(source) => (source, None),
+        PlanInput::Saved(loaded) => (loaded.source.clone(), Some(loaded)),
+    };
+    let (source, plan) = load(source)?;
+    let mut settings = connect::resolve_settings(vars, flags, Some(&plan.settings), targets.simulate)
+        .map_err(|e| RunError::Refused(e.to_string()))?;
+    if let Some(shard) = targets.shard {
+        // DESIGN §11: a `scope: all` need joins everything into one component.
+        if let Some(job) = plan.jobs.iter().find(|j| j.needs.iter().any(|n| n.scope == NeedScope::All)) {
+            return Err(RunError::Refused(format!(
+                "--shard {shard}: job `{}` needs a job with `scope: all`, which joins every task into one shard; shard a plan without that barrier",
+                job.id
+            )));
+        }
+        #[expect(clippy::cast_precision_loss, reason = "a shard count")]
+        let share = shard.count as f64;
+        settings.requests_per_second /= share;
+    }
+    let (connection, resolved_by) = if targets.simulate {
+        let (c, by) = connect::simulate(targets.world.as_deref(), &settings)?;
+        (Some(c), by)
+    } else if connect::has_credentials(&settings) {
+        (Some(connect::connect_api(&settings)?), format!("Pantheon API at {}", settings.api_base()))
+    } else {
+        (None, "site names as written (not logged in, so not checked against the API)".to_owned())
+    };
+    let resolved_by =
+        if saved.is_some() { format!("the saved plan's targets (connected to {resolved_by})") } else { resolved_by };
+    let outcome = match (&saved, &connection) {
+        (Some(loaded), _) => Ok(loaded.resolved.clone()),
+        (None, Some(c)) => c.runtime.block_on(resolve(&plan, &ApiSource { client: c.client.clone() })),
+        (None, None) => connect::runtime()?.block_on(resolve(&plan, &Offline)),
+    };
+    let resolved = match outcome {
+        Ok(r) => r,
+        Err(ResolveFailure::Plan(errors)) => return Err(RunError::Plan { file: source, errors }),
+        Err(ResolveFailure::Source(e)) => {
+            return Err(RunError::Unreachable(format!("cannot resolve the plan's targets: {e}")));
+        }
+    };
+    let expansion = match expand(&plan, &resolved, &targets.filter) {
+        Ok(e) => e,
+        Err(errors) => return Err(RunError::Plan { file: source, errors }),
+    };
+    empty_filter(&targets.filter, &resolved, &expansion)?;
+    // A shard may hold nothing (a CI matrix offers every shard): that is not an error.
+    let expansion = match targets.shard {
+        Some(shard) => crate::shard::keep(&expansion, shard, |t| t.payload.kind().estimate_secs()),
+        None => expansion,
+    };
+    let edges: Vec<(usize, usize)> =
+        expansion.tasks.iter().enumerate().flat_map(|(i, t)| t.needs.iter().map(move |&n| (n, i))).collect();
+    // Job-level cycles are refused by validation, so a task cycle is a bug.
+    let graph = TaskGraph::build(expansion.tasks.clone(), edges, |t| t.id.to_string())
+        .map_err(|e| RunError::Internal(format!("internal error: {e}")))?;
+    Ok(Prepared { source, plan, resolved, resolved_by, expansion, graph, settings, connection, saved })
+}
+
+/// `--sites` or `--only` that keeps no task is a mistake, not an empty success.
+fn empty_filter(filter: &Filter, resolved: &Resolved, expansion: &Expansion<OperationSpec>) -> Result<(), RunError> {
+    if !expansion.tasks.is_empty() {
+        return Ok(());
+    }
+    if let Some(glob) = &filter.sites {
+        let names: std::collections::BTreeSet<&str> =
+            resolved.jobs.values().flatten().map(|t| t.site.as_str()).collect();
+        let hint = crate::plan::error::did_you_mean(glob, names.iter().copied())
+            .map(|hint| format!("; {hint}"))
+            .unwrap_or_default();
+        return Err(RunError::Refused(format!("--sites {glob} matches no task of this plan{hint}")));
+    }
+    if !filter.only.is_empty() {
+        return Err(RunError::Refused(format!("--only {} keeps no task of this plan", filter.only.join(","))));
+    }
+    Ok(())
+}
+
+/// Resolution without any API: explicit site names are taken as written; selectors and
+/// globs cannot be resolved and say what to do instead.
+struct Offline;
+
+const OFFLINE_HELP: &str = "resolving selectors and globs needs the Pantheon API listings, and no login is at hand: \
+set TERMINUS_MACHINE_TOKEN or run `terminus-batch auth login`, or pass --simulate to resolve against the simulator's world";
+
+impl SiteSource for Offline {
+    async fn orgs(&self) -> Result<Vec<OrgRecord>, SourceError> {
+        Err(SourceError(OFFLINE_HELP.to_owned()))
+    }
+
+    async fn sites(&self) -> Result<Vec<SiteRecord>, SourceError> {
+        Err(SourceError(OFFLINE_HELP.to_owned()))
+    }
+
+    async fn site_by_name(&self, name: &str) -> Result<Option<SiteRecord>, SourceError> {
+        Ok(Some(SiteRecord {
+            id: String::new(),
+            name: name.to_owned(),
+            label: name.to_owned(),
+            framework: String::new(),
+            upstream_id: String::new(),
+            upstream_label: String::new(),
+            plan: String::new(),
+            frozen: false,
+            memberships: Vec::new(),
+        }))
+    }
+
+    async fn environments(&self, _site: &SiteRecord) -> Result<Vec<String>, SourceError> {
+        Err(SourceError(OFFLINE_HELP.replace("selectors and globs", "environment globs")))
+    }
+}
