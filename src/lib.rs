@@ -8,6 +8,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod backoff;
 pub mod cli;
 pub mod endpoint;
 pub mod events;

@@ -4,10 +4,13 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// A value that must never be printed: `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+/// A value that must never be printed: `Debug` and `Display` show `<redacted>`. It has no
+/// `Serialize`: the few files that must hold one (terminus's session and token files) say
+/// so field by field with [`Secret::serialize_exposed`], so no report, journal or event can
+/// carry one by accident.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -22,6 +25,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Serializes the value itself, for `#[serde(serialize_with = ...)]` on the fields of
+    /// files that must store it.
+    pub fn serialize_exposed<S: serde::Serializer>(secret: &Self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&secret.0)
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -33,5 +42,24 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiles only while `Secret` has no `Serialize`: with one, the call below would be
+    /// ambiguous between the two impls.
+    #[test]
+    fn a_secret_cannot_be_serialized_by_accident() {
+        trait AmbiguousIfSerialize<A> {
+            fn check() {}
+        }
+        impl<T: ?Sized> AmbiguousIfSerialize<()> for T {}
+        struct Serializable;
+        impl<T: ?Sized + serde::Serialize> AmbiguousIfSerialize<Serializable> for T {}
+        <Secret as AmbiguousIfSerialize<_>>::check();
+        assert_eq!(format!("{:?} {}", Secret::new("x"), Secret::new("x")), "<redacted> <redacted>");
     }
 }

@@ -470,11 +470,9 @@ async fn attempts<P, R: Runner<P>>(
     TaskEnd::Failed("no attempt was made".to_owned())
 }
 
-/// Delay before retry `attempt + 1`: `base × 2^(attempt-1)`, between half and all of it.
+/// Delay before retry `attempt + 1`: the shared backoff, doubling from the job's base.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let full = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
-    let half = full / 2;
-    half + half.mul_f64(fastrand::f64())
+    crate::backoff::delay(base, attempt, Duration::MAX)
 }
 
 #[cfg(test)]
@@ -522,8 +520,10 @@ mod tests {
             let attempt = ctx.attempt();
             self.calls.lock().unwrap().push((p.name, attempt));
             let step = p.script.get(attempt as usize - 1).copied().unwrap_or(Ok(1));
+            let panics = p.name.starts_with("panic");
             async move {
                 ctx.attempt_starting().await;
+                assert!(!panics, "a bug in the runner");
                 match step {
                     Ok(ms) => {
                         ctx.workflow_started("wf");
@@ -581,6 +581,36 @@ mod tests {
 
     fn fake(name: &'static str, script: Vec<Result<u64, (bool, bool)>>, attempts: u32) -> Fake {
         Fake { name, script, timeout: None, attempts }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_task_fails_alone_and_frees_its_slot() {
+        // One slot: the tasks after the panicking one can only run if its slot is freed.
+        let tasks = vec![fake("panic", vec![Ok(5)], 1), fake("b", vec![Ok(5)], 1), fake("c", vec![Ok(5)], 1)];
+        let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
+        let runner = Arc::new(FakeRunner { calls: Arc::new(Mutex::new(Vec::new())) });
+        let limits = Limits { concurrency: 1, per_site: 1, fail_fast: false, max_failures: None };
+        let mut sink = Recorder(Vec::new());
+        let summary = run(
+            &graph,
+            runner,
+            vec![GroupPolicy::default()],
+            limits,
+            Controls::default(),
+            &FixedClock,
+            RunId::from_parts("t", 0),
+            &mut sink,
+        )
+        .await;
+        assert_eq!(summary.statuses, [Status::Failed, Status::Succeeded, Status::Succeeded]);
+        assert_eq!(summary.internal_errors.len(), 1, "{:?}", summary.internal_errors);
+        assert!(summary.internal_errors[0].contains("a bug in the runner"), "{:?}", summary.internal_errors);
+        let message = sink.0.iter().find_map(|e| match e {
+            Event::TaskFinished { task: 0, outcome, .. } => Some(outcome.message.clone()),
+            _ => None,
+        });
+        assert_eq!(message.as_deref(), Some("internal error: the task panicked: a bug in the runner"));
+        assert!(matches!(sink.0.last(), Some(Event::RunFinished { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -618,20 +618,22 @@ fn truncated(answer: &Answer) -> Response<Body> {
     builder.body(StreamBody::new(frames).boxed()).unwrap_or_else(|_| Response::new(whole(Bytes::new())))
 }
 
+/// A path segment, percent-decoded; bytes that are not UTF-8 become U+FFFD. Any input is
+/// accepted: a request never panics a worker.
 fn percent_decode(segment: &str) -> String {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&segment[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn any_path_segment_decodes_without_panicking() {
+        assert_eq!(percent_decode("acme%2Dweb"), "acme-web");
+        assert_eq!(percent_decode("%a\u{e9}"), "%a\u{e9}", "a cut escape before a multi-byte character");
+        assert_eq!(percent_decode("%C3%A9"), "\u{e9}");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+        assert_eq!(percent_decode("%"), "%");
     }
-    String::from_utf8_lossy(&out).into_owned()
 }

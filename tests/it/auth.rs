@@ -129,7 +129,12 @@ fn unreachable_hosts_and_tls_failures_are_clear() {
 #[test]
 fn nothing_secret_is_printed_at_the_highest_verbosity() {
     let served = Served::new(Knobs::default());
-    let t = served.test().env("TERMINUS_MACHINE_TOKEN", TOKEN).args(&["auth", "whoami", "-vvv"]);
+    let l = served.test().args(&["auth", "login", "--machine-token", TOKEN, "-vvv"]);
+    let login = l.run();
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert!(!login.stdout.contains(TOKEN) && !login.stderr.contains(TOKEN), "{}", login.stderr);
+    // whoami with the saved session, at trace level.
+    let t = copy_home(&l, served.test().args(&["auth", "whoami", "-vvv"]));
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("sending"), "trace logging is on: {}", out.stderr);

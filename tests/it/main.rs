@@ -24,6 +24,7 @@ mod properties;
 mod refresh;
 mod reports;
 mod resilience;
+mod seams;
 mod secrets;
 mod shapes;
 mod sharding;

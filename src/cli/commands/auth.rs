@@ -24,11 +24,13 @@ pub(super) fn run(action: &AuthCommand, io: &mut Io<'_>) -> CommandResult {
                 ));
             };
             let client = client(&settings, Some(token.clone()))?;
+            // Asks who logged in with the session just saved, not with a second login.
+            let saved_session = self::client(&settings, None)?;
             let (email, saved) = runtime
                 .block_on(async {
                     let session = client.login_with(&token).await?;
                     store.write_session(&session).await.map_err(|e| save_error("session", &e))?;
-                    let user = client.me().await?;
+                    let user = saved_session.me().await?;
                     #[expect(clippy::cast_possible_truncation, reason = "unix seconds")]
                     let saved = store
                         .write_token(&token, &user.email, unix_now() as i64)

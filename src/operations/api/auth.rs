@@ -24,6 +24,7 @@ pub enum SessionStore {
 /// A saved machine token, as terminus writes it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TokenFile {
+    #[serde(serialize_with = "Secret::serialize_exposed")]
     pub token: Secret,
     pub email: String,
     #[serde(default)]

@@ -374,7 +374,9 @@ impl ApiClient {
         if let Some(session) = &state.session {
             return Ok((session.session.clone(), state.generation));
         }
-        if !state.disk_checked {
+        // A token the user named (TERMINUS_MACHINE_TOKEN, --machine-token) is who this run
+        // acts as: a saved session, perhaps another user's, is never used in its place.
+        if !state.disk_checked && self.inner.config.machine_token.is_none() {
             state.disk_checked = true;
             if let Some(saved) = self.inner.config.store.read_session().await {
                 // An expired saved session means logging in again (terminus does the same).
@@ -412,7 +414,9 @@ impl ApiClient {
     async fn login_locked(&self) -> Result<Session, ApiError> {
         let config = &self.inner.config;
         let token = match &config.machine_token {
-            Some(token) => token.clone(),
+            // Only `auth login` writes terminus's files: a session from a token named for
+            // this run stays in memory, and terminus's saved login is left as it was.
+            Some(token) => return self.login_with(token).await,
             None => match config.store.read_token(config.user.as_deref()).await {
                 Ok(Some(saved)) => saved.token,
                 Ok(None) => {
@@ -621,12 +625,9 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Retry delay number `attempt` (1-based): `base × 2^(attempt-1)`, capped, with "equal
-/// jitter" (between half and all of it), so a crowd of clients does not retry in step.
+/// Retry delay number `attempt` (1-based), capped for requests.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP);
-    let half = exp / 2;
-    half + half.mul_f64(fastrand::f64())
+    crate::backoff::delay(base, attempt, BACKOFF_CAP)
 }
 
 /// `Retry-After` in seconds. Fractions are accepted (the simulator's scaled time sends
@@ -688,16 +689,6 @@ pub fn is_success(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_a_cap() {
-        for attempt in 1..=10 {
-            let d = backoff(Duration::from_secs(1), attempt);
-            let full = Duration::from_secs(1 << (attempt - 1)).min(BACKOFF_CAP);
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
-        }
-        assert_eq!(backoff(Duration::ZERO, 3), Duration::ZERO);
-    }
 
     #[test]
     fn labels_hide_signatures() {

@@ -17,6 +17,7 @@ pub use crate::secret::Secret;
 /// `POST authorize/machine-token` → the session (also terminus's `cache/session` file).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Session {
+    #[serde(serialize_with = "Secret::serialize_exposed")]
     pub session: Secret,
     pub expires_at: i64,
     pub user_id: String,

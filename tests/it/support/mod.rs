@@ -60,8 +60,10 @@ impl Test {
         self
     }
 
-    pub(crate) fn run(&self) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
+    /// The command `run` runs, for tests that need the process itself (pipes, signals).
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_terminus-batch"));
+        command
             .args(&self.args)
             .current_dir(self.path())
             .env_clear()
@@ -70,9 +72,12 @@ impl Test {
             .env("XDG_CONFIG_HOME", self.path().join(".config"))
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("run terminus-batch");
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
+    pub(crate) fn run(&self) -> Output {
+        let out = self.command().output().expect("run terminus-batch");
         Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

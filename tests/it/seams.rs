@@ -1,0 +1,246 @@
+//! The seams of a run that could mislead a user (issue 13): a run never crosses targets, the
+//! identity the user names wins, the exit status is the run's, quiet still tells, a filter
+//! that keeps nothing is an error, and declining is not "invalid".
+
+use std::io::Read as _;
+use std::process::Stdio;
+
+use serde_json::Value;
+use terminus_batch::simulator::Knobs;
+
+use crate::support::Test;
+use crate::support::sim::{Served, world};
+
+const TOKEN: &str = "simulated-machine-token";
+const DEPLOY: &str = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [acme-web], env: test }\n";
+const FAILING_WORLD: &str = "simulator: { time_scale: 0.001, fail_workflow_rate: 1.0 }\nuser: { email: a@b.example }\nsites:\n  - { name: s1, envs: { test: { deployable: 1 } } }\n";
+const FAILING_PLAN: &str = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [s1], env: test }\n";
+
+fn fast() -> Knobs {
+    Knobs { time_scale: 0.001, ..Knobs::default() }
+}
+
+#[test]
+fn a_resume_never_crosses_from_the_simulator_to_the_api() {
+    let t = Test::new().file("plan.yml", DEPLOY);
+    let simulated = Test::new().in_dir(t.path()).args(&["apply", "plan.yml", "--simulate", "-q"]).run();
+    assert_eq!(simulated.code, 0, "{}", simulated.stderr);
+    // The same plan and state directory, now against "the API" (a simulator served as one).
+    let served = Served::new(fast());
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--resume", "--yes", "--report", "json=out.json"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("ran against the simulator of <built-in world>"), "{}", out.stderr);
+    assert!(out.stderr.contains("would talk to the Pantheon API at http://127.0.0.1:"), "{}", out.stderr);
+    let stats = served.stop();
+    assert!(stats.workflows_started.is_empty(), "nothing ran: {stats:?}");
+    assert!(!t.path().join("out.json").exists(), "refused before the run");
+}
+
+#[test]
+fn a_saved_plan_never_crosses_targets() {
+    let t = Test::new().file("plan.yml", DEPLOY);
+    let saved = Test::new().in_dir(t.path()).args(&["plan", "plan.yml", "--simulate", "-o", "saved.json", "-q"]).run();
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("saved.json")).unwrap()).unwrap();
+    assert_eq!(doc["ran_against"]["simulator"]["world"], "<built-in world>");
+    assert!(doc["user_id"].as_str().is_some_and(|u| !u.is_empty()), "{doc}");
+    let served = Served::new(fast());
+    let out =
+        served.test_in(t.path()).env("TERMINUS_MACHINE_TOKEN", TOKEN).args(&["apply", "saved.json", "--yes"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("saved.json was resolved against the simulator"), "{}", out.stderr);
+    assert!(served.stop().workflows_started.is_empty());
+}
+
+#[test]
+fn an_explicit_token_wins_over_a_saved_session() {
+    let served = Served::new(fast());
+    let t = Test::new().file("plan.yml", DEPLOY);
+    // Someone is logged in with terminus's files.
+    let login = served.test_in(t.path()).args(&["auth", "login", "--machine-token", TOKEN]).run();
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let session = std::fs::read(t.path().join(".terminus/cache/session")).unwrap();
+    // A run that names another (bad) token acts as that token or not at all.
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", "not-the-saved-users-token")
+        .args(&["apply", "plan.yml", "--yes", "-q"])
+        .run();
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(served.stop().workflows_started.is_empty(), "nothing ran as the saved user");
+    assert_eq!(std::fs::read(t.path().join(".terminus/cache/session")).unwrap(), session, "left as it was");
+}
+
+#[test]
+fn a_run_with_an_environment_token_leaves_terminus_files_alone() {
+    let served = Served::new(fast());
+    let t = Test::new().file("plan.yml", DEPLOY);
+    let out =
+        served.test_in(t.path()).env("TERMINUS_MACHINE_TOKEN", TOKEN).args(&["apply", "plan.yml", "--yes", "-q"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!t.path().join(".terminus/cache/session").exists(), "only `auth login` writes terminus's session");
+    // With exactly one saved token and no TERMINUS_USER, that token is used, as terminus does.
+    let login = served.test_in(t.path()).args(&["auth", "login", "--machine-token", TOKEN]).run();
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    std::fs::remove_file(t.path().join(".terminus/cache/session")).unwrap();
+    let again = served.test_in(t.path()).args(&["apply", "plan.yml", "--yes", "-q"]).run();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}
+
+#[test]
+fn a_closed_stdout_never_turns_a_failed_run_into_success() {
+    let t = Test::new().file("world.yml", FAILING_WORLD).file("plan.yml", FAILING_PLAN).args(&[
+        "apply",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+    ]);
+    let mut child = t.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // The reader goes away before the run writes its table (`apply … | head -0`).
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+}
+
+#[test]
+fn a_report_path_that_cannot_be_written_is_refused_before_the_run() {
+    let t = Test::new().file("plan.yml", DEPLOY).file("taken", "a file, not a directory");
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--report", "json=taken/out.json"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot write the json report to taken/out.json"), "{}", out.stderr);
+    assert!(!t.path().join(".terminus-batch/runs").exists(), "no run was started");
+}
+
+#[test]
+fn a_report_on_stdout_keeps_stdout_to_itself() {
+    let t = Test::new().file("plan.yml", DEPLOY);
+    let out = Test::new().in_dir(t.path()).args(&["apply", "plan.yml", "--simulate", "--report", "json=-"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(report["totals"]["succeeded"], 1);
+    assert!(out.stderr.contains("total"), "the table went to stderr: {}", out.stderr);
+}
+
+#[test]
+fn a_report_that_cannot_reach_stdout_fails_a_successful_run() {
+    let t = Test::new().file("plan.yml", DEPLOY).args(&["apply", "plan.yml", "--simulate", "--report", "json=-"]);
+    let mut child = t.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(7), "{stderr}");
+    assert!(stderr.contains("cannot write the json report to stdout"), "{stderr}");
+}
+
+#[test]
+fn quiet_still_tells_what_failed_and_how_the_run_ended() {
+    let out = Test::new()
+        .file("world.yml", FAILING_WORLD)
+        .file("plan.yml", FAILING_PLAN)
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "-q"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("failed d[s1.test]: "), "{}", out.stderr);
+    assert!(out.stderr.contains(" failed: 1 tasks, 0 succeeded, 0 unchanged, 1 failed"), "{}", out.stderr);
+}
+
+#[test]
+fn a_filter_that_keeps_nothing_is_an_error() {
+    let plan =
+        "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [acme-web, acme-blog], env: test }\n";
+    let out =
+        Test::new().file("plan.yml", plan).args(&["apply", "plan.yml", "--simulate", "--sites", "acme-wbe"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--sites acme-wbe matches no task of this plan; did you mean `acme-web`?"),
+        "{}",
+        out.stderr
+    );
+    let plan_out =
+        Test::new().file("plan.yml", plan).args(&["plan", "plan.yml", "--simulate", "--sites", "zzz-*"]).run();
+    assert_eq!(plan_out.code, 2, "{}", plan_out.stderr);
+    let selector =
+        "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: { tag: no-such-tag }, env: live }\n";
+    let none = Test::new().file("plan.yml", selector).args(&["plan", "plan.yml", "--simulate"]).run();
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    assert!(none.stderr.contains("job `c` matches no site"), "{}", none.stderr);
+}
+
+#[test]
+fn declining_at_the_prompt_has_its_own_exit_code_and_shows_what_would_run() {
+    // A terminal for the prompt: `script` gives the command a pty and forwards our "n".
+    let served = Served::new(fast());
+    let t = Test::new().file("plan.yml", DEPLOY);
+    let binary = env!("CARGO_BIN_EXE_terminus-batch");
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &format!("'{binary}' apply plan.yml"), "/dev/null"])
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", t.path())
+        .env("NO_COLOR", "1")
+        .env("TERMINUS_HOST", "127.0.0.1")
+        .env("TERMINUS_PORT", served.port())
+        .env("TERMINUS_PROTOCOL", "http")
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut running = script.spawn().expect("`script` (util-linux) runs the prompt in a pty");
+    std::io::Write::write_all(running.stdin.as_mut().unwrap(), b"n\n").unwrap();
+    let out = running.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("1 task in 1 job; 1 workflow would start"), "the plan's summary line first: {text}");
+    assert!(text.contains("Apply? [y/N]"), "{text}");
+    assert!(text.contains("not applied"), "{text}");
+    assert!(served.stop().workflows_started.is_empty());
+}
+
+#[test]
+fn a_world_with_another_user_is_another_target_for_a_resume() {
+    // The journal records the user: the same API as another user refuses to resume.
+    let served = Served::with_world(
+        &world("user: { email: a@b.example }\nsites:\n  - { name: s1, envs: { test: { deployable: 1 } } }\n"),
+        fast(),
+    );
+    let (target, _user) = served.identity();
+    let t = Test::new().file("plan.yml", FAILING_PLAN);
+    let run = "20260101T000000Z-0001";
+    let dir = t.path().join(".terminus-batch/runs").join(run);
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
+        "plan_path": "plan.yml", "plan_sha256": "x", "target": target, "user_id": "someone-else", "settings": null });
+    std::fs::write(dir.join("events.jsonl"), format!("{header}\n")).unwrap();
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--resume", "--yes"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("ran as user someone-else"), "{}", out.stderr);
+    assert!(served.stop().workflows_started.is_empty());
+}
+
+#[test]
+#[cfg(unix)]
+fn an_endless_plan_file_is_refused_without_reading_it_whole() {
+    let out = Test::new().args(&["validate", "/dev/zero"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("/dev/zero is over the limit of"), "{}", out.stderr);
+    let world =
+        Test::new().file("plan.yml", DEPLOY).args(&["plan", "plan.yml", "--simulate", "--world", "/dev/zero"]).run();
+    assert_eq!(world.code, 2, "{}", world.stderr);
+    assert!(world.stderr.contains("/dev/zero is over the limit of"), "{}", world.stderr);
+}
