@@ -98,44 +98,6 @@ pub enum AuthCommand {
 pub enum SimulateCommand {
     /// Serve the simulated Pantheon API on 127.0.0.1 until Ctrl-C, then print its counters.
     Serve(ServeArgs),
-    /// Run the benchmark workloads against the simulator and print wall time against the
-    /// lower bound, requests per workflow and task, the speedup over a terminus-like
-    /// sequential run, and peak memory.
-    Bench(BenchArgs),
-}
-
-/// A benchmark workload (README, "Performance").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Workload {
-    /// (a) backup, deploy to test, deploy to live, clear cache on 100 sites.
-    #[value(alias = "a")]
-    Release,
-    /// (b) clear the live cache on 1,000 sites.
-    #[value(alias = "b")]
-    CacheClear,
-    /// (c) list 5 organizations of 800 sites each, with and without concurrent collections.
-    #[value(alias = "c")]
-    Listing,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Workloads to run (repeatable; default: all).
-    #[arg(long = "workload", value_enum, value_name = "WORKLOAD")]
-    pub workloads: Vec<Workload>,
-    /// Sites in the release and cache-clear workloads (default: 100 and 1,000), per
-    /// organization in the listing workload (default: 800).
-    #[arg(long, value_name = "N")]
-    pub sites: Option<usize>,
-    /// Simulated time per real second, for workflows, latency and request rates alike.
-    #[arg(long, value_name = "FACTOR", default_value_t = 0.01)]
-    pub time_scale: f64,
-    /// Skip the sequential terminus-like runs (they take concurrency times longer).
-    #[arg(long)]
-    pub no_sequential: bool,
-    /// Print figures as JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -36,7 +36,7 @@ use super::state::SimState;
 use super::world::World;
 
 /// What the simulator counted, from the server's side.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Stats {
     /// `METHOD route` → status → count.
     pub requests: BTreeMap<String, BTreeMap<u16, u64>>,

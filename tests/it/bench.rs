@@ -1,22 +1,25 @@
-//! `simulate bench`: the workloads run end to end (the real binary applying a generated plan
+//! `cargo bench --bench simulate`: the workloads run end to end (the real binary applying a generated plan
 //! in a child process) and report what they measured. Only counts are checked here; the
 //! timings are the benchmark's to print (README, "Performance").
 
 use serde_json::Value;
 
-use crate::support::Test;
+#[allow(dead_code, reason = "the benchmark's argument parsing is not exercised here")]
+#[path = "../../benches/simulate/workloads.rs"]
+mod workloads;
 
-fn bench(args: &[&str]) -> Value {
-    let mut all = vec!["simulate", "bench", "--json"];
-    all.extend_from_slice(args);
-    let out = Test::new().args(&all).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+use workloads::{Args, Workload};
+
+/// Runs one workload as `cargo bench --bench simulate` would, and its figures as JSON.
+fn bench(workload: Workload, sites: usize, time_scale: f64, no_sequential: bool) -> Value {
+    let args = Args { workloads: vec![workload], sites: Some(sites), time_scale, no_sequential };
+    let figures = workloads::run(&args, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::to_value(&figures).unwrap()
 }
 
 #[test]
 fn the_release_workload_runs_in_parallel_and_like_terminus() {
-    let figures = bench(&["--workload", "release", "--sites", "4", "--time-scale", "0.002"]);
+    let figures = bench(Workload::Release, 4, 0.002, false);
     let f = &figures[0];
     assert_eq!(f["workload"], "release");
     let run = &f["run"];
@@ -44,7 +47,7 @@ fn the_release_workload_runs_in_parallel_and_like_terminus() {
 
 #[test]
 fn the_listing_workload_lists_every_collection_both_ways() {
-    let figures = bench(&["--workload", "listing", "--sites", "120"]);
+    let figures = bench(Workload::Listing, 120, 0.01, false);
     let f = &figures[0];
     assert_eq!(f["largest_collection"]["sites"], 120);
     assert_eq!(f["concurrent"]["sites"], 600);
@@ -56,17 +59,20 @@ fn the_listing_workload_lists_every_collection_both_ways() {
 
 #[test]
 fn text_output_names_the_targets() {
-    let out = Test::new().args(&["simulate", "bench", "--workload", "b", "--sites", "3", "--no-sequential"]).run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let args = Args { workloads: vec![Workload::CacheClear], sites: Some(3), time_scale: 0.01, no_sequential: true };
+    let figures = workloads::run(&args, |_| {}).unwrap();
+    let text = figures[0].render();
     for needle in ["cache-clear workload: 3 sites x clear cache", "wall / lower bound", "workflow requests", "peak RSS"]
     {
-        assert!(out.stdout.contains(needle), "no {needle:?} in\n{}", out.stdout);
+        assert!(text.contains(needle), "no {needle:?} in\n{text}");
     }
 }
 
 #[test]
 fn a_bad_time_scale_is_refused() {
-    let out = Test::new().args(&["simulate", "bench", "--time-scale", "0"]).run();
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("--time-scale"), "{}", out.stderr);
+    let args = Args { workloads: vec![], sites: None, time_scale: 0.0, no_sequential: true };
+    let error = workloads::run(&args, |_| {}).err().unwrap();
+    assert!(error.contains("--time-scale"), "{error}");
+    assert_eq!(Workload::parse("b"), Ok(Workload::CacheClear));
+    assert!(Workload::parse("zz").is_err());
 }

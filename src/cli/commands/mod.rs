@@ -4,7 +4,6 @@
 
 mod apply;
 mod auth;
-mod bench;
 mod completions;
 mod graph;
 mod plan;

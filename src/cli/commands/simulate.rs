@@ -10,7 +10,6 @@ use crate::simulator::Simulator;
 pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         SimulateCommand::Serve(args) => serve(args, io),
-        SimulateCommand::Bench(args) => super::bench::run(args, io),
     }
 }
 

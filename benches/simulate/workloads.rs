@@ -1,27 +1,66 @@
-//! `simulate bench`: the workloads of README "Performance" (issue 8). The release and
+//! The workloads of README "Performance" (issue 8), shared by the `simulate` benchmark
+//! (`cargo bench --bench simulate`) and the tests that check its counts. The release and
 //! cache-clear workloads run the real binary, `apply PLAN --simulate --world WORLD`, in a
 //! child process, so the figures are those of a user's run: its wall time (as the simulated
 //! platform saw it) against the workload's lower bound, requests per workflow and per task,
-//! the speedup over a terminus-like sequential run, and the child's peak memory. The listing
-//! workload times the client's site listing in-process, with and without concurrent
-//! collections, against the largest single collection.
+//! the speedup over a terminus-like sequential run, and the child's peak memory; they read
+//! the child's JSON report through the report's own type. The listing workload times the
+//! client's site listing in-process, with and without concurrent collections, against the
+//! largest single collection.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::cli::diagnostics::write_error;
-use crate::cli::exit::ExitStatus;
-use crate::cli::{BenchArgs, Io, Workload};
-use crate::operations::api::ApiClient;
-use crate::plan::PlanSource;
-use crate::simulator::{Simulator, World};
+use terminus_batch::events::Status;
+use terminus_batch::operations::api::ApiClient;
+use terminus_batch::plan::PlanSource;
+use terminus_batch::report::RunReport;
+use terminus_batch::simulator::{Simulator, Stats, World};
+
+/// A benchmark workload (README, "Performance").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Workload {
+    /// (a) backup, deploy to test, deploy to live, clear cache on 100 sites.
+    Release,
+    /// (b) clear the live cache on 1,000 sites.
+    CacheClear,
+    /// (c) list 5 organizations of 800 sites each, with and without concurrent collections.
+    Listing,
+}
+
+impl Workload {
+    /// By name (`release`, `cache-clear`, `listing`) or letter (`a`, `b`, `c`).
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "release" | "a" => Ok(Self::Release),
+            "cache-clear" | "b" => Ok(Self::CacheClear),
+            "listing" | "c" => Ok(Self::Listing),
+            other => Err(format!("unknown workload `{other}` (release, cache-clear, listing)")),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub(crate) struct Args {
+    /// Workloads to run (empty: all).
+    pub(crate) workloads: Vec<Workload>,
+    /// Sites in the release and cache-clear workloads (default: 100 and 1,000), per
+    /// organization in the listing workload (default: 800).
+    pub(crate) sites: Option<usize>,
+    /// Simulated time per real second, for workflows, latency and request rates alike.
+    pub(crate) time_scale: f64,
+    /// Skip the sequential terminus-like runs (they take concurrency times longer).
+    pub(crate) no_sequential: bool,
+}
+
+/// The binary the apply workloads run.
+const BINARY: &str = env!("CARGO_BIN_EXE_terminus-batch");
 
 // Text is built with `writeln!` into Strings, which cannot fail: `let _ =` drops those
 // `fmt::Result`s.
@@ -40,14 +79,13 @@ const TERMINUS_POLL: &str = "5s";
 /// handling rather than the API's latency.
 const LISTING_SCALE: f64 = 1.0;
 
-pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> crate::cli::error::CommandResult {
+/// Runs the workloads one after another; `progress` is told each one's name as it starts.
+pub(crate) fn run(args: &Args, mut progress: impl FnMut(&str)) -> Result<Vec<Figures>, String> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0 && args.time_scale <= 1.0) {
-        write_error(io.stderr, &format!("--time-scale must be in (0, 1], not {}", args.time_scale))?;
-        return Ok(ExitStatus::Invalid);
+        return Err(format!("--time-scale must be in (0, 1], not {}", args.time_scale));
     }
     if args.sites == Some(0) {
-        write_error(io.stderr, "--sites must be at least 1")?;
-        return Ok(ExitStatus::Invalid);
+        return Err("--sites must be at least 1".to_owned());
     }
     let workloads = if args.workloads.is_empty() {
         vec![Workload::Release, Workload::CacheClear, Workload::Listing]
@@ -56,34 +94,16 @@ pub(super) fn run(args: &BenchArgs, io: &mut Io<'_>) -> crate::cli::error::Comma
     };
     let mut figures = Vec::new();
     for workload in workloads {
-        if !io.quiet {
-            writeln!(io.stderr, "running the {} workload…", name(workload))?;
-        }
+        progress(name(workload));
         let result = match workload {
             Workload::Release | Workload::CacheClear => {
                 apply_workload(workload, args).map(|f| Figures::Apply(Box::new(f)))
             }
             Workload::Listing => listing_workload(args.sites.unwrap_or(800)).map(Figures::Listing),
         };
-        match result {
-            Ok(f) => {
-                if !args.json {
-                    io.stdout.write_all(f.render().as_bytes())?;
-                    io.stdout.flush()?;
-                }
-                figures.push(f);
-            }
-            Err(message) => {
-                write_error(io.stderr, &format!("the {} workload: {message}", name(workload)))?;
-                return Ok(ExitStatus::Internal);
-            }
-        }
+        figures.push(result.map_err(|message| format!("the {} workload: {message}", name(workload)))?);
     }
-    if args.json {
-        let json = serde_json::to_string_pretty(&figures).map_err(io::Error::other)?;
-        writeln!(io.stdout, "{json}")?;
-    }
-    Ok(ExitStatus::Success)
+    Ok(figures)
 }
 
 fn name(workload: Workload) -> &'static str {
@@ -94,7 +114,8 @@ fn name(workload: Workload) -> &'static str {
     }
 }
 
-enum Figures {
+/// One workload's figures.
+pub(crate) enum Figures {
     Apply(Box<ApplyFigures>),
     Listing(ListingFigures),
 }
@@ -109,7 +130,8 @@ impl Serialize for Figures {
 }
 
 impl Figures {
-    fn render(&self) -> String {
+    /// The figures as text.
+    pub(crate) fn render(&self) -> String {
         match self {
             Self::Apply(f) => f.render(),
             Self::Listing(f) => f.render(),
@@ -169,7 +191,7 @@ struct Sequential {
 }
 
 #[derive(Serialize)]
-struct ApplyFigures {
+pub(crate) struct ApplyFigures {
     workload: &'static str,
     description: String,
     sites: usize,
@@ -184,7 +206,7 @@ struct ApplyFigures {
     sequential: Option<Sequential>,
 }
 
-fn apply_workload(workload: Workload, args: &BenchArgs) -> Result<ApplyFigures, String> {
+fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, String> {
     let (sites, plan, description) = if workload == Workload::Release {
         let sites = args.sites.unwrap_or(100);
         (sites, release_plan(), format!("{sites} sites x backup -> deploy test -> deploy live -> clear cache"))
@@ -279,11 +301,10 @@ fn world(sites: usize, scale: f64) -> String {
 
 /// Runs `apply` on the workload in `dir` in a child process.
 fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) -> Result<Run, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let report = dir.join(format!("{label}.json"));
     let errors = dir.join(format!("{label}.stderr"));
     let stderr = std::fs::File::create(&errors).map_err(|e| format!("cannot create {}: {e}", errors.display()))?;
-    let mut command = Command::new(exe);
+    let mut command = Command::new(BINARY);
     command
         .arg("apply")
         .arg(dir.join("plan.yml"))
@@ -323,35 +344,29 @@ fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) ->
         return Err(format!("the {label} run ended with {status}: {}", said.trim()));
     }
     let text = std::fs::read_to_string(&report).map_err(|e| format!("cannot read {}: {e}", report.display()))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
-    let sim = &json["simulator"];
-    let number = |v: &Value| v.as_f64().unwrap_or_default();
-    let count = |v: &Value| v.as_u64().unwrap_or_default();
-    let requests_by_route: BTreeMap<String, u64> = sim["requests"]
-        .as_object()
-        .map(|routes| {
-            routes
-                .iter()
-                .map(|(route, by)| (route.clone(), by.as_object().map_or(0, |m| m.values().map(count).sum())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let report: RunReport = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
+    let sim: Stats = report
+        .simulator
+        .clone()
+        .ok_or_else(|| "the report has no simulator counters".to_owned())
+        .and_then(|value| serde_json::from_value(value).map_err(|e| format!("the simulator counters: {e}")))?;
+    let requests_by_route: BTreeMap<String, u64> =
+        sim.requests.iter().map(|(route, by)| (route.clone(), by.values().sum())).collect();
     let workflow_requests =
         requests_by_route.iter().filter(|(route, _)| route.contains("/workflows")).map(|(_, n)| n).sum();
-    let totals = &json["totals"];
-    let size = |v: &Value| usize::try_from(count(v)).unwrap_or(usize::MAX);
+    let totals = &report.totals;
     Ok(Run {
-        wall: number(&sim["elapsed"]),
+        wall: sim.elapsed,
         real_seconds,
-        tasks: size(&totals["tasks"]),
-        tasks_ok: size(&totals["succeeded"]) + size(&totals["unchanged"]),
-        workflows: count(&sim["workflows_total"]),
+        tasks: totals.tasks,
+        tasks_ok: totals.get(Status::Succeeded) + totals.get(Status::Unchanged),
+        workflows: sim.workflows_total,
         workflow_requests,
-        requests: count(&sim["requests_total"]),
+        requests: sim.requests_total,
         requests_by_route,
-        workflow_seconds: number(&sim["workflow_seconds"]),
-        longest_site_seconds: number(&sim["longest_site_seconds"]),
-        peak_in_flight_workflows: count(&sim["peak_in_flight_workflows"]),
+        workflow_seconds: sim.workflow_seconds,
+        longest_site_seconds: sim.longest_site_seconds,
+        peak_in_flight_workflows: sim.peak_in_flight_workflows,
         peak_rss_bytes: peak,
     })
 }
@@ -464,7 +479,7 @@ struct Listing {
 }
 
 #[derive(Serialize)]
-struct ListingFigures {
+pub(crate) struct ListingFigures {
     workload: &'static str,
     description: String,
     requests_per_second: f64,
@@ -493,7 +508,7 @@ fn listing_workload(per_org: usize) -> Result<ListingFigures, String> {
     }
     let world = World::parse(&PlanSource::new("listing world", text))
         .map_err(|errors| format!("the generated world is invalid ({} errors)", errors.len()))?;
-    let runtime = crate::run::connect::runtime().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let sim = Simulator::start(&world, world.knobs.clone(), 0).await.map_err(|e| e.to_string())?;
         let largest = time_listing(&sim, true, |client| async move {
@@ -528,10 +543,10 @@ fn listing_workload(per_org: usize) -> Result<ListingFigures, String> {
 async fn time_listing<F, Fut>(sim: &Simulator, parallel: bool, list: F) -> Result<Listing, String>
 where
     F: FnOnce(ApiClient) -> Fut,
-    Fut: std::future::Future<Output = Result<usize, crate::operations::api::ApiError>>,
+    Fut: std::future::Future<Output = Result<usize, terminus_batch::operations::api::ApiError>>,
 {
-    let settings = crate::settings::Settings::resolve(&[], None).map_err(|e| e.to_string())?;
-    let mut config = crate::run::connect::simulator_config(&settings, sim);
+    let settings = terminus_batch::settings::Settings::resolve(&[], None).map_err(|e| e.to_string())?;
+    let mut config = terminus_batch::run::connect::simulator_config(&settings, sim);
     config.requests_per_second = LISTING_RATE / LISTING_SCALE;
     config.burst = u32::try_from(CONCURRENCY).unwrap_or(u32::MAX);
     config.parallel_pagination = parallel;
