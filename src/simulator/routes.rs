@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::knobs::{Knobs, roll};
-use super::state::{Ending, SimState, SiteRec, WorkflowRec, file_bytes, moves_code};
+use super::state::{Ending, SimState, SiteRec, WorkflowRec, describe, file_bytes, moves_code};
 use crate::plan::ops::check_env_id;
 
 /// A request, classified.
@@ -739,18 +739,6 @@ fn code_env(kind: &str, env: Option<&str>) -> Option<String> {
         return Some("dev".to_owned());
     }
     env.map(str::to_owned)
-}
-
-pub(crate) fn describe(kind: &str, env: Option<&str>) -> String {
-    let env = env.unwrap_or("");
-    match kind {
-        "deploy" => format!("Deploy code to \"{env}\""),
-        "clear_cache" => format!("Clear cache for \"{env}\""),
-        "do_export" => format!("Backup \"{env}\""),
-        "create_cloud_development_environment" => format!("Create a Multidev environment \"{env}\""),
-        "delete_cloud_development_environment" => format!("Delete a Multidev environment \"{env}\""),
-        other => format!("{} on \"{env}\"", other.replace('_', " ")),
-    }
 }
 
 /// Checks the params the operations send, with the types terminus sends them.

@@ -310,7 +310,7 @@ impl SimState {
         history.sort_by(|a, b| a.created_at.total_cmp(&b.created_at));
         for mut rec in history {
             rec.id = self.next_id("workflow");
-            rec.description = super::routes::describe(&rec.kind, rec.env.as_deref());
+            rec.description = describe(&rec.kind, rec.env.as_deref());
             self.workflows.push(rec);
         }
     }
@@ -909,6 +909,19 @@ pub(crate) fn file_bytes(name: &str, size: u64) -> Vec<u8> {
             (state & 0xff) as u8
         })
         .collect()
+}
+
+/// The `description` the platform gives a workflow of this type on this environment.
+pub(super) fn describe(kind: &str, env: Option<&str>) -> String {
+    let env = env.unwrap_or("");
+    match kind {
+        "deploy" => format!("Deploy code to \"{env}\""),
+        "clear_cache" => format!("Clear cache for \"{env}\""),
+        "do_export" => format!("Backup \"{env}\""),
+        "create_cloud_development_environment" => format!("Create a Multidev environment \"{env}\""),
+        "delete_cloud_development_environment" => format!("Delete a Multidev environment \"{env}\""),
+        other => format!("{} on \"{env}\"", other.replace('_', " ")),
+    }
 }
 
 #[cfg(test)]

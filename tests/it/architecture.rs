@@ -148,3 +148,10 @@ fn only_plan_parse_and_raw_touch_the_yaml_crate() {
         );
     }
 }
+
+#[test]
+fn the_simulator_state_never_reaches_back_into_its_routes() {
+    // routes answer requests from the state; the state never calls a route (no cycle).
+    let text = std::fs::read_to_string(repo().join("src/simulator/state.rs")).unwrap();
+    assert!(!text.contains("routes::"), "src/simulator/state.rs reaches into routes");
+}
