@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::api::Repeat;
 use super::api::wire::{BackupCatalog, BackupEntry, S3Token};
-use super::api::workflows::{StartWorkflow, WorkflowScope};
+use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 use crate::plan::ops::BackupElement;
 
@@ -27,7 +27,7 @@ pub(super) async fn create(
     });
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
-        kind: "do_export".to_owned(),
+        kind: WorkflowType::DoExport,
         params,
         marker: None,
     };
@@ -92,7 +92,11 @@ pub(super) async fn restore(
         );
         let start = StartWorkflow {
             scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
-            kind: format!("restore_{el}"),
+            kind: match *el {
+                "code" => WorkflowType::RestoreCode,
+                "files" => WorkflowType::RestoreFiles,
+                _ => WorkflowType::RestoreDatabase,
+            },
             params: json!({ "key": key, "bucket": "pantheon-backups" }),
             marker: None,
         };

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::api::workflows::{StartWorkflow, WorkflowScope};
+use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
 
 /// `env:deploy SITE.ENV`: code from the parent (dev → test, test → live).
@@ -34,7 +34,7 @@ pub(super) async fn deploy(
         // The first deploy creates the environment from its parent's content.
         let start = StartWorkflow {
             scope,
-            kind: "create_environment".to_owned(),
+            kind: WorkflowType::CreateEnvironment,
             params: json!({
                 "annotation": annotation,
                 "clone_database": { "from_environment": parent },
@@ -62,7 +62,7 @@ pub(super) async fn deploy(
         params["clone_database"] = json!({ "from_environment": "live" });
         params["clone_files"] = json!({ "from_environment": "live" });
     }
-    let start = StartWorkflow { scope, kind: "deploy".to_owned(), params, marker: Some(ops.marker(task)) };
+    let start = StartWorkflow { scope, kind: WorkflowType::Deploy, params, marker: Some(ops.marker(task)) };
     ops.run_workflow(&start, ctx).await?;
     let plural = if pending == 1 { "" } else { "s" };
     Ok(OpOutput { changed: true, message: format!("deployed {pending} commit{plural} from {parent}"), data: None })
@@ -73,7 +73,7 @@ pub(super) async fn clear_cache(ops: &Ops, target: &Target, ctx: &impl OpContext
     let env = env_of(target)?;
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
-        kind: "clear_cache".to_owned(),
+        kind: WorkflowType::ClearCache,
         params: json!({ "framework_cache": true }),
         marker: None,
     };
@@ -143,7 +143,7 @@ pub(super) async fn clone_content(
     if !db_only {
         let start = StartWorkflow {
             scope: scope.clone(),
-            kind: "clone_files".to_owned(),
+            kind: WorkflowType::CloneFiles,
             params: json!({ "from_environment": from }),
             marker: None,
         };
@@ -153,7 +153,7 @@ pub(super) async fn clone_content(
     if !files_only {
         let start = StartWorkflow {
             scope,
-            kind: "clone_database".to_owned(),
+            kind: WorkflowType::CloneDatabase,
             params: json!({ "from_environment": from, "updatedb": i32::from(updatedb), "clear_cache": cc }),
             marker: None,
         };
@@ -188,7 +188,7 @@ pub(super) async fn commit(
     let name = me.profile.as_ref().and_then(|p| p.full_name.clone()).unwrap_or_else(|| me.email.clone());
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
-        kind: "commit_and_push_on_server_changes".to_owned(),
+        kind: WorkflowType::CommitAndPushOnServerChanges,
         params: json!({ "message": message, "committer_name": name, "committer_email": me.email }),
         marker: None,
     };
@@ -217,10 +217,10 @@ pub(super) async fn connection_set(
             data: None,
         });
     }
-    let kind = if sftp { "enable_on_server_development" } else { "enable_git_mode" };
+    let kind = if sftp { WorkflowType::EnableOnServerDevelopment } else { WorkflowType::EnableGitMode };
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
-        kind: kind.to_owned(),
+        kind,
         params: json!({}),
         marker: None,
     };
@@ -255,7 +255,7 @@ pub(super) async fn lock(
         }
         let start = StartWorkflow {
             scope,
-            kind: "lock_environment".to_owned(),
+            kind: WorkflowType::LockEnvironment,
             params: json!({ "username": username, "password": password.expose() }),
             marker: None,
         };
@@ -265,7 +265,7 @@ pub(super) async fn lock(
     if !locked {
         return Ok(OpOutput { changed: false, message: "not locked".to_owned(), data: None });
     }
-    let start = StartWorkflow { scope, kind: "unlock_environment".to_owned(), params: json!({}), marker: None };
+    let start = StartWorkflow { scope, kind: WorkflowType::UnlockEnvironment, params: json!({}), marker: None };
     ops.run_workflow(&start, ctx).await?;
     Ok(OpOutput { changed: true, message: "unlocked".to_owned(), data: None })
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::api::workflows::{StartWorkflow, WorkflowScope};
+use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
 
 /// `multidev:create SITE.NAME [--from-env] [--no-db] [--no-files]`; an existing environment
@@ -33,7 +33,7 @@ pub(super) async fn create(
     }
     let start = StartWorkflow {
         scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: Some(name.to_owned()) },
-        kind: "create_cloud_development_environment".to_owned(),
+        kind: WorkflowType::CreateCloudDevelopmentEnvironment,
         params: json!({ "environment_id": name, "deploy": deploy }),
         marker: Some(ops.marker(task)),
     };
@@ -55,7 +55,7 @@ pub(super) async fn delete(
     }
     let start = StartWorkflow {
         scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: Some(name.to_owned()) },
-        kind: "delete_cloud_development_environment".to_owned(),
+        kind: WorkflowType::DeleteCloudDevelopmentEnvironment,
         params: json!({ "environment_id": name, "delete_branch": delete_branch }),
         marker: None,
     };
@@ -84,7 +84,7 @@ pub(super) async fn merge_to_dev(
     }
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: "dev".to_owned() },
-        kind: "merge_cloud_development_environment_into_dev".to_owned(),
+        kind: WorkflowType::MergeCloudDevelopmentEnvironmentIntoDev,
         params: json!({ "updatedb": updatedb, "from_environment": name }),
         marker: None,
     };
@@ -107,7 +107,7 @@ pub(super) async fn merge_from_dev(
     }
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: name.to_owned() },
-        kind: "merge_dev_into_cloud_development_environment".to_owned(),
+        kind: WorkflowType::MergeDevIntoCloudDevelopmentEnvironment,
         params: json!({ "updatedb": updatedb }),
         marker: None,
     };

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::api::Repeat;
 use super::api::wire::{Site, UserOrgMembership};
-use super::api::workflows::{StartWorkflow, WorkflowScope};
+use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::{OpContext, OpError, OpOutput, Ops, Target};
 
 /// `redis:enable` / `solr:enable`: site workflow `enable_addon`.
@@ -18,7 +18,7 @@ pub(super) async fn enable_addon(
 ) -> Result<OpOutput, OpError> {
     let start = StartWorkflow {
         scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind: "enable_addon".to_owned(),
+        kind: WorkflowType::EnableAddon,
         params: json!({ "addon": addon }),
         marker: None,
     };

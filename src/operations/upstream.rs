@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::api::workflows::{StartWorkflow, WorkflowScope};
+use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 
 /// The branch whose upstream status an environment reads: `master` for dev, test and live,
@@ -71,7 +71,7 @@ pub(super) async fn apply(
     }
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
-        kind: "apply_upstream_updates".to_owned(),
+        kind: WorkflowType::ApplyUpstreamUpdates,
         params: json!({ "updatedb": updatedb, "xoption": accept_upstream }),
         marker: None,
     };

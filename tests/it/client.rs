@@ -20,7 +20,7 @@ async fn site_id(client: &ApiClient, name: &str) -> String {
 fn clear_cache(site: &str, env: &str) -> StartWorkflow {
     StartWorkflow {
         scope: WorkflowScope::Env { site_id: site.to_owned(), env: env.to_owned() },
-        kind: "clear_cache".to_owned(),
+        kind: terminus_batch::operations::api::workflows::WorkflowType::ClearCache,
         params: json!({ "framework_cache": true }),
         marker: None,
     }
@@ -251,7 +251,7 @@ async fn a_refused_workflow_post_is_repeated_and_a_failed_one_is_not() {
     let id = site_id(&client, "acme-web").await;
     let deploy_dev = StartWorkflow {
         scope: WorkflowScope::Env { site_id: id, env: "dev".into() },
-        kind: "deploy".into(),
+        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 0, "annotation": "x" }),
         marker: None,
     };
@@ -433,7 +433,7 @@ async fn state_moves_when_workflows_finish() {
     assert_eq!(pending(&before, "test", "dev"), 1);
     let deploy = StartWorkflow {
         scope: WorkflowScope::Env { site_id: id.clone(), env: "test".into() },
-        kind: "deploy".into(),
+        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 1, "annotation": "Release [tb:r1:t]" }),
         marker: Some("[tb:r1:t]".into()),
     };
@@ -458,7 +458,7 @@ async fn code_moving_workflows_queue_per_environment() {
     let id = site_id(&client, "acme-web").await;
     let deploy = |note: &str| StartWorkflow {
         scope: WorkflowScope::Env { site_id: id.clone(), env: "test".into() },
-        kind: "deploy".into(),
+        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 0, "annotation": note }),
         marker: None,
     };

@@ -51,12 +51,74 @@ impl WorkflowScope {
 #[derive(Clone, Debug)]
 pub struct StartWorkflow {
     pub scope: WorkflowScope,
-    /// The workflow type, e.g. `deploy`.
-    pub kind: String,
+    /// The workflow type.
+    pub kind: WorkflowType,
     /// `params`; `{}` when there are none.
     pub params: Value,
     /// Text our annotation carries (` [tb:<run>:<task>]`), matched when reconciling.
     pub marker: Option<String>,
+}
+
+/// The workflow types the operations start, by the names the platform gives them
+/// (pantheon-api.md §4). The simulator keeps its own names, so the two stay independent
+/// checks of each other and meet only on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkflowType {
+    CreateEnvironment,
+    Deploy,
+    ClearCache,
+    CloneFiles,
+    CloneDatabase,
+    CommitAndPushOnServerChanges,
+    EnableOnServerDevelopment,
+    EnableGitMode,
+    LockEnvironment,
+    UnlockEnvironment,
+    EnableAddon,
+    DoExport,
+    RestoreCode,
+    RestoreDatabase,
+    RestoreFiles,
+    CreateCloudDevelopmentEnvironment,
+    DeleteCloudDevelopmentEnvironment,
+    MergeCloudDevelopmentEnvironmentIntoDev,
+    MergeDevIntoCloudDevelopmentEnvironment,
+    ApplyUpstreamUpdates,
+}
+
+impl WorkflowType {
+    /// The platform's name of the type (`type` in workflow JSON).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CreateEnvironment => "create_environment",
+            Self::Deploy => "deploy",
+            Self::ClearCache => "clear_cache",
+            Self::CloneFiles => "clone_files",
+            Self::CloneDatabase => "clone_database",
+            Self::CommitAndPushOnServerChanges => "commit_and_push_on_server_changes",
+            Self::EnableOnServerDevelopment => "enable_on_server_development",
+            Self::EnableGitMode => "enable_git_mode",
+            Self::LockEnvironment => "lock_environment",
+            Self::UnlockEnvironment => "unlock_environment",
+            Self::EnableAddon => "enable_addon",
+            Self::DoExport => "do_export",
+            Self::RestoreCode => "restore_code",
+            Self::RestoreDatabase => "restore_database",
+            Self::RestoreFiles => "restore_files",
+            Self::CreateCloudDevelopmentEnvironment => "create_cloud_development_environment",
+            Self::DeleteCloudDevelopmentEnvironment => "delete_cloud_development_environment",
+            Self::MergeCloudDevelopmentEnvironmentIntoDev => "merge_cloud_development_environment_into_dev",
+            Self::MergeDevIntoCloudDevelopmentEnvironment => "merge_dev_into_cloud_development_environment",
+            Self::ApplyUpstreamUpdates => "apply_upstream_updates",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkflowType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How far back a reconciled workflow's `created_at` may be before the POST (clock skew).
@@ -75,7 +137,7 @@ impl ApiClient {
             WorkflowScope::Env { env, .. } => vec!["sites", site, "environments", env, "workflows"],
             WorkflowScope::Site { .. } => vec!["sites", site, "workflows"],
         };
-        let body = serde_json::json!({ "type": start.kind, "params": start.params });
+        let body = serde_json::json!({ "type": start.kind.as_str(), "params": start.params });
         let error = match self.send(Method::POST, &segments, &[], Some(&body), Repeat::OnlyIfRefused).await {
             Ok(reply) => {
                 let label = format!("POST /api/{}", segments.join("/"));
@@ -119,7 +181,7 @@ fn may_have_started(error: &ApiError) -> bool {
 }
 
 fn matches_start(w: &Workflow, start: &StartWorkflow, user_id: &str, posted_at: f64) -> bool {
-    if w.kind != start.kind || w.user_id.as_deref() != Some(user_id) {
+    if w.kind != start.kind.as_str() || w.user_id.as_deref() != Some(user_id) {
         return false;
     }
     if w.created_at.is_none_or(|t| t < posted_at - ADOPT_WINDOW_SECS) {
@@ -563,7 +625,7 @@ mod tests {
     fn adoption_matches_type_env_user_window_and_marker() {
         let start = StartWorkflow {
             scope: WorkflowScope::Env { site_id: "s".into(), env: "live".into() },
-            kind: "deploy".into(),
+            kind: WorkflowType::Deploy,
             params: Value::Null,
             marker: Some("[tb:r1:deploy[a.live]]".into()),
         };
@@ -576,7 +638,7 @@ mod tests {
         assert!(!matches_start(&workflow(&ok.replace("r1", "r2")), &start, "u", 1050.0), "another run's marker");
         let site = StartWorkflow {
             scope: WorkflowScope::Site { site_id: "s".into(), env: Some("ci-1".into()) },
-            kind: "create_cloud_development_environment".into(),
+            kind: WorkflowType::CreateCloudDevelopmentEnvironment,
             params: Value::Null,
             marker: None,
         };

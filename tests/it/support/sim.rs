@@ -118,7 +118,7 @@ impl Served {
                     site_id: site,
                     env: "test".into(),
                 },
-                kind: "deploy".into(),
+                kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
                 params: serde_json::json!({ "updatedb": 0, "clear_cache": 0, "annotation": annotation }),
                 marker: None,
             };
