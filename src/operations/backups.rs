@@ -5,6 +5,7 @@ use serde_json::json;
 use super::api::Repeat;
 use super::api::wire::{BackupCatalog, BackupEntry, S3Token};
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
+use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 use crate::plan::ops::BackupElement;
 
@@ -65,6 +66,27 @@ fn choose(catalog: &BackupCatalog, element: &str, file: Option<&str>) -> Option<
     }
 }
 
+/// `backup:restore`'s check: a finished backup (the named file, or the newest) of every
+/// element to restore. Acts with each element and its backup.
+pub(crate) async fn decide_restore(
+    ops: &Ops,
+    target: &Target,
+    element: BackupElement,
+    file: Option<&str>,
+) -> Result<Decision<Vec<(&'static str, BackupEntry)>>, OpError> {
+    let env = env_of(target)?;
+    let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
+    let mut plan = Vec::new();
+    for el in element_names(element) {
+        let Some(entry) = choose(&catalog, el, file) else {
+            return Ok(Decision::refuse(format!("no finished {el} backup of {}.{env} to restore", target.site)));
+        };
+        plan.push((el, entry));
+    }
+    let names: Vec<&str> = plan.iter().map(|(el, _)| *el).collect();
+    Ok(Decision::act(plan, format!("would restore {} from the newest backup", names.join(", "))))
+}
+
 /// `backup:restore SITE.ENV [--element] [--file]`: one restore workflow per element, one
 /// after another, each from the newest finished backup of that element.
 pub(super) async fn restore(
@@ -74,15 +96,8 @@ pub(super) async fn restore(
     file: Option<&str>,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    let plan = settle!(decide_restore(ops, target, element, file).await?);
     let env = env_of(target)?;
-    let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
-    let mut plan = Vec::new();
-    for el in element_names(element) {
-        let Some(entry) = choose(&catalog, el, file) else {
-            return Err(OpError::permanent(format!("no finished {el} backup of {}.{env} to restore", target.site)));
-        };
-        plan.push((el, entry));
-    }
     for (el, entry) in &plan {
         let key = format!(
             "{}/{env}/{}/{}",

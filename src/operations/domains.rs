@@ -4,22 +4,32 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::api::Repeat;
+use super::decide::{Decision, settle};
 use super::{OpError, OpOutput, Ops, Target, env_of};
 
-/// `domain:add SITE.ENV DOMAIN`; a domain already there ends unchanged, one on another
-/// environment of the site is refused.
-pub(super) async fn add(ops: &Ops, target: &Target, domain: &str) -> Result<OpOutput, OpError> {
+/// `domain:add`'s check: a domain already on the environment is nothing to do; one on
+/// another environment of the site is a finding.
+pub(crate) async fn decide_add(ops: &Ops, target: &Target, domain: &str) -> Result<Decision<()>, OpError> {
     let env = env_of(target)?;
     let domain = domain.to_ascii_lowercase();
     let envs = ops.client.environments(&target.site_id).await?;
     for other in envs.keys().filter(|e| e.as_str() != env) {
         if ops.client.domains(&target.site_id, other).await?.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)) {
-            return Err(OpError::permanent(format!("{domain} is already on {}.{other}", target.site)));
+            return Ok(Decision::refuse(format!("{domain} is already on {}.{other}", target.site)));
         }
     }
     if ops.client.domains(&target.site_id, env).await?.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)) {
-        return Ok(OpOutput { changed: false, message: format!("{domain} is already on {env}"), data: None });
+        return Ok(Decision::nothing(format!("{domain} is already on {env}")));
     }
+    Ok(Decision::act((), format!("would add {domain}")))
+}
+
+/// `domain:add SITE.ENV DOMAIN`; a domain already there ends unchanged, one on another
+/// environment of the site is refused.
+pub(super) async fn add(ops: &Ops, target: &Target, domain: &str) -> Result<OpOutput, OpError> {
+    settle!(decide_add(ops, target, domain).await?);
+    let env = env_of(target)?;
+    let domain = domain.to_ascii_lowercase();
     ops.client
         .send(
             Method::PUT,
@@ -36,21 +46,30 @@ pub(super) async fn add(ops: &Ops, target: &Target, domain: &str) -> Result<OpOu
     Ok(OpOutput { changed: true, message: format!("added {domain}"), data: None })
 }
 
-/// `domain:remove SITE.ENV DOMAIN`; a domain not there ends unchanged.
-pub(super) async fn remove(ops: &Ops, target: &Target, domain: &str) -> Result<OpOutput, OpError> {
+/// `domain:remove`'s check: a domain not on the environment is nothing to do; a platform
+/// domain cannot be removed. Acts with the domain's id as the platform spells it.
+pub(crate) async fn decide_remove(ops: &Ops, target: &Target, domain: &str) -> Result<Decision<String>, OpError> {
     let env = env_of(target)?;
     let domain = domain.to_ascii_lowercase();
     let present = ops.client.domains(&target.site_id, env).await?;
     let Some(found) = present.iter().find(|d| d.id.eq_ignore_ascii_case(&domain)) else {
-        return Ok(OpOutput { changed: false, message: format!("{domain} is not on {env}"), data: None });
+        return Ok(Decision::nothing(format!("{domain} is not on {env}")));
     };
     if found.deletable == Some(false) {
-        return Err(OpError::permanent(format!("{domain} is a platform domain and cannot be removed")));
+        return Ok(Decision::refuse(format!("{domain} is a platform domain and cannot be removed")));
     }
+    Ok(Decision::act(found.id.clone(), format!("would remove {domain}")))
+}
+
+/// `domain:remove SITE.ENV DOMAIN`; a domain not there ends unchanged.
+pub(super) async fn remove(ops: &Ops, target: &Target, domain: &str) -> Result<OpOutput, OpError> {
+    let found = settle!(decide_remove(ops, target, domain).await?);
+    let env = env_of(target)?;
+    let domain = domain.to_ascii_lowercase();
     ops.client
         .send(
             Method::DELETE,
-            &["sites", &target.site_id, "environments", env, "domains", &found.id],
+            &["sites", &target.site_id, "environments", env, "domains", &found],
             &[],
             None,
             Repeat::OnlyIfRefused,

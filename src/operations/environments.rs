@@ -4,7 +4,43 @@
 use serde_json::json;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
+use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
+
+/// What a deploy would do.
+pub(crate) enum DeployStep {
+    /// The first deploy: create the environment from its parent's content.
+    Initialize { parent: &'static str },
+    /// Deploy these many commits from the parent.
+    Deploy { parent: &'static str, pending: usize },
+}
+
+/// `env:deploy`'s check, as terminus makes it: commits on the parent not yet on the
+/// environment (code-log labels); an environment never initialized is initialized from its
+/// parent, which must be initialized itself.
+pub(crate) async fn decide_deploy(ops: &Ops, target: &Target) -> Result<Decision<DeployStep>, OpError> {
+    let env = env_of(target)?;
+    let parent = match env {
+        "test" => "dev",
+        "live" => "test",
+        other => return Ok(Decision::refuse(format!("code is deployed to test or live, not {other}"))),
+    };
+    // Both reads at once: one round trip before the deploy instead of two (the code log is
+    // not needed when the environment is not initialized yet, which is rare).
+    let (settings, log) =
+        tokio::try_join!(ops.client.env_settings(&target.site_id, env), ops.client.code_log(&target.site_id, parent))?;
+    if !settings.is_initialized {
+        if !ops.client.env_settings(&target.site_id, parent).await?.is_initialized {
+            return Ok(Decision::refuse(format!("{parent} is not initialized")));
+        }
+        return Ok(Decision::act(DeployStep::Initialize { parent }, format!("would initialize {env} from {parent}")));
+    }
+    let pending = commits_missing(&log, parent, env);
+    if pending == 0 {
+        return Ok(Decision::nothing("There is nothing to deploy."));
+    }
+    Ok(Decision::act(DeployStep::Deploy { parent, pending }, format!("{pending} commit(s) to deploy from {parent}")))
+}
 
 /// `env:deploy SITE.ENV`: code from the parent (dev → test, test → live).
 #[expect(clippy::too_many_arguments, reason = "terminus's options, one by one")]
@@ -18,37 +54,28 @@ pub(super) async fn deploy(
     task: &str,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    let step = settle!(decide_deploy(ops, target).await?);
     let env = env_of(target)?;
-    let parent = match env {
-        "test" => "dev",
-        "live" => "test",
-        other => return Err(OpError::permanent(format!("code is deployed to test or live, not {other}"))),
-    };
     let annotation = format!("{note} {}", ops.marker(task));
     let scope = WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() };
-    // Both reads at once: one round trip before the deploy instead of two (the code log is
-    // not needed when the environment is not initialized yet, which is rare).
-    let (settings, log) =
-        tokio::try_join!(ops.client.env_settings(&target.site_id, env), ops.client.code_log(&target.site_id, parent))?;
-    if !settings.is_initialized {
-        // The first deploy creates the environment from its parent's content.
-        let start = StartWorkflow {
-            scope,
-            kind: WorkflowType::CreateEnvironment,
-            params: json!({
-                "annotation": annotation,
-                "clone_database": { "from_environment": parent },
-                "clone_files": { "from_environment": parent },
-            }),
-            marker: Some(ops.marker(task)),
-        };
-        ops.run_workflow(&start, ctx).await?;
-        return Ok(OpOutput { changed: true, message: format!("initialized {env} from {parent}"), data: None });
-    }
-    let pending = commits_missing(&log, parent, env);
-    if pending == 0 {
-        return Ok(OpOutput { changed: false, message: "There is nothing to deploy.".to_owned(), data: None });
-    }
+    let (parent, pending) = match step {
+        DeployStep::Initialize { parent } => {
+            // The first deploy creates the environment from its parent's content.
+            let start = StartWorkflow {
+                scope,
+                kind: WorkflowType::CreateEnvironment,
+                params: json!({
+                    "annotation": annotation,
+                    "clone_database": { "from_environment": parent },
+                    "clone_files": { "from_environment": parent },
+                }),
+                marker: Some(ops.marker(task)),
+            };
+            ops.run_workflow(&start, ctx).await?;
+            return Ok(OpOutput { changed: true, message: format!("initialized {env} from {parent}"), data: None });
+        }
+        DeployStep::Deploy { parent, pending } => (parent, pending),
+    };
     let mut params = json!({
         "updatedb": i32::from(updatedb),
         "clear_cache": i32::from(cc),
@@ -116,6 +143,24 @@ pub(super) async fn wake(ops: &Ops, target: &Target) -> Result<OpOutput, OpError
     Err(OpError { message: format!("Failed to wake the site after 3 attempts. Last error: {last}"), transient: true })
 }
 
+/// `env:clone-content`'s check: both environments initialized, and not the same one.
+pub(crate) async fn decide_clone_content(ops: &Ops, target: &Target, from: &str) -> Result<Decision<()>, OpError> {
+    let env = env_of(target)?;
+    if from == env {
+        return Ok(Decision::refuse(format!("cannot clone {env} onto itself")));
+    }
+    let (source, destination) = tokio::try_join!(
+        ops.client.env_settings(&target.site_id, from),
+        ops.client.env_settings(&target.site_id, env)
+    )?;
+    for (e, settings) in [(from, source), (env, destination)] {
+        if !settings.is_initialized {
+            return Ok(Decision::refuse(format!("{}.{e} is not initialized", target.site)));
+        }
+    }
+    Ok(Decision::act((), format!("would overwrite {env}'s content with {from}'s")))
+}
+
 /// `env:clone-content SITE.ENV --from-env FROM`: files, then the database (terminus's
 /// order), each its own workflow on the target.
 #[expect(clippy::fn_params_excessive_bools, clippy::too_many_arguments, reason = "terminus's flags, one by one")]
@@ -129,15 +174,8 @@ pub(super) async fn clone_content(
     cc: bool,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    settle!(decide_clone_content(ops, target, from).await?);
     let env = env_of(target)?;
-    if from == env {
-        return Err(OpError::permanent(format!("cannot clone {env} onto itself")));
-    }
-    for e in [from, env] {
-        if !ops.client.env_settings(&target.site_id, e).await?.is_initialized {
-            return Err(OpError::permanent(format!("{}.{e} is not initialized", target.site)));
-        }
-    }
     let scope = WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() };
     let mut done = Vec::new();
     if !db_only {
@@ -163,18 +201,13 @@ pub(super) async fn clone_content(
     Ok(OpOutput { changed: true, message: format!("cloned {} from {from}", done.join(" and ")), data: None })
 }
 
-/// `env:commit SITE.ENV`: commits SFTP-mode changes; nothing to commit ends unchanged.
-pub(super) async fn commit(
-    ops: &Ops,
-    target: &Target,
-    message: &str,
-    ctx: &impl OpContext,
-) -> Result<OpOutput, OpError> {
+/// `env:commit`'s check: SFTP mode, and changed files to commit (how many).
+pub(crate) async fn decide_commit(ops: &Ops, target: &Target) -> Result<Decision<usize>, OpError> {
     let env = env_of(target)?;
     let envs = ops.client.environments(&target.site_id).await?;
     let sftp = envs.get(env).and_then(|e| e.on_server_development).unwrap_or(false);
     if !sftp {
-        return Err(OpError::permanent(format!(
+        return Ok(Decision::refuse(format!(
             "{}.{env} is in git mode: there is nothing to commit over SFTP",
             target.site
         )));
@@ -182,8 +215,20 @@ pub(super) async fn commit(
     let diff = ops.client.diffstat(&target.site_id, env).await?;
     let changed = diff.as_object().map_or(0, serde_json::Map::len);
     if changed == 0 {
-        return Ok(OpOutput { changed: false, message: "There is no code to commit.".to_owned(), data: None });
+        return Ok(Decision::nothing("There is no code to commit."));
     }
+    Ok(Decision::act(changed, format!("{changed} changed file(s) to commit")))
+}
+
+/// `env:commit SITE.ENV`: commits SFTP-mode changes; nothing to commit ends unchanged.
+pub(super) async fn commit(
+    ops: &Ops,
+    target: &Target,
+    message: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let changed = settle!(decide_commit(ops, target).await?);
+    let env = env_of(target)?;
     let me = ops.client.me().await?;
     let name = me.profile.as_ref().and_then(|p| p.full_name.clone()).unwrap_or_else(|| me.email.clone());
     let start = StartWorkflow {
@@ -197,6 +242,20 @@ pub(super) async fn commit(
     Ok(OpOutput { changed: true, message: format!("committed {changed} changed file{plural}"), data: None })
 }
 
+/// `connection:set`'s check: the mode already set is nothing to do.
+pub(crate) async fn decide_connection(ops: &Ops, target: &Target, sftp: bool) -> Result<Decision<()>, OpError> {
+    let env = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    let Some(current) = envs.get(env) else {
+        return Ok(Decision::refuse(format!("Could not find an environment identified by {env}.")));
+    };
+    let mode = if sftp { "sftp" } else { "git" };
+    if current.on_server_development.unwrap_or(false) == sftp {
+        return Ok(Decision::nothing(format!("The connection mode is already set to {mode}.")));
+    }
+    Ok(Decision::act((), format!("would switch the connection mode to {mode}")))
+}
+
 /// `connection:set SITE.ENV git|sftp`; the mode already set ends unchanged.
 pub(super) async fn connection_set(
     ops: &Ops,
@@ -204,19 +263,9 @@ pub(super) async fn connection_set(
     sftp: bool,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    settle!(decide_connection(ops, target, sftp).await?);
     let env = env_of(target)?;
-    let envs = ops.client.environments(&target.site_id).await?;
-    let Some(current) = envs.get(env) else {
-        return Err(OpError::permanent(format!("Could not find an environment identified by {env}.")));
-    };
     let mode = if sftp { "sftp" } else { "git" };
-    if current.on_server_development.unwrap_or(false) == sftp {
-        return Ok(OpOutput {
-            changed: false,
-            message: format!("The connection mode is already set to {mode}."),
-            data: None,
-        });
-    }
     let kind = if sftp { WorkflowType::EnableOnServerDevelopment } else { WorkflowType::EnableGitMode };
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
@@ -228,6 +277,37 @@ pub(super) async fn connection_set(
     Ok(OpOutput { changed: true, message: format!("connection mode set to {mode}"), data: None })
 }
 
+/// `lock:enable`'s and `lock:disable`'s check: the lock already in the wanted state is
+/// nothing to do. `wanted` is the username and, when known, the password (`plan --refresh`
+/// does not read secrets, so it cannot tell whether the credentials are the same).
+pub(crate) async fn decide_lock(
+    ops: &Ops,
+    target: &Target,
+    wanted: Option<(&str, Option<&crate::secret::Secret>)>,
+) -> Result<Decision<()>, OpError> {
+    let env = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    let lock = envs.get(env).and_then(|e| e.lock.as_ref());
+    let locked = lock.is_some_and(|l| l.locked);
+    match wanted {
+        Some((username, password)) => {
+            let same_user = lock.is_some_and(|l| l.locked && l.username.as_deref() == Some(username));
+            let same_password = |p: &crate::secret::Secret| {
+                lock.and_then(|l| l.password.as_ref()).map(crate::secret::Secret::expose) == Some(p.expose())
+            };
+            match password {
+                Some(p) if same_user && same_password(p) => {
+                    Ok(Decision::nothing("already locked with these credentials"))
+                }
+                None if locked => Ok(Decision::act((), "locked; would set these credentials unless they are the same")),
+                _ => Ok(Decision::act((), if locked { "would change the credentials" } else { "would lock" })),
+            }
+        }
+        None if !locked => Ok(Decision::nothing("not locked")),
+        None => Ok(Decision::act((), "would unlock")),
+    }
+}
+
 /// `lock:enable` / `lock:disable`; the lock already in the wanted state ends unchanged.
 pub(super) async fn lock(
     ops: &Ops,
@@ -235,24 +315,10 @@ pub(super) async fn lock(
     wanted: Option<(&str, &crate::secret::Secret)>,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    settle!(decide_lock(ops, target, wanted.map(|(u, p)| (u, Some(p)))).await?);
     let env = env_of(target)?;
-    let envs = ops.client.environments(&target.site_id).await?;
-    let lock = envs.get(env).and_then(|e| e.lock.as_ref());
-    let locked = lock.is_some_and(|l| l.locked);
     let scope = WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() };
     if let Some((username, password)) = wanted {
-        let same = lock.is_some_and(|l| {
-            l.locked
-                && l.username.as_deref() == Some(username)
-                && l.password.as_ref().map(crate::secret::Secret::expose) == Some(password.expose())
-        });
-        if same {
-            return Ok(OpOutput {
-                changed: false,
-                message: "already locked with these credentials".to_owned(),
-                data: None,
-            });
-        }
         let start = StartWorkflow {
             scope,
             kind: WorkflowType::LockEnvironment,
@@ -261,9 +327,6 @@ pub(super) async fn lock(
         };
         ops.run_workflow(&start, ctx).await?;
         return Ok(OpOutput { changed: true, message: format!("locked for {username}"), data: None });
-    }
-    if !locked {
-        return Ok(OpOutput { changed: false, message: "not locked".to_owned(), data: None });
     }
     let start = StartWorkflow { scope, kind: WorkflowType::UnlockEnvironment, params: json!({}), marker: None };
     ops.run_workflow(&start, ctx).await?;

@@ -8,6 +8,7 @@
 
 pub mod api;
 mod backups;
+mod decide;
 mod domains;
 mod environments;
 mod multidev;
@@ -54,7 +55,7 @@ pub struct OpError {
 }
 
 impl OpError {
-    fn permanent(message: impl Into<String>) -> Self {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
         Self { message: message.into(), transient: false }
     }
 }

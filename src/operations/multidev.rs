@@ -3,7 +3,32 @@
 use serde_json::json;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
+use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
+
+/// `multidev:create`'s check: an existing environment of that name is nothing to do; the
+/// source must exist; with the site's multidev quota known (`plan --refresh` reads it), a
+/// full quota is a finding.
+pub(crate) async fn decide_create(
+    ops: &Ops,
+    target: &Target,
+    from: &str,
+    quota: Option<u64>,
+) -> Result<Decision<()>, OpError> {
+    let name = env_of(target)?;
+    let envs = ops.client.environments(&target.site_id).await?;
+    if envs.contains_key(name) {
+        return Ok(Decision::nothing(format!("the {name} environment already exists")));
+    }
+    if !envs.contains_key(from) {
+        return Ok(Decision::refuse(format!("Could not find an environment identified by {from}.")));
+    }
+    let multidevs = envs.keys().filter(|k| !matches!(k.as_str(), "dev" | "test" | "live")).count();
+    if let Some(quota) = quota.filter(|&q| multidevs as u64 >= q) {
+        return Ok(Decision::refuse(format!("the multidev quota ({quota}) is reached")));
+    }
+    Ok(Decision::act((), format!("would create {name} from {from}")))
+}
 
 /// `multidev:create SITE.NAME [--from-env] [--no-db] [--no-files]`; an existing environment
 /// of that name ends unchanged.
@@ -16,14 +41,8 @@ pub(super) async fn create(
     task: &str,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    settle!(decide_create(ops, target, from, None).await?);
     let name = env_of(target)?;
-    let envs = ops.client.environments(&target.site_id).await?;
-    if envs.contains_key(name) {
-        return Ok(OpOutput { changed: false, message: format!("the {name} environment already exists"), data: None });
-    }
-    if !envs.contains_key(from) {
-        return Err(OpError::permanent(format!("Could not find an environment identified by {from}.")));
-    }
     let mut deploy = json!({ "annotation": format!("Create the \"{name}\" environment. {}", ops.marker(task)) });
     if !no_db {
         deploy["clone_database"] = json!({ "from_environment": from });
@@ -41,6 +60,16 @@ pub(super) async fn create(
     Ok(OpOutput { changed: true, message: format!("created {name} from {from}"), data: None })
 }
 
+/// `multidev:delete`'s check: an absent environment is nothing to do.
+pub(crate) async fn decide_delete(ops: &Ops, target: &Target) -> Result<Decision<()>, OpError> {
+    let name = env_of(target)?;
+    if ops.client.environments(&target.site_id).await?.contains_key(name) {
+        Ok(Decision::act((), format!("would delete {name}")))
+    } else {
+        Ok(Decision::nothing(format!("there is no {name} environment")))
+    }
+}
+
 /// `multidev:delete SITE.NAME [--delete-branch]`; an absent environment ends unchanged.
 pub(super) async fn delete(
     ops: &Ops,
@@ -48,11 +77,8 @@ pub(super) async fn delete(
     delete_branch: bool,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    settle!(decide_delete(ops, target).await?);
     let name = env_of(target)?;
-    let envs = ops.client.environments(&target.site_id).await?;
-    if !envs.contains_key(name) {
-        return Ok(OpOutput { changed: false, message: format!("there is no {name} environment"), data: None });
-    }
     let start = StartWorkflow {
         scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: Some(name.to_owned()) },
         kind: WorkflowType::DeleteCloudDevelopmentEnvironment,
@@ -63,10 +89,16 @@ pub(super) async fn delete(
     Ok(OpOutput { changed: true, message: format!("deleted {name}"), data: None })
 }
 
-/// Commits on `from` that `to` lacks, from `from`'s code log and its labels.
-async fn ahead(ops: &Ops, site_id: &str, from: &str, to: &str) -> Result<usize, OpError> {
-    let log = ops.client.code_log(site_id, from).await?;
-    Ok(commits_missing(&log, from, to))
+/// A merge's check, from `from` into `to`: commits on `from` that `to` lacks (code-log
+/// labels) are what it would bring; none is nothing to do. Like terminus, no check of the
+/// connection mode: the platform decides.
+pub(crate) async fn decide_merge(ops: &Ops, target: &Target, from: &str, to: &str) -> Result<Decision<usize>, OpError> {
+    let log = ops.client.code_log(&target.site_id, from).await?;
+    let n = commits_missing(&log, from, to);
+    if n == 0 {
+        return Ok(Decision::nothing(format!("{to} already has every commit of {from}")));
+    }
+    Ok(Decision::act(n, format!("{n} commit(s) to merge into {to}")))
 }
 
 /// `multidev:merge-to-dev SITE.NAME`: env workflow on dev; nothing new on the multidev ends
@@ -78,10 +110,7 @@ pub(super) async fn merge_to_dev(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let name = env_of(target)?;
-    let n = ahead(ops, &target.site_id, name, "dev").await?;
-    if n == 0 {
-        return Ok(OpOutput { changed: false, message: format!("dev already has every commit of {name}"), data: None });
-    }
+    let n = settle!(decide_merge(ops, target, name, "dev").await?);
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: "dev".to_owned() },
         kind: WorkflowType::MergeCloudDevelopmentEnvironmentIntoDev,
@@ -101,10 +130,7 @@ pub(super) async fn merge_from_dev(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let name = env_of(target)?;
-    let n = ahead(ops, &target.site_id, "dev", name).await?;
-    if n == 0 {
-        return Ok(OpOutput { changed: false, message: format!("{name} already has every commit of dev"), data: None });
-    }
+    let n = settle!(decide_merge(ops, target, "dev", name).await?);
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: name.to_owned() },
         kind: WorkflowType::MergeDevIntoCloudDevelopmentEnvironment,

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::api::Repeat;
 use super::api::wire::{Site, UserOrgMembership};
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
+use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target};
 
 /// `redis:enable` / `solr:enable`: site workflow `enable_addon`.
@@ -35,40 +36,51 @@ fn org_name(m: &UserOrgMembership) -> (String, String) {
 }
 
 /// An organization of the user by id, machine name or label.
-async fn find_org(ops: &Ops, org: &str) -> Result<String, OpError> {
+async fn find_org(ops: &Ops, org: &str) -> Result<Option<String>, OpError> {
     let orgs = ops.client.user_orgs().await?;
-    orgs.iter()
+    Ok(orgs
+        .iter()
         .find(|m| {
             let (name, label) = org_name(m);
             m.organization.id == org || name == org || label == org
         })
-        .map(|m| m.organization.id.clone())
-        .ok_or_else(|| OpError::permanent(format!("you are not a member of an organization named {org}")))
+        .map(|m| m.organization.id.clone()))
 }
 
-/// The tags `org` gives the site.
-async fn tags_of(ops: &Ops, org_id: &str, site_id: &str) -> Result<Vec<String>, OpError> {
-    let members = ops.client.org_sites(org_id).await?;
-    members
-        .into_iter()
-        .find(|m| m.id == site_id)
-        .map(|m| m.tags)
-        .ok_or_else(|| OpError::permanent("the site is not in that organization"))
+fn not_a_member(org: &str) -> String {
+    format!("you are not a member of an organization named {org}")
+}
+
+/// `tag:add`'s and `tag:remove`'s check: the user must be in the organization (by id,
+/// machine name or label) and the site in it; the tag already in the wanted state is nothing
+/// to do. Acts with the organization's id.
+pub(crate) async fn decide_tag(
+    ops: &Ops,
+    target: &Target,
+    org: &str,
+    tag: &str,
+    add: bool,
+) -> Result<Decision<String>, OpError> {
+    let Some(org_id) = find_org(ops, org).await? else {
+        return Ok(Decision::refuse(not_a_member(org)));
+    };
+    let members = ops.client.org_sites(&org_id).await?;
+    let Some(member) = members.into_iter().find(|m| m.id == target.site_id) else {
+        return Ok(Decision::refuse(format!("{} is not in the organization {org}", target.site)));
+    };
+    let has = member.tags.iter().any(|t| t == tag);
+    if has == add {
+        let state = if add { "already has" } else { "does not have" };
+        return Ok(Decision::nothing(format!("{} {state} the tag {tag} in {org}", target.site)));
+    }
+    let would = if add { "would add" } else { "would remove" };
+    Ok(Decision::act(org_id, format!("{would} the tag {tag}")))
 }
 
 /// `tag:add SITE ORG TAG` / `tag:remove SITE ORG TAG`; the tag already in the wanted state
 /// ends unchanged.
 pub(super) async fn tag(ops: &Ops, target: &Target, org: &str, tag: &str, add: bool) -> Result<OpOutput, OpError> {
-    let org_id = find_org(ops, org).await?;
-    let has = tags_of(ops, &org_id, &target.site_id).await?.iter().any(|t| t == tag);
-    if has == add {
-        let state = if add { "already has" } else { "does not have" };
-        return Ok(OpOutput {
-            changed: false,
-            message: format!("{} {state} the tag {tag} in {org}", target.site),
-            data: None,
-        });
-    }
+    let org_id = settle!(decide_tag(ops, target, org, tag, add).await?);
     if add {
         let body = json!({ tag: { "sites": [target.site_id] } });
         ops.client
@@ -134,7 +146,7 @@ pub(super) async fn org_list(ops: &Ops) -> Result<OpOutput, OpError> {
 
 /// `org:site:list ORG [--tag]`.
 pub(super) async fn org_site_list(ops: &Ops, org: &str, tag: Option<&str>) -> Result<OpOutput, OpError> {
-    let org_id = find_org(ops, org).await?;
+    let org_id = find_org(ops, org).await?.ok_or_else(|| OpError::permanent(not_a_member(org)))?;
     let members = ops.client.org_sites(&org_id).await?;
     let rows: Vec<Value> = members
         .iter()
@@ -159,7 +171,7 @@ pub(super) async fn site_list(
 ) -> Result<OpOutput, OpError> {
     let listing = ops.client.site_listing().await?;
     let org_id = match org {
-        Some(o) => Some(find_org(ops, o).await?),
+        Some(o) => Some(find_org(ops, o).await?.ok_or_else(|| OpError::permanent(not_a_member(o)))?),
         None => None,
     };
     let mut rows: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
+use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 
 /// The branch whose upstream status an environment reads: `master` for dev, test and live,
@@ -50,6 +51,24 @@ pub(super) async fn status(ops: &Ops, target: &Target) -> Result<OpOutput, OpErr
     })
 }
 
+/// `upstream:updates:apply`'s check: the environment in git mode, and upstream commits it
+/// is behind (how many); none is nothing to do.
+pub(crate) async fn decide_apply(ops: &Ops, target: &Target) -> Result<Decision<u64>, OpError> {
+    let env = env_of(target)?;
+    let (envs, updates) = tokio::try_join!(
+        ops.client.environments(&target.site_id),
+        ops.client.upstream_updates(&target.site_id, branch(env))
+    )?;
+    if envs.get(env).and_then(|e| e.on_server_development).unwrap_or(false) {
+        return Ok(Decision::refuse(format!("{}.{env} is in SFTP mode; git mode is needed", target.site)));
+    }
+    let behind = updates.behind.unwrap_or(0);
+    if !updates.has_code || behind == 0 {
+        return Ok(Decision::nothing("There are no available updates for this site."));
+    }
+    Ok(Decision::act(behind, format!("{behind} upstream commit(s) to apply")))
+}
+
 /// `upstream:updates:apply SITE.ENV [--updatedb] [--accept-upstream]`; nothing behind ends
 /// unchanged.
 pub(super) async fn apply(
@@ -59,16 +78,8 @@ pub(super) async fn apply(
     accept_upstream: bool,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
+    let behind = settle!(decide_apply(ops, target).await?);
     let env = env_of(target)?;
-    let updates = ops.client.upstream_updates(&target.site_id, branch(env)).await?;
-    let behind = updates.behind.unwrap_or(0);
-    if !updates.has_code || behind == 0 {
-        return Ok(OpOutput {
-            changed: false,
-            message: "There are no available updates for this site.".to_owned(),
-            data: None,
-        });
-    }
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
         kind: WorkflowType::ApplyUpstreamUpdates,

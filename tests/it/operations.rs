@@ -47,6 +47,9 @@ sites:
       test: { initialized: false }
       live: { locked: true }
       md-9: {}
+  - name: s3
+    org: org
+    upstream_updates: 2
 ";
 
 struct Outcome {
@@ -351,13 +354,17 @@ async fn connection_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_updates() {
     let apply = OperationSpec::UpstreamUpdatesApply { updatedb: true, accept_upstream: false };
-    let o = exec(apply.clone(), "s1", Some("dev")).await;
+    let o = exec(apply.clone(), "s3", Some("dev")).await;
     let (_, _, body) = only_write(&o);
     assert_eq!(body, json!({ "type": "apply_upstream_updates", "params": { "updatedb": true, "xoption": false } }));
     assert!(o.all.iter().any(|r| r.path.ends_with("code-upstream-updates")
         && r.query.contains(&("base_branch".to_owned(), "refs/heads/master".to_owned()))));
     unchanged(&exec(apply.clone(), "s2", Some("dev")).await);
-    failed(&exec_with(apply, "s1", Some("dev"), vec![fault("apply_upstream_updates")], &[]).await, "refused");
+    // The same check as `plan --refresh`: SFTP mode is a finding, and nothing is sent.
+    let sftp = exec(apply.clone(), "s1", Some("dev")).await;
+    failed(&sftp, "s1.dev is in SFTP mode");
+    assert!(sftp.writes.is_empty(), "{:#?}", sftp.writes);
+    failed(&exec_with(apply, "s3", Some("dev"), vec![fault("apply_upstream_updates")], &[]).await, "refused");
     let status = exec(OperationSpec::UpstreamUpdatesStatus, "s1", Some("dev")).await;
     assert_eq!(ok(&status).data.as_ref().unwrap()["behind"], 2);
 }
@@ -431,5 +438,64 @@ async fn read_only_operations_read_and_write_nothing() {
         assert!(found, "{name}: {data}");
         assert!(o.writes.is_empty(), "{name} wrote: {:#?}", o.writes);
         assert!(!data.to_string().contains("locked-password"), "{name}: a lock password in the data");
+    }
+}
+
+/// `plan --refresh` and the run share one check per operation: on the same platform state,
+/// a preview of "change" runs and changes, "unchanged" runs and changes nothing, and a
+/// finding fails without sending anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_and_the_run_make_the_same_decision() {
+    use terminus_batch::operations::preview::Preview;
+    let deploy = OperationSpec::EnvDeploy { note: text("R"), updatedb: false, cc: false, sync_content: false };
+    let lock = OperationSpec::LockEnable { username: text("ops"), password_env: "LOCK_PW".into() };
+    let cases: Vec<(OperationSpec, &str, &str)> = vec![
+        (deploy.clone(), "s1", "test"),
+        (deploy, "s2", "live"),
+        (OperationSpec::EnvCommit { message: text("m") }, "s1", "dev"),
+        (OperationSpec::EnvCommit { message: text("m") }, "s1", "test"),
+        (OperationSpec::ConnectionSet { mode: ConnectionMode::Sftp }, "s1", "dev"),
+        (OperationSpec::ConnectionSet { mode: ConnectionMode::Git }, "s1", "dev"),
+        (OperationSpec::DomainAdd { domain: text("www.s1.example") }, "s1", "live"),
+        (OperationSpec::DomainAdd { domain: text("new.s1.example") }, "s1", "live"),
+        (OperationSpec::DomainAdd { domain: text("www.s1.example") }, "s1", "test"),
+        (OperationSpec::DomainRemove { domain: text("gone.example") }, "s1", "live"),
+        (OperationSpec::UpstreamUpdatesApply { updatedb: false, accept_upstream: false }, "s1", "dev"),
+        (OperationSpec::UpstreamUpdatesApply { updatedb: false, accept_upstream: false }, "s3", "dev"),
+        (OperationSpec::UpstreamUpdatesApply { updatedb: false, accept_upstream: false }, "s2", "dev"),
+        (OperationSpec::MultidevDelete { delete_branch: false }, "s1", "md-7"),
+        (OperationSpec::MultidevMergeToDev { updatedb: false }, "s1", "md-1"),
+        (OperationSpec::MultidevMergeFromDev { updatedb: false }, "s1", "md-1"),
+        (OperationSpec::LockDisable, "s1", "live"),
+        (OperationSpec::LockDisable, "s2", "live"),
+        (lock, "s1", "test"),
+        (OperationSpec::TagAdd { org: text("org"), tag: text("weekly") }, "s1", ""),
+        (OperationSpec::TagAdd { org: text("org"), tag: text("new") }, "s1", ""),
+        (OperationSpec::TagAdd { org: text("nope"), tag: text("new") }, "s1", ""),
+        (OperationSpec::BackupRestore { element: BackupElement::Database, file: None }, "s1", "test"),
+        (OperationSpec::BackupRestore { element: BackupElement::Database, file: None }, "s1", "live"),
+    ];
+    for (op, site, env) in cases {
+        let env = (!env.is_empty()).then_some(env);
+        let (sim, client) = start(&world(WORLD), Knobs { time_scale: 0.001, ..Knobs::default() }).await;
+        let (poller, _driver) = Poller::new(client.clone());
+        let ops = Ops::new(client, poller, "r1".into(), BTreeMap::new());
+        let target = Target { site: site.to_owned(), site_id: String::new(), env: env.map(str::to_owned) };
+        let preview = ops.preview(&op, &target).await.unwrap();
+        sim.stop().await;
+        let o = exec_with(op.clone(), site, env, Vec::new(), &[("LOCK_PW", "pw")]).await;
+        let what = format!("{} on {site}.{}: previewed {preview:?}", op.kind().name(), env.unwrap_or("-"));
+        match preview {
+            Preview::Change(_) => assert!(o.result.as_ref().is_ok_and(|out| out.changed), "{what}, ran {:?}", o.result),
+            Preview::Unchanged(_) => {
+                assert!(o.result.as_ref().is_ok_and(|out| !out.changed), "{what}, ran {:?}", o.result);
+                assert!(o.writes.is_empty(), "{what}");
+            }
+            Preview::Finding(reason) => {
+                assert_eq!(o.result.as_ref().err().map(|e| e.message.as_str()), Some(reason.as_str()), "{what}");
+                assert!(o.writes.is_empty(), "{what}");
+            }
+            Preview::ReadOnly(_) => panic!("{what}"),
+        }
     }
 }

@@ -98,8 +98,8 @@ fn refresh_shows_each_preflight_finding() {
     finding("deploy-live[fresh.live]", "test is not initialized");
     finding("upstream[fresh.dev]", "SFTP mode");
     finding("quota[fresh.md-2]", "quota");
-    finding("domain[fresh.test]", "already on live");
-    finding("restore[calm.live]", "no code backup to restore");
+    finding("domain[fresh.test]", "already on fresh.live");
+    finding("restore[calm.live]", "no finished code backup of calm.live to restore");
     assert_eq!(get("deploy-test[fresh.test]").1, "change", "initializing test is a change");
     assert_eq!(
         get("after[fresh.test]"),
@@ -165,7 +165,7 @@ fn a_saved_plan_refuses_when_a_recorded_precondition_drifted() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains(
-            "d[s1.test]: was \"will change: 1 commit(s) to deploy from dev\", now \"unchanged: nothing to deploy\""
+            "d[s1.test]: was \"will change: 1 commit(s) to deploy from dev\", now \"unchanged: There is nothing to deploy.\""
         ),
         "{}",
         out.stderr
