@@ -57,10 +57,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
         .map_err(|e| RunError::Internal(format!("cannot start the async runtime: {e}")))
 }
 
-/// Starts the in-process simulator for `--simulate` and a client pointed at it.
-pub fn simulate(world: Option<&std::path::Path>, settings: &Settings) -> Result<(Connection, String), RunError> {
+/// Starts the in-process simulator for `--simulate` on `runtime`, and a client pointed at it.
+pub fn simulate(
+    runtime: tokio::runtime::Runtime,
+    world: Option<&std::path::Path>,
+    settings: &Settings,
+) -> Result<(Connection, String), RunError> {
     let (world, name, sha256) = load_world(world)?;
-    let runtime = runtime()?;
     let knobs = world.knobs.clone();
     let simulator = runtime
         .block_on(Simulator::start(&world, knobs, 0))
@@ -71,9 +74,8 @@ pub fn simulate(world: Option<&std::path::Path>, settings: &Settings) -> Result<
     Ok((Connection { runtime, client, simulator: Some(simulator), endpoint }, format!("simulator world {name}")))
 }
 
-/// A client for the real API.
-pub fn connect_api(settings: &Settings) -> Result<Connection, RunError> {
-    let runtime = runtime()?;
+/// A client for the real API, on `runtime`.
+pub fn connect_api(runtime: tokio::runtime::Runtime, settings: &Settings) -> Result<Connection, RunError> {
     let client = ApiClient::new(api_config(settings)).map_err(|e| RunError::Refused(e.to_string()))?;
     Ok(Connection { runtime, client, simulator: None, endpoint: Endpoint::Api { base: settings.api_base() } })
 }

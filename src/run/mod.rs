@@ -20,4 +20,4 @@ pub mod saved;
 pub use connect::Connection;
 pub use error::RunError;
 pub use outcome::{RunOutcome, Verdict};
-pub use prepare::{PlanInput, Prepared, TargetOptions, prepare};
+pub use prepare::{PlanInput, Prepared, TargetOptions, prepare, prepare_on};

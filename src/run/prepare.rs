@@ -100,6 +100,18 @@ impl Prepared {
 /// `--simulate`). Without any login at hand, explicit site names are taken as written so a
 /// plan can still be reviewed; selectors and globs then need a login.
 pub fn prepare(input: PlanInput, targets: &TargetOptions, flags: Layer, vars: &EnvVars) -> Result<Prepared, RunError> {
+    prepare_on(connect::runtime()?, input, targets, flags, vars)
+}
+
+/// [`prepare`] on a runtime the caller built: the connection, the simulator and the run all
+/// live on it (a test drives a whole run on a current-thread runtime with paused time).
+pub fn prepare_on(
+    runtime: tokio::runtime::Runtime,
+    input: PlanInput,
+    targets: &TargetOptions,
+    flags: Layer,
+    vars: &EnvVars,
+) -> Result<Prepared, RunError> {
     let (source, saved) = match input {
         PlanInput::File(path) => (read_source(&path)?, None),
         PlanInput::Generated(source) => (source, None),
@@ -120,20 +132,23 @@ pub fn prepare(input: PlanInput, targets: &TargetOptions, flags: Layer, vars: &E
         let share = shard.count as f64;
         settings.requests_per_second /= share;
     }
-    let (connection, resolved_by) = if targets.simulate {
-        let (c, by) = connect::simulate(targets.world.as_deref(), &settings)?;
-        (Some(c), by)
+    let (connection, resolved_by, offline) = if targets.simulate {
+        let (c, by) = connect::simulate(runtime, targets.world.as_deref(), &settings)?;
+        (Some(c), by, None)
     } else if connect::has_credentials(&settings) {
-        (Some(connect::connect_api(&settings)?), format!("Pantheon API at {}", settings.api_base()))
+        (Some(connect::connect_api(runtime, &settings)?), format!("Pantheon API at {}", settings.api_base()), None)
     } else {
-        (None, "site names as written (not logged in, so not checked against the API)".to_owned())
+        (None, "site names as written (not logged in, so not checked against the API)".to_owned(), Some(runtime))
     };
     let resolved_by =
         if saved.is_some() { format!("the saved plan's targets (connected to {resolved_by})") } else { resolved_by };
     let outcome = match (&saved, &connection) {
         (Some(loaded), _) => Ok(loaded.resolved.clone()),
         (None, Some(c)) => c.runtime.block_on(resolve(&plan, &ApiSource { client: c.client.clone() })),
-        (None, None) => connect::runtime()?.block_on(resolve(&plan, &Offline)),
+        (None, None) => match &offline {
+            Some(runtime) => runtime.block_on(resolve(&plan, &Offline)),
+            None => connect::runtime()?.block_on(resolve(&plan, &Offline)),
+        },
     };
     let resolved = match outcome {
         Ok(r) => r,

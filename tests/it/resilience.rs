@@ -1,6 +1,7 @@
 //! Nothing lost: chaos, crashes, resume, interrupted POSTs, session expiry, slow and
 //! unreachable APIs, unwritable state. Each asserted from the report, the journal and the
-//! simulator's counters.
+//! simulator's counters. Chaos and session expiry drive the run as a library in this
+//! process with paused time (`apply_in_process`); kill -9 needs, and keeps, a real process.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -39,6 +40,44 @@ jobs:
     retries: { attempts: 3, backoff: 10ms }
 ";
 
+/// Applies `plan` to the simulator of `world` in this process, through the library, on a
+/// current-thread runtime with paused time: simulated waits (latency, workflows, sessions,
+/// retries) pass at once, and nothing here needs a real process.
+fn apply_in_process(
+    dir: &std::path::Path,
+    plan: &str,
+    world: &str,
+    vars: &[(&str, &str)],
+    concurrency: usize,
+) -> terminus_batch::run::RunOutcome {
+    use terminus_batch::run::apply::{ApplyOptions, begin, check};
+    use terminus_batch::run::{PlanInput, TargetOptions, prepare_on};
+    std::fs::write(dir.join("plan.yml"), plan).unwrap();
+    std::fs::write(dir.join("world.yml"), world).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+    let vars = terminus_batch::settings::EnvVars::from_pairs(vars.iter().copied());
+    let targets = TargetOptions { simulate: true, world: Some(dir.join("world.yml")), ..TargetOptions::default() };
+    let flags = terminus_batch::settings::Layer { concurrency: Some(concurrency), ..Default::default() };
+    let prepared = prepare_on(runtime, PlanInput::File(dir.join("plan.yml")), &targets, flags, &vars).unwrap();
+    let options = ApplyOptions {
+        allow_destructive: false,
+        abort_in_flight: false,
+        downloads: 1,
+        resume: None,
+        state_dir: dir.join(".terminus-batch"),
+        watch_signals: false,
+    };
+    let checked = check(&prepared, &options, &vars).unwrap();
+    let run = begin(prepared, checked, options, &vars).unwrap();
+    run.execute(&mut Discard)
+}
+
+struct Discard;
+
+impl terminus_batch::events::EventSink for Discard {
+    fn emit(&mut self, _event: &terminus_batch::events::Event) {}
+}
+
 /// Every task's terminal events in a journal, by task id.
 fn journal_endings(state: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     let runs = state.join("runs");
@@ -75,29 +114,15 @@ fn workflow_type(op: &str) -> &'static str {
 fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
     let knobs = "simulator:\n  seed: 11\n  time_scale: 0.002\n  error_rate: 0.10\n  throttle_rate: 0.05\n  retry_after: 1\n  \
                  drop_rate: 0.02\n  fail_workflow_rate: 0.05\n";
-    let t = Test::new()
-        .file("world.yml", &sites_world(67, knobs))
-        .file("plan.yml", PIPELINE)
-        .env("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")
-        .args(&[
-            "apply",
-            "plan.yml",
-            "--simulate",
-            "--world",
-            "world.yml",
-            "--concurrency",
-            "20",
-            "--report",
-            "json=out.json",
-            "-q",
-        ]);
-    let out = t.run();
-    assert_eq!(out.code, 1, "some tasks fail under chaos: {}", out.stderr);
-    let report: Value = crate::support::report(&t, "out.json");
+    let dir = tempfile::tempdir().unwrap();
+    let outcome =
+        apply_in_process(dir.path(), PIPELINE, &sites_world(67, knobs), &[("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")], 20);
+    assert_eq!(outcome.verdict(), terminus_batch::run::Verdict::TasksFailed, "some tasks fail under chaos");
+    let report = serde_json::to_value(&outcome.report).unwrap();
     let tasks = report["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 201);
     assert!(tasks.iter().all(|t| t["status"].is_string()), "every task ended");
-    let endings = journal_endings(&t.path().join(".terminus-batch"));
+    let endings = journal_endings(&dir.path().join(".terminus-batch"));
     assert_eq!(endings.len(), 201);
     for task in tasks {
         let id = task["id"].as_str().unwrap();
@@ -233,16 +258,12 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
 
 #[test]
 fn session_expiry_mid_run_logs_in_again_and_fails_nothing() {
-    let knobs = Knobs { time_scale: 0.01, session_lifetime: Some(40.0), ..Knobs::default() };
-    let served = Served::with_world(&world(&sites_world(8, "")), knobs);
-    let t = Test::new().file("plan.yml", PIPELINE);
-    let out = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--concurrency", "2", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let stats = served.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let knobs = "simulator: { time_scale: 0.01, session_lifetime: 40.0 }\n";
+    let outcome = apply_in_process(dir.path(), PIPELINE, &sites_world(8, knobs), &[], 2);
+    assert_eq!(outcome.verdict(), terminus_batch::run::Verdict::Succeeded, "{:?}", outcome.report.tasks);
+    let stats: terminus_batch::simulator::Stats =
+        serde_json::from_value(outcome.report.simulator.clone().unwrap()).unwrap();
     assert!(stats.logins >= 2, "the session expired during the run: {stats:?}");
     let refused: u64 = stats.requests.values().filter_map(|by| by.get(&401)).sum();
     assert!(refused >= 1);
