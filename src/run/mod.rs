@@ -9,6 +9,7 @@
 //! variant the command line maps to an exit status.
 
 pub mod apply;
+pub mod auth;
 pub mod connect;
 pub mod document;
 mod error;
