@@ -288,10 +288,7 @@ impl Run {
                     never = watch_signals(drain, abort), if watch => match never {},
                 }
             };
-            // A panic in the poller ends its waiters' tasks (the poller stopped), not the run.
-            let poll = std::panic::AssertUnwindSafe(driver.run()).catch_unwind();
-            let (summary, polled) = tokio::join!(exec, poll);
-            (summary, polled.err().map(|p| crate::executor::panic_message(p.as_ref())))
+            beside(exec, driver.run()).await
         });
         let mut internal_errors = summary.internal_errors.clone();
         if let Some(message) = poller_panic {
@@ -320,6 +317,15 @@ impl Run {
             journal_errors,
         }
     }
+}
+
+/// Runs `main` and `helper` together (the executor and the poller). A panic in the helper
+/// ends its waiters' tasks (they see the poller stop), not the run: it comes back as a
+/// message for the outcome's internal errors.
+async fn beside<T>(main: impl Future<Output = T>, helper: impl Future<Output = ()>) -> (T, Option<String>) {
+    let helper = std::panic::AssertUnwindSafe(helper).catch_unwind();
+    let (value, helped) = tokio::join!(main, helper);
+    (value, helped.err().map(|p| crate::executor::panic_message(p.as_ref())))
 }
 
 fn group_policies(jobs: &[JobInfo]) -> Vec<GroupPolicy> {
@@ -511,5 +517,26 @@ impl OpContext for Ctx {
     fn adopt_since(&self) -> Option<f64> {
         // Only the first attempt of a resumed task looks for what the crashed run started.
         self.adopt_since.filter(|_| self.inner.attempt() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_poller_is_an_internal_error_and_the_run_goes_on() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The waiter sees its poller stop, as a task waiting on a workflow would.
+        let main = async move { rx.await.is_err() };
+        let helper = async move {
+            let _held = tx;
+            panic!("a bug in the poller");
+        };
+        let (waiter_saw_the_stop, panicked) = beside(main, helper).await;
+        assert!(waiter_saw_the_stop);
+        assert_eq!(panicked.as_deref(), Some("a bug in the poller"));
+        let (value, none) = beside(async { 7 }, async {}).await;
+        assert_eq!((value, none), (7, None));
     }
 }

@@ -51,3 +51,56 @@ impl RunOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, Outcome, Status, TaskHeader};
+    use crate::ids::{JobId, RunId, TaskId};
+    use crate::report::summary::PlanInfo;
+
+    fn outcome(status: Status, interrupted: bool, internal: bool) -> RunOutcome {
+        let settings = crate::run::apply::settings_info(
+            &crate::settings::Settings::resolve(&[], None).unwrap(),
+            "simulator world test",
+        );
+        let mut report = RunReport::new(PlanInfo { path: "p.yml".into(), sha256: "x".into(), name: None }, settings);
+        let header = TaskHeader {
+            id: TaskId::new(&JobId::new("a"), "", &[]),
+            job: "a".into(),
+            site: None,
+            env: None,
+            operation: "x".into(),
+        };
+        report.apply(&Event::RunStarted { run_id: RunId::from_parts("r", 1), at: 0, tasks: vec![header] });
+        let message = if internal { "internal error: the task panicked: boom" } else { "done" };
+        report.apply(&Event::TaskFinished {
+            task: 0,
+            outcome: Outcome { status, message: message.into(), data: None, run: None },
+            at: 1,
+        });
+        RunOutcome {
+            report,
+            run_id: "r".into(),
+            resumed_from: None,
+            journal_dir: PathBuf::from("runs/r"),
+            interrupted,
+            timed_out: false,
+            internal_errors: if internal { vec!["a: boom".into()] } else { Vec::new() },
+            journal_errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_comes_from_typed_fields_in_order_of_precedence() {
+        assert_eq!(outcome(Status::Succeeded, false, false).verdict(), Verdict::Succeeded);
+        assert_eq!(outcome(Status::Unchanged, false, false).verdict(), Verdict::Succeeded);
+        assert_eq!(outcome(Status::Skipped, false, false).verdict(), Verdict::TasksFailed);
+        assert_eq!(outcome(Status::Failed, false, true).verdict(), Verdict::Internal);
+        assert_eq!(outcome(Status::Failed, true, true).verdict(), Verdict::Interrupted);
+        // A message that merely reads like an internal error decides nothing.
+        let mut looks_internal = outcome(Status::Failed, false, false);
+        looks_internal.report.tasks[0].message = "internal error: from the platform".into();
+        assert_eq!(looks_internal.verdict(), Verdict::TasksFailed);
+    }
+}
