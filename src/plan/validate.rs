@@ -618,6 +618,22 @@ impl Validator {
                 }
                 _ => None,
             };
+            // A secret in a text goes to the platform in clear (a deploy note is shown to the
+            // whole site team): only the options meant for secrets may read one.
+            if let Var::ProcessEnv(name) = var {
+                if ty != OptType::Secret && looks_secret(name) {
+                    ok = false;
+                    self.push(
+                        PlanError::new(
+                            ErrorCode::BadOption,
+                            format!("`env.{name}` looks like a secret, and this value is sent to the platform in clear"),
+                        )
+                        .at(span, "the secret would be sent here")
+                        .help("only options meant for secrets (the lock password) may read a variable named like a token, password, secret, key or session"),
+                    );
+                    continue;
+                }
+            }
             if let Some(problem) = problem {
                 ok = false;
                 let help = match var {
@@ -875,4 +891,13 @@ pub fn render(template: &Template, site: Option<&str>, env: Option<&str>, coords
         }
     }
     Text(parts)
+}
+
+/// Whether a process environment variable's name says it holds a secret: the machine token,
+/// a session, or any name with TOKEN, PASSWORD, SECRET, KEY and the like in it.
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "KEY", "SESSION", "CREDENTIAL"]
+        .iter()
+        .any(|word| upper.contains(word))
 }

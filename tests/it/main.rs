@@ -19,6 +19,7 @@ mod diagnostics;
 mod examples;
 mod fixtures;
 mod fuzz;
+mod never_twice;
 mod operations;
 mod properties;
 mod refresh;
