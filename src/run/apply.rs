@@ -93,7 +93,7 @@ pub fn check(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Res
                 Resume::Newest => None,
                 Resume::Run(id) => Some(id.as_str()),
             };
-            let journal = journal::find(&options.state_dir, &prepared.source.path, named)
+            let journal = journal::find(&options.state_dir, &prepared.plan_key, named)
                 .map_err(|e| RunError::Refused(e.to_string()))?;
             same_target(&journal, &connection.endpoint, &user_id)?;
             Some(journal)
@@ -188,7 +188,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         pid: std::process::id(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         run_id: run_id.to_string(),
-        plan_path: prepared.source.path.clone(),
+        plan_path: prepared.plan_key.clone(),
     };
     let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| RunError::Refused(e.to_string()))?;
     let header = Header {
@@ -196,7 +196,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         run_id: run_id.to_string(),
         resumed_from: earlier.as_ref().map(|j| j.header.run_id.clone()),
         first_run: earlier.as_ref().map_or_else(|| run_id.to_string(), |j| j.header.first_run.clone()),
-        plan_path: prepared.source.path.clone(),
+        plan_path: prepared.plan_key.clone(),
         plan_sha256: prepared.source.sha256(),
         target: endpoint,
         user_id: Some(user_id),

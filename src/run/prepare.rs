@@ -73,6 +73,9 @@ pub struct TargetOptions {
 /// A plan taken through every stage before execution, with the connection that resolved it.
 pub struct Prepared {
     pub source: PlanSource,
+    /// What identifies the plan for the lock and `--resume`: its canonical path, so
+    /// `plan.yml`, `./plan.yml` and an absolute path are one plan.
+    pub plan_key: String,
     pub plan: Plan,
     pub resolved: Resolved,
     /// Where targets came from, for people.
@@ -117,6 +120,7 @@ pub fn prepare_on(
         PlanInput::Generated(source) => (source, None),
         PlanInput::Saved(loaded) => (loaded.source.clone(), Some(loaded)),
     };
+    let plan_key = plan_key(&source.path);
     let (source, plan) = load(source)?;
     let mut settings = connect::resolve_settings(vars, flags, Some(&plan.settings), targets.simulate)
         .map_err(|e| RunError::Refused(e.to_string()))?;
@@ -172,7 +176,14 @@ pub fn prepare_on(
     // Job-level cycles are refused by validation, so a task cycle is a bug.
     let graph = TaskGraph::build(expansion.tasks.clone(), edges, |t| t.id.to_string())
         .map_err(|e| RunError::Internal(format!("internal error: {e}")))?;
-    Ok(Prepared { source, plan, resolved, resolved_by, expansion, graph, settings, connection, saved })
+    Ok(Prepared { source, plan_key, plan, resolved, resolved_by, expansion, graph, settings, connection, saved })
+}
+
+/// The canonical path of a plan file, or its name as given when it is not a file (a plan
+/// `run` built in memory).
+#[must_use]
+pub fn plan_key(path: &str) -> String {
+    std::fs::canonicalize(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
 }
 
 /// `--sites` or `--only` that keeps no task is a mistake, not an empty success.

@@ -2,7 +2,12 @@
 //! under path spellings, a second crash, clock skew, odd answers and timeouts. Each test
 //! reproduces a way the run went wrong before.
 
+use terminus_batch::simulator::Knobs;
+
 use crate::support::Test;
+use crate::support::sim::Served;
+
+const TOKEN: &str = "simulated-machine-token";
 
 #[test]
 fn a_secret_is_never_interpolated_into_a_text_the_platform_shows() {
@@ -39,4 +44,50 @@ jobs:
         .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("`env.MY_SECRET` looks like a secret"), "{}", run.stderr);
+}
+
+fn slow_world() -> terminus_batch::simulator::World {
+    crate::support::sim::world(
+        "user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: s1, org: o, envs: { test: { deployable: 1 } } }\n  - { name: s2, org: o, envs: { test: { deployable: 1 } } }\n",
+    )
+}
+
+#[test]
+fn every_spelling_of_a_plan_path_is_one_plan_for_the_lock_and_resume() {
+    // Workflows of 30 s at 1/10 speed: 3 s, time enough for the second and third spelling.
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&slow_world(), knobs);
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [s1, s2], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let mut first = served.start_apply(t.path(), &["apply", "plan.yml", "--yes"], 2);
+    let absolute = t.path().join("plan.yml").display().to_string();
+    for spelling in ["./plan.yml", absolute.as_str(), "../plan.yml"] {
+        let cwd = if spelling.starts_with("..") { t.path().join("sub") } else { t.path().to_owned() };
+        std::fs::create_dir_all(&cwd).unwrap();
+        let state = t.path().join(".terminus-batch").display().to_string();
+        let out = served
+            .test_in(&cwd)
+            .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+            .args(&["apply", spelling, "--yes", "--state-dir", &state])
+            .run();
+        assert_eq!(out.code, 2, "{spelling}: {}", out.stderr);
+        assert!(out.stderr.contains("is already being applied by process"), "{spelling}: {}", out.stderr);
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Resumed under another spelling, the run re-attaches instead of clearing again.
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", &absolute, "--yes", "--resume", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 2, "one clear per task: {:?}", stats.workflows_started);
 }

@@ -4,8 +4,6 @@
 //! process with paused time (`apply_in_process`); kill -9 needs, and keeps, a real process.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use terminus_batch::simulator::{FaultRule, Knobs};
@@ -151,38 +149,6 @@ fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
     );
 }
 
-/// Starts `apply` against `served`, returning once `lines` workflows have started.
-fn start_apply(served: &Served, dir: &std::path::Path, args: &[&str], workflows: usize) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .env("TERMINUS_HOST", "127.0.0.1")
-        .env("TERMINUS_PORT", served.port())
-        .env("TERMINUS_PROTOCOL", "http")
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = 0;
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        if line.contains(" workflow ") {
-            seen += 1;
-            if seen >= workflows {
-                return child;
-            }
-        }
-        line.clear();
-    }
-    let status = child.wait();
-    panic!("the run ended before {workflows} workflows started ({status:?})");
-}
-
 #[test]
 fn kill_9_then_resume_finishes_without_starting_any_workflow_twice() {
     // Workflows of 2 s at 1/10 speed: 200 ms each, long enough to kill the run among them.
@@ -200,7 +166,7 @@ fn kill_9_then_resume_finishes_without_starting_any_workflow_twice() {
     let served = Served::with_world(&world(&sites_world(12, "")), knobs);
     let t = Test::new().file("plan.yml", PIPELINE);
     let args = ["apply", "plan.yml", "--yes", "--concurrency", "6"];
-    let mut child = start_apply(&served, t.path(), &args, 6);
+    let mut child = served.start_apply(t.path(), &args, 6);
     child.kill().unwrap();
     child.wait().unwrap();
     let endings = journal_endings(&t.path().join(".terminus-batch"));
@@ -237,8 +203,9 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
     let dir = t.path().join(".terminus-batch/runs").join(run);
     std::fs::create_dir_all(&dir).unwrap();
     let (target, user_id) = served.identity();
+    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
     let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
-        "plan_path": "plan.yml", "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null });
+        "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null });
     let started = serde_json::json!({ "event": "run_started", "run_id": run, "at": now_ms,
         "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
     let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
@@ -324,6 +291,7 @@ fn an_unwritable_state_dir_or_a_held_lock_refuses_to_start() {
 
     // A lock held by a live process (this test).
     let t = Test::new().file("plan.yml", plan);
+    let key = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
     let holder = serde_json::json!({ "pid": std::process::id(), "started_at": 1_800_000_000u64, "run_id": "20270101T000000Z-beef", "plan_path": "plan.yml" });
     let locks = t.path().join(".terminus-batch/locks");
     std::fs::create_dir_all(&locks).unwrap();
@@ -335,7 +303,8 @@ fn an_unwritable_state_dir_or_a_held_lock_refuses_to_start() {
     assert_eq!(lock_file, 0, "released after the run");
     let name = {
         use sha2::{Digest, Sha256};
-        format!("{}.lock", crate::support::hex(&Sha256::digest(b"plan.yml")[..8]))
+        // The lock is keyed on the plan's canonical path, whatever spelling the run was given.
+        format!("{}.lock", crate::support::hex(&Sha256::digest(key.as_bytes())[..8]))
     };
     std::fs::write(locks.join(name), holder.to_string()).unwrap();
     let held = out.run();

@@ -220,8 +220,9 @@ fn a_world_with_another_user_is_another_target_for_a_resume() {
     let run = "20260101T000000Z-0001";
     let dir = t.path().join(".terminus-batch/runs").join(run);
     std::fs::create_dir_all(&dir).unwrap();
+    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
     let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
-        "plan_path": "plan.yml", "plan_sha256": "x", "target": target, "user_id": "someone-else", "settings": null });
+        "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": "someone-else", "settings": null });
     std::fs::write(dir.join("events.jsonl"), format!("{header}\n")).unwrap();
     let out = served
         .test_in(t.path())

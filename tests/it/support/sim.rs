@@ -135,6 +135,40 @@ impl Served {
         (serde_json::json!({ "api": { "base": sim.api_base() } }), user)
     }
 
+    /// Starts `apply` against this simulator in `dir`, returning once `workflows` workflows
+    /// have started (as its progress lines tell).
+    pub(crate) fn start_apply(&self, dir: &std::path::Path, args: &[&str], workflows: usize) -> std::process::Child {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("HOME", dir)
+            .env("NO_COLOR", "1")
+            .env("TERMINUS_HOST", "127.0.0.1")
+            .env("TERMINUS_PORT", self.port())
+            .env("TERMINUS_PROTOCOL", "http")
+            .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = 0;
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap() > 0 {
+            if line.contains(" workflow ") {
+                seen += 1;
+                if seen >= workflows {
+                    return child;
+                }
+            }
+            line.clear();
+        }
+        let status = child.wait();
+        panic!("the run ended before {workflows} workflows started ({status:?})");
+    }
+
     pub(crate) fn stop(mut self) -> terminus_batch::simulator::Stats {
         let sim = self.sim.take().unwrap();
         self.runtime.block_on(sim.stop())
