@@ -11,7 +11,7 @@ pub mod lock;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -120,17 +120,46 @@ pub struct RunJournal {
     pub torn_tail: bool,
 }
 
-/// Reads a run's journal; a torn last line is tolerated (and reported in `torn_tail`).
+/// The most a journal may hold: far past any real run (20,000 tasks write a few tens of
+/// megabytes), and a bound on what a damaged or hostile file can make us read.
+pub const MAX_JOURNAL_BYTES: u64 = 512 << 20;
+
+/// Reads a run's journal; a torn last line (cut short, or not UTF-8) is tolerated and
+/// reported in `torn_tail`. Anything else unreadable is an error naming the line.
 pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
     let path = dir.join("events.jsonl");
     let shown = path.display().to_string();
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
     let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
-    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
-    let (header, events, torn_tail) = parse_lines(&lines).map_err(bad)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_JOURNAL_BYTES + 1).read_to_end(&mut bytes).map_err(|e| bad(e.to_string()))?;
+    if bytes.len() as u64 > MAX_JOURNAL_BYTES {
+        return Err(bad(format!("it is over the limit of {MAX_JOURNAL_BYTES} bytes")));
+    }
+    let (header, events, torn_tail) = parse_bytes(&bytes).map_err(bad)?;
     Ok(RunJournal { dir: dir.to_owned(), header, events, torn_tail })
 }
 
+/// Parses a journal's bytes: lines of UTF-8 JSON; the last may be torn.
+pub fn parse_bytes(bytes: &[u8]) -> Result<(Header, Vec<Event>, bool), String> {
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    let last = lines.len().saturating_sub(1);
+    let mut text = Vec::with_capacity(lines.len());
+    let mut torn_tail = false;
+    for (i, line) in lines.iter().enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(t) => text.push(t.to_owned()),
+            // A crash mid-write can cut a multi-byte character: only the last line may be.
+            Err(_) if i == last && i > 0 => torn_tail = true,
+            Err(e) => return Err(format!("line {} is not UTF-8 ({e})", i + 1)),
+        }
+    }
+    let (header, events, torn) = parse_lines(&text)?;
+    Ok((header, events, torn_tail || torn))
+}
 /// Parses a journal's lines: the header, the events, and whether the last line was torn.
 pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), String> {
     let bad = |m: String| m;
@@ -154,6 +183,8 @@ pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), Strin
 }
 
 /// The newest run of `plan_path` in `state_dir` (run ids sort by time), or the run named.
+/// A journal that cannot be read is said to be corrupt, never skipped for an older run: the
+/// newest record of a plan is the one that tells what was started.
 pub fn find(state_dir: &Path, plan_path: &str, run: Option<&str>) -> Result<RunJournal, JournalError> {
     let runs = state_dir.join("runs");
     if let Some(run) = run {
@@ -164,13 +195,39 @@ pub fn find(state_dir: &Path, plan_path: &str, run: Option<&str>) -> Result<RunJ
         .unwrap_or_default();
     dirs.sort();
     for dir in dirs.iter().rev() {
-        if let Ok(journal) = read(dir) {
-            if journal.header.plan_path == plan_path {
-                return Ok(journal);
-            }
+        // Whose run it is, from the header alone: another plan's journal is not ours to judge.
+        match read_header(dir) {
+            Ok(header) if header.plan_path != plan_path => continue,
+            Ok(_) => {}
+            Err(e) => return Err(corrupt(&e)),
         }
+        return read(dir).map_err(|e| corrupt(&e));
     }
     Err(JournalError::NoRun { plan: plan_path.to_owned(), dir: state_dir.display().to_string() })
+}
+
+fn corrupt(e: &JournalError) -> JournalError {
+    match e {
+        JournalError::Read { path, message } => JournalError::Read {
+            path: path.clone(),
+            message: format!(
+                "{message}; the journal is corrupt, and an older run is not resumed in its place (name a run with --resume=RUN)"
+            ),
+        },
+        other => JournalError::Read { path: String::new(), message: other.to_string() },
+    }
+}
+
+/// A journal's first line.
+fn read_header(dir: &Path) -> Result<Header, JournalError> {
+    let path = dir.join("events.jsonl");
+    let shown = path.display().to_string();
+    let bad = |message: String| JournalError::Read { path: shown.clone(), message };
+    let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+    let mut first = Vec::new();
+    BufReader::new(file.take(1 << 20)).read_until(b'\n', &mut first).map_err(|e| bad(e.to_string()))?;
+    let text = std::str::from_utf8(&first).map_err(|e| bad(format!("line 1 is not UTF-8 ({e})")))?;
+    serde_json::from_str(text.trim_end()).map_err(|e| bad(format!("line 1 is not a journal header: {e}")))
 }
 
 /// What an earlier run left for one task.
@@ -314,6 +371,30 @@ mod tests {
         assert!(!prior.contains_key("d"), "failed tasks run again");
         assert_eq!(find(dir.path(), "p.yml", None).unwrap().header.run_id, "r1");
         assert!(find(dir.path(), "other.yml", None).is_err());
+    }
+
+    #[test]
+    fn a_torn_or_broken_last_line_is_dropped_and_a_corrupt_newest_journal_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut older = header("20260101T000000Z-0001");
+        older.plan_path = "p.yml".into();
+        JournalWriter::create(dir.path(), &older).unwrap();
+        let newer = JournalWriter::create(dir.path(), &header("20260101T000001Z-0002")).unwrap();
+        let path = newer.dir().join("events.jsonl");
+        // A crash cut a multi-byte character in the last line: dropped, the rest read.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"event\":\"progress\",\"message\":\"caf\xc3").unwrap();
+        let j = read(newer.dir()).unwrap();
+        assert!(j.torn_tail);
+        assert_eq!(find(dir.path(), "p.yml", None).unwrap().header.run_id, "20260101T000001Z-0002");
+        // A broken line before the last: the newest journal is corrupt, and said to be.
+        f.write_all(b"\n{\"event\":\"run_finished\",\"at\":1,\"interrupted\":false,\"timed_out\":false}\n").unwrap();
+        let e = find(dir.path(), "p.yml", None).unwrap_err().to_string();
+        assert!(e.contains("corrupt") && e.contains("20260101T000001Z-0002"), "{e}");
+        // An unreadable header is corrupt too, not skipped for the older run.
+        fs::write(&path, b"not a header\n").unwrap();
+        let e = find(dir.path(), "p.yml", None).unwrap_err().to_string();
+        assert!(e.contains("corrupt"), "{e}");
     }
 
     #[test]

@@ -70,11 +70,27 @@ impl Checked {
     }
 }
 
+/// The earlier run `--resume` continues, found before any API call (resolution included):
+/// without one there is nothing to resume. `plan_key` is [`PlanInput::key`](super::PlanInput::key).
+pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<RunJournal>, RunError> {
+    let Some(which) = &options.resume else { return Ok(None) };
+    let named = match which {
+        Resume::Newest => None,
+        Resume::Run(id) => Some(id.as_str()),
+    };
+    journal::find(&options.state_dir, plan_key, named).map(Some).map_err(|e| RunError::Refused(e.to_string()))
+}
+
 /// Everything refused before any API call that changes anything: no connection (exit 3), a
 /// failed login (exit 3), a saved plan or earlier run made against another target or user,
 /// a drifted saved plan, operations this build cannot execute, unset environment variables,
 /// destructive tasks without `allow_destructive` (exit 2).
-pub fn check(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Result<Checked, RunError> {
+pub fn check(
+    prepared: &Prepared,
+    options: &ApplyOptions,
+    earlier: Option<RunJournal>,
+    vars: &EnvVars,
+) -> Result<Checked, RunError> {
     let Some(connection) = &prepared.connection else {
         return Err(RunError::Unreachable(
             "apply needs the Pantheon API and no login is at hand: set TERMINUS_MACHINE_TOKEN or run \
@@ -82,24 +98,14 @@ pub fn check(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Res
                 .to_owned(),
         ));
     };
+    refuse(prepared, options, vars)?;
     let user_id = connection.user_id()?;
+    if let Some(journal) = &earlier {
+        same_target(journal, &connection.endpoint, &user_id)?;
+    }
     if let Some(loaded) = &prepared.saved {
         super::saved::check(prepared, loaded, &user_id)?;
     }
-    refuse(prepared, options, vars)?;
-    let earlier = match &options.resume {
-        Some(which) => {
-            let named = match which {
-                Resume::Newest => None,
-                Resume::Run(id) => Some(id.as_str()),
-            };
-            let journal = journal::find(&options.state_dir, &prepared.plan_key, named)
-                .map_err(|e| RunError::Refused(e.to_string()))?;
-            same_target(&journal, &connection.endpoint, &user_id)?;
-            Some(journal)
-        }
-        None => None,
-    };
     Ok(Checked { user_id, earlier })
 }
 

@@ -59,6 +59,18 @@ pub enum PlanInput {
     Saved(super::saved::Loaded),
 }
 
+impl PlanInput {
+    /// What identifies the plan for the lock and `--resume` (see [`plan_key`]).
+    #[must_use]
+    pub fn key(&self) -> String {
+        match self {
+            Self::File(path) => plan_key(&path.display().to_string()),
+            Self::Generated(source) => source.path.clone(),
+            Self::Saved(loaded) => plan_key(&loaded.source.path),
+        }
+    }
+}
+
 /// Where targets are resolved and which part of the plan to keep.
 #[derive(Clone, Debug, Default)]
 pub struct TargetOptions {

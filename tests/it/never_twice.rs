@@ -91,3 +91,19 @@ fn every_spelling_of_a_plan_path_is_one_plan_for_the_lock_and_resume() {
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 2, "one clear per task: {:?}", stats.workflows_started);
 }
+
+#[test]
+fn a_resume_without_a_journal_is_refused_before_any_api_call() {
+    let served = Served::with_world(&slow_world(), Knobs::default());
+    let t = Test::new()
+        .file("plan.yml", "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [s1], env: test }\n");
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no earlier run of"), "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.logins, 0, "refused before logging in: {stats:?}");
+}

@@ -65,7 +65,7 @@ fn apply_in_process(
         state_dir: dir.join(".terminus-batch"),
         watch_signals: false,
     };
-    let checked = check(&prepared, &options, &vars).unwrap();
+    let checked = check(&prepared, &options, None, &vars).unwrap();
     let run = begin(prepared, checked, options, &vars).unwrap();
     run.execute(&mut Discard)
 }

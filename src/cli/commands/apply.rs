@@ -42,8 +42,9 @@ pub(super) fn execute_plan(input: PlanInput, targets: &TargetArgs, run: &RunArgs
         state_dir: run.state_dir.clone(),
         watch_signals: true,
     };
+    let earlier = crate::run::apply::find_earlier(&input.key(), &options)?;
     let prepared = prepare(input, &super::target_options(targets), flag_layer(run), io.vars)?;
-    let checked = crate::run::apply::check(&prepared, &options, io.vars)?;
+    let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
     if !targets.simulate && !run.yes && !confirm(&prepared, io)? {
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
