@@ -92,6 +92,14 @@ pub enum Event {
         workflow_id: String,
         at: Millis,
     },
+    /// A workflow was seen to finish. One started and never seen to end may still run: a
+    /// resume re-attaches to it, whatever its task's outcome.
+    WorkflowEnded {
+        task: usize,
+        workflow_id: String,
+        succeeded: bool,
+        at: Millis,
+    },
     Progress {
         task: usize,
         message: String,
@@ -135,6 +143,7 @@ impl Event {
             Self::TaskStarted { task, .. }
             | Self::AttemptStarting { task, .. }
             | Self::WorkflowStarted { task, .. }
+            | Self::WorkflowEnded { task, .. }
             | Self::Progress { task, .. }
             | Self::AttemptFailed { task, .. }
             | Self::TaskRetrying { task, .. }
@@ -150,6 +159,7 @@ impl Event {
             | Self::TaskStarted { at, .. }
             | Self::AttemptStarting { at, .. }
             | Self::WorkflowStarted { at, .. }
+            | Self::WorkflowEnded { at, .. }
             | Self::Progress { at, .. }
             | Self::AttemptFailed { at, .. }
             | Self::TaskRetrying { at, .. }

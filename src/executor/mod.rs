@@ -121,6 +121,7 @@ pub struct RunSummary {
 enum Message {
     AttemptStarting { task: usize, attempt: u32, ack: oneshot::Sender<()> },
     WorkflowStarted { task: usize, id: String },
+    WorkflowEnded { task: usize, id: String, succeeded: bool },
     Progress { task: usize, message: String, bytes: Option<[u64; 2]> },
     AttemptFailed { task: usize, attempt: u32, error: String, transient: bool },
     Retrying { task: usize, next_attempt: u32, delay: Duration },
@@ -162,6 +163,11 @@ impl TaskContext {
     pub fn workflow_started(&self, id: &str) {
         self.workflow_started.store(true, Ordering::SeqCst);
         let _gone = self.tx.send(Message::WorkflowStarted { task: self.task, id: id.to_owned() });
+    }
+
+    /// Records that a workflow was seen to finish.
+    pub fn workflow_ended(&self, id: &str, succeeded: bool) {
+        let _gone = self.tx.send(Message::WorkflowEnded { task: self.task, id: id.to_owned(), succeeded });
     }
 
     pub fn progress(&self, message: &str) {
@@ -296,6 +302,9 @@ where
                     Message::WorkflowStarted { task, id } => {
                         workflows[task].push(id.clone());
                         Event::WorkflowStarted { task, workflow_id: id, at }
+                    }
+                    Message::WorkflowEnded { task, id, succeeded } => {
+                        Event::WorkflowEnded { task, workflow_id: id, succeeded, at }
                     }
                     Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
                     Message::AttemptFailed { task, attempt, error, transient } => {

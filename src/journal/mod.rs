@@ -9,7 +9,7 @@
 
 pub mod lock;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +37,10 @@ pub struct Header {
     /// The platform user the run acted as; a resume as another user is refused.
     #[serde(default)]
     pub user_id: Option<String>,
+    /// What the earlier runs of a resume chain left, by task id, written before this run
+    /// acts: a crash of this run loses nothing they started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub carried: BTreeMap<String, Prior>,
     /// The settings in force, for people reading the journal.
     pub settings: serde_json::Value,
 }
@@ -231,7 +235,8 @@ fn read_header(dir: &Path) -> Result<Header, JournalError> {
 }
 
 /// What an earlier run left for one task.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Prior {
     /// Ended `succeeded` or `unchanged`: not run again.
     Done { status: Status, message: String, run: String },
@@ -242,51 +247,130 @@ pub enum Prior {
     Attempted { since_unix: f64, run: String },
 }
 
-/// Per task id, what `journal` says happened, for `--resume`.
+/// What one journal's own events say of a task.
+#[derive(Default)]
+struct Seen {
+    finished: Option<(Status, String, Option<String>)>,
+    started: Vec<String>,
+    ended: BTreeSet<String>,
+    /// The earliest attempt record (unix ms) not followed by a workflow id.
+    attempted: Option<u64>,
+}
+
+/// Per task id, what `journal` says happened, for `--resume`: its own events over what the
+/// earlier runs left (`carried`). A workflow started and never seen to end is re-attached to
+/// whatever the task's outcome (a task that timed out may still have its deploy running).
 #[must_use]
-pub fn prior_states(journal: &RunJournal) -> HashMap<String, Prior> {
+pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> BTreeMap<String, Prior> {
     let run = journal.header.run_id.clone();
     let mut ids: Vec<String> = Vec::new();
-    let mut out: HashMap<String, Prior> = HashMap::new();
-    let mut workflows: HashMap<usize, String> = HashMap::new();
-    let mut attempted: HashMap<usize, u64> = HashMap::new();
-    let mut finished: HashMap<usize, (Status, String, Option<String>)> = HashMap::new();
+    let mut seen: HashMap<usize, Seen> = HashMap::new();
     for event in &journal.events {
         match event {
             Event::RunStarted { tasks, .. } => ids = tasks.iter().map(|t| t.id.to_string()).collect(),
             Event::AttemptStarting { task, at, .. } => {
-                attempted.insert(*task, *at);
+                let s = seen.entry(*task).or_default();
+                s.attempted = Some(s.attempted.map_or(*at, |a| a.min(*at)));
             }
             Event::WorkflowStarted { task, workflow_id, .. } => {
-                workflows.insert(*task, workflow_id.clone());
+                let s = seen.entry(*task).or_default();
+                s.started.push(workflow_id.clone());
+                // The attempt it came from is accounted for by the workflow.
+                s.attempted = None;
+            }
+            Event::WorkflowEnded { task, workflow_id, .. } => {
+                seen.entry(*task).or_default().ended.insert(workflow_id.clone());
             }
             Event::TaskFinished { task, outcome, .. } => {
-                finished.insert(*task, (outcome.status, outcome.message.clone(), outcome.run.clone()));
+                seen.entry(*task).or_default().finished =
+                    Some((outcome.status, outcome.message.clone(), outcome.run.clone()));
             }
             _ => {}
         }
     }
-    for (index, id) in ids.iter().enumerate() {
-        let prior = match finished.get(&index) {
-            Some((status, message, by)) if status.is_ok() => Some(Prior::Done {
-                status: *status,
-                message: message.clone(),
-                run: by.clone().unwrap_or_else(|| run.clone()),
-            }),
-            // Cancelled with a workflow in flight: its remote state is unknown, re-attach.
-            Some((Status::Cancelled, _, _)) | None => match (workflows.get(&index), attempted.get(&index)) {
-                (Some(id), _) => Some(Prior::InFlight { workflow_id: id.clone(), run: run.clone() }),
-                #[expect(clippy::cast_precision_loss, reason = "unix milliseconds as seconds")]
-                (None, Some(at)) => Some(Prior::Attempted { since_unix: *at as f64 / 1000.0, run: run.clone() }),
-                (None, None) => None,
-            },
-            // Failed or skipped: run again.
-            Some(_) => None,
-        };
-        if let Some(prior) = prior {
+    let mut out = BTreeMap::new();
+    let names: BTreeSet<&String> = ids.iter().chain(carried.keys()).collect();
+    for id in names {
+        let own = ids.iter().position(|i| i == id).and_then(|index| seen.get(&index));
+        if let Some(prior) = settle(own, carried.get(id), &run) {
             out.insert(id.clone(), prior);
         }
     }
+    out
+}
+
+/// One task's prior: this run's own record first, then what earlier runs left that this
+/// run did not settle.
+fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str) -> Option<Prior> {
+    if let Some(own) = own {
+        if let Some((status, message, by)) = &own.finished {
+            if status.is_ok() {
+                let run = by.clone().unwrap_or_else(|| run.to_owned());
+                return Some(Prior::Done { status: *status, message: message.clone(), run });
+            }
+        }
+        if let Some(workflow_id) = own.started.iter().rev().find(|w| !own.ended.contains(*w)) {
+            return Some(Prior::InFlight { workflow_id: workflow_id.clone(), run: run.to_owned() });
+        }
+        if !own.started.is_empty() && own.attempted.is_none() {
+            // Every workflow it started (or re-attached to) was seen to end, and it did not
+            // succeed: run it again, from the start.
+            return None;
+        }
+    }
+    let ended = |w: &str| own.is_some_and(|o| o.ended.contains(w));
+    match carried {
+        Some(prior @ Prior::Done { .. }) => return Some(prior.clone()),
+        Some(prior @ Prior::InFlight { workflow_id, .. }) if !ended(workflow_id) => return Some(prior.clone()),
+        _ => {}
+    }
+    #[expect(clippy::cast_precision_loss, reason = "unix milliseconds as seconds")]
+    let own_attempt = own.and_then(|o| o.attempted).map(|at| at as f64 / 1000.0);
+    let carried_attempt = match carried {
+        Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
+        _ => None,
+    };
+    // The earliest attempt that may have started something: the widest search.
+    match (own_attempt, carried_attempt) {
+        (Some(a), Some(b)) => Some(Prior::Attempted { since_unix: a.min(b), run: run.to_owned() }),
+        (Some(a), None) => Some(Prior::Attempted { since_unix: a, run: run.to_owned() }),
+        (None, Some(_)) => carried.cloned(),
+        (None, None) => None,
+    }
+}
+
+/// What a resume chain left, oldest run first: each journal's own events over what its
+/// header carried and what the runs before it (still on disk) left.
+#[must_use]
+pub fn chain_priors(chain: &[RunJournal]) -> BTreeMap<String, Prior> {
+    let mut acc: BTreeMap<String, Prior> = BTreeMap::new();
+    for journal in chain {
+        let mut carried = journal.header.carried.clone();
+        for (id, prior) in acc {
+            carried.entry(id).or_insert(prior);
+        }
+        acc = prior_states(journal, &carried);
+    }
+    acc
+}
+
+/// The resume chain ending with `newest`, oldest first: the runs it resumed, as far back
+/// as their journals are still in the state directory (each header also carries what came
+/// before, so a missing one loses nothing).
+#[must_use]
+pub fn chain(state_dir: &Path, newest: RunJournal) -> Vec<RunJournal> {
+    let mut out = vec![newest];
+    let mut seen = BTreeSet::new();
+    while let Some(previous) = out.last().and_then(|j| j.header.resumed_from.clone()) {
+        if !seen.insert(previous.clone()) {
+            break;
+        }
+        match read(&state_dir.join("runs").join(&previous)) {
+            Ok(journal) => out.push(journal),
+            Err(_) => break,
+        }
+    }
+    out.reverse();
     out
 }
 
@@ -306,6 +390,7 @@ mod tests {
             plan_sha256: "x".into(),
             target: None,
             user_id: None,
+            carried: BTreeMap::new(),
             settings: serde_json::Value::Null,
         }
     }
@@ -364,7 +449,7 @@ mod tests {
         let j = read(w.dir()).unwrap();
         assert!(j.torn_tail);
         assert_eq!(j.events, events);
-        let prior = prior_states(&j);
+        let prior = prior_states(&j, &BTreeMap::new());
         assert_eq!(prior["a"], Prior::Done { status: Status::Succeeded, message: "ok".into(), run: "r1".into() });
         assert_eq!(prior["b"], Prior::InFlight { workflow_id: "wf-1".into(), run: "r1".into() });
         assert_eq!(prior["c"], Prior::Attempted { since_unix: 4.0, run: "r1".into() });

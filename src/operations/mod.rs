@@ -72,6 +72,8 @@ pub trait OpContext: Send + Sync {
     fn attempt_starting(&self) -> impl Future<Output = ()> + Send;
     /// A workflow was started: the operation must never be started again.
     fn workflow_started(&self, id: &str);
+    /// A workflow was seen to finish (until then, a resume re-attaches to it).
+    fn workflow_ended(&self, _id: &str, _succeeded: bool) {}
     fn progress(&self, message: &str);
     /// A download's progress: `done` of `total` bytes of `file` (for a progress bar).
     fn transfer(&self, _file: &str, _done: u64, _total: u64) {}
@@ -297,6 +299,7 @@ impl Ops {
             .wait(&site_id, &workflow)
             .await
             .map_err(|e| OpError { message: format!("lost track of workflow {workflow_id}: {e}"), transient: false })?;
+        ctx.workflow_ended(&done.id, done.succeeded());
         if done.succeeded() {
             Ok(OpOutput {
                 changed: true,
@@ -330,6 +333,7 @@ impl Ops {
             message: format!("lost track of workflow {}: {e}", workflow.id),
             transient: false,
         })?;
+        ctx.workflow_ended(&done.id, done.succeeded());
         if done.succeeded() {
             Ok(done)
         } else {

@@ -172,7 +172,8 @@ impl EventSink for Live<'_> {
                     self.line(*at, text);
                 }
             }
-            Event::AttemptStarting { .. } | Event::AttemptFailed { .. } => {}
+            // The task's own end says how it went.
+            Event::AttemptStarting { .. } | Event::AttemptFailed { .. } | Event::WorkflowEnded { .. } => {}
         }
     }
 }

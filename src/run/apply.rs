@@ -59,26 +59,36 @@ pub struct ApplyOptions {
 /// A plan checked for a run: who runs it, and what an earlier run left.
 pub struct Checked {
     user_id: String,
-    earlier: Option<RunJournal>,
+    earlier: Option<Earlier>,
+}
+
+/// The run a resume continues, and what its whole chain left.
+pub struct Earlier {
+    newest: RunJournal,
+    priors: BTreeMap<String, Prior>,
 }
 
 impl Checked {
     /// The run being resumed, if any.
     #[must_use]
     pub fn resumes(&self) -> Option<&str> {
-        self.earlier.as_ref().map(|j| j.header.run_id.as_str())
+        self.earlier.as_ref().map(|e| e.newest.header.run_id.as_str())
     }
 }
 
 /// The earlier run `--resume` continues, found before any API call (resolution included):
 /// without one there is nothing to resume. `plan_key` is [`PlanInput::key`](super::PlanInput::key).
-pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<RunJournal>, RunError> {
+pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Earlier>, RunError> {
     let Some(which) = &options.resume else { return Ok(None) };
     let named = match which {
         Resume::Newest => None,
         Resume::Run(id) => Some(id.as_str()),
     };
-    journal::find(&options.state_dir, plan_key, named).map(Some).map_err(|e| RunError::Refused(e.to_string()))
+    let newest = journal::find(&options.state_dir, plan_key, named).map_err(|e| RunError::Refused(e.to_string()))?;
+    // Every run of the chain, not only the newest: a resume killed before it re-recorded
+    // what it adopted still leaves the older runs' records.
+    let runs = journal::chain(&options.state_dir, newest.clone());
+    Ok(Some(Earlier { priors: journal::chain_priors(&runs), newest }))
 }
 
 /// Everything refused before any API call that changes anything: no connection (exit 3), a
@@ -88,7 +98,7 @@ pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Run
 pub fn check(
     prepared: &Prepared,
     options: &ApplyOptions,
-    earlier: Option<RunJournal>,
+    earlier: Option<Earlier>,
     vars: &EnvVars,
 ) -> Result<Checked, RunError> {
     let Some(connection) = &prepared.connection else {
@@ -100,8 +110,8 @@ pub fn check(
     };
     refuse(prepared, options, vars)?;
     let user_id = connection.user_id()?;
-    if let Some(journal) = &earlier {
-        same_target(journal, &connection.endpoint, &user_id)?;
+    if let Some(earlier) = &earlier {
+        same_target(&earlier.newest, &connection.endpoint, &user_id)?;
     }
     if let Some(loaded) = &prepared.saved {
         super::saved::check(prepared, loaded, &user_id)?;
@@ -197,28 +207,37 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         plan_path: prepared.plan_key.clone(),
     };
     let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| RunError::Refused(e.to_string()))?;
+    let (newest, priors) = match earlier {
+        Some(Earlier { newest, priors }) => (Some(newest), priors),
+        None => (None, BTreeMap::new()),
+    };
     let header = Header {
         journal: 1,
         run_id: run_id.to_string(),
-        resumed_from: earlier.as_ref().map(|j| j.header.run_id.clone()),
-        first_run: earlier.as_ref().map_or_else(|| run_id.to_string(), |j| j.header.first_run.clone()),
+        resumed_from: newest.as_ref().map(|j| j.header.run_id.clone()),
+        first_run: newest.as_ref().map_or_else(|| run_id.to_string(), |j| j.header.first_run.clone()),
         plan_path: prepared.plan_key.clone(),
         plan_sha256: prepared.source.sha256(),
         target: endpoint,
         user_id: Some(user_id),
+        // On disk before this run acts: what the earlier runs started is never forgotten.
+        carried: priors.clone(),
         settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
     };
     let writer = JournalWriter::create(&options.state_dir, &header).map_err(|e| {
         RunError::Refused(format!("{e}; a run that cannot be journalled does not start (see --state-dir)"))
     })?;
-    if let Some(j) = &earlier {
+    if let Some(j) = &newest {
         if j.header.plan_sha256 != header.plan_sha256 {
             tracing::warn!("the plan changed since run {}; tasks are matched by id", j.header.run_id);
         }
     }
-    let priors = earlier.as_ref().map(journal::prior_states).unwrap_or_default();
-    let context =
-        RunContext { run_id, first_run: header.first_run.clone(), resumed_from: header.resumed_from.clone(), priors };
+    let context = RunContext {
+        run_id,
+        first_run: header.first_run.clone(),
+        resumed_from: header.resumed_from.clone(),
+        priors: priors.into_iter().collect(),
+    };
     let vars = prepared
         .expansion
         .tasks
@@ -510,6 +529,10 @@ impl OpContext for Ctx {
 
     fn workflow_started(&self, id: &str) {
         self.inner.workflow_started(id);
+    }
+
+    fn workflow_ended(&self, id: &str, succeeded: bool) {
+        self.inner.workflow_ended(id, succeeded);
     }
 
     fn progress(&self, message: &str) {

@@ -52,6 +52,7 @@ fn check_saved(text: &str) {
 }
 
 fn check_journal(text: &str) {
+    let _bytes = terminus_batch::journal::parse_bytes(text.as_bytes());
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     if let Ok((_, events, _)) = parse_lines(&lines) {
         let journal = terminus_batch::journal::RunJournal {
@@ -60,7 +61,9 @@ fn check_journal(text: &str) {
             events,
             torn_tail: false,
         };
-        let _priors = terminus_batch::journal::prior_states(&journal);
+        let carried = journal.header.carried.clone();
+        let _priors = terminus_batch::journal::prior_states(&journal, &carried);
+        let _chained = terminus_batch::journal::chain_priors(std::slice::from_ref(&journal));
     }
 }
 

@@ -107,3 +107,90 @@ fn a_resume_without_a_journal_is_refused_before_any_api_call() {
     let stats = served.stop();
     assert_eq!(stats.logins, 0, "refused before logging in: {stats:?}");
 }
+
+/// Workflows of 30 s run at `scale`: long enough to be caught in flight.
+fn long_knobs(scale: f64) -> Knobs {
+    Knobs {
+        time_scale: scale,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    }
+}
+
+fn one_site_world() -> terminus_batch::simulator::World {
+    crate::support::sim::world(
+        "user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: site-000, org: o, envs: { test: { deployable: 1 } } }\n",
+    )
+}
+
+const DEPLOY: &str = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [site-000], env: test }\n    with: { note: Release }\n";
+
+#[test]
+fn a_task_that_timed_out_is_re_attached_on_resume_not_started_again() {
+    let served = Served::with_world(&one_site_world(), long_knobs(0.05));
+    let plan = format!("{DEPLOY}    timeout: 200ms\n");
+    let t = Test::new().file("plan.yml", &plan);
+    let first =
+        served.test_in(t.path()).env("TERMINUS_MACHINE_TOKEN", TOKEN).args(&["apply", "plan.yml", "--yes", "-q"]).run();
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert!(first.stderr.contains("may still be running"), "{}", first.stderr);
+    // The plan without the timeout: the resume waits for the deploy the first run started.
+    std::fs::write(t.path().join("plan.yml"), DEPLOY).unwrap();
+    let resumed = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let report = crate::support::report(&t, "out.json");
+    assert!(report["tasks"][0]["message"].as_str().unwrap().contains("re-attached"), "{report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "{stats:?}");
+}
+
+#[test]
+fn a_resume_killed_before_it_recorded_anything_loses_nothing_of_the_run_before() {
+    let served = Served::with_world(&one_site_world(), long_knobs(0.05));
+    let t = Test::new().file("plan.yml", DEPLOY);
+    let (target, user_id) = served.identity();
+    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
+    let task = "deploy[site-000.test]";
+    let now_ms =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    // Run A started the deploy and was killed; run B resumed it and was killed before it
+    // wrote anything but its header (the probe's 0.05 s window).
+    let (a, b) = ("20260101T000000Z-000a", "20260101T000001Z-000b");
+    let workflow = served.start_deploy_like_a_lost_post(&format!("Release [tb:{a}:{task}]"));
+    let runs = t.path().join(".terminus-batch/runs");
+    let header = |run: &str, resumed: Option<&str>| {
+        serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": resumed, "first_run": a,
+            "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null })
+    };
+    let started = serde_json::json!({ "event": "run_started", "run_id": a, "at": now_ms,
+        "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
+    let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
+    let posted = serde_json::json!({ "event": "workflow_started", "task": 0, "workflow_id": workflow, "at": now_ms });
+    std::fs::create_dir_all(runs.join(a)).unwrap();
+    std::fs::write(runs.join(a).join("events.jsonl"), format!("{}\n{started}\n{attempt}\n{posted}\n", header(a, None)))
+        .unwrap();
+    std::fs::create_dir_all(runs.join(b)).unwrap();
+    std::fs::write(runs.join(b).join("events.jsonl"), format!("{}\n", header(b, Some(a)))).unwrap();
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "{report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "{stats:?}");
+    // The new run's header carries what it adopted before it acted.
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    let newest = std::fs::read_to_string(dirs.last().unwrap().join("events.jsonl")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(newest.lines().next().unwrap()).unwrap();
+    assert_eq!(header["carried"][task]["in_flight"]["workflow_id"], workflow.as_str(), "{header}");
+}

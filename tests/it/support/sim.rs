@@ -108,7 +108,7 @@ impl Served {
 
     /// Starts a deploy to `site-000.test` with this annotation, as a crashed run's POST would
     /// have.
-    pub(crate) fn start_deploy_like_a_lost_post(&self, annotation: &str) {
+    pub(crate) fn start_deploy_like_a_lost_post(&self, annotation: &str) -> String {
         let sim = self.sim.as_ref().unwrap();
         let client = ApiClient::new(config(sim)).unwrap();
         self.runtime.block_on(async {
@@ -122,8 +122,8 @@ impl Served {
                 params: serde_json::json!({ "updatedb": 0, "clear_cache": 0, "annotation": annotation }),
                 marker: None,
             };
-            client.start_workflow(&start, terminus_batch::operations::api::unix_now()).await.unwrap();
-        });
+            client.start_workflow(&start, terminus_batch::operations::api::unix_now()).await.unwrap().id
+        })
     }
 
     /// What a journal header records of a run against this simulator served as the API:
