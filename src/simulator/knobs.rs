@@ -56,7 +56,8 @@ pub struct Latency {
 }
 
 /// A fault on matching requests: `status` answers with that code, `drop` closes the
-/// connection without an answer, `fail_workflow` makes the workflow the request starts fail.
+/// connection without an answer, `html` answers with an HTML page, `fail_workflow` makes the
+/// workflow the request starts fail.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
@@ -81,6 +82,9 @@ pub struct FaultRule {
     pub drop: bool,
     #[serde(default)]
     pub fail_workflow: Option<String>,
+    /// Answer with an HTML page (with `status`, default 200) instead of the API's JSON.
+    #[serde(default)]
+    pub html: bool,
     /// Whether the request is acted on before the fault (a lost answer) or not (a refusal).
     /// Default: drops after, statuses before.
     #[serde(default)]
@@ -112,6 +116,7 @@ impl Default for FaultRule {
             status: None,
             drop: false,
             fail_workflow: None,
+            html: false,
             processed: None,
             delay: None,
             after: 0,

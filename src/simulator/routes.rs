@@ -200,6 +200,12 @@ impl Answer {
         Self::json(status, &Value::String(message.into()))
     }
 
+    /// An HTML page, as a proxy or a maintenance page answers instead of the API.
+    pub(crate) fn html(status: u16) -> Self {
+        let page = "<!DOCTYPE html><html><head><title>Pantheon</title></head><body><h1>Temporarily unavailable</h1></body></html>";
+        Self { status, body: page.as_bytes().to_vec(), content_type: "text/html; charset=utf-8", headers: Vec::new() }
+    }
+
     pub(crate) fn text(status: u16, text: &str) -> Self {
         Self { status, body: text.as_bytes().to_vec(), content_type: "text/plain", headers: Vec::new() }
     }

@@ -277,6 +277,7 @@ impl Drop for ActiveGuard<'_> {
 #[derive(Clone, Debug)]
 enum Fault {
     Status { code: u16, processed: bool },
+    Html { code: u16, processed: bool },
     Drop { processed: bool },
     Delay { secs: f64 },
 }
@@ -350,6 +351,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(Fault::Delay { secs }) = fault {
         tokio::time::sleep(knobs.scaled(secs)).await;
     }
+    if let Some(Fault::Html { code, processed: false }) = fault {
+        shared.record(&template, &method, &path, &query, body_json, code, |s| {
+            *s.faults.entry("html".to_owned()).or_default() += 1;
+        });
+        return Ok(respond(&Answer::html(code)));
+    }
     if let Some(Fault::Status { code, processed: false }) = fault {
         shared.record(&template, &method, &path, &query, body_json, code, |s| {
             *s.faults.entry(code.to_string()).or_default() += 1;
@@ -415,6 +422,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 *s.faults.entry("drop".to_owned()).or_default() += 1;
             });
             Err(Dropped)
+        }
+        Some(Fault::Html { code, processed: true }) => {
+            shared.record(&template, &method, &path, &query, body_json, code, |s| {
+                *s.faults.entry("html".to_owned()).or_default() += 1;
+            });
+            Ok(respond(&Answer::html(code)))
         }
         Some(Fault::Status { code, processed: true }) => {
             shared.record(&template, &method, &path, &query, body_json, code, |s| {
@@ -500,6 +513,10 @@ impl Shared {
             }
             if rule.drop {
                 return (Some(Fault::Drop { processed: rule.processed.unwrap_or(true) }), None);
+            }
+            if rule.html {
+                let code = rule.status.unwrap_or(200);
+                return (Some(Fault::Html { code, processed: rule.processed.unwrap_or(true) }), None);
             }
             if let Some(code) = rule.status {
                 return (Some(Fault::Status { code, processed: rule.processed.unwrap_or(false) }), None);

@@ -194,3 +194,40 @@ fn a_resume_killed_before_it_recorded_anything_loses_nothing_of_the_run_before()
     let header: serde_json::Value = serde_json::from_str(newest.lines().next().unwrap()).unwrap();
     assert_eq!(header["carried"][task]["in_flight"]["workflow_id"], workflow.as_str(), "{header}");
 }
+
+#[test]
+fn an_html_answer_to_a_workflow_post_is_reconciled_and_an_html_read_retried() {
+    use terminus_batch::simulator::FaultRule;
+    let html_post = FaultRule {
+        method: Some("POST".into()),
+        route: Some("sites/{site}/environments/{env}/workflows".into()),
+        html: true,
+        times: 1,
+        ..FaultRule::default()
+    };
+    let html_read = FaultRule {
+        method: Some("GET".into()),
+        route: Some("sites/{site}/environments".into()),
+        html: true,
+        status: Some(200),
+        processed: Some(false),
+        times: 1,
+        ..FaultRule::default()
+    };
+    let knobs = Knobs { time_scale: 0.001, faults: vec![html_post, html_read], ..Knobs::default() };
+    let served = Served::with_world(&one_site_world(), knobs);
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000], env: test }\n  s:\n    run: connection:set\n    on: { sites: [site-000], env: dev }\n    with: { mode: sftp }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .env("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")
+        .args(&["apply", "plan.yml", "--yes", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.faults.get("html"), Some(&2), "both pages were served: {stats:?}");
+    assert_eq!(stats.workflows_total, 2, "adopted, not posted again: {:?}", stats.workflows_started);
+    let report = crate::support::report(&t, "out.json");
+    assert!(report["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded"), "{report}");
+}

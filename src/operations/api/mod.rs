@@ -99,6 +99,16 @@ impl Reply {
         (200..300).contains(&self.status)
     }
 
+    /// An HTML page (a proxy's or a maintenance page) where the API answers JSON.
+    fn is_html(&self) -> bool {
+        let typed = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+        typed || self.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    }
+
     /// The body decoded as `T`.
     pub fn json<T: DeserializeOwned>(&self, label: &str) -> Result<T, ApiError> {
         let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"null" } else { &self.body };
@@ -297,13 +307,20 @@ impl ApiClient {
             let (retry, wait) = match &outcome {
                 Ok(reply) => {
                     let status = reply.status;
-                    if status == 429 || status == 503 {
+                    // A 429 (or a 503 that says when to come back) is the server pacing us:
+                    // halve the rate. A bare 503 is a failure more than a verdict on our
+                    // pace: ease off a little.
+                    if status == 429 || (status == 503 && reply.retry_after.is_some()) {
                         self.inner.limiter.slow_down(reply.retry_after);
+                    } else if status == 503 {
+                        self.inner.limiter.ease_off();
                     }
                     let retry = match status {
                         429 => true,
                         502..=504 => repeat != Repeat::OnlyIfRefused,
                         408 | 500..=599 => repeat == Repeat::Safe,
+                        // A page from a proxy instead of the API's answer: for a read, as a 5xx.
+                        200..=299 => repeat == Repeat::Safe && reply.is_html(),
                         _ => false,
                     };
                     (retry, reply.retry_after.unwrap_or_else(|| backoff(config.backoff, attempt)))

@@ -98,6 +98,16 @@ impl RateLimiter {
         }
     }
 
+    /// The server failed without saying when to come back (a bare 503): ease off by a
+    /// sixth, without the hold and the lost tokens of a refusal. A flaky endpoint is not a
+    /// reason to halve the pace of every request of the run.
+    pub fn ease_off(&self) {
+        let mut s = self.lock();
+        self.refill(&mut s, Instant::now());
+        let floor = (self.max_rate * MIN_RATE_FRACTION).max(MIN_RATE).min(self.max_rate);
+        s.rate = (s.rate * 5.0 / 6.0).max(floor);
+    }
+
     /// The current rate, for logs and tests.
     #[must_use]
     pub fn rate(&self) -> f64 {
@@ -144,5 +154,19 @@ mod tests {
             limiter.slow_down(None);
         }
         assert!((limiter.rate() - 0.1).abs() < 1e-9, "floored");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bare_503_eases_off_less_than_a_refusal() {
+        let refused = RateLimiter::new(12.0, 1);
+        refused.slow_down(None);
+        let failed = RateLimiter::new(12.0, 1);
+        failed.ease_off();
+        assert!((refused.rate() - 6.0).abs() < 1e-9);
+        assert!((failed.rate() - 10.0).abs() < 1e-9, "{}", failed.rate());
+        // No hold: the next request goes at once.
+        let start = Instant::now();
+        failed.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

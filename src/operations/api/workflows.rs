@@ -141,10 +141,16 @@ impl ApiClient {
         let error = match self.send(Method::POST, &segments, &[], Some(&body), Repeat::OnlyIfRefused).await {
             Ok(reply) => {
                 let label = format!("POST /api/{}", segments.join("/"));
-                let workflow: Workflow = reply.json(&label)?;
-                self.claim(&workflow.id);
-                debug!(workflow = %workflow.id, kind = %start.kind, site, "workflow started");
-                return Ok(workflow);
+                // Any answer that is not a workflow (an HTML page from a proxy, a cut body)
+                // says nothing of whether the platform acted: look for the workflow.
+                match reply.json::<Workflow>(&label) {
+                    Ok(workflow) => {
+                        self.claim(&workflow.id);
+                        debug!(workflow = %workflow.id, kind = %start.kind, site, "workflow started");
+                        return Ok(workflow);
+                    }
+                    Err(e) => e,
+                }
             }
             Err(e) => e,
         };
@@ -174,7 +180,7 @@ impl ApiClient {
 /// A failure after which the platform may have created the workflow anyway.
 fn may_have_started(error: &ApiError) -> bool {
     match error.cause() {
-        ApiErrorKind::Timeout { .. } | ApiErrorKind::Dropped { .. } => true,
+        ApiErrorKind::Timeout { .. } | ApiErrorKind::Dropped { .. } | ApiErrorKind::Decode { .. } => true,
         ApiErrorKind::Status { code, .. } => *code >= 500,
         _ => false,
     }
