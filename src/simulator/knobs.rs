@@ -46,6 +46,9 @@ pub struct Knobs {
     pub session_expires_in: f64,
     /// Seconds a session is accepted before the API answers 401 (before scaling).
     pub session_lifetime: Option<f64>,
+    /// Seconds the platform's clock runs ahead of this machine's (negative: behind), in its
+    /// timestamps and its `Date` header: clock skew, which adoption must survive.
+    pub clock_offset: f64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -144,6 +147,7 @@ impl Default for Knobs {
             faults: Vec::new(),
             session_expires_in: 28.0 * 24.0 * 3600.0,
             session_lifetime: None,
+            clock_offset: 0.0,
         }
     }
 }
@@ -198,6 +202,9 @@ impl Knobs {
         }
         if self.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err("rate_limit must be a positive number".to_owned());
+        }
+        if !(self.clock_offset.is_finite() && self.clock_offset.abs() < 1e9) {
+            return Err(format!("clock_offset must be a number of seconds, not {}", self.clock_offset));
         }
         Ok(())
     }

@@ -154,7 +154,8 @@ impl Simulator {
         knobs.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let unix_at_start = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let unix_at_start =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()) + knobs.clock_offset;
         let rules = knobs.faults.len();
         let shared = Arc::new(Shared {
             state: Mutex::new({
@@ -282,7 +283,17 @@ enum Fault {
     Delay { secs: f64 },
 }
 
+/// Answers one request, with the platform's `Date` (its own clock, skewed by the knob).
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let mut response = answer_request(Arc::clone(&shared), req).await?;
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(shared.now().max(0.0));
+    if let Ok(date) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+        response.headers_mut().insert(hyper::header::DATE, date);
+    }
+    Ok(response)
+}
+
+async fn answer_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query: Vec<(String, String)> =

@@ -231,3 +231,45 @@ fn an_html_answer_to_a_workflow_post_is_reconciled_and_an_html_read_retried() {
     let report = crate::support::report(&t, "out.json");
     assert!(report["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded"), "{report}");
 }
+
+/// A journal of a run killed after its attempt record (`attempt_starting`) for `task` of
+/// `job` on `site-000.test`: what a kill during the workflow POST leaves.
+fn journal_killed_during_the_post(t: &Test, served: &Served, job: &str, operation: &str) {
+    let (target, user_id) = served.identity();
+    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
+    let run = "20260101T000000Z-0001";
+    let now_ms =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
+        "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null });
+    let started = serde_json::json!({ "event": "run_started", "run_id": run, "at": now_ms,
+        "tasks": [{ "id": format!("{job}[site-000.test]"), "job": job, "site": "site-000", "env": "test", "operation": operation }] });
+    let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
+    let dir = t.path().join(".terminus-batch/runs").join(run);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("events.jsonl"), format!("{header}\n{started}\n{attempt}\n")).unwrap();
+}
+
+#[test]
+fn a_platform_clock_ten_minutes_behind_does_not_hide_the_workflow_a_killed_post_started() {
+    use terminus_batch::operations::api::workflows::WorkflowType;
+    let knobs = Knobs { time_scale: 0.001, clock_offset: -600.0, ..Knobs::default() };
+    let served = Served::with_world(&one_site_world(), knobs);
+    let t = Test::new().file(
+        "plan.yml",
+        "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000], env: test }\n",
+    );
+    journal_killed_during_the_post(&t, &served, "c", "env:clear-cache");
+    let workflow =
+        served.start_like_a_lost_post(WorkflowType::ClearCache, serde_json::json!({ "framework_cache": true }));
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "adopted: {report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_started.get("site-000.test.clear_cache"), Some(&1), "{stats:?}");
+}

@@ -21,12 +21,12 @@ pub mod workflows;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, DATE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use tokio::sync::{OnceCell, Semaphore};
@@ -164,6 +164,9 @@ struct Inner {
     claimed: Mutex<HashSet<String>>,
     /// Requests sent (attempts), for reports and tests.
     sent: AtomicU64,
+    /// The platform's clock minus ours, in milliseconds, from the newest `Date` header
+    /// (`i64::MIN` until one is seen): adoption compares times in the platform's clock.
+    clock_offset_ms: AtomicI64,
     trace_id: String,
 }
 
@@ -238,6 +241,7 @@ impl ApiClient {
                 names: Mutex::new(HashMap::new()),
                 claimed: Mutex::new(HashSet::new()),
                 sent: AtomicU64::new(0),
+                clock_offset_ms: AtomicI64::new(i64::MIN),
                 trace_id,
             }),
         })
@@ -377,9 +381,33 @@ impl ApiClient {
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let headers = response.headers().clone();
+        self.observe_date(&headers);
         let body = response.bytes().await.map_err(|e| transport_kind(&e, read_timeout))?;
         trace!(status, bytes = body.len(), "answered");
         Ok(Reply { status, body, retry_after, headers })
+    }
+
+    /// Learns the platform's clock from a `Date` header (whole seconds).
+    fn observe_date(&self, headers: &HeaderMap) {
+        let Some(date) = headers.get(DATE).and_then(|v| v.to_str().ok()) else { return };
+        let Ok(platform) = httpdate::parse_http_date(date) else { return };
+        let Ok(platform) = platform.duration_since(UNIX_EPOCH) else { return };
+        let offset = (platform.as_secs_f64() - unix_now()) * 1000.0;
+        if offset.is_finite() {
+            #[expect(clippy::cast_possible_truncation, reason = "a clock offset in milliseconds")]
+            self.inner.clock_offset_ms.store(offset as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// The platform's clock minus ours, in seconds, as its `Date` headers tell (0 before any
+    /// answer). The header has whole seconds, so this is up to a second low.
+    #[must_use]
+    pub fn platform_clock_offset(&self) -> f64 {
+        match self.inner.clock_offset_ms.load(Ordering::Relaxed) {
+            i64::MIN => 0.0,
+            #[expect(clippy::cast_precision_loss, reason = "milliseconds of clock skew")]
+            ms => ms as f64 / 1000.0,
+        }
     }
 
     // ---- authentication ----------------------------------------------------------------

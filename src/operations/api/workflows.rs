@@ -121,7 +121,9 @@ impl std::fmt::Display for WorkflowType {
     }
 }
 
-/// How far back a reconciled workflow's `created_at` may be before the POST (clock skew).
+/// How far back a reconciled workflow's `created_at` (platform time) may be before the POST
+/// (our time, moved to the platform's by its `Date` headers): the `Date` header's whole
+/// seconds and request latency, with room to spare.
 const ADOPT_WINDOW_SECS: f64 = 120.0;
 
 impl ApiClient {
@@ -172,6 +174,9 @@ impl ApiClient {
     pub async fn find_started(&self, start: &StartWorkflow, posted_at: f64) -> Result<Option<Workflow>, ApiError> {
         let user_id = self.user_id().await?;
         let list = self.workflows(start.scope.site_id()).await?;
+        // `posted_at` is our clock; the workflows' `created_at` is the platform's. The list
+        // just read told its clock (`Date`), so the window is compared in the platform's time.
+        let posted_at = posted_at + self.platform_clock_offset();
         let found = list.into_iter().find(|w| matches_start(w, start, &user_id, posted_at) && !self.is_claimed(&w.id));
         Ok(found.filter(|w| self.claim(&w.id)).inspect(|w| debug!(workflow = %w.id, "adopted a started workflow")))
     }
@@ -190,22 +195,20 @@ fn matches_start(w: &Workflow, start: &StartWorkflow, user_id: &str, posted_at: 
     if w.kind != start.kind.as_str() || w.user_id.as_deref() != Some(user_id) {
         return false;
     }
-    if w.created_at.is_none_or(|t| t < posted_at - ADOPT_WINDOW_SECS) {
-        return false;
-    }
     let param = |key: &str| w.params.as_ref().and_then(|p| p.get(key)).and_then(Value::as_str);
     let env_ok = match &start.scope {
         WorkflowScope::Env { env, .. } => w.environment_id.as_deref() == Some(env.as_str()),
         WorkflowScope::Site { env: Some(env), .. } => param("environment_id") == Some(env.as_str()),
         WorkflowScope::Site { env: None, .. } => true,
     };
-    let marker_ok = start.marker.as_deref().is_none_or(|marker| {
-        let annotation = param("annotation").or_else(|| {
-            w.params.as_ref().and_then(|p| p.get("deploy")).and_then(|d| d.get("annotation")).and_then(Value::as_str)
-        });
-        annotation.is_some_and(|a| a.contains(marker))
+    let annotation = param("annotation").or_else(|| {
+        w.params.as_ref().and_then(|p| p.get("deploy")).and_then(|d| d.get("annotation")).and_then(Value::as_str)
     });
-    env_ok && marker_ok
+    // The marker names the first run and the task; the time bound keeps out a workflow an
+    // earlier attempt of the same task started and saw fail.
+    let marker_ok = start.marker.as_deref().is_none_or(|marker| annotation.is_some_and(|a| a.contains(marker)));
+    let recent = w.created_at.is_some_and(|t| t >= posted_at - ADOPT_WINDOW_SECS);
+    env_ok && marker_ok && recent
 }
 
 // ---- the shared poller ------------------------------------------------------------------

@@ -107,8 +107,18 @@ impl Served {
     }
 
     /// Starts a deploy to `site-000.test` with this annotation, as a crashed run's POST would
-    /// have.
+    /// have; returns its id.
     pub(crate) fn start_deploy_like_a_lost_post(&self, annotation: &str) -> String {
+        let params = serde_json::json!({ "updatedb": 0, "clear_cache": 0, "annotation": annotation });
+        self.start_like_a_lost_post(terminus_batch::operations::api::workflows::WorkflowType::Deploy, params)
+    }
+
+    /// Starts a workflow of `kind` on `site-000.test`, as a crashed run's POST would have.
+    pub(crate) fn start_like_a_lost_post(
+        &self,
+        kind: terminus_batch::operations::api::workflows::WorkflowType,
+        params: serde_json::Value,
+    ) -> String {
         let sim = self.sim.as_ref().unwrap();
         let client = ApiClient::new(config(sim)).unwrap();
         self.runtime.block_on(async {
@@ -118,8 +128,8 @@ impl Served {
                     site_id: site,
                     env: "test".into(),
                 },
-                kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
-                params: serde_json::json!({ "updatedb": 0, "clear_cache": 0, "annotation": annotation }),
+                kind,
+                params,
                 marker: None,
             };
             client.start_workflow(&start, terminus_batch::operations::api::unix_now()).await.unwrap().id
