@@ -200,6 +200,17 @@ impl Ops {
             _ => {}
         }
         let t = Target { site_id: self.site_id_of(target).await?, ..target.clone() };
+        // A resumed attempt that may have started its workflow before the crash looks for it
+        // before checking whether there is anything to do: a deploy the crashed run finished
+        // left nothing to deploy, and is reported as the success it was, with its workflow.
+        if let Some(since) = ctx.adopt_since() {
+            for start in self.single_workflows(op, &t, task) {
+                if let Some(found) = self.client.find_started(&start, since).await? {
+                    tracing::info!(workflow = %found.id, "re-attached to a workflow an interrupted run started");
+                    return self.follow(&t.site_id, &found, ctx).await;
+                }
+            }
+        }
         match op {
             OperationSpec::EnvDeploy { note, updatedb, cc, sync_content } => {
                 let note = self.render(note)?;
@@ -280,6 +291,64 @@ impl Ops {
             .ok_or_else(|| OpError::permanent(format!("site {} was not found", target.site)))
     }
 
+    /// The workflow an operation that starts exactly one would have started (any of them,
+    /// when which one depends on the platform's state), for a resumed attempt to look for.
+    /// Operations that start several (clone, restore) adopt step by step in `run_workflow`.
+    fn single_workflows(&self, op: &OperationSpec, t: &Target, task: &str) -> Vec<StartWorkflow> {
+        use self::api::workflows::{WorkflowScope, WorkflowType as W};
+        let Some(env) = t.env.clone() else { return Vec::new() };
+        let on = |kind: W, scope_env: &str, marker: bool| StartWorkflow {
+            scope: WorkflowScope::Env { site_id: t.site_id.clone(), env: scope_env.to_owned() },
+            kind,
+            params: serde_json::Value::Null,
+            marker: marker.then(|| self.marker(task)),
+        };
+        let site = |kind: W, marker: bool| StartWorkflow {
+            scope: WorkflowScope::Site { site_id: t.site_id.clone(), env: Some(env.clone()) },
+            kind,
+            params: serde_json::Value::Null,
+            marker: marker.then(|| self.marker(task)),
+        };
+        match op {
+            OperationSpec::EnvDeploy { .. } => vec![on(W::Deploy, &env, true), on(W::CreateEnvironment, &env, true)],
+            OperationSpec::EnvCommit { .. } => vec![on(W::CommitAndPushOnServerChanges, &env, false)],
+            OperationSpec::ConnectionSet { .. } => {
+                vec![on(W::EnableOnServerDevelopment, &env, false), on(W::EnableGitMode, &env, false)]
+            }
+            OperationSpec::UpstreamUpdatesApply { .. } => vec![on(W::ApplyUpstreamUpdates, &env, false)],
+            OperationSpec::LockEnable { .. } => vec![on(W::LockEnvironment, &env, false)],
+            OperationSpec::LockDisable => vec![on(W::UnlockEnvironment, &env, false)],
+            OperationSpec::MultidevCreate { .. } => vec![site(W::CreateCloudDevelopmentEnvironment, true)],
+            OperationSpec::MultidevDelete { .. } => vec![site(W::DeleteCloudDevelopmentEnvironment, false)],
+            OperationSpec::MultidevMergeToDev { .. } => {
+                vec![on(W::MergeCloudDevelopmentEnvironmentIntoDev, "dev", false)]
+            }
+            OperationSpec::MultidevMergeFromDev { .. } => {
+                vec![on(W::MergeDevIntoCloudDevelopmentEnvironment, &env, false)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Waits for a workflow found started, and reports it as this attempt's.
+    async fn follow(&self, site_id: &str, workflow: &Workflow, ctx: &impl OpContext) -> Result<OpOutput, OpError> {
+        ctx.workflow_started(&workflow.id);
+        let done = self.poller.wait(site_id, workflow).await.map_err(|e| OpError {
+            message: format!("lost track of workflow {}: {e}", workflow.id),
+            transient: false,
+        })?;
+        ctx.workflow_ended(&done.id, done.succeeded());
+        if done.succeeded() {
+            Ok(OpOutput {
+                changed: true,
+                message: format!("re-attached to workflow {}, which an interrupted run started; it succeeded", done.id),
+                data: None,
+            })
+        } else {
+            Err(OpError::permanent(format!("workflow {} failed: {}", done.id, done.failure_reason())))
+        }
+    }
+
     /// Re-attaches to a workflow an earlier run started and did not see end (`--resume`):
     /// waits for it, never starting the operation again.
     pub async fn reattach(
@@ -293,22 +362,7 @@ impl Ops {
             message: format!("cannot find workflow {workflow_id} again: {e}"),
             transient: false,
         })?;
-        ctx.workflow_started(&workflow.id);
-        let done = self
-            .poller
-            .wait(&site_id, &workflow)
-            .await
-            .map_err(|e| OpError { message: format!("lost track of workflow {workflow_id}: {e}"), transient: false })?;
-        ctx.workflow_ended(&done.id, done.succeeded());
-        if done.succeeded() {
-            Ok(OpOutput {
-                changed: true,
-                message: format!("re-attached to workflow {workflow_id}, which succeeded"),
-                data: None,
-            })
-        } else {
-            Err(OpError::permanent(format!("workflow {workflow_id} failed: {}", done.failure_reason())))
-        }
+        self.follow(&site_id, &workflow, ctx).await
     }
 
     /// Starts a workflow (never twice), records it, and waits for it to finish. A failed

@@ -273,3 +273,24 @@ fn a_platform_clock_ten_minutes_behind_does_not_hide_the_workflow_a_killed_post_
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.clear_cache"), Some(&1), "{stats:?}");
 }
+
+#[test]
+fn a_deploy_the_killed_run_finished_is_reported_succeeded_with_its_workflow() {
+    // Workflows finish in well under a millisecond: done before the resume starts.
+    let knobs = Knobs { time_scale: 0.000_01, ..Knobs::default() };
+    let served = Served::with_world(&one_site_world(), knobs);
+    let t = Test::new().file("plan.yml", DEPLOY);
+    journal_killed_during_the_post(&t, &served, "deploy", "env:deploy");
+    let workflow = served.start_deploy_like_a_lost_post("Release [tb:20260101T000000Z-0001:deploy[site-000.test]]");
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    let task = &report["tasks"][0];
+    assert_eq!(task["status"], "succeeded", "not `unchanged`: the crashed run deployed: {task}");
+    assert_eq!(task["workflow_ids"][0], workflow.as_str(), "{task}");
+    assert_eq!(served.stop().workflows_started.get("site-000.test.deploy"), Some(&1));
+}
