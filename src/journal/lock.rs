@@ -16,6 +16,25 @@ pub struct Holder {
     pub started_at: u64,
     pub run_id: String,
     pub plan_path: String,
+    /// When the holder process started, in clock ticks since boot (`/proc/<pid>/stat`):
+    /// a pid reused by another process since is told apart by it.
+    #[serde(default)]
+    pub proc_start: Option<u64>,
+}
+
+impl Holder {
+    /// A holder for this process.
+    #[must_use]
+    pub fn this_process(run_id: String, plan_path: String) -> Self {
+        let pid = std::process::id();
+        Self {
+            pid,
+            started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            run_id,
+            plan_path,
+            proc_start: proc_start(pid),
+        }
+    }
 }
 
 /// Why the lock was not taken.
@@ -41,14 +60,30 @@ fn lock_name(plan_path: &str) -> String {
     format!("{}.lock", crate::plan::source::hex(&digest[..8]))
 }
 
-/// Whether a process with this pid is running (Linux and other systems with `/proc`; where
-/// there is no `/proc`, a holder is assumed alive, the safe side).
-fn alive(pid: u32) -> bool {
+/// A process's start time in clock ticks since boot: field 22 of `/proc/<pid>/stat`, read
+/// after the command name (which may hold spaces and parentheses).
+fn proc_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Fields after the name start at field 3 (state); the start time is field 22.
+    after_name.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether the lock's holder is still running: its pid exists and, when the holder recorded
+/// its start time, the process with that pid started then (not a later one that reused the
+/// pid). Where there is no `/proc`, a holder is assumed alive, the safe side.
+fn alive(holder: &Holder) -> bool {
     let proc_root = Path::new("/proc");
     if !proc_root.is_dir() {
         return true;
     }
-    proc_root.join(pid.to_string()).exists()
+    if !proc_root.join(holder.pid.to_string()).exists() {
+        return false;
+    }
+    match (holder.proc_start, proc_start(holder.pid)) {
+        (Some(then), Some(now)) => then == now,
+        _ => true,
+    }
 }
 
 impl Lock {
@@ -68,7 +103,7 @@ impl Lock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let current: Option<Holder> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
                     match current {
-                        Some(h) if alive(h.pid) && h.pid != std::process::id() => {
+                        Some(h) if alive(&h) && h.pid != std::process::id() => {
                             return Err(LockError::Held {
                                 plan: h.plan_path,
                                 pid: h.pid,
@@ -103,7 +138,26 @@ mod tests {
     use super::*;
 
     fn holder(pid: u32) -> Holder {
-        Holder { pid, started_at: 0, run_id: "r1".into(), plan_path: "p.yml".into() }
+        Holder { pid, started_at: 0, run_id: "r1".into(), plan_path: "p.yml".into(), proc_start: None }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_pid_reused_by_another_process_does_not_hold_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks").join(lock_name("p.yml"));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // pid 1 is alive, but it is not the process that wrote this lock: it started at
+        // another time.
+        let start = proc_start(1).unwrap();
+        let stale = Holder { proc_start: Some(start + 1), ..holder(1) };
+        fs::write(&path, serde_json::to_string(&stale).unwrap()).unwrap();
+        drop(Lock::acquire(dir.path(), &holder(4)).unwrap());
+        // The same pid with its own start time still holds it.
+        let live = Holder { proc_start: Some(start), ..holder(1) };
+        fs::write(&path, serde_json::to_string(&live).unwrap()).unwrap();
+        assert!(Lock::acquire(dir.path(), &holder(5)).is_err());
+        assert_eq!(proc_start(std::process::id()), Holder::this_process("r".into(), "p".into()).proc_start);
     }
 
     #[test]

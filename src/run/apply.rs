@@ -200,12 +200,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         .ok_or_else(|| RunError::Internal("internal error: a checked plan has no connection".to_owned()))?;
     let endpoint = Some(connection.endpoint.clone());
     let run_id = new_run_id();
-    let holder = Holder {
-        pid: std::process::id(),
-        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-        run_id: run_id.to_string(),
-        plan_path: prepared.plan_key.clone(),
-    };
+    let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone());
     let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| RunError::Refused(e.to_string()))?;
     let (newest, priors) = match earlier {
         Some(Earlier { newest, priors }) => (Some(newest), priors),
