@@ -66,7 +66,7 @@ pub fn simulate(
     let (world, name, sha256) = load_world(world)?;
     let knobs = world.knobs.clone();
     let simulator = runtime
-        .block_on(Simulator::start(&world, knobs, 0))
+        .block_on(Simulator::start_recording(&world, knobs, 0, false))
         .map_err(|e| RunError::Internal(format!("cannot start the simulator: {e}")))?;
     let client =
         ApiClient::new(simulator_config(settings, &simulator)).map_err(|e| RunError::Internal(e.to_string()))?;

@@ -8,7 +8,7 @@
     reason = "unix times, sizes and counters become JSON numbers; all far from the limits"
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -84,7 +84,8 @@ struct Shared {
     state: Mutex<SimState>,
     knobs: Knobs,
     stats: Mutex<Stats>,
-    log: Mutex<Vec<RecordedRequest>>,
+    /// The newest requests, when recording (`None`: not recorded, for `--simulate` runs).
+    log: Option<Mutex<VecDeque<RecordedRequest>>>,
     started: Instant,
     unix_at_start: f64,
     active: AtomicU64,
@@ -151,6 +152,16 @@ impl Simulator {
     /// # Errors
     /// Knobs out of range, or the port cannot be bound.
     pub async fn start(world: &World, knobs: Knobs, port: u16) -> std::io::Result<Self> {
+        Self::start_recording(world, knobs, port, true).await
+    }
+
+    /// [`Simulator::start`], choosing whether the requests are recorded (for
+    /// [`Simulator::requests`] and `GET /__sim/requests`). A run under `--simulate` reads only
+    /// the counters, and a fleet-sized run would hold a hundred thousand records.
+    ///
+    /// # Errors
+    /// As [`Simulator::start`].
+    pub async fn start_recording(world: &World, knobs: Knobs, port: u16, record: bool) -> std::io::Result<Self> {
         knobs.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
@@ -164,7 +175,7 @@ impl Simulator {
                 state
             }),
             stats: Mutex::new(Stats::default()),
-            log: Mutex::new(Vec::new()),
+            log: record.then(|| Mutex::new(VecDeque::new())),
             started: Instant::now(),
             unix_at_start,
             active: AtomicU64::new(0),
@@ -221,7 +232,7 @@ impl Simulator {
     /// Every request received so far, oldest first.
     #[must_use]
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.log).clone()
+        self.shared.log.as_ref().map(|log| lock(log).iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Stops serving (open connections are closed) and returns the final counters.
@@ -318,7 +329,7 @@ async fn answer_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<R
         Route::Requests => {
             return Ok(respond(&Answer::json(
                 200,
-                &serde_json::to_value(lock(&shared.log).clone()).unwrap_or_default(),
+                &serde_json::to_value(shared.log.as_ref().map(|log| lock(log).clone())).unwrap_or_default(),
             )));
         }
         _ => {}
@@ -573,11 +584,12 @@ impl Shared {
             }
             b
         });
-        let mut log = lock(&self.log);
+        let Some(log) = &self.log else { return };
+        let mut log = lock(log);
         if log.len() >= LOG_LIMIT {
-            log.remove(0);
+            log.pop_front();
         }
-        log.push(RecordedRequest {
+        log.push_back(RecordedRequest {
             method: method.to_owned(),
             path: path.to_owned(),
             query: query.to_vec(),
