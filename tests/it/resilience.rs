@@ -108,14 +108,23 @@ fn workflow_type(op: &str) -> &'static str {
     }
 }
 
-#[test]
-fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
-    let knobs = "simulator:\n  seed: 11\n  time_scale: 0.002\n  error_rate: 0.10\n  throttle_rate: 0.05\n  retry_after: 1\n  \
-                 drop_rate: 0.02\n  fail_workflow_rate: 0.05\n";
+/// One chaos trial with `seed`: every task in exactly one state (the same in the report and
+/// the journal) and no workflow started more often than tasks asked for it. Returns the
+/// workflows started and the faults served.
+fn chaos_trial(seed: u64) -> (u64, u64) {
+    let knobs = format!(
+        "simulator:\n  seed: {seed}\n  time_scale: 0.002\n  error_rate: 0.10\n  throttle_rate: 0.05\n  retry_after: 1\n  \
+                 drop_rate: 0.02\n  fail_workflow_rate: 0.05\n"
+    );
     let dir = tempfile::tempdir().unwrap();
-    let outcome =
-        apply_in_process(dir.path(), PIPELINE, &sites_world(67, knobs), &[("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")], 20);
-    assert_eq!(outcome.verdict(), terminus_batch::run::Verdict::TasksFailed, "some tasks fail under chaos");
+    let outcome = apply_in_process(
+        dir.path(),
+        PIPELINE,
+        &sites_world(67, &knobs),
+        &[("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")],
+        20,
+    );
+    assert_ne!(outcome.verdict(), terminus_batch::run::Verdict::Internal, "seed {seed}");
     let report = serde_json::to_value(&outcome.report).unwrap();
     let tasks = report["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 201);
@@ -140,13 +149,28 @@ fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
     let started = report["simulator"]["workflows_started"].as_object().unwrap();
     for (key, n) in started {
         let limit = asked.get(key).copied().unwrap_or(0);
-        assert!(n.as_u64().unwrap() <= limit, "{key}: {n} workflows for {limit} task(s)");
+        assert!(n.as_u64().unwrap() <= limit, "seed {seed}: {key}: {n} workflows for {limit} task(s)");
     }
     let faults = &report["simulator"]["faults"];
-    assert!(
-        faults["drop"].as_u64().unwrap_or(0) > 0 && report["simulator"]["rate_limited"].as_u64().unwrap_or(0) > 0,
-        "{faults}"
-    );
+    let served: u64 = faults.as_object().unwrap().values().filter_map(Value::as_u64).sum();
+    (
+        started.values().filter_map(Value::as_u64).sum(),
+        served + report["simulator"]["rate_limited"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn chaos_leaves_every_task_in_exactly_one_state_and_no_duplicate_workflow() {
+    // Three seeds here; CHAOS_TRIALS=N runs N (the closing note's figures come from that).
+    let trials: u64 = std::env::var("CHAOS_TRIALS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+    let (mut workflows, mut faults) = (0, 0);
+    for seed in 11..11 + trials {
+        let (w, f) = chaos_trial(seed);
+        workflows += w;
+        faults += f;
+    }
+    assert!(faults > 0, "the chaos served faults");
+    eprintln!("chaos: {trials} trials, {} tasks, {workflows} workflows, {faults} faults, 0 duplicates", trials * 201);
 }
 
 #[test]
