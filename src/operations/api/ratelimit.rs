@@ -99,13 +99,15 @@ impl RateLimiter {
     }
 
     /// The server failed without saying when to come back (a bare 503): ease off by a
-    /// sixth, without the hold and the lost tokens of a refusal. A flaky endpoint is not a
-    /// reason to halve the pace of every request of the run.
+    /// sixth, never below half the configured rate, without the hold and the lost tokens of
+    /// a refusal. A flaky endpoint is not a reason to crawl for the rest of the run.
     pub fn ease_off(&self) {
         let mut s = self.lock();
         self.refill(&mut s, Instant::now());
-        let floor = (self.max_rate * MIN_RATE_FRACTION).max(MIN_RATE).min(self.max_rate);
-        s.rate = (s.rate * 5.0 / 6.0).max(floor);
+        // Failures alone never take the rate below half: only the server's refusals do.
+        if s.rate > self.max_rate / 2.0 {
+            s.rate = (s.rate * 5.0 / 6.0).max(self.max_rate / 2.0);
+        }
     }
 
     /// The current rate, for logs and tests.
@@ -164,6 +166,10 @@ mod tests {
         failed.ease_off();
         assert!((refused.rate() - 6.0).abs() < 1e-9);
         assert!((failed.rate() - 10.0).abs() < 1e-9, "{}", failed.rate());
+        for _ in 0..20 {
+            failed.ease_off();
+        }
+        assert!((failed.rate() - 6.0).abs() < 1e-9, "never below half: {}", failed.rate());
         // No hold: the next request goes at once.
         let start = Instant::now();
         failed.acquire().await;
