@@ -57,13 +57,17 @@ fn element_names(element: BackupElement) -> Vec<&'static str> {
     }
 }
 
-/// The backup to use: the named file, or the newest finished one.
-fn choose(catalog: &BackupCatalog, element: &str, file: Option<&str>) -> Option<BackupEntry> {
-    let list = finished(catalog, element);
-    match file {
-        Some(name) => list.into_iter().map(|(_, e)| e).find(|e| e.filename.as_deref() == Some(name)),
-        None => list.into_iter().next().map(|(_, e)| e),
-    }
+/// A finished backup named `file`, whatever its element (terminus's `getBackupByFileName`),
+/// with its element.
+fn by_file_name(catalog: &BackupCatalog, file: &str) -> Option<(&'static str, BackupEntry)> {
+    ["code", "files", "database"].into_iter().find_map(|el| {
+        finished(catalog, el).into_iter().map(|(_, e)| e).find(|e| e.filename.as_deref() == Some(file)).map(|e| (el, e))
+    })
+}
+
+/// The newest finished backup of `element`.
+fn newest(catalog: &BackupCatalog, element: &'static str) -> Option<(&'static str, BackupEntry)> {
+    finished(catalog, element).into_iter().next().map(|(_, e)| (element, e))
 }
 
 /// `backup:restore`'s check: a finished backup (the named file, or the newest) of every
@@ -76,12 +80,22 @@ pub(crate) async fn decide_restore(
 ) -> Result<Decision<Vec<(&'static str, BackupEntry)>>, OpError> {
     let env = env_of(target)?;
     let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
-    let mut plan = Vec::new();
-    for el in element_names(element) {
-        let Some(entry) = choose(&catalog, el, file) else {
-            return Ok(Decision::refuse(format!("no finished {el} backup of {}.{env} to restore", target.site)));
-        };
-        plan.push((el, entry));
+    let plan: Vec<(&'static str, BackupEntry)> = match file {
+        // A file names its backup, whatever the element.
+        Some(file) => match by_file_name(&catalog, file) {
+            Some(found) => vec![found],
+            None => {
+                return Ok(Decision::refuse(format!("no finished backup named {file} of {}.{env}", target.site)));
+            }
+        },
+        // Every element that has a finished backup; terminus skips the ones that have none.
+        None => element_names(element).into_iter().filter_map(|el| newest(&catalog, el)).collect(),
+    };
+    if plan.is_empty() {
+        return Ok(Decision::refuse(format!(
+            "No backups available. Create one with `terminus backup:create {}.{env}`",
+            target.site
+        )));
     }
     let names: Vec<&str> = plan.iter().map(|(el, _)| *el).collect();
     Ok(Decision::act(plan, format!("would restore {} from the newest backup", names.join(", "))))
@@ -99,9 +113,10 @@ pub(super) async fn restore(
     let plan = settle!(decide_restore(ops, target, element, file).await?);
     let env = env_of(target)?;
     for (el, entry) in &plan {
+        // The platform addresses backups by the site's id, as terminus sends it.
         let key = format!(
             "{}/{env}/{}/{}",
-            target.site,
+            target.site_id,
             entry.folder.as_deref().unwrap_or_default(),
             entry.filename.as_deref().unwrap_or_default()
         );
@@ -159,9 +174,14 @@ pub(super) async fn get(
 ) -> Result<OpOutput, OpError> {
     let env = env_of(target)?;
     let catalog = ops.client.backup_catalog(&target.site_id, env).await?;
-    let el = element_names(element).first().copied().unwrap_or("files");
-    let Some(entry) = choose(&catalog, el, file) else {
-        return Err(OpError::permanent(format!("no finished {el} backup of {}.{env} to download", target.site)));
+    let element = element_names(element).first().copied().unwrap_or("files");
+    let chosen = match file {
+        Some(file) => by_file_name(&catalog, file),
+        None => newest(&catalog, element),
+    };
+    let Some((el, entry)) = chosen else {
+        let what = file.map_or_else(|| format!("{element} backup"), |f| format!("backup named {f}"));
+        return Err(OpError::permanent(format!("no finished {what} of {}.{env} to download", target.site)));
     };
     let filename = entry.filename.clone().unwrap_or_default();
     if filename.contains('/') || filename.contains("..") || filename.is_empty() {

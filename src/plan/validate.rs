@@ -572,6 +572,7 @@ impl Validator {
                 Err(None) => {}
             }
         }
+        self.conflicts(op, &args);
         for spec in op.options().iter().filter(|o| o.required) {
             if body.with.get(spec.name).is_none() {
                 self.push(
@@ -585,6 +586,37 @@ impl Validator {
             }
         }
         args
+    }
+
+    /// Options that make no sense together, as terminus refuses them (or would do nothing).
+    fn conflicts(&mut self, op: OperationKind, args: &[Arg]) {
+        let arg = |name: &str| args.iter().find(|a| a.name == name);
+        let set = |name: &str| arg(name).filter(|a| matches!(a.value, ArgTemplate::Fixed(ArgValue::Bool(true))));
+        if op == OperationKind::EnvCloneContent {
+            if let (Some(db), Some(files)) = (set("db-only"), set("files-only")) {
+                self.push(
+                    PlanError::new(ErrorCode::BadOption, "`db-only` and `files-only` together would clone nothing")
+                        .at(db.span, "only the database")
+                        .at(files.span, "only the files")
+                        .help("keep one of them, or neither to clone both"),
+                );
+            }
+        }
+        if op == OperationKind::BackupRestore {
+            let element = arg("element")
+                .filter(|a| !matches!(a.value, ArgTemplate::Fixed(ArgValue::Element(super::ops::BackupElement::All))));
+            if let (Some(file), Some(element)) = (arg("file"), element) {
+                self.push(
+                    PlanError::new(
+                        ErrorCode::BadOption,
+                        "`file` and `element` cannot be given together (terminus refuses them too)",
+                    )
+                    .at(file.span, "this file")
+                    .at(element.span, "and this element")
+                    .help("a file names its element: drop `element`"),
+                );
+            }
+        }
     }
 
     /// Validates a string with `${{ ... }}`. `Err(None)` means the error was already pushed.

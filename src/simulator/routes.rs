@@ -822,7 +822,12 @@ fn check_params(site: &SiteRec, env: Option<&str>, kind: &str, params: &Value) -
             bool_flag("xoption")?;
         }
         "restore_code" | "restore_files" | "restore_database" => {
-            string("key")?;
+            // terminus addresses the backup by the site's id: `<site_id>/<env>/<folder>/<file>`.
+            let key = string("key")?;
+            let prefix = format!("{}/{}/", site.id, env.unwrap_or_default());
+            if !key.starts_with(&prefix) || key[prefix.len()..].split('/').count() != 2 {
+                return Err(format!("No backup found at key {key}."));
+            }
             string("bucket")?;
         }
         _ => {}

@@ -17,6 +17,7 @@ mod catalogue;
 mod client;
 mod diagnostics;
 mod examples;
+mod fidelity;
 mod fixtures;
 mod fuzz;
 mod never_twice;

@@ -242,11 +242,16 @@ async fn backup_create_restore_list() {
     let kinds: Vec<String> =
         o.writes.iter().map(|w| w.body.as_ref().unwrap()["type"].as_str().unwrap().to_owned()).collect();
     assert_eq!(kinds, ["restore_code", "restore_files", "restore_database"]);
+    // The platform addresses backups by the site's id (terminus's Backup::restore, and the
+    // recorded restore): `<site_id>/<env>/<folder>/<file>`.
     let key = o.writes[0].body.as_ref().unwrap()["params"]["key"].as_str().unwrap().to_owned();
-    assert!(key.starts_with("s1/live/") && key.ends_with("_code.tar.gz"), "{key}");
+    let parts: Vec<&str> = key.split('/').collect();
+    assert_eq!(parts.len(), 4, "{key}");
+    assert!(parts[0].len() == 36 && parts[0] != "s1" && o.writes[0].path.contains(parts[0]), "the site id: {key}");
+    assert!(parts[1] == "live" && parts[2].ends_with("_backup") && parts[3].ends_with("_code.tar.gz"), "{key}");
     failed(
         &exec(OperationSpec::BackupRestore { element: BackupElement::All, file: None }, "s2", Some("live")).await,
-        "no finished code backup",
+        "No backups available",
     );
 
     let o = exec(OperationSpec::BackupList, "s1", Some("live")).await;
@@ -498,4 +503,42 @@ async fn the_preview_and_the_run_make_the_same_decision() {
             Preview::ReadOnly(_) => panic!("{what}"),
         }
     }
+}
+
+/// terminus restores every element that has a backup (skipping the others) and finds a
+/// backup by file name whatever its element.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_skips_missing_elements_and_finds_a_file_in_any_element() {
+    let (sim, client) = start(&world(WORLD), Knobs { time_scale: 0.001, ..Knobs::default() }).await;
+    let (poller, driver) = Poller::new(client.clone());
+    let ops = Ops::new(client, poller, "r1".into(), BTreeMap::new());
+    let target = Target { site: "s2".into(), site_id: String::new(), env: Some("live".into()) };
+    let work = async move {
+        let backup = OperationSpec::BackupCreate { element: BackupElement::Database, keep_for_days: 1 };
+        ops.execute(&backup, &target, "b[s2.live]", &Quiet).await.unwrap();
+        let all = OperationSpec::BackupRestore { element: BackupElement::All, file: None };
+        let restored = ops.execute(&all, &target, "r[s2.live]", &Quiet).await.unwrap();
+        let listed = ops.execute(&OperationSpec::BackupList, &target, "l[s2.live]", &Quiet).await.unwrap();
+        let rows = listed.data.unwrap();
+        let file = rows[0]["file"].as_str().or_else(|| rows[0]["filename"].as_str()).unwrap().to_owned();
+        // The database file, asked for by name with the default element (`all`).
+        let by_name = OperationSpec::BackupRestore { element: BackupElement::All, file: Some(Text::literal(&file)) };
+        let again = ops.execute(&by_name, &target, "r2[s2.live]", &Quiet).await.unwrap();
+        let missing = OperationSpec::BackupRestore { element: BackupElement::All, file: Some(text("nope.tar.gz")) };
+        let refused = ops.execute(&missing, &target, "r3[s2.live]", &Quiet).await.unwrap_err();
+        (restored, file, again, refused)
+    };
+    let ((restored, file, again, refused), ()) = tokio::join!(work, driver.run());
+    let writes: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && !r.path.ends_with("machine-token"))
+        .map(|r| r.body.as_ref().unwrap()["type"].as_str().unwrap().to_owned())
+        .collect();
+    sim.stop().await;
+    assert_eq!(restored.message, "restored database", "only the element that has a backup");
+    assert!(file.ends_with("_database.sql.gz"), "{file}");
+    assert_eq!(again.message, "restored database", "found by name in the database element");
+    assert!(refused.message.contains("no finished backup named nope.tar.gz"), "{}", refused.message);
+    assert_eq!(writes, ["do_export", "restore_database", "restore_database"]);
 }

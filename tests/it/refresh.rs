@@ -99,7 +99,7 @@ fn refresh_shows_each_preflight_finding() {
     finding("upstream[fresh.dev]", "SFTP mode");
     finding("quota[fresh.md-2]", "quota");
     finding("domain[fresh.test]", "already on fresh.live");
-    finding("restore[calm.live]", "no finished code backup of calm.live to restore");
+    finding("restore[calm.live]", "No backups available. Create one with `terminus backup:create calm.live`");
     assert_eq!(get("deploy-test[fresh.test]").1, "change", "initializing test is a change");
     assert_eq!(
         get("after[fresh.test]"),
