@@ -4,7 +4,7 @@ use serde_json::json;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
-use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
+use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 
 /// `multidev:create`'s check: an existing environment of that name is nothing to do; the
 /// source must exist; with the site's multidev quota known (`plan --refresh` reads it), a
@@ -89,16 +89,12 @@ pub(super) async fn delete(
     Ok(OpOutput { changed: true, message: format!("deleted {name}"), data: None })
 }
 
-/// A merge's check, from `from` into `to`: commits on `from` that `to` lacks (code-log
-/// labels) are what it would bring; none is nothing to do. Like terminus, no check of the
-/// connection mode: the platform decides.
-pub(crate) async fn decide_merge(ops: &Ops, target: &Target, from: &str, to: &str) -> Result<Decision<usize>, OpError> {
-    let log = ops.client.code_log(&target.site_id, from).await?;
-    let n = commits_missing(&log, from, to);
-    if n == 0 {
-        return Ok(Decision::nothing(format!("{to} already has every commit of {from}")));
-    }
-    Ok(Decision::act(n, format!("{n} commit(s) to merge into {to}")))
+/// A merge's check: none. terminus merges whenever asked, and no recording shows how the
+/// platform labels a multidev's commits, so the code log cannot tell whether there is
+/// anything to merge: the merge always runs.
+#[expect(clippy::unused_async, reason = "every decide_* is async; this one needs no read")]
+pub(crate) async fn decide_merge(_ops: &Ops, _target: &Target, from: &str, to: &str) -> Result<Decision<()>, OpError> {
+    Ok(Decision::act((), format!("would merge {from} into {to}")))
 }
 
 /// `multidev:merge-to-dev SITE.NAME`: env workflow on dev; nothing new on the multidev ends
@@ -110,7 +106,7 @@ pub(super) async fn merge_to_dev(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let name = env_of(target)?;
-    let n = settle!(decide_merge(ops, target, name, "dev").await?);
+    settle!(decide_merge(ops, target, name, "dev").await?);
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: "dev".to_owned() },
         kind: WorkflowType::MergeCloudDevelopmentEnvironmentIntoDev,
@@ -118,7 +114,7 @@ pub(super) async fn merge_to_dev(
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("merged {n} commit(s) of {name} into dev"), data: None })
+    Ok(OpOutput { changed: true, message: format!("merged {name} into dev"), data: None })
 }
 
 /// `multidev:merge-from-dev SITE.NAME`: env workflow on the multidev; nothing new on dev ends
@@ -130,7 +126,7 @@ pub(super) async fn merge_from_dev(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let name = env_of(target)?;
-    let n = settle!(decide_merge(ops, target, "dev", name).await?);
+    settle!(decide_merge(ops, target, "dev", name).await?);
     let start = StartWorkflow {
         scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: name.to_owned() },
         kind: WorkflowType::MergeDevIntoCloudDevelopmentEnvironment,
@@ -138,5 +134,5 @@ pub(super) async fn merge_from_dev(
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("merged {n} commit(s) of dev into {name}"), data: None })
+    Ok(OpOutput { changed: true, message: format!("merged dev into {name}"), data: None })
 }
