@@ -425,6 +425,7 @@ mod tests {
                         site: (*s).to_owned(),
                         site_id: format!("id-{s}"),
                         envs: envs.iter().map(|e| (*e).to_owned()).collect(),
+                        frozen: false,
                     })
                     .collect(),
             );

@@ -85,6 +85,9 @@ pub struct SiteTargets {
     pub site: String,
     pub site_id: String,
     pub envs: Vec<String>,
+    /// The site is frozen: terminus refuses most operations on it before any request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
 }
 
 /// Where each job runs, in plan order.
@@ -233,7 +236,7 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
             .map(|site| {
                 let envs =
                     if job.op.scope() == Scope::Env { job_envs(job, env_lists.get(&site.name)) } else { Vec::new() };
-                SiteTargets { site: site.name, site_id: site.id, envs }
+                SiteTargets { site: site.name, site_id: site.id, envs, frozen: site.frozen }
             })
             .collect();
         resolved.jobs.insert(job.id.as_str().to_owned(), targets);

@@ -41,6 +41,14 @@ fn has_backup(catalog: &BackupCatalog, element: &str) -> bool {
 impl Ops {
     /// Previews `op` on `target` with read-only calls.
     pub async fn preview(&self, op: &OperationSpec, target: &Target) -> Result<Preview, OpError> {
+        if op.kind().is_read_only() && op.kind().refused_when_frozen() {
+            // env:info, env:code-log, env:wake: refused on a frozen site, as the run does.
+            if let Some(site_id) = self.client.site_id(&target.site).await? {
+                if self.client.site(&site_id).await?.frozen {
+                    return Ok(finding(crate::plan::ops::FROZEN_MESSAGE));
+                }
+            }
+        }
         if op.kind().is_read_only() {
             return self.preview_read_only(op, target).await;
         }
@@ -51,8 +59,10 @@ impl Ops {
             return Ok(finding(format!("site {} was not found", target.site)));
         };
         let site: Value = self.client.get(&["sites", &site_id], &[("site_state", "true")]).await?;
-        if site.get("frozen").is_some_and(|f| f.as_bool().unwrap_or(false) || f.as_i64().is_some_and(|n| n != 0)) {
-            return Ok(finding(format!("{} is frozen", target.site)));
+        let frozen =
+            site.get("frozen").is_some_and(|f| f.as_bool().unwrap_or(false) || f.as_i64().is_some_and(|n| n != 0));
+        if frozen && op.kind().refused_when_frozen() {
+            return Ok(finding(crate::plan::ops::FROZEN_MESSAGE));
         }
         let env = target.env.as_deref().unwrap_or_default();
         if target.env.is_some()

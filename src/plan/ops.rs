@@ -255,7 +255,28 @@ operations! {
     OrgSiteList = "org:site:list", Account, Any, ReadOnly, Never, 2, [req("org", Name), opt("tag", Name, None)];
 }
 
+/// terminus's message for an operation it refuses on a frozen site (`requireSiteIsNotFrozen`).
+pub const FROZEN_MESSAGE: &str = "This site is frozen. Its test and live environments and many commands will be unavailable while it remains frozen.";
+
 impl OperationKind {
+    /// Whether terminus refuses the operation on a frozen site before any request
+    /// (`requireSiteIsNotFrozen`): these nine of the catalogue.
+    #[must_use]
+    pub fn refused_when_frozen(self) -> bool {
+        matches!(
+            self,
+            Self::BackupCreate
+                | Self::EnvClearCache
+                | Self::EnvCloneContent
+                | Self::EnvCodeLog
+                | Self::EnvCommit
+                | Self::EnvDeploy
+                | Self::EnvInfo
+                | Self::EnvWake
+                | Self::MultidevCreate
+        )
+    }
+
     /// Looks an operation up by its terminus name.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {

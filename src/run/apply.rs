@@ -271,8 +271,14 @@ impl Run {
         let ops = Ops::new(connection.client.clone(), poller, context.first_run.clone(), vars)
             .with_platform(health_base, pause)
             .with_downloads(options.downloads);
-        let runner =
-            Arc::new(OpRunner { ops, jobs: prepared.expansion.jobs.clone(), priors: Arc::new(context.priors) });
+        let runner = Arc::new(OpRunner {
+            ops,
+            jobs: prepared.expansion.jobs.clone(),
+            priors: Arc::new(context.priors),
+            frozen: Arc::new(
+                prepared.resolved.jobs.values().flatten().filter(|t| t.frozen).map(|t| t.site.clone()).collect(),
+            ),
+        });
         let total = prepared.expansion.tasks.len();
         let groups = group_policies(&prepared.expansion.jobs);
         let limits = Limits {
@@ -435,6 +441,8 @@ struct OpRunner {
     jobs: Vec<JobInfo>,
     /// What an earlier run left, by task id (`--resume`).
     priors: Arc<HashMap<String, Prior>>,
+    /// Sites the resolution found frozen.
+    frozen: Arc<BTreeSet<String>>,
 }
 
 /// The environment whose code a code-moving operation changes.
@@ -477,7 +485,16 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         let ops = self.ops.clone();
         let task = task.clone();
         let prior = self.priors.get(task.id.as_str()).cloned();
+        // terminus refuses these on a frozen site before any request; so does the run.
+        let frozen =
+            task.payload.kind().refused_when_frozen() && task.site.as_ref().is_some_and(|s| self.frozen.contains(s));
         async move {
+            if frozen {
+                return Err(TaskError {
+                    message: crate::plan::ops::FROZEN_MESSAGE.to_owned(),
+                    class: ErrorClass::Permanent,
+                });
+            }
             let target = Target {
                 site: task.site.clone().unwrap_or_default(),
                 site_id: task.site_id.clone().unwrap_or_default(),

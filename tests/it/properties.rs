@@ -20,7 +20,7 @@ fn resolved(jobs: &[(String, Vec<String>, Vec<String>)]) -> Resolved {
             job.clone(),
             sites
                 .iter()
-                .map(|s| SiteTargets { site: s.clone(), site_id: format!("id-{s}"), envs: envs.clone() })
+                .map(|s| SiteTargets { site: s.clone(), site_id: format!("id-{s}"), envs: envs.clone(), frozen: false })
                 .collect(),
         );
     }
