@@ -242,16 +242,37 @@ pub(super) async fn commit(
     Ok(OpOutput { changed: true, message: format!("committed {changed} changed file{plural}"), data: None })
 }
 
-/// `connection:set`'s check: the mode already set is nothing to do.
-pub(crate) async fn decide_connection(ops: &Ops, target: &Target, sftp: bool) -> Result<Decision<()>, OpError> {
+/// `connection:set`'s check: the mode already set is nothing to do. Switching to git throws
+/// away uncommitted SFTP changes (terminus warns and asks): a finding, unless the plan says
+/// `discard-changes: true`.
+pub(crate) async fn decide_connection(
+    ops: &Ops,
+    target: &Target,
+    sftp: bool,
+    discard_changes: bool,
+) -> Result<Decision<()>, OpError> {
     let env = env_of(target)?;
     let envs = ops.client.environments(&target.site_id).await?;
     let Some(current) = envs.get(env) else {
         return Ok(Decision::refuse(format!("Could not find an environment identified by {env}.")));
     };
     let mode = if sftp { "sftp" } else { "git" };
-    if current.on_server_development.unwrap_or(false) == sftp {
+    let in_sftp = current.on_server_development.unwrap_or(false);
+    if in_sftp == sftp {
         return Ok(Decision::nothing(format!("The connection mode is already set to {mode}.")));
+    }
+    if in_sftp {
+        let changed = ops.client.diffstat(&target.site_id, env).await?.as_object().map_or(0, serde_json::Map::len);
+        if changed > 0 && !discard_changes {
+            return Ok(Decision::refuse(format!(
+                "{}.{env} has {changed} uncommitted change(s) that switching to git would throw away: \
+                 commit them (env:commit) or set `discard-changes: true`",
+                target.site
+            )));
+        }
+        if changed > 0 {
+            return Ok(Decision::act((), format!("would switch to git, discarding {changed} uncommitted change(s)")));
+        }
     }
     Ok(Decision::act((), format!("would switch the connection mode to {mode}")))
 }
@@ -261,9 +282,10 @@ pub(super) async fn connection_set(
     ops: &Ops,
     target: &Target,
     sftp: bool,
+    discard_changes: bool,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
-    settle!(decide_connection(ops, target, sftp).await?);
+    settle!(decide_connection(ops, target, sftp, discard_changes).await?);
     let env = env_of(target)?;
     let mode = if sftp { "sftp" } else { "git" };
     let kind = if sftp { WorkflowType::EnableOnServerDevelopment } else { WorkflowType::EnableGitMode };

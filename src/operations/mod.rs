@@ -245,8 +245,9 @@ impl Ops {
             OperationSpec::DomainAdd { domain } => domains::add(self, &t, &self.render(domain)?).await,
             OperationSpec::DomainRemove { domain } => domains::remove(self, &t, &self.render(domain)?).await,
             OperationSpec::DomainList => domains::list(self, &t).await,
-            OperationSpec::ConnectionSet { mode } => {
-                environments::connection_set(self, &t, *mode == crate::plan::ops::ConnectionMode::Sftp, ctx).await
+            OperationSpec::ConnectionSet { mode, discard_changes } => {
+                let sftp = *mode == crate::plan::ops::ConnectionMode::Sftp;
+                environments::connection_set(self, &t, sftp, *discard_changes, ctx).await
             }
             OperationSpec::UpstreamUpdatesApply { updatedb, accept_upstream } => {
                 upstream::apply(self, &t, *updatedb, *accept_upstream, ctx).await

@@ -96,8 +96,10 @@ impl Ops {
             OperationSpec::DomainRemove { domain } => {
                 domains::decide_remove(self, &t, &self.render(domain)?).await?.preview()
             }
-            OperationSpec::ConnectionSet { mode } => {
-                environments::decide_connection(self, &t, *mode == ConnectionMode::Sftp).await?.preview()
+            OperationSpec::ConnectionSet { mode, discard_changes } => {
+                environments::decide_connection(self, &t, *mode == ConnectionMode::Sftp, *discard_changes)
+                    .await?
+                    .preview()
             }
             OperationSpec::UpstreamUpdatesApply { .. } => upstream::decide_apply(self, &t).await?.preview(),
             // The password is a secret `--refresh` does not read.

@@ -233,7 +233,8 @@ operations! {
         [opt("updatedb", Bool, Some("false"))];
     DomainAdd = "domain:add", Env, Any, Direct, Never, 2, [req("domain", Domain)];
     DomainRemove = "domain:remove", Env, Any, Direct, Always, 2, [req("domain", Domain)];
-    ConnectionSet = "connection:set", Env, DevOrMultidev, Workflow, Never, 30, [req("mode", Mode)];
+    ConnectionSet = "connection:set", Env, DevOrMultidev, Workflow, WhenOption("discard-changes"), 30,
+        [req("mode", Mode), opt("discard-changes", Bool, Some("false"))];
     UpstreamUpdatesApply = "upstream:updates:apply", Env, DevOrMultidev, CodeMoving, Never, 120,
         [opt("updatedb", Bool, Some("false")), opt("accept-upstream", Bool, Some("false"))];
     LockEnable = "lock:enable", Env, Any, Workflow, Never, 30, [req("username", OptType::Text), req("password", Secret)];
@@ -536,6 +537,9 @@ pub enum OperationSpec {
     },
     ConnectionSet {
         mode: ConnectionMode,
+        /// Switching to git throws away uncommitted SFTP changes: only when the plan says so.
+        #[serde(default)]
+        discard_changes: bool,
     },
     UpstreamUpdatesApply {
         updatedb: bool,
@@ -710,6 +714,7 @@ impl OperationSpec {
                     Some(ArgValue::Mode(m)) => *m,
                     _ => ConnectionMode::Git,
                 },
+                discard_changes: a.flag("discard-changes"),
             },
             K::UpstreamUpdatesApply => {
                 Self::UpstreamUpdatesApply { updatedb: a.flag("updatedb"), accept_upstream: a.flag("accept-upstream") }
@@ -790,7 +795,10 @@ impl OperationSpec {
         match self.kind().destructive() {
             Destructive::Never => false,
             Destructive::Always => true,
-            Destructive::WhenOption(_) => matches!(self, Self::EnvDeploy { sync_content: true, .. }),
+            Destructive::WhenOption(_) => matches!(
+                self,
+                Self::EnvDeploy { sync_content: true, .. } | Self::ConnectionSet { discard_changes: true, .. }
+            ),
         }
     }
 }

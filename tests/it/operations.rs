@@ -353,12 +353,18 @@ async fn domains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_set() {
-    let git = OperationSpec::ConnectionSet { mode: ConnectionMode::Git };
-    let (_, path, body) = only_write(&exec(git.clone(), "s1", Some("dev")).await);
+    // s1.dev is in SFTP mode with 3 uncommitted changes: switching to git would lose them.
+    let git = OperationSpec::ConnectionSet { mode: ConnectionMode::Git, discard_changes: false };
+    let refused = exec(git.clone(), "s1", Some("dev")).await;
+    failed(&refused, "3 uncommitted change(s) that switching to git would throw away");
+    assert!(refused.writes.is_empty());
+    let discard = OperationSpec::ConnectionSet { mode: ConnectionMode::Git, discard_changes: true };
+    assert!(discard.is_destructive(), "throwing work away needs --allow-destructive");
+    let (_, path, body) = only_write(&exec(discard, "s1", Some("dev")).await);
     assert_eq!(path, "environments/dev/workflows");
     assert_eq!(body, json!({ "type": "enable_git_mode", "params": {} }));
     unchanged(&exec(git, "s2", Some("dev")).await);
-    let sftp = OperationSpec::ConnectionSet { mode: ConnectionMode::Sftp };
+    let sftp = OperationSpec::ConnectionSet { mode: ConnectionMode::Sftp, discard_changes: false };
     failed(&exec_with(sftp, "s2", Some("dev"), vec![fault("enable_on_server_development")], &[]).await, "refused");
 }
 
@@ -465,8 +471,9 @@ async fn the_preview_and_the_run_make_the_same_decision() {
         (deploy, "s2", "live"),
         (OperationSpec::EnvCommit { message: text("m") }, "s1", "dev"),
         (OperationSpec::EnvCommit { message: text("m") }, "s1", "test"),
-        (OperationSpec::ConnectionSet { mode: ConnectionMode::Sftp }, "s1", "dev"),
-        (OperationSpec::ConnectionSet { mode: ConnectionMode::Git }, "s1", "dev"),
+        (OperationSpec::ConnectionSet { mode: ConnectionMode::Sftp, discard_changes: false }, "s1", "dev"),
+        (OperationSpec::ConnectionSet { mode: ConnectionMode::Git, discard_changes: false }, "s1", "dev"),
+        (OperationSpec::ConnectionSet { mode: ConnectionMode::Git, discard_changes: true }, "s1", "dev"),
         (OperationSpec::DomainAdd { domain: text("www.s1.example") }, "s1", "live"),
         (OperationSpec::DomainAdd { domain: text("new.s1.example") }, "s1", "live"),
         (OperationSpec::DomainAdd { domain: text("www.s1.example") }, "s1", "test"),
