@@ -12,15 +12,24 @@ fn branch(env: &str) -> &str {
     if matches!(env, "dev" | "test" | "live") { "master" } else { env }
 }
 
-/// `upstream:updates:status SITE.ENV`. On an Integrated Composer site terminus would start a
-/// `check_upstream_updates` workflow first; this read-only operation does not, and says so.
+/// Integrated Composer's updates when the environment builds with it (terminus's
+/// `getComposerUpdatesLog`), else none.
+async fn composer(ops: &Ops, target: &Target, env: &str) -> Result<(bool, usize), OpError> {
+    if !ops.client.build_step(&target.site_id, env).await? {
+        return Ok((false, 0));
+    }
+    Ok((true, ops.client.composer_updates(&target.site_id, env).await?))
+}
+
+/// `upstream:updates:status SITE.ENV`, with Integrated Composer's updates counted. On such a
+/// site terminus first starts a `check_upstream_updates` workflow; this read-only operation
+/// does not, and says its composer figures are the platform's last check.
 pub(super) async fn status(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
     let env = env_of(target)?;
-    let updates = ops.client.upstream_updates(&target.site_id, branch(env)).await?;
-    let vars = ops.client.env_variables(&target.site_id, env).await?;
-    let composer = vars
-        .get("BUILD_STEP")
-        .is_some_and(|v| v.as_bool().unwrap_or(false) || v.as_str().is_some_and(|s| !s.is_empty() && s != "0"));
+    let (updates, (ic, composer_updates)) = tokio::try_join!(
+        async { ops.client.upstream_updates(&target.site_id, branch(env)).await.map_err(OpError::from) },
+        composer(ops, target, env)
+    )?;
     let behind = updates.behind.unwrap_or(0);
     let outdated = match env {
         "test" | "live" => {
@@ -30,23 +39,23 @@ pub(super) async fn status(ops: &Ops, target: &Target) -> Result<OpOutput, OpErr
                 && parent.as_ref().is_some_and(|e| e.is_up_to_date_with_upstream))
         }
         _ => behind > 0,
-    };
+    } || composer_updates > 0;
     let mut message = if !updates.has_code {
         "no code".to_owned()
     } else if outdated {
-        format!("outdated ({behind} upstream commit(s) behind)")
+        format!("outdated ({behind} upstream commit(s) behind, {composer_updates} composer update(s))")
     } else {
         "current".to_owned()
     };
-    if composer {
-        message.push_str("; Integrated Composer updates were not checked (that starts a workflow)");
+    if ic {
+        message.push_str("; composer updates as of the platform's last check (a new check starts a workflow)");
     }
     Ok(OpOutput {
         changed: true,
         message,
         data: Some(
             json!({ "has_code": updates.has_code, "behind": behind, "ahead": updates.ahead, "outdated": outdated,
-                           "integrated_composer": composer }),
+                           "integrated_composer": ic, "composer_updates": composer_updates }),
         ),
     })
 }
@@ -62,11 +71,18 @@ pub(crate) async fn decide_apply(ops: &Ops, target: &Target) -> Result<Decision<
     if envs.get(env).and_then(|e| e.on_server_development).unwrap_or(false) {
         return Ok(Decision::refuse(format!("{}.{env} is in SFTP mode; git mode is needed", target.site)));
     }
-    let behind = updates.behind.unwrap_or(0);
-    if !updates.has_code || behind == 0 {
+    let behind = if updates.has_code { updates.behind.unwrap_or(0) } else { 0 };
+    // terminus applies when either the upstream or Integrated Composer has updates.
+    let (_, composer_updates) = composer(ops, target, env).await?;
+    if behind == 0 && composer_updates == 0 {
         return Ok(Decision::nothing("There are no available updates for this site."));
     }
-    Ok(Decision::act(behind, format!("{behind} upstream commit(s) to apply")))
+    let reason = if composer_updates > 0 {
+        format!("{behind} upstream commit(s) and {composer_updates} composer update(s) to apply")
+    } else {
+        format!("{behind} upstream commit(s) to apply")
+    };
+    Ok(Decision::act(behind, reason))
 }
 
 /// `upstream:updates:apply SITE.ENV [--updatedb] [--accept-upstream]`; nothing behind ends

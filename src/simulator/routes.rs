@@ -31,6 +31,7 @@ pub(crate) enum Route {
     Env(String, String),
     EnvSettings(String, String),
     EnvVariables(String, String),
+    BuildUpdates(String, String),
     Diffstat(String, String),
     CodeLog(String, String),
     Domains(String, String),
@@ -80,6 +81,9 @@ impl Route {
                 ("GET", ["sites", site, "environments", env]) => Self::Env(o(site), o(env)),
                 ("GET", ["sites", site, "environments", env, "settings"]) => Self::EnvSettings(o(site), o(env)),
                 ("GET", ["sites", site, "environments", env, "variables"]) => Self::EnvVariables(o(site), o(env)),
+                ("GET", ["sites", site, "environments", env, "build", "updates"]) => {
+                    Self::BuildUpdates(o(site), o(env))
+                }
                 ("GET", ["sites", site, "environments", env, "code-log"]) => Self::CodeLog(o(site), o(env)),
                 ("GET", ["sites", site, "environments", env, "on-server-development", "diffstat"]) => {
                     Self::Diffstat(o(site), o(env))
@@ -121,6 +125,7 @@ impl Route {
             Self::Env(..) => "sites/{site}/environments/{env}",
             Self::EnvSettings(..) => "sites/{site}/environments/{env}/settings",
             Self::EnvVariables(..) => "sites/{site}/environments/{env}/variables",
+            Self::BuildUpdates(..) => "sites/{site}/environments/{env}/build/updates",
             Self::Diffstat(..) => "sites/{site}/environments/{env}/on-server-development/diffstat",
             Self::CodeLog(..) => "sites/{site}/environments/{env}/code-log",
             Self::Domains(..) => "sites/{site}/environments/{env}/domains",
@@ -155,6 +160,7 @@ impl Route {
             Self::Env(s, e)
             | Self::EnvSettings(s, e)
             | Self::EnvVariables(s, e)
+            | Self::BuildUpdates(s, e)
             | Self::Diffstat(s, e)
             | Self::CodeLog(s, e)
             | Self::Domains(s, e)
@@ -353,6 +359,15 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
             Answer::json(
                 200,
                 &json!({ "PANTHEON_ENVIRONMENT": env, "PANTHEON_SITE_NAME": s.name, "BUILD_STEP": build }),
+            )
+        }),
+        Route::BuildUpdates(site, env) => with_env(state, site, env, |_, s, _| {
+            let updated: Vec<Value> = (0..s.composer_updates)
+                .map(|n| json!({ "name": format!("vendor/package-{n}"), "from": "1.0.0", "to": "1.0.1" }))
+                .collect();
+            Answer::json(
+                200,
+                &json!({ "added_dependencies": [], "updated_dependencies": updated, "removed_dependencies": [] }),
             )
         }),
         Route::Diffstat(site, env) => with_env(state, site, env, |_, _, e| {

@@ -83,6 +83,7 @@ pub(crate) struct SiteRec {
     pub frozen: bool,
     pub quota: u32,
     pub upstream_updates: u32,
+    pub composer_updates: u32,
     pub created: f64,
     pub envs: BTreeMap<String, EnvRec>,
     /// Newest last.
@@ -243,6 +244,7 @@ impl SimState {
                     frozen: site.frozen,
                     quota: site.multidev_quota,
                     upstream_updates: site.upstream_updates,
+                    composer_updates: site.composer_updates,
                     created,
                     envs,
                     commits,
@@ -430,6 +432,7 @@ impl SimState {
             "apply_upstream_updates" => {
                 let n = site.upstream_updates;
                 site.upstream_updates = 0;
+                site.composer_updates = 0;
                 for k in 0..n {
                     let t = wf.finish_at;
                     let name = site.name.clone();

@@ -100,6 +100,10 @@ pub struct Site {
     /// Upstream commits waiting to be applied to dev.
     #[serde(default)]
     pub upstream_updates: u32,
+    /// Integrated Composer dependency updates waiting (the site builds with Composer when
+    /// its framework or upstream says so).
+    #[serde(default)]
+    pub composer_updates: u32,
     /// Environments by id; dev, test and live exist even when not listed.
     #[serde(default)]
     pub envs: BTreeMap<String, Env>,

@@ -50,6 +50,11 @@ sites:
   - name: s3
     org: org
     upstream_updates: 2
+  - name: ic
+    org: org
+    framework: drupal8
+    upstream: drupal-composer-managed
+    composer_updates: 2
 ";
 
 struct Outcome {
@@ -553,4 +558,23 @@ async fn restore_skips_missing_elements_and_finds_a_file_in_any_element() {
     assert_eq!(again.message, "restored database", "found by name in the database element");
     assert!(refused.message.contains("no finished backup named nope.tar.gz"), "{}", refused.message);
     assert_eq!(writes, ["do_export", "restore_database", "restore_database"]);
+}
+
+/// terminus counts Integrated Composer's dependency updates (`build/updates`, read when the
+/// environment's `BUILD_STEP` is on) with the upstream's, and applies when either has some.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrated_composer_updates_count_like_upstream_ones() {
+    let status = exec(OperationSpec::UpstreamUpdatesStatus, "ic", Some("dev")).await;
+    let data = ok(&status).data.clone().unwrap();
+    assert_eq!((data["integrated_composer"].as_bool(), data["composer_updates"].as_u64()), (Some(true), Some(2)));
+    assert_eq!(data["outdated"], true, "composer updates alone make it outdated: {data}");
+    assert!(status.all.iter().any(|r| r.path.ends_with("/environments/dev/build/updates")));
+    let apply = OperationSpec::UpstreamUpdatesApply { updatedb: false, accept_upstream: false };
+    let o = exec(apply.clone(), "ic", Some("dev")).await;
+    let (_, _, body) = only_write(&o);
+    assert_eq!(body["type"], "apply_upstream_updates", "no upstream commits, but composer updates");
+    // A site without Integrated Composer is not asked for composer updates.
+    let plain = exec(apply, "s2", Some("dev")).await;
+    unchanged(&plain);
+    assert!(!plain.all.iter().any(|r| r.path.ends_with("/build/updates")));
 }

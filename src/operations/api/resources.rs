@@ -129,6 +129,24 @@ impl ApiClient {
         self.get(&["sites", site_id, "environments", env, "variables"], &[]).await
     }
 
+    /// `GET …/environments/{env}/build/updates`: Integrated Composer's dependency updates, as
+    /// terminus counts them (added, updated and removed dependencies together).
+    pub async fn composer_updates(&self, site_id: &str, env: &str) -> Result<usize, ApiError> {
+        let updates: serde_json::Value =
+            self.get(&["sites", site_id, "environments", env, "build", "updates"], &[]).await?;
+        let count = |key: &str| updates.get(key).and_then(serde_json::Value::as_array).map_or(0, Vec::len);
+        Ok(count("added_dependencies") + count("updated_dependencies") + count("removed_dependencies"))
+    }
+
+    /// Whether Integrated Composer builds the environment: a truthy `BUILD_STEP` among its
+    /// variables (terminus's `isBuildStepEnabled`).
+    pub async fn build_step(&self, site_id: &str, env: &str) -> Result<bool, ApiError> {
+        let vars = self.env_variables(site_id, env).await?;
+        Ok(vars.get("BUILD_STEP").is_some_and(|v| {
+            v.as_bool().unwrap_or(false) || v.as_str().is_some_and(|s| !s.is_empty() && s != "0" && s != "false")
+        }))
+    }
+
     /// `GET …/on-server-development/diffstat`: files changed in SFTP mode, not committed.
     pub async fn diffstat(&self, site_id: &str, env: &str) -> Result<serde_json::Value, ApiError> {
         self.get(&["sites", site_id, "environments", env, "on-server-development", "diffstat"], &[]).await
