@@ -111,6 +111,16 @@ pub(super) async fn clear_cache(ops: &Ops, target: &Target, ctx: &impl OpContext
 /// `env:wake SITE.ENV`: the platform domain's health check, as terminus does it: the last
 /// `platform` domain of the environment, then `GET https://<domain>/pantheon_healthcheck`.
 pub(super) async fn wake(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    wake_with(ops, target, 3, ops.wake_pause).await
+}
+
+/// Wakes the environment: up to `attempts` health checks, `pause` apart.
+pub(super) async fn wake_with(
+    ops: &Ops,
+    target: &Target,
+    attempts: u32,
+    pause: std::time::Duration,
+) -> Result<OpOutput, OpError> {
     let env = env_of(target)?;
     let domains = ops.client.domains(&target.site_id, env).await?;
     let Some(domain) = domains.iter().rev().find(|d| d.kind.as_deref() == Some("platform")) else {
@@ -118,7 +128,7 @@ pub(super) async fn wake(ops: &Ops, target: &Target) -> Result<OpOutput, OpError
     };
     let url = ops.health_url(&domain.id);
     let mut last = String::new();
-    for attempt in 1..=3 {
+    for attempt in 1..=attempts {
         match ops.client.get_url(&url).await {
             Ok(reply) if reply.status == 200 => {
                 let styx = reply
@@ -136,11 +146,14 @@ pub(super) async fn wake(ops: &Ops, target: &Target) -> Result<OpOutput, OpError
             Ok(reply) => last = format!("HTTP {}", reply.status),
             Err(e) => last = e.to_string(),
         }
-        if attempt < 3 {
-            tokio::time::sleep(ops.wake_pause).await;
+        if attempt < attempts {
+            tokio::time::sleep(pause).await;
         }
     }
-    Err(OpError { message: format!("Failed to wake the site after 3 attempts. Last error: {last}"), transient: true })
+    Err(OpError {
+        message: format!("Failed to wake the site after {attempts} attempts. Last error: {last}"),
+        transient: true,
+    })
 }
 
 /// `env:clone-content`'s check: both environments initialized, and not the same one.

@@ -57,7 +57,19 @@ pub(super) async fn create(
         marker: Some(ops.marker(task)),
     };
     ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("created {name} from {from}"), data: None })
+    // As terminus does: read the environments again and wait for the new one to answer
+    // (26 health checks a second apart), so a task that needs it finds it up.
+    if !ops.client.environments(&target.site_id).await?.contains_key(name) {
+        return Err(OpError::permanent(format!(
+            "the {name} environment was created but is not listed yet; it cannot be determined whether it works"
+        )));
+    }
+    ctx.progress(&format!("waiting for {name} to wake"));
+    let second = ops.wake_pause / 5;
+    super::environments::wake_with(ops, target, 26, second)
+        .await
+        .map_err(|e| OpError::permanent(format!("{name} was created, but: {}", e.message)))?;
+    Ok(OpOutput { changed: true, message: format!("created {name} from {from}; it is up"), data: None })
 }
 
 /// `multidev:delete`'s check: an absent environment is nothing to do.

@@ -306,6 +306,16 @@ async fn multidev_create_delete_merge() {
     assert_eq!(body["params"]["environment_id"], "md-2");
     assert_eq!(body["params"]["deploy"]["clone_database"]["from_environment"], "dev");
     assert!(body["params"]["deploy"].get("clone_files").is_none(), "--no-files");
+    // Then, as terminus does, the environments again and the new one's health check.
+    let after: Vec<&str> = o
+        .all
+        .iter()
+        .skip_while(|r| r.method != "POST" || !r.path.ends_with("/workflows"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(after.iter().any(|p| p.ends_with("/environments")), "{after:?}");
+    assert!(after.iter().any(|p| p.contains("md-2") && p.ends_with("pantheon_healthcheck")), "{after:?}");
+    assert!(ok(&o).message.ends_with("it is up"), "{}", ok(&o).message);
     unchanged(&exec(create.clone(), "s1", Some("md-1")).await);
     failed(&exec(create, "s2", Some("md-3")).await, "quota");
 
