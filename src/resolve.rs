@@ -77,7 +77,18 @@ pub trait SiteSource {
     fn site_by_name(&self, name: &str) -> impl Future<Output = Result<Option<SiteRecord>, SourceError>>;
     /// Environment ids of a site.
     fn environments(&self, site: &SiteRecord) -> impl Future<Output = Result<Vec<String>, SourceError>>;
+    /// Whether [`SiteSource::sites`] can list (an offline source cannot).
+    fn lists(&self) -> bool {
+        true
+    }
 }
+
+/// Above this many named sites, the membership listings (a few paged requests for every
+/// site the user reaches) are cheaper than one look-up per name (two requests each).
+pub const NAMED_LOOKUP_LIMIT: usize = 8;
+
+/// Look-ups (and environment lists) in flight at once during resolution.
+const LOOKUPS_AT_ONCE: usize = 10;
 
 /// One site a job runs on, with its environments (empty for site operations).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,30 +123,59 @@ impl From<SourceError> for ResolveFailure {
     }
 }
 
-/// Resolves every job's targets through `source`.
+/// Resolves every job's targets through `source`, in the fewest requests.
 ///
-/// Listings are fetched only when some job uses a selector or a glob; explicit names are
-/// looked up one by one otherwise. Environment lists are fetched only for sites whose job
-/// uses an environment glob.
+/// The listings (the user's sites and each organization's, fetched concurrently by the
+/// source) are read when a job uses a selector or a glob, or when the plan names more than
+/// [`NAMED_LOOKUP_LIMIT`] sites: they give every site object at once. Fewer names are looked
+/// up concurrently, as is a name the listings lack (a site reached by another route). Each
+/// site is resolved once; environment lists are fetched concurrently, only for sites whose
+/// job uses an environment glob.
 ///
 /// # Errors
 /// Plan errors (unknown site or organization, a job with no sites) with their spans, or the
 /// source's failure.
 pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved, ResolveFailure> {
-    let needs_listing = plan.jobs.iter().any(|j| match &j.sites {
-        Some(set) => match &set.kind {
-            SiteSetKind::Selector(_) => true,
-            SiteSetKind::List(items) => items.iter().any(|p| is_glob(&p.text)),
-        },
-        None => false,
+    use futures::StreamExt as _;
+    let needs_selectors =
+        plan.jobs.iter().any(|j| j.sites.as_ref().is_some_and(|set| matches!(set.kind, SiteSetKind::Selector(_))));
+    let needs_globs = plan.jobs.iter().any(|j| match j.sites.as_ref().map(|set| &set.kind) {
+        Some(SiteSetKind::List(items)) => items.iter().any(|p| is_glob(&p.text)),
+        _ => false,
     });
-    let (all_sites, orgs) =
-        if needs_listing { (Some(source.sites().await?), Some(source.orgs().await?)) } else { (None, None) };
+    let names: BTreeSet<&str> = plan
+        .jobs
+        .iter()
+        .filter_map(|j| match j.sites.as_ref().map(|set| &set.kind) {
+            Some(SiteSetKind::List(items)) => Some(items.iter().filter(|p| !is_glob(&p.text)).map(|p| p.text.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let needs_listing = needs_selectors || needs_globs || (names.len() > NAMED_LOOKUP_LIMIT && source.lists());
+    let (all_sites, orgs) = match (needs_listing, needs_selectors) {
+        (false, _) => (None, None),
+        (true, false) => (Some(source.sites().await?), None),
+        (true, true) => {
+            let (sites, orgs) = futures::try_join!(source.sites(), source.orgs())?;
+            (Some(sites), Some(orgs))
+        }
+    };
     let mut by_name: BTreeMap<String, Option<SiteRecord>> = BTreeMap::new();
     if let Some(all) = &all_sites {
         for s in all {
             by_name.insert(s.name.clone(), Some(s.clone()));
         }
+    }
+    // Every name the listings did not give, looked up once, several at a time.
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !by_name.contains_key(*n)).collect();
+    let looked_up: Vec<(String, Result<Option<SiteRecord>, SourceError>)> = futures::stream::iter(missing)
+        .map(|name| async move { (name.to_owned(), source.site_by_name(name).await) })
+        .buffer_unordered(LOOKUPS_AT_ONCE)
+        .collect()
+        .await;
+    for (name, found) in looked_up {
+        by_name.insert(name, found?);
     }
 
     let mut errors = Vec::new();
@@ -155,11 +195,6 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
                         found.sort_by(|a, b| a.name.cmp(&b.name));
                         sites.extend(found.into_iter().cloned());
                         continue;
-                    }
-                    if !by_name.contains_key(&item.text) {
-                        let looked_up =
-                            if all_sites.is_some() { None } else { source.site_by_name(&item.text).await? };
-                        by_name.insert(item.text.clone(), looked_up);
                     }
                     match by_name.get(&item.text).cloned().flatten() {
                         Some(site) => sites.push(site),
@@ -213,19 +248,25 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
         return Err(ResolveFailure::Plan(errors));
     }
 
-    // Environment lists, fetched once per site that some glob needs.
-    let mut env_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Environment lists, fetched once per site that some glob needs, several at a time.
+    let mut wanted: BTreeMap<&str, &SiteRecord> = BTreeMap::new();
     for (index, sites) in &chosen {
-        let job = &plan.jobs[*index];
-        if job.envs.iter().any(|e| is_glob(&e.text)) {
+        if plan.jobs[*index].envs.iter().any(|e| is_glob(&e.text)) {
             for site in sites {
-                if !env_lists.contains_key(&site.name) {
-                    let mut envs = source.environments(site).await?;
-                    envs.sort_by_key(|e| env_order(e));
-                    env_lists.insert(site.name.clone(), envs);
-                }
+                wanted.entry(site.name.as_str()).or_insert(site);
             }
         }
+    }
+    let fetched: Vec<(String, Result<Vec<String>, SourceError>)> = futures::stream::iter(wanted.into_values())
+        .map(|site| async move { (site.name.clone(), source.environments(site).await) })
+        .buffer_unordered(LOOKUPS_AT_ONCE)
+        .collect()
+        .await;
+    let mut env_lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, envs) in fetched {
+        let mut envs = envs?;
+        envs.sort_by_key(|e| env_order(e));
+        env_lists.insert(name, envs);
     }
 
     let mut resolved = Resolved::default();

@@ -250,4 +250,8 @@ impl SiteSource for Offline {
     async fn environments(&self, _site: &SiteRecord) -> Result<Vec<String>, SourceError> {
         Err(SourceError(OFFLINE_HELP.replace("selectors and globs", "environment globs")))
     }
+
+    fn lists(&self) -> bool {
+        false
+    }
 }

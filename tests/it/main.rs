@@ -19,6 +19,7 @@ mod diagnostics;
 mod examples;
 mod fidelity;
 mod fixtures;
+mod fleet;
 mod fuzz;
 mod never_twice;
 mod operations;

@@ -1,0 +1,63 @@
+//! Issue 15: fleet scale. Named sites resolve through the listings, in a few requests,
+//! whatever their number; a name the listings lack falls back to a look-up.
+
+use terminus_batch::simulator::Knobs;
+
+use crate::support::sim::{Served, world};
+
+const TOKEN: &str = "big-token";
+
+fn fleet_world(sites: usize) -> terminus_batch::simulator::World {
+    let mut text = String::from(
+        "user: { email: big@example.com, machine_token: big-token }\norgs:\n  - { name: agency, role: admin }\n  - { name: partner, role: unprivileged }\nsites:\n",
+    );
+    for s in 0..sites {
+        text.push_str(&format!("  - {{ name: site-{s:04}, org: agency }}\n"));
+    }
+    // Reachable by name, but not in the listings the user's memberships give.
+    text.push_str("  - { name: hidden, org: partner }\n");
+    world(&text)
+}
+
+fn named_plan(sites: usize, extra: &[&str]) -> String {
+    let mut names: Vec<String> = (0..sites).map(|s| format!("site-{s:04}")).collect();
+    names.extend(extra.iter().map(|s| (*s).to_owned()));
+    format!(
+        "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: {{ sites: [{}], env: live }}\n",
+        names.join(", ")
+    )
+}
+
+#[test]
+fn five_hundred_named_sites_resolve_in_a_few_requests() {
+    let served = Served::with_world(&fleet_world(500), Knobs { time_scale: 0.001, ..Knobs::default() });
+    let out = served
+        .test()
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .file("plan.yml", &named_plan(500, &["hidden"]))
+        .args(&["plan", "plan.yml", "--format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["tasks"], 501);
+    let stats = served.stop();
+    // The listings (paged by 100 per collection) and one look-up for the site they lack.
+    assert_eq!(stats.count("GET site-names/{name}"), 1, "{:?}", stats.requests);
+    assert!(stats.requests_total <= 20, "{} requests: {:?}", stats.requests_total, stats.requests);
+}
+
+#[test]
+fn a_few_named_sites_are_looked_up_and_a_missing_one_says_so() {
+    let served = Served::with_world(&fleet_world(20), Knobs { time_scale: 0.001, ..Knobs::default() });
+    let out = served
+        .test()
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .file("plan.yml", &named_plan(3, &["site-0099"]))
+        .args(&["plan", "plan.yml"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("site `site-0099` was not found"), "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.count("GET site-names/{name}"), 4, "one look-up per name, no listing: {:?}", stats.requests);
+    assert_eq!(stats.count("GET users/{user}/memberships/sites"), 0);
+}
