@@ -114,9 +114,9 @@ pub struct ServeArgs {
     /// Multiplies durations, latency and Retry-After; divides the rate limit.
     #[arg(long, value_name = "FACTOR")]
     pub time_scale: Option<f64>,
-    /// Request latency range in seconds, `MIN,MAX`.
-    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', num_args = 2)]
-    pub latency: Option<Vec<f64>>,
+    /// Request latency range in seconds, `MIN,MAX` (e.g. `0.1,0.2`).
+    #[arg(long, value_name = "MIN,MAX", value_parser = parse_latency)]
+    pub latency: Option<(f64, f64)>,
     /// Requests per second before answering 429.
     #[arg(long, value_name = "RPS")]
     pub rate_limit: Option<f64>,
@@ -132,6 +132,24 @@ pub struct ServeArgs {
     /// Finished workflows each site already lists.
     #[arg(long, value_name = "N")]
     pub history: Option<u32>,
+}
+
+/// `MIN,MAX` in seconds, `0 <= MIN <= MAX`.
+fn parse_latency(text: &str) -> Result<(f64, f64), String> {
+    let (min, max) =
+        text.split_once(',').ok_or_else(|| format!("write MIN,MAX in seconds, e.g. 0.1,0.2 (got `{text}`)"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| format!("`{v}` is not a number of seconds"))
+    };
+    let (min, max) = (number(min)?, number(max)?);
+    if min > max {
+        return Err(format!("the minimum {min} is above the maximum {max}"));
+    }
+    Ok((min, max))
 }
 
 /// Where targets are resolved and which part of the plan to keep.

@@ -173,7 +173,7 @@ fn simulate_serve_answers_and_prints_its_counters() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
-        .args(["simulate", "serve", "--port", "0", "--seed", "7"])
+        .args(["simulate", "serve", "--port", "0", "--seed", "7", "--latency", "0.001,0.002"])
         .current_dir(dir.path())
         .env_clear()
         .env("HOME", dir.path())
@@ -200,4 +200,13 @@ fn simulate_serve_answers_and_prints_its_counters() {
     assert!(out.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["requests_total"], 1);
+}
+
+#[test]
+fn simulate_serve_refuses_a_latency_it_cannot_read() {
+    for bad in ["0.2,0.1", "0.1", "fast,slow"] {
+        let out = Test::new().args(&["simulate", "serve", "--port", "0", "--latency", bad]).run();
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--latency"), "{bad}: {}", out.stderr);
+    }
 }

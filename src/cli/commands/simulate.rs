@@ -22,8 +22,8 @@ fn serve(args: &ServeArgs, io: &mut Io<'_>) -> CommandResult {
     if let Some(scale) = args.time_scale {
         knobs.time_scale = scale;
     }
-    if let Some([min, max]) = args.latency.as_deref() {
-        knobs.latency = crate::simulator::knobs::Latency { min: *min, max: *max };
+    if let Some((min, max)) = args.latency {
+        knobs.latency = crate::simulator::knobs::Latency { min, max };
     }
     if args.rate_limit.is_some() {
         knobs.rate_limit = args.rate_limit;
