@@ -177,6 +177,14 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
     for (name, found) in looked_up {
         by_name.insert(name, found?);
     }
+    // A name that does not exist: the listings give the did-you-mean (only on this error path).
+    let mut suggestions: BTreeSet<String> =
+        by_name.iter().filter(|(_, s)| s.is_some()).map(|(n, _)| n.clone()).collect();
+    if all_sites.is_none() && source.lists() && by_name.values().any(Option::is_none) {
+        if let Ok(listed) = source.sites().await {
+            suggestions.extend(listed.into_iter().map(|s| s.name));
+        }
+    }
 
     let mut errors = Vec::new();
     let mut chosen: Vec<(usize, Vec<SiteRecord>)> = Vec::new();
@@ -186,6 +194,7 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
             continue;
         };
         let mut sites: Vec<SiteRecord> = Vec::new();
+        let errors_before = errors.len();
         match &set.kind {
             SiteSetKind::List(items) => {
                 for item in items {
@@ -201,7 +210,7 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
                         None => errors.push(
                             PlanError::new(ErrorCode::UnknownSite, format!("site `{}` was not found", item.text))
                                 .at(item.span, "no such site, or not reachable with this account")
-                                .help_opt(did_you_mean(&item.text, by_name.keys().map(String::as_str))),
+                                .help_opt(did_you_mean(&item.text, suggestions.iter().map(String::as_str))),
                         ),
                     }
                 }
@@ -232,7 +241,9 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
         }
         let mut seen = BTreeSet::new();
         sites.retain(|s| seen.insert(s.name.clone()));
-        if sites.is_empty() && errors.iter().all(|e| e.offset() != set.span.offset()) {
+        // A job whose named sites were all unknown already has an error for each name.
+        let named_unknown = errors.len() > errors_before;
+        if sites.is_empty() && !named_unknown && errors.iter().all(|e| e.offset() != set.span.offset()) {
             let what = set.target.as_ref().map_or_else(|| "this selection".to_owned(), |t| format!("target `{t}`"));
             errors.push(
                 PlanError::new(ErrorCode::NoTargets, format!("job `{}` matches no site", job.id))

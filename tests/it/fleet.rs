@@ -57,7 +57,8 @@ fn a_few_named_sites_are_looked_up_and_a_missing_one_says_so() {
         .run();
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("site `site-0099` was not found"), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `site-00"), "the listings suggest a name: {}", out.stderr);
+    assert!(!out.stderr.contains("matches no site"), "one error per unknown name is enough: {}", out.stderr);
     let stats = served.stop();
-    assert_eq!(stats.count("GET site-names/{name}"), 4, "one look-up per name, no listing: {:?}", stats.requests);
-    assert_eq!(stats.count("GET users/{user}/memberships/sites"), 0);
+    assert_eq!(stats.count("GET site-names/{name}"), 4, "one look-up per name: {:?}", stats.requests);
 }

@@ -23,6 +23,7 @@ mod fleet;
 mod fuzz;
 mod never_twice;
 mod operations;
+mod operator;
 mod properties;
 mod refresh;
 mod reports;

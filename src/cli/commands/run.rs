@@ -33,9 +33,34 @@ pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
             detailed_exitcode: false,
             shards: 4,
         };
-        return super::plan::show(PlanInput::Generated(source), &plan_args, io);
+        return super::plan::show(PlanInput::Generated(source), &plan_args, io).map_err(|e| from_command_line(e, args));
     }
     super::apply::execute_plan(PlanInput::Generated(source), &args.targets, &args.run, io)
+        .map_err(|e| from_command_line(e, args))
+}
+
+/// The plan `run` builds is text the user never wrote: its errors speak of the command line,
+/// not of a line and column in that text.
+fn from_command_line(error: CommandError, args: &RunCommandArgs) -> CommandError {
+    let CommandError::Plan { source, errors } = error else { return error };
+    if !source.path.starts_with("<run ") {
+        return CommandError::Plan { source, errors };
+    }
+    let mut command = format!("run {}", args.operation);
+    if !args.on.is_empty() {
+        command.push_str(&format!(" --on {}", args.on.join(",")));
+    }
+    for pair in &args.with {
+        command.push_str(&format!(" --with {pair}"));
+    }
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| match &e.help {
+            Some(help) => format!("{}\n  help: {help}", e.message),
+            None => e.message.clone(),
+        })
+        .collect();
+    CommandError::invalid(format!("`{command}`: {}", lines.join("\nerror: ")))
 }
 
 /// A YAML scalar as JSON: booleans, numbers and null as such, anything else a string.

@@ -1,0 +1,27 @@
+//! Issue 17: the operator's experience. Mistakes reported in the words of what the user
+//! typed.
+
+use crate::support::Test;
+
+#[test]
+fn run_speaks_of_the_command_line_not_of_a_plan_the_user_never_wrote() {
+    let out = Test::new()
+        .args(&["run", "env:deploy", "--on", "site1.test,acme-wb.test", "--with", "note=Release", "--simulate"])
+        .run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with(
+            "error: `run env:deploy --on site1.test,acme-wb.test --with note=Release`: site `site1` was not found"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("did you mean `acme-web`?"), "{}", out.stderr);
+    assert!(!out.stderr.contains("did you mean `site1`"), "never the name itself: {}", out.stderr);
+    assert!(!out.stderr.contains("<run env:deploy>:"), "no line and column of a generated text: {}", out.stderr);
+    // The README's example runs as shown.
+    let ok = Test::new()
+        .args(&["run", "env:deploy", "--on", "acme-web.test,acme-blog.test", "--with", "note=Release", "--simulate"])
+        .run();
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+}
