@@ -382,10 +382,18 @@ impl Validator {
                 let glob = is_glob(&text);
                 let form = if glob { check_env_glob(&text) } else { check_env_id(&text) };
                 if let Err(why) = form {
+                    let lower = text.to_ascii_lowercase();
+                    let hint = if lower != text && check_env_id(&lower).is_ok() {
+                        format!("did you mean `{lower}`? environment ids are lowercase")
+                    } else {
+                        did_you_mean(&lower, ["dev", "test", "live"]).unwrap_or_else(|| {
+                            "environments are dev, test, live, or a multidev: lowercase letters, digits and `-`, at most 11 characters".to_owned()
+                        })
+                    };
                     self.push(
                         PlanError::new(ErrorCode::BadEnvId, format!("`{text}` is not a valid environment id"))
                             .at(span, why)
-                            .help("environments are dev, test, live, or a multidev: lowercase letters, digits and `-`, at most 11 characters"),
+                            .help(hint),
                     );
                     continue;
                 }
@@ -561,7 +569,7 @@ impl Validator {
                             }
                             ty => convert_scalar(ty, &sc)
                                 .map(ArgTemplate::Fixed)
-                                .map_err(|m| Some(bad(m).help_opt(secret_help(ty)))),
+                                .map_err(|m| Some(bad(m).help_opt(secret_help(ty).or_else(|| value_hint(ty, &sc))))),
                         },
                         None => Err(Some(bad(format!("expected {}", spec.ty.describe())))),
                     },
@@ -860,6 +868,22 @@ fn env_help(op: OperationKind, rule: EnvRule) -> Option<String> {
         EnvRule::NewMultidev => "give the literal name of the multidev to create".to_owned(),
         EnvRule::Any => return None,
     })
+}
+
+/// A did-you-mean for an enumerated option's value: case-only differences first, then the
+/// closest value.
+fn value_hint(ty: OptType, value: &Scalar) -> Option<String> {
+    let choices: &[&str] = match ty {
+        OptType::Element { all: true } => &["code", "database", "files", "all"],
+        OptType::Element { all: false } => &["code", "database", "files"],
+        OptType::Mode => &["git", "sftp"],
+        _ => return None,
+    };
+    let text = value.to_string().to_ascii_lowercase();
+    if choices.contains(&text.as_str()) {
+        return Some(format!("did you mean `{text}`? values are lowercase"));
+    }
+    did_you_mean(&text, choices.iter().copied())
 }
 
 fn secret_help(ty: OptType) -> Option<String> {

@@ -25,3 +25,30 @@ fn run_speaks_of_the_command_line_not_of_a_plan_the_user_never_wrote() {
         .run();
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 }
+
+#[test]
+fn case_only_and_near_misses_of_enumerated_values_get_a_did_you_mean() {
+    let plan = "version: 1
+jobs:
+  d:
+    run: env:deploy
+    on: { sites: [a], env: Live }
+  b:
+    run: backup:create
+    on: { sites: [a], env: live }
+    with: { element: Database }
+  c:
+    run: connection:set
+    on: { sites: [a], env: dev }
+    with: { mode: sfpt }
+";
+    let out = Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for hint in [
+        "did you mean `live`? environment ids are lowercase",
+        "did you mean `database`? values are lowercase",
+        "did you mean `sftp`?",
+    ] {
+        assert!(out.stderr.contains(hint), "no {hint:?} in\n{}", out.stderr);
+    }
+}
