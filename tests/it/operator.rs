@@ -52,3 +52,21 @@ jobs:
         assert!(out.stderr.contains(hint), "no {hint:?} in\n{}", out.stderr);
     }
 }
+
+#[test]
+fn bash_completes_the_flags_of_a_subcommand() {
+    let script = Test::new().args(&["completions", "bash"]).run();
+    assert_eq!(script.code, 0, "{}", script.stderr);
+    let t = Test::new().file("tb.bash", &script.stdout);
+    let complete = |words: &str, cur: &str, prev: &str| {
+        let program = format!(
+            "source tb.bash; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _terminus__batch terminus-batch '{cur}' '{prev}'; echo \"${{COMPREPLY[@]}}\""
+        );
+        let out =
+            std::process::Command::new("bash").arg("-c").arg(program).current_dir(t.path()).output().expect("bash");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(complete("terminus-batch apply --re", "--re", "apply"), "--report --resume");
+    assert!(complete("terminus-batch simulate serve --la", "--la", "serve").contains("--latency"));
+    assert!(complete("terminus-batch pl", "pl", "terminus-batch").contains("plan"));
+}
