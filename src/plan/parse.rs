@@ -78,12 +78,27 @@ fn options(max_events: usize) -> Options {
 /// so a label always shows.
 #[must_use]
 pub fn span_of<T>(value: &Spanned<T>) -> SourceSpan {
-    location_span(value.referenced)
+    location_span(value.referenced, None)
 }
 
-fn location_span(location: Location) -> SourceSpan {
+/// The byte offset of a 1-based line and column (in characters) in `text`.
+fn offset_of(text: &str, line: usize, column: usize) -> Option<usize> {
+    let start: usize = text.split_inclusive('\n').take(line.checked_sub(1)?).map(str::len).sum();
+    let rest = text.get(start..)?;
+    let within = rest.char_indices().nth(column.saturating_sub(1)).map_or(rest.len(), |(i, _)| i);
+    Some(start + within)
+}
+
+fn location_span(location: Location, text: Option<&str>) -> SourceSpan {
     let span = location.span();
-    let offset = span.byte_offset().unwrap_or(0);
+    // Some errors (a syntax error met by the scanner) carry a line and column but no byte
+    // offset: compute it, rather than point at the start of the file.
+    let fallback = || {
+        let line = usize::try_from(location.line()).ok()?;
+        let column = usize::try_from(location.column()).ok()?;
+        offset_of(text?, line, column).and_then(|o| u64::try_from(o).ok())
+    };
+    let offset = span.byte_offset().or_else(fallback).unwrap_or(0);
     let len = span.byte_len().unwrap_or(0).max(1);
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
     let len = usize::try_from(len).unwrap_or(1);
@@ -92,7 +107,11 @@ fn location_span(location: Location) -> SourceSpan {
 
 fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
     let inner = error.without_snippet();
-    let span = inner.location().filter(|l| l.line() > 0).map(location_span).map(|s| clamp(s, source.text.len()));
+    let span = inner
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| location_span(l, Some(&source.text)))
+        .map(|s| clamp(s, source.text.len()));
     // An error met while replaying an alias carries the original error inside.
     let mut inner = inner;
     while let YamlError::AliasError { error, .. } = inner {
@@ -167,10 +186,51 @@ fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
         ),
     };
     let mut error = PlanError::new(code, message).help_opt(help);
+    // An unclosed `{` or `[` is where the mistake is; the parser notices it later.
+    let opener = (code == ErrorCode::Syntax)
+        .then(|| unclosed_bracket(&source.text, span.map_or(source.text.len(), |s| s.offset())))
+        .flatten();
+    if let Some((at, bracket)) = opener {
+        let close = if bracket == '{' { '}' } else { ']' };
+        error = error
+            .at(SourceSpan::new(at.into(), 1), format!("this `{bracket}` is never closed"))
+            .help(format!("close it with `{close}`, or write its entries as indented lines"));
+    }
     if let Some(span) = span {
-        error = error.at(span, label);
+        error = error.at(span, if opener.is_some() { "the parser gave up here".to_owned() } else { label });
     }
     error
+}
+
+/// The innermost `{` or `[` still open at byte `upto`, outside quotes and comments.
+fn unclosed_bracket(text: &str, upto: usize) -> Option<(usize, char)> {
+    let mut open: Vec<(usize, char)> = Vec::new();
+    for line_start in text.split_inclusive('\n').scan(0, |at, l| {
+        let start = *at;
+        *at += l.len();
+        Some((start, l))
+    }) {
+        let (start, line) = line_start;
+        let mut quote: Option<char> = None;
+        for (i, c) in line.char_indices() {
+            let at = start + i;
+            if at >= upto {
+                return open.last().copied();
+            }
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') if i == 0 || line[..i].ends_with([' ', '\t']) => break,
+                (None, '{' | '[') => open.push((at, c)),
+                (None, '}' | ']') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    open.last().copied()
 }
 
 fn describe_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {

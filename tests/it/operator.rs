@@ -70,3 +70,14 @@ fn bash_completes_the_flags_of_a_subcommand() {
     assert!(complete("terminus-batch simulate serve --la", "--la", "serve").contains("--latency"));
     assert!(complete("terminus-batch pl", "pl", "terminus-batch").contains("plan"));
 }
+
+#[test]
+fn an_unclosed_bracket_points_at_itself_and_where_the_parser_gave_up() {
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [a], env: live\n    with: { note: x }\n";
+    let out = Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("plan.yml:5:9"), "not 1:1: {}", out.stderr);
+    assert!(out.stderr.contains("this `{` is never closed"), "{}", out.stderr);
+    assert!(out.stderr.contains("the parser gave up here"), "{}", out.stderr);
+    assert!(out.stderr.contains("close it with `}`"), "{}", out.stderr);
+}
