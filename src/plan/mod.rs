@@ -22,6 +22,15 @@ pub use source::PlanSource;
 /// The parse error (YAML syntax, wrong type, unknown or duplicate key, budget), or every
 /// validation error at once.
 pub fn load(source: &PlanSource) -> Result<model::Plan, Vec<PlanError>> {
-    let raw = parse::parse(source).map_err(|e| vec![e])?;
-    validate::validate(&raw)
+    let (raw, mut unknown) = parse::parse(source)?;
+    // Unknown keys and every validation error, in one report.
+    match validate::validate(&raw) {
+        Ok(plan) if unknown.is_empty() => Ok(plan),
+        Ok(_) => Err(unknown),
+        Err(mut errors) => {
+            errors.append(&mut unknown);
+            errors.sort_by_key(PlanError::offset);
+            Err(errors)
+        }
+    }
 }

@@ -22,8 +22,136 @@ pub const MAX_YAML_DEPTH: usize = 64;
 ///
 /// # Errors
 /// A [`PlanError`] with the code of what went wrong and the location of the offending text.
-pub fn parse(source: &PlanSource) -> Result<PlanRaw, PlanError> {
-    parse_yaml(source, Budgets::PLAN)
+pub fn parse(source: &PlanSource) -> Result<(PlanRaw, Vec<PlanError>), Vec<PlanError>> {
+    // The structs take unknown keys without a word, so that one misspelt key does not hide
+    // every other mistake: they are found here, every one, by walking the same document.
+    let tree: serde_json::Value = parse_yaml(source, Budgets::PLAN).map_err(|e| vec![e])?;
+    let mut paths = Vec::new();
+    unknown_keys(&tree, &mut Vec::new(), &mut paths);
+    let mut unknown: Vec<PlanError> = paths.iter().map(|path| unknown_key(source, path)).collect();
+    match parse_yaml::<PlanRaw>(source, Budgets::PLAN) {
+        Ok(raw) => Ok((raw, unknown)),
+        Err(e) => {
+            unknown.push(e);
+            unknown.sort_by_key(PlanError::offset);
+            Err(unknown)
+        }
+    }
+}
+
+/// Collects the path (`jobs.deploy.setings`) of every key no map of the plan accepts.
+fn unknown_keys<'a>(value: &'a serde_json::Value, path: &mut Vec<&'a str>, out: &mut Vec<String>) {
+    let serde_json::Value::Object(map) = value else { return };
+    let parent: Vec<&str> = path.clone();
+    let known = known_keys(&parent);
+    for (key, child) in map {
+        let generic: Vec<&str> = parent.iter().copied().chain(std::iter::once(key.as_str())).collect();
+        match known {
+            Some(keys) if !keys.contains(&key.as_str()) => out.push(generic.join(".")),
+            _ => {}
+        }
+        // Descend where the plan has maps of known keys.
+        let descend = match parent.as_slice() {
+            [] => matches!(key.as_str(), "settings" | "targets" | "jobs"),
+            ["targets" | "jobs"] => true,
+            ["jobs", _] => matches!(key.as_str(), "on" | "rollout" | "retries" | "needs"),
+            ["jobs", _, "on"] => key == "sites",
+            _ => false,
+        };
+        if !descend {
+            continue;
+        }
+        path.push(key.as_str());
+        match child {
+            serde_json::Value::Array(items) if key == "needs" => {
+                for item in items {
+                    path.push("needs[]");
+                    unknown_keys(item, path, out);
+                    path.pop();
+                }
+            }
+            _ => unknown_keys(child, path, out),
+        }
+        path.pop();
+    }
+}
+
+/// An unknown key at `path` (`jobs.deploy.setings`), located in the text: each segment is
+/// looked for as a mapping key after the previous one.
+fn unknown_key(source: &PlanSource, path: &str) -> PlanError {
+    let segments: Vec<&str> = path.split('.').filter(|s| !s.is_empty() && *s != "needs[]").collect();
+    let text = &source.text;
+    let mut from = 0;
+    let mut found = None;
+    for segment in &segments {
+        found = key_at(text, segment, from);
+        match found {
+            Some(at) => from = at + segment.len(),
+            None => break,
+        }
+    }
+    let key = segments.last().copied().unwrap_or(path);
+    let parent = &segments[..segments.len().saturating_sub(1)];
+    let place =
+        if parent.is_empty() { "at the top of the plan".to_owned() } else { format!("in `{}`", parent.join(".")) };
+    let mut error = PlanError::new(ErrorCode::UnknownKey, format!("unknown key `{key}`")).help_opt(
+        known_keys(parent).and_then(|keys| {
+            did_you_mean(key, keys.iter().copied()).or_else(|| Some(format!("expected one of: {}", keys.join(", "))))
+        }),
+    );
+    if let Some(at) = found {
+        error = error.at(SourceSpan::new(at.into(), key.len()), format!("not a known key {place}"));
+    }
+    error
+}
+
+/// Where `key` next appears as a mapping key (`key:` at a line's start or after `{`/`,`).
+fn key_at(text: &str, key: &str, from: usize) -> Option<usize> {
+    let mut start = from;
+    while let Some(rel) = text.get(start..)?.find(key) {
+        let at = start + rel;
+        let before = text[..at].trim_end_matches([' ', '\t', '"', '\'']);
+        let after = text[at + key.len()..].trim_start_matches(['"', '\'']).trim_start_matches([' ', '\t']);
+        let starts = before.is_empty() || before.ends_with(['\n', '{', ',']);
+        if starts && after.starts_with(':') {
+            return Some(at);
+        }
+        start = at + key.len();
+    }
+    None
+}
+
+/// The keys a map at `parent` accepts, for the did-you-mean.
+fn known_keys(parent: &[&str]) -> Option<&'static [&'static str]> {
+    const TOP: &[&str] = &["version", "name", "settings", "targets", "jobs"];
+    const SETTINGS: &[&str] = &[
+        "concurrency",
+        "per_site",
+        "max_requests",
+        "requests_per_second",
+        "burst",
+        "on_failure",
+        "max_failures",
+        "timeout",
+    ];
+    const JOB: &[&str] =
+        &["run", "on", "with", "matrix", "needs", "on_failure", "max_failures", "rollout", "timeout", "retries"];
+    const ON: &[&str] = &["sites", "env"];
+    const ROLLOUT: &[&str] = &["first", "then", "max_failures"];
+    const RETRIES: &[&str] = &["attempts", "backoff"];
+    const SELECTOR: &[&str] = &["org", "tag", "upstream", "framework", "plan", "exclude"];
+    const NEED: &[&str] = &["job", "scope", "optional"];
+    match parent {
+        [] => Some(TOP),
+        ["settings"] => Some(SETTINGS),
+        ["jobs", _] => Some(JOB),
+        ["jobs", _, "on"] => Some(ON),
+        ["jobs", _, "rollout"] => Some(ROLLOUT),
+        ["jobs", _, "retries"] => Some(RETRIES),
+        ["targets", _] | ["jobs", _, "on", "sites"] => Some(SELECTOR),
+        ["jobs", _, "needs", "needs[]"] => Some(NEED),
+        _ => None,
+    }
 }
 
 /// Input budgets for one kind of YAML file.
@@ -187,7 +315,8 @@ fn convert(error: &YamlError, source: &PlanSource) -> PlanError {
     };
     let mut error = PlanError::new(code, message).help_opt(help);
     // An unclosed `{` or `[` is where the mistake is; the parser notices it later.
-    let opener = (code == ErrorCode::Syntax)
+    // (A mismatched bracket is named by the parser's own message, at the right place.)
+    let opener = (code == ErrorCode::Syntax && !error.message.contains("mismatched bracket"))
         .then(|| unclosed_bracket(&source.text, span.map_or(source.text.len(), |s| s.offset())))
         .flatten();
     if let Some((at, bracket)) = opener {
@@ -278,8 +407,38 @@ fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
 mod tests {
     use super::*;
 
+    /// The key tables the unknown-key walk uses are the raw types' own keys, as the schema
+    /// (generated from them) lists them.
+    #[test]
+    fn known_keys_are_the_raw_types_keys() {
+        let schema = serde_json::to_value(schemars::schema_for!(PlanRaw)).unwrap();
+        let keys = |props: &serde_json::Value| {
+            let mut k: Vec<String> = props.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let table = |parent: &[&str]| {
+            let mut k: Vec<String> = known_keys(parent).unwrap().iter().map(|s| (*s).to_owned()).collect();
+            k.sort();
+            k
+        };
+        let def = |name: &str| keys(&schema["$defs"][name]["properties"]);
+        assert_eq!(table(&[]), keys(&schema["properties"]));
+        assert_eq!(table(&["settings"]), def("SettingsRaw"));
+        assert_eq!(table(&["jobs", "j"]), def("JobRaw"));
+        assert_eq!(table(&["jobs", "j", "on"]), def("OnRaw"));
+        assert_eq!(table(&["jobs", "j", "rollout"]), def("RolloutRaw"));
+        assert_eq!(table(&["jobs", "j", "retries"]), def("RetriesRaw"));
+        assert_eq!(table(&["targets", "t"]), def("SelectorRaw"));
+        assert_eq!(table(&["jobs", "j", "needs", "needs[]"]), def("NeedFullRaw"));
+    }
+
+    /// The raw plan, or the first error (unknown keys included).
     fn parse_text(text: &str) -> Result<PlanRaw, PlanError> {
-        parse(&PlanSource::new("t.yml", text))
+        match parse(&PlanSource::new("t.yml", text)) {
+            Ok((raw, unknown)) if unknown.is_empty() => Ok(raw),
+            Ok((_, mut errors)) | Err(mut errors) => Err(errors.remove(0)),
+        }
     }
 
     #[test]

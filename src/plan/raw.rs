@@ -1,6 +1,7 @@
 //! The serde mirror of a plan file (version 1). No behaviour: every user-written value keeps
-//! its location (`Spanned`), unknown keys are refused, and the JSON Schema in
-//! `schemas/plan.schema.json` is generated from these types.
+//! its location (`Spanned`), and the JSON Schema in `schemas/plan.schema.json` is generated
+//! from these types. Unknown keys are not refused here, one at a time: `parse` collects every
+//! one with its place, and the schema forbids them.
 //!
 //! Values whose shape varies (`on.sites`, `needs` entries, counts or percents, `with` values)
 //! have hand-written visitors rather than untagged enums: serde buffers untagged content and
@@ -20,7 +21,7 @@ use serde_saphyr::Spanned;
 
 /// A whole plan file.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 #[schemars(title = "terminus-batch plan", description = "A terminus-batch plan, version 1.")]
 pub struct PlanRaw {
     /// Plan format version; must be 1.
@@ -42,7 +43,7 @@ pub struct PlanRaw {
 
 /// The `settings:` block.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct SettingsRaw {
     /// Tasks in flight for the whole run (default 10).
     #[serde(default)]
@@ -115,7 +116,7 @@ impl JsonSchema for OperationName {
 
 /// One job.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct JobRaw {
     /// The operation, by its terminus command name (`env:deploy`, `backup:create`, ...).
     #[schemars(with = "OperationName")]
@@ -158,7 +159,7 @@ pub struct JobRaw {
 
 /// `on:`: sites and environments.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct OnRaw {
     /// A target name, a list of site names and globs, or an inline selector.
     #[serde(default)]
@@ -183,7 +184,7 @@ pub enum SitesRaw {
 
 /// An inline or named site selector.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct SelectorRaw {
     /// Organization id, machine name or label.
     #[serde(default)]
@@ -227,7 +228,7 @@ pub enum NeedRaw {
 
 /// The map form of a need.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct NeedFullRaw {
     /// The needed job.
     #[schemars(with = "String")]
@@ -243,7 +244,7 @@ pub struct NeedFullRaw {
 
 /// `rollout:` waves.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RolloutRaw {
     /// Size of the first wave (the canary): a count or a percent of the job's tasks.
     #[schemars(with = "CountOrPercent")]
@@ -260,7 +261,7 @@ pub struct RolloutRaw {
 
 /// `retries:`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(deny_unknown_fields)]
 pub struct RetriesRaw {
     /// Total number of tries, the first included.
     #[schemars(with = "u32", range(min = 1))]

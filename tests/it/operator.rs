@@ -81,3 +81,35 @@ fn an_unclosed_bracket_points_at_itself_and_where_the_parser_gave_up() {
     assert!(out.stderr.contains("the parser gave up here"), "{}", out.stderr);
     assert!(out.stderr.contains("close it with `}`"), "{}", out.stderr);
 }
+
+#[test]
+fn every_mistake_in_one_run_unknown_keys_included() {
+    let plan = "version: 1
+nmae: weekly
+settings: { concurency: 3 }
+jobs:
+  d:
+    run: env:deploy
+    on: { sites: [a], env: Live }
+    setings: 1
+    with: { nte: x }
+  c:
+    run: env:clear-cach
+    on: { sites: [a], env: live }
+";
+    let out = Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for needle in [
+        "unknown key `nmae`",
+        "did you mean `name`?",
+        "unknown key `concurency`",
+        "unknown key `setings`",
+        "`Live` is not a valid environment id",
+        "`env:deploy` has no option `nte`",
+        "env:clear-cach",
+        "has 6 problems",
+    ] {
+        assert!(out.stderr.contains(needle), "no {needle:?} in\n{}", out.stderr);
+    }
+    assert!(out.stderr.contains("plan.yml:8:5"), "each located: {}", out.stderr);
+}
