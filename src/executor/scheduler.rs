@@ -239,10 +239,10 @@ impl Scheduler {
             group.failures += 1;
             let reason = if self.limits.fail_fast || group.policy.fail_fast {
                 Some(format!("fail-fast: `{name}` failed"))
-            } else if self.limits.max_failures.is_some_and(|m| self.failures > m)
-                || group.policy.max_failures.is_some_and(|m| group.failures > m)
-            {
-                Some("failure budget exceeded".to_owned())
+            } else if let Some(max) = self.limits.max_failures.filter(|&m| self.failures > m) {
+                Some(format!("failure budget exceeded: {} failed of max {max} in the run", self.failures))
+            } else if let Some(max) = group.policy.max_failures.filter(|&m| group.failures > m) {
+                Some(format!("failure budget exceeded: {} failed of max {max} in the job", group.failures))
             } else {
                 None
             };
@@ -322,8 +322,13 @@ impl Scheduler {
                 break;
             }
             if group.bad[cur] > group.policy.wave_max_failures {
+                let reason = format!(
+                    "rollout halted at wave {}: {} failed or skipped of max {}",
+                    cur + 1,
+                    group.bad[cur],
+                    group.policy.wave_max_failures
+                );
                 self.groups[g].halted = true;
-                let reason = format!("rollout halted at wave {}", cur + 1);
                 for i in 0..self.slots.len() {
                     if self.slots[i].group == g && self.slots[i].wave as usize > cur && self.state[i] == State::Waiting
                     {
@@ -374,6 +379,20 @@ mod tests {
         ];
         let mut s = Scheduler::new(slots, names(3), vec![GroupPolicy::default()], limits(10));
         assert_eq!([s.start_next(), s.start_next(), s.start_next(), s.start_next()], [Some(1), Some(2), Some(0), None]);
+    }
+
+    #[test]
+    fn a_budget_drain_says_its_numbers() {
+        let slots = vec![Slot::default(), Slot::default(), Slot::default()];
+        let run = Limits { max_failures: Some(0), ..limits(1) };
+        let mut s = Scheduler::new(slots, names(3), vec![GroupPolicy::default()], run);
+        assert_eq!(s.start_next(), Some(0));
+        let skipped = s.finish(0, Status::Failed);
+        assert_eq!(skipped.len(), 2);
+        assert!(
+            skipped.iter().all(|k| k.reason == "failure budget exceeded: 1 failed of max 0 in the run"),
+            "{skipped:?}"
+        );
     }
 
     #[test]
@@ -433,7 +452,10 @@ mod tests {
         assert_eq!(s.start_next(), None, "wave 2 waits for wave 1");
         let skipped = s.finish(0, Status::Failed);
         assert_eq!(skipped.iter().map(|k| k.task).collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(skipped.iter().all(|k| k.reason == "rollout halted at wave 1"));
+        assert!(
+            skipped.iter().all(|k| k.reason == "rollout halted at wave 1: 1 failed or skipped of max 0"),
+            "{skipped:?}"
+        );
     }
 
     mod properties {

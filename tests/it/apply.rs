@@ -134,7 +134,7 @@ jobs:
     assert_eq!(by_id("deploy[site-a.live]")["status"], "failed");
     for later in ["deploy[site-b.live]", "deploy[site-c.live]"] {
         assert_eq!(by_id(later)["status"], "skipped");
-        assert_eq!(by_id(later)["message"], "rollout halted at wave 1");
+        assert_eq!(by_id(later)["message"], "rollout halted at wave 1: 1 failed or skipped of max 0");
     }
     assert_eq!(json["simulator"]["workflows_total"], 1, "nothing after the canary started");
 }
