@@ -126,6 +126,15 @@ pub enum Event {
         outcome: Outcome,
         at: Millis,
     },
+    /// The run stops starting tasks (Ctrl-C, fail-fast, the failure budget) and waits for the
+    /// ones in flight.
+    Draining {
+        reason: String,
+        in_flight: usize,
+        /// A second Ctrl-C stops waiting for them (`false` when already not waiting).
+        waiting: bool,
+        at: Millis,
+    },
     RunFinished {
         at: Millis,
         /// Ctrl-C stopped the run.
@@ -148,7 +157,7 @@ impl Event {
             | Self::AttemptFailed { task, .. }
             | Self::TaskRetrying { task, .. }
             | Self::TaskFinished { task, .. } => Some(*task),
-            Self::RunStarted { .. } | Self::RunFinished { .. } => None,
+            Self::RunStarted { .. } | Self::RunFinished { .. } | Self::Draining { .. } => None,
         }
     }
 
@@ -164,6 +173,7 @@ impl Event {
             | Self::AttemptFailed { at, .. }
             | Self::TaskRetrying { at, .. }
             | Self::TaskFinished { at, .. }
+            | Self::Draining { at, .. }
             | Self::RunFinished { at, .. } => *at,
         }
     }

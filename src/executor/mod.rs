@@ -371,6 +371,12 @@ where
             () = controls.drain.cancelled(), if !interrupted => {
                 interrupted = true;
                 let at = clock.now_ms();
+                sink.emit(&Event::Draining {
+                    reason: "interrupted".to_owned(),
+                    in_flight: set.len(),
+                    waiting: !controls.abort_in_flight,
+                    at,
+                });
                 for skip in sched.drain("the run was interrupted") {
                     finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
                 }

@@ -58,7 +58,7 @@ impl<'a> Live<'a> {
 
 impl EventSink for Live<'_> {
     fn emit(&mut self, event: &Event) {
-        if self.mode == Mode::Quiet {
+        if self.mode == Mode::Quiet && !matches!(event, Event::Draining { .. }) {
             return;
         }
         match event {
@@ -158,6 +158,23 @@ impl EventSink for Live<'_> {
                         }
                     }
                     _ => self.line(*at, &text),
+                }
+            }
+            Event::Draining { in_flight, waiting, at, .. } => {
+                let tasks = if *in_flight == 1 { "task" } else { "tasks" };
+                let text = if *waiting {
+                    format!(
+                        "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
+                         (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches)"
+                    )
+                } else {
+                    format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")
+                };
+                // Said even under -q: the user pressed a key and expects an answer.
+                if let Some(multi) = &self.multi {
+                    let _shown = multi.println(&text);
+                } else {
+                    let _shown = writeln!(self.out, "{} {text}", clock(*at));
                 }
             }
             Event::RunFinished { at, interrupted, .. } => {

@@ -169,7 +169,10 @@ impl RunReport {
                     t.workflow_ids.push(workflow_id.clone());
                 }
             }
-            Event::Progress { .. } | Event::TaskRetrying { .. } | Event::WorkflowEnded { .. } => {}
+            Event::Progress { .. }
+            | Event::TaskRetrying { .. }
+            | Event::WorkflowEnded { .. }
+            | Event::Draining { .. } => {}
             Event::TaskFinished { task, outcome, at } => {
                 if let Some(t) = self.tasks.get_mut(*task) {
                     if t.status.is_none() {

@@ -301,6 +301,12 @@ fn one_ctrl_c_drains_waits_for_the_workflows_in_flight_and_exits_130() {
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains(
+            "interrupted: starting nothing new; waiting for the 2 tasks in flight (Ctrl-C again stops waiting"
+        ),
+        "the first Ctrl-C says what happens now: {rest}"
+    );
     let json = report(&t, "out.json");
     let succeeded = tasks_where(&json, |t| t["status"] == "succeeded");
     assert_eq!(succeeded.len(), 2, "the two backups in flight finished: {json}");
