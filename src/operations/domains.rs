@@ -13,12 +13,23 @@ pub(crate) async fn decide_add(ops: &Ops, target: &Target, domain: &str) -> Resu
     let env = env_of(target)?;
     let domain = domain.to_ascii_lowercase();
     let envs = ops.client.environments(&target.site_id).await?;
-    for other in envs.keys().filter(|e| e.as_str() != env) {
-        if ops.client.domains(&target.site_id, other).await?.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)) {
-            return Ok(Decision::refuse(format!("{domain} is already on {}.{other}", target.site)));
-        }
+    // Every environment's domains at once (the request rate still paces them), not one
+    // environment after another.
+    let names: Vec<&String> = envs.keys().collect();
+    let lists = futures::future::try_join_all(names.iter().map(|e| ops.client.domains(&target.site_id, e))).await?;
+    let has = |e: &str| {
+        names
+            .iter()
+            .zip(&lists)
+            .any(|(n, list)| n.as_str() == e && list.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)))
+    };
+    if let Some(other) = names.iter().find(|e| e.as_str() != env && has(e)) {
+        return Ok(Decision::refuse(format!("{domain} is already on {}.{other}", target.site)));
     }
-    if ops.client.domains(&target.site_id, env).await?.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)) {
+    if has(env)
+        || (!envs.contains_key(env)
+            && ops.client.domains(&target.site_id, env).await?.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)))
+    {
         return Ok(Decision::nothing(format!("{domain} is already on {env}")));
     }
     Ok(Decision::act((), format!("would add {domain}")))

@@ -280,6 +280,11 @@ impl SiteSource for ApiSource {
 
     async fn sites(&self) -> Result<Vec<SiteRecord>, SourceError> {
         let listing = self.client.site_listing().await.map_err(|e| source_error(&e))?;
+        // Every site object the listings gave is kept: the run reads none of them again.
+        let listed = listing.team_sites.iter().map(|m| (m.id.clone(), m.site.clone()));
+        let in_orgs =
+            listing.org_sites.iter().flat_map(|(_, members)| members.iter().map(|m| (m.id.clone(), m.site.clone())));
+        self.client.remember_sites(listed.chain(in_orgs));
         Ok(Self::merge(&listing))
     }
 

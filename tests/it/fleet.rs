@@ -62,3 +62,19 @@ fn a_few_named_sites_are_looked_up_and_a_missing_one_says_so() {
     let stats = served.stop();
     assert_eq!(stats.count("GET site-names/{name}"), 4, "one look-up per name: {:?}", stats.requests);
 }
+
+#[test]
+fn a_site_resolved_from_the_listings_is_not_read_again() {
+    let served = Served::with_world(&fleet_world(12), Knobs { time_scale: 0.001, ..Knobs::default() });
+    let plan = "version: 1\njobs:\n  i:\n    run: site:info\n    on: { sites: { org: agency } }\n";
+    let out = served
+        .test()
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .file("plan.yml", plan)
+        .args(&["apply", "plan.yml", "--yes", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.count("GET sites/{site}"), 0, "site:info reads what resolution read: {:?}", stats.requests);
+    assert_eq!(stats.count("GET site-names/{name}"), 0, "{:?}", stats.requests);
+}

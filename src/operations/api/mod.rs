@@ -160,6 +160,9 @@ struct Inner {
     inflight: Mutex<HashMap<String, SharedReply>>,
     /// Site name → id, for the run (`None`: no such site).
     names: Mutex<HashMap<String, KnownName>>,
+    /// Site objects read during the run (resolution's listings and look-ups), by id: a site is
+    /// read once per run.
+    sites: Mutex<HashMap<String, wire::Site>>,
     /// Workflow ids started or adopted by this run, so no two tasks claim the same one.
     claimed: Mutex<HashSet<String>>,
     /// Requests sent (attempts), for reports and tests.
@@ -239,6 +242,7 @@ impl ApiClient {
                 auth: tokio::sync::Mutex::new(AuthState::default()),
                 inflight: Mutex::new(HashMap::new()),
                 names: Mutex::new(HashMap::new()),
+                sites: Mutex::new(HashMap::new()),
                 claimed: Mutex::new(HashSet::new()),
                 sent: AtomicU64::new(0),
                 clock_offset_ms: AtomicI64::new(i64::MIN),
@@ -634,6 +638,21 @@ impl ApiClient {
 
     fn is_claimed(&self, workflow_id: &str) -> bool {
         lock(&self.inner.claimed).contains(workflow_id)
+    }
+
+    /// Keeps site objects read elsewhere (listings) for [`ApiClient::site`], and their names
+    /// for the name look-up.
+    pub fn remember_sites(&self, sites: impl IntoIterator<Item = (String, wire::Site)>) {
+        let mut known = lock(&self.inner.sites);
+        let mut names = lock(&self.inner.names);
+        for (id, site) in sites {
+            names.entry(site.name.clone()).or_insert_with(|| KnownName::Id(id.clone()));
+            known.insert(id, site);
+        }
+    }
+
+    fn known_site(&self, site_id: &str) -> Option<wire::Site> {
+        lock(&self.inner.sites).get(site_id).cloned()
     }
 
     fn cached_name(&self, name: &str) -> Option<KnownName> {

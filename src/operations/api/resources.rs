@@ -86,7 +86,12 @@ impl ApiClient {
 
     /// `GET sites/{id}?site_state=true`.
     pub async fn site(&self, site_id: &str) -> Result<Site, ApiError> {
-        self.get(&["sites", site_id], &[("site_state", "true")]).await
+        if let Some(known) = self.known_site(site_id) {
+            return Ok(known);
+        }
+        let site: Site = self.get(&["sites", site_id], &[("site_state", "true")]).await?;
+        self.remember_sites([(site_id.to_owned(), site.clone())]);
+        Ok(site)
     }
 
     /// `GET sites/{id}/environments`, keyed by env id.
