@@ -4,8 +4,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::api::Repeat;
+use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
-use super::{OpError, OpOutput, Ops, Target, env_of};
+use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 
 /// `domain:add`'s check: a domain already on the environment is nothing to do; one on
 /// another environment of the site is a finding.
@@ -91,6 +92,47 @@ pub(super) async fn remove(ops: &Ops, target: &Target, domain: &str) -> Result<O
             transient: e.is_transient(),
         })?;
     Ok(OpOutput { changed: true, message: format!("removed {domain}"), data: None })
+}
+
+/// `domain:primary:add` / `domain:primary:remove`'s check: the domain must be on the
+/// environment; already primary (or no primary to remove) is nothing to do.
+pub(crate) async fn decide_primary(ops: &Ops, target: &Target, domain: Option<&str>) -> Result<Decision<()>, OpError> {
+    let env = env_of(target)?;
+    let present = ops.client.domains(&target.site_id, env).await?;
+    let primary = present.iter().find(|d| d.primary == Some(true)).map(|d| d.id.to_ascii_lowercase());
+    match domain.map(str::to_ascii_lowercase) {
+        Some(domain) if !present.iter().any(|d| d.id.eq_ignore_ascii_case(&domain)) => {
+            Ok(Decision::refuse(format!("{domain} is not a domain of {}.{env}: add it first", target.site)))
+        }
+        Some(domain) if primary.as_deref() == Some(domain.as_str()) => {
+            Ok(Decision::nothing(format!("{domain} is already the primary domain")))
+        }
+        Some(domain) => Ok(Decision::act((), format!("would make {domain} the primary domain"))),
+        None if primary.is_none() => Ok(Decision::nothing(format!("{env} has no primary domain"))),
+        None => Ok(Decision::act((), "would remove the primary domain")),
+    }
+}
+
+/// `domain:primary:add SITE.ENV DOMAIN` / `domain:primary:remove SITE.ENV`: env workflow
+/// `set_primary_domain` with the domain, or `null` to remove it.
+pub(super) async fn primary(
+    ops: &Ops,
+    target: &Target,
+    domain: Option<&str>,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    settle!(decide_primary(ops, target, domain).await?);
+    let env = env_of(target)?;
+    let domain = domain.map(str::to_ascii_lowercase);
+    let start = StartWorkflow {
+        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
+        kind: WorkflowType::SetPrimaryDomain,
+        params: json!({ "primary_domain": domain }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    let message = domain.map_or_else(|| "primary domain removed".to_owned(), |d| format!("{d} is the primary domain"));
+    Ok(OpOutput { changed: true, message, data: None })
 }
 
 /// `domain:list SITE.ENV`.

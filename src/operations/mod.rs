@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use self::api::wire::Workflow;
-use self::api::workflows::{Poller, StartWorkflow};
+use self::api::workflows::{Poller, StartWorkflow, WorkflowType};
 use self::api::{ApiClient, ApiError, unix_now};
 use crate::plan::ops::{OperationKind, OperationSpec};
 use crate::plan::template::{Text, TextPart};
@@ -264,6 +264,33 @@ impl Ops {
             }
             OperationSpec::LockDisable => environments::lock(self, &t, None, ctx).await,
             OperationSpec::RedisEnable => sites::enable_addon(self, &t, "cacheserver", ctx).await,
+            OperationSpec::RedisDisable => sites::disable_addon(self, &t, "cacheserver", ctx).await,
+            OperationSpec::SolrDisable => sites::disable_addon(self, &t, "indexserver", ctx).await,
+            OperationSpec::SiteUpstreamClearCache => {
+                self.simple_workflow(&t, None, WorkflowType::ClearCodeCache, "the upstream's code cache cleared", ctx)
+                    .await
+            }
+            OperationSpec::EnvRotateRandomSeed => {
+                self.simple_workflow(
+                    &t,
+                    t.env.as_deref(),
+                    WorkflowType::RotateEnvironmentRandseed,
+                    "random seed rotated",
+                    ctx,
+                )
+                .await
+            }
+            OperationSpec::EnvWipe => {
+                self.simple_workflow(&t, t.env.as_deref(), WorkflowType::Wipe, "environment wiped", ctx).await
+            }
+            OperationSpec::HttpsRemove => {
+                self.simple_workflow(&t, t.env.as_deref(), WorkflowType::DisableSsl, "HTTPS certificate removed", ctx)
+                    .await
+            }
+            OperationSpec::DomainPrimaryAdd { domain } => {
+                domains::primary(self, &t, Some(&self.render(domain)?), ctx).await
+            }
+            OperationSpec::DomainPrimaryRemove => domains::primary(self, &t, None, ctx).await,
             OperationSpec::SolrEnable => sites::enable_addon(self, &t, "indexserver", ctx).await,
             OperationSpec::TagAdd { org, tag } => {
                 sites::tag(self, &t, &self.render(org)?, &self.render(tag)?, true).await
@@ -319,6 +346,9 @@ impl Ops {
             OperationSpec::UpstreamUpdatesApply { .. } => vec![on(W::ApplyUpstreamUpdates, &env, false)],
             OperationSpec::LockEnable { .. } => vec![on(W::LockEnvironment, &env, false)],
             OperationSpec::LockDisable => vec![on(W::UnlockEnvironment, &env, false)],
+            OperationSpec::DomainPrimaryAdd { .. } | OperationSpec::DomainPrimaryRemove => {
+                vec![on(W::SetPrimaryDomain, &env, false)]
+            }
             OperationSpec::MultidevCreate { .. } => vec![site(W::CreateCloudDevelopmentEnvironment, true)],
             OperationSpec::MultidevDelete { .. } => vec![site(W::DeleteCloudDevelopmentEnvironment, false)],
             OperationSpec::MultidevMergeToDev { .. } => {
@@ -329,6 +359,25 @@ impl Ops {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Runs one workflow with no parameters on the site (`env: None`) or an environment.
+    async fn simple_workflow(
+        &self,
+        t: &Target,
+        env: Option<&str>,
+        kind: self::api::workflows::WorkflowType,
+        done: &str,
+        ctx: &impl OpContext,
+    ) -> Result<OpOutput, OpError> {
+        use self::api::workflows::WorkflowScope;
+        let scope = match env {
+            Some(env) => WorkflowScope::Env { site_id: t.site_id.clone(), env: env.to_owned() },
+            None => WorkflowScope::Site { site_id: t.site_id.clone(), env: None },
+        };
+        let start = StartWorkflow { scope, kind, params: serde_json::json!({}), marker: None };
+        self.run_workflow(&start, ctx).await?;
+        Ok(OpOutput { changed: true, message: done.to_owned(), data: None })
     }
 
     /// Waits for a workflow found started, and reports it as this attempt's.

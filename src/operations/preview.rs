@@ -111,6 +111,10 @@ impl Ops {
                 let add = matches!(op, OperationSpec::TagAdd { .. });
                 sites::decide_tag(self, &t, &self.render(org)?, &self.render(tag)?, add).await?.preview()
             }
+            OperationSpec::DomainPrimaryAdd { domain } => {
+                domains::decide_primary(self, &t, Some(&self.render(domain)?)).await?.preview()
+            }
+            OperationSpec::DomainPrimaryRemove => domains::decide_primary(self, &t, None).await?.preview(),
             _ => change(format!("would run {}", op.kind().name())),
         };
         Ok(preview)

@@ -27,6 +27,23 @@ pub(super) async fn enable_addon(
     Ok(OpOutput { changed: true, message: format!("{addon} enabled"), data: None })
 }
 
+/// `redis:disable` / `solr:disable`: site workflow `disable_addon`.
+pub(super) async fn disable_addon(
+    ops: &Ops,
+    target: &Target,
+    addon: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let start = StartWorkflow {
+        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
+        kind: WorkflowType::DisableAddon,
+        params: json!({ "addon": addon }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    Ok(OpOutput { changed: true, message: format!("{addon} disabled"), data: None })
+}
+
 fn org_name(m: &UserOrgMembership) -> (String, String) {
     let profile = m.organization.profile.as_ref();
     (

@@ -241,6 +241,14 @@ operations! {
     LockDisable = "lock:disable", Env, Any, Workflow, Always, 30, [];
     RedisEnable = "redis:enable", Site, Any, Workflow, Never, 30, [];
     SolrEnable = "solr:enable", Site, Any, Workflow, Never, 30, [];
+    RedisDisable = "redis:disable", Site, Any, Workflow, Never, 30, [];
+    SolrDisable = "solr:disable", Site, Any, Workflow, Never, 30, [];
+    SiteUpstreamClearCache = "site:upstream:clear-cache", Site, Any, Workflow, Never, 30, [];
+    EnvRotateRandomSeed = "env:rotate-random-seed", Env, Any, Workflow, Never, 30, [];
+    EnvWipe = "env:wipe", Env, Any, Workflow, Always, 120, [];
+    HttpsRemove = "https:remove", Env, Any, Workflow, Always, 60, [];
+    DomainPrimaryAdd = "domain:primary:add", Env, Any, Workflow, Never, 30, [req("domain", Domain)];
+    DomainPrimaryRemove = "domain:primary:remove", Env, Any, Workflow, Never, 30, [];
     TagAdd = "tag:add", Site, Any, Direct, Never, 2, [req("org", Name), req("tag", Name)];
     TagRemove = "tag:remove", Site, Any, Direct, Never, 2, [req("org", Name), req("tag", Name)];
     SiteInfo = "site:info", Site, Any, ReadOnly, Never, 1, [];
@@ -553,6 +561,16 @@ pub enum OperationSpec {
     LockDisable,
     RedisEnable,
     SolrEnable,
+    RedisDisable,
+    SolrDisable,
+    SiteUpstreamClearCache,
+    EnvRotateRandomSeed,
+    EnvWipe,
+    HttpsRemove,
+    DomainPrimaryAdd {
+        domain: Text,
+    },
+    DomainPrimaryRemove,
     TagAdd {
         org: Text,
         tag: Text,
@@ -621,7 +639,9 @@ impl OperationSpec {
             Self::EnvCommit { message } => vec![message],
             Self::BackupGet { file, to, .. } => file.iter().chain(std::iter::once(to)).collect(),
             Self::BackupRestore { file, .. } => file.iter().collect(),
-            Self::DomainAdd { domain } | Self::DomainRemove { domain } => vec![domain],
+            Self::DomainAdd { domain } | Self::DomainRemove { domain } | Self::DomainPrimaryAdd { domain } => {
+                vec![domain]
+            }
             Self::LockEnable { username, .. } => vec![username],
             Self::TagAdd { org, tag } | Self::TagRemove { org, tag } => vec![org, tag],
             Self::SiteList { org, tag, upstream, framework } => {
@@ -641,6 +661,13 @@ impl OperationSpec {
             | Self::LockDisable
             | Self::RedisEnable
             | Self::SolrEnable
+            | Self::RedisDisable
+            | Self::SolrDisable
+            | Self::SiteUpstreamClearCache
+            | Self::EnvRotateRandomSeed
+            | Self::EnvWipe
+            | Self::HttpsRemove
+            | Self::DomainPrimaryRemove
             | Self::SiteInfo
             | Self::SiteTeamList
             | Self::EnvInfo
@@ -746,6 +773,14 @@ impl OperationSpec {
             },
             K::OrgList => Self::OrgList,
             K::OrgSiteList => Self::OrgSiteList { org: a.text_or("org", ""), tag: a.text("tag") },
+            K::RedisDisable => Self::RedisDisable,
+            K::SolrDisable => Self::SolrDisable,
+            K::SiteUpstreamClearCache => Self::SiteUpstreamClearCache,
+            K::EnvRotateRandomSeed => Self::EnvRotateRandomSeed,
+            K::EnvWipe => Self::EnvWipe,
+            K::HttpsRemove => Self::HttpsRemove,
+            K::DomainPrimaryAdd => Self::DomainPrimaryAdd { domain: a.text_or("domain", "") },
+            K::DomainPrimaryRemove => Self::DomainPrimaryRemove,
         }
     }
 
@@ -786,6 +821,14 @@ impl OperationSpec {
             Self::SiteList { .. } => K::SiteList,
             Self::OrgList => K::OrgList,
             Self::OrgSiteList { .. } => K::OrgSiteList,
+            Self::RedisDisable => K::RedisDisable,
+            Self::SolrDisable => K::SolrDisable,
+            Self::SiteUpstreamClearCache => K::SiteUpstreamClearCache,
+            Self::EnvRotateRandomSeed => K::EnvRotateRandomSeed,
+            Self::EnvWipe => K::EnvWipe,
+            Self::HttpsRemove => K::HttpsRemove,
+            Self::DomainPrimaryAdd { .. } => K::DomainPrimaryAdd,
+            Self::DomainPrimaryRemove => K::DomainPrimaryRemove,
         }
     }
 
@@ -819,7 +862,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 32);
+        assert_eq!(OperationKind::ALL.len(), 40);
     }
 
     #[test]

@@ -663,6 +663,8 @@ const ENV_TYPES: &[&str] = &[
     "change_backup_schedule",
     "check_upstream_updates",
     "wipe",
+    "rotate_environment_randseed",
+    "disable_ssl",
 ];
 const SITE_TYPES: &[&str] = &[
     "create_cloud_development_environment",

@@ -588,3 +588,46 @@ async fn integrated_composer_updates_count_like_upstream_ones() {
     unchanged(&plain);
     assert!(!plain.all.iter().any(|r| r.path.ends_with("/build/updates")));
 }
+
+/// The fleet operations added for issue 16, as terminus sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_operations_send_terminus_s_workflows() {
+    let cases: Vec<(OperationSpec, &str, Option<&str>, Value)> = vec![
+        (
+            OperationSpec::RedisDisable,
+            "s1",
+            None,
+            json!({ "type": "disable_addon", "params": { "addon": "cacheserver" } }),
+        ),
+        (
+            OperationSpec::SolrDisable,
+            "s1",
+            None,
+            json!({ "type": "disable_addon", "params": { "addon": "indexserver" } }),
+        ),
+        (OperationSpec::SiteUpstreamClearCache, "s1", None, json!({ "type": "clear_code_cache", "params": {} })),
+        (
+            OperationSpec::EnvRotateRandomSeed,
+            "s1",
+            Some("test"),
+            json!({ "type": "rotate_environment_randseed", "params": {} }),
+        ),
+        (OperationSpec::EnvWipe, "s1", Some("dev"), json!({ "type": "wipe", "params": {} })),
+        (OperationSpec::HttpsRemove, "s1", Some("live"), json!({ "type": "disable_ssl", "params": {} })),
+    ];
+    for (op, site, env, expected) in cases {
+        let o = exec(op.clone(), site, env).await;
+        let (_, _, body) = only_write(&o);
+        assert_eq!(body, expected, "{}", op.kind().name());
+        assert_eq!(op.is_destructive(), matches!(op, OperationSpec::EnvWipe | OperationSpec::HttpsRemove));
+    }
+    let add = OperationSpec::DomainPrimaryAdd { domain: text("WWW.s1.example") };
+    let (_, path, body) = only_write(&exec(add, "s1", Some("live")).await);
+    assert_eq!(path, "environments/live/workflows");
+    assert_eq!(body, json!({ "type": "set_primary_domain", "params": { "primary_domain": "www.s1.example" } }));
+    failed(
+        &exec(OperationSpec::DomainPrimaryAdd { domain: text("shop.example") }, "s1", Some("live")).await,
+        "add it first",
+    );
+    unchanged(&exec(OperationSpec::DomainPrimaryRemove, "s1", Some("live")).await);
+}

@@ -84,6 +84,12 @@ pub enum WorkflowType {
     MergeCloudDevelopmentEnvironmentIntoDev,
     MergeDevIntoCloudDevelopmentEnvironment,
     ApplyUpstreamUpdates,
+    DisableAddon,
+    ClearCodeCache,
+    RotateEnvironmentRandseed,
+    Wipe,
+    DisableSsl,
+    SetPrimaryDomain,
 }
 
 impl WorkflowType {
@@ -111,6 +117,12 @@ impl WorkflowType {
             Self::MergeCloudDevelopmentEnvironmentIntoDev => "merge_cloud_development_environment_into_dev",
             Self::MergeDevIntoCloudDevelopmentEnvironment => "merge_dev_into_cloud_development_environment",
             Self::ApplyUpstreamUpdates => "apply_upstream_updates",
+            Self::DisableAddon => "disable_addon",
+            Self::ClearCodeCache => "clear_code_cache",
+            Self::RotateEnvironmentRandseed => "rotate_environment_randseed",
+            Self::Wipe => "wipe",
+            Self::DisableSsl => "disable_ssl",
+            Self::SetPrimaryDomain => "set_primary_domain",
         }
     }
 }
