@@ -574,10 +574,19 @@ mod tests {
     }
 
     async fn run_fakes(tasks: Vec<Fake>, controls: Controls) -> (RunSummary, Vec<Event>, Vec<(&'static str, u32)>) {
+        run_fakes_in(tasks, controls, 4).await
+    }
+
+    /// [`run_fakes`] with `concurrency` slots.
+    async fn run_fakes_in(
+        tasks: Vec<Fake>,
+        controls: Controls,
+        concurrency: usize,
+    ) -> (RunSummary, Vec<Event>, Vec<(&'static str, u32)>) {
         let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let runner = Arc::new(FakeRunner { calls: Arc::clone(&calls) });
-        let limits = Limits { concurrency: 4, per_site: 1, fail_fast: false, max_failures: None };
+        let limits = Limits { concurrency, per_site: 1, fail_fast: false, max_failures: None };
         let mut sink = Recorder(Vec::new());
         let summary = run(
             &graph,
@@ -602,30 +611,16 @@ mod tests {
     async fn a_panicking_task_fails_alone_and_frees_its_slot() {
         // One slot: the tasks after the panicking one can only run if its slot is freed.
         let tasks = vec![fake("panic", vec![Ok(5)], 1), fake("b", vec![Ok(5)], 1), fake("c", vec![Ok(5)], 1)];
-        let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
-        let runner = Arc::new(FakeRunner { calls: Arc::new(Mutex::new(Vec::new())) });
-        let limits = Limits { concurrency: 1, per_site: 1, fail_fast: false, max_failures: None };
-        let mut sink = Recorder(Vec::new());
-        let summary = run(
-            &graph,
-            runner,
-            vec![GroupPolicy::default()],
-            limits,
-            Controls::default(),
-            &FixedClock,
-            RunId::from_parts("t", 0),
-            &mut sink,
-        )
-        .await;
+        let (summary, events, _) = run_fakes_in(tasks, Controls::default(), 1).await;
         assert_eq!(summary.statuses, [Status::Failed, Status::Succeeded, Status::Succeeded]);
         assert_eq!(summary.internal_errors.len(), 1, "{:?}", summary.internal_errors);
         assert!(summary.internal_errors[0].contains("a bug in the runner"), "{:?}", summary.internal_errors);
-        let message = sink.0.iter().find_map(|e| match e {
+        let message = events.iter().find_map(|e| match e {
             Event::TaskFinished { task: 0, outcome, .. } => Some(outcome.message.clone()),
             _ => None,
         });
         assert_eq!(message.as_deref(), Some("internal error: the task panicked: a bug in the runner"));
-        assert!(matches!(sink.0.last(), Some(Event::RunFinished { .. })));
+        assert!(matches!(events.last(), Some(Event::RunFinished { .. })));
     }
 
     #[tokio::test(start_paused = true)]

@@ -263,9 +263,9 @@ impl Ops {
                 environments::lock(self, &t, Some((&username, &password)), ctx).await
             }
             OperationSpec::LockDisable => environments::lock(self, &t, None, ctx).await,
-            OperationSpec::RedisEnable => sites::enable_addon(self, &t, "cacheserver", ctx).await,
-            OperationSpec::RedisDisable => sites::disable_addon(self, &t, "cacheserver", ctx).await,
-            OperationSpec::SolrDisable => sites::disable_addon(self, &t, "indexserver", ctx).await,
+            OperationSpec::RedisEnable => sites::addon(self, &t, WorkflowType::EnableAddon, "cacheserver", ctx).await,
+            OperationSpec::RedisDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "cacheserver", ctx).await,
+            OperationSpec::SolrDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "indexserver", ctx).await,
             OperationSpec::SiteUpstreamClearCache => {
                 self.simple_workflow(&t, None, WorkflowType::ClearCodeCache, "the upstream's code cache cleared", ctx)
                     .await
@@ -291,7 +291,7 @@ impl Ops {
                 domains::primary(self, &t, Some(&self.render(domain)?), ctx).await
             }
             OperationSpec::DomainPrimaryRemove => domains::primary(self, &t, None, ctx).await,
-            OperationSpec::SolrEnable => sites::enable_addon(self, &t, "indexserver", ctx).await,
+            OperationSpec::SolrEnable => sites::addon(self, &t, WorkflowType::EnableAddon, "indexserver", ctx).await,
             OperationSpec::TagAdd { org, tag } => {
                 sites::tag(self, &t, &self.render(org)?, &self.render(tag)?, true).await
             }
@@ -383,17 +383,25 @@ impl Ops {
     /// Waits for a workflow found started, and reports it as this attempt's.
     async fn follow(&self, site_id: &str, workflow: &Workflow, ctx: &impl OpContext) -> Result<OpOutput, OpError> {
         ctx.workflow_started(&workflow.id);
+        let done = self.watch(site_id, workflow, ctx).await?;
+        Ok(OpOutput {
+            changed: true,
+            message: format!("re-attached to workflow {}, which an interrupted run started; it succeeded", done.id),
+            data: None,
+        })
+    }
+
+    /// Waits for a workflow this attempt started (or adopted) to end; a failed workflow is an
+    /// error with the platform's reason.
+    async fn watch(&self, site_id: &str, workflow: &Workflow, ctx: &impl OpContext) -> Result<Workflow, OpError> {
         let done = self.poller.wait(site_id, workflow).await.map_err(|e| OpError {
+            // The workflow started: whatever happens now, it is not started again.
             message: format!("lost track of workflow {}: {e}", workflow.id),
             transient: false,
         })?;
         ctx.workflow_ended(&done.id, done.succeeded());
         if done.succeeded() {
-            Ok(OpOutput {
-                changed: true,
-                message: format!("re-attached to workflow {}, which an interrupted run started; it succeeded", done.id),
-                data: None,
-            })
+            Ok(done)
         } else {
             Err(OpError::permanent(format!("workflow {} failed: {}", done.id, done.failure_reason())))
         }
@@ -431,18 +439,7 @@ impl Ops {
         };
         ctx.workflow_started(&workflow.id);
         ctx.progress(workflow.description.as_deref().unwrap_or(&workflow.kind));
-        let site = start.scope.site_id();
-        let done = self.poller.wait(site, &workflow).await.map_err(|e| OpError {
-            // The workflow started: whatever happens now, it is not started again.
-            message: format!("lost track of workflow {}: {e}", workflow.id),
-            transient: false,
-        })?;
-        ctx.workflow_ended(&done.id, done.succeeded());
-        if done.succeeded() {
-            Ok(done)
-        } else {
-            Err(OpError::permanent(format!("workflow {} failed: {}", done.id, done.failure_reason())))
-        }
+        self.watch(start.scope.site_id(), &workflow, ctx).await
     }
 }
 

@@ -10,38 +10,24 @@ use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target};
 
-/// `redis:enable` / `solr:enable`: site workflow `enable_addon`.
-pub(super) async fn enable_addon(
+/// `redis:enable` / `solr:enable` (site workflow `enable_addon`) and `redis:disable` /
+/// `solr:disable` (`disable_addon`), with the add-on's platform name.
+pub(super) async fn addon(
     ops: &Ops,
     target: &Target,
+    kind: WorkflowType,
     addon: &str,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let start = StartWorkflow {
         scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind: WorkflowType::EnableAddon,
+        kind,
         params: json!({ "addon": addon }),
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("{addon} enabled"), data: None })
-}
-
-/// `redis:disable` / `solr:disable`: site workflow `disable_addon`.
-pub(super) async fn disable_addon(
-    ops: &Ops,
-    target: &Target,
-    addon: &str,
-    ctx: &impl OpContext,
-) -> Result<OpOutput, OpError> {
-    let start = StartWorkflow {
-        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind: WorkflowType::DisableAddon,
-        params: json!({ "addon": addon }),
-        marker: None,
-    };
-    ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("{addon} disabled"), data: None })
+    let done = if kind == WorkflowType::DisableAddon { "disabled" } else { "enabled" };
+    Ok(OpOutput { changed: true, message: format!("{addon} {done}"), data: None })
 }
 
 fn org_name(m: &UserOrgMembership) -> (String, String) {
