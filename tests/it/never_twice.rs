@@ -138,13 +138,7 @@ fn a_task_that_timed_out_is_re_attached_on_resume_not_started_again() {
     assert!(first.stderr.contains("may still be running"), "{}", first.stderr);
     // The plan without the timeout: the resume waits for the deploy the first run started.
     std::fs::write(t.path().join("plan.yml"), DEPLOY).unwrap();
-    let resumed = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    let report = crate::support::report(&t, "out.json");
+    let report = served.resume_in(t.path());
     assert!(report["tasks"][0]["message"].as_str().unwrap().contains("re-attached"), "{report}");
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "{stats:?}");
@@ -154,36 +148,17 @@ fn a_task_that_timed_out_is_re_attached_on_resume_not_started_again() {
 fn a_resume_killed_before_it_recorded_anything_loses_nothing_of_the_run_before() {
     let served = Served::with_world(&one_site_world(), long_knobs(0.05));
     let t = Test::new().file("plan.yml", DEPLOY);
-    let (target, user_id) = served.identity();
-    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
     let task = "deploy[site-000.test]";
-    let now_ms =
-        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
     // Run A started the deploy and was killed; run B resumed it and was killed before it
     // wrote anything but its header (the probe's 0.05 s window).
     let (a, b) = ("20260101T000000Z-000a", "20260101T000001Z-000b");
     let workflow = served.start_deploy_like_a_lost_post(&format!("Release [tb:{a}:{task}]"));
+    let mut events = crate::support::killed_during_the_post(a, "deploy", "env:deploy");
+    events.push(serde_json::json!({ "event": "workflow_started", "task": 0, "workflow_id": workflow, "at": crate::support::now_ms() }));
+    served.write_journal(t.path(), a, (a, None), None, &events);
+    served.write_journal(t.path(), b, (a, Some(a)), None, &[]);
     let runs = t.path().join(".terminus-batch/runs");
-    let header = |run: &str, resumed: Option<&str>| {
-        serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": resumed, "first_run": a,
-            "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null })
-    };
-    let started = serde_json::json!({ "event": "run_started", "run_id": a, "at": now_ms,
-        "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
-    let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
-    let posted = serde_json::json!({ "event": "workflow_started", "task": 0, "workflow_id": workflow, "at": now_ms });
-    std::fs::create_dir_all(runs.join(a)).unwrap();
-    std::fs::write(runs.join(a).join("events.jsonl"), format!("{}\n{started}\n{attempt}\n{posted}\n", header(a, None)))
-        .unwrap();
-    std::fs::create_dir_all(runs.join(b)).unwrap();
-    std::fs::write(runs.join(b).join("events.jsonl"), format!("{}\n", header(b, Some(a)))).unwrap();
-    let out = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report = crate::support::report(&t, "out.json");
+    let report = served.resume_in(t.path());
     assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "{report}");
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "{stats:?}");
@@ -232,24 +207,6 @@ fn an_html_answer_to_a_workflow_post_is_reconciled_and_an_html_read_retried() {
     assert!(report["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded"), "{report}");
 }
 
-/// A journal of a run killed after its attempt record (`attempt_starting`) for `task` of
-/// `job` on `site-000.test`: what a kill during the workflow POST leaves.
-fn journal_killed_during_the_post(t: &Test, served: &Served, job: &str, operation: &str) {
-    let (target, user_id) = served.identity();
-    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
-    let run = "20260101T000000Z-0001";
-    let now_ms =
-        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
-    let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
-        "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null });
-    let started = serde_json::json!({ "event": "run_started", "run_id": run, "at": now_ms,
-        "tasks": [{ "id": format!("{job}[site-000.test]"), "job": job, "site": "site-000", "env": "test", "operation": operation }] });
-    let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
-    let dir = t.path().join(".terminus-batch/runs").join(run);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("events.jsonl"), format!("{header}\n{started}\n{attempt}\n")).unwrap();
-}
-
 #[test]
 fn a_platform_clock_ten_minutes_behind_does_not_hide_the_workflow_a_killed_post_started() {
     use terminus_batch::operations::api::workflows::WorkflowType;
@@ -259,16 +216,17 @@ fn a_platform_clock_ten_minutes_behind_does_not_hide_the_workflow_a_killed_post_
         "plan.yml",
         "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000], env: test }\n",
     );
-    journal_killed_during_the_post(&t, &served, "c", "env:clear-cache");
+    let run = "20260101T000000Z-0001";
+    served.write_journal(
+        t.path(),
+        run,
+        (run, None),
+        None,
+        &crate::support::killed_during_the_post(run, "c", "env:clear-cache"),
+    );
     let workflow =
         served.start_like_a_lost_post(WorkflowType::ClearCache, serde_json::json!({ "framework_cache": true }));
-    let out = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report = crate::support::report(&t, "out.json");
+    let report = served.resume_in(t.path());
     assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "adopted: {report}");
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.clear_cache"), Some(&1), "{stats:?}");
@@ -280,15 +238,16 @@ fn a_deploy_the_killed_run_finished_is_reported_succeeded_with_its_workflow() {
     let knobs = Knobs { time_scale: 0.000_01, ..Knobs::default() };
     let served = Served::with_world(&one_site_world(), knobs);
     let t = Test::new().file("plan.yml", DEPLOY);
-    journal_killed_during_the_post(&t, &served, "deploy", "env:deploy");
+    let run = "20260101T000000Z-0001";
+    served.write_journal(
+        t.path(),
+        run,
+        (run, None),
+        None,
+        &crate::support::killed_during_the_post(run, "deploy", "env:deploy"),
+    );
     let workflow = served.start_deploy_like_a_lost_post("Release [tb:20260101T000000Z-0001:deploy[site-000.test]]");
-    let out = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report = crate::support::report(&t, "out.json");
+    let report = served.resume_in(t.path());
     let task = &report["tasks"][0];
     assert_eq!(task["status"], "succeeded", "not `unchanged`: the crashed run deployed: {task}");
     assert_eq!(task["workflow_ids"][0], workflow.as_str(), "{task}");

@@ -195,13 +195,7 @@ fn kill_9_then_resume_finishes_without_starting_any_workflow_twice() {
     child.wait().unwrap();
     let endings = journal_endings(&t.path().join(".terminus-batch"));
     assert!(endings.len() < 36, "killed mid-run: {} tasks ended", endings.len());
-    let resumed = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    let report: Value = crate::support::report(&t, "out.json");
+    let report = served.resume_in(t.path());
     assert_eq!(report["totals"]["tasks"], 36);
     assert!(
         report["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged")
@@ -222,26 +216,15 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
     // has the workflow its POST created.
     let run = "20260101T000000Z-0001";
     let task = "deploy[site-000.test]";
-    let now_ms =
-        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
-    let dir = t.path().join(".terminus-batch/runs").join(run);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (target, user_id) = served.identity();
-    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
-    let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
-        "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": user_id, "settings": null });
-    let started = serde_json::json!({ "event": "run_started", "run_id": run, "at": now_ms,
-        "tasks": [{ "id": task, "job": "deploy", "site": "site-000", "env": "test", "operation": "env:deploy" }] });
-    let attempt = serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now_ms });
-    std::fs::write(dir.join("events.jsonl"), format!("{header}\n{started}\n{attempt}\n")).unwrap();
+    served.write_journal(
+        t.path(),
+        run,
+        (run, None),
+        None,
+        &crate::support::killed_during_the_post(run, "deploy", "env:deploy"),
+    );
     served.start_deploy_like_a_lost_post(&format!("Release [tb:{run}:{task}]"));
-    let out = served
-        .test_in(t.path())
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: Value = crate::support::report(&t, "out.json");
+    let report = served.resume_in(t.path());
     assert_eq!(report["tasks"][0]["status"], "succeeded");
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "adopted, not started again: {stats:?}");

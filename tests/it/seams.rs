@@ -215,15 +215,9 @@ fn a_world_with_another_user_is_another_target_for_a_resume() {
         &world("user: { email: a@b.example }\nsites:\n  - { name: s1, envs: { test: { deployable: 1 } } }\n"),
         fast(),
     );
-    let (target, _user) = served.identity();
     let t = Test::new().file("plan.yml", FAILING_PLAN);
     let run = "20260101T000000Z-0001";
-    let dir = t.path().join(".terminus-batch/runs").join(run);
-    std::fs::create_dir_all(&dir).unwrap();
-    let plan_path = std::fs::canonicalize(t.path().join("plan.yml")).unwrap().display().to_string();
-    let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": null, "first_run": run,
-        "plan_path": plan_path, "plan_sha256": "x", "target": target, "user_id": "someone-else", "settings": null });
-    std::fs::write(dir.join("events.jsonl"), format!("{header}\n")).unwrap();
+    served.write_journal(t.path(), run, (run, None), Some("someone-else"), &[]);
     let out = served
         .test_in(t.path())
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)

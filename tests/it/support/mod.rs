@@ -119,3 +119,19 @@ pub(crate) fn report(t: &Test, name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(t.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
+
+/// Now, in unix milliseconds, as the journal records times.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// The events a run killed during the workflow POST of `job` on `site-000.test` leaves: the
+/// run started, then the attempt record, and nothing after.
+pub(crate) fn killed_during_the_post(run: &str, job: &str, operation: &str) -> Vec<serde_json::Value> {
+    let now = now_ms();
+    vec![
+        serde_json::json!({ "event": "run_started", "run_id": run, "at": now,
+            "tasks": [{ "id": format!("{job}[site-000.test]"), "job": job, "site": "site-000", "env": "test", "operation": operation }] }),
+        serde_json::json!({ "event": "attempt_starting", "task": 0, "attempt": 1, "at": now }),
+    ]
+}

@@ -179,6 +179,41 @@ impl Served {
         panic!("the run ended before {workflows} workflows started ({status:?})");
     }
 
+    /// Writes the journal an earlier run of `dir`'s `plan.yml` against this simulator left:
+    /// a header recording this target and `user` (default: the world's user), then `events`.
+    pub(crate) fn write_journal(
+        &self,
+        dir: &std::path::Path,
+        run: &str,
+        chain: (&str, Option<&str>),
+        user: Option<&str>,
+        events: &[serde_json::Value],
+    ) {
+        let (target, world_user) = self.identity();
+        let (first_run, resumed_from) = chain;
+        let plan_path = std::fs::canonicalize(dir.join("plan.yml")).unwrap().display().to_string();
+        let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": resumed_from,
+            "first_run": first_run, "plan_path": plan_path, "plan_sha256": "x", "target": target,
+            "user_id": user.unwrap_or(&world_user), "settings": null });
+        let lines: Vec<String> = std::iter::once(&header).chain(events).map(ToString::to_string).collect();
+        let runs = dir.join(".terminus-batch/runs").join(run);
+        std::fs::create_dir_all(&runs).unwrap();
+        std::fs::write(runs.join("events.jsonl"), format!("{}\n", lines.join("\n"))).unwrap();
+    }
+
+    /// `apply plan.yml --yes --resume --report json=out.json -q` in `dir`, against this
+    /// simulator: it must succeed; returns the report.
+    pub(crate) fn resume_in(&self, dir: &std::path::Path) -> serde_json::Value {
+        let out = self
+            .test_in(dir)
+            .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .args(&["apply", "plan.yml", "--yes", "--resume", "--report", "json=out.json", "-q"])
+            .run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let text = std::fs::read_to_string(dir.join("out.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
     pub(crate) fn stop(mut self) -> terminus_batch::simulator::Stats {
         let sim = self.sim.take().unwrap();
         self.runtime.block_on(sim.stop())
