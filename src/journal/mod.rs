@@ -339,12 +339,12 @@ fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str) -> Option<Prio
     }
 }
 
-/// What a resume chain left, oldest run first: each journal's own events over what its
+/// What a resume chain left, given oldest run first: each journal's own events over what its
 /// header carried and what the runs before it (still on disk) left.
 #[must_use]
-pub fn chain_priors(chain: &[RunJournal]) -> BTreeMap<String, Prior> {
+pub fn chain_priors<'a>(runs: impl IntoIterator<Item = &'a RunJournal>) -> BTreeMap<String, Prior> {
     let mut acc: BTreeMap<String, Prior> = BTreeMap::new();
-    for journal in chain {
+    for journal in runs {
         let mut carried = journal.header.carried.clone();
         for (id, prior) in acc {
             carried.entry(id).or_insert(prior);
@@ -354,19 +354,23 @@ pub fn chain_priors(chain: &[RunJournal]) -> BTreeMap<String, Prior> {
     acc
 }
 
-/// The resume chain ending with `newest`, oldest first: the runs it resumed, as far back
-/// as their journals are still in the state directory (each header also carries what came
-/// before, so a missing one loses nothing).
+/// The runs `newest` resumed, oldest first, as far back as their journals are still in the
+/// state directory (each header also carries what came before, so a missing one loses
+/// nothing).
 #[must_use]
-pub fn chain(state_dir: &Path, newest: RunJournal) -> Vec<RunJournal> {
-    let mut out = vec![newest];
+pub fn chain(state_dir: &Path, newest: &RunJournal) -> Vec<RunJournal> {
+    let mut out: Vec<RunJournal> = Vec::new();
     let mut seen = BTreeSet::new();
-    while let Some(previous) = out.last().and_then(|j| j.header.resumed_from.clone()) {
-        if !seen.insert(previous.clone()) {
+    let mut previous = newest.header.resumed_from.clone();
+    while let Some(run) = previous.take() {
+        if !seen.insert(run.clone()) {
             break;
         }
-        match read(&state_dir.join("runs").join(&previous)) {
-            Ok(journal) => out.push(journal),
+        match read(&state_dir.join("runs").join(&run)) {
+            Ok(journal) => {
+                previous.clone_from(&journal.header.resumed_from);
+                out.push(journal);
+            }
             Err(_) => break,
         }
     }

@@ -68,14 +68,6 @@ pub struct Earlier {
     priors: BTreeMap<String, Prior>,
 }
 
-impl Checked {
-    /// The run being resumed, if any.
-    #[must_use]
-    pub fn resumes(&self) -> Option<&str> {
-        self.earlier.as_ref().map(|e| e.newest.header.run_id.as_str())
-    }
-}
-
 /// The earlier run `--resume` continues, found before any API call (resolution included):
 /// without one there is nothing to resume. `plan_key` is [`PlanInput::key`](super::PlanInput::key).
 pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Earlier>, RunError> {
@@ -87,8 +79,9 @@ pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Ear
     let newest = journal::find(&options.state_dir, plan_key, named).map_err(|e| RunError::Refused(e.to_string()))?;
     // Every run of the chain, not only the newest: a resume killed before it re-recorded
     // what it adopted still leaves the older runs' records.
-    let runs = journal::chain(&options.state_dir, newest.clone());
-    Ok(Some(Earlier { priors: journal::chain_priors(&runs), newest }))
+    let older = journal::chain(&options.state_dir, &newest);
+    let priors = journal::chain_priors(older.iter().chain(std::iter::once(&newest)));
+    Ok(Some(Earlier { newest, priors }))
 }
 
 /// Everything refused before any API call that changes anything: no connection (exit 3), a

@@ -188,20 +188,15 @@ pub fn load_world(path: Option<&std::path::Path>) -> Result<(World, String, Stri
         let sha256 = source.sha256();
         World::parse(&source).map(|w| (w, shown, sha256)).map_err(|errors| RunError::Plan { file: source, errors })
     } else {
-        {
-            let source = crate::plan::PlanSource::new(
-                crate::simulator::world::BUILTIN_WORLD_NAME,
-                crate::simulator::world::BUILTIN_WORLD,
-            );
-            World::builtin()
-                .map(|w| (w, crate::simulator::world::BUILTIN_WORLD_NAME.to_owned(), source.sha256()))
-                .map_err(|errors| {
-                    RunError::Internal(format!(
-                        "the built-in world is invalid ({} errors): this is a bug",
-                        errors.len()
-                    ))
-                })
-        }
+        let source = crate::plan::PlanSource::new(
+            crate::simulator::world::BUILTIN_WORLD_NAME,
+            crate::simulator::world::BUILTIN_WORLD,
+        );
+        World::builtin().map(|w| (w, crate::simulator::world::BUILTIN_WORLD_NAME.to_owned(), source.sha256())).map_err(
+            |errors| {
+                RunError::Internal(format!("the built-in world is invalid ({} errors): this is a bug", errors.len()))
+            },
+        )
     }
 }
 

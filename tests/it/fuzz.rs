@@ -63,7 +63,7 @@ fn check_journal(text: &str) {
         };
         let carried = journal.header.carried.clone();
         let _priors = terminus_batch::journal::prior_states(&journal, &carried);
-        let _chained = terminus_batch::journal::chain_priors(std::slice::from_ref(&journal));
+        let _chained = terminus_batch::journal::chain_priors([&journal]);
     }
 }
 
