@@ -94,7 +94,7 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], io: &mut Io<'_>) -
     // stdout belongs to a report written there; the table then goes to stderr.
     let stdout_taken = reports.iter().any(|(_, path)| path == "-");
     if io.quiet {
-        let _shown = io.stderr.write_all(quiet_summary(report).as_bytes());
+        let _shown = io.stderr.write_all(quiet_summary(report, outcome.verdict()).as_bytes());
     } else {
         let table = crate::report::table::render(report);
         let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
@@ -122,19 +122,17 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], io: &mut Io<'_>) -
 }
 
 /// Under `-q`: every task that did not succeed, then the final status, on stderr.
-fn quiet_summary(report: &RunReport) -> String {
+fn quiet_summary(report: &RunReport, verdict: Verdict) -> String {
     let mut out = String::new();
     for task in &report.tasks {
         let Some(status) = task.status.filter(|s| !s.is_ok()) else { continue };
         out.push_str(&format!("{} {}: {}\n", status.as_str(), task.id, task.message));
     }
     let t = &report.totals;
-    let verdict = if report.interrupted {
-        "interrupted"
-    } else if report.all_ok() {
-        "succeeded"
-    } else {
-        "failed"
+    let verdict = match verdict {
+        Verdict::Interrupted => "interrupted",
+        Verdict::Succeeded => "succeeded",
+        Verdict::TasksFailed | Verdict::Internal => "failed",
     };
     out.push_str(&format!(
         "run {} {verdict}: {} tasks, {} succeeded, {} unchanged, {} failed, {} skipped, {} cancelled\n",
