@@ -21,6 +21,16 @@ pub struct TaskHeader {
     pub env: Option<String>,
     /// The operation's name, e.g. `env:deploy`.
     pub operation: String,
+    /// Rollout wave within its job (0 without a rollout).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wave: u32,
+    /// The plan's expected duration of the task, in seconds (for the live ETA).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub estimate_secs: u64,
+}
+
+fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// How a task ended.

@@ -51,6 +51,8 @@ impl Task<OperationSpec> {
             site: self.site.clone(),
             env: self.env.clone(),
             operation: self.payload.kind().name().to_owned(),
+            wave: self.wave,
+            estimate_secs: self.payload.kind().estimate_secs(),
         }
     }
 }

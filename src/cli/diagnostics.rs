@@ -5,20 +5,45 @@ use std::io::{self, Write};
 
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
 
+use crate::cli::ColorChoice;
 use crate::plan::{PlanError, PlanSource};
 
-/// How diagnostics are drawn.
+/// How output is drawn.
 #[derive(Clone, Copy, Debug)]
 pub struct Style {
+    /// Colour on stderr (diagnostics, progress).
     pub color: bool,
+    /// Colour on stdout (the final table).
+    pub color_out: bool,
+    /// stderr is a terminal: progress is drawn as bars.
+    pub terminal: bool,
     pub width: usize,
 }
 
+/// Which standard streams are terminals.
+#[derive(Clone, Copy, Debug)]
+pub struct Terminals {
+    pub stderr: bool,
+    pub stdout: bool,
+}
+
 impl Style {
-    /// Colour only on a terminal and without `NO_COLOR`; the width of the terminal or 100.
+    /// `--color auto` colours a stream that is a terminal unless `NO_COLOR` is set
+    /// (<https://no-color.org>); `always` and `never` are what they say, whatever the
+    /// environment. The width is the terminal's (`COLUMNS`) or 100.
     #[must_use]
-    pub fn detect(stderr_is_tty: bool, no_color: bool, columns: Option<usize>) -> Self {
-        Self { color: stderr_is_tty && !no_color, width: columns.unwrap_or(100).clamp(60, 200) }
+    pub fn detect(choice: ColorChoice, terminals: Terminals, no_color: bool, columns: Option<usize>) -> Self {
+        let colour = |tty: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Self {
+            color: colour(terminals.stderr),
+            color_out: colour(terminals.stdout),
+            terminal: terminals.stderr,
+            width: columns.unwrap_or(100).clamp(60, 200),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use self::diagnostics::Style;
+use self::diagnostics::{Style, Terminals};
 use self::exit::ExitStatus;
 use crate::settings::EnvVars;
 
@@ -36,6 +36,51 @@ pub struct GlobalArgs {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Colour: `auto` on a terminal unless `NO_COLOR` is set; `always`; `never`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Which tasks are printed (`--status-level`) or listed after the run
+/// (`--final-status-level`); each level includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusLevelArg {
+    None,
+    Fail,
+    Retry,
+    Skip,
+    Pass,
+    All,
+}
+
+impl From<StatusLevelArg> for crate::report::live::StatusLevel {
+    fn from(level: StatusLevelArg) -> Self {
+        match level {
+            StatusLevelArg::None => Self::None,
+            StatusLevelArg::Fail => Self::Fail,
+            StatusLevelArg::Retry => Self::Retry,
+            StatusLevelArg::Skip => Self::Skip,
+            StatusLevelArg::Pass => Self::Pass,
+            StatusLevelArg::All => Self::All,
+        }
+    }
+}
+
+/// What `apply` writes on stdout while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    /// The final table.
+    Human,
+    /// Every event as a JSON line as it happens (the journal's shape); the table goes to stderr.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +307,17 @@ pub struct RunArgs {
     /// that succeeded are not run again, workflows that started are waited for, the rest run.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "RUN")]
     pub resume: Option<String>,
+    /// Task events printed while the run goes: `none`, `fail`, `retry`, `skip`, `pass`,
+    /// `all` (default: `retry` on a terminal, `fail` off one, with a progress line every 15 s).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub status_level: Option<StatusLevelArg>,
+    /// Tasks listed after the run, grouped by cause (default: `skip`, every task that did
+    /// not succeed).
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = StatusLevelArg::Skip)]
+    pub final_status_level: StatusLevelArg,
+    /// `json`: every event on stdout as a JSON line while the run goes, for scripts.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
     /// Where runs keep their journal and lock.
     #[arg(long, value_name = "DIR", default_value = ".terminus-batch")]
     pub state_dir: PathBuf,
@@ -320,8 +376,9 @@ pub fn main() -> ExitCode {
     };
     let vars = EnvVars::capture();
     let style = Style::detect(
-        io::stderr().is_terminal(),
-        vars.get("NO_COLOR").is_some(),
+        cli.global.color,
+        Terminals { stderr: io::stderr().is_terminal(), stdout: io::stdout().is_terminal() },
+        vars.get("NO_COLOR").is_some_and(|v| !v.is_empty()),
         vars.get("COLUMNS").and_then(|c| c.parse().ok()),
     );
     crate::telemetry::init(cli.global.verbose, cli.global.quiet, vars.get(crate::settings::env::LOG));

@@ -520,6 +520,8 @@ mod tests {
                     site: None,
                     env: None,
                     operation: "fake".to_owned(),
+                    wave: 0,
+                    estimate_secs: 0,
                 },
                 group: 0,
                 wave: 0,

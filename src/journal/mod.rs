@@ -406,6 +406,8 @@ mod tests {
             site: None,
             env: None,
             operation: "x".into(),
+            wave: 0,
+            estimate_secs: 0,
         }
     }
 

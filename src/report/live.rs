@@ -1,14 +1,21 @@
-//! Live progress while a run goes: on a terminal, an overall bar and a line per task in
-//! flight (indicatif); otherwise plain timestamped lines, one per start and end; nothing
-//! with `--quiet`. Writes to stderr only.
+//! Live progress while a run goes, on stderr only.
+//!
+//! On a terminal ([`Mode::Bars`]): one summary line (done/total, counts by status, the
+//! rollout wave, an ETA), then a line per task in flight up to the rows that fit, then
+//! "+N more"; failures and retries are printed above as they happen. Off a terminal
+//! ([`Mode::Lines`]): timestamped lines chosen by a [`StatusLevel`] (failures by default) and
+//! a progress line at most every [`LiveOptions::progress_every_ms`] of run time, so a run of
+//! 1,000 tasks in CI prints tens of lines, not thousands. [`Mode::Quiet`] prints only the
+//! answer to Ctrl-C.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, EventSink, Status, TaskHeader};
+use super::paint::Paint;
+use crate::events::{Event, EventSink, Outcome, Status, TaskHeader};
 use crate::timefmt::{clock, duration_ms};
 
 /// How progress is shown.
@@ -19,179 +26,450 @@ pub enum Mode {
     Quiet,
 }
 
-/// The live reporter.
-pub struct Live<'a> {
-    mode: Mode,
-    out: &'a mut dyn Write,
-    tasks: Vec<TaskHeader>,
-    started: HashMap<usize, u64>,
-    multi: Option<MultiProgress>,
-    overall: Option<ProgressBar>,
-    bars: HashMap<usize, ProgressBar>,
-    done: u64,
+/// Which task events are printed as lines, each level including the ones before it (as
+/// nextest's `--status-level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatusLevel {
+    /// Nothing per task (the summary and progress lines only).
+    None,
+    /// Failed tasks.
+    Fail,
+    /// And retries.
+    Retry,
+    /// And skipped or cancelled tasks.
+    Skip,
+    /// And every task's end.
+    Pass,
+    /// And every start and workflow.
+    All,
 }
 
-impl<'a> Live<'a> {
-    /// Progress to `out` (stderr) in `mode`.
-    pub fn new(mode: Mode, out: &'a mut dyn Write) -> Self {
+impl StatusLevel {
+    /// Whether a task that ended with `status` is printed at this level.
+    #[must_use]
+    pub fn shows(self, status: Status) -> bool {
+        self >= match status {
+            Status::Failed => Self::Fail,
+            Status::Skipped | Status::Cancelled => Self::Skip,
+            Status::Succeeded | Status::Unchanged => Self::Pass,
+        }
+    }
+}
+
+/// How the live reporter draws.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub mode: Mode,
+    pub paint: Paint,
+    /// `None`: the mode's default (bars: failures and retries; lines: failures).
+    pub status_level: Option<StatusLevel>,
+    /// The plan's estimate of the whole run, refined by the run times learned as it goes.
+    pub estimate_secs: Option<u64>,
+    /// Task lines shown under the summary on a terminal before "+N more".
+    pub rows: usize,
+    /// Off a terminal: the least run time between two progress lines.
+    pub progress_every_ms: u64,
+    /// On a terminal: its width; lines printed above the bars are cut to it (a wrapped line
+    /// would leave the bars drawn twice), whole in the table and reports.
+    pub columns: usize,
+}
+
+impl LiveOptions {
+    #[must_use]
+    pub fn new(mode: Mode) -> Self {
         Self {
             mode,
-            out,
-            tasks: Vec::new(),
-            started: HashMap::new(),
-            multi: None,
-            overall: None,
-            bars: HashMap::new(),
-            done: 0,
+            paint: Paint::default(),
+            status_level: None,
+            estimate_secs: None,
+            rows: 10,
+            progress_every_ms: 15_000,
+            columns: 100,
         }
+    }
+
+    fn level(&self) -> StatusLevel {
+        self.status_level.unwrap_or(match self.mode {
+            Mode::Bars => StatusLevel::Retry,
+            Mode::Lines => StatusLevel::Fail,
+            Mode::Quiet => StatusLevel::None,
+        })
+    }
+}
+
+/// Where the run stands, folded from its events; the summary line renders it.
+#[derive(Debug, Default)]
+struct Tally {
+    tasks: Vec<TaskHeader>,
+    started_at: u64,
+    starts: HashMap<usize, u64>,
+    counts: BTreeMap<Status, usize>,
+    done: usize,
+    /// Tasks in flight, by start order.
+    running: BTreeMap<u64, usize>,
+    order: u64,
+    order_of: HashMap<usize, u64>,
+    /// The highest wave a task has started in, and the highest of the plan.
+    wave: u32,
+    last_wave: u32,
+    /// Estimated seconds of the tasks not yet finished, and of all of them.
+    left_estimate: u64,
+    total_estimate: u64,
+    /// Run times learned: the actual milliseconds and the estimated seconds of the tasks
+    /// that ran to an end in this run.
+    learned_ms: u64,
+    learned_estimate: u64,
+}
+
+impl Tally {
+    fn start(&mut self, tasks: &[TaskHeader], at: u64) {
+        self.tasks = tasks.to_vec();
+        self.started_at = at;
+        self.last_wave = tasks.iter().map(|t| t.wave).max().unwrap_or(0);
+        self.total_estimate = tasks.iter().map(|t| t.estimate_secs).sum();
+        self.left_estimate = self.total_estimate;
+    }
+
+    fn task_started(&mut self, task: usize, at: u64) {
+        self.starts.insert(task, at);
+        self.order += 1;
+        self.running.insert(self.order, task);
+        self.order_of.insert(task, self.order);
+        if let Some(header) = self.tasks.get(task) {
+            self.wave = self.wave.max(header.wave);
+        }
+    }
+
+    fn task_finished(&mut self, task: usize, outcome: &Outcome, at: u64) -> Option<u64> {
+        if let Some(order) = self.order_of.remove(&task) {
+            self.running.remove(&order);
+        }
+        self.done += 1;
+        *self.counts.entry(outcome.status).or_default() += 1;
+        let estimate = self.tasks.get(task).map_or(0, |t| t.estimate_secs);
+        self.left_estimate = self.left_estimate.saturating_sub(estimate);
+        let took = self.starts.get(&task).map(|s| at.saturating_sub(*s));
+        // Only work done in this run teaches how long work takes.
+        if let Some(ms) = took.filter(|_| outcome.run.is_none() && outcome.status != Status::Skipped) {
+            self.learned_ms += ms;
+            self.learned_estimate += estimate;
+        }
+        took
     }
 
     fn name(&self, task: usize) -> String {
         self.tasks.get(task).map_or_else(|| format!("#{task}"), |t| t.id.to_string())
     }
 
-    fn line(&mut self, at: u64, text: &str) {
+    /// Seconds left: the plan's estimate, scaled by how long tasks have really taken so far,
+    /// times the share of estimated work not yet done.
+    fn eta_secs(&self, plan_estimate: Option<u64>) -> Option<u64> {
+        let plan = plan_estimate.filter(|_| self.total_estimate > 0)?;
+        #[expect(clippy::cast_precision_loss, reason = "an estimate")]
+        let ratio = if self.learned_estimate > 0 {
+            (self.learned_ms as f64 / (self.learned_estimate as f64 * 1000.0)).clamp(0.05, 20.0)
+        } else {
+            1.0
+        };
+        #[expect(clippy::cast_precision_loss, reason = "an estimate")]
+        let left = plan as f64 * ratio * self.left_estimate as f64 / self.total_estimate as f64;
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a non-negative estimate")]
+        Some(left.round() as u64)
+    }
+
+    /// `412/1000 done · 380 succeeded · 2 failed · 30 running · wave 3/10 · ETA 2m10s`.
+    fn summary(&self, paint: Paint, plan_estimate: Option<u64>) -> String {
+        let mut parts = vec![format!("{}/{} done", self.done, self.tasks.len())];
+        for status in [Status::Succeeded, Status::Unchanged, Status::Failed, Status::Skipped, Status::Cancelled] {
+            let n = self.counts.get(&status).copied().unwrap_or(0);
+            if n > 0 {
+                parts.push(paint.status(status, &format!("{n} {}", status.as_str())));
+            }
+        }
+        parts.push(format!("{} running", self.running.len()));
+        if self.last_wave > 0 {
+            parts.push(format!("wave {}/{}", self.wave + 1, self.last_wave + 1));
+        }
+        if let Some(eta) = self.eta_secs(plan_estimate).filter(|_| self.done < self.tasks.len()) {
+            parts.push(format!("ETA {}", duration_ms(eta * 1000)));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// The live reporter.
+pub struct Live<'a> {
+    options: LiveOptions,
+    out: &'a mut dyn Write,
+    tally: Tally,
+    last_progress: u64,
+    finished: bool,
+    /// On a terminal: one bar whose message is the whole display (indicatif counts the
+    /// lines of a message, so the block redraws in place however many tasks come and go).
+    bar: Option<ProgressBar>,
+    target: Option<ProgressDrawTarget>,
+    /// What each task in flight is doing (its workflow, its transfer), for its line.
+    doing: HashMap<usize, String>,
+}
+
+impl<'a> Live<'a> {
+    /// Progress to `out` (stderr) as `options` say.
+    pub fn new(options: LiveOptions, out: &'a mut dyn Write) -> Self {
+        Self {
+            options,
+            out,
+            tally: Tally::default(),
+            last_progress: 0,
+            finished: false,
+            bar: None,
+            target: Some(ProgressDrawTarget::stderr()),
+            doing: HashMap::new(),
+        }
+    }
+
+    /// Draws on `target` instead of stderr (tests draw nowhere and read [`Self::block`]).
+    #[must_use]
+    pub fn with_draw_target(mut self, target: ProgressDrawTarget) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    fn level(&self) -> StatusLevel {
+        self.options.level()
+    }
+
+    /// A line above the display, or a timestamped line.
+    fn say(&mut self, at: u64, text: &str) {
         // Progress is best effort: a closed stderr must not stop the run.
-        let _ = writeln!(self.out, "{} {text}", clock(at));
+        if let Some(bar) = &self.bar {
+            bar.println(cut(text, self.options.columns.saturating_sub(1)));
+        } else {
+            let _shown = writeln!(self.out, "{} {text}", clock(at));
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.tally.summary(self.options.paint, self.options.estimate_secs)
+    }
+
+    fn start_bar(&mut self) {
+        let Some(target) = self.target.take() else { return };
+        let bar = ProgressBar::with_draw_target(Some(self.tally.tasks.len() as u64), target);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner:.green} run [{bar:20.green/white}] {elapsed:>3} · {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bar = Some(bar);
+    }
+
+    /// The display under the bar: the summary, then the oldest tasks in flight up to
+    /// `rows`, then how many more there are; every line cut to the terminal's width.
+    #[must_use]
+    pub fn block(&self) -> String {
+        let width = self.options.columns.saturating_sub(1);
+        // The spinner, the bar and the elapsed time take 36 columns before the summary.
+        let mut lines = vec![cut(&self.summary(), width.saturating_sub(36))];
+        let rows = self.options.rows.max(1);
+        for task in self.tally.running.values().take(rows) {
+            let since = self.tally.starts.get(task).map(|at| clock(*at)).unwrap_or_default();
+            let doing = self.doing.get(task).map(String::as_str).unwrap_or_default();
+            let doing = if doing.is_empty() { String::new() } else { format!(" {}", self.options.paint.dim(doing)) };
+            let line = format!("  {}{doing}  since {since}", self.tally.name(*task));
+            lines.push(cut(&line, width));
+        }
+        let hidden = self.tally.running.len().saturating_sub(rows);
+        if hidden > 0 {
+            lines.push(self.options.paint.dim(&format!("  +{hidden} more running")));
+        }
+        lines.join("\n")
+    }
+
+    fn redraw(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.tally.done as u64);
+            bar.set_message(self.block());
+        }
+    }
+
+    /// Off a terminal: the summary as a line, when it is due.
+    fn progress_line(&mut self, at: u64, force: bool) {
+        if self.options.mode != Mode::Lines || self.finished {
+            return;
+        }
+        if force || at.saturating_sub(self.last_progress) >= self.options.progress_every_ms {
+            self.last_progress = at;
+            let text = format!("progress {}", self.summary());
+            self.say(at, &text);
+        }
     }
 }
 
 impl EventSink for Live<'_> {
     fn emit(&mut self, event: &Event) {
-        if self.mode == Mode::Quiet && !matches!(event, Event::Draining { .. }) {
+        match event {
+            Event::RunStarted { tasks, at, .. } => {
+                self.tally.start(tasks, *at);
+                self.last_progress = *at;
+            }
+            Event::TaskStarted { task, at } => self.tally.task_started(*task, *at),
+            _ => {}
+        }
+        if self.options.mode == Mode::Quiet {
+            if let Event::Draining { .. } = event {
+                let at = event_at(event);
+                self.say(at, &draining_text(event));
+            }
             return;
         }
+        let level = self.level();
+        let paint = self.options.paint;
         match event {
             Event::RunStarted { run_id, tasks, at } => {
-                self.tasks.clone_from(tasks);
-                if self.mode == Mode::Bars {
-                    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-                    let overall = multi.add(ProgressBar::new(tasks.len() as u64));
-                    overall.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:.bold} [{bar:40.green/white}] {pos}/{len} tasks · {elapsed} {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    overall.set_prefix(format!("run {run_id}"));
-                    overall.enable_steady_tick(Duration::from_millis(200));
-                    self.overall = Some(overall);
-                    self.multi = Some(multi);
+                if self.options.mode == Mode::Bars {
+                    self.start_bar();
                 } else {
-                    let text = format!("run {run_id}: {} tasks", tasks.len());
-                    self.line(*at, &text);
+                    let plural = if tasks.len() == 1 { "task" } else { "tasks" };
+                    let estimate = self
+                        .options
+                        .estimate_secs
+                        .map(|s| format!(", estimated {}", duration_ms(s * 1000)))
+                        .unwrap_or_default();
+                    self.say(*at, &format!("run {run_id}: {} {plural}{estimate}", tasks.len()));
                 }
             }
             Event::TaskStarted { task, at } => {
-                self.started.insert(*task, *at);
-                let name = self.name(*task);
-                match (&self.multi, self.mode) {
-                    (Some(multi), Mode::Bars) => {
-                        let bar = multi.add(ProgressBar::new_spinner());
-                        bar.set_style(
-                            ProgressStyle::with_template("  {spinner} {prefix} {wide_msg:.dim} {elapsed}")
-                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                        );
-                        bar.set_prefix(name);
-                        bar.enable_steady_tick(Duration::from_millis(120));
-                        self.bars.insert(*task, bar);
-                    }
-                    _ => self.line(*at, &format!("start    {name}")),
+                if self.bar.is_none() && level >= StatusLevel::All {
+                    let text = format!("start    {}", self.tally.name(*task));
+                    self.say(*at, &text);
                 }
             }
             Event::WorkflowStarted { task, workflow_id, at } => {
-                if let Some(bar) = self.bars.get(task) {
-                    bar.set_message(format!("workflow {workflow_id}"));
-                } else if self.mode == Mode::Lines {
-                    let name = self.name(*task);
-                    self.line(*at, &format!("workflow {name}: {workflow_id}"));
+                if self.bar.is_some() {
+                    self.doing.insert(*task, format!("workflow {workflow_id}"));
+                } else if level >= StatusLevel::All {
+                    let text = format!("workflow {}: {workflow_id}", self.tally.name(*task));
+                    self.say(*at, &text);
                 }
             }
             Event::Progress { task, message, bytes, .. } => {
-                if let Some(bar) = self.bars.get(task) {
-                    if let Some([done, total]) = bytes {
-                        // A transfer turns the task's spinner into a byte bar (per file).
-                        if bar.length() != Some(*total) {
-                            bar.set_style(
-                                ProgressStyle::with_template(
-                                    "  {spinner} {prefix} [{bar:20.cyan/white}] {bytes}/{total_bytes} \
-                                     {binary_bytes_per_sec} {wide_msg:.dim}",
-                                )
-                                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                                .progress_chars("=> "),
-                            );
-                            bar.set_length(*total);
-                        }
-                        bar.set_position(*done);
-                    }
-                    bar.set_message(message.clone());
+                if self.bar.is_some() {
+                    self.doing.insert(*task, doing(message, *bytes));
                 }
             }
             Event::TaskRetrying { task, next_attempt, delay_ms, at } => {
-                let name = self.name(*task);
-                let text = format!("retry    {name}: attempt {next_attempt} in {}", duration_ms(*delay_ms));
-                match &self.multi {
-                    Some(multi) => {
-                        let _ = multi.println(text);
-                    }
-                    None => self.line(*at, &text),
+                if level >= StatusLevel::Retry {
+                    let text = format!(
+                        "{} {}: attempt {next_attempt} in {}",
+                        paint.yellow("retry   "),
+                        self.tally.name(*task),
+                        duration_ms(*delay_ms)
+                    );
+                    self.say(*at, &text);
                 }
             }
             Event::TaskFinished { task, outcome, at } => {
-                self.done += 1;
-                let name = self.name(*task);
-                let took = self
-                    .started
-                    .get(task)
-                    .map(|s| format!(" ({})", duration_ms(at.saturating_sub(*s))))
-                    .unwrap_or_default();
-                let text = format!("{:<8} {name}{took}: {}", outcome.status.as_str(), outcome.message);
-                if let Some(bar) = self.bars.remove(task) {
-                    bar.finish_and_clear();
-                }
-                match (&self.multi, &self.overall) {
-                    (Some(multi), Some(overall)) => {
-                        overall.inc(1);
-                        if !matches!(outcome.status, Status::Succeeded | Status::Unchanged) {
-                            let _ = multi.println(text);
-                        }
-                    }
-                    _ => self.line(*at, &text),
+                let took = self.tally.task_finished(*task, outcome, *at);
+                self.doing.remove(task);
+                if level.shows(outcome.status) {
+                    let took = took.map(|ms| format!(" ({})", duration_ms(ms))).unwrap_or_default();
+                    let status = paint.status(outcome.status, &format!("{:<8}", outcome.status.as_str()));
+                    let text = format!("{status} {}{took}: {}", self.tally.name(*task), outcome.message);
+                    self.say(*at, &text);
                 }
             }
-            Event::Draining { in_flight, waiting, at, .. } => {
-                let tasks = if *in_flight == 1 { "task" } else { "tasks" };
-                let text = if *waiting {
-                    format!(
-                        "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
-                         (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches)"
-                    )
-                } else {
-                    format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")
-                };
-                // Said even under -q: the user pressed a key and expects an answer.
-                if let Some(multi) = &self.multi {
-                    let _shown = multi.println(&text);
-                } else {
-                    let _shown = writeln!(self.out, "{} {text}", clock(*at));
-                }
+            Event::Draining { at, .. } => {
+                let text = draining_text(event);
+                self.say(*at, &text);
+                self.progress_line(*at, true);
             }
             Event::RunFinished { at, interrupted, .. } => {
-                if let Some(overall) = self.overall.take() {
-                    overall.finish_and_clear();
-                }
-                for (_, bar) in self.bars.drain() {
+                if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
-                }
-                if self.mode == Mode::Lines {
+                } else {
                     let text = if *interrupted { "run interrupted" } else { "run finished" };
-                    self.line(*at, text);
+                    self.say(*at, &format!("{text}: {}", self.summary()));
                 }
+                self.finished = true;
             }
-            // The task's own end says how it went.
             Event::AttemptStarting { .. } | Event::AttemptFailed { .. } | Event::WorkflowEnded { .. } => {}
         }
+        if !matches!(event, Event::RunFinished { .. } | Event::Draining { .. }) {
+            self.progress_line(event_at(event), false);
+        }
+        self.redraw();
+    }
+}
+
+fn event_at(event: &Event) -> u64 {
+    match event {
+        Event::RunStarted { at, .. }
+        | Event::TaskStarted { at, .. }
+        | Event::AttemptStarting { at, .. }
+        | Event::WorkflowStarted { at, .. }
+        | Event::WorkflowEnded { at, .. }
+        | Event::Progress { at, .. }
+        | Event::AttemptFailed { at, .. }
+        | Event::TaskRetrying { at, .. }
+        | Event::TaskFinished { at, .. }
+        | Event::Draining { at, .. }
+        | Event::RunFinished { at, .. } => *at,
+    }
+}
+
+/// What the first (or second) Ctrl-C does, said even under `-q`: the user pressed a key and
+/// expects an answer.
+fn draining_text(event: &Event) -> String {
+    let Event::Draining { in_flight, waiting, .. } = event else { return String::new() };
+    let tasks = if *in_flight == 1 { "task" } else { "tasks" };
+    if *waiting {
+        format!(
+            "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
+             (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches)"
+        )
+    } else {
+        format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")
+    }
+}
+
+/// `text` cut to `width` characters (ANSI colour codes take none), with `…` where it was cut.
+fn cut(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            out.push(c);
+            for c in chars.by_ref() {
+                out.push(c);
+                if c == 'm' {
+                    break;
+                }
+            }
+            continue;
+        }
+        if shown + 1 >= width && chars.peek().is_some() {
+            out.push('…');
+            if text.contains('\x1b') {
+                out.push_str("\x1b[0m");
+            }
+            return out;
+        }
+        out.push(c);
+        shown += 1;
+    }
+    out
+}
+
+/// A task's line: its progress message, with a transfer's bytes.
+fn doing(message: &str, bytes: Option<[u64; 2]>) -> String {
+    match bytes {
+        Some([done, total]) => {
+            let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+            format!("{message} {}/{} ({percent}%)", HumanBytes(done), HumanBytes(total))
+        }
+        None => message.to_owned(),
     }
 }
 
@@ -200,26 +478,135 @@ mod tests {
     use super::*;
     use crate::ids::{JobId, RunId, TaskId};
 
-    #[test]
-    fn a_transfer_turns_the_spinner_into_a_byte_bar() {
-        let mut out = Vec::new();
-        let mut live = Live::new(Mode::Bars, &mut out);
-        let header = TaskHeader {
-            id: TaskId::new(&JobId::new("get"), "a.live", &[]),
-            job: "get".into(),
-            site: Some("a".into()),
+    fn header(i: usize, wave: u32) -> TaskHeader {
+        TaskHeader {
+            id: TaskId::new(&JobId::new("clear"), &format!("s{i}.live"), &[]),
+            job: "clear".into(),
+            site: Some(format!("s{i}")),
             env: Some("live".into()),
-            operation: "backup:get".into(),
-        };
-        live.emit(&Event::RunStarted { run_id: RunId::from_parts("20260101T000000Z", 1), tasks: vec![header], at: 0 });
+            operation: "env:clear-cache".into(),
+            wave,
+            estimate_secs: 10,
+        }
+    }
+
+    fn started(n: usize) -> Event {
+        Event::RunStarted {
+            run_id: RunId::from_parts("20260101T000000Z", 1),
+            tasks: (0..n).map(|i| header(i, 0)).collect(),
+            at: 0,
+        }
+    }
+
+    fn finished(task: usize, status: Status, at: u64) -> Event {
+        Event::TaskFinished { task, outcome: Outcome { status, message: "m".into(), data: None, run: None }, at }
+    }
+
+    fn bars(rows: usize) -> LiveOptions {
+        LiveOptions { rows, estimate_secs: Some(1000), columns: 120, ..LiveOptions::new(Mode::Bars) }
+    }
+
+    #[test]
+    fn a_transfer_shows_its_bytes_on_its_line() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(5), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        live.emit(&started(1));
         live.emit(&Event::TaskStarted { task: 0, at: 0 });
-        assert_eq!(live.bars[&0].length(), None, "a spinner");
-        let progress =
-            |done| Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([done, 4096]), at: 1 };
-        live.emit(&progress(1024));
-        live.emit(&progress(2048));
-        assert_eq!((live.bars[&0].length(), live.bars[&0].position()), (Some(4096), 2048));
+        live.emit(&Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([1024, 4096]), at: 1 });
+        assert!(
+            live.block().contains("clear[s0.live] db.sql.gz 1.00 KiB/4.00 KiB (25%)  since 00:00:00"),
+            "{}",
+            live.block()
+        );
         live.emit(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
-        assert_eq!(live.bars[&0].position(), 2048, "a plain message leaves the bar");
+        assert!(live.block().contains("clear[s0.live] verifying"), "{}", live.block());
+    }
+
+    #[test]
+    fn a_terminal_shows_at_most_its_rows_of_tasks_then_a_count() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(3), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        live.emit(&started(1000));
+        for task in 0..50 {
+            live.emit(&Event::TaskStarted { task, at: 0 });
+        }
+        live.emit(&Event::WorkflowStarted { task: 0, workflow_id: "wf-0".into(), at: 0 });
+        let block = live.block();
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines.len(), 5, "{block}");
+        assert!(lines[0].starts_with("0/1000 done · 50 running · ETA "), "{block}");
+        assert_eq!(lines[1], "  clear[s0.live] workflow wf-0  since 00:00:00");
+        assert_eq!(lines[4], "  +47 more running");
+        live.emit(&finished(1, Status::Succeeded, 5_000));
+        let block = live.block();
+        assert!(block.starts_with("1/1000 done · 1 succeeded · 49 running · ETA "), "{block}");
+        assert!(
+            block.contains("clear[s3.live]") && !block.contains("clear[s1.live]"),
+            "the next oldest moves up: {block}"
+        );
+        for task in (0..50).filter(|t| *t != 1) {
+            live.emit(&finished(task, Status::Failed, 6_000));
+        }
+        assert_eq!(live.block(), "50/1000 done · 1 succeeded · 49 failed · 0 running · ETA 9m28s");
+        let wide = Live::new(LiveOptions { columns: 30, ..bars(3) }, &mut out);
+        assert!(wide.block().chars().count() < 30);
+    }
+
+    #[test]
+    fn off_a_terminal_a_big_run_prints_failures_and_a_line_every_interval() {
+        let mut out = Vec::new();
+        {
+            let options = LiveOptions { estimate_secs: Some(1000), ..LiveOptions::new(Mode::Lines) };
+            let mut live = Live::new(options, &mut out);
+            live.emit(&started(1000));
+            for task in 0..1000 {
+                let at = task as u64 * 100;
+                live.emit(&Event::TaskStarted { task, at });
+                let status = if task % 250 == 7 { Status::Failed } else { Status::Succeeded };
+                live.emit(&finished(task, status, at + 50));
+            }
+            live.emit(&Event::RunFinished { at: 100_000, interrupted: false, timed_out: false });
+        }
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The start line, 4 failures, a progress line every 15 s of the 100 s, the end.
+        assert_eq!(lines.len(), 1 + 4 + 6 + 1, "{text}");
+        assert!(lines[0].ends_with("run 20260101T000000Z-0001: 1000 tasks, estimated 16m40s"), "{text}");
+        assert_eq!(lines.iter().filter(|l| l.contains("failed   clear[s")).count(), 4, "{text}");
+        assert!(
+            lines.iter().any(|l| l.contains("progress 150/1000 done · 149 succeeded · 1 failed · 1 running · ETA ")),
+            "{text}"
+        );
+        assert!(lines[11].ends_with("run finished: 1000/1000 done · 996 succeeded · 4 failed · 0 running"), "{text}");
+    }
+
+    #[test]
+    fn lines_above_the_bars_are_cut_to_the_terminal() {
+        assert_eq!(cut("abcdef", 10), "abcdef");
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("\x1b[31mfailed\x1b[0m abc", 5), "\x1b[31mfail…\x1b[0m");
+    }
+
+    #[test]
+    fn status_levels_include_the_levels_below() {
+        assert!(StatusLevel::Fail.shows(Status::Failed));
+        assert!(!StatusLevel::Fail.shows(Status::Skipped));
+        assert!(StatusLevel::Skip.shows(Status::Cancelled));
+        assert!(!StatusLevel::Skip.shows(Status::Unchanged));
+        assert!(StatusLevel::All.shows(Status::Succeeded));
+        assert!(!StatusLevel::None.shows(Status::Failed));
+    }
+
+    #[test]
+    fn the_eta_learns_from_tasks_that_ran() {
+        let mut tally = Tally::default();
+        tally.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>(), 0);
+        assert_eq!(tally.eta_secs(Some(40)), Some(40), "the plan's estimate before anything ends");
+        tally.task_started(0, 0);
+        let done = Outcome { status: Status::Succeeded, message: String::new(), data: None, run: None };
+        // Estimated 10 s, took 20 s: the rest will take twice the plan's share too.
+        tally.task_finished(0, &done, 20_000);
+        assert_eq!(tally.eta_secs(Some(40)), Some(60));
+        assert_eq!(tally.eta_secs(None), None);
     }
 }

@@ -8,6 +8,7 @@ pub mod json;
 pub mod junit;
 pub mod live;
 pub mod markdown;
+pub mod paint;
 pub mod summary;
 pub mod table;
 

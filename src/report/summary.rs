@@ -66,6 +66,9 @@ pub struct TaskReport {
     pub site: Option<String>,
     pub env: Option<String>,
     pub operation: String,
+    /// Rollout wave within its job (0 without a rollout).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wave: u32,
     /// `None` only in a report of a run that never finished (a crash).
     pub status: Option<Status>,
     /// Attempts made (0 for a task that never started).
@@ -141,6 +144,7 @@ impl RunReport {
                         site: h.site.clone(),
                         env: h.env.clone(),
                         operation: h.operation.clone(),
+                        wave: h.wave,
                         status: None,
                         attempts: 0,
                         started_at: None,
@@ -211,6 +215,11 @@ impl RunReport {
     pub fn all_ok(&self) -> bool {
         self.tasks.iter().all(|t| t.status.is_some_and(Status::is_ok))
     }
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 impl EventSink for RunReport {

@@ -1,13 +1,41 @@
-//! The final table printed after a run: counts per job and status, then every task that did
-//! not succeed with its reason.
+//! The final table printed after a run: counts per job and status, then the tasks that did
+//! not succeed, grouped by cause: one line for a cause one task met, a count and the task ids
+//! for a cause many met (a fleet-wide failure is one group, not a thousand lines).
 
 use super::RunReport;
+use super::live::StatusLevel;
+use super::paint::Paint;
+use super::summary::TaskReport;
 use crate::events::Status;
 use crate::timefmt::duration_ms;
+
+/// How the table is drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct TableOptions {
+    pub paint: Paint,
+    /// Which tasks are listed after the counts (as nextest's `--final-status-level`):
+    /// failures, skipped and cancelled tasks by default.
+    pub level: StatusLevel,
+    /// Task ids shown per group before "+N more".
+    pub ids_per_group: usize,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        Self { paint: Paint::default(), level: StatusLevel::Skip, ids_per_group: 10 }
+    }
+}
 
 /// Plain text, for a terminal or a log.
 #[must_use]
 pub fn render(report: &RunReport) -> String {
+    render_with(report, &TableOptions::default())
+}
+
+/// The table as `options` say.
+#[must_use]
+pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
+    let paint = options.paint;
     let mut jobs: Vec<&str> = Vec::new();
     for task in &report.tasks {
         if !jobs.contains(&task.job.as_str()) {
@@ -19,10 +47,14 @@ pub fn render(report: &RunReport) -> String {
         "{:<width$}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}\n",
         "job", "tasks", "succeeded", "unchanged", "failed", "skipped", "cancelled"
     );
-    let mut row = |name: &str, tasks: Vec<&super::summary::TaskReport>| {
-        let n = |s: Status| tasks.iter().filter(|t| t.status == Some(s)).count();
+    let mut row = |name: &str, tasks: Vec<&TaskReport>| {
+        let n = |s: Status| {
+            let count = tasks.iter().filter(|t| t.status == Some(s)).count();
+            let cell = format!("{count:>width$}", width = s.as_str().len().max(6));
+            if count > 0 && !s.is_ok() { paint.status(s, &cell) } else { cell }
+        };
         out.push_str(&format!(
-            "{:<width$}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}\n",
+            "{:<width$}  {:>5}  {}  {}  {}  {}  {}\n",
             name,
             tasks.len(),
             n(Status::Succeeded),
@@ -36,17 +68,27 @@ pub fn render(report: &RunReport) -> String {
         row(job, report.tasks.iter().filter(|t| t.job == *job).collect());
     }
     row("total", report.tasks.iter().collect());
-    let bad: Vec<_> = report.tasks.iter().filter(|t| !t.status.is_some_and(Status::is_ok)).collect();
-    if !bad.is_empty() {
+    let groups = groups(report, options.level);
+    if !groups.is_empty() {
         out.push('\n');
-        for task in bad {
-            out.push_str(&format!(
-                "{:<9}  {}  {}\n",
-                task.status.map_or("unfinished", Status::as_str),
-                task.id,
-                task.message
-            ));
+    }
+    for group in groups {
+        let status = group.tasks[0].status;
+        let word = status.map_or_else(|| "unfinished".to_owned(), |s| s.as_str().to_owned());
+        let word = format!("{word:<9}");
+        let word = status.map_or_else(|| word.clone(), |s| paint.status(s, &word));
+        if let [task] = group.tasks.as_slice() {
+            out.push_str(&format!("{word}  {}  {}\n", task.id, task.message));
+            continue;
         }
+        out.push_str(&format!("{word}  {} tasks: {}\n", group.tasks.len(), group.cause));
+        let shown: Vec<&str> = group.tasks.iter().take(options.ids_per_group).map(|t| t.id.as_str()).collect();
+        let more = group.tasks.len().saturating_sub(shown.len());
+        let mut words: Vec<String> = shown.iter().map(|id| (*id).to_owned()).collect();
+        if more > 0 {
+            words.push(format!("… +{more} more (every task: --report json)"));
+        }
+        out.push_str(&wrap(&words, 11, 100));
     }
     let elapsed = report.duration_ms.map_or_else(|| "unfinished".to_owned(), duration_ms);
     out.push_str(&format!("\nrun {} took {elapsed}", report.run_id));
@@ -58,4 +100,162 @@ pub fn render(report: &RunReport) -> String {
     }
     out.push('\n');
     out
+}
+
+/// `words` two spaces apart, in lines of at most `width` columns (a longer word has a line
+/// of its own), each indented by `indent`.
+fn wrap(words: &[String], indent: usize, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in words {
+        if !line.is_empty() && indent + line.chars().count() + 2 + word.chars().count() > width {
+            out.push_str(&format!("{:indent$}{line}\n", ""));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str("  ");
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{:indent$}{line}\n", ""));
+    }
+    out
+}
+
+/// Tasks that ended alike for the same cause.
+struct Group<'a> {
+    cause: String,
+    tasks: Vec<&'a TaskReport>,
+}
+
+/// The tasks `level` lists, grouped by status and cause: failed first, then cancelled,
+/// skipped, unfinished and the rest; within a status, the biggest group first.
+fn groups(report: &RunReport, level: StatusLevel) -> Vec<Group<'_>> {
+    let listed = |t: &TaskReport| match t.status {
+        None => level > StatusLevel::None,
+        Some(s) => level.shows(s),
+    };
+    let rank = |s: Option<Status>| match s {
+        Some(Status::Failed) => 0,
+        Some(Status::Cancelled) => 1,
+        Some(Status::Skipped) => 2,
+        None => 3,
+        Some(Status::Unchanged) => 4,
+        Some(Status::Succeeded) => 5,
+    };
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for task in report.tasks.iter().filter(|t| listed(t)) {
+        let cause = cause(task);
+        match groups.iter_mut().find(|g| g.tasks[0].status == task.status && g.cause == cause) {
+            Some(group) => group.tasks.push(task),
+            None => groups.push(Group { cause, tasks: vec![task] }),
+        }
+    }
+    groups.sort_by_key(|g| (rank(g.tasks[0].status), std::cmp::Reverse(g.tasks.len())));
+    groups
+}
+
+/// A task's message without what only that task has (its site, environment, workflow ids,
+/// other tasks' ids), so that tasks that failed for the same reason share a cause.
+#[must_use]
+pub fn cause(task: &TaskReport) -> String {
+    let mut text = task.message.clone();
+    for id in task.workflow_ids.iter().filter(|id| !id.is_empty()) {
+        text = text.replace(id.as_str(), "…");
+    }
+    let mut words: Vec<String> = Vec::new();
+    for word in split_keeping(&text) {
+        let core = word.trim_matches(|c: char| "`'\"(),:;".contains(c));
+        let specific = core.contains('[') && core.ends_with(']') || looks_like_an_id(core);
+        let word = if specific && !core.is_empty() { word.replace(core, "…") } else { word.to_owned() };
+        words.push(match task.site.as_deref() {
+            Some(site) if !site.is_empty() => without_name(&word, site),
+            _ => word,
+        });
+    }
+    words.concat()
+}
+
+/// `word` with each whole occurrence of `name` (not part of a longer name) made `…`.
+fn without_name(word: &str, name: &str) -> String {
+    let part_of_name = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(at) = rest.find(name) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + name.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        out.push_str(if part_of_name(before) || part_of_name(after) { name } else { "…" });
+        rest = &rest[at + name.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Splits on spaces, keeping them, so the text joins back as it was.
+fn split_keeping(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == ' ' {
+            parts.push(&text[start..i]);
+            parts.push(" ");
+            start = i + 1;
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// A UUID, a long hex id, or a word of letters and several digits mixed (a workflow or
+/// backup id).
+fn looks_like_an_id(word: &str) -> bool {
+    let hex = word.len() >= 8 && word.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    let digits = word.chars().filter(char::is_ascii_digit).count();
+    hex && digits > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, site: &str, message: &str, workflow: &str) -> TaskReport {
+        TaskReport {
+            id: id.into(),
+            job: "deploy".into(),
+            site: Some(site.into()),
+            env: Some("live".into()),
+            operation: "env:deploy".into(),
+            status: Some(Status::Failed),
+            attempts: 1,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            workflow_ids: vec![workflow.into()],
+            message: message.into(),
+            data: None,
+            run_id: "r".into(),
+            wave: 0,
+        }
+    }
+
+    #[test]
+    fn the_same_failure_on_many_sites_is_one_cause() {
+        let a = task("deploy[a.live]", "a", "workflow wf-1 failed: Simulated failure of deploy", "wf-1");
+        let b = task(
+            "deploy[b.live]",
+            "b",
+            "workflow 3f2a9c1e-77aa-4c1b-9d3e-0123456789ab failed: Simulated failure of deploy",
+            "x",
+        );
+        assert_eq!(cause(&a), "workflow … failed: Simulated failure of deploy");
+        assert_eq!(cause(&a), cause(&b));
+        let skip = task("clear[a.live]", "a", "`deploy[a.live]` failed", "");
+        assert_eq!(cause(&skip), "`…` failed");
+        let path = task("x", "site-2", "HTTP 403 from /sites/site-2: denied (site-22 is fine)", "");
+        assert_eq!(cause(&path), "HTTP 403 from /sites/…: denied (site-22 is fine)");
+        let numbers = task("x", "a", "rollout halted at wave 4: 3 failed or skipped of max 1", "");
+        assert_eq!(cause(&numbers), numbers.message, "numbers that are not ids stay");
+    }
 }

@@ -86,9 +86,18 @@ pub struct TaskSummary<'a> {
     pub refresh: Option<Refresh>,
 }
 
-/// The dry run of `p` as a document; `saved` makes it a saved plan (with resolved targets).
+/// How long a run of `p` should take, in seconds.
+pub struct Estimate {
+    /// The longest chain of dependent tasks.
+    pub critical: u64,
+    /// The largest of three lower bounds: the critical path, all the work spread over the
+    /// concurrency, and the busiest site's workflows one `per_site` at a time.
+    pub estimate: u64,
+}
+
+/// The run's [`Estimate`] from each operation's typical duration.
 #[must_use]
-pub fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
+pub fn estimate(p: &Prepared) -> Estimate {
     let tasks = &p.expansion.tasks;
     let concurrency = u32::try_from(p.settings.concurrency).unwrap_or(u32::MAX);
     let weight = |t: &Task<OperationSpec>| t.payload.kind().estimate_secs();
@@ -105,6 +114,15 @@ pub fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
     let busiest_site = per_site_sum.values().max().copied().unwrap_or(0);
     let per_site = u64::try_from(p.settings.per_site.max(1)).unwrap_or(u64::MAX);
     let estimate = critical.max(total.div_ceil(u64::from(concurrency.max(1)))).max(busiest_site.div_ceil(per_site));
+    Estimate { critical, estimate }
+}
+
+/// The dry run of `p` as a document; `saved` makes it a saved plan (with resolved targets).
+#[must_use]
+pub fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
+    let tasks = &p.expansion.tasks;
+    let concurrency = u32::try_from(p.settings.concurrency).unwrap_or(u32::MAX);
+    let Estimate { critical, estimate } = estimate(p);
     let jobs = p
         .expansion
         .jobs

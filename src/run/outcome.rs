@@ -71,6 +71,8 @@ mod tests {
             site: None,
             env: None,
             operation: "x".into(),
+            wave: 0,
+            estimate_secs: 0,
         };
         report.apply(&Event::RunStarted { run_id: RunId::from_parts("r", 1), at: 0, tasks: vec![header] });
         let message = if internal { "internal error: the task panicked: boom" } else { "done" };

@@ -221,6 +221,8 @@ fn start_slow(t: &Test) -> (std::process::Child, BufReader<std::process::ChildSt
             "json=out.json",
             "--concurrency",
             "2",
+            "--status-level",
+            "all",
         ])
         .current_dir(t.path())
         .env_clear()

@@ -113,3 +113,115 @@ jobs:
     }
     assert!(out.stderr.contains("plan.yml:8:5"), "each located: {}", out.stderr);
 }
+
+/// Ten sites whose cache clears all fail, and two that succeed.
+const FLEET_WORLD: &str = "simulator: { time_scale: 0.001 }
+user: { email: a@b.example }
+sites:
+  - { name: ok-1, envs: { live: {} } }
+  - { name: ok-2, envs: { live: {} } }
+";
+const FLEET_PLAN: &str = "version: 1
+jobs:
+  clear:
+    run: env:clear-cache
+    on: { sites: ['*'], env: live }
+";
+
+fn failing_fleet() -> String {
+    let mut world = FLEET_WORLD.replace("time_scale: 0.001", "time_scale: 0.001, fail_workflow_rate: 1.0");
+    world = world.replace("  - { name: ok-1, envs: { live: {} } }\n  - { name: ok-2, envs: { live: {} } }\n", "");
+    for i in 0..10 {
+        world.push_str(&format!("  - {{ name: bad-{i}, envs: {{ live: {{}} }} }}\n"));
+    }
+    world
+}
+
+#[test]
+fn off_a_terminal_a_failing_fleet_prints_its_failures_once_grouped_and_how_to_resume() {
+    let out = Test::new()
+        .file("world.yml", &failing_fleet())
+        .file("plan.yml", FLEET_PLAN)
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    // Live: the start line, a line per failure, the end; no start or success lines.
+    assert!(out.stderr.contains(": 10 tasks, estimated "), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("failed   clear[bad-").count(), 10, "{}", out.stderr);
+    assert!(!out.stderr.contains("start "), "{}", out.stderr);
+    assert!(out.stderr.contains("run finished: 10/10 done · 10 failed · 0 running"), "{}", out.stderr);
+    // After: one group for one cause, where the journal is, and the command that resumes.
+    assert!(
+        out.stdout.contains("failed     10 tasks: workflow … failed: Simulated failure of clear_cache"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("journal  .terminus-batch/"), "{}", out.stdout);
+    let resume = out.stdout.lines().find_map(|l| l.strip_prefix("resume   ")).expect(&out.stdout);
+    assert!(resume.starts_with("terminus-batch apply plan.yml --simulate --world world.yml --resume="), "{resume}");
+    assert!(!out.stdout.contains('\x1b'), "no colour off a terminal: {}", out.stdout);
+}
+
+#[test]
+fn a_successful_run_says_where_its_journal_and_reports_are_and_nothing_of_resuming() {
+    let out = Test::new()
+        .file("world.yml", FLEET_WORLD)
+        .file("plan.yml", FLEET_PLAN)
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=out.json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("reports  out.json\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("resume"), "{}", out.stdout);
+    assert!(!out.stderr.contains("succeeded clear"), "successes are not listed at the default level: {}", out.stderr);
+    // Every task's end at `--status-level pass`, each start at `all`.
+    let all = Test::new()
+        .file("world.yml", FLEET_WORLD)
+        .file("plan.yml", FLEET_PLAN)
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--status-level", "all"])
+        .run();
+    assert_eq!(all.stderr.matches("succeeded clear[ok-").count(), 2, "{}", all.stderr);
+    assert_eq!(all.stderr.matches("start    clear[ok-").count(), 2, "{}", all.stderr);
+}
+
+#[test]
+fn colour_follows_the_flag_then_no_color_then_the_terminal() {
+    let run = |extra: &[&str], no_color: Option<&str>| {
+        let mut args = vec!["apply", "plan.yml", "--simulate", "--world", "world.yml"];
+        args.extend_from_slice(extra);
+        let mut test = Test::new().file("world.yml", &failing_fleet()).file("plan.yml", FLEET_PLAN).args(&args);
+        if let Some(value) = no_color {
+            test = test.env("NO_COLOR", value);
+        }
+        let mut command = test.command();
+        if no_color.is_none() {
+            command.env_remove("NO_COLOR");
+        }
+        let out = command.output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let red = "\x1b[31m";
+    let (stdout, stderr) = run(&["--color", "always"], Some("1"));
+    assert!(stdout.contains(red) && stderr.contains(red), "--color always wins over NO_COLOR:\n{stdout}\n{stderr}");
+    let (stdout, stderr) = run(&["--color", "never"], None);
+    assert!(!stdout.contains('\x1b') && !stderr.contains('\x1b'), "{stdout}\n{stderr}");
+    let (stdout, stderr) = run(&[], None);
+    assert!(!stdout.contains('\x1b') && !stderr.contains('\x1b'), "auto: pipes are not terminals:\n{stdout}\n{stderr}");
+}
+
+#[test]
+fn message_format_json_streams_every_event_on_stdout_and_the_table_on_stderr() {
+    let out = Test::new()
+        .file("world.yml", FLEET_WORLD)
+        .file("plan.yml", FLEET_PLAN)
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--message-format", "json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(events.first().unwrap()["event"], "run_started");
+    assert_eq!(events.last().unwrap()["event"], "run_finished");
+    let finished: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "task_finished").collect();
+    assert_eq!(finished.len(), 2);
+    assert!(finished.iter().all(|e| e["outcome"]["status"] == "succeeded"), "{}", out.stdout);
+    assert!(out.stderr.contains("total"), "the table went to stderr: {}", out.stderr);
+}

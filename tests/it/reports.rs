@@ -15,6 +15,8 @@ fn header(job: &str, site: &str, env: &str, op: &str) -> TaskHeader {
         site: Some(site.to_owned()),
         env: Some(env.to_owned()),
         operation: op.to_owned(),
+        wave: 0,
+        estimate_secs: 0,
     }
 }
 
@@ -126,4 +128,46 @@ fn html_report() {
 #[test]
 fn final_table() {
     insta::assert_snapshot!(table::render(&sample()));
+}
+
+/// 40 sites cleared: 25 fail for one cause (each with its own workflow id), 2 for another,
+/// 3 are skipped by an interrupt; the rest succeed.
+fn fleet() -> RunReport {
+    let mut report = sample();
+    let tasks: Vec<TaskHeader> =
+        (0..40).map(|i| header("clear", &format!("site-{i:02}"), "live", "env:clear-cache")).collect();
+    let mut events = vec![Event::RunStarted { run_id: RunId::from_parts("20270115T080000Z", 0xf1ee), at: T0, tasks }];
+    for i in 0..40 {
+        events.push(Event::TaskStarted { task: i, at: T0 + 10 });
+        let workflow = format!("{i:08x}-22fd-4d45-95ab-a25531f5eec3");
+        events.push(Event::WorkflowStarted { task: i, workflow_id: workflow.clone(), at: T0 + 20 });
+        let (status, message) = match i {
+            0..25 => (Status::Failed, format!("workflow {workflow} failed: Simulated failure of clear_cache")),
+            25..27 => (Status::Failed, format!("HTTP 403 from /sites/site-{i:02}: You do not have permission")),
+            27..30 => (Status::Skipped, "interrupted before it started".to_owned()),
+            _ => (Status::Succeeded, "cache cleared".to_owned()),
+        };
+        events.push(finished(i, status, &message, 30_000));
+    }
+    events.push(Event::RunFinished { at: T0 + 31_000, interrupted: true, timed_out: false });
+    for event in &events {
+        report.apply(event);
+    }
+    report
+}
+
+#[test]
+fn final_table_groups_a_fleet_failure_by_cause() {
+    insta::assert_snapshot!(table::render(&fleet()));
+}
+
+#[test]
+fn final_table_colours_statuses_only_when_asked() {
+    use terminus_batch::report::paint::Paint;
+    use terminus_batch::report::table::{TableOptions, render_with};
+    let plain = render_with(&fleet(), &TableOptions::default());
+    assert!(!plain.contains('\x1b'), "{plain}");
+    let coloured = render_with(&fleet(), &TableOptions { paint: Paint::new(true), ..TableOptions::default() });
+    assert!(coloured.contains("\x1b[31mfailed   \x1b[0m  25 tasks: workflow … failed"), "{coloured}");
+    assert!(coloured.contains("\x1b[33mskipped  \x1b[0m  3 tasks: interrupted before it started"), "{coloured}");
 }

@@ -152,7 +152,7 @@ fn quiet_still_tells_what_failed_and_how_the_run_ended() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(out.stderr.contains("failed d[s1.test]: "), "{}", out.stderr);
-    assert!(out.stderr.contains(" failed: 1 tasks, 0 succeeded, 0 unchanged, 1 failed"), "{}", out.stderr);
+    assert!(out.stderr.contains(" failed: 1 task, 0 succeeded, 0 unchanged, 1 failed"), "{}", out.stderr);
 }
 
 #[test]

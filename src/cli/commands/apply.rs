@@ -6,13 +6,17 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 
+use crate::cli::MessageFormat;
 use crate::cli::diagnostics::write_error;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{ApplyArgs, Io, RunArgs, TargetArgs};
 use crate::events::Status;
+use crate::events::{Event, EventSink};
 use crate::plan::model::OnFailure;
-use crate::report::live::{Live, Mode};
+use crate::report::live::{Live, LiveOptions, Mode};
+use crate::report::paint::Paint;
+use crate::report::table::TableOptions;
 use crate::report::{Format, RunReport, render};
 use crate::run::apply::{ApplyOptions, Resume};
 use crate::run::{PlanInput, Prepared, RunOutcome, Verdict, prepare};
@@ -49,6 +53,7 @@ pub(super) fn execute_plan(input: PlanInput, targets: &TargetArgs, run: &RunArgs
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
     }
+    let estimate_secs = crate::run::document::estimate(&prepared).estimate;
     let begun = crate::run::apply::begin(prepared, checked, options, io.vars)?;
     if let Some(earlier) = begun.resumed_from() {
         if !io.quiet {
@@ -57,22 +62,70 @@ pub(super) fn execute_plan(input: PlanInput, targets: &TargetArgs, run: &RunArgs
     }
     let mode = if io.quiet {
         Mode::Quiet
-    } else if io.style.color && io::stderr().is_terminal() {
+    } else if io.style.terminal && io.vars.get("TERM").is_none_or(|t| t != "dumb") {
         Mode::Bars
     } else {
         Mode::Lines
     };
-    let outcome = {
-        let mut live = Live::new(mode, io.stderr);
-        begun.execute(&mut live)
+    let (rows, columns) = console_size().unwrap_or((16, 100));
+    let live_options = LiveOptions {
+        paint: Paint::new(io.style.color),
+        status_level: run.status_level.map(Into::into),
+        estimate_secs: Some(estimate_secs),
+        rows: rows.saturating_sub(6).clamp(3, 20),
+        columns,
+        ..LiveOptions::new(mode)
     };
-    Ok(finish(&outcome, &reports, io))
+    let json_events = run.message_format == MessageFormat::Json;
+    let outcome = {
+        let mut live = Live::new(live_options, io.stderr);
+        if json_events {
+            let mut sink = JsonLines { live: &mut live, out: io.stdout };
+            begun.execute(&mut sink)
+        } else {
+            begun.execute(&mut live)
+        }
+    };
+    let view = View {
+        table: TableOptions { level: run.final_status_level.into(), ..TableOptions::default() },
+        stdout_taken: json_events || reports.iter().any(|(_, path)| path == "-"),
+    };
+    Ok(finish(&outcome, &reports, &view, io))
+}
+
+/// The terminal's rows and columns, for how many task lines the live display shows and how
+/// wide they are.
+fn console_size() -> Option<(usize, usize)> {
+    console::Term::stderr().size_checked().map(|(rows, columns)| (usize::from(rows), usize::from(columns)))
+}
+
+/// `--message-format json`: each event as a JSON line on stdout, besides the live display.
+struct JsonLines<'a, 'b> {
+    live: &'a mut Live<'b>,
+    out: &'a mut dyn Write,
+}
+
+impl EventSink for JsonLines<'_, '_> {
+    fn emit(&mut self, event: &Event) {
+        self.live.emit(event);
+        // A reader that went away does not stop the run; its exit status is the run's.
+        if let Ok(line) = serde_json::to_string(event) {
+            let _shown = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
+        }
+    }
+}
+
+/// How the outcome is shown.
+struct View {
+    table: TableOptions,
+    /// A report or the event stream writes on stdout: the table goes to stderr.
+    stdout_taken: bool,
 }
 
 /// Renders the outcome and returns the exit status. The status is the run's: output that
 /// cannot be shown (a closed stdout) never changes it; a report that cannot be written
 /// makes an otherwise successful run exit 7, and says which.
-fn finish(outcome: &RunOutcome, reports: &[(Format, String)], io: &mut Io<'_>) -> ExitStatus {
+fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &mut Io<'_>) -> ExitStatus {
     let report = &outcome.report;
     let mut report_failed = false;
     for message in outcome.internal_errors.iter().chain(&outcome.journal_errors) {
@@ -91,13 +144,16 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], io: &mut Io<'_>) -
             let _shown = write_error(io.stderr, &format!("cannot write the {format} report to {shown}: {e}"));
         }
     }
-    // stdout belongs to a report written there; the table then goes to stderr.
-    let stdout_taken = reports.iter().any(|(_, path)| path == "-");
     if io.quiet {
         let _shown = io.stderr.write_all(quiet_summary(report, outcome.verdict()).as_bytes());
     } else {
-        let table = crate::report::table::render(report);
-        let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
+        // stdout belongs to a report or the event stream written there; the table then goes
+        // to stderr.
+        let color = if view.stdout_taken { io.style.color } else { io.style.color_out };
+        let options = TableOptions { paint: Paint::new(color), ..view.table };
+        let mut table = crate::report::table::render_with(report, &options);
+        table.push_str(&footer(outcome, reports));
+        let out: &mut dyn Write = if view.stdout_taken { io.stderr } else { io.stdout };
         // A reader that closed the pipe (`| head -1`) does not change how the run ended.
         let _shown = out.write_all(table.as_bytes()).and_then(|()| out.flush());
     }
@@ -121,6 +177,42 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], io: &mut Io<'_>) -
     }
 }
 
+/// Where the journal and reports are and, when something failed or was interrupted, the
+/// command that resumes the run.
+fn footer(outcome: &RunOutcome, reports: &[(Format, String)]) -> String {
+    let mut out = format!("journal  {}\n", outcome.journal_dir.display());
+    let files: Vec<&str> = reports.iter().map(|(_, path)| path.as_str()).filter(|p| *p != "-").collect();
+    if !files.is_empty() {
+        out.push_str(&format!("reports  {}\n", files.join(", ")));
+    }
+    if matches!(outcome.verdict(), Verdict::TasksFailed | Verdict::Interrupted | Verdict::Internal) {
+        out.push_str(&format!("resume   {}\n", resume_command(std::env::args(), &outcome.run_id)));
+    }
+    out
+}
+
+/// The command as it was typed, without any `--resume`, with `--resume=RUN`: what failed,
+/// was skipped or never started runs again; what succeeded does not.
+fn resume_command(args: impl Iterator<Item = String>, run_id: &str) -> String {
+    let mut words = Vec::new();
+    for (i, arg) in args.enumerate() {
+        if i == 0 {
+            let name = Path::new(&arg).file_name().map_or_else(|| arg.clone(), |n| n.to_string_lossy().into_owned());
+            words.push(name);
+        } else if arg != "--resume" && !arg.starts_with("--resume=") {
+            words.push(shell_quote(&arg));
+        }
+    }
+    words.push(format!("--resume={run_id}"));
+    words.join(" ")
+}
+
+/// `arg` as a POSIX shell word.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "_-./:=,@%+".contains(c));
+    if plain { arg.to_owned() } else { format!("'{}'", arg.replace('\'', "'\\''")) }
+}
+
 /// Under `-q`: every task that did not succeed, then the final status, on stderr.
 fn quiet_summary(report: &RunReport, verdict: Verdict) -> String {
     let mut out = String::new();
@@ -135,9 +227,10 @@ fn quiet_summary(report: &RunReport, verdict: Verdict) -> String {
         Verdict::TasksFailed | Verdict::Internal => "failed",
     };
     out.push_str(&format!(
-        "run {} {verdict}: {} tasks, {} succeeded, {} unchanged, {} failed, {} skipped, {} cancelled\n",
+        "run {} {verdict}: {} {}, {} succeeded, {} unchanged, {} failed, {} skipped, {} cancelled\n",
         report.run_id,
         t.tasks,
+        if t.tasks == 1 { "task" } else { "tasks" },
         t.get(Status::Succeeded),
         t.get(Status::Unchanged),
         t.get(Status::Failed),
@@ -232,5 +325,15 @@ mod tests {
         assert_eq!(ok, [(Format::Json, "out.json".to_owned()), (Format::Html, "-".to_owned())]);
         assert!(parse_reports(&["xml=a".into()]).unwrap_err().contains("unknown report format `xml`"));
         assert!(parse_reports(&["json".into()]).unwrap_err().contains("FORMAT=PATH"));
+    }
+
+    #[test]
+    fn the_resume_command_is_the_command_typed_with_resume() {
+        let args = ["/usr/local/bin/terminus-batch", "apply", "my plan.yml", "--resume", "--sites", "acme-*", "-y"];
+        assert_eq!(
+            resume_command(args.iter().map(|a| (*a).to_owned()), "R1"),
+            "terminus-batch apply 'my plan.yml' --sites 'acme-*' -y --resume=R1"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

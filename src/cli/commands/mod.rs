@@ -53,7 +53,7 @@ fn target_options(targets: &TargetArgs) -> TargetOptions {
 #[must_use]
 pub fn render_plan_errors(source: &PlanSource, errors: &[PlanError], width: usize) -> String {
     let mut out = Vec::new();
-    let style = super::diagnostics::Style { color: false, width };
+    let style = super::diagnostics::Style { color: false, color_out: false, terminal: false, width };
     let error = CommandError::Plan { source: source.clone(), errors: errors.to_vec() };
     let _unwritable = error.print(&mut out, style);
     String::from_utf8_lossy(&out).into_owned()

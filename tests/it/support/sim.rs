@@ -151,6 +151,8 @@ impl Served {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
             .args(args)
+            // Every workflow as a line, to know when they are in flight.
+            .args(["--status-level", "all"])
             .current_dir(dir)
             .env_clear()
             .env("HOME", dir)
