@@ -107,6 +107,11 @@ pub enum Command {
         #[arg(long)]
         report: bool,
     },
+    /// Look back on runs: `runs list`, `runs show [RUN]`.
+    Runs {
+        #[command(subcommand)]
+        action: RunsCommand,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -122,6 +127,31 @@ pub enum Command {
     Simulate {
         #[command(subcommand)]
         action: SimulateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// The runs in the state directory, newest first: id, plan, start, duration, counts,
+    /// how each ended.
+    List {
+        /// The state directory (default: `TERMINUS_BATCH_STATE_DIR`, else the nearest
+        /// `.terminus-batch` here or above).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// One run: its summary and the tasks that did not succeed; `--report` renders any
+    /// report again from the run's records.
+    Show {
+        /// The run id (default: the newest run).
+        run: Option<String>,
+        /// The state directory (default: as `runs list`).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Write a report: `json=PATH`, `junit=PATH`, `markdown=PATH`, `html=PATH` (`-` is
+        /// stdout).
+        #[arg(long = "report", value_name = "FORMAT=PATH")]
+        reports: Vec<String>,
     },
 }
 
@@ -318,9 +348,10 @@ pub struct RunArgs {
     /// `json`: every event on stdout as a JSON line while the run goes, for scripts.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
-    /// Where runs keep their journal and lock.
-    #[arg(long, value_name = "DIR", default_value = ".terminus-batch")]
-    pub state_dir: PathBuf,
+    /// Where runs keep their journal and lock (default: `TERMINUS_BATCH_STATE_DIR`, else the
+    /// nearest `.terminus-batch` beside the plan or above it, else a new one beside the plan).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -190,15 +190,11 @@ pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), Strin
 /// A journal that cannot be read is said to be corrupt, never skipped for an older run: the
 /// newest record of a plan is the one that tells what was started.
 pub fn find(state_dir: &Path, plan_path: &str, run: Option<&str>) -> Result<RunJournal, JournalError> {
-    let runs = state_dir.join("runs");
     if let Some(run) = run {
-        return read(&runs.join(run));
+        return read(&state_dir.join("runs").join(run));
     }
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&runs)
-        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    for dir in dirs.iter().rev() {
+    let dirs = runs_newest_first(state_dir);
+    for dir in &dirs {
         // Whose run it is, from the header alone: another plan's journal is not ours to judge.
         match read_header(dir) {
             Ok(header) if header.plan_path != plan_path => continue,
@@ -208,6 +204,57 @@ pub fn find(state_dir: &Path, plan_path: &str, run: Option<&str>) -> Result<RunJ
         return read(dir).map_err(|e| corrupt(&e));
     }
     Err(JournalError::NoRun { plan: plan_path.to_owned(), dir: state_dir.display().to_string() })
+}
+
+/// The run directories in `state_dir`, newest first: by the time in their ids (to the
+/// second), then, for runs started in the same second, by the millisecond their journal
+/// records.
+#[must_use]
+pub fn runs_newest_first(state_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<(String, PathBuf)> = fs::read_dir(state_dir.join("runs"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .map(|p| {
+                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let second = name.split('-').next().unwrap_or_default().to_owned();
+                    (second, p)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let mut out = Vec::with_capacity(dirs.len());
+    let mut i = 0;
+    while i < dirs.len() {
+        let same = dirs[i..].iter().take_while(|(second, _)| *second == dirs[i].0).count();
+        let mut group: Vec<&PathBuf> = dirs[i..i + same].iter().map(|(_, p)| p).collect();
+        if same > 1 {
+            group.sort_by_cached_key(|dir| std::cmp::Reverse(started_ms(dir)));
+        }
+        out.extend(group.into_iter().cloned());
+        i += same;
+    }
+    out
+}
+
+/// When a run started (its `run_started` event), 0 when not recorded.
+fn started_ms(dir: &Path) -> u64 {
+    let Ok(file) = File::open(dir.join("events.jsonl")) else { return 0 };
+    let mut reader = BufReader::new(file.take(MAX_JOURNAL_BYTES));
+    let mut line = Vec::new();
+    for _ in 0..2 {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+            return 0;
+        }
+    }
+    match serde_json::from_slice::<Event>(&line) {
+        Ok(Event::RunStarted { at, .. }) => at,
+        _ => 0,
+    }
 }
 
 fn corrupt(e: &JournalError) -> JournalError {
@@ -229,7 +276,7 @@ fn read_header(dir: &Path) -> Result<Header, JournalError> {
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
     let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
     let mut first = Vec::new();
-    BufReader::new(file.take(1 << 20)).read_until(b'\n', &mut first).map_err(|e| bad(e.to_string()))?;
+    BufReader::new(file.take(MAX_JOURNAL_BYTES)).read_until(b'\n', &mut first).map_err(|e| bad(e.to_string()))?;
     let text = std::str::from_utf8(&first).map_err(|e| bad(format!("line 1 is not UTF-8 ({e})")))?;
     serde_json::from_str(text.trim_end()).map_err(|e| bad(format!("line 1 is not a journal header: {e}")))
 }

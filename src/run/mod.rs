@@ -13,6 +13,7 @@ pub mod auth;
 pub mod connect;
 pub mod document;
 mod error;
+pub mod history;
 pub mod outcome;
 pub mod prepare;
 pub mod refresh;

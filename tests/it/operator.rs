@@ -225,3 +225,65 @@ fn message_format_json_streams_every_event_on_stdout_and_the_table_on_stderr() {
     assert!(finished.iter().all(|e| e["outcome"]["status"] == "succeeded"), "{}", out.stdout);
     assert!(out.stderr.contains("total"), "the table went to stderr: {}", out.stderr);
 }
+
+#[test]
+fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again() {
+    let t = Test::new().file("ops/world.yml", &failing_fleet()).file("ops/plan.yml", FLEET_PLAN).args(&[
+        "apply",
+        "ops/plan.yml",
+        "--simulate",
+        "--world",
+        "ops/world.yml",
+        "-q",
+    ]);
+    assert_eq!(t.run().code, 1);
+    assert!(t.path().join("ops/.terminus-batch/runs").is_dir(), "the state directory is beside the plan");
+    assert!(!t.path().join(".terminus-batch").exists());
+    // From another directory, --resume finds that run.
+    std::fs::create_dir_all(t.path().join("elsewhere")).unwrap();
+    let resumed = Test::new()
+        .in_dir(&t.path().join("elsewhere"))
+        .args(&["apply", "../ops/plan.yml", "--simulate", "--world", "../ops/world.yml", "--resume"])
+        .run();
+    assert_eq!(resumed.code, 1, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("resuming run "), "{}", resumed.stderr);
+    // Inside a repository, `runs list` finds the nearest state directory up the tree.
+    std::fs::create_dir_all(t.path().join(".git")).unwrap();
+    std::fs::create_dir_all(t.path().join("ops/sub")).unwrap();
+    let list = Test::new().in_dir(&t.path().join("ops/sub")).args(&["runs", "list"]).run();
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let rows: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(rows.len(), 3, "a header and two runs:\n{}", list.stdout);
+    assert!(rows[0].starts_with("run ") && rows[0].ends_with("status"), "{}", list.stdout);
+    let first = rows[2].split_whitespace().next().unwrap();
+    assert!(rows[1].ends_with(&format!("failed (resumed {first})")), "newest first:\n{}", list.stdout);
+    assert!(rows[2].contains("plan.yml") && rows[2].contains(" 10 ") && rows[2].ends_with("failed"), "{}", list.stdout);
+    // `runs show` renders any report again, from the records alone.
+    let show = Test::new()
+        .in_dir(t.path())
+        .args(&["runs", "show", first, "--state-dir", "ops/.terminus-batch", "--report", "json=again.json"])
+        .run();
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.starts_with(&format!("run {first} of ")), "{}", show.stdout);
+    assert!(show.stdout.contains("failed     10 tasks: workflow … failed"), "{}", show.stdout);
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("again.json")).unwrap()).unwrap();
+    assert_eq!(again["run_id"], first);
+    assert_eq!(again["totals"]["failed"], 10);
+    // A run that died: no result.json, a journal cut short. Shown as far as it got.
+    let runs = t.path().join("ops/.terminus-batch/runs");
+    let dead = runs.join("20200101T000000Z-dead");
+    std::fs::create_dir_all(&dead).unwrap();
+    let journal = std::fs::read_to_string(runs.join(first).join("events.jsonl")).unwrap();
+    let kept: Vec<&str> = journal.lines().take(6).collect();
+    std::fs::write(dead.join("events.jsonl"), kept.join("\n") + "\n").unwrap();
+    let show = Test::new()
+        .in_dir(t.path())
+        .args(&["runs", "show", "20200101T000000Z-dead", "--state-dir", "ops/.terminus-batch"])
+        .run();
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(show.stdout.contains("no end recorded · unfinished"), "{}", show.stdout);
+    let typo = Test::new().in_dir(t.path()).args(&["runs", "show", "nope", "--state-dir", "ops/.terminus-batch"]).run();
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(typo.stderr.contains("no run `nope` in ops/.terminus-batch"), "{}", typo.stderr);
+}

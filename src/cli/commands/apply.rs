@@ -27,11 +27,19 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
         Some(loaded) => PlanInput::Saved(loaded),
         None => PlanInput::File(args.plan.clone()),
     };
-    execute_plan(input, &args.targets, &args.run, io)
+    let start = args.plan.parent().unwrap_or(Path::new("."));
+    execute_plan(input, start, &args.targets, &args.run, io)
 }
 
-/// Applies a plan from a file, a saved plan, or one built in memory (`run`).
-pub(super) fn execute_plan(input: PlanInput, targets: &TargetArgs, run: &RunArgs, io: &mut Io<'_>) -> CommandResult {
+/// Applies a plan from a file, a saved plan, or one built in memory (`run`); the state
+/// directory is looked for from `start` (the plan file's directory) up.
+pub(super) fn execute_plan(
+    input: PlanInput,
+    start: &Path,
+    targets: &TargetArgs,
+    run: &RunArgs,
+    io: &mut Io<'_>,
+) -> CommandResult {
     let reports = parse_reports(&run.reports).map_err(CommandError::invalid)?;
     // Before any API call: a report that cannot be written would be lost at the end.
     for (format, path) in &reports {
@@ -43,7 +51,7 @@ pub(super) fn execute_plan(input: PlanInput, targets: &TargetArgs, run: &RunArgs
         abort_in_flight: run.abort_in_flight,
         downloads: run.downloads,
         resume: run.resume.as_ref().map(|r| if r.is_empty() { Resume::Newest } else { Resume::Run(r.clone()) }),
-        state_dir: run.state_dir.clone(),
+        state_dir: crate::run::history::locate_state_dir(run.state_dir.as_deref(), start, io.vars),
         watch_signals: true,
     };
     let earlier = crate::run::apply::find_earlier(&input.key(), &options)?;
@@ -127,23 +135,10 @@ struct View {
 /// makes an otherwise successful run exit 7, and says which.
 fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &mut Io<'_>) -> ExitStatus {
     let report = &outcome.report;
-    let mut report_failed = false;
     for message in outcome.internal_errors.iter().chain(&outcome.journal_errors) {
         let _shown = write_error(io.stderr, message);
     }
-    for (format, path) in reports {
-        let text = render(report, *format);
-        let written = if path == "-" {
-            io.stdout.write_all(text.as_bytes()).and_then(|()| io.stdout.flush())
-        } else {
-            write_atomically(Path::new(path), text.as_bytes())
-        };
-        if let Err(e) = written {
-            report_failed = true;
-            let shown = if path == "-" { "stdout" } else { path.as_str() };
-            let _shown = write_error(io.stderr, &format!("cannot write the {format} report to {shown}: {e}"));
-        }
-    }
+    let mut report_failed = !write_reports(report, reports, io);
     if io.quiet {
         let _shown = io.stderr.write_all(quiet_summary(report, outcome.verdict()).as_bytes());
     } else {
@@ -175,6 +170,25 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         Verdict::Succeeded if report_failed => ExitStatus::ReportFailed,
         Verdict::Succeeded => ExitStatus::Success,
     }
+}
+
+/// Writes each report; says on stderr which could not be written. `false` when one could not.
+pub(super) fn write_reports(report: &RunReport, reports: &[(Format, String)], io: &mut Io<'_>) -> bool {
+    let mut all = true;
+    for (format, path) in reports {
+        let text = render(report, *format);
+        let written = if path == "-" {
+            io.stdout.write_all(text.as_bytes()).and_then(|()| io.stdout.flush())
+        } else {
+            write_atomically(Path::new(path), text.as_bytes())
+        };
+        if let Err(e) = written {
+            all = false;
+            let shown = if path == "-" { "stdout" } else { path.as_str() };
+            let _shown = write_error(io.stderr, &format!("cannot write the {format} report to {shown}: {e}"));
+        }
+    }
+    all
 }
 
 /// Where the journal and reports are and, when something failed or was interrupted, the
@@ -252,7 +266,7 @@ fn flag_layer(run: &RunArgs) -> Layer {
 }
 
 /// `FORMAT=PATH` pairs.
-fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
+pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
     specs
         .iter()
         .map(|spec| {
@@ -285,7 +299,7 @@ fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
 
 /// Creates `path`'s directory and a file beside it, then removes that file: a report path
 /// that cannot be written is found before the run, not after.
-fn probe_writable(path: &str) -> io::Result<()> {
+pub(super) fn probe_writable(path: &str) -> io::Result<()> {
     if path == "-" {
         return Ok(());
     }

@@ -8,6 +8,7 @@ mod completions;
 mod graph;
 mod plan;
 mod run;
+mod runs;
 mod schema;
 mod simulate;
 mod validate;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> CommandResult {
         Command::Run(args) => run::run(&args, io),
         Command::Graph(args) => graph::run(&args, io),
         Command::Schema { report } => schema::run(report, io),
+        Command::Runs { action } => runs::run(&action, io),
         Command::Completions { shell } => completions::run(shell, io),
         Command::Auth { action } => auth::run(&action, io),
         Command::Simulate { action } => simulate::run(&action, io),

@@ -35,7 +35,7 @@ pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
         };
         return super::plan::show(PlanInput::Generated(source), &plan_args, io).map_err(|e| from_command_line(e, args));
     }
-    super::apply::execute_plan(PlanInput::Generated(source), &args.targets, &args.run, io)
+    super::apply::execute_plan(PlanInput::Generated(source), std::path::Path::new("."), &args.targets, &args.run, io)
         .map_err(|e| from_command_line(e, args))
 }
 

@@ -1,0 +1,111 @@
+//! `runs list` and `runs show [RUN] [--report FORMAT=PATH]`: the runs the state directory
+//! keeps, and any one of them again, from its records (no API call).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::apply::{parse_reports, probe_writable, write_reports};
+use crate::cli::error::{CommandError, CommandResult};
+use crate::cli::exit::ExitStatus;
+use crate::cli::{Io, RunsCommand};
+use crate::events::Status;
+use crate::report::paint::Paint;
+use crate::report::table::TableOptions;
+use crate::run::history::{self, RunEntry, RunState};
+use crate::timefmt::{duration_ms, human};
+
+pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
+    match action {
+        RunsCommand::List { state_dir } => {
+            let dir = history::locate_state_dir(state_dir.as_deref(), Path::new("."), io.vars);
+            let runs = history::list(&dir)?;
+            if runs.is_empty() {
+                writeln!(io.stderr, "no runs in {}", dir.display())?;
+                return Ok(ExitStatus::Success);
+            }
+            let text = list_table(&runs, Paint::new(io.style.color_out));
+            // A reader that closed the pipe (`| head`) saw what it wanted.
+            let _shown = io.stdout.write_all(text.as_bytes()).and_then(|()| io.stdout.flush());
+            Ok(ExitStatus::Success)
+        }
+        RunsCommand::Show { run, state_dir, reports } => {
+            let reports = parse_reports(reports).map_err(CommandError::invalid)?;
+            for (format, path) in &reports {
+                probe_writable(path)
+                    .map_err(|e| CommandError::invalid(format!("cannot write the {format} report to {path}: {e}")))?;
+            }
+            let dir = history::locate_state_dir(state_dir.as_deref(), Path::new("."), io.vars);
+            let id = match run {
+                Some(id) => id.clone(),
+                None => history::newest(&dir)?,
+            };
+            let (report, resumed_from) = history::load(&dir, &id)?;
+            let wrote = write_reports(&report, &reports, io);
+            let stdout_taken = reports.iter().any(|(_, path)| path == "-");
+            let state = RunState::of(&report);
+            let mut text = format!("run {id} of {}", report.plan.path);
+            if let Some(earlier) = resumed_from {
+                text.push_str(&format!(" (resumed {earlier})"));
+            }
+            text.push_str(&format!(
+                "\nstarted {} · {} · {}\n{}\n\n",
+                human(i64::try_from(report.started_at / 1000).unwrap_or(0)),
+                report
+                    .duration_ms
+                    .map_or_else(|| "no end recorded".to_owned(), |ms| format!("took {}", duration_ms(ms))),
+                state.as_str(),
+                report.settings.target,
+            ));
+            let color = if stdout_taken { io.style.color } else { io.style.color_out };
+            let options = TableOptions { paint: Paint::new(color), ..TableOptions::default() };
+            text.push_str(&crate::report::table::render_with(&report, &options));
+            text.push_str(&format!("journal  {}\n", dir.join("runs").join(&id).display()));
+            let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
+            let _shown = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            Ok(if wrote { ExitStatus::Success } else { ExitStatus::ReportFailed })
+        }
+    }
+}
+
+/// `run  plan  started  took  tasks  succeeded  unchanged  failed  skipped  cancelled  status`.
+fn list_table(runs: &[RunEntry], paint: Paint) -> String {
+    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, 50);
+    let id_width = runs.iter().map(|r| r.id.len()).max().unwrap_or(3).max(3);
+    let mut out = format!(
+        "{:<id_width$}  {:<plan_width$}  {:<23}  {:>8}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  status\n",
+        "run", "plan", "started", "took", "tasks", "succeeded", "unchanged", "failed", "skipped", "cancelled"
+    );
+    for run in runs {
+        let t = &run.totals;
+        let plan = shorten(&run.plan, plan_width);
+        let took = run.duration_ms.map_or_else(|| "-".to_owned(), duration_ms);
+        let status = match run.state {
+            RunState::Succeeded => paint.green(run.state.as_str()),
+            RunState::Failed => paint.red(run.state.as_str()),
+            RunState::Interrupted | RunState::TimedOut | RunState::Unfinished => paint.yellow(run.state.as_str()),
+        };
+        let resumed = run.resumed_from.as_ref().map(|r| format!(" (resumed {r})")).unwrap_or_default();
+        out.push_str(&format!(
+            "{:<id_width$}  {plan:<plan_width$}  {:<23}  {took:>8}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  {status}{resumed}\n",
+            run.id,
+            human(i64::try_from(run.started_at / 1000).unwrap_or(0)),
+            t.tasks,
+            t.get(Status::Succeeded),
+            t.get(Status::Unchanged),
+            t.get(Status::Failed),
+            t.get(Status::Skipped),
+            t.get(Status::Cancelled),
+        ));
+    }
+    out
+}
+
+/// The end of `text` within `width` characters (a path's file name matters most).
+fn shorten(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_owned();
+    }
+    let tail: String = text.chars().skip(count + 1 - width).collect();
+    format!("…{tail}")
+}

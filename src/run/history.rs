@@ -1,0 +1,217 @@
+//! Runs to look back on: where the state directory is, the runs it holds (newest first), and
+//! any run's report again, from its `result.json` or, for a run that never finished (a
+//! crash, a kill), folded from its journal as far as it got.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::RunError;
+use crate::journal::{self, MAX_JOURNAL_BYTES};
+use crate::report::RunReport;
+use crate::report::summary::{PlanInfo, SettingsInfo, Totals};
+use crate::settings::EnvVars;
+
+/// The state directory's name, and the variable that names another.
+pub const STATE_DIR_NAME: &str = ".terminus-batch";
+pub const STATE_DIR_VAR: &str = "TERMINUS_BATCH_STATE_DIR";
+
+/// Where runs keep their journals, highest first: `explicit` (`--state-dir`), then
+/// `TERMINUS_BATCH_STATE_DIR`, then `.terminus-batch` in `start` (the plan file's directory,
+/// or the working directory) or, inside a git repository, the nearest one above it up to the
+/// repository's root (as git finds its own directory); else a new one in `start`. So
+/// `apply ops/plan.yml --resume` finds the run from anywhere, and `runs list` from anywhere
+/// in the repository. Outside a repository nothing above `start` is looked at: a stray
+/// directory in a parent (`/tmp`) is not this plan's.
+#[must_use]
+pub fn locate_state_dir(explicit: Option<&Path>, start: &Path, vars: &EnvVars) -> PathBuf {
+    if let Some(dir) = explicit {
+        return dir.to_owned();
+    }
+    if let Some(dir) = vars.get(STATE_DIR_VAR).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let start = if start.as_os_str().is_empty() { Path::new(".") } else { start };
+    let beside = if start == Path::new(".") { PathBuf::from(STATE_DIR_NAME) } else { start.join(STATE_DIR_NAME) };
+    if beside.is_dir() {
+        return beside;
+    }
+    let absolute = fs::canonicalize(start).unwrap_or_else(|_| start.to_owned());
+    let Some(root) = absolute.ancestors().find(|dir| dir.join(".git").exists()) else { return beside };
+    absolute
+        .ancestors()
+        .take_while(|dir| dir.starts_with(root))
+        .map(|dir| dir.join(STATE_DIR_NAME))
+        .find(|candidate| candidate.is_dir())
+        .unwrap_or(beside)
+}
+
+/// How a run ended, as `runs list` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Succeeded,
+    Failed,
+    Interrupted,
+    TimedOut,
+    /// No end recorded: the process died (or is still running).
+    Unfinished,
+}
+
+impl RunState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::TimedOut => "timed out",
+            Self::Unfinished => "unfinished",
+        }
+    }
+
+    /// The state a report records.
+    #[must_use]
+    pub fn of(report: &RunReport) -> Self {
+        if report.finished_at.is_none() {
+            Self::Unfinished
+        } else if report.interrupted {
+            Self::Interrupted
+        } else if report.timed_out {
+            Self::TimedOut
+        } else if report.all_ok() {
+            Self::Succeeded
+        } else {
+            Self::Failed
+        }
+    }
+}
+
+/// One run in the state directory.
+#[derive(Clone, Debug)]
+pub struct RunEntry {
+    pub id: String,
+    pub plan: String,
+    pub resumed_from: Option<String>,
+    pub started_at: u64,
+    pub duration_ms: Option<u64>,
+    pub totals: Totals,
+    pub state: RunState,
+}
+
+/// Every run in `state_dir`, newest first. A run whose records cannot be read is an error
+/// naming it: a damaged record is said, never hidden.
+pub fn list(state_dir: &Path) -> Result<Vec<RunEntry>, RunError> {
+    let runs = state_dir.join("runs");
+    if let Err(e) = fs::read_dir(&runs) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return Ok(Vec::new());
+        }
+        return Err(RunError::Refused(format!("cannot read {}: {e}", runs.display())));
+    }
+    journal::runs_newest_first(state_dir)
+        .iter()
+        .map(|dir| {
+            let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let (report, resumed_from) = load(state_dir, &id)?;
+            Ok(RunEntry {
+                id,
+                plan: report.plan.path.clone(),
+                resumed_from,
+                started_at: report.started_at,
+                duration_ms: report.duration_ms,
+                state: RunState::of(&report),
+                totals: report.totals,
+            })
+        })
+        .collect()
+}
+
+/// The newest run's id in `state_dir`.
+pub fn newest(state_dir: &Path) -> Result<String, RunError> {
+    journal::runs_newest_first(state_dir)
+        .first()
+        .and_then(|dir| dir.file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| RunError::Refused(format!("no run in {}", state_dir.display())))
+}
+
+/// A run's report and the run it resumed: its `result.json` when the run finished, else its
+/// journal folded as far as it goes (a crashed run's tasks end unfinished).
+pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), RunError> {
+    if run.is_empty() || run.contains(['/', '\\']) || run == "." || run == ".." {
+        return Err(RunError::Refused(format!("`{run}` is not a run id")));
+    }
+    let dir = state_dir.join("runs").join(run);
+    if !dir.is_dir() {
+        let known = list_ids(state_dir);
+        let hint = crate::plan::error::did_you_mean(run, known.iter().map(String::as_str))
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        return Err(RunError::Refused(format!("no run `{run}` in {}{hint}", state_dir.display())));
+    }
+    let journal = journal::read(&dir).map_err(|e| RunError::Refused(e.to_string()))?;
+    let resumed_from = journal.header.resumed_from.clone();
+    let result = dir.join("result.json");
+    if result.is_file() {
+        let text = read_bounded(&result)?;
+        let report: RunReport = serde_json::from_str(&text)
+            .map_err(|e| RunError::Refused(format!("cannot read {}: {e}", result.display())))?;
+        return Ok((report, resumed_from));
+    }
+    let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone())
+        .map_err(|e| RunError::Refused(format!("cannot read the settings in {}/events.jsonl: {e}", dir.display())))?;
+    let plan =
+        PlanInfo { path: journal.header.plan_path.clone(), sha256: journal.header.plan_sha256.clone(), name: None };
+    let mut report = RunReport::new(plan, settings);
+    for event in &journal.events {
+        report.apply(event);
+    }
+    Ok((report, resumed_from))
+}
+
+fn list_ids(state_dir: &Path) -> Vec<String> {
+    fs::read_dir(state_dir.join("runs"))
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn read_bounded(path: &Path) -> Result<String, RunError> {
+    let bad = |e: String| RunError::Refused(format!("cannot read {}: {e}", path.display()));
+    let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_JOURNAL_BYTES).read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_directory_is_found_up_a_repository_and_only_there() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        let repo = outside.join("repo");
+        let deep = repo.join("ops/plans");
+        fs::create_dir_all(&deep).unwrap();
+        let none = EnvVars::from_pairs(Vec::<(String, String)>::new());
+        let same = |a: PathBuf, b: PathBuf| assert_eq!(fs::canonicalize(a).unwrap(), fs::canonicalize(b).unwrap());
+        // One above, outside any repository, is not looked at.
+        fs::create_dir_all(outside.join(STATE_DIR_NAME)).unwrap();
+        assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
+        // Inside a repository: the nearest up to its root, not above it.
+        fs::create_dir_all(repo.join(".git")).unwrap();
+        assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
+        fs::create_dir_all(repo.join(STATE_DIR_NAME)).unwrap();
+        same(locate_state_dir(None, &deep, &none), repo.join(STATE_DIR_NAME));
+        // One beside the plan is nearest.
+        fs::create_dir_all(deep.join(STATE_DIR_NAME)).unwrap();
+        assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
+        // The flag, then the variable, win.
+        let flag = Path::new("/elsewhere");
+        assert_eq!(locate_state_dir(Some(flag), &deep, &none), flag);
+        let vars = EnvVars::from_pairs([(STATE_DIR_VAR, "/from-env")]);
+        assert_eq!(locate_state_dir(None, &deep, &vars), Path::new("/from-env"));
+        assert_eq!(locate_state_dir(None, Path::new(""), &none), Path::new(STATE_DIR_NAME));
+    }
+}
