@@ -27,6 +27,10 @@ pub struct TaskHeader {
     /// The plan's expected duration of the task, in seconds (for the live ETA).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub estimate_secs: u64,
+    /// A digest of the task's definition (operation and options): `--resume` carries a
+    /// result over only to a task defined as it was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
 }
 
 fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
@@ -75,6 +79,31 @@ pub struct Outcome {
     /// The earlier run that did this task, when `--resume` carried its result over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// What that earlier run recorded of the task (its times, workflows, attempts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Record>,
+}
+
+impl Outcome {
+    /// An outcome of this run.
+    #[must_use]
+    pub fn new(status: Status, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), data: None, run: None, record: None }
+    }
+}
+
+/// What a run recorded of a task, carried over by `--resume` so the report keeps the work
+/// the earlier run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workflow_ids: Vec<String>,
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// One fact about a run.

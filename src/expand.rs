@@ -53,7 +53,21 @@ impl Task<OperationSpec> {
             operation: self.payload.kind().name().to_owned(),
             wave: self.wave,
             estimate_secs: self.payload.kind().estimate_secs(),
+            digest: self.digest(),
         }
+    }
+
+    /// A digest of what the task does: its operation and every option, as expanded.
+    #[must_use]
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let spec = serde_json::to_string(&self.payload).unwrap_or_default();
+        let hash = Sha256::digest(spec.as_bytes());
+        hash.iter().take(8).fold(String::with_capacity(16), |mut out, b| {
+            use std::fmt::Write as _;
+            let _infallible = write!(out, "{b:02x}");
+            out
+        })
     }
 }
 

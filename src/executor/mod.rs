@@ -59,6 +59,8 @@ pub struct Done {
     pub data: Option<serde_json::Value>,
     /// The earlier run that did it (`--resume` carrying a result over).
     pub run: Option<String>,
+    /// What that run recorded of it.
+    pub record: Option<crate::events::Record>,
 }
 
 /// Whether trying again may help.
@@ -80,6 +82,11 @@ pub trait Runner<P>: Send + Sync + 'static {
     fn meta(&self, payload: &P) -> TaskMeta;
     /// One attempt. The future must end when `ctx.cancelled()` fires, or be dropped.
     fn run(&self, payload: &P, ctx: TaskContext) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static;
+    /// A result an earlier run already reached (`--resume`): the task ends with it when it
+    /// would start, without starting, taking a slot or reporting a start.
+    fn carried(&self, _payload: &P) -> Option<Done> {
+        None
+    }
 }
 
 /// Wall-clock time for events; injected so tests can fix it.
@@ -255,6 +262,17 @@ where
 
     loop {
         while let Some(i) = sched.start_next() {
+            if let Some(done) = graph.node(i).and_then(|p| runner.carried(p)) {
+                let at = clock.now_ms();
+                let status = done.status;
+                let outcome =
+                    Outcome { status, message: done.message, data: done.data, run: done.run, record: done.record };
+                finish(sink, &mut statuses, i, outcome, at);
+                for skip in sched.finish(i, status) {
+                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+                }
+                continue;
+            }
             sink.emit(&Event::TaskStarted { task: i, at: clock.now_ms() });
             let Some(payload) = graph.node(i).cloned() else { continue };
             let runner = Arc::clone(&runner);
@@ -279,13 +297,7 @@ where
             // makes a job wait on its own later wave). End the rest rather than hang.
             let at = clock.now_ms();
             for skip in sched.drain("internal error: no task can start") {
-                finish(
-                    sink,
-                    &mut statuses,
-                    skip.task,
-                    Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None },
-                    at,
-                );
+                finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
             }
             continue;
         }
@@ -332,12 +344,12 @@ where
                 };
                 let ids = &workflows[task];
                 let outcome = match end {
-                    TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data, run: done.run },
-                    TaskEnd::Failed(message) => Outcome { status: Status::Failed, message, data: None, run: None },
+                    TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data, run: done.run, record: done.record },
+                    TaskEnd::Failed(message) => Outcome::new(Status::Failed, message),
                     TaskEnd::Panicked(message) => {
                         let message = format!("internal error: the task panicked: {message}");
                         internal_errors.push(format!("{}: {message}", metas[task].header.id));
-                        Outcome { status: Status::Failed, message, data: None, run: None }
+                        Outcome::new(Status::Failed, message)
                     }
                     TaskEnd::Cancelled => Outcome {
                         status: Status::Cancelled,
@@ -346,7 +358,7 @@ where
                         } else {
                             format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
                         },
-                        data: None, run: None
+                        data: None, run: None, record: None
                     },
                     TaskEnd::TimedOut { workflow_started } => Outcome {
                         status: Status::Failed,
@@ -355,14 +367,14 @@ where
                         } else {
                             "timed out".to_owned()
                         },
-                        data: None, run: None
+                        data: None, run: None, record: None
                     },
                 };
                 let status = outcome.status;
                 finish(sink, &mut statuses, task, outcome, at);
                 let skipped = sched.finish(task, status);
                 for skip in skipped {
-                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
+                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
                 }
                 if controls.abort_in_flight && sched.draining().is_some() {
                     controls.abort.cancel();
@@ -378,7 +390,7 @@ where
                     at,
                 });
                 for skip in sched.drain("the run was interrupted") {
-                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
+                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
                 }
                 if controls.abort_in_flight {
                     controls.abort.cancel();
@@ -388,7 +400,7 @@ where
                 timed_out = true;
                 let at = clock.now_ms();
                 for skip in sched.drain("the run timed out") {
-                    finish(sink, &mut statuses, skip.task, Outcome { status: Status::Skipped, message: skip.reason, data: None, run: None }, at);
+                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
                 }
                 controls.abort.cancel();
             }
@@ -406,6 +418,7 @@ where
                 message: "internal error: the attempt was lost".to_owned(),
                 data: None,
                 run: None,
+                record: None,
             };
             finish(sink, &mut statuses, task, outcome, at);
         }
@@ -522,6 +535,7 @@ mod tests {
                     operation: "fake".to_owned(),
                     wave: 0,
                     estimate_secs: 0,
+                    digest: String::new(),
                 },
                 group: 0,
                 wave: 0,
@@ -545,7 +559,13 @@ mod tests {
                     Ok(ms) => {
                         ctx.workflow_started("wf");
                         tokio::time::sleep(Duration::from_millis(ms)).await;
-                        Ok(Done { status: Status::Succeeded, message: "ok".into(), data: None, run: None })
+                        Ok(Done {
+                            status: Status::Succeeded,
+                            message: "ok".into(),
+                            data: None,
+                            run: None,
+                            record: None,
+                        })
                     }
                     Err((transient, started)) => {
                         if started {

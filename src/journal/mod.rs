@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
-use crate::events::{Event, EventSink, Status};
+use crate::events::{Event, EventSink, Record, Status};
 
 /// The first line of a journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,8 +285,19 @@ fn read_header(dir: &Path) -> Result<Header, JournalError> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Prior {
-    /// Ended `succeeded` or `unchanged`: not run again.
-    Done { status: Status, message: String, run: String },
+    /// Ended `succeeded` or `unchanged`: not run again, unless its definition changed.
+    Done {
+        status: Status,
+        message: String,
+        run: String,
+        /// The task's definition then ([`crate::events::TaskHeader::digest`]; empty in
+        /// journals older than it).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        digest: String,
+        /// What that run recorded of it, for the report of the run that carries it over.
+        #[serde(default)]
+        record: Record,
+    },
     /// A workflow started and was not seen to end: re-attach to it.
     InFlight { workflow_id: String, run: String },
     /// An attempt was about to act and no workflow id was recorded: look for the workflow it
@@ -298,6 +309,8 @@ pub enum Prior {
 #[derive(Default)]
 struct Seen {
     finished: Option<(Status, String, Option<String>)>,
+    /// Its times, workflows and attempts (or those of the run it carried the result from).
+    record: Record,
     started: Vec<String>,
     ended: BTreeSet<String>,
     /// The earliest attempt record (unix ms) not followed by a workflow id.
@@ -311,26 +324,43 @@ struct Seen {
 pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> BTreeMap<String, Prior> {
     let run = journal.header.run_id.clone();
     let mut ids: Vec<String> = Vec::new();
+    let mut digests: Vec<String> = Vec::new();
     let mut seen: HashMap<usize, Seen> = HashMap::new();
     for event in &journal.events {
         match event {
-            Event::RunStarted { tasks, .. } => ids = tasks.iter().map(|t| t.id.to_string()).collect(),
-            Event::AttemptStarting { task, at, .. } => {
+            Event::RunStarted { tasks, .. } => {
+                ids = tasks.iter().map(|t| t.id.to_string()).collect();
+                digests = tasks.iter().map(|t| t.digest.clone()).collect();
+            }
+            Event::TaskStarted { task, at } => {
+                seen.entry(*task).or_default().record.started_at = Some(*at);
+            }
+            Event::AttemptStarting { task, attempt, at } => {
                 let s = seen.entry(*task).or_default();
                 s.attempted = Some(s.attempted.map_or(*at, |a| a.min(*at)));
+                s.record.attempts = s.record.attempts.max(*attempt);
             }
             Event::WorkflowStarted { task, workflow_id, .. } => {
                 let s = seen.entry(*task).or_default();
                 s.started.push(workflow_id.clone());
+                s.record.workflow_ids.push(workflow_id.clone());
                 // The attempt it came from is accounted for by the workflow.
                 s.attempted = None;
             }
             Event::WorkflowEnded { task, workflow_id, .. } => {
                 seen.entry(*task).or_default().ended.insert(workflow_id.clone());
             }
-            Event::TaskFinished { task, outcome, .. } => {
-                seen.entry(*task).or_default().finished =
-                    Some((outcome.status, outcome.message.clone(), outcome.run.clone()));
+            Event::TaskFinished { task, outcome, at } => {
+                let s = seen.entry(*task).or_default();
+                s.finished = Some((outcome.status, outcome.message.clone(), outcome.run.clone()));
+                s.record.finished_at = Some(*at);
+                if s.record.attempts == 0 && s.record.started_at.is_some() {
+                    s.record.attempts = 1;
+                }
+                // Carried over from an earlier run: that run's record is the task's.
+                if let Some(record) = &outcome.record {
+                    s.record = record.clone();
+                }
             }
             _ => {}
         }
@@ -338,8 +368,10 @@ pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> 
     let mut out = BTreeMap::new();
     let names: BTreeSet<&String> = ids.iter().chain(carried.keys()).collect();
     for id in names {
-        let own = ids.iter().position(|i| i == id).and_then(|index| seen.get(&index));
-        if let Some(prior) = settle(own, carried.get(id), &run) {
+        let index = ids.iter().position(|i| i == id);
+        let own = index.and_then(|index| seen.get(&index));
+        let digest = index.and_then(|index| digests.get(index)).map_or("", String::as_str);
+        if let Some(prior) = settle(own, carried.get(id), &run, digest) {
             out.insert(id.clone(), prior);
         }
     }
@@ -348,12 +380,18 @@ pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> 
 
 /// One task's prior: this run's own record first, then what earlier runs left that this
 /// run did not settle.
-fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str) -> Option<Prior> {
+fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str, digest: &str) -> Option<Prior> {
     if let Some(own) = own {
         if let Some((status, message, by)) = &own.finished {
             if status.is_ok() {
                 let run = by.clone().unwrap_or_else(|| run.to_owned());
-                return Some(Prior::Done { status: *status, message: message.clone(), run });
+                return Some(Prior::Done {
+                    status: *status,
+                    message: message.clone(),
+                    run,
+                    digest: digest.to_owned(),
+                    record: own.record.clone(),
+                });
             }
         }
         if let Some(workflow_id) = own.started.iter().rev().find(|w| !own.ended.contains(*w)) {
@@ -455,6 +493,7 @@ mod tests {
             operation: "x".into(),
             wave: 0,
             estimate_secs: 0,
+            digest: String::new(),
         }
     }
 
@@ -478,19 +517,11 @@ mod tests {
                 at: 0,
                 tasks: vec![task("a"), task("b"), task("c"), task("d")],
             },
-            Event::TaskFinished {
-                task: 0,
-                outcome: Outcome { status: Status::Succeeded, message: "ok".into(), data: None, run: None },
-                at: 1,
-            },
+            Event::TaskFinished { task: 0, outcome: Outcome::new(Status::Succeeded, "ok"), at: 1 },
             Event::AttemptStarting { task: 1, attempt: 1, at: 2000 },
             Event::WorkflowStarted { task: 1, workflow_id: "wf-1".into(), at: 3 },
             Event::AttemptStarting { task: 2, attempt: 1, at: 4000 },
-            Event::TaskFinished {
-                task: 3,
-                outcome: Outcome { status: Status::Failed, message: "no".into(), data: None, run: None },
-                at: 5,
-            },
+            Event::TaskFinished { task: 3, outcome: Outcome::new(Status::Failed, "no"), at: 5 },
         ];
         for e in &events {
             w.emit(e);
@@ -503,7 +534,9 @@ mod tests {
         assert!(j.torn_tail);
         assert_eq!(j.events, events);
         let prior = prior_states(&j, &BTreeMap::new());
-        assert_eq!(prior["a"], Prior::Done { status: Status::Succeeded, message: "ok".into(), run: "r1".into() });
+        let Prior::Done { status, message, run, record, .. } = &prior["a"] else { panic!("{:?}", prior["a"]) };
+        assert_eq!((*status, message.as_str(), run.as_str()), (Status::Succeeded, "ok", "r1"));
+        assert_eq!(record.finished_at, Some(1), "{record:?}");
         assert_eq!(prior["b"], Prior::InFlight { workflow_id: "wf-1".into(), run: "r1".into() });
         assert_eq!(prior["c"], Prior::Attempted { since_unix: 4.0, run: "r1".into() });
         assert!(!prior.contains_key("d"), "failed tasks run again");

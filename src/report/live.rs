@@ -487,6 +487,7 @@ mod tests {
             operation: "env:clear-cache".into(),
             wave,
             estimate_secs: 10,
+            digest: String::new(),
         }
     }
 
@@ -499,7 +500,7 @@ mod tests {
     }
 
     fn finished(task: usize, status: Status, at: u64) -> Event {
-        Event::TaskFinished { task, outcome: Outcome { status, message: "m".into(), data: None, run: None }, at }
+        Event::TaskFinished { task, outcome: Outcome::new(status, "m"), at }
     }
 
     fn bars(rows: usize) -> LiveOptions {
@@ -603,7 +604,7 @@ mod tests {
         tally.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>(), 0);
         assert_eq!(tally.eta_secs(Some(40)), Some(40), "the plan's estimate before anything ends");
         tally.task_started(0, 0);
-        let done = Outcome { status: Status::Succeeded, message: String::new(), data: None, run: None };
+        let done = Outcome::new(Status::Succeeded, String::new());
         // Estimated 10 s, took 20 s: the rest will take twice the plan's share too.
         tally.task_finished(0, &done, 20_000);
         assert_eq!(tally.eta_secs(Some(40)), Some(60));

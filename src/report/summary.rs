@@ -82,7 +82,8 @@ pub struct TaskReport {
     /// What a read-only operation read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
-    /// The run that did this task (differs from the report's run after `--resume`).
+    /// The run that did this task: the report's own, or after `--resume` the earlier run
+    /// whose result was carried over (its times, attempts and workflow ids are that run's).
     pub run_id: String,
 }
 
@@ -194,9 +195,17 @@ impl RunReport {
                     }
                     t.message.clone_from(&outcome.message);
                     t.data.clone_from(&outcome.data);
-                    t.finished_at = Some(*at);
-                    t.duration_ms = t.started_at.map(|s| at.saturating_sub(s));
-                    if t.attempts == 0 && t.started_at.is_some() {
+                    if let Some(record) = &outcome.record {
+                        // Carried over: the earlier run's work, not this run's.
+                        t.started_at = record.started_at;
+                        t.finished_at = record.finished_at;
+                        t.workflow_ids.clone_from(&record.workflow_ids);
+                        t.attempts = record.attempts;
+                    } else {
+                        t.finished_at = Some(*at);
+                    }
+                    t.duration_ms = t.started_at.zip(t.finished_at).map(|(s, f)| f.saturating_sub(s));
+                    if t.attempts == 0 && t.started_at.is_some() && outcome.record.is_none() {
                         t.attempts = 1;
                     }
                 }

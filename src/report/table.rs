@@ -90,6 +90,20 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         }
         out.push_str(&wrap(&words, 11, 100));
     }
+    let mut earlier: Vec<&str> = Vec::new();
+    let carried = report.tasks.iter().filter(|t| t.run_id != report.run_id && !report.run_id.is_empty()).inspect(|t| {
+        if !earlier.contains(&t.run_id.as_str()) {
+            earlier.push(&t.run_id);
+        }
+    });
+    let carried = carried.count();
+    if carried > 0 {
+        let tasks = if carried == 1 { "task was" } else { "tasks were" };
+        out.push_str(&format!(
+            "\n{carried} {tasks} done by an earlier run ({}) and not run again\n",
+            earlier.join(", ")
+        ));
+    }
     let elapsed = report.duration_ms.map_or_else(|| "unfinished".to_owned(), duration_ms);
     out.push_str(&format!("\nrun {} took {elapsed}", report.run_id));
     if report.interrupted {

@@ -470,6 +470,22 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         }
     }
 
+    fn carried(&self, task: &Task<OperationSpec>) -> Option<Done> {
+        match self.priors.get(task.id.as_str())? {
+            // A journal older than digests cannot tell: its result stands.
+            Prior::Done { status, message, run, digest, record } if digest.is_empty() || *digest == task.digest() => {
+                Some(Done {
+                    status: *status,
+                    message: message.clone(),
+                    data: None,
+                    run: Some(run.clone()),
+                    record: Some(record.clone()),
+                })
+            }
+            _ => None,
+        }
+    }
+
     fn run(
         &self,
         task: &Task<OperationSpec>,
@@ -493,10 +509,12 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 site_id: task.site_id.clone().unwrap_or_default(),
                 env: task.env.clone(),
             };
+            // A result `carried` did not take: the task's definition changed since.
+            let redone = match &prior {
+                Some(Prior::Done { run, .. }) => Some(format!("run again, its options changed since run {run}: ")),
+                _ => None,
+            };
             let adopt_since = match &prior {
-                Some(Prior::Done { status, message, run }) => {
-                    return Ok(Done { status: *status, message: message.clone(), data: None, run: Some(run.clone()) });
-                }
                 Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
                 _ => None,
             };
@@ -505,15 +523,20 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 Some(Prior::InFlight { workflow_id, .. }) => ops.reattach(&target, workflow_id, &ctx).await,
                 _ => ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await,
             };
+            let said = |message: String| match &redone {
+                Some(why) => format!("{why}{message}"),
+                None => message,
+            };
             match result {
                 Ok(out) => Ok(Done {
                     status: if out.changed { Status::Succeeded } else { Status::Unchanged },
-                    message: out.message,
+                    message: said(out.message),
                     data: out.data,
                     run: None,
+                    record: None,
                 }),
                 Err(e) => Err(TaskError {
-                    message: e.message,
+                    message: said(e.message),
                     class: if e.transient { ErrorClass::Transient } else { ErrorClass::Permanent },
                 }),
             }

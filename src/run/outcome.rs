@@ -73,14 +73,11 @@ mod tests {
             operation: "x".into(),
             wave: 0,
             estimate_secs: 0,
+            digest: String::new(),
         };
         report.apply(&Event::RunStarted { run_id: RunId::from_parts("r", 1), at: 0, tasks: vec![header] });
         let message = if internal { "internal error: the task panicked: boom" } else { "done" };
-        report.apply(&Event::TaskFinished {
-            task: 0,
-            outcome: Outcome { status, message: message.into(), data: None, run: None },
-            at: 1,
-        });
+        report.apply(&Event::TaskFinished { task: 0, outcome: Outcome::new(status, message), at: 1 });
         RunOutcome {
             report,
             run_id: "r".into(),

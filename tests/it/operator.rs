@@ -287,3 +287,71 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
     assert_eq!(typo.code, 2, "{}", typo.stderr);
     assert!(typo.stderr.contains("no run `nope` in ops/.terminus-batch"), "{}", typo.stderr);
 }
+
+#[test]
+fn a_resume_keeps_what_earlier_runs_did_and_runs_again_what_was_redefined() {
+    let plan = |days: u32| {
+        format!(
+            "version: 1
+jobs:
+  backup:
+    run: backup:create
+    on: {{ sites: [ok-1, ok-2], env: live }}
+    with: {{ keep-for: {days} }}
+  clear:
+    run: env:clear-cache
+    needs: [backup]
+    on: {{ sites: [ok-1, ok-2], env: live }}
+"
+        )
+    };
+    let t = Test::new().file("world.yml", FLEET_WORLD).file("plan.yml", &plan(30));
+    let first = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=1.json"])
+        .run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = crate::support::report(&t, "1.json");
+    std::fs::write(t.path().join("plan.yml"), plan(60)).unwrap();
+    let second = Test::new()
+        .in_dir(t.path())
+        .args(&[
+            "apply",
+            "plan.yml",
+            "--simulate",
+            "--world",
+            "world.yml",
+            "--resume",
+            "--report",
+            "json=2.json",
+            "--status-level",
+            "all",
+        ])
+        .run();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let after = crate::support::report(&t, "2.json");
+    let task = |report: &serde_json::Value, id: &str| {
+        report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone()
+    };
+    for site in ["ok-1", "ok-2"] {
+        // Unchanged: carried over with the first run's record, and never started again.
+        let id = format!("clear[{site}.live]");
+        let (then, now) = (task(&before, &id), task(&after, &id));
+        assert_eq!(now["run_id"], before["run_id"], "{now}");
+        for field in ["started_at", "finished_at", "duration_ms", "workflow_ids", "attempts", "message"] {
+            assert_eq!(now[field], then[field], "{field} of {id}");
+        }
+        assert!(!now["workflow_ids"].as_array().unwrap().is_empty());
+        assert!(!second.stderr.contains(&format!("start    {id}")), "{}", second.stderr);
+        // Redefined (keep-for changed): run again by this run, saying why.
+        let id = format!("backup[{site}.live]");
+        let now = task(&after, &id);
+        assert_eq!(now["run_id"], after["run_id"], "{now}");
+        let why = format!("run again, its options changed since run {}: ", before["run_id"].as_str().unwrap());
+        assert!(now["message"].as_str().unwrap().starts_with(&why), "{now}");
+        assert!(second.stderr.contains(&format!("start    {id}")), "{}", second.stderr);
+    }
+    let carried =
+        format!("2 tasks were done by an earlier run ({}) and not run again", before["run_id"].as_str().unwrap());
+    assert!(second.stdout.contains(&carried), "{}", second.stdout);
+}

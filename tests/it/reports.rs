@@ -17,15 +17,12 @@ fn header(job: &str, site: &str, env: &str, op: &str) -> TaskHeader {
         operation: op.to_owned(),
         wave: 0,
         estimate_secs: 0,
+        digest: String::new(),
     }
 }
 
 fn finished(task: usize, status: Status, message: &str, at: u64) -> Event {
-    Event::TaskFinished {
-        task,
-        outcome: Outcome { status, message: message.to_owned(), data: None, run: None },
-        at: T0 + at,
-    }
+    Event::TaskFinished { task, outcome: Outcome::new(status, message), at: T0 + at }
 }
 
 /// A small run: a backup and a deploy on two sites; one deploy fails, its clear-cache is
