@@ -158,7 +158,13 @@ impl Runner<Task<OperationSpec>> for Noop {
         _task: &Task<OperationSpec>,
         _ctx: TaskContext,
     ) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
-        std::future::ready(Ok(Done { status: Status::Succeeded, message: String::new(), data: None, run: None, record: None }))
+        std::future::ready(Ok(Done {
+            status: Status::Succeeded,
+            message: String::new(),
+            data: None,
+            run: None,
+            record: None,
+        }))
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Task<P> {
     pub env: Option<String>,
     pub matrix: Vec<(String, Scalar)>,
     pub payload: P,
+    /// The options the plan gave (`with`), by name, rendered as a plan writes them
+    /// (references to the process environment and the run id stay symbolic).
+    pub with: Vec<(&'static str, String)>,
     /// Indices of the tasks this one waits for, ascending.
     pub needs: Vec<usize>,
     /// Rollout wave within its job (0 without a rollout).
@@ -190,6 +193,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved, filter: &Filter) -> Result<Expan
                     env: env.map(str::to_owned),
                     matrix: coords.clone(),
                     payload: OperationSpec::build(job.op, &args),
+                    with: args.iter().map(|(name, value)| (*name, value.to_string())).collect(),
                     needs: Vec::new(),
                     wave: 0,
                 });

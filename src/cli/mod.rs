@@ -372,6 +372,16 @@ pub struct GraphArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
+    /// `tasks`: every task; `jobs`: a node per job with its task count, edges labelled with
+    /// how many task edges they stand for (readable at any size).
+    #[arg(long, value_enum, default_value_t = GraphLevel::Tasks)]
+    pub level: GraphLevel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphLevel {
+    Tasks,
+    Jobs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -86,6 +86,96 @@ pub fn json<T: NodeView>(graph: &TaskGraph<T>) -> String {
     text
 }
 
+/// The graph one level up: a node per group (job) with its task count, an edge wherever a
+/// task of one needs a task of another, labelled with how many task edges it stands for.
+/// What a reviewer reads at 88+ tasks.
+struct Jobs {
+    /// (group, the operation of its first task, task count).
+    nodes: Vec<(String, String, usize)>,
+    /// (from, to, task edges), in first-seen order.
+    edges: Vec<(usize, usize, usize)>,
+}
+
+fn jobs<T: NodeView>(graph: &TaskGraph<T>) -> Jobs {
+    let groups = groups(graph);
+    let mut of = vec![0; graph.len()];
+    for (g, (_, members)) in groups.iter().enumerate() {
+        for &i in members {
+            of[i] = g;
+        }
+    }
+    let mut edges: Vec<(usize, usize, usize)> = Vec::new();
+    for (a, b) in graph.edges() {
+        let (ga, gb) = (of[a], of[b]);
+        match edges.iter_mut().find(|(x, y, _)| (*x, *y) == (ga, gb)) {
+            Some(edge) => edge.2 += 1,
+            None => edges.push((ga, gb, 1)),
+        }
+    }
+    let nodes = groups
+        .into_iter()
+        .map(|(group, members)| {
+            let detail = members.first().and_then(|&i| graph.node(i)).map(NodeView::detail).unwrap_or_default();
+            (group, detail, members.len())
+        })
+        .collect();
+    Jobs { nodes, edges }
+}
+
+fn tasks_label(n: usize) -> String {
+    format!("{n} task{}", if n == 1 { "" } else { "s" })
+}
+
+/// Graphviz DOT of the job-level graph.
+#[must_use]
+pub fn dot_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
+    let jobs = jobs(graph);
+    let mut out = String::from("digraph jobs {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    for (g, (group, detail, n)) in jobs.nodes.iter().enumerate() {
+        let _ = writeln!(out, "  j{g} [label={}];", quote(&format!("{group}\n{detail} · {}", tasks_label(*n))));
+    }
+    for (a, b, n) in jobs.edges {
+        let _ = writeln!(out, "  j{a} -> j{b} [label={}];", quote(&n.to_string()));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// A Mermaid flowchart of the job-level graph.
+#[must_use]
+pub fn mermaid_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
+    let jobs = jobs(graph);
+    let mut out = String::from("flowchart LR\n");
+    for (g, (group, detail, n)) in jobs.nodes.iter().enumerate() {
+        let _ = writeln!(out, "  j{g}[\"{}<br/>{} · {}\"]", mermaid_text(group), mermaid_text(detail), tasks_label(*n));
+    }
+    for (a, b, n) in jobs.edges {
+        let _ = writeln!(out, "  j{a} -->|{n}| j{b}");
+    }
+    out
+}
+
+/// JSON of the job-level graph: `{ "jobs": [{ "id", "operation", "tasks" }], "edges": [{
+/// "from", "to", "task_edges" }] }`.
+#[must_use]
+pub fn json_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
+    let jobs = jobs(graph);
+    let nodes: Vec<serde_json::Value> = jobs
+        .nodes
+        .iter()
+        .map(|(group, detail, n)| serde_json::json!({ "id": group, "operation": detail, "tasks": n }))
+        .collect();
+    let edges: Vec<serde_json::Value> = jobs
+        .edges
+        .iter()
+        .map(|(a, b, n)| serde_json::json!({ "from": jobs.nodes[*a].0, "to": jobs.nodes[*b].0, "task_edges": n }))
+        .collect();
+    let mut text =
+        serde_json::to_string_pretty(&serde_json::json!({ "jobs": nodes, "edges": edges })).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 fn groups<T: NodeView>(graph: &TaskGraph<T>) -> Vec<(String, Vec<usize>)> {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, node) in graph.nodes().enumerate() {
@@ -138,5 +228,36 @@ mod tests {
         assert!(m.contains("job#91;a#93;"), "{m}");
         let j: serde_json::Value = serde_json::from_str(&json(&g)).unwrap();
         assert_eq!(j["edges"][0]["from"], "job[a]");
+    }
+
+    struct J(&'static str, &'static str);
+    impl NodeView for J {
+        fn node_id(&self) -> String {
+            format!("{}[{}]", self.0, self.1)
+        }
+        fn group(&self) -> String {
+            self.0.into()
+        }
+        fn detail(&self) -> String {
+            format!("op-{}", self.0)
+        }
+        fn fields(&self) -> serde_json::Value {
+            serde_json::Value::Null
+        }
+    }
+
+    #[test]
+    fn the_job_level_graph_has_a_node_per_job_and_counted_edges() {
+        let nodes = vec![J("backup", "a"), J("backup", "b"), J("deploy", "a"), J("deploy", "b"), J("clear", "a")];
+        let g = TaskGraph::build(nodes, [(0, 2), (1, 3), (2, 4)], super::NodeView::node_id).unwrap();
+        let d = dot_jobs(&g);
+        assert!(d.contains("j0 [label=\"backup\\nop-backup · 2 tasks\"];"), "{d}");
+        assert!(d.contains("j0 -> j1 [label=\"2\"];") && d.contains("j1 -> j2 [label=\"1\"];"), "{d}");
+        assert_eq!(d.matches(" -> ").count(), 2, "{d}");
+        let m = mermaid_jobs(&g);
+        assert!(m.contains("j0 -->|2| j1"), "{m}");
+        let j: serde_json::Value = serde_json::from_str(&json_jobs(&g)).unwrap();
+        assert_eq!(j["jobs"][2], serde_json::json!({ "id": "clear", "operation": "op-clear", "tasks": 1 }));
+        assert_eq!(j["edges"][0], serde_json::json!({ "from": "backup", "to": "deploy", "task_edges": 2 }));
     }
 }

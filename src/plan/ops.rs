@@ -599,6 +599,27 @@ pub enum OperationSpec {
     },
 }
 
+impl std::fmt::Display for ArgValue {
+    /// As a plan would write it; a secret shows the variable that holds it, never a value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(text) => write!(f, "{text}"),
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Element(e) => f.write_str(match e {
+                BackupElement::Code => "code",
+                BackupElement::Database => "database",
+                BackupElement::Files => "files",
+                BackupElement::All => "all",
+            }),
+            Self::Days(n) => write!(f, "{n}"),
+            Self::EnvId(env) => f.write_str(env),
+            Self::Mode(ConnectionMode::Git) => f.write_str("git"),
+            Self::Mode(ConnectionMode::Sftp) => f.write_str("sftp"),
+            Self::Secret(var) => write!(f, "${{{{ env.{var} }}}}"),
+        }
+    }
+}
+
 /// Typed option values by option name, as validation and expansion produce them.
 pub type Args = BTreeMap<&'static str, ArgValue>;
 

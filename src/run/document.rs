@@ -75,7 +75,10 @@ pub struct TaskSummary<'a> {
     pub env: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matrix: Vec<(&'a str, &'a Scalar)>,
-    pub spec: &'a OperationSpec,
+    /// The operation by its terminus name, e.g. `env:deploy`.
+    pub operation: &'static str,
+    /// The options the plan gave, by their plan names, rendered.
+    pub with: std::collections::BTreeMap<&'static str, &'a str>,
     pub needs: Vec<&'a str>,
     /// 1-based rollout wave.
     pub wave: u32,
@@ -169,7 +172,8 @@ pub fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
                 site_id: t.site_id.as_deref().filter(|s| !s.is_empty()),
                 env: t.env.as_deref(),
                 matrix: t.matrix.iter().map(|(n, v)| (n.as_str(), v)).collect(),
-                spec: &t.payload,
+                operation: t.payload.kind().name(),
+                with: t.with.iter().map(|(name, value)| (*name, value.as_str())).collect(),
                 needs: t.needs.iter().map(|&n| tasks[n].id.as_str()).collect(),
                 wave: t.wave + 1,
                 destructive: t.payload.is_destructive(),

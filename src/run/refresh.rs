@@ -22,6 +22,12 @@ pub enum Refresh {
 }
 
 impl Refresh {
+    /// The task would change something (now, or after a task before it).
+    #[must_use]
+    pub fn changes(&self) -> bool {
+        matches!(self, Self::Change(_) | Self::ChangeAfter(_))
+    }
+
     #[must_use]
     pub fn label(&self) -> String {
         match self {

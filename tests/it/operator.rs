@@ -355,3 +355,75 @@ jobs:
         format!("2 tasks were done by an earlier run ({}) and not run again", before["run_id"].as_str().unwrap());
     assert!(second.stdout.contains(&carried), "{}", second.stdout);
 }
+
+#[test]
+fn plan_shows_options_and_counts_like_terraform_with_refresh() {
+    let plan = "version: 1
+jobs:
+  backup:
+    run: backup:create
+    on: { sites: [s1, s2], env: live }
+    with: { keep-for: 30, element: database }
+  deploy:
+    run: env:deploy
+    on: { sites: [s1, s2], env: test }
+    with: { note: 'Release ${{ run.id }}: fixes, \"quoted\"' }
+  wipe:
+    run: env:wipe
+    on: { sites: [s1], env: dev }
+";
+    let world = "user: { email: a@b.example }
+sites:
+  - { name: s1, envs: { test: { deployable: 1 }, dev: {}, live: {} } }
+  - { name: s2, envs: { test: { deployable: 0 }, dev: {}, live: {} } }
+";
+    let t = Test::new().file("plan.yml", plan).file("world.yml", world);
+    let out = Test::new().in_dir(t.path()).args(&["plan", "plan.yml", "--simulate", "--world", "world.yml"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("backup · backup:create · 2 tasks\n  with { element: database, keep-for: 30 }\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(r#"  with { note: "Release ${{ run.id }}: fixes, \"quoted\"" }"#),
+        "texts are quoted, references kept: {}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("  ! wipe[s1.dev]"), "{}", out.stdout);
+    assert!(!out.stdout.contains("Plan: "), "counts need previews: {}", out.stdout);
+    let refreshed = Test::new()
+        .in_dir(t.path())
+        .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh"])
+        .run();
+    assert_eq!(refreshed.code, 0, "{}", refreshed.stderr);
+    let text = &refreshed.stdout;
+    // s2's test environment has nothing to deploy.
+    assert!(text.contains("  = deploy[s2.test]  — unchanged: "), "{text}");
+    assert!(text.contains("Plan: 4 to change, 1 unchanged, 1 destructive."), "{text}");
+    assert!(text.contains("; 4 workflows would start;"), "unchanged tasks start no workflow: {text}");
+    // JSON speaks the plan's language.
+    let json = Test::new()
+        .in_dir(t.path())
+        .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--format", "json"])
+        .run();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let task = &doc["tasks"][0];
+    assert_eq!(task["operation"], "backup:create");
+    assert_eq!(task["with"], serde_json::json!({ "element": "database", "keep-for": "30" }));
+    assert!(task.get("spec").is_none(), "{task}");
+}
+
+#[test]
+fn the_job_level_graph_reads_at_fleet_size() {
+    let path = crate::support::repo().join("examples/weekly-release.yml");
+    let out = Test::new()
+        .args(&["graph", path.to_str().unwrap(), "--simulate", "--level", "jobs", "--format", "mermaid"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Four job nodes and three job edges stand for 88 tasks and 66 task edges.
+    assert_eq!(out.stdout.lines().filter(|l| l.contains("[\"")).count(), 4, "{}", out.stdout);
+    assert!(out.stdout.contains("j1[\"deploy-test<br/>env:deploy · 22 tasks\"]"), "{}", out.stdout);
+    assert!(out.stdout.contains("j1 -->|22| j2"), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("-->").count(), 3, "{}", out.stdout);
+}

@@ -1,8 +1,8 @@
-//! `graph PLAN --format dot|mermaid|json`: the task graph.
+//! `graph PLAN --format dot|mermaid|json [--level tasks|jobs]`: the task graph, or the job graph.
 
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
-use crate::cli::{GraphArgs, GraphFormat, Io};
+use crate::cli::{GraphArgs, GraphFormat, GraphLevel, Io};
 use crate::graph::render;
 use crate::run::{PlanInput, prepare};
 use crate::settings::Layer;
@@ -10,10 +10,14 @@ use crate::settings::Layer;
 pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
     let targets = super::target_options(&args.targets);
     let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;
-    let text = match args.format {
-        GraphFormat::Dot => render::dot(&prepared.graph),
-        GraphFormat::Mermaid => render::mermaid(&prepared.graph),
-        GraphFormat::Json => render::json(&prepared.graph),
+    let graph = &prepared.graph;
+    let text = match (args.format, args.level) {
+        (GraphFormat::Dot, GraphLevel::Tasks) => render::dot(graph),
+        (GraphFormat::Mermaid, GraphLevel::Tasks) => render::mermaid(graph),
+        (GraphFormat::Json, GraphLevel::Tasks) => render::json(graph),
+        (GraphFormat::Dot, GraphLevel::Jobs) => render::dot_jobs(graph),
+        (GraphFormat::Mermaid, GraphLevel::Jobs) => render::mermaid_jobs(graph),
+        (GraphFormat::Json, GraphLevel::Jobs) => render::json_jobs(graph),
     };
     io.stdout.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)

@@ -96,17 +96,75 @@ fn plural(n: usize, word: &str) -> String {
 
 pub(super) fn headline(doc: &PlanDocument<'_>) -> String {
     let s = &doc.summary;
+    // With previews, a task that will not change starts no workflow.
+    let workflows = if doc.tasks.iter().any(|t| t.refresh.is_some()) {
+        doc.tasks.iter().filter(|t| t.starts_workflow && t.refresh.as_ref().is_none_or(Refresh::changes)).count()
+    } else {
+        s.workflows
+    };
     format!(
         "{} in {}; {} would start; {} destructive; {} read-only. Estimated {} at concurrency {} (critical path {}).",
         plural(s.tasks, "task"),
         plural(s.jobs, "job"),
-        plural(s.workflows, "workflow"),
+        plural(workflows, "workflow"),
         s.destructive,
         s.read_only,
         duration(s.estimate_secs),
         s.concurrency,
         duration(s.critical_path_secs)
     )
+}
+
+/// With `--refresh`, as Terraform counts: `Plan: 83 to change, 5 unchanged, 2 destructive.`
+/// (destructive among those that change), then what would fail or could not be read.
+fn counts(doc: &PlanDocument<'_>) -> Option<String> {
+    if doc.tasks.iter().all(|t| t.refresh.is_none()) {
+        return None;
+    }
+    let count = |f: &dyn Fn(&Refresh) -> bool| doc.tasks.iter().filter(|t| t.refresh.as_ref().is_some_and(f)).count();
+    let change = count(&Refresh::changes);
+    let unchanged = count(&|r| matches!(r, Refresh::Unchanged(_)));
+    let destructive =
+        doc.tasks.iter().filter(|t| t.destructive && t.refresh.as_ref().is_some_and(Refresh::changes)).count();
+    let mut text = format!("Plan: {change} to change, {unchanged} unchanged, {destructive} destructive");
+    for (n, what) in [
+        (count(&|r| matches!(r, Refresh::Finding(_))), "would fail"),
+        (count(&|r| matches!(r, Refresh::ReadOnly(_))), "read-only"),
+        (count(&|r| matches!(r, Refresh::Unknown(_))), "unknown"),
+    ] {
+        if n > 0 {
+            text.push_str(&format!(", {n} {what}"));
+        }
+    }
+    text.push('.');
+    Some(text)
+}
+
+/// A task's mark: `+` will change (`!` destructive), `=` unchanged, `x` would fail, `r`
+/// read-only, `?` unknown.
+fn mark(task: &crate::run::document::TaskSummary<'_>) -> &'static str {
+    match &task.refresh {
+        Some(Refresh::Unchanged(_)) => "=",
+        Some(Refresh::Finding(_)) => "x",
+        Some(Refresh::ReadOnly(_)) => "r",
+        Some(Refresh::Unknown(_)) => "?",
+        Some(Refresh::Change(_) | Refresh::ChangeAfter(_)) | None if task.destructive => "!",
+        Some(Refresh::Change(_) | Refresh::ChangeAfter(_)) | None => "+",
+    }
+}
+
+/// `{ note: "Weekly release ${{ run.id }}", updatedb: true }`: options as a plan writes them.
+fn with(options: &std::collections::BTreeMap<&str, &str>) -> String {
+    let shown: Vec<String> = options
+        .iter()
+        .map(|(name, value)| {
+            let plain = !value.is_empty()
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
+                && !matches!(*value, "null" | "~" | "yes" | "no" | "on" | "off");
+            if plain { format!("{name}: {value}") } else { format!("{name}: {}", serde_json::Value::from(*value)) }
+        })
+        .collect();
+    format!("{{ {} }}", shown.join(", "))
 }
 
 fn text(doc: &PlanDocument<'_>) -> String {
@@ -126,8 +184,19 @@ fn text(doc: &PlanDocument<'_>) -> String {
             let _ = write!(head, " · DESTRUCTIVE ({})", job.destructive);
         }
         let _ = writeln!(out, "{head}");
-        for task in doc.tasks.iter().filter(|t| t.job == job.id) {
-            let mut line = format!("  {} {}", if task.destructive { "!" } else { "+" }, task.id);
+        let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
+        // Options shared by every task are shown once, under the job; others per task.
+        let shared = tasks.windows(2).all(|w| w[0].with == w[1].with);
+        if shared {
+            if let Some(first) = tasks.first().filter(|t| !t.with.is_empty()) {
+                let _ = writeln!(out, "  with {}", with(&first.with));
+            }
+        }
+        for task in tasks {
+            let mut line = format!("  {} {}", mark(task), task.id);
+            if !shared && !task.with.is_empty() {
+                let _ = write!(line, "  with {}", with(&task.with));
+            }
             if job.waves > 1 {
                 let _ = write!(line, "  wave {}", task.wave);
             }
@@ -141,6 +210,10 @@ fn text(doc: &PlanDocument<'_>) -> String {
         }
     }
     let _ = writeln!(out, "\n{}", headline(doc));
+    if let Some(counts) = counts(doc) {
+        let _ = writeln!(out, "{counts}");
+        let _ = writeln!(out, "+ will change · ! destructive · = unchanged · x would fail · r read-only · ? unknown");
+    }
     if doc.summary.destructive > 0 {
         let _ = writeln!(out, "Tasks marked ! are destructive and need --allow-destructive to apply.");
     }
@@ -172,9 +245,15 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
     }
     for job in &doc.jobs {
         let _ = writeln!(out, "\n<details><summary><code>{}</code>: {}</summary>\n", job.id, plural(job.tasks, "task"));
+        let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
+        if let Some(first) = tasks.first().filter(|t| !t.with.is_empty()) {
+            if tasks.iter().all(|t| t.with == first.with) {
+                let _ = writeln!(out, "`with {}`\n", with(&first.with));
+            }
+        }
         let _ = writeln!(out, "| task | wave | after |");
         let _ = writeln!(out, "|---|---:|---|");
-        for task in doc.tasks.iter().filter(|t| t.job == job.id) {
+        for task in tasks {
             let mark = if task.destructive { " ⚠️" } else { "" };
             let after = if task.needs.is_empty() {
                 "–".to_owned()
