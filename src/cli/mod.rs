@@ -74,6 +74,13 @@ impl From<StatusLevelArg> for crate::report::live::StatusLevel {
     }
 }
 
+/// How read-only tasks' data is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Table,
+    Json,
+}
+
 /// What `apply` writes on stdout while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MessageFormat {
@@ -345,6 +352,10 @@ pub struct RunArgs {
     /// not succeed).
     #[arg(long, value_enum, value_name = "LEVEL", default_value_t = StatusLevelArg::Skip)]
     pub final_status_level: StatusLevelArg,
+    /// How what read-only tasks read is printed on stdout after the run: `table` (one per
+    /// task) or `json` (one object by task id; the final table then goes to stderr).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DataFormat::Table)]
+    pub format: DataFormat,
     /// `json`: every event on stdout as a JSON line while the run goes, for scripts.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,

@@ -3,6 +3,7 @@
 //! order; [`live`] shows progress while the run goes. Reporters only consume events: they
 //! never call the executor, the graph or the API.
 
+pub mod data;
 pub mod html;
 pub mod json;
 pub mod junit;

@@ -427,3 +427,30 @@ fn the_job_level_graph_reads_at_fleet_size() {
     assert!(out.stdout.contains("j1 -->|22| j2"), "{}", out.stdout);
     assert_eq!(out.stdout.matches("-->").count(), 3, "{}", out.stdout);
 }
+
+#[test]
+fn read_only_operations_print_what_they_read() {
+    let out = Test::new().args(&["run", "org:list", "--simulate"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "org-list");
+    assert!(lines[1].split_whitespace().eq(["id", "label", "name", "role"]), "{}", out.stdout);
+    assert!(out.stdout.contains("Acme Agency"), "{}", out.stdout);
+    assert!(out.stdout.contains("total "), "the table follows: {}", out.stdout);
+    // For scripts: one JSON object by task id on stdout; the table goes to stderr.
+    let json =
+        Test::new().args(&["run", "domain:list", "--on", "acme-web.live", "--simulate", "--format", "json"]).run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let data: serde_json::Value = serde_json::from_str(&json.stdout).unwrap_or_else(|e| panic!("{e}: {}", json.stdout));
+    let domains = data["domain-list[acme-web.live]"].as_array().unwrap();
+    assert!(domains.iter().any(|d| d["domain"] == "www.acme-web.example"), "{data}");
+    assert!(json.stderr.contains("total "), "{}", json.stderr);
+}
+
+#[test]
+fn stdout_takes_one_stream() {
+    let out = Test::new().args(&["run", "org:list", "--simulate", "--format", "json", "--report", "json=-"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("stdout can take one of"), "{}", out.stderr);
+    assert!(!out.stderr.contains("run "), "refused before any run: {}", out.stderr);
+}

@@ -6,11 +6,11 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::cli::MessageFormat;
 use crate::cli::diagnostics::write_error;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{ApplyArgs, Io, RunArgs, TargetArgs};
+use crate::cli::{DataFormat, MessageFormat};
 use crate::events::Status;
 use crate::events::{Event, EventSink};
 use crate::plan::model::OnFailure;
@@ -45,6 +45,15 @@ pub(super) fn execute_plan(
     for (format, path) in &reports {
         probe_writable(path)
             .map_err(|e| CommandError::invalid(format!("cannot write the {format} report to {path}: {e}")))?;
+    }
+    // stdout holds one stream: a report, the event stream, or data as JSON.
+    let on_stdout = reports.iter().filter(|(_, path)| path == "-").count()
+        + usize::from(run.message_format == MessageFormat::Json)
+        + usize::from(run.format == DataFormat::Json);
+    if on_stdout > 1 {
+        return Err(CommandError::invalid(
+            "stdout can take one of --report FORMAT=-, --message-format json and --format json; write the others to files",
+        ));
     }
     let options = ApplyOptions {
         allow_destructive: run.allow_destructive,
@@ -96,7 +105,8 @@ pub(super) fn execute_plan(
     };
     let view = View {
         table: TableOptions { level: run.final_status_level.into(), ..TableOptions::default() },
-        stdout_taken: json_events || reports.iter().any(|(_, path)| path == "-"),
+        stdout_taken: json_events || run.format == DataFormat::Json || reports.iter().any(|(_, path)| path == "-"),
+        data: run.format,
     };
     Ok(finish(&outcome, &reports, &view, io))
 }
@@ -126,8 +136,10 @@ impl EventSink for JsonLines<'_, '_> {
 /// How the outcome is shown.
 struct View {
     table: TableOptions,
-    /// A report or the event stream writes on stdout: the table goes to stderr.
+    /// A report, the event stream or data as JSON writes on stdout: the table goes to stderr.
     stdout_taken: bool,
+    /// How read-only tasks' data is printed.
+    data: DataFormat,
 }
 
 /// Renders the outcome and returns the exit status. The status is the run's: output that
@@ -139,6 +151,19 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         let _shown = write_error(io.stderr, message);
     }
     let mut report_failed = !write_reports(report, reports, io);
+    // What read-only tasks read is the output the user asked for: on stdout, even under -q.
+    let data = match view.data {
+        DataFormat::Table => crate::report::data::tables(report),
+        DataFormat::Json if report.tasks.iter().any(|t| t.data.is_some()) => crate::report::data::json(report),
+        DataFormat::Json => String::new(),
+    };
+    let aside = view.stdout_taken && view.data == DataFormat::Table;
+    let hidden = data.is_empty() || aside && io.quiet;
+    if !hidden {
+        // Beside a report or the event stream on stdout, the tables go with the final table.
+        let out: &mut dyn Write = if aside { io.stderr } else { io.stdout };
+        let _shown = out.write_all(data.as_bytes()).and_then(|()| out.flush());
+    }
     if io.quiet {
         let _shown = io.stderr.write_all(quiet_summary(report, outcome.verdict()).as_bytes());
     } else {
