@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::RunReport;
@@ -12,6 +13,12 @@ use crate::events::Status;
 #[must_use]
 pub fn render(report: &RunReport) -> String {
     let mut junit = Report::new(format!("terminus-batch {}", report.plan.name.as_deref().unwrap_or(&report.plan.path)));
+    if let Some(at) = timestamp(Some(report.started_at)) {
+        junit.set_timestamp(at);
+    }
+    if let Some(ms) = report.duration_ms {
+        junit.set_time(Duration::from_millis(ms));
+    }
     let mut jobs: Vec<&str> = Vec::new();
     for task in &report.tasks {
         if !jobs.contains(&task.job.as_str()) {
@@ -20,7 +27,17 @@ pub fn render(report: &RunReport) -> String {
     }
     for job in jobs {
         let mut suite = TestSuite::new(job);
-        for task in report.tasks.iter().filter(|t| t.job == job) {
+        // A suite spans its tasks: from the first start to the last end.
+        let tasks = || report.tasks.iter().filter(|t| t.job == job);
+        let first = tasks().filter_map(|t| t.started_at).min();
+        let last = tasks().filter_map(|t| t.finished_at).max();
+        if let Some(at) = timestamp(first) {
+            suite.set_timestamp(at);
+        }
+        if let (Some(first), Some(last)) = (first, last) {
+            suite.set_time(Duration::from_millis(last.saturating_sub(first)));
+        }
+        for task in tasks() {
             let status = match task.status {
                 Some(Status::Succeeded | Status::Unchanged) => TestCaseStatus::success(),
                 Some(Status::Skipped) => {
@@ -46,6 +63,9 @@ pub fn render(report: &RunReport) -> String {
             if let Some(ms) = task.duration_ms {
                 case.set_time(Duration::from_millis(ms));
             }
+            if let Some(at) = timestamp(task.started_at) {
+                case.set_timestamp(at);
+            }
             if !task.workflow_ids.is_empty() || !task.message.is_empty() {
                 let mut out = task.message.clone();
                 if !task.workflow_ids.is_empty() {
@@ -58,4 +78,10 @@ pub fn render(report: &RunReport) -> String {
         junit.add_test_suite(suite);
     }
     junit.to_string().unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->\n"))
+}
+
+/// Unix milliseconds as a UTC timestamp.
+fn timestamp(ms: Option<u64>) -> Option<DateTime<FixedOffset>> {
+    let ms = i64::try_from(ms?).ok()?;
+    DateTime::from_timestamp_millis(ms).map(|at| at.fixed_offset())
 }
