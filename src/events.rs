@@ -18,6 +18,9 @@ pub struct TaskHeader {
     pub id: TaskId,
     pub job: String,
     pub site: Option<String>,
+    /// The site's UUID, for links to its dashboard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<String>,
     pub env: Option<String>,
     /// The operation's name, e.g. `env:deploy`.
     pub operation: String,

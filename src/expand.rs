@@ -52,6 +52,7 @@ impl Task<OperationSpec> {
             id: self.id.clone(),
             job: self.job.to_string(),
             site: self.site.clone(),
+            site_id: self.site_id.clone().filter(|id| !id.is_empty()),
             env: self.env.clone(),
             operation: self.payload.kind().name().to_owned(),
             wave: self.wave,

@@ -531,6 +531,7 @@ mod tests {
                     id: TaskId::new(&JobId::new(p.name), "", &[]),
                     job: p.name.to_owned(),
                     site: None,
+                    site_id: None,
                     env: None,
                     operation: "fake".to_owned(),
                     wave: 0,

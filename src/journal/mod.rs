@@ -489,6 +489,7 @@ mod tests {
             id: TaskId::new(&JobId::new(name), "", &[]),
             job: name.into(),
             site: None,
+            site_id: None,
             env: None,
             operation: "x".into(),
             wave: 0,

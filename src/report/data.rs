@@ -127,6 +127,7 @@ mod tests {
                 id: id.into(),
                 job: "j".into(),
                 site: None,
+                site_id: None,
                 env: None,
                 operation: "x".into(),
                 wave: 0,

@@ -1,18 +1,26 @@
-//! The HTML report: one self-contained file (no scripts, no external assets) with the
-//! summary and a timeline: a lane per site, a bar per task, coloured by outcome. A person
-//! reads a 500-task run faster as a picture than as a table.
+//! The HTML report: one self-contained file (no scripts, no external assets) that a release
+//! manager forwards as it is: the verdict and counts, the failures first (grouped by cause),
+//! a table per job, a timeline (a lane per site, a bar per task coloured and labelled by job,
+//! its outcome marked; rollout waves drawn where they started; skipped tasks shown where they
+//! were skipped), and every task with its workflows linked to the site's dashboard.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use super::live::StatusLevel;
 use super::summary::TaskReport;
 use super::{RunReport, escape};
 use crate::events::Status;
 use crate::timefmt::{duration_ms, rfc3339_ms};
 
-const LANE: u64 = 18;
+const LANE: u64 = 20;
 const LABEL: u64 = 190;
 const WIDTH: u64 = 1100;
+/// Room above the lanes for the rollout waves' labels.
+const TOP: u64 = 18;
+
+/// Job colours, cycled: distinct hues that stay readable under white text.
+const PALETTE: [&str; 8] = ["#1c7ed6", "#7048e8", "#0c8599", "#d6336c", "#5c940d", "#e8590c", "#862e9c", "#364fc7"];
 
 fn colour(status: Option<Status>) -> &'static str {
     match status {
@@ -29,10 +37,32 @@ fn label(status: Option<Status>) -> &'static str {
     status.map_or("unfinished", Status::as_str)
 }
 
-/// The HTML document.
-#[must_use]
-pub fn render(report: &RunReport) -> String {
-    let totals = &report.totals;
+/// The Pantheon dashboard of a task's environment, where its workflows are listed; none for
+/// a simulated run (its site ids exist only in the world file).
+fn dashboard(report: &RunReport, task: &TaskReport) -> Option<String> {
+    if report.settings.target.starts_with("simulator") {
+        return None;
+    }
+    let site = task.site_id.as_deref()?;
+    let env = task.env.as_deref().map(|e| format!("#{e}")).unwrap_or_default();
+    Some(format!("https://dashboard.pantheon.io/sites/{site}{env}"))
+}
+
+/// The jobs in plan order with their colours.
+fn jobs(report: &RunReport) -> Vec<(&str, &'static str)> {
+    let mut jobs: Vec<&str> = Vec::new();
+    for task in &report.tasks {
+        if !jobs.contains(&task.job.as_str()) {
+            jobs.push(&task.job);
+        }
+    }
+    jobs.into_iter().enumerate().map(|(i, j)| (j, PALETTE[i % PALETTE.len()])).collect()
+}
+
+/// The timeline: a lane per site; a bar per task filled with its job's colour and labelled
+/// with its job where it fits; failed bars outlined red, cancelled dashed orange, skipped
+/// striped, unchanged faded; a dashed line where each later rollout wave started.
+fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
     let start = report.started_at;
     let end = report
         .finished_at
@@ -44,28 +74,54 @@ pub fn render(report: &RunReport) -> String {
     for task in &report.tasks {
         lanes.entry(task.site.clone().unwrap_or_else(|| "(account)".to_owned())).or_default().push(task);
     }
+    let job_colour = |job: &str| jobs.iter().find(|(j, _)| *j == job).map_or(PALETTE[0], |(_, c)| *c);
     let plot = WIDTH - LABEL - 10;
-    let x_of = |ms: u64| LABEL + (ms.saturating_sub(start) * plot) / span;
-    let height = LANE * (lanes.len() as u64) + 40;
+    let x_of = |ms: u64| LABEL + (ms.saturating_sub(start).min(span) * plot) / span;
+    let lanes_height = LANE * (lanes.len() as u64);
+    let height = TOP + lanes_height + 28;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="timeline">"#
     );
-    // Time grid: five ticks.
+    svg.push_str(
+        r##"<defs><pattern id="skipped" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f1f3f5"/><line x1="0" y1="0" x2="0" y2="6" stroke="#868e96" stroke-width="3"/></pattern></defs>"##,
+    );
     for k in 0..=4u64 {
-        let at = start + span * k / 4;
-        let gx = x_of(at);
+        let gx = x_of(start + span * k / 4);
         let _ = write!(
             svg,
-            r##"<line x1="{gx}" y1="0" x2="{gx}" y2="{}" stroke="#e9ecef"/><text x="{gx}" y="{}" class="tick">{}</text>"##,
-            height - 24,
+            r##"<line x1="{gx}" y1="{TOP}" x2="{gx}" y2="{}" stroke="#e9ecef"/><text x="{gx}" y="{}" class="tick">{}</text>"##,
+            TOP + lanes_height,
             height - 8,
             duration_ms(span * k / 4)
         );
     }
+    // Rollout waves: where each later wave of a job first started.
+    let mut waves: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    for task in report.tasks.iter().filter(|t| t.wave > 0) {
+        if let Some(at) = task.started_at {
+            let first = waves.entry((task.job.as_str(), task.wave)).or_insert(at);
+            *first = (*first).min(at);
+        }
+    }
+    for ((job, wave), at) in &waves {
+        let wx = x_of(*at);
+        let _ = write!(
+            svg,
+            r#"<line x1="{wx}" y1="{}" x2="{wx}" y2="{}" stroke="{c}" stroke-dasharray="4 3"/><text x="{}" y="{}" class="wave" fill="{c}">{} wave {}</text>"#,
+            TOP - 4,
+            TOP + lanes_height,
+            wx + 3,
+            TOP - 6,
+            escape(job),
+            wave + 1,
+            c = job_colour(job),
+        );
+    }
     for (row, (site, tasks)) in lanes.iter().enumerate() {
-        let y = row as u64 * LANE;
-        let _ = write!(svg, r#"<text x="{}" y="{}" class="lane">{}</text>"#, LABEL - 8, y + LANE - 5, escape(site));
+        let y = TOP + row as u64 * LANE;
+        let _ = write!(svg, r#"<text x="{}" y="{}" class="lane">{}</text>"#, LABEL - 8, y + LANE - 6, escape(site));
         for task in tasks {
+            // A task that never started (skipped) is shown where it was decided.
             let (from, to) = match (task.started_at, task.finished_at) {
                 (Some(s), Some(f)) => (s, f),
                 (Some(s), None) => (s, end),
@@ -73,7 +129,7 @@ pub fn render(report: &RunReport) -> String {
                 (None, None) => continue,
             };
             let bx = x_of(from);
-            let bw = (x_of(to).saturating_sub(bx)).max(3);
+            let bw = x_of(to).saturating_sub(bx).max(6);
             let title = format!(
                 "{} — {}{}{}",
                 task.id,
@@ -81,18 +137,105 @@ pub fn render(report: &RunReport) -> String {
                 task.duration_ms.map(|d| format!(", {}", duration_ms(d))).unwrap_or_default(),
                 if task.message.is_empty() { String::new() } else { format!(": {}", task.message) }
             );
+            let fill = if task.status == Some(Status::Skipped) { "url(#skipped)" } else { job_colour(&task.job) };
+            let (stroke, dash, opacity) = match task.status {
+                Some(Status::Failed) => (r##" stroke="#e03131" stroke-width="2.5""##, "", "1"),
+                Some(Status::Cancelled) => {
+                    (r##" stroke="#f08c00" stroke-width="2""##, r#" stroke-dasharray="3 2""#, "1")
+                }
+                Some(Status::Unchanged) => ("", "", "0.5"),
+                None => (r##" stroke="#7048e8" stroke-width="2""##, r#" stroke-dasharray="1 2""#, "1"),
+                _ => ("", "", "1"),
+            };
             let _ = write!(
                 svg,
-                r#"<rect x="{bx}" y="{}" width="{bw}" height="{}" rx="3" fill="{}"><title>{}</title></rect>"#,
+                r#"<g class="task {}"><rect x="{bx}" y="{}" width="{bw}" height="{}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}{dash}/><title>{}</title>"#,
+                label(task.status),
                 y + 3,
                 LANE - 6,
-                colour(task.status),
                 escape(&title)
             );
+            // The job's name inside the bar where it fits (about 6 px a character).
+            let name = &task.job;
+            let fits = (name.chars().count() as u64) * 6 + 8 <= bw;
+            if fits && task.status != Some(Status::Skipped) {
+                let _ = write!(svg, r#"<text x="{}" y="{}" class="bar">{}</text>"#, bx + 4, y + LANE - 7, escape(name));
+            }
+            svg.push_str("</g>");
         }
     }
     svg.push_str("</svg>");
+    svg
+}
 
+/// Per job: its operation, waves, counts by status and its span.
+fn job_rows(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
+    let mut rows = String::new();
+    for (job, colour) in jobs {
+        let tasks: Vec<&TaskReport> = report.tasks.iter().filter(|t| t.job == *job).collect();
+        let n = |s: Status| tasks.iter().filter(|t| t.status == Some(s)).count();
+        let first = tasks.iter().filter_map(|t| t.started_at).min();
+        let last = tasks.iter().filter_map(|t| t.finished_at).max();
+        let span = first.zip(last).map(|(f, l)| duration_ms(l.saturating_sub(f))).unwrap_or_default();
+        let waves = tasks.iter().map(|t| t.wave).max().unwrap_or(0) + 1;
+        let bad = |count: usize, status: Status| {
+            if count > 0 {
+                format!(r#"<b style="color:{}">{count}</b>"#, self::colour(Some(status)))
+            } else {
+                "0".to_owned()
+            }
+        };
+        let _ = write!(
+            rows,
+            r#"<tr><td><span class="dot" style="background:{colour}"></span><code>{}</code></td><td><code>{}</code></td><td>{waves}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{span}</td></tr>"#,
+            escape(job),
+            escape(tasks.first().map_or("", |t| t.operation.as_str())),
+            tasks.len(),
+            n(Status::Succeeded),
+            n(Status::Unchanged),
+            bad(n(Status::Failed), Status::Failed),
+            bad(n(Status::Skipped), Status::Skipped),
+            bad(n(Status::Cancelled), Status::Cancelled),
+        );
+    }
+    rows
+}
+
+/// The tasks that did not succeed, grouped by cause, failures first.
+fn failures(report: &RunReport) -> String {
+    let groups = super::table::groups(report, StatusLevel::Skip);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>What did not succeed</h2><ul class=\"failures\">");
+    for group in groups {
+        let status = group.tasks[0].status;
+        let ids: Vec<String> = group.tasks.iter().map(|t| format!("<code>{}</code>", escape(&t.id))).collect();
+        let cause = if group.tasks.len() == 1 { &group.tasks[0].message } else { &group.cause };
+        let list = if ids.len() > 12 {
+            format!("<details><summary>{} tasks</summary>{}</details>", ids.len(), ids.join(" "))
+        } else {
+            ids.join(" ")
+        };
+        let _ = write!(
+            out,
+            r#"<li><span class="dot" style="background:{}"></span><b>{} · {}</b> {}<br>{list}</li>"#,
+            colour(status),
+            label(status),
+            if group.tasks.len() == 1 { "1 task".to_owned() } else { format!("{} tasks", group.tasks.len()) },
+            escape(cause),
+        );
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// The HTML document.
+#[must_use]
+pub fn render(report: &RunReport) -> String {
+    let totals = &report.totals;
+    let jobs = jobs(report);
+    let svg = timeline(report, &jobs);
     let verdict = if report.interrupted {
         ("interrupted", "#f08c00")
     } else if report.all_ok() {
@@ -116,19 +259,40 @@ pub fn render(report: &RunReport) -> String {
     }
     let mut rows = String::new();
     let mut ordered: Vec<&TaskReport> = report.tasks.iter().collect();
-    ordered.sort_by_key(|t| (t.status.is_some_and(Status::is_ok), t.id.clone()));
+    // Failures first, then cancelled, skipped, unfinished, and the tasks that went well.
+    let rank = |s: Option<Status>| match s {
+        Some(Status::Failed) => 0,
+        Some(Status::Cancelled) => 1,
+        Some(Status::Skipped) => 2,
+        None => 3,
+        Some(Status::Succeeded | Status::Unchanged) => 4,
+    };
+    ordered.sort_by_key(|t| (rank(t.status), t.id.clone()));
     for task in ordered {
+        let workflows: Vec<String> = task
+            .workflow_ids
+            .iter()
+            .map(|id| match dashboard(report, task) {
+                Some(url) => format!(r#"<a href="{}"><code>{}</code></a>"#, escape(&url), escape(id)),
+                None => format!("<code>{}</code>", escape(id)),
+            })
+            .collect();
+        let by = if task.run_id == report.run_id { String::new() } else { format!(" (run {})", escape(&task.run_id)) };
         let _ = write!(
             rows,
-            r#"<tr><td><code>{}</code></td><td><span class="dot" style="background:{}"></span>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            r#"<tr><td><code>{}</code></td><td><span class="dot" style="background:{}"></span>{}{by}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             escape(&task.id),
             colour(task.status),
             label(task.status),
             task.attempts,
             task.duration_ms.map(duration_ms).unwrap_or_default(),
-            escape(&task.workflow_ids.join(", ")),
+            workflows.join(" "),
             escape(&task.message)
         );
+    }
+    let mut legend = String::new();
+    for (job, c) in &jobs {
+        let _ = write!(legend, r#"<span><span class="dot" style="background:{c}"></span>{}</span>"#, escape(job));
     }
     let settings = &report.settings;
     format!(
@@ -146,21 +310,27 @@ h1{{font-size:20px;margin:0 0 4px}} h2{{font-size:16px;margin:28px 0 8px}}
 table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #e9ecef;padding:5px 8px;text-align:left;vertical-align:top}}
 th{{background:#f1f3f5;font-weight:600}} code{{font-size:12px}}
 .dot{{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}}
-.legend span{{margin-right:14px}}
+.legend span{{margin-right:14px}} .bar{{font-size:10px;fill:#fff;pointer-events:none}} .wave{{font-size:10px;font-weight:600}}
+td:first-child code{{white-space:nowrap}} .failures{{padding-left:18px}} .failures li{{margin:4px 0}} .failures code{{margin-right:6px}}
 </style></head><body>
 <h1>terminus-batch run <code>{run}</code></h1>
 <p class="meta"><span class="verdict" style="background:{vcolour}">{verdict}</span>
 &nbsp;plan <code>{path}</code> (sha256 <code>{sha}</code>) · {tasks} tasks · {elapsed} · started {started}</p>
 <p class="meta">{target} · concurrency {concurrency}, per site {per_site}, {rps} requests/s (burst {burst}), on failure {on_failure}, max failures {max_failures}, timeout {timeout}</p>
 <div class="cards">{cards}</div>
+{failures}
+<h2>Jobs</h2>
+<table><thead><tr><th>job</th><th>operation</th><th>waves</th><th>tasks</th><th>succeeded</th><th>unchanged</th><th>failed</th><th>skipped</th><th>cancelled</th><th>span</th></tr></thead><tbody>{job_rows}</tbody></table>
 <h2>Timeline</h2>
-<p class="legend meta"><span><span class="dot" style="background:#2f9e44"></span>succeeded</span><span><span class="dot" style="background:#74b816"></span>unchanged</span><span><span class="dot" style="background:#e03131"></span>failed</span><span><span class="dot" style="background:#adb5bd"></span>skipped</span><span><span class="dot" style="background:#f08c00"></span>cancelled</span> — one lane per site; hover a bar for details</p>
+<p class="legend meta">{legend} — one lane per site, a bar per task in its job's colour; outlined red: failed; dashed orange: cancelled; striped: skipped; faded: unchanged; dashed lines: rollout waves. Hover a bar for details.</p>
 <div class="timeline">{svg}</div>
 <h2>Tasks</h2>
 <table><thead><tr><th>task</th><th>status</th><th>attempts</th><th>duration</th><th>workflows</th><th>message</th></tr></thead><tbody>{rows}</tbody></table>
 </body></html>
 "#,
         run = escape(&report.run_id),
+        failures = failures(report),
+        job_rows = job_rows(report, &jobs),
         vcolour = verdict.1,
         verdict = verdict.0,
         path = escape(&report.plan.path),

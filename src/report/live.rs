@@ -483,6 +483,7 @@ mod tests {
             id: TaskId::new(&JobId::new("clear"), &format!("s{i}.live"), &[]),
             job: "clear".into(),
             site: Some(format!("s{i}")),
+            site_id: None,
             env: Some("live".into()),
             operation: "env:clear-cache".into(),
             wave,

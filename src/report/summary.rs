@@ -64,6 +64,9 @@ pub struct TaskReport {
     pub id: String,
     pub job: String,
     pub site: Option<String>,
+    /// The site's UUID, for links to its dashboard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_id: Option<String>,
     pub env: Option<String>,
     pub operation: String,
     /// Rollout wave within its job (0 without a rollout).
@@ -143,6 +146,7 @@ impl RunReport {
                         id: h.id.to_string(),
                         job: h.job.clone(),
                         site: h.site.clone(),
+                        site_id: h.site_id.clone(),
                         env: h.env.clone(),
                         operation: h.operation.clone(),
                         wave: h.wave,

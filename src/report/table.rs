@@ -138,14 +138,14 @@ fn wrap(words: &[String], indent: usize, width: usize) -> String {
 }
 
 /// Tasks that ended alike for the same cause.
-struct Group<'a> {
-    cause: String,
-    tasks: Vec<&'a TaskReport>,
+pub(crate) struct Group<'a> {
+    pub(crate) cause: String,
+    pub(crate) tasks: Vec<&'a TaskReport>,
 }
 
 /// The tasks `level` lists, grouped by status and cause: failed first, then cancelled,
 /// skipped, unfinished and the rest; within a status, the biggest group first.
-fn groups(report: &RunReport, level: StatusLevel) -> Vec<Group<'_>> {
+pub(crate) fn groups(report: &RunReport, level: StatusLevel) -> Vec<Group<'_>> {
     let listed = |t: &TaskReport| match t.status {
         None => level > StatusLevel::None,
         Some(s) => level.shows(s),
@@ -188,7 +188,14 @@ pub fn cause(task: &TaskReport) -> String {
             _ => word,
         });
     }
-    words.concat()
+    let text = words.concat();
+    // A skip for a need reads as what it is once the need's id is set aside.
+    match text.as_str() {
+        "`…` failed" => "a task it needs failed".to_owned(),
+        "`…` skipped" => "a task it needs was skipped".to_owned(),
+        "`…` cancelled" => "a task it needs was cancelled".to_owned(),
+        _ => text,
+    }
 }
 
 /// `word` with each whole occurrence of `name` (not part of a longer name) made `…`.
@@ -239,6 +246,7 @@ mod tests {
             id: id.into(),
             job: "deploy".into(),
             site: Some(site.into()),
+            site_id: None,
             env: Some("live".into()),
             operation: "env:deploy".into(),
             status: Some(Status::Failed),
@@ -266,7 +274,7 @@ mod tests {
         assert_eq!(cause(&a), "workflow … failed: Simulated failure of deploy");
         assert_eq!(cause(&a), cause(&b));
         let skip = task("clear[a.live]", "a", "`deploy[a.live]` failed", "");
-        assert_eq!(cause(&skip), "`…` failed");
+        assert_eq!(cause(&skip), "a task it needs failed");
         let path = task("x", "site-2", "HTTP 403 from /sites/site-2: denied (site-22 is fine)", "");
         assert_eq!(cause(&path), "HTTP 403 from /sites/…: denied (site-22 is fine)");
         let numbers = task("x", "a", "rollout halted at wave 4: 3 failed or skipped of max 1", "");

@@ -69,6 +69,7 @@ mod tests {
             id: TaskId::new(&JobId::new("a"), "", &[]),
             job: "a".into(),
             site: None,
+            site_id: None,
             env: None,
             operation: "x".into(),
             wave: 0,

@@ -13,6 +13,7 @@ fn header(job: &str, site: &str, env: &str, op: &str) -> TaskHeader {
         id: TaskId::new(&JobId::new(job), &format!("{site}.{env}"), &[]),
         job: job.to_owned(),
         site: Some(site.to_owned()),
+        site_id: None,
         env: Some(env.to_owned()),
         operation: op.to_owned(),
         wave: 0,
@@ -167,4 +168,25 @@ fn final_table_colours_statuses_only_when_asked() {
     let coloured = render_with(&fleet(), &TableOptions { paint: Paint::new(true), ..TableOptions::default() });
     assert!(coloured.contains("\x1b[31mfailed   \x1b[0m  25 tasks: workflow … failed"), "{coloured}");
     assert!(coloured.contains("\x1b[33mskipped  \x1b[0m  3 tasks: interrupted before it started"), "{coloured}");
+}
+
+#[test]
+fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
+    let mut report = sample();
+    report.settings.target = "Pantheon API at https://terminus.pantheon.io:443/api".into();
+    report.tasks[2].site_id = Some("0de04650-8dba-59c7-1435-aa1fadc7acbc".into());
+    report.tasks[3].wave = 1;
+    let html = render(&report, Format::Html);
+    let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("no {needle:?}"));
+    assert!(at("What did not succeed") < at("<h2>Jobs</h2>"), "failures first");
+    assert!(at("<h2>Jobs</h2>") < at("<h2>Timeline</h2>"));
+    assert!(html.contains("deploy wave 2"), "the later wave is marked");
+    assert!(html.contains(r#"class="bar">backup</text>"#), "bars labelled by job");
+    assert!(html.contains("url(#skipped)"), "a skipped task is drawn");
+    assert!(
+        html.contains(r#"<a href="https://dashboard.pantheon.io/sites/0de04650-8dba-59c7-1435-aa1fadc7acbc#live"><code>wf-deploy-blog</code></a>"#),
+        "workflows link to the environment's dashboard"
+    );
+    // A simulated run links nowhere: its site ids exist only in the world file.
+    assert!(!render(&sample(), Format::Html).contains("dashboard.pantheon.io"));
 }
