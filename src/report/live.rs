@@ -590,6 +590,25 @@ mod tests {
     }
 
     #[test]
+    fn tasks_skipped_by_an_interrupt_are_left_to_the_table() {
+        let mut out = Vec::new();
+        {
+            let mut live = Live::new(LiveOptions::new(Mode::Lines), &mut out);
+            live.emit(&started(3));
+            live.emit(&Event::TaskStarted { task: 0, at: 0 });
+            live.emit(&Event::Draining { reason: "interrupted".into(), in_flight: 1, waiting: true, at: 10 });
+            live.emit(&finished(1, Status::Skipped, 10));
+            live.emit(&finished(2, Status::Skipped, 10));
+            live.emit(&finished(0, Status::Succeeded, 20));
+            live.emit(&Event::RunFinished { at: 30, interrupted: true, timed_out: false });
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("interrupted: starting nothing new; waiting for the 1 task in flight"), "{text}");
+        assert!(!text.contains("skipped  "), "listed once, after the run: {text}");
+        assert!(text.contains("run interrupted: 3/3 done · 1 succeeded · 2 skipped · 0 running"), "{text}");
+    }
+
+    #[test]
     fn status_levels_include_the_levels_below() {
         assert!(StatusLevel::Fail.shows(Status::Failed));
         assert!(!StatusLevel::Fail.shows(Status::Skipped));

@@ -25,6 +25,7 @@ mod never_twice;
 mod operations;
 mod operator;
 mod properties;
+mod readme;
 mod refresh;
 mod reports;
 mod resilience;
