@@ -398,6 +398,7 @@ sites:
         .run();
     assert_eq!(refreshed.code, 0, "{}", refreshed.stderr);
     let text = &refreshed.stdout;
+    insta::assert_snapshot!("plan_with_refresh", text);
     // s2's test environment has nothing to deploy.
     assert!(text.contains("  = deploy[s2.test]  — unchanged: "), "{text}");
     assert!(text.contains("Plan: 4 to change, 1 unchanged, 1 destructive."), "{text}");
