@@ -19,11 +19,12 @@ use workloads::{Args, Workload};
 #[derive(Parser)]
 #[command(name = "simulate-bench")]
 struct Cli {
-    /// Workloads to run (repeatable; default: all): release (a), cache-clear (b), listing (c).
+    /// Workloads to run (repeatable; default: all): release (a), cache-clear (b), listing (c),
+    /// fleet (d), fleet-plan (e).
     #[arg(long = "workload", value_name = "WORKLOAD", value_parser = Workload::parse)]
     workloads: Vec<Workload>,
-    /// Sites in the release and cache-clear workloads (default: 100 and 1,000), per
-    /// organization in the listing workload (default: 800).
+    /// Sites in the release, cache-clear, fleet and fleet-plan workloads (default: 100, 1,000,
+    /// 1,000 and 5,000), per organization in the listing workload (default: 800).
     #[arg(long, value_name = "N")]
     sites: Option<usize>,
     /// Simulated time per real second, for workflows, latency and request rates alike.

@@ -15,6 +15,15 @@ pub(crate) enum DeployStep {
     Deploy { parent: &'static str, pending: usize },
 }
 
+/// Whether an environment is initialized, as terminus tells: dev and multidevs always are
+/// (no request); test and live until their first deploy are not (`settings.is_initialized`).
+pub(crate) async fn is_initialized(ops: &Ops, site_id: &str, env: &str) -> Result<bool, OpError> {
+    if !matches!(env, "test" | "live") {
+        return Ok(true);
+    }
+    Ok(ops.client.env_settings(site_id, env).await?.is_initialized)
+}
+
 /// `env:deploy`'s check, as terminus makes it: commits on the parent not yet on the
 /// environment (code-log labels); an environment never initialized is initialized from its
 /// parent, which must be initialized itself.
@@ -30,7 +39,7 @@ pub(crate) async fn decide_deploy(ops: &Ops, target: &Target) -> Result<Decision
     let (settings, log) =
         tokio::try_join!(ops.client.env_settings(&target.site_id, env), ops.client.code_log(&target.site_id, parent))?;
     if !settings.is_initialized {
-        if !ops.client.env_settings(&target.site_id, parent).await?.is_initialized {
+        if !is_initialized(ops, &target.site_id, parent).await? {
             return Ok(Decision::refuse(format!("{parent} is not initialized")));
         }
         return Ok(Decision::act(DeployStep::Initialize { parent }, format!("would initialize {env} from {parent}")));
@@ -162,12 +171,10 @@ pub(crate) async fn decide_clone_content(ops: &Ops, target: &Target, from: &str)
     if from == env {
         return Ok(Decision::refuse(format!("cannot clone {env} onto itself")));
     }
-    let (source, destination) = tokio::try_join!(
-        ops.client.env_settings(&target.site_id, from),
-        ops.client.env_settings(&target.site_id, env)
-    )?;
-    for (e, settings) in [(from, source), (env, destination)] {
-        if !settings.is_initialized {
+    let (source, destination) =
+        tokio::try_join!(is_initialized(ops, &target.site_id, from), is_initialized(ops, &target.site_id, env))?;
+    for (e, initialized) in [(from, source), (env, destination)] {
+        if !initialized {
             return Ok(Decision::refuse(format!("{}.{e} is not initialized", target.site)));
         }
     }
@@ -375,7 +382,7 @@ pub(super) async fn info(ops: &Ops, target: &Target) -> Result<OpOutput, OpError
     let Some(e) = envs.get(env) else {
         return Err(OpError::permanent(format!("Could not find an environment identified by {env}.")));
     };
-    let initialized = ops.client.env_settings(&target.site_id, env).await?.is_initialized;
+    let initialized = is_initialized(ops, &target.site_id, env).await?;
     let sftp = e.on_server_development.unwrap_or(false);
     let data = json!({
         "id": env,

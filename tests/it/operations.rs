@@ -202,6 +202,20 @@ async fn env_clone_content() {
         json!({ "from_environment": "live", "updatedb": 1, "clear_cache": true })
     );
     failed(&exec(op, "s2", Some("test")).await, "not initialized");
+    // As terminus: dev and multidevs are always initialized; only test and live have their
+    // settings read.
+    let down = OperationSpec::EnvCloneContent {
+        from_env: "test".into(),
+        db_only: false,
+        files_only: false,
+        updatedb: false,
+        cc: false,
+    };
+    let o = exec(down, "s1", Some("dev")).await;
+    changed(&o);
+    let settings: Vec<&str> = o.all.iter().filter(|r| r.path.ends_with("/settings")).map(|r| r.path.as_str()).collect();
+    assert_eq!(settings.len(), 1, "{settings:?}");
+    assert!(settings[0].ends_with("/environments/test/settings"), "{settings:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -262,6 +262,13 @@ impl ApiClient {
         self.inner.sent.load(Ordering::Relaxed)
     }
 
+    /// Whether the request rate binds now, and how long a request would wait for it (see
+    /// [`ratelimit::RateLimiter::pressure`]).
+    #[must_use]
+    pub fn request_pressure(&self) -> Option<Duration> {
+        self.inner.limiter.pressure()
+    }
+
     /// The request rate now (it drops after 429s and recovers).
     #[must_use]
     pub fn current_rate(&self) -> f64 {
@@ -611,24 +618,21 @@ impl ApiClient {
         let url = self.url(segments, &[]);
         let label = request_label(&Method::GET, &url);
         let limit = paging::PAGE_LIMIT.to_string();
-        let items = paging::collect(&label, |cursor| {
-            let limit = limit.clone();
-            async move {
-                let mut query = vec![("limit", limit.as_str())];
-                if let Some(start) = cursor.as_deref() {
-                    query.push(("start", start));
+        paging::collect_as(
+            &label,
+            |cursor| {
+                let limit = limit.clone();
+                async move {
+                    let mut query = vec![("limit", limit.as_str())];
+                    if let Some(start) = cursor.as_deref() {
+                        query.push(("start", start));
+                    }
+                    self.get::<serde_json::Value>(segments, &query).await
                 }
-                self.get::<serde_json::Value>(segments, &query).await
-            }
-        })
-        .await?;
-        items
-            .into_iter()
-            .map(|item| {
-                serde_json::from_value(item)
-                    .map_err(|e| ApiError::new(&label, ApiErrorKind::Decode { message: e.to_string() }))
-            })
-            .collect()
+            },
+            |item| serde_json::from_value(item).map_err(|e| e.to_string()),
+        )
+        .await
     }
 
     /// Claims a workflow id for one task; false when another task already has it.

@@ -14,13 +14,28 @@ use super::error::{ApiError, ApiErrorKind};
 pub const PAGE_LIMIT: usize = 100;
 
 /// Walks a paged collection. `fetch(cursor)` gets one page: `None` for the first, then the
-/// last id of the page before.
-pub(crate) async fn collect<F, Fut>(label: &str, mut fetch: F) -> Result<Vec<Value>, ApiError>
+/// last id of the page before. Items come back as JSON values.
+#[cfg(test)]
+pub(crate) async fn collect<F, Fut>(label: &str, fetch: F) -> Result<Vec<Value>, ApiError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<Value, ApiError>>,
 {
-    let mut items: IndexMap<String, Value> = IndexMap::new();
+    collect_as(label, fetch, Ok).await
+}
+
+/// Walks a paged collection, `decode`-ing each item as its page comes: only one page is
+/// ever held as JSON (5,000 sites as JSON trees would take tens of megabytes).
+pub(crate) async fn collect_as<T, F, Fut>(
+    label: &str,
+    mut fetch: F,
+    decode: impl Fn(Value) -> Result<T, String>,
+) -> Result<Vec<T>, ApiError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let mut items: IndexMap<String, T> = IndexMap::new();
     let mut cursor = None;
     loop {
         let page = match fetch(cursor.take()).await? {
@@ -44,7 +59,11 @@ where
         }
         for item in page {
             if let Some(id) = item_id(&item) {
-                items.entry(id).or_insert(item);
+                if let indexmap::map::Entry::Vacant(slot) = items.entry(id) {
+                    let decoded =
+                        decode(item).map_err(|message| ApiError::new(label, ApiErrorKind::Decode { message }))?;
+                    slot.insert(decoded);
+                }
             }
         }
         if last_page {

@@ -27,7 +27,17 @@ struct State {
     last: Instant,
     /// No request before this instant (a server's `Retry-After`).
     hold_until: Option<Instant>,
+    /// Requests taken recently, decaying with the time constant [`RateLimiter::window`]:
+    /// `recent / window` is the rate at which requests have been coming.
+    recent: f64,
+    recent_at: Instant,
 }
+
+/// The recent request rate is averaged over the time this many requests take at the full
+/// rate (10 s at 10 requests/s; the same in a simulator's faster clock).
+const RECENT_REQUESTS: f64 = 100.0;
+/// The rate binds when requests come at this fraction of it or more.
+const BINDING: f64 = 0.7;
 
 /// The slowest the bucket goes after repeated slow-downs: a fraction of the configured rate,
 /// but never below one request per ten seconds.
@@ -35,6 +45,13 @@ const MIN_RATE_FRACTION: f64 = 1.0 / 1024.0;
 const MIN_RATE: f64 = 0.1;
 /// Per second, the rate grows back by this fraction of the configured rate.
 const RECOVERY_PER_SEC: f64 = 0.1;
+
+/// Ages the recent request count to `now`, with time constant `window` seconds.
+fn decay(s: &mut State, now: Instant, window: f64) {
+    let elapsed = now.saturating_duration_since(s.recent_at).as_secs_f64();
+    s.recent *= (-elapsed / window).exp();
+    s.recent_at = now;
+}
 
 impl RateLimiter {
     #[must_use]
@@ -46,6 +63,8 @@ impl RateLimiter {
                 tokens: burst,
                 last: Instant::now(),
                 hold_until: None,
+                recent: 0.0,
+                recent_at: Instant::now(),
             }),
             max_rate: requests_per_second,
             burst,
@@ -60,10 +79,17 @@ impl RateLimiter {
         }
     }
 
+    /// The time constant of the recent request rate, in seconds.
+    fn window(&self) -> f64 {
+        RECENT_REQUESTS / self.max_rate.max(f64::MIN_POSITIVE)
+    }
+
     /// Takes a token and returns how long to wait before using it.
     fn reserve(&self, now: Instant) -> Duration {
         let mut s = self.lock();
         self.refill(&mut s, now);
+        decay(&mut s, now, self.window());
+        s.recent += 1.0;
         s.tokens -= 1.0;
         let mut wait = if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / s.rate) };
         if let Some(until) = s.hold_until {
@@ -107,6 +133,24 @@ impl RateLimiter {
         // Failures alone never take the rate below half: only the server's refusals do.
         if s.rate > self.max_rate / 2.0 {
             s.rate = (s.rate * 5.0 / 6.0).max(self.max_rate / 2.0);
+        }
+    }
+
+    /// Whether the rate binds, and how long a request asking now would wait for its token:
+    /// `None` while requests have been coming at under [`BINDING`] of the rate (every
+    /// request is not yet time), else the wait (zero while a token is left).
+    #[must_use]
+    pub fn pressure(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut s = self.lock();
+        self.refill(&mut s, now);
+        decay(&mut s, now, self.window());
+        if s.recent / self.window() < BINDING * s.rate {
+            None
+        } else if s.tokens >= 0.0 {
+            Some(Duration::ZERO)
+        } else {
+            Some(Duration::from_secs_f64(-s.tokens / s.rate))
         }
     }
 

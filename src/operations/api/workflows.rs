@@ -90,6 +90,7 @@ pub enum WorkflowType {
     Wipe,
     DisableSsl,
     SetPrimaryDomain,
+    ChangeBackupSchedule,
 }
 
 impl WorkflowType {
@@ -123,6 +124,7 @@ impl WorkflowType {
             Self::Wipe => "wipe",
             Self::DisableSsl => "disable_ssl",
             Self::SetPrimaryDomain => "set_primary_domain",
+            Self::ChangeBackupSchedule => "change_backup_schedule",
         }
     }
 }
@@ -381,10 +383,20 @@ struct Window {
 }
 
 impl Window {
-    /// For a workflow started at `started`: its expected finish, or else the longest
-    /// expected, whichever is still after `now`.
-    fn ahead(self, started: Instant, now: Instant) -> Option<Instant> {
-        [started + self.first, started + self.last].into_iter().find(|at| *at > now)
+    /// When to poll first, from the start: the expected finish while requests are free;
+    /// while the rate binds (`pressure` is the wait for a token), the end of the window less
+    /// that wait.
+    fn aim(self, pressure: Option<Duration>) -> Duration {
+        match pressure {
+            None => self.first,
+            Some(wait) => self.last.saturating_sub(wait).max(self.first),
+        }
+    }
+
+    /// For a workflow started at `started`: its first poll (see [`Self::aim`]), or else the
+    /// longest expected, whichever is still after `now`.
+    fn ahead(self, started: Instant, now: Instant, pressure: Option<Duration>) -> Option<Instant> {
+        [started + self.aim(pressure), started + self.last].into_iter().find(|at| *at > now)
     }
 
     /// The gap before the `late`-th poll past `last`: a quarter of the spread, doubling.
@@ -416,7 +428,17 @@ struct Pace {
 
 impl Pace {
     /// A new waiter's first poll; may ask its site to read the list to learn its type.
-    fn first(self, watch: &Watch, site: &mut SiteWatch, known: &mut Expectations) -> Instant {
+    /// `backlog` is how long a request waits for the rate limit now: while it binds, every
+    /// request is time, so the first poll aims at the end of the window (by when nearly all
+    /// have finished: about one poll per workflow, none wasted on one that cannot have
+    /// finished), sent early by the backlog so that it goes out then.
+    fn first(
+        self,
+        watch: &Watch,
+        site: &mut SiteWatch,
+        known: &mut Expectations,
+        pressure: Option<Duration>,
+    ) -> Instant {
         if self.every.is_some() {
             return Instant::now();
         }
@@ -429,18 +451,25 @@ impl Pace {
             return Instant::now();
         }
         match known.window(&watch.kind) {
-            Some(window) => watch.started + window.first.max(self.floor),
+            Some(window) => watch.started + window.aim(pressure).max(self.floor),
             None => watch.started + self.floor,
         }
     }
 
     /// A waiter's next poll once more is known of its type: the new expected finish or
     /// the new longest, whichever is ahead (past both, as it was).
-    fn retime(self, watch: &Watch, due: Instant, now: Instant, known: &Expectations) -> Instant {
+    fn retime(
+        self,
+        watch: &Watch,
+        due: Instant,
+        now: Instant,
+        known: &Expectations,
+        pressure: Option<Duration>,
+    ) -> Instant {
         if self.every.is_some() || watch.late > 0 {
             return due;
         }
-        known.window(&watch.kind).and_then(|w| w.ahead(watch.started, now)).unwrap_or(due)
+        known.window(&watch.kind).and_then(|w| w.ahead(watch.started, now, pressure)).unwrap_or(due)
     }
 
     /// The next poll of a waiter still running at `now`.
@@ -452,7 +481,7 @@ impl Pace {
             let ran = now.saturating_duration_since(watch.started);
             return now + (ran / GROWTH).clamp(self.floor, MAX_POLL_GAP.max(self.floor));
         };
-        let at = window.ahead(watch.started, now).unwrap_or_else(|| {
+        let at = window.ahead(watch.started, now, None).unwrap_or_else(|| {
             watch.late += 1;
             now + window.late_gap(watch.late - 1).min(MAX_POLL_GAP)
         });
@@ -507,7 +536,7 @@ impl PollerDriver {
                 watch = self.rx.recv(), if open => match watch {
                     Some(watch) => {
                         let site = sites.entry(watch.site_id.clone()).or_default();
-                        let due = pace.first(&watch, site, &mut known);
+                        let due = pace.first(&watch, site, &mut known, self.client.request_pressure());
                         site.waiting.push((watch, due));
                     }
                     None => open = false,
@@ -542,10 +571,11 @@ impl PollerDriver {
                     let updated = settle(site, &ids, result, &mut known, pace);
                     // What is now known of these types moves their waiters' next polls.
                     let now = Instant::now();
+                    let pressure = self.client.request_pressure();
                     for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
                         for (watch, due) in &mut site.waiting {
                             if updated.contains(&watch.kind) {
-                                *due = pace.retime(watch, *due, now, &known);
+                                *due = pace.retime(watch, *due, now, &known, pressure);
                             }
                         }
                     }
@@ -629,6 +659,13 @@ fn settle(
     for (watch, due) in &mut site.waiting {
         if ids.contains(&watch.workflow_id) {
             *due = pace.next(watch, now, known);
+            debug!(
+                workflow = %watch.workflow_id,
+                ran = ?now.saturating_duration_since(watch.started),
+                next = ?due.saturating_duration_since(watch.started),
+                window = ?known.window(&watch.kind),
+                "polled before the end"
+            );
         }
     }
     updated
@@ -689,7 +726,7 @@ mod tests {
             reply,
         };
         let mut site = SiteWatch::default();
-        let first = pace.first(&watch, &mut site, &mut known);
+        let first = pace.first(&watch, &mut site, &mut known, None);
         assert_eq!(first - start, Duration::from_secs_f64(16.5), "the 65th percentile");
         assert!(site.learn.is_empty(), "nothing to learn");
         let second = pace.next(&mut watch, first, &known);
@@ -700,7 +737,7 @@ mod tests {
         let fourth = pace.next(&mut watch, third, &known);
         assert_eq!(fourth - third, Duration::from_secs(7), "then doubling");
         let terminus = Pace { every: Some(Duration::from_secs(5)), ..pace };
-        assert!(terminus.first(&watch, &mut site, &mut known) <= Instant::now(), "terminus fetches right away");
+        assert!(terminus.first(&watch, &mut site, &mut known, None) <= Instant::now(), "terminus fetches right away");
         assert_eq!(terminus.next(&mut watch, second, &known) - second, Duration::from_secs(5));
     }
 
@@ -721,9 +758,13 @@ mod tests {
         };
         let (mut a, mut b) = (SiteWatch::default(), SiteWatch::default());
         let (wa, wb) = (watch("a"), watch("b"));
-        assert!(pace.first(&wa, &mut a, &mut known) <= Instant::now(), "read the list right away");
+        assert!(pace.first(&wa, &mut a, &mut known, None) <= Instant::now(), "read the list right away");
         assert_eq!(a.learn, ["clear_cache"]);
-        assert_eq!(pace.first(&wb, &mut b, &mut known), wb.started + Duration::from_secs(1), "one list at a time");
+        assert_eq!(
+            pace.first(&wb, &mut b, &mut known, None),
+            wb.started + Duration::from_secs(1),
+            "one list at a time"
+        );
         assert!(b.learn.is_empty());
     }
 
