@@ -9,6 +9,119 @@ use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 use crate::plan::ops::BackupElement;
 
+/// terminus's retention of daily automatic backups, and the default of the weekly one.
+const DAILY_TTL_DAYS: u64 = 8;
+const SECONDS_A_DAY: u64 = 86_400;
+
+/// Each day's backup retention in seconds (`None`: no backup that day), from a schedule as
+/// `GET …/backups/schedule` gives it.
+fn schedule_ttls(schedule: &serde_json::Value) -> [Option<u64>; 7] {
+    let mut ttls = [None; 7];
+    for (day, ttl) in ttls.iter_mut().enumerate() {
+        *ttl = schedule
+            .get(day.to_string())
+            .and_then(|d| d.get("ttl"))
+            .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+            .filter(|t| *t > 0);
+    }
+    ttls
+}
+
+/// `backup:automatic:enable`'s check: the schedule terminus would set (daily backups kept 8
+/// days, a weekly one kept `keep_for` days on `day`, any day when none is given) already in
+/// place is nothing to do. Acts with the weekly day (a random one when none is given, as
+/// terminus picks).
+pub(crate) async fn decide_schedule(
+    ops: &Ops,
+    target: &Target,
+    day: Option<u8>,
+    keep_for: u32,
+) -> Result<Decision<u8>, OpError> {
+    let env = env_of(target)?;
+    let ttls = schedule_ttls(&ops.client.backup_schedule(&target.site_id, env).await?);
+    let (daily, weekly) = (DAILY_TTL_DAYS * SECONDS_A_DAY, u64::from(keep_for) * SECONDS_A_DAY);
+    let fits = |weekly_day: usize| {
+        ttls.iter().enumerate().all(|(d, ttl)| *ttl == Some(if d == weekly_day { weekly } else { daily }))
+    };
+    let in_place = match day {
+        Some(d) => fits(usize::from(d)),
+        None => (0..7).any(fits),
+    };
+    let named = crate::plan::ops::WEEKDAYS;
+    if in_place {
+        return Ok(Decision::nothing(format!("automatic backups are already scheduled on {env} as asked")));
+    }
+    let weekly_day = day.unwrap_or_else(|| u8::try_from(fastrand::usize(0..7)).unwrap_or(0));
+    let on = named.get(usize::from(weekly_day)).copied().unwrap_or("sunday");
+    Ok(Decision::act(
+        weekly_day,
+        format!(
+            "would schedule daily backups kept {DAILY_TTL_DAYS} days and a weekly one on {on} kept {keep_for} days"
+        ),
+    ))
+}
+
+/// `backup:automatic:enable SITE.ENV [--day] [--keep-for]`: env workflow
+/// `change_backup_schedule` with each day's `{hour: null, ttl}` (terminus's shape).
+pub(super) async fn enable_schedule(
+    ops: &Ops,
+    target: &Target,
+    day: Option<u8>,
+    keep_for: u32,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let weekly_day = settle!(decide_schedule(ops, target, day, keep_for).await?);
+    let env = env_of(target)?;
+    let (daily, weekly) = (DAILY_TTL_DAYS * SECONDS_A_DAY, u64::from(keep_for) * SECONDS_A_DAY);
+    let schedule: serde_json::Map<String, serde_json::Value> = (0..7u8)
+        .map(|d| (d.to_string(), json!({ "hour": null, "ttl": if d == weekly_day { weekly } else { daily } })))
+        .collect();
+    let start = StartWorkflow {
+        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: env.to_owned() },
+        kind: WorkflowType::ChangeBackupSchedule,
+        params: json!({ "backup_schedule": schedule }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    let on = crate::plan::ops::WEEKDAYS.get(usize::from(weekly_day)).copied().unwrap_or("sunday");
+    Ok(OpOutput { changed: true, message: format!("Backup schedule successfully set (weekly on {on})."), data: None })
+}
+
+/// `backup:automatic:disable`'s check: no day with a backup is nothing to do.
+pub(crate) async fn decide_unschedule(ops: &Ops, target: &Target) -> Result<Decision<()>, OpError> {
+    let env = env_of(target)?;
+    let ttls = schedule_ttls(&ops.client.backup_schedule(&target.site_id, env).await?);
+    if ttls.iter().all(Option::is_none) {
+        return Ok(Decision::nothing(format!("no automatic backups are scheduled on {env}")));
+    }
+    Ok(Decision::act((), "would cancel the automatic backups"))
+}
+
+/// `backup:automatic:disable SITE.ENV`: `DELETE …/backups/schedule/{day}` for each day,
+/// Sunday to Saturday, as terminus sends them.
+pub(super) async fn disable_schedule(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
+    settle!(decide_unschedule(ops, target).await?);
+    let env = env_of(target)?;
+    for day in 0..7u8 {
+        let day = day.to_string();
+        ops.client
+            .send(
+                reqwest::Method::DELETE,
+                &["sites", &target.site_id, "environments", env, "backups", "schedule", &day],
+                &[],
+                None,
+                // Deleting a day's schedule twice leaves it as once: safe to repeat.
+                Repeat::Safe,
+            )
+            .await
+            .map_err(|e| OpError {
+                message: format!("cannot cancel the backup schedule: {e}"),
+                transient: e.is_transient(),
+            })?;
+    }
+    Ok(OpOutput { changed: true, message: "Backup schedule successfully canceled.".to_owned(), data: None })
+}
+
 /// `backup:create SITE.ENV [--element] [--keep-for]`: env workflow `do_export`.
 pub(super) async fn create(
     ops: &Ops,

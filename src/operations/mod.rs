@@ -291,6 +291,10 @@ impl Ops {
                 domains::primary(self, &t, Some(&self.render(domain)?), ctx).await
             }
             OperationSpec::DomainPrimaryRemove => domains::primary(self, &t, None, ctx).await,
+            OperationSpec::BackupAutomaticEnable { day, keep_for_days } => {
+                backups::enable_schedule(self, &t, *day, *keep_for_days, ctx).await
+            }
+            OperationSpec::BackupAutomaticDisable => backups::disable_schedule(self, &t).await,
             OperationSpec::SolrEnable => sites::addon(self, &t, WorkflowType::EnableAddon, "indexserver", ctx).await,
             OperationSpec::TagAdd { org, tag } => {
                 sites::tag(self, &t, &self.render(org)?, &self.render(tag)?, true).await
@@ -346,6 +350,7 @@ impl Ops {
             OperationSpec::UpstreamUpdatesApply { .. } => vec![on(W::ApplyUpstreamUpdates, &env, false)],
             OperationSpec::LockEnable { .. } => vec![on(W::LockEnvironment, &env, false)],
             OperationSpec::LockDisable => vec![on(W::UnlockEnvironment, &env, false)],
+            OperationSpec::BackupAutomaticEnable { .. } => vec![on(W::ChangeBackupSchedule, &env, false)],
             OperationSpec::DomainPrimaryAdd { .. } | OperationSpec::DomainPrimaryRemove => {
                 vec![on(W::SetPrimaryDomain, &env, false)]
             }

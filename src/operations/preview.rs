@@ -115,6 +115,10 @@ impl Ops {
                 domains::decide_primary(self, &t, Some(&self.render(domain)?)).await?.preview()
             }
             OperationSpec::DomainPrimaryRemove => domains::decide_primary(self, &t, None).await?.preview(),
+            OperationSpec::BackupAutomaticEnable { day, keep_for_days } => {
+                backups::decide_schedule(self, &t, *day, *keep_for_days).await?.preview()
+            }
+            OperationSpec::BackupAutomaticDisable => backups::decide_unschedule(self, &t).await?.preview(),
             _ => change(format!("would run {}", op.kind().name())),
         };
         Ok(preview)

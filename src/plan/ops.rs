@@ -108,6 +108,8 @@ pub enum OptType {
     Dir,
     /// A name (organization, tag, file); templates allowed.
     Name,
+    /// A day of the week, `sunday` … `saturday` (or `sun` … `sat`).
+    Weekday,
 }
 
 impl OptType {
@@ -131,6 +133,7 @@ impl OptType {
             Self::Secret => "`${{ env.NAME }}`",
             Self::Dir => "a directory",
             Self::Name => "a name",
+            Self::Weekday => "a day of the week (sunday … saturday)",
         }
     }
 }
@@ -204,7 +207,7 @@ macro_rules! operations {
 }
 
 use Destructive::{Always, Never, WhenOption};
-use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Secret};
+use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Secret, Weekday};
 
 operations! {
     EnvDeploy = "env:deploy", Env, TestOrLive, CodeMoving, WhenOption("sync-content"), 120,
@@ -257,6 +260,9 @@ operations! {
     EnvCodeLog = "env:code-log", Env, Any, ReadOnly, Never, 1, [];
     DomainList = "domain:list", Env, Any, ReadOnly, Never, 1, [];
     BackupList = "backup:list", Env, Any, ReadOnly, Never, 1, [];
+    BackupAutomaticEnable = "backup:automatic:enable", Env, Any, Workflow, Never, 30,
+        [opt("day", Weekday, None), opt("keep-for", Days, Some("32"))];
+    BackupAutomaticDisable = "backup:automatic:disable", Env, Any, Direct, Never, 2, [];
     UpstreamUpdatesStatus = "upstream:updates:status", Env, Any, ReadOnly, Never, 2, [];
     SiteList = "site:list", Account, Any, ReadOnly, Never, 3,
         [opt("org", Name, None), opt("tag", Name, None), opt("upstream", Name, None), opt("framework", Name, None)];
@@ -358,7 +364,12 @@ pub enum ArgValue {
     Mode(ConnectionMode),
     /// The name of the process environment variable holding the secret.
     Secret(String),
+    /// A day of the week, 0 for Sunday (PHP's `date('w')`, as terminus numbers them).
+    Weekday(u8),
 }
+
+/// The days of the week by their number (0 is Sunday), as plans write them.
+pub const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 
 /// A scalar value from the plan (a literal, or one value of a matrix axis).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -410,6 +421,11 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
             "sftp" => Ok(ArgValue::Mode(ConnectionMode::Sftp)),
             _ => Err(expected()),
         },
+        (OptType::Weekday, Scalar::Str(s)) => WEEKDAYS
+            .iter()
+            .position(|day| s == day || s.len() == 3 && day.starts_with(s.as_str()))
+            .map(|n| ArgValue::Weekday(u8::try_from(n).unwrap_or(0)))
+            .ok_or_else(expected),
         (OptType::Domain, Scalar::Str(s)) => check_domain(s).map(|()| ArgValue::Text(Text::literal(s.clone()))),
         (OptType::Text | OptType::Name | OptType::Dir, v) => Ok(ArgValue::Text(Text::literal(v.to_string()))),
         (OptType::Secret, _) => Err("a secret must come from the environment: write `${{ env.NAME }}`".to_owned()),
@@ -585,6 +601,13 @@ pub enum OperationSpec {
     EnvCodeLog,
     DomainList,
     BackupList,
+    /// Daily backups kept 8 days and a weekly one kept `keep_for_days` on `day` (a random
+    /// day when none is given, as terminus picks).
+    BackupAutomaticEnable {
+        day: Option<u8>,
+        keep_for_days: u32,
+    },
+    BackupAutomaticDisable,
     UpstreamUpdatesStatus,
     SiteList {
         org: Option<Text>,
@@ -616,6 +639,7 @@ impl std::fmt::Display for ArgValue {
             Self::Mode(ConnectionMode::Git) => f.write_str("git"),
             Self::Mode(ConnectionMode::Sftp) => f.write_str("sftp"),
             Self::Secret(var) => write!(f, "${{{{ env.{var} }}}}"),
+            Self::Weekday(n) => f.write_str(WEEKDAYS.get(usize::from(*n)).copied().unwrap_or("sunday")),
         }
     }
 }
@@ -695,6 +719,8 @@ impl OperationSpec {
             | Self::EnvCodeLog
             | Self::DomainList
             | Self::BackupList
+            | Self::BackupAutomaticEnable { .. }
+            | Self::BackupAutomaticDisable
             | Self::UpstreamUpdatesStatus
             | Self::OrgList => Vec::new(),
         }
@@ -785,6 +811,17 @@ impl OperationSpec {
             K::EnvCodeLog => Self::EnvCodeLog,
             K::DomainList => Self::DomainList,
             K::BackupList => Self::BackupList,
+            K::BackupAutomaticEnable => Self::BackupAutomaticEnable {
+                day: match args.get("day") {
+                    Some(ArgValue::Weekday(d)) => Some(*d),
+                    _ => None,
+                },
+                keep_for_days: match args.get("keep-for") {
+                    Some(ArgValue::Days(d)) => *d,
+                    _ => 32,
+                },
+            },
+            K::BackupAutomaticDisable => Self::BackupAutomaticDisable,
             K::UpstreamUpdatesStatus => Self::UpstreamUpdatesStatus,
             K::SiteList => Self::SiteList {
                 org: a.text("org"),
@@ -838,6 +875,8 @@ impl OperationSpec {
             Self::EnvCodeLog => K::EnvCodeLog,
             Self::DomainList => K::DomainList,
             Self::BackupList => K::BackupList,
+            Self::BackupAutomaticEnable { .. } => K::BackupAutomaticEnable,
+            Self::BackupAutomaticDisable => K::BackupAutomaticDisable,
             Self::UpstreamUpdatesStatus => K::UpstreamUpdatesStatus,
             Self::SiteList { .. } => K::SiteList,
             Self::OrgList => K::OrgList,
@@ -883,7 +922,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 40);
+        assert_eq!(OperationKind::ALL.len(), 42);
     }
 
     #[test]

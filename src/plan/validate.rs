@@ -877,6 +877,7 @@ fn value_hint(ty: OptType, value: &Scalar) -> Option<String> {
         OptType::Element { all: true } => &["code", "database", "files", "all"],
         OptType::Element { all: false } => &["code", "database", "files"],
         OptType::Mode => &["git", "sftp"],
+        OptType::Weekday => &crate::plan::ops::WEEKDAYS,
         _ => return None,
     };
     let text = value.to_string().to_ascii_lowercase();

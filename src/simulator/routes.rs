@@ -38,6 +38,8 @@ pub(crate) enum Route {
     DomainPut(String, String, String),
     DomainDelete(String, String, String),
     Catalog(String, String),
+    Schedule(String, String),
+    ScheduleDelete(String, String, String),
     S3Token(String, String, String, String),
     Upstream(String),
     TagsPut(String),
@@ -94,6 +96,10 @@ impl Route {
                     Self::DomainDelete(o(site), o(env), o(d))
                 }
                 ("GET", ["sites", site, "environments", env, "backups", "catalog"]) => Self::Catalog(o(site), o(env)),
+                ("GET", ["sites", site, "environments", env, "backups", "schedule"]) => Self::Schedule(o(site), o(env)),
+                ("DELETE", ["sites", site, "environments", env, "backups", "schedule", day]) => {
+                    Self::ScheduleDelete(o(site), o(env), o(day))
+                }
                 ("POST", ["sites", site, "environments", env, "backups", "catalog", folder, element, "s3token"]) => {
                     Self::S3Token(o(site), o(env), o(folder), o(element))
                 }
@@ -131,6 +137,8 @@ impl Route {
             Self::Domains(..) => "sites/{site}/environments/{env}/domains",
             Self::DomainPut(..) | Self::DomainDelete(..) => "sites/{site}/environments/{env}/domains/{domain}",
             Self::Catalog(..) => "sites/{site}/environments/{env}/backups/catalog",
+            Self::Schedule(..) => "sites/{site}/environments/{env}/backups/schedule",
+            Self::ScheduleDelete(..) => "sites/{site}/environments/{env}/backups/schedule/{day}",
             Self::S3Token(..) => "sites/{site}/environments/{env}/backups/catalog/{folder}/{element}/s3token",
             Self::Upstream(_) => "sites/{site}/code-upstream-updates",
             Self::TagsPut(_) => "organizations/{org}/tags",
@@ -167,6 +175,8 @@ impl Route {
             | Self::DomainPut(s, e, _)
             | Self::DomainDelete(s, e, _)
             | Self::Catalog(s, e)
+            | Self::Schedule(s, e)
+            | Self::ScheduleDelete(s, e, _)
             | Self::S3Token(s, e, _, _)
             | Self::EnvWorkflowPost(s, e) => (Some(s), Some(e)),
             _ => (None, None),
@@ -408,6 +418,18 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
         }
         Route::Catalog(site, env) => {
             with_env(state, site, env, |_, s, e| Answer::json(200, &SimState::catalog_json(s, env, e)))
+        }
+        Route::Schedule(site, env) => {
+            with_env(state, site, env, |_, _, e| Answer::json(200, &SimState::schedule_json(e)))
+        }
+        Route::ScheduleDelete(site, env, day) => {
+            let Some(day) = day.parse::<u8>().ok().filter(|d| *d < 7) else {
+                return Answer::error(404, format!("There is no day {day} in a backup schedule."));
+            };
+            let Some(s) = state.sites.get_mut(site) else { return site_missing() };
+            let Some(e) = s.envs.get_mut(env) else { return env_missing(env) };
+            e.backup_schedule.remove(&day);
+            Answer::json(200, &json!({}))
         }
         Route::S3Token(site, env, folder, element) => s3token(state, site, env, folder, element, ctx),
         Route::Upstream(site) => match state.sites.get(site) {

@@ -68,6 +68,8 @@ pub(crate) struct EnvRec {
     pub uncommitted: u32,
     /// Code-moving workflows queue behind this (unix seconds).
     pub code_busy_until: f64,
+    /// The automatic backup schedule: day (0 is Sunday) → (hour, ttl seconds).
+    pub backup_schedule: BTreeMap<u8, (Option<u64>, u64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -225,6 +227,7 @@ impl SimState {
                         lock: e.locked.then(|| ("ops".to_owned(), "locked-password".to_owned())),
                         uncommitted: if e.connection == "sftp" { e.uncommitted } else { 0 },
                         code_busy_until: 0.0,
+                        backup_schedule: BTreeMap::new(),
                     };
                     (env_id.clone(), rec)
                 })
@@ -394,6 +397,7 @@ impl SimState {
                         lock: None,
                         uncommitted: 0,
                         code_busy_until: 0.0,
+                        backup_schedule: BTreeMap::new(),
                     },
                 );
             }
@@ -419,6 +423,19 @@ impl SimState {
             "unlock_environment" => {
                 if let Some(e) = site.envs.get_mut(&env) {
                     e.lock = None;
+                }
+            }
+            "change_backup_schedule" => {
+                let days = wf.params.get("backup_schedule").and_then(Value::as_object).cloned().unwrap_or_default();
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.backup_schedule = days
+                        .iter()
+                        .filter_map(|(day, v)| {
+                            let day = day.parse::<u8>().ok().filter(|d| *d < 7)?;
+                            let ttl = v.get("ttl").and_then(Value::as_u64).filter(|t| *t > 0)?;
+                            Some((day, (v.get("hour").and_then(Value::as_u64), ttl)))
+                        })
+                        .collect();
                 }
             }
             "set_primary_domain" => {
@@ -726,6 +743,16 @@ impl SimState {
             }));
         }
         Value::Array(list)
+    }
+
+    /// `GET …/backups/schedule`: each scheduled day, `"0"` (Sunday) to `"6"`, as `{hour, ttl}`.
+    pub(crate) fn schedule_json(env: &EnvRec) -> Value {
+        Value::Object(
+            env.backup_schedule
+                .iter()
+                .map(|(day, (hour, ttl))| (day.to_string(), json!({ "hour": hour, "ttl": ttl })))
+                .collect(),
+        )
     }
 
     pub(crate) fn catalog_json(site: &SiteRec, env_id: &str, env: &EnvRec) -> Value {

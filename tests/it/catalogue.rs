@@ -35,6 +35,16 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("env:code-log", "acme-web.live", &[]),
     ("domain:list", "acme-web.live", &[]),
     ("backup:list", "acme-web.live", &[]),
+    ("backup:automatic:enable", "acme-shop.live", &["day=friday", "keep-for=14"]),
+    ("backup:automatic:disable", "acme-news.live", &[]),
+    ("redis:disable", "acme-blog", &[]),
+    ("solr:disable", "acme-docs", &[]),
+    ("site:upstream:clear-cache", "acme-docs", &[]),
+    ("env:rotate-random-seed", "acme-docs.dev", &[]),
+    ("env:wipe", "acme-news.dev", &[]),
+    ("https:remove", "acme-docs.test", &[]),
+    ("domain:primary:add", "acme-web.live", &["domain=www.acme-web.example"]),
+    ("domain:primary:remove", "acme-shop.test", &[]),
     ("upstream:updates:status", "acme-web.dev", &[]),
     ("site:list", "", &["framework=wordpress"]),
     ("org:list", "", &[]),
@@ -45,6 +55,13 @@ fn all_ok(report: &Value) -> bool {
     report["tasks"]
         .as_array()
         .is_some_and(|t| t.iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged"))
+}
+
+#[test]
+fn the_cases_cover_the_catalogue() {
+    for kind in terminus_batch::plan::ops::OperationKind::ALL {
+        assert!(CASES.iter().any(|(op, _, _)| *op == kind.name()), "no case runs {}", kind.name());
+    }
 }
 
 #[test]

@@ -74,3 +74,48 @@ jobs:
     assert_eq!(refresh.code, 0, "{}", refresh.stderr);
     assert_eq!(refresh.stdout.matches("would fail: This site is frozen.").count(), 3, "{}", refresh.stdout);
 }
+
+/// `backup:automatic:enable` sends terminus's schedule (daily backups kept 8 days, the
+/// weekly one kept `keep-for` days on the day asked), a schedule already in place is
+/// `unchanged`, and `backup:automatic:disable` deletes each day, Sunday to Saturday.
+#[test]
+fn automatic_backups_are_scheduled_as_terminus_schedules_them_and_only_once() {
+    use crate::support::sim::Served;
+    let served = Served::new(terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let run = |args: &[&str]| {
+        let out = served
+            .test()
+            .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .args(args)
+            .args(&["--yes", "--report", "json=-", "-q"])
+            .run();
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        report["tasks"][0].clone()
+    };
+    let enable =
+        ["run", "backup:automatic:enable", "--on", "acme-web.live", "--with", "day=mon", "--with", "keep-for=30"];
+    let first = run(&enable);
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert!(first["message"].as_str().unwrap().contains("weekly on monday"), "{first}");
+    let again = run(&enable);
+    assert_eq!(again["status"], "unchanged", "already in place: {again}");
+    let disable = ["run", "backup:automatic:disable", "--on", "acme-web.live"];
+    assert_eq!(run(&disable)["status"], "succeeded");
+    assert_eq!(run(&disable)["status"], "unchanged", "nothing left to cancel");
+    let requests = served.requests();
+    let post = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.body.as_ref().is_some_and(|b| b["type"] == "change_backup_schedule"))
+        .expect("a change_backup_schedule workflow");
+    let schedule = &post.body.as_ref().unwrap()["params"]["backup_schedule"];
+    for day in 0..7 {
+        let ttl = if day == 1 { 30 * 86_400 } else { 8 * 86_400 };
+        assert_eq!(schedule[day.to_string()], serde_json::json!({ "hour": null, "ttl": ttl }), "day {day}");
+    }
+    let deletes: Vec<&str> = requests.iter().filter(|r| r.method == "DELETE").map(|r| r.path.as_str()).collect();
+    assert_eq!(deletes.len(), 7, "{deletes:?}");
+    for (day, path) in deletes.iter().enumerate() {
+        assert!(path.ends_with(&format!("/environments/live/backups/schedule/{day}")), "{path}");
+    }
+}

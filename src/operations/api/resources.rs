@@ -104,6 +104,12 @@ impl ApiClient {
         self.get(&["sites", site_id, "environments", env, "settings"], &[]).await
     }
 
+    /// `GET …/backups/schedule`: the automatic backup schedule, by day (`"0"` is Sunday) →
+    /// `{hour, ttl}`; a day without a `ttl` has no backup.
+    pub async fn backup_schedule(&self, site_id: &str, env: &str) -> Result<serde_json::Value, ApiError> {
+        self.get(&["sites", site_id, "environments", env, "backups", "schedule"], &[]).await
+    }
+
     /// `GET …/code-log`, newest first.
     pub async fn code_log(&self, site_id: &str, env: &str) -> Result<Vec<Commit>, ApiError> {
         self.get(&["sites", site_id, "environments", env, "code-log"], &[]).await

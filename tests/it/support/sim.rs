@@ -93,6 +93,11 @@ impl Served {
         self.sim.as_ref().unwrap().addr().port().to_string()
     }
 
+    /// Every request answered so far.
+    pub(crate) fn requests(&self) -> Vec<terminus_batch::simulator::RecordedRequest> {
+        self.sim.as_ref().unwrap().requests()
+    }
+
     /// A test whose environment points terminus-batch at this simulator.
     pub(crate) fn test(&self) -> Test {
         Test::new()
