@@ -18,6 +18,9 @@ fn the_weekly_release_applies_within_its_bounds() {
         "apply",
         plan.to_str().unwrap(),
         "--simulate",
+        // The journal in this test's directory, not beside the repository's example.
+        "--state-dir",
+        "state",
         "--report",
         "json=out.json",
         "--report",

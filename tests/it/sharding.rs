@@ -53,6 +53,9 @@ fn a_shard_applies_end_to_end() {
         "apply",
         plan.to_str().unwrap(),
         "--simulate",
+        // The journal in this test's directory, not beside the repository's example.
+        "--state-dir",
+        "state",
         "--shard",
         "2/4",
         "--report",
