@@ -270,6 +270,9 @@ impl Ops {
                 self.simple_workflow(&t, None, WorkflowType::ClearCodeCache, "the upstream's code cache cleared", ctx)
                     .await
             }
+            OperationSpec::SiteUpstreamSet { upstream } => {
+                sites::set_upstream(self, &t, &self.render(upstream)?, ctx).await
+            }
             OperationSpec::EnvRotateRandomSeed => {
                 self.simple_workflow(
                     &t,

@@ -119,6 +119,9 @@ impl Ops {
                 backups::decide_schedule(self, &t, *day, *keep_for_days).await?.preview()
             }
             OperationSpec::BackupAutomaticDisable => backups::decide_unschedule(self, &t).await?.preview(),
+            OperationSpec::SiteUpstreamSet { upstream } => {
+                sites::decide_upstream(self, &t, &self.render(upstream)?).await?.preview()
+            }
             _ => change(format!("would run {}", op.kind().name())),
         };
         Ok(preview)

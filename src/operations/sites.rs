@@ -205,3 +205,55 @@ pub(super) async fn site_list(
         .collect();
     Ok(OpOutput { changed: true, message: format!("{} sites", kept.len()), data: Some(Value::Array(kept)) })
 }
+
+/// The upstream a site would switch to: its id and label.
+pub(crate) struct Upstream {
+    id: String,
+    label: String,
+}
+
+/// `site:upstream:set`'s check: the upstream, found among the user's as terminus finds it
+/// (by id, product id, label or machine name); the site already on it is nothing to do.
+pub(crate) async fn decide_upstream(ops: &Ops, target: &Target, wanted: &str) -> Result<Decision<Upstream>, OpError> {
+    let upstreams = ops.client.user_upstreams().await?;
+    let text = |u: &serde_json::Value, key: &str| u.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let found = upstreams.iter().find(|u| {
+        ["id", "product_id", "label", "machine_name"].iter().any(|key| text(u, key).as_deref() == Some(wanted))
+    });
+    let Some(found) = found else {
+        return Ok(Decision::refuse(format!("Could not find an upstream identified by {wanted}.")));
+    };
+    let id = text(found, "id").unwrap_or_default();
+    let label = text(found, "label").or_else(|| text(found, "machine_name")).unwrap_or_else(|| id.clone());
+    let site = ops.client.site(&target.site_id).await?;
+    let current = site.upstream.as_ref().and_then(|u| u.get("product_id")).and_then(serde_json::Value::as_str);
+    if current == Some(id.as_str()) {
+        return Ok(Decision::nothing(format!("{} already uses the upstream {label}", target.site)));
+    }
+    let reason = format!("would switch {}'s upstream to {label}", target.site);
+    Ok(Decision::act(Upstream { id, label }, reason))
+}
+
+/// `site:upstream:set SITE UPSTREAM`: site workflow `switch_upstream` with the upstream's id.
+/// terminus first reads the site's authorizations for `switch_upstream`; here the platform's
+/// answer to the workflow says the same (README, "Where it differs from terminus").
+pub(super) async fn set_upstream(
+    ops: &Ops,
+    target: &Target,
+    wanted: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let upstream = settle!(decide_upstream(ops, target, wanted).await?);
+    let start = StartWorkflow {
+        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
+        kind: WorkflowType::SwitchUpstream,
+        params: serde_json::json!({ "upstream_id": upstream.id }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    Ok(OpOutput {
+        changed: true,
+        message: format!("Set upstream for {} to {}", target.site, upstream.label),
+        data: None,
+    })
+}

@@ -247,6 +247,7 @@ operations! {
     RedisDisable = "redis:disable", Site, Any, Workflow, Never, 30, [];
     SolrDisable = "solr:disable", Site, Any, Workflow, Never, 30, [];
     SiteUpstreamClearCache = "site:upstream:clear-cache", Site, Any, Workflow, Never, 30, [];
+    SiteUpstreamSet = "site:upstream:set", Site, Any, Workflow, Never, 60, [req("upstream", Name)];
     EnvRotateRandomSeed = "env:rotate-random-seed", Env, Any, Workflow, Never, 30, [];
     EnvWipe = "env:wipe", Env, Any, Workflow, Always, 120, [];
     HttpsRemove = "https:remove", Env, Any, Workflow, Always, 60, [];
@@ -580,6 +581,10 @@ pub enum OperationSpec {
     RedisDisable,
     SolrDisable,
     SiteUpstreamClearCache,
+    /// The upstream by id, machine name or label (as terminus looks it up).
+    SiteUpstreamSet {
+        upstream: Text,
+    },
     EnvRotateRandomSeed,
     EnvWipe,
     HttpsRemove,
@@ -693,6 +698,7 @@ impl OperationSpec {
                 [org, tag, upstream, framework].into_iter().flatten().collect()
             }
             Self::OrgSiteList { org, tag } => std::iter::once(org).chain(tag).collect(),
+            Self::SiteUpstreamSet { upstream } => vec![upstream],
             Self::EnvClearCache
             | Self::EnvWake
             | Self::EnvCloneContent { .. }
@@ -834,6 +840,7 @@ impl OperationSpec {
             K::RedisDisable => Self::RedisDisable,
             K::SolrDisable => Self::SolrDisable,
             K::SiteUpstreamClearCache => Self::SiteUpstreamClearCache,
+            K::SiteUpstreamSet => Self::SiteUpstreamSet { upstream: a.text_or("upstream", "") },
             K::EnvRotateRandomSeed => Self::EnvRotateRandomSeed,
             K::EnvWipe => Self::EnvWipe,
             K::HttpsRemove => Self::HttpsRemove,
@@ -884,6 +891,7 @@ impl OperationSpec {
             Self::RedisDisable => K::RedisDisable,
             Self::SolrDisable => K::SolrDisable,
             Self::SiteUpstreamClearCache => K::SiteUpstreamClearCache,
+            Self::SiteUpstreamSet { .. } => K::SiteUpstreamSet,
             Self::EnvRotateRandomSeed => K::EnvRotateRandomSeed,
             Self::EnvWipe => K::EnvWipe,
             Self::HttpsRemove => K::HttpsRemove,
@@ -922,7 +930,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 42);
+        assert_eq!(OperationKind::ALL.len(), 43);
     }
 
     #[test]

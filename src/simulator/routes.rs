@@ -21,6 +21,7 @@ pub(crate) enum Route {
     User(String),
     UserSites(String),
     UserOrgs(String),
+    UserUpstreams(String),
     OrgSites(String),
     OrgUsers(String),
     SiteUsers(String),
@@ -70,6 +71,7 @@ impl Route {
                 ("GET", ["users", uid]) => Self::User(o(uid)),
                 ("GET", ["users", uid, "memberships", "sites"]) => Self::UserSites(o(uid)),
                 ("GET", ["users", uid, "memberships", "organizations"]) => Self::UserOrgs(o(uid)),
+                ("GET", ["users", uid, "upstreams"]) => Self::UserUpstreams(o(uid)),
                 ("GET", ["organizations", org, "memberships", "sites"]) => Self::OrgSites(o(org)),
                 ("GET", ["organizations", org, "memberships", "users"]) => Self::OrgUsers(o(org)),
                 ("PUT", ["organizations", org, "tags"]) => Self::TagsPut(o(org)),
@@ -121,6 +123,7 @@ impl Route {
             Self::User(_) => "users/{user}",
             Self::UserSites(_) => "users/{user}/memberships/sites",
             Self::UserOrgs(_) => "users/{user}/memberships/organizations",
+            Self::UserUpstreams(_) => "users/{user}/upstreams",
             Self::OrgSites(_) => "organizations/{org}/memberships/sites",
             Self::OrgUsers(_) => "organizations/{org}/memberships/users",
             Self::SiteUsers(_) => "sites/{site}/memberships/users",
@@ -290,7 +293,8 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
                 .collect();
             page(state, "user-orgs", items, ctx)
         }
-        Route::User(_) | Route::UserSites(_) | Route::UserOrgs(_) => {
+        Route::UserUpstreams(uid) if *uid == state.user_id => Answer::json(200, &state.user_upstreams_json()),
+        Route::User(_) | Route::UserSites(_) | Route::UserOrgs(_) | Route::UserUpstreams(_) => {
             Answer::error(403, "You do not have access to this user.")
         }
         Route::OrgSites(org) => {
@@ -694,6 +698,7 @@ const SITE_TYPES: &[&str] = &[
     "enable_addon",
     "disable_addon",
     "clear_code_cache",
+    "switch_upstream",
     "delete_environment_branch",
     "enable_new_relic_for_site",
     "disable_new_relic_for_site",

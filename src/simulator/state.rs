@@ -425,6 +425,14 @@ impl SimState {
                     e.lock = None;
                 }
             }
+            "switch_upstream" => {
+                let wanted = param_str("upstream_id");
+                let names: Vec<String> = self.upstream_names().into_iter().collect();
+                let Some(site) = self.sites.get_mut(&wf.site_id) else { return };
+                if let Some(name) = names.into_iter().find(|n| Some(derived_id("upstream", n)) == wanted) {
+                    site.upstream = name;
+                }
+            }
             "change_backup_schedule" => {
                 let days = wf.params.get("backup_schedule").and_then(Value::as_object).cloned().unwrap_or_default();
                 if let Some(e) = site.envs.get_mut(&env) {
@@ -784,6 +792,37 @@ impl SimState {
         Value::Object(map)
     }
 
+    /// The upstreams the user may use (`GET users/{uid}/upstreams`): the ones its sites run
+    /// and the platform's usual starting points, by machine name.
+    pub(crate) fn upstream_names(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.sites.values().map(|s| s.upstream.clone()).collect();
+        names.extend(["wordpress", "drupal-10-composer-managed", "empty"].map(str::to_owned));
+        names.extend(self.orgs.iter().map(|o| format!("{}-starter", o.name)));
+        names
+    }
+
+    /// `GET users/{uid}/upstreams`, with the recorded fields: each organization's custom
+    /// upstream first (as recorded), then the others.
+    pub(crate) fn user_upstreams_json(&self) -> Value {
+        let entry = |name: &str, org: Option<&str>| {
+            let framework = if name.contains("drupal") { "drupal8" } else { "wordpress" };
+            json!({ "id": derived_id("upstream", name), "machine_name": name, "label": upstream_label(name),
+                    "description": null, "connection_mode_default": "git", "icon_url": null,
+                    "organization_id": org, "framework": framework, "is_public_spinup_allowed": true,
+                    "type": if org.is_some() { "custom" } else { "core" }, "is_organization_association_forced": false })
+        };
+        let starters: Vec<(String, &str)> =
+            self.orgs.iter().map(|o| (format!("{}-starter", o.name), o.id.as_str())).collect();
+        let custom = starters.iter().map(|(name, org)| entry(name, Some(org)));
+        let others = self
+            .upstream_names()
+            .into_iter()
+            .filter(|name| !starters.iter().any(|(starter, _)| starter == name))
+            .map(|name| entry(&name, None))
+            .collect::<Vec<_>>();
+        Value::Array(custom.chain(others).collect())
+    }
+
     pub(crate) fn upstream_json(site: &SiteRec) -> Value {
         let behind = site.upstream_updates;
         let mut log = serde_json::Map::new();
@@ -952,6 +991,18 @@ pub(super) fn describe(kind: &str, env: Option<&str>) -> String {
         "delete_cloud_development_environment" => format!("Delete a Multidev environment \"{env}\""),
         other => format!("{} on \"{env}\"", other.replace('_', " ")),
     }
+}
+
+/// An upstream's label from its machine name: `drupal-10-composer-managed` → `Drupal 10
+/// Composer Managed`.
+fn upstream_label(name: &str) -> String {
+    name.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

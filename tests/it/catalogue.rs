@@ -40,6 +40,7 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("redis:disable", "acme-blog", &[]),
     ("solr:disable", "acme-docs", &[]),
     ("site:upstream:clear-cache", "acme-docs", &[]),
+    ("site:upstream:set", "acme-kids", &["upstream=empty"]),
     ("env:rotate-random-seed", "acme-docs.dev", &[]),
     ("env:wipe", "acme-news.dev", &[]),
     ("https:remove", "acme-docs.test", &[]),

@@ -119,3 +119,40 @@ fn automatic_backups_are_scheduled_as_terminus_schedules_them_and_only_once() {
         assert!(path.ends_with(&format!("/environments/live/backups/schedule/{day}")), "{path}");
     }
 }
+
+/// `site:upstream:set` finds the upstream among the user's by machine name (or id, product
+/// id, label), starts `switch_upstream` with its id, and is `unchanged` once the site is on
+/// it; an unknown upstream fails with terminus's message before any workflow.
+#[test]
+fn a_site_switches_upstream_once_by_any_name_terminus_accepts() {
+    use crate::support::sim::Served;
+    let served = Served::new(terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let run = |upstream: &str| {
+        let out = served
+            .test()
+            .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .args(&["run", "site:upstream:set", "--on", "acme-web", "--with", &format!("upstream={upstream}")])
+            .args(&["--yes", "--report", "json=-", "-q"])
+            .run();
+        let report: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        report["tasks"][0].clone()
+    };
+    let switched = run("drupal-10-composer-managed");
+    assert_eq!(switched["status"], "succeeded", "{switched}");
+    assert_eq!(switched["message"], "Set upstream for acme-web to Drupal 10 Composer Managed");
+    assert_eq!(run("Drupal 10 Composer Managed")["status"], "unchanged", "by its label, already on it");
+    let unknown = run("drupal-11-nope");
+    assert_eq!(unknown["status"], "failed");
+    assert_eq!(unknown["message"], "Could not find an upstream identified by drupal-11-nope.");
+    let posts: Vec<serde_json::Value> = served
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/workflows"))
+        .filter_map(|r| r.body)
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["type"], "switch_upstream");
+    let id = posts[0]["params"]["upstream_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "the upstream's id, never its name: {id}");
+}

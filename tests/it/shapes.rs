@@ -246,6 +246,7 @@ async fn simulated_responses_have_the_recorded_shapes() {
         "GET organizations/{id}/memberships/sites",
         sim_get(&client, &["organizations", &org, "memberships", "sites"]).await,
     );
+    simulated.insert("GET users/{id}/upstreams", sim_get(&client, &["users", &uid, "upstreams"]).await);
     simulated.insert("POST sites/{id}/workflows", site_post);
     simulated.insert(
         "POST sites/{id}/environments/{env}/backups/catalog/{folder}/{element}/s3token",

@@ -104,6 +104,13 @@ impl ApiClient {
         self.get(&["sites", site_id, "environments", env, "settings"], &[]).await
     }
 
+    /// `GET users/{uid}/upstreams`: the upstreams the user may use (unpaged), each with
+    /// `id`, `machine_name`, `label` and sometimes `product_id`.
+    pub async fn user_upstreams(&self) -> Result<Vec<serde_json::Value>, ApiError> {
+        let uid = self.user_id().await?;
+        self.get(&["users", &uid, "upstreams"], &[]).await
+    }
+
     /// `GET …/backups/schedule`: the automatic backup schedule, by day (`"0"` is Sunday) →
     /// `{hour, ttl}`; a day without a `ttl` has no backup.
     pub async fn backup_schedule(&self, site_id: &str, env: &str) -> Result<serde_json::Value, ApiError> {

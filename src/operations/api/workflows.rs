@@ -91,6 +91,7 @@ pub enum WorkflowType {
     DisableSsl,
     SetPrimaryDomain,
     ChangeBackupSchedule,
+    SwitchUpstream,
 }
 
 impl WorkflowType {
@@ -125,6 +126,7 @@ impl WorkflowType {
             Self::DisableSsl => "disable_ssl",
             Self::SetPrimaryDomain => "set_primary_domain",
             Self::ChangeBackupSchedule => "change_backup_schedule",
+            Self::SwitchUpstream => "switch_upstream",
         }
     }
 }
