@@ -418,3 +418,87 @@ pub(super) async fn code_log(ops: &Ops, target: &Target) -> Result<OpOutput, OpE
         data: Some(serde_json::Value::Array(data)),
     })
 }
+
+/// What `workflow:wait` waits for.
+pub(crate) struct WaitFor<'a> {
+    /// A workflow type (`sync_code`, `deploy`), or else…
+    pub kind: Option<&'a str>,
+    /// …its description, as terminus matches it (double quotes aside); terminus's default is
+    /// `Sync code on <env>`.
+    pub description: Option<&'a str>,
+    pub max: std::time::Duration,
+}
+
+/// `workflow:wait SITE.ENV`: waits for a workflow the platform started on the environment (a
+/// git push's `sync_code`, a teammate's deploy) no earlier than a minute before the task, as
+/// terminus looks for it: the site's workflow list every 5 s (the platform's pause in the
+/// simulator) until one matches, then that workflow until it ends. Unlike terminus, a failed
+/// workflow fails the task and none within `max` fails it too (terminus only warns and exits
+/// 0): a plan never reports success for what did not happen.
+pub(super) async fn workflow_wait(
+    ops: &Ops,
+    target: &Target,
+    wait: &WaitFor<'_>,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let default = format!("Sync code on {env}");
+    let description = wait.description.unwrap_or(&default).replace('"', "");
+    let since = super::api::unix_now() + ops.client.platform_clock_offset() - 60.0;
+    // `max` is the platform's time: the simulator's clock may run faster.
+    let deadline = tokio::time::Instant::now() + wait.max.mul_f64(ops.platform_scale());
+    let wanted = |w: &super::api::wire::Workflow| {
+        let on_env = w.environment_id.as_deref().is_none_or(|e| e == env);
+        let recent = w.created_at.is_some_and(|at| at >= since);
+        let matches = match wait.kind {
+            Some(kind) => w.kind == kind,
+            None => w.description.as_deref().is_some_and(|d| d.replace('"', "") == description),
+        };
+        on_env && recent && matches
+    };
+    let what = wait.kind.map_or_else(|| format!("\"{description}\""), |k| format!("of type {k}"));
+    loop {
+        let list = ops.client.workflows(&target.site_id).await?;
+        // The oldest match first: the one that was running when the task began.
+        if let Some(found) = list
+            .iter()
+            .filter(|w| wanted(w))
+            .min_by(|a, b| a.created_at.unwrap_or(0.0).total_cmp(&b.created_at.unwrap_or(0.0)))
+        {
+            ctx.workflow_started(&found.id);
+            let done = if found.is_finished() {
+                ctx.workflow_ended(&found.id, found.succeeded());
+                if !found.succeeded() {
+                    return Err(OpError::permanent(format!(
+                        "workflow {} failed: {}",
+                        found.id,
+                        found.failure_reason()
+                    )));
+                }
+                found.clone()
+            } else {
+                ops.watch(&target.site_id, found, ctx).await?
+            };
+            let data =
+                json!({ "id": done.id, "type": done.kind, "description": done.description, "result": done.result });
+            return Ok(OpOutput {
+                changed: false,
+                message: format!(
+                    "workflow {} ({}) succeeded",
+                    done.id,
+                    done.description.as_deref().unwrap_or(&done.kind)
+                ),
+                data: Some(data),
+            });
+        }
+        if tokio::time::Instant::now() + ops.wake_pause > deadline {
+            return Err(OpError::permanent(format!(
+                "no workflow {what} on {}.{env} finished within {}",
+                target.site,
+                humantime::format_duration(wait.max)
+            )));
+        }
+        ctx.progress(&format!("waiting for a workflow {what}"));
+        tokio::time::sleep(ops.wake_pause).await;
+    }
+}

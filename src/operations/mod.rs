@@ -298,6 +298,16 @@ impl Ops {
                 backups::enable_schedule(self, &t, *day, *keep_for_days, ctx).await
             }
             OperationSpec::BackupAutomaticDisable => backups::disable_schedule(self, &t).await,
+            OperationSpec::WorkflowWait { kind, description, max_secs } => {
+                let kind = self.render_opt(kind.as_ref())?;
+                let description = self.render_opt(description.as_ref())?;
+                let wait = environments::WaitFor {
+                    kind: kind.as_deref(),
+                    description: description.as_deref(),
+                    max: std::time::Duration::from_secs(*max_secs),
+                };
+                environments::workflow_wait(self, &t, &wait, ctx).await
+            }
             OperationSpec::SolrEnable => sites::addon(self, &t, WorkflowType::EnableAddon, "indexserver", ctx).await,
             OperationSpec::TagAdd { org, tag } => {
                 sites::tag(self, &t, &self.render(org)?, &self.render(tag)?, true).await
@@ -401,7 +411,18 @@ impl Ops {
 
     /// Waits for a workflow this attempt started (or adopted) to end; a failed workflow is an
     /// error with the platform's reason.
-    async fn watch(&self, site_id: &str, workflow: &Workflow, ctx: &impl OpContext) -> Result<Workflow, OpError> {
+    /// How fast the platform's clock runs against ours: 1 for the API, the time scale of a
+    /// simulator (its wake pause is terminus's 5 s, scaled).
+    pub(crate) fn platform_scale(&self) -> f64 {
+        self.wake_pause.as_secs_f64() / 5.0
+    }
+
+    pub(crate) async fn watch(
+        &self,
+        site_id: &str,
+        workflow: &Workflow,
+        ctx: &impl OpContext,
+    ) -> Result<Workflow, OpError> {
         let done = self.poller.wait(site_id, workflow).await.map_err(|e| OpError {
             // The workflow started: whatever happens now, it is not started again.
             message: format!("lost track of workflow {}: {e}", workflow.id),

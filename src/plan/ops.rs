@@ -110,6 +110,8 @@ pub enum OptType {
     Name,
     /// A day of the week, `sunday` … `saturday` (or `sun` … `sat`).
     Weekday,
+    /// A duration: seconds (`180`) or with a unit (`3m`, `90s`, `1h`).
+    Seconds,
 }
 
 impl OptType {
@@ -134,6 +136,7 @@ impl OptType {
             Self::Dir => "a directory",
             Self::Name => "a name",
             Self::Weekday => "a day of the week (sunday … saturday)",
+            Self::Seconds => "a duration (180, 90s, 3m, 1h)",
         }
     }
 }
@@ -207,7 +210,7 @@ macro_rules! operations {
 }
 
 use Destructive::{Always, Never, WhenOption};
-use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Secret, Weekday};
+use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Seconds, Secret, Weekday};
 
 operations! {
     EnvDeploy = "env:deploy", Env, TestOrLive, CodeMoving, WhenOption("sync-content"), 120,
@@ -264,6 +267,8 @@ operations! {
     BackupAutomaticEnable = "backup:automatic:enable", Env, Any, Workflow, Never, 30,
         [opt("day", Weekday, None), opt("keep-for", Days, Some("32"))];
     BackupAutomaticDisable = "backup:automatic:disable", Env, Any, Direct, Never, 2, [];
+    WorkflowWait = "workflow:wait", Env, Any, ReadOnly, Never, 60,
+        [opt("type", Name, None), opt("description", OptType::Text, Some("Sync code on <env>")), opt("max", Seconds, Some("180"))];
     UpstreamUpdatesStatus = "upstream:updates:status", Env, Any, ReadOnly, Never, 2, [];
     SiteList = "site:list", Account, Any, ReadOnly, Never, 3,
         [opt("org", Name, None), opt("tag", Name, None), opt("upstream", Name, None), opt("framework", Name, None)];
@@ -367,6 +372,8 @@ pub enum ArgValue {
     Secret(String),
     /// A day of the week, 0 for Sunday (PHP's `date('w')`, as terminus numbers them).
     Weekday(u8),
+    /// A duration in seconds.
+    Seconds(u64),
 }
 
 /// The days of the week by their number (0 is Sunday), as plans write them.
@@ -422,6 +429,12 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
             "sftp" => Ok(ArgValue::Mode(ConnectionMode::Sftp)),
             _ => Err(expected()),
         },
+        (OptType::Seconds, Scalar::Int(i)) => seconds(*i).ok_or_else(expected),
+        (OptType::Seconds, Scalar::Str(s)) => humantime::parse_duration(s)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .and_then(seconds)
+            .ok_or_else(expected),
         (OptType::Weekday, Scalar::Str(s)) => WEEKDAYS
             .iter()
             .position(|day| s == day || s.len() == 3 && day.starts_with(s.as_str()))
@@ -432,6 +445,11 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
         (OptType::Secret, _) => Err("a secret must come from the environment: write `${{ env.NAME }}`".to_owned()),
         _ => Err(expected()),
     }
+}
+
+/// One second to a day: long enough for any workflow, short enough to catch a typo.
+fn seconds(i: i64) -> Option<ArgValue> {
+    (1..=86_400).contains(&i).then(|| ArgValue::Seconds(u64::try_from(i).unwrap_or(180)))
 }
 
 fn days(i: i64) -> Option<ArgValue> {
@@ -613,6 +631,14 @@ pub enum OperationSpec {
         keep_for_days: u32,
     },
     BackupAutomaticDisable,
+    /// Waits for a workflow the platform started on the environment (by type, or by its exact
+    /// description, double quotes aside), started at most a minute before the task, for at
+    /// most `max_secs`.
+    WorkflowWait {
+        kind: Option<Text>,
+        description: Option<Text>,
+        max_secs: u64,
+    },
     UpstreamUpdatesStatus,
     SiteList {
         org: Option<Text>,
@@ -645,6 +671,7 @@ impl std::fmt::Display for ArgValue {
             Self::Mode(ConnectionMode::Sftp) => f.write_str("sftp"),
             Self::Secret(var) => write!(f, "${{{{ env.{var} }}}}"),
             Self::Weekday(n) => f.write_str(WEEKDAYS.get(usize::from(*n)).copied().unwrap_or("sunday")),
+            Self::Seconds(n) => write!(f, "{n}s"),
         }
     }
 }
@@ -699,6 +726,7 @@ impl OperationSpec {
             }
             Self::OrgSiteList { org, tag } => std::iter::once(org).chain(tag).collect(),
             Self::SiteUpstreamSet { upstream } => vec![upstream],
+            Self::WorkflowWait { kind, description, .. } => kind.iter().chain(description).collect(),
             Self::EnvClearCache
             | Self::EnvWake
             | Self::EnvCloneContent { .. }
@@ -828,6 +856,14 @@ impl OperationSpec {
                 },
             },
             K::BackupAutomaticDisable => Self::BackupAutomaticDisable,
+            K::WorkflowWait => Self::WorkflowWait {
+                kind: a.text("type"),
+                description: a.text("description"),
+                max_secs: match args.get("max") {
+                    Some(ArgValue::Seconds(n)) => *n,
+                    _ => 180,
+                },
+            },
             K::UpstreamUpdatesStatus => Self::UpstreamUpdatesStatus,
             K::SiteList => Self::SiteList {
                 org: a.text("org"),
@@ -884,6 +920,7 @@ impl OperationSpec {
             Self::BackupList => K::BackupList,
             Self::BackupAutomaticEnable { .. } => K::BackupAutomaticEnable,
             Self::BackupAutomaticDisable => K::BackupAutomaticDisable,
+            Self::WorkflowWait { .. } => K::WorkflowWait,
             Self::UpstreamUpdatesStatus => K::UpstreamUpdatesStatus,
             Self::SiteList { .. } => K::SiteList,
             Self::OrgList => K::OrgList,
@@ -930,7 +967,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 43);
+        assert_eq!(OperationKind::ALL.len(), 44);
     }
 
     #[test]

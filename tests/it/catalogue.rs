@@ -37,6 +37,9 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("backup:list", "acme-web.live", &[]),
     ("backup:automatic:enable", "acme-shop.live", &["day=friday", "keep-for=14"]),
     ("backup:automatic:disable", "acme-news.live", &[]),
+    // Waits for the cache clear above (`acme-web.live`): in one plan it runs after it (see
+    // `WAITS_FOR`); alone, with nothing to wait for, it fails within its `max`.
+    ("workflow:wait", "acme-web.live", &["type=clear_cache", "max=1"]),
     ("redis:disable", "acme-blog", &[]),
     ("solr:disable", "acme-docs", &[]),
     ("site:upstream:clear-cache", "acme-docs", &[]),
@@ -51,6 +54,9 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("org:list", "", &[]),
     ("org:site:list", "", &["org=acme-agency", "tag=weekly"]),
 ];
+
+/// In one plan, `workflow:wait` needs the job whose workflow it waits for.
+const WAITS_FOR: (&str, &str) = ("workflow:wait", "env:clear-cache");
 
 fn all_ok(report: &Value) -> bool {
     report["tasks"]
@@ -76,8 +82,18 @@ fn every_operation_runs_through_run() {
             args.extend(["--with", w]);
         }
         let out = Test::new().env("LOCK_PW", "s3cret").args(&args).run();
-        assert_eq!(out.code, 0, "{op}: {}", out.stderr);
         let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{op}: {e}: {}", out.stdout));
+        if *op == WAITS_FOR.0 {
+            // Alone, nothing started the workflow it waits for: it says so and fails.
+            assert_eq!(out.code, 1, "{op}: {}", out.stderr);
+            let message = report["tasks"][0]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with("no workflow of type clear_cache on acme-web.live finished within"),
+                "{message}"
+            );
+            continue;
+        }
+        assert_eq!(out.code, 0, "{op}: {}", out.stderr);
         assert!(all_ok(&report), "{op}: {}", report["tasks"]);
         assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"), "{op}: the lock password leaked");
     }
@@ -88,6 +104,10 @@ fn every_operation_runs_in_one_plan() {
     let mut plan = String::from("version: 1\nname: everything\njobs:\n");
     for (i, (op, on, with)) in CASES.iter().enumerate() {
         plan.push_str(&format!("  job-{i}:\n    run: {op}\n"));
+        if *op == WAITS_FOR.0 {
+            let needed = CASES.iter().position(|(o, _, _)| *o == WAITS_FOR.1).unwrap();
+            plan.push_str(&format!("    needs: [job-{needed}]\n"));
+        }
         if let Some((site, env)) = on.split_once('.') {
             plan.push_str(&format!("    on: {{ sites: [{site}], env: {env} }}\n"));
         } else if !on.is_empty() {

@@ -156,3 +156,43 @@ fn a_site_switches_upstream_once_by_any_name_terminus_accepts() {
     let id = posts[0]["params"]["upstream_id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "the upstream's id, never its name: {id}");
 }
+
+/// `workflow:wait` follows a workflow the platform (a teammate, a git push) started on the
+/// environment, and succeeds when it does; with none to be found within `max` it fails,
+/// where terminus only warns and exits 0.
+#[test]
+fn workflow_wait_follows_a_workflow_someone_else_started() {
+    use crate::support::sim::{Served, world};
+    let text = "simulator: { workflow_durations: { deploy: 30 } }
+user: { email: a@b.example }
+sites:
+  - { name: site-000, envs: { test: { deployable: 1 } } }
+";
+    let served =
+        Served::with_world(&world(text), terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let started = served.start_deploy_like_a_lost_post("Deploy by a teammate");
+    let wait = |with: &[&str]| {
+        let mut args = vec!["run", "workflow:wait", "--on", "site-000.test"];
+        for w in with {
+            args.extend(["--with", w]);
+        }
+        args.extend(["--yes", "--report", "json=-", "-q"]);
+        let out = served.test().env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token").args(&args).run();
+        let report: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out.code, report["tasks"][0].clone())
+    };
+    let (code, task) = wait(&["type=deploy"]);
+    assert_eq!(code, 0, "{task}");
+    assert_eq!(task["status"], "unchanged", "a wait changes nothing: {task}");
+    assert!(task["message"].as_str().unwrap().starts_with(&format!("workflow {started} ")), "{task}");
+    assert_eq!(task["data"]["result"], "succeeded", "{task}");
+    assert_eq!(task["workflow_ids"], serde_json::json!([started]), "{task}");
+    let (code, task) = wait(&["type=sync_code", "max=1"]);
+    assert_eq!(code, 1, "{task}");
+    assert_eq!(task["status"], "failed");
+    assert_eq!(task["message"], "no workflow of type sync_code on site-000.test finished within 1s");
+    // Nothing was started by the waits.
+    let posts = served.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/workflows")).count();
+    assert_eq!(posts, 1, "only the teammate's deploy");
+}
