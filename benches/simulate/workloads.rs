@@ -393,20 +393,8 @@ fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) ->
         }
     }
     command.envs(vars.iter().copied());
-    let started = Instant::now();
     let mut child = command.spawn().map_err(|e| format!("cannot start apply: {e}"))?;
-    let mut peak = None;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for apply: {e}"))? {
-            break status;
-        }
-        // The high-water mark only grows; the last reading before exit is the run's peak.
-        if let Some(hwm) = peak_rss(child.id()) {
-            peak = Some(peak.map_or(hwm, |p: u64| p.max(hwm)));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let real_seconds = started.elapsed().as_secs_f64();
+    let (status, real_seconds, peak) = measure(&mut child)?;
     if !status.success() {
         let said = std::fs::read_to_string(&errors).unwrap_or_default();
         return Err(format!("the {label} run ended with {status}: {}", said.trim()));
@@ -702,19 +690,26 @@ fn served_command(dir: &Path, sim: &Simulator, args: &[&str]) -> Command {
     command
 }
 
-/// Waits for `child`, reading its peak memory as it goes; its stderr on failure.
-fn watch(mut child: std::process::Child, what: &str) -> Result<(f64, Option<u64>), String> {
+/// Waits for `child`: how it ended, the real seconds it took, and its peak memory.
+fn measure(child: &mut std::process::Child) -> Result<(std::process::ExitStatus, f64, Option<u64>), String> {
     let started = Instant::now();
     let mut peak = None;
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for the child: {e}"))? {
             break status;
         }
+        // The high-water mark only grows; the last reading before exit is the run's peak.
         if let Some(hwm) = peak_rss(child.id()) {
             peak = Some(peak.map_or(hwm, |p: u64| p.max(hwm)));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
+    Ok((status, started.elapsed().as_secs_f64(), peak))
+}
+
+/// Waits for `child` (see [`measure`]); its stderr on failure.
+fn watch(mut child: std::process::Child, what: &str) -> Result<(f64, Option<u64>), String> {
+    let (status, seconds, peak) = measure(&mut child)?;
     if !status.success() {
         let mut said = String::new();
         if let Some(mut err) = child.stderr.take() {
@@ -722,7 +717,7 @@ fn watch(mut child: std::process::Child, what: &str) -> Result<(f64, Option<u64>
         }
         return Err(format!("{what} ended with {status}: {}", said.trim()));
     }
-    Ok((started.elapsed().as_secs_f64(), peak))
+    Ok((seconds, peak))
 }
 
 #[derive(Serialize)]

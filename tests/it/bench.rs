@@ -76,3 +76,16 @@ fn a_bad_time_scale_is_refused() {
     assert_eq!(Workload::parse("b"), Ok(Workload::CacheClear));
     assert!(Workload::parse("zz").is_err());
 }
+
+#[test]
+fn the_fleet_workloads_count_what_resolution_and_the_work_need() {
+    // 250 named sites: a login, the two membership lists, three pages of the organization.
+    let plan = bench(Workload::FleetPlan, 250, 1.0, true);
+    assert_eq!(plan[0]["requests"], 1 + 2 + 3, "{}", plan[0]);
+    // 30 named sites cleared: the bound counts 2 requests per workflow plus resolution.
+    let fleet = bench(Workload::Fleet, 30, 0.002, true);
+    let f = &fleet[0];
+    assert_eq!(f["run"]["tasks_ok"], 30, "{f}");
+    assert_eq!(f["bound"]["fewest_requests"], f["run"]["resolution_requests"].as_u64().unwrap() + 60, "{f}");
+    assert!(f["sequential"].is_null(), "a fleet has no terminus-like run");
+}
