@@ -135,6 +135,10 @@ pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
     let shown = path.display().to_string();
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
     let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+    // Its length first: a damaged or hostile file is refused before a byte is read.
+    if file.metadata().is_ok_and(|m| m.len() > MAX_JOURNAL_BYTES) {
+        return Err(bad(format!("it is over the limit of {MAX_JOURNAL_BYTES} bytes")));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_JOURNAL_BYTES + 1).read_to_end(&mut bytes).map_err(|e| bad(e.to_string()))?;
     if bytes.len() as u64 > MAX_JOURNAL_BYTES {
@@ -496,6 +500,18 @@ mod tests {
             estimate_secs: 0,
             digest: String::new(),
         }
+    }
+
+    #[test]
+    fn a_journal_over_the_budget_is_refused_without_being_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("runs").join("r1");
+        fs::create_dir_all(&run).unwrap();
+        // Sparse: the length without the disk space.
+        let file = File::create(run.join("events.jsonl")).unwrap();
+        file.set_len(MAX_JOURNAL_BYTES + 1).unwrap();
+        let Err(JournalError::Read { message, .. }) = read(&run) else { panic!("read a journal over the budget") };
+        assert!(message.contains("over the limit"), "{message}");
     }
 
     #[test]
