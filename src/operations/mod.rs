@@ -13,6 +13,7 @@ mod domains;
 mod environments;
 mod multidev;
 pub mod preview;
+pub mod remote;
 mod sites;
 mod upstream;
 
@@ -105,7 +106,14 @@ pub struct Ops {
     wake_pause: std::time::Duration,
     /// Downloads in flight at once (`--downloads`, default 3).
     downloads: Arc<tokio::sync::Semaphore>,
+    /// SSH sessions at once (`remote:drush`, `remote:wp`).
+    ssh_slots: Arc<tokio::sync::Semaphore>,
+    /// The simulator's SSH endpoint (`None`: Pantheon's app servers).
+    ssh_route: Option<remote::SshRoute>,
 }
+
+/// SSH sessions at once: Pantheon's app servers take a handful of connections per user.
+const SSH_SESSIONS: usize = 10;
 
 impl Ops {
     #[must_use]
@@ -118,7 +126,16 @@ impl Ops {
             health_base: None,
             wake_pause: std::time::Duration::from_secs(5),
             downloads: Arc::new(tokio::sync::Semaphore::new(3)),
+            ssh_slots: Arc::new(tokio::sync::Semaphore::new(SSH_SESSIONS)),
+            ssh_route: None,
         }
+    }
+
+    /// Runs `remote:drush` and `remote:wp` against the simulator's SSH endpoint.
+    #[must_use]
+    pub fn with_ssh_route(mut self, route: Option<remote::SshRoute>) -> Self {
+        self.ssh_route = route;
+        self
     }
 
     /// Sends health checks to `base` + `/__platform/<domain>/pantheon_healthcheck` (the
@@ -298,6 +315,12 @@ impl Ops {
                 backups::enable_schedule(self, &t, *day, *keep_for_days, ctx).await
             }
             OperationSpec::BackupAutomaticDisable => backups::disable_schedule(self, &t).await,
+            OperationSpec::RemoteDrush { command, timeout_secs } => {
+                remote::run(self, &t, "drush", command, std::time::Duration::from_secs(*timeout_secs)).await
+            }
+            OperationSpec::RemoteWp { command, timeout_secs } => {
+                remote::run(self, &t, "wp", command, std::time::Duration::from_secs(*timeout_secs)).await
+            }
             OperationSpec::WorkflowWait { kind, description, max_secs } => {
                 let kind = self.render_opt(kind.as_ref())?;
                 let description = self.render_opt(description.as_ref())?;

@@ -112,6 +112,8 @@ pub enum OptType {
     Weekday,
     /// A duration: seconds (`180`) or with a unit (`3m`, `90s`, `1h`).
     Seconds,
+    /// A command as a list of words (`[updb, -y]`), never a shell string.
+    Words,
 }
 
 impl OptType {
@@ -137,6 +139,7 @@ impl OptType {
             Self::Name => "a name",
             Self::Weekday => "a day of the week (sunday … saturday)",
             Self::Seconds => "a duration (180, 90s, 3m, 1h)",
+            Self::Words => "a list of words, e.g. [updb, -y]",
         }
     }
 }
@@ -210,7 +213,7 @@ macro_rules! operations {
 }
 
 use Destructive::{Always, Never, WhenOption};
-use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Seconds, Secret, Weekday};
+use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Seconds, Secret, Weekday, Words};
 
 operations! {
     EnvDeploy = "env:deploy", Env, TestOrLive, CodeMoving, WhenOption("sync-content"), 120,
@@ -267,6 +270,8 @@ operations! {
     BackupAutomaticEnable = "backup:automatic:enable", Env, Any, Workflow, Never, 30,
         [opt("day", Weekday, None), opt("keep-for", Days, Some("32"))];
     BackupAutomaticDisable = "backup:automatic:disable", Env, Any, Direct, Never, 2, [];
+    RemoteDrush = "remote:drush", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600"))];
+    RemoteWp = "remote:wp", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600"))];
     WorkflowWait = "workflow:wait", Env, Any, ReadOnly, Never, 60,
         [opt("type", Name, None), opt("description", OptType::Text, Some("Sync code on <env>")), opt("max", Seconds, Some("180"))];
     UpstreamUpdatesStatus = "upstream:updates:status", Env, Any, ReadOnly, Never, 2, [];
@@ -374,6 +379,31 @@ pub enum ArgValue {
     Weekday(u8),
     /// A duration in seconds.
     Seconds(u64),
+    /// A command's words.
+    Words(Vec<String>),
+}
+
+/// Commands that open an interactive shell on the app server: a plan runs unattended, so
+/// `remote:drush` and `remote:wp` refuse them.
+pub const SHELL_COMMANDS: &[&str] =
+    &["ssh", "site:ssh", "sql:cli", "sql-cli", "sqlc", "php:cli", "php", "core:cli", "cli", "shell", "sql:connect"];
+
+/// Checks a remote command's words: not empty, no control characters, and not one that
+/// opens a shell.
+///
+/// # Errors
+/// Why the words cannot be run.
+pub fn check_words(words: &[String]) -> Result<(), String> {
+    let Some(first) = words.first() else { return Err("the command is empty".to_owned()) };
+    if words.iter().any(|w| w.chars().any(char::is_control)) {
+        return Err("a word holds a control character (a newline?)".to_owned());
+    }
+    let opens_shell =
+        SHELL_COMMANDS.contains(&first.as_str()) || (first == "db" && words.get(1).is_some_and(|w| w == "cli"));
+    if opens_shell {
+        return Err(format!("`{first}` opens an interactive shell, which an unattended run cannot answer"));
+    }
+    Ok(())
 }
 
 /// The days of the week by their number (0 is Sunday), as plans write them.
@@ -631,6 +661,16 @@ pub enum OperationSpec {
         keep_for_days: u32,
     },
     BackupAutomaticDisable,
+    /// A drush command on the environment's app server, over SSH, as terminus runs it.
+    RemoteDrush {
+        command: Vec<String>,
+        timeout_secs: u64,
+    },
+    /// A WP-CLI command, likewise.
+    RemoteWp {
+        command: Vec<String>,
+        timeout_secs: u64,
+    },
     /// Waits for a workflow the platform started on the environment (by type, or by its exact
     /// description, double quotes aside), started at most a minute before the task, for at
     /// most `max_secs`.
@@ -672,6 +712,7 @@ impl std::fmt::Display for ArgValue {
             Self::Secret(var) => write!(f, "${{{{ env.{var} }}}}"),
             Self::Weekday(n) => f.write_str(WEEKDAYS.get(usize::from(*n)).copied().unwrap_or("sunday")),
             Self::Seconds(n) => write!(f, "{n}s"),
+            Self::Words(words) => write!(f, "[{}]", words.join(", ")),
         }
     }
 }
@@ -755,6 +796,8 @@ impl OperationSpec {
             | Self::BackupList
             | Self::BackupAutomaticEnable { .. }
             | Self::BackupAutomaticDisable
+            | Self::RemoteDrush { .. }
+            | Self::RemoteWp { .. }
             | Self::UpstreamUpdatesStatus
             | Self::OrgList => Vec::new(),
         }
@@ -856,6 +899,21 @@ impl OperationSpec {
                 },
             },
             K::BackupAutomaticDisable => Self::BackupAutomaticDisable,
+            K::RemoteDrush | K::RemoteWp => {
+                let command = match args.get("command") {
+                    Some(ArgValue::Words(words)) => words.clone(),
+                    _ => Vec::new(),
+                };
+                let timeout_secs = match args.get("timeout") {
+                    Some(ArgValue::Seconds(n)) => *n,
+                    _ => 600,
+                };
+                if kind == K::RemoteDrush {
+                    Self::RemoteDrush { command, timeout_secs }
+                } else {
+                    Self::RemoteWp { command, timeout_secs }
+                }
+            }
             K::WorkflowWait => Self::WorkflowWait {
                 kind: a.text("type"),
                 description: a.text("description"),
@@ -921,6 +979,8 @@ impl OperationSpec {
             Self::BackupAutomaticEnable { .. } => K::BackupAutomaticEnable,
             Self::BackupAutomaticDisable => K::BackupAutomaticDisable,
             Self::WorkflowWait { .. } => K::WorkflowWait,
+            Self::RemoteDrush { .. } => K::RemoteDrush,
+            Self::RemoteWp { .. } => K::RemoteWp,
             Self::UpstreamUpdatesStatus => K::UpstreamUpdatesStatus,
             Self::SiteList { .. } => K::SiteList,
             Self::OrgList => K::OrgList,
@@ -967,7 +1027,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 44);
+        assert_eq!(OperationKind::ALL.len(), 46);
     }
 
     #[test]

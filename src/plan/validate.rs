@@ -558,6 +558,23 @@ impl Validator {
             let value =
                 match &entry.value.value {
                     Value::Null => Err(Some(bad("has no value".to_owned()))),
+                    Value::List(items) if spec.ty == OptType::Words => {
+                        let words: Option<Vec<String>> =
+                            items.iter().map(|item| scalar(&item.value).map(|sc| sc.to_string())).collect();
+                        match words {
+                            None => Err(Some(bad("each word must be a plain value".to_owned()))),
+                            Some(words) if words.iter().any(|w| w.contains("${{")) => Err(Some(bad(
+                                "command words are sent as written: `${{ ... }}` is not expanded in them".to_owned(),
+                            ))),
+                            Some(words) => crate::plan::ops::check_words(&words)
+                                .map(|()| ArgTemplate::Fixed(ArgValue::Words(words)))
+                                .map_err(|m| Some(bad(m))),
+                        }
+                    }
+                    Value::Str(_) if spec.ty == OptType::Words => Err(Some(
+                        bad("expected a list of words, found a string".to_owned())
+                            .help("write each word apart, never a shell string: `command: [updb, -y]`"),
+                    )),
                     Value::List(_) => Err(Some(bad(format!("expected {}, found a list", spec.ty.describe())).help(
                         "to run once per value, put the list under `matrix:` and write `${{ matrix.NAME }}` here",
                     ))),

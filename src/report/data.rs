@@ -12,11 +12,13 @@ use crate::timefmt::iso;
 /// The widest a cell is shown before it is cut (`…`).
 const CELL: usize = 60;
 
-/// Every task's data as tables, in task order; empty when no task read anything.
+/// Every task's data as tables, in task order, for the operations `read` says read
+/// something (a remote command's output is a record of what it did, kept for the reports);
+/// empty when none read anything.
 #[must_use]
-pub fn tables(report: &RunReport) -> String {
+pub fn tables(report: &RunReport, read: impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
-    for task in &report.tasks {
+    for task in report.tasks.iter().filter(|t| read(&t.operation)) {
         let Some(data) = &task.data else { continue };
         let _ = writeln!(out, "{}", task.id);
         match data {
@@ -42,11 +44,15 @@ pub fn tables(report: &RunReport) -> String {
     out
 }
 
-/// `{ "<task id>": data, … }` for the tasks that read something.
+/// `{ "<task id>": data, … }` for the tasks of the operations `read` says read something.
 #[must_use]
-pub fn json(report: &RunReport) -> String {
-    let map: serde_json::Map<String, Value> =
-        report.tasks.iter().filter_map(|t| t.data.clone().map(|d| (t.id.clone(), d))).collect();
+pub fn json(report: &RunReport, read: impl Fn(&str) -> bool) -> String {
+    let map: serde_json::Map<String, Value> = report
+        .tasks
+        .iter()
+        .filter(|t| read(&t.operation))
+        .filter_map(|t| t.data.clone().map(|d| (t.id.clone(), d)))
+        .collect();
     let mut text = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
     text.push('\n');
     text
@@ -158,7 +164,7 @@ mod tests {
             ("info[a]", serde_json::json!({ "name": "a", "frozen": false, "tags": ["x", "y"] })),
             ("domains[b.live]", serde_json::json!([])),
         ]);
-        let text = tables(&r);
+        let text = tables(&r, |_| true);
         assert_eq!(
             text,
             "backups[a.live]
@@ -176,7 +182,8 @@ domains[b.live]
 
 "
         );
-        let json: Value = serde_json::from_str(&json(&r)).unwrap();
+        let json: Value = serde_json::from_str(&json(&r, |_| true)).unwrap();
+        assert_eq!(tables(&r, |_| false), "", "only the operations that read");
         assert_eq!(json["info[a]"]["name"], "a");
         assert_eq!(json["domains[b.live]"], serde_json::json!([]));
     }

@@ -263,7 +263,11 @@ impl Run {
         let (health_base, pause) = platform.unwrap_or((None, std::time::Duration::from_secs(5)));
         let ops = Ops::new(connection.client.clone(), poller, context.first_run.clone(), vars)
             .with_platform(health_base, pause)
-            .with_downloads(options.downloads);
+            .with_downloads(options.downloads)
+            .with_ssh_route(connection.simulator.as_ref().map(|sim| crate::operations::remote::SshRoute {
+                port: sim.ssh().port,
+                identity: sim.ssh().identity.clone(),
+            }));
         let runner = Arc::new(OpRunner {
             ops,
             jobs: prepared.expansion.jobs.clone(),

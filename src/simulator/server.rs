@@ -132,6 +132,24 @@ pub struct Simulator {
     shared: Arc<Shared>,
     cancel: CancellationToken,
     accept: Option<JoinHandle<()>>,
+    ssh: super::ssh::SshEndpoint,
+}
+
+/// The world's environments as SSH accounts (`<env>.<site id>`).
+struct Accounts(Arc<Shared>);
+
+impl super::ssh::Accounts for Accounts {
+    fn exists(&self, user: &str) -> bool {
+        let Some((env, site)) = user.split_once('.') else { return false };
+        lock(&self.0.state).sites.get(site).is_some_and(|s| s.envs.contains_key(env))
+    }
+
+    fn run(&self, user: &str, command: &str) -> (String, String, u32) {
+        let site_id = user.split_once('.').map_or("", |(_, site)| site);
+        let (name, fails) =
+            lock(&self.0.state).sites.get(site_id).map_or((String::new(), false), |s| (s.name.clone(), s.remote_fails));
+        super::ssh::answer(&super::ssh::unquote(command), &name, fails)
+    }
 }
 
 /// An answer that closes the connection instead (a dropped-connection fault).
@@ -191,8 +209,9 @@ impl Simulator {
             bucket.0 = shared.bucket_size();
         }
         let cancel = CancellationToken::new();
+        let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), cancel.clone()).await?;
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), cancel.clone()));
-        Ok(Self { addr, shared, cancel, accept: Some(accept) })
+        Ok(Self { addr, shared, cancel, accept: Some(accept), ssh })
     }
 
     #[must_use]
@@ -210,6 +229,12 @@ impl Simulator {
     #[must_use]
     pub fn machine_token(&self) -> String {
         lock(&self.shared.state).machine_token.clone()
+    }
+
+    /// Where its app servers answer SSH (drush and wp), and the key they accept.
+    #[must_use]
+    pub fn ssh(&self) -> &super::ssh::SshAccess {
+        &self.ssh.access
     }
 
     /// The poll floor in real time (1 s, scaled).

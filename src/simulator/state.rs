@@ -86,6 +86,7 @@ pub(crate) struct SiteRec {
     pub quota: u32,
     pub upstream_updates: u32,
     pub composer_updates: u32,
+    pub remote_fails: bool,
     pub created: f64,
     pub envs: BTreeMap<String, EnvRec>,
     /// Newest last.
@@ -248,6 +249,7 @@ impl SimState {
                     quota: site.multidev_quota,
                     upstream_updates: site.upstream_updates,
                     composer_updates: site.composer_updates,
+                    remote_fails: site.remote_fails,
                     created,
                     envs,
                     commits,

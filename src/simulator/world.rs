@@ -104,6 +104,10 @@ pub struct Site {
     /// its framework or upstream says so).
     #[serde(default)]
     pub composer_updates: u32,
+    /// Every drush and wp command on the site fails (exit 1), for runs that must see a
+    /// remote command fail.
+    #[serde(default)]
+    pub remote_fails: bool,
     /// Environments by id; dev, test and live exist even when not listed.
     #[serde(default)]
     pub envs: BTreeMap<String, Env>,

@@ -39,6 +39,8 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("backup:automatic:disable", "acme-news.live", &[]),
     // Waits for the cache clear above (`acme-web.live`): in one plan it runs after it (see
     // `WAITS_FOR`); alone, with nothing to wait for, it fails within its `max`.
+    ("remote:drush", "acme-docs.live", &["command=[updb, -y]"]),
+    ("remote:wp", "acme-blog.live", &["command=[cache, flush]"]),
     ("workflow:wait", "acme-web.live", &["type=clear_cache", "max=1"]),
     ("redis:disable", "acme-blog", &[]),
     ("solr:disable", "acme-docs", &[]),
@@ -118,7 +120,11 @@ fn every_operation_runs_in_one_plan() {
                 .iter()
                 .map(|w| {
                     let (k, v) = w.split_once('=').unwrap();
-                    if v.contains(['{', ':', ' ']) { format!("{k}: \"{v}\"") } else { format!("{k}: {v}") }
+                    if v.starts_with('[') || !v.contains(['{', ':', ' ']) {
+                        format!("{k}: {v}")
+                    } else {
+                        format!("{k}: \"{v}\"")
+                    }
                 })
                 .collect();
             plan.push_str(&format!("    with: {{ {} }}\n", pairs.join(", ")));

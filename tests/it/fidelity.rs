@@ -196,3 +196,71 @@ sites:
     let posts = served.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/workflows")).count();
     assert_eq!(posts, 1, "only the teammate's deploy");
 }
+
+/// `remote:drush` and `remote:wp` run through the system's OpenSSH client against the
+/// simulator's SSH endpoint: the remote exit code decides, the output goes to the report,
+/// a failing command fails its task only, and commands that open a shell or come as a
+/// shell string are refused before anything runs.
+#[test]
+fn remote_commands_run_over_ssh_and_their_exit_code_decides() {
+    let world = "simulator: { time_scale: 0.001 }
+user: { email: a@b.example }
+sites:
+  - { name: good, framework: drupal10, envs: { live: {} } }
+  - { name: broken, framework: drupal10, remote_fails: true, envs: { live: {} } }
+  - { name: blog, envs: { live: {} } }
+";
+    let plan = "version: 1
+jobs:
+  updb:
+    run: remote:drush
+    on: { sites: [good, broken], env: live }
+    with: { command: [updb, -y] }
+  cr:
+    run: remote:drush
+    needs: [updb]
+    on: { sites: [good, broken], env: live }
+    with: { command: [cr] }
+  flush:
+    run: remote:wp
+    on: { sites: [blog], env: live }
+    with: { command: [cache, flush] }
+";
+    let t = Test::new().file("world.yml", world).file("plan.yml", plan);
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    let task = |id: &str| report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone();
+    let good = task("updb[good.live]");
+    assert_eq!(good["status"], "succeeded", "{good}");
+    assert_eq!(good["message"], "`drush updb -y`: [success] No pending updates.");
+    assert_eq!(good["data"]["exit_code"], 0);
+    assert!(good["data"]["stdout"].as_str().unwrap().contains("No pending updates"), "{good}");
+    assert_eq!(task("cr[good.live]")["status"], "succeeded");
+    let broken = task("updb[broken.live]");
+    assert_eq!(broken["status"], "failed", "{broken}");
+    assert_eq!(broken["message"], "`drush updb -y` exited with 1: [error] Simulated failure on broken.");
+    assert_eq!(task("cr[broken.live]")["status"], "skipped", "its need failed");
+    let flush = task("flush[blog.live]");
+    assert_eq!(flush["message"], "`wp cache flush`: Success: The cache was flushed.", "{flush}");
+    // Refused before any run: a shell, and a shell string.
+    let refused = "version: 1
+jobs:
+  shell:
+    run: remote:drush
+    on: { sites: [good], env: live }
+    with: { command: [sql:cli] }
+  string:
+    run: remote:wp
+    on: { sites: [blog], env: live }
+    with: { command: \"cache flush\" }
+";
+    let bad = Test::new().file("bad.yml", refused).args(&["validate", "bad.yml"]).run();
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("`sql:cli` opens an interactive shell"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("expected a list of words, found a string"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("never a shell string: `command: [updb, -y]`"), "{}", bad.stderr);
+}

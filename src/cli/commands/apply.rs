@@ -153,9 +153,8 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
     let mut report_failed = !write_reports(report, reports, io);
     // What read-only tasks read is the output the user asked for: on stdout, even under -q.
     let data = match view.data {
-        DataFormat::Table => crate::report::data::tables(report),
-        DataFormat::Json if report.tasks.iter().any(|t| t.data.is_some()) => crate::report::data::json(report),
-        DataFormat::Json => String::new(),
+        DataFormat::Table => crate::report::data::tables(report, reads),
+        DataFormat::Json => crate::report::data::json(report, reads),
     };
     let aside = view.stdout_taken && view.data == DataFormat::Table;
     let hidden = data.is_empty() || aside && io.quiet;
@@ -195,6 +194,12 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         Verdict::Succeeded if report_failed => ExitStatus::ReportFailed,
         Verdict::Succeeded => ExitStatus::Success,
     }
+}
+
+/// Whether an operation's data is what it read (a remote command's is a record of its
+/// output, for the reports).
+fn reads(operation: &str) -> bool {
+    crate::plan::ops::OperationKind::from_name(operation).is_none_or(crate::plan::ops::OperationKind::is_read_only)
 }
 
 /// Writes each report; says on stderr which could not be written. `false` when one could not.

@@ -63,6 +63,16 @@ fn from_command_line(error: CommandError, args: &RunCommandArgs) -> CommandError
     CommandError::invalid(format!("`{command}`: {}", lines.join("\nerror: ")))
 }
 
+/// A value as JSON: `[a, b]` a list of scalars (for `remote:drush --with 'command=[updb,
+/// -y]'`), else a scalar.
+fn value(text: &str) -> String {
+    match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        Some(inner) if inner.trim().is_empty() => "[]".to_owned(),
+        Some(inner) => format!("[{}]", inner.split(',').map(|w| scalar(w.trim())).collect::<Vec<_>>().join(", ")),
+        None => scalar(text),
+    }
+}
+
 /// A YAML scalar as JSON: booleans, numbers and null as such, anything else a string.
 fn scalar(value: &str) -> String {
     let json = match value {
@@ -90,7 +100,7 @@ fn plan_text(operation: &str, on: &[String], with: &[String]) -> Result<String, 
         if key.is_empty() {
             return Err(format!("--with {pair}: the key is empty"));
         }
-        options.push(format!("{}: {}", quote(key), scalar(value)));
+        options.push(format!("{}: {}", quote(key), self::value(value)));
     }
     // Sites per environment: `site.env` entries grouped by env, bare sites under none.
     let mut by_env: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();

@@ -1,0 +1,178 @@
+//! `remote:drush` and `remote:wp`: a command on the environment's app server over SSH, as
+//! terminus runs it (`ssh -T <env>.<site id>@appserver.<env>.<site id>.drush.in -p 2222
+//! 'drush …'`), with the system's OpenSSH client, so the user's keys, agent and
+//! `~/.ssh/config` apply. The remote exit code decides; output is kept (the tail of each
+//! stream) for the reports; a connection that failed before the command ran is transient.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use super::{OpError, OpOutput, Ops, Target, env_of};
+
+/// The port Pantheon's app servers answer SSH on.
+const PORT: u16 = 2222;
+/// The most of each stream kept (its tail).
+const KEPT: usize = 64 << 10;
+
+/// Where the SSH client connects in a simulated run: the simulator's endpoint and its key.
+#[derive(Clone, Debug)]
+pub struct SshRoute {
+    pub port: u16,
+    pub identity: std::path::PathBuf,
+}
+
+/// `words` as one POSIX shell word each (`'updb' '-y'`): the remote shell runs exactly the
+/// words the plan gave.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The arguments of `ssh` for `tool words…` on the target (and the simulator's endpoint).
+fn ssh_args(target_user: &str, host: &str, remote: &str, route: Option<&SshRoute>) -> Vec<String> {
+    let mut args: Vec<String> = vec!["-T".into(), "-o".into(), "BatchMode=yes".into()];
+    match route {
+        Some(route) => {
+            // The simulator: its own key and endpoint, none of the user's configuration.
+            args.extend(
+                ["-F", "/dev/null", "-o", "HostName=127.0.0.1", "-o", "StrictHostKeyChecking=no"].map(String::from),
+            );
+            args.extend(
+                ["-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"]
+                    .map(String::from),
+            );
+            args.extend([
+                "-i".to_owned(),
+                route.identity.display().to_string(),
+                "-p".to_owned(),
+                route.port.to_string(),
+            ]);
+        }
+        None => args.extend(["-p".to_owned(), PORT.to_string(), "-o".to_owned(), "ConnectTimeout=30".to_owned()]),
+    }
+    args.push(format!("{target_user}@{host}"));
+    args.push(remote.to_owned());
+    args
+}
+
+/// OpenSSH exits 255 for its own errors; these say the command never ran.
+fn never_ran(stderr: &str) -> bool {
+    [
+        "Connection refused",
+        "Connection timed out",
+        "Could not resolve hostname",
+        "Connection reset",
+        "Connection closed by",
+        "No route to host",
+        "Network is unreachable",
+        "kex_exchange_identification",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
+}
+
+/// The last `KEPT` bytes of `bytes` as text.
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(KEPT);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines().rev().find(|l| !l.trim().is_empty()).map_or("", str::trim)
+}
+
+/// Runs `tool words…` on the target environment's app server.
+pub(super) async fn run(
+    ops: &Ops,
+    target: &Target,
+    tool: &str,
+    words: &[String],
+    timeout: Duration,
+) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
+    let user = format!("{env}.{}", target.site_id);
+    let host = format!("appserver.{env}.{}.drush.in", target.site_id);
+    let shown = std::iter::once(tool.to_owned()).chain(words.iter().cloned()).collect::<Vec<_>>().join(" ");
+    let remote = std::iter::once(tool.to_owned()).chain(words.iter().map(|w| quote(w))).collect::<Vec<_>>().join(" ");
+    let mut command = tokio::process::Command::new("ssh");
+    command
+        .args(ssh_args(&user, &host, &remote, ops.ssh_route.as_ref()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child =
+        command.spawn().map_err(|e| OpError::permanent(format!("cannot run ssh (is OpenSSH installed?): {e}")))?;
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let read = async {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let reading = async {
+            if let Some(out) = out.as_mut() {
+                let _partial = out.read_to_end(&mut o).await;
+            }
+        };
+        let erring = async {
+            if let Some(err) = err.as_mut() {
+                let _partial = err.read_to_end(&mut e).await;
+            }
+        };
+        tokio::join!(reading, erring);
+        let status = child.wait().await;
+        (o, e, status)
+    };
+    let Ok((stdout, stderr, status)) = tokio::time::timeout(timeout, read).await else {
+        return Err(OpError::permanent(format!(
+            "`{shown}` on {}.{env} did not end within {}; it was stopped",
+            target.site,
+            humantime::format_duration(timeout)
+        )));
+    };
+    let status = status.map_err(|e| OpError::permanent(format!("ssh failed: {e}")))?;
+    let (stdout, stderr) = (tail(&stdout), tail(&stderr));
+    match status.code() {
+        Some(0) => {
+            let said = last_line(&stdout);
+            let message = if said.is_empty() { format!("`{shown}` succeeded") } else { format!("`{shown}`: {said}") };
+            let data = json!({ "command": shown, "exit_code": 0, "stdout": stdout, "stderr": stderr });
+            Ok(OpOutput { changed: true, message, data: Some(data) })
+        }
+        Some(255) if never_ran(&stderr) => {
+            Err(OpError { message: format!("cannot reach {host}: {}", last_line(&stderr)), transient: true })
+        }
+        Some(code) => {
+            let why = [last_line(&stderr), last_line(&stdout)].into_iter().find(|l| !l.is_empty()).unwrap_or("");
+            Err(OpError::permanent(format!("`{shown}` exited with {code}: {why}")))
+        }
+        None => Err(OpError::permanent(format!("`{shown}`: ssh was stopped by a signal"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_words_are_quoted_and_the_host_is_terminus_s() {
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        let args = ssh_args("live.abc", "appserver.live.abc.drush.in", "drush 'cr'", None);
+        assert_eq!(
+            args,
+            [
+                "-T",
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                "2222",
+                "-o",
+                "ConnectTimeout=30",
+                "live.abc@appserver.live.abc.drush.in",
+                "drush 'cr'"
+            ]
+        );
+        assert!(never_ran("ssh: connect to host x port 2222: Connection refused"));
+        assert!(!never_ran("Permission denied (publickey)."));
+    }
+}
