@@ -287,22 +287,16 @@ fn task_args(
                 }
             }
         };
-        if arg.ty == OptType::Domain {
-            if let ArgValue::Text(text) = &value {
-                if let Some(domain) = text.as_literal() {
-                    if let Err(why) = check_domain(&domain) {
-                        if reported.insert((arg.span.offset(), arg.span.len())) {
-                            errors.push(
-                                PlanError::new(
-                                    ErrorCode::BadOption,
-                                    format!("option `{}` of `{}`: {why}", arg.name, job.op),
-                                )
-                                .at(arg.span, "after interpolation"),
-                            );
-                        }
-                    }
-                }
-            }
+        if arg.ty == OptType::Domain
+            && let ArgValue::Text(text) = &value
+            && let Some(domain) = text.as_literal()
+            && let Err(why) = check_domain(&domain)
+            && reported.insert((arg.span.offset(), arg.span.len()))
+        {
+            errors.push(
+                PlanError::new(ErrorCode::BadOption, format!("option `{}` of `{}`: {why}", arg.name, job.op))
+                    .at(arg.span, "after interpolation"),
+            );
         }
         args.insert(arg.name, value);
     }
@@ -355,12 +349,11 @@ fn link_needs<P>(plan: &Plan, jobs: &[JobInfo], tasks: &mut [Task<P>], filter: &
                 } else if let Some(list) = by_site[needed].get(&tasks[t].site) {
                     list.clone()
                 } else {
-                    if !need.optional {
-                        if let Some(site) = &tasks[t].site {
-                            if !missing.contains(site) {
-                                missing.push(site.clone());
-                            }
-                        }
+                    if !need.optional
+                        && let Some(site) = &tasks[t].site
+                        && !missing.contains(site)
+                    {
+                        missing.push(site.clone());
                     }
                     Vec::new()
                 };

@@ -180,10 +180,12 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
     // A name that does not exist: the listings give the did-you-mean (only on this error path).
     let mut suggestions: BTreeSet<String> =
         by_name.iter().filter(|(_, s)| s.is_some()).map(|(n, _)| n.clone()).collect();
-    if all_sites.is_none() && source.lists() && by_name.values().any(Option::is_none) {
-        if let Ok(listed) = source.sites().await {
-            suggestions.extend(listed.into_iter().map(|s| s.name));
-        }
+    if all_sites.is_none()
+        && source.lists()
+        && by_name.values().any(Option::is_none)
+        && let Ok(listed) = source.sites().await
+    {
+        suggestions.extend(listed.into_iter().map(|s| s.name));
     }
 
     let mut errors = Vec::new();
@@ -217,21 +219,21 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
             }
             SiteSetKind::Selector(selector) => {
                 let orgs = orgs.as_deref().unwrap_or_default();
-                if let Some(org) = &selector.org {
-                    if !orgs.iter().any(|o| o.is_named(org)) {
-                        errors.push(
-                            PlanError::new(ErrorCode::UnknownTarget, format!("organization `{org}` was not found"))
-                                .at(set.span, "in this selector")
-                                .help_opt(did_you_mean(org, orgs.iter().map(|o| o.name.as_str())).or_else(|| {
-                                    Some(format!(
-                                        "your organizations: {}",
-                                        orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
-                                    ))
-                                })),
-                        );
-                        chosen.push((index, Vec::new()));
-                        continue;
-                    }
+                if let Some(org) = &selector.org
+                    && !orgs.iter().any(|o| o.is_named(org))
+                {
+                    errors.push(
+                        PlanError::new(ErrorCode::UnknownTarget, format!("organization `{org}` was not found"))
+                            .at(set.span, "in this selector")
+                            .help_opt(did_you_mean(org, orgs.iter().map(|o| o.name.as_str())).or_else(|| {
+                                Some(format!(
+                                    "your organizations: {}",
+                                    orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+                                ))
+                            })),
+                    );
+                    chosen.push((index, Vec::new()));
+                    continue;
                 }
                 let mut found: Vec<SiteRecord> =
                     all_sites.iter().flatten().filter(|s| selector_matches(selector, orgs, s)).cloned().collect();
@@ -335,25 +337,26 @@ pub fn selector_matches(selector: &Selector, orgs: &[OrgRecord], site: &SiteReco
     if selector.org.is_some() && memberships.is_empty() {
         return false;
     }
-    if let Some(tag) = &selector.tag {
-        if !memberships.iter().any(|m| m.tags.iter().any(|t| t == tag)) {
-            return false;
-        }
+    if let Some(tag) = &selector.tag
+        && !memberships.iter().any(|m| m.tags.iter().any(|t| t == tag))
+    {
+        return false;
     }
-    if let Some(up) = &selector.upstream {
-        if &site.upstream_id != up && &site.upstream_label != up {
-            return false;
-        }
+    if let Some(up) = &selector.upstream
+        && &site.upstream_id != up
+        && &site.upstream_label != up
+    {
+        return false;
     }
-    if let Some(framework) = &selector.framework {
-        if &site.framework != framework {
-            return false;
-        }
+    if let Some(framework) = &selector.framework
+        && &site.framework != framework
+    {
+        return false;
     }
-    if let Some(plan) = &selector.plan {
-        if &site.plan != plan {
-            return false;
-        }
+    if let Some(plan) = &selector.plan
+        && &site.plan != plan
+    {
+        return false;
     }
     !selector.exclude.iter().any(|pattern| matches(pattern, &site.name))
 }

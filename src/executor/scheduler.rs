@@ -222,10 +222,10 @@ impl Scheduler {
         }
         self.running -= 1;
         let slot = self.slots[i].clone();
-        if let Some(site) = &slot.site_key {
-            if let Some(n) = self.site_running.get_mut(site) {
-                *n = n.saturating_sub(1);
-            }
+        if let Some(site) = &slot.site_key
+            && let Some(n) = self.site_running.get_mut(site)
+        {
+            *n = n.saturating_sub(1);
         }
         for key in &slot.exclusive {
             self.held.remove(key);

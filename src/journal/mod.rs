@@ -386,17 +386,17 @@ pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> 
 /// run did not settle.
 fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str, digest: &str) -> Option<Prior> {
     if let Some(own) = own {
-        if let Some((status, message, by)) = &own.finished {
-            if status.is_ok() {
-                let run = by.clone().unwrap_or_else(|| run.to_owned());
-                return Some(Prior::Done {
-                    status: *status,
-                    message: message.clone(),
-                    run,
-                    digest: digest.to_owned(),
-                    record: own.record.clone(),
-                });
-            }
+        if let Some((status, message, by)) = &own.finished
+            && status.is_ok()
+        {
+            let run = by.clone().unwrap_or_else(|| run.to_owned());
+            return Some(Prior::Done {
+                status: *status,
+                message: message.clone(),
+                run,
+                digest: digest.to_owned(),
+                record: own.record.clone(),
+            });
         }
         if let Some(workflow_id) = own.started.iter().rev().find(|w| !own.ended.contains(*w)) {
             return Some(Prior::InFlight { workflow_id: workflow_id.clone(), run: run.to_owned() });

@@ -43,10 +43,10 @@ impl Ops {
     pub async fn preview(&self, op: &OperationSpec, target: &Target) -> Result<Preview, OpError> {
         if op.kind().is_read_only() && op.kind().refused_when_frozen() {
             // env:info, env:code-log, env:wake: refused on a frozen site, as the run does.
-            if let Some(site_id) = self.client.site_id(&target.site).await? {
-                if self.client.site(&site_id).await?.frozen {
-                    return Ok(finding(crate::plan::ops::FROZEN_MESSAGE));
-                }
+            if let Some(site_id) = self.client.site_id(&target.site).await?
+                && self.client.site(&site_id).await?.frozen
+            {
+                return Ok(finding(crate::plan::ops::FROZEN_MESSAGE));
             }
         }
         if op.kind().is_read_only() {
@@ -119,6 +119,10 @@ impl Ops {
                 backups::decide_schedule(self, &t, *day, *keep_for_days).await?.preview()
             }
             OperationSpec::BackupAutomaticDisable => backups::decide_unschedule(self, &t).await?.preview(),
+            OperationSpec::RemoteDrush { command, .. } | OperationSpec::RemoteWp { command, .. } => {
+                let tool = if matches!(op, OperationSpec::RemoteDrush { .. }) { "drush" } else { "wp" };
+                change(format!("would run `{tool} {}` on the app server over SSH", command.join(" ")))
+            }
             OperationSpec::SiteUpstreamSet { upstream } => {
                 sites::decide_upstream(self, &t, &self.render(upstream)?).await?.preview()
             }
@@ -128,28 +132,37 @@ impl Ops {
     }
 
     async fn preview_read_only(&self, op: &OperationSpec, target: &Target) -> Result<Preview, OpError> {
-        if let OperationSpec::UpstreamUpdatesStatus = op {
-            if let (Some(site_id), Some(env)) = (self.client.site_id(&target.site).await?, target.env.as_deref()) {
-                let vars = self.client.env_variables(&site_id, env).await?;
-                if vars.get("BUILD_STEP").is_some_and(|v| v.as_bool().unwrap_or(false)) {
-                    return Ok(Preview::ReadOnly(
-                        "Integrated Composer site: its update check starts a workflow, which --refresh does not do"
-                            .into(),
-                    ));
-                }
+        if let OperationSpec::UpstreamUpdatesStatus = op
+            && let (Some(site_id), Some(env)) = (self.client.site_id(&target.site).await?, target.env.as_deref())
+        {
+            let vars = self.client.env_variables(&site_id, env).await?;
+            if vars.get("BUILD_STEP").is_some_and(|v| v.as_bool().unwrap_or(false)) {
+                return Ok(Preview::ReadOnly(
+                    "Integrated Composer site: its update check starts a workflow, which --refresh does not do".into(),
+                ));
             }
         }
-        if let OperationSpec::BackupGet { element, .. } = op {
-            if let (Some(site_id), Some(env)) = (self.client.site_id(&target.site).await?, target.env.as_deref()) {
-                let el = match element {
-                    BackupElement::Code => "code",
-                    BackupElement::Database => "database",
-                    BackupElement::Files | BackupElement::All => "files",
-                };
-                if !has_backup(&self.client.backup_catalog(&site_id, env).await?, el) {
-                    return Ok(finding(format!("no {el} backup to download")));
-                }
+        if let OperationSpec::BackupGet { element, .. } = op
+            && let (Some(site_id), Some(env)) = (self.client.site_id(&target.site).await?, target.env.as_deref())
+        {
+            let el = match element {
+                BackupElement::Code => "code",
+                BackupElement::Database => "database",
+                BackupElement::Files | BackupElement::All => "files",
+            };
+            if !has_backup(&self.client.backup_catalog(&site_id, env).await?, el) {
+                return Ok(finding(format!("no {el} backup to download")));
             }
+        }
+        if let OperationSpec::WorkflowWait { kind, description, max_secs } = op {
+            let env = target.env.as_deref().unwrap_or_default();
+            let what = match (self.render_opt(kind.as_ref())?, self.render_opt(description.as_ref())?) {
+                (Some(kind), _) => format!("of type {kind}"),
+                (None, Some(text)) => format!("\"{text}\""),
+                (None, None) => format!("\"Sync code on {env}\""),
+            };
+            let max = humantime::format_duration(std::time::Duration::from_secs(*max_secs));
+            return Ok(Preview::ReadOnly(format!("would wait up to {max} for a workflow {what} started on {env}")));
         }
         Ok(Preview::ReadOnly("reads only".into()))
     }

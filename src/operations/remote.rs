@@ -83,8 +83,33 @@ fn last_line(text: &str) -> &str {
     text.lines().rev().find(|l| !l.trim().is_empty()).map_or("", str::trim)
 }
 
-/// Runs `tool words…` on the target environment's app server.
+/// Connections tried before a command that never ran is given up (the job's `retries` may
+/// try the task again after that).
+const CONNECTS: u32 = 3;
+
+/// Runs `tool words…` on the target environment's app server; a connection that failed
+/// before the command ran is tried again (the command itself never runs twice).
 pub(super) async fn run(
+    ops: &Ops,
+    target: &Target,
+    tool: &str,
+    words: &[String],
+    timeout: Duration,
+) -> Result<OpOutput, OpError> {
+    let mut attempt = 1;
+    loop {
+        match once(ops, target, tool, words, timeout).await {
+            Err(e) if e.transient && attempt < CONNECTS => {
+                let base = Duration::from_secs(2).mul_f64(ops.platform_scale());
+                tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn once(
     ops: &Ops,
     target: &Target,
     tool: &str,

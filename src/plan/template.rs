@@ -134,15 +134,16 @@ fn parse_var(inner: &str) -> Result<Var, (String, Option<String>, bool)> {
         "env" => Ok(Var::Env),
         "run.id" => Ok(Var::RunId),
         _ => {
-            if let Some(name) = inner.strip_prefix("matrix.") {
-                if ident_ok(name) {
-                    return Ok(Var::Matrix(name.to_owned()));
-                }
+            if let Some(name) = inner.strip_prefix("matrix.")
+                && ident_ok(name)
+            {
+                return Ok(Var::Matrix(name.to_owned()));
             }
-            if let Some(name) = inner.strip_prefix("env.") {
-                if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Ok(Var::ProcessEnv(name.to_owned()));
-                }
+            if let Some(name) = inner.strip_prefix("env.")
+                && !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Ok(Var::ProcessEnv(name.to_owned()));
             }
             let suggestion = super::error::did_you_mean(inner, ["site", "env", "run.id"])
                 .or_else(|| Some("known names: `site`, `env`, `run.id`, `matrix.NAME`, `env.NAME`".to_owned()));

@@ -274,15 +274,14 @@ impl Validator {
         });
         if let Some(r) = &body.rollout {
             for (value, what) in [(Some(&r.value.first), "first"), (r.value.then.as_ref(), "then")] {
-                if let Some(v) = value {
-                    if matches!(v.value, CountOrPercent::Count(0))
-                        || matches!(v.value, CountOrPercent::Percent(p) if p <= 0.0)
-                    {
-                        self.push(
-                            PlanError::new(ErrorCode::BadValue, format!("rollout `{what}` must be at least 1 task"))
-                                .at(span_of(v), "empty wave"),
-                        );
-                    }
+                if let Some(v) = value
+                    && (matches!(v.value, CountOrPercent::Count(0))
+                        || matches!(v.value, CountOrPercent::Percent(p) if p <= 0.0))
+                {
+                    self.push(
+                        PlanError::new(ErrorCode::BadValue, format!("rollout `{what}` must be at least 1 task"))
+                            .at(span_of(v), "empty wave"),
+                    );
                 }
             }
         }
@@ -617,15 +616,15 @@ impl Validator {
     fn conflicts(&mut self, op: OperationKind, args: &[Arg]) {
         let arg = |name: &str| args.iter().find(|a| a.name == name);
         let set = |name: &str| arg(name).filter(|a| matches!(a.value, ArgTemplate::Fixed(ArgValue::Bool(true))));
-        if op == OperationKind::EnvCloneContent {
-            if let (Some(db), Some(files)) = (set("db-only"), set("files-only")) {
-                self.push(
-                    PlanError::new(ErrorCode::BadOption, "`db-only` and `files-only` together would clone nothing")
-                        .at(db.span, "only the database")
-                        .at(files.span, "only the files")
-                        .help("keep one of them, or neither to clone both"),
-                );
-            }
+        if op == OperationKind::EnvCloneContent
+            && let (Some(db), Some(files)) = (set("db-only"), set("files-only"))
+        {
+            self.push(
+                PlanError::new(ErrorCode::BadOption, "`db-only` and `files-only` together would clone nothing")
+                    .at(db.span, "only the database")
+                    .at(files.span, "only the files")
+                    .help("keep one of them, or neither to clone both"),
+            );
         }
         if op == OperationKind::BackupRestore {
             let element = arg("element")
@@ -677,10 +676,12 @@ impl Validator {
             };
             // A secret in a text goes to the platform in clear (a deploy note is shown to the
             // whole site team): only the options meant for secrets may read one.
-            if let Var::ProcessEnv(name) = var {
-                if ty != OptType::Secret && looks_secret(name) {
-                    ok = false;
-                    self.push(
+            if let Var::ProcessEnv(name) = var
+                && ty != OptType::Secret
+                && looks_secret(name)
+            {
+                ok = false;
+                self.push(
                         PlanError::new(
                             ErrorCode::BadOption,
                             format!("`env.{name}` looks like a secret, and this value is sent to the platform in clear"),
@@ -688,8 +689,7 @@ impl Validator {
                         .at(span, "the secret would be sent here")
                         .help("only options meant for secrets (the lock password) may read a variable named like a token, password, secret, key or session"),
                     );
-                    continue;
-                }
+                continue;
             }
             if let Some(problem) = problem {
                 ok = false;
@@ -719,10 +719,10 @@ impl Validator {
                 if ty == OptType::Domain {
                     // Check the literal parts now; the rendered name is checked at expansion.
                     for seg in &template.segments {
-                        if let super::template::Segment::Lit(lit) = seg {
-                            if lit.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
-                                return Err(Some(bad(format!("`{text}` cannot become a domain name"))));
-                            }
+                        if let super::template::Segment::Lit(lit) = seg
+                            && lit.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+                        {
+                            return Err(Some(bad(format!("`{text}` cannot become a domain name"))));
                         }
                     }
                 }

@@ -278,6 +278,18 @@ pub fn render(report: &RunReport) -> String {
             })
             .collect();
         let by = if task.run_id == report.run_id { String::new() } else { format!(" (run {})", escape(&task.run_id)) };
+        // A remote command's output, folded under its message.
+        let output = task.data.as_ref().filter(|d| d.get("exit_code").is_some()).map_or_else(String::new, |d| {
+            let text = |key: &str| d.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+            let (out, err) = (text("stdout"), text("stderr"));
+            let mut shown = String::new();
+            for (label, body) in [("stdout", out), ("stderr", err)] {
+                if !body.trim().is_empty() {
+                    let _ = write!(shown, "<details><summary>{label}</summary><pre>{}</pre></details>", escape(&body));
+                }
+            }
+            shown
+        });
         let _ = write!(
             rows,
             r#"<tr><td><code>{}</code></td><td><span class="dot" style="background:{}"></span>{}{by}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
@@ -287,7 +299,7 @@ pub fn render(report: &RunReport) -> String {
             task.attempts,
             task.duration_ms.map(duration_ms).unwrap_or_default(),
             workflows.join(" "),
-            escape(&task.message)
+            escape(&task.message) + &output
         );
     }
     let mut legend = String::new();
@@ -311,7 +323,7 @@ table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #e9e
 th{{background:#f1f3f5;font-weight:600}} code{{font-size:12px}}
 .dot{{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}}
 .legend span{{margin-right:14px}} .bar{{font-size:10px;fill:#fff;pointer-events:none}} .wave{{font-size:10px;font-weight:600}}
-td:first-child code{{white-space:nowrap}} .failures{{padding-left:18px}} .failures li{{margin:4px 0}} .failures code{{margin-right:6px}}
+td:first-child code{{white-space:nowrap}} pre{{white-space:pre-wrap;font-size:12px;margin:4px 0;max-height:240px;overflow:auto;background:#f8f9fa;padding:6px}} .failures{{padding-left:18px}} .failures li{{margin:4px 0}} .failures code{{margin-right:6px}}
 </style></head><body>
 <h1>terminus-batch run <code>{run}</code></h1>
 <p class="meta"><span class="verdict" style="background:{vcolour}">{verdict}</span>

@@ -215,10 +215,10 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
     let writer = JournalWriter::create(&options.state_dir, &header).map_err(|e| {
         RunError::Refused(format!("{e}; a run that cannot be journalled does not start (see --state-dir)"))
     })?;
-    if let Some(j) = &newest {
-        if j.header.plan_sha256 != header.plan_sha256 {
-            tracing::warn!("the plan changed since run {}; tasks are matched by id", j.header.run_id);
-        }
+    if let Some(j) = &newest
+        && j.header.plan_sha256 != header.plan_sha256
+    {
+        tracing::warn!("the plan changed since run {}; tasks are matched by id", j.header.run_id);
     }
     let context = RunContext {
         run_id,

@@ -103,18 +103,16 @@ pub fn resolve_settings(
     if let Some(plan) = plan {
         layers.push((Origin::Plan, Layer::from_plan(plan)));
     }
-    if !simulate {
-        if let Some(home) = vars.get(env::HOME) {
-            let path = PathBuf::from(home).join(".terminus").join("config.yml");
-            // A missing config file is normal; an unreadable one is worth saying so.
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    layers.push((Origin::ConfigFile, Layer::from_config_file(&path.display().to_string(), &text)?));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(SettingsError { source_name: path.display().to_string(), message: e.to_string() });
-                }
+    if !simulate && let Some(home) = vars.get(env::HOME) {
+        let path = PathBuf::from(home).join(".terminus").join("config.yml");
+        // A missing config file is normal; an unreadable one is worth saying so.
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                layers.push((Origin::ConfigFile, Layer::from_config_file(&path.display().to_string(), &text)?));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SettingsError { source_name: path.display().to_string(), message: e.to_string() });
             }
         }
     }

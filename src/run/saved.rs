@@ -137,13 +137,13 @@ pub fn check(prepared: &Prepared, loaded: &Loaded, user_id: &str) -> Result<(), 
             )));
         }
     }
-    if let Some(then) = &loaded.user_id {
-        if then != user_id {
-            return Err(RunError::refused(format!(
-                "{} was saved by user {then}, and this run is logged in as user {user_id}; save it again as this user",
-                loaded.file
-            )));
-        }
+    if let Some(then) = &loaded.user_id
+        && then != user_id
+    {
+        return Err(RunError::refused(format!(
+            "{} was saved by user {then}, and this run is logged in as user {user_id}; save it again as this user",
+            loaded.file
+        )));
     }
     drifted(prepared, connection, &loaded.preconditions)
 }

@@ -49,6 +49,9 @@ pub struct Knobs {
     /// Seconds the platform's clock runs ahead of this machine's (negative: behind), in its
     /// timestamps and its `Date` header: clock skew, which adoption must survive.
     pub clock_offset: f64,
+    /// SSH connections to the app servers closed before the server's greeting: the first
+    /// this many, as a network that drops them (the command never runs).
+    pub ssh_drops: u32,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -148,6 +151,7 @@ impl Default for Knobs {
             session_expires_in: 28.0 * 24.0 * 3600.0,
             session_lifetime: None,
             clock_offset: 0.0,
+            ssh_drops: 0,
         }
     }
 }

@@ -719,10 +719,10 @@ fn start_workflow(state: &mut SimState, site_id: &str, env: Option<&String>, ctx
         return Answer::error(400, format!("Invalid workflow type: {kind}"));
     }
     let Some(site) = state.sites.get(site_id) else { return site_missing() };
-    if let Some(env) = env {
-        if !site.envs.contains_key(env.as_str()) {
-            return env_missing(env);
-        }
+    if let Some(env) = env
+        && !site.envs.contains_key(env.as_str())
+    {
+        return env_missing(env);
     }
     if let Err(why) = check_params(site, env.map(String::as_str), &kind, &params) {
         return Answer::error(422, why);
@@ -756,11 +756,11 @@ fn start_workflow(state: &mut SimState, site_id: &str, env: Option<&String>, ctx
     let roll_key = format!("dur:{key}:{ordinal}");
     let run = ctx.knobs.scaled(ctx.knobs.duration_of(&kind, roll(ctx.knobs.seed, &roll_key))).as_secs_f64();
     let mut started_at = ctx.now;
-    if let (true, Some(code_env)) = (moves_code(&kind), code_env(&kind, env.map(String::as_str))) {
-        if let Some(e) = state.sites.get_mut(site_id).and_then(|s| s.envs.get_mut(&code_env)) {
-            started_at = started_at.max(e.code_busy_until);
-            e.code_busy_until = started_at + run;
-        }
+    if let (true, Some(code_env)) = (moves_code(&kind), code_env(&kind, env.map(String::as_str)))
+        && let Some(e) = state.sites.get_mut(site_id).and_then(|s| s.envs.get_mut(&code_env))
+    {
+        started_at = started_at.max(e.code_busy_until);
+        e.code_busy_until = started_at + run;
     }
     let id = state.next_id("workflow");
     let rec = WorkflowRec {

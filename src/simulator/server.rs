@@ -209,7 +209,8 @@ impl Simulator {
             bucket.0 = shared.bucket_size();
         }
         let cancel = CancellationToken::new();
-        let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), cancel.clone()).await?;
+        let drops = shared.knobs.ssh_drops;
+        let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), drops, cancel.clone()).await?;
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), cancel.clone()));
         Ok(Self { addr, shared, cancel, accept: Some(accept), ssh })
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh::keys::{Algorithm, PrivateKey, PublicKey};
-use russh::server::{Auth, Msg, Server as _, Session};
+use russh::server::{Auth, Msg, Session};
 use russh::{Channel, ChannelId};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -40,8 +40,13 @@ impl Drop for SshEndpoint {
     }
 }
 
-/// Starts the endpoint on 127.0.0.1 (a free port) until `cancel`.
-pub(crate) async fn start(accounts: Arc<dyn Accounts>, cancel: CancellationToken) -> std::io::Result<SshEndpoint> {
+/// Starts the endpoint on 127.0.0.1 (a free port) until `cancel`; the first `drops`
+/// connections are closed before the greeting.
+pub(crate) async fn start(
+    accounts: Arc<dyn Accounts>,
+    drops: u32,
+    cancel: CancellationToken,
+) -> std::io::Result<SshEndpoint> {
     let mut rng = rand::rng();
     let host = PrivateKey::random(&mut rng, Algorithm::Ed25519).map_err(std::io::Error::other)?;
     let client = PrivateKey::random(&mut rng, Algorithm::Ed25519).map_err(std::io::Error::other)?;
@@ -58,14 +63,30 @@ pub(crate) async fn start(accounts: Arc<dyn Accounts>, cancel: CancellationToken
         inactivity_timeout: Some(std::time::Duration::from_secs(600)),
         ..Default::default()
     });
-    let mut server = Endpoint { accounts, key: client.public_key().clone(), user: None };
+    let server = Endpoint { accounts, key: client.public_key().clone(), user: None };
     tokio::spawn(async move {
-        let running = server.run_on_socket(config, &listener);
-        let handle = running.handle();
-        tokio::select! {
-            _ = running => {}
-            () = cancel.cancelled() => handle.shutdown("the simulator stopped".into()),
+        let mut drops = drops;
+        let mut sessions = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _peer)) = accepted else { continue };
+                    if drops > 0 {
+                        drops -= 1;
+                        drop(stream);
+                        continue;
+                    }
+                    let (config, handler) = (Arc::clone(&config), server.clone());
+                    sessions.spawn(async move {
+                        if let Ok(session) = russh::server::run_stream(config, stream, handler).await {
+                            let _ended = session.await;
+                        }
+                    });
+                }
+                () = cancel.cancelled() => break,
+            }
         }
+        sessions.abort_all();
     });
     Ok(SshEndpoint { access: SshAccess { port, identity }, dir })
 }
@@ -86,14 +107,6 @@ struct Endpoint {
     accounts: Arc<dyn Accounts>,
     key: PublicKey,
     user: Option<String>,
-}
-
-impl russh::server::Server for Endpoint {
-    type Handler = Self;
-
-    fn new_client(&mut self, _peer: Option<std::net::SocketAddr>) -> Self {
-        Self { user: None, ..self.clone() }
-    }
 }
 
 impl russh::server::Handler for Endpoint {

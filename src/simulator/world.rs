@@ -231,16 +231,16 @@ impl World {
                         .at(span, "site names use lowercase letters, digits and `-`"),
                 );
             }
-            if let Some(org) = &site.org {
-                if !org_names.contains(org.as_str()) {
-                    errors.push(
-                        PlanError::new(
-                            ErrorCode::UnknownTarget,
-                            format!("site `{}` belongs to unknown organization `{org}`", site.name),
-                        )
-                        .at(span, "declare the organization under `orgs:`"),
-                    );
-                }
+            if let Some(org) = &site.org
+                && !org_names.contains(org.as_str())
+            {
+                errors.push(
+                    PlanError::new(
+                        ErrorCode::UnknownTarget,
+                        format!("site `{}` belongs to unknown organization `{org}`", site.name),
+                    )
+                    .at(span, "declare the organization under `orgs:`"),
+                );
             }
             for env in site.envs.keys() {
                 if let Err(why) = check_env_id(env) {

@@ -246,6 +246,14 @@ jobs:
     assert_eq!(task("cr[broken.live]")["status"], "skipped", "its need failed");
     let flush = task("flush[blog.live]");
     assert_eq!(flush["message"], "`wp cache flush`: Success: The cache was flushed.", "{flush}");
+    // The HTML report folds each command's output under its message.
+    let html = Test::new().in_dir(t.path()).args(&["runs", "show", "--report", "html=out.html"]).run();
+    assert_eq!(html.code, 0, "{}", html.stderr);
+    let page = std::fs::read_to_string(t.path().join("out.html")).unwrap();
+    assert!(
+        page.contains("<details><summary>stdout</summary><pre> [success] No pending updates."),
+        "the output is in the page"
+    );
     // Refused before any run: a shell, and a shell string.
     let refused = "version: 1
 jobs:
@@ -263,4 +271,42 @@ jobs:
     assert!(bad.stderr.contains("`sql:cli` opens an interactive shell"), "{}", bad.stderr);
     assert!(bad.stderr.contains("expected a list of words, found a string"), "{}", bad.stderr);
     assert!(bad.stderr.contains("never a shell string: `command: [updb, -y]`"), "{}", bad.stderr);
+}
+
+/// A connection that fails before the remote command ran is tried again; the command runs
+/// once. With more failures than tries, the task fails saying it could not connect.
+#[test]
+fn a_dropped_ssh_connection_is_tried_again_and_the_command_runs_once() {
+    let world = |drops: u32| {
+        format!(
+            "simulator: {{ time_scale: 0.001, ssh_drops: {drops} }}\nuser: {{ email: a@b.example }}\nsites:\n  - {{ name: s1, envs: {{ live: {{}} }} }}\n"
+        )
+    };
+    let run = |drops: u32| {
+        let t = Test::new().file("world.yml", &world(drops));
+        let out = Test::new()
+            .in_dir(t.path())
+            .args(&[
+                "run",
+                "remote:drush",
+                "--on",
+                "s1.live",
+                "--with",
+                "command=[cr]",
+                "--simulate",
+                "--world",
+                "world.yml",
+            ])
+            .args(&["--report", "json=-", "-q"])
+            .run();
+        let report: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out.code, report["tasks"][0].clone())
+    };
+    let (code, task) = run(2);
+    assert_eq!(code, 0, "two drops, three tries: {task}");
+    assert_eq!(task["message"], "`drush cr`: [success] Cache rebuild complete.");
+    let (code, task) = run(3);
+    assert_eq!(code, 1, "{task}");
+    assert!(task["message"].as_str().unwrap().starts_with("cannot reach appserver.live."), "{task}");
 }

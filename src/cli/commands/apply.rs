@@ -72,10 +72,10 @@ pub(super) fn execute_plan(
     }
     let estimate_secs = crate::run::document::estimate(&prepared).estimate;
     let begun = crate::run::apply::begin(prepared, checked, options, io.vars)?;
-    if let Some(earlier) = begun.resumed_from() {
-        if !io.quiet {
-            writeln!(io.stderr, "resuming run {earlier} as run {}", begun.id())?;
-        }
+    if let Some(earlier) = begun.resumed_from()
+        && !io.quiet
+    {
+        writeln!(io.stderr, "resuming run {earlier} as run {}", begun.id())?;
     }
     let mode = if io.quiet {
         Mode::Quiet

@@ -187,10 +187,8 @@ fn text(doc: &PlanDocument<'_>) -> String {
         let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
         // Options shared by every task are shown once, under the job; others per task.
         let shared = tasks.windows(2).all(|w| w[0].with == w[1].with);
-        if shared {
-            if let Some(first) = tasks.first().filter(|t| !t.with.is_empty()) {
-                let _ = writeln!(out, "  with {}", with(&first.with));
-            }
+        if shared && let Some(first) = tasks.first().filter(|t| !t.with.is_empty()) {
+            let _ = writeln!(out, "  with {}", with(&first.with));
         }
         for task in tasks {
             let mut line = format!("  {} {}", mark(task), task.id);
@@ -246,10 +244,10 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
     for job in &doc.jobs {
         let _ = writeln!(out, "\n<details><summary><code>{}</code>: {}</summary>\n", job.id, plural(job.tasks, "task"));
         let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
-        if let Some(first) = tasks.first().filter(|t| !t.with.is_empty()) {
-            if tasks.iter().all(|t| t.with == first.with) {
-                let _ = writeln!(out, "`with {}`\n", with(&first.with));
-            }
+        if let Some(first) = tasks.first().filter(|t| !t.with.is_empty())
+            && tasks.iter().all(|t| t.with == first.with)
+        {
+            let _ = writeln!(out, "`with {}`\n", with(&first.with));
         }
         let _ = writeln!(out, "| task | wave | after |");
         let _ = writeln!(out, "|---|---:|---|");

@@ -128,10 +128,10 @@ async fn token_names(dir: &Path) -> Vec<String> {
     let mut names = Vec::new();
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else { return names };
     while let Ok(Some(entry)) = entries.next_entry().await {
-        if let Ok(name) = entry.file_name().into_string() {
-            if looks_like_email(&name) {
-                names.push(name);
-            }
+        if let Ok(name) = entry.file_name().into_string()
+            && looks_like_email(&name)
+        {
+            names.push(name);
         }
     }
     names.sort();

@@ -58,12 +58,11 @@ where
             break;
         }
         for item in page {
-            if let Some(id) = item_id(&item) {
-                if let indexmap::map::Entry::Vacant(slot) = items.entry(id) {
-                    let decoded =
-                        decode(item).map_err(|message| ApiError::new(label, ApiErrorKind::Decode { message }))?;
-                    slot.insert(decoded);
-                }
+            if let Some(id) = item_id(&item)
+                && let indexmap::map::Entry::Vacant(slot) = items.entry(id)
+            {
+                let decoded = decode(item).map_err(|message| ApiError::new(label, ApiErrorKind::Decode { message }))?;
+                slot.insert(decoded);
             }
         }
         if last_page {
