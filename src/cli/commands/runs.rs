@@ -69,11 +69,11 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
 
 /// `run  plan  started  took  tasks  succeeded  unchanged  failed  skipped  cancelled  status`.
 fn list_table(runs: &[RunEntry], paint: Paint) -> String {
-    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, 50);
+    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, 32);
     let id_width = runs.iter().map(|r| r.id.len()).max().unwrap_or(3).max(3);
     let mut out = format!(
-        "{:<id_width$}  {:<plan_width$}  {:<23}  {:>8}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  status\n",
-        "run", "plan", "started", "took", "tasks", "succeeded", "unchanged", "failed", "skipped", "cancelled"
+        "{:<id_width$}  {:<plan_width$}  {:<16}  {:>7}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  status\n",
+        "run", "plan", "started (UTC)", "took", "tasks", "succeeded", "unchanged", "failed", "skipped", "cancelled"
     );
     for run in runs {
         let t = &run.totals;
@@ -86,9 +86,9 @@ fn list_table(runs: &[RunEntry], paint: Paint) -> String {
         };
         let resumed = run.resumed_from.as_ref().map(|r| format!(" (resumed {r})")).unwrap_or_default();
         out.push_str(&format!(
-            "{:<id_width$}  {plan:<plan_width$}  {:<23}  {took:>8}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  {status}{resumed}\n",
+            "{:<id_width$}  {plan:<plan_width$}  {:<16}  {took:>7}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  {status}{resumed}\n",
             run.id,
-            human(i64::try_from(run.started_at / 1000).unwrap_or(0)),
+            minute(run.started_at),
             t.tasks,
             t.get(Status::Succeeded),
             t.get(Status::Unchanged),
@@ -98,6 +98,12 @@ fn list_table(runs: &[RunEntry], paint: Paint) -> String {
         ));
     }
     out
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of Unix milliseconds.
+fn minute(unix_ms: u64) -> String {
+    let text = human(i64::try_from(unix_ms / 1000).unwrap_or(0));
+    text.get(..16).unwrap_or(&text).to_owned()
 }
 
 /// The end of `text` within `width` characters (a path's file name matters most).
