@@ -101,7 +101,6 @@ impl LiveOptions {
 #[derive(Debug, Default)]
 struct Tally {
     tasks: Vec<TaskHeader>,
-    started_at: u64,
     starts: HashMap<usize, u64>,
     counts: BTreeMap<Status, usize>,
     done: usize,
@@ -122,9 +121,8 @@ struct Tally {
 }
 
 impl Tally {
-    fn start(&mut self, tasks: &[TaskHeader], at: u64) {
+    fn start(&mut self, tasks: &[TaskHeader]) {
         self.tasks = tasks.to_vec();
-        self.started_at = at;
         self.last_wave = tasks.iter().map(|t| t.wave).max().unwrap_or(0);
         self.total_estimate = tasks.iter().map(|t| t.estimate_secs).sum();
         self.left_estimate = self.total_estimate;
@@ -310,7 +308,7 @@ impl EventSink for Live<'_> {
     fn emit(&mut self, event: &Event) {
         match event {
             Event::RunStarted { tasks, at, .. } => {
-                self.tally.start(tasks, *at);
+                self.tally.start(tasks);
                 self.last_progress = *at;
             }
             Event::TaskStarted { task, at } => self.tally.task_started(*task, *at),
@@ -318,7 +316,7 @@ impl EventSink for Live<'_> {
         }
         if self.options.mode == Mode::Quiet {
             if let Event::Draining { .. } = event {
-                let at = event_at(event);
+                let at = event.at();
                 self.say(at, &draining_text(event));
             }
             return;
@@ -396,25 +394,9 @@ impl EventSink for Live<'_> {
             Event::AttemptStarting { .. } | Event::AttemptFailed { .. } | Event::WorkflowEnded { .. } => {}
         }
         if !matches!(event, Event::RunFinished { .. } | Event::Draining { .. }) {
-            self.progress_line(event_at(event), false);
+            self.progress_line(event.at(), false);
         }
         self.redraw();
-    }
-}
-
-fn event_at(event: &Event) -> u64 {
-    match event {
-        Event::RunStarted { at, .. }
-        | Event::TaskStarted { at, .. }
-        | Event::AttemptStarting { at, .. }
-        | Event::WorkflowStarted { at, .. }
-        | Event::WorkflowEnded { at, .. }
-        | Event::Progress { at, .. }
-        | Event::AttemptFailed { at, .. }
-        | Event::TaskRetrying { at, .. }
-        | Event::TaskFinished { at, .. }
-        | Event::Draining { at, .. }
-        | Event::RunFinished { at, .. } => *at,
     }
 }
 
@@ -621,7 +603,7 @@ mod tests {
     #[test]
     fn the_eta_learns_from_tasks_that_ran() {
         let mut tally = Tally::default();
-        tally.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>(), 0);
+        tally.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>());
         assert_eq!(tally.eta_secs(Some(40)), Some(40), "the plan's estimate before anything ends");
         tally.task_started(0, 0);
         let done = Outcome::new(Status::Succeeded, String::new());
