@@ -50,12 +50,7 @@ fn dashboard(report: &RunReport, task: &TaskReport) -> Option<String> {
 
 /// The jobs in plan order with their colours.
 fn jobs(report: &RunReport) -> Vec<(&str, &'static str)> {
-    let mut jobs: Vec<&str> = Vec::new();
-    for task in &report.tasks {
-        if !jobs.contains(&task.job.as_str()) {
-            jobs.push(&task.job);
-        }
-    }
+    let jobs = report.jobs();
     jobs.into_iter().enumerate().map(|(i, j)| (j, PALETTE[i % PALETTE.len()])).collect()
 }
 

@@ -19,12 +19,7 @@ pub fn render(report: &RunReport) -> String {
     if let Some(ms) = report.duration_ms {
         junit.set_time(Duration::from_millis(ms));
     }
-    let mut jobs: Vec<&str> = Vec::new();
-    for task in &report.tasks {
-        if !jobs.contains(&task.job.as_str()) {
-            jobs.push(&task.job);
-        }
-    }
+    let jobs = report.jobs();
     for job in jobs {
         let mut suite = TestSuite::new(job);
         // A suite spans its tasks: from the first start to the last end.

@@ -34,12 +34,7 @@ pub fn render(report: &RunReport) -> String {
         "| {} | {} | {} | {} | {} | {} |\n\n",
         t.tasks, t.succeeded, t.unchanged, t.failed, t.skipped, t.cancelled
     ));
-    let mut jobs: Vec<&str> = Vec::new();
-    for task in &report.tasks {
-        if !jobs.contains(&task.job.as_str()) {
-            jobs.push(&task.job);
-        }
-    }
+    let jobs = report.jobs();
     out.push_str("| job | operation | tasks | ok | not ok |\n|---|---|---:|---:|---:|\n");
     for job in &jobs {
         let tasks: Vec<_> = report.tasks.iter().filter(|t| t.job == *job).collect();

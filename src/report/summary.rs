@@ -223,6 +223,18 @@ impl RunReport {
         }
     }
 
+    /// The jobs, in the order their first tasks come (plan order).
+    #[must_use]
+    pub fn jobs(&self) -> Vec<&str> {
+        let mut jobs: Vec<&str> = Vec::new();
+        for task in &self.tasks {
+            if !jobs.contains(&task.job.as_str()) {
+                jobs.push(&task.job);
+            }
+        }
+        jobs
+    }
+
     /// Every task ended `succeeded` or `unchanged`.
     #[must_use]
     pub fn all_ok(&self) -> bool {

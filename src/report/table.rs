@@ -36,12 +36,7 @@ pub fn render(report: &RunReport) -> String {
 #[must_use]
 pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
     let paint = options.paint;
-    let mut jobs: Vec<&str> = Vec::new();
-    for task in &report.tasks {
-        if !jobs.contains(&task.job.as_str()) {
-            jobs.push(&task.job);
-        }
-    }
+    let jobs = report.jobs();
     let width = jobs.iter().map(|j| j.len()).max().unwrap_or(3).max(3);
     let mut out = format!(
         "{:<width$}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}\n",
