@@ -36,7 +36,8 @@ pub struct TaskHeader {
     pub digest: String,
 }
 
-fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
+/// For `skip_serializing_if`: the type's default (0, empty).
+pub(crate) fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()
 }
 

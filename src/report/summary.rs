@@ -70,7 +70,7 @@ pub struct TaskReport {
     pub env: Option<String>,
     pub operation: String,
     /// Rollout wave within its job (0 without a rollout).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::events::is_zero")]
     pub wave: u32,
     /// `None` only in a report of a run that never finished (a crash).
     pub status: Option<Status>,
@@ -240,11 +240,6 @@ impl RunReport {
     pub fn all_ok(&self) -> bool {
         self.tasks.iter().all(|t| t.status.is_some_and(Status::is_ok))
     }
-}
-
-#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
-fn is_zero(value: &u32) -> bool {
-    *value == 0
 }
 
 impl EventSink for RunReport {

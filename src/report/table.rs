@@ -153,14 +153,12 @@ pub(crate) fn groups(report: &RunReport, level: StatusLevel) -> Vec<Group<'_>> {
         Some(Status::Unchanged) => 4,
         Some(Status::Succeeded) => 5,
     };
-    let mut groups: Vec<Group<'_>> = Vec::new();
+    // By (status, cause), in first-seen order: one look-up per task, however many causes.
+    let mut by_cause: indexmap::IndexMap<(Option<Status>, String), Vec<&TaskReport>> = indexmap::IndexMap::new();
     for task in report.tasks.iter().filter(|t| listed(t)) {
-        let cause = cause(task);
-        match groups.iter_mut().find(|g| g.tasks[0].status == task.status && g.cause == cause) {
-            Some(group) => group.tasks.push(task),
-            None => groups.push(Group { cause, tasks: vec![task] }),
-        }
+        by_cause.entry((task.status, cause(task))).or_default().push(task);
     }
+    let mut groups: Vec<Group<'_>> = by_cause.into_iter().map(|((_, cause), tasks)| Group { cause, tasks }).collect();
     groups.sort_by_key(|g| (rank(g.tasks[0].status), std::cmp::Reverse(g.tasks.len())));
     groups
 }
