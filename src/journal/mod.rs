@@ -273,8 +273,11 @@ fn corrupt(e: &JournalError) -> JournalError {
     }
 }
 
-/// A journal's first line.
-fn read_header(dir: &Path) -> Result<Header, JournalError> {
+/// A journal's first line, without reading the rest.
+///
+/// # Errors
+/// The journal cannot be opened or its first line is not a header.
+pub fn read_header(dir: &Path) -> Result<Header, JournalError> {
     let path = dir.join("events.jsonl");
     let shown = path.display().to_string();
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };

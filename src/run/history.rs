@@ -149,15 +149,17 @@ pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), 
             .unwrap_or_default();
         return Err(RunError::Refused(format!("no run `{run}` in {}{hint}", state_dir.display())));
     }
-    let journal = journal::read(&dir).map_err(|e| RunError::Refused(e.to_string()))?;
-    let resumed_from = journal.header.resumed_from.clone();
     let result = dir.join("result.json");
     if result.is_file() {
+        // A finished run: its report, and from its journal only the header.
+        let header = journal::read_header(&dir).map_err(|e| RunError::Refused(e.to_string()))?;
         let text = read_bounded(&result)?;
         let report: RunReport = serde_json::from_str(&text)
             .map_err(|e| RunError::Refused(format!("cannot read {}: {e}", result.display())))?;
-        return Ok((report, resumed_from));
+        return Ok((report, header.resumed_from));
     }
+    let journal = journal::read(&dir).map_err(|e| RunError::Refused(e.to_string()))?;
+    let resumed_from = journal.header.resumed_from.clone();
     let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone())
         .map_err(|e| RunError::Refused(format!("cannot read the settings in {}/events.jsonl: {e}", dir.display())))?;
     let plan =
@@ -170,9 +172,10 @@ pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), 
 }
 
 fn list_ids(state_dir: &Path) -> Vec<String> {
-    fs::read_dir(state_dir.join("runs"))
-        .map(|entries| entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
+    journal::runs_newest_first(state_dir)
+        .iter()
+        .filter_map(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect()
 }
 
 fn read_bounded(path: &Path) -> Result<String, RunError> {
