@@ -29,14 +29,14 @@ fn schedule_ttls(schedule: &serde_json::Value) -> [Option<u64>; 7] {
 
 /// `backup:automatic:enable`'s check: the schedule terminus would set (daily backups kept 8
 /// days, a weekly one kept `keep_for` days on `day`, any day when none is given) already in
-/// place is nothing to do. Acts with the weekly day (a random one when none is given, as
-/// terminus picks).
+/// place is nothing to do. Without a `day`, the run picks one at random as terminus does;
+/// the preview says so rather than show a day the run would not pick.
 pub(crate) async fn decide_schedule(
     ops: &Ops,
     target: &Target,
     day: Option<u8>,
     keep_for: u32,
-) -> Result<Decision<u8>, OpError> {
+) -> Result<Decision<Option<u8>>, OpError> {
     let env = env_of(target)?;
     let ttls = schedule_ttls(&ops.client.backup_schedule(&target.site_id, env).await?);
     let (daily, weekly) = (DAILY_TTL_DAYS * SECONDS_A_DAY, u64::from(keep_for) * SECONDS_A_DAY);
@@ -47,18 +47,21 @@ pub(crate) async fn decide_schedule(
         Some(d) => fits(usize::from(d)),
         None => (0..7).any(fits),
     };
-    let named = crate::plan::ops::WEEKDAYS;
     if in_place {
         return Ok(Decision::nothing(format!("automatic backups are already scheduled on {env} as asked")));
     }
-    let weekly_day = day.unwrap_or_else(|| u8::try_from(fastrand::usize(0..7)).unwrap_or(0));
-    let on = named.get(usize::from(weekly_day)).copied().unwrap_or("sunday");
+    let on = day.map_or("a random day", weekday);
     Ok(Decision::act(
-        weekly_day,
+        day,
         format!(
             "would schedule daily backups kept {DAILY_TTL_DAYS} days and a weekly one on {on} kept {keep_for} days"
         ),
     ))
+}
+
+/// A day's name (0 is Sunday).
+fn weekday(day: u8) -> &'static str {
+    crate::plan::ops::WEEKDAYS.get(usize::from(day)).copied().unwrap_or("sunday")
 }
 
 /// `backup:automatic:enable SITE.ENV [--day] [--keep-for]`: env workflow
@@ -70,7 +73,8 @@ pub(super) async fn enable_schedule(
     keep_for: u32,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
-    let weekly_day = settle!(decide_schedule(ops, target, day, keep_for).await?);
+    let asked = settle!(decide_schedule(ops, target, day, keep_for).await?);
+    let weekly_day = asked.unwrap_or_else(|| u8::try_from(fastrand::usize(0..7)).unwrap_or(0));
     let env = env_of(target)?;
     let (daily, weekly) = (DAILY_TTL_DAYS * SECONDS_A_DAY, u64::from(keep_for) * SECONDS_A_DAY);
     let schedule: serde_json::Map<String, serde_json::Value> = (0..7u8)
@@ -83,7 +87,7 @@ pub(super) async fn enable_schedule(
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    let on = crate::plan::ops::WEEKDAYS.get(usize::from(weekly_day)).copied().unwrap_or("sunday");
+    let on = weekday(weekly_day);
     Ok(OpOutput { changed: true, message: format!("Backup schedule successfully set (weekly on {on})."), data: None })
 }
 
