@@ -8,7 +8,7 @@
 //! 1,000 tasks in CI prints tens of lines, not thousands. [`Mode::Quiet`] prints only the
 //! answer to Ctrl-C.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::time::Duration;
 
@@ -104,10 +104,8 @@ struct Tally {
     starts: HashMap<usize, u64>,
     counts: BTreeMap<Status, usize>,
     done: usize,
-    /// Tasks in flight, by start order.
-    running: BTreeMap<u64, usize>,
-    order: u64,
-    order_of: HashMap<usize, u64>,
+    /// Tasks in flight, oldest first: (start time, task).
+    running: BTreeSet<(u64, usize)>,
     /// The highest wave a task has started in, and the highest of the plan.
     wave: u32,
     last_wave: u32,
@@ -130,17 +128,15 @@ impl Tally {
 
     fn task_started(&mut self, task: usize, at: u64) {
         self.starts.insert(task, at);
-        self.order += 1;
-        self.running.insert(self.order, task);
-        self.order_of.insert(task, self.order);
+        self.running.insert((at, task));
         if let Some(header) = self.tasks.get(task) {
             self.wave = self.wave.max(header.wave);
         }
     }
 
     fn task_finished(&mut self, task: usize, outcome: &Outcome, at: u64) -> Option<u64> {
-        if let Some(order) = self.order_of.remove(&task) {
-            self.running.remove(&order);
+        if let Some(started) = self.starts.get(&task) {
+            self.running.remove(&(*started, task));
         }
         self.done += 1;
         *self.counts.entry(outcome.status).or_default() += 1;
@@ -270,7 +266,7 @@ impl<'a> Live<'a> {
         // The spinner, the bar and the elapsed time take 36 columns before the summary.
         let mut lines = vec![cut(&self.summary(), width.saturating_sub(36))];
         let rows = self.options.rows.max(1);
-        for task in self.tally.running.values().take(rows) {
+        for (_, task) in self.tally.running.iter().take(rows) {
             let since = self.tally.starts.get(task).map(|at| clock(*at)).unwrap_or_default();
             let doing = self.doing.get(task).map(String::as_str).unwrap_or_default();
             let doing = if doing.is_empty() { String::new() } else { format!(" {}", self.options.paint.dim(doing)) };
