@@ -70,7 +70,16 @@ pub(super) fn execute_plan(
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
     }
-    let estimate_secs = crate::run::document::estimate(&prepared).estimate;
+    // The plan's estimate is the platform's time; a simulator's clock runs faster.
+    let scale =
+        prepared.connection.as_ref().and_then(|c| c.simulator.as_ref()).map_or(1.0, |sim| sim.knobs().time_scale);
+    #[expect(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an estimate"
+    )]
+    let estimate_secs = (crate::run::document::estimate(&prepared).estimate as f64 * scale).ceil() as u64;
     let begun = crate::run::apply::begin(prepared, checked, options, io.vars)?;
     if let Some(earlier) = begun.resumed_from()
         && !io.quiet
