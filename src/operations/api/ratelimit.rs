@@ -46,6 +46,11 @@ const MIN_RATE: f64 = 0.1;
 /// Per second, the rate grows back by this fraction of the configured rate.
 const RECOVERY_PER_SEC: f64 = 0.1;
 
+/// How long the tokens already reserved take to come due (zero while one is left).
+fn queued(s: &State) -> Duration {
+    if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / s.rate) }
+}
+
 /// Ages the recent request count to `now`, with time constant `window` seconds.
 fn decay(s: &mut State, now: Instant, window: f64) {
     let elapsed = now.saturating_duration_since(s.recent_at).as_secs_f64();
@@ -91,7 +96,7 @@ impl RateLimiter {
         decay(&mut s, now, self.window());
         s.recent += 1.0;
         s.tokens -= 1.0;
-        let mut wait = if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / s.rate) };
+        let mut wait = queued(&s);
         if let Some(until) = s.hold_until {
             if until > now {
                 wait = wait.max(until - now);
@@ -145,13 +150,7 @@ impl RateLimiter {
         let mut s = self.lock();
         self.refill(&mut s, now);
         decay(&mut s, now, self.window());
-        if s.recent / self.window() < BINDING * s.rate {
-            None
-        } else if s.tokens >= 0.0 {
-            Some(Duration::ZERO)
-        } else {
-            Some(Duration::from_secs_f64(-s.tokens / s.rate))
-        }
+        (s.recent / self.window() >= BINDING * s.rate).then(|| queued(&s))
     }
 
     /// The current rate, for logs and tests.
@@ -218,5 +217,29 @@ mod tests {
         let start = Instant::now();
         failed.acquire().await;
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_binds_when_requests_come_near_it_and_not_after_a_lull() {
+        let limiter = RateLimiter::new(10.0, 20);
+        assert_eq!(limiter.pressure(), None, "nothing asked yet");
+        // 20 s of requests at the full rate (two time constants): it binds.
+        for _ in 0..200 {
+            limiter.acquire().await;
+        }
+        assert!(limiter.pressure().is_some(), "at the full rate");
+        for _ in 0..5 {
+            let _queued = limiter.reserve(Instant::now());
+        }
+        assert!(limiter.pressure().is_some_and(|wait| wait > Duration::ZERO), "a queue ahead");
+        // A minute of quiet: requests are free again.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(limiter.pressure(), None, "after a lull");
+        // Half the rate does not bind.
+        for _ in 0..50 {
+            limiter.acquire().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(limiter.pressure(), None, "at half the rate");
     }
 }
