@@ -172,8 +172,9 @@ pub fn cause(task: &TaskReport) -> String {
         text = text.replace(id.as_str(), "…");
     }
     let mut words: Vec<String> = Vec::new();
-    for word in split_keeping(&text) {
-        let core = word.trim_matches(|c: char| "`'\"(),:;".contains(c));
+    // Each word with its trailing space, so the text joins back as it was.
+    for word in text.split_inclusive(' ') {
+        let core = word.trim_matches(|c: char| " `'\"(),:;".contains(c));
         let specific = core.contains('[') && core.ends_with(']') || looks_like_an_id(core);
         let word = if specific && !core.is_empty() { word.replace(core, "…") } else { word.to_owned() };
         words.push(match task.site.as_deref() {
@@ -205,21 +206,6 @@ fn without_name(word: &str, name: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-/// Splits on spaces, keeping them, so the text joins back as it was.
-fn split_keeping(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if c == ' ' {
-            parts.push(&text[start..i]);
-            parts.push(" ");
-            start = i + 1;
-        }
-    }
-    parts.push(&text[start..]);
-    parts
 }
 
 /// A UUID, a long hex id, or a word of letters and several digits mixed (a workflow or
