@@ -386,12 +386,7 @@ fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) ->
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
-    // The workload's settings are the plan's: none of the caller's.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("TERMINUS_") {
-            command.env_remove(key);
-        }
-    }
+    without_callers_settings(&mut command);
     command.envs(vars.iter().copied());
     let mut child = command.spawn().map_err(|e| format!("cannot start apply: {e}"))?;
     let (status, real_seconds, peak) = measure(&mut child)?;
@@ -433,6 +428,15 @@ fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) ->
         peak_in_flight_workflows: sim.peak_in_flight_workflows,
         peak_rss_bytes: peak,
     })
+}
+
+/// The workload's settings are its own: none of the caller's `TERMINUS_*` variables.
+fn without_callers_settings(command: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TERMINUS_") {
+            command.env_remove(key);
+        }
+    }
 }
 
 /// A process's peak resident memory (`VmHWM`), where `/proc` tells it.
@@ -676,11 +680,7 @@ pub(crate) struct PlanFigures {
 fn served_command(dir: &Path, sim: &Simulator, args: &[&str]) -> Command {
     let mut command = Command::new(BINARY);
     command.args(args).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("TERMINUS_") {
-            command.env_remove(key);
-        }
-    }
+    without_callers_settings(&mut command);
     command
         .env("HOME", dir)
         .env("TERMINUS_HOST", "127.0.0.1")
