@@ -120,7 +120,7 @@ pub(super) async fn clear_cache(ops: &Ops, target: &Target, ctx: &impl OpContext
 /// `env:wake SITE.ENV`: the platform domain's health check, as terminus does it: the last
 /// `platform` domain of the environment, then `GET https://<domain>/pantheon_healthcheck`.
 pub(super) async fn wake(ops: &Ops, target: &Target) -> Result<OpOutput, OpError> {
-    wake_with(ops, target, 3, ops.wake_pause).await
+    wake_with(ops, target, 3, ops.wake_pause()).await
 }
 
 /// Wakes the environment: up to `attempts` health checks, `pause` apart.
@@ -491,7 +491,7 @@ pub(super) async fn workflow_wait(
                 data: Some(data),
             });
         }
-        if tokio::time::Instant::now() + ops.wake_pause > deadline {
+        if tokio::time::Instant::now() + ops.wake_pause() > deadline {
             return Err(OpError::permanent(format!(
                 "no workflow {what} on {}.{env} finished within {}",
                 target.site,
@@ -499,6 +499,6 @@ pub(super) async fn workflow_wait(
             )));
         }
         ctx.progress(&format!("waiting for a workflow {what}"));
-        tokio::time::sleep(ops.wake_pause).await;
+        tokio::time::sleep(ops.wake_pause()).await;
     }
 }

@@ -102,8 +102,9 @@ pub struct Ops {
     /// Where a platform domain's health check is (`None`: `https://<domain>/…`, the real
     /// platform; the simulator serves it under its own address).
     health_base: Option<String>,
-    /// Pause between `env:wake` attempts (terminus waits 5 s).
-    wake_pause: std::time::Duration,
+    /// How fast the platform's clock runs against ours: 1 for the API, a simulator's time
+    /// scale. Scales terminus's pauses (5 s between wake attempts and workflow-list reads).
+    platform_scale: f64,
     /// Downloads in flight at once (`--downloads`, default 3).
     downloads: Arc<tokio::sync::Semaphore>,
     /// SSH sessions at once (`remote:drush`, `remote:wp`).
@@ -124,7 +125,7 @@ impl Ops {
             run_id,
             vars: Arc::new(vars),
             health_base: None,
-            wake_pause: std::time::Duration::from_secs(5),
+            platform_scale: 1.0,
             downloads: Arc::new(tokio::sync::Semaphore::new(3)),
             ssh_slots: Arc::new(tokio::sync::Semaphore::new(SSH_SESSIONS)),
             ssh_route: None,
@@ -139,11 +140,11 @@ impl Ops {
     }
 
     /// Sends health checks to `base` + `/__platform/<domain>/pantheon_healthcheck` (the
-    /// simulator), waiting `pause` between wake attempts.
+    /// simulator), whose clock runs `scale` times as fast as ours.
     #[must_use]
-    pub fn with_platform(mut self, base: Option<String>, pause: std::time::Duration) -> Self {
+    pub fn with_platform(mut self, base: Option<String>, scale: f64) -> Self {
         self.health_base = base;
-        self.wake_pause = pause;
+        self.platform_scale = scale;
         self
     }
 
@@ -432,14 +433,18 @@ impl Ops {
         })
     }
 
-    /// Waits for a workflow this attempt started (or adopted) to end; a failed workflow is an
-    /// error with the platform's reason.
-    /// How fast the platform's clock runs against ours: 1 for the API, the time scale of a
-    /// simulator (its wake pause is terminus's 5 s, scaled).
+    /// How fast the platform's clock runs against ours (see [`Ops::with_platform`]).
     pub(crate) fn platform_scale(&self) -> f64 {
-        self.wake_pause.as_secs_f64() / 5.0
+        self.platform_scale
     }
 
+    /// terminus's 5 s pause between tries, in the platform's clock.
+    pub(crate) fn wake_pause(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5).mul_f64(self.platform_scale)
+    }
+
+    /// Waits for a workflow this attempt started (or adopted) to end; a failed workflow is an
+    /// error with the platform's reason.
     pub(crate) async fn watch(
         &self,
         site_id: &str,

@@ -65,7 +65,7 @@ pub(super) async fn create(
         )));
     }
     ctx.progress(&format!("waiting for {name} to wake"));
-    let second = ops.wake_pause / 5;
+    let second = ops.wake_pause() / 5;
     super::environments::wake_with(ops, target, 26, second)
         .await
         .map_err(|e| OpError::permanent(format!("{name} was created, but: {}", e.message)))?;

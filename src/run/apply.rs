@@ -257,12 +257,11 @@ impl Run {
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());
-        let platform = connection.simulator.as_ref().map(|sim| {
-            (Some(format!("http://{}", sim.addr())), std::time::Duration::from_secs(5).mul_f64(sim.knobs().time_scale))
-        });
-        let (health_base, pause) = platform.unwrap_or((None, std::time::Duration::from_secs(5)));
+        let platform =
+            connection.simulator.as_ref().map(|sim| (Some(format!("http://{}", sim.addr())), sim.knobs().time_scale));
+        let (health_base, scale) = platform.unwrap_or((None, 1.0));
         let ops = Ops::new(connection.client.clone(), poller, context.first_run.clone(), vars)
-            .with_platform(health_base, pause)
+            .with_platform(health_base, scale)
             .with_downloads(options.downloads)
             .with_ssh_route(connection.simulator.as_ref().map(|sim| crate::operations::remote::SshRoute {
                 port: sim.ssh().port,

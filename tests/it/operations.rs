@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use terminus_batch::operations::api::workflows::Poller;
@@ -84,8 +83,7 @@ async fn exec_with(
     let (sim, client) = start(&world(WORLD), knobs).await;
     let (poller, driver) = Poller::new(client.clone());
     let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let ops = Ops::new(client, poller, "r1".into(), vars)
-        .with_platform(Some(format!("http://{}", sim.addr())), Duration::ZERO);
+    let ops = Ops::new(client, poller, "r1".into(), vars).with_platform(Some(format!("http://{}", sim.addr())), 0.0);
     let target = Target { site: site.to_owned(), site_id: String::new(), env: env.map(str::to_owned) };
     let work = async move { ops.execute(&op, &target, "job[x]", &Quiet).await };
     let (result, ()) = tokio::join!(work, driver.run());
