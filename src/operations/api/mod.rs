@@ -35,7 +35,7 @@ use tracing::{debug, trace, warn};
 
 pub use self::auth::SessionStore;
 pub use self::error::{ApiError, ApiErrorKind};
-use self::ratelimit::RateLimiter;
+use self::ratelimit::{Priority, RateLimiter};
 use self::wire::{Secret, Session, error_message};
 
 /// How the client connects and how hard it pushes.
@@ -147,6 +147,8 @@ fn truncate(message: &str) -> String {
 #[derive(Clone)]
 pub struct ApiClient {
     inner: Arc<Inner>,
+    /// The class of this handle's requests at the rate limit.
+    priority: Priority,
 }
 
 struct Inner {
@@ -248,7 +250,15 @@ impl ApiClient {
                 clock_offset_ms: AtomicI64::new(i64::MIN),
                 trace_id,
             }),
+            priority: Priority::Work,
         })
+    }
+
+    /// The same client, whose requests yield the rate limit to every waiting work request
+    /// (the shared poller's; see [`ratelimit`]).
+    #[must_use]
+    pub fn background(self) -> Self {
+        Self { priority: Priority::Background, ..self }
     }
 
     #[must_use]
@@ -310,7 +320,7 @@ impl ApiClient {
         loop {
             attempt += 1;
             tries += 1;
-            self.inner.limiter.acquire().await;
+            self.inner.limiter.acquire(self.priority).await;
             let outcome = {
                 let _permit = self.inner.open.acquire().await.map_err(|_| {
                     ApiError::new(&label, ApiErrorKind::Config { message: "the client is shutting down".to_owned() })

@@ -265,6 +265,11 @@ const HISTORY: usize = 20;
 /// With run times spread evenly that is about 1.35 polls per workflow, for a wait past the
 /// finish of about a quarter of the spread.
 const FIRST_POLL_QUANTILE: f64 = 0.65;
+/// While the request rate binds, the first poll comes when this fraction of the recent ones
+/// had finished: later than while requests are free, so that few polls are spent on a
+/// workflow still running, but not at the very end of the window, which would hold every
+/// slot for the whole spread (see [`Window::aim`]).
+const BUSY_POLL_QUANTILE: f64 = 0.8;
 /// With no run time known, the next poll comes after this fraction of the time the
 /// workflow has run so far.
 const GROWTH: u32 = 4;
@@ -282,7 +287,8 @@ impl Poller {
     pub fn new(client: ApiClient) -> (Self, PollerDriver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let linger = client.config().poll_interval;
-        (Self { tx, linger }, PollerDriver { client, rx })
+        // Polls yield the rate to the tasks' own requests (see `ratelimit`).
+        (Self { tx, linger }, PollerDriver { client: client.background(), rx })
     }
 
     /// Waits until the workflow has finished (`result` non-null) and returns it, succeeded
@@ -364,8 +370,11 @@ impl Expectations {
         let widened = if n > 1 { (high - low) * (n + 1) as f64 / (n - 1) as f64 } else { 0.0 };
         let spread = widened.max(mid * MIN_SPREAD);
         let secs = Duration::from_secs_f64;
+        let first = quantile(&sorted, FIRST_POLL_QUANTILE);
+        let busy = quantile(&sorted, BUSY_POLL_QUANTILE);
         Some(Window {
-            first: secs(quantile(&sorted, FIRST_POLL_QUANTILE)),
+            first: secs(first),
+            busy: secs(busy),
             last: secs(high.max(mid + spread / 2.0)),
             spread: secs(spread),
         })
@@ -375,8 +384,10 @@ impl Expectations {
 /// Run times of a type, counted from a workflow's start.
 #[derive(Clone, Copy, Debug)]
 struct Window {
-    /// When to poll first.
+    /// When to poll first while requests are free.
     first: Duration,
+    /// When to poll first while the rate binds.
+    busy: Duration,
     /// By when nearly all should have finished: the longest recent run time, or more when
     /// few are known.
     last: Duration,
@@ -386,12 +397,15 @@ struct Window {
 
 impl Window {
     /// When to poll first, from the start: the expected finish while requests are free;
-    /// while the rate binds (`pressure` is the wait for a token), the end of the window less
-    /// that wait.
+    /// while the rate binds (`pressure` is the wait for a token), near the end of the
+    /// window, less that wait. Late enough that about one poll in ten finds the workflow
+    /// still running; the end itself would keep each slot busy for the whole spread: a
+    /// wasted poll costs a tenth of a second of the rate, and a second of waiting costs a
+    /// second of a slot.
     fn aim(self, pressure: Option<Duration>) -> Duration {
         match pressure {
             None => self.first,
-            Some(wait) => self.last.saturating_sub(wait).max(self.first),
+            Some(wait) => self.busy.saturating_sub(wait).max(self.first),
         }
     }
 
