@@ -27,9 +27,10 @@ struct Cli {
     /// 1,000 and 5,000), per organization in the listing workload (default: 800).
     #[arg(long, value_name = "N")]
     sites: Option<usize>,
-    /// Simulated time per real second, for workflows, latency and request rates alike.
-    #[arg(long, value_name = "FACTOR", default_value_t = 0.01)]
-    time_scale: f64,
+    /// Simulated time per real second, for workflows, latency and request rates alike
+    /// (default: 0.01; 0.1 for the fleet workload, where every request waits for the rate).
+    #[arg(long, value_name = "FACTOR")]
+    time_scale: Option<f64>,
     /// Skip the sequential terminus-like runs (they take concurrency times longer).
     #[arg(long)]
     no_sequential: bool,

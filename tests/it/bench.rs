@@ -12,7 +12,7 @@ use workloads::{Args, Workload};
 
 /// Runs one workload as `cargo bench --bench simulate` would, and its figures as JSON.
 fn bench(workload: Workload, sites: usize, time_scale: f64, no_sequential: bool) -> Value {
-    let args = Args { workloads: vec![workload], sites: Some(sites), time_scale, no_sequential };
+    let args = Args { workloads: vec![workload], sites: Some(sites), time_scale: Some(time_scale), no_sequential };
     let figures = workloads::run(&args, |_| {}).unwrap_or_else(|e| panic!("{e}"));
     serde_json::to_value(&figures).unwrap()
 }
@@ -59,18 +59,24 @@ fn the_listing_workload_lists_every_collection_both_ways() {
 
 #[test]
 fn text_output_names_the_targets() {
-    let args = Args { workloads: vec![Workload::CacheClear], sites: Some(3), time_scale: 0.01, no_sequential: true };
+    let args =
+        Args { workloads: vec![Workload::CacheClear], sites: Some(3), time_scale: Some(0.01), no_sequential: true };
     let figures = workloads::run(&args, |_| {}).unwrap();
     let text = figures[0].render();
-    for needle in ["cache-clear workload: 3 sites x clear cache", "wall / lower bound", "workflow requests", "peak RSS"]
-    {
+    for needle in [
+        "cache-clear workload: 3 sites x clear cache",
+        "wall / lower bound",
+        "wall / joint bound",
+        "workflow requests",
+        "peak RSS",
+    ] {
         assert!(text.contains(needle), "no {needle:?} in\n{text}");
     }
 }
 
 #[test]
 fn a_bad_time_scale_is_refused() {
-    let args = Args { workloads: vec![], sites: None, time_scale: 0.0, no_sequential: true };
+    let args = Args { workloads: vec![], sites: None, time_scale: Some(0.0), no_sequential: true };
     let error = workloads::run(&args, |_| {}).err().unwrap();
     assert!(error.contains("--time-scale"), "{error}");
     assert_eq!(Workload::parse("b"), Ok(Workload::CacheClear));
