@@ -19,10 +19,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Which requests go first when tokens are short (see the module docs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Priority {
     /// A task's own request: served in order of asking.
-    #[default]
     Work,
     /// Polling: served in order of asking, after every waiting work request.
     Background,

@@ -397,11 +397,11 @@ struct Window {
 
 impl Window {
     /// When to poll first, from the start: the expected finish while requests are free;
-    /// while the rate binds (`pressure` is the wait for a token), near the end of the
-    /// window, less that wait. Late enough that about one poll in ten finds the workflow
-    /// still running; the end itself would keep each slot busy for the whole spread: a
-    /// wasted poll costs a tenth of a second of the rate, and a second of waiting costs a
-    /// second of a slot.
+    /// while the rate binds (`pressure` is the wait for a token), when four in five of the
+    /// recent ones had finished, less that wait: about one poll in five finds the workflow
+    /// still running. The end of the window would keep each slot busy for the whole
+    /// spread: a wasted poll costs a tenth of a second of the rate, a second of waiting
+    /// costs a second of a slot.
     fn aim(self, pressure: Option<Duration>) -> Duration {
         match pressure {
             None => self.first,
@@ -444,10 +444,9 @@ struct Pace {
 
 impl Pace {
     /// A new waiter's first poll; may ask its site to read the list to learn its type.
-    /// `backlog` is how long a request waits for the rate limit now: while it binds, every
-    /// request is time, so the first poll aims at the end of the window (by when nearly all
-    /// have finished: about one poll per workflow, none wasted on one that cannot have
-    /// finished), sent early by the backlog so that it goes out then.
+    /// `pressure` is how long a poll waits for the rate limit now, when the rate binds:
+    /// then every request is time, so the first poll aims late in the window (see
+    /// [`Window::aim`]) and is sent early by that wait so that it goes out then.
     fn first(
         self,
         watch: &Watch,
