@@ -3,6 +3,19 @@
 
 use crate::support::Test;
 
+/// Applies `plan` quietly against the simulator holding `world`, expects it to end with some
+/// task failed (exit 1), and returns the directory and the JSON report.
+fn apply_failing(world: &str, plan: &str) -> (Test, serde_json::Value) {
+    let t = Test::new().file("world.yml", world).file("plan.yml", plan);
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    (t, report)
+}
+
 #[test]
 fn options_that_do_nothing_together_or_that_terminus_refuses_together_are_plan_errors() {
     let plan = "version: 1
@@ -47,13 +60,7 @@ jobs:
     on: { sites: [cold], env: dev }
     with: { domain: shop.example }
 ";
-    let t = Test::new().file("world.yml", world).file("plan.yml", plan);
-    let out = Test::new()
-        .in_dir(t.path())
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let report = crate::support::report(&t, "out.json");
+    let (t, report) = apply_failing(world, plan);
     let frozen = "This site is frozen. Its test and live environments and many commands will be unavailable while it remains frozen.";
     for task in report["tasks"].as_array().unwrap() {
         let refused = task["job"] != "domain";
@@ -226,13 +233,7 @@ jobs:
     on: { sites: [blog], env: live }
     with: { command: [cache, flush] }
 ";
-    let t = Test::new().file("world.yml", world).file("plan.yml", plan);
-    let out = Test::new()
-        .in_dir(t.path())
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=out.json", "-q"])
-        .run();
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let report = crate::support::report(&t, "out.json");
+    let (t, report) = apply_failing(world, plan);
     let task = |id: &str| report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap().clone();
     let good = task("updb[good.live]");
     assert_eq!(good["status"], "succeeded", "{good}");
