@@ -245,6 +245,8 @@ struct Watch {
     started: Instant,
     /// Polls so far that found it running past the longest known run time of its type.
     late: u32,
+    /// Waiting for a site list being read to tell its type's run times, not yet polled.
+    lesson: bool,
     reply: oneshot::Sender<Result<Workflow, ApiError>>,
 }
 
@@ -310,6 +312,7 @@ impl Poller {
             kind: workflow.kind.clone(),
             started: Instant::now(),
             late: 0,
+            lesson: false,
             reply,
         };
         self.tx.send(watch).map_err(|_| stopped())?;
@@ -446,10 +449,12 @@ impl Pace {
     /// A new waiter's first poll; may ask its site to read the list to learn its type.
     /// `pressure` is how long a poll waits for the rate limit now, when the rate binds:
     /// then every request is time, so the first poll aims late in the window (see
-    /// [`Window::aim`]) and is sent early by that wait so that it goes out then.
+    /// [`Window::aim`]) and is sent early by that wait so that it goes out then. While
+    /// another site's list is being read for its type, the waiter waits for that lesson
+    /// ([`Self::retime`]) rather than poll a workflow that has likely only begun.
     fn first(
         self,
-        watch: &Watch,
+        watch: &mut Watch,
         site: &mut SiteWatch,
         known: &mut Expectations,
         pressure: Option<Duration>,
@@ -467,15 +472,20 @@ impl Pace {
         }
         match known.window(&watch.kind) {
             Some(window) => watch.started + window.aim(pressure).max(self.floor),
+            None if known.learning.contains(&watch.kind) => {
+                watch.lesson = true;
+                watch.started + MAX_POLL_GAP.max(self.floor)
+            }
             None => watch.started + self.floor,
         }
     }
 
     /// A waiter's next poll once more is known of its type: the new expected finish or
-    /// the new longest, whichever is ahead (past both, as it was).
+    /// the new longest, whichever is ahead (past both, as it was). A waiter held for a
+    /// lesson that taught nothing polls as one of an unknown type would have.
     fn retime(
         self,
-        watch: &Watch,
+        watch: &mut Watch,
         due: Instant,
         now: Instant,
         known: &Expectations,
@@ -484,7 +494,12 @@ impl Pace {
         if self.every.is_some() || watch.late > 0 {
             return due;
         }
-        known.window(&watch.kind).and_then(|w| w.ahead(watch.started, now, pressure)).unwrap_or(due)
+        let held = std::mem::take(&mut watch.lesson);
+        match known.window(&watch.kind) {
+            Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(due),
+            None if held => now.max(watch.started + self.floor),
+            None => due,
+        }
     }
 
     /// The next poll of a waiter still running at `now`.
@@ -549,9 +564,9 @@ impl PollerDriver {
             let next = sites.values().filter_map(|s| s.next_due(floor)).min();
             tokio::select! {
                 watch = self.rx.recv(), if open => match watch {
-                    Some(watch) => {
+                    Some(mut watch) => {
                         let site = sites.entry(watch.site_id.clone()).or_default();
-                        let due = pace.first(&watch, site, &mut known, self.client.request_pressure());
+                        let due = pace.first(&mut watch, site, &mut known, self.client.request_pressure());
                         site.waiting.push((watch, due));
                     }
                     None => open = false,
@@ -583,8 +598,10 @@ impl PollerDriver {
                     }
                     let Some(site) = sites.get_mut(&site_id) else { continue };
                     site.polling = false;
-                    let updated = settle(site, &ids, result, &mut known, pace);
-                    // What is now known of these types moves their waiters' next polls.
+                    let mut updated = settle(site, &ids, result, &mut known, pace);
+                    // What is now known of these types (or that a lesson taught nothing)
+                    // moves their waiters' next polls.
+                    updated.extend(learned);
                     let now = Instant::now();
                     let pressure = self.client.request_pressure();
                     for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
@@ -673,6 +690,7 @@ fn settle(
     }
     for (watch, due) in &mut site.waiting {
         if ids.contains(&watch.workflow_id) {
+            watch.lesson = false;
             *due = pace.next(watch, now, known);
             debug!(
                 workflow = %watch.workflow_id,
@@ -738,10 +756,11 @@ mod tests {
             kind: "deploy".into(),
             started: start,
             late: 0,
+            lesson: false,
             reply,
         };
         let mut site = SiteWatch::default();
-        let first = pace.first(&watch, &mut site, &mut known, None);
+        let first = pace.first(&mut watch, &mut site, &mut known, None);
         assert_eq!(first - start, Duration::from_secs_f64(16.5), "the 65th percentile");
         assert!(site.learn.is_empty(), "nothing to learn");
         let second = pace.next(&mut watch, first, &known);
@@ -752,7 +771,10 @@ mod tests {
         let fourth = pace.next(&mut watch, third, &known);
         assert_eq!(fourth - third, Duration::from_secs(7), "then doubling");
         let terminus = Pace { every: Some(Duration::from_secs(5)), ..pace };
-        assert!(terminus.first(&watch, &mut site, &mut known, None) <= Instant::now(), "terminus fetches right away");
+        assert!(
+            terminus.first(&mut watch, &mut site, &mut known, None) <= Instant::now(),
+            "terminus fetches right away"
+        );
         assert_eq!(terminus.next(&mut watch, second, &known) - second, Duration::from_secs(5));
     }
 
@@ -768,19 +790,35 @@ mod tests {
                 kind: "clear_cache".into(),
                 started: Instant::now(),
                 late: 0,
+                lesson: false,
                 reply,
             }
         };
         let (mut a, mut b) = (SiteWatch::default(), SiteWatch::default());
-        let (wa, wb) = (watch("a"), watch("b"));
-        assert!(pace.first(&wa, &mut a, &mut known, None) <= Instant::now(), "read the list right away");
+        let (mut wa, mut wb) = (watch("a"), watch("b"));
+        assert!(pace.first(&mut wa, &mut a, &mut known, None) <= Instant::now(), "read the list right away");
         assert_eq!(a.learn, ["clear_cache"]);
-        assert_eq!(
-            pace.first(&wb, &mut b, &mut known, None),
-            wb.started + Duration::from_secs(1),
-            "one list at a time"
-        );
-        assert!(b.learn.is_empty());
+        let held = pace.first(&mut wb, &mut b, &mut known, None);
+        assert_eq!(held, wb.started + MAX_POLL_GAP, "one list at a time; the others wait for its lesson");
+        assert!(b.learn.is_empty() && wb.lesson);
+        // The lesson taught nothing: poll as for an unknown type.
+        known.learning.clear();
+        let now = Instant::now();
+        assert_eq!(pace.retime(&mut wb, held, now, &known, None), now.max(wb.started + Duration::from_secs(1)));
+        assert!(!wb.lesson);
+        // It taught run times: the first poll comes near the expected finish.
+        let (mut wc, mut c) = (watch("c"), SiteWatch::default());
+        assert!(pace.first(&mut wc, &mut c, &mut known, None) <= Instant::now(), "another site's list, then");
+        assert_eq!(c.learn, ["clear_cache"]);
+        let mut wd = watch("d");
+        let held = pace.first(&mut wd, &mut SiteWatch::default(), &mut known, None);
+        known.learning.clear();
+        for (i, t) in [18.0, 19.0, 20.0, 21.0, 22.0].iter().enumerate() {
+            let w = workflow(&format!(r#"{{"id":"h{i}","type":"clear_cache","result":"succeeded","total_time":{t}}}"#));
+            known.record(&w);
+        }
+        let due = pace.retime(&mut wd, held, Instant::now(), &known, None);
+        assert_eq!(due, wd.started + Duration::from_secs_f64(20.6), "the 65th percentile");
     }
 
     #[test]
