@@ -66,7 +66,8 @@ fn text_output_names_the_targets() {
     for needle in [
         "cache-clear workload: 3 sites x clear cache",
         "wall / lower bound",
-        "wall / joint bound",
+        "wall / plain bound",
+        "rate's dead ends",
         "workflow requests",
         "peak RSS",
     ] {
