@@ -236,13 +236,14 @@ struct Bound {
     fill_drain: f64,
     /// The shortest run time of a workflow.
     shortest_workflow: f64,
-    /// The rate with its dead ends: `2 * shortest + (2 * workflows - 2 * slots - burst) /
-    /// rate`. For a run time after the first start no workflow can have finished, so what
-    /// is sent then is the resolution and at most one start per slot; for a run time before
-    /// the end no start is of use (its workflow would end later), so what is sent then is at
-    /// most one finishing read per slot. Every other start and read goes between the two, at
-    /// most `burst + rate * t` of them. (Only with more workflows than slots, which also
-    /// keeps the two ends apart; else 0.)
+    /// The rate with its dead ends: `2 * shortest + (2 * workflows - 2 * slots - burst -
+    /// tasks without a workflow) / rate`. For a run time after the first start no workflow
+    /// can have finished, so what is sent then is the resolution and at most one start per
+    /// slot (and one more per task that ends without a workflow, freeing its slot); for a
+    /// run time before the end no start is of use (its workflow would end later), so what is
+    /// sent then is at most one finishing read per slot. Every other start and read goes
+    /// between the two, at most `burst + rate * t` of them. (Only with more workflows than
+    /// slots, which also keeps the two ends apart; else 0.)
     rate_ends: f64,
     /// The largest of `plain`, `fill_drain` and `rate_ends`: what the targets are judged by.
     value: f64,
@@ -280,8 +281,11 @@ impl Bound {
         let shortest_workflow = run.shortest_workflow_seconds;
         #[expect(clippy::cast_precision_loss, reason = "small counts")]
         let workflows = run.workflows as f64;
+        #[expect(clippy::cast_precision_loss, reason = "small counts")]
+        let without_workflow = (run.tasks as f64 - workflows).max(0.0);
         let rate_ends = if workflows > slots {
-            2.0 * shortest_workflow + (2.0 * (workflows - slots) - DEFAULT_BURST).max(0.0) / rate
+            let between = 2.0 * (workflows - slots) - DEFAULT_BURST - without_workflow;
+            2.0 * shortest_workflow + between.max(0.0) / rate
         } else {
             0.0
         };
@@ -1016,5 +1020,9 @@ mod tests {
         quick.shortest_workflow_seconds = 0.5;
         let quick = Bound::of(&quick, 100, 10.0);
         assert!((quick.rate_ends - (1.0 + 178.0)).abs() < 1e-9, "{}", quick.rate_ends);
+        // Tasks that end without a workflow free their slots early: one more start each.
+        let mut unchanged = run(19_990.0, 14);
+        unchanged.tasks = 1050;
+        assert!((Bound::of(&unchanged, 100, 10.0).rate_ends - (36.0 + 173.0)).abs() < 1e-9);
     }
 }
