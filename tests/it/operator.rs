@@ -256,8 +256,9 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
     assert_eq!(rows.len(), 3, "a header and two runs:\n{}", list.stdout);
     assert!(rows[0].starts_with("run ") && rows[0].ends_with("status"), "{}", list.stdout);
     let first = rows[2].split_whitespace().next().unwrap();
-    assert!(rows[1].ends_with(&format!("failed (resumed {first})")), "newest first:\n{}", list.stdout);
-    assert!(rows[2].contains("plan.yml") && rows[2].contains(" 10 ") && rows[2].ends_with("failed"), "{}", list.stdout);
+    assert!(rows[1].ends_with(&format!("failed: 10 failed (resumed {first})")), "newest first:\n{}", list.stdout);
+    assert!(rows[2].contains("plan.yml") && rows[2].ends_with(" 0/10  failed: 10 failed"), "{}", list.stdout);
+    assert!(rows[0].len() <= 80 && rows[2].len() <= 80, "80 columns:\n{}", list.stdout);
     // `runs show` renders any report again, from the records alone.
     let show = Test::new()
         .in_dir(t.path())

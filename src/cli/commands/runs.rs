@@ -67,14 +67,19 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     }
 }
 
-/// `run  plan  started  took  tasks  succeeded  unchanged  failed  skipped  cancelled  status`.
+/// `run  plan  took  ok  status`: one row per run within 80 columns while the plan's name is
+/// short. The id begins with the start (UTC), so the start is not repeated; `ok` is the
+/// tasks that succeeded or were unchanged of all, and the status names the others.
 fn list_table(runs: &[RunEntry], paint: Paint) -> String {
-    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, 32);
+    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, 24);
     let id_width = runs.iter().map(|r| r.id.len()).max().unwrap_or(3).max(3);
-    let mut out = format!(
-        "{:<id_width$}  {:<plan_width$}  {:<16}  {:>7}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  status\n",
-        "run", "plan", "started (UTC)", "took", "tasks", "succeeded", "unchanged", "failed", "skipped", "cancelled"
-    );
+    let ok = |run: &RunEntry| {
+        let t = &run.totals;
+        format!("{}/{}", t.get(Status::Succeeded) + t.get(Status::Unchanged), t.tasks)
+    };
+    let ok_width = runs.iter().map(|r| ok(r).len()).max().unwrap_or(2).max(2);
+    let mut out =
+        format!("{:<id_width$}  {:<plan_width$}  {:>7}  {:>ok_width$}  status\n", "run", "plan", "took", "ok");
     for run in runs {
         let t = &run.totals;
         let plan = shorten(&run.plan, plan_width);
@@ -84,26 +89,20 @@ fn list_table(runs: &[RunEntry], paint: Paint) -> String {
             RunState::Failed => paint.red(run.state.as_str()),
             RunState::Interrupted | RunState::TimedOut | RunState::Unfinished => paint.yellow(run.state.as_str()),
         };
+        let others: Vec<String> = [Status::Failed, Status::Skipped, Status::Cancelled]
+            .into_iter()
+            .filter(|s| t.get(*s) > 0)
+            .map(|s| format!("{} {}", t.get(s), s.as_str()))
+            .collect();
+        let others = if others.is_empty() { String::new() } else { format!(": {}", others.join(", ")) };
         let resumed = run.resumed_from.as_ref().map(|r| format!(" (resumed {r})")).unwrap_or_default();
         out.push_str(&format!(
-            "{:<id_width$}  {plan:<plan_width$}  {:<16}  {took:>7}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}  {status}{resumed}\n",
+            "{:<id_width$}  {plan:<plan_width$}  {took:>7}  {:>ok_width$}  {status}{others}{resumed}\n",
             run.id,
-            minute(run.started_at),
-            t.tasks,
-            t.get(Status::Succeeded),
-            t.get(Status::Unchanged),
-            t.get(Status::Failed),
-            t.get(Status::Skipped),
-            t.get(Status::Cancelled),
+            ok(run),
         ));
     }
     out
-}
-
-/// `YYYY-MM-DD HH:MM` (UTC) of Unix milliseconds.
-fn minute(unix_ms: u64) -> String {
-    let text = human(i64::try_from(unix_ms / 1000).unwrap_or(0));
-    text.get(..16).unwrap_or(&text).to_owned()
 }
 
 /// The end of `text` within `width` characters (a path's file name matters most).
