@@ -153,6 +153,25 @@ fn quiet_still_tells_what_failed_and_how_the_run_ended() {
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(out.stderr.contains("failed d[s1.test]: "), "{}", out.stderr);
     assert!(out.stderr.contains(" failed: 1 task, 0 succeeded, 0 unchanged, 1 failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("\nresume terminus-batch apply plan.yml "), "{}", out.stderr);
+    // Many tasks failing alike are one line: the count, the cause and the first ids.
+    let sites: Vec<String> =
+        (0..6).map(|n| format!("  - {{ name: s{n}, envs: {{ test: {{ deployable: 1 }} }} }}")).collect();
+    let world = format!(
+        "simulator: {{ time_scale: 0.001, fail_workflow_rate: 1.0 }}\nuser: {{ email: a@b.example }}\nsites:\n{}\n",
+        sites.join("\n")
+    );
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [s0, s1, s2, s3, s4, s5], env: test }\n";
+    let many = Test::new()
+        .file("world.yml", &world)
+        .file("plan.yml", plan)
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "-q"])
+        .run();
+    assert_eq!(many.code, 1, "{}", many.stderr);
+    let lines: Vec<&str> = many.stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "a line for the cause, the status, the resume command:\n{}", many.stderr);
+    assert!(lines[0].starts_with("failed 6 tasks: workflow … failed"), "{}", many.stderr);
+    assert!(lines[0].ends_with(", … +3 more)"), "{}", many.stderr);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::cli::{DataFormat, MessageFormat};
 use crate::events::Status;
 use crate::events::{Event, EventSink};
 use crate::plan::model::OnFailure;
-use crate::report::live::{Live, LiveOptions, Mode};
+use crate::report::live::{Live, LiveOptions, Mode, StatusLevel};
 use crate::report::paint::Paint;
 use crate::report::table::TableOptions;
 use crate::report::{Format, RunReport, render};
@@ -173,7 +173,8 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         let _shown = out.write_all(data.as_bytes()).and_then(|()| out.flush());
     }
     if io.quiet {
-        let _shown = io.stderr.write_all(quiet_summary(report, outcome.verdict()).as_bytes());
+        let _shown =
+            io.stderr.write_all(quiet_summary(report, outcome.verdict(), resume(outcome).as_deref()).as_bytes());
     } else {
         // stdout belongs to a report or the event stream written there; the table then goes
         // to stderr.
@@ -238,10 +239,16 @@ fn footer(outcome: &RunOutcome, reports: &[(Format, String)]) -> String {
     if !files.is_empty() {
         out.push_str(&format!("reports  {}\n", files.join(", ")));
     }
-    if matches!(outcome.verdict(), Verdict::TasksFailed | Verdict::Interrupted | Verdict::Internal) {
-        out.push_str(&format!("resume   {}\n", resume_command(std::env::args(), &outcome.run_id)));
+    if let Some(resume) = resume(outcome) {
+        out.push_str(&format!("resume   {resume}\n"));
     }
     out
+}
+
+/// The command that runs again what did not succeed, when something did not.
+fn resume(outcome: &RunOutcome) -> Option<String> {
+    matches!(outcome.verdict(), Verdict::TasksFailed | Verdict::Interrupted | Verdict::Internal)
+        .then(|| resume_command(std::env::args(), &outcome.run_id))
 }
 
 /// The command as it was typed, without any `--resume`, with `--resume=RUN`: what failed,
@@ -266,12 +273,27 @@ fn shell_quote(arg: &str) -> String {
     if plain { arg.to_owned() } else { format!("'{}'", arg.replace('\'', "'\\''")) }
 }
 
-/// Under `-q`: every task that did not succeed, then the final status, on stderr.
-fn quiet_summary(report: &RunReport, verdict: Verdict) -> String {
+/// Task ids a `-q` line names for a cause many tasks met.
+const QUIET_IDS: usize = 3;
+
+/// Under `-q`, for stderr: the tasks that did not succeed, a line per cause (a task alone with
+/// its message; many as a count, the cause and the first ids: a fleet-wide failure is one
+/// line), the final status, and the command that resumes a run that did not succeed.
+fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> String {
     let mut out = String::new();
-    for task in &report.tasks {
-        let Some(status) = task.status.filter(|s| !s.is_ok()) else { continue };
-        out.push_str(&format!("{} {}: {}\n", status.as_str(), task.id, task.message));
+    for group in crate::report::table::groups(report, StatusLevel::Skip) {
+        let word = group.tasks[0].status.map_or("unfinished", Status::as_str);
+        if let [task] = group.tasks.as_slice() {
+            out.push_str(&format!("{word} {}: {}\n", task.id, task.message));
+            continue;
+        }
+        let mut ids: Vec<&str> = group.tasks.iter().take(QUIET_IDS).map(|t| t.id.as_str()).collect();
+        let more = group.tasks.len() - ids.len();
+        let more = format!("… +{more} more");
+        if group.tasks.len() > QUIET_IDS {
+            ids.push(&more);
+        }
+        out.push_str(&format!("{word} {} tasks: {} ({})\n", group.tasks.len(), group.cause, ids.join(", ")));
     }
     let t = &report.totals;
     let verdict = match verdict {
@@ -290,6 +312,9 @@ fn quiet_summary(report: &RunReport, verdict: Verdict) -> String {
         t.get(Status::Skipped),
         t.get(Status::Cancelled)
     ));
+    if let Some(resume) = resume {
+        out.push_str(&format!("resume {resume}\n"));
+    }
     out
 }
 
