@@ -36,6 +36,31 @@ pub struct TaskHeader {
     pub digest: String,
 }
 
+impl TaskHeader {
+    /// A task of `job` running `operation` on `site` and `env` when given (its id is
+    /// `job[site.env]`, or `job` for an account task), with no site UUID, wave, estimate or
+    /// digest: set those fields where they matter.
+    #[must_use]
+    pub fn new(job: &str, site: Option<&str>, env: Option<&str>, operation: &str) -> Self {
+        let target = match (site, env) {
+            (Some(site), Some(env)) => format!("{site}.{env}"),
+            (Some(site), None) => site.to_owned(),
+            (None, _) => String::new(),
+        };
+        Self {
+            id: TaskId::new(&crate::ids::JobId::new(job), &target, &[]),
+            job: job.to_owned(),
+            site: site.map(str::to_owned),
+            site_id: None,
+            env: env.map(str::to_owned),
+            operation: operation.to_owned(),
+            wave: 0,
+            estimate_secs: 0,
+            digest: String::new(),
+        }
+    }
+}
+
 /// For `skip_serializing_if`: the type's default (0, empty).
 pub(crate) fn is_zero<T: Default + PartialEq>(value: &T) -> bool {
     *value == T::default()

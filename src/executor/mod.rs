@@ -508,7 +508,6 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::ids::{JobId, TaskId};
 
     /// A task for the fake runner: how each attempt goes.
     #[derive(Clone, Debug)]
@@ -527,17 +526,7 @@ mod tests {
     impl Runner<Fake> for FakeRunner {
         fn meta(&self, p: &Fake) -> TaskMeta {
             TaskMeta {
-                header: TaskHeader {
-                    id: TaskId::new(&JobId::new(p.name), "", &[]),
-                    job: p.name.to_owned(),
-                    site: None,
-                    site_id: None,
-                    env: None,
-                    operation: "fake".to_owned(),
-                    wave: 0,
-                    estimate_secs: 0,
-                    digest: String::new(),
-                },
+                header: TaskHeader::new(p.name, None, None, "fake"),
                 group: 0,
                 wave: 0,
                 site_key: None,

@@ -474,7 +474,7 @@ pub fn chain(state_dir: &Path, newest: &RunJournal) -> Vec<RunJournal> {
 mod tests {
     use super::*;
     use crate::events::{Outcome, TaskHeader};
-    use crate::ids::{JobId, RunId, TaskId};
+    use crate::ids::RunId;
 
     fn header(run: &str) -> Header {
         Header {
@@ -492,17 +492,7 @@ mod tests {
     }
 
     fn task(name: &str) -> TaskHeader {
-        TaskHeader {
-            id: TaskId::new(&JobId::new(name), "", &[]),
-            job: name.into(),
-            site: None,
-            site_id: None,
-            env: None,
-            operation: "x".into(),
-            wave: 0,
-            estimate_secs: 0,
-            digest: String::new(),
-        }
+        TaskHeader::new(name, None, None, "x")
     }
 
     #[test]

@@ -454,20 +454,11 @@ fn doing(message: &str, bytes: Option<[u64; 2]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobId, RunId, TaskId};
+    use crate::ids::RunId;
 
     fn header(i: usize, wave: u32) -> TaskHeader {
-        TaskHeader {
-            id: TaskId::new(&JobId::new("clear"), &format!("s{i}.live"), &[]),
-            job: "clear".into(),
-            site: Some(format!("s{i}")),
-            site_id: None,
-            env: Some("live".into()),
-            operation: "env:clear-cache".into(),
-            wave,
-            estimate_secs: 10,
-            digest: String::new(),
-        }
+        let site = format!("s{i}");
+        TaskHeader { wave, estimate_secs: 10, ..TaskHeader::new("clear", Some(&site), Some("live"), "env:clear-cache") }
     }
 
     fn started(n: usize) -> Event {

@@ -56,7 +56,7 @@ impl RunOutcome {
 mod tests {
     use super::*;
     use crate::events::{Event, Outcome, Status, TaskHeader};
-    use crate::ids::{JobId, RunId, TaskId};
+    use crate::ids::RunId;
     use crate::report::summary::PlanInfo;
 
     fn outcome(status: Status, interrupted: bool, internal: bool) -> RunOutcome {
@@ -65,17 +65,7 @@ mod tests {
             "simulator world test",
         );
         let mut report = RunReport::new(PlanInfo { path: "p.yml".into(), sha256: "x".into(), name: None }, settings);
-        let header = TaskHeader {
-            id: TaskId::new(&JobId::new("a"), "", &[]),
-            job: "a".into(),
-            site: None,
-            site_id: None,
-            env: None,
-            operation: "x".into(),
-            wave: 0,
-            estimate_secs: 0,
-            digest: String::new(),
-        };
+        let header = TaskHeader::new("a", None, None, "x");
         report.apply(&Event::RunStarted { run_id: RunId::from_parts("r", 1), at: 0, tasks: vec![header] });
         let message = if internal { "internal error: the task panicked: boom" } else { "done" };
         report.apply(&Event::TaskFinished { task: 0, outcome: Outcome::new(status, message), at: 1 });

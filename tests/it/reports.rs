@@ -2,24 +2,14 @@
 //! clock, fixed run id), so a change to any format shows up in review.
 
 use terminus_batch::events::{Event, Outcome, Status, TaskHeader};
-use terminus_batch::ids::{JobId, RunId, TaskId};
+use terminus_batch::ids::RunId;
 use terminus_batch::report::summary::{PlanInfo, SettingsInfo};
 use terminus_batch::report::{Format, RunReport, render, table};
 
 const T0: u64 = 1_800_000_000_000;
 
 fn header(job: &str, site: &str, env: &str, op: &str) -> TaskHeader {
-    TaskHeader {
-        id: TaskId::new(&JobId::new(job), &format!("{site}.{env}"), &[]),
-        job: job.to_owned(),
-        site: Some(site.to_owned()),
-        site_id: None,
-        env: Some(env.to_owned()),
-        operation: op.to_owned(),
-        wave: 0,
-        estimate_secs: 0,
-        digest: String::new(),
-    }
+    TaskHeader::new(job, Some(site), Some(env), op)
 }
 
 fn finished(task: usize, status: Status, message: &str, at: u64) -> Event {
