@@ -65,6 +65,9 @@ pub struct LiveOptions {
     pub status_level: Option<StatusLevel>,
     /// The plan's estimate of the whole run, refined by the run times learned as it goes.
     pub estimate_secs: Option<u64>,
+    /// Real seconds per platform second: the simulator's time scale, 1 against the API. The
+    /// tasks' own estimates are in platform seconds, their run times in real ones.
+    pub time_scale: f64,
     /// Task lines shown under the summary on a terminal before "+N more".
     pub rows: usize,
     /// Off a terminal: the least run time between two progress lines.
@@ -82,6 +85,7 @@ impl LiveOptions {
             paint: Paint::default(),
             status_level: None,
             estimate_secs: None,
+            time_scale: 1.0,
             rows: 10,
             progress_every_ms: 15_000,
             columns: 100,
@@ -155,13 +159,15 @@ impl Tally {
         self.tasks.get(task).map_or_else(|| format!("#{task}"), |t| t.id.to_string())
     }
 
-    /// Seconds left: the plan's estimate, scaled by how long tasks have really taken so far,
-    /// times the share of estimated work not yet done.
-    fn eta_secs(&self, plan_estimate: Option<u64>) -> Option<u64> {
+    /// Seconds left: the plan's estimate, scaled by how long tasks have really taken so far
+    /// against their estimates (`time_scale` real seconds to a platform second), times the
+    /// share of estimated work not yet done.
+    fn eta_secs(&self, plan_estimate: Option<u64>, time_scale: f64) -> Option<u64> {
         let plan = plan_estimate.filter(|_| self.total_estimate > 0)?;
         #[expect(clippy::cast_precision_loss, reason = "an estimate")]
         let ratio = if self.learned_estimate > 0 {
-            (self.learned_ms as f64 / (self.learned_estimate as f64 * 1000.0)).clamp(0.05, 20.0)
+            let expected_ms = self.learned_estimate as f64 * 1000.0 * time_scale;
+            (self.learned_ms as f64 / expected_ms).clamp(0.05, 20.0)
         } else {
             1.0
         };
@@ -172,7 +178,7 @@ impl Tally {
     }
 
     /// `412/1000 done · 380 succeeded · 2 failed · 30 running · wave 3/10 · ETA 2m10s`.
-    fn summary(&self, paint: Paint, plan_estimate: Option<u64>) -> String {
+    fn summary(&self, paint: Paint, plan_estimate: Option<u64>, time_scale: f64) -> String {
         let mut parts = vec![format!("{}/{} done", self.done, self.tasks.len())];
         for status in [Status::Succeeded, Status::Unchanged, Status::Failed, Status::Skipped, Status::Cancelled] {
             let n = self.counts.get(&status).copied().unwrap_or(0);
@@ -184,7 +190,7 @@ impl Tally {
         if self.last_wave > 0 {
             parts.push(format!("wave {}/{}", self.wave + 1, self.last_wave + 1));
         }
-        if let Some(eta) = self.eta_secs(plan_estimate).filter(|_| self.done < self.tasks.len()) {
+        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| self.done < self.tasks.len()) {
             parts.push(format!("ETA {}", duration_ms(eta * 1000)));
         }
         parts.join(" · ")
@@ -243,7 +249,7 @@ impl<'a> Live<'a> {
     }
 
     fn summary(&self) -> String {
-        self.tally.summary(self.options.paint, self.options.estimate_secs)
+        self.tally.summary(self.options.paint, self.options.estimate_secs, self.options.time_scale)
     }
 
     fn start_bar(&mut self) {
@@ -591,12 +597,20 @@ mod tests {
     fn the_eta_learns_from_tasks_that_ran() {
         let mut tally = Tally::default();
         tally.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>());
-        assert_eq!(tally.eta_secs(Some(40)), Some(40), "the plan's estimate before anything ends");
+        assert_eq!(tally.eta_secs(Some(40), 1.0), Some(40), "the plan's estimate before anything ends");
         tally.task_started(0, 0);
         let done = Outcome::new(Status::Succeeded, String::new());
         // Estimated 10 s, took 20 s: the rest will take twice the plan's share too.
         tally.task_finished(0, &done, 20_000);
-        assert_eq!(tally.eta_secs(Some(40)), Some(60));
-        assert_eq!(tally.eta_secs(None), None);
+        assert_eq!(tally.eta_secs(Some(40), 1.0), Some(60));
+        assert_eq!(tally.eta_secs(None, 1.0), None);
+        // Against a simulator ten times faster than the platform the plan's estimate is
+        // scaled (4 s), and a task estimated at 10 s that took 2 real seconds took twice its
+        // estimate too.
+        let mut scaled = Tally::default();
+        scaled.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>());
+        scaled.task_started(0, 0);
+        scaled.task_finished(0, &done, 2_000);
+        assert_eq!(scaled.eta_secs(Some(4), 0.1), Some(6));
     }
 }

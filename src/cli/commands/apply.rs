@@ -98,6 +98,7 @@ pub(super) fn execute_plan(
         paint: Paint::new(io.style.color),
         status_level: run.status_level.map(Into::into),
         estimate_secs: Some(estimate_secs),
+        time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
         columns,
         ..LiveOptions::new(mode)
