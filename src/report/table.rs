@@ -37,7 +37,8 @@ pub fn render(report: &RunReport) -> String {
 pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
     let paint = options.paint;
     let jobs = report.jobs();
-    let width = jobs.iter().map(|j| j.len()).max().unwrap_or(3).max(3);
+    // Wide enough for the header, every job and the total row.
+    let width = jobs.iter().map(|j| j.chars().count()).max().unwrap_or(0).max("total".len());
     let mut out = format!(
         "{:<width$}  {:>5}  {:>9}  {:>9}  {:>6}  {:>7}  {:>9}\n",
         "job", "tasks", "succeeded", "unchanged", "failed", "skipped", "cancelled"
@@ -239,6 +240,27 @@ mod tests {
             run_id: "r".into(),
             wave: 0,
         }
+    }
+
+    #[test]
+    fn the_total_row_lines_up_with_short_job_names() {
+        let settings: crate::report::summary::SettingsInfo = serde_json::from_value(serde_json::json!({
+            "concurrency": 1, "per_site": 1, "max_requests": 1, "requests_per_second": 1.0, "burst": 1,
+            "on_failure": "continue", "max_failures": "none", "timeout": "none", "target": "t"
+        }))
+        .unwrap();
+        let plan = crate::report::summary::PlanInfo { path: "p".into(), sha256: "s".into(), name: None };
+        let mut report = RunReport::new(plan, settings);
+        report.tasks = vec![
+            TaskReport { job: "a".into(), ..task("a[s.live]", "s", "m", "w") },
+            TaskReport { job: "bb".into(), ..task("bb[s.live]", "s", "m", "w") },
+        ];
+        let text = render(&report);
+        let rows: Vec<&str> = text.lines().take(4).collect();
+        let column = |row: &str| row.find(|c: char| c.is_ascii_digit()).unwrap_or(usize::MAX);
+        assert!(rows[0].starts_with("job    tasks"), "{text}");
+        assert!(rows[3].starts_with("total"), "{text}");
+        assert!(rows[1..].iter().all(|row| column(row) == column(rows[3])), "{text}");
     }
 
     #[test]
