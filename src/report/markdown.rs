@@ -1,9 +1,13 @@
 //! The Markdown report, for pull-request comments and `$GITHUB_STEP_SUMMARY`: totals, a table
-//! per job, and the tasks that did not succeed with their reasons.
+//! per job, and the tasks that did not succeed with their reasons, a row per cause.
 
 use super::RunReport;
+use super::live::StatusLevel;
 use crate::events::Status;
 use crate::timefmt::duration_ms;
+
+/// Task ids a row names for a cause many tasks met.
+const IDS_PER_CAUSE: usize = 10;
 
 /// A table cell: pipes escaped, no line breaks, no markup (`<` would open an HTML tag).
 fn cell(text: &str) -> String {
@@ -48,17 +52,29 @@ pub fn render(report: &RunReport) -> String {
             tasks.len() - ok
         ));
     }
-    let bad: Vec<_> = report.tasks.iter().filter(|t| !t.status.is_some_and(Status::is_ok)).collect();
-    if !bad.is_empty() {
+    let groups = super::table::groups(report, StatusLevel::Skip);
+    if !groups.is_empty() {
         out.push_str(
             "\n<details><summary>Tasks that did not succeed</summary>\n\n| task | status | reason |\n|---|---|---|\n",
         );
-        for task in bad {
+        // A cause one task met: the task and its whole message; a cause many met (a
+        // fleet-wide failure): one row with their count and first ids, so that the summary
+        // stays readable and well under GitHub's size limit at thousands of tasks.
+        for group in groups {
+            let status = group.tasks[0].status.map_or("unfinished", Status::as_str);
+            if let [task] = group.tasks.as_slice() {
+                out.push_str(&format!("| `{}` | {status} | {} |\n", task.id, cell(&task.message)));
+                continue;
+            }
+            let mut ids: Vec<String> = group.tasks.iter().take(IDS_PER_CAUSE).map(|t| format!("`{}`", t.id)).collect();
+            if group.tasks.len() > IDS_PER_CAUSE {
+                ids.push(format!("… +{} more", group.tasks.len() - IDS_PER_CAUSE));
+            }
             out.push_str(&format!(
-                "| `{}` | {} | {} |\n",
-                task.id,
-                task.status.map_or("unfinished", Status::as_str),
-                cell(&task.message)
+                "| {} tasks: {} | {status} | {} |\n",
+                group.tasks.len(),
+                ids.join(", "),
+                cell(&group.cause)
             ));
         }
         out.push_str("\n</details>\n");

@@ -150,6 +150,11 @@ fn final_table_groups_a_fleet_failure_by_cause() {
 }
 
 #[test]
+fn markdown_report_groups_a_fleet_failure_by_cause() {
+    insta::assert_snapshot!(render(&fleet(), Format::Markdown));
+}
+
+#[test]
 fn final_table_colours_statuses_only_when_asked() {
     use terminus_batch::report::paint::Paint;
     use terminus_batch::report::table::{TableOptions, render_with};
