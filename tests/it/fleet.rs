@@ -78,3 +78,22 @@ fn a_site_resolved_from_the_listings_is_not_read_again() {
     assert_eq!(stats.count("GET sites/{site}"), 0, "site:info reads what resolution read: {:?}", stats.requests);
     assert_eq!(stats.count("GET site-names/{name}"), 0, "{:?}", stats.requests);
 }
+
+#[test]
+fn a_fleet_plan_in_markdown_fits_a_pull_request_comment() {
+    let served = Served::with_world(&fleet_world(2000), Knobs { time_scale: 0.001, ..Knobs::default() });
+    let out = served
+        .test()
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .file("plan.yml", &named_plan(2000, &[]))
+        .args(&["plan", "plan.yml", "--format", "markdown"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // GitHub takes comments up to 65,536 characters; 2,000 task rows would be about 90,000.
+    assert!(out.stdout.chars().count() < 65_536, "{} characters", out.stdout.chars().count());
+    assert!(out.stdout.contains("| `c` | `env:clear-cache` | 2000 |"), "the summary counts every task");
+    assert!(out.stdout.contains("| `c[site-0000.live]` | 1 | – |"), "the first tasks are listed");
+    let listed = out.stdout.lines().filter(|l| l.starts_with("| `c[")).count();
+    let more = format!("| … and {} more tasks (every task: `terminus-batch plan --format json`) | | |", 2000 - listed);
+    assert!(listed > 500 && out.stdout.contains(&more), "{listed} listed\n{}", out.stdout.lines().last().unwrap_or(""));
+}

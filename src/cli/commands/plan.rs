@@ -251,6 +251,7 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
         }
         let _ = writeln!(out, "| task | wave | after |");
         let _ = writeln!(out, "|---|---:|---|");
+        let (mut left_out, mut destructive_left_out) = (0, 0);
         for task in tasks {
             let mark = if task.destructive { " ⚠️" } else { "" };
             let after = if task.needs.is_empty() {
@@ -258,9 +259,32 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
             } else {
                 task.needs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
             };
-            let _ = writeln!(out, "| `{}`{mark} | {} | {after} |", task.id, task.wave);
+            let row = format!("| `{}`{mark} | {} | {after} |\n", task.id, task.wave);
+            if left_out > 0 || out.len() + row.len() > MARKDOWN_TASK_ROWS_UNTIL {
+                left_out += 1;
+                destructive_left_out += usize::from(task.destructive);
+                continue;
+            }
+            out.push_str(&row);
+        }
+        if left_out > 0 {
+            let destructive = if destructive_left_out > 0 {
+                format!(", {destructive_left_out} of them destructive")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "| … and {left_out} more {}{destructive} (every task: `terminus-batch plan --format json`) | | |",
+                if left_out == 1 { "task" } else { "tasks" }
+            );
         }
         let _ = writeln!(out, "\n</details>");
     }
     out
 }
+
+/// The Markdown plan goes into pull-request comments, which GitHub takes up to 65,536
+/// characters: task rows stop once the text reaches this many bytes, and each job then says
+/// how many of its tasks it left out (the summary table above still counts them all).
+const MARKDOWN_TASK_ROWS_UNTIL: usize = 50_000;
