@@ -83,6 +83,32 @@ fn no_secret_in_output_logs_reports_or_journal() {
     assert!(outputs.iter().any(|(_, _, e)| e.contains("TRACE")), "-vvv logs at trace level");
 }
 
+#[test]
+fn a_secret_typed_on_the_command_line_is_refused_without_being_echoed() {
+    // A literal password is refused (it must come from the environment); the error names the
+    // command but not the value, also when the operation itself is misspelt.
+    for op in ["lock:enable", "lock:add"] {
+        let with = format!("password={LOCK_PASSWORD}");
+        let out = Test::new()
+            .args(&[
+                "run",
+                op,
+                "--on",
+                "acme-web.test",
+                "--with",
+                "username=ops",
+                "--with",
+                &with,
+                "--simulate",
+                "--yes",
+            ])
+            .run();
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(!out.stderr.contains(LOCK_PASSWORD) && !out.stdout.contains(LOCK_PASSWORD), "{}", out.stderr);
+        assert!(out.stderr.contains("--with password=<redacted>"), "{}", out.stderr);
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

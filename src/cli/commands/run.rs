@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::{Io, PlanArgs, PlanFormat, RunCommandArgs};
 use crate::plan::PlanSource;
+use crate::plan::ops::{OperationKind, OptType};
 use crate::run::PlanInput;
 
 pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
@@ -51,7 +52,7 @@ fn from_command_line(error: CommandError, args: &RunCommandArgs) -> CommandError
         command.push_str(&format!(" --on {}", args.on.join(",")));
     }
     for pair in &args.with {
-        command.push_str(&format!(" --with {pair}"));
+        command.push_str(&format!(" --with {}", shown(pair)));
     }
     let lines: Vec<String> = errors
         .iter()
@@ -61,6 +62,16 @@ fn from_command_line(error: CommandError, args: &RunCommandArgs) -> CommandError
         })
         .collect();
     CommandError::invalid(format!("`{command}`: {}", lines.join("\nerror: ")))
+}
+
+/// `KEY=VALUE` as an error may echo it: the value of a secret option (of any operation, so
+/// that a misspelt operation is covered too) is never shown, unless it names the environment
+/// variable that holds the secret.
+fn shown(pair: &str) -> String {
+    let Some((key, value)) = pair.split_once('=') else { return pair.to_owned() };
+    let secret =
+        OperationKind::ALL.iter().flat_map(|kind| kind.options()).any(|o| o.name == key && o.ty == OptType::Secret);
+    if secret && !value.trim_start().starts_with("${{") { format!("{key}=<redacted>") } else { pair.to_owned() }
 }
 
 /// A value as JSON: `[a, b]` a list of scalars (for `remote:drush --with 'command=[updb,
