@@ -28,19 +28,29 @@ fn named_plan(sites: usize, extra: &[&str]) -> String {
     )
 }
 
-#[test]
-fn five_hundred_named_sites_resolve_in_a_few_requests() {
-    let served = Served::with_world(&fleet_world(500), Knobs { time_scale: 0.001, ..Knobs::default() });
+/// `plan --format FORMAT` of `sites` named sites (and `extra`) against a simulator serving
+/// them: what it printed, and the simulator's counters.
+fn plan_named(
+    sites: usize,
+    extra: &[&str],
+    format: &str,
+) -> (crate::support::Output, terminus_batch::simulator::Stats) {
+    let served = Served::with_world(&fleet_world(sites), Knobs { time_scale: 0.001, ..Knobs::default() });
     let out = served
         .test()
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .file("plan.yml", &named_plan(500, &["hidden"]))
-        .args(&["plan", "plan.yml", "--format", "json"])
+        .file("plan.yml", &named_plan(sites, extra))
+        .args(&["plan", "plan.yml", "--format", format])
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
+    (out, served.stop())
+}
+
+#[test]
+fn five_hundred_named_sites_resolve_in_a_few_requests() {
+    let (out, stats) = plan_named(500, &["hidden"], "json");
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["summary"]["tasks"], 501);
-    let stats = served.stop();
     // The listings (paged by 100 per collection) and one look-up for the site they lack.
     assert_eq!(stats.count("GET site-names/{name}"), 1, "{:?}", stats.requests);
     assert!(stats.requests_total <= 20, "{} requests: {:?}", stats.requests_total, stats.requests);
@@ -81,14 +91,7 @@ fn a_site_resolved_from_the_listings_is_not_read_again() {
 
 #[test]
 fn a_fleet_plan_in_markdown_fits_a_pull_request_comment() {
-    let served = Served::with_world(&fleet_world(2000), Knobs { time_scale: 0.001, ..Knobs::default() });
-    let out = served
-        .test()
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .file("plan.yml", &named_plan(2000, &[]))
-        .args(&["plan", "plan.yml", "--format", "markdown"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (out, _) = plan_named(2000, &[], "markdown");
     // GitHub takes comments up to 65,536 characters; 2,000 task rows would be about 90,000.
     assert!(out.stdout.chars().count() < 65_536, "{} characters", out.stdout.chars().count());
     assert!(out.stdout.contains("| `c` | `env:clear-cache` | 2000 |"), "the summary counts every task");
