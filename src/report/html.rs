@@ -14,6 +14,9 @@ use crate::events::Status;
 use crate::timefmt::{duration_ms, rfc3339_ms};
 
 const LANE: u64 = 20;
+/// Lanes drawn at full height; past this many the timeline keeps its height (see
+/// [`lane_height`]).
+const FULL_LANES: u64 = 100;
 const LABEL: u64 = 190;
 const WIDTH: u64 = 1100;
 /// Room above the lanes for the rollout waves' labels.
@@ -48,6 +51,13 @@ fn dashboard(report: &RunReport, task: &TaskReport) -> Option<String> {
     Some(format!("https://dashboard.pantheon.io/sites/{site}{env}"))
 }
 
+/// A lane's height: [`LANE`] up to [`FULL_LANES`] lanes; past that the timeline keeps about
+/// the height of that many, each lane no thinner than 3 px (a fleet of 1,000 sites is 3,000
+/// px tall, not 20,000). Thin lanes drop their site labels; each bar's tooltip names its task.
+fn lane_height(lanes: u64) -> u64 {
+    if lanes <= FULL_LANES { LANE } else { (LANE * FULL_LANES / lanes).max(3) }
+}
+
 /// The jobs in plan order with their colours.
 fn jobs(report: &RunReport) -> Vec<(&str, &'static str)> {
     let jobs = report.jobs();
@@ -72,7 +82,11 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
     let job_colour = |job: &str| jobs.iter().find(|(j, _)| *j == job).map_or(PALETTE[0], |(_, c)| *c);
     let plot = WIDTH - LABEL - 10;
     let x_of = |ms: u64| LABEL + (ms.saturating_sub(start).min(span) * plot) / span;
-    let lanes_height = LANE * (lanes.len() as u64);
+    let lane = lane_height(lanes.len() as u64);
+    // The bar's margin within its lane, and whether a lane has room for text (11 px).
+    let pad = lane * 3 / LANE;
+    let lettered = lane >= 14;
+    let lanes_height = lane * (lanes.len() as u64);
     let height = TOP + lanes_height + 28;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="timeline">"#
@@ -113,8 +127,10 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
         );
     }
     for (row, (site, tasks)) in lanes.iter().enumerate() {
-        let y = TOP + row as u64 * LANE;
-        let _ = write!(svg, r#"<text x="{}" y="{}" class="lane">{}</text>"#, LABEL - 8, y + LANE - 6, escape(site));
+        let y = TOP + row as u64 * lane;
+        if lettered {
+            let _ = write!(svg, r#"<text x="{}" y="{}" class="lane">{}</text>"#, LABEL - 8, y + lane - 6, escape(site));
+        }
         for task in tasks {
             // A task that never started (skipped) is shown where it was decided.
             let (from, to) = match (task.started_at, task.finished_at) {
@@ -146,15 +162,15 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
                 svg,
                 r#"<g class="task {}"><rect x="{bx}" y="{}" width="{bw}" height="{}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}{dash}/><title>{}</title>"#,
                 label(task.status),
-                y + 3,
-                LANE - 6,
+                y + pad,
+                lane - 2 * pad,
                 escape(&title)
             );
             // The job's name inside the bar where it fits (about 6 px a character).
             let name = &task.job;
             let fits = (name.chars().count() as u64) * 6 + 8 <= bw;
-            if fits && task.status != Some(Status::Skipped) {
-                let _ = write!(svg, r#"<text x="{}" y="{}" class="bar">{}</text>"#, bx + 4, y + LANE - 7, escape(name));
+            if fits && lettered && task.status != Some(Status::Skipped) {
+                let _ = write!(svg, r#"<text x="{}" y="{}" class="bar">{}</text>"#, bx + 4, y + lane - 7, escape(name));
             }
             svg.push_str("</g>");
         }

@@ -145,6 +145,29 @@ fn fleet() -> RunReport {
 }
 
 #[test]
+fn the_html_timeline_of_a_thousand_sites_keeps_its_height() {
+    let mut report = sample();
+    let tasks: Vec<TaskHeader> =
+        (0..1000).map(|i| header("clear", &format!("site-{i:04}"), "live", "env:clear-cache")).collect();
+    let mut events = vec![Event::RunStarted { run_id: RunId::from_parts("20270115T080000Z", 0xf1ee), at: T0, tasks }];
+    for i in 0..1000 {
+        events.push(Event::TaskStarted { task: i, at: T0 + 10 * i as u64 });
+        let status = if i % 100 == 7 { Status::Failed } else { Status::Succeeded };
+        events.push(finished(i, status, "done", 20_000 + 10 * i as u64));
+    }
+    events.push(Event::RunFinished { at: T0 + 31_000, interrupted: false, timed_out: false });
+    for event in &events {
+        report.apply(event);
+    }
+    let html = render(&report, Format::Html);
+    // 3 px a lane rather than 20, without the site labels there is no room for.
+    assert!(html.contains(r#"viewBox="0 0 1100 3046""#), "{}", &html[html.find("<svg").unwrap()..][..120]);
+    assert!(!html.contains(r#"class="lane""#), "no site labels");
+    assert_eq!(html.matches(r#"<g class="task "#).count(), 1000, "a bar per task");
+    assert_eq!(html.matches(r#"<g class="task failed""#).count(), 10);
+}
+
+#[test]
 fn final_table_groups_a_fleet_failure_by_cause() {
     insta::assert_snapshot!(table::render(&fleet()));
 }
