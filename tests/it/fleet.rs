@@ -28,27 +28,23 @@ fn named_plan(sites: usize, extra: &[&str]) -> String {
     )
 }
 
-/// `plan --format FORMAT` of `sites` named sites (and `extra`) against a simulator serving
-/// them: what it printed, and the simulator's counters.
-fn plan_named(
+/// `args` (a command on `plan.yml`) where the plan names `sites` sites (and `extra`), against
+/// a simulator serving them: what it printed, and the simulator's counters.
+fn on_named_sites(
     sites: usize,
     extra: &[&str],
-    format: &str,
+    args: &[&str],
 ) -> (crate::support::Output, terminus_batch::simulator::Stats) {
     let served = Served::with_world(&fleet_world(sites), Knobs { time_scale: 0.001, ..Knobs::default() });
-    let out = served
-        .test()
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .file("plan.yml", &named_plan(sites, extra))
-        .args(&["plan", "plan.yml", "--format", format])
-        .run();
+    let out =
+        served.test().env("TERMINUS_MACHINE_TOKEN", TOKEN).file("plan.yml", &named_plan(sites, extra)).args(args).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     (out, served.stop())
 }
 
 #[test]
 fn five_hundred_named_sites_resolve_in_a_few_requests() {
-    let (out, stats) = plan_named(500, &["hidden"], "json");
+    let (out, stats) = on_named_sites(500, &["hidden"], &["plan", "plan.yml", "--format", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(doc["summary"]["tasks"], 501);
     // The listings (paged by 100 per collection) and one look-up for the site they lack.
@@ -91,7 +87,7 @@ fn a_site_resolved_from_the_listings_is_not_read_again() {
 
 #[test]
 fn a_fleet_plan_in_markdown_fits_a_pull_request_comment() {
-    let (out, _) = plan_named(2000, &[], "markdown");
+    let (out, _) = on_named_sites(2000, &[], &["plan", "plan.yml", "--format", "markdown"]);
     // GitHub takes comments up to 65,536 characters; 2,000 task rows would be about 90,000.
     assert!(out.stdout.chars().count() < 65_536, "{} characters", out.stdout.chars().count());
     assert!(out.stdout.contains("| `c` | `env:clear-cache` | 2000 |"), "the summary counts every task");
@@ -99,4 +95,14 @@ fn a_fleet_plan_in_markdown_fits_a_pull_request_comment() {
     let listed = out.stdout.lines().filter(|l| l.starts_with("| `c[")).count();
     let more = format!("| … and {} more tasks (every task: `terminus-batch plan --format json`) | | |", 2000 - listed);
     assert!(listed > 500 && out.stdout.contains(&more), "{listed} listed\n{}", out.stdout.lines().last().unwrap_or(""));
+}
+
+#[test]
+fn a_mermaid_graph_too_big_to_draw_says_so() {
+    let (tasks, _) = on_named_sites(1200, &[], &["graph", "plan.yml", "--format", "mermaid"]);
+    assert!(tasks.stdout.len() > 50_000, "{} characters", tasks.stdout.len());
+    assert!(tasks.stderr.contains("GitHub and Mermaid's defaults render at most 50000"), "{}", tasks.stderr);
+    assert!(tasks.stderr.contains("`--level jobs`"), "{}", tasks.stderr);
+    let (jobs, _) = on_named_sites(1200, &[], &["graph", "plan.yml", "--format", "mermaid", "--level", "jobs"]);
+    assert!(jobs.stderr.is_empty(), "{}", jobs.stderr);
 }

@@ -19,6 +19,17 @@ pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
         (GraphFormat::Mermaid, GraphLevel::Jobs) => render::mermaid_jobs(graph),
         (GraphFormat::Json, GraphLevel::Jobs) => render::json_jobs(graph),
     };
+    if args.format == GraphFormat::Mermaid && args.level == GraphLevel::Tasks && text.len() > MERMAID_LIMIT {
+        writeln!(
+            io.stderr,
+            "note: this diagram is {} characters; GitHub and Mermaid's defaults render at most {MERMAID_LIMIT}: \
+             `--level jobs` draws a node per job",
+            text.len()
+        )?;
+    }
     io.stdout.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)
 }
+
+/// Mermaid's default `maxTextSize`, which GitHub keeps: a longer diagram is not drawn.
+const MERMAID_LIMIT: usize = 50_000;
