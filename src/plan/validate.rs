@@ -352,10 +352,13 @@ impl Validator {
                                 PlanError::new(ErrorCode::UnknownTarget, format!("unknown target `{name}`"))
                                     .at(span, "not a target name")
                                     .help_opt(did_you_mean(name, ctx.target_names.iter().copied()).or_else(|| {
-                                        Some(
+                                        // A glob written alone reads as a target's name.
+                                        Some(if name.contains(['*', '?', '[']) {
+                                            format!("a glob goes in a list: `sites: [\"{name}\"]`")
+                                        } else {
                                             "declare it under `targets:`, or write a list: `[site-a, site-b]`"
-                                                .to_owned(),
-                                        )
+                                                .to_owned()
+                                        })
                                     })),
                             );
                         }

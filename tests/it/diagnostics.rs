@@ -108,3 +108,12 @@ fn diagnostics_suggest_the_closest_name() {
     assert!(out.stderr.contains("did you mean `note`?"), "{}", out.stderr);
     assert!(out.stderr.contains("kebab-case: `sync-content`"), "{}", out.stderr);
 }
+
+#[test]
+fn a_glob_written_alone_is_told_to_go_in_a_list() {
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: \"acme-*\", env: live }\n";
+    let out = Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("unknown target `acme-*`"), "{}", out.stderr);
+    assert!(out.stderr.contains("help: a glob goes in a list: `sites: [\"acme-*\"]`"), "{}", out.stderr);
+}
