@@ -286,7 +286,9 @@ impl Run {
         let controls = Controls {
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
-            run_timeout: settings.timeout,
+            // The plan's durations are the platform's: against a simulator whose clock runs
+            // faster they shrink alike, so a rehearsal times out where the real run would.
+            run_timeout: settings.timeout.map(|t| platform_time(t, scale)),
             abort_in_flight: options.abort_in_flight,
         };
         let mut report = RunReport::new(
@@ -441,6 +443,14 @@ struct OpRunner {
     frozen: Arc<BTreeSet<String>>,
 }
 
+/// A duration of the plan, which is the platform's, on our clock: `scale` real seconds to a
+/// platform second (the simulator's time scale; 1 against the API). At most a year, so that
+/// a deadline computed from it never overflows.
+fn platform_time(duration: std::time::Duration, scale: f64) -> std::time::Duration {
+    const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+    std::time::Duration::try_from_secs_f64(duration.as_secs_f64() * scale).map_or(YEAR, |d| d.min(YEAR))
+}
+
 /// The environment whose code a code-moving operation changes.
 fn code_env(task: &Task<OperationSpec>) -> Option<String> {
     match task.payload.kind() {
@@ -465,10 +475,11 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             site_key: if starts_workflow { task.site.clone() } else { None },
             exclusive,
             estimate_secs: kind.estimate_secs(),
-            timeout: job.and_then(|j| j.timeout),
+            // On the platform's clock, as the run's timeout (see `execute`).
+            timeout: job.and_then(|j| j.timeout).map(|t| platform_time(t, self.ops.platform_scale())),
             retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
                 attempts: j.retries.attempts,
-                backoff: j.retries.backoff,
+                backoff: platform_time(j.retries.backoff, self.ops.platform_scale()),
             }),
         }
     }

@@ -351,3 +351,32 @@ fn a_saved_plan_applies_exactly_its_targets_and_refuses_when_the_plan_changed() 
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("plan.yml changed since saved.json was saved"), "{}", out.stderr);
 }
+
+#[test]
+fn a_simulated_run_keeps_the_plans_timeouts_on_the_platforms_clock() {
+    // Clear-cache workflows of 120 platform seconds, a thousand times faster: 0.12 s real.
+    let world = "simulator: { time_scale: 0.001, duration_jitter: 0, workflow_durations: { clear_cache: 120 } }\n\
+                 user: { email: t@example.com }\nsites:\n  - { name: calm }\n";
+    let plan = |timeout: &str| {
+        format!(
+            "version: 1\nsettings: {{ timeout: {timeout} }}\njobs:\n  c:\n    run: env:clear-cache\n    on: {{ sites: [calm], env: live }}\n"
+        )
+    };
+    let run = |timeout: &str| {
+        Test::new()
+            .file("world.yml", world)
+            .file("plan.yml", &plan(timeout))
+            .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--yes", "--report", "json=-", "-q"])
+            .run()
+    };
+    // A minute is shorter than the workflow on the platform, so the rehearsal times out too
+    // (60 ms real) rather than waiting a real minute that the workflow fits in.
+    let short = run("1m");
+    assert_eq!(short.code, 1, "{}", short.stderr);
+    let json: Value = serde_json::from_str(&short.stdout).unwrap();
+    assert_eq!(json["timed_out"], true, "{json}");
+    assert!(short.stderr.contains(" timed out: 1 task,"), "{}", short.stderr);
+    // Half an hour is plenty (1.8 s real for a 0.12 s workflow).
+    let long = run("30m");
+    assert_eq!(long.code, 0, "{}", long.stderr);
+}

@@ -300,6 +300,7 @@ fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> 
     let verdict = match verdict {
         Verdict::Interrupted => "interrupted",
         Verdict::Succeeded => "succeeded",
+        Verdict::TasksFailed if report.timed_out => "timed out",
         Verdict::TasksFailed | Verdict::Internal => "failed",
     };
     out.push_str(&format!(
