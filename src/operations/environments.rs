@@ -446,7 +446,7 @@ pub(super) async fn workflow_wait(
     let description = wait.description.unwrap_or(&default).replace('"', "");
     let since = super::api::unix_now() + ops.client.platform_clock_offset() - 60.0;
     // `max` is the platform's time: the simulator's clock may run faster.
-    let deadline = tokio::time::Instant::now() + wait.max.mul_f64(ops.platform_scale());
+    let deadline = tokio::time::Instant::now() + ops.platform_time(wait.max);
     let wanted = |w: &super::api::wire::Workflow| {
         let on_env = w.environment_id.as_deref().is_none_or(|e| e == env);
         let recent = w.created_at.is_some_and(|at| at >= since);

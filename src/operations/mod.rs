@@ -102,8 +102,8 @@ pub struct Ops {
     /// Where a platform domain's health check is (`None`: `https://<domain>/…`, the real
     /// platform; the simulator serves it under its own address).
     health_base: Option<String>,
-    /// How fast the platform's clock runs against ours: 1 for the API, a simulator's time
-    /// scale. Scales terminus's pauses (5 s between wake attempts and workflow-list reads).
+    /// Real seconds to a platform second: 1 for the API, a simulator's time scale. Scales
+    /// every duration of the platform's ([`Ops::platform_time`]).
     platform_scale: f64,
     /// Downloads in flight at once (`--downloads`, default 3).
     downloads: Arc<tokio::sync::Semaphore>,
@@ -140,7 +140,7 @@ impl Ops {
     }
 
     /// Sends health checks to `base` + `/__platform/<domain>/pantheon_healthcheck` (the
-    /// simulator), whose clock runs `scale` times as fast as ours.
+    /// simulator), where a platform second takes `scale` real seconds.
     #[must_use]
     pub fn with_platform(mut self, base: Option<String>, scale: f64) -> Self {
         self.health_base = base;
@@ -433,14 +433,18 @@ impl Ops {
         })
     }
 
-    /// How fast the platform's clock runs against ours (see [`Ops::with_platform`]).
-    pub(crate) fn platform_scale(&self) -> f64 {
-        self.platform_scale
+    /// A duration of the platform's (a plan's timeout, terminus's pauses) on our clock: the
+    /// time scale's real seconds to a platform second (see [`Ops::with_platform`]); 1 against
+    /// the API. At most a year, so that a deadline computed from it never overflows.
+    pub(crate) fn platform_time(&self, duration: std::time::Duration) -> std::time::Duration {
+        const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+        std::time::Duration::try_from_secs_f64(duration.as_secs_f64() * self.platform_scale)
+            .map_or(YEAR, |d| d.min(YEAR))
     }
 
     /// terminus's 5 s pause between tries, in the platform's clock.
     pub(crate) fn wake_pause(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(5).mul_f64(self.platform_scale)
+        self.platform_time(std::time::Duration::from_secs(5))
     }
 
     /// Waits for a workflow this attempt started (or adopted) to end; a failed workflow is an

@@ -100,7 +100,7 @@ pub(super) async fn run(
     loop {
         match once(ops, target, tool, words, timeout).await {
             Err(e) if e.transient && attempt < CONNECTS => {
-                let base = Duration::from_secs(2).mul_f64(ops.platform_scale());
+                let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
                 attempt += 1;
             }

@@ -288,7 +288,7 @@ impl Run {
             abort: CancellationToken::new(),
             // The plan's durations are the platform's: against a simulator whose clock runs
             // faster they shrink alike, so a rehearsal times out where the real run would.
-            run_timeout: settings.timeout.map(|t| platform_time(t, scale)),
+            run_timeout: settings.timeout.map(|t| runner.ops.platform_time(t)),
             abort_in_flight: options.abort_in_flight,
         };
         let mut report = RunReport::new(
@@ -443,14 +443,6 @@ struct OpRunner {
     frozen: Arc<BTreeSet<String>>,
 }
 
-/// A duration of the plan, which is the platform's, on our clock: `scale` real seconds to a
-/// platform second (the simulator's time scale; 1 against the API). At most a year, so that
-/// a deadline computed from it never overflows.
-fn platform_time(duration: std::time::Duration, scale: f64) -> std::time::Duration {
-    const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
-    std::time::Duration::try_from_secs_f64(duration.as_secs_f64() * scale).map_or(YEAR, |d| d.min(YEAR))
-}
-
 /// The environment whose code a code-moving operation changes.
 fn code_env(task: &Task<OperationSpec>) -> Option<String> {
     match task.payload.kind() {
@@ -476,10 +468,10 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             exclusive,
             estimate_secs: kind.estimate_secs(),
             // On the platform's clock, as the run's timeout (see `execute`).
-            timeout: job.and_then(|j| j.timeout).map(|t| platform_time(t, self.ops.platform_scale())),
+            timeout: job.and_then(|j| j.timeout).map(|t| self.ops.platform_time(t)),
             retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
                 attempts: j.retries.attempts,
-                backoff: platform_time(j.retries.backoff, self.ops.platform_scale()),
+                backoff: self.ops.platform_time(j.retries.backoff),
             }),
         }
     }
