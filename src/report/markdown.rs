@@ -61,14 +61,15 @@ pub fn render(report: &RunReport) -> String {
         // fleet-wide failure): one row with their count and first ids, so that the summary
         // stays readable and well under GitHub's size limit at thousands of tasks.
         for group in groups {
-            let status = group.tasks[0].status.map_or("unfinished", Status::as_str);
+            let status = group.word();
             if let [task] = group.tasks.as_slice() {
                 out.push_str(&format!("| `{}` | {status} | {} |\n", task.id, cell(&task.message)));
                 continue;
             }
-            let mut ids: Vec<String> = group.tasks.iter().take(IDS_PER_CAUSE).map(|t| format!("`{}`", t.id)).collect();
-            if group.tasks.len() > IDS_PER_CAUSE {
-                ids.push(format!("… +{} more", group.tasks.len() - IDS_PER_CAUSE));
+            let (shown, more) = group.first_ids(IDS_PER_CAUSE);
+            let mut ids: Vec<String> = shown.iter().map(|id| format!("`{id}`")).collect();
+            if more > 0 {
+                ids.push(format!("… +{more} more"));
             }
             out.push_str(&format!(
                 "| {} tasks: {} | {status} | {} |\n",

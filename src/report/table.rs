@@ -69,17 +69,14 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         out.push('\n');
     }
     for group in groups {
-        let status = group.tasks[0].status;
-        let word = status.map_or_else(|| "unfinished".to_owned(), |s| s.as_str().to_owned());
-        let word = format!("{word:<9}");
-        let word = status.map_or_else(|| word.clone(), |s| paint.status(s, &word));
+        let word = format!("{:<9}", group.word());
+        let word = group.tasks[0].status.map_or_else(|| word.clone(), |s| paint.status(s, &word));
         if let [task] = group.tasks.as_slice() {
             out.push_str(&format!("{word}  {}  {}\n", task.id, task.message));
             continue;
         }
         out.push_str(&format!("{word}  {} tasks: {}\n", group.tasks.len(), group.cause));
-        let shown: Vec<&str> = group.tasks.iter().take(options.ids_per_group).map(|t| t.id.as_str()).collect();
-        let more = group.tasks.len().saturating_sub(shown.len());
+        let (shown, more) = group.first_ids(options.ids_per_group);
         let mut words: Vec<String> = shown.iter().map(|id| (*id).to_owned()).collect();
         if more > 0 {
             words.push(format!("… +{more} more (every task: --report json)"));
@@ -137,6 +134,20 @@ fn wrap(words: &[String], indent: usize, width: usize) -> String {
 pub(crate) struct Group<'a> {
     pub(crate) cause: String,
     pub(crate) tasks: Vec<&'a TaskReport>,
+}
+
+impl Group<'_> {
+    /// How its tasks ended: a status, or `unfinished`.
+    pub(crate) fn word(&self) -> &'static str {
+        self.tasks[0].status.map_or("unfinished", Status::as_str)
+    }
+
+    /// The ids of its first `n` tasks, and how many it has beyond them.
+    pub(crate) fn first_ids(&self, n: usize) -> (Vec<&str>, usize) {
+        let shown: Vec<&str> = self.tasks.iter().take(n).map(|t| t.id.as_str()).collect();
+        let more = self.tasks.len() - shown.len();
+        (shown, more)
+    }
 }
 
 /// The tasks `level` lists, grouped by status and cause: failed first, then cancelled,

@@ -283,16 +283,15 @@ const QUIET_IDS: usize = 3;
 fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> String {
     let mut out = String::new();
     for group in crate::report::table::groups(report, StatusLevel::Skip) {
-        let word = group.tasks[0].status.map_or("unfinished", Status::as_str);
+        let word = group.word();
         if let [task] = group.tasks.as_slice() {
             out.push_str(&format!("{word} {}: {}\n", task.id, task.message));
             continue;
         }
-        let mut ids: Vec<&str> = group.tasks.iter().take(QUIET_IDS).map(|t| t.id.as_str()).collect();
-        let more = group.tasks.len() - ids.len();
-        let more = format!("… +{more} more");
-        if group.tasks.len() > QUIET_IDS {
-            ids.push(&more);
+        let (ids, more) = group.first_ids(QUIET_IDS);
+        let mut ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+        if more > 0 {
+            ids.push(format!("… +{more} more"));
         }
         out.push_str(&format!("{word} {} tasks: {} ({})\n", group.tasks.len(), group.cause, ids.join(", ")));
     }
