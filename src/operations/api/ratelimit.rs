@@ -141,9 +141,7 @@ impl RateLimiter {
         let held = s.hold_until.filter(|until| *until > now).map(|until| until - now);
         let ahead = s.background.range(..ticket).count();
         if ahead == 0 && s.tokens >= 1.0 && held.is_none() {
-            decay(&mut s, now, self.window());
-            s.recent += 1.0;
-            s.tokens -= 1.0;
+            self.spend(&mut s, now);
             s.background.remove(&ticket);
             return Duration::ZERO;
         }
@@ -164,9 +162,7 @@ impl RateLimiter {
     fn reserve(&self, now: Instant) -> Duration {
         let mut s = self.lock();
         self.refill(&mut s, now);
-        decay(&mut s, now, self.window());
-        s.recent += 1.0;
-        s.tokens -= 1.0;
+        self.spend(&mut s, now);
         let mut wait = queued(&s);
         if let Some(until) = s.hold_until {
             if until > now {
@@ -176,6 +172,13 @@ impl RateLimiter {
             }
         }
         wait
+    }
+
+    /// Counts a request sent at `now` and takes its token (perhaps one not yet there).
+    fn spend(&self, s: &mut State, now: Instant) {
+        decay(s, now, self.window());
+        s.recent += 1.0;
+        s.tokens -= 1.0;
     }
 
     fn refill(&self, s: &mut State, now: Instant) {
