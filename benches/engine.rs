@@ -172,7 +172,9 @@ impl Runner<Task<OperationSpec>> for Noop {
 struct Discard;
 
 impl EventSink for Discard {
-    fn emit(&mut self, _event: &Event) {}
+    fn emit(&mut self, _event: &Event) -> Result<(), terminus_batch::events::RecordError> {
+        Ok(())
+    }
 }
 
 /// Resets this process's resident high-water mark (Linux 4.0+); false where it cannot.

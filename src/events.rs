@@ -250,16 +250,34 @@ impl Event {
 /// Where run events go: reporters, the journal, the report fold. Called from the executor
 /// loop only, in order.
 pub trait EventSink {
-    fn emit(&mut self, event: &Event);
+    /// Takes one event. A sink that keeps the run's record (the journal) says when it could
+    /// not: the executor then starts nothing more, since an attempt it cannot record must not
+    /// be sent (DESIGN.md §8). Displays and reports in memory never fail.
+    fn emit(&mut self, event: &Event) -> Result<(), RecordError>;
 }
 
-/// Sends every event to several sinks, in order.
+/// The run's record could not be kept: an event could not be written where a resume reads it.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RecordError {
+    pub message: String,
+    #[source]
+    pub source: Option<std::io::Error>,
+}
+
+/// Sends every event to every sink, in order, even after one fails (a display still shows
+/// what happens); the first failure is returned.
 pub struct FanOut<'a>(pub Vec<&'a mut dyn EventSink>);
 
 impl EventSink for FanOut<'_> {
-    fn emit(&mut self, event: &Event) {
+    fn emit(&mut self, event: &Event) -> Result<(), RecordError> {
+        let mut first = Ok(());
         for sink in &mut self.0 {
-            sink.emit(event);
+            let emitted = sink.emit(event);
+            if first.is_ok() {
+                first = emitted;
+            }
         }
+        first
     }
 }

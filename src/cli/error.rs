@@ -66,8 +66,23 @@ impl From<RunError> for CommandError {
             RunError::Refused(message) => Self::Message { status: ExitStatus::Invalid, message },
             RunError::Unreachable(message) => Self::Message { status: ExitStatus::Unreachable, message },
             RunError::Internal(message) => Self::Message { status: ExitStatus::Internal, message },
+            RunError::State(error) => Self::Message { status: ExitStatus::StateFailed, message: chain(&error) },
         }
     }
+}
+
+/// An error and its sources, each said once: `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    out
 }
 
 /// What a command returns: the status it ends with, or the error that ended it.

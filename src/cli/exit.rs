@@ -21,6 +21,9 @@ pub enum ExitStatus {
     Declined,
     /// 7: every task succeeded, but a report could not be written.
     ReportFailed,
+    /// 8: the state directory failed the run: its journal or `result.json` could not be
+    /// written (the run started nothing more), or the lock or journal could not be made.
+    StateFailed,
     /// 101: an internal error (a bug).
     Internal,
     /// 130: interrupted.
@@ -39,6 +42,7 @@ impl ExitStatus {
             Self::WouldDestroy => 5,
             Self::Declined => 6,
             Self::ReportFailed => 7,
+            Self::StateFailed => 8,
             Self::Internal => 101,
             Self::Interrupted => 130,
         }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::scheduler::{GroupPolicy, Limits, Scheduler, Slot};
 pub use crate::events::EventSink;
-use crate::events::{Event, Millis, Outcome, Status, TaskHeader};
+use crate::events::{Event, Millis, Outcome, RecordError, Status, TaskHeader};
 use crate::graph::TaskGraph;
 use crate::ids::RunId;
 
@@ -123,10 +123,19 @@ pub struct RunSummary {
     pub timed_out: bool,
     /// Bugs met: a task whose attempt panicked ended `failed` with this message (exit 101).
     pub internal_errors: Vec<String>,
+    /// The run's record could not be kept (the journal could not be written): from then on
+    /// nothing started, and no attempt was sent without its record.
+    pub record_error: Option<String>,
 }
 
+/// An attempt that could not be put on record, and so must not act.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not started: the attempt could not be recorded ({0})")]
+pub struct NotRecorded(pub String);
+
 enum Message {
-    AttemptStarting { task: usize, attempt: u32, ack: oneshot::Sender<()> },
+    /// Answered with whether the record is written.
+    AttemptStarting { task: usize, attempt: u32, ack: oneshot::Sender<Result<(), NotRecorded>> },
     WorkflowStarted { task: usize, id: String },
     WorkflowEnded { task: usize, id: String, succeeded: bool },
     Progress { task: usize, message: String, bytes: Option<[u64; 2]> },
@@ -158,12 +167,14 @@ impl TaskContext {
 
     /// Records that the attempt is about to act (before a workflow POST) and waits until
     /// the record is written, so a crash after this point leaves a trace.
-    pub async fn attempt_starting(&self) {
+    ///
+    /// # Errors
+    /// The record could not be written, or the run is gone: the attempt must not act.
+    pub async fn attempt_starting(&self) -> Result<(), NotRecorded> {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Message::AttemptStarting { task: self.task, attempt: self.attempt, ack }).is_ok() {
-            // The loop acknowledges once the event is out; if it is gone, so is the run.
-            let _gone = done.await;
-        }
+        let gone = || NotRecorded("the run is ending".to_owned());
+        self.tx.send(Message::AttemptStarting { task: self.task, attempt: self.attempt, ack }).map_err(|_| gone())?;
+        done.await.map_err(|_| gone())?
     }
 
     /// Records a workflow this attempt started: the task is never started again.
@@ -206,8 +217,32 @@ enum TaskEnd {
     },
 }
 
+/// The executor's side of the sinks: every event goes out, and the first failure to record
+/// one is kept.
+struct Recording<'a> {
+    sink: &'a mut dyn EventSink,
+    error: Option<RecordError>,
+}
+
+impl Recording<'_> {
+    /// Emits `event`; `false` when it could not be recorded.
+    fn emit(&mut self, event: &Event) -> bool {
+        match self.sink.emit(event) {
+            Ok(()) => true,
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(e);
+                }
+                false
+            }
+        }
+    }
+}
+
 /// Runs the graph to the end: every task finishes in exactly one terminal state, reported as
-/// `TaskFinished`, between `RunStarted` and `RunFinished`.
+/// `TaskFinished`, between `RunStarted` and `RunFinished`. When an event cannot be recorded,
+/// nothing more starts: the tasks in flight are waited for, the rest end `skipped`, and no
+/// attempt acts without its record.
 #[expect(clippy::too_many_arguments, reason = "the composition root passes each part explicitly")]
 pub async fn run<P, R>(
     graph: &TaskGraph<P>,
@@ -239,6 +274,10 @@ where
         .collect();
     let names: Vec<String> = metas.iter().map(|m| m.header.id.to_string()).collect();
     let mut sched = Scheduler::new(slots, names, groups, limits);
+    let mut sink = Recording { sink, error: None };
+    let sink = &mut sink;
+    // Whether the run drained for a record that could not be written.
+    let mut unrecorded = false;
     sink.emit(&Event::RunStarted {
         run_id,
         at: clock.now_ms(),
@@ -255,12 +294,22 @@ where
     let mut lost = false;
     let mut statuses: Vec<Option<Status>> = vec![None; metas.len()];
 
-    let finish = |sink: &mut dyn EventSink, statuses: &mut Vec<Option<Status>>, task: usize, outcome: Outcome, at| {
+    let finish = |sink: &mut Recording<'_>, statuses: &mut Vec<Option<Status>>, task: usize, outcome: Outcome, at| {
         statuses[task] = Some(outcome.status);
         sink.emit(&Event::TaskFinished { task, outcome, at });
     };
 
     loop {
+        if let Some(error) = sink.error.as_ref().filter(|_| !unrecorded) {
+            // Nothing more starts: what it did could not be told to a resume.
+            unrecorded = true;
+            let reason = format!("{error}; starting nothing more");
+            let at = clock.now_ms();
+            sink.emit(&Event::Draining { reason, in_flight: set.len(), waiting: true, at });
+            for skip in sched.drain("not started: the run's record could not be written") {
+                finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+            }
+        }
         while let Some(i) = sched.start_next() {
             if let Some(done) = graph.node(i).and_then(|p| runner.carried(p)) {
                 let at = clock.now_ms();
@@ -307,8 +356,13 @@ where
                 let at = clock.now_ms();
                 let event = match message {
                     Message::AttemptStarting { task, attempt, ack } => {
-                        sink.emit(&Event::AttemptStarting { task, attempt, at });
-                        let _gone = ack.send(());
+                        // An earlier failure refuses it too: the journal writes nothing after one.
+                        let recorded = if sink.emit(&Event::AttemptStarting { task, attempt, at }) {
+                            Ok(())
+                        } else {
+                            Err(NotRecorded(sink.error.as_ref().map_or_else(String::new, ToString::to_string)))
+                        };
+                        let _gone = ack.send(recorded);
                         continue;
                     }
                     Message::WorkflowStarted { task, id } => {
@@ -429,6 +483,7 @@ where
         interrupted,
         timed_out,
         internal_errors,
+        record_error: sink.error.as_ref().map(ToString::to_string),
     }
 }
 
@@ -543,7 +598,9 @@ mod tests {
             let step = p.script.get(attempt as usize - 1).copied().unwrap_or(Ok(1));
             let panics = p.name.starts_with("panic");
             async move {
-                ctx.attempt_starting().await;
+                if let Err(e) = ctx.attempt_starting().await {
+                    return Err(TaskError { message: e.to_string(), class: ErrorClass::Permanent });
+                }
                 assert!(!panics, "a bug in the runner");
                 match step {
                     Ok(ms) => {
@@ -572,8 +629,9 @@ mod tests {
     struct Recorder(Vec<Event>);
 
     impl EventSink for Recorder {
-        fn emit(&mut self, event: &Event) {
+        fn emit(&mut self, event: &Event) -> Result<(), RecordError> {
             self.0.push(event.clone());
+            Ok(())
         }
     }
 
@@ -633,6 +691,75 @@ mod tests {
         });
         assert_eq!(message.as_deref(), Some("internal error: the task panicked: a bug in the runner"));
         assert!(matches!(events.last(), Some(Event::RunFinished { .. })));
+    }
+
+    /// Keeps every event it is given; refuses (as a full disk would) from the `limit`-th on,
+    /// and remembers which it refused.
+    struct FullDisk {
+        limit: usize,
+        events: Vec<(Event, bool)>,
+    }
+
+    impl EventSink for FullDisk {
+        fn emit(&mut self, event: &Event) -> Result<(), RecordError> {
+            let kept = self.events.len() < self.limit;
+            self.events.push((event.clone(), kept));
+            if kept { Ok(()) } else { Err(RecordError { message: "no space left on device".into(), source: None }) }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_cannot_be_recorded_never_acts_and_nothing_more_starts() {
+        let tasks: Vec<Fake> =
+            ["a", "b", "c", "d", "e", "f", "g", "h"].into_iter().map(|n| fake(n, vec![Ok(1_000)], 1)).collect();
+        let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let runner = Arc::new(FakeRunner { calls: Arc::clone(&calls) });
+        let limits = Limits { concurrency: 2, per_site: 1, fail_fast: false, max_failures: None };
+        // RunStarted, then two tasks' start and attempt records; the third's is refused.
+        let mut sink = FullDisk { limit: 6, events: Vec::new() };
+        let summary = run(
+            &graph,
+            runner,
+            vec![GroupPolicy::default()],
+            limits,
+            Controls::default(),
+            &FixedClock,
+            RunId::from_parts("t", 0),
+            &mut sink,
+        )
+        .await;
+        assert!(summary.record_error.as_deref().is_some_and(|e| e.contains("no space")), "{summary:?}");
+        // Every workflow started comes after its attempt's record was written.
+        let recorded: Vec<usize> = sink
+            .events
+            .iter()
+            .filter_map(|(e, kept)| match e {
+                Event::AttemptStarting { task, .. } if *kept => Some(*task),
+                _ => None,
+            })
+            .collect();
+        let acted: Vec<usize> = sink
+            .events
+            .iter()
+            .filter_map(|(e, _)| match e {
+                Event::WorkflowStarted { task, .. } => Some(*task),
+                _ => None,
+            })
+            .collect();
+        assert!(!acted.is_empty());
+        assert!(acted.iter().all(|t| recorded.contains(t)), "acted {acted:?}, recorded {recorded:?}");
+        // The run drained: the tasks in flight ended, nothing else started.
+        let started = sink.events.iter().filter(|(e, _)| matches!(e, Event::TaskStarted { .. })).count();
+        assert!(started <= 3, "{started} tasks started after the record failed");
+        let skipped = summary.statuses.iter().filter(|s| **s == Status::Skipped).count();
+        assert_eq!(skipped, 8 - started, "{:?}", summary.statuses);
+        let drained = sink.events.iter().find_map(|(e, _)| match e {
+            Event::Draining { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        assert!(drained.is_some_and(|r| r.contains("no space left on device")));
+        assert!(matches!(sink.events.last(), Some((Event::RunFinished { .. }, _))));
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
-use crate::events::{Event, EventSink, Record, Status};
+use crate::events::{Event, EventSink, Record, RecordError, Status};
 
 /// The first line of a journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,19 +97,39 @@ impl JournalWriter {
 }
 
 impl EventSink for JournalWriter {
-    fn emit(&mut self, event: &Event) {
+    /// Writes and flushes the event's line. After a failure nothing more is written (a line
+    /// after a cut one would make the journal unreadable) and every event is refused, so the
+    /// executor starts nothing it cannot record.
+    fn emit(&mut self, event: &Event) -> Result<(), RecordError> {
+        if let Some(first) = &self.failed {
+            return Err(self.record_error(first.kind(), &first.to_string()));
+        }
         // A transfer's byte counts are for the progress bar only; its milestones come as
         // plain progress messages.
-        if self.failed.is_some() || matches!(event, Event::Progress { bytes: Some(_), .. }) {
-            return;
+        if matches!(event, Event::Progress { bytes: Some(_), .. }) {
+            return Ok(());
         }
         let written = serde_json::to_string(event)
             .map_err(io::Error::other)
             .and_then(|line| writeln!(self.file, "{line}"))
             .and_then(|()| self.file.flush());
-        if let Err(e) = written {
-            tracing::error!("the journal in {} cannot be written: {e}", self.dir.display());
-            self.failed = Some(e);
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Said once, by the executor's drain and the run's outcome.
+                let error = self.record_error(e.kind(), &e.to_string());
+                self.failed = Some(e);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl JournalWriter {
+    fn record_error(&self, kind: io::ErrorKind, message: &str) -> RecordError {
+        RecordError {
+            message: format!("the journal in {} cannot be written: {message}", self.dir.display()),
+            source: Some(io::Error::new(kind, message.to_owned())),
         }
     }
 }
@@ -512,8 +532,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = JournalWriter::create(dir.path(), &header("r1")).unwrap();
         let milestone = Event::Progress { task: 0, message: "db: 1 of 4 bytes".into(), bytes: None, at: 1 };
-        w.emit(&Event::Progress { task: 0, message: "db".into(), bytes: Some([1, 4]), at: 1 });
-        w.emit(&milestone);
+        w.emit(&Event::Progress { task: 0, message: "db".into(), bytes: Some([1, 4]), at: 1 }).unwrap();
+        w.emit(&milestone).unwrap();
         assert_eq!(read(w.dir()).unwrap().events, [milestone]);
     }
 
@@ -534,7 +554,7 @@ mod tests {
             Event::TaskFinished { task: 3, outcome: Outcome::new(Status::Failed, "no"), at: 5 },
         ];
         for e in &events {
-            w.emit(e);
+            w.emit(e).unwrap();
         }
         // A crash mid-line.
         let path = w.dir().join("events.jsonl");

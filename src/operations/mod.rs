@@ -69,8 +69,9 @@ impl From<ApiError> for OpError {
 
 /// What an operation reports while it runs.
 pub trait OpContext: Send + Sync {
-    /// Before acting (a workflow POST): returns once the attempt is on record.
-    fn attempt_starting(&self) -> impl Future<Output = ()> + Send;
+    /// Before acting (a workflow POST): returns once the attempt is on record, or an error
+    /// when it could not be recorded; then the operation must not act.
+    fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send;
     /// A workflow was started: the operation must never be started again.
     fn workflow_started(&self, id: &str);
     /// A workflow was seen to finish (until then, a resume re-attaches to it).
@@ -495,7 +496,7 @@ impl Ops {
             tracing::info!(workflow = %found.id, "re-attached to a workflow an interrupted run started");
             found
         } else {
-            ctx.attempt_starting().await;
+            ctx.attempt_starting().await?;
             self.client.start_workflow(start, unix_now()).await?
         };
         ctx.workflow_started(&workflow.id);

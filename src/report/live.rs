@@ -307,7 +307,15 @@ impl<'a> Live<'a> {
 }
 
 impl EventSink for Live<'_> {
-    fn emit(&mut self, event: &Event) {
+    fn emit(&mut self, event: &Event) -> Result<(), crate::events::RecordError> {
+        self.show(event);
+        Ok(())
+    }
+}
+
+impl Live<'_> {
+    /// Shows one event: a line above the block or in the log, the block redrawn.
+    fn show(&mut self, event: &Event) {
         match event {
             Event::RunStarted { tasks, at, .. } => {
                 self.tally.start(tasks);
@@ -405,8 +413,11 @@ impl EventSink for Live<'_> {
 /// What the first (or second) Ctrl-C does, said even under `-q`: the user pressed a key and
 /// expects an answer.
 fn draining_text(event: &Event) -> String {
-    let Event::Draining { in_flight, waiting, .. } = event else { return String::new() };
+    let Event::Draining { in_flight, waiting, reason, .. } = event else { return String::new() };
     let tasks = if *in_flight == 1 { "task" } else { "tasks" };
+    if reason != "interrupted" {
+        return format!("{reason}; waiting for the {in_flight} {tasks} in flight");
+    }
     if *waiting {
         format!(
             "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
@@ -487,15 +498,15 @@ mod tests {
     fn a_transfer_shows_its_bytes_on_its_line() {
         let mut out = Vec::new();
         let mut live = Live::new(bars(5), &mut out).with_draw_target(ProgressDrawTarget::hidden());
-        live.emit(&started(1));
-        live.emit(&Event::TaskStarted { task: 0, at: 0 });
-        live.emit(&Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([1024, 4096]), at: 1 });
+        live.show(&started(1));
+        live.show(&Event::TaskStarted { task: 0, at: 0 });
+        live.show(&Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([1024, 4096]), at: 1 });
         assert!(
             live.block().contains("clear[s0.live] db.sql.gz 1.00 KiB/4.00 KiB (25%)  since 00:00:00"),
             "{}",
             live.block()
         );
-        live.emit(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
+        live.show(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
         assert!(live.block().contains("clear[s0.live] verifying"), "{}", live.block());
     }
 
@@ -503,18 +514,18 @@ mod tests {
     fn a_terminal_shows_at_most_its_rows_of_tasks_then_a_count() {
         let mut out = Vec::new();
         let mut live = Live::new(bars(3), &mut out).with_draw_target(ProgressDrawTarget::hidden());
-        live.emit(&started(1000));
+        live.show(&started(1000));
         for task in 0..50 {
-            live.emit(&Event::TaskStarted { task, at: 0 });
+            live.show(&Event::TaskStarted { task, at: 0 });
         }
-        live.emit(&Event::WorkflowStarted { task: 0, workflow_id: "wf-0".into(), at: 0 });
+        live.show(&Event::WorkflowStarted { task: 0, workflow_id: "wf-0".into(), at: 0 });
         let block = live.block();
         let lines: Vec<&str> = block.lines().collect();
         assert_eq!(lines.len(), 5, "{block}");
         assert!(lines[0].starts_with("0/1000 done · 50 running · ETA "), "{block}");
         assert_eq!(lines[1], "  clear[s0.live] workflow wf-0  since 00:00:00");
         assert_eq!(lines[4], "  +47 more running");
-        live.emit(&finished(1, Status::Succeeded, 5_000));
+        live.show(&finished(1, Status::Succeeded, 5_000));
         let block = live.block();
         assert!(block.starts_with("1/1000 done · 1 succeeded · 49 running · ETA "), "{block}");
         assert!(
@@ -522,7 +533,7 @@ mod tests {
             "the next oldest moves up: {block}"
         );
         for task in (0..50).filter(|t| *t != 1) {
-            live.emit(&finished(task, Status::Failed, 6_000));
+            live.show(&finished(task, Status::Failed, 6_000));
         }
         assert_eq!(live.block(), "50/1000 done · 1 succeeded · 49 failed · 0 running · ETA 9m28s");
         let wide = Live::new(LiveOptions { columns: 30, ..bars(3) }, &mut out);
@@ -535,14 +546,14 @@ mod tests {
         {
             let options = LiveOptions { estimate_secs: Some(1000), ..LiveOptions::new(Mode::Lines) };
             let mut live = Live::new(options, &mut out);
-            live.emit(&started(1000));
+            live.show(&started(1000));
             for task in 0..1000 {
                 let at = task as u64 * 100;
-                live.emit(&Event::TaskStarted { task, at });
+                live.show(&Event::TaskStarted { task, at });
                 let status = if task % 250 == 7 { Status::Failed } else { Status::Succeeded };
-                live.emit(&finished(task, status, at + 50));
+                live.show(&finished(task, status, at + 50));
             }
-            live.emit(&Event::RunFinished { at: 100_000, interrupted: false, timed_out: false });
+            live.show(&Event::RunFinished { at: 100_000, interrupted: false, timed_out: false });
         }
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -569,13 +580,13 @@ mod tests {
         let mut out = Vec::new();
         {
             let mut live = Live::new(LiveOptions::new(Mode::Lines), &mut out);
-            live.emit(&started(3));
-            live.emit(&Event::TaskStarted { task: 0, at: 0 });
-            live.emit(&Event::Draining { reason: "interrupted".into(), in_flight: 1, waiting: true, at: 10 });
-            live.emit(&finished(1, Status::Skipped, 10));
-            live.emit(&finished(2, Status::Skipped, 10));
-            live.emit(&finished(0, Status::Succeeded, 20));
-            live.emit(&Event::RunFinished { at: 30, interrupted: true, timed_out: false });
+            live.show(&started(3));
+            live.show(&Event::TaskStarted { task: 0, at: 0 });
+            live.show(&Event::Draining { reason: "interrupted".into(), in_flight: 1, waiting: true, at: 10 });
+            live.show(&finished(1, Status::Skipped, 10));
+            live.show(&finished(2, Status::Skipped, 10));
+            live.show(&finished(0, Status::Succeeded, 20));
+            live.show(&Event::RunFinished { at: 30, interrupted: true, timed_out: false });
         }
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("interrupted: starting nothing new; waiting for the 1 task in flight"), "{text}");

@@ -243,7 +243,8 @@ impl RunReport {
 }
 
 impl EventSink for RunReport {
-    fn emit(&mut self, event: &Event) {
+    fn emit(&mut self, event: &Event) -> Result<(), crate::events::RecordError> {
         self.apply(event);
+        Ok(())
     }
 }

@@ -14,6 +14,7 @@ use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 use super::outcome::RunOutcome;
+use super::error::StateError;
 use super::{Prepared, RunError};
 use crate::endpoint::Endpoint;
 use crate::events::{EventSink, FanOut, Status};
@@ -21,10 +22,10 @@ use crate::executor::scheduler::{GroupPolicy, Limits};
 use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
 use crate::expand::{JobInfo, Task};
 use crate::ids::RunId;
-use crate::journal::lock::{Holder, Lock};
+use crate::journal::lock::{Holder, Lock, LockError};
 use crate::journal::{self, Header, JournalWriter, Prior, RunJournal};
 use crate::operations::api::workflows::Poller;
-use crate::operations::{OpContext, Ops, Target, is_supported};
+use crate::operations::{OpContext, OpError, Ops, Target, is_supported};
 use crate::plan::model::OnFailure;
 use crate::plan::ops::{Effect, OperationKind, OperationSpec};
 use crate::report::RunReport;
@@ -194,7 +195,11 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
     let endpoint = Some(connection.endpoint.clone());
     let run_id = new_run_id();
     let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone());
-    let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| RunError::Refused(e.to_string()))?;
+    let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| match e {
+        // Another run holds it: a refusal, as for any other reason not to start.
+        held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
+        io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
+    })?;
     let (newest, priors) = match earlier {
         Some(Earlier { newest, priors }) => (Some(newest), priors),
         None => (None, BTreeMap::new()),
@@ -212,9 +217,8 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         carried: priors.clone(),
         settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
     };
-    let writer = JournalWriter::create(&options.state_dir, &header).map_err(|e| {
-        RunError::Refused(format!("{e}; a run that cannot be journalled does not start (see --state-dir)"))
-    })?;
+    let writer =
+        JournalWriter::create(&options.state_dir, &header).map_err(|e| RunError::State(StateError::Journal(e)))?;
     if let Some(j) = &newest
         && j.header.plan_sha256 != header.plan_sha256
     {
@@ -324,12 +328,13 @@ impl Run {
         }
         drop(connection);
         let mut journal_errors = Vec::new();
-        if let Err(e) = writer.write_result(&crate::report::json::render(&report)) {
-            journal_errors.push(format!("cannot write {}/result.json: {e}", writer.dir().display()));
+        if let Some(error) = &summary.record_error {
+            journal_errors.push(format!(
+                "{error}: the run started nothing more after that; what the tasks then in flight did is not all \
+                 on record, and a resume looks for the workflows they may have started"
+            ));
         }
-        if let Some(e) = writer.error() {
-            journal_errors.push(format!("the journal in {} is incomplete: {e}", writer.dir().display()));
-        }
+        let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
         RunOutcome {
             report,
             run_id: run_id.to_string(),
@@ -339,6 +344,41 @@ impl Run {
             timed_out: summary.timed_out,
             internal_errors,
             journal_errors,
+            result_json,
+        }
+    }
+}
+
+/// Writes `result.json` beside the journal; when that fails (a full disk), into the system's
+/// temporary directory, and says where. `None` when neither could be written.
+fn keep_result(writer: &JournalWriter, run_id: &str, report: &RunReport, errors: &mut Vec<String>) -> Option<PathBuf> {
+    let json = crate::report::json::render(report);
+    let beside = writer.dir().join("result.json");
+    let Err(e) = writer.write_result(&json) else { return Some(beside) };
+    let elsewhere = std::env::temp_dir().join(format!("terminus-batch-{run_id}-result.json"));
+    // A new file only: the temporary directory is shared, and a name someone else made is
+    // not written through.
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&elsewhere)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, json.as_bytes()));
+    match written {
+        Ok(()) => {
+            errors.push(format!(
+                "cannot write {}: {e}; the JSON report is in {} instead",
+                beside.display(),
+                elsewhere.display()
+            ));
+            Some(elsewhere)
+        }
+        Err(e2) => {
+            // A file cut short is no report: it goes, and the report goes to stderr.
+            if e2.kind() != std::io::ErrorKind::AlreadyExists {
+                let _gone = std::fs::remove_file(&elsewhere);
+            }
+            errors.push(format!("cannot write {} ({e}), nor {} ({e2})", beside.display(), elsewhere.display()));
+            None
         }
     }
 }
@@ -557,8 +597,8 @@ struct Ctx {
 }
 
 impl OpContext for Ctx {
-    fn attempt_starting(&self) -> impl Future<Output = ()> + Send {
-        self.inner.attempt_starting()
+    fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send {
+        self.inner.attempt_starting().map(|recorded| recorded.map_err(|e| OpError::permanent(e.to_string())))
     }
 
     fn workflow_started(&self, id: &str) {

@@ -18,6 +18,19 @@ pub enum RunError {
     /// A bug, or the operating system refusing what a run needs (threads, a socket).
     #[error("{0}")]
     Internal(String),
+    /// The state directory could not be used (its lock or journal could not be written):
+    /// a full or read-only disk, not a bad plan.
+    #[error("{0}")]
+    State(#[source] StateError),
+}
+
+/// What the state directory refused, with the operating system's error as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Lock(crate::journal::lock::LockError),
+    #[error("{0}; a run that cannot be journalled does not start (see --state-dir)")]
+    Journal(#[source] crate::journal::JournalError),
 }
 
 impl RunError {

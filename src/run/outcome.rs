@@ -22,11 +22,19 @@ pub struct RunOutcome {
     pub internal_errors: Vec<String>,
     /// The journal or `result.json` could not be written in full.
     pub journal_errors: Vec<String>,
+    /// Where the JSON report of the run was written: `result.json` beside the journal, or,
+    /// when that could not be written, a file in the system's temporary directory; `None`
+    /// when neither could be.
+    pub result_json: Option<PathBuf>,
 }
 
 /// The run's verdict, in order of precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// The run's record (its journal or `result.json`) could not be written: it started
+    /// nothing more, and a resume may have to look for what it did (wins over every other
+    /// verdict: the state directory needs attention before anything else).
+    RecordLost,
     /// Every task succeeded or was unchanged.
     Succeeded,
     /// Some task failed, was skipped or was cancelled.
@@ -40,7 +48,9 @@ pub enum Verdict {
 impl RunOutcome {
     #[must_use]
     pub fn verdict(&self) -> Verdict {
-        if self.interrupted {
+        if !self.journal_errors.is_empty() {
+            Verdict::RecordLost
+        } else if self.interrupted {
             Verdict::Interrupted
         } else if !self.internal_errors.is_empty() {
             Verdict::Internal
@@ -78,6 +88,7 @@ mod tests {
             timed_out: false,
             internal_errors: if internal { vec!["a: boom".into()] } else { Vec::new() },
             journal_errors: Vec::new(),
+            result_json: None,
         }
     }
 
@@ -92,5 +103,9 @@ mod tests {
         let mut looks_internal = outcome(Status::Failed, false, false);
         looks_internal.report.tasks[0].message = "internal error: from the platform".into();
         assert_eq!(looks_internal.verdict(), Verdict::TasksFailed);
+        // A record that could not be written wins over all.
+        let mut unrecorded = outcome(Status::Succeeded, true, true);
+        unrecorded.journal_errors.push("the journal cannot be written: No space left on device".into());
+        assert_eq!(unrecorded.verdict(), Verdict::RecordLost);
     }
 }

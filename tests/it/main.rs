@@ -24,6 +24,7 @@ mod fuzz;
 mod never_twice;
 mod operations;
 mod operator;
+mod own_faults;
 mod properties;
 mod readme;
 mod refresh;

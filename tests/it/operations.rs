@@ -18,8 +18,8 @@ struct Quiet;
 
 impl OpContext for Quiet {
     #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
-    fn attempt_starting(&self) -> impl Future<Output = ()> + Send {
-        async {}
+    fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send {
+        async { Ok(()) }
     }
     fn workflow_started(&self, _id: &str) {}
     fn progress(&self, _message: &str) {}

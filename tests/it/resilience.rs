@@ -73,7 +73,9 @@ fn apply_in_process(
 struct Discard;
 
 impl terminus_batch::events::EventSink for Discard {
-    fn emit(&mut self, _event: &terminus_batch::events::Event) {}
+    fn emit(&mut self, _event: &terminus_batch::events::Event) -> Result<(), terminus_batch::events::RecordError> {
+        Ok(())
+    }
 }
 
 /// Every task's terminal events in a journal, by task id.
@@ -293,8 +295,10 @@ fn an_unwritable_state_dir_or_a_held_lock_refuses_to_start() {
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: live }\n";
     let t = Test::new().file("plan.yml", plan).file("state", "a file, not a directory");
     let out = t.args(&["apply", "plan.yml", "--simulate", "--state-dir", "state"]).run();
-    assert_eq!(out.code, 2, "{}", out.stderr);
+    // A disk that refuses is not a bad plan: the state directory's own status (issue 23).
+    assert_eq!(out.code, 8, "{}", out.stderr);
     assert!(out.stderr.contains("cannot be journalled"), "{}", out.stderr);
+    assert!(out.stderr.contains("Not a directory") || out.stderr.contains("File exists"), "the cause: {}", out.stderr);
 
     // A lock held by a live process (this test).
     let t = Test::new().file("plan.yml", plan);

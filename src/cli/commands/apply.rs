@@ -134,12 +134,13 @@ struct JsonLines<'a, 'b> {
 }
 
 impl EventSink for JsonLines<'_, '_> {
-    fn emit(&mut self, event: &Event) {
-        self.live.emit(event);
+    fn emit(&mut self, event: &Event) -> Result<(), crate::events::RecordError> {
+        self.live.emit(event)?;
         // A reader that went away does not stop the run; its exit status is the run's.
         if let Ok(line) = serde_json::to_string(event) {
             let _shown = writeln!(self.out, "{line}").and_then(|()| self.out.flush());
         }
+        Ok(())
     }
 }
 
@@ -159,6 +160,11 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
     let report = &outcome.report;
     for message in outcome.internal_errors.iter().chain(&outcome.journal_errors) {
         let _shown = write_error(io.stderr, message);
+    }
+    if outcome.result_json.is_none() {
+        // Neither the state directory nor the temporary one took the JSON report: it goes
+        // to stderr, the last place left, so the record of what ran is not lost.
+        let _shown = writeln!(io.stderr, "{}", crate::report::json::render(report));
     }
     let mut report_failed = !write_reports(report, reports, io);
     // What read-only tasks read is the output the user asked for: on stdout, even under -q.
@@ -199,6 +205,7 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         }
     }
     match outcome.verdict() {
+        Verdict::RecordLost => ExitStatus::StateFailed,
         Verdict::Interrupted => ExitStatus::Interrupted,
         Verdict::Internal => ExitStatus::Internal,
         Verdict::TasksFailed => ExitStatus::TasksFailed,
@@ -248,7 +255,7 @@ fn footer(outcome: &RunOutcome, reports: &[(Format, String)]) -> String {
 
 /// The command that runs again what did not succeed, when something did not.
 fn resume(outcome: &RunOutcome) -> Option<String> {
-    matches!(outcome.verdict(), Verdict::TasksFailed | Verdict::Interrupted | Verdict::Internal)
+    matches!(outcome.verdict(), Verdict::TasksFailed | Verdict::Interrupted | Verdict::Internal | Verdict::RecordLost)
         .then(|| resume_command(std::env::args(), &outcome.run_id))
 }
 
@@ -297,6 +304,7 @@ fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> 
     }
     let t = &report.totals;
     let verdict = match verdict {
+        Verdict::RecordLost => "stopped: its record could not be written",
         Verdict::Interrupted => "interrupted",
         Verdict::Succeeded => "succeeded",
         Verdict::TasksFailed if report.timed_out => "timed out",

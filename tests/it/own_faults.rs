@@ -1,0 +1,106 @@
+//! Issue 23: the tool's own faults (its disk, its poller, its resumes, its reports). Each
+//! test reproduces a way a run lost a record or said something untrue, then checks the fix.
+
+use terminus_batch::simulator::Knobs;
+
+use crate::support::Test;
+use crate::support::sim::Served;
+
+const TOKEN: &str = "simulated-machine-token";
+
+/// A test against `served` in `dir`, logged in, its request rate no bound.
+fn fast_test(served: &Served, dir: &std::path::Path) -> Test {
+    served
+        .test_in(dir)
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .env("TERMINUS_BATCH_REQUESTS_PER_SECOND", "1000")
+        .env("TERMINUS_BATCH_BURST", "1000")
+}
+
+/// `sites` sites `site-000`… with a deployable test environment.
+fn deploy_world(sites: usize) -> terminus_batch::simulator::World {
+    let mut text = String::from("user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n");
+    for i in 0..sites {
+        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
+    }
+    crate::support::sim::world(&text)
+}
+
+const DEPLOY_ALL: &str =
+    "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n    with: { note: Release }\n";
+
+/// `test`'s command run with every file it writes limited to `bytes` (RLIMIT_FSIZE, with
+/// SIGXFSZ ignored so a write past it fails as on a full disk, with EFBIG, instead of
+/// killing the process): the journal fills up at a byte count the test chooses.
+fn with_file_limit(test: &Test, bytes: u64) -> crate::support::Output {
+    let inner = test.command();
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
+        .arg(bytes.to_string())
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .current_dir(test.path())
+        .env_clear();
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let out = command.output().expect("run terminus-batch under prlimit");
+    crate::support::Output {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+/// The lines of the only run's journal in `dir`'s state directory.
+fn journal_lines(dir: &std::path::Path) -> Vec<String> {
+    let runs: Vec<_> = std::fs::read_dir(dir.join(".terminus-batch/runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let bytes = std::fs::read(runs[0].join("events.jsonl")).unwrap();
+    String::from_utf8_lossy(&bytes).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn a_state_directory_that_fills_up_mid_run_stops_the_run_and_no_attempt_acts_unrecorded() {
+    let knobs = Knobs { time_scale: 0.001, duration_jitter: 0.0, ..Knobs::default() };
+    let served = Served::with_world(&deploy_world(40), knobs);
+    let t = Test::new().file("plan.yml", DEPLOY_ALL);
+    let test = fast_test(&served, t.path())
+        .env("TMPDIR", &t.path().display().to_string())
+        .args(&["apply", "plan.yml", "--yes", "-q"]);
+    // The header and the run's task list take about 8.6 KB: 12 KB leaves room for a few
+    // tasks' events, then the journal is full.
+    let out = with_file_limit(&test, 12_288);
+    assert_eq!(out.code, 8, "a full state directory has its own exit status: {}", out.stderr);
+    assert!(out.stderr.contains("cannot be written") && out.stderr.contains("starting nothing more"), "{}", out.stderr);
+    // Neither result.json nor the temporary directory could take the report: stderr did.
+    let json_start = out.stderr.find("{\n").expect("the JSON report on stderr");
+    let report: serde_json::Value =
+        serde_json::Deserializer::from_str(&out.stderr[json_start..]).into_iter().next().unwrap().unwrap();
+    assert_eq!(report["kind"], "terminus-batch/batch-result");
+    let lines = journal_lines(t.path());
+    let recorded = lines.iter().filter(|l| l.contains("\"attempt_starting\"")).count();
+    let stats = served_stats_after(&served);
+    assert!(recorded < 40, "the journal filled before every task started");
+    assert_eq!(
+        stats, recorded,
+        "every deploy sent has its attempt on record, and none was sent without ({recorded} recorded)"
+    );
+    let skipped = report["totals"]["skipped"].as_u64().unwrap();
+    assert!(skipped >= 40 - 10 - u64::try_from(recorded).unwrap(), "{}", report["totals"]);
+    // With room again, the resume finishes the rest: each environment deployed once.
+    let out = fast_test(&served, t.path()).args(&["apply", "plan.yml", "--yes", "--resume", "-q"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 40, "{:?}", stats.workflows_started);
+    assert!(stats.workflows_started.values().all(|n| *n == 1), "{:?}", stats.workflows_started);
+}
+
+/// Deploy workflows the simulator has started so far.
+fn served_stats_after(served: &Served) -> usize {
+    served.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/workflows")).count()
+}
