@@ -19,6 +19,7 @@ pub mod graph;
 pub mod ids;
 pub mod journal;
 pub mod operations;
+pub mod panics;
 pub mod plan;
 pub mod report;
 pub mod resolve;

@@ -68,6 +68,9 @@ pub struct Done {
 pub enum ErrorClass {
     Transient,
     Permanent,
+    /// A bug met outside the task's own code (the shared poller panicked): the task fails
+    /// as a panicking one does, and the run ends with an internal error.
+    Internal,
 }
 
 /// A failed attempt.
@@ -135,12 +138,36 @@ pub struct NotRecorded(pub String);
 
 enum Message {
     /// Answered with whether the record is written.
-    AttemptStarting { task: usize, attempt: u32, ack: oneshot::Sender<Result<(), NotRecorded>> },
-    WorkflowStarted { task: usize, id: String },
-    WorkflowEnded { task: usize, id: String, succeeded: bool },
-    Progress { task: usize, message: String, bytes: Option<[u64; 2]> },
-    AttemptFailed { task: usize, attempt: u32, error: String, transient: bool },
-    Retrying { task: usize, next_attempt: u32, delay: Duration },
+    AttemptStarting {
+        task: usize,
+        attempt: u32,
+        ack: oneshot::Sender<Result<(), NotRecorded>>,
+    },
+    WorkflowStarted {
+        task: usize,
+        id: String,
+    },
+    WorkflowEnded {
+        task: usize,
+        id: String,
+        succeeded: bool,
+    },
+    Progress {
+        task: usize,
+        message: String,
+        bytes: Option<[u64; 2]>,
+    },
+    AttemptFailed {
+        task: usize,
+        attempt: u32,
+        error: String,
+        transient: bool,
+    },
+    Retrying {
+        task: usize,
+        next_attempt: u32,
+        delay: Duration,
+    },
 }
 
 /// An attempt's line back to the executor loop.
@@ -211,6 +238,8 @@ enum TaskEnd {
     Failed(String),
     /// The attempt panicked: a bug, with the panic's message.
     Panicked(String),
+    /// A bug met outside the attempt (the shared poller), with its message.
+    Internal(String),
     Cancelled,
     TimedOut {
         workflow_started: bool,
@@ -405,6 +434,10 @@ where
                         internal_errors.push(format!("{}: {message}", metas[task].header.id));
                         Outcome::new(Status::Failed, message)
                     }
+                    TaskEnd::Internal(message) => {
+                        internal_errors.push(format!("{}: {message}", metas[task].header.id));
+                        Outcome::new(Status::Failed, message)
+                    }
                     TaskEnd::Cancelled => Outcome {
                         status: Status::Cancelled,
                         message: if ids.is_empty() {
@@ -487,15 +520,7 @@ where
     }
 }
 
-/// A panic's payload as text.
-#[must_use]
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
-}
+pub use crate::panics::message as panic_message;
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -539,6 +564,9 @@ async fn attempts<P, R: Runner<P>>(
         };
         let transient = error.class == ErrorClass::Transient;
         let _gone = tx.send(Message::AttemptFailed { task, attempt, error: error.message.clone(), transient });
+        if error.class == ErrorClass::Internal {
+            return TaskEnd::Internal(error.message);
+        }
         if !transient || started.load(Ordering::SeqCst) || attempt == tries {
             return TaskEnd::Failed(error.message);
         }

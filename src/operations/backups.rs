@@ -118,10 +118,7 @@ pub(super) async fn disable_schedule(ops: &Ops, target: &Target) -> Result<OpOut
                 Repeat::Safe,
             )
             .await
-            .map_err(|e| OpError {
-                message: format!("cannot cancel the backup schedule: {e}"),
-                transient: e.is_transient(),
-            })?;
+            .map_err(|e| OpError::about(format!("cannot cancel the backup schedule: {e}"), &e))?;
     }
     Ok(OpOutput { changed: true, message: "Backup schedule successfully canceled.".to_owned(), data: None })
 }
@@ -327,10 +324,7 @@ pub(super) async fn get(
     loop {
         attempts += 1;
         if attempts > 8 {
-            return Err(OpError {
-                message: format!("could not download {filename} after 8 attempts"),
-                transient: true,
-            });
+            return Err(OpError::transient(format!("could not download {filename} after 8 attempts")));
         }
         if url.is_none() {
             let token: S3Token = ops

@@ -51,10 +51,7 @@ pub(super) async fn add(ops: &Ops, target: &Target, domain: &str) -> Result<OpOu
             Repeat::OnlyIfRefused,
         )
         .await
-        .map_err(|e| OpError {
-            message: format!("Error trying to add {domain} to {}.{env}: {e}", target.site),
-            transient: e.is_transient(),
-        })?;
+        .map_err(|e| OpError::about(format!("Error trying to add {domain} to {}.{env}: {e}", target.site), &e))?;
     Ok(OpOutput { changed: true, message: format!("added {domain}"), data: None })
 }
 
@@ -87,10 +84,7 @@ pub(super) async fn remove(ops: &Ops, target: &Target, domain: &str) -> Result<O
             Repeat::OnlyIfRefused,
         )
         .await
-        .map_err(|e| OpError {
-            message: format!("Domain remove failed. {}.{env} => {domain}: {e}", target.site),
-            transient: e.is_transient(),
-        })?;
+        .map_err(|e| OpError::about(format!("Domain remove failed. {}.{env} => {domain}: {e}", target.site), &e))?;
     Ok(OpOutput { changed: true, message: format!("removed {domain}"), data: None })
 }
 

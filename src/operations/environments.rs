@@ -159,10 +159,7 @@ pub(super) async fn wake_with(
             tokio::time::sleep(pause).await;
         }
     }
-    Err(OpError {
-        message: format!("Failed to wake the site after {attempts} attempts. Last error: {last}"),
-        transient: true,
-    })
+    Err(OpError::transient(format!("Failed to wake the site after {attempts} attempts. Last error: {last}")))
 }
 
 /// `env:clone-content`'s check: both environments initialized, and not the same one.

@@ -53,17 +53,30 @@ pub struct OpError {
     pub message: String,
     /// Worth another attempt (the platform was busy or unreachable, nothing was started).
     pub transient: bool,
+    /// A bug of ours (a panic in the shared poller), not the platform's answer: the run
+    /// ends with an internal error (exit 101).
+    pub internal: bool,
 }
 
 impl OpError {
     pub(crate) fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: false }
+        Self { message: message.into(), transient: false, internal: false }
+    }
+
+    /// A failure worth another attempt.
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), transient: true, internal: false }
+    }
+
+    /// `message` about `cause`, classed as `cause` is.
+    pub(crate) fn about(message: impl Into<String>, cause: &ApiError) -> Self {
+        Self { message: message.into(), transient: cause.is_transient(), internal: cause.is_internal() }
     }
 }
 
 impl From<ApiError> for OpError {
     fn from(e: ApiError) -> Self {
-        Self { transient: e.is_transient(), message: e.to_string() }
+        Self { transient: e.is_transient(), internal: e.is_internal(), message: e.to_string() }
     }
 }
 
@@ -460,6 +473,7 @@ impl Ops {
             // The workflow started: whatever happens now, it is not started again.
             message: format!("lost track of workflow {}: {e}", workflow.id),
             transient: false,
+            internal: e.is_internal(),
         })?;
         ctx.workflow_ended(&done.id, done.succeeded());
         if done.succeeded() {
@@ -478,10 +492,11 @@ impl Ops {
         ctx: &impl OpContext,
     ) -> Result<OpOutput, OpError> {
         let site_id = self.site_id_of(target).await?;
-        let workflow = self.client.workflow(&site_id, workflow_id).await.map_err(|e| OpError {
-            message: format!("cannot find workflow {workflow_id} again: {e}"),
-            transient: false,
-        })?;
+        let workflow = self
+            .client
+            .workflow(&site_id, workflow_id)
+            .await
+            .map_err(|e| OpError::permanent(format!("cannot find workflow {workflow_id} again: {e}")))?;
         self.follow(&site_id, &workflow, ctx).await
     }
 

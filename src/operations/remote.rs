@@ -165,7 +165,7 @@ async fn once(
             Ok(OpOutput { changed: true, message, data: Some(data) })
         }
         Some(255) if never_ran(&stderr) => {
-            Err(OpError { message: format!("cannot reach {host}: {}", last_line(&stderr)), transient: true })
+            Err(OpError::transient(format!("cannot reach {host}: {}", last_line(&stderr))))
         }
         Some(code) => {
             let why = [last_line(&stderr), last_line(&stdout)].into_iter().find(|l| !l.is_empty()).unwrap_or("");

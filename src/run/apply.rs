@@ -13,8 +13,8 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::outcome::RunOutcome;
 use super::error::StateError;
+use super::outcome::RunOutcome;
 use super::{Prepared, RunError};
 use crate::endpoint::Endpoint;
 use crate::events::{EventSink, FanOut, Status};
@@ -583,7 +583,13 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 }),
                 Err(e) => Err(TaskError {
                     message: said(e.message),
-                    class: if e.transient { ErrorClass::Transient } else { ErrorClass::Permanent },
+                    class: if e.internal {
+                        ErrorClass::Internal
+                    } else if e.transient {
+                        ErrorClass::Transient
+                    } else {
+                        ErrorClass::Permanent
+                    },
                 }),
             }
         }

@@ -26,10 +26,9 @@ fn deploy_world(sites: usize) -> terminus_batch::simulator::World {
     crate::support::sim::world(&text)
 }
 
-const DEPLOY_ALL: &str =
-    "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n    with: { note: Release }\n";
+const DEPLOY_ALL: &str = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n    with: { note: Release }\n";
 
-/// `test`'s command run with every file it writes limited to `bytes` (RLIMIT_FSIZE, with
+/// `test`'s command run with every file it writes limited to `bytes` (`RLIMIT_FSIZE`, with
 /// SIGXFSZ ignored so a write past it fails as on a full disk, with EFBIG, instead of
 /// killing the process): the journal fills up at a byte count the test chooses.
 fn with_file_limit(test: &Test, bytes: u64) -> crate::support::Output {
@@ -58,7 +57,8 @@ fn with_file_limit(test: &Test, bytes: u64) -> crate::support::Output {
 
 /// The lines of the only run's journal in `dir`'s state directory.
 fn journal_lines(dir: &std::path::Path) -> Vec<String> {
-    let runs: Vec<_> = std::fs::read_dir(dir.join(".terminus-batch/runs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let runs: Vec<_> =
+        std::fs::read_dir(dir.join(".terminus-batch/runs")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     let bytes = std::fs::read(runs[0].join("events.jsonl")).unwrap();
     String::from_utf8_lossy(&bytes).lines().map(str::to_owned).collect()

@@ -32,6 +32,8 @@ pub enum ApiErrorKind {
     Config { message: String },
     /// Retries stopped: the per-request budget of attempts or time ran out.
     Exhausted { attempts: u32, last: Box<ApiErrorKind> },
+    /// A bug in this program met while handling the request (a panic in the poller).
+    Internal { message: String },
 }
 
 impl fmt::Display for ApiErrorKind {
@@ -51,6 +53,7 @@ impl fmt::Display for ApiErrorKind {
             Self::Dropped { message } => write!(f, "connection lost after the request was sent: {message}"),
             Self::Decode { message } => write!(f, "unexpected answer: {message}"),
             Self::Config { message } => f.write_str(message),
+            Self::Internal { message } => write!(f, "internal error: {message}"),
             Self::Exhausted { attempts: 1, last } => write!(f, "{last}"),
             Self::Exhausted { attempts, last } => write!(f, "{last} (gave up after {attempts} attempts)"),
         }
@@ -91,8 +94,15 @@ impl ApiError {
             ApiErrorKind::Auth { .. }
             | ApiErrorKind::Decode { .. }
             | ApiErrorKind::Config { .. }
+            | ApiErrorKind::Internal { .. }
             | ApiErrorKind::Exhausted { .. } => false,
         }
+    }
+
+    /// A bug of ours, not the platform's answer: the run ends with an internal error.
+    #[must_use]
+    pub fn is_internal(&self) -> bool {
+        matches!(self.cause(), ApiErrorKind::Internal { .. })
     }
 
     /// Authentication failed (exit 3 before any task starts).

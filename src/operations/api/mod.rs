@@ -776,9 +776,9 @@ mod tests {
         assert_eq!(request_label(&Method::GET, &url), "GET /api/x?limit=100");
     }
 
-    #[test]
-    fn plain_http_only_to_loopback() {
-        let config = |base: &str| ApiConfig {
+    /// A configuration for unit tests: one request at a time, no retries, no saved login.
+    pub(crate) fn config(base: &str) -> ApiConfig {
+        ApiConfig {
             base: base.to_owned(),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
@@ -795,7 +795,11 @@ mod tests {
             machine_token: None,
             user: None,
             store: SessionStore::Memory,
-        };
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
         assert!(ApiClient::new(config("http://127.0.0.1:9/api/")).is_ok());
         assert!(ApiClient::new(config("http://localhost:9/api/")).is_ok());
         let err = ApiClient::new(config("http://example.com/api/")).unwrap_err();

@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use reqwest::Method;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -254,6 +255,21 @@ struct Watch {
 pub struct PollerDriver {
     client: ApiClient,
     rx: mpsc::UnboundedReceiver<Watch>,
+    /// One site's poll: [`poll_site`], or a test's stand-in.
+    poll: PollSite,
+}
+
+/// One poll of a site: the client, the site, the workflows awaited, whether to read the list
+/// to learn run times.
+type PollSite = fn(ApiClient, String, Vec<String>, bool) -> BoxFuture<'static, Result<Vec<Workflow>, ApiError>>;
+
+fn poll_site_owned(
+    client: ApiClient,
+    site_id: String,
+    ids: Vec<String>,
+    learn: bool,
+) -> BoxFuture<'static, Result<Vec<Workflow>, ApiError>> {
+    Box::pin(async move { poll_site(&client, &site_id, &ids, learn).await })
 }
 
 /// After this many failed polls in a row, a site's waiters get the error.
@@ -290,7 +306,7 @@ impl Poller {
         let (tx, rx) = mpsc::unbounded_channel();
         let linger = client.config().poll_interval;
         // Polls yield the rate to the tasks' own requests (see `ratelimit`).
-        (Self { tx, linger }, PollerDriver { client: client.background(), rx })
+        (Self { tx, linger }, PollerDriver { client: client.background(), rx, poll: poll_site_owned })
     }
 
     /// Waits until the workflow has finished (`result` non-null) and returns it, succeeded
@@ -303,8 +319,9 @@ impl Poller {
             return Ok(workflow.clone());
         }
         let label = format!("GET /api/sites/{site_id}/workflows/{}", workflow.id);
+        // The driver runs as long as a handle lives: it stopped only through a bug.
         let stopped =
-            || ApiError::new(&label, ApiErrorKind::Config { message: "the workflow poller stopped".to_owned() });
+            || ApiError::new(&label, ApiErrorKind::Internal { message: "the workflow poller stopped".to_owned() });
         let (reply, rx) = oneshot::channel();
         let watch = Watch {
             site_id: site_id.to_owned(),
@@ -552,6 +569,8 @@ impl PollerDriver {
         let mut sites: BTreeMap<String, SiteWatch> = BTreeMap::new();
         let mut known = Expectations::default();
         let mut polls: JoinSet<PollResult> = JoinSet::new();
+        // Which site each poll in flight is for, so a poll that panicked still frees its site.
+        let mut polling: HashMap<tokio::task::Id, (String, Vec<String>, Vec<String>)> = HashMap::new();
         let mut open = true;
         loop {
             sites.retain(|_, s| {
@@ -579,19 +598,32 @@ impl PollerDriver {
                             site.last_poll = Some(now);
                             let ids: Vec<String> = site.waiting.iter().map(|(w, _)| w.workflow_id.clone()).collect();
                             let learn = std::mem::take(&mut site.learn);
-                            let client = self.client.clone();
-                            let site_id = site_id.clone();
-                            polls.spawn(async move {
-                                let result = poll_site(&client, &site_id, &ids, !learn.is_empty()).await;
-                                (site_id, ids, learn, result)
-                            });
+                            let poll = (self.poll)(self.client.clone(), site_id.clone(), ids.clone(), !learn.is_empty());
+                            let (site, asked, taught) = (site_id.clone(), ids.clone(), learn.clone());
+                            let handle = polls.spawn(async move { (site, asked, taught, poll.await) });
+                            polling.insert(handle.id(), (site_id.clone(), ids, learn));
                         }
                     }
                 },
-                Some(joined) = polls.join_next(), if !polls.is_empty() => {
-                    let Ok((site_id, ids, learned, result)) = joined else {
-                        warn!("a workflow poll panicked");
-                        continue;
+                Some(joined) = polls.join_next_with_id(), if !polls.is_empty() => {
+                    let (site_id, ids, learned, result) = match joined {
+                        Ok((id, done)) => {
+                            polling.remove(&id);
+                            done
+                        }
+                        // A bug in a poll: its waiters fail with an internal error, as a task
+                        // whose own code panicked does, and the site is free again.
+                        Err(e) => {
+                            let Some((site_id, ids, learned)) = polling.remove(&e.id()) else { continue };
+                            let why = if e.is_panic() {
+                                format!("a workflow poll panicked: {}", crate::panics::message(e.into_panic().as_ref()))
+                            } else {
+                                "a workflow poll was cancelled".to_owned()
+                            };
+                            warn!(site = %site_id, "{why}");
+                            let label = format!("GET /api/sites/{site_id}/workflows");
+                            (site_id, ids, learned, Err(ApiError::new(label, ApiErrorKind::Internal { message: why })))
+                        }
                     };
                     for kind in &learned {
                         known.learning.remove(kind);
@@ -611,6 +643,19 @@ impl PollerDriver {
                             }
                         }
                     }
+                }
+                // Nothing can wake the loop: only a bug gets here. The waiters left are told,
+                // rather than wait for ever.
+                else => {
+                    for (site_id, site) in std::mem::take(&mut sites) {
+                        let label = format!("GET /api/sites/{site_id}/workflows");
+                        let message = "the workflow poller had nothing left to wait on".to_owned();
+                        for (watch, _) in site.waiting {
+                            let error = ApiError::new(&label, ApiErrorKind::Internal { message: message.clone() });
+                            let _receiver_gone = watch.reply.send(Err(error));
+                        }
+                    }
+                    return;
                 }
             }
         }
@@ -832,6 +877,23 @@ mod tests {
         assert!(!known.record(&bare), "nothing to learn");
         assert_eq!(known.samples("deploy"), 1);
         assert_eq!(known.window("deploy").map(|w| w.first), Some(Duration::from_secs(30)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_that_panics_fails_its_waiters_with_an_internal_error_and_frees_the_site() {
+        let client = ApiClient::new(super::super::tests::config("http://127.0.0.1:9/api/")).unwrap();
+        let (poller, mut driver) = Poller::new(client);
+        driver.poll = |_, _, _, _| Box::pin(async { panic!("a bug in a poll") });
+        let driving = tokio::spawn(driver.run());
+        let running = |id: &str| workflow(&format!(r#"{{"id":"{id}","type":"deploy"}}"#));
+        let error = poller.wait("s", &running("w1")).await.unwrap_err();
+        assert!(error.is_internal(), "{error}");
+        assert!(error.to_string().contains("a workflow poll panicked: a bug in a poll"), "{error}");
+        // The site is free again: the next waiter is polled, not left waiting for ever.
+        let error = poller.wait("s", &running("w2")).await.unwrap_err();
+        assert!(error.is_internal(), "{error}");
+        drop(poller);
+        driving.await.unwrap();
     }
 
     #[test]
