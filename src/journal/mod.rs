@@ -230,6 +230,37 @@ pub fn find(state_dir: &Path, plan_path: &str, run: Option<&str>) -> Result<RunJ
     Err(JournalError::NoRun { plan: plan_path.to_owned(), dir: state_dir.display().to_string() })
 }
 
+/// The newest run in `state_dir` that resumed `run`, directly or through other resumes: a
+/// resume of `run` must start from it, since it may have done what `run` left. `None` when no
+/// run resumed `run`. Headers that cannot be read are passed over (such a run is said to be
+/// corrupt when it is the one resumed).
+#[must_use]
+pub fn newest_resume_of(state_dir: &Path, run: &str) -> Option<RunJournal> {
+    let dirs = runs_newest_first(state_dir);
+    let parent_of: HashMap<String, Option<String>> = dirs
+        .iter()
+        .filter_map(|dir| read_header(dir).ok())
+        .map(|header| (header.run_id, header.resumed_from))
+        .collect();
+    dirs.iter()
+        .filter(|dir| dir.file_name().is_some_and(|n| n.to_str().is_some_and(|id| descends(&parent_of, id, run))))
+        .find_map(|dir| read(dir).ok())
+}
+
+/// Whether run `id` resumed `run`, directly or through the runs between (`parent_of`: each
+/// run's `resumed_from`).
+fn descends<'a>(parent_of: &'a HashMap<String, Option<String>>, mut id: &'a str, run: &str) -> bool {
+    // At most one step per run: a cycle among damaged headers ends the walk.
+    for _ in 0..parent_of.len() {
+        match parent_of.get(id) {
+            Some(Some(parent)) if parent == run => return true,
+            Some(Some(parent)) => id = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
 /// The run directories in `state_dir`, newest first: by the time in their ids (to the
 /// second), then, for runs started in the same second, by the millisecond their journal
 /// records.

@@ -67,6 +67,24 @@ pub struct Checked {
 pub struct Earlier {
     newest: RunJournal,
     priors: BTreeMap<String, Prior>,
+    /// The run `--resume=RUN` named, when a later run had resumed it since: the resume
+    /// continues from that later run instead.
+    named: Option<String>,
+}
+
+impl Earlier {
+    /// The run this resume continues.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.newest.header.run_id
+    }
+
+    /// The run `--resume=RUN` named, when a later run resumed it since and the resume
+    /// continues from that one.
+    #[must_use]
+    pub fn passed_over(&self) -> Option<&str> {
+        self.named.as_deref()
+    }
 }
 
 /// The earlier run `--resume` continues, found before any API call (resolution included):
@@ -77,12 +95,22 @@ pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Ear
         Resume::Newest => None,
         Resume::Run(id) => Some(id.as_str()),
     };
-    let newest = journal::find(&options.state_dir, plan_key, named).map_err(|e| RunError::Refused(e.to_string()))?;
+    let mut newest =
+        journal::find(&options.state_dir, plan_key, named).map_err(|e| RunError::Refused(e.to_string()))?;
+    // A run named by id that a later run resumed since: what that run did is not in the
+    // named one's journal, so the resume starts from the newest run of its chain.
+    let mut passed_over = None;
+    if let Some(run) = named
+        && let Some(later) = journal::newest_resume_of(&options.state_dir, run)
+    {
+        passed_over = Some(run.to_owned());
+        newest = later;
+    }
     // Every run of the chain, not only the newest: a resume killed before it re-recorded
     // what it adopted still leaves the older runs' records.
     let older = journal::chain(&options.state_dir, &newest);
     let priors = journal::chain_priors(older.iter().chain(std::iter::once(&newest)));
-    Ok(Some(Earlier { newest, priors }))
+    Ok(Some(Earlier { newest, priors, named: passed_over }))
 }
 
 /// Everything refused before any API call that changes anything: no connection (exit 3), a
@@ -201,7 +229,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
     })?;
     let (newest, priors) = match earlier {
-        Some(Earlier { newest, priors }) => (Some(newest), priors),
+        Some(Earlier { newest, priors, .. }) => (Some(newest), priors),
         None => (None, BTreeMap::new()),
     };
     let header = Header {

@@ -104,3 +104,41 @@ fn a_state_directory_that_fills_up_mid_run_stops_the_run_and_no_attempt_acts_unr
 fn served_stats_after(served: &Served) -> usize {
     served.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/workflows")).count()
 }
+
+#[test]
+fn resuming_a_run_that_was_resumed_since_continues_from_the_newest_of_its_chain() {
+    let served = Served::with_world(&deploy_world(2), Knobs { time_scale: 0.001, ..Knobs::default() });
+    let plan =
+        "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000, site-001], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let (a, b) = ("20260101T000000Z-000a", "20260101T000001Z-000b");
+    let tasks = serde_json::json!([
+        { "id": "c[site-000.test]", "job": "c", "site": "site-000", "env": "test", "operation": "env:clear-cache" },
+        { "id": "c[site-001.test]", "job": "c", "site": "site-001", "env": "test", "operation": "env:clear-cache" },
+    ]);
+    let now = crate::support::now_ms();
+    let failed = |task: usize| {
+        serde_json::json!({ "event": "task_finished", "task": task, "at": now,
+            "outcome": { "status": "failed", "message": "HTTP 503" } })
+    };
+    // Run A failed both; run B resumed A and cleared both caches.
+    let started = serde_json::json!({ "event": "run_started", "run_id": a, "at": now, "tasks": tasks });
+    served.write_journal(t.path(), a, (a, None), None, &[started.clone(), failed(0), failed(1)]);
+    let mut b_events = vec![serde_json::json!({ "event": "run_started", "run_id": b, "at": now, "tasks": tasks })];
+    for task in 0..2 {
+        b_events.push(serde_json::json!({ "event": "workflow_started", "task": task, "workflow_id": format!("wf-{task}"), "at": now }));
+        b_events.push(serde_json::json!({ "event": "workflow_ended", "task": task, "workflow_id": format!("wf-{task}"), "succeeded": true, "at": now }));
+        b_events.push(serde_json::json!({ "event": "task_finished", "task": task, "at": now,
+            "outcome": { "status": "succeeded", "message": "cleared" } }));
+    }
+    served.write_journal(t.path(), b, (a, Some(a)), None, &b_events);
+    let out = fast_test(&served, t.path())
+        .args(&["apply", "plan.yml", "--yes", &format!("--resume={a}"), "--report", "json=out.json", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("run {a} was resumed since")) && out.stderr.contains(b), "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    assert!(report["tasks"].as_array().unwrap().iter().all(|t| t["run_id"] == b), "carried from B: {report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 0, "nothing B did runs again: {:?}", stats.workflows_started);
+}

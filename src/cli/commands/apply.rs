@@ -64,6 +64,16 @@ pub(super) fn execute_plan(
         watch_signals: true,
     };
     let earlier = crate::run::apply::find_earlier(&input.key(), &options)?;
+    // Said even under -q: the run named is not the one continued.
+    if let Some(e) = &earlier
+        && let Some(named) = e.passed_over()
+    {
+        writeln!(
+            io.stderr,
+            "run {named} was resumed since; continuing from the newest run of its chain, {}",
+            e.run_id()
+        )?;
+    }
     let prepared = prepare(input, &super::target_options(targets), flag_layer(run), io.vars)?;
     let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
     if !targets.simulate && !run.yes && !confirm(&prepared, io)? {
