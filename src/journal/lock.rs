@@ -89,10 +89,37 @@ fn alive(holder: &Holder) -> bool {
 impl Lock {
     /// Takes the lock for `holder.plan_path` in `state_dir`.
     pub fn acquire(state_dir: &Path, holder: &Holder) -> Result<Self, LockError> {
-        let dir = state_dir.join("locks");
-        let path = dir.join(lock_name(&holder.plan_path));
+        Self::acquire_at(&state_dir.join("locks"), &lock_name(&holder.plan_path), holder)
+    }
+
+    /// For a plan file with other hard links (`plan`, its canonical path): a lock on the
+    /// file itself (its device and inode), in a directory every run on this machine shares,
+    /// since each link may have a state directory of its own. `None` for a file with one
+    /// link (its canonical path is its identity, and the state directory's lock holds it)
+    /// or where file identities are not known.
+    pub fn acquire_file(plan: &Path, holder: &Holder) -> Result<Option<Self>, LockError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            let Ok(meta) = fs::metadata(plan) else { return Ok(None) };
+            if meta.nlink() < 2 {
+                return Ok(None);
+            }
+            let dir = std::env::temp_dir().join("terminus-batch-plan-locks");
+            let name = format!("{:x}-{:x}.lock", meta.dev(), meta.ino());
+            Self::acquire_at(&dir, &name, holder).map(Some)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (plan, holder);
+            Ok(None)
+        }
+    }
+
+    fn acquire_at(dir: &Path, name: &str, holder: &Holder) -> Result<Self, LockError> {
+        let path = dir.join(name);
         let io_err = |source| LockError::Io { path: path.display().to_string(), source };
-        fs::create_dir_all(&dir).map_err(io_err)?;
+        fs::create_dir_all(dir).map_err(io_err)?;
         for _ in 0..2 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {

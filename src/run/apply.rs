@@ -211,6 +211,7 @@ pub struct Run {
     writer: JournalWriter,
     vars: BTreeMap<String, String>,
     _lock: Lock,
+    _file_lock: Option<Lock>,
 }
 
 /// Takes the lock and opens the journal. A run that cannot be journalled does not start.
@@ -225,6 +226,12 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
     let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone());
     let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| match e {
         // Another run holds it: a refusal, as for any other reason not to start.
+        held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
+        io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
+    })?;
+    // A plan with hard links elsewhere: the same file under another path, perhaps with a
+    // state directory of its own, is the same plan.
+    let file_lock = Lock::acquire_file(std::path::Path::new(&prepared.plan_key), &holder).map_err(|e| match e {
         held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
         io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
     })?;
@@ -265,7 +272,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         .flat_map(|t| t.payload.env_vars())
         .filter_map(|name| vars.get(name).map(|v| (name.to_owned(), v.to_owned())))
         .collect();
-    Ok(Run { prepared, connection, options, context, writer, vars, _lock: lock })
+    Ok(Run { prepared, connection, options, context, writer, vars, _lock: lock, _file_lock: file_lock })
 }
 
 impl Run {
@@ -285,7 +292,7 @@ impl Run {
     /// writes `result.json` beside the journal. Every path ends here with an outcome: a
     /// panic in a task or in the poller is an internal error of that task, not of the run.
     pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
-        let Self { prepared, mut connection, options, context, mut writer, vars, _lock } = self;
+        let Self { prepared, mut connection, options, context, mut writer, vars, _lock, _file_lock } = self;
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());

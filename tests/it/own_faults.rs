@@ -142,3 +142,35 @@ fn resuming_a_run_that_was_resumed_since_continues_from_the_newest_of_its_chain(
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 0, "nothing B did runs again: {:?}", stats.workflows_started);
 }
+
+#[test]
+fn a_plan_through_a_symlink_elsewhere_or_a_hard_link_is_the_same_plan() {
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&deploy_world(2), knobs);
+    let plan =
+        "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000, site-001], env: test }\n";
+    let t = Test::new().file("real/plan.yml", plan).file("hard/.keep", "").file("other/.keep", "");
+    std::os::unix::fs::symlink("../real/plan.yml", t.path().join("other/link.yml")).unwrap();
+    std::fs::hard_link(t.path().join("real/plan.yml"), t.path().join("hard/plan.yml")).unwrap();
+    // Through the symlink, from its own directory: the clears are in flight.
+    let mut first = served.start_apply(&t.path().join("other"), &["apply", "link.yml", "--yes"], 2);
+    for (dir, path) in [("real", "plan.yml"), ("hard", "plan.yml"), ("other", "../real/plan.yml")] {
+        let out = fast_test(&served, &t.path().join(dir)).args(&["apply", path, "--yes"]).run();
+        assert_eq!(out.code, 2, "{dir}/{path}: {}", out.stderr);
+        assert!(out.stderr.contains("is already being applied by process"), "{dir}/{path}: {}", out.stderr);
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!t.path().join("other/.terminus-batch").exists(), "the state is the real file's");
+    // The run through the symlink is the real plan's: resumed there, it re-attaches.
+    let out = fast_test(&served, &t.path().join("real")).args(&["apply", "plan.yml", "--yes", "--resume", "-q"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 2, "one clear per environment: {:?}", stats.workflows_started);
+}

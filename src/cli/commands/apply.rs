@@ -27,7 +27,17 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
         Some(loaded) => PlanInput::Saved(loaded),
         None => PlanInput::File(args.plan.clone()),
     };
-    let start = args.plan.parent().unwrap_or(Path::new("."));
+    // The state directory is the real file's: a symlink elsewhere to the plan is the same
+    // plan, with the same runs and lock.
+    // (The path as given is kept when it names the real directory, so paths print as typed.)
+    let given = args.plan.parent().unwrap_or(Path::new("."));
+    let given = if given.as_os_str().is_empty() { Path::new(".") } else { given };
+    let real = std::fs::canonicalize(&args.plan).ok();
+    let real_dir = real.as_deref().and_then(Path::parent);
+    let start = match real_dir {
+        Some(dir) if std::fs::canonicalize(given).ok().as_deref() != Some(dir) => dir,
+        _ => given,
+    };
     execute_plan(input, start, &args.targets, &args.run, io)
 }
 
