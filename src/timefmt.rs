@@ -41,6 +41,29 @@ pub fn compact(unix_secs: i64) -> String {
     format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
 }
 
+/// The Unix time of a [`compact`] time (`YYYYMMDDTHHMMSSZ`), at the start of `text`.
+#[must_use]
+pub fn parse_compact(text: &str) -> Option<i64> {
+    let digits = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    if text.get(8..9) != Some("T") || text.get(15..16) != Some("Z") {
+        return None;
+    }
+    let (y, m, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (hh, mm, ss) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix milliseconds.
 #[must_use]
 pub fn rfc3339_ms(unix_ms: u64) -> String {
@@ -69,6 +92,16 @@ pub fn duration_ms(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_times_read_back() {
+        for t in [0_i64, 951_782_400, 1_767_225_600, 1_796_245_607, 4_102_444_799] {
+            assert_eq!(parse_compact(&compact(t)), Some(t), "{}", compact(t));
+        }
+        assert_eq!(parse_compact("20260101T000000Z-000a"), Some(1_767_225_600));
+        assert_eq!(parse_compact("2026-01-01"), None);
+        assert_eq!(parse_compact("20261301T000000Z"), None);
+    }
 
     #[test]
     fn known_dates() {

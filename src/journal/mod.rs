@@ -363,6 +363,14 @@ pub enum Prior {
     Attempted { since_unix: f64, run: String },
 }
 
+/// Whether a journal records nothing past its header (not even the run's task list): cut
+/// short, or its process died right after writing the header. What that run started is
+/// unknown, not nothing.
+#[must_use]
+pub fn records_nothing(journal: &RunJournal) -> bool {
+    !journal.events.iter().any(|e| matches!(e, Event::RunStarted { .. }))
+}
+
 /// What one journal's own events say of a task.
 #[derive(Default)]
 struct Seen {

@@ -70,6 +70,10 @@ pub struct Earlier {
     /// The run `--resume=RUN` named, when a later run had resumed it since: the resume
     /// continues from that later run instead.
     named: Option<String>,
+    /// The run's journal records nothing past its header (cut, or the process died right
+    /// after writing it): what it started is unknown, so every task it may have started
+    /// first looks for such a workflow (from this time on, in unix seconds).
+    unknown_since: Option<f64>,
 }
 
 impl Earlier {
@@ -110,7 +114,13 @@ pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Ear
     // what it adopted still leaves the older runs' records.
     let older = journal::chain(&options.state_dir, &newest);
     let priors = journal::chain_priors(older.iter().chain(std::iter::once(&newest)));
-    Ok(Some(Earlier { newest, priors, named: passed_over }))
+    let unknown_since = journal::records_nothing(&newest).then(|| {
+        let started = crate::timefmt::parse_compact(&newest.header.run_id).unwrap_or(0);
+        #[expect(clippy::cast_precision_loss, reason = "unix seconds")]
+        let started = started as f64;
+        started
+    });
+    Ok(Some(Earlier { newest, priors, named: passed_over, unknown_since }))
 }
 
 /// Everything refused before any API call that changes anything: no connection (exit 3), a
@@ -235,7 +245,16 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
         io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
     })?;
+    let mut unknown = None;
     let (newest, priors) = match earlier {
+        Some(Earlier { newest, priors, unknown_since: Some(since), .. }) => {
+            tracing::warn!(
+                "run {}'s journal records nothing past its header: each task first looks for a workflow it may have started",
+                newest.header.run_id
+            );
+            unknown = Some(Prior::Attempted { since_unix: since, run: newest.header.run_id.clone() });
+            (Some(newest), priors)
+        }
         Some(Earlier { newest, priors, .. }) => (Some(newest), priors),
         None => (None, BTreeMap::new()),
     };
@@ -264,6 +283,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         first_run: header.first_run.clone(),
         resumed_from: header.resumed_from.clone(),
         priors: priors.into_iter().collect(),
+        unknown,
     };
     let vars = prepared
         .expansion
@@ -310,6 +330,7 @@ impl Run {
             ops,
             jobs: prepared.expansion.jobs.clone(),
             priors: Arc::new(context.priors),
+            unknown: context.unknown,
             frozen: Arc::new(
                 prepared.resolved.jobs.values().flatten().filter(|t| t.frozen).map(|t| t.site.clone()).collect(),
             ),
@@ -477,6 +498,9 @@ struct RunContext {
     first_run: String,
     resumed_from: Option<String>,
     priors: HashMap<String, Prior>,
+    /// For a task the earlier runs left no record of, when the newest one's journal records
+    /// nothing past its header: it may have started anything.
+    unknown: Option<Prior>,
 }
 
 /// First Ctrl-C (or SIGTERM) drains the run; the second stops waiting for tasks in flight.
@@ -514,6 +538,8 @@ struct OpRunner {
     jobs: Vec<JobInfo>,
     /// What an earlier run left, by task id (`--resume`).
     priors: Arc<HashMap<String, Prior>>,
+    /// What a task with no prior of its own may have done (see [`RunContext::unknown`]).
+    unknown: Option<Prior>,
     /// Sites the resolution found frozen.
     frozen: Arc<BTreeSet<String>>,
 }
@@ -574,7 +600,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
     ) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
         let ops = self.ops.clone();
         let task = task.clone();
-        let prior = self.priors.get(task.id.as_str()).cloned();
+        let prior = self.priors.get(task.id.as_str()).cloned().or_else(|| self.unknown.clone());
         // terminus refuses these on a frozen site before any request; so does the run.
         let frozen =
             task.payload.kind().refused_when_frozen() && task.site.as_ref().is_some_and(|s| self.frozen.contains(s));

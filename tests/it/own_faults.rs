@@ -174,3 +174,29 @@ fn a_plan_through_a_symlink_elsewhere_or_a_hard_link_is_the_same_plan() {
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 2, "one clear per environment: {:?}", stats.workflows_started);
 }
+
+#[test]
+fn a_journal_cut_inside_its_second_line_means_attempts_unknown_not_none() {
+    let knobs = Knobs {
+        time_scale: 0.05,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&deploy_world(1), knobs);
+    let plan = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [site-000], env: test }\n    with: { note: Release }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let run = crate::support::run_id_now("000a");
+    // The run deployed, then its journal lost everything past the header but a cut line.
+    let workflow = served.start_deploy_like_a_lost_post(&format!("Release [tb:{run}:deploy[site-000.test]]"));
+    served.write_journal(t.path(), &run, (&run, None), None, &[]);
+    let journal = t.path().join(".terminus-batch/runs").join(&run).join("events.jsonl");
+    let mut text = std::fs::read_to_string(&journal).unwrap();
+    text.push_str(&format!("{{\"event\":\"run_started\",\"run_id\":\"{run}\",\"at\":1,\"tasks\":[{{\"id\":\"dep"));
+    std::fs::write(&journal, text).unwrap();
+    let report = served.resume_in(t.path());
+    assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "adopted: {report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "{stats:?}");
+}

@@ -120,6 +120,12 @@ pub(crate) fn report(t: &Test, name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// A run id of now (`YYYYMMDDTHHMMSSZ-suffix`), as a run started now would have.
+pub(crate) fn run_id_now(suffix: &str) -> String {
+    let secs = i64::try_from(now_ms() / 1000).unwrap();
+    format!("{}-{suffix}", terminus_batch::timefmt::compact(secs))
+}
+
 /// Now, in unix milliseconds, as the journal records times.
 pub(crate) fn now_ms() -> u64 {
     u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap()
