@@ -200,3 +200,38 @@ fn a_journal_cut_inside_its_second_line_means_attempts_unknown_not_none() {
     let stats = served.stop();
     assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "{stats:?}");
 }
+
+#[test]
+fn a_report_goes_through_a_symlink_into_a_pipe_and_never_replaces_a_device() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = Test::new().file("reports/real.json", "stale");
+    std::os::unix::fs::symlink("reports/real.json", t.path().join("link.json")).unwrap();
+    let fifo = t.path().join("pipe.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // The pipe's reader, as a CI step's `jq` would be.
+    let reader = std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap());
+    let run = |reports: &[&str]| {
+        let mut args = vec!["run", "env:clear-cache", "--on", "acme-web.dev", "--simulate", "--yes", "-q"];
+        for r in reports {
+            args.extend(["--report", r]);
+        }
+        Test::new().in_dir(t.path()).args(&args).run()
+    };
+    let out = run(&["json=link.json", "json=pipe.json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(std::fs::symlink_metadata(t.path().join("link.json")).unwrap().file_type().is_symlink(), "the link stays");
+    let through: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("reports/real.json")).unwrap()).unwrap();
+    assert_eq!(through["kind"], "terminus-batch/batch-result", "the target has the report");
+    let piped: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(piped["kind"], "terminus-batch/batch-result", "the pipe's reader got it");
+    // A device that refuses writes: the run says so (exit 7), and the device stays one.
+    let out = run(&["json=/dev/full"]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot write the json report to /dev/full"), "{}", out.stderr);
+    assert!(std::fs::metadata("/dev/full").unwrap().file_type().is_char_device());
+    // A directory is refused before the run.
+    let out = run(&["json=reports"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -6,6 +6,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 
+use super::report_files::{parse_reports, probe_writable, write_reports};
 use crate::cli::diagnostics::write_error;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
@@ -17,7 +18,7 @@ use crate::plan::model::OnFailure;
 use crate::report::live::{Live, LiveOptions, Mode, StatusLevel};
 use crate::report::paint::Paint;
 use crate::report::table::TableOptions;
-use crate::report::{Format, RunReport, render};
+use crate::report::{Format, RunReport};
 use crate::run::apply::{ApplyOptions, Resume};
 use crate::run::{PlanInput, Prepared, RunOutcome, Verdict, prepare};
 use crate::settings::Layer;
@@ -240,25 +241,6 @@ fn reads(operation: &str) -> bool {
     crate::plan::ops::OperationKind::from_name(operation).is_none_or(crate::plan::ops::OperationKind::is_read_only)
 }
 
-/// Writes each report; says on stderr which could not be written. `false` when one could not.
-pub(super) fn write_reports(report: &RunReport, reports: &[(Format, String)], io: &mut Io<'_>) -> bool {
-    let mut all = true;
-    for (format, path) in reports {
-        let text = render(report, *format);
-        let written = if path == "-" {
-            io.stdout.write_all(text.as_bytes()).and_then(|()| io.stdout.flush())
-        } else {
-            write_atomically(Path::new(path), text.as_bytes())
-        };
-        if let Err(e) = written {
-            all = false;
-            let shown = if path == "-" { "stdout" } else { path.as_str() };
-            let _shown = write_error(io.stderr, &format!("cannot write the {format} report to {shown}: {e}"));
-        }
-    }
-    all
-}
-
 /// Where the journal and reports are and, when something failed or was interrupted, the
 /// command that resumes the run.
 fn footer(outcome: &RunOutcome, reports: &[(Format, String)]) -> String {
@@ -358,23 +340,6 @@ fn flag_layer(run: &RunArgs) -> Layer {
     Layer { concurrency: run.concurrency, on_failure, ..Layer::default() }
 }
 
-/// `FORMAT=PATH` pairs.
-pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
-    specs
-        .iter()
-        .map(|spec| {
-            let (format, path) = spec
-                .split_once('=')
-                .ok_or_else(|| format!("--report {spec}: write FORMAT=PATH, e.g. json=report.json"))?;
-            let format = format.parse::<Format>().map_err(|e| format!("--report {spec}: {e}"))?;
-            if path.is_empty() {
-                return Err(format!("--report {spec}: the path is empty (use - for stdout)"));
-            }
-            Ok((format, path.to_owned()))
-        })
-        .collect()
-}
-
 /// Asks on a terminal, showing what would run; refuses without one (exit 2), as `terraform
 /// apply` does. `Ok(false)` when the answer is no.
 fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
@@ -390,49 +355,9 @@ fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
-/// Creates `path`'s directory and a file beside it, then removes that file: a report path
-/// that cannot be written is found before the run, not after.
-pub(super) fn probe_writable(path: &str) -> io::Result<()> {
-    if path == "-" {
-        return Ok(());
-    }
-    let path = Path::new(path);
-    if path.is_dir() {
-        return Err(io::Error::other("it is a directory"));
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let probe = temp_beside(path);
-    std::fs::write(&probe, b"")?;
-    std::fs::remove_file(&probe)
-}
-
-fn temp_beside(path: &Path) -> std::path::PathBuf {
-    path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("report")))
-}
-
-/// Writes to a temporary file beside `path`, then renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = temp_beside(path);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn report_specs_parse_or_name_the_problem() {
-        let ok = parse_reports(&["json=out.json".into(), "html=-".into()]).unwrap();
-        assert_eq!(ok, [(Format::Json, "out.json".to_owned()), (Format::Html, "-".to_owned())]);
-        assert!(parse_reports(&["xml=a".into()]).unwrap_err().contains("unknown report format `xml`"));
-        assert!(parse_reports(&["json".into()]).unwrap_err().contains("FORMAT=PATH"));
-    }
 
     #[test]
     fn the_resume_command_is_the_command_typed_with_resume() {

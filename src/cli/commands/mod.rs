@@ -7,6 +7,7 @@ mod auth;
 mod completions;
 mod graph;
 mod plan;
+mod report_files;
 mod run;
 mod runs;
 mod schema;

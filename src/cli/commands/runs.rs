@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::apply::{parse_reports, probe_writable, write_reports};
+use super::report_files::{parse_reports, probe_writable, write_reports};
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, RunsCommand};
