@@ -690,7 +690,7 @@ impl Validator {
                             format!("`env.{name}` looks like a secret, and this value is sent to the platform in clear"),
                         )
                         .at(span, "the secret would be sent here")
-                        .help("only options meant for secrets (the lock password) may read a variable named like a token, password, secret, key or session"),
+                        .help("only options meant for secrets (the lock password) may read a variable named like a token, password, key, credential, session or cookie (README, \"Secrets in plans\")"),
                     );
                 continue;
             }
@@ -970,11 +970,60 @@ pub fn render(template: &Template, site: Option<&str>, env: Option<&str>, coords
     Text(parts)
 }
 
-/// Whether a process environment variable's name says it holds a secret: the machine token,
-/// a session, or any name with TOKEN, PASSWORD, SECRET, KEY and the like in it.
+/// Parts of a variable's name that say it holds a secret anywhere in the name
+/// (`DEPLOY_APIKEY`, `SSH_PRIVATE_KEY`, `HTTP_AUTHORIZATION`).
+const SECRET_PARTS: [&str; 14] = [
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "SECRET",
+    "APIKEY",
+    "SESSION",
+    "CREDENTIAL",
+    "PRIVATE",
+    "BEARER",
+    "COOKIE",
+    "SIGNATURE",
+    "AUTHORIZATION",
+    "CERTIFICATE",
+];
+
+/// Words that say so only as whole words between `_`, `-` or `.` (`GITHUB_PAT`, `DB_PASS`,
+/// `AUTH_HEADER`), not inside others (`PATH`, `PASSAGE`, `AUTHOR`).
+const SECRET_WORDS: [&str; 9] = ["KEY", "PAT", "PASS", "PWD", "PW", "AUTH", "DSN", "SALT", "OTP"];
+
+/// Whether a process environment variable's name says it holds a secret (README, "Secrets
+/// in plans"): one of [`SECRET_PARTS`] anywhere, or one of [`SECRET_WORDS`] as a word.
 fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    ["TOKEN", "PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "KEY", "SESSION", "CREDENTIAL"]
-        .iter()
-        .any(|word| upper.contains(word))
+    SECRET_PARTS.iter().any(|part| upper.contains(part))
+        || upper.split(['_', '-', '.']).any(|word| SECRET_WORDS.contains(&word))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_names_by_part_and_by_word() {
+        for name in [
+            "TERMINUS_MACHINE_TOKEN",
+            "DEPLOY_API_KEY",
+            "GITHUB_PAT",
+            "DB_PASS",
+            "AUTH_HEADER",
+            "SSH_PRIVATE",
+            "BEARER",
+            "SESSION_ID",
+            "COOKIE_JAR",
+            "URL_SIGNATURE",
+            "MYSQL_PWD",
+            "DATABASE_DSN",
+            "apikey",
+        ] {
+            assert!(super::looks_secret(name), "{name}");
+        }
+        for name in ["BUILD_NUMBER", "PATH", "PATCH_LEVEL", "AUTHOR", "PASSAGE", "KEYBOARD_LAYOUT", "RELEASE"] {
+            assert!(!super::looks_secret(name), "{name}");
+        }
+    }
 }
