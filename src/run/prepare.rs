@@ -80,6 +80,9 @@ pub struct TargetOptions {
     pub world: Option<PathBuf>,
     pub filter: Filter,
     pub shard: Option<crate::shard::Shard>,
+    /// Never call the API, even with a login at hand (`graph`, which draws the plan as
+    /// written): names are taken as written, and selectors and globs need `--simulate`.
+    pub offline: bool,
 }
 
 /// A plan taken through every stage before execution, with the connection that resolved it.
@@ -151,7 +154,7 @@ pub fn prepare_on(
     let (connection, resolved_by, offline) = if targets.simulate {
         let (c, by) = connect::simulate(runtime, targets.world.as_deref(), &settings)?;
         (Some(c), by, None)
-    } else if connect::has_credentials(&settings) {
+    } else if !targets.offline && connect::has_credentials(&settings) {
         (Some(connect::connect_api(runtime, &settings)?), format!("Pantheon API at {}", settings.api_base()), None)
     } else {
         (None, "site names as written (not logged in, so not checked against the API)".to_owned(), Some(runtime))
@@ -162,13 +165,18 @@ pub fn prepare_on(
         (Some(loaded), _) => Ok(loaded.resolved.clone()),
         (None, Some(c)) => c.runtime.block_on(resolve(&plan, &ApiSource { client: c.client.clone() })),
         (None, None) => match &offline {
-            Some(runtime) => runtime.block_on(resolve(&plan, &Offline)),
-            None => connect::runtime()?.block_on(resolve(&plan, &Offline)),
+            Some(runtime) => runtime.block_on(resolve(&plan, &Offline { chosen: targets.offline })),
+            None => connect::runtime()?.block_on(resolve(&plan, &Offline { chosen: targets.offline })),
         },
     };
     let resolved = match outcome {
         Ok(r) => r,
         Err(ResolveFailure::Plan(errors)) => return Err(RunError::Plan { file: source, errors }),
+        // Offline by the command's choice: nothing was unreachable, the plan needs what
+        // the command does not do.
+        Err(ResolveFailure::Source(e)) if connection.is_none() && targets.offline => {
+            return Err(RunError::Refused(format!("cannot resolve the plan's targets: {e}")));
+        }
         Err(ResolveFailure::Source(e)) => {
             return Err(RunError::Unreachable(format!("cannot resolve the plan's targets: {e}")));
         }
@@ -219,18 +227,30 @@ fn empty_filter(filter: &Filter, resolved: &Resolved, expansion: &Expansion<Oper
 
 /// Resolution without any API: explicit site names are taken as written; selectors and
 /// globs cannot be resolved and say what to do instead.
-struct Offline;
+struct Offline {
+    /// The command never calls the API (`graph`), rather than no login being at hand.
+    chosen: bool,
+}
 
 const OFFLINE_HELP: &str = "resolving selectors and globs needs the Pantheon API listings, and no login is at hand: \
 set TERMINUS_MACHINE_TOKEN or run `terminus-batch auth login`, or pass --simulate to resolve against the simulator's world";
 
+const CHOSEN_OFFLINE_HELP: &str = "resolving selectors and globs needs the Pantheon API listings, and this command never \
+calls the API: pass --simulate to resolve them against the simulator's world, or name the sites";
+
+impl Offline {
+    fn help(&self) -> &'static str {
+        if self.chosen { CHOSEN_OFFLINE_HELP } else { OFFLINE_HELP }
+    }
+}
+
 impl SiteSource for Offline {
     async fn orgs(&self) -> Result<Vec<OrgRecord>, SourceError> {
-        Err(SourceError(OFFLINE_HELP.to_owned()))
+        Err(SourceError(self.help().to_owned()))
     }
 
     async fn sites(&self) -> Result<Vec<SiteRecord>, SourceError> {
-        Err(SourceError(OFFLINE_HELP.to_owned()))
+        Err(SourceError(self.help().to_owned()))
     }
 
     async fn site_by_name(&self, name: &str) -> Result<Option<SiteRecord>, SourceError> {
@@ -248,7 +268,7 @@ impl SiteSource for Offline {
     }
 
     async fn environments(&self, _site: &SiteRecord) -> Result<Vec<String>, SourceError> {
-        Err(SourceError(OFFLINE_HELP.replace("selectors and globs", "environment globs")))
+        Err(SourceError(self.help().replace("selectors and globs", "environment globs")))
     }
 
     fn lists(&self) -> bool {

@@ -235,3 +235,29 @@ fn a_report_goes_through_a_symlink_into_a_pipe_and_never_replaces_a_device() {
     let out = run(&["json=reports"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn graph_stays_offline_with_credentials_at_hand() {
+    let plan =
+        "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web, acme-blog], env: live }\n";
+    // A login at hand and an API nobody answers: nothing is asked of it.
+    let offline = |args: &[&str]| {
+        Test::new()
+            .file("plan.yml", plan)
+            .file("globbed.yml", &plan.replace("[acme-web, acme-blog]", "['acme-*']"))
+            .env("TERMINUS_MACHINE_TOKEN", "x")
+            .env("TERMINUS_HOST", "127.0.0.1")
+            .env("TERMINUS_PORT", "9")
+            .env("TERMINUS_PROTOCOL", "http")
+            .args(args)
+            .run()
+    };
+    let out = offline(&["graph", "plan.yml", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("c[acme-web.live]"), "{}", out.stdout);
+    let out = offline(&["graph", "globbed.yml", "--format", "json"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("never calls the API") && out.stderr.contains("--simulate"), "{}", out.stderr);
+    let out = offline(&["graph", "globbed.yml", "--format", "json", "--simulate"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

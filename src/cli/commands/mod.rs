@@ -49,6 +49,7 @@ fn target_options(targets: &TargetArgs) -> TargetOptions {
         world: targets.world.clone(),
         filter: Filter { only: targets.only.clone(), sites: targets.sites.clone() },
         shard: targets.shard,
+        offline: false,
     }
 }
 
