@@ -223,6 +223,22 @@ impl RunReport {
         }
     }
 
+    /// For a report folded from the journal of a run that never finished: says of each task
+    /// with no end where the journal left it, the state `--resume` starts from.
+    pub fn explain_unfinished(&mut self) {
+        for task in self.tasks.iter_mut().filter(|t| t.status.is_none() && t.message.is_empty()) {
+            task.message = if let Some(workflow) = task.workflow_ids.last() {
+                format!("workflow {workflow} was running where the journal ends; --resume re-attaches to it")
+            } else if task.attempts > 0 {
+                "was starting its workflow where the journal ends, and may have: --resume looks for it".to_owned()
+            } else if task.started_at.is_some() {
+                "had started, and not yet acted, where the journal ends".to_owned()
+            } else {
+                "not started where the journal ends".to_owned()
+            };
+        }
+    }
+
     /// The jobs, in the order their first tasks come (plan order).
     #[must_use]
     pub fn jobs(&self) -> Vec<&str> {

@@ -97,8 +97,13 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
             earlier.join(", ")
         ));
     }
-    let elapsed = report.duration_ms.map_or_else(|| "unfinished".to_owned(), duration_ms);
-    out.push_str(&format!("\nrun {} took {elapsed}", report.run_id));
+    match report.duration_ms {
+        Some(ms) => out.push_str(&format!("\nrun {} took {}", report.run_id, duration_ms(ms))),
+        None => out.push_str(&format!(
+            "\nrun {} has no end on record: it stopped without finishing (killed, or its machine went down), or it is still running",
+            report.run_id
+        )),
+    }
     if report.interrupted {
         out.push_str(" (interrupted)");
     }

@@ -168,6 +168,9 @@ pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), 
     for event in &journal.events {
         report.apply(event);
     }
+    if report.finished_at.is_none() {
+        report.explain_unfinished();
+    }
     Ok((report, resumed_from))
 }
 

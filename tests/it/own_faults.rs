@@ -261,3 +261,30 @@ fn graph_stays_offline_with_credentials_at_hand() {
     let out = offline(&["graph", "globbed.yml", "--format", "json", "--simulate"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn runs_show_of_a_killed_run_says_where_each_task_was_left() {
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&deploy_world(4), knobs);
+    let t = Test::new().file("plan.yml", DEPLOY_ALL);
+    let mut killed = served.start_apply(t.path(), &["apply", "plan.yml", "--yes", "--concurrency", "2"], 2);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let out = Test::new().in_dir(t.path()).args(&["runs", "show"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("2 tasks: workflow … was running where the journal ends; --resume re-attaches to it"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("2 tasks: not started where the journal ends"), "{}", out.stdout);
+    assert!(!out.stdout.contains("took unfinished") && out.stdout.contains("has no end on record"), "{}", out.stdout);
+    assert!(!out.stdout.lines().any(|l| l.trim_end().ends_with("tasks:")), "no empty cause: {}", out.stdout);
+    served.stop();
+}
