@@ -315,6 +315,9 @@ where
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut set: JoinSet<(usize, TaskEnd)> = JoinSet::new();
     let mut workflows: Vec<Vec<String>> = vec![Vec::new(); metas.len()];
+    // Tasks whose attempt is on record as about to act and has not failed since: it may have
+    // sent its request even though no workflow id came back.
+    let mut acting: Vec<bool> = vec![false; metas.len()];
     let deadline = controls.run_timeout.map(|t| Instant::now() + t);
     let (mut interrupted, mut timed_out) = (false, false);
     let mut internal_errors: Vec<String> = Vec::new();
@@ -387,6 +390,7 @@ where
                     Message::AttemptStarting { task, attempt, ack } => {
                         // An earlier failure refuses it too: the journal writes nothing after one.
                         let recorded = if sink.emit(&Event::AttemptStarting { task, attempt, at }) {
+                            acting[task] = true;
                             Ok(())
                         } else {
                             Err(NotRecorded(sink.error.as_ref().map_or_else(String::new, ToString::to_string)))
@@ -403,6 +407,7 @@ where
                     }
                     Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
                     Message::AttemptFailed { task, attempt, error, transient } => {
+                        acting[task] = false;
                         Event::AttemptFailed { task, attempt, error, transient, at }
                     }
                     Message::Retrying { task, next_attempt, delay } => Event::TaskRetrying {
@@ -440,7 +445,9 @@ where
                     }
                     TaskEnd::Cancelled => Outcome {
                         status: Status::Cancelled,
-                        message: if ids.is_empty() {
+                        message: if ids.is_empty() && acting[task] {
+                            "cancelled while its workflow request was out: the workflow may have started (--resume looks for it)".to_owned()
+                        } else if ids.is_empty() {
                             "cancelled before any workflow started".to_owned()
                         } else {
                             format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
@@ -451,6 +458,8 @@ where
                         status: Status::Failed,
                         message: if workflow_started {
                             format!("timed out; workflow {} may still be running", ids.join(", "))
+                        } else if acting[task] {
+                            "timed out while its workflow request was out: the workflow may have started (--resume looks for it)".to_owned()
                         } else {
                             "timed out".to_owned()
                         },
@@ -625,9 +634,14 @@ mod tests {
             self.calls.lock().unwrap().push((p.name, attempt));
             let step = p.script.get(attempt as usize - 1).copied().unwrap_or(Ok(1));
             let panics = p.name.starts_with("panic");
+            // Its request goes out and no answer comes back.
+            let unanswered = p.name.starts_with("unanswered");
             async move {
                 if let Err(e) = ctx.attempt_starting().await {
                     return Err(TaskError { message: e.to_string(), class: ErrorClass::Permanent });
+                }
+                if unanswered {
+                    std::future::pending::<()>().await;
                 }
                 assert!(!panics, "a bug in the runner");
                 match step {
@@ -820,6 +834,33 @@ mod tests {
             _ => None,
         });
         assert_eq!(message.as_deref(), Some("timed out; workflow wf may still be running"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_cancelled_or_timed_out_with_its_request_out_may_have_started() {
+        let controls = Controls { run_timeout: Some(Duration::from_secs(100)), ..Controls::default() };
+        let mut timed = fake("unanswered-timed", vec![Ok(1)], 1);
+        timed.timeout = Some(Duration::from_secs(5));
+        // Failing at once, then waiting 5 to 10 s, 10 to 20 s...: waiting to retry at 100 s.
+        let waiting = fake("waiting", vec![Err((true, false)); 10], 10);
+        let tasks = vec![fake("unanswered", vec![Ok(1)], 1), timed, waiting];
+        let (_, events, _) = run_fakes(tasks, controls).await;
+        let message = |i: usize| {
+            events.iter().find_map(|e| match e {
+                Event::TaskFinished { task, outcome, .. } if *task == i => Some(outcome.message.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            message(0).as_deref(),
+            Some("cancelled while its workflow request was out: the workflow may have started (--resume looks for it)")
+        );
+        assert_eq!(
+            message(1).as_deref(),
+            Some("timed out while its workflow request was out: the workflow may have started (--resume looks for it)")
+        );
+        // Its attempt failed and nothing was out while it waited to retry.
+        assert_eq!(message(2).as_deref(), Some("cancelled before any workflow started"));
     }
 
     #[tokio::test(start_paused = true)]
