@@ -288,3 +288,34 @@ fn runs_show_of_a_killed_run_says_where_each_task_was_left() {
     assert!(!out.stdout.lines().any(|l| l.trim_end().ends_with("tasks:")), "no empty cause: {}", out.stdout);
     served.stop();
 }
+
+#[test]
+fn a_fleet_with_three_in_ten_workflow_posts_answered_5xx_succeeds_without_a_duplicate() {
+    use terminus_batch::simulator::FaultRule;
+    // The first 12 of 40 POSTs (30 %) answered 500, 502 or 503 before the platform acted.
+    let fault = |status: u16, after: u32| FaultRule {
+        method: Some("POST".into()),
+        route: Some("sites/{site}/environments/{env}/workflows".into()),
+        status: Some(status),
+        processed: Some(false),
+        after,
+        times: 4,
+        ..FaultRule::default()
+    };
+    let knobs =
+        Knobs { time_scale: 0.001, faults: vec![fault(500, 0), fault(502, 4), fault(503, 8)], ..Knobs::default() };
+    let served = Served::with_world(&deploy_world(40), knobs);
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let out = fast_test(&served, t.path())
+        .env("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")
+        .args(&["apply", "plan.yml", "--yes", "-q", "--report", "json=out.json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    assert_eq!(report["totals"]["succeeded"], 40, "{}", report["totals"]);
+    let stats = served.stop();
+    assert_eq!(stats.faults.values().sum::<u64>(), 12, "{:?}", stats.faults);
+    assert_eq!(stats.workflows_total, 40, "{:?}", stats.workflows_started);
+    assert!(stats.workflows_started.values().all(|n| *n == 1), "none twice: {:?}", stats.workflows_started);
+}

@@ -1,12 +1,15 @@
 //! Workflows: starting one without ever starting it twice, and waiting for many with one
 //! shared poller (DESIGN.md §5).
 //!
-//! **Starting.** The POST is repeated only after a 429 or a connection refused before
-//! anything was sent (the transport's [`Repeat::OnlyIfRefused`]). After any other failure
-//! (timeout, reset, 5xx) the request may have reached the platform, so the client lists the
-//! site's workflows and adopts the newest one of the same type and environment, started by
-//! this session's user no earlier than 120 s before the POST, not claimed by another task,
-//! and, where the type takes an annotation, carrying our marker.
+//! **Starting.** The transport repeats the POST only after a 429 or a connection refused
+//! before anything was sent ([`Repeat::OnlyIfRefused`]). After any other failure (timeout,
+//! reset, 5xx, an answer that is not a workflow) the request may have reached the platform,
+//! so the client lists the site's workflows and adopts the newest one of the same type and
+//! environment, started by this session's user no earlier than 120 s before the POST, not
+//! claimed by another task, and, where the type takes an annotation, carrying our marker.
+//! When none is there after a 5xx (the platform answered, so it is done with the request;
+//! a gateway's 502 or 504 gets a second look after the backoff), the POST is sent again
+//! within the request's budget of attempts and time; after a timeout or a reset, never.
 //!
 //! **Waiting.** [`Poller`] is a handle; [`PollerDriver::run`] is the one loop that polls for
 //! the whole run (the command drives it beside the executor, so nothing is detached). A site
@@ -156,34 +159,59 @@ impl ApiClient {
             WorkflowScope::Env { env, .. } => vec!["sites", site, "environments", env, "workflows"],
             WorkflowScope::Site { .. } => vec!["sites", site, "workflows"],
         };
+        let label = format!("POST /api/{}", segments.join("/"));
         let body = serde_json::json!({ "type": start.kind.as_str(), "params": start.params });
-        let error = match self.send(Method::POST, &segments, &[], Some(&body), Repeat::OnlyIfRefused).await {
-            Ok(reply) => {
-                let label = format!("POST /api/{}", segments.join("/"));
+        let config = self.config();
+        let began = Instant::now();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let error = match self.send(Method::POST, &segments, &[], Some(&body), Repeat::OnlyIfRefused).await {
                 // Any answer that is not a workflow (an HTML page from a proxy, a cut body)
                 // says nothing of whether the platform acted: look for the workflow.
-                match reply.json::<Workflow>(&label) {
+                Ok(reply) => match reply.json::<Workflow>(&label) {
                     Ok(workflow) => {
                         self.claim(&workflow.id);
                         debug!(workflow = %workflow.id, kind = %start.kind, site, "workflow started");
                         return Ok(workflow);
                     }
                     Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            if !may_have_started(&error) {
+                return Err(error);
+            }
+            warn!(kind = %start.kind, site, "the workflow POST may have reached the platform ({error}); looking for it");
+            let wait = backoff_after(config.backoff, tries);
+            match self.find_started(start, posted_at).await {
+                Ok(Some(workflow)) => return Ok(workflow),
+                Ok(None) if resend_when_absent(&error) => {}
+                // Not found after a lost answer (the platform may still be acting), or the
+                // list could not be read: never sent again blindly.
+                Ok(None) => return Err(error),
+                Err(list_error) => {
+                    warn!("cannot list the site's workflows to reconcile: {list_error}");
+                    return Err(error);
                 }
             }
-            Err(e) => e,
-        };
-        if !may_have_started(&error) {
-            return Err(error);
-        }
-        warn!(kind = %start.kind, site, "the workflow POST may have reached the platform ({error}); looking for it");
-        match self.find_started(start, posted_at).await {
-            Ok(Some(workflow)) => Ok(workflow),
-            Ok(None) => Err(error),
-            Err(list_error) => {
-                warn!("cannot list the site's workflows to reconcile: {list_error}");
-                Err(error)
+            // An error status the platform answered: it has finished with the request, and the
+            // list shows it did not act, so the POST is sent again within the request's budget.
+            if tries >= config.attempts || began.elapsed() + wait > config.budget {
+                let last = Box::new(error.cause().clone());
+                return Err(ApiError::new(&label, ApiErrorKind::Exhausted { attempts: tries, last }));
             }
+            if gateway(&error) {
+                // A gateway's error may come before the platform behind it has finished:
+                // look once more after the wait before sending again.
+                tokio::time::sleep(wait).await;
+                if let Ok(Some(workflow)) = self.find_started(start, posted_at).await {
+                    return Ok(workflow);
+                }
+            } else {
+                tokio::time::sleep(wait).await;
+            }
+            debug!(kind = %start.kind, site, attempt = tries + 1, "no workflow was started: sending the POST again");
         }
     }
 
@@ -197,6 +225,24 @@ impl ApiClient {
         let found = list.into_iter().find(|w| matches_start(w, start, &user_id, posted_at) && !self.is_claimed(&w.id));
         Ok(found.filter(|w| self.claim(&w.id)).inspect(|w| debug!(workflow = %w.id, "adopted a started workflow")))
     }
+}
+
+/// An answer after which a POST is sent again when the site's list shows no workflow of it:
+/// an error status (the platform answered, so it is done with the request). Never after a
+/// timeout, a dropped connection or an answer that is not the API's, which leave the request
+/// perhaps still being acted on.
+fn resend_when_absent(error: &ApiError) -> bool {
+    matches!(error.cause(), ApiErrorKind::Status { code, .. } if *code >= 500)
+}
+
+/// A gateway's 5xx (502, 504): the platform behind it may answer later than the gateway did.
+fn gateway(error: &ApiError) -> bool {
+    matches!(error.status(), Some(502 | 504))
+}
+
+/// The wait before sending a workflow POST again: the request retries' backoff.
+fn backoff_after(base: Duration, tries: u32) -> Duration {
+    crate::backoff::delay(base, tries, Duration::from_secs(30))
 }
 
 /// A failure after which the platform may have created the workflow anyway.
