@@ -116,6 +116,30 @@ pub struct Controls {
     pub run_timeout: Option<Duration>,
     /// When draining for any reason, also abort tasks in flight.
     pub abort_in_flight: bool,
+    /// Starts nothing more for a reason found outside the run (the API stopped answering):
+    /// the run drains, waiting for the tasks in flight, and says why.
+    pub halt: Halt,
+}
+
+/// A reason to start nothing more, given from outside the executor.
+#[derive(Clone, Debug, Default)]
+pub struct Halt {
+    token: CancellationToken,
+    reason: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Halt {
+    /// Halts the run for `reason` (the first reason given is kept).
+    pub fn halt(&self, reason: String) {
+        let mut kept = self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.get_or_insert(reason);
+        self.token.cancel();
+    }
+
+    fn reason(&self) -> String {
+        let kept = self.reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.clone().unwrap_or_default()
+    }
 }
 
 /// How the run ended.
@@ -129,6 +153,8 @@ pub struct RunSummary {
     /// The run's record could not be kept (the journal could not be written): from then on
     /// nothing started, and no attempt was sent without its record.
     pub record_error: Option<String>,
+    /// Why [`Controls::halt`] stopped the run from starting tasks, when it did.
+    pub halted: Option<String>,
 }
 
 /// An attempt that could not be put on record, and so must not act.
@@ -320,6 +346,7 @@ where
     let mut acting: Vec<bool> = vec![false; metas.len()];
     let deadline = controls.run_timeout.map(|t| Instant::now() + t);
     let (mut interrupted, mut timed_out) = (false, false);
+    let mut halted: Option<String> = None;
     let mut internal_errors: Vec<String> = Vec::new();
     // A JoinError cannot name its task; with every attempt's panic caught below, it only
     // comes from the runtime shutting down.
@@ -492,6 +519,20 @@ where
                     controls.abort.cancel();
                 }
             }
+            () = controls.halt.token.cancelled(), if halted.is_none() => {
+                let reason = controls.halt.reason();
+                let at = clock.now_ms();
+                sink.emit(&Event::Draining {
+                    reason: format!("{reason}; starting nothing more"),
+                    in_flight: set.len(),
+                    waiting: true,
+                    at,
+                });
+                for skip in sched.drain(&format!("not started: {reason}")) {
+                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+                }
+                halted = Some(reason);
+            }
             () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
                 timed_out = true;
                 let at = clock.now_ms();
@@ -526,6 +567,7 @@ where
         timed_out,
         internal_errors,
         record_error: sink.error.as_ref().map(ToString::to_string),
+        halted,
     }
 }
 

@@ -19,7 +19,9 @@ use super::{Prepared, RunError};
 use crate::endpoint::Endpoint;
 use crate::events::{EventSink, FanOut, Status};
 use crate::executor::scheduler::{GroupPolicy, Limits};
-use crate::executor::{Controls, Done, ErrorClass, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
+use crate::executor::{
+    Controls, Done, ErrorClass, Halt, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta,
+};
 use crate::expand::{JobInfo, Task};
 use crate::ids::RunId;
 use crate::journal::lock::{Holder, Lock, LockError};
@@ -350,6 +352,7 @@ impl Run {
             // faster they shrink alike, so a rehearsal times out where the real run would.
             run_timeout: settings.timeout.map(|t| runner.ops.platform_time(t)),
             abort_in_flight: options.abort_in_flight,
+            halt: Halt::default(),
         };
         let mut report = RunReport::new(
             PlanInfo {
@@ -362,6 +365,8 @@ impl Run {
         let graph = &prepared.graph;
         let drain = controls.drain.clone();
         let abort = controls.abort.clone();
+        let halt = controls.halt.clone();
+        let api = connection.client.clone();
         let watch = options.watch_signals;
         let (summary, poller_panic) = connection.runtime.block_on(async {
             // The journal first: an event is on disk before anyone acts on it.
@@ -370,6 +375,7 @@ impl Run {
                 tokio::select! {
                     summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
                     never = watch_signals(drain, abort), if watch => match never {},
+                    never = watch_api(&api, &halt) => match never {},
                 }
             };
             beside(exec, driver.run()).await
@@ -401,6 +407,7 @@ impl Run {
             internal_errors,
             journal_errors,
             result_json,
+            unreachable: summary.halted,
         }
     }
 }
@@ -501,6 +508,29 @@ struct RunContext {
     /// For a task the earlier runs left no record of, when the newest one's journal records
     /// nothing past its header: it may have started anything.
     unknown: Option<Prior>,
+}
+
+/// Halts the run once no request has had any answer from the API for its silence limit
+/// (see [`crate::operations::api::ApiClient::silence_limit`]): each new task would only wait
+/// out its own budget against it. The tasks in flight end as their requests do.
+async fn watch_api(client: &crate::operations::api::ApiClient, halt: &Halt) -> std::convert::Infallible {
+    let limit = client.silence_limit();
+    loop {
+        let next = match client.silent_for() {
+            Some(silent) if silent >= limit => {
+                halt.halt(format!(
+                    "the API at {} has not answered for {}",
+                    client.config().base,
+                    humantime::format_duration(std::time::Duration::from_secs(silent.as_secs().max(1)))
+                ));
+                return std::future::pending().await;
+            }
+            Some(silent) => limit.saturating_sub(silent),
+            None => limit,
+        };
+        // Looked at again by when the silence could reach the limit.
+        tokio::time::sleep(next.max(std::time::Duration::from_millis(100))).await;
+    }
 }
 
 /// First Ctrl-C (or SIGTERM) drains the run; the second stops waiting for tasks in flight.

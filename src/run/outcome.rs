@@ -26,6 +26,8 @@ pub struct RunOutcome {
     /// when that could not be written, a file in the system's temporary directory; `None`
     /// when neither could be.
     pub result_json: Option<PathBuf>,
+    /// The API stopped answering mid-run, and the run started nothing more: why.
+    pub unreachable: Option<String>,
 }
 
 /// The run's verdict, in order of precedence.
@@ -41,6 +43,8 @@ pub enum Verdict {
     TasksFailed,
     /// A bug: a panic was caught.
     Internal,
+    /// The API stopped answering, and the run started nothing more.
+    Unreachable,
     /// Interrupted by a signal (wins over every other verdict).
     Interrupted,
 }
@@ -54,6 +58,8 @@ impl RunOutcome {
             Verdict::Interrupted
         } else if !self.internal_errors.is_empty() {
             Verdict::Internal
+        } else if self.unreachable.is_some() {
+            Verdict::Unreachable
         } else if self.report.all_ok() {
             Verdict::Succeeded
         } else {
@@ -89,6 +95,7 @@ mod tests {
             internal_errors: if internal { vec!["a: boom".into()] } else { Vec::new() },
             journal_errors: Vec::new(),
             result_json: None,
+            unreachable: None,
         }
     }
 
@@ -103,6 +110,10 @@ mod tests {
         let mut looks_internal = outcome(Status::Failed, false, false);
         looks_internal.report.tasks[0].message = "internal error: from the platform".into();
         assert_eq!(looks_internal.verdict(), Verdict::TasksFailed);
+        // An API that stopped answering is said, under a bug and an interruption.
+        let mut silent = outcome(Status::Failed, false, false);
+        silent.unreachable = Some("the API at https://x/api/ has not answered for 30s".into());
+        assert_eq!(silent.verdict(), Verdict::Unreachable);
         // A record that could not be written wins over all.
         let mut unrecorded = outcome(Status::Succeeded, true, true);
         unrecorded.journal_errors.push("the journal cannot be written: No space left on device".into());

@@ -319,3 +319,50 @@ fn a_fleet_with_three_in_ten_workflow_posts_answered_5xx_succeeds_without_a_dupl
     assert_eq!(stats.workflows_total, 40, "{:?}", stats.workflows_started);
     assert!(stats.workflows_started.values().all(|n| *n == 1), "none twice: {:?}", stats.workflows_started);
 }
+
+#[test]
+fn an_api_that_stops_answering_mid_run_halts_the_run_within_the_request_budget() {
+    use std::io::BufRead as _;
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&deploy_world(12), knobs);
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let mut child = fast_test(&served, t.path())
+        .env("TERMINUS_BATCH_REQUEST_BUDGET", "2s")
+        .env("TERMINUS_BATCH_RETRY_BACKOFF", "100ms")
+        .args(&["apply", "plan.yml", "--yes", "--concurrency", "3", "--message-format", "json"])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut events = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    // Three clears in flight, then the API dies.
+    while seen.iter().filter(|e| e["event"] == "workflow_started").count() < 3 {
+        let line = events.next().expect("the run ended early").unwrap();
+        seen.push(serde_json::from_str(&line).unwrap());
+    }
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 3);
+    for line in events {
+        seen.push(serde_json::from_str(&line.unwrap()).unwrap());
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "the API's status: {stderr}");
+    assert!(stderr.contains("has not answered for") && stderr.contains("--resume"), "{stderr}");
+    let halt = seen
+        .iter()
+        .position(|e| e["event"] == "draining" && e["reason"].as_str().is_some_and(|r| r.contains("has not answered")))
+        .unwrap_or_else(|| panic!("no halt: {seen:?}"));
+    assert!(!seen[halt..].iter().any(|e| e["event"] == "task_started"), "nothing starts after the halt");
+    let skipped = seen.iter().filter(|e| e["event"] == "task_finished" && e["outcome"]["status"] == "skipped").count();
+    assert!(skipped >= 12 - 6, "the rest is skipped ({skipped})");
+}

@@ -182,6 +182,12 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
     for message in outcome.internal_errors.iter().chain(&outcome.journal_errors) {
         let _shown = write_error(io.stderr, message);
     }
+    if let Some(why) = &outcome.unreachable {
+        let _shown = write_error(
+            io.stderr,
+            &format!("{why}: the run started nothing more; --resume continues it once the API answers"),
+        );
+    }
     if outcome.result_json.is_none() {
         // Neither the state directory nor the temporary one took the JSON report: it goes
         // to stderr, the last place left, so the record of what ran is not lost.
@@ -227,6 +233,7 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
     }
     match outcome.verdict() {
         Verdict::RecordLost => ExitStatus::StateFailed,
+        Verdict::Unreachable => ExitStatus::Unreachable,
         Verdict::Interrupted => ExitStatus::Interrupted,
         Verdict::Internal => ExitStatus::Internal,
         Verdict::TasksFailed => ExitStatus::TasksFailed,
@@ -257,8 +264,7 @@ fn footer(outcome: &RunOutcome, reports: &[(Format, String)]) -> String {
 
 /// The command that runs again what did not succeed, when something did not.
 fn resume(outcome: &RunOutcome) -> Option<String> {
-    matches!(outcome.verdict(), Verdict::TasksFailed | Verdict::Interrupted | Verdict::Internal | Verdict::RecordLost)
-        .then(|| resume_command(std::env::args(), &outcome.run_id))
+    (outcome.verdict() != Verdict::Succeeded).then(|| resume_command(std::env::args(), &outcome.run_id))
 }
 
 /// The command as it was typed, without any `--resume`, with `--resume=RUN`: what failed,
@@ -308,6 +314,7 @@ fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> 
     let verdict = match verdict {
         Verdict::RecordLost => "stopped: its record could not be written",
         Verdict::Interrupted => "interrupted",
+        Verdict::Unreachable => "stopped: the API stopped answering",
         Verdict::Succeeded => "succeeded",
         Verdict::TasksFailed if report.timed_out => "timed out",
         Verdict::TasksFailed | Verdict::Internal => "failed",

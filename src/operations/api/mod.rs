@@ -69,6 +69,10 @@ pub struct ApiConfig {
     pub store: SessionStore,
 }
 
+/// How long the API may answer no request at all before the run takes it for gone (see
+/// [`ApiClient::silence_limit`]).
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
 /// The longest single retry delay.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
 
@@ -173,6 +177,28 @@ struct Inner {
     /// (`i64::MIN` until one is seen): adoption compares times in the platform's clock.
     clock_offset_ms: AtomicI64,
     trace_id: String,
+    /// Since when no request has had any answer (the API down or cut off).
+    health: Health,
+}
+
+/// Whether the API answers: the time since which every request failed without any answer
+/// (refused, timed out, cut), cleared by any answer at all, whatever its status.
+#[derive(Default)]
+struct Health {
+    silent_since: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    fn observe(&self, outcome: &Result<Reply, ApiErrorKind>) {
+        let mut since = lock(&self.silent_since);
+        match outcome {
+            Ok(_) => *since = None,
+            Err(ApiErrorKind::Connect { .. } | ApiErrorKind::Timeout { .. } | ApiErrorKind::Dropped { .. }) => {
+                since.get_or_insert_with(Instant::now);
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// One GET's outcome, awaited by every caller that asked for the same URL meanwhile.
@@ -249,6 +275,7 @@ impl ApiClient {
                 sent: AtomicU64::new(0),
                 clock_offset_ms: AtomicI64::new(i64::MIN),
                 trace_id,
+                health: Health::default(),
             }),
             priority: Priority::Work,
         })
@@ -270,6 +297,26 @@ impl ApiClient {
     #[must_use]
     pub fn requests_sent(&self) -> u64 {
         self.inner.sent.load(Ordering::Relaxed)
+    }
+
+    /// How long every request has failed without any answer from the API (refused, timed
+    /// out, cut off), or `None` while it answers.
+    #[must_use]
+    pub fn silent_for(&self) -> Option<Duration> {
+        lock(&self.inner.health.silent_since).map(|since| since.elapsed())
+    }
+
+    /// How long the API may answer nothing before it is taken for gone: [`SILENCE_LIMIT`],
+    /// or the request budget if shorter (no request could succeed within it by then).
+    #[must_use]
+    pub fn silence_limit(&self) -> Duration {
+        SILENCE_LIMIT.min(self.inner.config.budget)
+    }
+
+    /// How long the API has answered nothing, once that is past [`Self::silence_limit`].
+    #[must_use]
+    pub fn gone_silent(&self) -> Option<Duration> {
+        self.silent_for().filter(|silent| *silent >= self.silence_limit())
     }
 
     /// Whether the request rate binds now, and how long a request would wait for it (see
@@ -312,7 +359,9 @@ impl ApiClient {
     ) -> Result<Reply, ApiError> {
         let label = request_label(method, url);
         let config = &self.inner.config;
-        let started = Instant::now();
+        // The budget runs from the first send: a wait for the rate before it is the run's
+        // pace, not this request's trouble.
+        let mut first_sent: Option<Instant> = None;
         // Attempts that count against the budget: a 429 (or a 503 with Retry-After) is the
         // server pacing us, bounded by time only (DESIGN.md §5).
         let mut attempt = 0;
@@ -327,7 +376,13 @@ impl ApiClient {
                 })?;
                 self.inner.sent.fetch_add(1, Ordering::Relaxed);
                 trace!(request = %label, attempt, "sending");
-                self.send_once(method, url, body, bearer).await
+                let began = *first_sent.get_or_insert_with(Instant::now);
+                // No attempt outlives the request's budget, whatever the read timeout.
+                let left = config.budget.saturating_sub(began.elapsed()).max(Duration::from_millis(1));
+                let sent = tokio::time::timeout(left, self.send_once(method, url, body, bearer)).await;
+                let outcome = sent.unwrap_or(Err(ApiErrorKind::Timeout { after: left }));
+                self.inner.health.observe(&outcome);
+                outcome
             };
             let (retry, wait) = match &outcome {
                 Ok(reply) => {
@@ -367,7 +422,8 @@ impl ApiClient {
                 Ok(reply) => status_kind(&reply),
                 Err(kind) => kind,
             };
-            if attempt >= config.attempts || started.elapsed() + wait > config.budget {
+            let spent = first_sent.map_or(Duration::ZERO, |t| t.elapsed());
+            if attempt >= config.attempts || spent + wait > config.budget {
                 debug!(request = %label, attempts = tries, "giving up: {last}");
                 return Err(ApiError::new(&label, ApiErrorKind::Exhausted { attempts: tries, last: Box::new(last) }));
             }

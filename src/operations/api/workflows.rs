@@ -676,7 +676,7 @@ impl PollerDriver {
                     }
                     let Some(site) = sites.get_mut(&site_id) else { continue };
                     site.polling = false;
-                    let mut updated = settle(site, &ids, result, &mut known, pace);
+                    let mut updated = settle(site, &ids, result, &mut known, pace, self.client.gone_silent());
                     // What is now known of these types (or that a lesson taught nothing)
                     // moves their waiters' next polls.
                     updated.extend(learned);
@@ -738,6 +738,7 @@ fn settle(
     result: Result<Vec<Workflow>, ApiError>,
     known: &mut Expectations,
     pace: Pace,
+    silent: Option<Duration>,
 ) -> HashSet<String> {
     let now = Instant::now();
     let floor = pace.floor;
@@ -745,7 +746,10 @@ fn settle(
         Ok(list) => list,
         Err(error) => {
             site.failures += 1;
-            let fatal = error.is_not_found() || !error.is_transient() || site.failures >= MAX_POLL_FAILURES;
+            // An API that has answered nothing for a while is not waited on poll by poll: the
+            // run is stopping (its workflows keep running, and a resume re-attaches).
+            let fatal =
+                error.is_not_found() || !error.is_transient() || site.failures >= MAX_POLL_FAILURES || silent.is_some();
             if fatal {
                 let (failed, kept): (Vec<_>, Vec<_>) =
                     std::mem::take(&mut site.waiting).into_iter().partition(|(w, _)| ids.contains(&w.workflow_id));
