@@ -490,6 +490,30 @@ fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str, digest: &str) 
     }
 }
 
+/// Every workflow a resume chain recorded (started, re-attached to or carried over): a search
+/// for what a lost POST started must not adopt one of them.
+#[must_use]
+pub fn chain_workflows<'a>(runs: impl IntoIterator<Item = &'a RunJournal>) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for journal in runs {
+        for prior in journal.header.carried.values() {
+            match prior {
+                Prior::InFlight { workflow_id, .. } => {
+                    ids.insert(workflow_id.clone());
+                }
+                Prior::Done { record, .. } => ids.extend(record.workflow_ids.iter().cloned()),
+                Prior::Attempted { .. } => {}
+            }
+        }
+        for event in &journal.events {
+            if let Event::WorkflowStarted { workflow_id, .. } = event {
+                ids.insert(workflow_id.clone());
+            }
+        }
+    }
+    ids
+}
+
 /// What a resume chain left, given oldest run first: each journal's own events over what its
 /// header carried and what the runs before it (still on disk) left.
 #[must_use]

@@ -76,6 +76,8 @@ pub struct Earlier {
     /// after writing it): what it started is unknown, so every task it may have started
     /// first looks for such a workflow (from this time on, in unix seconds).
     unknown_since: Option<f64>,
+    /// Every workflow the chain recorded: never adopted as what a lost POST started.
+    known_workflows: BTreeSet<String>,
 }
 
 impl Earlier {
@@ -116,13 +118,14 @@ pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Ear
     // what it adopted still leaves the older runs' records.
     let older = journal::chain(&options.state_dir, &newest);
     let priors = journal::chain_priors(older.iter().chain(std::iter::once(&newest)));
+    let known_workflows = journal::chain_workflows(older.iter().chain(std::iter::once(&newest)));
     let unknown_since = journal::records_nothing(&newest).then(|| {
         let started = crate::timefmt::parse_compact(&newest.header.run_id).unwrap_or(0);
         #[expect(clippy::cast_precision_loss, reason = "unix seconds")]
         let started = started as f64;
         started
     });
-    Ok(Some(Earlier { newest, priors, named: passed_over, unknown_since }))
+    Ok(Some(Earlier { newest, priors, named: passed_over, unknown_since, known_workflows }))
 }
 
 /// Everything refused before any API call that changes anything: no connection (exit 3), a
@@ -248,6 +251,9 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
     })?;
     let mut unknown = None;
+    if let Some(earlier) = &earlier {
+        connection.client.claim_known(earlier.known_workflows.iter().cloned());
+    }
     let (newest, priors) = match earlier {
         Some(Earlier { newest, priors, unknown_since: Some(since), .. }) => {
             tracing::warn!(

@@ -49,6 +49,11 @@ pub struct Knobs {
     /// Seconds the platform's clock runs ahead of this machine's (negative: behind), in its
     /// timestamps and its `Date` header: clock skew, which adoption must survive.
     pub clock_offset: f64,
+    /// Seconds the `Date` header runs ahead of this machine's clock when something in front
+    /// of the platform (a proxy, a CDN's edge) stamps the answers with its own clock rather
+    /// than the platform's: the header then says nothing of the platform's timestamps.
+    /// Default: the platform's own clock (`clock_offset`).
+    pub date_offset: Option<f64>,
     /// SSH connections to the app servers closed before the server's greeting: the first
     /// this many, as a network that drops them (the command never runs).
     pub ssh_drops: u32,
@@ -92,7 +97,8 @@ pub struct FaultRule {
     #[serde(default)]
     pub html: bool,
     /// Whether the request is acted on before the fault (a lost answer) or not (a refusal).
-    /// Default: drops after, statuses before.
+    /// Default: drops after, statuses and delays before (a delay after acting holds the
+    /// platform's answer, as a proxy would).
     #[serde(default)]
     pub processed: Option<bool>,
     /// Hold the answer this many seconds (before scaling): a slow endpoint.
@@ -151,6 +157,7 @@ impl Default for Knobs {
             session_expires_in: 28.0 * 24.0 * 3600.0,
             session_lifetime: None,
             clock_offset: 0.0,
+            date_offset: None,
             ssh_drops: 0,
         }
     }
@@ -207,8 +214,12 @@ impl Knobs {
         if self.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err("rate_limit must be a positive number".to_owned());
         }
-        if !(self.clock_offset.is_finite() && self.clock_offset.abs() < 1e9) {
-            return Err(format!("clock_offset must be a number of seconds, not {}", self.clock_offset));
+        for (name, offset) in [("clock_offset", Some(self.clock_offset)), ("date_offset", self.date_offset)] {
+            if let Some(offset) = offset
+                && !(offset.is_finite() && offset.abs() < 1e9)
+            {
+                return Err(format!("{name} must be a number of seconds, not {offset}"));
+            }
         }
         Ok(())
     }

@@ -321,16 +321,34 @@ impl Drop for ActiveGuard<'_> {
 /// A fault chosen for one request.
 #[derive(Clone, Debug)]
 enum Fault {
-    Status { code: u16, processed: bool },
-    Html { code: u16, processed: bool },
-    Drop { processed: bool },
-    Delay { secs: f64 },
+    Status {
+        code: u16,
+        processed: bool,
+    },
+    Html {
+        code: u16,
+        processed: bool,
+    },
+    Drop {
+        processed: bool,
+    },
+    /// Hold the answer `secs` (scaled): before acting, or after (`processed`: a proxy that
+    /// forwards the request at once and holds the platform's answer).
+    Delay {
+        secs: f64,
+        processed: bool,
+    },
 }
 
-/// Answers one request, with the platform's `Date` (its own clock, skewed by the knob).
+/// Answers one request, with the platform's `Date` (its own clock, skewed by the knob), or
+/// the clock of what stamps it in front (`date_offset`).
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let mut response = answer_request(Arc::clone(&shared), req).await?;
-    let now = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(shared.now().max(0.0));
+    let stamped = match shared.knobs.date_offset {
+        Some(offset) => shared.now() - shared.knobs.clock_offset + offset,
+        None => shared.now(),
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(stamped.max(0.0));
     if let Ok(date) = hyper::header::HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
         response.headers_mut().insert(hyper::header::DATE, date);
     }
@@ -403,7 +421,7 @@ async fn answer_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<R
         });
         return Err(Dropped);
     }
-    if let Some(Fault::Delay { secs }) = fault {
+    if let Some(Fault::Delay { secs, processed: false }) = fault {
         tokio::time::sleep(knobs.scaled(secs)).await;
     }
     if let Some(Fault::Html { code, processed: false }) = fault {
@@ -490,6 +508,11 @@ async fn answer_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<R
             });
             Ok(respond(&Answer::error(code, "Simulated server error.")))
         }
+        Some(Fault::Delay { secs, processed: true }) => {
+            shared.record(&template, &method, &path, &query, body_json, answer.status, |_| {});
+            tokio::time::sleep(knobs.scaled(secs)).await;
+            Ok(respond(&answer))
+        }
         _ => {
             shared.record(&template, &method, &path, &query, body_json, answer.status, |_| {});
             Ok(respond(&answer))
@@ -561,7 +584,7 @@ impl Shared {
                 continue;
             }
             if let Some(secs) = rule.delay {
-                return (Some(Fault::Delay { secs }), None);
+                return (Some(Fault::Delay { secs, processed: rule.processed.unwrap_or(false) }), None);
             }
             if let Some(reason) = &rule.fail_workflow {
                 return (None, Some(reason.clone()));

@@ -366,3 +366,102 @@ fn an_api_that_stops_answering_mid_run_halts_the_run_within_the_request_budget()
     let skipped = seen.iter().filter(|e| e["event"] == "task_finished" && e["outcome"]["status"] == "skipped").count();
     assert!(skipped >= 12 - 6, "the rest is skipped ({skipped})");
 }
+
+/// A platform whose clock is `offset` seconds behind ours, behind something that stamps the
+/// answers' `Date` with the right time (a proxy, a CDN's edge), running deploys of 60 s.
+fn skewed_knobs(offset: f64) -> Knobs {
+    Knobs {
+        time_scale: 0.05,
+        default_duration: 60.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        clock_offset: offset,
+        date_offset: Some(0.0),
+        ..Knobs::default()
+    }
+}
+
+#[test]
+fn a_deploy_a_killed_run_posted_is_adopted_whatever_the_platform_clock_says() {
+    for offset in [-3600.0, -600.0, -300.0, -30.0, 600.0] {
+        let served = Served::with_world(&deploy_world(1), skewed_knobs(offset));
+        let t = Test::new().file(
+            "plan.yml",
+            "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [site-000], env: test }\n    with: { note: Release }\n",
+        );
+        let run = crate::support::run_id_now("000a");
+        served.write_journal(
+            t.path(),
+            &run,
+            (&run, None),
+            None,
+            &crate::support::killed_during_the_post(&run, "deploy", "env:deploy"),
+        );
+        let workflow = served.start_deploy_like_a_lost_post(&format!("Release [tb:{run}:deploy[site-000.test]]"));
+        let report = served.resume_in(t.path());
+        assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "offset {offset}: adopted: {report}");
+        let stats = served.stop();
+        assert_eq!(stats.workflows_started.get("site-000.test.deploy"), Some(&1), "offset {offset}: {stats:?}");
+    }
+}
+
+#[test]
+fn an_html_answer_to_a_deploy_post_on_a_platform_ten_minutes_behind_is_adopted() {
+    use terminus_batch::simulator::FaultRule;
+    let html = FaultRule {
+        method: Some("POST".into()),
+        route: Some("sites/{site}/environments/{env}/workflows".into()),
+        html: true,
+        times: 3,
+        ..FaultRule::default()
+    };
+    let served = Served::with_world(&deploy_world(3), Knobs { faults: vec![html], ..skewed_knobs(-600.0) });
+    let t = Test::new().file("plan.yml", DEPLOY_ALL);
+    let out =
+        fast_test(&served, t.path()).args(&["apply", "plan.yml", "--yes", "-q", "--report", "json=out.json"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = crate::support::report(&t, "out.json");
+    assert_eq!(report["totals"]["succeeded"], 3, "{report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 3, "{:?}", stats.workflows_started);
+}
+
+#[test]
+fn killed_while_a_proxy_holds_the_deploy_answers_on_a_platform_behind_then_resumed_deploys_each_once() {
+    use std::io::BufRead as _;
+    use terminus_batch::simulator::FaultRule;
+    // The trial: 10 sites, deploys of 60 s at a twentieth of real time, a proxy that
+    // forwards each workflow POST and holds its answer 3 s (60 s before scaling), the
+    // platform ten minutes behind and the `Date` stamped by the proxy.
+    let hold = FaultRule {
+        method: Some("POST".into()),
+        route: Some("sites/{site}/environments/{env}/workflows".into()),
+        delay: Some(60.0),
+        processed: Some(true),
+        times: 100,
+        ..FaultRule::default()
+    };
+    let served = Served::with_world(&deploy_world(10), Knobs { faults: vec![hold], ..skewed_knobs(-600.0) });
+    let t = Test::new().file("plan.yml", DEPLOY_ALL);
+    let mut child = fast_test(&served, t.path())
+        .args(&["apply", "plan.yml", "--yes", "--concurrency", "5", "--message-format", "json"])
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut events = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut attempts = 0;
+    while attempts < 5 {
+        let line = events.next().expect("the run ended early").unwrap();
+        attempts += usize::from(line.contains("\"attempt_starting\""));
+    }
+    // Five deploys posted, their answers held: killed.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = fast_test(&served, t.path()).args(&["apply", "plan.yml", "--yes", "--resume", "-q"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 10, "one deploy per task: {:?}", stats.workflows_started);
+    assert!(stats.workflows_started.values().all(|n| *n == 1), "{:?}", stats.workflows_started);
+}

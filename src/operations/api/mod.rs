@@ -176,6 +176,11 @@ struct Inner {
     /// The platform's clock minus ours, in milliseconds, from the newest `Date` header
     /// (`i64::MIN` until one is seen): adoption compares times in the platform's clock.
     clock_offset_ms: AtomicI64,
+    /// The same, measured from a workflow this run started: its `created_at` (the platform's
+    /// own clock) against when the POST went out. Preferred to the `Date` header, which
+    /// whatever sits in front of the platform (a proxy, a CDN's edge) may stamp with its own
+    /// clock (`i64::MIN` until measured).
+    workflow_clock_ms: AtomicI64,
     trace_id: String,
     /// Since when no request has had any answer (the API down or cut off).
     health: Health,
@@ -274,6 +279,7 @@ impl ApiClient {
                 claimed: Mutex::new(HashSet::new()),
                 sent: AtomicU64::new(0),
                 clock_offset_ms: AtomicI64::new(i64::MIN),
+                workflow_clock_ms: AtomicI64::new(i64::MIN),
                 trace_id,
                 health: Health::default(),
             }),
@@ -476,11 +482,24 @@ impl ApiClient {
         }
     }
 
-    /// The platform's clock minus ours, in seconds, as its `Date` headers tell (0 before any
-    /// answer). The header has whole seconds, so this is up to a second low.
+    /// Learns the platform's clock from a workflow started by a POST sent at `sent` and
+    /// answered at `answered` (our clock, unix seconds): it was created in between.
+    pub(crate) fn observe_workflow_clock(&self, created_at: f64, sent: f64, answered: f64) {
+        let offset = (created_at - f64::midpoint(sent, answered)) * 1000.0;
+        if offset.is_finite() {
+            #[expect(clippy::cast_possible_truncation, reason = "a clock offset in milliseconds")]
+            self.inner.workflow_clock_ms.store(offset as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// The platform's clock minus ours, in seconds (0 before any answer): as a workflow this
+    /// run started measured it, else as the `Date` headers tell (whole seconds, so up to a
+    /// second low, and only as right as whatever stamps them).
     #[must_use]
     pub fn platform_clock_offset(&self) -> f64 {
-        match self.inner.clock_offset_ms.load(Ordering::Relaxed) {
+        let measured = self.inner.workflow_clock_ms.load(Ordering::Relaxed);
+        let ms = if measured == i64::MIN { self.inner.clock_offset_ms.load(Ordering::Relaxed) } else { measured };
+        match ms {
             i64::MIN => 0.0,
             #[expect(clippy::cast_precision_loss, reason = "milliseconds of clock skew")]
             ms => ms as f64 / 1000.0,
@@ -708,6 +727,12 @@ impl ApiClient {
 
     fn is_claimed(&self, workflow_id: &str) -> bool {
         lock(&self.inner.claimed).contains(workflow_id)
+    }
+
+    /// Marks workflows an earlier run of the resume chain recorded as taken: a search for
+    /// what a lost POST started never adopts one of them.
+    pub fn claim_known(&self, workflow_ids: impl IntoIterator<Item = String>) {
+        lock(&self.inner.claimed).extend(workflow_ids);
     }
 
     /// Keeps site objects read elsewhere (listings) for [`ApiClient::site`], and their names

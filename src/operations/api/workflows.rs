@@ -166,11 +166,15 @@ impl ApiClient {
         let mut tries = 0;
         loop {
             tries += 1;
+            let sent = super::unix_now();
             let error = match self.send(Method::POST, &segments, &[], Some(&body), Repeat::OnlyIfRefused).await {
                 // Any answer that is not a workflow (an HTML page from a proxy, a cut body)
                 // says nothing of whether the platform acted: look for the workflow.
                 Ok(reply) => match reply.json::<Workflow>(&label) {
                     Ok(workflow) => {
+                        if let Some(created_at) = workflow.created_at {
+                            self.observe_workflow_clock(created_at, sent, super::unix_now());
+                        }
                         self.claim(&workflow.id);
                         debug!(workflow = %workflow.id, kind = %start.kind, site, "workflow started");
                         return Ok(workflow);
@@ -267,11 +271,17 @@ fn matches_start(w: &Workflow, start: &StartWorkflow, user_id: &str, posted_at: 
     let annotation = param("annotation").or_else(|| {
         w.params.as_ref().and_then(|p| p.get("deploy")).and_then(|d| d.get("annotation")).and_then(Value::as_str)
     });
-    // The marker names the first run and the task; the time bound keeps out a workflow an
-    // earlier attempt of the same task started and saw fail.
-    let marker_ok = start.marker.as_deref().is_none_or(|marker| annotation.is_some_and(|a| a.contains(marker)));
-    let recent = w.created_at.is_some_and(|t| t >= posted_at - ADOPT_WINDOW_SECS);
-    env_ok && marker_ok && recent
+    // The marker names the first run and the task: a workflow carrying it is this task's, and
+    // the ones earlier attempts started are known (claimed), so no clock is needed, which
+    // matters when the platform's clock cannot be known (a proxy's `Date`). Without a
+    // marker, the time bound keeps out older workflows of the same type.
+    let marked = start.marker.as_deref().map(|marker| annotation.is_some_and(|a| a.contains(marker)));
+    let recent = || w.created_at.is_some_and(|t| t >= posted_at - ADOPT_WINDOW_SECS);
+    env_ok
+        && match marked {
+            Some(carries) => carries,
+            None => recent(),
+        }
 }
 
 // ---- the shared poller ------------------------------------------------------------------
@@ -819,7 +829,7 @@ mod tests {
             "params":{"annotation":"Weekly [tb:r1:deploy[a.live]]"}}"#;
         assert!(matches_start(&workflow(ok), &start, "u", 1050.0));
         assert!(!matches_start(&workflow(ok), &start, "other", 1050.0), "another user");
-        assert!(!matches_start(&workflow(ok), &start, "u", 1200.0), "too old");
+        assert!(matches_start(&workflow(ok), &start, "u", 1200.0), "its marker says it is ours, whatever the clocks");
         assert!(!matches_start(&workflow(&ok.replace("\"live\"", "\"test\"")), &start, "u", 1050.0));
         assert!(!matches_start(&workflow(&ok.replace("r1", "r2")), &start, "u", 1050.0), "another run's marker");
         let site = StartWorkflow {
@@ -831,6 +841,7 @@ mod tests {
         let md = r#"{"id":"w","type":"create_cloud_development_environment","user_id":"u","created_at":1000.0,
             "params":{"environment_id":"ci-1"}}"#;
         assert!(matches_start(&workflow(md), &site, "u", 1000.0));
+        assert!(!matches_start(&workflow(md), &site, "u", 1200.0), "without a marker, too old");
         assert!(!matches_start(&workflow(&md.replace("ci-1", "ci-2")), &site, "u", 1000.0));
     }
 
