@@ -64,8 +64,10 @@ impl From<RunError> for CommandError {
         match e {
             RunError::Plan { file, errors } => Self::Plan { source: file, errors },
             RunError::Refused(message) => Self::Message { status: ExitStatus::Invalid, message },
-            RunError::Unreachable(message) => Self::Message { status: ExitStatus::Unreachable, message },
-            RunError::Internal(message) => Self::Message { status: ExitStatus::Internal, message },
+            error @ RunError::Unreachable { .. } => {
+                Self::Message { status: ExitStatus::Unreachable, message: chain(&error) }
+            }
+            error @ RunError::Internal { .. } => Self::Message { status: ExitStatus::Internal, message: chain(&error) },
             RunError::State(error) => Self::Message { status: ExitStatus::StateFailed, message: chain(&error) },
         }
     }

@@ -139,11 +139,12 @@ pub fn check(
     vars: &EnvVars,
 ) -> Result<Checked, RunError> {
     let Some(connection) = &prepared.connection else {
-        return Err(RunError::Unreachable(
-            "apply needs the Pantheon API and no login is at hand: set TERMINUS_MACHINE_TOKEN or run \
-             `terminus-batch auth login` (or pass --simulate)"
+        return Err(RunError::Unreachable {
+            message: "apply needs the Pantheon API and no login is at hand: set TERMINUS_MACHINE_TOKEN or run \
+                      `terminus-batch auth login` (or pass --simulate)"
                 .to_owned(),
-        ));
+            source: None,
+        });
     };
     refuse(prepared, options, vars)?;
     let user_id = connection.user_id()?;
@@ -232,10 +233,8 @@ pub struct Run {
 /// Takes the lock and opens the journal. A run that cannot be journalled does not start.
 pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, vars: &EnvVars) -> Result<Run, RunError> {
     let Checked { user_id, earlier } = checked;
-    let connection = prepared
-        .connection
-        .take()
-        .ok_or_else(|| RunError::Internal("internal error: a checked plan has no connection".to_owned()))?;
+    let connection =
+        prepared.connection.take().ok_or_else(|| RunError::bug("internal error: a checked plan has no connection"))?;
     let endpoint = Some(connection.endpoint.clone());
     let run_id = new_run_id();
     let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone());

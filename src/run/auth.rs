@@ -32,7 +32,7 @@ fn client(settings: &Settings, token: Option<Secret>) -> Result<ApiClient, RunEr
 
 /// An authentication failure or an unreachable API.
 fn failed(e: &ApiError) -> RunError {
-    RunError::Unreachable(e.to_string())
+    RunError::Unreachable { message: e.to_string(), source: Some(e.clone()) }
 }
 
 fn save_error(what: &str, e: &std::io::Error) -> ApiError {
@@ -76,6 +76,6 @@ pub fn logout(vars: &EnvVars) -> Result<(usize, PathBuf), RunError> {
     let settings = settings(vars)?;
     let removed = runtime()?
         .block_on(store(&settings).logout())
-        .map_err(|e| RunError::Internal(format!("cannot remove the saved login: {e}")))?;
+        .map_err(|e| RunError::internal("cannot remove the saved login", e))?;
     Ok((removed, settings.cache_dir))
 }

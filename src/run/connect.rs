@@ -37,7 +37,7 @@ impl Connection {
 
     /// The logged-in user's id (logging in if needed): a failure is exit 3.
     pub fn user_id(&self) -> Result<String, RunError> {
-        self.runtime.block_on(self.client.user_id()).map_err(|e| RunError::Unreachable(format!("cannot log in: {e}")))
+        self.runtime.block_on(self.client.user_id()).map_err(|e| RunError::unreachable("cannot log in", e))
     }
 }
 
@@ -54,7 +54,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| RunError::Internal(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| RunError::internal("cannot start the async runtime", e))
 }
 
 /// Starts the in-process simulator for `--simulate` on `runtime`, and a client pointed at it.
@@ -67,9 +67,9 @@ pub fn simulate(
     let knobs = world.knobs.clone();
     let simulator = runtime
         .block_on(Simulator::start_recording(&world, knobs, 0, false))
-        .map_err(|e| RunError::Internal(format!("cannot start the simulator: {e}")))?;
-    let client =
-        ApiClient::new(simulator_config(settings, &simulator)).map_err(|e| RunError::Internal(e.to_string()))?;
+        .map_err(|e| RunError::internal("cannot start the simulator", e))?;
+    let client = ApiClient::new(simulator_config(settings, &simulator))
+        .map_err(|e| RunError::internal("cannot make a client for the simulator", e))?;
     let endpoint = Endpoint::Simulator { world: name.clone(), world_sha256: sha256 };
     Ok((Connection { runtime, client, simulator: Some(simulator), endpoint }, format!("simulator world {name}")))
 }
@@ -191,9 +191,7 @@ pub fn load_world(path: Option<&std::path::Path>) -> Result<(World, String, Stri
             crate::simulator::world::BUILTIN_WORLD,
         );
         World::builtin().map(|w| (w, crate::simulator::world::BUILTIN_WORLD_NAME.to_owned(), source.sha256())).map_err(
-            |errors| {
-                RunError::Internal(format!("the built-in world is invalid ({} errors): this is a bug", errors.len()))
-            },
+            |errors| RunError::bug(format!("the built-in world is invalid ({} errors): this is a bug", errors.len())),
         )
     }
 }

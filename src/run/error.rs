@@ -1,6 +1,7 @@
 //! [`RunError`]: why a run did not start, or could not go on. Each variant is a class the
 //! command line maps to one exit status; the message names the input at fault.
 
+use crate::operations::api::ApiError;
 use crate::plan::{PlanError, PlanSource};
 
 /// Why a plan could not be taken to a run, or a run could not begin.
@@ -12,12 +13,22 @@ pub enum RunError {
     /// Bad arguments, or a refusal before any API call that changes anything.
     #[error("{0}")]
     Refused(String),
-    /// Authentication failed or the API could not be reached before any task started.
-    #[error("{0}")]
-    Unreachable(String),
-    /// A bug, or the operating system refusing what a run needs (threads, a socket).
-    #[error("{0}")]
-    Internal(String),
+    /// Authentication failed or the API could not be reached before any task started; the
+    /// client's error when there was a request.
+    #[error("{message}")]
+    Unreachable {
+        message: String,
+        #[source]
+        source: Option<ApiError>,
+    },
+    /// A bug, or the operating system refusing what a run needs (threads, a socket), with
+    /// what refused it.
+    #[error("{message}")]
+    Internal {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The state directory could not be used (its lock or journal could not be written):
     /// a full or read-only disk, not a bad plan.
     #[error("{0}")]
@@ -36,5 +47,49 @@ pub enum StateError {
 impl RunError {
     pub(crate) fn refused(message: impl Into<String>) -> Self {
         Self::Refused(message.into())
+    }
+
+    /// The API refused or could not be reached: `context`, then the client's error.
+    pub(crate) fn unreachable(context: &str, source: ApiError) -> Self {
+        Self::Unreachable { message: format!("{context}: {source}"), source: Some(source) }
+    }
+
+    /// What the operating system (or a bug) refused: `context`, then `source`.
+    pub(crate) fn internal(context: &str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal { message: format!("{context}: {source}"), source: Some(Box::new(source)) }
+    }
+
+    /// A bug found by a check, with no error beneath it.
+    pub(crate) fn bug(message: impl Into<String>) -> Self {
+        Self::Internal { message: message.into(), source: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::operations::api::ApiErrorKind;
+
+    #[test]
+    fn run_errors_keep_their_sources() {
+        let api = ApiError::new("GET /api/users/u", ApiErrorKind::Status { code: 503, message: String::new() });
+        let e = RunError::unreachable("cannot log in", api);
+        assert_eq!(e.to_string(), "cannot log in: GET /api/users/u: HTTP 503");
+        let source = e.source().and_then(|s| s.downcast_ref::<ApiError>()).expect("the client's error");
+        assert_eq!(source.status(), Some(503));
+        // A full disk under the journal: the operating system's error is at the end of the chain.
+        let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let journal = crate::journal::JournalError::Write { dir: "state/runs/r".into(), source: full };
+        let e = RunError::State(StateError::Journal(journal));
+        let mut deepest: &dyn std::error::Error = &e;
+        while let Some(next) = deepest.source() {
+            deepest = next;
+        }
+        let io = deepest.downcast_ref::<std::io::Error>().expect("the io error");
+        assert_eq!(io.kind(), std::io::ErrorKind::StorageFull);
+        let e = RunError::internal("cannot start the async runtime", std::io::Error::other("no threads"));
+        assert!(e.source().is_some());
     }
 }

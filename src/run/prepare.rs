@@ -178,7 +178,10 @@ pub fn prepare_on(
             return Err(RunError::Refused(format!("cannot resolve the plan's targets: {e}")));
         }
         Err(ResolveFailure::Source(e)) => {
-            return Err(RunError::Unreachable(format!("cannot resolve the plan's targets: {e}")));
+            return Err(RunError::Unreachable {
+                message: format!("cannot resolve the plan's targets: {e}"),
+                source: None,
+            });
         }
     };
     let expansion = match expand(&plan, &resolved, &targets.filter) {
@@ -195,7 +198,7 @@ pub fn prepare_on(
         expansion.tasks.iter().enumerate().flat_map(|(i, t)| t.needs.iter().map(move |&n| (n, i))).collect();
     // Job-level cycles are refused by validation, so a task cycle is a bug.
     let graph = TaskGraph::build(expansion.tasks.clone(), edges, |t| t.id.to_string())
-        .map_err(|e| RunError::Internal(format!("internal error: {e}")))?;
+        .map_err(|e| RunError::bug(format!("internal error: {e}")))?;
     Ok(Prepared { source, plan_key, plan, resolved, resolved_by, expansion, graph, settings, connection, saved })
 }
 

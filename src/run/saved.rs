@@ -113,7 +113,8 @@ pub fn write(prepared: &Prepared, previews: Option<&[Refresh]>, out: &Path) -> R
             task.refresh = Some(preview.clone());
         }
     }
-    let mut text = serde_json::to_string_pretty(&saved).map_err(|e| RunError::Internal(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&saved)
+        .map_err(|e| RunError::internal("cannot write the saved plan as JSON", e))?;
     text.push('\n');
     std::fs::write(out, text).map_err(|e| RunError::refused(format!("cannot write saved plan {}: {e}", out.display())))
 }
