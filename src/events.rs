@@ -176,6 +176,12 @@ pub enum Event {
         bytes: Option<[u64; 2]>,
         at: Millis,
     },
+    /// The task waits for its target's lease, which another run holds (named in `holder`).
+    LeaseWaiting {
+        task: usize,
+        holder: String,
+        at: Millis,
+    },
     AttemptFailed {
         task: usize,
         attempt: u32,
@@ -222,6 +228,7 @@ impl Event {
             | Self::WorkflowStarted { task, .. }
             | Self::WorkflowEnded { task, .. }
             | Self::Progress { task, .. }
+            | Self::LeaseWaiting { task, .. }
             | Self::AttemptFailed { task, .. }
             | Self::TaskRetrying { task, .. }
             | Self::TaskFinished { task, .. } => Some(*task),
@@ -238,6 +245,7 @@ impl Event {
             | Self::WorkflowStarted { at, .. }
             | Self::WorkflowEnded { at, .. }
             | Self::Progress { at, .. }
+            | Self::LeaseWaiting { at, .. }
             | Self::AttemptFailed { at, .. }
             | Self::TaskRetrying { at, .. }
             | Self::TaskFinished { at, .. }

@@ -183,6 +183,10 @@ enum Message {
         message: String,
         bytes: Option<[u64; 2]>,
     },
+    LeaseWaiting {
+        task: usize,
+        holder: String,
+    },
     AttemptFailed {
         task: usize,
         attempt: u32,
@@ -239,6 +243,11 @@ impl TaskContext {
     /// Records that a workflow was seen to finish.
     pub fn workflow_ended(&self, id: &str, succeeded: bool) {
         let _gone = self.tx.send(Message::WorkflowEnded { task: self.task, id: id.to_owned(), succeeded });
+    }
+
+    /// The task waits for its target, which another run (`holder`) is acting on.
+    pub fn lease_waiting(&self, holder: &str) {
+        let _gone = self.tx.send(Message::LeaseWaiting { task: self.task, holder: holder.to_owned() });
     }
 
     pub fn progress(&self, message: &str) {
@@ -433,6 +442,7 @@ where
                         Event::WorkflowEnded { task, workflow_id: id, succeeded, at }
                     }
                     Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
+                    Message::LeaseWaiting { task, holder } => Event::LeaseWaiting { task, holder, at },
                     Message::AttemptFailed { task, attempt, error, transient } => {
                         acting[task] = false;
                         Event::AttemptFailed { task, attempt, error, transient, at }

@@ -20,6 +20,9 @@ pub struct Holder {
     /// a pid reused by another process since is told apart by it.
     #[serde(default)]
     pub proc_start: Option<u64>,
+    /// The machine it runs on: its pid means something only there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl Holder {
@@ -33,8 +36,24 @@ impl Holder {
             run_id,
             plan_path,
             proc_start: proc_start(pid),
+            host: this_host(),
         }
     }
+
+    /// "run R of PLAN (process N on HOST)", for messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let host = self.host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
+        format!("run {} of {} (process {}{host})", self.run_id, self.plan_path, self.pid)
+    }
+}
+
+/// This machine's name (Linux's `/proc/sys/kernel/hostname`), when it can be read.
+#[must_use]
+pub fn this_host() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// Why the lock was not taken.
@@ -72,7 +91,11 @@ fn proc_start(pid: u32) -> Option<u64> {
 /// Whether the lock's holder is still running: its pid exists and, when the holder recorded
 /// its start time, the process with that pid started then (not a later one that reused the
 /// pid). Where there is no `/proc`, a holder is assumed alive, the safe side.
-fn alive(holder: &Holder) -> bool {
+pub(crate) fn alive(holder: &Holder) -> bool {
+    // Another machine's process cannot be looked at from here: alive, the safe side.
+    if holder.host.is_some() && holder.host != this_host() {
+        return true;
+    }
     let proc_root = Path::new("/proc");
     if !proc_root.is_dir() {
         return true;
@@ -165,7 +188,7 @@ mod tests {
     use super::*;
 
     fn holder(pid: u32) -> Holder {
-        Holder { pid, started_at: 0, run_id: "r1".into(), plan_path: "p.yml".into(), proc_start: None }
+        Holder { pid, started_at: 0, run_id: "r1".into(), plan_path: "p.yml".into(), proc_start: None, host: None }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! small synchronous appends (a line each), flushed to the operating system; that survives
 //! the process being killed.
 
+pub mod lease;
 pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -146,6 +146,7 @@ mod tests {
                 message: String::new(),
                 data: Some(data),
                 run_id: "r".into(),
+                waited_for: None,
             })
             .collect();
         report

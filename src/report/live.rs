@@ -325,9 +325,13 @@ impl Live<'_> {
             _ => {}
         }
         if self.options.mode == Mode::Quiet {
-            if let Event::Draining { .. } = event {
-                let at = event.at();
-                self.say(at, &draining_text(event));
+            match event {
+                Event::Draining { .. } => self.say(event.at(), &draining_text(event)),
+                Event::LeaseWaiting { task, holder, at } => {
+                    let text = format!("waiting  {}: {holder} is acting on its target", self.tally.name(*task));
+                    self.say(*at, &text);
+                }
+                _ => {}
             }
             return;
         }
@@ -365,6 +369,13 @@ impl Live<'_> {
                 if self.bar.is_some() {
                     self.doing.insert(*task, doing(message, *bytes));
                 }
+            }
+            Event::LeaseWaiting { task, holder, at } => {
+                let text = format!("waiting  {}: {holder} is acting on its target", self.tally.name(*task));
+                if self.bar.is_some() {
+                    self.doing.insert(*task, format!("waiting for {holder}"));
+                }
+                self.say(*at, &text);
             }
             Event::TaskRetrying { task, next_attempt, delay_ms, at } => {
                 if level >= StatusLevel::Retry {

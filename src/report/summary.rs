@@ -88,6 +88,10 @@ pub struct TaskReport {
     /// The run that did this task: the report's own, or after `--resume` the earlier run
     /// whose result was carried over (its times, attempts and workflow ids are that run's).
     pub run_id: String,
+    /// Another run that was acting on the task's target when it was to start, and that it
+    /// waited for (README, "Environment leases").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_for: Option<String>,
 }
 
 /// The `BatchResult` of a run.
@@ -159,6 +163,7 @@ impl RunReport {
                         message: String::new(),
                         data: None,
                         run_id: run_id.to_string(),
+                        waited_for: None,
                     })
                     .collect();
                 self.totals = Totals { tasks: tasks.len(), ..Totals::default() };
@@ -176,6 +181,11 @@ impl RunReport {
             Event::WorkflowStarted { task, workflow_id, .. } => {
                 if let Some(t) = self.tasks.get_mut(*task) {
                     t.workflow_ids.push(workflow_id.clone());
+                }
+            }
+            Event::LeaseWaiting { task, holder, .. } => {
+                if let Some(t) = self.tasks.get_mut(*task) {
+                    t.waited_for = Some(holder.clone());
                 }
             }
             Event::Progress { .. }

@@ -255,6 +255,7 @@ mod tests {
             data: None,
             run_id: "r".into(),
             wave: 0,
+            waited_for: None,
         }
     }
 

@@ -24,6 +24,7 @@ use crate::executor::{
 };
 use crate::expand::{JobInfo, Task};
 use crate::ids::RunId;
+use crate::journal::lease::{LeaseError, Leases};
 use crate::journal::lock::{Holder, Lock, LockError};
 use crate::journal::{self, Header, JournalWriter, Prior, RunJournal};
 use crate::operations::api::workflows::Poller;
@@ -228,6 +229,7 @@ pub struct Run {
     vars: BTreeMap<String, String>,
     _lock: Lock,
     _file_lock: Option<Lock>,
+    leases: Leases,
 }
 
 /// Takes the lock and opens the journal. A run that cannot be journalled does not start.
@@ -299,7 +301,8 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         .flat_map(|t| t.payload.env_vars())
         .filter_map(|name| vars.get(name).map(|v| (name.to_owned(), v.to_owned())))
         .collect();
-    Ok(Run { prepared, connection, options, context, writer, vars, _lock: lock, _file_lock: file_lock })
+    let leases = Leases::new(&options.state_dir, holder, &connection.client.config().base);
+    Ok(Run { prepared, connection, options, context, writer, vars, _lock: lock, _file_lock: file_lock, leases })
 }
 
 impl Run {
@@ -319,7 +322,7 @@ impl Run {
     /// writes `result.json` beside the journal. Every path ends here with an outcome: a
     /// panic in a task or in the poller is an internal error of that task, not of the run.
     pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
-        let Self { prepared, mut connection, options, context, mut writer, vars, _lock, _file_lock } = self;
+        let Self { prepared, mut connection, options, context, mut writer, vars, _lock, _file_lock, leases } = self;
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());
@@ -338,6 +341,7 @@ impl Run {
             jobs: prepared.expansion.jobs.clone(),
             priors: Arc::new(context.priors),
             unknown: context.unknown,
+            leases: leases.clone(),
             frozen: Arc::new(
                 prepared.resolved.jobs.values().flatten().filter(|t| t.frozen).map(|t| t.site.clone()).collect(),
             ),
@@ -381,6 +385,7 @@ impl Run {
                     summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
                     never = watch_signals(drain, abort), if watch => match never {},
                     never = watch_api(&api, &halt) => match never {},
+                    never = renew_leases(&leases) => match never {},
                 }
             };
             beside(exec, driver.run()).await
@@ -575,6 +580,8 @@ struct OpRunner {
     priors: Arc<HashMap<String, Prior>>,
     /// What a task with no prior of its own may have done (see [`RunContext::unknown`]).
     unknown: Option<Prior>,
+    /// The run's leases on the targets its tasks act on.
+    leases: Leases,
     /// Sites the resolution found frozen.
     frozen: Arc<BTreeSet<String>>,
 }
@@ -639,6 +646,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         // terminus refuses these on a frozen site before any request; so does the run.
         let frozen =
             task.payload.kind().refused_when_frozen() && task.site.as_ref().is_some_and(|s| self.frozen.contains(s));
+        let lease = lease_target(&task).map(|key| (self.leases.clone(), key));
         async move {
             if frozen {
                 return Err(TaskError {
@@ -646,6 +654,12 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                     class: ErrorClass::Permanent,
                 });
             }
+            // Before the first request, the "nothing to do" check included: it then sees what
+            // another run did to the target.
+            let _lease = match lease {
+                Some((leases, key)) => Some(take_lease(&leases, &key, &ops, &ctx).await?),
+                None => None,
+            };
             let target = Target {
                 site: task.site.clone().unwrap_or_default(),
                 site_id: task.site_id.clone().unwrap_or_default(),
@@ -689,6 +703,63 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 }),
             }
         }
+    }
+}
+
+/// What a task's lease is taken on: its environment (`<site id>.<env>`), or its site for a
+/// site operation; `None` for what acts on nothing (reads, account operations).
+fn lease_target(task: &Task<OperationSpec>) -> Option<String> {
+    let kind = task.payload.kind();
+    if kind.is_read_only() {
+        return None;
+    }
+    // The site's id where known: two plans may spell a site alike and mean it alike, but an
+    // id never changes hands.
+    let site = task.site_id.clone().filter(|id| !id.is_empty()).or_else(|| task.site.clone())?;
+    Some(match &task.env {
+        Some(env) => format!("{site}.{env}"),
+        None => site,
+    })
+}
+
+/// Takes the task's lease on `key`, waiting while another run holds it (saying which, once
+/// per holder). The wait ends with the task (its timeout, the run's abort).
+async fn take_lease(
+    leases: &Leases,
+    key: &str,
+    ops: &Ops,
+    ctx: &TaskContext,
+) -> Result<crate::journal::lease::LeaseGuard, TaskError> {
+    // Another run's task takes platform time: look again at the platform's pace.
+    let every = ops.platform_time(LEASE_POLL).max(std::time::Duration::from_millis(20));
+    let mut told: Option<String> = None;
+    loop {
+        match leases.try_take(key) {
+            Ok(guard) => return Ok(guard),
+            Err(LeaseError::Held { holder, .. }) => {
+                let who = holder.describe();
+                if told.as_deref() != Some(who.as_str()) {
+                    ctx.lease_waiting(&who);
+                    told = Some(who);
+                }
+                tokio::time::sleep(every).await;
+            }
+            Err(e @ LeaseError::Io { .. }) => {
+                return Err(TaskError { message: format!("not started: {e}"), class: ErrorClass::Permanent });
+            }
+        }
+    }
+}
+
+/// How often a task waiting for a lease looks again (on the platform's clock).
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Renews the run's leases while it lives, so that a run on another machine sharing the
+/// state directory does not take them for abandoned.
+async fn renew_leases(leases: &Leases) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(crate::journal::lease::RENEW_EVERY).await;
+        leases.renew();
     }
 }
 

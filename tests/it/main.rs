@@ -36,3 +36,4 @@ mod shapes;
 mod sharding;
 mod simulator;
 mod support;
+mod team_state;

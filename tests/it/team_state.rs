@@ -1,0 +1,57 @@
+//! Issue 24: one state for a team. Runs that share a state directory never act on one
+//! environment at once, whatever plan they come from.
+
+use terminus_batch::simulator::Knobs;
+
+use crate::support::Test;
+use crate::support::sim::Served;
+
+const TOKEN: &str = "simulated-machine-token";
+
+fn world(sites: usize) -> terminus_batch::simulator::World {
+    let mut text = String::from("user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n");
+    for i in 0..sites {
+        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
+    }
+    crate::support::sim::world(&text)
+}
+
+#[test]
+fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&world(4), knobs);
+    let plan = |job: &str| {
+        format!(
+            "version: 1\njobs:\n  {job}:\n    run: env:deploy\n    on: {{ sites: ['site-*'], env: test }}\n    with: {{ note: {job} }}\n"
+        )
+    };
+    let t = Test::new().file("release.yml", &plan("release")).file("hotfix.yml", &plan("hotfix"));
+    // The release deploys two environments at a time; the hotfix starts meanwhile.
+    let mut release = served.start_apply(t.path(), &["apply", "release.yml", "--yes", "--concurrency", "2"], 2);
+    let hotfix = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "hotfix.yml", "--yes", "--report", "json=hotfix.json"])
+        .run();
+    assert_eq!(hotfix.code, 0, "{}", hotfix.stderr);
+    assert!(hotfix.stderr.contains("is acting on its target"), "said while waiting: {}", hotfix.stderr);
+    let status = release.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let report = crate::support::report(&t, "hotfix.json");
+    let tasks = report["tasks"].as_array().unwrap();
+    let waited: Vec<&serde_json::Value> = tasks.iter().filter(|t| t["waited_for"].is_string()).collect();
+    assert!(!waited.is_empty(), "{report}");
+    for task in &waited {
+        assert!(task["waited_for"].as_str().unwrap().contains("release.yml"), "names the run and plan: {task}");
+        assert_eq!(task["status"], "unchanged", "the release deployed it meanwhile: {task}");
+    }
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 4, "each environment deployed once: {:?}", stats.workflows_started);
+    assert!(stats.workflows_started.values().all(|n| *n == 1), "{:?}", stats.workflows_started);
+}
