@@ -97,15 +97,15 @@ impl Earlier {
 }
 
 /// The earlier run `--resume` continues, found before any API call (resolution included):
-/// without one there is nothing to resume. `plan_key` is [`PlanInput::key`](super::PlanInput::key).
-pub fn find_earlier(plan_key: &str, options: &ApplyOptions) -> Result<Option<Earlier>, RunError> {
+/// without one there is nothing to resume. `plan_keys` are [`PlanInput::keys`](super::PlanInput::keys).
+pub fn find_earlier(plan_keys: &[String], options: &ApplyOptions) -> Result<Option<Earlier>, RunError> {
     let Some(which) = &options.resume else { return Ok(None) };
     let named = match which {
         Resume::Newest => None,
         Resume::Run(id) => Some(id.as_str()),
     };
     let mut newest =
-        journal::find(&options.state_dir, plan_key, named).map_err(|e| RunError::Refused(e.to_string()))?;
+        journal::find(&options.state_dir, plan_keys, named).map_err(|e| RunError::Refused(e.to_string()))?;
     // A run named by id that a later run resumed since: what that run did is not in the
     // named one's journal, so the resume starts from the newest run of its chain.
     let mut passed_over = None;
@@ -247,10 +247,14 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
     })?;
     // A plan with hard links elsewhere: the same file under another path, perhaps with a
     // state directory of its own, is the same plan.
-    let file_lock = Lock::acquire_file(std::path::Path::new(&prepared.plan_key), &holder).map_err(|e| match e {
-        held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
-        io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
-    })?;
+    let real = std::fs::canonicalize(&prepared.source.path).ok();
+    let file_lock = match real {
+        Some(real) => Lock::acquire_file(&real, &holder).map_err(|e| match e {
+            held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
+            io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
+        })?,
+        None => None,
+    };
     let mut unknown = None;
     if let Some(earlier) = &earlier {
         connection.client.claim_known(earlier.known_workflows.iter().cloned());

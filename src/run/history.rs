@@ -17,12 +17,12 @@ pub const STATE_DIR_NAME: &str = ".terminus-batch";
 pub const STATE_DIR_VAR: &str = "TERMINUS_BATCH_STATE_DIR";
 
 /// Where runs keep their journals, highest first: `explicit` (`--state-dir`), then
-/// `TERMINUS_BATCH_STATE_DIR`, then `.terminus-batch` in `start` (the plan file's directory,
-/// or the working directory) or, inside a git repository, the nearest one above it up to the
-/// repository's root (as git finds its own directory); else a new one in `start`. So
-/// `apply ops/plan.yml --resume` finds the run from anywhere, and `runs list` from anywhere
-/// in the repository. Outside a repository nothing above `start` is looked at: a stray
-/// directory in a parent (`/tmp`) is not this plan's.
+/// `TERMINUS_BATCH_STATE_DIR`, then, inside a git repository, `.terminus-batch` at the
+/// repository's root (one per repository, found as git finds its own directory: every plan
+/// of the repository shares its runs and leases, and `runs list` works from anywhere in
+/// it); outside one, `.terminus-batch` in `start` (the plan file's directory, or the working
+/// directory). Outside a repository nothing above `start` is looked at: a stray directory in
+/// a parent (`/tmp`) is not this plan's.
 #[must_use]
 pub fn locate_state_dir(explicit: Option<&Path>, start: &Path, vars: &EnvVars) -> PathBuf {
     if let Some(dir) = explicit {
@@ -33,17 +33,20 @@ pub fn locate_state_dir(explicit: Option<&Path>, start: &Path, vars: &EnvVars) -
     }
     let start = if start.as_os_str().is_empty() { Path::new(".") } else { start };
     let beside = if start == Path::new(".") { PathBuf::from(STATE_DIR_NAME) } else { start.join(STATE_DIR_NAME) };
-    if beside.is_dir() {
-        return beside;
-    }
     let absolute = fs::canonicalize(start).unwrap_or_else(|_| start.to_owned());
-    let Some(root) = absolute.ancestors().find(|dir| dir.join(".git").exists()) else { return beside };
-    absolute
-        .ancestors()
-        .take_while(|dir| dir.starts_with(root))
-        .map(|dir| dir.join(STATE_DIR_NAME))
-        .find(|candidate| candidate.is_dir())
-        .unwrap_or(beside)
+    match repository_root(&absolute) {
+        // The path as given when it is the root already, so it prints as typed.
+        Some(root) if fs::canonicalize(start).ok().as_deref() == Some(root) => beside,
+        Some(root) => root.join(STATE_DIR_NAME),
+        None => beside,
+    }
+}
+
+/// The git repository `path` (absolute) is in: the nearest directory up from it holding a
+/// `.git` (a directory, or a file for a worktree).
+#[must_use]
+pub fn repository_root(path: &Path) -> Option<&Path> {
+    path.ancestors().find(|dir| dir.join(".git").exists())
 }
 
 /// How a run ended, as `runs list` shows it.
@@ -205,14 +208,13 @@ mod tests {
         // One above, outside any repository, is not looked at.
         fs::create_dir_all(outside.join(STATE_DIR_NAME)).unwrap();
         assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
-        // Inside a repository: the nearest up to its root, not above it.
+        // Inside a repository: its root's, whether it exists yet or not, and whatever lies
+        // nearer (one store per repository).
         fs::create_dir_all(repo.join(".git")).unwrap();
-        assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
+        same(locate_state_dir(None, &deep, &none).parent().unwrap().to_owned(), repo.clone());
+        fs::create_dir_all(deep.join(STATE_DIR_NAME)).unwrap();
         fs::create_dir_all(repo.join(STATE_DIR_NAME)).unwrap();
         same(locate_state_dir(None, &deep, &none), repo.join(STATE_DIR_NAME));
-        // One beside the plan is nearest.
-        fs::create_dir_all(deep.join(STATE_DIR_NAME)).unwrap();
-        assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
         // The flag, then the variable, win.
         let flag = Path::new("/elsewhere");
         assert_eq!(locate_state_dir(Some(flag), &deep, &none), flag);

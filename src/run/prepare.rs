@@ -69,6 +69,18 @@ impl PlanInput {
             Self::Saved(loaded) => plan_key(&loaded.source.path),
         }
     }
+
+    /// Every name the state may know the plan by: [`Self::key`], then what earlier versions
+    /// recorded (see [`legacy_plan_key`]).
+    #[must_use]
+    pub fn keys(&self) -> Vec<String> {
+        let legacy = match self {
+            Self::File(path) => legacy_plan_key(&path.display().to_string()),
+            Self::Generated(_) => None,
+            Self::Saved(loaded) => legacy_plan_key(&loaded.source.path),
+        };
+        std::iter::once(self.key()).chain(legacy).collect()
+    }
 }
 
 /// Where targets are resolved and which part of the plan to keep.
@@ -202,11 +214,24 @@ pub fn prepare_on(
     Ok(Prepared { source, plan_key, plan, resolved, resolved_by, expansion, graph, settings, connection, saved })
 }
 
-/// The canonical path of a plan file, or its name as given when it is not a file (a plan
-/// `run` built in memory).
+/// What names a plan file in the state: inside a git repository its path from the
+/// repository's root (`ops/release.yml`), so another clone at another path finds its runs;
+/// elsewhere its canonical path; a plan `run` built in memory, its name as given.
 #[must_use]
 pub fn plan_key(path: &str) -> String {
-    std::fs::canonicalize(path).map_or_else(|_| path.to_owned(), |p| p.display().to_string())
+    let Ok(real) = std::fs::canonicalize(path) else { return path.to_owned() };
+    match super::history::repository_root(&real).and_then(|root| real.strip_prefix(root).ok()) {
+        Some(relative) => relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"),
+        None => real.display().to_string(),
+    }
+}
+
+/// The names an earlier version recorded for the same plan (its canonical path), which a
+/// resume still accepts.
+#[must_use]
+pub fn legacy_plan_key(path: &str) -> Option<String> {
+    let real = std::fs::canonicalize(path).ok()?.display().to_string();
+    (real != plan_key(path)).then_some(real)
 }
 
 /// `--sites` or `--only` that keeps no task is a mistake, not an empty success.

@@ -247,8 +247,9 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
         .run();
     assert_eq!(resumed.code, 1, "{}", resumed.stderr);
     assert!(resumed.stderr.contains("resuming run "), "{}", resumed.stderr);
-    // Inside a repository, `runs list` finds the nearest state directory up the tree.
+    // Inside a repository, the state directory is the root's, found from anywhere in it.
     std::fs::create_dir_all(t.path().join(".git")).unwrap();
+    std::fs::rename(t.path().join("ops/.terminus-batch"), t.path().join(".terminus-batch")).unwrap();
     std::fs::create_dir_all(t.path().join("ops/sub")).unwrap();
     let list = Test::new().in_dir(&t.path().join("ops/sub")).args(&["runs", "list"]).run();
     assert_eq!(list.code, 0, "{}", list.stderr);
@@ -262,7 +263,7 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
     // `runs show` renders any report again, from the records alone.
     let show = Test::new()
         .in_dir(t.path())
-        .args(&["runs", "show", first, "--state-dir", "ops/.terminus-batch", "--report", "json=again.json"])
+        .args(&["runs", "show", first, "--state-dir", ".terminus-batch", "--report", "json=again.json"])
         .run();
     assert_eq!(show.code, 0, "{}", show.stderr);
     assert!(show.stdout.starts_with(&format!("run {first} of ")), "{}", show.stdout);
@@ -272,7 +273,7 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
     assert_eq!(again["run_id"], first);
     assert_eq!(again["totals"]["failed"], 10);
     // A run that died: no result.json, a journal cut short. Shown as far as it got.
-    let runs = t.path().join("ops/.terminus-batch/runs");
+    let runs = t.path().join(".terminus-batch/runs");
     let dead = runs.join("20200101T000000Z-dead");
     std::fs::create_dir_all(&dead).unwrap();
     let journal = std::fs::read_to_string(runs.join(first).join("events.jsonl")).unwrap();
@@ -280,13 +281,13 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
     std::fs::write(dead.join("events.jsonl"), kept.join("\n") + "\n").unwrap();
     let show = Test::new()
         .in_dir(t.path())
-        .args(&["runs", "show", "20200101T000000Z-dead", "--state-dir", "ops/.terminus-batch"])
+        .args(&["runs", "show", "20200101T000000Z-dead", "--state-dir", ".terminus-batch"])
         .run();
     assert_eq!(show.code, 0, "{}", show.stderr);
     assert!(show.stdout.contains("no end recorded · unfinished"), "{}", show.stdout);
-    let typo = Test::new().in_dir(t.path()).args(&["runs", "show", "nope", "--state-dir", "ops/.terminus-batch"]).run();
+    let typo = Test::new().in_dir(t.path()).args(&["runs", "show", "nope", "--state-dir", ".terminus-batch"]).run();
     assert_eq!(typo.code, 2, "{}", typo.stderr);
-    assert!(typo.stderr.contains("no run `nope` in ops/.terminus-batch"), "{}", typo.stderr);
+    assert!(typo.stderr.contains("no run `nope` in .terminus-batch"), "{}", typo.stderr);
 }
 
 #[test]

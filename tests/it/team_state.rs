@@ -55,3 +55,47 @@ fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
     assert_eq!(stats.workflows_total, 4, "each environment deployed once: {:?}", stats.workflows_started);
     assert!(stats.workflows_started.values().all(|n| *n == 1), "{:?}", stats.workflows_started);
 }
+
+#[test]
+fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path() {
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 30.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&world(4), knobs);
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
+    // Two clones of one repository, at different paths.
+    let t = Test::new().file("a/.git/HEAD", "ref: refs/heads/main\n").file("a/ops/plan.yml", plan);
+    let t = t.file("b/.git/HEAD", "ref: refs/heads/main\n").file("b/ops/plan.yml", plan);
+    let mut killed =
+        served.start_apply(&t.path().join("a"), &["apply", "ops/plan.yml", "--yes", "--concurrency", "2"], 2);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // One store per repository, at its root; runs named by the plan's path in it.
+    let store = t.path().join("a/.terminus-batch");
+    assert!(store.join("runs").is_dir(), "the repository root's state directory");
+    assert!(!t.path().join("a/ops/.terminus-batch").exists());
+    let store = store.display().to_string();
+    // The other clone shares the store (as it would a bucket): its resume finds the run.
+    let out = served
+        .test_in(&t.path().join("b"))
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .env("TERMINUS_BATCH_STATE_DIR", &store)
+        .args(&["apply", "ops/plan.yml", "--yes", "--resume", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list =
+        Test::new().in_dir(&t.path().join("b")).env("TERMINUS_BATCH_STATE_DIR", &store).args(&["runs", "list"]).run();
+    let rows: Vec<&str> = list.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "both runs: {}", list.stdout);
+    assert!(
+        rows.iter().all(|r| r.contains("ops/plan.yml") && !r.contains(t.path().to_str().unwrap())),
+        "{}",
+        list.stdout
+    );
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 4, "one clear per environment: {:?}", stats.workflows_started);
+}

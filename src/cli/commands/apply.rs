@@ -74,7 +74,7 @@ pub(super) fn execute_plan(
         state_dir: crate::run::history::locate_state_dir(run.state_dir.as_deref(), start, io.vars),
         watch_signals: true,
     };
-    let earlier = crate::run::apply::find_earlier(&input.key(), &options)?;
+    let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
     if let Some(e) = &earlier
         && let Some(named) = e.passed_over()
