@@ -68,7 +68,7 @@ impl From<RunError> for CommandError {
                 Self::Message { status: ExitStatus::Unreachable, message: chain(&error) }
             }
             error @ RunError::Internal { .. } => Self::Message { status: ExitStatus::Internal, message: chain(&error) },
-            RunError::State(error) => Self::Message { status: ExitStatus::StateFailed, message: chain(&error) },
+            RunError::State(error) => Self::Message { status: ExitStatus::StateFailed, message: chain(error.as_ref()) },
         }
     }
 }

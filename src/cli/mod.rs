@@ -359,10 +359,14 @@ pub struct RunArgs {
     /// `json`: every event on stdout as a JSON line while the run goes, for scripts.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
-    /// Where runs keep their journal and lock (default: `TERMINUS_BATCH_STATE_DIR`, else the
-    /// nearest `.terminus-batch` beside the plan or above it, else a new one beside the plan).
+    /// Where runs keep their journal, lock and leases (default: `TERMINUS_BATCH_STATE_DIR`,
+    /// else the repository root's `.terminus-batch`, else one beside the plan).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// When another run of the plan holds its lock, wait up to this long for it (`10m`)
+    /// instead of refusing at once.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -23,6 +23,9 @@ pub struct Holder {
     /// The machine it runs on: its pid means something only there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The CI job it runs in, when it runs in one (its URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_job: Option<String>,
 }
 
 impl Holder {
@@ -37,14 +40,22 @@ impl Holder {
             plan_path,
             proc_start: proc_start(pid),
             host: this_host(),
+            ci_job: None,
         }
+    }
+
+    /// The same holder, naming the CI job it runs in.
+    #[must_use]
+    pub fn in_ci_job(self, ci_job: Option<String>) -> Self {
+        Self { ci_job, ..self }
     }
 
     /// "run R of PLAN (process N on HOST)", for messages.
     #[must_use]
     pub fn describe(&self) -> String {
         let host = self.host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
-        format!("run {} of {} (process {}{host})", self.run_id, self.plan_path, self.pid)
+        let job = self.ci_job.as_deref().map(|j| format!(", CI job {j}")).unwrap_or_default();
+        format!("run {} of {} (process {}{host}{job})", self.run_id, self.plan_path, self.pid)
     }
 }
 
@@ -60,9 +71,9 @@ pub fn this_host() -> Option<String> {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "{plan} is already being applied by process {pid} (run {run}, started {started}); wait for it, or remove {path} if that process is gone"
+        "{plan} is already being applied by process {pid}{whence} (run {run}, started {started}); wait for it (--lock-timeout), or remove {path} if that process is gone"
     )]
-    Held { plan: String, pid: u32, run: String, started: String, path: String },
+    Held { plan: String, pid: u32, whence: String, run: String, started: String, path: String },
     #[error("cannot take the lock {path}: {source}; a run that cannot be journalled does not start (see --state-dir)")]
     Io { path: String, source: io::Error },
 }
@@ -154,9 +165,12 @@ impl Lock {
                     let current: Option<Holder> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
                     match current {
                         Some(h) if alive(&h) && h.pid != std::process::id() => {
+                            let host = h.host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
+                            let job = h.ci_job.as_deref().map(|j| format!(", CI job {j}")).unwrap_or_default();
                             return Err(LockError::Held {
                                 plan: h.plan_path,
                                 pid: h.pid,
+                                whence: format!("{host}{job}"),
                                 run: h.run_id,
                                 started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
                                 path: path.display().to_string(),
@@ -188,7 +202,15 @@ mod tests {
     use super::*;
 
     fn holder(pid: u32) -> Holder {
-        Holder { pid, started_at: 0, run_id: "r1".into(), plan_path: "p.yml".into(), proc_start: None, host: None }
+        Holder {
+            pid,
+            started_at: 0,
+            run_id: "r1".into(),
+            plan_path: "p.yml".into(),
+            proc_start: None,
+            host: None,
+            ci_job: None,
+        }
     }
 
     #[test]

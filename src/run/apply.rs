@@ -58,6 +58,8 @@ pub struct ApplyOptions {
     pub state_dir: PathBuf,
     /// Watch Ctrl-C and SIGTERM (the command line does; a test driving the library does not).
     pub watch_signals: bool,
+    /// How long to wait for the plan's lock when another run holds it (none: refuse at once).
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// A plan checked for a run: who runs it, and what an earlier run left.
@@ -239,19 +241,15 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         prepared.connection.take().ok_or_else(|| RunError::bug("internal error: a checked plan has no connection"))?;
     let endpoint = Some(connection.endpoint.clone());
     let run_id = new_run_id();
-    let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone());
-    let lock = Lock::acquire(&options.state_dir, &holder).map_err(|e| match e {
-        // Another run holds it: a refusal, as for any other reason not to start.
-        held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
-        io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
-    })?;
+    let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone()).in_ci_job(ci_job(vars));
+    let lock = take_lock(&options, &holder)?;
     // A plan with hard links elsewhere: the same file under another path, perhaps with a
     // state directory of its own, is the same plan.
     let real = std::fs::canonicalize(&prepared.source.path).ok();
     let file_lock = match real {
         Some(real) => Lock::acquire_file(&real, &holder).map_err(|e| match e {
             held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
-            io @ LockError::Io { .. } => RunError::State(StateError::Lock(io)),
+            io @ LockError::Io { .. } => RunError::State(Box::new(StateError::Lock(io))),
         })?,
         None => None,
     };
@@ -284,8 +282,8 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         carried: priors.clone(),
         settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
     };
-    let writer =
-        JournalWriter::create(&options.state_dir, &header).map_err(|e| RunError::State(StateError::Journal(e)))?;
+    let writer = JournalWriter::create(&options.state_dir, &header)
+        .map_err(|e| RunError::State(Box::new(StateError::Journal(e))))?;
     if let Some(j) = &newest
         && j.header.plan_sha256 != header.plan_sha256
     {
@@ -425,6 +423,55 @@ impl Run {
         }
     }
 }
+
+/// The CI job this process runs in, from its CI's variables: GitHub Actions' run URL, or
+/// GitLab's job URL.
+fn ci_job(vars: &EnvVars) -> Option<String> {
+    use crate::settings::env;
+    let github = (vars.get(env::GITHUB_SERVER_URL), vars.get(env::GITHUB_REPOSITORY), vars.get(env::GITHUB_RUN_ID));
+    match github {
+        (Some(server), Some(repo), Some(run)) => Some(format!("{server}/{repo}/actions/runs/{run}")),
+        _ => vars.get(env::CI_JOB_URL).map(str::to_owned),
+    }
+}
+
+/// Takes the plan's lock; while another live run holds it, refuses at once, or waits up to
+/// `--lock-timeout` for it.
+fn take_lock(options: &ApplyOptions, holder: &Holder) -> Result<Lock, RunError> {
+    let deadline = options.lock_timeout.map(|t| std::time::Instant::now() + t);
+    let mut told = false;
+    loop {
+        match Lock::acquire(&options.state_dir, holder) {
+            Ok(lock) => return Ok(lock),
+            Err(held @ LockError::Held { .. }) => {
+                let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                match left {
+                    Some(left) if !left.is_zero() => {
+                        if !told {
+                            tracing::warn!("waiting for the lock: {held}");
+                            told = true;
+                        }
+                        // This process has nothing else to do yet: a plain wait, outside any runtime.
+                        std::thread::sleep(left.min(LOCK_POLL));
+                    }
+                    Some(_) => {
+                        let waited = options.lock_timeout.map(humantime::format_duration).map(|t| t.to_string());
+                        return Err(RunError::Refused(format!(
+                            "{held} (waited {} for it)",
+                            waited.unwrap_or_default()
+                        )));
+                    }
+                    // Another run holds it: a refusal, as for any other reason not to start.
+                    None => return Err(RunError::Refused(held.to_string())),
+                }
+            }
+            Err(io @ LockError::Io { .. }) => return Err(RunError::State(Box::new(StateError::Lock(io)))),
+        }
+    }
+}
+
+/// How often a run waiting for the lock looks again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Writes `result.json` beside the journal; when that fails (a full disk), into the system's
 /// temporary directory, and says where. `None` when neither could be written.
@@ -803,6 +850,21 @@ impl OpContext for Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_holder_names_its_ci_job() {
+        let github = EnvVars::from_pairs([
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "acme/ops"),
+            ("GITHUB_RUN_ID", "42"),
+        ]);
+        assert_eq!(ci_job(&github).as_deref(), Some("https://github.com/acme/ops/actions/runs/42"));
+        let gitlab = EnvVars::from_pairs([("CI_JOB_URL", "https://gitlab.example/acme/ops/-/jobs/7")]);
+        assert_eq!(ci_job(&gitlab).as_deref(), Some("https://gitlab.example/acme/ops/-/jobs/7"));
+        assert_eq!(ci_job(&EnvVars::from_pairs(Vec::<(String, String)>::new())), None);
+        let holder = Holder::this_process("r".into(), "ops/plan.yml".into()).in_ci_job(ci_job(&gitlab));
+        assert!(holder.describe().contains("CI job https://gitlab.example/acme/ops/-/jobs/7"), "{}", holder.describe());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_panicking_poller_is_an_internal_error_and_the_run_goes_on() {

@@ -32,7 +32,7 @@ pub enum RunError {
     /// The state directory could not be used (its lock or journal could not be written):
     /// a full or read-only disk, not a bad plan.
     #[error("{0}")]
-    State(#[source] StateError),
+    State(#[source] Box<StateError>),
 }
 
 /// What the state directory refused, with the operating system's error as its source.
@@ -82,7 +82,7 @@ mod tests {
         // A full disk under the journal: the operating system's error is at the end of the chain.
         let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
         let journal = crate::journal::JournalError::Write { dir: "state/runs/r".into(), source: full };
-        let e = RunError::State(StateError::Journal(journal));
+        let e = RunError::State(Box::new(StateError::Journal(journal)));
         let mut deepest: &dyn std::error::Error = &e;
         while let Some(next) = deepest.source() {
             deepest = next;

@@ -45,5 +45,12 @@ pub const TOKENS_DIR: &str = "TERMINUS_TOKENS_DIR";
 pub const USER: &str = "TERMINUS_USER";
 pub const MACHINE_TOKEN: &str = "TERMINUS_MACHINE_TOKEN";
 
+/// The CI job a run is part of, named in its lock and leases: GitHub Actions'...
+pub const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
+pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
+/// ...and GitLab CI's.
+pub const CI_JOB_URL: &str = "CI_JOB_URL";
+
 /// The home directory, for `~/.terminus`.
 pub const HOME: &str = "HOME";

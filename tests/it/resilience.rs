@@ -64,6 +64,7 @@ fn apply_in_process(
         resume: None,
         state_dir: dir.join(".terminus-batch"),
         watch_signals: false,
+        lock_timeout: None,
     };
     let checked = check(&prepared, &options, None, &vars).unwrap();
     let run = begin(prepared, checked, options, &vars).unwrap();

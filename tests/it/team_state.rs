@@ -99,3 +99,40 @@ fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path() {
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 4, "one clear per environment: {:?}", stats.workflows_started);
 }
+
+#[test]
+fn a_second_apply_of_a_plan_waits_for_the_lock_with_lock_timeout_then_finds_the_work_done() {
+    let knobs = Knobs {
+        time_scale: 0.1,
+        default_duration: 20.0,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    };
+    let served = Served::with_world(&world(2), knobs);
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let mut first = served.start_apply(t.path(), &["apply", "plan.yml", "--yes"], 2);
+    let second = |extra: &[&str]| {
+        served
+            .test_in(t.path())
+            .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+            .env("GITHUB_SERVER_URL", "https://github.example")
+            .env("GITHUB_REPOSITORY", "acme/ops")
+            .env("GITHUB_RUN_ID", "42")
+            .args(&["apply", "plan.yml", "--yes", "--report", "json=second.json"])
+            .args(extra)
+            .run()
+    };
+    let refused = second(&[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("is already being applied by process"), "{}", refused.stderr);
+    let waited = second(&["--lock-timeout", "60s"]);
+    assert_eq!(waited.code, 0, "{}", waited.stderr);
+    assert!(waited.stderr.contains("waiting for the lock"), "{}", waited.stderr);
+    assert!(first.wait().unwrap().success());
+    let report = crate::support::report(&t, "second.json");
+    assert_eq!(report["totals"]["unchanged"], 2, "the first run deployed them: {report}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 2, "{:?}", stats.workflows_started);
+}

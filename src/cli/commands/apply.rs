@@ -73,6 +73,7 @@ pub(super) fn execute_plan(
         resume: run.resume.as_ref().map(|r| if r.is_empty() { Resume::Newest } else { Resume::Run(r.clone()) }),
         state_dir: crate::run::history::locate_state_dir(run.state_dir.as_deref(), start, io.vars),
         watch_signals: true,
+        lock_timeout: run.lock_timeout,
     };
     let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
