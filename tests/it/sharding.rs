@@ -88,6 +88,9 @@ fn the_github_actions_example_uses_commands_that_exist() {
     let text = std::fs::read_to_string(repo().join("examples/github-actions.yml")).unwrap();
     let workflow: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     assert!(workflow["jobs"]["apply"]["strategy"]["matrix"].is_string());
+    // Two pushes never apply side by side, and an apply is never cancelled half-way.
+    assert!(workflow["concurrency"]["group"].as_str().is_some_and(|g| g.contains("'apply'")), "{workflow}");
+    assert_eq!(workflow["concurrency"]["cancel-in-progress"], false);
     for needle in [
         "--format github-matrix --shards 4",
         "--shard ${{ matrix.shard }}",
