@@ -367,6 +367,11 @@ pub struct RunArgs {
     /// instead of refusing at once.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub lock_timeout: Option<std::time::Duration>,
+    /// The run group this run is a part of: the shards of one CI pipeline, whose records
+    /// `runs show GROUP` renders as one report (default: `github-$GITHUB_RUN_ID` in GitHub
+    /// Actions, `gitlab-$CI_PIPELINE_ID` in GitLab CI).
+    #[arg(long, value_name = "ID")]
+    pub run_group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -44,6 +44,12 @@ pub struct Header {
     pub carried: BTreeMap<String, Prior>,
     /// The settings in force, for people reading the journal.
     pub settings: serde_json::Value,
+    /// The run group (the CI pipeline) this run is a part of (`--run-group`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The shard of the plan it ran (`--shard I/N`): a resume continues the same shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// Why a journal could not be written or read.
@@ -214,7 +220,12 @@ pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), Strin
 /// The newest run of `plan_path` in `state_dir` (run ids sort by time), or the run named.
 /// A journal that cannot be read is said to be corrupt, never skipped for an older run: the
 /// newest record of a plan is the one that tells what was started.
-pub fn find(state_dir: &Path, plan_keys: &[String], run: Option<&str>) -> Result<RunJournal, JournalError> {
+pub fn find(
+    state_dir: &Path,
+    plan_keys: &[String],
+    shard: Option<&str>,
+    run: Option<&str>,
+) -> Result<RunJournal, JournalError> {
     if let Some(run) = run {
         return read(&state_dir.join("runs").join(run));
     }
@@ -222,7 +233,7 @@ pub fn find(state_dir: &Path, plan_keys: &[String], run: Option<&str>) -> Result
     for dir in &dirs {
         // Whose run it is, from the header alone: another plan's journal is not ours to judge.
         match read_header(dir) {
-            Ok(header) if !plan_keys.contains(&header.plan_path) => continue,
+            Ok(header) if !plan_keys.contains(&header.plan_path) || header.shard.as_deref() != shard => continue,
             Ok(_) => {}
             Err(e) => return Err(corrupt(&e)),
         }
@@ -573,6 +584,8 @@ mod tests {
             user_id: None,
             carried: BTreeMap::new(),
             settings: serde_json::Value::Null,
+            group: None,
+            shard: None,
         }
     }
 
@@ -635,8 +648,8 @@ mod tests {
         assert_eq!(prior["b"], Prior::InFlight { workflow_id: "wf-1".into(), run: "r1".into() });
         assert_eq!(prior["c"], Prior::Attempted { since_unix: 4.0, run: "r1".into() });
         assert!(!prior.contains_key("d"), "failed tasks run again");
-        assert_eq!(find(dir.path(), &["p.yml".into()], None).unwrap().header.run_id, "r1");
-        assert!(find(dir.path(), &["other.yml".into()], None).is_err());
+        assert_eq!(find(dir.path(), &["p.yml".into()], None, None).unwrap().header.run_id, "r1");
+        assert!(find(dir.path(), &["other.yml".into()], None, None).is_err());
     }
 
     #[test]
@@ -652,14 +665,14 @@ mod tests {
         f.write_all(b"{\"event\":\"progress\",\"message\":\"caf\xc3").unwrap();
         let j = read(newer.dir()).unwrap();
         assert!(j.torn_tail);
-        assert_eq!(find(dir.path(), &["p.yml".into()], None).unwrap().header.run_id, "20260101T000001Z-0002");
+        assert_eq!(find(dir.path(), &["p.yml".into()], None, None).unwrap().header.run_id, "20260101T000001Z-0002");
         // A broken line before the last: the newest journal is corrupt, and said to be.
         f.write_all(b"\n{\"event\":\"run_finished\",\"at\":1,\"interrupted\":false,\"timed_out\":false}\n").unwrap();
-        let e = find(dir.path(), &["p.yml".into()], None).unwrap_err().to_string();
+        let e = find(dir.path(), &["p.yml".into()], None, None).unwrap_err().to_string();
         assert!(e.contains("corrupt") && e.contains("20260101T000001Z-0002"), "{e}");
         // An unreadable header is corrupt too, not skipped for the older run.
         fs::write(&path, b"not a header\n").unwrap();
-        let e = find(dir.path(), &["p.yml".into()], None).unwrap_err().to_string();
+        let e = find(dir.path(), &["p.yml".into()], None, None).unwrap_err().to_string();
         assert!(e.contains("corrupt"), "{e}");
     }
 

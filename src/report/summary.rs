@@ -138,6 +138,38 @@ impl RunReport {
         }
     }
 
+    /// One report of the runs of a group (the shards of one CI pipeline), named `group`:
+    /// every run's tasks once, totals summed, from the first start to the last end (no end
+    /// while a run has none), interrupted or timed out if one was.
+    #[must_use]
+    pub fn merge(group: &str, reports: Vec<RunReport>) -> Option<RunReport> {
+        let mut reports = reports.into_iter();
+        let mut merged = reports.next()?;
+        group.clone_into(&mut merged.run_id);
+        merged.simulator = None;
+        for report in reports {
+            merged.started_at = merged.started_at.min(report.started_at);
+            merged.finished_at = merged.finished_at.zip(report.finished_at).map(|(a, b)| a.max(b));
+            merged.interrupted |= report.interrupted;
+            merged.timed_out |= report.timed_out;
+            merged.tasks.extend(report.tasks);
+        }
+        merged.duration_ms = merged.finished_at.map(|end| end.saturating_sub(merged.started_at));
+        let mut totals = Totals { tasks: merged.tasks.len(), ..Totals::default() };
+        for task in &merged.tasks {
+            match task.status {
+                Some(Status::Succeeded) => totals.succeeded += 1,
+                Some(Status::Unchanged) => totals.unchanged += 1,
+                Some(Status::Failed) => totals.failed += 1,
+                Some(Status::Skipped) => totals.skipped += 1,
+                Some(Status::Cancelled) => totals.cancelled += 1,
+                None => {}
+            }
+        }
+        merged.totals = totals;
+        Some(merged)
+    }
+
     /// Folds one event in.
     pub fn apply(&mut self, event: &Event) {
         match event {

@@ -60,6 +60,10 @@ pub struct ApplyOptions {
     pub watch_signals: bool,
     /// How long to wait for the plan's lock when another run holds it (none: refuse at once).
     pub lock_timeout: Option<std::time::Duration>,
+    /// The run group (a CI pipeline's shards) the run is a part of.
+    pub run_group: Option<String>,
+    /// The plan's shard the run applies (`I/N`): its lock, and the runs its resume continues.
+    pub shard: Option<String>,
 }
 
 /// A plan checked for a run: who runs it, and what an earlier run left.
@@ -106,8 +110,8 @@ pub fn find_earlier(plan_keys: &[String], options: &ApplyOptions) -> Result<Opti
         Resume::Newest => None,
         Resume::Run(id) => Some(id.as_str()),
     };
-    let mut newest =
-        journal::find(&options.state_dir, plan_keys, named).map_err(|e| RunError::Refused(e.to_string()))?;
+    let mut newest = journal::find(&options.state_dir, plan_keys, options.shard.as_deref(), named)
+        .map_err(|e| RunError::Refused(e.to_string()))?;
     // A run named by id that a later run resumed since: what that run did is not in the
     // named one's journal, so the resume starts from the newest run of its chain.
     let mut passed_over = None;
@@ -241,7 +245,12 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         prepared.connection.take().ok_or_else(|| RunError::bug("internal error: a checked plan has no connection"))?;
     let endpoint = Some(connection.endpoint.clone());
     let run_id = new_run_id();
-    let holder = Holder::this_process(run_id.to_string(), prepared.plan_key.clone()).in_ci_job(ci_job(vars));
+    // Each shard of a plan is locked on its own: a CI matrix runs them side by side.
+    let locked = match &options.shard {
+        Some(shard) => format!("{} (shard {shard})", prepared.plan_key),
+        None => prepared.plan_key.clone(),
+    };
+    let holder = Holder::this_process(run_id.to_string(), locked).in_ci_job(ci_job(vars));
     let lock = take_lock(&options, &holder)?;
     // A plan with hard links elsewhere: the same file under another path, perhaps with a
     // state directory of its own, is the same plan.
@@ -281,6 +290,8 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         // On disk before this run acts: what the earlier runs started is never forgotten.
         carried: priors.clone(),
         settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
+        group: options.run_group.clone(),
+        shard: options.shard.clone(),
     };
     let writer = JournalWriter::create(&options.state_dir, &header)
         .map_err(|e| RunError::State(Box::new(StateError::Journal(e))))?;

@@ -177,6 +177,35 @@ pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), 
     Ok((report, resumed_from))
 }
 
+/// The runs of run group `group` that make its report: for each plan and shard, the newest
+/// run (a resume of a shard supersedes the run it resumed), in shard order. Empty when no
+/// run is in the group.
+#[must_use]
+pub fn group_runs(state_dir: &Path, group: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut runs: Vec<(Option<String>, String)> = Vec::new();
+    for dir in journal::runs_newest_first(state_dir) {
+        let Ok(header) = journal::read_header(&dir) else { continue };
+        if header.group.as_deref() == Some(group) && seen.insert((header.plan_path, header.shard.clone())) {
+            runs.push((header.shard, header.run_id));
+        }
+    }
+    // Shard `I/N` in the order of I.
+    runs.sort_by_key(|(shard, _)| {
+        shard.as_deref().and_then(|s| s.split('/').next()).and_then(|i| i.parse::<u32>().ok()).unwrap_or(0)
+    });
+    runs.into_iter().map(|(_, run)| run).collect()
+}
+
+/// One report of run group `group` (see [`group_runs`]), with the runs it was made of;
+/// `None` when no run is in the group.
+pub fn load_group(state_dir: &Path, group: &str) -> Result<Option<(RunReport, Vec<String>)>, RunError> {
+    let runs = group_runs(state_dir, group);
+    let reports =
+        runs.iter().map(|run| load(state_dir, run).map(|(report, _)| report)).collect::<Result<Vec<_>, _>>()?;
+    Ok(RunReport::merge(group, reports).map(|report| (report, runs)))
+}
+
 fn list_ids(state_dir: &Path) -> Vec<String> {
     journal::runs_newest_first(state_dir)
         .iter()

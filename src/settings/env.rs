@@ -51,6 +51,9 @@ pub const GITHUB_REPOSITORY: &str = "GITHUB_REPOSITORY";
 pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
 /// ...and GitLab CI's.
 pub const CI_JOB_URL: &str = "CI_JOB_URL";
+/// The CI pipeline a run's shards share, for their run group: GitLab's (GitHub's is
+/// `GITHUB_RUN_ID`, the same over "Re-run failed jobs").
+pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
 
 /// The home directory, for `~/.terminus`.
 pub const HOME: &str = "HOME";

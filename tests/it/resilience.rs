@@ -65,6 +65,8 @@ fn apply_in_process(
         state_dir: dir.join(".terminus-batch"),
         watch_signals: false,
         lock_timeout: None,
+        run_group: None,
+        shard: None,
     };
     let checked = check(&prepared, &options, None, &vars).unwrap();
     let run = begin(prepared, checked, options, &vars).unwrap();

@@ -136,3 +136,49 @@ fn a_second_apply_of_a_plan_waits_for_the_lock_with_lock_timeout_then_finds_the_
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 2, "{:?}", stats.workflows_started);
 }
+
+#[test]
+fn the_shards_of_one_pipeline_make_one_report_and_each_resumes_itself() {
+    let plan = crate::support::repo().join("examples/weekly-release.yml");
+    let plan = plan.to_str().unwrap();
+    let t = Test::new();
+    let state = t.path().join("state").display().to_string();
+    let shard = |which: &str, extra: &[&str]| {
+        Test::new()
+            .in_dir(t.path())
+            .env("GITHUB_RUN_ID", "4242")
+            .args(&["apply", plan, "--simulate", "--yes", "-q", "--shard", which, "--state-dir", &state])
+            .args(extra)
+            .run()
+    };
+    let first = shard("1/2", &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let second = shard("2/2", &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // One report of the pipeline (its group comes from GITHUB_RUN_ID).
+    let show = Test::new()
+        .in_dir(t.path())
+        .args(&["runs", "show", "github-4242", "--state-dir", &state, "--report", "json=merged.json"])
+        .run();
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    assert!(
+        show.stdout.starts_with("run group github-4242 of ") && show.stdout.contains(": 2 runs"),
+        "{}",
+        show.stdout
+    );
+    let merged = crate::support::report(&t, "merged.json");
+    let ids: Vec<&str> = merged["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
+    assert_eq!(ids.len(), 88, "every task of the plan: {}", merged["totals"]);
+    assert_eq!(unique.len(), ids.len(), "each once");
+    assert_eq!(merged["totals"]["tasks"], 88);
+    assert_eq!(merged["run_id"], "github-4242");
+    // A resume of shard 1 continues shard 1's run, not the newer run of shard 2.
+    let runs = Test::new().in_dir(t.path()).args(&["runs", "list", "--state-dir", &state]).run();
+    let shard_one = runs.stdout.lines().nth(2).unwrap().split_whitespace().next().unwrap().to_owned();
+    let resumed = shard("1/2", &["--resume"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let runs = Test::new().in_dir(t.path()).args(&["runs", "list", "--state-dir", &state]).run();
+    let newest = runs.stdout.lines().nth(1).unwrap();
+    assert!(newest.ends_with(&format!("(resumed {shard_one})")), "{}", runs.stdout);
+}

@@ -74,6 +74,8 @@ pub(super) fn execute_plan(
         state_dir: crate::run::history::locate_state_dir(run.state_dir.as_deref(), start, io.vars),
         watch_signals: true,
         lock_timeout: run.lock_timeout,
+        run_group: run.run_group.clone().or_else(|| default_run_group(io.vars)),
+        shard: targets.shard.map(|s| s.to_string()),
     };
     let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
@@ -141,6 +143,15 @@ pub(super) fn execute_plan(
         data: run.format,
     };
     Ok(finish(&outcome, &reports, &view, io))
+}
+
+/// The CI pipeline the run is part of, as its run group: every shard of one pipeline (and its
+/// re-runs) shares it.
+fn default_run_group(vars: &crate::settings::EnvVars) -> Option<String> {
+    use crate::settings::env;
+    vars.get(env::GITHUB_RUN_ID)
+        .map(|id| format!("github-{id}"))
+        .or_else(|| vars.get(env::CI_PIPELINE_ID).map(|id| format!("gitlab-{id}")))
 }
 
 /// The terminal's rows and columns, for how many task lines the live display shows and how

@@ -39,6 +39,10 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
                 Some(id) => id.clone(),
                 None => history::newest(&dir)?,
             };
+            // A run group (a CI pipeline's shards): one report of all their runs.
+            if let Some((report, runs)) = history::load_group(&dir, &id)? {
+                return Ok(show_group(&id, &report, &runs, &dir, &reports, io));
+            }
             let (report, resumed_from) = history::load(&dir, &id)?;
             let wrote = write_reports(&report, &reports, io);
             let stdout_taken = reports.iter().any(|(_, path)| path == "-");
@@ -65,6 +69,39 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             Ok(if wrote { ExitStatus::Success } else { ExitStatus::ReportFailed })
         }
     }
+}
+
+/// `runs show GROUP`: the merged report of the group's runs, and which runs made it.
+fn show_group(
+    group: &str,
+    report: &crate::report::RunReport,
+    runs: &[String],
+    dir: &Path,
+    reports: &[(crate::report::Format, String)],
+    io: &mut Io<'_>,
+) -> ExitStatus {
+    let wrote = write_reports(report, reports, io);
+    let stdout_taken = reports.iter().any(|(_, path)| path == "-");
+    let mut text = format!(
+        "run group {group} of {}: {} runs
+",
+        report.plan.path,
+        runs.len()
+    );
+    for run in runs {
+        text.push_str(&format!(
+            "  {}
+",
+            dir.join("runs").join(run).display()
+        ));
+    }
+    text.push('\n');
+    let color = if stdout_taken { io.style.color } else { io.style.color_out };
+    let options = TableOptions { paint: Paint::new(color), ..TableOptions::default() };
+    text.push_str(&crate::report::table::render_with(report, &options));
+    let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
+    let _shown = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if wrote { ExitStatus::Success } else { ExitStatus::ReportFailed }
 }
 
 /// `run  plan  took  ok  status`: one row per run within 80 columns while the plan's name is
