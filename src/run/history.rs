@@ -42,6 +42,23 @@ pub fn locate_state_dir(explicit: Option<&Path>, start: &Path, vars: &EnvVars) -
     }
 }
 
+/// Refuses a state location this build cannot use: an object-store URL (`s3://`, `gs://`,
+/// `az://`, or any `scheme://`), which would otherwise be taken for a directory named `s3:`.
+pub fn check_state_location(dir: &Path) -> Result<(), RunError> {
+    let text = dir.to_string_lossy();
+    match text.split_once("://") {
+        Some((scheme, _))
+            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(RunError::Refused(format!(
+                "the state location {text} is an object-store URL, and this build keeps state in a directory only \
+                 (shared object-store state is not built yet): pass a directory to --state-dir or TERMINUS_BATCH_STATE_DIR"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The git repository `path` (absolute) is in: the nearest directory up from it holding a
 /// `.git` (a directory, or a file for a worktree).
 #[must_use]
@@ -250,5 +267,10 @@ mod tests {
         let vars = EnvVars::from_pairs([(STATE_DIR_VAR, "/from-env")]);
         assert_eq!(locate_state_dir(None, &deep, &vars), Path::new("/from-env"));
         assert_eq!(locate_state_dir(None, Path::new(""), &none), Path::new(STATE_DIR_NAME));
+        // A bucket is not taken for a directory named `s3:`.
+        let err = check_state_location(Path::new("s3://team-state/ops")).unwrap_err().to_string();
+        assert!(err.contains("object-store URL"), "{err}");
+        assert!(check_state_location(Path::new("/srv/state")).is_ok());
+        assert!(check_state_location(Path::new("state:dir")).is_ok());
     }
 }

@@ -77,6 +77,7 @@ pub(super) fn execute_plan(
         run_group: run.run_group.clone().or_else(|| default_run_group(io.vars)),
         shard: targets.shard.map(|s| s.to_string()),
     };
+    crate::run::history::check_state_location(&options.state_dir)?;
     let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
     if let Some(e) = &earlier

@@ -18,6 +18,7 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         RunsCommand::List { state_dir } => {
             let dir = history::locate_state_dir(state_dir.as_deref(), Path::new("."), io.vars);
+            history::check_state_location(&dir)?;
             let runs = history::list(&dir)?;
             if runs.is_empty() {
                 writeln!(io.stderr, "no runs in {}", dir.display())?;
@@ -35,6 +36,7 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
                     .map_err(|e| CommandError::invalid(format!("cannot write the {format} report to {path}: {e}")))?;
             }
             let dir = history::locate_state_dir(state_dir.as_deref(), Path::new("."), io.vars);
+            history::check_state_location(&dir)?;
             let id = match run {
                 Some(id) => id.clone(),
                 None => history::newest(&dir)?,
