@@ -176,6 +176,13 @@ pub enum Event {
         bytes: Option<[u64; 2]>,
         at: Millis,
     },
+    /// What a remote command printed, in full, for the person who ran it (the live display,
+    /// `--format` on stdout): never written to the journal or a report.
+    Output {
+        task: usize,
+        output: serde_json::Value,
+        at: Millis,
+    },
     /// The task waits for its target's lease, which another run holds (named in `holder`).
     LeaseWaiting {
         task: usize,
@@ -229,6 +236,7 @@ impl Event {
             | Self::WorkflowEnded { task, .. }
             | Self::Progress { task, .. }
             | Self::LeaseWaiting { task, .. }
+            | Self::Output { task, .. }
             | Self::AttemptFailed { task, .. }
             | Self::TaskRetrying { task, .. }
             | Self::TaskFinished { task, .. } => Some(*task),
@@ -246,6 +254,7 @@ impl Event {
             | Self::WorkflowEnded { at, .. }
             | Self::Progress { at, .. }
             | Self::LeaseWaiting { at, .. }
+            | Self::Output { at, .. }
             | Self::AttemptFailed { at, .. }
             | Self::TaskRetrying { at, .. }
             | Self::TaskFinished { at, .. }

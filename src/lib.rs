@@ -21,6 +21,7 @@ pub mod journal;
 pub mod operations;
 pub mod panics;
 pub mod plan;
+pub mod redact;
 pub mod report;
 pub mod resolve;
 pub mod run;

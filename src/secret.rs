@@ -33,6 +33,39 @@ impl Secret {
     }
 }
 
+/// Parts of a name that say it holds a secret anywhere in it (`DEPLOY_APIKEY`,
+/// `SSH_PRIVATE_KEY`, `HTTP_AUTHORIZATION`).
+const SECRET_PARTS: [&str; 14] = [
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "SECRET",
+    "APIKEY",
+    "SESSION",
+    "CREDENTIAL",
+    "PRIVATE",
+    "BEARER",
+    "COOKIE",
+    "SIGNATURE",
+    "AUTHORIZATION",
+    "CERTIFICATE",
+];
+
+/// Words that say so only as whole words between `_`, `-` or `.` (`GITHUB_PAT`, `DB_PASS`,
+/// `AUTH_HEADER`), not inside others (`PATH`, `PASSAGE`, `AUTHOR`).
+const SECRET_WORDS: [&str; 9] = ["KEY", "PAT", "PASS", "PWD", "PW", "AUTH", "DSN", "SALT", "OTP"];
+
+/// Whether a name (a variable, an option, a setting) says its value is a secret (README,
+/// "Secrets in plans"): one of [`SECRET_PARTS`] anywhere, or one of [`SECRET_WORDS`] as a
+/// word, in any case.
+#[must_use]
+pub fn looks_like_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_PARTS.iter().any(|part| upper.contains(part))
+        || upper.split(['_', '-', '.']).any(|word| SECRET_WORDS.contains(&word))
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")

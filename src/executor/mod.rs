@@ -187,6 +187,10 @@ enum Message {
         task: usize,
         holder: String,
     },
+    Output {
+        task: usize,
+        output: serde_json::Value,
+    },
     AttemptFailed {
         task: usize,
         attempt: u32,
@@ -248,6 +252,11 @@ impl TaskContext {
     /// The task waits for its target, which another run (`holder`) is acting on.
     pub fn lease_waiting(&self, holder: &str) {
         let _gone = self.tx.send(Message::LeaseWaiting { task: self.task, holder: holder.to_owned() });
+    }
+
+    /// What a remote command printed, for display only (see [`Event::Output`]).
+    pub fn output(&self, output: &serde_json::Value) {
+        let _gone = self.tx.send(Message::Output { task: self.task, output: output.clone() });
     }
 
     pub fn progress(&self, message: &str) {
@@ -443,6 +452,7 @@ where
                     }
                     Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
                     Message::LeaseWaiting { task, holder } => Event::LeaseWaiting { task, holder, at },
+                    Message::Output { task, output } => Event::Output { task, output, at },
                     Message::AttemptFailed { task, attempt, error, transient } => {
                         acting[task] = false;
                         Event::AttemptFailed { task, attempt, error, transient, at }

@@ -113,7 +113,8 @@ impl EventSink for JournalWriter {
         }
         // A transfer's byte counts are for the progress bar only; its milestones come as
         // plain progress messages.
-        if matches!(event, Event::Progress { bytes: Some(_), .. }) {
+        // What a remote command printed is for the person who ran it, never for a file.
+        if matches!(event, Event::Progress { bytes: Some(_), .. } | Event::Output { .. }) {
             return Ok(());
         }
         let written = serde_json::to_string(event)

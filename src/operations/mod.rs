@@ -92,6 +92,9 @@ pub trait OpContext: Send + Sync {
     fn progress(&self, message: &str);
     /// A download's progress: `done` of `total` bytes of `file` (for a progress bar).
     fn transfer(&self, _file: &str, _done: u64, _total: u64) {}
+    /// What a remote command printed, for the person who ran it (stdout, `--format`): never
+    /// kept in a file.
+    fn output(&self, _output: &serde_json::Value) {}
     /// On `--resume` of an attempt that may have started a workflow before the crash: look
     /// for one created since this time (unix seconds) before starting another.
     fn adopt_since(&self) -> Option<f64> {
@@ -330,11 +333,13 @@ impl Ops {
                 backups::enable_schedule(self, &t, *day, *keep_for_days, ctx).await
             }
             OperationSpec::BackupAutomaticDisable => backups::disable_schedule(self, &t).await,
-            OperationSpec::RemoteDrush { command, timeout_secs } => {
-                remote::run(self, &t, "drush", command, std::time::Duration::from_secs(*timeout_secs)).await
+            OperationSpec::RemoteDrush { command, timeout_secs, keep_output } => {
+                let call = remote::Call { tool: "drush", words: command, keep_output: *keep_output };
+                remote::run(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
-            OperationSpec::RemoteWp { command, timeout_secs } => {
-                remote::run(self, &t, "wp", command, std::time::Duration::from_secs(*timeout_secs)).await
+            OperationSpec::RemoteWp { command, timeout_secs, keep_output } => {
+                let call = remote::Call { tool: "wp", words: command, keep_output: *keep_output };
+                remote::run(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
             OperationSpec::WorkflowWait { kind, description, max_secs } => {
                 let kind = self.render_opt(kind.as_ref())?;

@@ -87,18 +87,27 @@ fn last_line(text: &str) -> &str {
 /// try the task again after that).
 const CONNECTS: u32 = 3;
 
+/// A remote command to run.
+pub(super) struct Call<'a> {
+    /// `drush` or `wp`.
+    pub(super) tool: &'static str,
+    pub(super) words: &'a [String],
+    /// `output: report`: the output goes into the reports, redacted.
+    pub(super) keep_output: bool,
+}
+
 /// Runs `tool words…` on the target environment's app server; a connection that failed
 /// before the command ran is tried again (the command itself never runs twice).
 pub(super) async fn run(
     ops: &Ops,
     target: &Target,
-    tool: &str,
-    words: &[String],
+    call: &Call<'_>,
     timeout: Duration,
+    ctx: &impl super::OpContext,
 ) -> Result<OpOutput, OpError> {
     let mut attempt = 1;
     loop {
-        match once(ops, target, tool, words, timeout).await {
+        match once(ops, target, call, timeout, ctx).await {
             Err(e) if e.transient && attempt < CONNECTS => {
                 let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
@@ -109,13 +118,20 @@ pub(super) async fn run(
     }
 }
 
+/// A hex sha256 of `bytes`.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    crate::plan::source::hex(&Sha256::digest(bytes))
+}
+
 async fn once(
     ops: &Ops,
     target: &Target,
-    tool: &str,
-    words: &[String],
+    call: &Call<'_>,
     timeout: Duration,
+    ctx: &impl super::OpContext,
 ) -> Result<OpOutput, OpError> {
+    let (tool, words) = (call.tool, call.words);
     let env = env_of(target)?;
     let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
     let user = format!("{env}.{}", target.site_id);
@@ -148,7 +164,7 @@ async fn once(
         let status = child.wait().await;
         (o, e, status)
     };
-    let Ok((stdout, stderr, status)) = tokio::time::timeout(timeout, read).await else {
+    let Ok((stdout_bytes, stderr_bytes, status)) = tokio::time::timeout(timeout, read).await else {
         return Err(OpError::permanent(format!(
             "`{shown}` on {}.{env} did not end within {}; it was stopped",
             target.site,
@@ -156,20 +172,53 @@ async fn once(
         )));
     };
     let status = status.map_err(|e| OpError::permanent(format!("ssh failed: {e}")))?;
-    let (stdout, stderr) = (tail(&stdout), tail(&stderr));
+    let (stdout, stderr) = (tail(&stdout_bytes), tail(&stderr_bytes));
+    let sensitive = crate::plan::ops::prints_credentials(tool, words);
+    let keep = call.keep_output && sensitive.is_none();
+    // What the files keep: the exit code, sizes and digests; the output itself, redacted,
+    // only when the job asks for it and the command prints no credential.
+    let mut data = json!({
+        "command": shown,
+        "exit_code": status.code(),
+        "stdout_bytes": stdout_bytes.len(),
+        "stderr_bytes": stderr_bytes.len(),
+        "stdout_sha256": digest(&stdout_bytes),
+        "stderr_sha256": digest(&stderr_bytes),
+    });
+    if keep {
+        data["stdout"] = json!(crate::redact::redact(&stdout));
+        data["stderr"] = json!(crate::redact::redact(&stderr));
+    } else {
+        let why = sensitive.map_or_else(
+            || "not kept (`output: report` keeps it, redacted)".to_owned(),
+            |what| format!("never kept: the command prints {what}"),
+        );
+        data["output"] = json!(why);
+    }
+    // The person who ran it sees it all, as terminus shows it.
+    ctx.output(&json!({ "command": shown, "exit_code": status.code(), "stdout": stdout, "stderr": stderr }));
     match status.code() {
         Some(0) => {
             let said = last_line(&stdout);
-            let message = if said.is_empty() { format!("`{shown}` succeeded") } else { format!("`{shown}`: {said}") };
-            let data = json!({ "command": shown, "exit_code": 0, "stdout": stdout, "stderr": stderr });
+            let message = if keep && !said.is_empty() {
+                format!("`{shown}`: {}", crate::redact::redact(said))
+            } else {
+                format!("`{shown}` succeeded ({} bytes of output)", stdout_bytes.len())
+            };
             Ok(OpOutput { changed: true, message, data: Some(data) })
         }
         Some(255) if never_ran(&stderr) => {
-            Err(OpError::transient(format!("cannot reach {host}: {}", last_line(&stderr))))
+            Err(OpError::transient(format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)))))
         }
         Some(code) => {
-            let why = [last_line(&stderr), last_line(&stdout)].into_iter().find(|l| !l.is_empty()).unwrap_or("");
-            Err(OpError::permanent(format!("`{shown}` exited with {code}: {why}")))
+            // An operator needs the error to act: stderr's last line, redacted; stdout's only
+            // when its output may be kept.
+            let why = if keep {
+                [last_line(&stderr), last_line(&stdout)].into_iter().find(|l| !l.is_empty()).unwrap_or("")
+            } else {
+                last_line(&stderr)
+            };
+            Err(OpError::permanent(format!("`{shown}` exited with {code}: {}", crate::redact::redact(why))))
         }
         None => Err(OpError::permanent(format!("`{shown}`: ssh was stopped by a signal"))),
     }

@@ -100,6 +100,8 @@ pub enum OptType {
     EnvId,
     /// `git` or `sftp`.
     Mode,
+    /// What is kept of a remote command's output in files: `digest` or `report`.
+    Output,
     /// A hostname; templates allowed.
     Domain,
     /// Only `${{ env.NAME }}`.
@@ -133,6 +135,7 @@ impl OptType {
             Self::Days => "a number of days (30 or 30d)",
             Self::EnvId => "an environment id",
             Self::Mode => "git or sftp",
+            Self::Output => "digest or report",
             Self::Domain => "a domain name",
             Self::Secret => "`${{ env.NAME }}`",
             Self::Dir => "a directory",
@@ -213,7 +216,7 @@ macro_rules! operations {
 }
 
 use Destructive::{Always, Never, WhenOption};
-use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Seconds, Secret, Weekday, Words};
+use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Output, Seconds, Secret, Weekday, Words};
 
 operations! {
     EnvDeploy = "env:deploy", Env, TestOrLive, CodeMoving, WhenOption("sync-content"), 120,
@@ -270,8 +273,8 @@ operations! {
     BackupAutomaticEnable = "backup:automatic:enable", Env, Any, Workflow, Never, 30,
         [opt("day", Weekday, None), opt("keep-for", Days, Some("32"))];
     BackupAutomaticDisable = "backup:automatic:disable", Env, Any, Direct, Never, 2, [];
-    RemoteDrush = "remote:drush", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600"))];
-    RemoteWp = "remote:wp", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600"))];
+    RemoteDrush = "remote:drush", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600")), opt("output", Output, Some("digest"))];
+    RemoteWp = "remote:wp", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600")), opt("output", Output, Some("digest"))];
     WorkflowWait = "workflow:wait", Env, Any, ReadOnly, Never, 60,
         [opt("type", Name, None), opt("description", OptType::Text, Some("Sync code on <env>")), opt("max", Seconds, Some("180"))];
     UpstreamUpdatesStatus = "upstream:updates:status", Env, Any, ReadOnly, Never, 2, [];
@@ -373,6 +376,9 @@ pub enum ArgValue {
     Days(u32),
     EnvId(String),
     Mode(ConnectionMode),
+    /// Whether a remote command's output is kept in the reports (`report`) or only its
+    /// digest (`digest`).
+    KeepOutput(bool),
     /// The name of the process environment variable holding the secret.
     Secret(String),
     /// A day of the week, 0 for Sunday (PHP's `date('w')`, as terminus numbers them).
@@ -457,6 +463,11 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
         (OptType::Mode, Scalar::Str(s)) => match s.as_str() {
             "git" => Ok(ArgValue::Mode(ConnectionMode::Git)),
             "sftp" => Ok(ArgValue::Mode(ConnectionMode::Sftp)),
+            _ => Err(expected()),
+        },
+        (OptType::Output, Scalar::Str(s)) => match s.as_str() {
+            "digest" => Ok(ArgValue::KeepOutput(false)),
+            "report" => Ok(ArgValue::KeepOutput(true)),
             _ => Err(expected()),
         },
         (OptType::Seconds, Scalar::Int(i)) => seconds(*i).ok_or_else(expected),
@@ -665,11 +676,15 @@ pub enum OperationSpec {
     RemoteDrush {
         command: Vec<String>,
         timeout_secs: u64,
+        /// `output: report`: its output goes into the reports (redacted), unless the
+        /// command prints credentials.
+        keep_output: bool,
     },
     /// A WP-CLI command, likewise.
     RemoteWp {
         command: Vec<String>,
         timeout_secs: u64,
+        keep_output: bool,
     },
     /// Waits for a workflow the platform started on the environment (by type, or by its exact
     /// description, double quotes aside), started at most a minute before the task, for at
@@ -709,6 +724,7 @@ impl std::fmt::Display for ArgValue {
             Self::EnvId(env) => f.write_str(env),
             Self::Mode(ConnectionMode::Git) => f.write_str("git"),
             Self::Mode(ConnectionMode::Sftp) => f.write_str("sftp"),
+            Self::KeepOutput(keep) => f.write_str(if *keep { "report" } else { "digest" }),
             Self::Secret(var) => write!(f, "${{{{ env.{var} }}}}"),
             Self::Weekday(n) => f.write_str(WEEKDAYS.get(usize::from(*n)).copied().unwrap_or("sunday")),
             Self::Seconds(n) => write!(f, "{n}s"),
@@ -908,10 +924,11 @@ impl OperationSpec {
                     Some(ArgValue::Seconds(n)) => *n,
                     _ => 600,
                 };
+                let keep_output = matches!(args.get("output"), Some(ArgValue::KeepOutput(true)));
                 if kind == K::RemoteDrush {
-                    Self::RemoteDrush { command, timeout_secs }
+                    Self::RemoteDrush { command, timeout_secs, keep_output }
                 } else {
-                    Self::RemoteWp { command, timeout_secs }
+                    Self::RemoteWp { command, timeout_secs, keep_output }
                 }
             }
             K::WorkflowWait => Self::WorkflowWait {
@@ -1008,6 +1025,43 @@ impl OperationSpec {
                 Self::EnvDeploy { sync_content: true, .. } | Self::ConnectionSet { discard_changes: true, .. }
             ),
         }
+    }
+}
+
+/// Why a command's output is never kept in a file, whatever its job says: it prints a
+/// credential (README, `remote:drush`). `words` are the command's, after the tool.
+#[must_use]
+pub fn prints_credentials(tool: &str, words: &[String]) -> Option<&'static str> {
+    let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    // The command is the first word that is not an option (`drush -y uli`).
+    let mut plain = words.iter().filter(|w| !w.starts_with('-')).map(String::as_str);
+    let has = |flag: &str| words.iter().any(|w| w == flag || w.starts_with(&format!("{flag}=")));
+    let secret_key = |key: Option<&str>| key.is_some_and(crate::secret::looks_like_secret_name);
+    match (tool, plain.next()) {
+        ("drush", Some("uli" | "user:login" | "user-login")) => Some("a one-time login link"),
+        ("drush", Some("sql-connect" | "sql:connect" | "sqlc" | "sql-conf" | "sql:conf")) => {
+            Some("the database credentials")
+        }
+        ("drush", Some("php:eval" | "php-eval" | "eval" | "ev" | "php:script" | "php-script" | "scr")) => {
+            Some("whatever the PHP code prints, settings and keys included")
+        }
+        ("drush", Some("status" | "st" | "core:status" | "core-status")) if has("--show-passwords") => {
+            Some("the database password")
+        }
+        ("drush", Some("config:get" | "config-get" | "cget")) if plain.any(|w| secret_key(Some(w))) => {
+            Some("a secret setting")
+        }
+        ("wp", Some("user")) => match plain.next() {
+            Some("reset-password" | "create") => Some("new passwords"),
+            _ => None,
+        },
+        ("wp", Some("config")) => match plain.next() {
+            Some("list") => Some("every constant, the database password included"),
+            Some("get") if secret_key(plain.next()) => Some("a secret setting"),
+            _ => None,
+        },
+        ("wp", Some("eval" | "eval-file")) => Some("whatever the PHP code prints, settings and keys included"),
+        _ => None,
     }
 }
 

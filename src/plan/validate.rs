@@ -897,6 +897,7 @@ fn value_hint(ty: OptType, value: &Scalar) -> Option<String> {
         OptType::Element { all: true } => &["code", "database", "files", "all"],
         OptType::Element { all: false } => &["code", "database", "files"],
         OptType::Mode => &["git", "sftp"],
+        OptType::Output => &["digest", "report"],
         OptType::Weekday => &crate::plan::ops::WEEKDAYS,
         _ => return None,
     };
@@ -970,35 +971,10 @@ pub fn render(template: &Template, site: Option<&str>, env: Option<&str>, coords
     Text(parts)
 }
 
-/// Parts of a variable's name that say it holds a secret anywhere in the name
-/// (`DEPLOY_APIKEY`, `SSH_PRIVATE_KEY`, `HTTP_AUTHORIZATION`).
-const SECRET_PARTS: [&str; 14] = [
-    "TOKEN",
-    "PASSWORD",
-    "PASSWD",
-    "PASSPHRASE",
-    "SECRET",
-    "APIKEY",
-    "SESSION",
-    "CREDENTIAL",
-    "PRIVATE",
-    "BEARER",
-    "COOKIE",
-    "SIGNATURE",
-    "AUTHORIZATION",
-    "CERTIFICATE",
-];
-
-/// Words that say so only as whole words between `_`, `-` or `.` (`GITHUB_PAT`, `DB_PASS`,
-/// `AUTH_HEADER`), not inside others (`PATH`, `PASSAGE`, `AUTHOR`).
-const SECRET_WORDS: [&str; 9] = ["KEY", "PAT", "PASS", "PWD", "PW", "AUTH", "DSN", "SALT", "OTP"];
-
 /// Whether a process environment variable's name says it holds a secret (README, "Secrets
-/// in plans"): one of [`SECRET_PARTS`] anywhere, or one of [`SECRET_WORDS`] as a word.
+/// in plans").
 fn looks_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_PARTS.iter().any(|part| upper.contains(part))
-        || upper.split(['_', '-', '.']).any(|word| SECRET_WORDS.contains(&word))
+    crate::secret::looks_like_secret_name(name)
 }
 
 #[cfg(test)]

@@ -18,8 +18,14 @@ const CELL: usize = 60;
 #[must_use]
 pub fn tables(report: &RunReport, read: impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
-    for task in report.tasks.iter().filter(|t| read(&t.operation)) {
-        let Some(data) = &task.data else { continue };
+    for task in &report.tasks {
+        let Some(data) = shown(task, &read) else { continue };
+        if let Some(text) = printed(data) {
+            let _ = writeln!(out, "{}", task.id);
+            out.push_str(&text);
+            out.push('\n');
+            continue;
+        }
         let _ = writeln!(out, "{}", task.id);
         match data {
             Value::Array(rows) if rows.is_empty() => out.push_str("  (none)\n"),
@@ -44,15 +50,29 @@ pub fn tables(report: &RunReport, read: impl Fn(&str) -> bool) -> String {
     out
 }
 
+/// What stdout shows of a task: what a remote command printed (held in memory only), or the
+/// data of an operation `read` says read something.
+fn shown<'a>(task: &'a super::summary::TaskReport, read: &impl Fn(&str) -> bool) -> Option<&'a Value> {
+    task.shown.as_ref().or_else(|| task.data.as_ref().filter(|_| read(&task.operation)))
+}
+
+/// A remote command's output as it printed it (`stdout`, then `stderr`), uncut.
+fn printed(data: &Value) -> Option<String> {
+    let stdout = data.get("stdout")?.as_str()?;
+    data.get("command")?;
+    let stderr = data.get("stderr").and_then(Value::as_str).unwrap_or_default();
+    let mut text = format!("{stdout}{stderr}");
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Some(text)
+}
+
 /// `{ "<task id>": data, … }` for the tasks of the operations `read` says read something.
 #[must_use]
 pub fn json(report: &RunReport, read: impl Fn(&str) -> bool) -> String {
-    let map: serde_json::Map<String, Value> = report
-        .tasks
-        .iter()
-        .filter(|t| read(&t.operation))
-        .filter_map(|t| t.data.clone().map(|d| (t.id.clone(), d)))
-        .collect();
+    let map: serde_json::Map<String, Value> =
+        report.tasks.iter().filter_map(|t| shown(t, &read).map(|d| (t.id.clone(), d.clone()))).collect();
     let mut text = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
     text.push('\n');
     text
@@ -147,6 +167,7 @@ mod tests {
                 data: Some(data),
                 run_id: "r".into(),
                 waited_for: None,
+                shown: None,
             })
             .collect();
         report

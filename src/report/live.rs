@@ -412,7 +412,11 @@ impl Live<'_> {
                 }
                 self.finished = true;
             }
-            Event::AttemptStarting { .. } | Event::AttemptFailed { .. } | Event::WorkflowEnded { .. } => {}
+            // A remote command's output is printed on stdout after the run (`--format`).
+            Event::AttemptStarting { .. }
+            | Event::AttemptFailed { .. }
+            | Event::WorkflowEnded { .. }
+            | Event::Output { .. } => {}
         }
         if !matches!(event, Event::RunFinished { .. } | Event::Draining { .. }) {
             self.progress_line(event.at(), false);

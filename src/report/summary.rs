@@ -92,6 +92,11 @@ pub struct TaskReport {
     /// waited for (README, "Environment leases").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_for: Option<String>,
+    /// What a remote command printed, in full, for stdout (`--format`) only: never
+    /// serialized, so no report or `result.json` holds it.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub shown: Option<serde_json::Value>,
 }
 
 /// The `BatchResult` of a run.
@@ -196,6 +201,7 @@ impl RunReport {
                         data: None,
                         run_id: run_id.to_string(),
                         waited_for: None,
+                        shown: None,
                     })
                     .collect();
                 self.totals = Totals { tasks: tasks.len(), ..Totals::default() };
@@ -213,6 +219,11 @@ impl RunReport {
             Event::WorkflowStarted { task, workflow_id, .. } => {
                 if let Some(t) = self.tasks.get_mut(*task) {
                     t.workflow_ids.push(workflow_id.clone());
+                }
+            }
+            Event::Output { task, output, .. } => {
+                if let Some(t) = self.tasks.get_mut(*task) {
+                    t.shown = Some(output.clone());
                 }
             }
             Event::LeaseWaiting { task, holder, .. } => {

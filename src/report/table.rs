@@ -256,6 +256,7 @@ mod tests {
             run_id: "r".into(),
             wave: 0,
             waited_for: None,
+            shown: None,
         }
     }
 

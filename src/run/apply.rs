@@ -848,6 +848,10 @@ impl OpContext for Ctx {
         self.inner.progress(message);
     }
 
+    fn output(&self, output: &serde_json::Value) {
+        self.inner.output(output);
+    }
+
     fn transfer(&self, file: &str, done: u64, total: u64) {
         self.inner.transfer(file, done, total);
     }

@@ -192,6 +192,14 @@ pub fn unquote(command: &str) -> Vec<String> {
     words
 }
 
+/// A credential of the simulated site, the same on every run: `sim-<what>-<site>-<digest>`.
+#[must_use]
+pub fn secret(site: &str, what: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{site}/{what}").as_bytes());
+    format!("sim-{what}-{site}-{}", crate::plan::source::hex(&digest[..6]))
+}
+
 /// What the simulated app server answers to a drush or wp command: the common commands
 /// agencies run after a deploy succeed with their usual output; anything else is "not
 /// defined", exit 1; a site whose world sets `remote_fails` fails every command, exit 1.
@@ -213,6 +221,20 @@ pub fn answer(words: &[String], site: &str, fails: bool) -> (String, String, u32
             " Drupal version : 10.3.1\n Site URI       : https://{site}.pantheonsite.io\n Drush version  : 12.5.2"
         )),
         ["drush", "cc", "all", ..] => ok(" [success] 'all' cache was cleared."),
+        // What prints credentials, as drush and wp print them: a one-time login link, the
+        // database's connection line, its password.
+        ["drush", "uli" | "user:login" | "user-login", ..] => {
+            ok(&format!("https://{site}.pantheonsite.io/user/reset/1/1767225600/{}/login", secret(site, "uli")))
+        }
+        ["drush", "sql-connect" | "sql:connect" | "sqlc", ..] => ok(&format!(
+            "mysql --user=pantheon --password={} --database=pantheon --host=dbserver.{site}.drush.in --port=10123 -A",
+            secret(site, "db")
+        )),
+        ["wp", "config", "get", "DB_PASSWORD", ..] => ok(&secret(site, "db")),
+        ["wp", "user", "reset-password", ..] => ok(&format!(
+            "Reset password for admin.\nSuccess: Password reset for 1 user. New password: {}",
+            secret(site, "wp")
+        )),
         ["wp", "core", "update-db", ..] => ok("Success: WordPress database already at latest db version 57155."),
         ["wp", "cache", "flush", ..] => ok("Success: The cache was flushed."),
         ["wp", "core", "version", ..] => ok("6.6.1"),

@@ -5,6 +5,8 @@ use std::path::Path;
 use crate::cli::Io;
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
+use crate::plan::model::{ArgTemplate, Job};
+use crate::plan::ops::{ArgValue, OperationKind, prints_credentials};
 use crate::run::prepare::{load, read_source};
 
 pub(super) fn run(path: &Path, io: &mut Io<'_>) -> CommandResult {
@@ -13,5 +15,31 @@ pub(super) fn run(path: &Path, io: &mut Io<'_>) -> CommandResult {
         let jobs = plan.jobs.len();
         writeln!(io.stdout, "{}: valid ({jobs} job{})", source.path, if jobs == 1 { "" } else { "s" })?;
     }
+    for job in &plan.jobs {
+        if let Some((shown, what)) = credential_command(job) {
+            writeln!(
+                io.stderr,
+                "note: job `{}` runs `{shown}`, which prints {what}: its output is shown on stdout and never kept in \
+                 a report, the journal or the step summary",
+                job.id
+            )?;
+        }
+    }
     Ok(ExitStatus::Success)
+}
+
+/// A remote command job whose command prints credentials: the command as written, and what
+/// it prints.
+fn credential_command(job: &Job) -> Option<(String, &'static str)> {
+    let tool = match job.op {
+        OperationKind::RemoteDrush => "drush",
+        OperationKind::RemoteWp => "wp",
+        _ => return None,
+    };
+    let words = job.args.iter().find(|a| a.name == "command").and_then(|a| match &a.value {
+        ArgTemplate::Fixed(ArgValue::Words(words)) => Some(words),
+        _ => None,
+    })?;
+    let what = prints_credentials(tool, words)?;
+    Some((format!("{tool} {}", words.join(" ")), what))
 }

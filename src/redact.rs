@@ -1,0 +1,160 @@
+//! Redaction of text a remote command printed, before any of it is kept in a file (reports,
+//! journals, the step summary): one-time login links, passwords given as options or
+//! variables, credentials inside URLs, and values of variables named like secrets. Imports
+//! only [`crate::secret`]'s name check.
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// `text` with every credential it shows replaced by [`REDACTED`], line by line.
+#[must_use]
+pub fn redact(text: &str) -> String {
+    text.split_inclusive('\n').map(redact_line).collect()
+}
+
+fn redact_line(line: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut hide_next = false;
+    // A secret's name, then `:` as a word of its own (`DB password : x`, drush's listing).
+    let mut named = false;
+    for word in line.split_inclusive(char::is_whitespace) {
+        let core_end = word.trim_end().len();
+        let (core, space) = word.split_at(core_end);
+        if core.is_empty() {
+            words.push(word.to_owned());
+            continue;
+        }
+        if hide_next {
+            words.push(format!("{REDACTED}{space}"));
+            hide_next = false;
+            continue;
+        }
+        if named && core == ":" {
+            hide_next = true;
+            named = false;
+            words.push(word.to_owned());
+            continue;
+        }
+        named = secret_name(core.trim_matches(|c: char| "'\"`".contains(c)));
+        let (kept, takes_next) = redact_word(core);
+        hide_next = takes_next;
+        words.push(format!("{kept}{space}"));
+    }
+    words.concat()
+}
+
+/// One word: `(what is kept, whether the next word is the value of a secret option)`.
+fn redact_word(word: &str) -> (String, bool) {
+    let bare = word.trim_matches(|c: char| "'\"`,;()[]{}<>".contains(c));
+    if bare.is_empty() {
+        return (word.to_owned(), false);
+    }
+    // A URL: a login link is all secret past its path's start; credentials before `@` and
+    // values of secret query parameters go.
+    if let Some(at) = bare.find("://") {
+        return (word.replace(bare, &redact_url(bare, at)), false);
+    }
+    // `--password=x`, `PGPASSWORD=x`, `pass: x`-style pairs.
+    if let Some((name, value)) = bare.split_once('=')
+        && !value.is_empty()
+        && secret_name(name)
+    {
+        return (word.replace(bare, &format!("{name}={REDACTED}")), false);
+    }
+    // `--password x`, `-p x`: the option alone; its value is the next word.
+    let option = bare.trim_start_matches('-');
+    if bare.starts_with('-') && (secret_name(option) || option == "p") {
+        return (word.to_owned(), true);
+    }
+    // MySQL's `-pSECRET`.
+    if let Some(secret) = bare.strip_prefix("-p")
+        && !secret.is_empty()
+        && !secret.starts_with('-')
+    {
+        return (word.replace(bare, &format!("-p{REDACTED}")), false);
+    }
+    // `Password: x` in a status listing.
+    if let Some(name) = bare.strip_suffix(':')
+        && secret_name(name)
+    {
+        return (word.to_owned(), true);
+    }
+    (word.to_owned(), false)
+}
+
+fn secret_name(name: &str) -> bool {
+    let name = name.trim_start_matches('-');
+    !name.is_empty() && crate::secret::looks_like_secret_name(name)
+}
+
+fn redact_url(url: &str, scheme_end: usize) -> String {
+    let rest = &url[scheme_end + 3..];
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:{REDACTED}@{host}"),
+            None => format!("{REDACTED}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let scheme = &url[..scheme_end];
+    // Drupal's one-time login (`/user/reset/…`, drush uli) and WordPress's reset links
+    // (`wp-login.php?…key=…`) grant access in full: nothing after the marker is kept.
+    for marker in ["/user/reset/", "/wp-login.php"] {
+        if let Some(at) = path.find(marker) {
+            return format!("{scheme}://{authority}{}{marker}{REDACTED}", &path[..at]);
+        }
+    }
+    let path = match path.split_once('?') {
+        Some((before, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if secret_name(key) || ["key", "sig", "signature", "token"].contains(&key) => {
+                        format!("{key}={REDACTED}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{before}?{}", pairs.join("&"))
+        }
+        None => path.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_and_the_rest_kept() {
+        let cases = [
+            (
+                "https://dev-acme.pantheonsite.io/user/reset/1/1733170000/AbCdEf/login",
+                "https://dev-acme.pantheonsite.io/user/reset/[redacted]",
+            ),
+            (
+                "https://acme.example/wp-login.php?action=rp&key=Xy12&login=admin",
+                "https://acme.example/wp-login.php[redacted]",
+            ),
+            (
+                "mysql --user=pantheon --password=s3cr3t --host=dbserver --port=11003 pantheon",
+                "mysql --user=pantheon --password=[redacted] --host=dbserver --port=11003 pantheon",
+            ),
+            ("mysql -u pantheon -ps3cr3t -h db", "mysql -u pantheon -p[redacted] -h db"),
+            ("mysql -u pantheon -p s3cr3t -h db", "mysql -u pantheon -p [redacted] -h db"),
+            ("PGPASSWORD=hunter2 psql", "PGPASSWORD=[redacted] psql"),
+            ("DATABASE_URL=mysql://app:hunter2@db:3306/app", "DATABASE_URL=mysql://app:[redacted]@db:3306/app"),
+            (" DB password : hunter2", " DB password : [redacted]"),
+            (" Password: hunter2", " Password: [redacted]"),
+            ("GITHUB_PAT=ghp_abc and BUILD=7", "GITHUB_PAT=[redacted] and BUILD=7"),
+            (" [success] Cache rebuild complete.", " [success] Cache rebuild complete."),
+            ("https://example.com/path?page=2", "https://example.com/path?page=2"),
+        ];
+        for (text, kept) in cases {
+            assert_eq!(redact(text), kept, "{text}");
+        }
+        assert_eq!(redact("a\nPGPASSWORD=x\n"), "a\nPGPASSWORD=[redacted]\n");
+    }
+}

@@ -1,0 +1,95 @@
+//! Issue 29: what a remote command prints can grant access. Its output reaches the person who
+//! ran it (stdout) and never a file: reports, the journal, `result.json`, the step summary.
+
+use terminus_batch::simulator::ssh::secret;
+
+use crate::support::Test;
+
+/// Every file under `dir`, as text.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.map(|e| e.unwrap().path()) {
+        if entry.is_dir() {
+            out.extend(files(&entry));
+        } else {
+            out.push((entry.clone(), String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn login_links_and_passwords_reach_stdout_and_no_file() {
+    // (operation, target, command, the secret it prints)
+    let cases = [
+        (
+            "remote:drush",
+            "acme-shop.dev",
+            "command=[uli]",
+            format!("/user/reset/1/1767225600/{}", secret("acme-shop", "uli")),
+        ),
+        ("remote:drush", "acme-shop.dev", "command=[sql-connect]", secret("acme-shop", "db")),
+        ("remote:wp", "acme-web.dev", "command=[config, get, DB_PASSWORD]", secret("acme-web", "db")),
+        ("remote:wp", "acme-web.dev", "command=[user, reset-password, admin]", secret("acme-web", "wp")),
+    ];
+    for (operation, target, command, printed) in &cases {
+        for keep in ["output=digest", "output=report"] {
+            let t = Test::new();
+            let summary = t.path().join("step-summary.md");
+            let out = Test::new()
+                .in_dir(t.path())
+                .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+                .args(&["run", operation, "--on", target, "--with", command, "--with", keep, "--simulate", "--yes"])
+                .args(&["--report", "json=r.json", "--report", "junit=r.xml", "--report", "markdown=r.md"])
+                .args(&["--report", "html=r.html"])
+                .run();
+            assert_eq!(out.code, 0, "{command}: {}", out.stderr);
+            assert!(out.stdout.contains(printed.as_str()), "{command}: the person who ran it sees it: {}", out.stdout);
+            assert!(!out.stderr.contains(printed.as_str()), "{command} {keep}: {}", out.stderr);
+            let written = files(t.path());
+            assert!(written.len() >= 7, "reports, summary, journal, result.json: {written:?}");
+            for (path, text) in &written {
+                assert!(!text.contains(printed.as_str()), "{command} {keep}: {} holds it:\n{text}", path.display());
+            }
+            let report: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+            let data = &report["tasks"][0]["data"];
+            assert!(data["stdout_sha256"].is_string() && data["stdout_bytes"].as_u64() > Some(0), "{data}");
+            assert!(data["output"].as_str().is_some_and(|o| o.starts_with("never kept")), "{command}: {data}");
+        }
+    }
+}
+
+#[test]
+fn output_report_keeps_an_ordinary_commands_output_and_digest_keeps_none() {
+    let run = |keep: &str| {
+        let t = Test::new();
+        let out = Test::new()
+            .in_dir(t.path())
+            .args(&["run", "remote:drush", "--on", "acme-shop.dev", "--with", "command=[status]", "--with", keep])
+            .args(&["--simulate", "--yes", "--report", "json=r.json"])
+            .run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("Drupal version"), "stdout shows it: {}", out.stdout);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+        report["tasks"][0].clone()
+    };
+    let kept = run("output=report");
+    assert!(kept["data"]["stdout"].as_str().is_some_and(|s| s.contains("Drupal version")), "{kept}");
+    assert!(kept["message"].as_str().unwrap().contains("Drush version"), "{kept}");
+    let digest = run("output=digest");
+    assert!(digest["data"]["stdout"].is_null(), "{digest}");
+    assert!(!digest["message"].as_str().unwrap().contains("Drush version"), "{digest}");
+    assert!(digest["data"]["output"].as_str().unwrap().contains("output: report"), "{digest}");
+}
+
+#[test]
+fn validate_notes_a_job_whose_command_prints_credentials() {
+    let plan = "version: 1\njobs:\n  login:\n    run: remote:drush\n    on: { sites: [acme-shop], env: live }\n    with: { command: [uli], output: report }\n  cr:\n    run: remote:drush\n    on: { sites: [acme-shop], env: live }\n    with: { command: [cr] }\n";
+    let out = Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("job `login` runs `drush uli`, which prints a one-time login link"), "{}", out.stderr);
+    assert!(!out.stderr.contains("job `cr`"), "{}", out.stderr);
+}
