@@ -17,11 +17,13 @@ const PORT: u16 = 2222;
 /// The most of each stream kept (its tail).
 const KEPT: usize = 64 << 10;
 
-/// Where the SSH client connects in a simulated run: the simulator's endpoint and its key.
+/// Where the SSH client connects in a simulated run: the simulator's client configuration
+/// (its endpoint and key for every app server hostname) and the directory of known-hosts
+/// files it names (one per app server hostname).
 #[derive(Clone, Debug)]
 pub struct SshRoute {
-    pub port: u16,
-    pub identity: std::path::PathBuf,
+    pub config: std::path::PathBuf,
+    pub known_hosts: std::path::PathBuf,
 }
 
 /// `words` as one POSIX shell word each (`'updb' '-y'`): the remote shell runs exactly the
@@ -30,31 +32,38 @@ fn quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-/// The arguments of `ssh` for `tool words…` on the target (and the simulator's endpoint).
-fn ssh_args(target_user: &str, host: &str, remote: &str, route: Option<&SshRoute>) -> Vec<String> {
-    let mut args: Vec<String> = vec!["-T".into(), "-o".into(), "BatchMode=yes".into()];
+/// The arguments of `ssh` for `remote` on the target, as terminus runs it (`-T`, port 2222,
+/// IPv4, the trace id sent as `TRACE_ID`), with the host key of an app server never seen
+/// before accepted and recorded (`accept-new`: a changed one still fails) and no prompt
+/// (`BatchMode`). A rehearsal differs only in where it connects: the simulator's client
+/// configuration (`-F`), which sends `*.drush.in` to its endpoint.
+fn ssh_args(target_user: &str, host: &str, remote: &str, trace_id: &str, route: Option<&SshRoute>) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["-T", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"].map(String::from).into();
+    args.extend([
+        "-o".to_owned(),
+        "AddressFamily=inet".to_owned(),
+        "-o".to_owned(),
+        format!("SetEnv=TRACE_ID={trace_id}"),
+    ]);
+    args.extend(["-o".to_owned(), "ConnectTimeout=30".to_owned()]);
     match route {
-        Some(route) => {
-            // The simulator: its own key and endpoint, none of the user's configuration.
-            args.extend(
-                ["-F", "/dev/null", "-o", "HostName=127.0.0.1", "-o", "StrictHostKeyChecking=no"].map(String::from),
-            );
-            args.extend(
-                ["-o", "UserKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"]
-                    .map(String::from),
-            );
-            args.extend([
-                "-i".to_owned(),
-                route.identity.display().to_string(),
-                "-p".to_owned(),
-                route.port.to_string(),
-            ]);
-        }
-        None => args.extend(["-p".to_owned(), PORT.to_string(), "-o".to_owned(), "ConnectTimeout=30".to_owned()]),
+        Some(route) => args.extend(["-F".to_owned(), route.config.display().to_string()]),
+        None => args.extend(["-p".to_owned(), PORT.to_string()]),
     }
     args.push(format!("{target_user}@{host}"));
-    args.push(remote.to_owned());
+    args.push(format!("TRACE_ID={trace_id} {remote}"));
     args
+}
+
+/// Said of a command run on dev or a multidev in git mode, as terminus warns: its app
+/// server's code is read-only.
+const GIT_MODE_NOTE: &str =
+    " (note: the environment is in git mode, so changes the command made to code will not stick; set it to sftp first)";
+
+/// An app server's host key that differs from the one recorded: OpenSSH's words for it.
+fn host_key_refused(stderr: &str) -> bool {
+    stderr.contains("Host key verification failed") || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
 }
 
 /// OpenSSH exits 255 for its own errors; these say the command never ran.
@@ -133,6 +142,13 @@ async fn once(
 ) -> Result<OpOutput, OpError> {
     let (tool, words) = (call.tool, call.words);
     let env = env_of(target)?;
+    // As terminus: an environment that does not exist fails before any connection (ssh would
+    // only say "Permission denied"), and one in git mode is said to be.
+    let envs = ops.client.environments(&target.site_id).await?;
+    let Some(environment) = envs.get(env) else {
+        return Err(OpError::permanent(format!("{}.{env} does not exist; nothing ran", target.site)));
+    };
+    let git_mode = env != "test" && env != "live" && environment.on_server_development == Some(false);
     let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
     let user = format!("{env}.{}", target.site_id);
     let host = format!("appserver.{env}.{}.drush.in", target.site_id);
@@ -140,7 +156,7 @@ async fn once(
     let remote = std::iter::once(tool.to_owned()).chain(words.iter().map(|w| quote(w))).collect::<Vec<_>>().join(" ");
     let mut command = tokio::process::Command::new("ssh");
     command
-        .args(ssh_args(&user, &host, &remote, ops.ssh_route.as_ref()))
+        .args(ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -200,12 +216,25 @@ async fn once(
     match status.code() {
         Some(0) => {
             let said = last_line(&stdout);
-            let message = if keep && !said.is_empty() {
+            let mut message = if keep && !said.is_empty() {
                 format!("`{shown}`: {}", crate::redact::redact(said))
             } else {
                 format!("`{shown}` succeeded ({} bytes of output)", stdout_bytes.len())
             };
+            if git_mode {
+                message.push_str(GIT_MODE_NOTE);
+            }
             Ok(OpOutput { changed: true, message, data: Some(data) })
+        }
+        Some(255) if host_key_refused(&stderr) => {
+            let file = ops.ssh_route.as_ref().map_or_else(
+                || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
+                |route| route.known_hosts.join(&host).display().to_string(),
+            );
+            Err(OpError::permanent(format!(
+                "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove the \
+                 old one (`ssh-keygen -R '[{host}]:{PORT}'`) and run again; nothing ran"
+            )))
         }
         Some(255) if never_ran(&stderr) => {
             Err(OpError::transient(format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)))))
@@ -231,21 +260,33 @@ mod tests {
     #[test]
     fn the_words_are_quoted_and_the_host_is_terminus_s() {
         assert_eq!(quote("it's"), r"'it'\''s'");
-        let args = ssh_args("live.abc", "appserver.live.abc.drush.in", "drush 'cr'", None);
+        let args = ssh_args("live.abc", "appserver.live.abc.drush.in", "drush 'cr'", "t1", None);
         assert_eq!(
             args,
             [
                 "-T",
                 "-o",
                 "BatchMode=yes",
-                "-p",
-                "2222",
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-o",
+                "AddressFamily=inet",
+                "-o",
+                "SetEnv=TRACE_ID=t1",
                 "-o",
                 "ConnectTimeout=30",
+                "-p",
+                "2222",
                 "live.abc@appserver.live.abc.drush.in",
-                "drush 'cr'"
+                "TRACE_ID=t1 drush 'cr'"
             ]
         );
+        // A rehearsal: the same options, but where it connects.
+        let route = SshRoute { config: "/sim/ssh_config".into(), known_hosts: "/sim/known_hosts".into() };
+        let rehearsed = ssh_args("live.abc", "appserver.live.abc.drush.in", "drush 'cr'", "t1", Some(&route));
+        assert_eq!(rehearsed[..11], args[..11]);
+        assert_eq!(rehearsed[11..13], ["-F", "/sim/ssh_config"]);
+        assert_eq!(rehearsed[13..], args[13..]);
         assert!(never_ran("ssh: connect to host x port 2222: Connection refused"));
         assert!(!never_ran("Permission denied (publickey)."));
     }

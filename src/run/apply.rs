@@ -346,8 +346,8 @@ impl Run {
             .with_platform(health_base, scale)
             .with_downloads(options.downloads)
             .with_ssh_route(connection.simulator.as_ref().map(|sim| crate::operations::remote::SshRoute {
-                port: sim.ssh().port,
-                identity: sim.ssh().identity.clone(),
+                config: sim.ssh().config.clone(),
+                known_hosts: sim.ssh().known_hosts.clone(),
             }));
         let runner = Arc::new(OpRunner {
             ops,

@@ -155,7 +155,16 @@ impl super::ssh::Accounts for Accounts {
         let site_id = user.split_once('.').map_or("", |(_, site)| site);
         let (name, fails) =
             lock(&self.0.state).sites.get(site_id).map_or((String::new(), false), |s| (s.name.clone(), s.remote_fails));
-        super::ssh::answer(&super::ssh::unquote(command), &name, fails)
+        // `TRACE_ID=… drush …`: variables set before the command, as terminus sends them.
+        let words: Vec<String> = super::ssh::unquote(command)
+            .into_iter()
+            .skip_while(|w| {
+                w.split_once('=').is_some_and(|(name, _)| {
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                })
+            })
+            .collect();
+        super::ssh::answer(&words, &name, fails)
     }
 }
 

@@ -13,12 +13,20 @@ use russh::{Channel, ChannelId};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// What a client needs to reach the endpoint: its port, and the private key it accepts (a
-/// file readable by its owner only, removed when the simulator stops).
+/// What a client needs to reach the endpoint: its port, the private key it accepts (a file
+/// readable by its owner only), and an OpenSSH client configuration sending every app server
+/// hostname (`*.drush.in`) here with that key and a known-hosts file of its own; all removed
+/// when the simulator stops.
 #[derive(Clone, Debug)]
 pub struct SshAccess {
     pub port: u16,
     pub identity: PathBuf,
+    /// `ssh -F` this: where app servers are, for a rehearsal.
+    pub config: PathBuf,
+    /// Where the client records the app servers' host keys: a directory holding a
+    /// known-hosts file per app server hostname, so that each is checked as its own host
+    /// although all of them are this one endpoint.
+    pub known_hosts: PathBuf,
 }
 
 /// Who may log in: the key, and the environments (`<env>.<site id>`) that exist.
@@ -88,7 +96,19 @@ pub(crate) async fn start(
         }
         sessions.abort_all();
     });
-    Ok(SshEndpoint { access: SshAccess { port, identity }, dir })
+    let known_hosts = dir.join("known_hosts.d");
+    std::fs::create_dir_all(&known_hosts)?;
+    let config = dir.join("ssh_config");
+    // Only where it connects differs from a real run: the same host names, the same host key
+    // checks, recorded in a file of the simulator's own.
+    let text = format!(
+        "Host *.drush.in\n  HostName 127.0.0.1\n  Port {port}\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+         UserKnownHostsFile {}/%n\n  LogLevel ERROR\n",
+        identity.display(),
+        known_hosts.display()
+    );
+    std::fs::write(&config, text)?;
+    Ok(SshEndpoint { access: SshAccess { port, identity, config, known_hosts }, dir })
 }
 
 fn write_private(path: &Path, key: &PrivateKey) -> std::io::Result<()> {

@@ -28,6 +28,7 @@ mod own_faults;
 mod properties;
 mod readme;
 mod refresh;
+mod remote_hosts;
 mod remote_secrets;
 mod reports;
 mod resilience;

@@ -305,6 +305,13 @@ impl ApiClient {
         self.inner.sent.load(Ordering::Relaxed)
     }
 
+    /// The id this run's requests carry (`X-Pantheon-Trace-Id`), and its remote commands
+    /// (`TRACE_ID`), so the platform's logs tie them to the run.
+    #[must_use]
+    pub fn trace_id(&self) -> &str {
+        &self.inner.trace_id
+    }
+
     /// How long every request has failed without any answer from the API (refused, timed
     /// out, cut off), or `None` while it answers.
     #[must_use]

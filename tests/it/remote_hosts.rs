@@ -1,0 +1,89 @@
+//! Issue 25: remote commands meet app servers as a real run does. A first connection to an
+//! app server records its host key (`accept-new`); a changed key fails, naming host keys and
+//! the file; the rehearsal takes the same path, only connecting elsewhere.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use terminus_batch::operations::api::workflows::Poller;
+use terminus_batch::operations::remote::SshRoute;
+use terminus_batch::operations::{OpContext, OpError, Ops, Target};
+use terminus_batch::plan::ops::OperationSpec;
+
+use crate::support::sim::{builtin, fast, start};
+
+struct Quiet;
+
+impl OpContext for Quiet {
+    #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
+    fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send {
+        async { Ok(()) }
+    }
+    fn workflow_started(&self, _id: &str) {}
+    fn progress(&self, _message: &str) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command() {
+    let (sim, client) = start(&builtin(), fast(0.001)).await;
+    let route = SshRoute { config: sim.ssh().config.clone(), known_hosts: sim.ssh().known_hosts.clone() };
+    let site_id = client.site_id("acme-shop").await.unwrap().unwrap();
+    let (poller, driver) = Poller::new(client.clone());
+    let ops = Ops::new(client, poller, "r1".into(), BTreeMap::new()).with_ssh_route(Some(route.clone()));
+    let target = Target { site: "acme-shop".into(), site_id: site_id.clone(), env: Some("live".into()) };
+    let op = OperationSpec::RemoteDrush { command: vec!["cr".into()], timeout_secs: 60, keep_output: false };
+    let work = async {
+        let host = format!("appserver.live.{site_id}.drush.in");
+        let file = route.known_hosts.join(&host);
+        assert!(!file.exists(), "no key recorded yet");
+        let first = ops.execute(&op, &target, "cr[acme-shop.live]", &Quiet).await;
+        assert!(first.is_ok(), "a new app server's key is accepted: {first:?}");
+        let recorded = std::fs::read_to_string(&file).unwrap();
+        assert!(recorded.contains("ssh-ed25519"), "recorded for the app server's name: {recorded}");
+        // The same host with another key, as if the platform's key changed.
+        let other = russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap();
+        let other = other.public_key().to_openssh().unwrap();
+        let name = recorded.split_whitespace().next().unwrap().to_owned();
+        std::fs::write(&file, format!("{name} {other}\n")).unwrap();
+        let second = ops.execute(&op, &target, "cr[acme-shop.live]", &Quiet).await.unwrap_err();
+        assert!(second.message.contains("host key") && second.message.contains(&host), "{second:?}");
+        assert!(second.message.contains(&file.display().to_string()), "names the file: {second:?}");
+        assert!(!second.transient, "not tried again: {second:?}");
+        drop(ops);
+    };
+    let ((), ()) = tokio::join!(work, driver.run());
+    let stats = sim.stop().await;
+    let _ = stats;
+}
+
+#[test]
+fn a_missing_environment_fails_before_ssh_and_git_mode_is_said() {
+    let world = "user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: s1, org: o, framework: drupal10, envs: { dev: { connection: git }, live: {} } }\n";
+    let t = crate::support::Test::new().file("world.yml", world);
+    let run = |target: &str| {
+        crate::support::Test::new()
+            .in_dir(t.path())
+            .args(&[
+                "run",
+                "remote:drush",
+                "--on",
+                target,
+                "--with",
+                "command=[cr]",
+                "--simulate",
+                "--world",
+                "world.yml",
+            ])
+            .args(&["--yes", "--report", "json=-", "-q"])
+            .run()
+    };
+    let missing = run("s1.nope");
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    let report: serde_json::Value = serde_json::from_str(&missing.stdout).unwrap();
+    assert_eq!(report["tasks"][0]["message"], "s1.nope does not exist; nothing ran", "{report}");
+    let git = run("s1.dev");
+    assert_eq!(git.code, 0, "{}", git.stderr);
+    let report: serde_json::Value = serde_json::from_str(&git.stdout).unwrap();
+    let message = report["tasks"][0]["message"].as_str().unwrap();
+    assert!(message.contains("the environment is in git mode"), "{message}");
+}
