@@ -493,7 +493,7 @@ where
                     TaskEnd::Cancelled => Outcome {
                         status: Status::Cancelled,
                         message: if ids.is_empty() && acting[task] {
-                            "cancelled while its workflow request was out: the workflow may have started (--resume looks for it)".to_owned()
+                            "cancelled after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
                         } else if ids.is_empty() {
                             "cancelled before any workflow started".to_owned()
                         } else {
@@ -506,7 +506,7 @@ where
                         message: if workflow_started {
                             format!("timed out; workflow {} may still be running", ids.join(", "))
                         } else if acting[task] {
-                            "timed out while its workflow request was out: the workflow may have started (--resume looks for it)".to_owned()
+                            "timed out after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
                         } else {
                             "timed out".to_owned()
                         },
@@ -915,11 +915,15 @@ mod tests {
         };
         assert_eq!(
             message(0).as_deref(),
-            Some("cancelled while its workflow request was out: the workflow may have started (--resume looks for it)")
+            Some(
+                "cancelled after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again"
+            )
         );
         assert_eq!(
             message(1).as_deref(),
-            Some("timed out while its workflow request was out: the workflow may have started (--resume looks for it)")
+            Some(
+                "timed out after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again"
+            )
         );
         // Its attempt failed and nothing was out while it waited to retry.
         assert_eq!(message(2).as_deref(), Some("cancelled before any workflow started"));

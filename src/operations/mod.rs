@@ -333,12 +333,14 @@ impl Ops {
                 backups::enable_schedule(self, &t, *day, *keep_for_days, ctx).await
             }
             OperationSpec::BackupAutomaticDisable => backups::disable_schedule(self, &t).await,
-            OperationSpec::RemoteDrush { command, timeout_secs, keep_output } => {
-                let call = remote::Call { tool: "drush", words: command, keep_output: *keep_output };
+            OperationSpec::RemoteDrush { command, timeout_secs, keep_output, idempotent } => {
+                let call =
+                    remote::Call { tool: "drush", words: command, keep_output: *keep_output, idempotent: *idempotent };
                 remote::run(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
-            OperationSpec::RemoteWp { command, timeout_secs, keep_output } => {
-                let call = remote::Call { tool: "wp", words: command, keep_output: *keep_output };
+            OperationSpec::RemoteWp { command, timeout_secs, keep_output, idempotent } => {
+                let call =
+                    remote::Call { tool: "wp", words: command, keep_output: *keep_output, idempotent: *idempotent };
                 remote::run(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
             OperationSpec::WorkflowWait { kind, description, max_secs } => {

@@ -66,20 +66,45 @@ fn host_key_refused(stderr: &str) -> bool {
     stderr.contains("Host key verification failed") || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
 }
 
-/// OpenSSH exits 255 for its own errors; these say the command never ran.
-fn never_ran(stderr: &str) -> bool {
-    [
+/// OpenSSH exits 255 for its own errors; these say the command never ran: no connection was
+/// made, or it ended before the handshake (`kex_exchange_identification: Connection reset`).
+/// A reset or close later may come after the command ran, and is not one of them.
+fn never_ran(stdout: &str, stderr: &str) -> bool {
+    let before = [
         "Connection refused",
         "Connection timed out",
         "Could not resolve hostname",
-        "Connection reset",
-        "Connection closed by",
         "No route to host",
         "Network is unreachable",
         "kex_exchange_identification",
-    ]
-    .iter()
-    .any(|needle| stderr.contains(needle))
+    ];
+    stdout.is_empty() && before.iter().any(|needle| stderr.contains(needle))
+}
+
+/// Whether `setpriv` (util-linux) was found missing: started through it with a parent-death
+/// signal, ssh dies with this process, even when this process is killed outright.
+static NO_SETPRIV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts `ssh args`, through `setpriv --pdeathsig KILL` where it is installed, in its own
+/// process group (a terminal's Ctrl-C is this process's to handle: it drains the run rather
+/// than killing every session in flight), killed when dropped.
+fn spawn_ssh(args: &[String]) -> std::io::Result<tokio::process::Child> {
+    let command = |program: &str, prefix: &[&str]| {
+        let mut c = tokio::process::Command::new(program);
+        c.args(prefix).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        #[cfg(unix)]
+        c.process_group(0);
+        c
+    };
+    if !NO_SETPRIV.load(std::sync::atomic::Ordering::Relaxed) {
+        match command("setpriv", &["--pdeathsig", "KILL", "--", "ssh"]).spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                NO_SETPRIV.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            spawned => return spawned,
+        }
+    }
+    command("ssh", &[]).spawn()
 }
 
 /// The last `KEPT` bytes of `bytes` as text.
@@ -103,6 +128,8 @@ pub(super) struct Call<'a> {
     pub(super) words: &'a [String],
     /// `output: report`: the output goes into the reports, redacted.
     pub(super) keep_output: bool,
+    /// Running it twice does no harm: one that may have run is tried again.
+    pub(super) idempotent: bool,
 }
 
 /// Runs `tool words…` on the target environment's app server; a connection that failed
@@ -149,20 +176,16 @@ async fn once(
         return Err(OpError::permanent(format!("{}.{env} does not exist; nothing ran", target.site)));
     };
     let git_mode = env != "test" && env != "live" && environment.on_server_development == Some(false);
+    // On record before the command can run: a crash from here on leaves "may have run".
+    ctx.attempt_starting().await?;
     let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
     let user = format!("{env}.{}", target.site_id);
     let host = format!("appserver.{env}.{}.drush.in", target.site_id);
     let shown = std::iter::once(tool.to_owned()).chain(words.iter().cloned()).collect::<Vec<_>>().join(" ");
     let remote = std::iter::once(tool.to_owned()).chain(words.iter().map(|w| quote(w))).collect::<Vec<_>>().join(" ");
-    let mut command = tokio::process::Command::new("ssh");
-    command
-        .args(ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let args = ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref());
     let mut child =
-        command.spawn().map_err(|e| OpError::permanent(format!("cannot run ssh (is OpenSSH installed?): {e}")))?;
+        spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh (is OpenSSH installed?): {e}")))?;
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let read = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());
@@ -236,8 +259,19 @@ async fn once(
                  old one (`ssh-keygen -R '[{host}]:{PORT}'`) and run again; nothing ran"
             )))
         }
-        Some(255) if never_ran(&stderr) => {
+        Some(255) if never_ran(&stdout, &stderr) => {
             Err(OpError::transient(format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)))))
+        }
+        // The connection ended and the command's own end was not seen: it may have run.
+        Some(255) | None => {
+            let why = crate::redact::redact(last_line(&stderr));
+            let ended = if why.is_empty() { "the session ended".to_owned() } else { why };
+            let message = format!("`{shown}` may have run: its end was not seen ({ended})");
+            Err(if call.idempotent {
+                OpError::transient(message)
+            } else {
+                OpError::permanent(format!("{message}; not run again (its job may say `idempotent: true`)"))
+            })
         }
         Some(code) => {
             // An operator needs the error to act: stderr's last line, redacted; stdout's only
@@ -249,7 +283,6 @@ async fn once(
             };
             Err(OpError::permanent(format!("`{shown}` exited with {code}: {}", crate::redact::redact(why))))
         }
-        None => Err(OpError::permanent(format!("`{shown}`: ssh was stopped by a signal"))),
     }
 }
 
@@ -287,7 +320,11 @@ mod tests {
         assert_eq!(rehearsed[..11], args[..11]);
         assert_eq!(rehearsed[11..13], ["-F", "/sim/ssh_config"]);
         assert_eq!(rehearsed[13..], args[13..]);
-        assert!(never_ran("ssh: connect to host x port 2222: Connection refused"));
-        assert!(!never_ran("Permission denied (publickey)."));
+        assert!(never_ran("", "ssh: connect to host x port 2222: Connection refused"));
+        assert!(never_ran("", "kex_exchange_identification: read: Connection reset by peer"));
+        assert!(!never_ran("", "Permission denied (publickey)."));
+        // A reset after the command printed, or without a word of the handshake: it may have run.
+        assert!(!never_ran("", "Connection reset by peer"));
+        assert!(!never_ran("[success] Updated.\n", "ssh: connect to host x port 2222: Connection refused"));
     }
 }

@@ -273,8 +273,8 @@ operations! {
     BackupAutomaticEnable = "backup:automatic:enable", Env, Any, Workflow, Never, 30,
         [opt("day", Weekday, None), opt("keep-for", Days, Some("32"))];
     BackupAutomaticDisable = "backup:automatic:disable", Env, Any, Direct, Never, 2, [];
-    RemoteDrush = "remote:drush", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600")), opt("output", Output, Some("digest"))];
-    RemoteWp = "remote:wp", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600")), opt("output", Output, Some("digest"))];
+    RemoteDrush = "remote:drush", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600")), opt("output", Output, Some("digest")), opt("idempotent", Bool, Some("false"))];
+    RemoteWp = "remote:wp", Env, Any, Direct, Never, 30, [req("command", Words), opt("timeout", Seconds, Some("600")), opt("output", Output, Some("digest")), opt("idempotent", Bool, Some("false"))];
     WorkflowWait = "workflow:wait", Env, Any, ReadOnly, Never, 60,
         [opt("type", Name, None), opt("description", OptType::Text, Some("Sync code on <env>")), opt("max", Seconds, Some("180"))];
     UpstreamUpdatesStatus = "upstream:updates:status", Env, Any, ReadOnly, Never, 2, [];
@@ -679,12 +679,16 @@ pub enum OperationSpec {
         /// `output: report`: its output goes into the reports (redacted), unless the
         /// command prints credentials.
         keep_output: bool,
+        /// `idempotent: true`: running it twice does no harm, so a command that may have run
+        /// (its end not seen) is run again by a retry or a resume.
+        idempotent: bool,
     },
     /// A WP-CLI command, likewise.
     RemoteWp {
         command: Vec<String>,
         timeout_secs: u64,
         keep_output: bool,
+        idempotent: bool,
     },
     /// Waits for a workflow the platform started on the environment (by type, or by its exact
     /// description, double quotes aside), started at most a minute before the task, for at
@@ -925,10 +929,11 @@ impl OperationSpec {
                     _ => 600,
                 };
                 let keep_output = matches!(args.get("output"), Some(ArgValue::KeepOutput(true)));
+                let idempotent = matches!(args.get("idempotent"), Some(ArgValue::Bool(true)));
                 if kind == K::RemoteDrush {
-                    Self::RemoteDrush { command, timeout_secs, keep_output }
+                    Self::RemoteDrush { command, timeout_secs, keep_output, idempotent }
                 } else {
-                    Self::RemoteWp { command, timeout_secs, keep_output }
+                    Self::RemoteWp { command, timeout_secs, keep_output, idempotent }
                 }
             }
             K::WorkflowWait => Self::WorkflowWait {

@@ -732,6 +732,18 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 Some(Prior::Done { run, .. }) => Some(format!("run again, its options changed since run {run}: ")),
                 _ => None,
             };
+            // A remote command an earlier run started and did not see end may have run: it is
+            // not run again unless its job says running it twice does no harm.
+            if let (Some(Prior::Attempted { run, .. }), Some((shown, false))) = (&prior, remote_command(&task.payload))
+            {
+                return Err(TaskError {
+                    message: format!(
+                        "`{shown}` may have run in run {run} (its end was not recorded); not run again (its job may \
+                         say `idempotent: true`)"
+                    ),
+                    class: ErrorClass::Permanent,
+                });
+            }
             let adopt_since = match &prior {
                 Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
                 _ => None,
@@ -765,6 +777,17 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 }),
             }
         }
+    }
+}
+
+/// A remote command task's command as shown, and whether its job says it is idempotent.
+fn remote_command(spec: &OperationSpec) -> Option<(String, bool)> {
+    match spec {
+        OperationSpec::RemoteDrush { command, idempotent, .. } => {
+            Some((format!("drush {}", command.join(" ")), *idempotent))
+        }
+        OperationSpec::RemoteWp { command, idempotent, .. } => Some((format!("wp {}", command.join(" ")), *idempotent)),
+        _ => None,
     }
 }
 

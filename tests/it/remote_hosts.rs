@@ -31,7 +31,12 @@ async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command
     let (poller, driver) = Poller::new(client.clone());
     let ops = Ops::new(client, poller, "r1".into(), BTreeMap::new()).with_ssh_route(Some(route.clone()));
     let target = Target { site: "acme-shop".into(), site_id: site_id.clone(), env: Some("live".into()) };
-    let op = OperationSpec::RemoteDrush { command: vec!["cr".into()], timeout_secs: 60, keep_output: false };
+    let op = OperationSpec::RemoteDrush {
+        command: vec!["cr".into()],
+        timeout_secs: 60,
+        keep_output: false,
+        idempotent: false,
+    };
     let work = async {
         let host = format!("appserver.live.{site_id}.drush.in");
         let file = route.known_hosts.join(&host);
@@ -86,4 +91,47 @@ fn a_missing_environment_fails_before_ssh_and_git_mode_is_said() {
     let report: serde_json::Value = serde_json::from_str(&git.stdout).unwrap();
     let message = report["tasks"][0]["message"].as_str().unwrap();
     assert!(message.contains("the environment is in git mode"), "{message}");
+}
+
+#[test]
+fn a_command_a_killed_run_may_have_run_is_not_run_again_unless_idempotent() {
+    let plan = |idempotent: bool| {
+        format!(
+            "version: 1\njobs:\n  updb:\n    run: remote:drush\n    on: {{ sites: [acme-shop], env: live }}\n    with: {{ command: [updb, -y], idempotent: {idempotent} }}\n"
+        )
+    };
+    for idempotent in [false, true] {
+        let t = crate::support::Test::new().file("plan.yml", &plan(idempotent));
+        let first = crate::support::Test::new()
+            .in_dir(t.path())
+            .args(&["apply", "plan.yml", "--simulate", "--yes", "-q"])
+            .run();
+        assert_eq!(first.code, 0, "{}", first.stderr);
+        // As if killed while the command ran: the journal ends with the attempt's record.
+        let runs = t.path().join(".terminus-batch/runs");
+        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+        std::fs::remove_file(run.join("result.json")).unwrap();
+        let journal = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+        let cut: Vec<&str> = journal.lines().take_while(|l| !l.contains("\"task_finished\"")).collect();
+        assert!(cut.last().unwrap().contains("attempt_starting"), "{journal}");
+        std::fs::write(run.join("events.jsonl"), cut.join("\n") + "\n").unwrap();
+        let resumed = crate::support::Test::new()
+            .in_dir(t.path())
+            .args(&["apply", "plan.yml", "--simulate", "--yes", "--resume", "--report", "json=-", "-q"])
+            .run();
+        let report: serde_json::Value =
+            serde_json::from_str(&resumed.stdout).unwrap_or_else(|e| panic!("{e}: {}", resumed.stderr));
+        let task = &report["tasks"][0];
+        if idempotent {
+            assert_eq!(resumed.code, 0, "run again: {task}");
+        } else {
+            assert_eq!(resumed.code, 1, "{task}");
+            let message = task["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("`drush updb -y` may have run in run ") && message.contains("not run again"),
+                "{message}"
+            );
+            assert!(task["data"].is_null(), "it did not run: {task}");
+        }
+    }
 }
