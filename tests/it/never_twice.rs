@@ -55,13 +55,7 @@ fn slow_world() -> terminus_batch::simulator::World {
 #[test]
 fn every_spelling_of_a_plan_path_is_one_plan_for_the_lock_and_resume() {
     // Workflows of 30 s at 1/10 speed: 3 s, time enough for the second and third spelling.
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&slow_world(), knobs);
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [s1, s2], env: test }\n";
     let t = Test::new().file("plan.yml", plan);
@@ -110,13 +104,7 @@ fn a_resume_without_a_journal_is_refused_before_any_api_call() {
 
 /// Workflows of 30 s run at `scale`: long enough to be caught in flight.
 fn long_knobs(scale: f64) -> Knobs {
-    Knobs {
-        time_scale: scale,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    }
+    crate::support::sim::steady(scale, 30.0)
 }
 
 fn one_site_world() -> terminus_batch::simulator::World {

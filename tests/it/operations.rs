@@ -3,27 +3,17 @@
 //! case, and its failure case with the platform's reason.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use serde_json::{Value, json};
 use terminus_batch::operations::api::workflows::Poller;
-use terminus_batch::operations::{OpContext, OpError, OpOutput, Ops, Target};
+use terminus_batch::operations::{OpError, OpOutput, Ops, Target};
 use terminus_batch::plan::ops::{BackupElement, ConnectionMode, OperationSpec};
 use terminus_batch::plan::template::Text;
 use terminus_batch::simulator::{FaultRule, Knobs, RecordedRequest};
 
 use crate::support::sim::{start, world};
 
-struct Quiet;
-
-impl OpContext for Quiet {
-    #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
-    fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send {
-        async { Ok(()) }
-    }
-    fn workflow_started(&self, _id: &str) {}
-    fn progress(&self, _message: &str) {}
-}
+use crate::support::Quiet;
 
 const WORLD: &str = "
 user: { email: ops@example.com, first_name: Ada, last_name: Ops }

@@ -17,13 +17,8 @@ fn fast_test(served: &Served, dir: &std::path::Path) -> Test {
         .env("TERMINUS_BATCH_BURST", "1000")
 }
 
-/// `sites` sites `site-000`… with a deployable test environment.
 fn deploy_world(sites: usize) -> terminus_batch::simulator::World {
-    let mut text = String::from("user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n");
-    for i in 0..sites {
-        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
-    }
-    crate::support::sim::world(&text)
+    crate::support::sim::deployable_sites(sites)
 }
 
 const DEPLOY_ALL: &str = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n    with: { note: Release }\n";
@@ -145,13 +140,7 @@ fn resuming_a_run_that_was_resumed_since_continues_from_the_newest_of_its_chain(
 
 #[test]
 fn a_plan_through_a_symlink_elsewhere_or_a_hard_link_is_the_same_plan() {
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&deploy_world(2), knobs);
     let plan =
         "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000, site-001], env: test }\n";
@@ -177,13 +166,7 @@ fn a_plan_through_a_symlink_elsewhere_or_a_hard_link_is_the_same_plan() {
 
 #[test]
 fn a_journal_cut_inside_its_second_line_means_attempts_unknown_not_none() {
-    let knobs = Knobs {
-        time_scale: 0.05,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.05, 30.0);
     let served = Served::with_world(&deploy_world(1), knobs);
     let plan = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [site-000], env: test }\n    with: { note: Release }\n";
     let t = Test::new().file("plan.yml", plan);
@@ -264,13 +247,7 @@ fn graph_stays_offline_with_credentials_at_hand() {
 
 #[test]
 fn runs_show_of_a_killed_run_says_where_each_task_was_left() {
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&deploy_world(4), knobs);
     let t = Test::new().file("plan.yml", DEPLOY_ALL);
     let mut killed = served.start_apply(t.path(), &["apply", "plan.yml", "--yes", "--concurrency", "2"], 2);
@@ -323,13 +300,7 @@ fn a_fleet_with_three_in_ten_workflow_posts_answered_5xx_succeeds_without_a_dupl
 #[test]
 fn an_api_that_stops_answering_mid_run_halts_the_run_within_the_request_budget() {
     use std::io::BufRead as _;
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&deploy_world(12), knobs);
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
     let t = Test::new().file("plan.yml", plan);

@@ -3,25 +3,15 @@
 //! the file; the rehearsal takes the same path, only connecting elsewhere.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
 use terminus_batch::operations::api::workflows::Poller;
 use terminus_batch::operations::remote::SshRoute;
-use terminus_batch::operations::{OpContext, OpError, Ops, Target};
+use terminus_batch::operations::{Ops, Target};
 use terminus_batch::plan::ops::OperationSpec;
 
 use crate::support::sim::{builtin, fast, start};
 
-struct Quiet;
-
-impl OpContext for Quiet {
-    #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
-    fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send {
-        async { Ok(()) }
-    }
-    fn workflow_started(&self, _id: &str) {}
-    fn progress(&self, _message: &str) {}
-}
+use crate::support::Quiet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command() {

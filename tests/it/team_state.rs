@@ -1,30 +1,18 @@
 //! Issue 24: one state for a team. Runs that share a state directory never act on one
 //! environment at once, whatever plan they come from.
 
-use terminus_batch::simulator::Knobs;
-
 use crate::support::Test;
 use crate::support::sim::Served;
 
 const TOKEN: &str = "simulated-machine-token";
 
 fn world(sites: usize) -> terminus_batch::simulator::World {
-    let mut text = String::from("user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n");
-    for i in 0..sites {
-        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
-    }
-    crate::support::sim::world(&text)
+    crate::support::sim::deployable_sites(sites)
 }
 
 #[test]
 fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&world(4), knobs);
     let plan = |job: &str| {
         format!(
@@ -58,13 +46,7 @@ fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
 
 #[test]
 fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path() {
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 30.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&world(4), knobs);
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
     // Two clones of one repository, at different paths.
@@ -102,13 +84,7 @@ fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path() {
 
 #[test]
 fn a_second_apply_of_a_plan_waits_for_the_lock_with_lock_timeout_then_finds_the_work_done() {
-    let knobs = Knobs {
-        time_scale: 0.1,
-        default_duration: 20.0,
-        workflow_durations: std::collections::BTreeMap::new(),
-        duration_jitter: 0.0,
-        ..Knobs::default()
-    };
+    let knobs = crate::support::sim::steady(0.1, 20.0);
     let served = Served::with_world(&world(2), knobs);
     let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n";
     let t = Test::new().file("plan.yml", plan);

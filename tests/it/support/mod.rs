@@ -9,6 +9,20 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
+/// An operations context that records nothing and lets every attempt act.
+pub(crate) struct Quiet;
+
+impl terminus_batch::operations::OpContext for Quiet {
+    #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
+    fn attempt_starting(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), terminus_batch::operations::OpError>> + Send {
+        async { Ok(()) }
+    }
+    fn workflow_started(&self, _id: &str) {}
+    fn progress(&self, _message: &str) {}
+}
+
 pub(crate) struct Test {
     dir: TempDir,
     /// Run in this directory instead of the test's own (a second command on the same files).

@@ -67,6 +67,27 @@ pub(crate) async fn start(world: &World, knobs: Knobs) -> (Simulator, ApiClient)
     (sim, client)
 }
 
+/// Knobs whose every workflow takes `duration` seconds (no jitter) at `scale`: long enough to
+/// be caught in flight.
+pub(crate) fn steady(scale: f64, duration: f64) -> Knobs {
+    Knobs {
+        time_scale: scale,
+        default_duration: duration,
+        workflow_durations: std::collections::BTreeMap::new(),
+        duration_jitter: 0.0,
+        ..Knobs::default()
+    }
+}
+
+/// A world of `sites` sites `site-000`… with a test environment one commit behind dev.
+pub(crate) fn deployable_sites(sites: usize) -> World {
+    let mut text = String::from("user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n");
+    for i in 0..sites {
+        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
+    }
+    world(&text)
+}
+
 /// Knobs with a time scale and no jitter, for tests that count polls.
 pub(crate) fn fast(scale: f64) -> Knobs {
     Knobs { time_scale: scale, duration_jitter: 0.0, ..Knobs::default() }
