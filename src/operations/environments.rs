@@ -456,11 +456,12 @@ pub(super) async fn workflow_wait(
     let what = wait.kind.map_or_else(|| format!("\"{description}\""), |k| format!("of type {k}"));
     loop {
         let list = ops.client.workflows(&target.site_id).await?;
-        // The oldest match first: the one that was running when the task began.
+        // The newest match, as terminus takes it: a failed earlier one followed by a newer one
+        // that succeeded is the newer one's success.
         if let Some(found) = list
             .iter()
             .filter(|w| wanted(w))
-            .min_by(|a, b| a.created_at.unwrap_or(0.0).total_cmp(&b.created_at.unwrap_or(0.0)))
+            .max_by(|a, b| a.created_at.unwrap_or(0.0).total_cmp(&b.created_at.unwrap_or(0.0)))
         {
             ctx.workflow_started(&found.id);
             let done = if found.is_finished() {

@@ -303,6 +303,9 @@ impl OperationKind {
                 | Self::EnvInfo
                 | Self::EnvWake
                 | Self::MultidevCreate
+                // terminus's WipeCommand and RotateRandomSeedCommand check too.
+                | Self::EnvWipe
+                | Self::EnvRotateRandomSeed
         )
     }
 

@@ -42,7 +42,7 @@ jobs:
 }
 
 #[test]
-fn a_frozen_site_refuses_terminus_s_nine_operations_before_any_request() {
+fn a_frozen_site_refuses_terminus_s_eleven_operations_before_any_request() {
     let world = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: cold, frozen: true, envs: { test: { deployable: 1 } } }\n";
     let plan = "version: 1
 jobs:
@@ -54,6 +54,9 @@ jobs:
     on: { sites: [cold], env: dev }
   info:
     run: env:info
+    on: { sites: [cold], env: dev }
+  seed:
+    run: env:rotate-random-seed
     on: { sites: [cold], env: dev }
   domain:
     run: domain:add
@@ -79,7 +82,8 @@ jobs:
         .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh"])
         .run();
     assert_eq!(refresh.code, 0, "{}", refresh.stderr);
-    assert_eq!(refresh.stdout.matches("would fail: This site is frozen.").count(), 3, "{}", refresh.stdout);
+    assert_eq!(refresh.stdout.matches("would fail: This site is frozen.").count(), 4, "{}", refresh.stdout);
+    assert!(terminus_batch::plan::ops::OperationKind::EnvWipe.refused_when_frozen());
 }
 
 /// `backup:automatic:enable` sends terminus's schedule (daily backups kept 8 days, the
@@ -175,9 +179,19 @@ user: { email: a@b.example }
 sites:
   - { name: site-000, envs: { test: { deployable: 1 } } }
 ";
-    let served =
-        Served::with_world(&world(text), terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    // The first cache clear fails; a newer one succeeds.
+    let fail_first = terminus_batch::simulator::FaultRule {
+        workflow_type: Some("clear_cache".into()),
+        fail_workflow: Some("Simulated: the cache is locked".into()),
+        times: 1,
+        ..Default::default()
+    };
+    let knobs = terminus_batch::simulator::Knobs { time_scale: 0.001, faults: vec![fail_first], ..Default::default() };
+    let served = Served::with_world(&world(text), knobs);
     let started = served.start_deploy_like_a_lost_post("Deploy by a teammate");
+    let clear = terminus_batch::operations::api::workflows::WorkflowType::ClearCache;
+    let _failed = served.start_like_a_lost_post(clear, serde_json::json!({ "framework_cache": true }));
+    let newer = served.start_like_a_lost_post(clear, serde_json::json!({ "framework_cache": true }));
     let wait = |with: &[&str]| {
         let mut args = vec!["run", "workflow:wait", "--on", "site-000.test"];
         for w in with {
@@ -195,13 +209,17 @@ sites:
     assert!(task["message"].as_str().unwrap().starts_with(&format!("workflow {started} ")), "{task}");
     assert_eq!(task["data"]["result"], "succeeded", "{task}");
     assert_eq!(task["workflow_ids"], serde_json::json!([started]), "{task}");
+    // The newest match decides, as terminus takes it: the later clear succeeded.
+    let (code, task) = wait(&["type=clear_cache"]);
+    assert_eq!(code, 0, "{task}");
+    assert_eq!(task["workflow_ids"], serde_json::json!([newer]), "{task}");
     let (code, task) = wait(&["type=sync_code", "max=1"]);
     assert_eq!(code, 1, "{task}");
     assert_eq!(task["status"], "failed");
     assert_eq!(task["message"], "no workflow of type sync_code on site-000.test finished within 1s");
     // Nothing was started by the waits.
     let posts = served.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with("/workflows")).count();
-    assert_eq!(posts, 1, "only the teammate's deploy");
+    assert_eq!(posts, 3, "only the teammate's deploy and cache clears");
 }
 
 /// `remote:drush` and `remote:wp` run through the system's OpenSSH client against the
