@@ -6,7 +6,7 @@
 //! loop in [`run`], which owns the [`Scheduler`] and is the only sender of events. Generic
 //! over the task payload: it never looks inside, never does HTTP, never prints.
 //!
-//! Imports only the graph, events and ids.
+//! Imports only the graph, events, ids, [`crate::backoff`] and [`crate::panics`].
 
 pub mod scheduler;
 

@@ -3,8 +3,8 @@
 //! checks whether there is anything to do and ends `unchanged` when there is not.
 //!
 //! Knows Pantheon (through [`api`]); must not import the graph, the executor, events or
-//! reports. The executor reaches it through an adapter in `cli/commands/apply.rs`, and its
-//! progress through the [`OpContext`] it is given.
+//! reports. The executor reaches it through the adapter `OpRunner` in `run/apply.rs`, and
+//! its progress through the [`OpContext`] it is given.
 
 pub mod api;
 mod backups;

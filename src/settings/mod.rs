@@ -6,8 +6,9 @@
 //! is a [`Layer`] of `Option`s; [`Settings::resolve`] takes the first value set and records
 //! which layer it came from, so `-v` can say why a value is what it is.
 //!
-//! The only reader of environment variables (through the [`EnvVars`] snapshot) and of the
-//! config file. Imports only the plan model and [`crate::secret`].
+//! The only reader of environment variables (through the [`EnvVars`] snapshot, whose names are
+//! declared in [`env`]); `run/connect.rs` reads the config file into a layer for it. Imports
+//! only the plan model and [`crate::secret`].
 
 pub mod env;
 
