@@ -57,7 +57,7 @@ const SECRET_PARTS: [&str; 14] = [
 const SECRET_WORDS: [&str; 9] = ["KEY", "PAT", "PASS", "PWD", "PW", "AUTH", "DSN", "SALT", "OTP"];
 
 /// Whether a name (a variable, an option, a setting) says its value is a secret (README,
-/// "Secrets in plans"): one of [`SECRET_PARTS`] anywhere, or one of [`SECRET_WORDS`] as a
+/// "Secrets in plans"): one of `SECRET_PARTS` anywhere, or one of `SECRET_WORDS` as a
 /// word, in any case.
 #[must_use]
 pub fn looks_like_secret_name(name: &str) -> bool {
