@@ -115,7 +115,23 @@ impl Validator {
             }
         }
         self.check_limits(&settings, &jobs);
-        self.check_cycles(&jobs);
+        // From every job as written, valid or not, so that a cycle is said together with a
+        // job's other errors (every error at once).
+        let needs: Vec<(&str, Vec<(&str, SourceSpan)>)> = raw
+            .jobs
+            .iter()
+            .map(|entry| {
+                let needs = entry.value.value.needs.iter().map(|need| {
+                    let name = match &need.value {
+                        NeedRaw::Job(name) => name.as_str(),
+                        NeedRaw::Full(full) => full.job.value.as_str(),
+                    };
+                    (name, span_of(need))
+                });
+                (entry.key.value.as_str(), needs.collect())
+            })
+            .collect();
+        self.check_cycles(&needs);
         Plan { name: raw.name.as_ref().map(|n| n.value.clone()), settings, jobs }
     }
 
@@ -826,14 +842,15 @@ impl Validator {
         }
     }
 
-    fn check_cycles(&mut self, jobs: &[Job]) {
+    /// `jobs`: each job's name and the jobs it needs, with where.
+    fn check_cycles(&mut self, jobs: &[(&str, Vec<(&str, SourceSpan)>)]) {
         let mut graph: DiGraph<usize, SourceSpan> = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..jobs.len()).map(|i| graph.add_node(i)).collect();
-        let index: BTreeMap<&JobId, usize> = jobs.iter().enumerate().map(|(i, j)| (&j.id, i)).collect();
-        for (i, job) in jobs.iter().enumerate() {
-            for need in &job.needs {
-                if let Some(&target) = index.get(&need.job) {
-                    graph.add_edge(nodes[i], nodes[target], need.span);
+        let index: BTreeMap<&str, usize> = jobs.iter().enumerate().map(|(i, (name, _))| (*name, i)).collect();
+        for (i, (_, needs)) in jobs.iter().enumerate() {
+            for (need, span) in needs {
+                if let Some(&target) = index.get(need) {
+                    graph.add_edge(nodes[i], nodes[target], *span);
                 }
             }
         }
@@ -849,15 +866,15 @@ impl Validator {
         }
         cycles.sort();
         for cycle in cycles {
-            let names: Vec<&str> = cycle.iter().map(|&i| jobs[i].id.as_str()).collect();
+            let names: Vec<&str> = cycle.iter().map(|&i| jobs[i].0).collect();
             let mut path = names.join(" → ");
             path.push_str(" → ");
             path.push_str(names[0]);
             let mut error = PlanError::new(ErrorCode::Cycle, format!("jobs form a cycle: {path}"));
             for (k, &i) in cycle.iter().enumerate() {
                 let next = cycle[(k + 1) % cycle.len()];
-                if let Some(need) = jobs[i].needs.iter().find(|n| n.job == jobs[next].id) {
-                    error = error.at(need.span, format!("`{}` needs `{}`", jobs[i].id, jobs[next].id));
+                if let Some((_, span)) = jobs[i].1.iter().find(|(need, _)| *need == jobs[next].0) {
+                    error = error.at(*span, format!("`{}` needs `{}`", jobs[i].0, jobs[next].0));
                 }
             }
             self.push(error.help("remove one of these needs to break the loop"));

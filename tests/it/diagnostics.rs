@@ -117,3 +117,13 @@ fn a_glob_written_alone_is_told_to_go_in_a_list() {
     assert!(out.stderr.contains("unknown target `acme-*`"), "{}", out.stderr);
     assert!(out.stderr.contains("help: a glob goes in a list: `sites: [\"acme-*\"]`"), "{}", out.stderr);
 }
+
+#[test]
+fn a_cycle_is_reported_with_the_unknown_operation_of_one_of_its_jobs() {
+    let plan = "version: 1\njobs:\n  a:\n    run: env:deplyo\n    needs: [b]\n    on: { sites: [x], env: test }\n  b:\n    run: env:clear-cache\n    needs: [a]\n    on: { sites: [x], env: test }\n";
+    let out = crate::support::Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("unknown operation `env:deplyo`"), "{}", out.stderr);
+    assert!(out.stderr.contains("jobs form a cycle: a → b → a"), "every error at once: {}", out.stderr);
+    assert!(out.stderr.contains("has 2 problems"), "{}", out.stderr);
+}
