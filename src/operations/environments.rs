@@ -500,3 +500,15 @@ pub(super) async fn workflow_wait(
         tokio::time::sleep(ops.wake_pause()).await;
     }
 }
+
+/// `https:remove`'s check, as terminus reads the environment's settings first: without HTTPS
+/// on (`ssl_enabled`), there is nothing to remove (terminus refuses; a fleet run ends the
+/// task `unchanged`, so running a plan twice is not an error).
+pub(crate) async fn decide_https_remove(ops: &Ops, target: &Target) -> Result<Decision<()>, OpError> {
+    let env = env_of(target)?;
+    Ok(if ops.client.env_settings(&target.site_id, env).await?.ssl_enabled {
+        Decision::act((), format!("would remove the HTTPS certificate of {}.{env}", target.site))
+    } else {
+        Decision::nothing(format!("HTTPS is not enabled on {}.{env}: nothing to remove", target.site))
+    })
+}

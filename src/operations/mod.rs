@@ -322,6 +322,7 @@ impl Ops {
                 self.simple_workflow(&t, t.env.as_deref(), WorkflowType::Wipe, "environment wiped", ctx).await
             }
             OperationSpec::HttpsRemove => {
+                decide::settle!(environments::decide_https_remove(self, &t).await?);
                 self.simple_workflow(&t, t.env.as_deref(), WorkflowType::DisableSsl, "HTTPS certificate removed", ctx)
                     .await
             }

@@ -123,6 +123,7 @@ impl Ops {
                 let tool = if matches!(op, OperationSpec::RemoteDrush { .. }) { "drush" } else { "wp" };
                 change(format!("would run `{tool} {}` on the app server over SSH", command.join(" ")))
             }
+            OperationSpec::HttpsRemove => environments::decide_https_remove(self, &t).await?.preview(),
             OperationSpec::SiteUpstreamSet { upstream } => {
                 sites::decide_upstream(self, &t, &self.render(upstream)?).await?.preview()
             }

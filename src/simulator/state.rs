@@ -70,6 +70,8 @@ pub(crate) struct EnvRec {
     pub code_busy_until: f64,
     /// The automatic backup schedule: day (0 is Sunday) → (hour, ttl seconds).
     pub backup_schedule: BTreeMap<u8, (Option<u64>, u64)>,
+    /// HTTPS on (`ssl_enabled`).
+    pub https: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -229,6 +231,7 @@ impl SimState {
                         uncommitted: if e.connection == "sftp" { e.uncommitted } else { 0 },
                         code_busy_until: 0.0,
                         backup_schedule: BTreeMap::new(),
+                        https: e.https,
                     };
                     (env_id.clone(), rec)
                 })
@@ -400,6 +403,7 @@ impl SimState {
                         uncommitted: 0,
                         code_busy_until: 0.0,
                         backup_schedule: BTreeMap::new(),
+                        https: true,
                     },
                 );
             }
@@ -425,6 +429,11 @@ impl SimState {
             "unlock_environment" => {
                 if let Some(e) = site.envs.get_mut(&env) {
                     e.lock = None;
+                }
+            }
+            "disable_ssl" => {
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.https = false;
                 }
             }
             "switch_upstream" => {
@@ -704,7 +713,7 @@ impl SimState {
             "is_initialized": env.initialized,
             "site": site.id, "site_id": site.id, "environment": env_id,
             "environment_created": env.created as i64,
-            "on_server_development": env.sftp, "ssl_enabled": true, "drush_version": 10,
+            "on_server_development": env.sftp, "ssl_enabled": env.https, "drush_version": 10,
             "dns_zone": "pantheonsite.io", "styx_cluster": "styx-01.pantheon.io",
             "randseed": derived_id("randseed", &format!("{}.{env_id}", site.name)).replace('-', "").to_uppercase(),
             "target_commit": head.map(|c| c.hash.clone()).unwrap_or_default(),

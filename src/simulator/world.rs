@@ -146,6 +146,9 @@ pub struct Env {
     pub backups: u32,
     #[serde(default)]
     pub locked: bool,
+    /// HTTPS on (the settings' `ssl_enabled`); `https:remove` turns it off.
+    #[serde(default = "yes")]
+    pub https: bool,
     /// Files changed in SFTP mode and not yet committed.
     #[serde(default)]
     pub uncommitted: u32,
@@ -167,6 +170,7 @@ impl Default for Env {
             domains: Vec::new(),
             backups: 0,
             locked: false,
+            https: true,
             uncommitted: 0,
         }
     }

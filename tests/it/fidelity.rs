@@ -333,3 +333,33 @@ fn a_dropped_ssh_connection_is_tried_again_and_the_command_runs_once() {
     assert_eq!(code, 1, "{task}");
     assert!(task["message"].as_str().unwrap().starts_with("cannot reach appserver.live."), "{task}");
 }
+
+/// `https:remove` reads the environment's settings first, as terminus does: HTTPS off is
+/// nothing to remove (`unchanged`, no workflow), and a removal is not repeated.
+#[test]
+fn https_remove_reads_the_settings_and_removes_only_what_is_there() {
+    use crate::support::sim::{Served, world};
+    let text = "user: { email: a@b.example }\nsites:\n  - { name: s1, envs: { live: {}, test: { https: false } } }\n";
+    let served =
+        Served::with_world(&world(text), terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let remove = |target: &str| {
+        let out = served
+            .test()
+            .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .args(&["run", "https:remove", "--on", target, "--yes", "--allow-destructive", "--report", "json=-", "-q"])
+            .run();
+        let report: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out.code, report["tasks"][0].clone())
+    };
+    let (code, task) = remove("s1.test");
+    assert_eq!((code, task["status"].as_str()), (0, Some("unchanged")), "{task}");
+    assert_eq!(task["message"], "HTTPS is not enabled on s1.test: nothing to remove");
+    let (code, task) = remove("s1.live");
+    assert_eq!((code, task["status"].as_str()), (0, Some("succeeded")), "{task}");
+    let (code, task) = remove("s1.live");
+    assert_eq!((code, task["status"].as_str()), (0, Some("unchanged")), "removed already: {task}");
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 1, "{:?}", stats.workflows_started);
+    assert!(stats.requests.contains_key("GET sites/{site}/environments/{env}/settings"), "{:?}", stats.requests.keys());
+}

@@ -114,6 +114,9 @@ pub struct Lock {
 pub struct EnvSettings {
     #[serde(default, deserialize_with = "truthy")]
     pub is_initialized: bool,
+    /// HTTPS on (`null` on an environment that never had it).
+    #[serde(default, deserialize_with = "truthy")]
+    pub ssl_enabled: bool,
 }
 
 /// One commit of `GET …/code-log` (newest first).
