@@ -109,8 +109,8 @@ pub(crate) async fn decide_merge(_ops: &Ops, _target: &Target, from: &str, to: &
     Ok(Decision::act((), format!("would merge {from} into {to}")))
 }
 
-/// `multidev:merge-to-dev SITE.NAME`: env workflow on dev; nothing new on the multidev ends
-/// unchanged.
+/// `multidev:merge-to-dev SITE.NAME`: env workflow on dev; it always runs (see
+/// [`decide_merge`]).
 pub(super) async fn merge_to_dev(
     ops: &Ops,
     target: &Target,
@@ -129,8 +129,8 @@ pub(super) async fn merge_to_dev(
     Ok(OpOutput { changed: true, message: format!("merged {name} into dev"), data: None })
 }
 
-/// `multidev:merge-from-dev SITE.NAME`: env workflow on the multidev; nothing new on dev ends
-/// unchanged.
+/// `multidev:merge-from-dev SITE.NAME`: env workflow on the multidev; it always runs (see
+/// [`decide_merge`]).
 pub(super) async fn merge_from_dev(
     ops: &Ops,
     target: &Target,
