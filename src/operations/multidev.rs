@@ -57,8 +57,9 @@ pub(super) async fn create(
         marker: Some(ops.marker(task)),
     };
     ops.run_workflow(&start, ctx).await?;
-    // As terminus does: read the environments again and wait for the new one to answer
-    // (26 health checks a second apart), so a task that needs it finds it up.
+    // As terminus does, read the environments again and wait for the new one to answer; but
+    // with up to 26 health checks a second apart where terminus makes 3 five seconds apart
+    // (README, differences), so the wait ends within a second of the environment answering.
     if !ops.client.environments(&target.site_id).await?.contains_key(name) {
         return Err(OpError::permanent(format!(
             "the {name} environment was created but is not listed yet; it cannot be determined whether it works"
