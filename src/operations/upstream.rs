@@ -60,6 +60,16 @@ pub(super) async fn status(ops: &Ops, target: &Target) -> Result<OpOutput, OpErr
     })
 }
 
+/// The upstream's commits not yet on the site, counted as terminus counts them: the entries of
+/// `update_log`, or `behind` where the platform gives no log.
+fn upstream_commits(updates: &super::api::wire::UpstreamUpdates) -> u64 {
+    match updates.update_log.as_ref() {
+        Some(serde_json::Value::Object(log)) => log.len() as u64,
+        Some(serde_json::Value::Array(log)) => log.len() as u64,
+        _ => updates.behind.unwrap_or(0),
+    }
+}
+
 /// `upstream:updates:apply`'s check: the environment in git mode, and upstream commits it
 /// is behind (how many); none is nothing to do.
 pub(crate) async fn decide_apply(ops: &Ops, target: &Target) -> Result<Decision<u64>, OpError> {
@@ -71,7 +81,7 @@ pub(crate) async fn decide_apply(ops: &Ops, target: &Target) -> Result<Decision<
     if envs.get(env).and_then(|e| e.on_server_development).unwrap_or(false) {
         return Ok(Decision::refuse(format!("{}.{env} is in SFTP mode; git mode is needed", target.site)));
     }
-    let behind = if updates.has_code { updates.behind.unwrap_or(0) } else { 0 };
+    let behind = if updates.has_code { upstream_commits(&updates) } else { 0 };
     // terminus applies when either the upstream or Integrated Composer has updates.
     let (_, composer_updates) = composer(ops, target, env).await?;
     if behind == 0 && composer_updates == 0 {
@@ -104,4 +114,18 @@ pub(super) async fn apply(
     };
     ops.run_workflow(&start, ctx).await?;
     Ok(OpOutput { changed: true, message: format!("applied {behind} upstream commit(s)"), data: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_are_counted_from_the_log_as_terminus_counts_them() {
+        let updates = |json: &str| serde_json::from_str::<crate::operations::api::wire::UpstreamUpdates>(json).unwrap();
+        let logged = updates(r#"{"has_code":true,"behind":5,"update_log":{"a":{},"b":{},"c":{}}}"#);
+        assert_eq!(upstream_commits(&logged), 3, "the log's entries, not `behind`");
+        assert_eq!(upstream_commits(&updates(r#"{"has_code":true,"behind":2}"#)), 2, "no log: behind");
+        assert_eq!(upstream_commits(&updates(r#"{"has_code":true,"behind":2,"update_log":{}}"#)), 0);
+    }
 }
