@@ -300,6 +300,8 @@ impl Ops {
             OperationSpec::LockDisable => environments::lock(self, &t, None, ctx).await,
             OperationSpec::RedisEnable => sites::addon(self, &t, WorkflowType::EnableAddon, "cacheserver", ctx).await,
             OperationSpec::RedisDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "cacheserver", ctx).await,
+            OperationSpec::NewRelicEnable => sites::new_relic(self, &t, true, ctx).await,
+            OperationSpec::NewRelicDisable => sites::new_relic(self, &t, false, ctx).await,
             OperationSpec::SolrDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "indexserver", ctx).await,
             OperationSpec::SiteUpstreamClearCache => {
                 self.simple_workflow(&t, None, WorkflowType::ClearCodeCache, "the upstream's code cache cleared", ctx)

@@ -30,6 +30,28 @@ pub(super) async fn addon(
     Ok(OpOutput { changed: true, message: format!("{addon} {done}"), data: None })
 }
 
+/// `new-relic:enable` / `new-relic:disable`: site workflow `enable_new_relic_for_site` /
+/// `disable_new_relic_for_site` with `{"converge": true}`, as terminus sends it. terminus
+/// makes no check first, and neither does this: the platform's state of New Relic is not in
+/// anything it reads.
+pub(super) async fn new_relic(
+    ops: &Ops,
+    target: &Target,
+    enable: bool,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let kind = if enable { WorkflowType::EnableNewRelicForSite } else { WorkflowType::DisableNewRelicForSite };
+    let start = StartWorkflow {
+        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
+        kind,
+        params: json!({ "converge": true }),
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    let done = if enable { "enabled" } else { "disabled" };
+    Ok(OpOutput { changed: true, message: format!("New Relic {done}"), data: None })
+}
+
 fn org_name(m: &UserOrgMembership) -> (String, String) {
     let profile = m.organization.profile.as_ref();
     (

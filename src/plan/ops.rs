@@ -254,6 +254,8 @@ operations! {
     RedisEnable = "redis:enable", Site, Any, Workflow, Never, 30, [];
     SolrEnable = "solr:enable", Site, Any, Workflow, Never, 30, [];
     RedisDisable = "redis:disable", Site, Any, Workflow, Never, 30, [];
+    NewRelicEnable = "new-relic:enable", Site, Any, Workflow, Never, 30, [];
+    NewRelicDisable = "new-relic:disable", Site, Any, Workflow, Never, 30, [];
     SolrDisable = "solr:disable", Site, Any, Workflow, Never, 30, [];
     SiteUpstreamClearCache = "site:upstream:clear-cache", Site, Any, Workflow, Never, 30, [];
     SiteUpstreamSet = "site:upstream:set", Site, Any, Workflow, Never, 60, [req("upstream", Name)];
@@ -642,6 +644,9 @@ pub enum OperationSpec {
     SolrEnable,
     RedisDisable,
     SolrDisable,
+    /// `enable_new_relic_for_site`, `{"converge": true}`.
+    NewRelicEnable,
+    NewRelicDisable,
     SiteUpstreamClearCache,
     /// The upstream by id, machine name or label (as terminus looks it up).
     SiteUpstreamSet {
@@ -806,6 +811,8 @@ impl OperationSpec {
             | Self::SolrEnable
             | Self::RedisDisable
             | Self::SolrDisable
+            | Self::NewRelicEnable
+            | Self::NewRelicDisable
             | Self::SiteUpstreamClearCache
             | Self::EnvRotateRandomSeed
             | Self::EnvWipe
@@ -958,6 +965,8 @@ impl OperationSpec {
             K::OrgSiteList => Self::OrgSiteList { org: a.text_or("org", ""), tag: a.text("tag") },
             K::RedisDisable => Self::RedisDisable,
             K::SolrDisable => Self::SolrDisable,
+            K::NewRelicEnable => Self::NewRelicEnable,
+            K::NewRelicDisable => Self::NewRelicDisable,
             K::SiteUpstreamClearCache => Self::SiteUpstreamClearCache,
             K::SiteUpstreamSet => Self::SiteUpstreamSet { upstream: a.text_or("upstream", "") },
             K::EnvRotateRandomSeed => Self::EnvRotateRandomSeed,
@@ -1012,6 +1021,8 @@ impl OperationSpec {
             Self::OrgSiteList { .. } => K::OrgSiteList,
             Self::RedisDisable => K::RedisDisable,
             Self::SolrDisable => K::SolrDisable,
+            Self::NewRelicEnable => K::NewRelicEnable,
+            Self::NewRelicDisable => K::NewRelicDisable,
             Self::SiteUpstreamClearCache => K::SiteUpstreamClearCache,
             Self::SiteUpstreamSet { .. } => K::SiteUpstreamSet,
             Self::EnvRotateRandomSeed => K::EnvRotateRandomSeed,
@@ -1089,7 +1100,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 46);
+        assert_eq!(OperationKind::ALL.len(), 48);
     }
 
     #[test]

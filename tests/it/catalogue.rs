@@ -44,6 +44,8 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("workflow:wait", "acme-web.live", &["type=clear_cache", "max=1"]),
     ("redis:disable", "acme-blog", &[]),
     ("solr:disable", "acme-docs", &[]),
+    ("new-relic:enable", "acme-shop", &[]),
+    ("new-relic:disable", "acme-docs", &[]),
     ("site:upstream:clear-cache", "acme-docs", &[]),
     ("site:upstream:set", "acme-kids", &["upstream=empty"]),
     ("env:rotate-random-seed", "acme-docs.dev", &[]),

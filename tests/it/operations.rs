@@ -428,6 +428,18 @@ async fn addons_and_tags() {
     let (_, _, body) = only_write(&exec(OperationSpec::SolrEnable, "s1", None).await);
     assert_eq!(body["params"]["addon"], "indexserver");
     failed(&exec_with(OperationSpec::RedisEnable, "s1", None, vec![fault("enable_addon")], &[]).await, "refused");
+    // New Relic: the site workflows terminus starts, with `converge` (pantheon-api.md §5.8).
+    let (_, path, body) = only_write(&exec(OperationSpec::NewRelicEnable, "s1", None).await);
+    assert_eq!(
+        (path.as_str(), body),
+        ("workflows", json!({ "type": "enable_new_relic_for_site", "params": { "converge": true } }))
+    );
+    let (_, _, body) = only_write(&exec(OperationSpec::NewRelicDisable, "s1", None).await);
+    assert_eq!(body["type"], "disable_new_relic_for_site");
+    failed(
+        &exec_with(OperationSpec::NewRelicEnable, "s1", None, vec![fault("enable_new_relic_for_site")], &[]).await,
+        "refused",
+    );
 
     let add = OperationSpec::TagAdd { org: text("The Org"), tag: text("q4") };
     let o = exec(add, "s1", None).await;

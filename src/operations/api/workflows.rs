@@ -96,6 +96,8 @@ pub enum WorkflowType {
     SetPrimaryDomain,
     ChangeBackupSchedule,
     SwitchUpstream,
+    EnableNewRelicForSite,
+    DisableNewRelicForSite,
 }
 
 impl WorkflowType {
@@ -131,6 +133,8 @@ impl WorkflowType {
             Self::SetPrimaryDomain => "set_primary_domain",
             Self::ChangeBackupSchedule => "change_backup_schedule",
             Self::SwitchUpstream => "switch_upstream",
+            Self::EnableNewRelicForSite => "enable_new_relic_for_site",
+            Self::DisableNewRelicForSite => "disable_new_relic_for_site",
         }
     }
 }
