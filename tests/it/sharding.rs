@@ -88,6 +88,12 @@ fn the_github_actions_example_uses_commands_that_exist() {
     let text = std::fs::read_to_string(repo().join("examples/github-actions.yml")).unwrap();
     let workflow: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     assert!(workflow["jobs"]["apply"]["strategy"]["matrix"].is_string());
+    // Each shard keeps its records (cache, artifact); a last job merges them into one report.
+    assert!(workflow["jobs"]["report"]["steps"].to_string().contains("runs show"), "{workflow}");
+    for needle in ["actions/cache@v4", "restore-keys", "--resume", "merge-multiple: true", "--report html=release.html"]
+    {
+        assert!(text.contains(needle), "{needle}");
+    }
     // Two pushes never apply side by side, and an apply is never cancelled half-way.
     assert!(workflow["concurrency"]["group"].as_str().is_some_and(|g| g.contains("'apply'")), "{workflow}");
     assert_eq!(workflow["concurrency"]["cancel-in-progress"], false);
@@ -105,4 +111,66 @@ fn the_github_actions_example_uses_commands_that_exist() {
         .args(&["plan", plan.to_str().unwrap(), "--simulate", "--refresh", "--format", "markdown", "--shard", "1/4"])
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn the_gitlab_example_parses_and_uses_what_exists() {
+    let text = std::fs::read_to_string(repo().join("examples/gitlab-ci.yml")).unwrap();
+    let pipeline: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(pipeline["apply"]["resource_group"], "pantheon-release", "one apply at a time");
+    assert_eq!(pipeline["apply"]["parallel"]["matrix"][0]["SHARD"], serde_json::json!(["1/2", "2/2"]));
+    for needle in ["--shard \"$SHARD\"", "--resume", "runs show \"gitlab-$CI_PIPELINE_ID\"", "SIGTERM"] {
+        assert!(text.contains(needle), "{needle}");
+    }
+}
+
+/// The CI examples' sequence, on runners that share nothing: each shard applies with a state
+/// directory of its own (its cache), a re-run resumes its shard from it, and the last job
+/// merges the shards' runs into one directory and renders one report of the release.
+#[test]
+fn shards_on_separate_runners_merge_into_one_report() {
+    let plan = repo().join("examples/weekly-release.yml");
+    let plan = plan.to_str().unwrap();
+    let t = Test::new();
+    let shard = |which: &str, runner: &str, extra: &[&str]| {
+        let state = t.path().join(runner).join(".terminus-batch").display().to_string();
+        Test::new()
+            .in_dir(t.path())
+            .env("GITHUB_RUN_ID", "77")
+            .args(&["apply", plan, "--simulate", "--yes", "-q", "--shard", which, "--state-dir", &state])
+            .args(extra)
+            .run()
+    };
+    assert_eq!(shard("1/2", "runner-1", &[]).code, 0);
+    assert_eq!(shard("2/2", "runner-2", &[]).code, 0);
+    // "Re-run failed jobs": shard 2 on a new runner with its restored cache resumes itself.
+    let rerun = shard("2/2", "runner-2", &["--resume"]);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    // The report job: every runner's runs in one directory.
+    let merged = t.path().join("report/.terminus-batch/runs");
+    std::fs::create_dir_all(&merged).unwrap();
+    for runner in ["runner-1", "runner-2"] {
+        for run in std::fs::read_dir(t.path().join(runner).join(".terminus-batch/runs")).unwrap() {
+            let run = run.unwrap().path();
+            let to = merged.join(run.file_name().unwrap());
+            std::fs::create_dir_all(&to).unwrap();
+            for file in std::fs::read_dir(&run).unwrap() {
+                let file = file.unwrap().path();
+                std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let out = Test::new()
+        .in_dir(&t.path().join("report"))
+        .args(&["runs", "show", "github-77", "--state-dir", ".terminus-batch"])
+        .args(&["--report", "markdown=release.md", "--report", "html=release.html", "--report", "json=release.json"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("report/release.json")).unwrap()).unwrap();
+    let ids: std::collections::BTreeSet<&str> =
+        report["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 88, "the newest run of each shard: {}", report["totals"]);
+    assert_eq!(ids.len(), 88, "every task once");
+    assert!(t.path().join("report/release.html").is_file() && t.path().join("report/release.md").is_file());
 }

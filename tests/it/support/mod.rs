@@ -112,7 +112,9 @@ pub(crate) fn example_plans() -> Vec<PathBuf> {
         .map(|e| e.expect("entry").path())
         .filter(|p| {
             p.extension().is_some_and(|e| e == "yml")
-                && p.file_name().is_some_and(|n| n != "world.yml" && n != "github-actions.yml")
+                && p.file_name().is_some_and(|n| {
+                    !["world.yml", "github-actions.yml", "gitlab-ci.yml"].contains(&n.to_str().unwrap_or_default())
+                })
         })
         .collect();
     plans.sort();
