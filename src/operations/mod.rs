@@ -301,6 +301,17 @@ impl Ops {
             OperationSpec::RedisEnable => sites::addon(self, &t, WorkflowType::EnableAddon, "cacheserver", ctx).await,
             OperationSpec::RedisDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "cacheserver", ctx).await,
             OperationSpec::NewRelicEnable => sites::new_relic(self, &t, true, ctx).await,
+            OperationSpec::SiteTeamAdd { member, role } => {
+                let change = sites::TeamChange::Add { role: self.render(role)? };
+                sites::team_change(self, &t, &self.render(member)?, change, ctx).await
+            }
+            OperationSpec::SiteTeamRemove { member } => {
+                sites::team_change(self, &t, &self.render(member)?, sites::TeamChange::Remove, ctx).await
+            }
+            OperationSpec::SiteTeamRole { member, role } => {
+                let change = sites::TeamChange::Role { role: self.render(role)? };
+                sites::team_change(self, &t, &self.render(member)?, change, ctx).await
+            }
             OperationSpec::NewRelicDisable => sites::new_relic(self, &t, false, ctx).await,
             OperationSpec::SolrDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "indexserver", ctx).await,
             OperationSpec::SiteUpstreamClearCache => {

@@ -124,6 +124,17 @@ impl Ops {
                 change(format!("would run `{tool} {}` on the app server over SSH", command.join(" ")))
             }
             OperationSpec::HttpsRemove => environments::decide_https_remove(self, &t).await?.preview(),
+            OperationSpec::SiteTeamAdd { member, role } => {
+                let change = sites::TeamChange::Add { role: self.render(role)? };
+                sites::decide_team(self, &t, &self.render(member)?, &change).await?.preview()
+            }
+            OperationSpec::SiteTeamRemove { member } => {
+                sites::decide_team(self, &t, &self.render(member)?, &sites::TeamChange::Remove).await?.preview()
+            }
+            OperationSpec::SiteTeamRole { member, role } => {
+                let change = sites::TeamChange::Role { role: self.render(role)? };
+                sites::decide_team(self, &t, &self.render(member)?, &change).await?.preview()
+            }
             OperationSpec::SiteUpstreamSet { upstream } => {
                 sites::decide_upstream(self, &t, &self.render(upstream)?).await?.preview()
             }

@@ -52,6 +52,80 @@ pub(super) async fn new_relic(
     Ok(OpOutput { changed: true, message: format!("New Relic {done}"), data: None })
 }
 
+/// A change to a site's team (`site:team:add`, `remove`, `role`).
+pub(crate) enum TeamChange {
+    Add { role: String },
+    Remove,
+    Role { role: String },
+}
+
+/// The check of a team change, from the site's team (`sites/{site}/memberships/users`): the
+/// member by email (any case). Adding a member already so, removing one not there, or giving
+/// a role already held is nothing to do; adding one there with another role, or changing the
+/// role of one not there, is refused. Acts with the workflow type and its parameters.
+pub(crate) async fn decide_team(
+    ops: &Ops,
+    target: &Target,
+    member: &str,
+    change: &TeamChange,
+) -> Result<Decision<(WorkflowType, Value)>, OpError> {
+    let team = ops.client.site_users(&target.site_id).await?;
+    let found = team.iter().find(|m| m.user.email.eq_ignore_ascii_case(member));
+    let site = &target.site;
+    Ok(match (change, found) {
+        (TeamChange::Add { role }, None) => Decision::act(
+            (WorkflowType::AddSiteUserMembership, json!({ "user_email": member, "role": role })),
+            format!("would add {member} to {site}'s team as {role}"),
+        ),
+        (TeamChange::Add { role }, Some(m)) if m.role.as_deref() == Some(role.as_str()) => {
+            Decision::nothing(format!("{member} is on {site}'s team as {role} already"))
+        }
+        (TeamChange::Add { .. }, Some(m)) => Decision::refuse(format!(
+            "{member} is on {site}'s team as {} already (site:team:role changes a role)",
+            m.role.as_deref().unwrap_or("a member")
+        )),
+        (TeamChange::Remove, None) => Decision::nothing(format!("{member} is not on {site}'s team")),
+        (TeamChange::Remove, Some(m)) => Decision::act(
+            (WorkflowType::RemoveSiteUserMembership, json!({ "user_id": m.id })),
+            format!("would remove {member} from {site}'s team"),
+        ),
+        (TeamChange::Role { .. }, None) => Decision::refuse(format!("{member} is not on {site}'s team")),
+        (TeamChange::Role { role }, Some(m)) if m.role.as_deref() == Some(role.as_str()) => {
+            Decision::nothing(format!("{member} is {role} on {site}'s team already"))
+        }
+        (TeamChange::Role { role }, Some(m)) => Decision::act(
+            (WorkflowType::UpdateSiteUserMembership, json!({ "user_id": m.id, "role": role })),
+            format!("would make {member} {role} on {site}'s team"),
+        ),
+    })
+}
+
+/// `site:team:add` / `remove` / `role`: the site workflow terminus starts, after
+/// [`decide_team`].
+pub(super) async fn team_change(
+    ops: &Ops,
+    target: &Target,
+    member: &str,
+    change: TeamChange,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let (kind, params) = settle!(decide_team(ops, target, member, &change).await?);
+    let start = StartWorkflow {
+        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
+        kind,
+        params,
+        marker: None,
+    };
+    ops.run_workflow(&start, ctx).await?;
+    let site = &target.site;
+    let message = match change {
+        TeamChange::Add { role } => format!("added {member} to {site}'s team as {role}"),
+        TeamChange::Remove => format!("removed {member} from {site}'s team"),
+        TeamChange::Role { role } => format!("made {member} {role} on {site}'s team"),
+    };
+    Ok(OpOutput { changed: true, message, data: None })
+}
+
 fn org_name(m: &UserOrgMembership) -> (String, String) {
     let profile = m.organization.profile.as_ref();
     (

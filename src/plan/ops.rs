@@ -255,6 +255,9 @@ operations! {
     SolrEnable = "solr:enable", Site, Any, Workflow, Never, 30, [];
     RedisDisable = "redis:disable", Site, Any, Workflow, Never, 30, [];
     NewRelicEnable = "new-relic:enable", Site, Any, Workflow, Never, 30, [];
+    SiteTeamAdd = "site:team:add", Site, Any, Workflow, Never, 30, [req("member", Name), opt("role", Name, Some("team_member"))];
+    SiteTeamRemove = "site:team:remove", Site, Any, Workflow, Never, 30, [req("member", Name)];
+    SiteTeamRole = "site:team:role", Site, Any, Workflow, Never, 30, [req("member", Name), req("role", Name)];
     NewRelicDisable = "new-relic:disable", Site, Any, Workflow, Never, 30, [];
     SolrDisable = "solr:disable", Site, Any, Workflow, Never, 30, [];
     SiteUpstreamClearCache = "site:upstream:clear-cache", Site, Any, Workflow, Never, 30, [];
@@ -644,6 +647,20 @@ pub enum OperationSpec {
     SolrEnable,
     RedisDisable,
     SolrDisable,
+    /// `add_site_user_membership` `{user_email, role}`; a member already so is nothing to do.
+    SiteTeamAdd {
+        member: Text,
+        role: Text,
+    },
+    /// `remove_site_user_membership` `{user_id}`; one not on the team is nothing to do.
+    SiteTeamRemove {
+        member: Text,
+    },
+    /// `update_site_user_membership` `{user_id, role}`.
+    SiteTeamRole {
+        member: Text,
+        role: Text,
+    },
     /// `enable_new_relic_for_site`, `{"converge": true}`.
     NewRelicEnable,
     NewRelicDisable,
@@ -790,6 +807,8 @@ impl OperationSpec {
             }
             Self::LockEnable { username, .. } => vec![username],
             Self::TagAdd { org, tag } | Self::TagRemove { org, tag } => vec![org, tag],
+            Self::SiteTeamAdd { member, role } | Self::SiteTeamRole { member, role } => vec![member, role],
+            Self::SiteTeamRemove { member } => vec![member],
             Self::SiteList { org, tag, upstream, framework } => {
                 [org, tag, upstream, framework].into_iter().flatten().collect()
             }
@@ -966,6 +985,11 @@ impl OperationSpec {
             K::RedisDisable => Self::RedisDisable,
             K::SolrDisable => Self::SolrDisable,
             K::NewRelicEnable => Self::NewRelicEnable,
+            K::SiteTeamAdd => {
+                Self::SiteTeamAdd { member: a.text_or("member", ""), role: a.text_or("role", "team_member") }
+            }
+            K::SiteTeamRemove => Self::SiteTeamRemove { member: a.text_or("member", "") },
+            K::SiteTeamRole => Self::SiteTeamRole { member: a.text_or("member", ""), role: a.text_or("role", "") },
             K::NewRelicDisable => Self::NewRelicDisable,
             K::SiteUpstreamClearCache => Self::SiteUpstreamClearCache,
             K::SiteUpstreamSet => Self::SiteUpstreamSet { upstream: a.text_or("upstream", "") },
@@ -1022,6 +1046,9 @@ impl OperationSpec {
             Self::RedisDisable => K::RedisDisable,
             Self::SolrDisable => K::SolrDisable,
             Self::NewRelicEnable => K::NewRelicEnable,
+            Self::SiteTeamAdd { .. } => K::SiteTeamAdd,
+            Self::SiteTeamRemove { .. } => K::SiteTeamRemove,
+            Self::SiteTeamRole { .. } => K::SiteTeamRole,
             Self::NewRelicDisable => K::NewRelicDisable,
             Self::SiteUpstreamClearCache => K::SiteUpstreamClearCache,
             Self::SiteUpstreamSet { .. } => K::SiteUpstreamSet,
@@ -1100,7 +1127,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 48);
+        assert_eq!(OperationKind::ALL.len(), 51);
     }
 
     #[test]

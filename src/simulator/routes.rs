@@ -330,7 +330,14 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
             let item = json!({ "id": state.user_id, "user_id": state.user_id, "site_id": site, "role": "owner",
                                "archived": false, "invited_by_id": state.user_id, "key": state.user_id,
                                "user": state.user_json() });
-            page(state, &format!("site-users:{site}"), vec![item], ctx)
+            // The members workflows added, after the owner.
+            let members = state.sites[site].team.iter().map(|m| {
+                json!({ "id": m.id, "user_id": m.id, "site_id": site, "role": m.role, "archived": false,
+                        "invited_by_id": state.user_id, "key": m.id,
+                        "user": { "id": m.id, "email": m.email, "profile": { "firstname": null, "lastname": null } } })
+            });
+            let items = std::iter::once(item).chain(members).collect();
+            page(state, &format!("site-users:{site}"), items, ctx)
         }
         Route::SiteOrgs(site) => {
             let Some(s) = state.sites.get(site) else { return site_missing() };
@@ -702,6 +709,9 @@ const SITE_TYPES: &[&str] = &[
     "delete_environment_branch",
     "enable_new_relic_for_site",
     "disable_new_relic_for_site",
+    "add_site_user_membership",
+    "remove_site_user_membership",
+    "update_site_user_membership",
 ];
 
 fn start_workflow(state: &mut SimState, site_id: &str, env: Option<&String>, ctx: &Ctx<'_>) -> Answer {

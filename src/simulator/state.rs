@@ -94,6 +94,16 @@ pub(crate) struct SiteRec {
     /// Newest last.
     pub commits: Vec<CommitRec>,
     pub addons: BTreeSet<String>,
+    /// Team members workflows added (the owner, the world's user, is not among them).
+    pub team: Vec<TeamMember>,
+}
+
+/// A member of a site's team.
+#[derive(Clone, Debug)]
+pub(crate) struct TeamMember {
+    pub id: String,
+    pub email: String,
+    pub role: String,
 }
 
 /// How a workflow ends.
@@ -257,6 +267,7 @@ impl SimState {
                     envs,
                     commits,
                     addons: BTreeSet::new(),
+                    team: Vec::new(),
                 },
             );
         }
@@ -434,6 +445,24 @@ impl SimState {
             "disable_ssl" => {
                 if let Some(e) = site.envs.get_mut(&env) {
                     e.https = false;
+                }
+            }
+            "add_site_user_membership" => {
+                let email = param_str("user_email").unwrap_or_default();
+                let role = param_str("role").unwrap_or_else(|| "team_member".to_owned());
+                if !site.team.iter().any(|m| m.email.eq_ignore_ascii_case(&email)) {
+                    let id = derived_id("user", &email.to_ascii_lowercase());
+                    site.team.push(TeamMember { id, email, role });
+                }
+            }
+            "remove_site_user_membership" => {
+                let id = param_str("user_id").unwrap_or_default();
+                site.team.retain(|m| m.id != id);
+            }
+            "update_site_user_membership" => {
+                let id = param_str("user_id").unwrap_or_default();
+                if let Some(m) = site.team.iter_mut().find(|m| m.id == id) {
+                    m.role = param_str("role").unwrap_or_else(|| m.role.clone());
                 }
             }
             "switch_upstream" => {

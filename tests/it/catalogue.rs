@@ -45,6 +45,10 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("redis:disable", "acme-blog", &[]),
     ("solr:disable", "acme-docs", &[]),
     ("new-relic:enable", "acme-shop", &[]),
+    ("site:team:add", "acme-kids", &["member=new@example.com"]),
+    ("site:team:remove", "acme-news", &["member=gone@example.com"]),
+    // The owner is the owner already: nothing to do, through the same path.
+    ("site:team:role", "acme-careers", &["member=ops@acme.example", "role=owner"]),
     ("new-relic:disable", "acme-docs", &[]),
     ("site:upstream:clear-cache", "acme-docs", &[]),
     ("site:upstream:set", "acme-kids", &["upstream=empty"]),

@@ -645,3 +645,85 @@ async fn fleet_operations_send_terminus_s_workflows() {
     );
     unchanged(&exec(OperationSpec::DomainPrimaryRemove, "s1", Some("live")).await);
 }
+
+/// `site:team:add`, `site:team:role` and `site:team:remove`: the site workflows terminus
+/// starts, each checked first against the site's team, so a change already made is nothing
+/// to do and one that cannot be made fails before any workflow.
+#[test]
+fn site_team_changes_are_checked_against_the_team_first() {
+    let plan = "version: 1
+jobs:
+  add:
+    run: site:team:add
+    on: { sites: [acme-web] }
+    with: { member: Dev@Example.com }
+  add-again:
+    run: site:team:add
+    needs: [add]
+    on: { sites: [acme-web] }
+    with: { member: dev@example.com }
+  promote:
+    run: site:team:role
+    needs: [add-again]
+    on: { sites: [acme-web] }
+    with: { member: dev@example.com, role: developer }
+  add-other-role:
+    run: site:team:add
+    needs: [promote]
+    on: { sites: [acme-web] }
+    with: { member: dev@example.com }
+  role-of-nobody:
+    run: site:team:role
+    on: { sites: [acme-blog] }
+    with: { member: nobody@example.com, role: developer }
+";
+    let t = crate::support::Test::new().file("plan.yml", plan);
+    let out = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
+        .run();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let status = |job: &str| {
+        let task = report["tasks"].as_array().unwrap().iter().find(|t| t["job"] == job).unwrap().clone();
+        (task["status"].as_str().unwrap().to_owned(), task["message"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("add").0, "succeeded", "{:?}", status("add"));
+    assert_eq!(status("add-again").0, "unchanged", "the member is there, any case: {:?}", status("add-again"));
+    assert_eq!(status("promote").0, "succeeded", "{:?}", status("promote"));
+    let other = status("add-other-role");
+    assert_eq!(other.0, "failed", "{other:?}");
+    assert!(other.1.contains("as developer already"), "{other:?}");
+    let nobody = status("role-of-nobody");
+    assert_eq!(nobody.0, "failed");
+    assert!(nobody.1.contains("is not on acme-blog's team"), "{nobody:?}");
+    assert_eq!(report["simulator"]["workflows_total"], 2, "add and promote only: {}", report["simulator"]);
+    // Removing: once, then nothing to do.
+    let plan = "version: 1
+jobs:
+  add:
+    run: site:team:add
+    on: { sites: [acme-web] }
+    with: { member: ops2@example.com, role: developer }
+  remove:
+    run: site:team:remove
+    needs: [add]
+    on: { sites: [acme-web] }
+    with: { member: OPS2@example.com }
+  remove-again:
+    run: site:team:remove
+    needs: [remove]
+    on: { sites: [acme-web] }
+    with: { member: ops2@example.com }
+";
+    std::fs::write(t.path().join("plan.yml"), plan).unwrap();
+    let out = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let statuses: Vec<&str> =
+        report["tasks"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["succeeded", "succeeded", "unchanged"], "{report}");
+    assert_eq!(report["simulator"]["workflows_total"], 2);
+}

@@ -98,6 +98,9 @@ pub enum WorkflowType {
     SwitchUpstream,
     EnableNewRelicForSite,
     DisableNewRelicForSite,
+    AddSiteUserMembership,
+    RemoveSiteUserMembership,
+    UpdateSiteUserMembership,
 }
 
 impl WorkflowType {
@@ -135,6 +138,9 @@ impl WorkflowType {
             Self::SwitchUpstream => "switch_upstream",
             Self::EnableNewRelicForSite => "enable_new_relic_for_site",
             Self::DisableNewRelicForSite => "disable_new_relic_for_site",
+            Self::AddSiteUserMembership => "add_site_user_membership",
+            Self::RemoveSiteUserMembership => "remove_site_user_membership",
+            Self::UpdateSiteUserMembership => "update_site_user_membership",
         }
     }
 }
