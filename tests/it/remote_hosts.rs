@@ -125,3 +125,45 @@ fn a_command_a_killed_run_may_have_run_is_not_run_again_unless_idempotent() {
         }
     }
 }
+
+/// A real run's path, not the rehearsal's: against the API (a served simulator, not
+/// `--simulate`), `ssh` on the PATH is a stand-in that records its arguments, as the issue's
+/// wrapper did. It gets terminus's options and host key checks, and no simulator config.
+#[test]
+fn a_real_run_calls_ssh_with_terminus_s_options_and_host_key_checks() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let served = crate::support::sim::Served::new(crate::support::sim::fast(0.001));
+    let t = crate::support::Test::new();
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = t.path().join("ssh-args");
+    let fake = bin.join("ssh");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho ' [success] Cache rebuild complete.'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+        .env("PATH", &path)
+        .args(&["run", "remote:drush", "--on", "acme-shop.live", "--with", "command=[cr]", "--yes", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let args: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    for option in ["BatchMode=yes", "StrictHostKeyChecking=accept-new", "AddressFamily=inet", "ConnectTimeout=30"] {
+        assert!(args.iter().any(|a| a == option), "{option}: {args:?}");
+    }
+    assert!(args.iter().any(|a| a.starts_with("SetEnv=TRACE_ID=")), "{args:?}");
+    assert!(args.windows(2).any(|w| w[0] == "-p" && w[1] == "2222"), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a == "-F" || a.contains("StrictHostKeyChecking=no")),
+        "no rehearsal options: {args:?}"
+    );
+    let (host, command) = (&args[args.len() - 2], &args[args.len() - 1]);
+    assert!(host.starts_with("live.") && host.contains("@appserver.live.") && host.ends_with(".drush.in"), "{host}");
+    assert!(command.starts_with("TRACE_ID=") && command.ends_with(" drush 'cr'"), "{command}");
+    served.stop();
+}
