@@ -792,7 +792,7 @@ fn is_loopback(url: &Url) -> bool {
 }
 
 /// Retry delay number `attempt` (1-based), capped for requests.
-fn backoff(base: Duration, attempt: u32) -> Duration {
+pub(super) fn backoff(base: Duration, attempt: u32) -> Duration {
     crate::backoff::delay(base, attempt, BACKOFF_CAP)
 }
 

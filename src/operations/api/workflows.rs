@@ -197,7 +197,7 @@ impl ApiClient {
                 return Err(error);
             }
             warn!(kind = %start.kind, site, "the workflow POST may have reached the platform ({error}); looking for it");
-            let wait = backoff_after(config.backoff, tries);
+            let wait = super::backoff(config.backoff, tries);
             match self.find_started(start, posted_at).await {
                 Ok(Some(workflow)) => return Ok(workflow),
                 Ok(None) if resend_when_absent(&error) => {}
@@ -215,15 +215,13 @@ impl ApiClient {
                 let last = Box::new(error.cause().clone());
                 return Err(ApiError::new(&label, ApiErrorKind::Exhausted { attempts: tries, last }));
             }
-            if gateway(&error) {
-                // A gateway's error may come before the platform behind it has finished:
-                // look once more after the wait before sending again.
-                tokio::time::sleep(wait).await;
-                if let Ok(Some(workflow)) = self.find_started(start, posted_at).await {
-                    return Ok(workflow);
-                }
-            } else {
-                tokio::time::sleep(wait).await;
+            tokio::time::sleep(wait).await;
+            // A gateway's error may come before the platform behind it has finished: look
+            // once more before sending again.
+            if gateway(&error)
+                && let Ok(Some(workflow)) = self.find_started(start, posted_at).await
+            {
+                return Ok(workflow);
             }
             debug!(kind = %start.kind, site, attempt = tries + 1, "no workflow was started: sending the POST again");
         }
@@ -252,11 +250,6 @@ fn resend_when_absent(error: &ApiError) -> bool {
 /// A gateway's 5xx (502, 504): the platform behind it may answer later than the gateway did.
 fn gateway(error: &ApiError) -> bool {
     matches!(error.status(), Some(502 | 504))
-}
-
-/// The wait before sending a workflow POST again: the request retries' backoff.
-fn backoff_after(base: Duration, tries: u32) -> Duration {
-    crate::backoff::delay(base, tries, Duration::from_secs(30))
 }
 
 /// A failure after which the platform may have created the workflow anyway.
