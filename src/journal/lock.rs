@@ -53,9 +53,14 @@ impl Holder {
     /// "run R of PLAN (process N on HOST)", for messages.
     #[must_use]
     pub fn describe(&self) -> String {
+        format!("run {} of {} (process {}{})", self.run_id, self.plan_path, self.pid, self.whence())
+    }
+
+    /// Where it runs, after its process id: " on HOST, CI job URL", as far as known.
+    fn whence(&self) -> String {
         let host = self.host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
         let job = self.ci_job.as_deref().map(|j| format!(", CI job {j}")).unwrap_or_default();
-        format!("run {} of {} (process {}{host}{job})", self.run_id, self.plan_path, self.pid)
+        format!("{host}{job}")
     }
 }
 
@@ -165,12 +170,10 @@ impl Lock {
                     let current: Option<Holder> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
                     match current {
                         Some(h) if alive(&h) && h.pid != std::process::id() => {
-                            let host = h.host.as_deref().map(|h| format!(" on {h}")).unwrap_or_default();
-                            let job = h.ci_job.as_deref().map(|j| format!(", CI job {j}")).unwrap_or_default();
                             return Err(LockError::Held {
+                                whence: h.whence(),
                                 plan: h.plan_path,
                                 pid: h.pid,
-                                whence: format!("{host}{job}"),
                                 run: h.run_id,
                                 started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
                                 path: path.display().to_string(),

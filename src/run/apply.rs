@@ -256,25 +256,21 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
     // state directory of its own, is the same plan.
     let real = std::fs::canonicalize(&prepared.source.path).ok();
     let file_lock = match real {
-        Some(real) => Lock::acquire_file(&real, &holder).map_err(|e| match e {
-            held @ LockError::Held { .. } => RunError::Refused(held.to_string()),
-            io @ LockError::Io { .. } => RunError::State(Box::new(StateError::Lock(io))),
-        })?,
+        Some(real) => Lock::acquire_file(&real, &holder)?,
         None => None,
     };
-    let mut unknown = None;
     if let Some(earlier) = &earlier {
         connection.client.claim_known(earlier.known_workflows.iter().cloned());
     }
+    let unknown = earlier.as_ref().and_then(|e| {
+        let run = e.run_id();
+        let since = e.unknown_since?;
+        tracing::warn!(
+            "run {run}'s journal records nothing past its header: each task first looks for a workflow it may have started"
+        );
+        Some(Prior::Attempted { since_unix: since, run: run.to_owned() })
+    });
     let (newest, priors) = match earlier {
-        Some(Earlier { newest, priors, unknown_since: Some(since), .. }) => {
-            tracing::warn!(
-                "run {}'s journal records nothing past its header: each task first looks for a workflow it may have started",
-                newest.header.run_id
-            );
-            unknown = Some(Prior::Attempted { since_unix: since, run: newest.header.run_id.clone() });
-            (Some(newest), priors)
-        }
         Some(Earlier { newest, priors, .. }) => (Some(newest), priors),
         None => (None, BTreeMap::new()),
     };
@@ -472,11 +468,10 @@ fn take_lock(options: &ApplyOptions, holder: &Holder) -> Result<Lock, RunError> 
                             waited.unwrap_or_default()
                         )));
                     }
-                    // Another run holds it: a refusal, as for any other reason not to start.
-                    None => return Err(RunError::Refused(held.to_string())),
+                    None => return Err(held.into()),
                 }
             }
-            Err(io @ LockError::Io { .. }) => return Err(RunError::State(Box::new(StateError::Lock(io)))),
+            Err(io @ LockError::Io { .. }) => return Err(io.into()),
         }
     }
 }

@@ -35,6 +35,18 @@ pub enum RunError {
     State(#[source] Box<StateError>),
 }
 
+impl From<crate::journal::lock::LockError> for RunError {
+    /// A lock another live run holds is a refusal, as any other reason not to start; one that
+    /// cannot be taken is the state directory's failure.
+    fn from(e: crate::journal::lock::LockError) -> Self {
+        use crate::journal::lock::LockError;
+        match e {
+            held @ LockError::Held { .. } => Self::Refused(held.to_string()),
+            io @ LockError::Io { .. } => Self::State(Box::new(StateError::Lock(io))),
+        }
+    }
+}
+
 /// What the state directory refused, with the operating system's error as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
