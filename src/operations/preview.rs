@@ -71,6 +71,9 @@ impl Ops {
         {
             return Ok(finding(format!("{}.{env} does not exist", target.site)));
         }
+        if let Some((tool, words, _)) = op.remote() {
+            return Ok(change(format!("would run `{tool} {}` on the app server over SSH", words.join(" "))));
+        }
         let t = Target { site_id: site_id.clone(), ..target.clone() };
         // The same check the run makes before it acts (`decide`), shown instead of acted on.
         let preview = match op {
@@ -119,10 +122,6 @@ impl Ops {
                 backups::decide_schedule(self, &t, *day, *keep_for_days).await?.preview()
             }
             OperationSpec::BackupAutomaticDisable => backups::decide_unschedule(self, &t).await?.preview(),
-            OperationSpec::RemoteDrush { command, .. } | OperationSpec::RemoteWp { command, .. } => {
-                let tool = if matches!(op, OperationSpec::RemoteDrush { .. }) { "drush" } else { "wp" };
-                change(format!("would run `{tool} {}` on the app server over SSH", command.join(" ")))
-            }
             OperationSpec::HttpsRemove => environments::decide_https_remove(self, &t).await?.preview(),
             OperationSpec::SiteTeamAdd { member, role } => {
                 let change = sites::TeamChange::Add { role: self.render(role)? };

@@ -795,6 +795,17 @@ impl ArgReader<'_> {
 }
 
 impl OperationSpec {
+    /// A remote command's tool (`drush` or `wp`), its words, and whether its job says it is
+    /// idempotent; `None` for every other operation.
+    #[must_use]
+    pub fn remote(&self) -> Option<(&'static str, &[String], bool)> {
+        match self {
+            Self::RemoteDrush { command, idempotent, .. } => Some(("drush", command, *idempotent)),
+            Self::RemoteWp { command, idempotent, .. } => Some(("wp", command, *idempotent)),
+            _ => None,
+        }
+    }
+
     /// The texts an operation sends, each of which may reference `${{ env.NAME }}`.
     fn texts(&self) -> Vec<&Text> {
         match self {

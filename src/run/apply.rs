@@ -729,12 +729,12 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             };
             // A remote command an earlier run started and did not see end may have run: it is
             // not run again unless its job says running it twice does no harm.
-            if let (Some(Prior::Attempted { run, .. }), Some((shown, false))) = (&prior, remote_command(&task.payload))
-            {
+            if let (Some(Prior::Attempted { run, .. }), Some((tool, words, false))) = (&prior, task.payload.remote()) {
                 return Err(TaskError {
                     message: format!(
-                        "`{shown}` may have run in run {run} (its end was not recorded); not run again (its job may \
-                         say `idempotent: true`)"
+                        "`{tool} {}` may have run in run {run} (its end was not recorded); not run again (its job \
+                         may say `idempotent: true`)",
+                        words.join(" ")
                     ),
                     class: ErrorClass::Permanent,
                 });
@@ -772,17 +772,6 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 }),
             }
         }
-    }
-}
-
-/// A remote command task's command as shown, and whether its job says it is idempotent.
-fn remote_command(spec: &OperationSpec) -> Option<(String, bool)> {
-    match spec {
-        OperationSpec::RemoteDrush { command, idempotent, .. } => {
-            Some((format!("drush {}", command.join(" ")), *idempotent))
-        }
-        OperationSpec::RemoteWp { command, idempotent, .. } => Some((format!("wp {}", command.join(" ")), *idempotent)),
-        _ => None,
     }
 }
 
