@@ -10,6 +10,16 @@ use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target};
 
+/// A workflow of `kind` on the site itself (no environment), with `params`.
+fn on_site(target: &Target, kind: WorkflowType, params: Value) -> StartWorkflow {
+    StartWorkflow {
+        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
+        kind,
+        params,
+        marker: None,
+    }
+}
+
 /// `redis:enable` / `solr:enable` (site workflow `enable_addon`) and `redis:disable` /
 /// `solr:disable` (`disable_addon`), with the add-on's platform name.
 pub(super) async fn addon(
@@ -19,12 +29,7 @@ pub(super) async fn addon(
     addon: &str,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
-    let start = StartWorkflow {
-        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind,
-        params: json!({ "addon": addon }),
-        marker: None,
-    };
+    let start = on_site(target, kind, json!({ "addon": addon }));
     ops.run_workflow(&start, ctx).await?;
     let done = if kind == WorkflowType::DisableAddon { "disabled" } else { "enabled" };
     Ok(OpOutput { changed: true, message: format!("{addon} {done}"), data: None })
@@ -41,12 +46,7 @@ pub(super) async fn new_relic(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let kind = if enable { WorkflowType::EnableNewRelicForSite } else { WorkflowType::DisableNewRelicForSite };
-    let start = StartWorkflow {
-        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind,
-        params: json!({ "converge": true }),
-        marker: None,
-    };
+    let start = on_site(target, kind, json!({ "converge": true }));
     ops.run_workflow(&start, ctx).await?;
     let done = if enable { "enabled" } else { "disabled" };
     Ok(OpOutput { changed: true, message: format!("New Relic {done}"), data: None })
@@ -110,12 +110,7 @@ pub(super) async fn team_change(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let (kind, params) = settle!(decide_team(ops, target, member, &change).await?);
-    let start = StartWorkflow {
-        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind,
-        params,
-        marker: None,
-    };
+    let start = on_site(target, kind, params);
     ops.run_workflow(&start, ctx).await?;
     let site = &target.site;
     let message = match change {
@@ -340,12 +335,7 @@ pub(super) async fn set_upstream(
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let upstream = settle!(decide_upstream(ops, target, wanted).await?);
-    let start = StartWorkflow {
-        scope: WorkflowScope::Site { site_id: target.site_id.clone(), env: None },
-        kind: WorkflowType::SwitchUpstream,
-        params: serde_json::json!({ "upstream_id": upstream.id }),
-        marker: None,
-    };
+    let start = on_site(target, WorkflowType::SwitchUpstream, serde_json::json!({ "upstream_id": upstream.id }));
     ops.run_workflow(&start, ctx).await?;
     Ok(OpOutput {
         changed: true,
