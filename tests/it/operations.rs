@@ -677,12 +677,18 @@ jobs:
     on: { sites: [acme-blog] }
     with: { member: nobody@example.com, role: developer }
 ";
-    let t = crate::support::Test::new().file("plan.yml", plan);
-    let out = crate::support::Test::new()
-        .in_dir(t.path())
-        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
-        .run();
-    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let t = crate::support::Test::new();
+    // Applies `plan` under --simulate: its exit code and JSON report.
+    let apply = |plan: &str| {
+        std::fs::write(t.path().join("plan.yml"), plan).unwrap();
+        let out = crate::support::Test::new()
+            .in_dir(t.path())
+            .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
+            .run();
+        let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out.code, report)
+    };
+    let (_, report) = apply(plan);
     let status = |job: &str| {
         let task = report["tasks"].as_array().unwrap().iter().find(|t| t["job"] == job).unwrap().clone();
         (task["status"].as_str().unwrap().to_owned(), task["message"].as_str().unwrap().to_owned())
@@ -715,13 +721,8 @@ jobs:
     on: { sites: [acme-web] }
     with: { member: ops2@example.com }
 ";
-    std::fs::write(t.path().join("plan.yml"), plan).unwrap();
-    let out = crate::support::Test::new()
-        .in_dir(t.path())
-        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
-        .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let (code, report) = apply(plan);
+    assert_eq!(code, 0, "{report}");
     let statuses: Vec<&str> =
         report["tasks"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["succeeded", "succeeded", "unchanged"], "{report}");
