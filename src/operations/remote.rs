@@ -141,9 +141,20 @@ pub(super) async fn run(
     timeout: Duration,
     ctx: &impl super::OpContext,
 ) -> Result<OpOutput, OpError> {
+    let env = env_of(target)?;
+    // As terminus: an environment that does not exist fails before any connection (ssh would
+    // only say "Permission denied"), and one in git mode is said to be.
+    let envs = ops.client.environments(&target.site_id).await?;
+    let Some(environment) = envs.get(env) else {
+        return Err(OpError::permanent(format!("{}.{env} does not exist; nothing ran", target.site)));
+    };
+    let git_mode = env != "test" && env != "live" && environment.on_server_development == Some(false);
+    // On record before the command can run: a crash from here on leaves "may have run". One
+    // record serves the connections below: only one that never ran is tried again.
+    ctx.attempt_starting().await?;
     let mut attempt = 1;
     loop {
-        match once(ops, target, call, timeout, ctx).await {
+        match once(ops, target, call, timeout, git_mode, ctx).await {
             Err(e) if e.transient && attempt < CONNECTS => {
                 let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
@@ -165,19 +176,11 @@ async fn once(
     target: &Target,
     call: &Call<'_>,
     timeout: Duration,
+    git_mode: bool,
     ctx: &impl super::OpContext,
 ) -> Result<OpOutput, OpError> {
     let (tool, words) = (call.tool, call.words);
     let env = env_of(target)?;
-    // As terminus: an environment that does not exist fails before any connection (ssh would
-    // only say "Permission denied"), and one in git mode is said to be.
-    let envs = ops.client.environments(&target.site_id).await?;
-    let Some(environment) = envs.get(env) else {
-        return Err(OpError::permanent(format!("{}.{env} does not exist; nothing ran", target.site)));
-    };
-    let git_mode = env != "test" && env != "live" && environment.on_server_development == Some(false);
-    // On record before the command can run: a crash from here on leaves "may have run".
-    ctx.attempt_starting().await?;
     let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
     let user = format!("{env}.{}", target.site_id);
     let host = format!("appserver.{env}.{}.drush.in", target.site_id);
