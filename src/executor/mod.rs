@@ -371,21 +371,13 @@ where
     let mut lost = false;
     let mut statuses: Vec<Option<Status>> = vec![None; metas.len()];
 
-    let finish = |sink: &mut Recording<'_>, statuses: &mut Vec<Option<Status>>, task: usize, outcome: Outcome, at| {
-        statuses[task] = Some(outcome.status);
-        sink.emit(&Event::TaskFinished { task, outcome, at });
-    };
-
     loop {
         if let Some(error) = sink.error.as_ref().filter(|_| !unrecorded) {
             // Nothing more starts: what it did could not be told to a resume.
             unrecorded = true;
             let reason = format!("{error}; starting nothing more");
-            let at = clock.now_ms();
-            sink.emit(&Event::Draining { reason, in_flight: set.len(), waiting: true, at });
-            for skip in sched.drain("not started: the run's record could not be written") {
-                finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
-            }
+            let skip = "not started: the run's record could not be written";
+            stop_starting(sink, &mut sched, &mut statuses, reason, skip, set.len(), clock.now_ms());
         }
         while let Some(i) = sched.start_next() {
             if let Some(done) = graph.node(i).and_then(|p| runner.carried(p)) {
@@ -541,16 +533,8 @@ where
             }
             () = controls.halt.token.cancelled(), if halted.is_none() => {
                 let reason = controls.halt.reason();
-                let at = clock.now_ms();
-                sink.emit(&Event::Draining {
-                    reason: format!("{reason}; starting nothing more"),
-                    in_flight: set.len(),
-                    waiting: true,
-                    at,
-                });
-                for skip in sched.drain(&format!("not started: {reason}")) {
-                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
-                }
+                let (said, skip) = (format!("{reason}; starting nothing more"), format!("not started: {reason}"));
+                stop_starting(sink, &mut sched, &mut statuses, said, &skip, set.len(), clock.now_ms());
                 halted = Some(reason);
             }
             () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
@@ -592,6 +576,30 @@ where
 }
 
 pub use crate::panics::message as panic_message;
+
+/// Ends a task: its status kept, its `TaskFinished` emitted.
+fn finish(sink: &mut Recording<'_>, statuses: &mut [Option<Status>], task: usize, outcome: Outcome, at: Millis) {
+    statuses[task] = Some(outcome.status);
+    sink.emit(&Event::TaskFinished { task, outcome, at });
+}
+
+/// Starts nothing more, for a reason found outside the tasks (the record, the API): says so
+/// with the tasks still in flight, which are waited for, and ends every task not started
+/// `skipped` with `skip`.
+fn stop_starting(
+    sink: &mut Recording<'_>,
+    sched: &mut Scheduler,
+    statuses: &mut [Option<Status>],
+    reason: String,
+    skip: &str,
+    in_flight: usize,
+    at: Millis,
+) {
+    sink.emit(&Event::Draining { reason, in_flight, waiting: true, at });
+    for skipped in sched.drain(skip) {
+        finish(sink, statuses, skipped.task, Outcome::new(Status::Skipped, skipped.reason), at);
+    }
+}
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
