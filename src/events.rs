@@ -271,7 +271,17 @@ pub trait EventSink {
     /// not: the executor then starts nothing more, since an attempt it cannot record must not
     /// be sent (DESIGN.md §8). Displays and reports in memory never fail.
     fn emit(&mut self, event: &Event) -> Result<(), RecordError>;
+
+    /// A wait until every event emitted so far is kept where a resume reads it; `None` when
+    /// `emit` already made it so (a file, a display). A journal in an object store writes
+    /// in the background, many events per write, and says here when they are written.
+    fn durable(&mut self) -> Option<Durable> {
+        None
+    }
 }
+
+/// A wait for a sink's events to be kept (see [`EventSink::durable`]).
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), RecordError>> + Send>>;
 
 /// The run's record could not be kept: an event could not be written where a resume reads it.
 #[derive(Debug, thiserror::Error)]
@@ -296,5 +306,14 @@ impl EventSink for FanOut<'_> {
             }
         }
         first
+    }
+
+    fn durable(&mut self) -> Option<Durable> {
+        let waits: Vec<Durable> = self.0.iter_mut().filter_map(|sink| sink.durable()).collect();
+        match waits.len() {
+            0 => None,
+            1 => waits.into_iter().next(),
+            _ => Some(Box::pin(async move { futures::future::try_join_all(waits).await.map(drop) })),
+        }
     }
 }

@@ -142,19 +142,20 @@ pub enum RunsCommand {
     /// The runs in the state directory, newest first: id, plan, start, duration, counts,
     /// how each ended.
     List {
-        /// The state directory (default: `TERMINUS_BATCH_STATE_DIR`, else the nearest
-        /// `.terminus-batch` here or above).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        /// Where runs keep their state: a directory or `s3://`, `gs://`, `az://` (default:
+        /// `TERMINUS_BATCH_STATE_DIR`, else the repository root's `.terminus-batch`, else
+        /// one here).
+        #[arg(long, value_name = "DIR|URL")]
+        state_dir: Option<String>,
     },
     /// One run: its summary and the tasks that did not succeed; `--report` renders any
     /// report again from the run's records.
     Show {
         /// The run id (default: the newest run).
         run: Option<String>,
-        /// The state directory (default: as `runs list`).
-        #[arg(long, value_name = "DIR")]
-        state_dir: Option<PathBuf>,
+        /// Where runs keep their state (default: as `runs list`).
+        #[arg(long, value_name = "DIR|URL")]
+        state_dir: Option<String>,
         /// Write a report: `json=PATH`, `junit=PATH`, `markdown=PATH`, `html=PATH` (`-` is
         /// stdout).
         #[arg(long = "report", value_name = "FORMAT=PATH")]
@@ -359,10 +360,12 @@ pub struct RunArgs {
     /// `json`: every event on stdout as a JSON line while the run goes, for scripts.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
-    /// Where runs keep their journal, lock and leases (default: `TERMINUS_BATCH_STATE_DIR`,
-    /// else the repository root's `.terminus-batch`, else one beside the plan).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// Where runs keep their journal, lock and leases: a directory, or an object store
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`) shared by a team (default:
+    /// `TERMINUS_BATCH_STATE_DIR`, else the plan's `settings.state`, else the repository
+    /// root's `.terminus-batch`, else one beside the plan).
+    #[arg(long, value_name = "DIR|URL")]
+    pub state_dir: Option<String>,
     /// When another run of the plan holds its lock, wait up to this long for it (`10m`)
     /// instead of refusing at once.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]

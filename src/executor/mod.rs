@@ -426,13 +426,28 @@ where
                 let event = match message {
                     Message::AttemptStarting { task, attempt, ack } => {
                         // An earlier failure refuses it too: the journal writes nothing after one.
-                        let recorded = if sink.emit(&Event::AttemptStarting { task, attempt, at }) {
-                            acting[task] = true;
-                            Ok(())
-                        } else {
-                            Err(NotRecorded(sink.error.as_ref().map_or_else(String::new, ToString::to_string)))
-                        };
-                        let _gone = ack.send(recorded);
+                        if !sink.emit(&Event::AttemptStarting { task, attempt, at }) {
+                            let refused = NotRecorded(sink.error.as_ref().map_or_else(String::new, ToString::to_string));
+                            let _gone = ack.send(Err(refused));
+                            continue;
+                        }
+                        acting[task] = true;
+                        match sink.sink.durable() {
+                            None => {
+                                let _gone = ack.send(Ok(()));
+                            }
+                            // A store written in the background (an object store): the
+                            // attempt acts once its record is written, while the loop goes
+                            // on; attempts that start together share one write. A write
+                            // that fails refuses the attempt, and the sink refuses every
+                            // event after, which stops the run from starting more.
+                            Some(written) => {
+                                tokio::spawn(async move {
+                                    let recorded = written.await.map_err(|e| NotRecorded(e.to_string()));
+                                    let _gone = ack.send(recorded);
+                                });
+                            }
+                        }
                         continue;
                     }
                     Message::WorkflowStarted { task, id } => {

@@ -39,6 +39,9 @@ pub struct PlanSettings {
     pub max_failures: Option<Limit>,
     #[serde(with = "opt_duration", default)]
     pub timeout: Option<Duration>,
+    /// Where runs keep their state (a directory or an object-store URL).
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// What a failure does to the rest of the run.

@@ -133,6 +133,7 @@ fn known_keys(parent: &[&str]) -> Option<&'static [&'static str]> {
         "on_failure",
         "max_failures",
         "timeout",
+        "state",
     ];
     const JOB: &[&str] =
         &["run", "on", "with", "matrix", "needs", "on_failure", "max_failures", "rollout", "timeout", "retries"];
@@ -401,6 +402,23 @@ fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
     let offset = span.offset().min(len.saturating_sub(1));
     let length = span.len().min(len.saturating_sub(offset)).max(usize::from(len > 0));
     SourceSpan::new(offset.into(), length)
+}
+
+/// A plan's `settings.state` alone, read before the plan is prepared (the state holds what
+/// `--resume` continues); `None` when the plan does not parse (its errors are reported, with
+/// their places, when it is).
+#[must_use]
+pub fn state_setting(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Top {
+        settings: Option<StateOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct StateOnly {
+        state: Option<String>,
+    }
+    let top: Top = serde_saphyr::from_str(text).ok()?;
+    top.settings?.state.filter(|s| !s.trim().is_empty())
 }
 
 #[cfg(test)]

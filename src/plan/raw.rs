@@ -77,6 +77,12 @@ pub struct SettingsRaw {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// Where runs keep their state: a directory, or `s3://bucket/prefix`,
+    /// `gs://bucket/prefix`, `az://container/prefix` (after `--state-dir` and
+    /// `TERMINUS_BATCH_STATE_DIR`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub state: Option<Spanned<String>>,
 }
 
 /// Schema-only: the values `on_failure` accepts.

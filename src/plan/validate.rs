@@ -158,6 +158,20 @@ impl Validator {
             on_failure: raw.on_failure.as_ref().and_then(|s| self.on_failure(s)),
             max_failures: raw.max_failures.as_ref().map(Self::limit),
             timeout: raw.timeout.as_ref().and_then(|t| self.duration(t, "timeout")),
+            state: raw.state.as_ref().and_then(|s| match crate::state::Location::parse(&s.value) {
+                Ok(_) if !s.value.trim().is_empty() => Some(s.value.clone()),
+                Ok(_) => {
+                    self.push(
+                        PlanError::new(ErrorCode::BadValue, "state must name a directory or an object store")
+                            .at(span_of(s), "empty"),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.push(PlanError::new(ErrorCode::BadValue, e).at(span_of(s), "not a state location"));
+                    None
+                }
+            }),
         }
     }
 

@@ -6,8 +6,8 @@
 //! here, the only place that sees both. Nothing here prints: progress goes to the sinks the
 //! caller passes, and the outcome is data.
 
+use crate::state::Store;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::FutureExt as _;
@@ -24,9 +24,6 @@ use crate::executor::{
 };
 use crate::expand::{JobInfo, Task};
 use crate::ids::RunId;
-use crate::journal::lease::{LeaseError, Leases};
-use crate::journal::lock::{Holder, Lock, LockError};
-use crate::journal::{self, Header, JournalWriter, Prior, RunJournal};
 use crate::operations::api::workflows::Poller;
 use crate::operations::{OpContext, OpError, Ops, Target, is_supported};
 use crate::plan::model::OnFailure;
@@ -34,6 +31,9 @@ use crate::plan::ops::{Effect, OperationKind, OperationSpec};
 use crate::report::RunReport;
 use crate::report::summary::{PlanInfo, SettingsInfo};
 use crate::settings::{EnvVars, Settings};
+use crate::state::journal::{self, Header, JournalWriter, Prior, RunJournal};
+use crate::state::lease::{LeaseError, Leases};
+use crate::state::lock::{Holder, Lock, LockError};
 use crate::timefmt::compact;
 
 /// Which earlier run `--resume` continues.
@@ -54,8 +54,8 @@ pub struct ApplyOptions {
     /// Backup downloads at once.
     pub downloads: usize,
     pub resume: Option<Resume>,
-    /// Where runs keep their journal and lock.
-    pub state_dir: PathBuf,
+    /// Where runs keep their journal, lock and leases.
+    pub state: Store,
     /// Watch Ctrl-C and SIGTERM (the command line does; a test driving the library does not).
     pub watch_signals: bool,
     /// How long to wait for the plan's lock when another run holds it (none: refuse at once).
@@ -110,20 +110,20 @@ pub fn find_earlier(plan_keys: &[String], options: &ApplyOptions) -> Result<Opti
         Resume::Newest => None,
         Resume::Run(id) => Some(id.as_str()),
     };
-    let mut newest = journal::find(&options.state_dir, plan_keys, options.shard.as_deref(), named)
+    let mut newest = journal::find(&options.state, plan_keys, options.shard.as_deref(), named)
         .map_err(|e| RunError::Refused(e.to_string()))?;
     // A run named by id that a later run resumed since: what that run did is not in the
     // named one's journal, so the resume starts from the newest run of its chain.
     let mut passed_over = None;
     if let Some(run) = named
-        && let Some(later) = journal::newest_resume_of(&options.state_dir, run)
+        && let Some(later) = journal::newest_resume_of(&options.state, run)
     {
         passed_over = Some(run.to_owned());
         newest = later;
     }
     // Every run of the chain, not only the newest: a resume killed before it re-recorded
     // what it adopted still leaves the older runs' records.
-    let older = journal::chain(&options.state_dir, &newest);
+    let older = journal::chain(&options.state, &newest);
     let priors = journal::chain_priors(older.iter().chain(std::iter::once(&newest)));
     let known_workflows = journal::chain_workflows(older.iter().chain(std::iter::once(&newest)));
     let unknown_since = journal::records_nothing(&newest).then(|| {
@@ -233,7 +233,7 @@ pub struct Run {
     context: RunContext,
     writer: JournalWriter,
     vars: BTreeMap<String, String>,
-    _lock: Lock,
+    lock: Lock,
     _file_lock: Option<Lock>,
     leases: Leases,
 }
@@ -289,7 +289,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         group: options.run_group.clone(),
         shard: options.shard.clone(),
     };
-    let writer = JournalWriter::create(&options.state_dir, &header)
+    let writer = JournalWriter::create(&options.state, &header)
         .map_err(|e| RunError::State(Box::new(StateError::Journal(e))))?;
     if let Some(j) = &newest
         && j.header.plan_sha256 != header.plan_sha256
@@ -310,8 +310,8 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         .flat_map(|t| t.payload.env_vars())
         .filter_map(|name| vars.get(name).map(|v| (name.to_owned(), v.to_owned())))
         .collect();
-    let leases = Leases::new(&options.state_dir, holder, &connection.client.config().base);
-    Ok(Run { prepared, connection, options, context, writer, vars, _lock: lock, _file_lock: file_lock, leases })
+    let leases = Leases::new(&options.state, holder, &connection.client.config().base);
+    Ok(Run { prepared, connection, options, context, writer, vars, lock, _file_lock: file_lock, leases })
 }
 
 impl Run {
@@ -331,7 +331,7 @@ impl Run {
     /// writes `result.json` beside the journal. Every path ends here with an outcome: a
     /// panic in a task or in the poller is an internal error of that task, not of the run.
     pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
-        let Self { prepared, mut connection, options, context, mut writer, vars, _lock, _file_lock, leases } = self;
+        let Self { prepared, mut connection, options, context, mut writer, vars, lock, _file_lock, leases } = self;
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());
@@ -394,10 +394,13 @@ impl Run {
                     summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
                     never = watch_signals(drain, abort), if watch => match never {},
                     never = watch_api(&api, &halt) => match never {},
-                    never = renew_leases(&leases) => match never {},
+                    never = renew_state(&lock, &leases) => match never {},
                 }
             };
-            beside(exec, driver.run()).await
+            let ran = beside(exec, driver.run()).await;
+            // Every event written before the run's outcome is told.
+            writer.settle().await;
+            ran
         });
         let mut internal_errors = summary.internal_errors.clone();
         if let Some(message) = poller_panic {
@@ -420,7 +423,7 @@ impl Run {
             report,
             run_id: run_id.to_string(),
             resumed_from: context.resumed_from,
-            journal_dir: writer.dir().to_owned(),
+            journal: writer.location().to_owned(),
             interrupted: summary.interrupted,
             timed_out: summary.timed_out,
             internal_errors,
@@ -448,7 +451,7 @@ fn take_lock(options: &ApplyOptions, holder: &Holder) -> Result<Lock, RunError> 
     let deadline = options.lock_timeout.map(|t| std::time::Instant::now() + t);
     let mut told = false;
     loop {
-        match Lock::acquire(&options.state_dir, holder) {
+        match Lock::acquire(&options.state, holder) {
             Ok(lock) => return Ok(lock),
             Err(held @ LockError::Held { .. }) => {
                 let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
@@ -471,7 +474,7 @@ fn take_lock(options: &ApplyOptions, holder: &Holder) -> Result<Lock, RunError> 
                     None => return Err(held.into()),
                 }
             }
-            Err(io @ LockError::Io { .. }) => return Err(io.into()),
+            Err(io @ LockError::Store { .. }) => return Err(io.into()),
         }
     }
 }
@@ -481,10 +484,12 @@ const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Writes `result.json` beside the journal; when that fails (a full disk), into the system's
 /// temporary directory, and says where. `None` when neither could be written.
-fn keep_result(writer: &JournalWriter, run_id: &str, report: &RunReport, errors: &mut Vec<String>) -> Option<PathBuf> {
+fn keep_result(writer: &JournalWriter, run_id: &str, report: &RunReport, errors: &mut Vec<String>) -> Option<String> {
     let json = crate::report::json::render(report);
-    let beside = writer.dir().join("result.json");
-    let Err(e) = writer.write_result(&json) else { return Some(beside) };
+    let e = match writer.write_result(&json) {
+        Ok(location) => return Some(location),
+        Err(e) => e,
+    };
     let elsewhere = std::env::temp_dir().join(format!("terminus-batch-{run_id}-result.json"));
     // A new file only: the temporary directory is shared, and a name someone else made is
     // not written through.
@@ -495,19 +500,15 @@ fn keep_result(writer: &JournalWriter, run_id: &str, report: &RunReport, errors:
         .and_then(|mut file| std::io::Write::write_all(&mut file, json.as_bytes()));
     match written {
         Ok(()) => {
-            errors.push(format!(
-                "cannot write {}: {e}; the JSON report is in {} instead",
-                beside.display(),
-                elsewhere.display()
-            ));
-            Some(elsewhere)
+            errors.push(format!("{e}; the JSON report is in {} instead", elsewhere.display()));
+            Some(elsewhere.display().to_string())
         }
         Err(e2) => {
             // A file cut short is no report: it goes, and the report goes to stderr.
             if e2.kind() != std::io::ErrorKind::AlreadyExists {
                 let _gone = std::fs::remove_file(&elsewhere);
             }
-            errors.push(format!("cannot write {} ({e}), nor {} ({e2})", beside.display(), elsewhere.display()));
+            errors.push(format!("{e}; nor could {} be written ({e2})", elsewhere.display()));
             None
         }
     }
@@ -798,12 +799,19 @@ async fn take_lease(
     key: &str,
     ops: &Ops,
     ctx: &TaskContext,
-) -> Result<crate::journal::lease::LeaseGuard, TaskError> {
+) -> Result<crate::state::lease::LeaseGuard, TaskError> {
     // Another run's task takes platform time: look again at the platform's pace.
     let every = ops.platform_time(LEASE_POLL).max(std::time::Duration::from_millis(20));
     let mut told: Option<String> = None;
     loop {
-        match leases.try_take(key) {
+        // A store request blocks (an object store's is a round trip): off the runtime's
+        // workers, so the tasks beside this one go on meanwhile.
+        let (taking, target) = (leases.clone(), key.to_owned());
+        let taken = tokio::task::spawn_blocking(move || taking.try_take(&target)).await.map_err(|e| TaskError {
+            message: format!("internal error: taking a lease: {e}"),
+            class: ErrorClass::Internal,
+        })?;
+        match taken {
             Ok(guard) => return Ok(guard),
             Err(LeaseError::Held { holder, .. }) => {
                 let who = holder.describe();
@@ -813,7 +821,7 @@ async fn take_lease(
                 }
                 tokio::time::sleep(every).await;
             }
-            Err(e @ LeaseError::Io { .. }) => {
+            Err(e @ LeaseError::Store { .. }) => {
                 return Err(TaskError { message: format!("not started: {e}"), class: ErrorClass::Permanent });
             }
         }
@@ -823,12 +831,16 @@ async fn take_lease(
 /// How often a task waiting for a lease looks again (on the platform's clock).
 const LEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Renews the run's leases while it lives, so that a run on another machine sharing the
-/// state directory does not take them for abandoned.
-async fn renew_leases(leases: &Leases) -> std::convert::Infallible {
+/// Renews the run's lock and leases while it lives, so that a run on another machine
+/// sharing the store does not take them for abandoned.
+async fn renew_state(lock: &Lock, leases: &Leases) -> std::convert::Infallible {
     loop {
-        tokio::time::sleep(crate::journal::lease::RENEW_EVERY).await;
-        leases.renew();
+        tokio::time::sleep(crate::state::lease::RENEW_EVERY).await;
+        // Store requests block: off the runtime's workers.
+        tokio::task::block_in_place(|| {
+            lock.renew();
+            leases.renew();
+        });
     }
 }
 

@@ -35,14 +35,14 @@ pub enum RunError {
     State(#[source] Box<StateError>),
 }
 
-impl From<crate::journal::lock::LockError> for RunError {
+impl From<crate::state::lock::LockError> for RunError {
     /// A lock another live run holds is a refusal, as any other reason not to start; one that
     /// cannot be taken is the state directory's failure.
-    fn from(e: crate::journal::lock::LockError) -> Self {
-        use crate::journal::lock::LockError;
+    fn from(e: crate::state::lock::LockError) -> Self {
+        use crate::state::lock::LockError;
         match e {
             held @ LockError::Held { .. } => Self::Refused(held.to_string()),
-            io @ LockError::Io { .. } => Self::State(Box::new(StateError::Lock(io))),
+            io @ LockError::Store { .. } => Self::State(Box::new(StateError::Lock(io))),
         }
     }
 }
@@ -51,9 +51,9 @@ impl From<crate::journal::lock::LockError> for RunError {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(transparent)]
-    Lock(crate::journal::lock::LockError),
+    Lock(crate::state::lock::LockError),
     #[error("{0}; a run that cannot be journalled does not start (see --state-dir)")]
-    Journal(#[source] crate::journal::JournalError),
+    Journal(#[source] crate::state::journal::JournalError),
 }
 
 impl RunError {
@@ -93,7 +93,7 @@ mod tests {
         assert_eq!(source.status(), Some(503));
         // A full disk under the journal: the operating system's error is at the end of the chain.
         let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
-        let journal = crate::journal::JournalError::Write { dir: "state/runs/r".into(), source: full };
+        let journal = crate::state::journal::JournalError::Write { dir: "state/runs/r".into(), source: full };
         let e = RunError::State(Box::new(StateError::Journal(journal)));
         let mut deepest: &dyn std::error::Error = &e;
         while let Some(next) = deepest.source() {

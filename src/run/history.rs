@@ -3,34 +3,27 @@
 //! crash, a kill), folded from its journal as far as it got.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::RunError;
-use crate::journal::{self, MAX_JOURNAL_BYTES};
 use crate::report::RunReport;
 use crate::report::summary::{PlanInfo, SettingsInfo, Totals};
 use crate::settings::EnvVars;
+use crate::state::journal;
+pub use crate::state::{Location, Store};
 
 /// The state directory's name, and the variable that names another.
 pub const STATE_DIR_NAME: &str = ".terminus-batch";
-pub const STATE_DIR_VAR: &str = "TERMINUS_BATCH_STATE_DIR";
+pub use crate::settings::env::STATE_DIR as STATE_DIR_VAR;
 
-/// Where runs keep their journals, highest first: `explicit` (`--state-dir`), then
-/// `TERMINUS_BATCH_STATE_DIR`, then, inside a git repository, `.terminus-batch` at the
+/// The default state directory: inside a git repository, `.terminus-batch` at the
 /// repository's root (one per repository, found as git finds its own directory: every plan
 /// of the repository shares its runs and leases, and `runs list` works from anywhere in
 /// it); outside one, `.terminus-batch` in `start` (the plan file's directory, or the working
 /// directory). Outside a repository nothing above `start` is looked at: a stray directory in
 /// a parent (`/tmp`) is not this plan's.
 #[must_use]
-pub fn locate_state_dir(explicit: Option<&Path>, start: &Path, vars: &EnvVars) -> PathBuf {
-    if let Some(dir) = explicit {
-        return dir.to_owned();
-    }
-    if let Some(dir) = vars.get(STATE_DIR_VAR).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
+pub fn default_state_dir(start: &Path) -> PathBuf {
     let start = if start.as_os_str().is_empty() { Path::new(".") } else { start };
     let beside = if start == Path::new(".") { PathBuf::from(STATE_DIR_NAME) } else { start.join(STATE_DIR_NAME) };
     let absolute = fs::canonicalize(start).unwrap_or_else(|_| start.to_owned());
@@ -42,21 +35,29 @@ pub fn locate_state_dir(explicit: Option<&Path>, start: &Path, vars: &EnvVars) -
     }
 }
 
-/// Refuses a state location this build cannot use: an object-store URL (`s3://`, `gs://`,
-/// `az://`, or any `scheme://`), which would otherwise be taken for a directory named `s3:`.
-pub fn check_state_location(dir: &Path) -> Result<(), RunError> {
-    let text = dir.to_string_lossy();
-    match text.split_once("://") {
-        Some((scheme, _))
-            if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
-            Err(RunError::Refused(format!(
-                "the state location {text} is an object-store URL, and this build keeps state in a directory only \
-                 (shared object-store state is not built yet): pass a directory to --state-dir or TERMINUS_BATCH_STATE_DIR"
-            )))
-        }
-        _ => Ok(()),
+/// Where runs keep their state, highest first: `explicit` (`--state-dir`), then
+/// `TERMINUS_BATCH_STATE_DIR`, then the plan's `settings.state`, then
+/// [`default_state_dir`]. Each may name a directory or an object store (`s3://`, `gs://`,
+/// `az://`).
+pub fn locate_state(
+    explicit: Option<&str>,
+    plan: Option<&str>,
+    start: &Path,
+    vars: &EnvVars,
+) -> Result<Location, RunError> {
+    let named = explicit
+        .map(|s| (s, "--state-dir"))
+        .or_else(|| vars.get(STATE_DIR_VAR).map(|s| (s, STATE_DIR_VAR)))
+        .or_else(|| plan.map(|s| (s, "the plan's settings.state")));
+    match named {
+        Some((text, from)) => Location::parse(text).map_err(|e| RunError::Refused(format!("{e} (from {from})"))),
+        None => Ok(Location::Dir(default_state_dir(start))),
     }
+}
+
+/// Opens the state store at `location`, with the cloud's credentials from `vars`.
+pub fn open_state(location: &Location, vars: &EnvVars) -> Result<Store, RunError> {
+    Store::open(location, &vars.state_store_vars()).map_err(RunError::Refused)
 }
 
 /// The git repository `path` (absolute) is in: the nearest directory up from it holding a
@@ -118,21 +119,14 @@ pub struct RunEntry {
     pub state: RunState,
 }
 
-/// Every run in `state_dir`, newest first. A run whose records cannot be read is an error
+/// Every run in `store`, newest first. A run whose records cannot be read is an error
 /// naming it: a damaged record is said, never hidden.
-pub fn list(state_dir: &Path) -> Result<Vec<RunEntry>, RunError> {
-    let runs = state_dir.join("runs");
-    if let Err(e) = fs::read_dir(&runs) {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            return Ok(Vec::new());
-        }
-        return Err(RunError::Refused(format!("cannot read {}: {e}", runs.display())));
-    }
-    journal::runs_newest_first(state_dir)
-        .iter()
-        .map(|dir| {
-            let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let (report, resumed_from) = load(state_dir, &id)?;
+pub fn list(store: &Store) -> Result<Vec<RunEntry>, RunError> {
+    store.children("runs").map_err(|e| RunError::Refused(e.to_string()))?;
+    journal::runs_newest_first(store)
+        .into_iter()
+        .map(|id| {
+            let (report, resumed_from) = load(store, &id)?;
             Ok(RunEntry {
                 id,
                 plan: report.plan.path.clone(),
@@ -146,42 +140,53 @@ pub fn list(state_dir: &Path) -> Result<Vec<RunEntry>, RunError> {
         .collect()
 }
 
-/// The newest run's id in `state_dir`.
-pub fn newest(state_dir: &Path) -> Result<String, RunError> {
-    journal::runs_newest_first(state_dir)
-        .first()
-        .and_then(|dir| dir.file_name())
-        .map(|name| name.to_string_lossy().into_owned())
-        .ok_or_else(|| RunError::Refused(format!("no run in {}", state_dir.display())))
+/// The newest run's id in `store`.
+pub fn newest(store: &Store) -> Result<String, RunError> {
+    journal::runs_newest_first(store)
+        .into_iter()
+        .next()
+        .ok_or_else(|| RunError::Refused(format!("no run in {}", store.describe())))
+}
+
+/// Where a run's records are, for messages.
+#[must_use]
+pub fn run_location(store: &Store, run: &str) -> String {
+    store.locate(&format!("runs/{run}"))
 }
 
 /// A run's report and the run it resumed: its `result.json` when the run finished, else its
 /// journal folded as far as it goes (a crashed run's tasks end unfinished).
-pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), RunError> {
+pub fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), RunError> {
     if run.is_empty() || run.contains(['/', '\\']) || run == "." || run == ".." {
         return Err(RunError::Refused(format!("`{run}` is not a run id")));
     }
-    let dir = state_dir.join("runs").join(run);
-    if !dir.is_dir() {
-        let known = list_ids(state_dir);
+    let refused = |e: crate::state::StoreError| RunError::Refused(e.to_string());
+    let keys = store.list(&format!("runs/{run}")).map_err(refused)?;
+    if keys.is_empty() {
+        let known = journal::runs_newest_first(store);
         let hint = crate::plan::error::did_you_mean(run, known.iter().map(String::as_str))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
-        return Err(RunError::Refused(format!("no run `{run}` in {}{hint}", state_dir.display())));
+        return Err(RunError::Refused(format!("no run `{run}` in {}{hint}", store.describe())));
     }
-    let result = dir.join("result.json");
-    if result.is_file() {
+    let result_key = format!("runs/{run}/result.json");
+    if keys.contains(&result_key) {
         // A finished run: its report, and from its journal only the header.
-        let header = journal::read_header(&dir).map_err(|e| RunError::Refused(e.to_string()))?;
-        let text = read_bounded(&result)?;
-        let report: RunReport = serde_json::from_str(&text)
-            .map_err(|e| RunError::Refused(format!("cannot read {}: {e}", result.display())))?;
+        let header = journal::read_header(store, run).map_err(|e| RunError::Refused(e.to_string()))?;
+        let shown = store.locate(&result_key);
+        let entry = store.get(&result_key).map_err(refused)?;
+        let Some(entry) = entry.filter(|e| e.bytes.len() as u64 <= journal::MAX_JOURNAL_BYTES) else {
+            return Err(RunError::Refused(format!("cannot read {shown}: it is gone or over the size limit")));
+        };
+        let report: RunReport =
+            serde_json::from_slice(&entry.bytes).map_err(|e| RunError::Refused(format!("cannot read {shown}: {e}")))?;
         return Ok((report, header.resumed_from));
     }
-    let journal = journal::read(&dir).map_err(|e| RunError::Refused(e.to_string()))?;
+    let journal = journal::read(store, run).map_err(|e| RunError::Refused(e.to_string()))?;
     let resumed_from = journal.header.resumed_from.clone();
-    let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone())
-        .map_err(|e| RunError::Refused(format!("cannot read the settings in {}/events.jsonl: {e}", dir.display())))?;
+    let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone()).map_err(|e| {
+        RunError::Refused(format!("cannot read the settings in the journal of {}: {e}", run_location(store, run)))
+    })?;
     let plan =
         PlanInfo { path: journal.header.plan_path.clone(), sha256: journal.header.plan_sha256.clone(), name: None };
     let mut report = RunReport::new(plan, settings);
@@ -198,11 +203,11 @@ pub fn load(state_dir: &Path, run: &str) -> Result<(RunReport, Option<String>), 
 /// run (a resume of a shard supersedes the run it resumed), in shard order. Empty when no
 /// run is in the group.
 #[must_use]
-pub fn group_runs(state_dir: &Path, group: &str) -> Vec<String> {
+pub fn group_runs(store: &Store, group: &str) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
     let mut runs: Vec<(Option<String>, String)> = Vec::new();
-    for dir in journal::runs_newest_first(state_dir) {
-        let Ok(header) = journal::read_header(&dir) else { continue };
+    for id in journal::runs_newest_first(store) {
+        let Ok(header) = journal::read_header(store, &id) else { continue };
         if header.group.as_deref() == Some(group) && seen.insert((header.plan_path, header.shard.clone())) {
             runs.push((header.shard, header.run_id));
         }
@@ -216,26 +221,10 @@ pub fn group_runs(state_dir: &Path, group: &str) -> Vec<String> {
 
 /// One report of run group `group` (see [`group_runs`]), with the runs it was made of;
 /// `None` when no run is in the group.
-pub fn load_group(state_dir: &Path, group: &str) -> Result<Option<(RunReport, Vec<String>)>, RunError> {
-    let runs = group_runs(state_dir, group);
-    let reports =
-        runs.iter().map(|run| load(state_dir, run).map(|(report, _)| report)).collect::<Result<Vec<_>, _>>()?;
+pub fn load_group(store: &Store, group: &str) -> Result<Option<(RunReport, Vec<String>)>, RunError> {
+    let runs = group_runs(store, group);
+    let reports = runs.iter().map(|run| load(store, run).map(|(report, _)| report)).collect::<Result<Vec<_>, _>>()?;
     Ok(RunReport::merge(group, reports).map(|report| (report, runs)))
-}
-
-fn list_ids(state_dir: &Path) -> Vec<String> {
-    journal::runs_newest_first(state_dir)
-        .iter()
-        .filter_map(|dir| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect()
-}
-
-fn read_bounded(path: &Path) -> Result<String, RunError> {
-    let bad = |e: String| RunError::Refused(format!("cannot read {}: {e}", path.display()));
-    let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    let mut text = String::new();
-    file.take(MAX_JOURNAL_BYTES).read_to_string(&mut text).map_err(|e| bad(e.to_string()))?;
-    Ok(text)
 }
 
 #[cfg(test)]
@@ -253,24 +242,32 @@ mod tests {
         let same = |a: PathBuf, b: PathBuf| assert_eq!(fs::canonicalize(a).unwrap(), fs::canonicalize(b).unwrap());
         // One above, outside any repository, is not looked at.
         fs::create_dir_all(outside.join(STATE_DIR_NAME)).unwrap();
-        assert_eq!(locate_state_dir(None, &deep, &none), deep.join(STATE_DIR_NAME));
+        let located = |flag: Option<&str>, plan: Option<&str>, start: &Path, vars: &EnvVars| match locate_state(
+            flag, plan, start, vars,
+        )
+        .unwrap()
+        {
+            Location::Dir(dir) => dir,
+            Location::Url(url) => PathBuf::from(url.to_string()),
+        };
+        assert_eq!(default_state_dir(&deep), deep.join(STATE_DIR_NAME));
         // Inside a repository: its root's, whether it exists yet or not, and whatever lies
         // nearer (one store per repository).
         fs::create_dir_all(repo.join(".git")).unwrap();
-        same(locate_state_dir(None, &deep, &none).parent().unwrap().to_owned(), repo.clone());
+        same(default_state_dir(&deep).parent().unwrap().to_owned(), repo.clone());
         fs::create_dir_all(deep.join(STATE_DIR_NAME)).unwrap();
         fs::create_dir_all(repo.join(STATE_DIR_NAME)).unwrap();
-        same(locate_state_dir(None, &deep, &none), repo.join(STATE_DIR_NAME));
-        // The flag, then the variable, win.
-        let flag = Path::new("/elsewhere");
-        assert_eq!(locate_state_dir(Some(flag), &deep, &none), flag);
+        same(located(None, None, &deep, &none), repo.join(STATE_DIR_NAME));
+        // The flag, then the variable, then the plan win.
+        assert_eq!(located(Some("/elsewhere"), Some("/plan"), &deep, &none), Path::new("/elsewhere"));
         let vars = EnvVars::from_pairs([(STATE_DIR_VAR, "/from-env")]);
-        assert_eq!(locate_state_dir(None, &deep, &vars), Path::new("/from-env"));
-        assert_eq!(locate_state_dir(None, Path::new(""), &none), Path::new(STATE_DIR_NAME));
-        // A bucket is not taken for a directory named `s3:`.
-        let err = check_state_location(Path::new("s3://team-state/ops")).unwrap_err().to_string();
-        assert!(err.contains("object-store URL"), "{err}");
-        assert!(check_state_location(Path::new("/srv/state")).is_ok());
-        assert!(check_state_location(Path::new("state:dir")).is_ok());
+        assert_eq!(located(None, Some("/plan"), &deep, &vars), Path::new("/from-env"));
+        assert_eq!(located(None, Some("/plan"), &deep, &none), Path::new("/plan"));
+        assert_eq!(located(None, None, Path::new(""), &none), Path::new(STATE_DIR_NAME));
+        // A bucket is not taken for a directory named `s3:`, and an unknown scheme is refused.
+        assert_eq!(located(Some("s3://team-state/ops"), None, &deep, &none), Path::new("s3://team-state/ops"));
+        let err = locate_state(Some("ftp://x/y"), None, &deep, &none).unwrap_err().to_string();
+        assert!(err.contains("ftp") && err.contains("--state-dir"), "{err}");
+        assert_eq!(located(Some("state:dir"), None, &deep, &none), Path::new("state:dir"));
     }
 }

@@ -2,8 +2,6 @@
 //! run's identity and journal, whether it was interrupted or timed out, and any internal
 //! errors. The exit status comes from these fields, never from message text.
 
-use std::path::PathBuf;
-
 use crate::report::RunReport;
 
 /// How a run ended.
@@ -12,8 +10,8 @@ pub struct RunOutcome {
     pub report: RunReport,
     pub run_id: String,
     pub resumed_from: Option<String>,
-    /// Where the journal and `result.json` are.
-    pub journal_dir: PathBuf,
+    /// Where the journal is (a file's path, or the run's URL in an object store).
+    pub journal: String,
     /// Ctrl-C (or SIGTERM) stopped the run.
     pub interrupted: bool,
     pub timed_out: bool,
@@ -25,7 +23,7 @@ pub struct RunOutcome {
     /// Where the JSON report of the run was written: `result.json` beside the journal, or,
     /// when that could not be written, a file in the system's temporary directory; `None`
     /// when neither could be.
-    pub result_json: Option<PathBuf>,
+    pub result_json: Option<String>,
     /// The API stopped answering mid-run, and the run started nothing more: why.
     pub unreachable: Option<String>,
 }
@@ -89,7 +87,7 @@ mod tests {
             report,
             run_id: "r".into(),
             resumed_from: None,
-            journal_dir: PathBuf::from("runs/r"),
+            journal: "runs/r/events.jsonl".to_owned(),
             interrupted,
             timed_out: false,
             internal_errors: if internal { vec!["a: boom".into()] } else { Vec::new() },

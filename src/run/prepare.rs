@@ -81,6 +81,19 @@ impl PlanInput {
         };
         std::iter::once(self.key()).chain(legacy).collect()
     }
+
+    /// The plan's `settings.state`, read before anything else is (the state holds what
+    /// `--resume` continues). A plan that does not parse says nothing here: its errors are
+    /// reported, with their places, when it is prepared.
+    #[must_use]
+    pub fn state_setting(&self) -> Option<String> {
+        let text = match self {
+            Self::File(path) => std::fs::read_to_string(path).ok()?,
+            Self::Generated(source) => source.text.to_string(),
+            Self::Saved(loaded) => loaded.source.text.to_string(),
+        };
+        crate::plan::parse::state_setting(&text)
+    }
 }
 
 /// Where targets are resolved and which part of the plan to keep.

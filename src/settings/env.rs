@@ -55,5 +55,13 @@ pub const CI_JOB_URL: &str = "CI_JOB_URL";
 /// `GITHUB_RUN_ID`, the same over "Re-run failed jobs").
 pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
 
+/// Where runs keep their state: a directory or an object-store URL (`--state-dir`).
+pub const STATE_DIR: &str = "TERMINUS_BATCH_STATE_DIR";
+/// An object-store state's credentials and endpoint come from each cloud's standard
+/// variables, passed whole to `object_store` (for S3: `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_DEFAULT_REGION`,
+/// `AWS_ENDPOINT_URL`).
+pub const STATE_STORE_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
+
 /// The home directory, for `~/.terminus`.
 pub const HOME: &str = "HOME";

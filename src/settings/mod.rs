@@ -40,6 +40,25 @@ impl EnvVars {
         Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
+    /// The variables an object-store state reads (each cloud's own names; see
+    /// [`env::STATE_STORE_PREFIXES`]), with `AWS_DEFAULT_REGION` standing in for a missing
+    /// `AWS_REGION` as the AWS tools do.
+    #[must_use]
+    pub fn state_store_vars(&self) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && env::STATE_STORE_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if self.get("AWS_REGION").is_none()
+            && let Some(region) = self.get("AWS_DEFAULT_REGION")
+        {
+            vars.push(("AWS_REGION".to_owned(), region.to_owned()));
+        }
+        vars
+    }
+
     /// A variable's value; empty counts as unset, as shells make it easy to set one empty.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {

@@ -4,9 +4,9 @@
 //! (about ten minutes here).
 
 use proptest::prelude::*;
-use terminus_batch::journal::parse_lines;
 use terminus_batch::plan::PlanSource;
 use terminus_batch::simulator::World;
+use terminus_batch::state::journal::parse_lines;
 
 use crate::support::repo;
 
@@ -52,18 +52,17 @@ fn check_saved(text: &str) {
 }
 
 fn check_journal(text: &str) {
-    let _bytes = terminus_batch::journal::parse_bytes(text.as_bytes());
+    let _bytes = terminus_batch::state::journal::parse_bytes(text.as_bytes());
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     if let Ok((_, events, _)) = parse_lines(&lines) {
-        let journal = terminus_batch::journal::RunJournal {
-            dir: std::path::PathBuf::new(),
+        let journal = terminus_batch::state::journal::RunJournal {
             header: parse_lines(&lines).unwrap().0,
             events,
             torn_tail: false,
         };
         let carried = journal.header.carried.clone();
-        let _priors = terminus_batch::journal::prior_states(&journal, &carried);
-        let _chained = terminus_batch::journal::chain_priors([&journal]);
+        let _priors = terminus_batch::state::journal::prior_states(&journal, &carried);
+        let _chained = terminus_batch::state::journal::chain_priors([&journal]);
     }
 }
 

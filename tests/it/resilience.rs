@@ -62,7 +62,7 @@ fn apply_in_process(
         abort_in_flight: false,
         downloads: 1,
         resume: None,
-        state_dir: dir.join(".terminus-batch"),
+        state: terminus_batch::state::Store::dir(dir.join(".terminus-batch")),
         watch_signals: false,
         lock_timeout: None,
         run_group: None,

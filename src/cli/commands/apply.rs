@@ -66,18 +66,20 @@ pub(super) fn execute_plan(
             "stdout can take one of --report FORMAT=-, --message-format json and --format json; write the others to files",
         ));
     }
+    let location =
+        crate::run::history::locate_state(run.state_dir.as_deref(), input.state_setting().as_deref(), start, io.vars)?;
+    let state = crate::run::history::open_state(&location, io.vars)?;
     let options = ApplyOptions {
         allow_destructive: run.allow_destructive,
         abort_in_flight: run.abort_in_flight,
         downloads: run.downloads,
         resume: run.resume.as_ref().map(|r| if r.is_empty() { Resume::Newest } else { Resume::Run(r.clone()) }),
-        state_dir: crate::run::history::locate_state_dir(run.state_dir.as_deref(), start, io.vars),
+        state,
         watch_signals: true,
         lock_timeout: run.lock_timeout,
         run_group: run.run_group.clone().or_else(|| default_run_group(io.vars)),
         shard: targets.shard.map(|s| s.to_string()),
     };
-    crate::run::history::check_state_location(&options.state_dir)?;
     let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
     if let Some(e) = &earlier
@@ -264,7 +266,7 @@ fn reads(operation: &str) -> bool {
 /// Where the journal and reports are and, when something failed or was interrupted, the
 /// command that resumes the run.
 fn footer(outcome: &RunOutcome, reports: &[(Format, String)]) -> String {
-    let mut out = format!("journal  {}\n", outcome.journal_dir.display());
+    let mut out = format!("journal  {}\n", outcome.journal);
     let files: Vec<&str> = reports.iter().map(|(_, path)| path.as_str()).filter(|p| *p != "-").collect();
     if !files.is_empty() {
         out.push_str(&format!("reports  {}\n", files.join(", ")));

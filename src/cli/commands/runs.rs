@@ -17,11 +17,10 @@ use crate::timefmt::{duration_ms, human};
 pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         RunsCommand::List { state_dir } => {
-            let dir = history::locate_state_dir(state_dir.as_deref(), Path::new("."), io.vars);
-            history::check_state_location(&dir)?;
+            let dir = open(state_dir.as_deref(), io)?;
             let runs = history::list(&dir)?;
             if runs.is_empty() {
-                writeln!(io.stderr, "no runs in {}", dir.display())?;
+                writeln!(io.stderr, "no runs in {}", dir.describe())?;
                 return Ok(ExitStatus::Success);
             }
             let text = list_table(&runs, Paint::new(io.style.color_out));
@@ -35,8 +34,7 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
                 probe_writable(path)
                     .map_err(|e| CommandError::invalid(format!("cannot write the {format} report to {path}: {e}")))?;
             }
-            let dir = history::locate_state_dir(state_dir.as_deref(), Path::new("."), io.vars);
-            history::check_state_location(&dir)?;
+            let dir = open(state_dir.as_deref(), io)?;
             let id = match run {
                 Some(id) => id.clone(),
                 None => history::newest(&dir)?,
@@ -65,7 +63,7 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             let color = if stdout_taken { io.style.color } else { io.style.color_out };
             let options = TableOptions { paint: Paint::new(color), ..TableOptions::default() };
             text.push_str(&crate::report::table::render_with(&report, &options));
-            text.push_str(&format!("journal  {}\n", dir.join("runs").join(&id).display()));
+            text.push_str(&format!("journal  {}\n", history::run_location(&dir, &id)));
             let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
             let _shown = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             Ok(if wrote { ExitStatus::Success } else { ExitStatus::ReportFailed })
@@ -73,12 +71,19 @@ pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     }
 }
 
+/// The store `runs` reads: `--state-dir`, else as `apply` finds it from here (no plan is
+/// named, so no plan's `settings.state`).
+fn open(flag: Option<&str>, io: &Io<'_>) -> Result<history::Store, CommandError> {
+    let location = history::locate_state(flag, None, Path::new("."), io.vars)?;
+    Ok(history::open_state(&location, io.vars)?)
+}
+
 /// `runs show GROUP`: the merged report of the group's runs, and which runs made it.
 fn show_group(
     group: &str,
     report: &crate::report::RunReport,
     runs: &[String],
-    dir: &Path,
+    dir: &history::Store,
     reports: &[(crate::report::Format, String)],
     io: &mut Io<'_>,
 ) -> ExitStatus {
@@ -94,7 +99,7 @@ fn show_group(
         text.push_str(&format!(
             "  {}
 ",
-            dir.join("runs").join(run).display()
+            history::run_location(dir, run)
         ));
     }
     text.push('\n');

@@ -1,24 +1,21 @@
-//! The run journal (DESIGN.md §8): `<state-dir>/runs/<run>/events.jsonl`, a header line then
-//! one event per line, each written and flushed before the executor goes on, so a crash
-//! loses nothing that was started; `result.json` at the end. The reader tolerates a torn
-//! last line, and [`prior_states`] turns a journal into what `--resume` needs to know.
-//!
-//! Consumes events like a reporter; never imports the executor or operations. Writes are
-//! small synchronous appends (a line each), flushed to the operating system; that survives
-//! the process being killed.
-
-pub mod lease;
-pub mod lock;
+//! The run journal (DESIGN.md §8): a header line then one event per line, so a crash loses
+//! nothing that was started; `result.json` at the end. In a directory it is
+//! `runs/<run>/events.jsonl`, each line written and flushed before the executor goes on; in
+//! an object store, numbered segments `runs/<run>/events/NNNNNNNN.jsonl`, each the events
+//! that were ready together, and an attempt acts only once its segment is written. The
+//! reader tolerates a torn last line, and [`prior_states`] turns a journal into what
+//! `--resume` needs to know.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
 use crate::events::{Event, EventSink, Record, RecordError, Status};
+use crate::state::store::Store;
 
 /// The first line of a journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,71 +60,128 @@ pub enum JournalError {
     NoRun { plan: String, dir: String },
 }
 
-/// Appends events to `events.jsonl`.
+/// Where a run's records are under the store.
+fn run_key(run: &str) -> String {
+    format!("runs/{run}")
+}
+
+/// A run's journal in an object store: numbered segments, each one write of the events
+/// that were ready together.
+fn segment_key(run: &str, n: u64) -> String {
+    format!("runs/{run}/events/{n:08}.jsonl")
+}
+
+/// Writes a run's events where `--resume` and `runs` find them: appended to
+/// `events.jsonl` in a directory, or as segments in an object store.
 pub struct JournalWriter {
-    dir: PathBuf,
-    file: File,
-    /// The first write error; later events are not attempted.
-    failed: Option<io::Error>,
+    inner: Writer,
+    /// Where the journal is, for messages.
+    location: String,
+    store: Store,
+    run: String,
+}
+
+enum Writer {
+    File(FileJournal),
+    Segments(SegmentJournal),
 }
 
 impl JournalWriter {
-    /// Creates `<state-dir>/runs/<run>/` and its journal with `header`. A state directory
-    /// that cannot be written is an error: a run that cannot be journalled does not start.
-    pub fn create(state_dir: &Path, header: &Header) -> Result<Self, JournalError> {
-        let dir = state_dir.join("runs").join(&header.run_id);
-        let fail = |source| JournalError::Write { dir: dir.display().to_string(), source };
-        fs::create_dir_all(&dir).map_err(fail)?;
-        let mut file = OpenOptions::new().create_new(true).append(true).open(dir.join("events.jsonl")).map_err(fail)?;
-        let line = serde_json::to_string(header).map_err(|e| fail(io::Error::other(e)))?;
-        writeln!(file, "{line}").and_then(|()| file.flush()).map_err(fail)?;
-        Ok(Self { dir, file, failed: None })
+    /// Creates the run's journal with `header` in `store`. A store that cannot be written
+    /// is an error: a run that cannot be journalled does not start.
+    pub fn create(store: &Store, header: &Header) -> Result<Self, JournalError> {
+        let run = header.run_id.clone();
+        let line = serde_json::to_string(header)
+            .map_err(|e| JournalError::Write { dir: store.locate(&run_key(&run)), source: io::Error::other(e) })?;
+        let (inner, location) = match store {
+            Store::Dir(_) => {
+                let dir = store.local_dir().map(|d| d.join("runs").join(&run)).unwrap_or_default();
+                let file = FileJournal::create(&dir, &line)?;
+                (Writer::File(file), dir.join("events.jsonl").display().to_string())
+            }
+            Store::Object(objects) => {
+                let key = segment_key(&run, 0);
+                match store.create(&key, format!("{line}\n").as_bytes()) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        return Err(JournalError::Write {
+                            dir: store.locate(&run_key(&run)),
+                            source: io::Error::new(io::ErrorKind::AlreadyExists, "a run with this id is already there"),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(JournalError::Write { dir: store.locate(&run_key(&run)), source: e.into_io() });
+                    }
+                }
+                (Writer::Segments(SegmentJournal::start(objects.clone(), &run)), store.locate(&run_key(&run)))
+            }
+        };
+        Ok(Self { inner, location, store: store.clone(), run })
     }
 
+    /// Where the journal is: a file's path, or the run's URL in an object store.
     #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// The first write error, if any.
     #[must_use]
-    pub fn error(&self) -> Option<&io::Error> {
-        self.failed.as_ref()
+    pub fn error(&self) -> Option<String> {
+        match &self.inner {
+            Writer::File(f) => f.failed.as_ref().map(ToString::to_string),
+            Writer::Segments(s) => s.failed(),
+        }
     }
 
-    /// Writes `result.json` (the JSON report) beside the events.
-    pub fn write_result(&self, json: &str) -> io::Result<()> {
-        let tmp = self.dir.join("result.json.tmp");
-        fs::write(&tmp, json)?;
-        fs::rename(tmp, self.dir.join("result.json"))
+    /// Waits until every event emitted is written (or the writing failed).
+    pub async fn settle(&mut self) {
+        if let Writer::Segments(s) = &mut self.inner {
+            s.settle().await;
+        }
+    }
+
+    /// Writes `result.json` (the JSON report) beside the events; its location.
+    pub fn write_result(&self, json: &str) -> Result<String, String> {
+        let key = format!("{}/result.json", run_key(&self.run));
+        self.store.put(&key, json.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(self.store.locate(&key))
     }
 }
 
 impl EventSink for JournalWriter {
-    /// Writes and flushes the event's line. After a failure nothing more is written (a line
-    /// after a cut one would make the journal unreadable) and every event is refused, so the
-    /// executor starts nothing it cannot record.
+    /// Writes the event's line. After a failure nothing more is written (a line after a cut
+    /// one would make the journal unreadable) and every event is refused, so the executor
+    /// starts nothing it cannot record.
     fn emit(&mut self, event: &Event) -> Result<(), RecordError> {
-        if let Some(first) = &self.failed {
-            return Err(self.record_error(first.kind(), &first.to_string()));
-        }
         // A transfer's byte counts are for the progress bar only; its milestones come as
         // plain progress messages.
         // What a remote command printed is for the person who ran it, never for a file.
         if matches!(event, Event::Progress { bytes: Some(_), .. } | Event::Output { .. }) {
-            return Ok(());
+            return self.error().map_or(Ok(()), |e| Err(self.record_error(io::ErrorKind::Other, &e)));
         }
-        let written = serde_json::to_string(event)
-            .map_err(io::Error::other)
-            .and_then(|line| writeln!(self.file, "{line}"))
-            .and_then(|()| self.file.flush());
-        match written {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Said once, by the executor's drain and the run's outcome.
-                let error = self.record_error(e.kind(), &e.to_string());
-                self.failed = Some(e);
-                Err(error)
+        let line =
+            serde_json::to_string(event).map_err(|e| self.record_error(io::ErrorKind::InvalidData, &e.to_string()))?;
+        let written = match &mut self.inner {
+            Writer::File(f) => f.append(&line),
+            Writer::Segments(s) => s.append(line),
+        };
+        written.map_err(|(kind, message)| self.record_error(kind, &message))
+    }
+
+    fn durable(&mut self) -> Option<crate::events::Durable> {
+        match &mut self.inner {
+            Writer::File(_) => None,
+            Writer::Segments(s) => {
+                let location = self.location.clone();
+                s.durable().map(|wait| -> crate::events::Durable {
+                    Box::pin(async move {
+                        wait.await.map_err(|message| RecordError {
+                            message: format!("the journal at {location} cannot be written: {message}"),
+                            source: None,
+                        })
+                    })
+                })
             }
         }
     }
@@ -136,8 +190,125 @@ impl EventSink for JournalWriter {
 impl JournalWriter {
     fn record_error(&self, kind: io::ErrorKind, message: &str) -> RecordError {
         RecordError {
-            message: format!("the journal in {} cannot be written: {message}", self.dir.display()),
+            message: format!("the journal at {} cannot be written: {message}", self.location),
             source: Some(io::Error::new(kind, message.to_owned())),
+        }
+    }
+}
+
+/// `events.jsonl` in a directory: a line per event, each written and flushed to the
+/// operating system before the executor goes on (that survives the process being killed).
+struct FileJournal {
+    file: File,
+    /// The first write error; later events are not attempted.
+    failed: Option<io::Error>,
+}
+
+impl FileJournal {
+    fn create(dir: &Path, header_line: &str) -> Result<Self, JournalError> {
+        let fail = |source| JournalError::Write { dir: dir.display().to_string(), source };
+        fs::create_dir_all(dir).map_err(fail)?;
+        let mut file = OpenOptions::new().create_new(true).append(true).open(dir.join("events.jsonl")).map_err(fail)?;
+        writeln!(file, "{header_line}").and_then(|()| file.flush()).map_err(fail)?;
+        Ok(Self { file, failed: None })
+    }
+
+    fn append(&mut self, line: &str) -> Result<(), (io::ErrorKind, String)> {
+        if let Some(first) = &self.failed {
+            return Err((first.kind(), first.to_string()));
+        }
+        match writeln!(self.file, "{line}").and_then(|()| self.file.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let said = (e.kind(), e.to_string());
+                self.failed = Some(e);
+                Err(said)
+            }
+        }
+    }
+}
+
+/// A journal in an object store. Object stores do not append: lines go to a writer on the
+/// store's runtime, which writes whatever is waiting as the next numbered segment (one PUT
+/// for every event that was ready together: the attempts of many tasks starting at once),
+/// while the run goes on. An attempt waits for [`SegmentJournal::durable`] before it acts.
+struct SegmentJournal {
+    lines: Option<tokio::sync::mpsc::UnboundedSender<(u64, String)>>,
+    /// The last line written, and the first failure.
+    written: tokio::sync::watch::Receiver<(u64, Option<String>)>,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    next: u64,
+}
+
+impl SegmentJournal {
+    fn start(objects: crate::state::store::Objects, run: &str) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
+        let (done_tx, done_rx) = tokio::sync::watch::channel((0_u64, None::<String>));
+        let run = run.to_owned();
+        let store = objects.clone();
+        let writer = store.spawn(async move {
+            let mut segment = 1_u64;
+            while let Some((mut last, line)) = rx.recv().await {
+                let mut bytes = format!("{line}\n").into_bytes();
+                while let Ok((seq, line)) = rx.try_recv() {
+                    bytes.extend_from_slice(line.as_bytes());
+                    bytes.push(b'\n');
+                    last = seq;
+                }
+                match objects.spawn_create(&segment_key(&run, segment), bytes).await {
+                    Ok(()) => {
+                        segment += 1;
+                        done_tx.send_modify(|(done, _)| *done = last);
+                    }
+                    Err(e) => {
+                        // Nothing after a lost segment: a resume would read past a hole.
+                        done_tx.send_modify(|(_, failed)| *failed = Some(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        });
+        Self { lines: Some(tx), written: done_rx, writer, next: 1 }
+    }
+
+    fn failed(&self) -> Option<String> {
+        self.written.borrow().1.clone()
+    }
+
+    fn append(&mut self, line: String) -> Result<(), (io::ErrorKind, String)> {
+        if let Some(failed) = self.failed() {
+            return Err((io::ErrorKind::Other, failed));
+        }
+        let sent = self.lines.as_ref().is_some_and(|tx| tx.send((self.next, line)).is_ok());
+        if !sent {
+            return Err((io::ErrorKind::Other, "the journal's writer stopped".to_owned()));
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    /// A wait for every line appended so far to be written; `None` when they are.
+    fn durable(&self) -> Option<impl Future<Output = Result<(), String>> + Send + 'static + use<>> {
+        let target = self.next - 1;
+        if self.written.borrow().0 >= target {
+            return None;
+        }
+        let mut rx = self.written.clone();
+        Some(async move {
+            let seen = rx.wait_for(|(done, failed)| *done >= target || failed.is_some()).await;
+            match seen.as_deref() {
+                Ok((_, Some(failed))) => Err(failed.clone()),
+                Ok(_) => Ok(()),
+                Err(_) => Err("the journal's writer stopped".to_owned()),
+            }
+        })
+    }
+
+    /// Closes the stream of lines and waits for the writer to write them.
+    async fn settle(&mut self) {
+        self.lines = None;
+        if let Some(writer) = self.writer.take() {
+            let _ended = writer.await;
         }
     }
 }
@@ -145,7 +316,6 @@ impl JournalWriter {
 /// A journal as read back.
 #[derive(Clone, Debug)]
 pub struct RunJournal {
-    pub dir: PathBuf,
     pub header: Header,
     pub events: Vec<Event>,
     /// A last line cut short by a crash, ignored.
@@ -156,13 +326,24 @@ pub struct RunJournal {
 /// megabytes), and a bound on what a damaged or hostile file can make us read.
 pub const MAX_JOURNAL_BYTES: u64 = 512 << 20;
 
-/// Reads a run's journal; a torn last line (cut short, or not UTF-8) is tolerated and
-/// reported in `torn_tail`. Anything else unreadable is an error naming the line.
-pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
-    let path = dir.join("events.jsonl");
+/// Reads run `run`'s journal from `store`; a torn last line (cut short, or not UTF-8) is
+/// tolerated and reported in `torn_tail`. Anything else unreadable is an error naming the
+/// line.
+pub fn read(store: &Store, run: &str) -> Result<RunJournal, JournalError> {
+    let bytes = match store.local_dir() {
+        Some(dir) => read_file(&dir.join("runs").join(run).join("events.jsonl"))?,
+        None => read_segments(store, run)?,
+    };
+    let shown = store.locate(&run_key(run));
+    let (header, events, torn_tail) =
+        parse_bytes(&bytes).map_err(|message| JournalError::Read { path: shown, message })?;
+    Ok(RunJournal { header, events, torn_tail })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, JournalError> {
     let shown = path.display().to_string();
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
-    let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+    let file = File::open(path).map_err(|e| bad(e.to_string()))?;
     // Its length first: a damaged or hostile file is refused before a byte is read.
     if file.metadata().is_ok_and(|m| m.len() > MAX_JOURNAL_BYTES) {
         return Err(bad(format!("it is over the limit of {MAX_JOURNAL_BYTES} bytes")));
@@ -172,8 +353,28 @@ pub fn read(dir: &Path) -> Result<RunJournal, JournalError> {
     if bytes.len() as u64 > MAX_JOURNAL_BYTES {
         return Err(bad(format!("it is over the limit of {MAX_JOURNAL_BYTES} bytes")));
     }
-    let (header, events, torn_tail) = parse_bytes(&bytes).map_err(bad)?;
-    Ok(RunJournal { dir: dir.to_owned(), header, events, torn_tail })
+    Ok(bytes)
+}
+
+/// A journal's segments, in order, as far as they run without a gap (a segment is written
+/// only after the one before it).
+fn read_segments(store: &Store, run: &str) -> Result<Vec<u8>, JournalError> {
+    let shown = store.locate(&run_key(run));
+    let bad = |message: String| JournalError::Read { path: shown.clone(), message };
+    let keys = store.list(&format!("{}/events", run_key(run))).map_err(|e| bad(e.to_string()))?;
+    if keys.is_empty() {
+        return Err(bad("there is no such run".to_owned()));
+    }
+    let mut bytes = Vec::new();
+    for n in 0..keys.len() as u64 {
+        let key = segment_key(run, n);
+        let Some(entry) = store.get(&key).map_err(|e| bad(e.to_string()))? else { break };
+        bytes.extend_from_slice(&entry.bytes);
+        if bytes.len() as u64 > MAX_JOURNAL_BYTES {
+            return Err(bad(format!("it is over the limit of {MAX_JOURNAL_BYTES} bytes")));
+        }
+    }
+    Ok(bytes)
 }
 
 /// Parses a journal's bytes: lines of UTF-8 JSON; the last may be torn.
@@ -218,47 +419,44 @@ pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), Strin
     Ok((header, events, torn_tail))
 }
 
-/// The newest run of `plan_path` in `state_dir` (run ids sort by time), or the run named.
+/// The newest run of `plan_path` in `store` (run ids sort by time), or the run named.
 /// A journal that cannot be read is said to be corrupt, never skipped for an older run: the
 /// newest record of a plan is the one that tells what was started.
 pub fn find(
-    state_dir: &Path,
+    store: &Store,
     plan_keys: &[String],
     shard: Option<&str>,
     run: Option<&str>,
 ) -> Result<RunJournal, JournalError> {
     if let Some(run) = run {
-        return read(&state_dir.join("runs").join(run));
+        return read(store, run);
     }
-    let dirs = runs_newest_first(state_dir);
-    for dir in &dirs {
+    for id in &runs_newest_first(store) {
         // Whose run it is, from the header alone: another plan's journal is not ours to judge.
-        match read_header(dir) {
+        match read_header(store, id) {
             Ok(header) if !plan_keys.contains(&header.plan_path) || header.shard.as_deref() != shard => continue,
             Ok(_) => {}
             Err(e) => return Err(corrupt(&e)),
         }
-        return read(dir).map_err(|e| corrupt(&e));
+        return read(store, id).map_err(|e| corrupt(&e));
     }
     let plan = plan_keys.first().map_or("the plan", String::as_str).to_owned();
-    Err(JournalError::NoRun { plan, dir: state_dir.display().to_string() })
+    Err(JournalError::NoRun { plan, dir: store.describe() })
 }
 
-/// The newest run in `state_dir` that resumed `run`, directly or through other resumes: a
+/// The newest run in `store` that resumed `run`, directly or through other resumes: a
 /// resume of `run` must start from it, since it may have done what `run` left. `None` when no
 /// run resumed `run`. Headers that cannot be read are passed over (such a run is said to be
 /// corrupt when it is the one resumed).
 #[must_use]
-pub fn newest_resume_of(state_dir: &Path, run: &str) -> Option<RunJournal> {
-    let dirs = runs_newest_first(state_dir);
-    let parent_of: HashMap<String, Option<String>> = dirs
+pub fn newest_resume_of(store: &Store, run: &str) -> Option<RunJournal> {
+    let ids = runs_newest_first(store);
+    let parent_of: HashMap<String, Option<String>> = ids
         .iter()
-        .filter_map(|dir| read_header(dir).ok())
+        .filter_map(|id| read_header(store, id).ok())
         .map(|header| (header.run_id, header.resumed_from))
         .collect();
-    dirs.iter()
-        .filter(|dir| dir.file_name().is_some_and(|n| n.to_str().is_some_and(|id| descends(&parent_of, id, run))))
-        .find_map(|dir| read(dir).ok())
+    ids.iter().filter(|id| descends(&parent_of, id, run)).find_map(|id| read(store, id).ok())
 }
 
 /// Whether run `id` resumed `run`, directly or through the runs between (`parent_of`: each
@@ -275,33 +473,24 @@ fn descends<'a>(parent_of: &'a HashMap<String, Option<String>>, mut id: &'a str,
     false
 }
 
-/// The run directories in `state_dir`, newest first: by the time in their ids (to the
-/// second), then, for runs started in the same second, by the millisecond their journal
-/// records.
+/// The runs in `store`, newest first: by the time in their ids (to the second), then, for
+/// runs started in the same second, by the millisecond their journal records.
 #[must_use]
-pub fn runs_newest_first(state_dir: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<(String, PathBuf)> = fs::read_dir(state_dir.join("runs"))
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .map(|p| {
-                    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    let second = name.split('-').next().unwrap_or_default().to_owned();
-                    (second, p)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
-    let mut out = Vec::with_capacity(dirs.len());
+pub fn runs_newest_first(store: &Store) -> Vec<String> {
+    let mut ids: Vec<(String, String)> = store
+        .children("runs")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| (id.split('-').next().unwrap_or_default().to_owned(), id))
+        .collect();
+    ids.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    let mut out = Vec::with_capacity(ids.len());
     let mut i = 0;
-    while i < dirs.len() {
-        let same = dirs[i..].iter().take_while(|(second, _)| *second == dirs[i].0).count();
-        let mut group: Vec<&PathBuf> = dirs[i..i + same].iter().map(|(_, p)| p).collect();
+    while i < ids.len() {
+        let same = ids[i..].iter().take_while(|(second, _)| *second == ids[i].0).count();
+        let mut group: Vec<&String> = ids[i..i + same].iter().map(|(_, id)| id).collect();
         if same > 1 {
-            group.sort_by_cached_key(|dir| std::cmp::Reverse(started_ms(dir)));
+            group.sort_by_cached_key(|id| std::cmp::Reverse(started_ms(store, id)));
         }
         out.extend(group.into_iter().cloned());
         i += same;
@@ -309,17 +498,27 @@ pub fn runs_newest_first(state_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// When a run started (its `run_started` event), 0 when not recorded.
-fn started_ms(dir: &Path) -> u64 {
-    let Ok(file) = File::open(dir.join("events.jsonl")) else { return 0 };
-    let mut reader = BufReader::new(file.take(MAX_JOURNAL_BYTES));
-    let mut line = Vec::new();
-    for _ in 0..2 {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
-            return 0;
+/// When a run started (its `run_started` event, the journal's second line), 0 when not
+/// recorded.
+fn started_ms(store: &Store, run: &str) -> u64 {
+    let line = match store.local_dir() {
+        Some(dir) => {
+            let Ok(file) = File::open(dir.join("runs").join(run).join("events.jsonl")) else { return 0 };
+            let mut reader = BufReader::new(file.take(MAX_JOURNAL_BYTES));
+            let mut line = Vec::new();
+            for _ in 0..2 {
+                line.clear();
+                if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                    return 0;
+                }
+            }
+            line
         }
-    }
+        None => match store.get(&segment_key(run, 1)) {
+            Ok(Some(entry)) => entry.bytes.split(|&b| b == b'\n').next().unwrap_or_default().to_vec(),
+            _ => return 0,
+        },
+    };
     match serde_json::from_slice::<Event>(&line) {
         Ok(Event::RunStarted { at, .. }) => at,
         _ => 0,
@@ -342,13 +541,24 @@ fn corrupt(e: &JournalError) -> JournalError {
 ///
 /// # Errors
 /// The journal cannot be opened or its first line is not a header.
-pub fn read_header(dir: &Path) -> Result<Header, JournalError> {
-    let path = dir.join("events.jsonl");
-    let shown = path.display().to_string();
+pub fn read_header(store: &Store, run: &str) -> Result<Header, JournalError> {
+    let shown = store.locate(&run_key(run));
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
-    let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
-    let mut first = Vec::new();
-    BufReader::new(file.take(MAX_JOURNAL_BYTES)).read_until(b'\n', &mut first).map_err(|e| bad(e.to_string()))?;
+    let first = match store.local_dir() {
+        Some(dir) => {
+            let path = dir.join("runs").join(run).join("events.jsonl");
+            let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+            let mut first = Vec::new();
+            BufReader::new(file.take(MAX_JOURNAL_BYTES))
+                .read_until(b'\n', &mut first)
+                .map_err(|e| bad(e.to_string()))?;
+            first
+        }
+        None => match store.get(&segment_key(run, 0)).map_err(|e| bad(e.to_string()))? {
+            Some(entry) => entry.bytes.split(|&b| b == b'\n').next().unwrap_or_default().to_vec(),
+            None => return Err(bad("there is no such run".to_owned())),
+        },
+    };
     let text = std::str::from_utf8(&first).map_err(|e| bad(format!("line 1 is not UTF-8 ({e})")))?;
     serde_json::from_str(text.trim_end()).map_err(|e| bad(format!("line 1 is not a journal header: {e}")))
 }
@@ -547,7 +757,7 @@ pub fn chain_priors<'a>(runs: impl IntoIterator<Item = &'a RunJournal>) -> BTree
 /// state directory (each header also carries what came before, so a missing one loses
 /// nothing).
 #[must_use]
-pub fn chain(state_dir: &Path, newest: &RunJournal) -> Vec<RunJournal> {
+pub fn chain(store: &Store, newest: &RunJournal) -> Vec<RunJournal> {
     let mut out: Vec<RunJournal> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut previous = newest.header.resumed_from.clone();
@@ -555,7 +765,7 @@ pub fn chain(state_dir: &Path, newest: &RunJournal) -> Vec<RunJournal> {
         if !seen.insert(run.clone()) {
             break;
         }
-        match read(&state_dir.join("runs").join(&run)) {
+        match read(store, &run) {
             Ok(journal) => {
                 previous.clone_from(&journal.header.resumed_from);
                 out.push(journal);
@@ -602,24 +812,29 @@ mod tests {
         // Sparse: the length without the disk space.
         let file = File::create(run.join("events.jsonl")).unwrap();
         file.set_len(MAX_JOURNAL_BYTES + 1).unwrap();
-        let Err(JournalError::Read { message, .. }) = read(&run) else { panic!("read a journal over the budget") };
+        let store = Store::dir(dir.path());
+        let Err(JournalError::Read { message, .. }) = read(&store, "r1") else {
+            panic!("read a journal over the budget")
+        };
         assert!(message.contains("over the limit"), "{message}");
     }
 
     #[test]
     fn byte_counts_stay_out_of_the_journal() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = JournalWriter::create(dir.path(), &header("r1")).unwrap();
+        let store = Store::dir(dir.path());
+        let mut w = JournalWriter::create(&store, &header("r1")).unwrap();
         let milestone = Event::Progress { task: 0, message: "db: 1 of 4 bytes".into(), bytes: None, at: 1 };
         w.emit(&Event::Progress { task: 0, message: "db".into(), bytes: Some([1, 4]), at: 1 }).unwrap();
         w.emit(&milestone).unwrap();
-        assert_eq!(read(w.dir()).unwrap().events, [milestone]);
+        assert_eq!(read(&store, "r1").unwrap().events, [milestone]);
     }
 
     #[test]
     fn writes_reads_and_tolerates_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = JournalWriter::create(dir.path(), &header("r1")).unwrap();
+        let store = Store::dir(dir.path());
+        let mut w = JournalWriter::create(&store, &header("r1")).unwrap();
         let events = [
             Event::RunStarted {
                 run_id: RunId::from_parts("r", 1),
@@ -636,10 +851,10 @@ mod tests {
             w.emit(e).unwrap();
         }
         // A crash mid-line.
-        let path = w.dir().join("events.jsonl");
+        let path = dir.path().join("runs/r1/events.jsonl");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         write!(f, "{{\"event\":\"task_fini").unwrap();
-        let j = read(w.dir()).unwrap();
+        let j = read(&store, "r1").unwrap();
         assert!(j.torn_tail);
         assert_eq!(j.events, events);
         let prior = prior_states(&j, &BTreeMap::new());
@@ -649,31 +864,32 @@ mod tests {
         assert_eq!(prior["b"], Prior::InFlight { workflow_id: "wf-1".into(), run: "r1".into() });
         assert_eq!(prior["c"], Prior::Attempted { since_unix: 4.0, run: "r1".into() });
         assert!(!prior.contains_key("d"), "failed tasks run again");
-        assert_eq!(find(dir.path(), &["p.yml".into()], None, None).unwrap().header.run_id, "r1");
-        assert!(find(dir.path(), &["other.yml".into()], None, None).is_err());
+        assert_eq!(find(&store, &["p.yml".into()], None, None).unwrap().header.run_id, "r1");
+        assert!(find(&store, &["other.yml".into()], None, None).is_err());
     }
 
     #[test]
     fn a_torn_or_broken_last_line_is_dropped_and_a_corrupt_newest_journal_is_said_so() {
         let dir = tempfile::tempdir().unwrap();
+        let store = Store::dir(dir.path());
         let mut older = header("20260101T000000Z-0001");
         older.plan_path = "p.yml".into();
-        JournalWriter::create(dir.path(), &older).unwrap();
-        let newer = JournalWriter::create(dir.path(), &header("20260101T000001Z-0002")).unwrap();
-        let path = newer.dir().join("events.jsonl");
+        JournalWriter::create(&store, &older).unwrap();
+        JournalWriter::create(&store, &header("20260101T000001Z-0002")).unwrap();
+        let path = dir.path().join("runs/20260101T000001Z-0002/events.jsonl");
         // A crash cut a multi-byte character in the last line: dropped, the rest read.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"event\":\"progress\",\"message\":\"caf\xc3").unwrap();
-        let j = read(newer.dir()).unwrap();
+        let j = read(&store, "20260101T000001Z-0002").unwrap();
         assert!(j.torn_tail);
-        assert_eq!(find(dir.path(), &["p.yml".into()], None, None).unwrap().header.run_id, "20260101T000001Z-0002");
+        assert_eq!(find(&store, &["p.yml".into()], None, None).unwrap().header.run_id, "20260101T000001Z-0002");
         // A broken line before the last: the newest journal is corrupt, and said to be.
         f.write_all(b"\n{\"event\":\"run_finished\",\"at\":1,\"interrupted\":false,\"timed_out\":false}\n").unwrap();
-        let e = find(dir.path(), &["p.yml".into()], None, None).unwrap_err().to_string();
+        let e = find(&store, &["p.yml".into()], None, None).unwrap_err().to_string();
         assert!(e.contains("corrupt") && e.contains("20260101T000001Z-0002"), "{e}");
         // An unreadable header is corrupt too, not skipped for the older run.
         fs::write(&path, b"not a header\n").unwrap();
-        let e = find(dir.path(), &["p.yml".into()], None, None).unwrap_err().to_string();
+        let e = find(&store, &["p.yml".into()], None, None).unwrap_err().to_string();
         assert!(e.contains("corrupt"), "{e}");
     }
 
@@ -682,6 +898,48 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");
         fs::write(&file, "x").unwrap();
-        assert!(JournalWriter::create(&file, &header("r1")).is_err());
+        assert!(JournalWriter::create(&Store::dir(&file), &header("r1")).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_an_object_store_events_ready_together_are_one_segment_and_durable_says_when_written() {
+        let memory = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let objects =
+            crate::state::store::Objects::with(memory, object_store::path::Path::from("team"), "memory://team".into())
+                .unwrap();
+        let store = Store::Object(objects);
+        let mut w = JournalWriter::create(&store, &header("r1")).unwrap();
+        assert!(JournalWriter::create(&store, &header("r1")).is_err(), "a run id is taken once");
+        let started = Event::RunStarted { run_id: RunId::from_parts("r", 1), at: 0, tasks: vec![task("a"), task("b")] };
+        w.emit(&started).unwrap();
+        let a = Event::AttemptStarting { task: 0, attempt: 1, at: 1 };
+        let b = Event::AttemptStarting { task: 1, attempt: 1, at: 1 };
+        w.emit(&a).unwrap();
+        w.emit(&b).unwrap();
+        // The in-memory store may have written them already: then there is nothing to wait for.
+        if let Some(wait) = w.durable() {
+            wait.await.unwrap();
+        }
+        // On record once `durable` says so, as a resume reads it.
+        let seen = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || read(&store, "r1").unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.events, [started.clone(), a.clone(), b.clone()]);
+        assert!(w.durable().is_none(), "nothing new to wait for");
+        let finished = Event::RunFinished { at: 2, interrupted: false, timed_out: false };
+        w.emit(&finished).unwrap();
+        w.settle().await;
+        let (keys, j) =
+            tokio::task::spawn_blocking(move || (store.list("runs/r1/events").unwrap(), read(&store, "r1").unwrap()))
+                .await
+                .unwrap();
+        assert_eq!(j.events, [started, a, b, finished]);
+        assert_eq!(j.header.run_id, "r1");
+        // The header, then at most one segment per event (fewer when they were ready together).
+        assert!((2..=5).contains(&keys.len()), "{keys:?}");
+        assert!(w.error().is_none());
     }
 }

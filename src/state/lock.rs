@@ -1,12 +1,17 @@
-//! One `apply` of a plan at a time per state directory: `<state-dir>/locks/<plan>.lock` holds
-//! the holder's pid and start time. A lock whose process is gone is taken over; a live one
-//! refuses with a message naming the holder. Released when dropped.
+//! One `apply` of a plan at a time per store: `locks/<plan>.lock`, made by an exclusive create
+//! (`If-None-Match: *` on an object store), holds the holder's run, plan, host, process and
+//! CI job, and when it was last renewed. A lock whose process is gone (on this host), or
+//! that was not renewed for [`STALE_AFTER`] (a holder elsewhere), is taken over by a
+//! conditional replace; a live one refuses with a message naming the holder. Released when
+//! dropped.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
+
+use super::store::{Store, StoreError, Version};
 
 /// The lock file's content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,14 +84,30 @@ pub enum LockError {
         "{plan} is already being applied by process {pid}{whence} (run {run}, started {started}); wait for it (--lock-timeout), or remove {path} if that process is gone"
     )]
     Held { plan: String, pid: u32, whence: String, run: String, started: String, path: String },
-    #[error("cannot take the lock {path}: {source}; a run that cannot be journalled does not start (see --state-dir)")]
-    Io { path: String, source: io::Error },
+    #[error("cannot take the lock: {source}; a run that cannot be journalled does not start (see --state-dir)")]
+    Store { source: StoreError },
+}
+
+/// The lock's content: its holder, and when the holder last said it is alive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    #[serde(flatten)]
+    pub holder: Holder,
+    /// Unix seconds of the last renewal (0: a lock written before renewals, judged by its
+    /// process alone).
+    #[serde(default)]
+    pub renewed_at: u64,
 }
 
 /// A held lock, released on drop.
 #[derive(Debug)]
 pub struct Lock {
-    path: PathBuf,
+    store: Store,
+    key: String,
+    holder: Holder,
+    /// The version this holder last wrote: a renewal or a release that finds another means
+    /// the lock was taken over.
+    version: Mutex<Version>,
 }
 
 fn lock_name(plan_path: &str) -> String {
@@ -125,10 +146,26 @@ pub(crate) fn alive(holder: &Holder) -> bool {
     }
 }
 
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether a record's holder is gone: its process on this host is not running, or it was
+/// not renewed for [`STALE_AFTER`] (a holder on another machine that stopped).
+pub(crate) fn gone(holder: &Holder, renewed_at: u64) -> bool {
+    !alive(holder) || (renewed_at != 0 && now_secs().saturating_sub(renewed_at) > STALE_AFTER.as_secs())
+}
+
+/// How often a run renews its lock and leases.
+pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// A lock or lease not renewed for this long is stale: its holder stopped without giving it
+/// back (four renewals missed).
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Lock {
-    /// Takes the lock for `holder.plan_path` in `state_dir`.
-    pub fn acquire(state_dir: &Path, holder: &Holder) -> Result<Self, LockError> {
-        Self::acquire_at(&state_dir.join("locks"), &lock_name(&holder.plan_path), holder)
+    /// Takes the lock for `holder.plan_path` in `store`.
+    pub fn acquire(store: &Store, holder: &Holder) -> Result<Self, LockError> {
+        Self::acquire_at(store, &format!("locks/{}", lock_name(&holder.plan_path)), holder)
     }
 
     /// For a plan file with other hard links (`plan`, its canonical path): a lock on the
@@ -144,9 +181,9 @@ impl Lock {
             if meta.nlink() < 2 {
                 return Ok(None);
             }
-            let dir = std::env::temp_dir().join("terminus-batch-plan-locks");
+            let store = Store::dir(std::env::temp_dir().join("terminus-batch-plan-locks"));
             let name = format!("{:x}-{:x}.lock", meta.dev(), meta.ino());
-            Self::acquire_at(&dir, &name, holder).map(Some)
+            Self::acquire_at(&store, &name, holder).map(Some)
         }
         #[cfg(not(unix))]
         {
@@ -155,48 +192,78 @@ impl Lock {
         }
     }
 
-    fn acquire_at(dir: &Path, name: &str, holder: &Holder) -> Result<Self, LockError> {
-        let path = dir.join(name);
-        let io_err = |source| LockError::Io { path: path.display().to_string(), source };
-        fs::create_dir_all(dir).map_err(io_err)?;
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    let json = serde_json::to_string(holder).map_err(|e| io_err(io::Error::other(e)))?;
-                    file.write_all(json.as_bytes()).and_then(|()| file.flush()).map_err(io_err)?;
-                    return Ok(Self { path });
+    fn acquire_at(store: &Store, key: &str, holder: &Holder) -> Result<Self, LockError> {
+        let fail = |source| LockError::Store { source };
+        let record = |holder: &Holder| {
+            serde_json::to_vec(&LockRecord { holder: holder.clone(), renewed_at: now_secs() }).unwrap_or_default()
+        };
+        let taken = |version| Self {
+            store: store.clone(),
+            key: key.to_owned(),
+            holder: holder.clone(),
+            version: Mutex::new(version),
+        };
+        for _ in 0..3 {
+            if let Some(version) = store.create(key, &record(holder)).map_err(fail)? {
+                return Ok(taken(version));
+            }
+            let Some(current) = store.get(key).map_err(fail)? else { continue };
+            let lock: Option<LockRecord> = serde_json::from_slice(&current.bytes).ok();
+            match lock {
+                Some(l) if !gone(&l.holder, l.renewed_at) && !ours(&l.holder) => {
+                    let h = l.holder;
+                    return Err(LockError::Held {
+                        whence: h.whence(),
+                        plan: h.plan_path,
+                        pid: h.pid,
+                        run: h.run_id,
+                        started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
+                        path: store.locate(key),
+                    });
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let current: Option<Holder> = fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
-                    match current {
-                        Some(h) if alive(&h) && h.pid != std::process::id() => {
-                            return Err(LockError::Held {
-                                whence: h.whence(),
-                                plan: h.plan_path,
-                                pid: h.pid,
-                                run: h.run_id,
-                                started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
-                                path: path.display().to_string(),
-                            });
-                        }
-                        // A dead holder (or an unreadable file): take the lock over.
-                        _ => {
-                            tracing::warn!("taking over the lock {} from a process that is gone", path.display());
-                            fs::remove_file(&path).map_err(io_err)?;
-                        }
+                // A holder that is gone (or a record cut short): taken over, if no one
+                // else took it meanwhile.
+                _ => {
+                    tracing::warn!("taking over the lock {} from a run that is gone", store.locate(key));
+                    if let Some(version) = store.replace(key, &record(holder), &current.version).map_err(fail)? {
+                        return Ok(taken(version));
                     }
                 }
-                Err(e) => return Err(io_err(e)),
             }
         }
-        Err(io_err(io::Error::other("the lock changed hands while taking it")))
+        Err(fail(StoreError {
+            what: "cannot take",
+            location: store.locate(key),
+            message: "the lock changed hands while taking it".to_owned(),
+            kind: std::io::ErrorKind::Other,
+        }))
     }
+
+    /// Says again that the holder is alive, so that a run on another machine sharing the
+    /// store does not take the lock for abandoned. A lock taken over meanwhile is left to
+    /// its new holder, and said.
+    pub fn renew(&self) {
+        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
+        let json =
+            serde_json::to_vec(&LockRecord { holder: self.holder.clone(), renewed_at: now_secs() }).unwrap_or_default();
+        match self.store.replace(&self.key, &json, &version) {
+            Ok(Some(new)) => *version = new,
+            Ok(None) => tracing::warn!("the lock {} was taken over by another run", self.store.locate(&self.key)),
+            Err(e) => tracing::warn!("cannot renew the lock: {e}"),
+        }
+    }
+}
+
+/// A record this very process wrote (an earlier run in the same process, as tests make).
+fn ours(holder: &Holder) -> bool {
+    holder.pid == std::process::id() && (holder.host.is_none() || holder.host == this_host())
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // Best effort: a lock left behind is taken over by the next run (its pid is gone).
-        let _removed = fs::remove_file(&self.path);
+        // Only our own; best effort: a lock left behind is taken over by the next run.
+        let version = self.version.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let _removed = self.store.delete_if(&self.key, &version);
     }
 }
 
@@ -227,11 +294,11 @@ mod tests {
         let start = proc_start(1).unwrap();
         let stale = Holder { proc_start: Some(start + 1), ..holder(1) };
         fs::write(&path, serde_json::to_string(&stale).unwrap()).unwrap();
-        drop(Lock::acquire(dir.path(), &holder(4)).unwrap());
+        drop(Lock::acquire(&Store::dir(dir.path()), &holder(4)).unwrap());
         // The same pid with its own start time still holds it.
         let live = Holder { proc_start: Some(start), ..holder(1) };
         fs::write(&path, serde_json::to_string(&live).unwrap()).unwrap();
-        assert!(Lock::acquire(dir.path(), &holder(5)).is_err());
+        assert!(Lock::acquire(&Store::dir(dir.path()), &holder(5)).is_err());
         assert_eq!(proc_start(std::process::id()), Holder::this_process("r".into(), "p".into()).proc_start);
     }
 
@@ -239,16 +306,16 @@ mod tests {
     fn held_refused_dead_taken_over_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         // A live holder: this test's parent process (pid 1 exists wherever /proc does).
-        let live = Lock::acquire(dir.path(), &holder(1)).unwrap();
-        let err = Lock::acquire(dir.path(), &holder(2)).unwrap_err();
+        let live = Lock::acquire(&Store::dir(dir.path()), &holder(1)).unwrap();
+        let err = Lock::acquire(&Store::dir(dir.path()), &holder(2)).unwrap_err();
         assert!(err.to_string().contains("process 1"), "{err}");
         drop(live);
-        let again = Lock::acquire(dir.path(), &holder(3)).unwrap();
+        let again = Lock::acquire(&Store::dir(dir.path()), &holder(3)).unwrap();
         std::mem::forget(again);
         // pid 3's lock file is left behind; a pid that cannot exist is dead.
         let path = dir.path().join("locks").join(lock_name("p.yml"));
         fs::write(&path, serde_json::to_string(&holder(u32::MAX)).unwrap()).unwrap();
-        let taken = Lock::acquire(dir.path(), &holder(4)).unwrap();
+        let taken = Lock::acquire(&Store::dir(dir.path()), &holder(4)).unwrap();
         drop(taken);
         assert!(!path.exists());
     }

@@ -1,0 +1,218 @@
+//! Environment leases (the site, for site operations): whatever the plan, two runs sharing a
+//! state directory never act on one target at once. A task takes its target's lease before
+//! its first request (its "nothing to do" check included, so the check sees what the other
+//! run did) and gives it back when it ends.
+//!
+//! A lease is `leases/<digest of the target>.lease` in the store, made by an exclusive create
+//! (`If-None-Match: *` on an object store) and holding its holder (run, plan, host, process)
+//! and when it was last renewed. A run's
+//! tasks share its leases (a count per target), so a run never waits on itself. A lease is
+//! stale when its holder's process is gone (on this host) or when it was not renewed for
+//! [`STALE_AFTER`] (a holder on another machine sharing the directory); a stale lease is
+//! taken over. Each task holds at most one lease, so leases cannot deadlock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use super::lock::{Holder, gone, now_secs};
+use super::store::{Store, StoreError, Version};
+
+pub use super::lock::{RENEW_EVERY, STALE_AFTER};
+
+/// A lease's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// `site.env`, or `site` for site operations.
+    pub target: String,
+    pub holder: Holder,
+    /// Unix seconds of the last renewal.
+    pub renewed_at: u64,
+}
+
+/// Why a lease was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another run holds it.
+    #[error("{target} is being acted on by {holder}", holder = .holder.describe())]
+    Held { target: String, holder: Box<Holder> },
+    #[error("cannot take the lease on {target}: {source}")]
+    Store { target: String, source: StoreError },
+}
+
+/// The leases of one run in one store.
+#[derive(Clone, Debug)]
+pub struct Leases {
+    store: Store,
+    holder: Holder,
+    /// What the targets are on (the API's address): two runs against different platforms,
+    /// such as two in-process simulators, never share a lease.
+    scope: String,
+    /// Targets this run holds: how many of its tasks hold each, and the version it wrote.
+    held: Arc<Mutex<HashMap<String, (usize, Version)>>>,
+}
+
+/// One task's hold on a target; given back when dropped.
+#[derive(Debug)]
+pub struct LeaseGuard {
+    leases: Leases,
+    target: String,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.leases.release(&self.target);
+    }
+}
+
+fn key(target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(target.as_bytes());
+    format!("leases/{}.lease", crate::plan::source::hex(&digest[..12]))
+}
+
+impl Leases {
+    /// The leases `holder`'s run takes in `store` on targets of `scope` (the API's address).
+    #[must_use]
+    pub fn new(store: &Store, holder: Holder, scope: &str) -> Self {
+        Self { store: store.clone(), holder, scope: scope.to_owned(), held: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Takes `target`'s lease for one task of this run, or says who holds it.
+    pub fn try_take(&self, target: &str) -> Result<LeaseGuard, LeaseError> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((count, _)) = held.get_mut(target) {
+            *count += 1;
+            return Ok(LeaseGuard { leases: self.clone(), target: target.to_owned() });
+        }
+        let version = self.create(target)?;
+        held.insert(target.to_owned(), (1, version));
+        Ok(LeaseGuard { leases: self.clone(), target: target.to_owned() })
+    }
+
+    fn key(&self, target: &str) -> String {
+        key(&format!("{} {target}", self.scope))
+    }
+
+    fn record(&self, target: &str) -> Vec<u8> {
+        let record = LeaseRecord { target: target.to_owned(), holder: self.holder.clone(), renewed_at: now_secs() };
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
+    /// Creates the lease, taking over a stale one (by a conditional replace: of two runs
+    /// taking over the same stale lease, one wins).
+    fn create(&self, target: &str) -> Result<Version, LeaseError> {
+        let key = self.key(target);
+        let fail = |source| LeaseError::Store { target: target.to_owned(), source };
+        for _ in 0..3 {
+            if let Some(version) = self.store.create(&key, &self.record(target)).map_err(fail)? {
+                return Ok(version);
+            }
+            let Some(current) = self.store.get(&key).map_err(fail)? else { continue };
+            match serde_json::from_slice::<LeaseRecord>(&current.bytes) {
+                Ok(lease) if !gone(&lease.holder, lease.renewed_at) => {
+                    return Err(LeaseError::Held { target: target.to_owned(), holder: Box::new(lease.holder) });
+                }
+                // Stale, or cut short by a crash while it was written: taken over.
+                _ => {
+                    tracing::warn!(target, "taking over a lease whose holder is gone");
+                    if let Some(version) =
+                        self.store.replace(&key, &self.record(target), &current.version).map_err(fail)?
+                    {
+                        return Ok(version);
+                    }
+                }
+            }
+        }
+        Err(fail(StoreError {
+            what: "cannot take",
+            location: self.store.locate(&key),
+            message: "the lease changed hands while taking it".to_owned(),
+            kind: std::io::ErrorKind::Other,
+        }))
+    }
+
+    fn release(&self, target: &str) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((count, _)) = held.get_mut(target) else { return };
+        *count -= 1;
+        if *count == 0
+            && let Some((_, version)) = held.remove(target)
+        {
+            // Only our own: a lease taken over meanwhile (we were thought gone) stays.
+            if let Err(e) = self.store.delete_if(&self.key(target), &version) {
+                tracing::warn!(target, "cannot give the lease back (it goes stale in {}s): {e}", STALE_AFTER.as_secs());
+            }
+        }
+    }
+
+    /// Rewrites every lease this run holds with the time now, so that a holder on another
+    /// machine is not taken for gone.
+    pub fn renew(&self) {
+        let targets: Vec<(String, Version)> = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(t, (_, v))| (t.clone(), v.clone()))
+            .collect();
+        for (target, version) in targets {
+            match self.store.replace(&self.key(&target), &self.record(&target), &version) {
+                Ok(Some(new)) => {
+                    if let Some(entry) = self.held.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&target) {
+                        entry.1 = new;
+                    }
+                }
+                Ok(None) => tracing::warn!(target, "the lease was taken over by another run"),
+                Err(e) => tracing::warn!(target, "cannot renew the lease: {e}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn holder(run: &str, pid: u32) -> Holder {
+        Holder { pid, host: super::super::lock::this_host(), ..Holder::this_process(run.into(), "p.yml".into()) }
+    }
+
+    #[test]
+    fn one_run_at_a_time_per_target_shared_within_a_run_and_stale_ones_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = "https://api/";
+        let mine = Leases::new(&Store::dir(dir.path()), holder("r1", std::process::id()), api);
+        // Another run, alive (pid 1 on this host).
+        let theirs = Leases::new(&Store::dir(dir.path()), Holder { proc_start: None, ..holder("r2", 1) }, api);
+        let elsewhere =
+            Leases::new(&Store::dir(dir.path()), Holder { proc_start: None, ..holder("r2", 1) }, "http://127.0.0.1:9/");
+        let a = mine.try_take("s.live").unwrap();
+        let b = mine.try_take("s.live").unwrap();
+        let Err(LeaseError::Held { holder: by, .. }) = theirs.try_take("s.live") else { panic!("taken twice") };
+        assert_eq!(by.run_id, "r1");
+        assert!(elsewhere.try_take("s.live").is_ok(), "the same name on another platform");
+        drop(a);
+        assert!(theirs.try_take("s.live").is_err(), "still held by the run's other task");
+        drop(b);
+        let c = theirs.try_take("s.live").unwrap();
+        assert!(mine.try_take("s.live").is_err());
+        assert!(mine.try_take("s.test").is_ok(), "another target is free");
+        std::mem::forget(c);
+        // A holder whose process is gone: taken over.
+        let gone = Leases::new(&Store::dir(dir.path()), Holder { proc_start: None, ..holder("r3", u32::MAX) }, api);
+        std::mem::forget(gone.try_take("s.dev").unwrap());
+        assert!(mine.try_take("s.dev").is_ok());
+        // A holder elsewhere that stopped renewing: taken over.
+        let far = Holder { host: Some("elsewhere".into()), ..holder("r4", 1) };
+        let record = LeaseRecord { target: "s.x".into(), holder: far, renewed_at: now_secs() - 3600 };
+        fs::write(dir.path().join(mine.key("s.x")), serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(mine.try_take("s.x").is_ok());
+        let fresh = Holder { host: Some("elsewhere".into()), ..holder("r5", 1) };
+        let record = LeaseRecord { target: "s.y".into(), holder: fresh, renewed_at: now_secs() };
+        fs::write(dir.path().join(mine.key("s.y")), serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(mine.try_take("s.y").is_err(), "renewed on another machine: held");
+    }
+}

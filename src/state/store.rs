@@ -1,0 +1,647 @@
+//! Where state lives: a directory, or a prefix in an object store (S3, Google Cloud Storage,
+//! Azure Blob Storage). Both offer the same few operations on `/`-separated keys, with the
+//! two conditional writes the lock and the leases need: create-if-absent and
+//! replace-if-unchanged (an `ETag` match on object stores).
+//!
+//! The object store is asynchronous; the lock, the leases and the history are small
+//! synchronous steps. The store runs its requests on a runtime of its own, so a blocking
+//! call never waits on the caller's runtime (which may be the one blocked), and the
+//! journal's segment writer (see `journal`) uses the same runtime for its writes.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::TryStreamExt as _;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+/// A version of a key's content: an object's `ETag`, or a digest of a file's bytes.
+pub type Version = String;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {location}: {message}")]
+pub struct StoreError {
+    /// What was being done ("cannot write", "cannot read").
+    pub what: &'static str,
+    /// The key's location (a path, or a URL without credentials).
+    pub location: String,
+    pub message: String,
+    /// The kind, for callers that tell a missing directory from a full disk.
+    pub kind: io::ErrorKind,
+}
+
+impl StoreError {
+    /// The same, as an I/O error of its kind.
+    #[must_use]
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(self.kind, self.to_string())
+    }
+}
+
+/// A key's content and its version.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub bytes: Vec<u8>,
+    pub version: Version,
+}
+
+/// Where the state is, as the user named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Dir(PathBuf),
+    /// `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`.
+    Url(url::Url),
+}
+
+impl Location {
+    /// Reads a state location: a URL with a known object-store scheme, else a directory. A
+    /// text that looks like a URL of another scheme is refused, rather than taken for a
+    /// directory named `scheme:`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once("://") {
+            Some((scheme, _))
+                if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                let url = url::Url::parse(text).map_err(|e| format!("the state location {text} is not a URL: {e}"))?;
+                match url.scheme() {
+                    "s3" | "gs" | "az" if url.host_str().is_some_and(|h| !h.is_empty()) => Ok(Self::Url(url)),
+                    "s3" | "gs" | "az" => Err(format!("the state location {text} names no bucket")),
+                    other => Err(format!(
+                        "the state location {text} has the scheme `{other}`; use a directory, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
+                    )),
+                }
+            }
+            _ => Ok(Self::Dir(PathBuf::from(text))),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dir(dir) => write!(f, "{}", dir.display()),
+            Self::Url(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// A state store.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Dir(DirStore),
+    Object(Objects),
+}
+
+impl Store {
+    /// A directory store.
+    #[must_use]
+    pub fn dir(root: impl Into<PathBuf>) -> Self {
+        Self::Dir(DirStore { root: root.into() })
+    }
+
+    /// Opens `location`; an object store takes its credentials and endpoint from the
+    /// cloud's standard variables in `vars` (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    pub fn open(location: &Location, vars: &[(String, String)]) -> Result<Self, String> {
+        match location {
+            Location::Dir(dir) => Ok(Self::dir(dir.clone())),
+            Location::Url(url) => Objects::open(url, vars).map(Self::Object),
+        }
+    }
+
+    /// Where it is, for messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Dir(d) => d.root.display().to_string(),
+            Self::Object(o) => o.url.clone(),
+        }
+    }
+
+    /// Where one key is, for messages.
+    #[must_use]
+    pub fn locate(&self, key: &str) -> String {
+        match self {
+            Self::Dir(d) => d.path(key).display().to_string(),
+            Self::Object(o) => format!("{}/{key}", o.url.trim_end_matches('/')),
+        }
+    }
+
+    /// The directory, for a directory store.
+    #[must_use]
+    pub fn local_dir(&self) -> Option<&Path> {
+        match self {
+            Self::Dir(d) => Some(&d.root),
+            Self::Object(_) => None,
+        }
+    }
+
+    /// A key's content, `None` when there is no such key.
+    pub fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        match self {
+            Self::Dir(d) => d.get(key),
+            Self::Object(o) => o.get(key),
+        }
+    }
+
+    /// Creates `key` unless it exists: its version, or `None` when it existed.
+    pub fn create(&self, key: &str, bytes: &[u8]) -> Result<Option<Version>, StoreError> {
+        match self {
+            Self::Dir(d) => d.create(key, bytes),
+            Self::Object(o) => o.put(key, bytes, PutMode::Create),
+        }
+    }
+
+    /// Replaces `key` if it is still at `current`: its new version, or `None` when it
+    /// changed (or went) since.
+    pub fn replace(&self, key: &str, bytes: &[u8], current: &str) -> Result<Option<Version>, StoreError> {
+        match self {
+            Self::Dir(d) => d.replace(key, bytes, current),
+            Self::Object(o) => {
+                let mode = PutMode::Update(UpdateVersion { e_tag: Some(current.to_owned()), version: None });
+                o.put(key, bytes, mode)
+            }
+        }
+    }
+
+    /// Writes `key` whole, whatever was there: readers see the old or the new content.
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Self::Dir(d) => d.put(key, bytes),
+            Self::Object(o) => o.put(key, bytes, PutMode::Overwrite).map(drop),
+        }
+    }
+
+    /// Removes `key` if it is still at `version` (a holder gives back only its own lease).
+    /// On object stores the read and the delete are two requests; what is removed this way
+    /// is a lease its holder is giving back, which no one else may take meanwhile.
+    pub fn delete_if(&self, key: &str, version: &str) -> Result<(), StoreError> {
+        match self.get(key)? {
+            Some(entry) if entry.version == version => self.delete(key),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes `key`; a missing key is not an error.
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Dir(d) => d.delete(key),
+            Self::Object(o) => o.delete(key),
+        }
+    }
+
+    /// Every key under `prefix` (a "directory", without its trailing `/`), at any depth.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Dir(d) => d.list(prefix),
+            Self::Object(o) => o.list(prefix),
+        }
+    }
+
+    /// The names one level under `prefix` that hold keys ("subdirectories").
+    pub fn children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Dir(d) => d.children(prefix),
+            Self::Object(o) => o.children(prefix),
+        }
+    }
+}
+
+fn digest(bytes: &[u8]) -> Version {
+    use sha2::{Digest, Sha256};
+    crate::plan::source::hex(&Sha256::digest(bytes)[..16])
+}
+
+/// State in a directory: keys are relative paths.
+#[derive(Clone, Debug)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    fn path(&self, key: &str) -> PathBuf {
+        key.split('/').filter(|p| !p.is_empty()).fold(self.root.clone(), |p, part| p.join(part))
+    }
+
+    fn error(&self, what: &'static str, key: &str, e: &io::Error) -> StoreError {
+        StoreError { what, location: self.path(key).display().to_string(), message: e.to_string(), kind: e.kind() }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        match std::fs::read(self.path(key)) {
+            Ok(bytes) => Ok(Some(Entry { version: digest(&bytes), bytes })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error("cannot read", key, &e)),
+        }
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> Result<Option<Version>, StoreError> {
+        use std::io::Write as _;
+        let path = self.path(key);
+        let fail = |e: &io::Error| self.error("cannot write", key, e);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
+        }
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut file) => {
+                let written = file.write_all(bytes).and_then(|()| file.flush());
+                if let Err(e) = written {
+                    // Half a record is no record: it goes, so it is not taken for one.
+                    let _gone = std::fs::remove_file(&path);
+                    return Err(fail(&e));
+                }
+                Ok(Some(digest(bytes)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(fail(&e)),
+        }
+    }
+
+    /// A directory has no compare-and-swap: the content is compared, then replaced by a
+    /// rename (atomic for readers). Two writers within that window both win; the lock and
+    /// the leases only replace what is stale or their own, where that race is harmless.
+    fn replace(&self, key: &str, bytes: &[u8], current: &str) -> Result<Option<Version>, StoreError> {
+        match self.get(key)? {
+            Some(entry) if entry.version == current => self.put(key, bytes).map(|()| Some(digest(bytes))),
+            _ => Ok(None),
+        }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let fail = |e: &io::Error| self.error("cannot write", key, e);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
+        }
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _gone = std::fs::remove_file(&tmp);
+            return Err(fail(&e));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.path(key)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.error("cannot remove", key, &e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pending = vec![(self.path(prefix), prefix.trim_end_matches('/').to_owned())];
+        while let Some((dir, key)) = pending.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.error("cannot list", &key, &e)),
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let child = if key.is_empty() { name } else { format!("{key}/{name}") };
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push((entry.path(), child));
+                } else {
+                    keys.push(child);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match std::fs::read_dir(self.path(prefix)) {
+            Ok(entries) => Ok(entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.error("cannot list", prefix, &e)),
+        }
+    }
+}
+
+/// State in an object store, under a prefix.
+#[derive(Clone)]
+pub struct Objects {
+    inner: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    /// The location as named (no credentials are ever in it: they come from variables).
+    url: String,
+    runtime: Arc<IoRuntime>,
+}
+
+impl fmt::Debug for Objects {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Objects").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// The store's own runtime. Dropped without waiting, so that the last handle may go from
+/// inside another runtime.
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl IoRuntime {
+    fn handle(&self) -> Option<&tokio::runtime::Handle> {
+        self.0.as_ref().map(tokio::runtime::Runtime::handle)
+    }
+}
+
+/// Whether `host` is this machine (plain http is allowed there only, as for the API).
+fn loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Objects {
+    /// An object store for `url`, configured from the cloud's variables in `vars`.
+    pub fn open(url: &url::Url, vars: &[(String, String)]) -> Result<Self, String> {
+        use object_store::aws::AmazonS3Builder;
+        use object_store::azure::MicrosoftAzureBuilder;
+        use object_store::gcp::GoogleCloudStorageBuilder;
+        // object_store's HTTPS client finds rustls's process-wide provider: ring, the one
+        // the API client uses. Installed once; a second install is refused harmlessly.
+        let _already = rustls::crypto::ring::default_provider().install_default();
+        let shown = url.to_string();
+        // An endpoint over plain http is allowed to this machine only (a test server).
+        let endpoint = vars
+            .iter()
+            .find(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "AWS_ENDPOINT_URL" | "AWS_ENDPOINT" | "AWS_ENDPOINT_URL_S3" | "AZURE_STORAGE_ENDPOINT"
+                )
+            })
+            .map(|(_, v)| v.clone());
+        let allow_http = match endpoint.as_deref().map(url::Url::parse) {
+            Some(Ok(e)) if e.scheme() == "http" => {
+                if !e.host_str().is_some_and(loopback) {
+                    return Err(format!(
+                        "the state store's endpoint {e} is plain http to another machine; use https (plain http is allowed to 127.0.0.1 only)"
+                    ));
+                }
+                true
+            }
+            Some(Err(e)) => return Err(format!("the state store's endpoint is not a URL: {e}")),
+            _ => false,
+        };
+        let config = |prefix: &'static str| vars.iter().filter(move |(k, _)| k.starts_with(prefix));
+        let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
+            "s3" => {
+                let mut b = AmazonS3Builder::new();
+                for (k, v) in config("AWS_") {
+                    if let Ok(key) = k.to_ascii_lowercase().parse() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                b.with_url(shown.clone()).with_allow_http(allow_http).build().map(|s| Arc::new(s) as _)
+            }
+            "gs" => {
+                let mut b = GoogleCloudStorageBuilder::new();
+                for (k, v) in config("GOOGLE_") {
+                    if let Ok(key) = k.to_ascii_lowercase().parse() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                b.with_url(shown.clone()).build().map(|s| Arc::new(s) as _)
+            }
+            "az" => {
+                let mut b = MicrosoftAzureBuilder::new();
+                for (k, v) in config("AZURE_") {
+                    if let Ok(key) = k.to_ascii_lowercase().parse() {
+                        b = b.with_config(key, v);
+                    }
+                }
+                b.with_url(shown.clone()).with_allow_http(allow_http).build().map(|s| Arc::new(s) as _)
+            }
+            other => return Err(format!("the state location {shown} has the unknown scheme `{other}`")),
+        };
+        let inner = built.map_err(|e| format!("cannot use the state store {shown}: {e}"))?;
+        let prefix = ObjectPath::from(url.path().trim_matches('/'));
+        Self::with(inner, prefix, shown)
+    }
+
+    /// A store over `inner` (the in-memory store in tests), under `prefix`.
+    pub fn with(inner: Arc<dyn ObjectStore>, prefix: ObjectPath, url: String) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("state-store")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the state store's runtime: {e}"))?;
+        Ok(Self { inner, prefix, url, runtime: Arc::new(IoRuntime(Some(runtime))) })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        key.split('/').filter(|p| !p.is_empty()).fold(self.prefix.clone(), |p, part| p.clone().join(part))
+    }
+
+    fn error(&self, what: &'static str, key: &str, e: &object_store::Error) -> StoreError {
+        let kind = match e {
+            object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
+            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+                io::ErrorKind::PermissionDenied
+            }
+            _ => io::ErrorKind::Other,
+        };
+        StoreError { what, location: self.locate(key), message: e.to_string(), kind }
+    }
+
+    fn locate(&self, key: &str) -> String {
+        format!("{}/{key}", self.url.trim_end_matches('/'))
+    }
+
+    /// Runs `fut` on the store's runtime and waits for it, from any thread.
+    fn block<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Option<T> {
+        let handle = self.runtime.handle()?.spawn(fut);
+        futures::executor::block_on(handle).ok()
+    }
+
+    /// Runs `fut` on the store's runtime; `None` when that runtime is gone.
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) -> Option<tokio::task::JoinHandle<()>> {
+        self.runtime.handle().map(|h| h.spawn(fut))
+    }
+
+    /// Starts writing `bytes` to a new `key` on the store's runtime; the future ends with the
+    /// write. Used by the journal's segment writer, which must not block its caller.
+    pub fn spawn_create(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static + use<> {
+        let (inner, path, this) = (Arc::clone(&self.inner), self.path(key), self.clone());
+        let key = key.to_owned();
+        let task = self.runtime.handle().map(|h| {
+            h.spawn(async move {
+                let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+                inner.put_opts(&path, PutPayload::from(bytes), opts).await.map(drop)
+            })
+        });
+        async move {
+            let Some(task) = task else { return Err(this.stopped(&key)) };
+            match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(this.error("cannot write", &key, &e)),
+                Err(_) => Err(this.stopped(&key)),
+            }
+        }
+    }
+
+    fn stopped(&self, key: &str) -> StoreError {
+        StoreError {
+            what: "cannot reach",
+            location: self.locate(key),
+            message: "the state store's runtime stopped".to_owned(),
+            kind: io::ErrorKind::Other,
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let (inner, path) = (Arc::clone(&self.inner), self.path(key));
+        let got = self.block(async move {
+            let got = inner.get(&path).await?;
+            let version = got.meta.e_tag.clone().unwrap_or_default();
+            let bytes = got.bytes().await?;
+            Ok::<_, object_store::Error>((bytes, version))
+        });
+        match got {
+            Some(Ok((bytes, version))) => Ok(Some(Entry { bytes: bytes.to_vec(), version })),
+            Some(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            Some(Err(e)) => Err(self.error("cannot read", key, &e)),
+            None => Err(self.stopped(key)),
+        }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<Option<Version>, StoreError> {
+        let (inner, path) = (Arc::clone(&self.inner), self.path(key));
+        let payload = PutPayload::from(bytes.to_vec());
+        let put = self
+            .block(async move { inner.put_opts(&path, payload, PutOptions { mode, ..PutOptions::default() }).await });
+        match put {
+            Some(Ok(result)) => Ok(Some(result.e_tag.unwrap_or_default())),
+            Some(Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })) => Ok(None),
+            // A conditional replace of a key that went since: changed.
+            Some(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            Some(Err(e)) => Err(self.error("cannot write", key, &e)),
+            None => Err(self.stopped(key)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let (inner, path) = (Arc::clone(&self.inner), self.path(key));
+        match self.block(async move { inner.delete(&path).await }) {
+            Some(Ok(()) | Err(object_store::Error::NotFound { .. })) => Ok(()),
+            Some(Err(e)) => Err(self.error("cannot remove", key, &e)),
+            None => Err(self.stopped(key)),
+        }
+    }
+
+    /// `prefix`'s depth below the store's prefix, to turn object paths back into keys.
+    fn key_of(&self, path: &ObjectPath) -> String {
+        let skip = self.prefix.parts().count();
+        path.parts().skip(skip).map(|p| p.as_ref().to_owned()).collect::<Vec<_>>().join("/")
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (inner, path) = (Arc::clone(&self.inner), self.path(prefix));
+        let listed =
+            self.block(async move { inner.list(Some(&path)).map_ok(|m| m.location).try_collect::<Vec<_>>().await });
+        match listed {
+            Some(Ok(paths)) => {
+                let mut keys: Vec<String> = paths.iter().map(|p| self.key_of(p)).collect();
+                keys.sort();
+                Ok(keys)
+            }
+            Some(Err(e)) => Err(self.error("cannot list", prefix, &e)),
+            None => Err(self.stopped(prefix)),
+        }
+    }
+
+    fn children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (inner, path) = (Arc::clone(&self.inner), self.path(prefix));
+        match self.block(async move { inner.list_with_delimiter(Some(&path)).await }) {
+            Some(Ok(listed)) => {
+                Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect())
+            }
+            Some(Err(e)) => Err(self.error("cannot list", prefix, &e)),
+            None => Err(self.stopped(prefix)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stores() -> (tempfile::TempDir, Vec<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = Objects::with(
+            Arc::new(object_store::memory::InMemory::new()),
+            ObjectPath::from("team/state"),
+            "memory://team/state".into(),
+        )
+        .unwrap();
+        let stores = vec![Store::dir(dir.path()), Store::Object(memory)];
+        (dir, stores)
+    }
+
+    #[test]
+    fn both_stores_create_once_replace_if_unchanged_and_list() {
+        let (_dir, stores) = stores();
+        for store in stores {
+            let v1 = store.create("locks/a.lock", b"one").unwrap().expect("created");
+            assert_eq!(store.create("locks/a.lock", b"two").unwrap(), None, "{store:?}: created twice");
+            let got = store.get("locks/a.lock").unwrap().unwrap();
+            assert_eq!((got.bytes.as_slice(), got.version.as_str()), (&b"one"[..], v1.as_str()));
+            let v2 = store.replace("locks/a.lock", b"three", &v1).unwrap().expect("replaced");
+            assert_eq!(store.replace("locks/a.lock", b"four", &v1).unwrap(), None, "{store:?}: stale version won");
+            store.delete_if("locks/a.lock", &v1).unwrap();
+            assert!(store.get("locks/a.lock").unwrap().is_some(), "removed by a stale version");
+            store.delete_if("locks/a.lock", &v2).unwrap();
+            assert!(store.get("locks/a.lock").unwrap().is_none());
+            store.put("runs/r1/events/00000000.jsonl", b"h").unwrap();
+            store.put("runs/r1/events/00000001.jsonl", b"e").unwrap();
+            store.put("runs/r2/result.json", b"{}").unwrap();
+            assert_eq!(
+                store.list("runs/r1").unwrap(),
+                ["runs/r1/events/00000000.jsonl", "runs/r1/events/00000001.jsonl"]
+            );
+            let mut runs = store.children("runs").unwrap();
+            runs.sort();
+            assert_eq!(runs, ["r1", "r2"]);
+            assert!(store.children("nothing").unwrap().is_empty());
+            store.delete("runs/r2/result.json").unwrap();
+            store.delete("runs/r2/result.json").unwrap();
+        }
+    }
+
+    #[test]
+    fn locations_are_directories_or_known_object_store_urls() {
+        assert_eq!(Location::parse("state").unwrap(), Location::Dir("state".into()));
+        assert!(matches!(Location::parse("s3://bucket/team/x").unwrap(), Location::Url(_)));
+        assert!(matches!(Location::parse("gs://b").unwrap(), Location::Url(_)));
+        assert!(Location::parse("ftp://b/x").unwrap_err().contains("scheme `ftp`"));
+        assert!(Location::parse("s3:///x").is_err());
+        let remote = [("AWS_ENDPOINT_URL".to_owned(), "http://s3.example.com:9000".to_owned())];
+        let err = Objects::open(&url::Url::parse("s3://b/x").unwrap(), &remote).unwrap_err();
+        assert!(err.contains("plain http"), "{err}");
+    }
+}
