@@ -1,7 +1,9 @@
-//! Issue 24: one state for a team. Runs that share a state directory never act on one
-//! environment at once, whatever plan they come from.
+//! Issue 24: one state for a team. Runs that share a state store (a directory, or a bucket
+//! on a real S3 server on 127.0.0.1) never act on one environment at once, whatever plan
+//! they come from, and any checkout finds the runs of any other.
 
 use crate::support::Test;
+use crate::support::s3::Moto;
 use crate::support::sim::Served;
 
 const TOKEN: &str = "simulated-machine-token";
@@ -10,8 +12,68 @@ fn world(sites: usize) -> terminus_batch::simulator::World {
     crate::support::sim::deployable_sites(sites)
 }
 
+/// Where the runs of a test keep their state.
+enum Shared {
+    Dir(std::path::PathBuf),
+    Bucket { moto: Moto, url: String },
+}
+
+impl Shared {
+    fn dir(t: &Test) -> Self {
+        Self::Dir(t.path().join("shared-state"))
+    }
+
+    fn bucket(name: &str) -> Self {
+        let moto = Moto::start();
+        let url = moto.bucket(name);
+        Self::Bucket { moto, url }
+    }
+
+    /// Where, as `--state-dir` takes it.
+    fn location(&self) -> String {
+        match self {
+            Self::Dir(dir) => dir.display().to_string(),
+            Self::Bucket { url, .. } => url.clone(),
+        }
+    }
+
+    /// The variables every command of the test gets: the store, and a bucket's credentials.
+    fn vars(&self) -> Vec<(String, String)> {
+        let mut vars = vec![("TERMINUS_BATCH_STATE_DIR".to_owned(), self.location())];
+        if let Self::Bucket { moto, .. } = self {
+            vars.extend(moto.env());
+        }
+        vars
+    }
+
+    /// The run ids the store holds.
+    fn runs(&self) -> std::collections::BTreeSet<String> {
+        let keys = match self {
+            Self::Dir(dir) => std::fs::read_dir(dir.join("runs"))
+                .map(|e| {
+                    e.filter_map(Result::ok)
+                        .map(|e| format!("team/runs/{}/", e.file_name().to_string_lossy()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Self::Bucket { moto, url } => moto.keys(url.trim_start_matches("s3://").split('/').next().unwrap()),
+        };
+        keys.iter().filter_map(|k| k.strip_prefix("team/runs/")?.split('/').next().map(str::to_owned)).collect()
+    }
+}
+
 #[test]
 fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
+    let t = Test::new();
+    two_plans_at_once(&Shared::dir(&t), t);
+}
+
+#[test]
+fn two_plans_deploying_the_same_environments_at_once_act_on_each_once_with_state_in_s3() {
+    two_plans_at_once(&Shared::bucket("two-plans"), Test::new());
+}
+
+fn two_plans_at_once(shared: &Shared, t: Test) {
     let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&world(4), knobs);
     let plan = |job: &str| {
@@ -19,12 +81,15 @@ fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
             "version: 1\njobs:\n  {job}:\n    run: env:deploy\n    on: {{ sites: ['site-*'], env: test }}\n    with: {{ note: {job} }}\n"
         )
     };
-    let t = Test::new().file("release.yml", &plan("release")).file("hotfix.yml", &plan("hotfix"));
+    let t = t.file("release.yml", &plan("release")).file("hotfix.yml", &plan("hotfix"));
     // The release deploys two environments at a time; the hotfix starts meanwhile.
-    let mut release = served.start_apply(t.path(), &["apply", "release.yml", "--yes", "--concurrency", "2"], 2);
+    let vars = shared.vars();
+    let mut release =
+        served.start_apply_with(t.path(), &["apply", "release.yml", "--yes", "--concurrency", "2"], &vars, 2);
     let hotfix = served
         .test_in(t.path())
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .envs(&vars)
         .args(&["apply", "hotfix.yml", "--yes", "--report", "json=hotfix.json"])
         .run();
     assert_eq!(hotfix.code, 0, "{}", hotfix.stderr);
@@ -42,35 +107,55 @@ fn two_plans_deploying_the_same_environments_at_once_act_on_each_once() {
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 4, "each environment deployed once: {:?}", stats.workflows_started);
     assert!(stats.workflows_started.values().all(|n| *n == 1), "{:?}", stats.workflows_started);
+    assert_eq!(shared.runs().len(), 2, "both runs are in the store");
 }
 
 #[test]
 fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path() {
+    killed_here_resumed_there(None);
+}
+
+#[test]
+fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path_with_state_in_s3() {
+    killed_here_resumed_there(Some(Shared::bucket("kill-and-resume")));
+}
+
+/// With no store named, the first clone keeps its runs in its repository's root, and the
+/// other clone is pointed there (as it would be to a bucket).
+fn killed_here_resumed_there(shared: Option<Shared>) {
     let knobs = crate::support::sim::steady(0.1, 30.0);
     let served = Served::with_world(&world(4), knobs);
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
     // Two clones of one repository, at different paths.
     let t = Test::new().file("a/.git/HEAD", "ref: refs/heads/main\n").file("a/ops/plan.yml", plan);
     let t = t.file("b/.git/HEAD", "ref: refs/heads/main\n").file("b/ops/plan.yml", plan);
-    let mut killed =
-        served.start_apply(&t.path().join("a"), &["apply", "ops/plan.yml", "--yes", "--concurrency", "2"], 2);
+    let first_vars = shared.as_ref().map(Shared::vars).unwrap_or_default();
+    let mut killed = served.start_apply_with(
+        &t.path().join("a"),
+        &["apply", "ops/plan.yml", "--yes", "--concurrency", "2"],
+        &first_vars,
+        2,
+    );
     killed.kill().unwrap();
     killed.wait().unwrap();
-    // One store per repository, at its root; runs named by the plan's path in it.
-    let store = t.path().join("a/.terminus-batch");
-    assert!(store.join("runs").is_dir(), "the repository root's state directory");
-    assert!(!t.path().join("a/ops/.terminus-batch").exists());
-    let store = store.display().to_string();
-    // The other clone shares the store (as it would a bucket): its resume finds the run.
+    let shared = shared.unwrap_or_else(|| {
+        // One store per repository, at its root; runs named by the plan's path in it.
+        let store = t.path().join("a/.terminus-batch");
+        assert!(store.join("runs").is_dir(), "the repository root's state directory");
+        assert!(!t.path().join("a/ops/.terminus-batch").exists());
+        Shared::Dir(store)
+    });
+    assert_eq!(shared.runs().len(), 1, "the killed run is on record");
+    // The other clone shares the store: its resume finds the run.
+    let vars = shared.vars();
     let out = served
         .test_in(&t.path().join("b"))
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .env("TERMINUS_BATCH_STATE_DIR", &store)
+        .envs(&vars)
         .args(&["apply", "ops/plan.yml", "--yes", "--resume", "-q"])
         .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let list =
-        Test::new().in_dir(&t.path().join("b")).env("TERMINUS_BATCH_STATE_DIR", &store).args(&["runs", "list"]).run();
+    let list = Test::new().in_dir(&t.path().join("b")).envs(&vars).args(&["runs", "list"]).run();
     let rows: Vec<&str> = list.stdout.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "both runs: {}", list.stdout);
     assert!(
@@ -83,16 +168,30 @@ fn a_run_killed_in_one_clone_is_resumed_from_another_clone_at_another_path() {
 }
 
 #[test]
-fn a_second_apply_of_a_plan_waits_for_the_lock_with_lock_timeout_then_finds_the_work_done() {
+fn two_clones_applying_one_plan_at_once_the_second_is_refused_or_waits_with_lock_timeout() {
+    let t = Test::new();
+    two_clones_one_lock(&Shared::dir(&t), t);
+}
+
+#[test]
+fn two_clones_applying_one_plan_at_once_with_state_in_s3_the_second_is_refused_or_waits() {
+    two_clones_one_lock(&Shared::bucket("one-lock"), Test::new());
+}
+
+fn two_clones_one_lock(shared: &Shared, t: Test) {
     let knobs = crate::support::sim::steady(0.1, 20.0);
     let served = Served::with_world(&world(2), knobs);
     let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n";
-    let t = Test::new().file("plan.yml", plan);
-    let mut first = served.start_apply(t.path(), &["apply", "plan.yml", "--yes"], 2);
+    // Two clones of one repository, at different paths, sharing one store.
+    let t = t.file("a/.git/HEAD", "ref: refs/heads/main\n").file("a/plan.yml", plan);
+    let t = t.file("b/.git/HEAD", "ref: refs/heads/main\n").file("b/plan.yml", plan);
+    let vars = shared.vars();
+    let mut first = served.start_apply_with(&t.path().join("a"), &["apply", "plan.yml", "--yes"], &vars, 2);
     let second = |extra: &[&str]| {
         served
-            .test_in(t.path())
+            .test_in(&t.path().join("b"))
             .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+            .envs(&vars)
             .env("GITHUB_SERVER_URL", "https://github.example")
             .env("GITHUB_REPOSITORY", "acme/ops")
             .env("GITHUB_RUN_ID", "42")
@@ -107,21 +206,36 @@ fn a_second_apply_of_a_plan_waits_for_the_lock_with_lock_timeout_then_finds_the_
     assert_eq!(waited.code, 0, "{}", waited.stderr);
     assert!(waited.stderr.contains("waiting for the lock"), "{}", waited.stderr);
     assert!(first.wait().unwrap().success());
-    let report = crate::support::report(&t, "second.json");
+    let text = std::fs::read_to_string(t.path().join("b/second.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["totals"]["unchanged"], 2, "the first run deployed them: {report}");
     let stats = served.stop();
     assert_eq!(stats.workflows_total, 2, "{:?}", stats.workflows_started);
+    assert_eq!(shared.runs().len(), 2, "both runs are in the store");
 }
 
 #[test]
 fn the_shards_of_one_pipeline_make_one_report_and_each_resumes_itself() {
+    let t = Test::new();
+    shards_make_one_report(&Shared::dir(&t), &t);
+}
+
+#[test]
+fn the_shards_of_one_pipeline_make_one_report_and_each_resumes_itself_with_state_in_s3() {
+    let t = Test::new();
+    shards_make_one_report(&Shared::bucket("shards"), &t);
+}
+
+fn shards_make_one_report(shared: &Shared, t: &Test) {
     let plan = crate::support::repo().join("examples/weekly-release.yml");
     let plan = plan.to_str().unwrap();
-    let t = Test::new();
-    let state = t.path().join("state").display().to_string();
+    let state = shared.location();
+    // Credentials only: the store is named by the flag.
+    let vars: Vec<(String, String)> = shared.vars().into_iter().filter(|(k, _)| k.starts_with("AWS_")).collect();
     let shard = |which: &str, extra: &[&str]| {
         Test::new()
             .in_dir(t.path())
+            .envs(&vars)
             .env("GITHUB_RUN_ID", "4242")
             .args(&["apply", plan, "--simulate", "--yes", "-q", "--shard", which, "--state-dir", &state])
             .args(extra)
@@ -134,6 +248,7 @@ fn the_shards_of_one_pipeline_make_one_report_and_each_resumes_itself() {
     // One report of the pipeline (its group comes from GITHUB_RUN_ID).
     let show = Test::new()
         .in_dir(t.path())
+        .envs(&vars)
         .args(&["runs", "show", "github-4242", "--state-dir", &state, "--report", "json=merged.json"])
         .run();
     assert_eq!(show.code, 0, "{}", show.stderr);
@@ -142,7 +257,7 @@ fn the_shards_of_one_pipeline_make_one_report_and_each_resumes_itself() {
         "{}",
         show.stdout
     );
-    let merged = crate::support::report(&t, "merged.json");
+    let merged = crate::support::report(t, "merged.json");
     let ids: Vec<&str> = merged["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
     let unique: std::collections::BTreeSet<&&str> = ids.iter().collect();
     assert_eq!(ids.len(), 88, "every task of the plan: {}", merged["totals"]);
@@ -150,11 +265,12 @@ fn the_shards_of_one_pipeline_make_one_report_and_each_resumes_itself() {
     assert_eq!(merged["totals"]["tasks"], 88);
     assert_eq!(merged["run_id"], "github-4242");
     // A resume of shard 1 continues shard 1's run, not the newer run of shard 2.
-    let runs = Test::new().in_dir(t.path()).args(&["runs", "list", "--state-dir", &state]).run();
+    let runs = Test::new().in_dir(t.path()).envs(&vars).args(&["runs", "list", "--state-dir", &state]).run();
     let shard_one = runs.stdout.lines().nth(2).unwrap().split_whitespace().next().unwrap().to_owned();
     let resumed = shard("1/2", &["--resume"]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    let runs = Test::new().in_dir(t.path()).args(&["runs", "list", "--state-dir", &state]).run();
+    let runs = Test::new().in_dir(t.path()).envs(&vars).args(&["runs", "list", "--state-dir", &state]).run();
     let newest = runs.stdout.lines().nth(1).unwrap();
     assert!(newest.ends_with(&format!("(resumed {shard_one})")), "{}", runs.stdout);
+    assert_eq!(shared.runs().len(), 3, "every run is in the store");
 }

@@ -2,6 +2,7 @@
 //! `Test`: files, arguments and environment in; stdout, stderr and the exit code out.
 
 pub(crate) mod cassettes;
+pub(crate) mod s3;
 pub(crate) mod sim;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,12 @@ impl Test {
     /// Sets an environment variable for the run (the rest is cleared).
     pub(crate) fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets each of `vars` (see [`Self::env`]).
+    pub(crate) fn envs(mut self, vars: &[(String, String)]) -> Self {
+        self.envs.extend(vars.iter().cloned());
         self
     }
 

@@ -174,6 +174,17 @@ impl Served {
     /// Starts `apply` against this simulator in `dir`, returning once `workflows` workflows
     /// have started (as its progress lines tell).
     pub(crate) fn start_apply(&self, dir: &std::path::Path, args: &[&str], workflows: usize) -> std::process::Child {
+        self.start_apply_with(dir, args, &[], workflows)
+    }
+
+    /// [`Self::start_apply`] with more environment variables (a shared state store's).
+    pub(crate) fn start_apply_with(
+        &self,
+        dir: &std::path::Path,
+        args: &[&str],
+        vars: &[(String, String)],
+        workflows: usize,
+    ) -> std::process::Child {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
             .args(args)
@@ -187,6 +198,7 @@ impl Served {
             .env("TERMINUS_PORT", self.port())
             .env("TERMINUS_PROTOCOL", "http")
             .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
