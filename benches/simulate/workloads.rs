@@ -39,6 +39,9 @@ pub(crate) enum Workload {
     /// (f) the tool's own peak memory applying 10,000 tasks, against a simulator served
     /// apart from it.
     Memory,
+    /// (g) the fleet workload with its state in a directory and in S3 (moto's server on
+    /// 127.0.0.1, from `PATH`), alternately: what shared state costs.
+    State,
 }
 
 impl Workload {
@@ -50,10 +53,11 @@ impl Workload {
             "listing" | "c" => Ok(Self::Listing),
             "fleet" | "d" => Ok(Self::Fleet),
             "fleet-plan" | "e" => Ok(Self::FleetPlan),
+            "state" | "g" => Ok(Self::State),
             "memory" | "f" => Ok(Self::Memory),
-            other => {
-                Err(format!("unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory)"))
-            }
+            other => Err(format!(
+                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state)"
+            )),
         }
     }
 }
@@ -136,6 +140,7 @@ pub(crate) fn run(args: &Args, mut progress: impl FnMut(&str)) -> Result<Vec<Fig
             Workload::FleetPlan => plan_workload(args.sites.unwrap_or(5000)).map(Figures::Plan),
             Workload::Memory => memory_workload(args.sites.unwrap_or(10_000)).map(Figures::Memory),
             Workload::Listing => listing_workload(args.sites.unwrap_or(800)).map(Figures::Listing),
+            Workload::State => state_workload(args).map(Figures::State),
         };
         figures.push(result.map_err(|message| format!("the {} workload: {message}", name(workload)))?);
     }
@@ -150,6 +155,7 @@ fn name(workload: Workload) -> &'static str {
         Workload::Fleet => "fleet",
         Workload::FleetPlan => "fleet-plan",
         Workload::Memory => "memory",
+        Workload::State => "state",
     }
 }
 
@@ -159,6 +165,7 @@ pub(crate) enum Figures {
     Listing(ListingFigures),
     Plan(PlanFigures),
     Memory(MemoryFigures),
+    State(StateFigures),
 }
 
 impl Serialize for Figures {
@@ -168,6 +175,7 @@ impl Serialize for Figures {
             Self::Listing(f) => f.serialize(serializer),
             Self::Plan(f) => f.serialize(serializer),
             Self::Memory(f) => f.serialize(serializer),
+            Self::State(f) => f.serialize(serializer),
         }
     }
 }
@@ -180,6 +188,7 @@ impl Figures {
             Self::Listing(f) => f.render(),
             Self::Plan(f) => f.render(),
             Self::Memory(f) => f.render(),
+            Self::State(f) => f.render(),
         }
     }
 }
@@ -358,7 +367,7 @@ fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, Strin
     let dir = Scratch::new(name(workload))?;
     write(&dir.0.join("plan.yml"), &plan)?;
     write(&dir.0.join("world.yml"), &world(sites, time_scale))?;
-    let run = apply_once(&dir.0, "parallel", &[], &[])?;
+    let run = apply_once(&dir.0, "parallel", None, &[], &[])?;
     let bound = Bound::of(&run, concurrency, rate);
     // The fleet workload compares with its bound only: a sequential run of it takes hours.
     let sequential = if args.no_sequential || workload == Workload::Fleet {
@@ -367,6 +376,7 @@ fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, Strin
         let seq = apply_once(
             &dir.0,
             "sequential",
+            None,
             &["--concurrency", "1"],
             &[("TERMINUS_BATCH_POLL_INTERVAL", TERMINUS_POLL)],
         )?;
@@ -453,7 +463,14 @@ fn world(sites: usize, scale: f64) -> String {
 }
 
 /// Runs `apply` on the workload in `dir` in a child process.
-fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) -> Result<Run, String> {
+/// One `apply` of `dir`'s plan; its state in `state` (default: a directory of its own).
+fn apply_once(
+    dir: &Path,
+    label: &str,
+    state: Option<&str>,
+    flags: &[&str],
+    vars: &[(&str, &str)],
+) -> Result<Run, String> {
     let report = dir.join(format!("{label}.json"));
     let errors = dir.join(format!("{label}.stderr"));
     let stderr = std::fs::File::create(&errors).map_err(|e| format!("cannot create {}: {e}", errors.display()))?;
@@ -466,7 +483,7 @@ fn apply_once(dir: &Path, label: &str, flags: &[&str], vars: &[(&str, &str)]) ->
         .arg("--report")
         .arg(format!("json={}", report.display()))
         .arg("--state-dir")
-        .arg(dir.join(format!("{label}-state")))
+        .arg(state.map_or_else(|| dir.join(format!("{label}-state")).display().to_string(), str::to_owned))
         .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1025,4 +1042,71 @@ mod tests {
         unchanged.tasks = 1050;
         assert!((Bound::of(&unchanged, 100, 10.0).rate_ends - (36.0 + 173.0)).abs() < 1e-9);
     }
+}
+
+// ---- shared state ------------------------------------------------------------------------
+
+/// What keeping the state in S3 costs the fleet workload, against a local directory.
+#[derive(Serialize)]
+pub(crate) struct StateFigures {
+    workload: &'static str,
+    description: String,
+    /// Each round's platform seconds, directory then S3.
+    directory_walls: Vec<f64>,
+    s3_walls: Vec<f64>,
+    /// Best of the rounds, S3 over directory.
+    ratio: f64,
+}
+
+impl StateFigures {
+    fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}: {}", self.workload, self.description);
+        let best = |walls: &[f64]| walls.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ =
+            writeln!(out, "  directory   {:>7.1} s  (rounds: {:?})", best(&self.directory_walls), self.directory_walls);
+        let _ = writeln!(out, "  s3 (moto)   {:>7.1} s  (rounds: {:?})", best(&self.s3_walls), self.s3_walls);
+        let _ = writeln!(out, "  ratio       {:>7.3}    s3 over directory, best of each", self.ratio);
+        out
+    }
+}
+
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
+    reason = "the tests' S3 server, shared with them; the bench uses part of it"
+)]
+#[path = "../../tests/it/support/s3.rs"]
+mod s3;
+
+/// The fleet workload, alternately with a directory and a bucket for its state, two rounds.
+fn state_workload(args: &Args) -> Result<StateFigures, String> {
+    const ROUNDS: usize = 2;
+    let sites = args.sites.unwrap_or(1000);
+    let time_scale = args.time_scale.unwrap_or(FLEET_SCALE);
+    let dir = Scratch::new("state")?;
+    write(&dir.0.join("plan.yml"), &fleet_plan(sites))?;
+    write(&dir.0.join("world.yml"), &world(sites, time_scale))?;
+    let moto = s3::Moto::start();
+    let url = moto.bucket("bench-state");
+    let vars = moto.env();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (mut directory_walls, mut s3_walls) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let local = apply_once(&dir.0, &format!("directory-{round}"), None, &[], &[])?;
+        directory_walls.push(local.wall);
+        let shared = apply_once(&dir.0, &format!("s3-{round}"), Some(&format!("{url}/{round}")), &[], &vars)?;
+        s3_walls.push(shared.wall);
+    }
+    let best = |walls: &[f64]| walls.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(StateFigures {
+        workload: "state",
+        description: format!(
+            "the fleet workload ({sites} sites x clear cache, concurrency {FLEET_CONCURRENCY}), state in a directory and in S3 (moto on 127.0.0.1), {ROUNDS} rounds"
+        ),
+        ratio: best(&s3_walls) / best(&directory_walls),
+        directory_walls,
+        s3_walls,
+    })
 }

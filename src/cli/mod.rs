@@ -341,8 +341,10 @@ pub struct RunArgs {
     /// Backup downloads at once (`backup:get`), apart from API requests.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub downloads: usize,
-    /// Resume the newest run of this plan in the state directory, or `--resume=RUN`: tasks
-    /// that succeeded are not run again, workflows that started are waited for, the rest run.
+    /// Resume the newest run of this plan (of this shard and run group) in the state, or
+    /// `--resume=RUN`: tasks that succeeded are not run again, workflows that started are
+    /// waited for, the rest run. `--resume=auto` resumes such a run if there is one and
+    /// starts afresh otherwise (a CI job that may be a re-run).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "RUN")]
     pub resume: Option<String>,
     /// Task events printed while the run goes: `none`, `fail`, `retry`, `skip`, `pass`,

@@ -43,6 +43,8 @@ pub enum Resume {
     Newest,
     /// The run with this id.
     Run(String),
+    /// The newest run of the same plan if there is one; else none (`--resume=auto`).
+    IfAny,
 }
 
 /// How a run executes, beyond the settings.
@@ -107,11 +109,15 @@ impl Earlier {
 pub fn find_earlier(plan_keys: &[String], options: &ApplyOptions) -> Result<Option<Earlier>, RunError> {
     let Some(which) = &options.resume else { return Ok(None) };
     let named = match which {
-        Resume::Newest => None,
+        Resume::Newest | Resume::IfAny => None,
         Resume::Run(id) => Some(id.as_str()),
     };
-    let mut newest = journal::find(&options.state, plan_keys, options.shard.as_deref(), named)
-        .map_err(|e| RunError::Refused(e.to_string()))?;
+    let whose = journal::Whose { plan_keys, shard: options.shard.as_deref(), group: options.run_group.as_deref() };
+    let mut newest = match journal::find(&options.state, &whose, named) {
+        Ok(found) => found,
+        Err(journal::JournalError::NoRun { .. }) if matches!(which, Resume::IfAny) => return Ok(None),
+        Err(e) => return Err(RunError::Refused(e.to_string())),
+    };
     // A run named by id that a later run resumed since: what that run did is not in the
     // named one's journal, so the resume starts from the newest run of its chain.
     let mut passed_over = None;
@@ -398,8 +404,9 @@ impl Run {
                 }
             };
             let ran = beside(exec, driver.run()).await;
-            // Every event written before the run's outcome is told.
+            // Every event written, and every lease given back, before the run's outcome is told.
             writer.settle().await;
+            leases.settle().await;
             ran
         });
         let mut internal_errors = summary.internal_errors.clone();
@@ -417,6 +424,13 @@ impl Run {
                 "{error}: the run started nothing more after that; what the tasks then in flight did is not all \
                  on record, and a resume looks for the workflows they may have started"
             ));
+        }
+        // A store written in the background may fail after the last event was handed over:
+        // the journal is then cut short, which a resume must be told by the exit code too.
+        if summary.record_error.is_none()
+            && let Some(error) = writer.error()
+        {
+            journal_errors.push(format!("the journal at {} is cut short: {error}", writer.location()));
         }
         let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
         RunOutcome {

@@ -231,33 +231,65 @@ impl FileJournal {
 /// A journal in an object store. Object stores do not append: lines go to a writer on the
 /// store's runtime, which writes whatever is waiting as the next numbered segment (one PUT
 /// for every event that was ready together: the attempts of many tasks starting at once),
-/// while the run goes on. An attempt waits for [`SegmentJournal::durable`] before it acts.
+/// while the run goes on. An attempt waits for [`SegmentJournal::durable`] before it acts,
+/// and that write goes at once; events no one waits for wait up to [`LINGER`] for company,
+/// so a run makes few writes (a crash loses at most that much of them, which a resume
+/// recovers: each attempt before them is on record).
 struct SegmentJournal {
     lines: Option<tokio::sync::mpsc::UnboundedSender<(u64, String)>>,
     /// The last line written, and the first failure.
     written: tokio::sync::watch::Receiver<(u64, Option<String>)>,
+    /// The last line someone waits to see written, and the writer's wake-up.
+    wanted: std::sync::Arc<(std::sync::atomic::AtomicU64, tokio::sync::Notify)>,
     writer: Option<tokio::task::JoinHandle<()>>,
     next: u64,
 }
 
+/// How long events no one waits for wait for more before they are written.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl SegmentJournal {
     fn start(objects: crate::state::store::Objects, run: &str) -> Self {
+        use std::sync::atomic::Ordering;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
         let (done_tx, done_rx) = tokio::sync::watch::channel((0_u64, None::<String>));
+        let wanted = std::sync::Arc::new((std::sync::atomic::AtomicU64::new(0), tokio::sync::Notify::new()));
         let run = run.to_owned();
         let store = objects.clone();
+        let waits = std::sync::Arc::clone(&wanted);
         let writer = store.spawn(async move {
             let mut segment = 1_u64;
+            let mut written = 0_u64;
             while let Some((mut last, line)) = rx.recv().await {
                 let mut bytes = format!("{line}\n").into_bytes();
-                while let Ok((seq, line)) = rx.try_recv() {
-                    bytes.extend_from_slice(line.as_bytes());
-                    bytes.push(b'\n');
-                    last = seq;
+                let linger = tokio::time::Instant::now() + LINGER;
+                let mut open = true;
+                loop {
+                    while let Ok((seq, line)) = rx.try_recv() {
+                        bytes.extend_from_slice(line.as_bytes());
+                        bytes.push(b'\n');
+                        last = seq;
+                    }
+                    if !open || waits.0.load(Ordering::Acquire) > written {
+                        break;
+                    }
+                    tokio::select! {
+                        () = waits.1.notified() => {}
+                        () = tokio::time::sleep_until(linger) => break,
+                        more = rx.recv() => match more {
+                            Some((seq, line)) => {
+                                bytes.extend_from_slice(line.as_bytes());
+                                bytes.push(b'\n');
+                                last = seq;
+                            }
+                            None => open = false,
+                        },
+                    }
                 }
                 match objects.spawn_create(&segment_key(&run, segment), bytes).await {
                     Ok(()) => {
                         segment += 1;
+                        written = last;
                         done_tx.send_modify(|(done, _)| *done = last);
                     }
                     Err(e) => {
@@ -268,7 +300,7 @@ impl SegmentJournal {
                 }
             }
         });
-        Self { lines: Some(tx), written: done_rx, writer, next: 1 }
+        Self { lines: Some(tx), written: done_rx, wanted, writer, next: 1 }
     }
 
     fn failed(&self) -> Option<String> {
@@ -293,6 +325,9 @@ impl SegmentJournal {
         if self.written.borrow().0 >= target {
             return None;
         }
+        // Someone waits: the writer writes what it has at once.
+        self.wanted.0.fetch_max(target, std::sync::atomic::Ordering::AcqRel);
+        self.wanted.1.notify_one();
         let mut rx = self.written.clone();
         Some(async move {
             let seen = rx.wait_for(|(done, failed)| *done >= target || failed.is_some()).await;
@@ -419,28 +454,46 @@ pub fn parse_lines(lines: &[String]) -> Result<(Header, Vec<Event>, bool), Strin
     Ok((header, events, torn_tail))
 }
 
-/// The newest run of `plan_path` in `store` (run ids sort by time), or the run named.
-/// A journal that cannot be read is said to be corrupt, never skipped for an older run: the
-/// newest record of a plan is the one that tells what was started.
-pub fn find(
-    store: &Store,
-    plan_keys: &[String],
-    shard: Option<&str>,
-    run: Option<&str>,
-) -> Result<RunJournal, JournalError> {
+/// Which runs `--resume` may continue: the plan's (by any of its keys), of the same shard,
+/// and, in a run group (a CI pipeline), of that group only: a pipeline's re-run never
+/// continues another pipeline's run.
+pub struct Whose<'a> {
+    pub plan_keys: &'a [String],
+    pub shard: Option<&'a str>,
+    pub group: Option<&'a str>,
+}
+
+impl Whose<'_> {
+    fn owns(&self, header: &Header) -> bool {
+        self.plan_keys.contains(&header.plan_path)
+            && header.shard.as_deref() == self.shard
+            && (self.group.is_none() || header.group.as_deref() == self.group)
+    }
+}
+
+/// The newest run `whose` in `store` (run ids sort by time), or the run named. A journal that
+/// cannot be read is said to be corrupt, never skipped for an older run: the newest record
+/// of a plan is the one that tells what was started.
+pub fn find(store: &Store, whose: &Whose<'_>, run: Option<&str>) -> Result<RunJournal, JournalError> {
     if let Some(run) = run {
         return read(store, run);
     }
     for id in &runs_newest_first(store) {
         // Whose run it is, from the header alone: another plan's journal is not ours to judge.
         match read_header(store, id) {
-            Ok(header) if !plan_keys.contains(&header.plan_path) || header.shard.as_deref() != shard => continue,
+            Ok(header) if !whose.owns(&header) => continue,
             Ok(_) => {}
             Err(e) => return Err(corrupt(&e)),
         }
         return read(store, id).map_err(|e| corrupt(&e));
     }
-    let plan = plan_keys.first().map_or("the plan", String::as_str).to_owned();
+    let mut plan = whose.plan_keys.first().map_or("the plan", String::as_str).to_owned();
+    if let Some(shard) = whose.shard {
+        plan.push_str(&format!(" (shard {shard})"));
+    }
+    if let Some(group) = whose.group {
+        plan.push_str(&format!(" in run group {group}"));
+    }
     Err(JournalError::NoRun { plan, dir: store.describe() })
 }
 
@@ -800,6 +853,10 @@ mod tests {
         }
     }
 
+    fn whose(plan_keys: &[String]) -> Whose<'_> {
+        Whose { plan_keys, shard: None, group: None }
+    }
+
     fn task(name: &str) -> TaskHeader {
         TaskHeader::new(name, None, None, "x")
     }
@@ -864,8 +921,8 @@ mod tests {
         assert_eq!(prior["b"], Prior::InFlight { workflow_id: "wf-1".into(), run: "r1".into() });
         assert_eq!(prior["c"], Prior::Attempted { since_unix: 4.0, run: "r1".into() });
         assert!(!prior.contains_key("d"), "failed tasks run again");
-        assert_eq!(find(&store, &["p.yml".into()], None, None).unwrap().header.run_id, "r1");
-        assert!(find(&store, &["other.yml".into()], None, None).is_err());
+        assert_eq!(find(&store, &whose(&["p.yml".into()]), None).unwrap().header.run_id, "r1");
+        assert!(find(&store, &whose(&["other.yml".into()]), None).is_err());
     }
 
     #[test]
@@ -882,14 +939,14 @@ mod tests {
         f.write_all(b"{\"event\":\"progress\",\"message\":\"caf\xc3").unwrap();
         let j = read(&store, "20260101T000001Z-0002").unwrap();
         assert!(j.torn_tail);
-        assert_eq!(find(&store, &["p.yml".into()], None, None).unwrap().header.run_id, "20260101T000001Z-0002");
+        assert_eq!(find(&store, &whose(&["p.yml".into()]), None).unwrap().header.run_id, "20260101T000001Z-0002");
         // A broken line before the last: the newest journal is corrupt, and said to be.
         f.write_all(b"\n{\"event\":\"run_finished\",\"at\":1,\"interrupted\":false,\"timed_out\":false}\n").unwrap();
-        let e = find(&store, &["p.yml".into()], None, None).unwrap_err().to_string();
+        let e = find(&store, &whose(&["p.yml".into()]), None).unwrap_err().to_string();
         assert!(e.contains("corrupt") && e.contains("20260101T000001Z-0002"), "{e}");
         // An unreadable header is corrupt too, not skipped for the older run.
         fs::write(&path, b"not a header\n").unwrap();
-        let e = find(&store, &["p.yml".into()], None, None).unwrap_err().to_string();
+        let e = find(&store, &whose(&["p.yml".into()]), None).unwrap_err().to_string();
         assert!(e.contains("corrupt"), "{e}");
     }
 

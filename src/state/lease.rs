@@ -51,6 +51,9 @@ pub struct Leases {
     scope: String,
     /// Targets this run holds: how many of its tasks hold each, and the version it wrote.
     held: Arc<Mutex<HashMap<String, (usize, Version)>>>,
+    /// Leases being given back in the background (an object store's requests), by target:
+    /// a task of this run taking one again first waits for it to be gone.
+    releasing: Arc<Mutex<HashMap<String, tokio::task::JoinHandle<()>>>>,
 }
 
 /// One task's hold on a target; given back when dropped.
@@ -76,7 +79,13 @@ impl Leases {
     /// The leases `holder`'s run takes in `store` on targets of `scope` (the API's address).
     #[must_use]
     pub fn new(store: &Store, holder: Holder, scope: &str) -> Self {
-        Self { store: store.clone(), holder, scope: scope.to_owned(), held: Arc::new(Mutex::new(HashMap::new())) }
+        Self {
+            store: store.clone(),
+            holder,
+            scope: scope.to_owned(),
+            held: Arc::new(Mutex::new(HashMap::new())),
+            releasing: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Takes `target`'s lease for one task of this run, or says who holds it.
@@ -85,6 +94,11 @@ impl Leases {
         if let Some((count, _)) = held.get_mut(target) {
             *count += 1;
             return Ok(LeaseGuard { leases: self.clone(), target: target.to_owned() });
+        }
+        // Being given back by an earlier task of this run: gone first, then taken afresh.
+        let pending = self.releasing.lock().unwrap_or_else(PoisonError::into_inner).remove(target);
+        if let Some(pending) = pending {
+            let _gone = futures::executor::block_on(pending);
         }
         let version = self.create(target)?;
         held.insert(target.to_owned(), (1, version));
@@ -111,6 +125,15 @@ impl Leases {
             }
             let Some(current) = self.store.get(&key).map_err(fail)? else { continue };
             match serde_json::from_slice::<LeaseRecord>(&current.bytes) {
+                // This run's own, which none of its tasks holds (one that could not be given
+                // back): taken again.
+                Ok(lease) if lease.holder.run_id == self.holder.run_id => {
+                    if let Some(version) =
+                        self.store.replace(&key, &self.record(target), &current.version).map_err(fail)?
+                    {
+                        return Ok(version);
+                    }
+                }
                 Ok(lease) if !gone(&lease.holder, lease.renewed_at) => {
                     return Err(LeaseError::Held { target: target.to_owned(), holder: Box::new(lease.holder) });
                 }
@@ -140,10 +163,22 @@ impl Leases {
         if *count == 0
             && let Some((_, version)) = held.remove(target)
         {
-            // Only our own: a lease taken over meanwhile (we were thought gone) stays.
-            if let Err(e) = self.store.delete_if(&self.key(target), &version) {
-                tracing::warn!(target, "cannot give the lease back (it goes stale in {}s): {e}", STALE_AFTER.as_secs());
+            // Only our own: a lease taken over meanwhile (we were thought gone) stays. Given
+            // back without holding up the task that ends (an object store's round trips).
+            if let Some(pending) = self.store.delete_if_later(&self.key(target), &version) {
+                let mut releasing = self.releasing.lock().unwrap_or_else(PoisonError::into_inner);
+                releasing.retain(|_, h| !h.is_finished());
+                releasing.insert(target.to_owned(), pending);
             }
+        }
+    }
+
+    /// Waits until every lease given back is gone from the store (the run's end).
+    pub async fn settle(&self) {
+        let pending: HashMap<_, _> =
+            std::mem::take(&mut *self.releasing.lock().unwrap_or_else(PoisonError::into_inner));
+        for handle in pending.into_values() {
+            let _done = handle.await;
         }
     }
 

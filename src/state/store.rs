@@ -185,6 +185,32 @@ impl Store {
         }
     }
 
+    /// [`Self::delete_if`] without waiting for it, on an object store: the request goes on
+    /// the store's runtime, and the handle says when it is done. A directory removes at once.
+    #[must_use]
+    pub fn delete_if_later(&self, key: &str, version: &str) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            Self::Dir(_) => {
+                if let Err(e) = self.delete_if(key, version) {
+                    tracing::warn!("{e}");
+                }
+                None
+            }
+            Self::Object(o) => {
+                let (this, key, version) = (self.clone(), key.to_owned(), version.to_owned());
+                let inner = Arc::clone(&o.inner);
+                let path = o.path(&key);
+                o.spawn(async move {
+                    let current = inner.head(&path).await;
+                    let ours = current.as_ref().is_ok_and(|meta| meta.e_tag.as_deref() == Some(version.as_str()));
+                    if ours && let Err(e) = inner.delete(&path).await {
+                        tracing::warn!("cannot remove {}: {e}", this.locate(&key));
+                    }
+                })
+            }
+        }
+    }
+
     /// Removes `key`; a missing key is not an error.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
@@ -403,6 +429,13 @@ impl Objects {
             Some(Err(e)) => return Err(format!("the state store's endpoint is not a URL: {e}")),
             _ => false,
         };
+        // A store that stops answering stops the run from starting work (its attempts
+        // cannot be recorded): a few quick retries ride out a blip, not minutes of them.
+        let retry = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig::default(),
+            max_retries: 4,
+            retry_timeout: std::time::Duration::from_secs(20),
+        };
         let config = |prefix: &'static str| vars.iter().filter(move |(k, _)| k.starts_with(prefix));
         let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
             "s3" => {
@@ -412,7 +445,11 @@ impl Objects {
                         b = b.with_config(key, v);
                     }
                 }
-                b.with_url(shown.clone()).with_allow_http(allow_http).build().map(|s| Arc::new(s) as _)
+                b.with_url(shown.clone())
+                    .with_allow_http(allow_http)
+                    .with_retry(retry)
+                    .build()
+                    .map(|s| Arc::new(s) as _)
             }
             "gs" => {
                 let mut b = GoogleCloudStorageBuilder::new();
@@ -421,7 +458,7 @@ impl Objects {
                         b = b.with_config(key, v);
                     }
                 }
-                b.with_url(shown.clone()).build().map(|s| Arc::new(s) as _)
+                b.with_url(shown.clone()).with_retry(retry).build().map(|s| Arc::new(s) as _)
             }
             "az" => {
                 let mut b = MicrosoftAzureBuilder::new();
@@ -430,7 +467,11 @@ impl Objects {
                         b = b.with_config(key, v);
                     }
                 }
-                b.with_url(shown.clone()).with_allow_http(allow_http).build().map(|s| Arc::new(s) as _)
+                b.with_url(shown.clone())
+                    .with_allow_http(allow_http)
+                    .with_retry(retry)
+                    .build()
+                    .map(|s| Arc::new(s) as _)
             }
             other => return Err(format!("the state location {shown} has the unknown scheme `{other}`")),
         };
@@ -537,9 +578,12 @@ impl Objects {
             .block(async move { inner.put_opts(&path, payload, PutOptions { mode, ..PutOptions::default() }).await });
         match put {
             Some(Ok(result)) => Ok(Some(result.e_tag.unwrap_or_default())),
-            Some(Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. })) => Ok(None),
-            // A conditional replace of a key that went since: changed.
-            Some(Err(object_store::Error::NotFound { .. })) => Ok(None),
+            // Created already, changed since, or (for a conditional replace) gone since.
+            Some(Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. },
+            )) => Ok(None),
             Some(Err(e)) => Err(self.error("cannot write", key, &e)),
             None => Err(self.stopped(key)),
         }

@@ -6,7 +6,8 @@
     clippy::unwrap_used,
     clippy::needless_range_loop,
     clippy::unnested_or_patterns,
-    reason = "test code: a failed expectation is the test failing; index loops mirror the math; routes read as (method, path) pairs"
+    clippy::duplicate_mod,
+    reason = "test code: a failed expectation is the test failing; index loops mirror the math; routes read as (method, path) pairs; the bench's workloads, run here, share the tests' S3 server"
 )]
 
 mod apply;

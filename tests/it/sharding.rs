@@ -90,7 +90,7 @@ fn the_github_actions_example_uses_commands_that_exist() {
     assert!(workflow["jobs"]["apply"]["strategy"]["matrix"].is_string());
     // Each shard keeps its records (cache, artifact); a last job merges them into one report.
     assert!(workflow["jobs"]["report"]["steps"].to_string().contains("runs show"), "{workflow}");
-    for needle in ["actions/cache@v4", "restore-keys", "--resume", "merge-multiple: true", "--report html=release.html"]
+    for needle in ["--resume=auto", "TERMINUS_BATCH_STATE_DIR: s3://", "id-token: write", "--report html=release.html"]
     {
         assert!(text.contains(needle), "{needle}");
     }
@@ -99,7 +99,7 @@ fn the_github_actions_example_uses_commands_that_exist() {
     assert_eq!(workflow["concurrency"]["cancel-in-progress"], false);
     for needle in [
         "--format github-matrix --shards 4",
-        "--shard ${{ matrix.shard }}",
+        "--shard \"${{ matrix.shard }}\"",
         "--refresh --format markdown",
         "--report junit=",
     ] {
@@ -119,58 +119,89 @@ fn the_gitlab_example_parses_and_uses_what_exists() {
     let pipeline: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     assert_eq!(pipeline["apply"]["resource_group"], "pantheon-release", "one apply at a time");
     assert_eq!(pipeline["apply"]["parallel"]["matrix"][0]["SHARD"], serde_json::json!(["1/2", "2/2"]));
-    for needle in ["--shard \"$SHARD\"", "--resume", "runs show \"gitlab-$CI_PIPELINE_ID\"", "SIGTERM"] {
+    for needle in ["--shard \"$SHARD\"", "--resume=auto", "runs show \"gitlab-$CI_PIPELINE_ID\"", "SIGTERM"] {
         assert!(text.contains(needle), "{needle}");
     }
 }
 
-/// The CI examples' sequence, on runners that share nothing: each shard applies with a state
-/// directory of its own (its cache), a re-run resumes its shard from it, and the last job
-/// merges the shards' runs into one directory and renders one report of the release.
+/// The GitHub Actions example's own scripts, as its jobs run them: each shard on a runner of
+/// its own (a fresh directory) against the simulator served on 127.0.0.1, with the state in a
+/// bucket on a real S3 server; "Re-run failed jobs" of shard 2 on another fresh runner resumes
+/// its run from the bucket; the report job renders one report of the release.
 #[test]
-fn shards_on_separate_runners_merge_into_one_report() {
-    let plan = repo().join("examples/weekly-release.yml");
-    let plan = plan.to_str().unwrap();
-    let t = Test::new();
-    let shard = |which: &str, runner: &str, extra: &[&str]| {
-        let state = t.path().join(runner).join(".terminus-batch").display().to_string();
-        Test::new()
-            .in_dir(t.path())
-            .env("GITHUB_RUN_ID", "77")
-            .args(&["apply", plan, "--simulate", "--yes", "-q", "--shard", which, "--state-dir", &state])
-            .args(extra)
-            .run()
+fn the_github_actions_example_runs_its_shards_and_report_with_state_in_s3() {
+    let text = std::fs::read_to_string(repo().join("examples/github-actions.yml")).unwrap();
+    let workflow: Value = serde_saphyr::from_str(&text).unwrap();
+    let script = |job: &str, name: &str| -> String {
+        let steps = workflow["jobs"][job]["steps"].as_array().unwrap();
+        let step = steps.iter().find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(name))).unwrap();
+        step["run"].as_str().unwrap().to_owned()
     };
-    assert_eq!(shard("1/2", "runner-1", &[]).code, 0);
-    assert_eq!(shard("2/2", "runner-2", &[]).code, 0);
-    // "Re-run failed jobs": shard 2 on a new runner with its restored cache resumes itself.
-    let rerun = shard("2/2", "runner-2", &["--resume"]);
-    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
-    // The report job: every runner's runs in one directory.
-    let merged = t.path().join("report/.terminus-batch/runs");
-    std::fs::create_dir_all(&merged).unwrap();
-    for runner in ["runner-1", "runner-2"] {
-        for run in std::fs::read_dir(t.path().join(runner).join(".terminus-batch/runs")).unwrap() {
-            let run = run.unwrap().path();
-            let to = merged.join(run.file_name().unwrap());
-            std::fs::create_dir_all(&to).unwrap();
-            for file in std::fs::read_dir(&run).unwrap() {
-                let file = file.unwrap().path();
-                std::fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    let out = Test::new()
-        .in_dir(&t.path().join("report"))
-        .args(&["runs", "show", "github-77", "--state-dir", ".terminus-batch"])
-        .args(&["--report", "markdown=release.md", "--report", "html=release.html", "--report", "json=release.json"])
+    let (apply, report) = (script("apply", "Apply shard"), script("report", "One report"));
+    let state =
+        workflow["env"]["TERMINUS_BATCH_STATE_DIR"].as_str().unwrap().replace("${{ vars.STATE_BUCKET }}", "release");
+    let moto = crate::support::s3::Moto::start();
+    moto.bucket("release");
+    // The built-in world, on its own clock, as `--simulate` runs it.
+    let world = crate::support::sim::builtin();
+    let served = crate::support::sim::Served::with_world(&world, world.knobs.clone());
+    let t = Test::new();
+    let plan = std::fs::read_to_string(repo().join("examples/weekly-release.yml")).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_terminus-batch")).parent().unwrap().to_owned();
+    let job = |runner: &str, script: &str, shard: &str| {
+        let dir = t.path().join(runner);
+        // A checkout of the repository: the plan is named by its path in it.
+        std::fs::create_dir_all(dir.join("plans")).unwrap();
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        std::fs::write(dir.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(dir.join("plans/weekly-release.yml"), &plan).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let out = std::process::Command::new("bash")
+            .args(["-e", "-c", &script.replace("${{ matrix.shard }}", shard)])
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", &dir)
+            .env("NO_COLOR", "1")
+            .env("TERMINUS_HOST", "127.0.0.1")
+            .env("TERMINUS_PORT", served.port())
+            .env("TERMINUS_PROTOCOL", "http")
+            .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+            .env("TERMINUS_BATCH_STATE_DIR", &state)
+            .env("GITHUB_RUN_ID", "77")
+            .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+            .envs(moto.env())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{runner}: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    };
+    job("runner-1", &apply, "1/2");
+    job("runner-2", &apply, "2/2");
+    // "Re-run failed jobs": shard 2 again, on a new runner with nothing on disk.
+    job("runner-3", &apply, "2/2");
+    let reporter = job("runner-4", &report, "");
+    let summary = std::fs::read_to_string(reporter.join("summary.md")).unwrap();
+    assert!(summary.contains("github-77"), "{summary}");
+    assert!(reporter.join("release.html").is_file());
+    // The re-run resumed shard 2's run, found in the bucket.
+    let vars = moto.env();
+    let list = Test::new().envs(&vars).args(&["runs", "list", "--state-dir", &state]).run();
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let rows: Vec<&str> = list.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{}", list.stdout);
+    assert!(rows[0].contains("(resumed "), "{}", list.stdout);
+    // One report of the release: the newest run of each shard, every task once.
+    let show = Test::new()
+        .in_dir(t.path())
+        .envs(&vars)
+        .args(&["runs", "show", "github-77", "--state-dir", &state, "--report", "json=release.json"])
         .run();
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(t.path().join("report/release.json")).unwrap()).unwrap();
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let merged = crate::support::report(&t, "release.json");
     let ids: std::collections::BTreeSet<&str> =
-        report["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
-    assert_eq!(report["tasks"].as_array().unwrap().len(), 88, "the newest run of each shard: {}", report["totals"]);
+        merged["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(merged["tasks"].as_array().unwrap().len(), 88, "{}", merged["totals"]);
     assert_eq!(ids.len(), 88, "every task once");
-    assert!(t.path().join("report/release.html").is_file() && t.path().join("report/release.md").is_file());
+    assert!(moto.keys("release").iter().all(|k| k.starts_with("pantheon-release/")), "all under the prefix");
 }

@@ -274,3 +274,35 @@ fn shards_make_one_report(shared: &Shared, t: &Test) {
     assert!(newest.ends_with(&format!("(resumed {shard_one})")), "{}", runs.stdout);
     assert_eq!(shared.runs().len(), 3, "every run is in the store");
 }
+
+#[test]
+fn a_state_store_that_stops_answering_stops_the_run_from_starting_work() {
+    let knobs = crate::support::sim::steady(0.1, 30.0);
+    let served = Served::with_world(&world(12), knobs);
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let shared = Shared::bucket("goes-away");
+    let vars = shared.vars();
+    let args = ["apply", "plan.yml", "--yes", "--concurrency", "2", "--report", "json=report.json"];
+    let mut run = served.start_apply_with(t.path(), &args, &vars, 2);
+    // The bucket's server stops while two deploys are in flight.
+    drop(shared);
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(8), "the run's record was lost: exit 8");
+    let report = crate::support::report(&t, "report.json");
+    let started = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["workflow_ids"].as_array().is_some_and(|w| !w.is_empty()))
+        .count();
+    let stats = served.stop();
+    assert!(
+        stats.workflows_total <= 4,
+        "nothing more started once attempts could not be recorded: {:?}",
+        stats.workflows_started
+    );
+    assert!(started >= 2, "the two in flight when the store went: {}", report["tasks"]);
+    assert_eq!(stats.workflows_total, started as u64, "every workflow started is in the report");
+    assert!(report["totals"]["skipped"].as_u64().unwrap() >= 8, "{}", report["totals"]);
+}

@@ -73,7 +73,11 @@ pub(super) fn execute_plan(
         allow_destructive: run.allow_destructive,
         abort_in_flight: run.abort_in_flight,
         downloads: run.downloads,
-        resume: run.resume.as_ref().map(|r| if r.is_empty() { Resume::Newest } else { Resume::Run(r.clone()) }),
+        resume: run.resume.as_ref().map(|r| match r.as_str() {
+            "" => Resume::Newest,
+            "auto" => Resume::IfAny,
+            id => Resume::Run(id.to_owned()),
+        }),
         state,
         watch_signals: true,
         lock_timeout: run.lock_timeout,

@@ -1,4 +1,4 @@
-//! A real S3 server on 127.0.0.1 for the tests of shared state: moto's server (PyPI's
+//! A real S3 server on 127.0.0.1 for the tests of shared state: moto's server (`PyPI`'s
 //! `moto[server]`, installed by `.ci/run`), which implements S3's conditional writes
 //! (`If-None-Match: *`, `If-Match`). One per test, stopped when dropped.
 
@@ -84,7 +84,7 @@ impl Moto {
         .collect()
     }
 
-    /// Every key in `bucket`, by listing it (ListObjectsV2).
+    /// Every key in `bucket`, by listing it (`ListObjectsV2`).
     pub(crate) fn keys(&self, bucket: &str) -> Vec<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
