@@ -365,6 +365,9 @@ pub struct Objects {
     /// The location as named (no credentials are ever in it: they come from variables).
     url: String,
     runtime: Arc<IoRuntime>,
+    /// Said after an error when no credentials were given (the store then looked for them
+    /// in the machine's metadata service).
+    hint: Option<&'static str>,
 }
 
 impl fmt::Debug for Objects {
@@ -477,7 +480,22 @@ impl Objects {
         };
         let inner = built.map_err(|e| format!("cannot use the state store {shown}: {e}"))?;
         let prefix = ObjectPath::from(url.path().trim_matches('/'));
-        Self::with(inner, prefix, shown)
+        let has = |names: &[&str]| vars.iter().any(|(k, _)| names.contains(&k.as_str()));
+        let hint = match url.scheme() {
+            "s3" if !has(&[
+                "AWS_ACCESS_KEY_ID",
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ]) =>
+            {
+                Some(
+                    "no AWS_ACCESS_KEY_ID (or web identity) is set, so credentials were looked for in the machine's metadata service",
+                )
+            }
+            _ => None,
+        };
+        Self::with(inner, prefix, shown).map(|o| Self { hint, ..o })
     }
 
     /// A store over `inner` (the in-memory store in tests), under `prefix`.
@@ -488,7 +506,7 @@ impl Objects {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the state store's runtime: {e}"))?;
-        Ok(Self { inner, prefix, url, runtime: Arc::new(IoRuntime(Some(runtime))) })
+        Ok(Self { inner, prefix, url, runtime: Arc::new(IoRuntime(Some(runtime))), hint: None })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -503,7 +521,11 @@ impl Objects {
             }
             _ => io::ErrorKind::Other,
         };
-        StoreError { what, location: self.locate(key), message: e.to_string(), kind }
+        let message = match self.hint {
+            Some(hint) if kind != io::ErrorKind::NotFound => format!("{e} ({hint})"),
+            _ => e.to_string(),
+        };
+        StoreError { what, location: self.locate(key), message, kind }
     }
 
     fn locate(&self, key: &str) -> String {

@@ -306,3 +306,37 @@ fn a_state_store_that_stops_answering_stops_the_run_from_starting_work() {
     assert_eq!(stats.workflows_total, started as u64, "every workflow started is in the report");
     assert!(report["totals"]["skipped"].as_u64().unwrap() >= 8, "{}", report["totals"]);
 }
+
+#[test]
+fn the_plans_state_setting_names_the_store_below_the_flag_and_the_variable() {
+    let shared = Shared::bucket("from-the-plan");
+    let url = shared.location();
+    let plan = format!(
+        "version: 1\nsettings: {{ state: '{url}' }}\njobs:\n  c:\n    run: env:clear-cache\n    on: {{ sites: [acme-web], env: dev }}\n"
+    );
+    let t = Test::new().file("plan.yml", &plan);
+    let Shared::Bucket { moto, .. } = &shared else { unreachable!() };
+    let vars = moto.env();
+    let out = Test::new().in_dir(t.path()).envs(&vars).args(&["apply", "plan.yml", "--simulate", "--yes", "-q"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(shared.runs().len(), 1, "the run is in the plan's bucket");
+    assert!(!t.path().join(".terminus-batch").exists(), "not in a directory beside the plan");
+    // The variable (and the flag) come first.
+    let elsewhere = t.path().join("elsewhere").display().to_string();
+    let out = Test::new()
+        .in_dir(t.path())
+        .envs(&vars)
+        .env("TERMINUS_BATCH_STATE_DIR", &elsewhere)
+        .args(&["apply", "plan.yml", "--simulate", "--yes", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(shared.runs().len(), 1);
+    assert!(t.path().join("elsewhere/runs").is_dir());
+    // A location that is neither a directory nor a known store is an error at its place.
+    let bad = Test::new()
+        .file("bad.yml", "version: 1\nsettings:\n  state: ftp://files/x\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: dev }\n")
+        .args(&["validate", "bad.yml"])
+        .run();
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("ftp") && bad.stderr.contains("bad.yml:3:"), "{}", bad.stderr);
+}
