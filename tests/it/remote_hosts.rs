@@ -167,3 +167,65 @@ fn a_real_run_calls_ssh_with_terminus_s_options_and_host_key_checks() {
     assert!(command.starts_with("TRACE_ID=") && command.ends_with(" drush 'cr'"), "{command}");
     served.stop();
 }
+
+/// A terminal's Ctrl-C goes to its whole foreground process group. The tool's `ssh` sessions
+/// run in a group of their own, so the interrupt reaches the tool alone: it starts nothing
+/// more and waits for the sessions in flight, which end as they would have, not killed
+/// half-way ("ssh was stopped by a signal").
+#[test]
+fn ctrl_c_to_the_terminals_process_group_drains_the_run_and_leaves_ssh_sessions_to_finish() {
+    use std::io::{BufRead as _, BufReader};
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let served = crate::support::sim::Served::new(crate::support::sim::fast(0.001));
+    let plan = "version: 1\njobs:\n  cr:\n    run: remote:drush\n    on: { sites: [acme-web, acme-blog, acme-shop, acme-docs], env: live }\n    with: { command: [cr], idempotent: true }\n";
+    let t = crate::support::Test::new().file("plan.yml", plan);
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // Each stand-in ssh says it started and in which process group (through a FIFO the test
+    // reads), then waits until the test lets it finish.
+    let started = t.path().join("started");
+    assert!(std::process::Command::new("mkfifo").arg(&started).status().unwrap().success());
+    let release = t.path().join("release");
+    std::fs::write(
+        bin.join("ssh"),
+        format!(
+            "#!/bin/sh\necho \"$$ $(ps -o pgid= -p $$ | tr -d ' ')\" > '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\necho ' [success] Cache rebuild complete.'\n",
+            started.display(),
+            release.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut command = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token")
+        .env("PATH", &path)
+        .args(&["apply", "plan.yml", "--yes", "-q", "--concurrency", "2", "--report", "json=report.json"])
+        .command();
+    // As a shell runs a foreground job: a process group of its own, which Ctrl-C signals whole.
+    command.process_group(0).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut tool = command.spawn().unwrap();
+    let group = tool.id();
+    let mut sessions = Vec::new();
+    while sessions.len() < 2 {
+        let fifo = BufReader::new(std::fs::File::open(&started).unwrap());
+        sessions.extend(fifo.lines().map(Result::unwrap));
+    }
+    for session in &sessions {
+        let (_, pgid) = session.split_once(' ').unwrap();
+        assert_ne!(pgid, group.to_string(), "ssh runs outside the terminal's group: {sessions:?}");
+    }
+    // Ctrl-C: SIGINT to every process of the terminal's foreground group.
+    assert!(std::process::Command::new("kill").args(["-INT", "--", &format!("-{group}")]).status().unwrap().success());
+    std::fs::write(&release, "").unwrap();
+    let status = tool.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted");
+    let report = crate::support::report(&t, "report.json");
+    let statuses: Vec<&str> =
+        report["tasks"].as_array().unwrap().iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "succeeded").count(), 2, "the two in flight finished: {report}");
+    assert_eq!(statuses.iter().filter(|s| **s == "skipped").count(), 2, "nothing started after: {statuses:?}");
+    served.stop();
+}
