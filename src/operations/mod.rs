@@ -7,6 +7,7 @@
 //! its progress through the [`OpContext`] it is given.
 
 pub mod api;
+mod audits;
 mod backups;
 mod decide;
 mod domains;
@@ -313,6 +314,30 @@ impl Ops {
                 sites::team_change(self, &t, &self.render(member)?, change, ctx).await
             }
             OperationSpec::NewRelicDisable => sites::new_relic(self, &t, false, ctx).await,
+            OperationSpec::SiteOrgAdd { organization } => {
+                sites::org_change(self, &t, &self.render(organization)?, true, ctx).await
+            }
+            OperationSpec::SiteOrgRemove { organization } => {
+                sites::org_change(self, &t, &self.render(organization)?, false, ctx).await
+            }
+            OperationSpec::PlanSet { plan } => sites::plan_set(self, &t, &self.render(plan)?, ctx).await,
+            OperationSpec::EnvCodeRebuild => {
+                // terminus's CodeRebuildCommand: a converging sync with the build step's install.
+                let scope =
+                    api::workflows::WorkflowScope::Env { site_id: t.site_id.clone(), env: env_of(&t)?.to_owned() };
+                let params = serde_json::json!({ "converge": true, "build_steps": { "artifact_install": true } });
+                let start = StartWorkflow { scope, kind: WorkflowType::SyncCodeWithBuild, params, marker: None };
+                self.run_workflow(&start, ctx).await?;
+                Ok(OpOutput { changed: true, message: "code rebuilt".to_owned(), data: None })
+            }
+            OperationSpec::EnvDiffstat => audits::diffstat(self, &t).await,
+            OperationSpec::ConnectionInfo => audits::connection_info(self, &t).await,
+            OperationSpec::LockInfo => audits::lock_info(self, &t).await,
+            OperationSpec::BackupAutomaticInfo => audits::backup_schedule(self, &t).await,
+            OperationSpec::UpstreamUpdatesList => audits::upstream_list(self, &t).await,
+            OperationSpec::EnvMetrics { period, datapoints } => {
+                audits::metrics(self, &t, &self.render(period)?, &self.render(datapoints)?).await
+            }
             OperationSpec::SolrDisable => sites::addon(self, &t, WorkflowType::DisableAddon, "indexserver", ctx).await,
             OperationSpec::SiteUpstreamClearCache => {
                 self.simple_workflow(&t, None, WorkflowType::ClearCodeCache, "the upstream's code cache cleared", ctx)

@@ -137,6 +137,13 @@ impl Ops {
             OperationSpec::SiteUpstreamSet { upstream } => {
                 sites::decide_upstream(self, &t, &self.render(upstream)?).await?.preview()
             }
+            OperationSpec::SiteOrgAdd { organization } => {
+                sites::decide_org(self, &t, &self.render(organization)?, true).await?.preview()
+            }
+            OperationSpec::SiteOrgRemove { organization } => {
+                sites::decide_org(self, &t, &self.render(organization)?, false).await?.preview()
+            }
+            OperationSpec::PlanSet { plan } => sites::decide_plan(self, &t, &self.render(plan)?).await?.preview(),
             _ => change(format!("would run {}", op.kind().name())),
         };
         Ok(preview)

@@ -343,3 +343,112 @@ pub(super) async fn set_upstream(
         data: None,
     })
 }
+
+/// `site:org:add`'s and `site:org:remove`'s check, from the site's organizations
+/// (`sites/{site}/memberships/organizations`), the organization by id, machine name or
+/// label. Adding one already supporting the site, or removing one not on it, is nothing to
+/// do. Adding names the organization by its machine name, as terminus sends it (an id is
+/// looked up among the user's organizations, as terminus does). Acts with the workflow type
+/// and its parameters.
+pub(crate) async fn decide_org(
+    ops: &Ops,
+    target: &Target,
+    org: &str,
+    add: bool,
+) -> Result<Decision<(WorkflowType, Value)>, OpError> {
+    let on_site = ops.client.site_orgs(&target.site_id).await?;
+    let matches = |m: &UserOrgMembership| {
+        let (name, label) = org_name(m);
+        m.organization.id == org || name == org || label == org
+    };
+    let found = on_site.iter().find(|m| matches(m));
+    let site = &target.site;
+    Ok(match (add, found) {
+        (true, Some(_)) => Decision::nothing(format!("{org} supports {site} already")),
+        (true, None) => {
+            let mine = ops.client.user_orgs().await?;
+            let name = match mine.iter().find(|m| matches(m)) {
+                Some(m) => org_name(m).0,
+                // terminus passes a name it does not know as given: the platform judges it.
+                None if !looks_like_uuid(org) => org.to_owned(),
+                None => return Ok(Decision::refuse(not_a_member(org))),
+            };
+            Decision::act(
+                (
+                    WorkflowType::AddSiteOrganizationMembership,
+                    json!({ "organization_name": name, "role": "team_member" }),
+                ),
+                format!("would add {org} as a supporting organization of {site}"),
+            )
+        }
+        (false, None) => Decision::nothing(format!("{org} is not an organization of {site}")),
+        (false, Some(m)) => Decision::act(
+            (WorkflowType::RemoveSiteOrganizationMembership, json!({ "organization_id": m.organization.id })),
+            format!("would remove {org} from {site}'s organizations"),
+        ),
+    })
+}
+
+/// terminus's test for an organization id (`isValidUuid`).
+fn looks_like_uuid(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `site:org:add` / `site:org:remove`: the site workflow terminus starts, after
+/// [`decide_org`].
+pub(super) async fn org_change(
+    ops: &Ops,
+    target: &Target,
+    org: &str,
+    add: bool,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let (kind, params) = settle!(decide_org(ops, target, org, add).await?);
+    ops.run_workflow(&on_site(target, kind, params), ctx).await?;
+    let site = &target.site;
+    let message = if add {
+        format!("added {org} as a supporting organization of {site}")
+    } else {
+        format!("removed {org} from {site}'s organizations")
+    };
+    Ok(OpOutput { changed: true, message, data: None })
+}
+
+/// `plan:set`'s check: the plan by SKU or id among the site's plans
+/// (`accounts/site-account-forwarding/{site}/plans`, as terminus looks it up); the site's
+/// plan (`sites/{site}/plan`) already that SKU is nothing to do. Acts with the SKU.
+pub(crate) async fn decide_plan(ops: &Ops, target: &Target, wanted: &str) -> Result<Decision<String>, OpError> {
+    let (plans, current) =
+        tokio::try_join!(ops.client.site_plans(&target.site_id), ops.client.site_plan(&target.site_id))?;
+    let sku_of = |p: &Value| p.get("sku").or_else(|| p.get("plan_sku")).and_then(Value::as_str).map(str::to_owned);
+    let Some(plan) = plans
+        .iter()
+        .find(|p| p.get("id").and_then(Value::as_str) == Some(wanted) || sku_of(p).as_deref() == Some(wanted))
+    else {
+        let known: Vec<String> = plans.iter().filter_map(sku_of).collect();
+        return Ok(Decision::refuse(format!(
+            "{wanted} is not a plan {site} can be set to (its plans: {})",
+            known.join(", "),
+            site = target.site
+        )));
+    };
+    let sku = sku_of(plan).unwrap_or_default();
+    Ok(if sku_of(&current).as_deref() == Some(sku.as_str()) {
+        Decision::nothing(format!("{} is on {sku} already", target.site))
+    } else {
+        Decision::act(sku.clone(), format!("would set {}'s plan to {sku}", target.site))
+    })
+}
+
+/// `plan:set`: `change_site_service_level` with the plan's SKU, after [`decide_plan`].
+pub(super) async fn plan_set(
+    ops: &Ops,
+    target: &Target,
+    wanted: &str,
+    ctx: &impl OpContext,
+) -> Result<OpOutput, OpError> {
+    let sku = settle!(decide_plan(ops, target, wanted).await?);
+    ops.run_workflow(&on_site(target, WorkflowType::ChangeSiteServiceLevel, json!({ "sku": sku })), ctx).await?;
+    Ok(OpOutput { changed: true, message: format!("{}'s plan set to {sku}", target.site), data: None })
+}

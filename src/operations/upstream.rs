@@ -8,7 +8,7 @@ use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
 
 /// The branch whose upstream status an environment reads: `master` for dev, test and live,
 /// the environment's own for a multidev.
-fn branch(env: &str) -> &str {
+pub(super) fn branch(env: &str) -> &str {
     if matches!(env, "dev" | "test" | "live") { "master" } else { env }
 }
 

@@ -116,6 +116,11 @@ pub enum OptType {
     Seconds,
     /// A command as a list of words (`[updb, -y]`), never a shell string.
     Words,
+    /// A metrics period: `day`, `week` or `month`.
+    Period,
+    /// How many metrics data points: a number (at most 28 days, 12 weeks or 12 months) or
+    /// `auto` (that most).
+    Datapoints,
 }
 
 impl OptType {
@@ -143,6 +148,8 @@ impl OptType {
             Self::Weekday => "a day of the week (sunday … saturday)",
             Self::Seconds => "a duration (180, 90s, 3m, 1h)",
             Self::Words => "a list of words, e.g. [updb, -y]",
+            Self::Period => "day, week or month",
+            Self::Datapoints => "a number of data points (1 to 28) or auto",
         }
     }
 }
@@ -216,7 +223,9 @@ macro_rules! operations {
 }
 
 use Destructive::{Always, Never, WhenOption};
-use OptType::{Bool, Days, Dir, Domain, Element, EnvId, Mode, Name, Output, Seconds, Secret, Weekday, Words};
+use OptType::{
+    Bool, Datapoints, Days, Dir, Domain, Element, EnvId, Mode, Name, Output, Period, Seconds, Secret, Weekday, Words,
+};
 
 operations! {
     EnvDeploy = "env:deploy", Env, TestOrLive, CodeMoving, WhenOption("sync-content"), 120,
@@ -258,6 +267,16 @@ operations! {
     SiteTeamAdd = "site:team:add", Site, Any, Workflow, Never, 30, [req("member", Name), opt("role", Name, Some("team_member"))];
     SiteTeamRemove = "site:team:remove", Site, Any, Workflow, Never, 30, [req("member", Name)];
     SiteTeamRole = "site:team:role", Site, Any, Workflow, Never, 30, [req("member", Name), req("role", Name)];
+    SiteOrgAdd = "site:org:add", Site, Any, Workflow, Never, 30, [req("organization", Name)];
+    SiteOrgRemove = "site:org:remove", Site, Any, Workflow, Never, 30, [req("organization", Name)];
+    PlanSet = "plan:set", Site, Any, Workflow, Never, 60, [req("plan", Name)];
+    EnvCodeRebuild = "env:code-rebuild", Env, DevOrMultidev, Workflow, Never, 120, [];
+    EnvDiffstat = "env:diffstat", Env, Any, ReadOnly, Never, 1, [];
+    ConnectionInfo = "connection:info", Env, Any, ReadOnly, Never, 1, [];
+    LockInfo = "lock:info", Env, Any, ReadOnly, Never, 1, [];
+    BackupAutomaticInfo = "backup:automatic:info", Env, Any, ReadOnly, Never, 1, [];
+    UpstreamUpdatesList = "upstream:updates:list", Env, Any, ReadOnly, Never, 2, [];
+    EnvMetrics = "env:metrics", Env, Any, ReadOnly, Never, 1, [opt("period", Period, Some("day")), opt("datapoints", Datapoints, Some("auto"))];
     NewRelicDisable = "new-relic:disable", Site, Any, Workflow, Never, 30, [];
     SolrDisable = "solr:disable", Site, Any, Workflow, Never, 30, [];
     SiteUpstreamClearCache = "site:upstream:clear-cache", Site, Any, Workflow, Never, 30, [];
@@ -294,7 +313,7 @@ pub const FROZEN_MESSAGE: &str = "This site is frozen. Its test and live environ
 
 impl OperationKind {
     /// Whether terminus refuses the operation on a frozen site before any request
-    /// (`requireSiteIsNotFrozen`): these nine of the catalogue.
+    /// (`requireSiteIsNotFrozen`): these of the catalogue.
     #[must_use]
     pub fn refused_when_frozen(self) -> bool {
         matches!(
@@ -308,9 +327,10 @@ impl OperationKind {
                 | Self::EnvInfo
                 | Self::EnvWake
                 | Self::MultidevCreate
-                // terminus's WipeCommand and RotateRandomSeedCommand check too.
+                // terminus's WipeCommand, RotateRandomSeedCommand and CodeRebuildCommand check too.
                 | Self::EnvWipe
                 | Self::EnvRotateRandomSeed
+                | Self::EnvCodeRebuild
         )
     }
 
@@ -489,6 +509,13 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
             .position(|day| s == day || s.len() == 3 && day.starts_with(s.as_str()))
             .map(|n| ArgValue::Weekday(u8::try_from(n).unwrap_or(0)))
             .ok_or_else(expected),
+        (OptType::Period, Scalar::Str(s)) if ["day", "week", "month"].contains(&s.as_str()) => {
+            Ok(ArgValue::Text(Text::literal(s.clone())))
+        }
+        (OptType::Datapoints, Scalar::Str(s)) if s == "auto" => Ok(ArgValue::Text(Text::literal(s.clone()))),
+        (OptType::Datapoints, Scalar::Int(i)) if (1..=28).contains(i) => {
+            Ok(ArgValue::Text(Text::literal(i.to_string())))
+        }
         (OptType::Domain, Scalar::Str(s)) => check_domain(s).map(|()| ArgValue::Text(Text::literal(s.clone()))),
         (OptType::Text | OptType::Name | OptType::Dir, v) => Ok(ArgValue::Text(Text::literal(v.to_string()))),
         (OptType::Secret, _) => Err("a secret must come from the environment: write `${{ env.NAME }}`".to_owned()),
@@ -661,6 +688,35 @@ pub enum OperationSpec {
         member: Text,
         role: Text,
     },
+    /// `add_site_organization_membership` `{organization_name, role: team_member}`; an
+    /// organization already supporting the site is nothing to do.
+    SiteOrgAdd {
+        organization: Text,
+    },
+    /// `remove_site_organization_membership` `{organization_id}`; one not on the site is
+    /// nothing to do.
+    SiteOrgRemove {
+        organization: Text,
+    },
+    /// `change_site_service_level` `{sku}`, the plan by SKU or id; the site's plan already is
+    /// nothing to do.
+    PlanSet {
+        plan: Text,
+    },
+    /// `sync_code_with_build` `{converge: true, build_steps: {artifact_install: true}}`.
+    EnvCodeRebuild,
+    /// Reads into the report's `data`.
+    EnvDiffstat,
+    ConnectionInfo,
+    LockInfo,
+    BackupAutomaticInfo,
+    UpstreamUpdatesList,
+    /// `…/traffic?duration=` with the period (`day`, `week`, `month`) and data points (a
+    /// number, or `auto`: the period's most).
+    EnvMetrics {
+        period: Text,
+        datapoints: Text,
+    },
     /// `enable_new_relic_for_site`, `{"converge": true}`.
     NewRelicEnable,
     NewRelicDisable,
@@ -820,6 +876,9 @@ impl OperationSpec {
             Self::TagAdd { org, tag } | Self::TagRemove { org, tag } => vec![org, tag],
             Self::SiteTeamAdd { member, role } | Self::SiteTeamRole { member, role } => vec![member, role],
             Self::SiteTeamRemove { member } => vec![member],
+            Self::SiteOrgAdd { organization } | Self::SiteOrgRemove { organization } => vec![organization],
+            Self::PlanSet { plan } => vec![plan],
+            Self::EnvMetrics { period, datapoints } => vec![period, datapoints],
             Self::SiteList { org, tag, upstream, framework } => {
                 [org, tag, upstream, framework].into_iter().flatten().collect()
             }
@@ -843,6 +902,12 @@ impl OperationSpec {
             | Self::SolrDisable
             | Self::NewRelicEnable
             | Self::NewRelicDisable
+            | Self::EnvCodeRebuild
+            | Self::EnvDiffstat
+            | Self::ConnectionInfo
+            | Self::LockInfo
+            | Self::BackupAutomaticInfo
+            | Self::UpstreamUpdatesList
             | Self::SiteUpstreamClearCache
             | Self::EnvRotateRandomSeed
             | Self::EnvWipe
@@ -1000,6 +1065,18 @@ impl OperationSpec {
                 Self::SiteTeamAdd { member: a.text_or("member", ""), role: a.text_or("role", "team_member") }
             }
             K::SiteTeamRemove => Self::SiteTeamRemove { member: a.text_or("member", "") },
+            K::SiteOrgAdd => Self::SiteOrgAdd { organization: a.text_or("organization", "") },
+            K::SiteOrgRemove => Self::SiteOrgRemove { organization: a.text_or("organization", "") },
+            K::PlanSet => Self::PlanSet { plan: a.text_or("plan", "") },
+            K::EnvCodeRebuild => Self::EnvCodeRebuild,
+            K::EnvDiffstat => Self::EnvDiffstat,
+            K::ConnectionInfo => Self::ConnectionInfo,
+            K::LockInfo => Self::LockInfo,
+            K::BackupAutomaticInfo => Self::BackupAutomaticInfo,
+            K::UpstreamUpdatesList => Self::UpstreamUpdatesList,
+            K::EnvMetrics => {
+                Self::EnvMetrics { period: a.text_or("period", "day"), datapoints: a.text_or("datapoints", "auto") }
+            }
             K::SiteTeamRole => Self::SiteTeamRole { member: a.text_or("member", ""), role: a.text_or("role", "") },
             K::NewRelicDisable => Self::NewRelicDisable,
             K::SiteUpstreamClearCache => Self::SiteUpstreamClearCache,
@@ -1060,6 +1137,16 @@ impl OperationSpec {
             Self::SiteTeamAdd { .. } => K::SiteTeamAdd,
             Self::SiteTeamRemove { .. } => K::SiteTeamRemove,
             Self::SiteTeamRole { .. } => K::SiteTeamRole,
+            Self::SiteOrgAdd { .. } => K::SiteOrgAdd,
+            Self::SiteOrgRemove { .. } => K::SiteOrgRemove,
+            Self::PlanSet { .. } => K::PlanSet,
+            Self::EnvCodeRebuild => K::EnvCodeRebuild,
+            Self::EnvDiffstat => K::EnvDiffstat,
+            Self::ConnectionInfo => K::ConnectionInfo,
+            Self::LockInfo => K::LockInfo,
+            Self::BackupAutomaticInfo => K::BackupAutomaticInfo,
+            Self::UpstreamUpdatesList => K::UpstreamUpdatesList,
+            Self::EnvMetrics { .. } => K::EnvMetrics,
             Self::NewRelicDisable => K::NewRelicDisable,
             Self::SiteUpstreamClearCache => K::SiteUpstreamClearCache,
             Self::SiteUpstreamSet { .. } => K::SiteUpstreamSet,
@@ -1138,7 +1225,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 51);
+        assert_eq!(OperationKind::ALL.len(), 61);
     }
 
     #[test]

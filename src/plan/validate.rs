@@ -930,6 +930,7 @@ fn value_hint(ty: OptType, value: &Scalar) -> Option<String> {
         OptType::Mode => &["git", "sftp"],
         OptType::Output => &["digest", "report"],
         OptType::Weekday => &crate::plan::ops::WEEKDAYS,
+        OptType::Period => &["day", "week", "month"],
         _ => return None,
     };
     let text = value.to_string().to_ascii_lowercase();

@@ -26,6 +26,11 @@ pub(crate) enum Route {
     OrgUsers(String),
     SiteUsers(String),
     SiteOrgs(String),
+    /// `sites/{site}/plan` and `accounts/site-account-forwarding/{site}/plans`.
+    Plan(String),
+    Plans(String),
+    /// `…/environments/{env}/traffic?duration=`.
+    Traffic(String, String),
     SiteName(String),
     Site(String),
     Envs(String),
@@ -80,6 +85,9 @@ impl Route {
                 ("GET", ["sites", site]) => Self::Site(o(site)),
                 ("GET", ["sites", site, "memberships", "users"]) => Self::SiteUsers(o(site)),
                 ("GET", ["sites", site, "memberships", "organizations"]) => Self::SiteOrgs(o(site)),
+                ("GET", ["sites", site, "plan"]) => Self::Plan(o(site)),
+                ("GET", ["accounts", "site-account-forwarding", site, "plans"]) => Self::Plans(o(site)),
+                ("GET", ["sites", site, "environments", env, "traffic"]) => Self::Traffic(o(site), o(env)),
                 ("GET", ["sites", site, "code-upstream-updates"]) => Self::Upstream(o(site)),
                 ("GET", ["sites", site, "environments"]) => Self::Envs(o(site)),
                 ("GET", ["sites", site, "environments", env]) => Self::Env(o(site), o(env)),
@@ -128,6 +136,9 @@ impl Route {
             Self::OrgUsers(_) => "organizations/{org}/memberships/users",
             Self::SiteUsers(_) => "sites/{site}/memberships/users",
             Self::SiteOrgs(_) => "sites/{site}/memberships/organizations",
+            Self::Plan(_) => "sites/{site}/plan",
+            Self::Plans(_) => "accounts/site-account-forwarding/{site}/plans",
+            Self::Traffic(..) => "sites/{site}/environments/{env}/traffic",
             Self::SiteName(_) => "site-names/{name}",
             Self::Site(_) => "sites/{site}",
             Self::Envs(_) => "sites/{site}/environments",
@@ -344,6 +355,7 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
             let items = s
                 .org_id
                 .iter()
+                .chain(&s.supporting_orgs)
                 .filter_map(|id| state.orgs.iter().find(|o| &o.id == id))
                 .map(|o| {
                     json!({ "id": o.id, "organization_id": o.id, "site_id": site, "role": "team_member",
@@ -352,6 +364,23 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
                 })
                 .collect();
             page(state, &format!("site-orgs:{site}"), items, ctx)
+        }
+        Route::Plan(site) => match state.sites.get(site) {
+            Some(s) => Answer::json(200, &super::state::plan_json(&s.plan)),
+            None => site_missing(),
+        },
+        Route::Plans(site) => match state.sites.get(site) {
+            Some(_) => {
+                let plans: Vec<Value> =
+                    super::state::PLANS.iter().map(|(_, level, _)| super::state::plan_json(level)).collect();
+                Answer::json(200, &Value::Array(plans))
+            }
+            None => site_missing(),
+        },
+        Route::Traffic(site, env) => {
+            let duration = ctx.query.iter().find(|(k, _)| k == "duration").map(|(_, v)| v.clone()).unwrap_or_default();
+            let now = ctx.now;
+            with_env(state, site, env, |_, s, _| traffic(&s.id, env, &duration, now))
         }
         Route::SiteName(name) => match state.names.get(name) {
             Some(id) => Answer::json(200, &json!({ "id": id, "name": name })),
@@ -675,6 +704,7 @@ fn health(state: &SimState, domain: &str) -> Answer {
 /// Env-scoped and site-scoped workflow types the simulator runs.
 const ENV_TYPES: &[&str] = &[
     "deploy",
+    "sync_code_with_build",
     "create_environment",
     "clear_cache",
     "clone_database",
@@ -712,6 +742,9 @@ const SITE_TYPES: &[&str] = &[
     "add_site_user_membership",
     "remove_site_user_membership",
     "update_site_user_membership",
+    "add_site_organization_membership",
+    "remove_site_organization_membership",
+    "change_site_service_level",
 ];
 
 fn start_workflow(state: &mut SimState, site_id: &str, env: Option<&String>, ctx: &Ctx<'_>) -> Answer {
@@ -817,6 +850,25 @@ fn check_params(site: &SiteRec, env: Option<&str>, kind: &str, params: &Value) -
         _ => Err(format!("{key} is required")),
     };
     match kind {
+        "sync_code_with_build" => {
+            if matches!(env, Some("test" | "live")) {
+                return Err("Test and live are not valid environments for this command.".to_owned());
+            }
+            bool_flag("converge")?;
+        }
+        "add_site_organization_membership" => {
+            string("organization_name")?;
+            string("role")?;
+        }
+        "remove_site_organization_membership" => {
+            string("organization_id")?;
+        }
+        "change_site_service_level" => {
+            let sku = string("sku")?;
+            if !super::state::PLANS.iter().any(|(known, _, _)| *known == sku) {
+                return Err(format!("{sku} is not a plan this site can be set to."));
+            }
+        }
         "deploy" => {
             if !matches!(env, Some("test" | "live")) {
                 return Err("Code can only be deployed to test or live.".to_owned());
@@ -887,4 +939,32 @@ fn check_params(site: &SiteRec, env: Option<&str>, kind: &str, params: &Value) -
         _ => {}
     }
     Ok(())
+}
+
+/// `…/traffic?duration=Nd|Nw|Nm`: a series of `N` points (of the environment's own,
+/// repeatable numbers), newest last, as the platform gives it.
+fn traffic(site_id: &str, env: &str, duration: &str, now: f64) -> Answer {
+    let (count, unit) = duration.split_at(duration.len().saturating_sub(1));
+    let step = match unit {
+        "d" => 86_400.0,
+        "w" => 7.0 * 86_400.0,
+        "m" => 30.0 * 86_400.0,
+        _ => return Answer::error(400, format!("Invalid duration: {duration}")),
+    };
+    let Some(count) = count.parse::<u32>().ok().filter(|n| (1..=28).contains(n)) else {
+        return Answer::error(400, format!("Invalid duration: {duration}"));
+    };
+    let seed = site_id.bytes().chain(env.bytes()).fold(7_u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let today = (now / 86_400.0).floor() * 86_400.0;
+    let points: Vec<Value> = (0..count)
+        .map(|i| {
+            let visits = (seed >> (i % 16)) % 900 + 100;
+            let pages = visits * 3;
+            let hits = pages * 4 / 5;
+            #[expect(clippy::cast_possible_truncation, reason = "unix seconds")]
+            let timestamp = (today - f64::from(count - 1 - i) * step) as i64;
+            json!({ "timestamp": timestamp, "visits": visits, "pages_served": pages, "cache_hits": hits, "cache_misses": pages - hits })
+        })
+        .collect();
+    Answer::json(200, &json!({ "timeseries": points, "duration": duration }))
 }

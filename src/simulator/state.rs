@@ -96,6 +96,8 @@ pub(crate) struct SiteRec {
     pub addons: BTreeSet<String>,
     /// Team members workflows added (the owner, the world's user, is not among them).
     pub team: Vec<TeamMember>,
+    /// Supporting organizations workflows added (ids; the owning organization is `org_id`).
+    pub supporting_orgs: Vec<String>,
 }
 
 /// A member of a site's team.
@@ -268,6 +270,7 @@ impl SimState {
                     commits,
                     addons: BTreeSet::new(),
                     team: Vec::new(),
+                    supporting_orgs: Vec::new(),
                 },
             );
         }
@@ -364,6 +367,8 @@ impl SimState {
     }
 
     fn apply(&mut self, wf: &WorkflowRec) {
+        // Organizations by machine name, as `add_site_organization_membership` names them.
+        let org_by_name: HashMap<String, String> = self.orgs.iter().map(|o| (o.name.clone(), o.id.clone())).collect();
         let Some(site) = self.sites.get_mut(&wf.site_id) else { return };
         let env = wf.env.clone().unwrap_or_default();
         let param_str = |key: &str| wf.params.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -453,6 +458,25 @@ impl SimState {
                 if !site.team.iter().any(|m| m.email.eq_ignore_ascii_case(&email)) {
                     let id = derived_id("user", &email.to_ascii_lowercase());
                     site.team.push(TeamMember { id, email, role });
+                }
+            }
+            "add_site_organization_membership" => {
+                let name = param_str("organization_name").unwrap_or_default();
+                if let Some(id) = org_by_name.get(&name)
+                    && site.org_id.as_ref() != Some(id)
+                    && !site.supporting_orgs.contains(id)
+                {
+                    site.supporting_orgs.push(id.clone());
+                }
+            }
+            "remove_site_organization_membership" => {
+                let id = param_str("organization_id").unwrap_or_default();
+                site.supporting_orgs.retain(|o| *o != id);
+            }
+            "change_site_service_level" => {
+                if let Some((_, level, _)) = PLANS.iter().find(|(sku, _, _)| Some(*sku) == param_str("sku").as_deref())
+                {
+                    (*level).clone_into(&mut site.plan);
                 }
             }
             "remove_site_user_membership" => {
@@ -972,6 +996,23 @@ fn active_description(wf: &WorkflowRec) -> String {
         "do_export" => format!("Created a backup of \"{}\"", wf.env.as_deref().unwrap_or("")),
         _ => format!("{} completed", wf.description),
     }
+}
+
+/// The plans a site may be set to: SKU, service level, name.
+pub(crate) const PLANS: &[(&str, &str, &str)] = &[
+    ("plan-basic-monthly", "basic", "Basic"),
+    ("plan-performance_small-monthly", "performance_small", "Performance Small"),
+    ("plan-performance_medium-monthly", "performance_medium", "Performance Medium"),
+    ("plan-elite-annual", "elite", "Elite"),
+];
+
+/// A plan's JSON (`sites/{site}/plan`, `…/plans`), by service level.
+pub(crate) fn plan_json(level: &str) -> serde_json::Value {
+    let (sku, name) = PLANS.iter().find(|(_, l, _)| *l == level).map_or_else(
+        || (format!("plan-{level}-monthly"), plan_label(level)),
+        |(sku, _, name)| ((*sku).to_owned(), (*name).to_owned()),
+    );
+    serde_json::json!({ "id": derived_id("plan", &sku), "sku": sku, "name": name, "billing_cycle": if sku.ends_with("annual") { "annual" } else { "monthly" } })
 }
 
 fn plan_label(plan: &str) -> String {

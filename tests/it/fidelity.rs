@@ -42,7 +42,7 @@ jobs:
 }
 
 #[test]
-fn a_frozen_site_refuses_terminus_s_eleven_operations_before_any_request() {
+fn a_frozen_site_refuses_terminus_s_twelve_operations_before_any_request() {
     let world = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: cold, frozen: true, envs: { test: { deployable: 1 } } }\n";
     let plan = "version: 1
 jobs:
@@ -57,6 +57,9 @@ jobs:
     on: { sites: [cold], env: dev }
   seed:
     run: env:rotate-random-seed
+    on: { sites: [cold], env: dev }
+  rebuild:
+    run: env:code-rebuild
     on: { sites: [cold], env: dev }
   domain:
     run: domain:add
@@ -82,7 +85,7 @@ jobs:
         .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh"])
         .run();
     assert_eq!(refresh.code, 0, "{}", refresh.stderr);
-    assert_eq!(refresh.stdout.matches("would fail: This site is frozen.").count(), 4, "{}", refresh.stdout);
+    assert_eq!(refresh.stdout.matches("would fail: This site is frozen.").count(), 5, "{}", refresh.stdout);
     assert!(terminus_batch::plan::ops::OperationKind::EnvWipe.refused_when_frozen());
 }
 

@@ -728,3 +728,139 @@ jobs:
     assert_eq!(statuses, ["succeeded", "succeeded", "unchanged"], "{report}");
     assert_eq!(report["simulator"]["workflows_total"], 2);
 }
+
+/// The fleet operations terminus has and the catalogue lacked: `site:org:add`/`remove` and
+/// `plan:set` check first (a change already made is nothing to do), `env:code-rebuild` sends
+/// terminus's parameters, and the read-only audits put what they read into `data`, secrets
+/// left out.
+#[test]
+fn organizations_plans_code_rebuild_and_audits() {
+    let plan = "version: 1
+jobs:
+  org-add:
+    run: site:org:add
+    on: { sites: [acme-web] }
+    with: { organization: globex-digital }
+  org-add-again:
+    run: site:org:add
+    needs: [org-add]
+    on: { sites: [acme-web] }
+    with: { organization: Globex Digital }
+  org-owner:
+    run: site:org:add
+    on: { sites: [acme-blog] }
+    with: { organization: acme-agency }
+  org-remove:
+    run: site:org:remove
+    needs: [org-add-again]
+    on: { sites: [acme-web] }
+    with: { organization: globex-digital }
+  org-remove-again:
+    run: site:org:remove
+    needs: [org-remove]
+    on: { sites: [acme-web] }
+    with: { organization: globex-digital }
+  plan:
+    run: plan:set
+    on: { sites: [acme-docs] }
+    with: { plan: plan-elite-annual }
+  plan-again:
+    run: plan:set
+    needs: [plan]
+    on: { sites: [acme-docs] }
+    with: { plan: plan-elite-annual }
+  plan-unknown:
+    run: plan:set
+    on: { sites: [acme-news] }
+    with: { plan: plan-platinum }
+  rebuild:
+    run: env:code-rebuild
+    on: { sites: [acme-shop], env: dev }
+  diffstat:
+    run: env:diffstat
+    on: { sites: [acme-shop], env: dev }
+  connection:
+    run: connection:info
+    on: { sites: [acme-shop], env: dev }
+  lock:
+    run: lock:info
+    on: { sites: [acme-shop], env: live }
+  schedule:
+    run: backup:automatic:info
+    on: { sites: [acme-shop], env: live }
+  updates:
+    run: upstream:updates:list
+    on: { sites: [acme-web], env: dev }
+  metrics:
+    run: env:metrics
+    on: { sites: [acme-shop], env: live }
+    with: { period: week, datapoints: 4 }
+";
+    let t = crate::support::Test::new().file("plan.yml", plan);
+    let out = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
+        .run();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let task = |job: &str| report["tasks"].as_array().unwrap().iter().find(|t| t["job"] == job).unwrap().clone();
+    let status = |job: &str| task(job)["status"].as_str().unwrap().to_owned();
+    assert_eq!(status("org-add"), "succeeded", "{}", task("org-add"));
+    assert_eq!(status("org-add-again"), "unchanged", "by its label too: {}", task("org-add-again"));
+    assert_eq!(status("org-owner"), "unchanged", "the owner supports its site: {}", task("org-owner"));
+    assert_eq!(status("org-remove"), "succeeded", "{}", task("org-remove"));
+    assert_eq!(status("org-remove-again"), "unchanged", "{}", task("org-remove-again"));
+    assert_eq!(status("plan"), "succeeded", "{}", task("plan"));
+    assert_eq!(status("plan-again"), "unchanged", "{}", task("plan-again"));
+    assert_eq!(status("plan-unknown"), "failed");
+    assert!(task("plan-unknown")["message"].as_str().unwrap().contains("plan-elite-annual"), "names the plans");
+    assert_eq!(status("rebuild"), "succeeded", "{}", task("rebuild"));
+    // Four workflows: add, remove, plan, rebuild; every check read first.
+    assert_eq!(report["simulator"]["workflows_total"], 4, "{}", report["simulator"]);
+    for job in ["diffstat", "connection", "lock", "schedule", "updates", "metrics"] {
+        assert_eq!(status(job), "succeeded", "{}", task(job));
+        assert!(!task(job)["data"].is_null(), "{job} reports what it read: {}", task(job));
+    }
+    let connection = task("connection")["data"].clone();
+    assert_eq!(connection["sftp_port"], 2222);
+    assert!(connection["git_url"].as_str().unwrap().starts_with("ssh://codeserver.dev."), "{connection}");
+    assert!(!report.to_string().contains("password"), "no secret in the report");
+    assert_eq!(task("metrics")["data"].as_array().unwrap().len(), 4);
+    assert_eq!(task("updates")["data"].as_array().unwrap().len(), 2, "{}", task("updates"));
+}
+
+/// What terminus sends for each new workflow, against a served simulator.
+#[test]
+fn the_new_workflows_carry_terminus_s_parameters() {
+    let served = crate::support::sim::Served::new(crate::support::sim::fast(0.001));
+    let t = crate::support::Test::new();
+    for (op, on, with) in [
+        ("env:code-rebuild", "acme-shop.dev", None),
+        ("site:org:add", "acme-web", Some("organization=globex-digital")),
+        ("plan:set", "acme-docs", Some("plan=plan-basic-monthly")),
+    ] {
+        let mut args = vec!["run", op, "--on", on, "--yes", "-q"];
+        if let Some(with) = with {
+            args.extend(["--with", with]);
+        }
+        let out = served.test_in(t.path()).env("TERMINUS_MACHINE_TOKEN", "simulated-machine-token").args(&args).run();
+        assert_eq!(out.code, 0, "{op}: {}", out.stderr);
+    }
+    let posts: Vec<Value> = served
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/workflows"))
+        .filter_map(|r| r.body)
+        .collect();
+    let body =
+        |kind: &str| posts.iter().find(|b| b["type"] == kind).cloned().unwrap_or_else(|| panic!("{kind}: {posts:?}"));
+    assert_eq!(
+        body("sync_code_with_build")["params"],
+        serde_json::json!({ "converge": true, "build_steps": { "artifact_install": true } })
+    );
+    assert_eq!(
+        body("add_site_organization_membership")["params"],
+        serde_json::json!({ "organization_name": "globex-digital", "role": "team_member" })
+    );
+    assert!(body("change_site_service_level")["params"]["sku"].is_string());
+    served.stop();
+}

@@ -193,6 +193,26 @@ impl ApiClient {
         self.paged(&["organizations", org_id, "memberships", "sites"]).await
     }
 
+    /// `sites/{id}/memberships/organizations` (paged): the organizations supporting a site.
+    pub async fn site_orgs(&self, site_id: &str) -> Result<Vec<UserOrgMembership>, ApiError> {
+        self.paged(&["sites", site_id, "memberships", "organizations"]).await
+    }
+
+    /// `sites/{id}/plan`: the site's plan.
+    pub async fn site_plan(&self, site_id: &str) -> Result<serde_json::Value, ApiError> {
+        self.get(&["sites", site_id, "plan"], &[]).await
+    }
+
+    /// `accounts/site-account-forwarding/{id}/plans`: the plans the site may be set to.
+    pub async fn site_plans(&self, site_id: &str) -> Result<Vec<serde_json::Value>, ApiError> {
+        self.get(&["accounts", "site-account-forwarding", site_id, "plans"], &[]).await
+    }
+
+    /// `…/environments/{env}/traffic?duration=` (`28d`, `12w`, `12m`).
+    pub async fn traffic(&self, site_id: &str, env: &str, duration: &str) -> Result<serde_json::Value, ApiError> {
+        self.get(&["sites", site_id, "environments", env, "traffic"], &[("duration", duration)]).await
+    }
+
     /// `sites/{id}/memberships/users` (paged).
     pub async fn site_users(&self, site_id: &str) -> Result<Vec<SiteUserMembership>, ApiError> {
         self.paged(&["sites", site_id, "memberships", "users"]).await

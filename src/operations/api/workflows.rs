@@ -101,6 +101,10 @@ pub enum WorkflowType {
     AddSiteUserMembership,
     RemoveSiteUserMembership,
     UpdateSiteUserMembership,
+    AddSiteOrganizationMembership,
+    RemoveSiteOrganizationMembership,
+    ChangeSiteServiceLevel,
+    SyncCodeWithBuild,
 }
 
 impl WorkflowType {
@@ -141,6 +145,10 @@ impl WorkflowType {
             Self::AddSiteUserMembership => "add_site_user_membership",
             Self::RemoveSiteUserMembership => "remove_site_user_membership",
             Self::UpdateSiteUserMembership => "update_site_user_membership",
+            Self::AddSiteOrganizationMembership => "add_site_organization_membership",
+            Self::RemoveSiteOrganizationMembership => "remove_site_organization_membership",
+            Self::ChangeSiteServiceLevel => "change_site_service_level",
+            Self::SyncCodeWithBuild => "sync_code_with_build",
         }
     }
 }
