@@ -42,7 +42,8 @@ impl Refresh {
 }
 
 /// Previews every task with read-only calls, concurrently within the request limits; then a
-/// task after one that will change the same site first is "will change after" it.
+/// task after one that will change what it reads is "will change after" it (see
+/// [`changed_by`]).
 #[must_use]
 pub fn previews(prepared: &Prepared, connection: &Connection) -> Vec<Refresh> {
     use futures::StreamExt as _;
@@ -81,11 +82,29 @@ pub fn previews(prepared: &Prepared, connection: &Connection) -> Vec<Refresh> {
         if matches!(previews[i], Refresh::Finding(_) | Refresh::ReadOnly(_)) {
             continue;
         }
-        let first =
-            tasks[i].needs.iter().find(|&&n| matches!(previews[n], Refresh::Change(_) | Refresh::ChangeAfter(_)));
-        if let Some(&n) = first {
+        if let Some(n) = changed_by(&tasks[i], tasks, &previews) {
             previews[i] = Refresh::ChangeAfter(tasks[n].id.to_string());
         }
     }
     previews
+}
+
+/// Which of `task`'s needs, when it changes, changes what `task` would do. A task that moves
+/// code (a deploy, a merge, an update) reads the code where it comes from: only a need that
+/// moves code changes it (a backup before a deploy does not). Another task may read anything
+/// on its site: a need on the same site first, then any. `None` when no such need changes
+/// anything: the task's own preview stands.
+fn changed_by(
+    task: &crate::expand::Task<crate::plan::ops::OperationSpec>,
+    tasks: &[crate::expand::Task<crate::plan::ops::OperationSpec>],
+    previews: &[Refresh],
+) -> Option<usize> {
+    use crate::plan::ops::Effect;
+    let changing: Vec<usize> = task.needs.iter().copied().filter(|&n| previews[n].changes()).collect();
+    let same_site = |n: &usize| tasks[*n].site == task.site;
+    let moves_code = |n: &usize| tasks[*n].payload.kind().effect() == Effect::CodeMoving;
+    if task.payload.kind().effect() == Effect::CodeMoving {
+        return changing.iter().copied().find(moves_code);
+    }
+    changing.iter().find(|n| same_site(n)).or_else(|| changing.first()).copied()
 }

@@ -171,3 +171,20 @@ fn a_saved_plan_refuses_when_a_recorded_precondition_drifted() {
         out.stderr
     );
 }
+
+/// A task after others that change its site "will change after" the one whose result it
+/// reads: a deploy to live after the deploy to test (which moves the code it carries), not
+/// after the backup that happens to come first among its needs.
+#[test]
+fn a_change_after_names_the_task_whose_result_it_reads() {
+    let plan = crate::support::repo().join("examples/weekly-release.yml");
+    let out = crate::support::Test::new().args(&["plan", plan.to_str().unwrap(), "--simulate", "--refresh"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lives: Vec<&str> =
+        out.stdout.lines().filter(|l| l.contains("+ deploy-live[") && l.contains("will change after")).collect();
+    assert!(!lives.is_empty(), "{}", out.stdout);
+    for line in lives {
+        let site = line.split("deploy-live[").nth(1).unwrap().split('.').next().unwrap();
+        assert!(line.ends_with(&format!("will change after deploy-test[{site}.test]")), "{line}");
+    }
+}
