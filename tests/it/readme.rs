@@ -64,8 +64,8 @@ fn without_comment(line: &str) -> &str {
 fn the_main_command_runs_as_shown() {
     let text = readme();
     let sh = blocks(&text, "sh");
-    let main = sh[0].iter().map(|l| without_comment(l)).find(|l| l.starts_with("cargo run --release -- ")).unwrap();
-    let args = words(main.trim_start_matches("cargo run --release -- "));
+    let main = sh[0].iter().map(|l| without_comment(l)).find(|l| l.starts_with("cargo run --locked -- ")).unwrap();
+    let args = words(main.trim_start_matches("cargo run --locked -- "));
     assert_eq!(args[..2], ["apply", "examples/weekly-release.yml"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // Run from the repository as shown; the journal goes to a scratch directory, not the tree.
