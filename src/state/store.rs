@@ -394,6 +394,17 @@ impl IoRuntime {
     }
 }
 
+/// The variables starting with `prefix` that name one of a builder's settings (`K`), as the
+/// builders' own `from_env` reads them (the lowercased name).
+fn settings<'a, K: std::str::FromStr>(
+    vars: &'a [(String, String)],
+    prefix: &'static str,
+) -> impl Iterator<Item = (K, &'a str)> + 'a {
+    vars.iter()
+        .filter(move |(k, _)| k.starts_with(prefix))
+        .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v.as_str())))
+}
+
 /// Whether `host` is this machine (plain http is allowed there only, as for the API).
 fn loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -439,43 +450,27 @@ impl Objects {
             max_retries: 4,
             retry_timeout: std::time::Duration::from_secs(20),
         };
-        let config = |prefix: &'static str| vars.iter().filter(move |(k, _)| k.starts_with(prefix));
         let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
-            "s3" => {
-                let mut b = AmazonS3Builder::new();
-                for (k, v) in config("AWS_") {
-                    if let Ok(key) = k.to_ascii_lowercase().parse() {
-                        b = b.with_config(key, v);
-                    }
-                }
-                b.with_url(shown.clone())
-                    .with_allow_http(allow_http)
-                    .with_retry(retry)
-                    .build()
-                    .map(|s| Arc::new(s) as _)
-            }
-            "gs" => {
-                let mut b = GoogleCloudStorageBuilder::new();
-                for (k, v) in config("GOOGLE_") {
-                    if let Ok(key) = k.to_ascii_lowercase().parse() {
-                        b = b.with_config(key, v);
-                    }
-                }
-                b.with_url(shown.clone()).with_retry(retry).build().map(|s| Arc::new(s) as _)
-            }
-            "az" => {
-                let mut b = MicrosoftAzureBuilder::new();
-                for (k, v) in config("AZURE_") {
-                    if let Ok(key) = k.to_ascii_lowercase().parse() {
-                        b = b.with_config(key, v);
-                    }
-                }
-                b.with_url(shown.clone())
-                    .with_allow_http(allow_http)
-                    .with_retry(retry)
-                    .build()
-                    .map(|s| Arc::new(s) as _)
-            }
+            "s3" => settings(vars, "AWS_")
+                .fold(AmazonS3Builder::new(), |b, (key, value)| b.with_config(key, value))
+                .with_url(shown.clone())
+                .with_allow_http(allow_http)
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
+            "gs" => settings(vars, "GOOGLE_")
+                .fold(GoogleCloudStorageBuilder::new(), |b, (key, value)| b.with_config(key, value))
+                .with_url(shown.clone())
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
+            "az" => settings(vars, "AZURE_")
+                .fold(MicrosoftAzureBuilder::new(), |b, (key, value)| b.with_config(key, value))
+                .with_url(shown.clone())
+                .with_allow_http(allow_http)
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
             other => return Err(format!("the state location {shown} has the unknown scheme `{other}`")),
         };
         let inner = built.map_err(|e| format!("cannot use the state store {shown}: {e}"))?;
