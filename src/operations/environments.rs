@@ -24,6 +24,33 @@ pub(crate) async fn is_initialized(ops: &Ops, site_id: &str, env: &str) -> Resul
     Ok(ops.client.env_settings(site_id, env).await?.is_initialized)
 }
 
+/// What a deploy carries, for a reviewer: the first commits on `from` not on `to` (newest
+/// first, as the code log lists them), each its short hash and subject, then "+N more".
+fn carried_commits(log: &[super::api::wire::Commit], from: &str, to: &str) -> String {
+    const SHOWN: usize = 3;
+    const SUBJECT: usize = 60;
+    let pending: Vec<&super::api::wire::Commit> =
+        log.iter().filter(|c| c.labels.iter().any(|l| l == from) && !c.labels.iter().any(|l| l == to)).collect();
+    let mut shown: Vec<String> = pending
+        .iter()
+        .take(SHOWN)
+        .map(|c| {
+            let short: String = c.hash.chars().take(7).collect();
+            let subject = c.message.as_deref().and_then(|m| m.lines().next()).unwrap_or("").trim();
+            let subject: String = if subject.chars().count() > SUBJECT {
+                subject.chars().take(SUBJECT - 1).chain(std::iter::once('…')).collect()
+            } else {
+                subject.to_owned()
+            };
+            format!("{short} {subject}").trim_end().to_owned()
+        })
+        .collect();
+    if pending.len() > SHOWN {
+        shown.push(format!("+{} more", pending.len() - SHOWN));
+    }
+    shown.join(" · ")
+}
+
 /// `env:deploy`'s check, as terminus makes it: commits on the parent not yet on the
 /// environment (code-log labels); an environment never initialized is initialized from its
 /// parent, which must be initialized itself.
@@ -48,7 +75,11 @@ pub(crate) async fn decide_deploy(ops: &Ops, target: &Target) -> Result<Decision
     if pending == 0 {
         return Ok(Decision::nothing("There is nothing to deploy."));
     }
-    Ok(Decision::act(DeployStep::Deploy { parent, pending }, format!("{pending} commit(s) to deploy from {parent}")))
+    let carried = carried_commits(&log, parent, env);
+    Ok(Decision::act(
+        DeployStep::Deploy { parent, pending },
+        format!("{pending} commit(s) to deploy from {parent}: {carried}"),
+    ))
 }
 
 /// `env:deploy SITE.ENV`: code from the parent (dev → test, test → live).

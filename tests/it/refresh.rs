@@ -164,9 +164,8 @@ fn a_saved_plan_refuses_when_a_recorded_precondition_drifted() {
     let out = api(&["apply", "saved.json", "--yes", "-q"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains(
-            "d[s1.test]: was \"will change: 1 commit(s) to deploy from dev\", now \"unchanged: There is nothing to deploy.\""
-        ),
+        out.stderr.contains("d[s1.test]: was \"will change: 1 commit(s) to deploy from dev: ")
+            && out.stderr.contains(" Development change 1\", now \"unchanged: There is nothing to deploy.\""),
         "{}",
         out.stderr
     );
@@ -187,4 +186,46 @@ fn a_change_after_names_the_task_whose_result_it_reads() {
         let site = line.split("deploy-live[").nth(1).unwrap().split('.').next().unwrap();
         assert!(line.ends_with(&format!("will change after deploy-test[{site}.test]")), "{line}");
     }
+}
+
+/// A deploy's preview shows what it would carry, as a reviewer of a release wants to see:
+/// each commit's short hash and subject, the first three, then how many more; in the text
+/// and the JSON alike.
+#[test]
+fn a_deploy_preview_lists_the_commits_it_would_carry() {
+    let world = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: many, envs: { test: { deployable: 5 } } }\n  - { name: one, envs: { test: { deployable: 1 } } }\n";
+    let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [many, one], env: test }\n";
+    let t = crate::support::Test::new().file("world.yml", world).file("plan.yml", plan);
+    let json = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh", "--format", "json"])
+        .run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let reason = |site: &str| {
+        let task = doc["tasks"].as_array().unwrap().iter().find(|t| t["site"] == site).unwrap();
+        task["refresh"]["reason"].as_str().unwrap().to_owned()
+    };
+    let many = reason("many");
+    assert!(many.starts_with("5 commit(s) to deploy from dev: "), "{many}");
+    let listed: Vec<&str> = many.split(": ").nth(1).unwrap().split(" · ").collect();
+    assert_eq!(listed.len(), 4, "three commits, then the rest counted: {many}");
+    assert_eq!(listed[3], "+2 more");
+    for commit in &listed[..3] {
+        let (hash, subject) = commit.split_once(' ').unwrap();
+        assert!(hash.len() == 7 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{commit}");
+        assert!(!subject.is_empty(), "{commit}");
+    }
+    assert_eq!(reason("one").split(" · ").count(), 1, "{}", reason("one"));
+    let text = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh"])
+        .run();
+    assert!(text.stdout.contains(&many), "the text says the same: {}", text.stdout);
+    let markdown = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["plan", "plan.yml", "--simulate", "--world", "world.yml", "--refresh", "--format", "markdown"])
+        .run();
+    assert!(markdown.stdout.contains("| task | wave | after | would |"), "{}", markdown.stdout);
+    assert!(markdown.stdout.contains(&format!("| will change: {many} |")), "and the Markdown: {}", markdown.stdout);
 }

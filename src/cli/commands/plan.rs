@@ -249,8 +249,15 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
         {
             let _ = writeln!(out, "`with {}`\n", with(&first.with));
         }
-        let _ = writeln!(out, "| task | wave | after |");
-        let _ = writeln!(out, "|---|---:|---|");
+        // With --refresh, what each task would do: what a reviewer reads first.
+        let refreshed = tasks.iter().any(|t| t.refresh.is_some());
+        if refreshed {
+            let _ = writeln!(out, "| task | wave | after | would |");
+            let _ = writeln!(out, "|---|---:|---|---|");
+        } else {
+            let _ = writeln!(out, "| task | wave | after |");
+            let _ = writeln!(out, "|---|---:|---|");
+        }
         let (mut left_out, mut destructive_left_out) = (0, 0);
         for task in tasks {
             let mark = if task.destructive { " ⚠️" } else { "" };
@@ -259,7 +266,12 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
             } else {
                 task.needs.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
             };
-            let row = format!("| `{}`{mark} | {} | {after} |\n", task.id, task.wave);
+            let would = match &task.refresh {
+                Some(refresh) if refreshed => format!(" {} |", refresh.label().replace('|', "\\|")),
+                _ if refreshed => " – |".to_owned(),
+                _ => String::new(),
+            };
+            let row = format!("| `{}`{mark} | {} | {after} |{would}\n", task.id, task.wave);
             if left_out > 0 || out.len() + row.len() > MARKDOWN_TASK_ROWS_UNTIL {
                 left_out += 1;
                 destructive_left_out += usize::from(task.destructive);
@@ -275,8 +287,9 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
             };
             let _ = writeln!(
                 out,
-                "| … and {left_out} more {}{destructive} (every task: `terminus-batch plan --format json`) | | |",
-                if left_out == 1 { "task" } else { "tasks" }
+                "| … and {left_out} more {}{destructive} (every task: `terminus-batch plan --format json`) | | |{}",
+                if left_out == 1 { "task" } else { "tasks" },
+                if refreshed { " |" } else { "" }
             );
         }
         let _ = writeln!(out, "\n</details>");
