@@ -129,9 +129,13 @@ struct Tally {
     done: usize,
     /// Tasks in flight, oldest first: (start time, task).
     running: BTreeSet<(u64, usize)>,
-    /// The highest wave a task has started in, and the highest of the plan.
-    wave: u32,
+    /// The highest wave a task of a rolled-out job has started in (`None` before one has),
+    /// and the highest of the plan.
+    wave: Option<u32>,
     last_wave: u32,
+    /// The jobs with rollout waves: a task of another job (a backup before the rollout)
+    /// says nothing of waves.
+    waved: std::collections::HashSet<String>,
     /// Estimated seconds of the tasks not yet finished, and of all of them.
     left_estimate: u64,
     total_estimate: u64,
@@ -145,6 +149,7 @@ impl Tally {
     fn start(&mut self, tasks: &[TaskHeader]) {
         self.tasks = tasks.to_vec();
         self.last_wave = tasks.iter().map(|t| t.wave).max().unwrap_or(0);
+        self.waved = tasks.iter().filter(|t| t.wave > 0).map(|t| t.job.clone()).collect();
         self.total_estimate = tasks.iter().map(|t| t.estimate_secs).sum();
         self.left_estimate = self.total_estimate;
     }
@@ -152,8 +157,8 @@ impl Tally {
     fn task_started(&mut self, task: usize, at: u64) {
         self.starts.insert(task, at);
         self.running.insert((at, task));
-        if let Some(header) = self.tasks.get(task) {
-            self.wave = self.wave.max(header.wave);
+        if let Some(header) = self.tasks.get(task).filter(|h| self.waved.contains(&h.job)) {
+            self.wave = Some(self.wave.map_or(header.wave, |w| w.max(header.wave)));
         }
     }
 
@@ -172,6 +177,11 @@ impl Tally {
             self.learned_estimate += estimate;
         }
         took
+    }
+
+    /// Tasks that ran to an end (finished, and not skipped).
+    fn ran(&self) -> usize {
+        self.done - self.counts.get(&Status::Skipped).copied().unwrap_or(0)
     }
 
     fn name(&self, task: usize) -> String {
@@ -196,9 +206,11 @@ impl Tally {
         Some(left.round() as u64)
     }
 
-    /// `412/1000 done · 380 succeeded · 2 failed · 30 running · wave 3/10 · ETA 2m10s`.
+    /// `412/1000 done · 380 succeeded · 2 failed · 30 running · wave 3/10 · ETA 2m10s`. Done
+    /// counts the tasks that ran to an end: skipped ones are counted apart, so an
+    /// interrupted run does not look finished.
     fn summary(&self, paint: Paint, plan_estimate: Option<u64>, time_scale: f64) -> String {
-        let mut parts = vec![format!("{}/{} done", self.done, self.tasks.len())];
+        let mut parts = vec![format!("{}/{} done", self.ran(), self.tasks.len())];
         for status in [Status::Succeeded, Status::Unchanged, Status::Failed, Status::Skipped, Status::Cancelled] {
             let n = self.counts.get(&status).copied().unwrap_or(0);
             if n > 0 {
@@ -206,8 +218,8 @@ impl Tally {
             }
         }
         parts.push(format!("{} running", self.running.len()));
-        if self.last_wave > 0 {
-            parts.push(format!("wave {}/{}", self.wave + 1, self.last_wave + 1));
+        if let Some(wave) = self.wave.filter(|_| self.last_wave > 0) {
+            parts.push(format!("wave {}/{}", wave + 1, self.last_wave + 1));
         }
         if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| self.done < self.tasks.len()) {
             parts.push(format!("ETA {}", duration_ms(eta * 1000)));
@@ -307,7 +319,7 @@ impl<'a> Live<'a> {
 
     fn redraw(&self) {
         if let Some(bar) = &self.bar {
-            bar.set_position(self.tally.done as u64);
+            bar.set_position(self.tally.ran() as u64);
             bar.set_message(self.block());
         }
     }
@@ -525,6 +537,29 @@ mod tests {
     }
 
     #[test]
+    fn waves_are_shown_once_a_rolled_out_task_runs() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(5), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        // Two backups (no waves), then a deploy rolled out in three waves.
+        let backup = |i: usize| TaskHeader {
+            estimate_secs: 10,
+            ..TaskHeader::new("backup", Some(&format!("s{i}")), Some("live"), "backup:create")
+        };
+        let deploy = |i: usize, wave| TaskHeader {
+            wave,
+            ..TaskHeader::new("deploy", Some(&format!("s{i}")), Some("live"), "env:deploy")
+        };
+        let tasks = vec![backup(0), backup(1), deploy(0, 0), deploy(1, 1), deploy(2, 2)];
+        live.show(&Event::RunStarted { run_id: RunId::from_parts("20260101T000000Z", 1), tasks, at: 0 });
+        live.show(&Event::TaskStarted { task: 0, at: 0 });
+        assert!(!live.block().contains("wave"), "backups have no waves: {}", live.block());
+        live.show(&Event::TaskStarted { task: 2, at: 1 });
+        assert!(live.block().contains("wave 1/3"), "{}", live.block());
+        live.show(&Event::TaskStarted { task: 3, at: 2 });
+        assert!(live.block().contains("wave 2/3"), "{}", live.block());
+    }
+
+    #[test]
     fn a_transfer_shows_its_bytes_on_its_line() {
         let mut out = Vec::new();
         let mut live = Live::new(bars(5), &mut out).with_draw_target(ProgressDrawTarget::hidden());
@@ -631,7 +666,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("interrupted: starting nothing new; waiting for the 1 task in flight"), "{text}");
         assert!(!text.contains("skipped  "), "listed once, after the run: {text}");
-        assert!(text.contains("run interrupted: 3/3 done · 1 succeeded · 2 skipped · 0 running"), "{text}");
+        assert!(
+            text.contains("run interrupted: 1/3 done · 1 succeeded · 2 skipped · 0 running"),
+            "an interrupted run does not look finished: {text}"
+        );
     }
 
     #[test]
