@@ -61,11 +61,13 @@ pub(crate) async fn decide_deploy(ops: &Ops, target: &Target) -> Result<Decision
         "live" => "test",
         other => return Ok(Decision::refuse(format!("code is deployed to test or live, not {other}"))),
     };
-    // Both reads at once: one round trip before the deploy instead of two (the code log is
-    // not needed when the environment is not initialized yet, which is rare).
-    let (settings, log) =
-        tokio::try_join!(ops.client.env_settings(&target.site_id, env), ops.client.code_log(&target.site_id, parent))?;
-    if !settings.is_initialized {
+    // The parent's code log first: a commit it labels with the environment is on it, so the
+    // environment was initialized (its first deploy put one there), and its settings need
+    // not be read. Only an environment with none asks its settings: one request per deploy
+    // where there were two, which matters when the request rate binds (issue 26).
+    let log = ops.client.code_log(&target.site_id, parent).await?;
+    let on_env = log.iter().any(|c| c.labels.iter().any(|l| l == env));
+    if !on_env && !ops.client.env_settings(&target.site_id, env).await?.is_initialized {
         if !is_initialized(ops, &target.site_id, parent).await? {
             return Ok(Decision::refuse(format!("{parent} is not initialized")));
         }

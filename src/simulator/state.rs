@@ -199,8 +199,8 @@ impl SimState {
             if let Some(org) = &org_id {
                 tags.insert(org.clone(), site.tags.iter().cloned().collect());
             }
-            // Commits: a base on every environment; then `live.deployable` on test and dev
-            // only; then `test.deployable` on dev only; multidevs carry the base.
+            // Commits: a base on every initialized environment; then `live.deployable` on test
+            // and dev only; then `test.deployable` on dev only; multidevs carry the base.
             let env_ids: Vec<String> = site.envs.keys().cloned().collect();
             let mut commits = Vec::new();
             let mut push = |n: usize, labels: &[&str], what: &str| {
@@ -212,7 +212,12 @@ impl SimState {
                     labels: labels.iter().map(|s| (*s).to_owned()).collect(),
                 });
             };
-            let mut base_labels: Vec<&str> = vec!["dev", "test", "live"];
+            // A label is an environment's deploy tag on the commit: an environment not yet
+            // initialized has none, so no commit carries its name (the platform's code log
+            // says so; a deploy reads it to know the environment was initialized).
+            let initialized = |env: &str| site.envs.get(env).is_none_or(|e| e.initialized);
+            let mut base_labels: Vec<&str> = vec!["dev"];
+            base_labels.extend(["test", "live"].into_iter().filter(|env| initialized(env)));
             base_labels.extend(env_ids.iter().filter(|e| !STANDARD_ENVS.contains(&e.as_str())).map(String::as_str));
             push(0, &base_labels, "Initial commit");
             let live_pending = site.envs.get("live").map_or(0, |e| e.deployable);

@@ -864,3 +864,19 @@ fn the_new_workflows_carry_terminus_s_parameters() {
     assert!(body("change_site_service_level")["params"]["sku"].is_string());
     served.stop();
 }
+
+/// A deploy reads its environment's settings only when the parent's code log shows no commit
+/// on the environment (an environment not yet initialized): one read per deploy, where
+/// terminus makes two, so a fleet run spends its request rate on work (issue 26).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_reads_the_settings_only_for_an_environment_never_initialized() {
+    let op = OperationSpec::EnvDeploy { note: text("Release"), updatedb: false, cc: false, sync_content: false };
+    let settings = |o: &Outcome| o.all.iter().filter(|r| r.path.ends_with("/settings")).count();
+    let initialized = exec(op.clone(), "s1", Some("test")).await;
+    changed(&initialized);
+    assert_eq!(settings(&initialized), 0, "the code log shows commits on test: {:#?}", initialized.all);
+    let fresh = exec(op, "s2", Some("test")).await;
+    let (_, _, body) = only_write(&fresh);
+    assert_eq!(body["type"], "create_environment", "an environment never initialized is created");
+    assert_eq!(settings(&fresh), 1, "asked once, for the environment with nothing on it");
+}
