@@ -39,6 +39,10 @@ pub(crate) enum Workload {
     /// (f) the tool's own peak memory applying 10,000 tasks, against a simulator served
     /// apart from it.
     Memory,
+    /// (h) a cold platform, with no workflow history to learn run times from: 40 sites x
+    /// (deploy test -> deploy live -> clear cache) at 50 ms, then 80 sites at 300 ms with
+    /// longer workflows, concurrency 20 at the default rate (issue 26's shapes).
+    Cold,
     /// (g) the fleet workload with its state in a directory and in S3 (moto's server on
     /// 127.0.0.1, from `PATH`), alternately: what shared state costs.
     State,
@@ -54,9 +58,10 @@ impl Workload {
             "fleet" | "d" => Ok(Self::Fleet),
             "fleet-plan" | "e" => Ok(Self::FleetPlan),
             "state" | "g" => Ok(Self::State),
+            "cold" | "h" => Ok(Self::Cold),
             "memory" | "f" => Ok(Self::Memory),
             other => Err(format!(
-                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state)"
+                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state, cold)"
             )),
         }
     }
@@ -137,6 +142,7 @@ pub(crate) fn run(args: &Args, mut progress: impl FnMut(&str)) -> Result<Vec<Fig
             Workload::Release | Workload::CacheClear | Workload::Fleet => {
                 apply_workload(workload, args).map(|f| Figures::Apply(Box::new(f)))
             }
+            Workload::Cold => cold_workloads(args).map(Figures::Cold),
             Workload::FleetPlan => plan_workload(args.sites.unwrap_or(5000)).map(Figures::Plan),
             Workload::Memory => memory_workload(args.sites.unwrap_or(10_000)).map(Figures::Memory),
             Workload::Listing => listing_workload(args.sites.unwrap_or(800)).map(Figures::Listing),
@@ -156,6 +162,7 @@ fn name(workload: Workload) -> &'static str {
         Workload::FleetPlan => "fleet-plan",
         Workload::Memory => "memory",
         Workload::State => "state",
+        Workload::Cold => "cold",
     }
 }
 
@@ -166,6 +173,7 @@ pub(crate) enum Figures {
     Plan(PlanFigures),
     Memory(MemoryFigures),
     State(StateFigures),
+    Cold(Vec<ApplyFigures>),
 }
 
 impl Serialize for Figures {
@@ -176,6 +184,7 @@ impl Serialize for Figures {
             Self::Plan(f) => f.serialize(serializer),
             Self::Memory(f) => f.serialize(serializer),
             Self::State(f) => f.serialize(serializer),
+            Self::Cold(f) => f.serialize(serializer),
         }
     }
 }
@@ -189,6 +198,7 @@ impl Figures {
             Self::Plan(f) => f.render(),
             Self::Memory(f) => f.render(),
             Self::State(f) => f.render(),
+            Self::Cold(f) => f.iter().map(ApplyFigures::render).collect(),
         }
     }
 }
@@ -330,6 +340,8 @@ pub(crate) struct ApplyFigures {
     concurrency: usize,
     requests_per_second: f64,
     time_scale: f64,
+    /// Request latency, seconds (before scaling).
+    latency: (f64, f64),
     run: Run,
     bound: Bound,
     ratio: f64,
@@ -393,6 +405,7 @@ fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, Strin
         concurrency,
         requests_per_second: rate,
         time_scale,
+        latency: LATENCY,
         ratio: run.wall / bound.value,
         plain_ratio: run.wall / bound.plain,
         workflow_requests_per_workflow,
@@ -565,8 +578,8 @@ impl ApplyFigures {
             run.workflows,
             self.concurrency,
             self.requests_per_second,
-            LATENCY.0 * 1000.0,
-            LATENCY.1 * 1000.0,
+            self.latency.0 * 1000.0,
+            self.latency.1 * 1000.0,
             self.time_scale
         );
         let _ = writeln!(out, "  wall time            {:>9.1} s  ({:.2} s real)", run.wall, run.real_seconds);
@@ -599,7 +612,7 @@ impl ApplyFigures {
         );
         // The wall-time target is the release and fleet workloads'; the others show the ratio.
         let target = match self.workload {
-            "release" | "fleet" => verdict(self.ratio <= 1.15, "<= 1.15"),
+            "release" | "fleet" | "cold" => verdict(self.ratio <= 1.15, "<= 1.15"),
             _ => String::new(),
         };
         let _ = writeln!(out, "  wall / lower bound   {:>9.3}    {target}", self.ratio);
@@ -1109,4 +1122,61 @@ fn state_workload(args: &Args) -> Result<StateFigures, String> {
         directory_walls,
         s3_walls,
     })
+}
+
+// ---- a cold platform -----------------------------------------------------------------------
+
+/// Issue 26's shapes on a platform with no workflow history (`history: 0`): nothing to learn
+/// a type's run time from but the run's own workflows. Each is judged by its lower bound and
+/// by the requests it sent against the fewest the work needs.
+fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
+    let shapes = [(40, 0.05, 6.0), (80, 0.3, 20.0)];
+    let time_scale = args.time_scale.unwrap_or(FLEET_SCALE);
+    let mut out = Vec::new();
+    for (sites, latency, duration) in shapes {
+        let sites = args.sites.unwrap_or(sites);
+        let dir = Scratch::new("cold")?;
+        let plan = plan(
+            "bench-cold",
+            "  deploy-test:\n    run: env:deploy\n    on: { sites: all, env: test }\n\
+             \x20 deploy-live:\n    run: env:deploy\n    needs: [deploy-test]\n    on: { sites: all, env: live }\n\
+             \x20 clear-cache:\n    run: env:clear-cache\n    needs: [deploy-live]\n    on: { sites: all, env: live }\n",
+        );
+        write(&dir.0.join("plan.yml"), &plan)?;
+        let mut world = format!(
+            "simulator:\n  seed: 1\n  time_scale: {time_scale}\n  latency: {{ min: {latency}, max: {latency} }}\n  history: 0\n\
+             \x20 duration_jitter: 0.2\n  workflow_durations: {{ deploy: {duration}, clear_cache: {duration} }}\n\
+             user: {{ email: bench@example.com, machine_token: bench-token }}\n\
+             orgs:\n  - {{ name: bench, label: Bench, role: admin }}\nsites:\n"
+        );
+        for n in 0..sites {
+            let _ = writeln!(
+                world,
+                "  - {{ name: site-{n:04}, org: bench, envs: {{ test: {{ deployable: 1 }}, live: {{ deployable: 1 }} }} }}"
+            );
+        }
+        write(&dir.0.join("world.yml"), &world)?;
+        let run = apply_once(&dir.0, "parallel", None, &[], &[])?;
+        let bound = Bound::of(&run, CONCURRENCY, DEFAULT_RATE);
+        let tasks = u64::try_from(run.tasks).unwrap_or(u64::MAX);
+        out.push(ApplyFigures {
+            workload: "cold",
+            description: format!(
+                "{sites} sites x deploy test -> deploy live -> clear cache, {duration} s workflows (+-20 %), no history"
+            ),
+            sites,
+            concurrency: CONCURRENCY,
+            requests_per_second: DEFAULT_RATE,
+            time_scale,
+            latency: (latency, latency),
+            ratio: run.wall / bound.value,
+            plain_ratio: run.wall / bound.plain,
+            workflow_requests_per_workflow: per(run.workflow_requests, run.workflows),
+            requests_per_task: run.requests_by_route.iter().map(|(route, n)| (route.clone(), per(*n, tasks))).collect(),
+            bound,
+            run,
+            sequential: None,
+        });
+    }
+    Ok(out)
 }

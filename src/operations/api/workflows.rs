@@ -419,6 +419,10 @@ struct Expectations {
     asked: HashMap<String, u32>,
     /// Types a site list is being read for right now.
     learning: HashSet<String>,
+    /// Of a type with no run time known and nothing left to learn from site lists, the one
+    /// waiter that polls (the scout, by workflow id); the others of its type wait for what
+    /// its end teaches rather than each poll a workflow that has likely only begun.
+    scouts: HashMap<String, String>,
 }
 
 impl Expectations {
@@ -556,11 +560,16 @@ impl Pace {
         }
         match known.window(&watch.kind) {
             Some(window) => watch.started + window.aim(pressure).max(self.floor),
-            None if known.learning.contains(&watch.kind) => {
+            None if known.learning.contains(&watch.kind) || known.scouts.contains_key(&watch.kind) => {
                 watch.lesson = true;
                 watch.started + MAX_POLL_GAP.max(self.floor)
             }
-            None => watch.started + self.floor,
+            // A cold platform (no history of the type anywhere): this waiter scouts, polling
+            // as its workflow runs, and the run time it finds times the others.
+            None => {
+                known.scouts.insert(watch.kind.clone(), watch.workflow_id.clone());
+                watch.started + self.floor
+            }
         }
     }
 
@@ -580,7 +589,9 @@ impl Pace {
         }
         let held = std::mem::take(&mut watch.lesson);
         match known.window(&watch.kind) {
-            Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(due),
+            // A waiter held for a lesson whose expected finish is past polls now, not at the
+            // end of its hold.
+            Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(if held { now } else { due }),
             None if held => now.max(watch.started + self.floor),
             None => due,
         }
@@ -644,6 +655,9 @@ impl PollerDriver {
                 s.waiting.retain(|(w, _)| !w.reply.is_closed());
                 !s.waiting.is_empty() || s.polling
             });
+            // A scout no longer waited for (its task ended otherwise, or its poll failed):
+            // the next waiter of its type scouts.
+            known.scouts.retain(|_, id| sites.values().any(|s| s.waiting.iter().any(|(w, _)| &w.workflow_id == id)));
             if !open && sites.is_empty() && polls.is_empty() {
                 return;
             }
@@ -795,6 +809,15 @@ fn settle(
         }
     }
     let finished: Vec<&Workflow> = workflows.iter().filter(|w| w.is_finished() && ids.contains(&w.id)).collect();
+    // A scout that ended hands over: its waiting fellows are timed by what it taught (or, if
+    // it taught nothing, poll as waiters of an unknown type do).
+    known.scouts.retain(|kind, scout| {
+        let ended = finished.iter().any(|f| &f.id == scout);
+        if ended {
+            updated.insert(kind.clone());
+        }
+        !ended
+    });
     let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut site.waiting)
         .into_iter()
         .partition(|(w, _)| finished.iter().any(|f| f.id == w.workflow_id));
@@ -936,6 +959,42 @@ mod tests {
         }
         let due = pace.retime(&mut wd, held, Instant::now(), &known, None);
         assert_eq!(due, wd.started + Duration::from_secs_f64(20.6), "the 65th percentile");
+    }
+
+    #[test]
+    fn on_a_cold_platform_one_waiter_scouts_and_its_end_times_the_others() {
+        let pace = Pace { floor: Duration::from_secs(1), every: None };
+        // Site lists taught nothing of the type: no lesson is left to ask for.
+        let mut known = Expectations::default();
+        known.asked.insert("deploy".into(), LEARN_ATTEMPTS);
+        let watch = |id: &str| {
+            let (reply, _rx) = oneshot::channel();
+            let kind = "deploy".into();
+            Watch {
+                site_id: id.into(),
+                workflow_id: id.into(),
+                kind,
+                started: Instant::now(),
+                late: 0,
+                lesson: false,
+                reply,
+            }
+        };
+        let (mut scout, mut other) = (watch("a"), watch("b"));
+        let first = pace.first(&mut scout, &mut SiteWatch::default(), &mut known, None);
+        assert_eq!(first, scout.started + Duration::from_secs(1), "the scout polls as its workflow runs");
+        assert_eq!(known.scouts.get("deploy").map(String::as_str), Some("a"));
+        let held = pace.first(&mut other, &mut SiteWatch::default(), &mut known, None);
+        assert_eq!(held, other.started + MAX_POLL_GAP, "the others wait for what the scout finds");
+        assert!(other.lesson);
+        // The scout's workflow ends after 6 s: the others are timed by it.
+        let mut site = SiteWatch::default();
+        site.waiting.push((scout, first));
+        let ended = workflow(r#"{"id":"a","type":"deploy","result":"succeeded","total_time":6.0}"#);
+        let updated = settle(&mut site, &["a".into()], Ok(vec![ended]), &mut known, pace, None);
+        assert!(updated.contains("deploy") && known.scouts.is_empty(), "{updated:?}");
+        let due = pace.retime(&mut other, held, Instant::now(), &known, None);
+        assert!(due < other.started + Duration::from_secs(7), "near the scout's run time: {:?}", due - other.started);
     }
 
     #[test]
