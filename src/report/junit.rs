@@ -13,9 +13,8 @@ use crate::events::Status;
 #[must_use]
 pub fn render(report: &RunReport) -> String {
     let mut junit = Report::new(format!("terminus-batch {}", report.plan.name.as_deref().unwrap_or(&report.plan.path)));
-    if let Some(at) = timestamp(Some(report.started_at)) {
-        junit.set_timestamp(at);
-    }
+    // No timestamp on <testsuites> or <testcase>: Jenkins' xunit schema (junit-10.xsd)
+    // rejects both; each <testsuite> carries its start.
     if let Some(ms) = report.duration_ms {
         junit.set_time(Duration::from_millis(ms));
     }
@@ -58,9 +57,6 @@ pub fn render(report: &RunReport) -> String {
             if let Some(ms) = task.duration_ms {
                 case.set_time(Duration::from_millis(ms));
             }
-            if let Some(at) = timestamp(task.started_at) {
-                case.set_timestamp(at);
-            }
             if !task.workflow_ids.is_empty() || !task.message.is_empty() {
                 let mut out = task.message.clone();
                 if !task.workflow_ids.is_empty() {
@@ -72,11 +68,39 @@ pub fn render(report: &RunReport) -> String {
         }
         junit.add_test_suite(suite);
     }
-    junit.to_string().unwrap_or_else(|e| format!("<!-- cannot render JUnit: {e} -->\n"))
+    match junit.to_string() {
+        Ok(xml) => without_testsuites_skipped(&xml),
+        Err(e) => format!("<!-- cannot render JUnit: {e} -->\n"),
+    }
+}
+
+/// The XML with no `skipped` count on `<testsuites>`, which junit-10.xsd does not allow there
+/// (quick-junit writes it; each `<testsuite>` keeps its own).
+fn without_testsuites_skipped(xml: &str) -> String {
+    let Some(start) = xml.find("<testsuites ") else { return xml.to_owned() };
+    let Some(len) = xml[start..].find('>') else { return xml.to_owned() };
+    let tag = &xml[start..start + len];
+    let Some(at) = tag.find(" skipped=\"") else { return xml.to_owned() };
+    let Some(end) = tag[at + 10..].find('"') else { return xml.to_owned() };
+    let cut = start + at..start + at + 10 + end + 1;
+    format!("{}{}", &xml[..cut.start], &xml[cut.end..])
 }
 
 /// Unix milliseconds as a UTC timestamp.
 fn timestamp(ms: Option<u64>) -> Option<DateTime<FixedOffset>> {
     let ms = i64::try_from(ms?).ok()?;
     DateTime::from_timestamp_millis(ms).map(|at| at.fixed_offset())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn testsuites_lose_only_their_skipped_count() {
+        let xml = "<?xml?>\n<testsuites name=\"n\" tests=\"2\" skipped=\"1\" failures=\"0\">\n<testsuite name=\"j\" skipped=\"1\">";
+        let out = super::without_testsuites_skipped(xml);
+        assert_eq!(
+            out,
+            "<?xml?>\n<testsuites name=\"n\" tests=\"2\" failures=\"0\">\n<testsuite name=\"j\" skipped=\"1\">"
+        );
+    }
 }
