@@ -162,6 +162,7 @@ pub struct RunSummary {
 #[error("not started: the attempt could not be recorded ({0})")]
 pub struct NotRecorded(pub String);
 
+#[derive(Debug)]
 enum Message {
     /// Answered with whether the record is written.
     AttemptStarting {
@@ -212,12 +213,6 @@ pub struct TaskContext {
     tx: mpsc::UnboundedSender<Message>,
     workflow_started: Arc<AtomicBool>,
     cancel: CancellationToken,
-}
-
-impl std::fmt::Debug for Message {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Message")
-    }
 }
 
 impl TaskContext {

@@ -40,13 +40,10 @@ pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
         .map_err(|e| from_command_line(e, args))
 }
 
-/// The plan `run` builds is text the user never wrote: its errors speak of the command line,
-/// not of a line and column in that text.
+/// The plan `run` builds is text the user never wrote: its errors (every plan error of this
+/// command is of that plan) speak of the command line, not of a line and column in that text.
 fn from_command_line(error: CommandError, args: &RunCommandArgs) -> CommandError {
-    let CommandError::Plan { source, errors } = error else { return error };
-    if !source.path.starts_with("<run ") {
-        return CommandError::Plan { source, errors };
-    }
+    let CommandError::Plan { errors, .. } = error else { return error };
     let mut command = format!("run {}", args.operation);
     if !args.on.is_empty() {
         command.push_str(&format!(" --on {}", args.on.join(",")));
