@@ -1,81 +1,57 @@
-//! Formatting Unix times as UTC dates, for ids, reports and the simulator's JSON. Imports
-//! nothing internal; no time zone database: everything is UTC.
+//! Formatting Unix times as UTC dates, for ids, reports and the simulator's JSON, with
+//! chrono. Imports nothing internal; no time zone database: everything is UTC.
 
-/// The civil UTC date and time of a Unix time: (year, month, day, hour, minute, second).
-#[must_use]
-pub fn civil(unix_secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    // Howard Hinnant's days-from-civil algorithm, inverted.
-    let days = unix_secs.div_euclid(86_400);
-    let rem = unix_secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let part = |v: i64| u32::try_from(v).unwrap_or(0);
-    (y, part(m), part(d), part(rem / 3600), part(rem % 3600 / 60), part(rem % 60))
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// A Unix time as a UTC date and time; times past chrono's range (some 262,000 years either
+/// way) are held at its ends.
+fn utc(unix_secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(unix_secs, 0).unwrap_or(if unix_secs < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
+fn utc_ms(unix_ms: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(i64::try_from(unix_ms).unwrap_or(i64::MAX)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` (UTC, no zone suffix), as the API writes commit dates.
 #[must_use]
 pub fn iso(unix_secs: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(unix_secs);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}")
+    utc(unix_secs).format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC`, for people.
 #[must_use]
 pub fn human(unix_secs: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(unix_secs);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
+    utc(unix_secs).format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// `YYYYMMDDTHHMMSSZ`, sortable, for run ids.
 #[must_use]
 pub fn compact(unix_secs: i64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(unix_secs);
-    format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+    utc(unix_secs).format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// The Unix time of a [`compact`] time (`YYYYMMDDTHHMMSSZ`), at the start of `text`.
 #[must_use]
 pub fn parse_compact(text: &str) -> Option<i64> {
-    let digits = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    if text.get(8..9) != Some("T") || text.get(15..16) != Some("Z") {
-        return None;
-    }
-    let (y, m, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (hh, mm, ss) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Howard Hinnant's days-from-civil.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    let stamp = text.get(..16)?;
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok().map(|t| t.and_utc().timestamp())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from Unix milliseconds.
 #[must_use]
 pub fn rfc3339_ms(unix_ms: u64) -> String {
-    let secs = i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX);
-    format!("{}.{:03}Z", iso(secs), unix_ms % 1000)
+    utc_ms(unix_ms).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// `HH:MM:SS` of a Unix time in milliseconds (UTC), for progress lines.
 #[must_use]
 pub fn clock(unix_ms: u64) -> String {
-    let (_, _, _, hh, mm, ss) = civil(i64::try_from(unix_ms / 1000).unwrap_or(i64::MAX));
-    format!("{hh:02}:{mm:02}:{ss:02}")
+    utc_ms(unix_ms).format("%H:%M:%S").to_string()
 }
 
 /// A duration in milliseconds for people: `850ms`, `12.3s`, `4m05s`, `1h02m`.
