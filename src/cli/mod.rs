@@ -185,8 +185,8 @@ pub enum SimulateCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The world file (default: the built-in world).
-    #[arg(long, env = "TERMINUS_BATCH_WORLD", value_name = "FILE")]
+    /// The world file (default: `TERMINUS_BATCH_WORLD`, else the built-in world).
+    #[arg(long, value_name = "FILE")]
     pub world: Option<PathBuf>,
     /// The port (0 picks a free one).
     #[arg(long, default_value_t = 8765)]
@@ -241,8 +241,9 @@ pub struct TargetArgs {
     /// Resolve targets against the simulator's world instead of the Pantheon API.
     #[arg(long)]
     pub simulate: bool,
-    /// The world file for --simulate (default: the built-in world).
-    #[arg(long, requires = "simulate", env = "TERMINUS_BATCH_WORLD", value_name = "FILE")]
+    /// The world file for --simulate (default: `TERMINUS_BATCH_WORLD`, else the built-in
+    /// world).
+    #[arg(long, requires = "simulate", value_name = "FILE")]
     pub world: Option<PathBuf>,
     /// Keep only these jobs and what they need.
     #[arg(long, value_delimiter = ',', value_name = "JOB[,JOB]")]

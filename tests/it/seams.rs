@@ -258,3 +258,19 @@ fn an_endless_plan_file_is_refused_without_reading_it_whole() {
     assert_eq!(world.code, 2, "{}", world.stderr);
     assert!(world.stderr.contains("/dev/zero is over the limit of"), "{}", world.stderr);
 }
+
+/// `TERMINUS_BATCH_WORLD` is read with every other variable (not by the argument parser): it
+/// names the world under `--simulate`, and means nothing to a command that does not simulate.
+#[test]
+fn the_world_variable_names_the_world_under_simulate_only() {
+    let world = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: only-here, envs: { test: { deployable: 1 } } }\n";
+    let plan = "version: 1\njobs:\n  d:\n    run: env:clear-cache\n    on: { sites: [only-here], env: test }\n";
+    let t = Test::new().file("w.yml", world).file("p.yml", plan);
+    let simulated =
+        Test::new().in_dir(t.path()).env("TERMINUS_BATCH_WORLD", "w.yml").args(&["plan", "p.yml", "--simulate"]).run();
+    assert_eq!(simulated.code, 0, "{}", simulated.stderr);
+    assert!(simulated.stdout.contains("simulator world w.yml"), "{}", simulated.stdout);
+    let validated =
+        Test::new().in_dir(t.path()).env("TERMINUS_BATCH_WORLD", "w.yml").args(&["validate", "p.yml"]).run();
+    assert_eq!(validated.code, 0, "{}", validated.stderr);
+}

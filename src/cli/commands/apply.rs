@@ -95,7 +95,7 @@ pub(super) fn execute_plan(
             e.run_id()
         )?;
     }
-    let prepared = prepare(input, &super::target_options(targets), flag_layer(run), io.vars)?;
+    let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(run), io.vars)?;
     let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
     if !targets.simulate && !run.yes && !confirm(&prepared, io)? {
         writeln!(io.stderr, "not applied")?;

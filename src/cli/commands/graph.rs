@@ -9,7 +9,7 @@ use crate::settings::Layer;
 
 pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
     // Offline unless simulated (DESIGN §2, STYLE): drawing a plan never calls the API.
-    let targets = crate::run::TargetOptions { offline: true, ..super::target_options(&args.targets) };
+    let targets = crate::run::TargetOptions { offline: true, ..super::target_options(&args.targets, io.vars) };
     let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;
     let graph = &prepared.graph;
     let text = match (args.format, args.level) {

@@ -42,15 +42,22 @@ pub fn run(cli: Cli, io: &mut Io<'_>) -> CommandResult {
     }
 }
 
-/// The library's view of `--simulate`, `--world`, `--only`, `--sites` and `--shard`.
-fn target_options(targets: &TargetArgs) -> TargetOptions {
+/// The library's view of `--simulate`, `--world` (else `TERMINUS_BATCH_WORLD`, read from the
+/// environment's snapshot with every other variable, under `--simulate` only), `--only`,
+/// `--sites` and `--shard`.
+fn target_options(targets: &TargetArgs, vars: &crate::settings::EnvVars) -> TargetOptions {
     TargetOptions {
         simulate: targets.simulate,
-        world: targets.world.clone(),
+        world: targets.world.clone().or_else(|| world_from(vars).filter(|_| targets.simulate)),
         filter: Filter { only: targets.only.clone(), sites: targets.sites.clone() },
         shard: targets.shard,
         offline: false,
     }
+}
+
+/// The world file `TERMINUS_BATCH_WORLD` names, if any.
+fn world_from(vars: &crate::settings::EnvVars) -> Option<std::path::PathBuf> {
+    vars.get(crate::settings::env::WORLD).map(std::path::PathBuf::from)
 }
 
 /// Reports plan errors found after validation (used by tests of the diagnostics).

@@ -19,7 +19,7 @@ pub(super) fn run(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
 
 /// The dry run of a plan from a file or built in memory (`run --dry-run`).
 pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
-    let targets = super::target_options(&args.targets);
+    let targets = super::target_options(&args.targets, io.vars);
     let prepared = prepare(input, &targets, Layer::default(), io.vars)?;
     let refresh = args.refresh || args.detailed_exitcode;
     let previews = match (&prepared.connection, refresh) {

@@ -14,7 +14,7 @@ pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
 }
 
 fn serve(args: &ServeArgs, io: &mut Io<'_>) -> CommandResult {
-    let (world, name, _sha256) = load_world(args.world.as_deref())?;
+    let (world, name, _sha256) = load_world(args.world.clone().or_else(|| super::world_from(io.vars)).as_deref())?;
     let mut knobs = world.knobs.clone();
     if let Some(seed) = args.seed {
         knobs.seed = seed;
