@@ -276,10 +276,24 @@ fn a_second_ctrl_c_stops_waiting_and_records_the_workflows_in_flight() {
     assert_eq!(json["interrupted"], true);
     let cancelled = tasks_where(&json, |t| t["status"] == "cancelled");
     assert!(!cancelled.is_empty(), "{json}");
+    // A task whose workflow had started says its state is unknown, with the id; one caught
+    // between its request and the answer says it may have taken effect. Which tasks are
+    // where when the second signal comes is the machine's timing: both are true accounts.
     for task in &cancelled {
-        assert!(!task["workflow_ids"].as_array().unwrap().is_empty(), "{task}");
-        assert!(task["message"].as_str().unwrap().contains("remote state unknown"), "{task}");
+        let message = task["message"].as_str().unwrap();
+        if task["workflow_ids"].as_array().unwrap().is_empty() {
+            assert!(
+                message.contains("may have taken effect") || message.contains("before any workflow started"),
+                "{task}"
+            );
+        } else {
+            assert!(message.contains("remote state unknown"), "{task}");
+        }
     }
+    assert!(
+        cancelled.iter().any(|t| !t["workflow_ids"].as_array().unwrap().is_empty()),
+        "the workflows in flight are recorded: {json}"
+    );
     let skipped = tasks_where(&json, |t| t["status"] == "skipped");
     assert!(!skipped.is_empty());
     assert_eq!(cancelled.len() + skipped.len(), 9, "every task accounted for: {json}");
