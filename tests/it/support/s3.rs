@@ -58,17 +58,23 @@ impl Moto {
 
     /// Creates bucket `name` and gives the state URL `s3://name/team`.
     pub(crate) fn bucket(&self, name: &str) -> String {
+        let answer = self.request("PUT", &format!("/{name}"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "bucket {name} not made: {answer}");
+        format!("s3://{name}/team")
+    }
+
+    /// One plain request to the server (moto checks no signature), its whole answer.
+    fn request(&self, method: &str, target: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         write!(
             stream,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
         )
         .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "bucket {name} not made: {answer}");
-        format!("s3://{name}/team")
+        answer
     }
 
     /// The variables a run needs to use the server (any credentials: moto checks none).
@@ -86,15 +92,7 @@ impl Moto {
 
     /// Every key in `bucket`, by listing it (`ListObjectsV2`).
     pub(crate) fn keys(&self, bucket: &str) -> Vec<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "GET /{bucket}?list-type=2&max-keys=1000 HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
+        let answer = self.request("GET", &format!("/{bucket}?list-type=2&max-keys=1000"));
         answer.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_owned).collect()
     }
 }
