@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::RunError;
-use super::connect::{api_config, resolve_settings, runtime};
+use super::connect::{api_config, runtime};
 use crate::operations::api::{ApiClient, ApiConfig, ApiError, ApiErrorKind, SessionStore, unix_now};
 use crate::secret::Secret;
 use crate::settings::{EnvVars, Layer, Settings};
@@ -18,7 +18,7 @@ pub struct LoggedIn {
 }
 
 fn settings(vars: &EnvVars) -> Result<Settings, RunError> {
-    resolve_settings(vars, Layer::default(), None, false).map_err(|e| RunError::Refused(e.to_string()))
+    crate::settings::resolve(vars, Layer::default(), None, false, None).map_err(|e| RunError::Refused(e.to_string()))
 }
 
 fn store(settings: &Settings) -> SessionStore {

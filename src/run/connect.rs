@@ -1,18 +1,16 @@
-//! Settings and connections for runs that talk to Pantheon: resolves [`Settings`] from their
-//! layers, starts the in-process simulator under `--simulate`, builds the [`ApiClient`] into a
+//! Connections for runs that talk to Pantheon, from resolved [`Settings`]: starts the
+//! in-process simulator under `--simulate`, builds the [`ApiClient`] into a
 //! [`Connection`] (closed when dropped), records what it talks to as an [`Endpoint`], and
 //! adapts the client to the resolver's [`SiteSource`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::operations::api::resources::SiteListing;
 use crate::operations::api::wire::{Site, UserOrgMembership};
 use crate::operations::api::{ApiClient, ApiConfig, ApiError, SessionStore};
-use crate::plan::model::PlanSettings;
 use crate::resolve::{OrgMembership, OrgRecord, SiteRecord, SiteSource, SourceError};
 use crate::secret::Secret;
-use crate::settings::{EnvVars, Layer, Origin, Settings, SettingsError, env};
+use crate::settings::Settings;
 use crate::simulator::{Simulator, World};
 
 use super::RunError;
@@ -78,49 +76,6 @@ pub fn simulate(
 pub fn connect_api(runtime: tokio::runtime::Runtime, settings: &Settings) -> Result<Connection, RunError> {
     let client = ApiClient::new(api_config(settings)).map_err(|e| RunError::Refused(e.to_string()))?;
     Ok(Connection { runtime, client, simulator: None, endpoint: Endpoint::Api { base: settings.api_base() } })
-}
-
-/// Resolves settings: flags > environment > plan > `~/.terminus/config.yml` > defaults.
-/// Under `--simulate` nothing of terminus's own configuration is read: not its config file,
-/// not its host or its login.
-pub fn resolve_settings(
-    vars: &EnvVars,
-    flags: Layer,
-    plan: Option<&PlanSettings>,
-    simulate: bool,
-) -> Result<Settings, SettingsError> {
-    let mut layers = vec![(Origin::Flag, flags), (Origin::Env, Layer::from_batch_env(vars)?)];
-    let mut terminus = Layer::from_terminus_env(vars)?;
-    if simulate {
-        terminus = Layer {
-            concurrency: terminus.concurrency,
-            max_requests: terminus.max_requests,
-            parallel_pagination: terminus.parallel_pagination,
-            ..Layer::default()
-        };
-    }
-    layers.push((Origin::Env, terminus));
-    if let Some(plan) = plan {
-        layers.push((Origin::Plan, Layer::from_plan(plan)));
-    }
-    if !simulate && let Some(home) = vars.get(env::HOME) {
-        let path = PathBuf::from(home).join(".terminus").join("config.yml");
-        // A missing config file is normal; an unreadable one is worth saying so.
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                layers.push((Origin::ConfigFile, Layer::from_config_file(&path.display().to_string(), &text)?));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(SettingsError { source_name: path.display().to_string(), message: e.to_string() });
-            }
-        }
-    }
-    let settings = Settings::resolve(&layers, vars.get(env::HOME))?;
-    for (name, value, origin) in &settings.origins {
-        tracing::debug!(name, value = %value, from = %origin, "setting");
-    }
-    Ok(settings)
 }
 
 /// The client configuration for the real API.

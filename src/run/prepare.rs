@@ -162,7 +162,8 @@ pub fn prepare_on(
     };
     let plan_key = plan_key(&source.path);
     let (source, plan) = load(source)?;
-    let mut settings = connect::resolve_settings(vars, flags, Some(&plan.settings), targets.simulate)
+    let shards = targets.shard.map(|shard| u32::try_from(shard.count).unwrap_or(u32::MAX));
+    let settings = crate::settings::resolve(vars, flags, Some(&plan.settings), targets.simulate, shards)
         .map_err(|e| RunError::Refused(e.to_string()))?;
     if let Some(shard) = targets.shard {
         // DESIGN §11: a `scope: all` need joins everything into one component.
@@ -172,9 +173,6 @@ pub fn prepare_on(
                 job.id
             )));
         }
-        #[expect(clippy::cast_precision_loss, reason = "a shard count")]
-        let share = shard.count as f64;
-        settings.requests_per_second /= share;
     }
     let (connection, resolved_by, offline) = if targets.simulate {
         let (c, by) = connect::simulate(runtime, targets.world.as_deref(), &settings)?;

@@ -7,8 +7,9 @@
 //! which layer it came from, so `-v` can say why a value is what it is.
 //!
 //! The only reader of environment variables (through the [`EnvVars`] snapshot, whose names are
-//! declared in [`env`]); `run/connect.rs` reads the config file into a layer for it. Imports
-//! only the plan model and [`crate::secret`].
+//! declared in [`env`]) and of the config file; [`resolve`] assembles the layers, resolves
+//! them once and gives a shard its share of the request rate. Imports only the plan model and
+//! [`crate::secret`].
 
 pub mod env;
 
@@ -372,6 +373,58 @@ fn parse_bool(v: &str) -> Result<bool, String> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err("is not a boolean (true/false, 1/0)".to_owned()),
     }
+}
+
+/// Resolves settings once: flags > environment > plan > `~/.terminus/config.yml` > defaults,
+/// then a shard's share of the request rate. Under `--simulate` nothing of terminus's own
+/// configuration is read: not its config file, not its host or its login.
+pub fn resolve(
+    vars: &EnvVars,
+    flags: Layer,
+    plan: Option<&PlanSettings>,
+    simulate: bool,
+    shards: Option<u32>,
+) -> Result<Settings, SettingsError> {
+    let mut layers = vec![(Origin::Flag, flags), (Origin::Env, Layer::from_batch_env(vars)?)];
+    let mut terminus = Layer::from_terminus_env(vars)?;
+    if simulate {
+        terminus = Layer {
+            concurrency: terminus.concurrency,
+            max_requests: terminus.max_requests,
+            parallel_pagination: terminus.parallel_pagination,
+            ..Layer::default()
+        };
+    }
+    layers.push((Origin::Env, terminus));
+    if let Some(plan) = plan {
+        layers.push((Origin::Plan, Layer::from_plan(plan)));
+    }
+    if !simulate && let Some(home) = vars.get(env::HOME) {
+        let path = PathBuf::from(home).join(".terminus").join("config.yml");
+        // A missing config file is normal; an unreadable one is worth saying so.
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                layers.push((Origin::ConfigFile, Layer::from_config_file(&path.display().to_string(), &text)?));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SettingsError { source_name: path.display().to_string(), message: e.to_string() });
+            }
+        }
+    }
+    let mut settings = Settings::resolve(&layers, vars.get(env::HOME))?;
+    // A shard of a plan (`--shard I/N`) takes 1/N of the request rate: the shards of a CI
+    // matrix run side by side against one account's rate.
+    if let Some(count) = shards.filter(|n| *n > 1) {
+        settings.requests_per_second /= f64::from(count);
+        if let Some(origin) = settings.origins.iter_mut().find(|(name, _, _)| *name == "requests_per_second") {
+            origin.1 = format!("{} (1/{count} of {}, for the shard)", settings.requests_per_second, origin.1);
+        }
+    }
+    for (name, value, origin) in &settings.origins {
+        tracing::debug!(name, value = %value, from = %origin, "setting");
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]
