@@ -43,7 +43,7 @@ impl Refresh {
 
 /// Previews every task with read-only calls, concurrently within the request limits; then a
 /// task after one that will change what it reads is "will change after" it (see
-/// [`changed_by`]).
+/// `changed_by`).
 #[must_use]
 pub fn previews(prepared: &Prepared, connection: &Connection) -> Vec<Refresh> {
     use futures::StreamExt as _;
