@@ -303,6 +303,43 @@ mod tests {
     }
 
     #[test]
+    fn a_renewal_says_the_holder_is_alive_and_a_lock_not_renewed_goes_stale() {
+        let memory = crate::state::store::Objects::with(
+            std::sync::Arc::new(object_store::memory::InMemory::new()),
+            object_store::path::Path::from("s"),
+            "memory://s".into(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for store in [Store::dir(dir.path()), Store::Object(memory)] {
+            // A holder on another machine: only its renewals say it is alive.
+            let far = Holder { host: Some("elsewhere".into()), ..holder(1) };
+            let lock = Lock::acquire(&store, &far).unwrap();
+            let key = format!("locks/{}", lock_name("p.yml"));
+            let read = || serde_json::from_slice::<LockRecord>(&store.get(&key).unwrap().unwrap().bytes).unwrap();
+            // As if it was last renewed long ago: stale, and taken over.
+            let old = LockRecord { holder: far.clone(), renewed_at: now_secs() - STALE_AFTER.as_secs() - 10 };
+            let version = store.get(&key).unwrap().unwrap().version;
+            let version = store.replace(&key, &serde_json::to_vec(&old).unwrap(), &version).unwrap().unwrap();
+            *lock.version.lock().unwrap() = version;
+            lock.renew();
+            assert!(now_secs() - read().renewed_at < 5, "renewed: {:?}", read());
+            assert!(Lock::acquire(&store, &holder(2)).is_err(), "a renewed lock is held");
+            let stale = LockRecord { holder: far.clone(), renewed_at: 1 };
+            let current = store.get(&key).unwrap().unwrap().version;
+            store.replace(&key, &serde_json::to_vec(&stale).unwrap(), &current).unwrap().unwrap();
+            let taken = Lock::acquire(&store, &holder(3)).unwrap();
+            assert_eq!(read().holder.pid, 3, "a lock not renewed is taken over");
+            // The first holder's renewal and release leave the new holder's lock alone.
+            lock.renew();
+            drop(lock);
+            assert_eq!(read().holder.pid, 3);
+            drop(taken);
+            assert!(store.get(&key).unwrap().is_none());
+        }
+    }
+
+    #[test]
     fn held_refused_dead_taken_over_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         // A live holder: this test's parent process (pid 1 exists wherever /proc does).
