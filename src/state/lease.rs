@@ -216,6 +216,27 @@ mod tests {
     }
 
     #[test]
+    fn a_renewed_lease_is_still_given_back_in_an_object_store() {
+        let memory = crate::state::store::Objects::with(
+            Arc::new(object_store::memory::InMemory::new()),
+            object_store::path::Path::from("s"),
+            "memory://s".into(),
+        )
+        .unwrap();
+        let store = Store::Object(memory);
+        let leases = Leases::new(&store, holder("r1", std::process::id()), "https://api/");
+        let guard = leases.try_take("s.live").unwrap();
+        let key = leases.key("s.live");
+        let before = store.get(&key).unwrap().unwrap().version;
+        leases.renew();
+        let after = store.get(&key).unwrap().unwrap().version;
+        assert_ne!(before, after, "renewed: a new version");
+        drop(guard);
+        futures::executor::block_on(leases.settle());
+        assert!(store.get(&key).unwrap().is_none(), "given back with the version the renewal wrote");
+    }
+
+    #[test]
     fn one_run_at_a_time_per_target_shared_within_a_run_and_stale_ones_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let api = "https://api/";
