@@ -179,9 +179,12 @@ impl Store {
     /// On object stores the read and the delete are two requests; what is removed this way
     /// is a lease its holder is giving back, which no one else may take meanwhile.
     pub fn delete_if(&self, key: &str, version: &str) -> Result<(), StoreError> {
-        match self.get(key)? {
-            Some(entry) if entry.version == version => self.delete(key),
-            _ => Ok(()),
+        match self {
+            Self::Dir(d) => match d.get(key)? {
+                Some(entry) if entry.version == version => d.delete(key),
+                _ => Ok(()),
+            },
+            Self::Object(o) => o.finish(key, o.block(o.delete_if_async(key, version))),
         }
     }
 
@@ -197,14 +200,10 @@ impl Store {
                 None
             }
             Self::Object(o) => {
-                let (this, key, version) = (self.clone(), key.to_owned(), version.to_owned());
-                let inner = Arc::clone(&o.inner);
-                let path = o.path(&key);
+                let removal = o.delete_if_async(key, version);
                 o.spawn(async move {
-                    let current = inner.head(&path).await;
-                    let ours = current.as_ref().is_ok_and(|meta| meta.e_tag.as_deref() == Some(version.as_str()));
-                    if ours && let Err(e) = inner.delete(&path).await {
-                        tracing::warn!("cannot remove {}: {e}", this.locate(&key));
+                    if let Err(e) = removal.await {
+                        tracing::warn!("{e}");
                     }
                 })
             }
@@ -539,26 +538,79 @@ impl Objects {
     }
 
     /// Starts writing `bytes` to a new `key` on the store's runtime; the future ends with the
-    /// write. Used by the journal's segment writer, which must not block its caller.
+    /// write (a key that exists already is an error). Used by the journal's segment writer,
+    /// which must not block its caller.
     pub fn spawn_create(
         &self,
         key: &str,
         bytes: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static + use<> {
-        let (inner, path, this) = (Arc::clone(&self.inner), self.path(key), self.clone());
-        let key = key.to_owned();
-        let task = self.runtime.handle().map(|h| {
-            h.spawn(async move {
-                let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
-                inner.put_opts(&path, PutPayload::from(bytes), opts).await.map(drop)
-            })
-        });
+        let (this, key) = (self.clone(), key.to_owned());
+        let task = self.runtime.handle().map(|h| h.spawn(self.put_async(&key, bytes, PutMode::Create)));
         async move {
             let Some(task) = task else { return Err(this.stopped(&key)) };
             match task.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(this.error("cannot write", &key, &e)),
+                Ok(Ok(Some(_))) => Ok(()),
+                Ok(Ok(None)) => Err(StoreError {
+                    what: "cannot write",
+                    location: this.locate(&key),
+                    message: "it exists already".to_owned(),
+                    kind: io::ErrorKind::AlreadyExists,
+                }),
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(this.stopped(&key)),
+            }
+        }
+    }
+
+    /// What a request run by [`Self::block`] came to: `None` when the runtime is gone.
+    fn finish<T>(&self, key: &str, done: Option<Result<T, StoreError>>) -> Result<T, StoreError> {
+        done.unwrap_or_else(|| Err(self.stopped(key)))
+    }
+
+    /// Writes `bytes` to `key` in `mode`: its version, or `None` when the condition failed
+    /// (created already, changed since, or, for a conditional replace, gone since).
+    fn put_async(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        mode: PutMode,
+    ) -> impl Future<Output = Result<Option<Version>, StoreError>> + Send + 'static + use<> {
+        let (inner, path, this, key) = (Arc::clone(&self.inner), self.path(key), self.clone(), key.to_owned());
+        async move {
+            let opts = PutOptions { mode, ..PutOptions::default() };
+            match inner.put_opts(&path, PutPayload::from(bytes), opts).await {
+                Ok(result) => Ok(Some(result.e_tag.unwrap_or_default())),
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotFound { .. },
+                ) => Ok(None),
+                Err(e) => Err(this.error("cannot write", &key, &e)),
+            }
+        }
+    }
+
+    /// Removes `key` if its `ETag` is still `version`: a read of its head, then the delete.
+    fn delete_if_async(
+        &self,
+        key: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static + use<> {
+        let (inner, path, this, key, version) =
+            (Arc::clone(&self.inner), self.path(key), self.clone(), key.to_owned(), version.to_owned());
+        async move {
+            let ours = match inner.head(&path).await {
+                Ok(meta) => meta.e_tag.as_deref() == Some(version.as_str()),
+                Err(object_store::Error::NotFound { .. }) => false,
+                Err(e) => return Err(this.error("cannot read", &key, &e)),
+            };
+            if !ours {
+                return Ok(());
+            }
+            match inner.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(this.error("cannot remove", &key, &e)),
             }
         }
     }
@@ -589,21 +641,7 @@ impl Objects {
     }
 
     fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> Result<Option<Version>, StoreError> {
-        let (inner, path) = (Arc::clone(&self.inner), self.path(key));
-        let payload = PutPayload::from(bytes.to_vec());
-        let put = self
-            .block(async move { inner.put_opts(&path, payload, PutOptions { mode, ..PutOptions::default() }).await });
-        match put {
-            Some(Ok(result)) => Ok(Some(result.e_tag.unwrap_or_default())),
-            // Created already, changed since, or (for a conditional replace) gone since.
-            Some(Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. }
-                | object_store::Error::NotFound { .. },
-            )) => Ok(None),
-            Some(Err(e)) => Err(self.error("cannot write", key, &e)),
-            None => Err(self.stopped(key)),
-        }
+        self.finish(key, self.block(self.put_async(key, bytes.to_vec(), mode)))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
