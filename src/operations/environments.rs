@@ -24,13 +24,11 @@ pub(crate) async fn is_initialized(ops: &Ops, site_id: &str, env: &str) -> Resul
     Ok(ops.client.env_settings(site_id, env).await?.is_initialized)
 }
 
-/// What a deploy carries, for a reviewer: the first commits on `from` not on `to` (newest
-/// first, as the code log lists them), each its short hash and subject, then "+N more".
-fn carried_commits(log: &[super::api::wire::Commit], from: &str, to: &str) -> String {
+/// What a deploy carries, for a reviewer: the first of its `pending` commits (newest first,
+/// as the code log lists them), each its short hash and subject, then "+N more".
+fn carried_commits(pending: &[&super::api::wire::Commit]) -> String {
     const SHOWN: usize = 3;
     const SUBJECT: usize = 60;
-    let pending: Vec<&super::api::wire::Commit> =
-        log.iter().filter(|c| c.labels.iter().any(|l| l == from) && !c.labels.iter().any(|l| l == to)).collect();
     let mut shown: Vec<String> = pending
         .iter()
         .take(SHOWN)
@@ -73,11 +71,11 @@ pub(crate) async fn decide_deploy(ops: &Ops, target: &Target) -> Result<Decision
         }
         return Ok(Decision::act(DeployStep::Initialize { parent }, format!("would initialize {env} from {parent}")));
     }
-    let pending = commits_missing(&log, parent, env);
-    if pending == 0 {
+    let missing = commits_missing(&log, parent, env);
+    if missing.is_empty() {
         return Ok(Decision::nothing("There is nothing to deploy."));
     }
-    let carried = carried_commits(&log, parent, env);
+    let (pending, carried) = (missing.len(), carried_commits(&missing));
     Ok(Decision::act(
         DeployStep::Deploy { parent, pending },
         format!("{pending} commit(s) to deploy from {parent}: {carried}"),

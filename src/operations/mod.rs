@@ -568,8 +568,8 @@ impl Ops {
 
 /// Commits in a code log that carry the `from` label and not the `to` label: what a deploy
 /// or a merge from `from` into `to` would bring (terminus's deploy check, pantheon-api.md §5.2).
-fn commits_missing(log: &[api::wire::Commit], from: &str, to: &str) -> usize {
-    log.iter().filter(|c| c.labels.iter().any(|l| l == from) && !c.labels.iter().any(|l| l == to)).count()
+fn commits_missing<'a>(log: &'a [api::wire::Commit], from: &str, to: &str) -> Vec<&'a api::wire::Commit> {
+    log.iter().filter(|c| c.labels.iter().any(|l| l == from) && !c.labels.iter().any(|l| l == to)).collect()
 }
 
 fn env_of(target: &Target) -> Result<&str, OpError> {
