@@ -151,7 +151,7 @@ pub fn newest(store: &Store) -> Result<String, RunError> {
 /// Where a run's records are, for messages.
 #[must_use]
 pub fn run_location(store: &Store, run: &str) -> String {
-    store.locate(&format!("runs/{run}"))
+    store.locate(&journal::run_key(run))
 }
 
 /// A run's report and the run it resumed: its `result.json` when the run finished, else its
@@ -161,7 +161,7 @@ pub fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), Run
         return Err(RunError::Refused(format!("`{run}` is not a run id")));
     }
     let refused = |e: crate::state::StoreError| RunError::Refused(e.to_string());
-    let keys = store.list(&format!("runs/{run}")).map_err(refused)?;
+    let keys = store.list(&journal::run_key(run)).map_err(refused)?;
     if keys.is_empty() {
         let known = journal::runs_newest_first(store);
         let hint = crate::plan::error::did_you_mean(run, known.iter().map(String::as_str))
@@ -169,7 +169,7 @@ pub fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), Run
             .unwrap_or_default();
         return Err(RunError::Refused(format!("no run `{run}` in {}{hint}", store.describe())));
     }
-    let result_key = format!("runs/{run}/result.json");
+    let result_key = journal::result_key(run);
     if keys.contains(&result_key) {
         // A finished run: its report, and from its journal only the header.
         let header = journal::read_header(store, run).map_err(|e| RunError::Refused(e.to_string()))?;

@@ -61,8 +61,15 @@ pub enum JournalError {
 }
 
 /// Where a run's records are under the store.
-fn run_key(run: &str) -> String {
+#[must_use]
+pub fn run_key(run: &str) -> String {
     format!("runs/{run}")
+}
+
+/// Where a run's JSON report is under the store.
+#[must_use]
+pub fn result_key(run: &str) -> String {
+    format!("{}/result.json", run_key(run))
 }
 
 /// A run's journal in an object store: numbered segments, each one write of the events
@@ -143,7 +150,7 @@ impl JournalWriter {
 
     /// Writes `result.json` (the JSON report) beside the events; its location.
     pub fn write_result(&self, json: &str) -> Result<String, String> {
-        let key = format!("{}/result.json", run_key(&self.run));
+        let key = result_key(&self.run);
         self.store.put(&key, json.as_bytes()).map_err(|e| e.to_string())?;
         Ok(self.store.locate(&key))
     }
