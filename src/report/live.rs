@@ -63,11 +63,9 @@ pub struct LiveOptions {
     pub paint: Paint,
     /// `None`: the mode's default (bars: failures and retries; lines: failures).
     pub status_level: Option<StatusLevel>,
-    /// The plan's estimate of the whole run, refined by the run times learned as it goes.
+    /// The plan's estimate of the whole run in platform seconds, as `plan` gives it; on this
+    /// run's clock (see `time_scale`) it is refined by the run times learned as it goes.
     pub estimate_secs: Option<u64>,
-    /// The same estimate in platform seconds, as `plan` gives it (said beside the other
-    /// when the simulator's clock runs faster).
-    pub platform_estimate_secs: Option<u64>,
     /// Real seconds per platform second: the simulator's time scale, 1 against the API. The
     /// tasks' own estimates are in platform seconds, their run times in real ones.
     pub time_scale: f64,
@@ -88,7 +86,6 @@ impl LiveOptions {
             paint: Paint::default(),
             status_level: None,
             estimate_secs: None,
-            platform_estimate_secs: None,
             time_scale: 1.0,
             rows: 10,
             progress_every_ms: 15_000,
@@ -96,11 +93,22 @@ impl LiveOptions {
         }
     }
 
-    /// ", estimated D": on a simulator whose clock runs faster, said to be on its clock,
-    /// with the platform's time (what `plan` says) beside it.
-    pub(crate) fn estimate(&self, secs: u64) -> String {
-        let scale = self.time_scale;
-        if let Some(platform) = self.platform_estimate_secs.filter(|_| (scale - 1.0).abs() > f64::EPSILON) {
+    /// The plan's estimate on this run's clock: the platform's seconds times the time scale.
+    fn scaled_estimate(&self) -> Option<u64> {
+        #[expect(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "an estimate"
+        )]
+        self.estimate_secs.map(|platform| (platform as f64 * self.time_scale).ceil() as u64)
+    }
+
+    /// ", estimated D" (empty without an estimate): on a simulator whose clock runs faster,
+    /// said to be on its clock, with the platform's time (what `plan` says) beside it.
+    pub(crate) fn estimate(&self) -> String {
+        let (Some(platform), Some(secs)) = (self.estimate_secs, self.scaled_estimate()) else { return String::new() };
+        if (self.time_scale - 1.0).abs() > f64::EPSILON {
             format!(
                 ", estimated {} on the simulator's clock ({} of platform time)",
                 duration_ms(secs * 1000),
@@ -280,7 +288,7 @@ impl<'a> Live<'a> {
     }
 
     fn summary(&self) -> String {
-        self.tally.summary(self.options.paint, self.options.estimate_secs, self.options.time_scale)
+        self.tally.summary(self.options.paint, self.options.scaled_estimate(), self.options.time_scale)
     }
 
     fn start_bar(&mut self) {
@@ -374,7 +382,7 @@ impl Live<'_> {
                     self.start_bar();
                 } else {
                     let plural = if tasks.len() == 1 { "task" } else { "tasks" };
-                    let estimate = self.options.estimate_secs.map(|s| self.options.estimate(s)).unwrap_or_default();
+                    let estimate = self.options.estimate();
                     self.say(*at, &format!("run {run_id}: {} {plural}{estimate}", tasks.len()));
                 }
             }
@@ -626,15 +634,10 @@ mod tests {
         assert_eq!(lines.len(), 1 + 4 + 6 + 1, "{text}");
         assert!(lines[0].ends_with("run 20260101T000000Z-0001: 1000 tasks, estimated 16m40s"), "{text}");
         // On a simulator whose clock runs faster, the estimate says which clock it is on.
-        let sim = LiveOptions {
-            estimate_secs: Some(13),
-            platform_estimate_secs: Some(1254),
-            time_scale: 0.01,
-            ..LiveOptions::new(Mode::Lines)
-        };
-        assert_eq!(sim.estimate(13), ", estimated 13.0s on the simulator's clock (20m54s of platform time)");
-        let api = LiveOptions { platform_estimate_secs: Some(1254), ..LiveOptions::new(Mode::Lines) };
-        assert_eq!(api.estimate(1254), ", estimated 20m54s");
+        let sim = LiveOptions { estimate_secs: Some(1254), time_scale: 0.01, ..LiveOptions::new(Mode::Lines) };
+        assert_eq!(sim.estimate(), ", estimated 13.0s on the simulator's clock (20m54s of platform time)");
+        let api = LiveOptions { estimate_secs: Some(1254), ..LiveOptions::new(Mode::Lines) };
+        assert_eq!(api.estimate(), ", estimated 20m54s");
         assert_eq!(lines.iter().filter(|l| l.contains("failed   clear[s")).count(), 4, "{text}");
         assert!(
             lines.iter().any(|l| l.contains("progress 150/1000 done · 149 succeeded · 1 failed · 1 running · ETA ")),

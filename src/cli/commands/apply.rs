@@ -104,14 +104,7 @@ pub(super) fn execute_plan(
     // The plan's estimate is the platform's time; a simulator's clock runs faster.
     let scale =
         prepared.connection.as_ref().and_then(|c| c.simulator.as_ref()).map_or(1.0, |sim| sim.knobs().time_scale);
-    let platform_estimate_secs = crate::run::document::estimate(&prepared).estimate;
-    #[expect(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "an estimate"
-    )]
-    let estimate_secs = (platform_estimate_secs as f64 * scale).ceil() as u64;
+    let estimate_secs = crate::run::document::estimate(&prepared).estimate;
     let begun = crate::run::apply::begin(prepared, checked, options, io.vars)?;
     if let Some(earlier) = begun.resumed_from()
         && !io.quiet
@@ -130,7 +123,6 @@ pub(super) fn execute_plan(
         paint: Paint::new(io.style.color),
         status_level: run.status_level.map(Into::into),
         estimate_secs: Some(estimate_secs),
-        platform_estimate_secs: Some(platform_estimate_secs),
         time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
         columns,
