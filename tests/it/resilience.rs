@@ -370,22 +370,20 @@ fn the_github_step_summary_is_appended_to_and_a_failure_to_is_exit_7() {
     let plan = crate::support::repo().join("examples/weekly-release.yml");
     let plan = plan.to_str().unwrap();
     let t = Test::new().file("summary.md", "# Earlier step\n");
+    let apply = |summary: &std::path::Path| {
+        Test::new()
+            .in_dir(t.path())
+            .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+            .args(&["apply", plan, "--simulate", "--yes", "-q", "--state-dir", "state"])
+            .run()
+    };
     let summary = t.path().join("summary.md");
-    let out = Test::new()
-        .in_dir(t.path())
-        .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
-        .args(&["apply", plan, "--simulate", "--yes", "-q", "--state-dir", "state"])
-        .run();
+    let out = apply(&summary);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let text = std::fs::read_to_string(&summary).unwrap();
     assert!(text.starts_with("# Earlier step\n"), "appended, not replaced: {text}");
     assert!(text.contains("88"), "the run's report: {text}");
-    let missing = t.path().join("no-such-dir/summary.md");
-    let out = Test::new()
-        .in_dir(t.path())
-        .env("GITHUB_STEP_SUMMARY", missing.to_str().unwrap())
-        .args(&["apply", plan, "--simulate", "--yes", "-q", "--state-dir", "state"])
-        .run();
+    let out = apply(&t.path().join("no-such-dir/summary.md"));
     assert_eq!(out.code, 7, "{}", out.stderr);
     assert!(out.stderr.contains("cannot append to $GITHUB_STEP_SUMMARY"), "{}", out.stderr);
 }

@@ -48,17 +48,15 @@ impl Shared {
 
     /// The run ids the store holds.
     fn runs(&self) -> std::collections::BTreeSet<String> {
-        let keys = match self {
+        match self {
             Self::Dir(dir) => std::fs::read_dir(dir.join("runs"))
-                .map(|e| {
-                    e.filter_map(Result::ok)
-                        .map(|e| format!("team/runs/{}/", e.file_name().to_string_lossy()))
-                        .collect()
-                })
+                .map(|e| e.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
                 .unwrap_or_default(),
-            Self::Bucket { moto, url } => moto.keys(url.trim_start_matches("s3://").split('/').next().unwrap()),
-        };
-        keys.iter().filter_map(|k| k.strip_prefix("team/runs/")?.split('/').next().map(str::to_owned)).collect()
+            Self::Bucket { moto, url } => {
+                let keys = moto.keys(url.trim_start_matches("s3://").split('/').next().unwrap());
+                keys.iter().filter_map(|k| k.strip_prefix("team/runs/")?.split('/').next().map(str::to_owned)).collect()
+            }
+        }
     }
 }
 
