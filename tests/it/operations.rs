@@ -646,6 +646,18 @@ async fn fleet_operations_send_terminus_s_workflows() {
     unchanged(&exec(OperationSpec::DomainPrimaryRemove, "s1", Some("live")).await);
 }
 
+/// Applies `plan` (as `plan.yml` in `t`'s directory) under --simulate: its exit code and
+/// JSON report.
+fn apply_simulated(t: &crate::support::Test, plan: &str) -> (i32, Value) {
+    std::fs::write(t.path().join("plan.yml"), plan).unwrap();
+    let out = crate::support::Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
+        .run();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    (out.code, report)
+}
+
 /// `site:team:add`, `site:team:role` and `site:team:remove`: the site workflows terminus
 /// starts, each checked first against the site's team, so a change already made is nothing
 /// to do and one that cannot be made fails before any workflow.
@@ -678,16 +690,7 @@ jobs:
     with: { member: nobody@example.com, role: developer }
 ";
     let t = crate::support::Test::new();
-    // Applies `plan` under --simulate: its exit code and JSON report.
-    let apply = |plan: &str| {
-        std::fs::write(t.path().join("plan.yml"), plan).unwrap();
-        let out = crate::support::Test::new()
-            .in_dir(t.path())
-            .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
-            .run();
-        let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
-        (out.code, report)
-    };
+    let apply = |plan: &str| apply_simulated(&t, plan);
     let (_, report) = apply(plan);
     let status = |job: &str| {
         let task = report["tasks"].as_array().unwrap().iter().find(|t| t["job"] == job).unwrap().clone();
@@ -796,12 +799,7 @@ jobs:
     on: { sites: [acme-shop], env: live }
     with: { period: week, datapoints: 4 }
 ";
-    let t = crate::support::Test::new().file("plan.yml", plan);
-    let out = crate::support::Test::new()
-        .in_dir(t.path())
-        .args(&["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"])
-        .run();
-    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let (_, report) = apply_simulated(&crate::support::Test::new(), plan);
     let task = |job: &str| report["tasks"].as_array().unwrap().iter().find(|t| t["job"] == job).unwrap().clone();
     let status = |job: &str| task(job)["status"].as_str().unwrap().to_owned();
     assert_eq!(status("org-add"), "succeeded", "{}", task("org-add"));
