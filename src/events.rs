@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::cause::Cause;
 use crate::ids::{RunId, TaskId};
 
 /// Unix time in milliseconds, from the executor's injected clock.
@@ -103,6 +104,10 @@ impl Status {
 pub struct Outcome {
     pub status: Status,
     pub message: String,
+    /// Why a task did not succeed, as data (absent on success, and in journals written
+    /// before causes were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
     /// The earlier run that did this task, when `--resume` carried its result over.
@@ -117,7 +122,20 @@ impl Outcome {
     /// An outcome of this run.
     #[must_use]
     pub fn new(status: Status, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), data: None, run: None, record: None }
+        Self { status, message: message.into(), cause: None, data: None, run: None, record: None }
+    }
+
+    /// An end for `cause`, with `message` saying more of it.
+    #[must_use]
+    pub fn because(status: Status, cause: Cause, message: impl Into<String>) -> Self {
+        Self { cause: Some(cause), ..Self::new(status, message) }
+    }
+
+    /// An end for `cause`, said as the cause says it.
+    #[must_use]
+    pub fn from_cause(status: Status, cause: Cause) -> Self {
+        let message = cause.to_string();
+        Self::because(status, cause, message)
     }
 }
 

@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod backoff;
+pub mod cause;
 pub mod cli;
 pub mod endpoint;
 pub mod events;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::scheduler::{GroupPolicy, Limits, Scheduler, Slot};
+use crate::cause::Cause;
 pub use crate::events::EventSink;
 use crate::events::{Event, Millis, Outcome, RecordError, Status, TaskHeader};
 use crate::graph::TaskGraph;
@@ -63,6 +64,19 @@ pub struct Done {
     pub record: Option<crate::events::Record>,
 }
 
+impl Done {
+    fn outcome(self) -> Outcome {
+        Outcome {
+            status: self.status,
+            message: self.message,
+            cause: None,
+            data: self.data,
+            run: self.run,
+            record: self.record,
+        }
+    }
+}
+
 /// Whether trying again may help.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -77,6 +91,8 @@ pub enum ErrorClass {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskError {
     pub message: String,
+    /// Why, as data: what the reports group by.
+    pub cause: Cause,
     pub class: ErrorClass,
 }
 
@@ -274,7 +290,7 @@ impl TaskContext {
 /// How an attempt future ended.
 enum TaskEnd {
     Done(Done),
-    Failed(String),
+    Failed(TaskError),
     /// The attempt panicked: a bug, with the panic's message.
     Panicked(String),
     /// A bug met outside the attempt (the shared poller), with its message.
@@ -371,18 +387,17 @@ where
             // Nothing more starts: what it did could not be told to a resume.
             unrecorded = true;
             let reason = format!("{error}; starting nothing more");
-            let skip = "not started: the run's record could not be written";
-            stop_starting(sink, &mut sched, &mut statuses, reason, skip, set.len(), clock.now_ms());
+            let skip = Cause::Halted { reason: "the run's record could not be written".to_owned() };
+            stop_starting(sink, &mut sched, &mut statuses, reason, &skip, set.len(), clock.now_ms());
         }
         while let Some(i) = sched.start_next() {
             if let Some(done) = graph.node(i).and_then(|p| runner.carried(p)) {
                 let at = clock.now_ms();
                 let status = done.status;
-                let outcome =
-                    Outcome { status, message: done.message, data: done.data, run: done.run, record: done.record };
+                let outcome = done.outcome();
                 finish(sink, &mut statuses, i, outcome, at);
                 for skip in sched.finish(i, status) {
-                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
                 }
                 continue;
             }
@@ -409,8 +424,8 @@ where
             // Nothing runs and nothing may start: only a bug can get here (expansion never
             // makes a job wait on its own later wave). End the rest rather than hang.
             let at = clock.now_ms();
-            for skip in sched.drain("internal error: no task can start") {
-                finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+            for skip in sched.drain(&Cause::Halted { reason: "internal error: no task can start".to_owned() }) {
+                finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
             }
             continue;
         }
@@ -481,45 +496,45 @@ where
                 };
                 let ids = &workflows[task];
                 let outcome = match end {
-                    TaskEnd::Done(done) => Outcome { status: done.status, message: done.message, data: done.data, run: done.run, record: done.record },
-                    TaskEnd::Failed(message) => Outcome::new(Status::Failed, message),
+                    TaskEnd::Done(done) => done.outcome(),
+                    TaskEnd::Failed(error) => Outcome::because(Status::Failed, error.cause, error.message),
                     TaskEnd::Panicked(message) => {
                         let message = format!("internal error: the task panicked: {message}");
                         internal_errors.push(format!("{}: {message}", metas[task].header.id));
-                        Outcome::new(Status::Failed, message)
+                        Outcome::because(Status::Failed, Cause::Internal, message)
                     }
                     TaskEnd::Internal(message) => {
                         internal_errors.push(format!("{}: {message}", metas[task].header.id));
-                        Outcome::new(Status::Failed, message)
+                        Outcome::because(Status::Failed, Cause::Internal, message)
                     }
-                    TaskEnd::Cancelled => Outcome {
-                        status: Status::Cancelled,
-                        message: if ids.is_empty() && acting[task] {
+                    TaskEnd::Cancelled => Outcome::because(
+                        Status::Cancelled,
+                        Cause::Cancelled { workflow_started: !ids.is_empty() },
+                        if ids.is_empty() && acting[task] {
                             "cancelled after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
                         } else if ids.is_empty() {
                             "cancelled before any workflow started".to_owned()
                         } else {
                             format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
                         },
-                        data: None, run: None, record: None
-                    },
-                    TaskEnd::TimedOut { workflow_started } => Outcome {
-                        status: Status::Failed,
-                        message: if workflow_started {
+                    ),
+                    TaskEnd::TimedOut { workflow_started } => Outcome::because(
+                        Status::Failed,
+                        Cause::TimedOut { workflow_started },
+                        if workflow_started {
                             format!("timed out; workflow {} may still be running", ids.join(", "))
                         } else if acting[task] {
                             "timed out after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
                         } else {
                             "timed out".to_owned()
                         },
-                        data: None, run: None, record: None
-                    },
+                    ),
                 };
                 let status = outcome.status;
                 finish(sink, &mut statuses, task, outcome, at);
                 let skipped = sched.finish(task, status);
                 for skip in skipped {
-                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
                 }
                 if controls.abort_in_flight && sched.draining().is_some() {
                     controls.abort.cancel();
@@ -534,8 +549,8 @@ where
                     waiting: !controls.abort_in_flight,
                     at,
                 });
-                for skip in sched.drain("the run was interrupted") {
-                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+                for skip in sched.drain(&Cause::Interrupted) {
+                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
                 }
                 if controls.abort_in_flight {
                     controls.abort.cancel();
@@ -543,15 +558,16 @@ where
             }
             () = controls.halt.token.cancelled(), if halted.is_none() => {
                 let reason = controls.halt.reason();
-                let (said, skip) = (format!("{reason}; starting nothing more"), format!("not started: {reason}"));
+                let said = format!("{reason}; starting nothing more");
+                let skip = Cause::Halted { reason: reason.clone() };
                 stop_starting(sink, &mut sched, &mut statuses, said, &skip, set.len(), clock.now_ms());
                 halted = Some(reason);
             }
             () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
                 timed_out = true;
                 let at = clock.now_ms();
-                for skip in sched.drain("the run timed out") {
-                    finish(sink, &mut statuses, skip.task, Outcome::new(Status::Skipped, skip.reason), at);
+                for skip in sched.drain(&Cause::RunTimedOut) {
+                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
                 }
                 controls.abort.cancel();
             }
@@ -564,13 +580,7 @@ where
     let at = clock.now_ms();
     for task in 0..statuses.len() {
         if statuses[task].is_none() {
-            let outcome = Outcome {
-                status: Status::Failed,
-                message: "internal error: the attempt was lost".to_owned(),
-                data: None,
-                run: None,
-                record: None,
-            };
+            let outcome = Outcome::because(Status::Failed, Cause::Internal, "internal error: the attempt was lost");
             finish(sink, &mut statuses, task, outcome, at);
         }
     }
@@ -601,13 +611,13 @@ fn stop_starting(
     sched: &mut Scheduler,
     statuses: &mut [Option<Status>],
     reason: String,
-    skip: &str,
+    skip: &Cause,
     in_flight: usize,
     at: Millis,
 ) {
     sink.emit(&Event::Draining { reason, in_flight, waiting: true, at });
     for skipped in sched.drain(skip) {
-        finish(sink, statuses, skipped.task, Outcome::new(Status::Skipped, skipped.reason), at);
+        finish(sink, statuses, skipped.task, Outcome::from_cause(Status::Skipped, skipped.cause), at);
     }
 }
 
@@ -657,7 +667,7 @@ async fn attempts<P, R: Runner<P>>(
             return TaskEnd::Internal(error.message);
         }
         if !transient || started.load(Ordering::SeqCst) || attempt == tries {
-            return TaskEnd::Failed(error.message);
+            return TaskEnd::Failed(error);
         }
         let delay = backoff(meta.retries.backoff, attempt);
         let _gone = tx.send(Message::Retrying { task, next_attempt: attempt + 1, delay });
@@ -667,7 +677,7 @@ async fn attempts<P, R: Runner<P>>(
             () = sleep_until(deadline), if deadline.is_some() => return TaskEnd::TimedOut { workflow_started: false },
         }
     }
-    TaskEnd::Failed("no attempt was made".to_owned())
+    TaskEnd::Internal("no attempt was made".to_owned())
 }
 
 /// Delay before retry `attempt + 1`: the shared backoff, doubling from the job's base.
@@ -718,7 +728,11 @@ mod tests {
             let unanswered = p.name.starts_with("unanswered");
             async move {
                 if let Err(e) = ctx.attempt_starting().await {
-                    return Err(TaskError { message: e.to_string(), class: ErrorClass::Permanent });
+                    return Err(TaskError {
+                        message: e.to_string(),
+                        cause: Cause::Internal,
+                        class: ErrorClass::Permanent,
+                    });
                 }
                 if unanswered {
                     std::future::pending::<()>().await;
@@ -741,7 +755,7 @@ mod tests {
                             ctx.workflow_started("wf");
                         }
                         let class = if transient { ErrorClass::Transient } else { ErrorClass::Permanent };
-                        Err(TaskError { message: "boom".into(), class })
+                        Err(TaskError { message: "boom".into(), cause: Cause::Failed { reason: "boom".into() }, class })
                     }
                 }
             }

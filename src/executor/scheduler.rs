@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::cause::{Cause, Ended, Scope};
 use crate::events::Status;
 
 /// What the scheduler needs to know of one task.
@@ -69,7 +70,7 @@ struct Group {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skip {
     pub task: usize,
-    pub reason: String,
+    pub cause: Cause,
 }
 
 /// The state machine.
@@ -237,26 +238,26 @@ impl Scheduler {
             let name = self.name(i).to_owned();
             let group = &mut self.groups[slot.group];
             group.failures += 1;
-            let reason = if self.limits.fail_fast || group.policy.fail_fast {
-                Some(format!("fail-fast: `{name}` failed"))
+            let cause = if self.limits.fail_fast || group.policy.fail_fast {
+                Some(Cause::FailFast { task: name })
             } else if let Some(max) = self.limits.max_failures.filter(|&m| self.failures > m) {
-                Some(format!("failure budget exceeded: {} failed of max {max} in the run", self.failures))
+                Some(Cause::Budget { failed: self.failures, max, scope: Scope::Run })
             } else if let Some(max) = group.policy.max_failures.filter(|&m| group.failures > m) {
-                Some(format!("failure budget exceeded: {} failed of max {max} in the job", group.failures))
+                Some(Cause::Budget { failed: group.failures, max, scope: Scope::Job })
             } else {
                 None
             };
-            if let Some(reason) = reason {
-                skipped.extend(self.drain(&reason));
+            if let Some(cause) = cause {
+                skipped.extend(self.drain(&cause));
             }
         }
         skipped
     }
 
-    /// Stops starting tasks: every task not started ends skipped with `reason`.
-    pub fn drain(&mut self, reason: &str) -> Vec<Skip> {
+    /// Stops starting tasks: every task not started ends skipped for `cause`.
+    pub fn drain(&mut self, cause: &Cause) -> Vec<Skip> {
         if self.draining.is_none() {
-            self.draining = Some(reason.to_owned());
+            self.draining = Some(cause.to_string());
         }
         self.ready.clear();
         let mut skipped = Vec::new();
@@ -264,7 +265,7 @@ impl Scheduler {
             if self.state[i] == State::Waiting {
                 // Nothing starts any more, so wave and group counters no longer matter.
                 self.state[i] = State::Done(Status::Skipped);
-                skipped.push(Skip { task: i, reason: reason.to_owned() });
+                skipped.push(Skip { task: i, cause: cause.clone() });
             }
         }
         skipped
@@ -292,7 +293,12 @@ impl Scheduler {
                 if st.is_ok() {
                     self.waiting_on[d] -= 1;
                 } else if self.state[d] == State::Waiting {
-                    newly.push(Skip { task: d, reason: format!("`{}` {}", self.name(t), st.as_str()) });
+                    let ended = match st {
+                        Status::Skipped => Ended::Skipped,
+                        Status::Cancelled => Ended::Cancelled,
+                        _ => Ended::Failed,
+                    };
+                    newly.push(Skip { task: d, cause: Cause::Need { task: self.name(t).to_owned(), ended } });
                 }
             }
             if st.is_ok() {
@@ -322,17 +328,16 @@ impl Scheduler {
                 break;
             }
             if group.bad[cur] > group.policy.wave_max_failures {
-                let reason = format!(
-                    "rollout halted at wave {}: {} failed or skipped of max {}",
-                    cur + 1,
-                    group.bad[cur],
-                    group.policy.wave_max_failures
-                );
+                let cause = Cause::WaveHalted {
+                    wave: u32::try_from(cur + 1).unwrap_or(u32::MAX),
+                    bad: group.bad[cur],
+                    max: group.policy.wave_max_failures,
+                };
                 self.groups[g].halted = true;
                 for i in 0..self.slots.len() {
                     if self.slots[i].group == g && self.slots[i].wave as usize > cur && self.state[i] == State::Waiting
                     {
-                        halted.push(Skip { task: i, reason: reason.clone() });
+                        halted.push(Skip { task: i, cause: cause.clone() });
                     }
                 }
                 break;
@@ -390,7 +395,7 @@ mod tests {
         let skipped = s.finish(0, Status::Failed);
         assert_eq!(skipped.len(), 2);
         assert!(
-            skipped.iter().all(|k| k.reason == "failure budget exceeded: 1 failed of max 0 in the run"),
+            skipped.iter().all(|k| k.cause.to_string() == "failure budget exceeded: 1 failed of max 0 in the run"),
             "{skipped:?}"
         );
     }
@@ -409,7 +414,10 @@ mod tests {
         let skipped = s.finish(0, Status::Failed);
         assert_eq!(
             skipped,
-            [Skip { task: 1, reason: "`t0` failed".into() }, Skip { task: 2, reason: "`t1` skipped".into() }]
+            [
+                Skip { task: 1, cause: Cause::Need { task: "t0".into(), ended: Ended::Failed } },
+                Skip { task: 2, cause: Cause::Need { task: "t1".into(), ended: Ended::Skipped } }
+            ]
         );
         s.finish(3, Status::Succeeded);
         assert!(s.is_done());
@@ -442,7 +450,7 @@ mod tests {
         assert_eq!(s.start_next(), Some(0));
         let skipped = s.finish(0, Status::Failed);
         assert_eq!(skipped.len(), 2);
-        assert!(skipped.iter().all(|k| k.reason == "fail-fast: `t0` failed"));
+        assert!(skipped.iter().all(|k| k.cause.to_string() == "fail-fast: `t0` failed"));
         assert!(s.is_done());
 
         let wave = |w: u32| Slot { wave: w, ..Slot::default() };
@@ -453,7 +461,7 @@ mod tests {
         let skipped = s.finish(0, Status::Failed);
         assert_eq!(skipped.iter().map(|k| k.task).collect::<Vec<_>>(), [1, 2, 3]);
         assert!(
-            skipped.iter().all(|k| k.reason == "rollout halted at wave 1: 1 failed or skipped of max 0"),
+            skipped.iter().all(|k| k.cause.to_string() == "rollout halted at wave 1: 1 failed or skipped of max 0"),
             "{skipped:?}"
         );
     }

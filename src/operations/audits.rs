@@ -49,7 +49,7 @@ pub(super) async fn lock_info(ops: &Ops, target: &Target) -> Result<OpOutput, Op
     let env = env_of(target)?;
     let envs = ops.client.environments(&target.site_id).await?;
     let Some(found) = envs.get(env) else {
-        return Err(OpError::permanent(format!("{}.{env} does not exist", target.site)));
+        return Err(OpError::failed("the environment does not exist", format!("{}.{env} does not exist", target.site)));
     };
     let locked = found.lock.as_ref().is_some_and(|l| l.locked);
     let username = found.lock.as_ref().and_then(|l| l.username.clone());

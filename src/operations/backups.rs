@@ -7,6 +7,7 @@ use super::api::wire::{BackupCatalog, BackupEntry, S3Token};
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, env_of};
+use crate::cause::Cause;
 use crate::plan::ops::BackupElement;
 
 /// terminus's retention of daily automatic backups, and the default of the weekly one.
@@ -295,7 +296,8 @@ pub(super) async fn get(
     };
     let Some((el, entry)) = chosen else {
         let what = file.map_or_else(|| format!("{element} backup"), |f| format!("backup named {f}"));
-        return Err(OpError::permanent(format!("no finished {what} of {}.{env} to download", target.site)));
+        let message = format!("no finished {what} of {}.{env} to download", target.site);
+        return Err(OpError::failed(&format!("no finished {what} to download"), message));
     };
     let filename = entry.filename.clone().unwrap_or_default();
     if filename.contains('/') || filename.contains("..") || filename.is_empty() {
@@ -357,7 +359,8 @@ pub(super) async fn get(
             break;
         }
         if status != 200 && status != 206 {
-            return Err(OpError::permanent(format!("downloading {filename}: HTTP {status}")));
+            let cause = Cause::Http { status, request: "GET {signed backup URL}".to_owned() };
+            return Err(OpError::because(cause, format!("downloading {filename}: HTTP {status}")));
         }
         let append = status == 206;
         match write_body(response, &part, append, expected, &filename, ctx).await {
@@ -370,7 +373,8 @@ pub(super) async fn get(
     let size = tokio::fs::metadata(&part).await.map_err(|e| io_error("cannot read the download", &e))?.len();
     if size != expected {
         let _removed = tokio::fs::remove_file(&part).await;
-        return Err(OpError::permanent(format!("{filename}: downloaded {size} bytes, the catalog says {expected}")));
+        let message = format!("{filename}: downloaded {size} bytes, the catalog says {expected}");
+        return Err(OpError::failed("the download's size is not the catalog's", message));
     }
     let sha256 = sha256_of(&part).await.map_err(|e| io_error("cannot read the download", &e))?;
     tokio::fs::rename(&part, &path).await.map_err(|e| io_error(&format!("cannot rename to {}", path.display()), &e))?;

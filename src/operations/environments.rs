@@ -6,6 +6,7 @@ use serde_json::json;
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
+use crate::cause::Cause;
 
 /// What a deploy would do.
 pub(crate) enum DeployStep {
@@ -164,7 +165,8 @@ pub(super) async fn wake_with(
     let env = env_of(target)?;
     let domains = ops.client.domains(&target.site_id, env).await?;
     let Some(domain) = domains.iter().rev().find(|d| d.kind.as_deref() == Some("platform")) else {
-        return Err(OpError::permanent(format!("{}.{env} has no platform domain to wake", target.site)));
+        let message = format!("{}.{env} has no platform domain to wake", target.site);
+        return Err(OpError::failed("the environment has no platform domain to wake", message));
     };
     let url = ops.health_url(&domain.id);
     let mut last = String::new();
@@ -498,11 +500,9 @@ pub(super) async fn workflow_wait(
             let done = if found.is_finished() {
                 ctx.workflow_ended(&found.id, found.succeeded());
                 if !found.succeeded() {
-                    return Err(OpError::permanent(format!(
-                        "workflow {} failed: {}",
-                        found.id,
-                        found.failure_reason()
-                    )));
+                    let reason = found.failure_reason();
+                    let message = format!("workflow {} ({}) failed: {reason}", found.kind, found.id);
+                    return Err(OpError::because(Cause::Workflow { workflow: found.kind.clone(), reason }, message));
                 }
                 found.clone()
             } else {
@@ -521,11 +521,11 @@ pub(super) async fn workflow_wait(
             });
         }
         if tokio::time::Instant::now() + ops.wake_pause() > deadline {
-            return Err(OpError::permanent(format!(
-                "no workflow {what} on {}.{env} finished within {}",
-                target.site,
-                humantime::format_duration(wait.max)
-            )));
+            let within = humantime::format_duration(wait.max);
+            return Err(OpError::failed(
+                &format!("no workflow {what} finished within {within}"),
+                format!("no workflow {what} on {}.{env} finished within {within}", target.site),
+            ));
         }
         ctx.progress(&format!("waiting for a workflow {what}"));
         tokio::time::sleep(ops.wake_pause()).await;

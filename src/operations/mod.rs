@@ -25,6 +25,7 @@ use std::sync::Arc;
 use self::api::wire::Workflow;
 use self::api::workflows::{Poller, StartWorkflow, WorkflowType};
 use self::api::{ApiClient, ApiError, unix_now};
+use crate::cause::Cause;
 use crate::plan::ops::{OperationKind, OperationSpec};
 use crate::plan::template::{Text, TextPart};
 
@@ -52,6 +53,8 @@ pub struct OpOutput {
 #[error("{message}")]
 pub struct OpError {
     pub message: String,
+    /// Why, as data: what the reports group by.
+    pub cause: Cause,
     /// Worth another attempt (the platform was busy or unreachable, nothing was started).
     pub transient: bool,
     /// A bug of ours (a panic in the shared poller), not the platform's answer: the run
@@ -60,24 +63,43 @@ pub struct OpError {
 }
 
 impl OpError {
+    /// A failure another attempt would not mend; `message` is its cause too, so it names
+    /// no site (the task's id does).
     pub(crate) fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: false, internal: false }
+        let message = message.into();
+        Self { cause: Cause::Failed { reason: message.clone() }, message, transient: false, internal: false }
     }
 
     /// A failure worth another attempt.
     pub(crate) fn transient(message: impl Into<String>) -> Self {
-        Self { message: message.into(), transient: true, internal: false }
+        Self { transient: true, ..Self::permanent(message) }
     }
 
     /// `message` about `cause`, classed as `cause` is.
     pub(crate) fn about(message: impl Into<String>, cause: &ApiError) -> Self {
-        Self { message: message.into(), transient: cause.is_transient(), internal: cause.is_internal() }
+        Self {
+            message: message.into(),
+            cause: cause.as_cause(),
+            transient: cause.is_transient(),
+            internal: cause.is_internal(),
+        }
+    }
+
+    /// A failure another attempt would not mend, for `reason` (words that name no site: the
+    /// task's id does), with `message` saying more of it.
+    pub(crate) fn failed(reason: &str, message: impl Into<String>) -> Self {
+        Self::because(Cause::Failed { reason: reason.to_owned() }, message)
+    }
+
+    /// A failure for `cause`, with `message` saying more of it.
+    pub(crate) fn because(cause: Cause, message: impl Into<String>) -> Self {
+        Self { message: message.into(), cause, transient: false, internal: false }
     }
 }
 
 impl From<ApiError> for OpError {
     fn from(e: ApiError) -> Self {
-        Self { transient: e.is_transient(), internal: e.is_internal(), message: e.to_string() }
+        Self { transient: e.is_transient(), internal: e.is_internal(), cause: e.as_cause(), message: e.to_string() }
     }
 }
 
@@ -518,6 +540,7 @@ impl Ops {
         let done = self.poller.wait(site_id, workflow).await.map_err(|e| OpError {
             // The workflow started: whatever happens now, it is not started again.
             message: format!("lost track of workflow {}: {e}", workflow.id),
+            cause: e.as_cause(),
             transient: false,
             internal: e.is_internal(),
         })?;
@@ -525,7 +548,9 @@ impl Ops {
         if done.succeeded() {
             Ok(done)
         } else {
-            Err(OpError::permanent(format!("workflow {} failed: {}", done.id, done.failure_reason())))
+            let reason = done.failure_reason();
+            let message = format!("workflow {} ({}) failed: {reason}", done.kind, done.id);
+            Err(OpError::because(Cause::Workflow { workflow: done.kind.clone(), reason }, message))
         }
     }
 

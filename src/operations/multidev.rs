@@ -67,9 +67,11 @@ pub(super) async fn create(
     }
     ctx.progress(&format!("waiting for {name} to wake"));
     let second = ops.wake_pause() / 5;
-    super::environments::wake_with(ops, target, 26, second)
-        .await
-        .map_err(|e| OpError::permanent(format!("{name} was created, but: {}", e.message)))?;
+    super::environments::wake_with(ops, target, 26, second).await.map_err(|e| OpError {
+        transient: false,
+        message: format!("{name} was created, but: {}", e.message),
+        ..e
+    })?;
     Ok(OpOutput { changed: true, message: format!("created {name} from {from}; it is up"), data: None })
 }
 

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::{OpError, OpOutput, Ops, Target, env_of};
+use crate::cause::Cause;
 
 /// The port Pantheon's app servers answer SSH on.
 const PORT: u16 = 2222;
@@ -146,7 +147,8 @@ pub(super) async fn run(
     // only say "Permission denied"), and one in git mode is said to be.
     let envs = ops.client.environments(&target.site_id).await?;
     let Some(environment) = envs.get(env) else {
-        return Err(OpError::permanent(format!("{}.{env} does not exist; nothing ran", target.site)));
+        let message = format!("{}.{env} does not exist; nothing ran", target.site);
+        return Err(OpError::failed("the environment does not exist; nothing ran", message));
     };
     let git_mode = env != "test" && env != "live" && environment.on_server_development == Some(false);
     // On record before the command can run: a crash from here on leaves "may have run". One
@@ -257,23 +259,28 @@ async fn once(
                 || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
                 |route| route.known_hosts.join(&host).display().to_string(),
             );
-            Err(OpError::permanent(format!(
-                "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove the \
-                 old one (`ssh-keygen -R '[{host}]:{PORT}'`) and run again; nothing ran"
-            )))
+            Err(OpError::because(
+                failed("the app server's host key is not the one recorded; nothing ran"),
+                format!(
+                    "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove \
+                     the old one (`ssh-keygen -R '[{host}]:{PORT}'`) and run again; nothing ran"
+                ),
+            ))
         }
         Some(255) if never_ran(&stdout, &stderr) => {
-            Err(OpError::transient(format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)))))
+            let message = format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)));
+            Err(OpError { transient: true, ..OpError::because(failed("cannot reach the app server"), message) })
         }
         // The connection ended and the command's own end was not seen: it may have run.
         Some(255) | None => {
             let why = crate::redact::redact(last_line(&stderr));
             let ended = if why.is_empty() { "the session ended".to_owned() } else { why };
             let message = format!("`{shown}` may have run: its end was not seen ({ended})");
+            let cause = failed("the remote command may have run: its end was not seen");
             Err(if call.idempotent {
-                OpError::transient(message)
+                OpError { transient: true, ..OpError::because(cause, message) }
             } else {
-                OpError::permanent(format!("{message}; not run again (its job may say `idempotent: true`)"))
+                OpError::because(cause, format!("{message}; not run again (its job may say `idempotent: true`)"))
             })
         }
         Some(code) => {
@@ -284,9 +291,15 @@ async fn once(
             } else {
                 last_line(&stderr)
             };
-            Err(OpError::permanent(format!("`{shown}` exited with {code}: {}", crate::redact::redact(why))))
+            let message = format!("`{shown}` exited with {code}: {}", crate::redact::redact(why));
+            Err(OpError::because(Cause::Command { exit_code: code }, message))
         }
     }
+}
+
+/// A cause in words that name no host: the task's id names its target.
+fn failed(reason: &str) -> Cause {
+    Cause::Failed { reason: reason.to_owned() }
 }
 
 #[cfg(test)]

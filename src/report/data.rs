@@ -164,6 +164,7 @@ mod tests {
                 duration_ms: None,
                 workflow_ids: Vec::new(),
                 message: String::new(),
+                cause: None,
                 data: Some(data),
                 run_id: "r".into(),
                 waited_for: None,

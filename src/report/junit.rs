@@ -7,6 +7,7 @@ use chrono::{DateTime, FixedOffset};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::RunReport;
+use crate::cause::Cause;
 use crate::events::Status;
 
 /// `JUnit` XML.
@@ -36,19 +37,23 @@ pub fn render(report: &RunReport) -> String {
                 Some(Status::Succeeded | Status::Unchanged) => TestCaseStatus::success(),
                 Some(Status::Skipped) => {
                     let mut s = TestCaseStatus::skipped();
-                    s.set_message(task.message.clone());
+                    s.set_message(super::table::cause(task));
                     s
                 }
+                // The message is the cause every task that ended alike shares (a CI server
+                // groups failures by it), the type its kind; the task's own words are in
+                // its system-out.
                 Some(Status::Failed) => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(task.message.clone());
-                    s.set_type("failed");
+                    s.set_message(super::table::cause(task));
+                    s.set_type(task.cause.as_ref().map_or("failed", Cause::kind));
                     s
                 }
                 Some(Status::Cancelled) | None => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                    s.set_message(task.message.clone());
-                    s.set_type(if task.status.is_some() { "cancelled" } else { "unfinished" });
+                    s.set_message(super::table::cause(task));
+                    let kind = if task.status.is_some() { "cancelled" } else { "unfinished" };
+                    s.set_type(task.cause.as_ref().map_or(kind, Cause::kind));
                     s
                 }
             };

@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::cause::{Cause, Left};
 use crate::events::{Event, EventSink, Millis, Status};
 
 /// The kind tag of a JSON report.
@@ -82,6 +83,10 @@ pub struct TaskReport {
     pub duration_ms: Option<u64>,
     pub workflow_ids: Vec<String>,
     pub message: String,
+    /// Why it did not succeed, as data: what the reports group tasks by (absent on success,
+    /// and for runs recorded before causes were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     /// What a read-only operation read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
@@ -198,6 +203,7 @@ impl RunReport {
                         duration_ms: None,
                         workflow_ids: Vec::new(),
                         message: String::new(),
+                        cause: None,
                         data: None,
                         run_id: run_id.to_string(),
                         waited_for: None,
@@ -251,6 +257,7 @@ impl RunReport {
                         t.run_id.clone_from(run);
                     }
                     t.message.clone_from(&outcome.message);
+                    t.cause.clone_from(&outcome.cause);
                     t.data.clone_from(&outcome.data);
                     if let Some(record) = &outcome.record {
                         // Carried over: the earlier run's work, not this run's.
@@ -280,15 +287,23 @@ impl RunReport {
     /// with no end where the journal left it, the state `--resume` starts from.
     pub fn explain_unfinished(&mut self) {
         for task in self.tasks.iter_mut().filter(|t| t.status.is_none() && t.message.is_empty()) {
-            task.message = if let Some(workflow) = task.workflow_ids.last() {
-                format!("workflow {workflow} was running where the journal ends; --resume re-attaches to it")
+            let left = if !task.workflow_ids.is_empty() {
+                Left::WorkflowRunning
             } else if task.attempts > 0 {
-                "was starting its workflow where the journal ends, and may have: --resume looks for it".to_owned()
+                Left::Acting
             } else if task.started_at.is_some() {
-                "had started, and not yet acted, where the journal ends".to_owned()
+                Left::Started
             } else {
-                "not started where the journal ends".to_owned()
+                Left::NotStarted
             };
+            let cause = Cause::Unfinished { left };
+            task.message = match task.workflow_ids.last() {
+                Some(workflow) => {
+                    format!("workflow {workflow} was running where the journal ends; --resume re-attaches to it")
+                }
+                None => cause.to_string(),
+            };
+            task.cause = Some(cause);
         }
     }
 

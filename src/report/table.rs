@@ -175,62 +175,25 @@ pub(crate) fn groups(report: &RunReport, level: StatusLevel) -> Vec<Group<'_>> {
     for task in report.tasks.iter().filter(|t| listed(t)) {
         by_cause.entry((task.status, cause(task))).or_default().push(task);
     }
-    let mut groups: Vec<Group<'_>> = by_cause.into_iter().map(|((_, cause), tasks)| Group { cause, tasks }).collect();
+    let mut groups: Vec<Group<'_>> = by_cause
+        .into_iter()
+        .map(|((_, cause), tasks)| {
+            // Tasks that all say the same (the platform's same words) are shown saying it.
+            let alike = tasks.iter().all(|t| t.message == tasks[0].message) && !tasks[0].message.is_empty();
+            Group { cause: if alike { tasks[0].message.clone() } else { cause }, tasks }
+        })
+        .collect();
     groups.sort_by_key(|g| (rank(g.tasks[0].status), std::cmp::Reverse(g.tasks.len())));
     groups
 }
 
-/// A task's message without what only that task has (its site, environment, workflow ids,
-/// other tasks' ids), so that tasks that failed for the same reason share a cause.
+/// What a task shares with the others that ended alike: its [`Cause`]'s summary, which
+/// names none of the task's own ids; its message for a run recorded before causes were.
+///
+/// [`Cause`]: crate::cause::Cause
 #[must_use]
 pub fn cause(task: &TaskReport) -> String {
-    let mut text = task.message.clone();
-    for id in task.workflow_ids.iter().filter(|id| !id.is_empty()) {
-        text = text.replace(id.as_str(), "…");
-    }
-    let mut words: Vec<String> = Vec::new();
-    // Each word with its trailing space, so the text joins back as it was.
-    for word in text.split_inclusive(' ') {
-        let core = word.trim_matches(|c: char| " `'\"(),:;".contains(c));
-        let specific = core.contains('[') && core.ends_with(']') || looks_like_an_id(core);
-        let word = if specific && !core.is_empty() { word.replace(core, "…") } else { word.to_owned() };
-        words.push(match task.site.as_deref() {
-            Some(site) if !site.is_empty() => without_name(&word, site),
-            _ => word,
-        });
-    }
-    let text = words.concat();
-    // A skip for a need reads as what it is once the need's id is set aside.
-    match text.as_str() {
-        "`…` failed" => "a task it needs failed".to_owned(),
-        "`…` skipped" => "a task it needs was skipped".to_owned(),
-        "`…` cancelled" => "a task it needs was cancelled".to_owned(),
-        _ => text,
-    }
-}
-
-/// `word` with each whole occurrence of `name` (not part of a longer name) made `…`.
-fn without_name(word: &str, name: &str) -> String {
-    let part_of_name = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let mut out = String::new();
-    let mut rest = word;
-    while let Some(at) = rest.find(name) {
-        let before = rest[..at].chars().next_back();
-        let after = rest[at + name.len()..].chars().next();
-        out.push_str(&rest[..at]);
-        out.push_str(if part_of_name(before) || part_of_name(after) { name } else { "…" });
-        rest = &rest[at + name.len()..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A UUID, a long hex id, or a word of letters and several digits mixed (a workflow or
-/// backup id).
-fn looks_like_an_id(word: &str) -> bool {
-    let hex = word.len() >= 8 && word.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    let digits = word.chars().filter(char::is_ascii_digit).count();
-    hex && digits > 0
+    task.cause.as_ref().map_or_else(|| task.message.clone(), crate::cause::Cause::summary)
 }
 
 #[cfg(test)]
@@ -252,6 +215,7 @@ mod tests {
             duration_ms: None,
             workflow_ids: vec![workflow.into()],
             message: message.into(),
+            cause: None,
             data: None,
             run_id: "r".into(),
             wave: 0,
@@ -283,20 +247,24 @@ mod tests {
 
     #[test]
     fn the_same_failure_on_many_sites_is_one_cause() {
-        let a = task("deploy[a.live]", "a", "workflow wf-1 failed: Simulated failure of deploy", "wf-1");
-        let b = task(
-            "deploy[b.live]",
-            "b",
-            "workflow 3f2a9c1e-77aa-4c1b-9d3e-0123456789ab failed: Simulated failure of deploy",
-            "x",
-        );
-        assert_eq!(cause(&a), "workflow … failed: Simulated failure of deploy");
+        use crate::cause::{Cause, Ended};
+        let workflow = Cause::Workflow { workflow: "deploy".into(), reason: "Simulated failure of deploy".into() };
+        let a = TaskReport {
+            cause: Some(workflow.clone()),
+            ..task("deploy[a.live]", "a", "workflow deploy (wf-1) failed", "wf-1")
+        };
+        let b = TaskReport {
+            cause: Some(workflow),
+            ..task("deploy[b.live]", "b", "workflow deploy (wf-2) failed", "wf-2")
+        };
+        assert_eq!(cause(&a), "workflow deploy failed: Simulated failure of deploy");
         assert_eq!(cause(&a), cause(&b));
-        let skip = task("clear[a.live]", "a", "`deploy[a.live]` failed", "");
+        let need = |of: &str| Some(Cause::Need { task: of.into(), ended: Ended::Failed });
+        let skip =
+            TaskReport { cause: need("deploy[a.live]"), ..task("clear[a.live]", "a", "`deploy[a.live]` failed", "") };
         assert_eq!(cause(&skip), "a task it needs failed");
-        let path = task("x", "site-2", "HTTP 403 from /sites/site-2: denied (site-22 is fine)", "");
-        assert_eq!(cause(&path), "HTTP 403 from /sites/…: denied (site-22 is fine)");
-        let numbers = task("x", "a", "rollout halted at wave 4: 3 failed or skipped of max 1", "");
-        assert_eq!(cause(&numbers), numbers.message, "numbers that are not ids stay");
+        // A run recorded before causes were groups by message.
+        let old = task("x", "a", "rollout halted at wave 4: 3 failed or skipped of max 1", "");
+        assert_eq!(cause(&old), old.message);
     }
 }

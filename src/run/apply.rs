@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::StateError;
 use super::outcome::RunOutcome;
 use super::{Prepared, RunError};
+use crate::cause::Cause;
 use crate::endpoint::Endpoint;
 use crate::events::{EventSink, FanOut, Status};
 use crate::executor::scheduler::{GroupPolicy, Limits};
@@ -721,8 +722,10 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         let lease = lease_target(&task).map(|key| (self.leases.clone(), key));
         async move {
             if frozen {
+                let reason = crate::plan::ops::FROZEN_MESSAGE.to_owned();
                 return Err(TaskError {
-                    message: crate::plan::ops::FROZEN_MESSAGE.to_owned(),
+                    message: reason.clone(),
+                    cause: Cause::Failed { reason },
                     class: ErrorClass::Permanent,
                 });
             }
@@ -751,6 +754,12 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                          may say `idempotent: true`)",
                         words.join(" ")
                     ),
+                    cause: Cause::Failed {
+                        reason:
+                            "the remote command may have run in an earlier run (its end was not recorded); not run \
+                                 again"
+                                .to_owned(),
+                    },
                     class: ErrorClass::Permanent,
                 });
             }
@@ -777,6 +786,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 }),
                 Err(e) => Err(TaskError {
                     message: said(e.message),
+                    cause: e.cause,
                     class: if e.internal {
                         ErrorClass::Internal
                     } else if e.transient {
@@ -823,6 +833,7 @@ async fn take_lease(
         let (taking, target) = (leases.clone(), key.to_owned());
         let taken = tokio::task::spawn_blocking(move || taking.try_take(&target)).await.map_err(|e| TaskError {
             message: format!("internal error: taking a lease: {e}"),
+            cause: Cause::Internal,
             class: ErrorClass::Internal,
         })?;
         match taken {
@@ -836,7 +847,11 @@ async fn take_lease(
                 tokio::time::sleep(every).await;
             }
             Err(e @ LeaseError::Store { .. }) => {
-                return Err(TaskError { message: format!("not started: {e}"), class: ErrorClass::Permanent });
+                return Err(TaskError {
+                    message: format!("not started: {e}"),
+                    cause: Cause::Halted { reason: "its environment's lease could not be taken".to_owned() },
+                    class: ErrorClass::Permanent,
+                });
             }
         }
     }

@@ -88,7 +88,7 @@ mod tests {
     fn run_errors_keep_their_sources() {
         let api = ApiError::new("GET /api/users/u", ApiErrorKind::Status { code: 503, message: String::new() });
         let e = RunError::unreachable("cannot log in", api);
-        assert_eq!(e.to_string(), "cannot log in: GET /api/users/u: HTTP 503");
+        assert_eq!(e.to_string(), "cannot log in: HTTP 503 Service Unavailable on GET /api/users/{user}");
         let source = e.source().and_then(|s| s.downcast_ref::<ApiError>()).expect("the client's error");
         assert_eq!(source.status(), Some(503));
         // A full disk under the journal: the operating system's error is at the end of the chain.

@@ -152,7 +152,7 @@ fn off_a_terminal_a_failing_fleet_prints_its_failures_once_grouped_and_how_to_re
     assert!(out.stderr.contains("run finished: 10/10 done · 10 failed · 0 running"), "{}", out.stderr);
     // After: one group for one cause, where the journal is, and the command that resumes.
     assert!(
-        out.stdout.contains("failed     10 tasks: workflow … failed: Simulated failure of clear_cache"),
+        out.stdout.contains("failed     10 tasks: workflow clear_cache failed: Simulated failure of clear_cache"),
         "{}",
         out.stdout
     );
@@ -267,7 +267,7 @@ fn runs_are_kept_beside_the_plan_found_from_elsewhere_and_listed_and_shown_again
         .run();
     assert_eq!(show.code, 0, "{}", show.stderr);
     assert!(show.stdout.starts_with(&format!("run {first} of ")), "{}", show.stdout);
-    assert!(show.stdout.contains("failed     10 tasks: workflow … failed"), "{}", show.stdout);
+    assert!(show.stdout.contains("failed     10 tasks: workflow clear_cache failed"), "{}", show.stdout);
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(t.path().join("again.json")).unwrap()).unwrap();
     assert_eq!(again["run_id"], first);
@@ -456,4 +456,64 @@ fn stdout_takes_one_stream() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("stdout can take one of"), "{}", out.stderr);
     assert!(!out.stderr.contains("run "), "refused before any run: {}", out.stderr);
+}
+
+/// Every workflow POST answered 503 on a 40-site cache clear, with a second job that needs
+/// the first: one cause per line under `-q`, one row per cause in Markdown, one message in
+/// `JUnit`, and the cause as data in the JSON report (issue: causes are text).
+#[test]
+fn a_fleet_wide_refusal_is_one_cause_everywhere() {
+    let mut world = "simulator:\n  time_scale: 0.001\n  faults:\n    - { method: POST, route: \"sites/{site}/environments/{env}/workflows\", status: 503, times: 100000 }\nuser: { email: t@example.com }\norgs: [{ name: o }]\nsites:\n".to_owned();
+    for i in 0..40 {
+        world.push_str(&format!("  - {{ name: site-{i:02}, org: o }}\n"));
+    }
+    let plan = "version: 1\njobs:\n  clear:\n    run: env:clear-cache\n    on: { sites: { org: o }, env: live }\n  after:\n    run: env:clear-cache\n    needs: [clear]\n    on: { sites: { org: o }, env: test }\n";
+    let t = Test::new().file("world.yml", &world).file("plan.yml", plan).args(&[
+        "apply",
+        "plan.yml",
+        "--simulate",
+        "--world",
+        "world.yml",
+        "-q",
+        "--report",
+        "json=r.json",
+        "--report",
+        "markdown=r.md",
+        "--report",
+        "junit=r.xml",
+    ]);
+    let out = t.run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "a line per cause, the status, the resume command:\n{}", out.stderr);
+    assert!(
+        lines[0].starts_with(
+            "failed 40 tasks: HTTP 503 Service Unavailable on POST /api/sites/{site}/environments/{env}/workflows"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(lines[1].starts_with("skipped 40 tasks: a task it needs failed ("), "{}", out.stderr);
+    let md = std::fs::read_to_string(t.path().join("r.md")).unwrap();
+    for text in [&out.stderr, &md] {
+        let paths = text.matches("/api/sites/").count();
+        assert_eq!(paths, text.matches("/api/sites/{site}").count(), "no site's UUID: {text}");
+    }
+    let rows = md.lines().filter(|l| l.starts_with("| 40 tasks: ")).count();
+    assert_eq!(rows, 2, "{md}");
+    let junit = std::fs::read_to_string(t.path().join("r.xml")).unwrap();
+    let messages: std::collections::BTreeSet<&str> =
+        junit.lines().filter_map(|l| l.trim().strip_prefix("<failure message=\"")).collect();
+    assert_eq!(messages.len(), 1, "{junit}");
+    assert!(junit.contains("type=\"http\""), "{junit}");
+    let json = crate::support::report(&t, "r.json");
+    let tasks = json["tasks"].as_array().unwrap();
+    let first = &tasks[0]["cause"];
+    assert_eq!(first["kind"], "http");
+    assert_eq!(first["status"], 503);
+    assert_eq!(first["request"], "POST /api/sites/{site}/environments/{env}/workflows");
+    assert!(tasks.iter().filter(|t| t["job"] == "clear").all(|t| t["cause"] == *first));
+    let need = tasks.iter().find(|t| t["job"] == "after").unwrap();
+    assert_eq!(need["cause"]["kind"], "need");
+    assert_eq!(need["cause"]["ended"], "failed");
 }

@@ -256,7 +256,7 @@ fn runs_show_of_a_killed_run_says_where_each_task_was_left() {
     let out = Test::new().in_dir(t.path()).args(&["runs", "show"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("2 tasks: workflow … was running where the journal ends; --resume re-attaches to it"),
+        out.stdout.contains("2 tasks: its workflow was running where the journal ends; --resume re-attaches to it"),
         "{}",
         out.stdout
     );

@@ -1,6 +1,7 @@
 //! Every report format, snapshot-tested from a report folded from events built in code (fixed
 //! clock, fixed run id), so a change to any format shows up in review.
 
+use terminus_batch::cause::Cause;
 use terminus_batch::events::{Event, Outcome, Status, TaskHeader};
 use terminus_batch::ids::RunId;
 use terminus_batch::report::summary::{PlanInfo, SettingsInfo};
@@ -129,13 +130,21 @@ fn fleet() -> RunReport {
         events.push(Event::TaskStarted { task: i, at: T0 + 10 });
         let workflow = format!("{i:08x}-22fd-4d45-95ab-a25531f5eec3");
         events.push(Event::WorkflowStarted { task: i, workflow_id: workflow.clone(), at: T0 + 20 });
-        let (status, message) = match i {
-            0..25 => (Status::Failed, format!("workflow {workflow} failed: Simulated failure of clear_cache")),
-            25..27 => (Status::Failed, format!("HTTP 403 from /sites/site-{i:02}: You do not have permission")),
-            27..30 => (Status::Skipped, "interrupted before it started".to_owned()),
-            _ => (Status::Succeeded, "cache cleared".to_owned()),
+        let failed = |cause: Cause, message: String| Outcome::because(Status::Failed, cause, message);
+        let request = "POST /api/sites/{site}/environments/{env}/workflows".to_owned();
+        let outcome = match i {
+            0..25 => failed(
+                Cause::Workflow { workflow: "clear_cache".into(), reason: "Simulated failure of clear_cache".into() },
+                format!("workflow clear_cache ({workflow}) failed: Simulated failure of clear_cache"),
+            ),
+            25..27 => failed(
+                Cause::Http { status: 403, request: request.clone() },
+                format!("HTTP 403 Forbidden on {request}: You do not have permission"),
+            ),
+            27..30 => Outcome::from_cause(Status::Skipped, Cause::Interrupted),
+            _ => Outcome::new(Status::Succeeded, "cache cleared"),
         };
-        events.push(finished(i, status, &message, 30_000));
+        events.push(Event::TaskFinished { task: i, outcome, at: T0 + 30_000 });
     }
     events.push(Event::RunFinished { at: T0 + 31_000, interrupted: true, timed_out: false });
     for event in &events {
@@ -184,8 +193,8 @@ fn final_table_colours_statuses_only_when_asked() {
     let plain = render_with(&fleet(), &TableOptions::default());
     assert!(!plain.contains('\x1b'), "{plain}");
     let coloured = render_with(&fleet(), &TableOptions { paint: Paint::new(true), ..TableOptions::default() });
-    assert!(coloured.contains("\x1b[31mfailed   \x1b[0m  25 tasks: workflow … failed"), "{coloured}");
-    assert!(coloured.contains("\x1b[33mskipped  \x1b[0m  3 tasks: interrupted before it started"), "{coloured}");
+    assert!(coloured.contains("\x1b[31mfailed   \x1b[0m  25 tasks: workflow clear_cache failed"), "{coloured}");
+    assert!(coloured.contains("\x1b[33mskipped  \x1b[0m  3 tasks: the run was interrupted"), "{coloured}");
 }
 
 #[test]

@@ -170,7 +170,7 @@ fn quiet_still_tells_what_failed_and_how_the_run_ended() {
     assert_eq!(many.code, 1, "{}", many.stderr);
     let lines: Vec<&str> = many.stderr.lines().collect();
     assert_eq!(lines.len(), 3, "a line for the cause, the status, the resume command:\n{}", many.stderr);
-    assert!(lines[0].starts_with("failed 6 tasks: workflow … failed"), "{}", many.stderr);
+    assert!(lines[0].starts_with("failed 6 tasks: workflow deploy failed"), "{}", many.stderr);
     assert!(lines[0].ends_with(", … +3 more)"), "{}", many.stderr);
 }
 

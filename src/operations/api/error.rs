@@ -4,9 +4,11 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A failed API request.
+use crate::cause::{Cause, Fault};
+
+/// A failed API request. Shown as its [`Cause`] (the status first, the request as a route
+/// naming no id), then what the API said.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{request}: {kind}")]
 pub struct ApiError {
     /// `METHOD /api/path` as sent (signed download URLs show only their path).
     pub request: String,
@@ -60,7 +62,62 @@ impl fmt::Display for ApiErrorKind {
     }
 }
 
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_cause())?;
+        match self.cause() {
+            ApiErrorKind::Status { message, .. }
+            | ApiErrorKind::Auth { message }
+            | ApiErrorKind::Connect { message }
+            | ApiErrorKind::Dropped { message }
+            | ApiErrorKind::Decode { message }
+            | ApiErrorKind::Internal { message }
+                if !message.is_empty() =>
+            {
+                write!(f, ": {message}")?;
+            }
+            ApiErrorKind::Timeout { after } => {
+                write!(
+                    f,
+                    " (none within {}; the request may have reached the API)",
+                    humantime::format_duration(*after)
+                )?;
+            }
+            ApiErrorKind::Auth { .. } | ApiErrorKind::Internal { .. } => write!(f, " ({})", self.route())?,
+            _ => {}
+        }
+        if let ApiErrorKind::Exhausted { attempts, .. } = &self.kind
+            && *attempts > 1
+        {
+            write!(f, " (gave up after {attempts} attempts)")?;
+        }
+        Ok(())
+    }
+}
+
 impl ApiError {
+    /// The request as a route: `POST /api/sites/{site}/environments/{env}/workflows`.
+    #[must_use]
+    pub fn route(&self) -> String {
+        crate::cause::route(&self.request)
+    }
+
+    /// What went wrong, as the reports group it.
+    #[must_use]
+    pub fn as_cause(&self) -> Cause {
+        let request = self.route();
+        match self.cause() {
+            ApiErrorKind::Status { code: 401, .. } | ApiErrorKind::Auth { .. } => Cause::Auth,
+            ApiErrorKind::Status { code, .. } => Cause::Http { status: *code, request },
+            ApiErrorKind::Connect { .. } => Cause::NoAnswer { request, fault: Fault::Connect },
+            ApiErrorKind::Timeout { .. } => Cause::NoAnswer { request, fault: Fault::Timeout },
+            ApiErrorKind::Dropped { .. } => Cause::NoAnswer { request, fault: Fault::Dropped },
+            ApiErrorKind::Decode { .. } => Cause::BadAnswer { request },
+            ApiErrorKind::Config { message } => Cause::Failed { reason: message.clone() },
+            ApiErrorKind::Internal { .. } | ApiErrorKind::Exhausted { .. } => Cause::Internal,
+        }
+    }
+
     pub(crate) fn new(request: impl Into<String>, kind: ApiErrorKind) -> Self {
         Self { request: request.into(), kind }
     }
