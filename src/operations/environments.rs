@@ -501,7 +501,7 @@ pub(super) async fn workflow_wait(
                 ctx.workflow_ended(&found.id, found.succeeded());
                 if !found.succeeded() {
                     let reason = found.failure_reason();
-                    let message = format!("workflow {} ({}) failed: {reason}", found.kind, found.id);
+                    let message = format!("workflow {} failed: {reason} (id {})", found.kind, found.id);
                     return Err(OpError::because(Cause::Workflow { workflow: found.kind.clone(), reason }, message));
                 }
                 found.clone()

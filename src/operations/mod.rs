@@ -549,7 +549,7 @@ impl Ops {
             Ok(done)
         } else {
             let reason = done.failure_reason();
-            let message = format!("workflow {} ({}) failed: {reason}", done.kind, done.id);
+            let message = format!("workflow {} failed: {reason} (id {})", done.kind, done.id);
             Err(OpError::because(Cause::Workflow { workflow: done.kind.clone(), reason }, message))
         }
     }

@@ -1,8 +1,9 @@
 //! Live progress while a run goes, on stderr only.
 //!
-//! On a terminal ([`Mode::Bars`]): one summary line (done/total, counts by status, the
-//! rollout wave, an ETA), then a line per task in flight up to the rows that fit, then
-//! "+N more"; failures and retries are printed above as they happen. Off a terminal
+//! On a terminal ([`Mode::Bars`]): one summary line (done/total, failures, an ETA, the
+//! rollout wave, the other counts: what matters first), then a line per task in flight up to
+//! the rows that fit, then "+N more"; failures and retries are printed above as they happen,
+//! and log lines with the block set aside (`telemetry::draw_logs_around`). Off a terminal
 //! ([`Mode::Lines`]): timestamped lines chosen by a [`StatusLevel`] (failures by default) and
 //! a progress line at most every [`LiveOptions::progress_every_ms`] of run time, so a run of
 //! 1,000 tasks in CI prints tens of lines, not thousands. [`Mode::Quiet`] prints only the
@@ -218,19 +219,23 @@ impl Tally {
     /// counts the tasks that ran to an end: skipped ones are counted apart, so an
     /// interrupted run does not look finished.
     fn summary(&self, paint: Paint, plan_estimate: Option<u64>, time_scale: f64) -> String {
-        let mut parts = vec![format!("{}/{} done", self.ran(), self.tasks.len())];
-        for status in [Status::Succeeded, Status::Unchanged, Status::Failed, Status::Skipped, Status::Cancelled] {
+        // What matters first, so that a narrow terminal cuts the least of it: how far, what
+        // failed, how long to go, then the rest.
+        let count = |status: Status| {
             let n = self.counts.get(&status).copied().unwrap_or(0);
-            if n > 0 {
-                parts.push(paint.status(status, &format!("{n} {}", status.as_str())));
-            }
+            (n > 0).then(|| paint.status(status, &format!("{n} {}", status.as_str())))
+        };
+        let mut parts = vec![format!("{}/{} done", self.ran(), self.tasks.len())];
+        parts.extend(count(Status::Failed));
+        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| self.done < self.tasks.len()) {
+            parts.push(format!("ETA {}", duration_ms(eta * 1000)));
         }
-        parts.push(format!("{} running", self.running.len()));
         if let Some(wave) = self.wave.filter(|_| self.last_wave > 0) {
             parts.push(format!("wave {}/{}", wave + 1, self.last_wave + 1));
         }
-        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| self.done < self.tasks.len()) {
-            parts.push(format!("ETA {}", duration_ms(eta * 1000)));
+        parts.push(format!("{} running", self.running.len()));
+        for status in [Status::Succeeded, Status::Unchanged, Status::Skipped, Status::Cancelled] {
+            parts.extend(count(status));
         }
         parts.join(" · ")
     }
@@ -294,13 +299,21 @@ impl<'a> Live<'a> {
     fn start_bar(&mut self) {
         let Some(target) = self.target.take() else { return };
         let bar = ProgressBar::with_draw_target(Some(self.tally.tasks.len() as u64), target);
+        let template =
+            format!("{{spinner:.green}} [{{bar:{}.green/white}}] {{elapsed_precise}} · {{msg}}", self.bar_width());
         bar.set_style(
-            ProgressStyle::with_template("{spinner:.green} run [{bar:20.green/white}] {elapsed:>3} · {msg}")
+            ProgressStyle::with_template(&template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
+        crate::telemetry::draw_logs_around(Some(bar.clone()));
         self.bar = Some(bar);
+    }
+
+    /// The bar's columns: fewer on a narrow terminal, so the counts keep their room.
+    fn bar_width(&self) -> usize {
+        if self.options.columns >= 120 { 20 } else { 10 }
     }
 
     /// The display under the bar: the summary, then the oldest tasks in flight up to
@@ -308,8 +321,9 @@ impl<'a> Live<'a> {
     #[must_use]
     pub fn block(&self) -> String {
         let width = self.options.columns.saturating_sub(1);
-        // The spinner, the bar and the elapsed time take 36 columns before the summary.
-        let mut lines = vec![cut(&self.summary(), width.saturating_sub(36))];
+        // The spinner, the bar and the elapsed time (`00:01:08`) come before the summary.
+        let before = 1 + 2 + self.bar_width() + 2 + 8 + 3;
+        let mut lines = vec![cut(&self.summary(), width.saturating_sub(before))];
         let rows = self.options.rows.max(1);
         for (_, task) in self.tally.running.iter().take(rows) {
             let since = self.tally.starts.get(task).map(|at| clock(*at)).unwrap_or_default();
@@ -341,6 +355,14 @@ impl<'a> Live<'a> {
             self.last_progress = at;
             let text = format!("progress {}", self.summary());
             self.say(at, &text);
+        }
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if self.bar.take().is_some() {
+            crate::telemetry::draw_logs_around(None);
         }
     }
 }
@@ -440,6 +462,7 @@ impl Live<'_> {
             }
             Event::RunFinished { at, interrupted, .. } => {
                 if let Some(bar) = self.bar.take() {
+                    crate::telemetry::draw_logs_around(None);
                     bar.finish_and_clear();
                 } else {
                     let text = if *interrupted { "run interrupted" } else { "run finished" };
@@ -595,12 +618,13 @@ mod tests {
         let block = live.block();
         let lines: Vec<&str> = block.lines().collect();
         assert_eq!(lines.len(), 5, "{block}");
-        assert!(lines[0].starts_with("0/1000 done · 50 running · ETA "), "{block}");
+        assert!(lines[0].starts_with("0/1000 done · ETA "), "{block}");
         assert_eq!(lines[1], "  clear[s0.live] workflow wf-0  since 00:00:00");
         assert_eq!(lines[4], "  +47 more running");
         live.show(&finished(1, Status::Succeeded, 5_000));
         let block = live.block();
-        assert!(block.starts_with("1/1000 done · 1 succeeded · 49 running · ETA "), "{block}");
+        assert!(block.starts_with("1/1000 done · ETA "), "{block}");
+        assert!(block.lines().next().unwrap_or_default().ends_with(" · 49 running · 1 succeeded"), "{block}");
         assert!(
             block.contains("clear[s3.live]") && !block.contains("clear[s1.live]"),
             "the next oldest moves up: {block}"
@@ -608,7 +632,9 @@ mod tests {
         for task in (0..50).filter(|t| *t != 1) {
             live.show(&finished(task, Status::Failed, 6_000));
         }
-        assert_eq!(live.block(), "50/1000 done · 1 succeeded · 49 failed · 0 running · ETA 9m28s");
+        // What matters first: how far, what failed, how long to go.
+        assert_eq!(live.block(), "50/1000 done · 49 failed · ETA 9m28s · 0 running · 1 succeeded");
+        drop(live);
         let wide = Live::new(LiveOptions { columns: 30, ..bars(3) }, &mut out);
         assert!(wide.block().chars().count() < 30);
     }
@@ -640,10 +666,11 @@ mod tests {
         assert_eq!(api.estimate(), ", estimated 20m54s");
         assert_eq!(lines.iter().filter(|l| l.contains("failed   clear[s")).count(), 4, "{text}");
         assert!(
-            lines.iter().any(|l| l.contains("progress 150/1000 done · 149 succeeded · 1 failed · 1 running · ETA ")),
+            lines.iter().any(|l| l.contains("progress 150/1000 done · 1 failed · ETA ")
+                && l.ends_with(" · 1 running · 149 succeeded")),
             "{text}"
         );
-        assert!(lines[11].ends_with("run finished: 1000/1000 done · 996 succeeded · 4 failed · 0 running"), "{text}");
+        assert!(lines[11].ends_with("run finished: 1000/1000 done · 4 failed · 0 running · 996 succeeded"), "{text}");
     }
 
     #[test]
@@ -670,7 +697,7 @@ mod tests {
         assert!(text.contains("interrupted: starting nothing new; waiting for the 1 task in flight"), "{text}");
         assert!(!text.contains("skipped  "), "listed once, after the run: {text}");
         assert!(
-            text.contains("run interrupted: 1/3 done · 1 succeeded · 2 skipped · 0 running"),
+            text.contains("run interrupted: 1/3 done · 0 running · 1 succeeded · 2 skipped"),
             "an interrupted run does not look finished: {text}"
         );
     }

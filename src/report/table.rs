@@ -18,11 +18,13 @@ pub struct TableOptions {
     pub level: StatusLevel,
     /// Task ids shown per group before "+N more".
     pub ids_per_group: usize,
+    /// The width the lists of ids wrap at: the terminal's, at most 100.
+    pub columns: usize,
 }
 
 impl Default for TableOptions {
     fn default() -> Self {
-        Self { paint: Paint::default(), level: StatusLevel::Skip, ids_per_group: 10 }
+        Self { paint: Paint::default(), level: StatusLevel::Skip, ids_per_group: 10, columns: 100 }
     }
 }
 
@@ -81,7 +83,7 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         if more > 0 {
             words.push(format!("… +{more} more (every task: --report json)"));
         }
-        out.push_str(&wrap(&words, 11, 100));
+        out.push_str(&wrap(&words, 11, options.columns.saturating_sub(1).clamp(40, 100)));
     }
     let mut earlier: Vec<&str> = Vec::new();
     let carried = report.tasks.iter().filter(|t| t.run_id != report.run_id && !report.run_id.is_empty()).inspect(|t| {

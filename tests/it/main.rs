@@ -40,3 +40,4 @@ mod sharding;
 mod simulator;
 mod support;
 mod team_state;
+mod terminal;

@@ -139,7 +139,11 @@ pub(super) fn execute_plan(
         }
     };
     let view = View {
-        table: TableOptions { level: run.final_status_level.into(), ..TableOptions::default() },
+        table: TableOptions {
+            level: run.final_status_level.into(),
+            columns: console_size().map_or(100, |(_, columns)| columns),
+            ..TableOptions::default()
+        },
         stdout_taken: json_events || run.format == DataFormat::Json || reports.iter().any(|(_, path)| path == "-"),
         data: run.format,
     };

@@ -27,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::wire::Workflow;
 use super::{ApiClient, ApiError, ApiErrorKind, Repeat};
@@ -204,7 +204,7 @@ impl ApiClient {
             if !may_have_started(&error) {
                 return Err(error);
             }
-            warn!(kind = %start.kind, site, "the workflow POST may have reached the platform ({error}); looking for it");
+            info!(kind = %start.kind, site, "the workflow POST may have reached the platform ({error}); looking for it");
             let wait = super::backoff(config.backoff, tries);
             match self.find_started(start, posted_at).await {
                 Ok(Some(workflow)) => return Ok(workflow),

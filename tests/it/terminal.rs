@@ -1,0 +1,87 @@
+//! The live display as a terminal shows it: the real binary under a pseudo-terminal of 80×24
+//! (util-linux's `script`, with `stty` setting the size), its output replayed through a
+//! terminal emulator (`vt100`), and what the screen held checked frame by frame.
+
+use std::num::NonZeroU16;
+use std::process::Command;
+
+use crate::support::Test;
+
+const PLAN: &str = "version: 1
+settings: { concurrency: 10 }
+jobs:
+  deploy-test:
+    run: env:deploy
+    on: { sites: { org: o }, env: test }
+  deploy-live:
+    run: env:deploy
+    needs: [deploy-test]
+    on: { sites: { org: o }, env: live }
+  clear:
+    run: env:clear-cache
+    needs: [deploy-live]
+    on: { sites: { org: o }, env: live }
+";
+
+/// 60 sites, a fifth of workflows failing, and a few workflow POSTs answered 503 (which `-v`
+/// logs while the display is drawn).
+fn world() -> String {
+    let mut world = "simulator:\n  time_scale: 0.005\n  seed: 4\n  fail_workflow_rate: 0.2\n  faults:\n    - { method: POST, route: \"sites/{site}/environments/{env}/workflows\", status: 503, after: 5, times: 6 }\nuser: { email: t@example.com }\norgs: [{ name: o }]\nsites:\n".to_owned();
+    for i in 0..60 {
+        world.push_str(&format!(
+            "  - {{ name: site-{i:02}, org: o, envs: {{ test: {{ deployable: 1 }}, live: {{ deployable: 1 }} }} }}\n"
+        ));
+    }
+    world
+}
+
+#[test]
+fn at_80_columns_the_display_leaves_no_stale_frame_and_keeps_what_matters() {
+    let t = Test::new().file("world.yml", &world()).file("plan.yml", PLAN);
+    let bin = env!("CARGO_BIN_EXE_terminus-batch");
+    let inner = format!("stty rows 24 cols 80; exec {bin} apply plan.yml --simulate --world world.yml -v");
+    let out = Command::new("script")
+        .args(["-qfec", &inner, "/dev/null"])
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", t.path())
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("util-linux's script (package bsdutils)");
+    assert_eq!(out.status.code(), Some(1), "some tasks fail: {}", String::from_utf8_lossy(&out.stderr));
+
+    // An emulator as wide as the terminal and tall enough that nothing scrolls away: a
+    // frame the display failed to clear stays in it.
+    let (tall, wide) = (NonZeroU16::new(4000).unwrap(), NonZeroU16::new(80).unwrap());
+    let mut vt = vt100::Parser::new(tall, wide, 0);
+    let (mut summaries, mut failed_with_eta) = (0, 0);
+    for chunk in out.stdout.chunks(256) {
+        vt.process(chunk);
+        let (cursor, _) = vt.screen().cursor_position();
+        let near = usize::from(cursor).saturating_sub(24);
+        for row in vt.screen().rows(0, 80).skip(near).take(26) {
+            if row.contains(" done") && row.contains(" running") {
+                summaries += 1;
+                assert!(row.trim_end().chars().count() < 80, "the summary fits: {row:?}");
+                if row.contains(" failed") && row.contains(" ETA ") {
+                    failed_with_eta += 1;
+                }
+            }
+        }
+    }
+    let screen = vt.screen().contents();
+    assert!(summaries > 0, "the display was drawn:\n{screen}");
+    assert!(failed_with_eta > 0, "at 80 columns the summary keeps the failures and the ETA:\n{screen}");
+    // What stays: the lines printed above the display (failures, logs) and the final table;
+    // no frame of the display (its summary, its task lines).
+    assert!(screen.contains("failed   deploy-test["), "{screen}");
+    assert!(screen.contains("INFO"), "a log line was written while the display was drawn:\n{screen}");
+    let stale: Vec<&str> = screen.lines().filter(|l| l.contains("  since ") || l.contains(" running ·")).collect();
+    assert!(stale.is_empty(), "stale lines of the display:\n{}\n\n{screen}", stale.join("\n"));
+    // The final table's lists of ids wrap within 80 columns: no id is split across rows.
+    let lists: Vec<&str> = screen.lines().filter(|l| l.starts_with("           ")).collect();
+    assert!(!lists.is_empty(), "{screen}");
+    assert!(lists.iter().all(|l| l.trim_end().ends_with(']') || l.contains("more")), "{}", lists.join("\n"));
+}
