@@ -101,6 +101,55 @@ fn junit_report() {
     insta::assert_snapshot!(render(&sample(), Format::Junit));
 }
 
+/// Jenkins' xunit plugin (its junit-10.xsd, restated in `tests/fixtures/junit/`) and GitLab's
+/// JUnit reader take the report: the schema validates it (with Python's `xmlschema`, which
+/// `.ci/run` installs), and each test case reads as GitLab reads it (a name, a class name, a
+/// time in seconds; a status from its `failure`, `error` or `skipped` child).
+#[test]
+fn junit_is_what_jenkins_and_gitlab_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet = fleet();
+    // A task of a run that never ended is written too.
+    fleet.tasks[39].status = None;
+    for (name, report) in [("sample.xml", sample()), ("fleet.xml", fleet)] {
+        std::fs::write(dir.path().join(name), render(&report, Format::Junit)).unwrap();
+    }
+    let xsd = crate::support::repo().join("tests/fixtures/junit/jenkins-xunit-junit-10.xsd");
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+import xmlschema
+schema = xmlschema.XMLSchema(sys.argv[1])
+for path in sys.argv[2:]:
+    schema.validate(path)
+    root = ET.parse(path).getroot()
+    counts = {}
+    for case in root.iter("testcase"):
+        assert case.get("name") and case.get("classname"), case.attrib
+        float(case.get("time", "0"))
+        kinds = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        assert len(kinds) <= 1, kinds
+        status = kinds[0] if kinds else "success"
+        if status != "success":
+            assert case.find(status).get("message"), ET.tostring(case)
+        counts[status] = counts.get(status, 0) + 1
+    print(path.split("/")[-1], sorted(counts.items()))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&xsd)
+        .arg(dir.path().join("sample.xml"))
+        .arg(dir.path().join("fleet.xml"))
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    // sample: 2 succeeded + 1 unchanged, 1 failed, 1 skipped, 1 cancelled (an error).
+    assert!(stdout.contains("sample.xml [('error', 1), ('failure', 1), ('skipped', 1), ('success', 3)]"), "{stdout}");
+    // fleet: 27 failed, 3 skipped, 9 succeeded and one unfinished (an error).
+    assert!(stdout.contains("fleet.xml [('error', 1), ('failure', 27), ('skipped', 3), ('success', 9)]"), "{stdout}");
+}
+
 #[test]
 fn markdown_report() {
     insta::assert_snapshot!(render(&sample(), Format::Markdown));
