@@ -102,7 +102,7 @@ fn junit_report() {
 }
 
 /// Jenkins' xunit plugin (its junit-10.xsd, restated in `tests/fixtures/junit/`) and GitLab's
-/// JUnit reader take the report: the schema validates it (with Python's `xmlschema`, which
+/// `JUnit` reader take the report: the schema validates it (with Python's `xmlschema`, which
 /// `.ci/run` installs), and each test case reads as GitLab reads it (a name, a class name, a
 /// time in seconds; a status from its `failure`, `error` or `skipped` child).
 #[test]
