@@ -219,10 +219,31 @@ pub struct SelectorRaw {
 }
 
 /// Environments: one id or glob, or a list.
+pub type EnvsRaw = OneOrMany<EnvId>;
+
+/// One value, or a list of them (each with its location), as a plan may write either
+/// (`env: live`, `env: [test, live]`).
 #[derive(Debug)]
-pub enum EnvsRaw {
-    One(String),
-    List(Vec<Spanned<String>>),
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<Spanned<T>>),
+}
+
+/// What a [`OneOrMany`] holds, in words: "expected …" in a message, and the schema's
+/// description.
+pub trait Described {
+    const EXPECTING: &'static str;
+    const DESCRIPTION: &'static str;
+}
+
+/// An environment id (or a glob of them), as `env` names it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct EnvId(pub String);
+
+impl Described for EnvId {
+    const EXPECTING: &'static str = "an environment id, a glob, or a list of them";
+    const DESCRIPTION: &'static str = "An environment id (dev, test, live or a multidev), a glob, or a list of them.";
 }
 
 /// One `needs` entry: a job name, or a map with a scope and an optional flag.
@@ -429,37 +450,38 @@ impl JsonSchema for SitesRaw {
     }
 }
 
-impl<'de> Deserialize<'de> for EnvsRaw {
+impl<'de, T: Deserialize<'de> + Described> Deserialize<'de> for OneOrMany<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EnvsVisitor;
-        impl<'de> Visitor<'de> for EnvsVisitor {
-            type Value = EnvsRaw;
+        struct OneOrManyVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Described> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an environment id, a glob, or a list of them")
+                f.write_str(T::EXPECTING)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(EnvsRaw::One(v.to_owned()))
+                T::deserialize(de::value::StrDeserializer::new(v)).map(OneOrMany::One)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                collect_seq(seq).map(EnvsRaw::List)
+                collect_seq(seq).map(OneOrMany::Many)
             }
         }
-        d.deserialize_any(EnvsVisitor)
+        d.deserialize_any(OneOrManyVisitor(PhantomData))
     }
 }
 
-impl JsonSchema for EnvsRaw {
+impl<T: JsonSchema + Described> JsonSchema for OneOrMany<T> {
     fn schema_name() -> Cow<'static, str> {
-        "Envs".into()
+        format!("One_or_many_{}", T::schema_name()).into()
     }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let one = generator.subschema_for::<T>();
         json_schema!({
-            "description": "An environment id (dev, test, live or a multidev), a glob, or a list of them.",
-            "anyOf": [
-                { "type": "string" },
-                { "type": "array", "items": { "type": "string" }, "minItems": 1 }
-            ]
+            "description": T::DESCRIPTION,
+            "anyOf": [ one, { "type": "array", "items": one, "minItems": 1 } ]
         })
+    }
+    fn inline_schema() -> bool {
+        true
     }
 }
 

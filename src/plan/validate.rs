@@ -402,8 +402,8 @@ impl Validator {
         let mut envs = Vec::new();
         if let Some(e) = env_raw {
             let items: Vec<(String, SourceSpan)> = match &e.value {
-                EnvsRaw::One(s) => vec![(s.clone(), span_of(e))],
-                EnvsRaw::List(list) => list.iter().map(|s| (s.value.clone(), span_of(s))).collect(),
+                EnvsRaw::One(s) => vec![(s.0.clone(), span_of(e))],
+                EnvsRaw::Many(list) => list.iter().map(|s| (s.value.0.clone(), span_of(s))).collect(),
             };
             if items.is_empty() {
                 self.push(
