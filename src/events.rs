@@ -14,7 +14,7 @@ use crate::ids::{RunId, TaskId};
 pub type Millis = u64;
 
 /// What the reports need to know about a task before it runs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskHeader {
     pub id: TaskId,
     pub job: String,

@@ -31,9 +31,17 @@ impl fmt::Display for JobId {
 
 /// The id of one task: the job, then its target and matrix coordinates in brackets,
 /// e.g. `deploy-live[acme-web.live]` or `add-domains[acme-web.live,domain=a.example]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct TaskId(String);
+
+impl std::ops::Deref for TaskId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
 
 impl TaskId {
     /// Builds the id from its parts. `target` is `site`, `site.env` or empty (account tasks);

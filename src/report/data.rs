@@ -72,7 +72,7 @@ fn printed(data: &Value) -> Option<String> {
 #[must_use]
 pub fn json(report: &RunReport, read: impl Fn(&str) -> bool) -> String {
     let map: serde_json::Map<String, Value> =
-        report.tasks.iter().filter_map(|t| shown(t, &read).map(|d| (t.id.clone(), d.clone()))).collect();
+        report.tasks.iter().filter_map(|t| shown(t, &read).map(|d| (t.id.to_string(), d.clone()))).collect();
     let mut text = serde_json::to_string_pretty(&Value::Object(map)).unwrap_or_default();
     text.push('\n');
     text
@@ -150,25 +150,8 @@ mod tests {
         report.tasks = data
             .into_iter()
             .map(|(id, data)| TaskReport {
-                id: id.into(),
-                job: "j".into(),
-                site: None,
-                site_id: None,
-                env: None,
-                operation: "x".into(),
-                wave: 0,
-                status: None,
-                attempts: 0,
-                started_at: None,
-                finished_at: None,
-                duration_ms: None,
-                workflow_ids: Vec::new(),
-                message: String::new(),
-                cause: None,
                 data: Some(data),
-                run_id: "r".into(),
-                waited_for: None,
-                shown: None,
+                ..TaskReport::new(crate::events::TaskHeader::new(id, None, None, "x"), "r".into())
             })
             .collect();
         report

@@ -57,7 +57,7 @@ pub fn render(report: &RunReport) -> String {
                     s
                 }
             };
-            let mut case = TestCase::new(task.id.clone(), status);
+            let mut case = TestCase::new(task.id.to_string(), status);
             case.set_classname(format!("{}.{}", job, task.operation));
             if let Some(ms) = task.duration_ms {
                 case.set_time(Duration::from_millis(ms));

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cause::{Cause, Left};
-use crate::events::{Event, EventSink, Millis, Status};
+use crate::events::{Event, EventSink, Millis, Status, TaskHeader};
 
 /// The kind tag of a JSON report.
 pub const REPORT_KIND: &str = "terminus-batch/batch-result";
@@ -59,20 +59,12 @@ impl Totals {
     }
 }
 
-/// One task's record.
+/// One task's record: what was known of it before it ran (its header, whose fields
+/// it reads as its own), then how it went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TaskReport {
-    pub id: String,
-    pub job: String,
-    pub site: Option<String>,
-    /// The site's UUID, for links to its dashboard.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub site_id: Option<String>,
-    pub env: Option<String>,
-    pub operation: String,
-    /// Rollout wave within its job (0 without a rollout).
-    #[serde(default, skip_serializing_if = "crate::events::is_zero")]
-    pub wave: u32,
+    #[serde(flatten)]
+    pub task: TaskHeader,
     /// `None` only in a report of a run that never finished (a crash).
     pub status: Option<Status>,
     /// Attempts made (0 for a task that never started).
@@ -102,6 +94,36 @@ pub struct TaskReport {
     #[serde(skip)]
     #[schemars(skip)]
     pub shown: Option<serde_json::Value>,
+}
+
+impl TaskReport {
+    /// A task not yet started, of run `run_id`.
+    #[must_use]
+    pub fn new(task: TaskHeader, run_id: String) -> Self {
+        Self {
+            task,
+            status: None,
+            attempts: 0,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            workflow_ids: Vec::new(),
+            message: String::new(),
+            cause: None,
+            data: None,
+            run_id,
+            waited_for: None,
+            shown: None,
+        }
+    }
+}
+
+impl std::ops::Deref for TaskReport {
+    type Target = TaskHeader;
+
+    fn deref(&self) -> &TaskHeader {
+        &self.task
+    }
 }
 
 /// The `BatchResult` of a run.
@@ -188,27 +210,7 @@ impl RunReport {
                 self.started_at = *at;
                 self.tasks = tasks
                     .iter()
-                    .map(|h| TaskReport {
-                        id: h.id.to_string(),
-                        job: h.job.clone(),
-                        site: h.site.clone(),
-                        site_id: h.site_id.clone(),
-                        env: h.env.clone(),
-                        operation: h.operation.clone(),
-                        wave: h.wave,
-                        status: None,
-                        attempts: 0,
-                        started_at: None,
-                        finished_at: None,
-                        duration_ms: None,
-                        workflow_ids: Vec::new(),
-                        message: String::new(),
-                        cause: None,
-                        data: None,
-                        run_id: run_id.to_string(),
-                        waited_for: None,
-                        shown: None,
-                    })
+                    .map(|h| TaskReport::new(h.clone(), run_id.to_string()))
                     .collect();
                 self.totals = Totals { tasks: tasks.len(), ..Totals::default() };
             }

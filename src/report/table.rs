@@ -203,27 +203,20 @@ mod tests {
     use super::*;
 
     fn task(id: &str, site: &str, message: &str, workflow: &str) -> TaskReport {
+        let header = crate::events::TaskHeader::new("deploy", Some(site), Some("live"), "env:deploy");
+        let header = crate::events::TaskHeader { id: serde_json::from_value(serde_json::json!(id)).unwrap(), ..header };
         TaskReport {
-            id: id.into(),
-            job: "deploy".into(),
-            site: Some(site.into()),
-            site_id: None,
-            env: Some("live".into()),
-            operation: "env:deploy".into(),
             status: Some(Status::Failed),
             attempts: 1,
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
             workflow_ids: vec![workflow.into()],
             message: message.into(),
-            cause: None,
-            data: None,
-            run_id: "r".into(),
-            wave: 0,
-            waited_for: None,
-            shown: None,
+            ..TaskReport::new(header, "r".into())
         }
+    }
+
+    fn job(name: &str, mut task: TaskReport) -> TaskReport {
+        task.task.job = name.into();
+        task
     }
 
     #[test]
@@ -236,8 +229,8 @@ mod tests {
         let plan = crate::report::summary::PlanInfo { path: "p".into(), sha256: "s".into(), name: None };
         let mut report = RunReport::new(plan, settings);
         report.tasks = vec![
-            TaskReport { job: "a".into(), ..task("a[s.live]", "s", "m", "w") },
-            TaskReport { job: "bb".into(), ..task("bb[s.live]", "s", "m", "w") },
+            job("a", task("a[s.live]", "s", "m", "w")),
+            job("bb", task("bb[s.live]", "s", "m", "w")),
         ];
         let text = render(&report);
         let rows: Vec<&str> = text.lines().take(4).collect();

@@ -250,8 +250,8 @@ fn final_table_colours_statuses_only_when_asked() {
 fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
     let mut report = sample();
     report.settings.target = "Pantheon API at https://terminus.pantheon.io:443/api".into();
-    report.tasks[2].site_id = Some("0de04650-8dba-59c7-1435-aa1fadc7acbc".into());
-    report.tasks[3].wave = 1;
+    report.tasks[2].task.site_id = Some("0de04650-8dba-59c7-1435-aa1fadc7acbc".into());
+    report.tasks[3].task.wave = 1;
     let html = render(&report, Format::Html);
     let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("no {needle:?}"));
     assert!(at("What did not succeed") < at("<h2>Jobs</h2>"), "failures first");
