@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Test, repo, report};
+use crate::support::{Test, repo, report, simulated};
 
 fn tasks_where<'a>(report: &'a Value, pred: impl Fn(&Value) -> bool + 'a) -> Vec<&'a Value> {
     report["tasks"].as_array().unwrap().iter().filter(|t| pred(t)).collect()
@@ -84,15 +84,7 @@ jobs:
 fn a_failing_site_skips_its_own_later_tasks_only() {
     let faults =
         "  faults:\n    - { site: site-b, type: do_export, fail_workflow: \"Simulated: disk full\", times: 9 }\n";
-    let t = Test::new().file("world.yml", &world(faults)).file("plan.yml", PIPELINE).args(&[
-        "apply",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-        "--report",
-        "json=out.json",
-    ]);
+    let t = simulated(&world(faults), PIPELINE, &["--report", "json=out.json"]);
     let out = t.run();
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let json = report(&t, "out.json");
@@ -121,15 +113,7 @@ jobs:
     rollout: { first: 1, then: 1 }
 ";
     let faults = "  faults:\n    - { site: site-a, type: deploy, fail_workflow: \"Simulated: canary broke\" }\n";
-    let t = Test::new().file("world.yml", &world(faults)).file("plan.yml", plan).args(&[
-        "apply",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-        "--report",
-        "json=out.json",
-    ]);
+    let t = simulated(&world(faults), plan, &["--report", "json=out.json"]);
     let out = t.run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     let json = report(&t, "out.json");
@@ -146,16 +130,7 @@ jobs:
 fn nothing_to_deploy_ends_unchanged_without_a_workflow() {
     let world = "simulator: { time_scale: 0.001 }\nuser: { email: t@example.com }\nsites:\n  - { name: calm }\n";
     let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [calm], env: test }\n";
-    let t = Test::new().file("world.yml", world).file("plan.yml", plan).args(&[
-        "apply",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-        "--report",
-        "json=-",
-        "-q",
-    ]);
+    let t = simulated(world, plan, &["--report", "json=-", "-q"]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let json: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -376,13 +351,7 @@ fn a_simulated_run_keeps_the_plans_timeouts_on_the_platforms_clock() {
             "version: 1\nsettings: {{ timeout: {timeout} }}\njobs:\n  c:\n    run: env:clear-cache\n    on: {{ sites: [calm], env: live }}\n"
         )
     };
-    let run = |timeout: &str| {
-        Test::new()
-            .file("world.yml", world)
-            .file("plan.yml", &plan(timeout))
-            .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--yes", "--report", "json=-", "-q"])
-            .run()
-    };
+    let run = |timeout: &str| simulated(world, &plan(timeout), &["--yes", "--report", "json=-", "-q"]).run();
     // A minute is shorter than the workflow on the platform, so the rehearsal times out too
     // (60 ms real) rather than waiting a real minute that the workflow fits in.
     let short = run("1m");

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::Test;
+use crate::support::{Test, simulated};
 
 /// (operation, targets, options): one case per operation of the catalogue, on the built-in
 /// world, chosen so the cases do not step on each other inside one plan.
@@ -174,17 +174,7 @@ fn ten_downloads_survive_dropped_connections_and_leave_no_partial_file() {
         world.push_str(&format!("  - {{ name: s{i}, org: o, envs: {{ live: {{ backups: 1 }} }} }}\n"));
     }
     let plan = "version: 1\njobs:\n  get:\n    run: backup:get\n    on: { sites: { org: o }, env: live }\n    with: { to: dl }\n";
-    let t = Test::new().file("world.yml", &world).file("plan.yml", plan).args(&[
-        "apply",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-        "--report",
-        "json=out.json",
-        "--downloads",
-        "3",
-    ]);
+    let t = simulated(&world, plan, &["--report", "json=out.json", "--downloads", "3"]);
     let out = t.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let report: Value = crate::support::report(&t, "out.json");

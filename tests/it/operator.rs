@@ -1,7 +1,7 @@
 //! Issue 17: the operator's experience. Mistakes reported in the words of what the user
 //! typed.
 
-use crate::support::Test;
+use crate::support::{Test, simulated};
 
 #[test]
 fn run_speaks_of_the_command_line_not_of_a_plan_the_user_never_wrote() {
@@ -139,11 +139,7 @@ fn failing_fleet() -> String {
 
 #[test]
 fn off_a_terminal_a_failing_fleet_prints_its_failures_once_grouped_and_how_to_resume() {
-    let out = Test::new()
-        .file("world.yml", &failing_fleet())
-        .file("plan.yml", FLEET_PLAN)
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml"])
-        .run();
+    let out = simulated(&failing_fleet(), FLEET_PLAN, &[]).run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     // Live: the start line, a line per failure, the end; no start or success lines.
     assert!(out.stderr.contains(": 10 tasks, estimated "), "{}", out.stderr);
@@ -164,21 +160,13 @@ fn off_a_terminal_a_failing_fleet_prints_its_failures_once_grouped_and_how_to_re
 
 #[test]
 fn a_successful_run_says_where_its_journal_and_reports_are_and_nothing_of_resuming() {
-    let out = Test::new()
-        .file("world.yml", FLEET_WORLD)
-        .file("plan.yml", FLEET_PLAN)
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--report", "json=out.json"])
-        .run();
+    let out = simulated(FLEET_WORLD, FLEET_PLAN, &["--report", "json=out.json"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("reports  out.json\n"), "{}", out.stdout);
     assert!(!out.stdout.contains("resume"), "{}", out.stdout);
     assert!(!out.stderr.contains("succeeded clear"), "successes are not listed at the default level: {}", out.stderr);
     // Every task's end at `--status-level pass`, each start at `all`.
-    let all = Test::new()
-        .file("world.yml", FLEET_WORLD)
-        .file("plan.yml", FLEET_PLAN)
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--status-level", "all"])
-        .run();
+    let all = simulated(FLEET_WORLD, FLEET_PLAN, &["--status-level", "all"]).run();
     assert_eq!(all.stderr.matches("succeeded clear[ok-").count(), 2, "{}", all.stderr);
     assert_eq!(all.stderr.matches("start    clear[ok-").count(), 2, "{}", all.stderr);
 }
@@ -210,11 +198,7 @@ fn colour_follows_the_flag_then_no_color_then_the_terminal() {
 
 #[test]
 fn message_format_json_streams_every_event_on_stdout_and_the_table_on_stderr() {
-    let out = Test::new()
-        .file("world.yml", FLEET_WORLD)
-        .file("plan.yml", FLEET_PLAN)
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--message-format", "json"])
-        .run();
+    let out = simulated(FLEET_WORLD, FLEET_PLAN, &["--message-format", "json"]).run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let events: Vec<serde_json::Value> =
         out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
@@ -468,20 +452,11 @@ fn a_fleet_wide_refusal_is_one_cause_everywhere() {
         world.push_str(&format!("  - {{ name: site-{i:02}, org: o }}\n"));
     }
     let plan = "version: 1\njobs:\n  clear:\n    run: env:clear-cache\n    on: { sites: { org: o }, env: live }\n  after:\n    run: env:clear-cache\n    needs: [clear]\n    on: { sites: { org: o }, env: test }\n";
-    let t = Test::new().file("world.yml", &world).file("plan.yml", plan).args(&[
-        "apply",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-        "-q",
-        "--report",
-        "json=r.json",
-        "--report",
-        "markdown=r.md",
-        "--report",
-        "junit=r.xml",
-    ]);
+    let t = simulated(
+        &world,
+        plan,
+        &["-q", "--report", "json=r.json", "--report", "markdown=r.md", "--report", "junit=r.xml"],
+    );
     let out = t.run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     let lines: Vec<&str> = out.stderr.lines().collect();

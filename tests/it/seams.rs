@@ -8,8 +8,8 @@ use std::process::Stdio;
 use serde_json::Value;
 use terminus_batch::simulator::Knobs;
 
-use crate::support::Test;
 use crate::support::sim::{Served, world};
+use crate::support::{Test, simulated};
 
 const TOKEN: &str = "simulated-machine-token";
 const DEPLOY: &str = "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [acme-web], env: test }\n";
@@ -93,13 +93,7 @@ fn a_run_with_an_environment_token_leaves_terminus_files_alone() {
 
 #[test]
 fn a_closed_stdout_never_turns_a_failed_run_into_success() {
-    let t = Test::new().file("world.yml", FAILING_WORLD).file("plan.yml", FAILING_PLAN).args(&[
-        "apply",
-        "plan.yml",
-        "--simulate",
-        "--world",
-        "world.yml",
-    ]);
+    let t = simulated(FAILING_WORLD, FAILING_PLAN, &[]);
     let mut child = t.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // The reader goes away before the run writes its table (`apply … | head -0`).
     drop(child.stdout.take());
@@ -144,11 +138,7 @@ fn a_report_that_cannot_reach_stdout_fails_a_successful_run() {
 
 #[test]
 fn quiet_still_tells_what_failed_and_how_the_run_ended() {
-    let out = Test::new()
-        .file("world.yml", FAILING_WORLD)
-        .file("plan.yml", FAILING_PLAN)
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "-q"])
-        .run();
+    let out = simulated(FAILING_WORLD, FAILING_PLAN, &["-q"]).run();
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
     assert!(out.stderr.contains("failed d[s1.test]: "), "{}", out.stderr);
@@ -162,11 +152,7 @@ fn quiet_still_tells_what_failed_and_how_the_run_ended() {
         sites.join("\n")
     );
     let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: [s0, s1, s2, s3, s4, s5], env: test }\n";
-    let many = Test::new()
-        .file("world.yml", &world)
-        .file("plan.yml", plan)
-        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "-q"])
-        .run();
+    let many = simulated(&world, plan, &["-q"]).run();
     assert_eq!(many.code, 1, "{}", many.stderr);
     let lines: Vec<&str> = many.stderr.lines().collect();
     assert_eq!(lines.len(), 3, "a line for the cause, the status, the resume command:\n{}", many.stderr);

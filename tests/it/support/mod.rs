@@ -107,6 +107,14 @@ impl Test {
     }
 }
 
+/// The common set-up of a simulated run: `world` and `plan` written to `world.yml` and
+/// `plan.yml`, then `apply plan.yml --simulate --world world.yml` and `extra`.
+pub(crate) fn simulated(world: &str, plan: &str, extra: &[&str]) -> Test {
+    let mut args = vec!["apply", "plan.yml", "--simulate", "--world", "world.yml"];
+    args.extend_from_slice(extra);
+    Test::new().file("world.yml", world).file("plan.yml", plan).args(&args)
+}
+
 /// The repository root, where `examples/` and `schemas/` live.
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
