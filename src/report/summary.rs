@@ -208,10 +208,7 @@ impl RunReport {
             Event::RunStarted { run_id, at, tasks } => {
                 self.run_id = run_id.to_string();
                 self.started_at = *at;
-                self.tasks = tasks
-                    .iter()
-                    .map(|h| TaskReport::new(h.clone(), run_id.to_string()))
-                    .collect();
+                self.tasks = tasks.iter().map(|h| TaskReport::new(h.clone(), run_id.to_string())).collect();
                 self.totals = Totals { tasks: tasks.len(), ..Totals::default() };
             }
             Event::TaskStarted { task, at } => {

@@ -228,10 +228,7 @@ mod tests {
         .unwrap();
         let plan = crate::report::summary::PlanInfo { path: "p".into(), sha256: "s".into(), name: None };
         let mut report = RunReport::new(plan, settings);
-        report.tasks = vec![
-            job("a", task("a[s.live]", "s", "m", "w")),
-            job("bb", task("bb[s.live]", "s", "m", "w")),
-        ];
+        report.tasks = vec![job("a", task("a[s.live]", "s", "m", "w")), job("bb", task("bb[s.live]", "s", "m", "w"))];
         let text = render(&report);
         let rows: Vec<&str> = text.lines().take(4).collect();
         let column = |row: &str| row.find(|c: char| c.is_ascii_digit()).unwrap_or(usize::MAX);

@@ -57,6 +57,27 @@ pub struct Knobs {
     /// SSH connections to the app servers closed before the server's greeting: the first
     /// this many, as a network that drops them (the command never runs).
     pub ssh_drops: u32,
+    /// Workflows that do not finish until a file exists: a test's gate, so that what it
+    /// checks happens while they run, on no clock.
+    pub hold: Option<Hold>,
+}
+
+/// `hold: { until: FILE, types: [...] }`: workflows (of these types; every type when absent)
+/// stay running until `FILE` exists (a path relative to the working directory); then each
+/// finishes once its run time has passed, counted on from when it was last seen held.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    pub until: std::path::PathBuf,
+    #[serde(default)]
+    pub types: Option<Vec<String>>,
+}
+
+impl Hold {
+    /// Whether `kind`'s workflows are held now.
+    pub(crate) fn holds(&self, kind: &str) -> bool {
+        self.types.as_ref().is_none_or(|t| t.iter().any(|k| k == kind)) && !self.until.exists()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -159,6 +180,7 @@ impl Default for Knobs {
             clock_offset: 0.0,
             date_offset: None,
             ssh_drops: 0,
+            hold: None,
         }
     }
 }

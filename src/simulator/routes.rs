@@ -275,6 +275,9 @@ fn env_missing(env: &str) -> Answer {
 
 /// Answers a classified request.
 pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answer {
+    if let Some(hold) = &ctx.knobs.hold {
+        state.hold(hold, ctx.now);
+    }
     state.advance(ctx.now);
     match route {
         Route::Login => login(state, ctx),

@@ -351,6 +351,16 @@ impl SimState {
         format!("{:08x}{}", self.counter, &tail[8..])
     }
 
+    /// Keeps the workflows `hold` holds running past `now`: each finishes no sooner than a
+    /// moment after the gate was last seen shut.
+    pub(crate) fn hold(&mut self, hold: &super::knobs::Hold, now: f64) {
+        for wf in self.workflows.iter_mut().filter(|w| !w.applied && w.finish_at <= now + 0.001) {
+            if hold.holds(&wf.kind) {
+                wf.finish_at = now + 0.001;
+            }
+        }
+    }
+
     /// Applies the effects of every workflow finished by `now`, in finish order.
     pub(crate) fn advance(&mut self, now: f64) {
         let mut due: Vec<usize> = (0..self.workflows.len())

@@ -14,13 +14,20 @@ fn tasks_where<'a>(report: &'a Value, pred: impl Fn(&Value) -> bool + 'a) -> Vec
 #[test]
 fn the_weekly_release_applies_within_its_bounds() {
     let plan = repo().join("examples/weekly-release.yml");
-    let t = Test::new().args(&[
+    // The default world, its workflows held until the file `gate` exists.
+    let world = std::fs::read_to_string(repo().join("examples/world.yml")).unwrap();
+    let world = world.replacen("simulator:\n", "simulator:\n  hold: { until: gate }\n", 1);
+    let t = Test::new().file("world.yml", &world).args(&[
         "apply",
         plan.to_str().unwrap(),
         "--simulate",
+        "--world",
+        "world.yml",
         // The journal in this test's directory, not beside the repository's example.
         "--state-dir",
         "state",
+        "--message-format",
+        "json",
         "--report",
         "json=out.json",
         "--report",
@@ -30,14 +37,35 @@ fn the_weekly_release_applies_within_its_bounds() {
         "--report",
         "markdown=summary.md",
     ]);
-    let out = t.run();
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("total           88"), "{}", out.stdout);
+    let mut child = t.command().stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // No workflow ends while held: once ten have started, ten tasks hold the ten slots, and
+    // the gate opens. (A reader thread, so that a run that never gets there fails the test
+    // instead of hanging it.)
+    let events = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in events.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut started = 0;
+    while started < 10 {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("ten workflows start");
+        started += usize::from(line.contains("\"event\":\"workflow_started\""));
+    }
+    std::fs::write(t.path().join("gate"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("total           88"), "{stderr}");
     let json = report(&t, "out.json");
     assert_eq!(json["kind"], "terminus-batch/batch-result");
     assert_eq!(json["totals"]["tasks"], 88);
     assert!(json["tasks"].as_array().unwrap().iter().all(|t| t["status"] == "succeeded" || t["status"] == "unchanged"));
-    // The simulator saw exactly the bound: ten tasks in flight, each waiting on a workflow.
+    // The simulator saw exactly the bound: ten tasks in flight, each waiting on a workflow,
+    // and no more once the gate opened.
     assert_eq!(json["simulator"]["peak_in_flight_workflows"], 10, "{}", json["simulator"]);
     // Every workflow-starting task started exactly one workflow; none twice.
     let started: u64 =
@@ -227,9 +255,10 @@ fn interrupt(child: &std::process::Child) {
     assert!(status.success());
 }
 
-/// Backups that take 60 s at a time scale of 1/20: three seconds, long enough to interrupt.
+/// Backups held running until the test creates the file `release`: the signals come while
+/// they run, on no clock.
 fn slow_world() -> String {
-    world("  workflow_durations: { do_export: 60000 }\n").replace("time_scale: 0.001", "time_scale: 0.00005")
+    world("  hold: { until: release, types: [do_export] }\n")
 }
 
 #[test]
@@ -291,7 +320,17 @@ fn one_ctrl_c_drains_waits_for_the_workflows_in_flight_and_exits_130() {
     let t = Test::new().file("world.yml", &slow_world()).file("plan.yml", PIPELINE);
     let (mut child, mut stderr) = start_slow(&t);
     interrupt(&child);
+    // Once the run has drained, the backups in flight may end.
     let mut rest = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        rest.push_str(&line);
+        if line.contains("interrupted: starting nothing new") {
+            break;
+        }
+        line.clear();
+    }
+    std::fs::write(t.path().join("release"), "").unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest}");
