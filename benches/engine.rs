@@ -133,7 +133,8 @@ async fn execute(graph: &TaskGraph<Task<OperationSpec>>) -> executor::RunSummary
     let limits = Limits { concurrency: 20, per_site: 1, fail_fast: false, max_failures: None };
     let groups = vec![GroupPolicy::default(); 4];
     let run_id = RunId::from_parts("20260101T000000Z", 1);
-    executor::run(graph, Arc::new(Noop), groups, limits, Controls::default(), &SystemClock, run_id, &mut Discard).await
+    executor::execute(graph, Arc::new(Noop), groups, limits, Controls::default(), &SystemClock, run_id, &mut Discard)
+        .await
 }
 
 struct Noop;
@@ -153,7 +154,7 @@ impl Runner<Task<OperationSpec>> for Noop {
         }
     }
 
-    fn run(
+    fn attempt(
         &self,
         _task: &Task<OperationSpec>,
         _ctx: TaskContext,

@@ -104,7 +104,7 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Run one operation across targets: a one-job plan built in memory, then exactly
     /// `apply` (all its flags). `--dry-run` prints the plan instead.
-    Run(RunCommandArgs),
+    Run(AdhocArgs),
     /// Print the task graph, for review and docs.
     Graph(GraphArgs),
     /// Print the plan's JSON Schema (also committed as schemas/plan.schema.json), or with
@@ -290,11 +290,11 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub exec: ExecArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct RunCommandArgs {
+pub struct AdhocArgs {
     /// The operation, by its terminus name (e.g. `env:deploy`, `site:info`, `org:list`).
     pub operation: String,
     /// Targets: comma-separated `site`, `site.env`, or globs such as `'acme-*.live'`. Omit for
@@ -310,13 +310,13 @@ pub struct RunCommandArgs {
     #[command(flatten)]
     pub targets: TargetArgs,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub exec: ExecArgs,
 }
 
 /// How `apply` (and `run`) execute.
 #[derive(Debug, Args)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line flags, each its own switch")]
-pub struct RunArgs {
+pub struct ExecArgs {
     /// Tasks in flight at once (default 10, or the plan's `settings.concurrency`).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -455,7 +455,7 @@ pub fn main() -> ExitCode {
     let mut err = io::stderr();
     let mut out = stdout.lock();
     let mut io = Io { stdout: &mut out, stderr: &mut err, style, quiet: cli.global.quiet, vars: &vars };
-    match commands::run(cli, &mut io) {
+    match commands::dispatch(cli, &mut io) {
         Ok(status) => status.into(),
         Err(e) => {
             // Printed once, here; if stderr itself is gone there is no one left to tell.

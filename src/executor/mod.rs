@@ -100,7 +100,7 @@ pub struct TaskError {
 pub trait Runner<P>: Send + Sync + 'static {
     fn meta(&self, payload: &P) -> TaskMeta;
     /// One attempt. The future must end when `ctx.cancelled()` fires, or be dropped.
-    fn run(&self, payload: &P, ctx: TaskContext) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static;
+    fn attempt(&self, payload: &P, ctx: TaskContext) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static;
     /// A result an earlier run already reached (`--resume`): the task ends with it when it
     /// would start, without starting, taking a slot or reporting a start.
     fn carried(&self, _payload: &P) -> Option<Done> {
@@ -328,7 +328,7 @@ impl Recording<'_> {
 /// nothing more starts: the tasks in flight are waited for, the rest end `skipped`, and no
 /// attempt acts without its record.
 #[expect(clippy::too_many_arguments, reason = "the composition root passes each part explicitly")]
-pub async fn run<P, R>(
+pub async fn execute<P, R>(
     graph: &TaskGraph<P>,
     runner: Arc<R>,
     groups: Vec<GroupPolicy>,
@@ -649,7 +649,7 @@ async fn attempts<P, R: Runner<P>>(
             workflow_started: Arc::clone(&started),
             cancel: abort.clone(),
         };
-        let future = runner.run(&payload, ctx);
+        let future = runner.attempt(&payload, ctx);
         let result = tokio::select! {
             r = future => r,
             () = abort.cancelled() => return TaskEnd::Cancelled,
@@ -719,7 +719,11 @@ mod tests {
             }
         }
 
-        fn run(&self, p: &Fake, ctx: TaskContext) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
+        fn attempt(
+            &self,
+            p: &Fake,
+            ctx: TaskContext,
+        ) -> impl Future<Output = Result<Done, TaskError>> + Send + 'static {
             let attempt = ctx.attempt();
             self.calls.lock().unwrap().push((p.name, attempt));
             let step = p.script.get(attempt as usize - 1).copied().unwrap_or(Ok(1));
@@ -794,7 +798,7 @@ mod tests {
         let runner = Arc::new(FakeRunner { calls: Arc::clone(&calls) });
         let limits = Limits { concurrency, per_site: 1, fail_fast: false, max_failures: None };
         let mut sink = Recorder(Vec::new());
-        let summary = run(
+        let summary = execute(
             &graph,
             runner,
             vec![GroupPolicy::default()],
@@ -854,7 +858,7 @@ mod tests {
         let limits = Limits { concurrency: 2, per_site: 1, fail_fast: false, max_failures: None };
         // RunStarted, then two tasks' start and attempt records; the third's is refused.
         let mut sink = FullDisk { limit: 6, events: Vec::new() };
-        let summary = run(
+        let summary = execute(
             &graph,
             runner,
             vec![GroupPolicy::default()],

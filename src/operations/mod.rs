@@ -397,12 +397,12 @@ impl Ops {
             OperationSpec::RemoteDrush { command, timeout_secs, keep_output, idempotent } => {
                 let call =
                     remote::Call { tool: "drush", words: command, keep_output: *keep_output, idempotent: *idempotent };
-                remote::run(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
+                remote::execute(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
             OperationSpec::RemoteWp { command, timeout_secs, keep_output, idempotent } => {
                 let call =
                     remote::Call { tool: "wp", words: command, keep_output: *keep_output, idempotent: *idempotent };
-                remote::run(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
+                remote::execute(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
             OperationSpec::WorkflowWait { kind, description, max_secs } => {
                 let kind = self.render_opt(kind.as_ref())?;

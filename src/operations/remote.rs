@@ -135,7 +135,7 @@ pub(super) struct Call<'a> {
 
 /// Runs `tool words…` on the target environment's app server; a connection that failed
 /// before the command ran is tried again (the command itself never runs twice).
-pub(super) async fn run(
+pub(super) async fn execute(
     ops: &Ops,
     target: &Target,
     call: &Call<'_>,

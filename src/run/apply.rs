@@ -398,13 +398,13 @@ impl Run {
             let mut sinks = FanOut(vec![&mut writer as &mut dyn EventSink, &mut report, display]);
             let exec = async {
                 tokio::select! {
-                    summary = crate::executor::run(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
+                    summary = crate::executor::execute(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
                     never = watch_signals(drain, abort), if watch => match never {},
                     never = watch_api(&api, &halt) => match never {},
                     never = renew_state(&lock, &leases) => match never {},
                 }
             };
-            let ran = beside(exec, driver.run()).await;
+            let ran = beside(exec, driver.drive()).await;
             // Every event written, and every lease given back, before the run's outcome is told.
             writer.settle().await;
             leases.settle().await;
@@ -708,7 +708,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         }
     }
 
-    fn run(
+    fn attempt(
         &self,
         task: &Task<OperationSpec>,
         ctx: TaskContext,

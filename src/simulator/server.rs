@@ -151,7 +151,7 @@ impl super::ssh::Accounts for Accounts {
         lock(&self.0.state).sites.get(site).is_some_and(|s| s.envs.contains_key(env))
     }
 
-    fn run(&self, user: &str, command: &str) -> (String, String, u32) {
+    fn exec(&self, user: &str, command: &str) -> (String, String, u32) {
         let site_id = user.split_once('.').map_or("", |(_, site)| site);
         let (name, fails) =
             lock(&self.0.state).sites.get(site_id).map_or((String::new(), false), |s| (s.name.clone(), s.remote_fails));

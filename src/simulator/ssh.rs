@@ -33,7 +33,7 @@ pub struct SshAccess {
 pub(crate) trait Accounts: Send + Sync + 'static {
     fn exists(&self, user: &str) -> bool;
     /// The output, error output and exit code of `command` run as `user`.
-    fn run(&self, user: &str, command: &str) -> (String, String, u32);
+    fn exec(&self, user: &str, command: &str) -> (String, String, u32);
 }
 
 /// The running endpoint; stops with the token.
@@ -162,7 +162,7 @@ impl russh::server::Handler for Endpoint {
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
         let user = self.user.clone().unwrap_or_default();
-        let (out, err, code) = self.accounts.run(&user, &command);
+        let (out, err, code) = self.accounts.exec(&user, &command);
         session.channel_success(channel)?;
         if !out.is_empty() {
             session.data(channel, out.into_bytes())?;

@@ -318,7 +318,7 @@ async fn poll_costs(knobs: Knobs, first: usize, rest: usize) -> ((u64, u64), (u6
         drop(poller);
         before
     };
-    let (before, ()) = tokio::join!(work, driver.run());
+    let (before, ()) = tokio::join!(work, driver.drive());
     let after = counts(&sim.stop().await);
     (before, (after.0 - before.0, after.1 - before.1))
 }
@@ -367,7 +367,7 @@ async fn thirty_workflows_on_one_site_share_one_list_request_per_tick() {
         assert_eq!(done.len(), 30);
         drop(poller);
     };
-    tokio::join!(work, driver.run());
+    tokio::join!(work, driver.drive());
     let stats = sim.stop().await;
     let lists = stats.count("GET sites/{site}/workflows");
     let by_id = stats.count("GET sites/{site}/workflows/{workflow}");
@@ -394,7 +394,7 @@ async fn failed_workflows_carry_the_platform_reason() {
         drop(poller);
         done
     };
-    let (done, ()) = tokio::join!(work, driver.run());
+    let (done, ()) = tokio::join!(work, driver.drive());
     assert!(done.is_finished() && !done.succeeded());
     assert_eq!(done.failure_reason(), "Simulated: the database is locked");
     sim.stop().await;
@@ -421,7 +421,7 @@ async fn the_same_seed_gives_the_same_outcomes_and_counters() {
             drop(poller);
             outcomes
         };
-        let (outcomes, ()) = tokio::join!(work, driver.run());
+        let (outcomes, ()) = tokio::join!(work, driver.drive());
         let stats = sim.stop().await;
         (outcomes, stats)
     }
@@ -463,7 +463,7 @@ async fn state_moves_when_workflows_finish() {
         drop(poller);
         done
     };
-    let (done, ()) = tokio::join!(work, driver.run());
+    let (done, ()) = tokio::join!(work, driver.drive());
     assert!(done.succeeded(), "{}", done.failure_reason());
     let after = client.code_log(&id, "dev").await.unwrap();
     assert_eq!(pending(&after, "test", "dev"), 0, "the deployed commit now carries the test label");

@@ -76,7 +76,7 @@ async fn exec_with(
     let ops = Ops::new(client, poller, "r1".into(), vars).with_platform(Some(format!("http://{}", sim.addr())), 0.0);
     let target = Target { site: site.to_owned(), site_id: String::new(), env: env.map(str::to_owned) };
     let work = async move { ops.execute(&op, &target, "job[x]", &Quiet).await };
-    let (result, ()) = tokio::join!(work, driver.run());
+    let (result, ()) = tokio::join!(work, driver.drive());
     let all = sim.requests();
     sim.stop().await;
     let writes = all.iter().filter(|r| r.method != "GET" && !r.path.ends_with("machine-token")).cloned().collect();
@@ -569,7 +569,7 @@ async fn restore_skips_missing_elements_and_finds_a_file_in_any_element() {
         let refused = ops.execute(&missing, &target, "r3[s2.live]", &Quiet).await.unwrap_err();
         (restored, file, again, refused)
     };
-    let ((restored, file, again, refused), ()) = tokio::join!(work, driver.run());
+    let ((restored, file, again, refused), ()) = tokio::join!(work, driver.drive());
     let writes: Vec<String> = sim
         .requests()
         .iter()

@@ -46,7 +46,7 @@ async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command
         assert!(!second.transient, "not tried again: {second:?}");
         drop(ops);
     };
-    let ((), ()) = tokio::join!(work, driver.run());
+    let ((), ()) = tokio::join!(work, driver.drive());
     let stats = sim.stop().await;
     let _ = stats;
 }

@@ -189,7 +189,7 @@ async fn simulated_responses_have_the_recorded_shapes() {
         poller.wait(&site, &backup).await.unwrap();
         drop(poller);
     };
-    tokio::join!(wait, driver.run());
+    tokio::join!(wait, driver.drive());
     let finished = sim_get(&client, &["sites", &site, "workflows", &running.id]).await;
     assert_eq!(finished["result"], "succeeded");
     let catalog = sim_get(&client, &["sites", &site, "environments", "live", "backups", "catalog"]).await;

@@ -10,7 +10,7 @@ use super::report_files::{parse_reports, probe_writable, write_reports};
 use crate::cli::diagnostics::write_error;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
-use crate::cli::{ApplyArgs, Io, RunArgs, TargetArgs};
+use crate::cli::{ApplyArgs, ExecArgs, Io, TargetArgs};
 use crate::cli::{DataFormat, MessageFormat};
 use crate::events::Status;
 use crate::events::{Event, EventSink};
@@ -23,7 +23,7 @@ use crate::run::apply::{ApplyOptions, Resume};
 use crate::run::{PlanInput, Prepared, RunOutcome, Verdict, prepare};
 use crate::settings::Layer;
 
-pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
     let input = match crate::run::saved::read(&args.plan)? {
         Some(loaded) => PlanInput::Saved(loaded),
         None => PlanInput::File(args.plan.clone()),
@@ -39,7 +39,7 @@ pub(super) fn run(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
         Some(dir) if std::fs::canonicalize(given).ok().as_deref() != Some(dir) => dir,
         _ => given,
     };
-    execute_plan(input, start, &args.targets, &args.run, io)
+    execute_plan(input, start, &args.targets, &args.exec, io)
 }
 
 /// Applies a plan from a file, a saved plan, or one built in memory (`run`); the state
@@ -48,10 +48,10 @@ pub(super) fn execute_plan(
     input: PlanInput,
     start: &Path,
     targets: &TargetArgs,
-    run: &RunArgs,
+    exec: &ExecArgs,
     io: &mut Io<'_>,
 ) -> CommandResult {
-    let reports = parse_reports(&run.reports).map_err(CommandError::invalid)?;
+    let reports = parse_reports(&exec.reports).map_err(CommandError::invalid)?;
     // Before any API call: a report that cannot be written would be lost at the end.
     for (format, path) in &reports {
         probe_writable(path)
@@ -59,29 +59,29 @@ pub(super) fn execute_plan(
     }
     // stdout holds one stream: a report, the event stream, or data as JSON.
     let on_stdout = reports.iter().filter(|(_, path)| path == "-").count()
-        + usize::from(run.message_format == MessageFormat::Json)
-        + usize::from(run.format == DataFormat::Json);
+        + usize::from(exec.message_format == MessageFormat::Json)
+        + usize::from(exec.format == DataFormat::Json);
     if on_stdout > 1 {
         return Err(CommandError::invalid(
             "stdout can take one of --report FORMAT=-, --message-format json and --format json; write the others to files",
         ));
     }
     let location =
-        crate::run::history::locate_state(run.state_dir.as_deref(), input.state_setting().as_deref(), start, io.vars)?;
+        crate::run::history::locate_state(exec.state_dir.as_deref(), input.state_setting().as_deref(), start, io.vars)?;
     let state = crate::run::history::open_state(&location, io.vars)?;
     let options = ApplyOptions {
-        allow_destructive: run.allow_destructive,
-        abort_in_flight: run.abort_in_flight,
-        downloads: run.downloads,
-        resume: run.resume.as_ref().map(|r| match r.as_str() {
+        allow_destructive: exec.allow_destructive,
+        abort_in_flight: exec.abort_in_flight,
+        downloads: exec.downloads,
+        resume: exec.resume.as_ref().map(|r| match r.as_str() {
             "" => Resume::Newest,
             "auto" => Resume::IfAny,
             id => Resume::Run(id.to_owned()),
         }),
         state,
         watch_signals: true,
-        lock_timeout: run.lock_timeout,
-        run_group: run.run_group.clone().or_else(|| default_run_group(io.vars)),
+        lock_timeout: exec.lock_timeout,
+        run_group: exec.run_group.clone().or_else(|| default_run_group(io.vars)),
         shard: targets.shard.map(|s| s.to_string()),
     };
     let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
@@ -95,9 +95,9 @@ pub(super) fn execute_plan(
             e.run_id()
         )?;
     }
-    let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(run), io.vars)?;
+    let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(exec), io.vars)?;
     let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
-    if !targets.simulate && !run.yes && !confirm(&prepared, io)? {
+    if !targets.simulate && !exec.yes && !confirm(&prepared, io)? {
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
     }
@@ -121,14 +121,14 @@ pub(super) fn execute_plan(
     let (rows, columns) = console_size().unwrap_or((16, 100));
     let live_options = LiveOptions {
         paint: Paint::new(io.style.color),
-        status_level: run.status_level.map(Into::into),
+        status_level: exec.status_level.map(Into::into),
         estimate_secs: Some(estimate_secs),
         time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
         columns,
         ..LiveOptions::new(mode)
     };
-    let json_events = run.message_format == MessageFormat::Json;
+    let json_events = exec.message_format == MessageFormat::Json;
     let outcome = {
         let mut live = Live::new(live_options, io.stderr);
         if json_events {
@@ -140,12 +140,12 @@ pub(super) fn execute_plan(
     };
     let view = View {
         table: TableOptions {
-            level: run.final_status_level.into(),
+            level: exec.final_status_level.into(),
             columns: console_size().map_or(100, |(_, columns)| columns),
             ..TableOptions::default()
         },
-        stdout_taken: json_events || run.format == DataFormat::Json || reports.iter().any(|(_, path)| path == "-"),
-        data: run.format,
+        stdout_taken: json_events || exec.format == DataFormat::Json || reports.iter().any(|(_, path)| path == "-"),
+        data: exec.format,
     };
     Ok(finish(&outcome, &reports, &view, io))
 }
@@ -353,15 +353,15 @@ fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> 
     out
 }
 
-fn flag_layer(run: &RunArgs) -> Layer {
-    let on_failure = if run.fail_fast {
+fn flag_layer(exec: &ExecArgs) -> Layer {
+    let on_failure = if exec.fail_fast {
         Some(OnFailure::FailFast)
-    } else if run.continue_on_error {
+    } else if exec.continue_on_error {
         Some(OnFailure::Continue)
     } else {
         None
     };
-    Layer { concurrency: run.concurrency, on_failure, ..Layer::default() }
+    Layer { concurrency: exec.concurrency, on_failure, ..Layer::default() }
 }
 
 /// Asks on a terminal, showing what would run; refuses without one (exit 2), as `terraform

@@ -6,7 +6,7 @@ use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Cli, Io};
 
-pub(super) fn run(shell: clap_complete::Shell, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(shell: clap_complete::Shell, io: &mut Io<'_>) -> CommandResult {
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "terminus-batch", &mut script);

@@ -7,7 +7,7 @@ use crate::graph::render;
 use crate::run::{PlanInput, prepare};
 use crate::settings::Layer;
 
-pub(super) fn run(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
     // Offline unless simulated (DESIGN §2, STYLE): drawing a plan never calls the API.
     let targets = crate::run::TargetOptions { offline: true, ..super::target_options(&args.targets, io.vars) };
     let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;

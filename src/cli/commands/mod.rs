@@ -2,13 +2,13 @@
 //! commands that prepare or apply a plan) and renders what comes back. Errors go up as a
 //! [`CommandError`], printed once by `cli::main`.
 
+mod adhoc;
 mod apply;
 mod auth;
 mod completions;
 mod graph;
 mod plan;
 mod report_files;
-mod run;
 mod runs;
 mod schema;
 mod simulate;
@@ -27,18 +27,18 @@ pub use schema::plan_schema;
 ///
 /// # Errors
 /// A [`CommandError`] carrying the exit status, for `cli::main` to print.
-pub fn run(cli: Cli, io: &mut Io<'_>) -> CommandResult {
+pub fn dispatch(cli: Cli, io: &mut Io<'_>) -> CommandResult {
     match cli.command {
-        Command::Validate { plan } => validate::run(&plan, io),
-        Command::Plan(args) => plan::run(&args, io),
-        Command::Apply(args) => apply::run(&args, io),
-        Command::Run(args) => run::run(&args, io),
-        Command::Graph(args) => graph::run(&args, io),
-        Command::Schema { report } => schema::run(report, io),
-        Command::Runs { action } => runs::run(&action, io),
-        Command::Completions { shell } => completions::run(shell, io),
-        Command::Auth { action } => auth::run(&action, io),
-        Command::Simulate { action } => simulate::run(&action, io),
+        Command::Validate { plan } => validate::execute(&plan, io),
+        Command::Plan(args) => plan::execute(&args, io),
+        Command::Apply(args) => apply::execute(&args, io),
+        Command::Run(args) => adhoc::execute(&args, io),
+        Command::Graph(args) => graph::execute(&args, io),
+        Command::Schema { report } => schema::execute(report, io),
+        Command::Runs { action } => runs::execute(&action, io),
+        Command::Completions { shell } => completions::execute(shell, io),
+        Command::Auth { action } => auth::execute(&action, io),
+        Command::Simulate { action } => simulate::execute(&action, io),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::run::refresh::{Refresh, previews};
 use crate::run::{PlanInput, Prepared, prepare};
 use crate::settings::Layer;
 
-pub(super) fn run(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
     show(PlanInput::File(args.plan.clone()), args, io)
 }
 

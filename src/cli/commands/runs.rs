@@ -14,7 +14,7 @@ use crate::report::table::TableOptions;
 use crate::run::history::{self, RunEntry, RunState};
 use crate::timefmt::{duration_ms, human};
 
-pub(super) fn run(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         RunsCommand::List { state_dir } => {
             let dir = open(state_dir.as_deref(), io)?;

@@ -7,7 +7,7 @@ use crate::cli::{Io, ServeArgs, SimulateCommand};
 use crate::run::connect::{load_world, runtime};
 use crate::simulator::Simulator;
 
-pub(super) fn run(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         SimulateCommand::Serve(args) => serve(args, io),
     }

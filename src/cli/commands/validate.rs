@@ -9,7 +9,7 @@ use crate::plan::model::{ArgTemplate, Job};
 use crate::plan::ops::{ArgValue, OperationKind, prints_credentials};
 use crate::run::prepare::{load, read_source};
 
-pub(super) fn run(path: &Path, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(path: &Path, io: &mut Io<'_>) -> CommandResult {
     let (source, plan) = load(read_source(path)?)?;
     if !io.quiet {
         let jobs = plan.jobs.len();

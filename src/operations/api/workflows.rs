@@ -640,7 +640,7 @@ type PollResult = (String, Vec<String>, Vec<String>, Result<Vec<Workflow>, ApiEr
 
 impl PollerDriver {
     /// Polls until every [`Poller`] handle is dropped and no waiter is left.
-    pub async fn run(mut self) {
+    pub async fn drive(mut self) {
         let config = self.client.config();
         let floor = config.poll_floor;
         let pace = Pace { floor, every: config.poll_interval.map(|every| every.max(floor)) };
@@ -1015,7 +1015,7 @@ mod tests {
         let client = ApiClient::new(super::super::tests::config("http://127.0.0.1:9/api/")).unwrap();
         let (poller, mut driver) = Poller::new(client);
         driver.poll = |_, _, _, _| Box::pin(async { panic!("a bug in a poll") });
-        let driving = tokio::spawn(driver.run());
+        let driving = tokio::spawn(driver.drive());
         let running = |id: &str| workflow(&format!(r#"{{"id":"{id}","type":"deploy"}}"#));
         let error = poller.wait("s", &running("w1")).await.unwrap_err();
         assert!(error.is_internal(), "{error}");

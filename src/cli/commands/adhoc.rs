@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 
 use crate::cli::error::{CommandError, CommandResult};
-use crate::cli::{Io, PlanArgs, PlanFormat, RunCommandArgs};
+use crate::cli::{AdhocArgs, Io, PlanArgs, PlanFormat};
 use crate::plan::PlanSource;
 use crate::plan::ops::{OperationKind, OptType};
 use crate::run::PlanInput;
 
-pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn execute(args: &AdhocArgs, io: &mut Io<'_>) -> CommandResult {
     let text = plan_text(&args.operation, &args.on, &args.with).map_err(CommandError::invalid)?;
     let source = PlanSource::new(format!("<run {}>", args.operation), text.clone());
     if args.dry_run {
@@ -36,13 +36,13 @@ pub(super) fn run(args: &RunCommandArgs, io: &mut Io<'_>) -> CommandResult {
         };
         return super::plan::show(PlanInput::Generated(source), &plan_args, io).map_err(|e| from_command_line(e, args));
     }
-    super::apply::execute_plan(PlanInput::Generated(source), std::path::Path::new("."), &args.targets, &args.run, io)
+    super::apply::execute_plan(PlanInput::Generated(source), std::path::Path::new("."), &args.targets, &args.exec, io)
         .map_err(|e| from_command_line(e, args))
 }
 
 /// The plan `run` builds is text the user never wrote: its errors (every plan error of this
 /// command is of that plan) speak of the command line, not of a line and column in that text.
-fn from_command_line(error: CommandError, args: &RunCommandArgs) -> CommandError {
+fn from_command_line(error: CommandError, args: &AdhocArgs) -> CommandError {
     let CommandError::Plan { errors, .. } = error else { return error };
     let mut command = format!("run {}", args.operation);
     if !args.on.is_empty() {
