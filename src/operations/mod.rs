@@ -296,10 +296,8 @@ impl Ops {
                 multidev::create(self, &t, from_env, *no_db, *no_files, task, ctx).await
             }
             OperationSpec::MultidevDelete { delete_branch } => multidev::delete(self, &t, *delete_branch, ctx).await,
-            OperationSpec::MultidevMergeToDev { updatedb } => multidev::merge_to_dev(self, &t, *updatedb, ctx).await,
-            OperationSpec::MultidevMergeFromDev { updatedb } => {
-                multidev::merge_from_dev(self, &t, *updatedb, ctx).await
-            }
+            OperationSpec::MultidevMergeToDev { updatedb } => multidev::merge(self, &t, true, *updatedb, ctx).await,
+            OperationSpec::MultidevMergeFromDev { updatedb } => multidev::merge(self, &t, false, *updatedb, ctx).await,
             OperationSpec::DomainAdd { domain } => domains::add(self, &t, &self.render(domain)?).await,
             OperationSpec::DomainRemove { domain } => domains::remove(self, &t, &self.render(domain)?).await,
             OperationSpec::DomainList => domains::list(self, &t).await,

@@ -112,42 +112,33 @@ pub(crate) async fn decide_merge(_ops: &Ops, _target: &Target, from: &str, to: &
     Ok(Decision::act((), format!("would merge {from} into {to}")))
 }
 
-/// `multidev:merge-to-dev SITE.NAME`: env workflow on dev; it always runs (see
+/// `multidev:merge-to-dev SITE.NAME` (`to_dev`: an env workflow on dev) and
+/// `multidev:merge-from-dev SITE.NAME` (one on the multidev); each always runs (see
 /// [`decide_merge`]).
-pub(super) async fn merge_to_dev(
+pub(super) async fn merge(
     ops: &Ops,
     target: &Target,
+    to_dev: bool,
     updatedb: bool,
     ctx: &impl OpContext,
 ) -> Result<OpOutput, OpError> {
     let name = env_of(target)?;
-    settle!(decide_merge(ops, target, name, "dev").await?);
+    let (from, to) = if to_dev { (name, "dev") } else { ("dev", name) };
+    settle!(decide_merge(ops, target, from, to).await?);
+    let (kind, params) = if to_dev {
+        (
+            WorkflowType::MergeCloudDevelopmentEnvironmentIntoDev,
+            json!({ "updatedb": updatedb, "from_environment": name }),
+        )
+    } else {
+        (WorkflowType::MergeDevIntoCloudDevelopmentEnvironment, json!({ "updatedb": updatedb }))
+    };
     let start = StartWorkflow {
-        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: "dev".to_owned() },
-        kind: WorkflowType::MergeCloudDevelopmentEnvironmentIntoDev,
-        params: json!({ "updatedb": updatedb, "from_environment": name }),
+        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: to.to_owned() },
+        kind,
+        params,
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("merged {name} into dev"), data: None })
-}
-
-/// `multidev:merge-from-dev SITE.NAME`: env workflow on the multidev; it always runs (see
-/// [`decide_merge`]).
-pub(super) async fn merge_from_dev(
-    ops: &Ops,
-    target: &Target,
-    updatedb: bool,
-    ctx: &impl OpContext,
-) -> Result<OpOutput, OpError> {
-    let name = env_of(target)?;
-    settle!(decide_merge(ops, target, "dev", name).await?);
-    let start = StartWorkflow {
-        scope: WorkflowScope::Env { site_id: target.site_id.clone(), env: name.to_owned() },
-        kind: WorkflowType::MergeDevIntoCloudDevelopmentEnvironment,
-        params: json!({ "updatedb": updatedb }),
-        marker: None,
-    };
-    ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("merged dev into {name}"), data: None })
+    Ok(OpOutput { changed: true, message: format!("merged {from} into {to}"), data: None })
 }
