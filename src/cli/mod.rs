@@ -3,6 +3,7 @@
 //! in [`commands`], the composition root.
 
 pub mod commands;
+mod complete;
 pub mod diagnostics;
 pub mod error;
 pub mod exit;
@@ -11,7 +12,8 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 
 use self::diagnostics::{Style, Terminals};
 use self::exit::ExitStatus;
@@ -152,6 +154,7 @@ pub enum RunsCommand {
     /// report again from the run's records.
     Show {
         /// The run id (default: the newest run).
+        #[arg(add = ArgValueCandidates::new(complete::runs))]
         run: Option<String>,
         /// Where runs keep their state (default: as `runs list`).
         #[arg(long, value_name = "DIR|URL")]
@@ -246,7 +249,7 @@ pub struct TargetArgs {
     #[arg(long, requires = "simulate", value_name = "FILE")]
     pub world: Option<PathBuf>,
     /// Keep only these jobs and what they need.
-    #[arg(long, value_delimiter = ',', value_name = "JOB[,JOB]")]
+    #[arg(long, value_delimiter = ',', value_name = "JOB[,JOB]", add = ArgValueCandidates::new(complete::jobs))]
     pub only: Vec<String>,
     /// Keep only the tasks of sites matching this glob.
     #[arg(long, value_name = "GLOB")]
@@ -296,6 +299,7 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct AdhocArgs {
     /// The operation, by its terminus name (e.g. `env:deploy`, `site:info`, `org:list`).
+    #[arg(add = ArgValueCandidates::new(complete::operations))]
     pub operation: String,
     /// Targets: comma-separated `site`, `site.env`, or globs such as `'acme-*.live'`. Omit for
     /// account operations.
@@ -346,7 +350,14 @@ pub struct ExecArgs {
     /// `--resume=RUN`: tasks that succeeded are not run again, workflows that started are
     /// waited for, the rest run. `--resume=auto` resumes such a run if there is one and
     /// starts afresh otherwise (a CI job that may be a re-run).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "", value_name = "RUN")]
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        value_name = "RUN",
+        add = ArgValueCandidates::new(complete::resumable)
+    )]
     pub resume: Option<String>,
     /// Task events printed while the run goes: `none`, `fail`, `retry`, `skip`, `pass`,
     /// `all` (default: `retry` on a terminal, `fail` off one, with a progress line every 15 s).
@@ -430,6 +441,9 @@ pub struct Io<'a> {
 /// Parses the command line, runs the command, and returns its exit code.
 #[must_use]
 pub fn main() -> ExitCode {
+    // A shell asking for completions (`COMPLETE=bash terminus-batch -- …`, set up by
+    // `completions SHELL`) is answered here and the process ends.
+    clap_complete::CompleteEnv::with_factory(Cli::command).var(crate::settings::env::COMPLETE).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -140,6 +140,13 @@ pub fn list(store: &Store) -> Result<Vec<RunEntry>, RunError> {
         .collect()
 }
 
+/// The ids of the runs in `store`, newest first, without reading their records (for shell
+/// completion).
+#[must_use]
+pub fn run_ids(store: &Store) -> Vec<String> {
+    journal::runs_newest_first(store)
+}
+
 /// The newest run's id in `store`.
 pub fn newest(store: &Store) -> Result<String, RunError> {
     journal::runs_newest_first(store)

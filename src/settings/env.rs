@@ -26,6 +26,9 @@ pub const RETRY_BACKOFF: &str = "TERMINUS_BATCH_RETRY_BACKOFF";
 pub const POLL_INTERVAL: &str = "TERMINUS_BATCH_POLL_INTERVAL";
 /// The world file for `--simulate`.
 pub const WORLD: &str = "TERMINUS_BATCH_WORLD";
+/// Set by the shell's completion script (`completions SHELL`) when it asks for completions;
+/// `clap_complete` reads it itself, before the snapshot is taken.
+pub const COMPLETE: &str = "COMPLETE";
 /// Log filter (tracing `EnvFilter` syntax); overrides `-v`.
 pub const LOG: &str = "TERMINUS_BATCH_LOG";
 

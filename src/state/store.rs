@@ -58,6 +58,12 @@ pub enum Location {
 }
 
 impl Location {
+    /// A directory on this machine (not an object store).
+    #[must_use]
+    pub fn is_dir(&self) -> bool {
+        matches!(self, Self::Dir(_))
+    }
+
     /// Reads a state location: a URL with a known object-store scheme, else a directory. A
     /// text that looks like a URL of another scheme is refused, rather than taken for a
     /// directory named `scheme:`.

@@ -53,22 +53,36 @@ jobs:
     }
 }
 
+/// In real bash, as a user's shell runs the script: subcommands, flags, and the values only
+/// this machine knows (the plan's jobs, the runs on record, the operations).
 #[test]
-fn bash_completes_the_flags_of_a_subcommand() {
-    let script = Test::new().args(&["completions", "bash"]).run();
+fn bash_completes_subcommands_flags_jobs_runs_and_operations() {
+    let plan = "version: 1\njobs:\n  deploy-test:\n    run: env:deploy\n    on: { sites: [a], env: test }\n  deploy-live:\n    run: env:deploy\n    on: { sites: [a], env: live }\n    needs: [deploy-test]\n  clear:\n    run: env:clear-cache\n    on: { sites: [a], env: live }\n";
+    let t = Test::new().file("plan.yml", plan).file(".terminus-batch/runs/20261201T080000Z-00aa/events.jsonl", "");
+    let script = Test::new().in_dir(t.path()).args(&["completions", "bash"]).run();
     assert_eq!(script.code, 0, "{}", script.stderr);
-    let t = Test::new().file("tb.bash", &script.stdout);
-    let complete = |words: &str, cur: &str, prev: &str| {
+    std::fs::write(t.path().join("tb.bash"), &script.stdout).unwrap();
+    let complete = |words: &[&str]| {
+        let words: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
         let program = format!(
-            "source tb.bash; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _terminus__batch terminus-batch '{cur}' '{prev}'; echo \"${{COMPREPLY[@]}}\""
+            "source tb.bash; COMP_WORDS=({}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); _clap_complete_terminus_batch terminus-batch \"${{COMP_WORDS[-1]}}\" ''; echo \"${{COMPREPLY[@]}}\"",
+            words.join(" ")
         );
         let out =
             std::process::Command::new("bash").arg("-c").arg(program).current_dir(t.path()).output().expect("bash");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
-    assert_eq!(complete("terminus-batch apply --re", "--re", "apply"), "--report --resume");
-    assert!(complete("terminus-batch simulate serve --la", "--la", "serve").contains("--latency"));
-    assert!(complete("terminus-batch pl", "pl", "terminus-batch").contains("plan"));
+    assert_eq!(complete(&["terminus-batch", "apply", "--re"]), "--report --resume");
+    assert!(complete(&["terminus-batch", "simulate", "serve", "--la"]).contains("--latency"));
+    assert!(complete(&["terminus-batch", "pl"]).contains("plan"));
+    assert_eq!(complete(&["terminus-batch", "apply", "plan.yml", "--only", "deploy"]), "deploy-test deploy-live");
+    assert_eq!(complete(&["terminus-batch", "plan", "--simulate", "plan.yml", "--only", "c"]), "clear");
+    assert_eq!(complete(&["terminus-batch", "runs", "show", "2026"]), "20261201T080000Z-00aa");
+    assert_eq!(
+        complete(&["terminus-batch", "apply", "plan.yml", "--resume="]),
+        "--resume=auto --resume=20261201T080000Z-00aa"
+    );
+    assert_eq!(complete(&["terminus-batch", "run", "env:clear"]), "env:clear-cache");
 }
 
 #[test]

@@ -1,22 +1,30 @@
-//! `completions SHELL`: shell completion scripts, generated from the clap definition.
+//! `completions SHELL`: the shell's completion script. The script asks this binary for each
+//! completion (`COMPLETE=SHELL terminus-batch -- <the line>`, answered in `cli::main`), so it
+//! completes subcommands, flags and their values, and also job names (`--only`), run ids
+//! (`runs show`, `--resume=`) and operations (`run OP`).
 
 use clap::CommandFactory;
+use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
 
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Cli, Io};
 
 pub(super) fn execute(shell: clap_complete::Shell, io: &mut Io<'_>) -> CommandResult {
-    let mut command = Cli::command();
+    let completer: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        // Zsh, and any shell clap adds later, as zsh.
+        _ => &Zsh,
+    };
+    let name = Cli::command().get_name().to_owned();
+    // The script calls this very binary back: by its full path, so that it completes where
+    // the binary is not on PATH (a build's target directory), and no other version answers.
+    let this = std::env::current_exe().map_or_else(|_| name.clone(), |p| p.display().to_string());
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut command, "terminus-batch", &mut script);
-    if shell == clap_complete::Shell::Bash {
-        // clap_complete names the per-command cases `terminus__subcmd__batch__…` for a binary
-        // with a `-` in its name, while it sets `cmd` to `terminus__batch__…`: no case ever
-        // matched, so only the top-level command completed. Name them alike.
-        let text = String::from_utf8_lossy(&script).replace("terminus__subcmd__batch", "terminus__batch");
-        script = text.into_bytes();
-    }
+    completer.write_registration(crate::settings::env::COMPLETE, &name, &name, &this, &mut script)?;
     io.stdout.write_all(&script)?;
     Ok(ExitStatus::Success)
 }
