@@ -201,6 +201,14 @@ pub enum Event {
         output: serde_json::Value,
         at: Millis,
     },
+    /// The task has run more than twice as long as expected (what this run's finished tasks
+    /// of its job took, else the plan's estimate): it is marked slow, as nextest marks SLOW.
+    TaskSlow {
+        task: usize,
+        /// What it was expected to take, in milliseconds.
+        expected_ms: u64,
+        at: Millis,
+    },
     /// The task waits for its target's lease, which another run holds (named in `holder`).
     LeaseWaiting {
         task: usize,
@@ -254,6 +262,7 @@ impl Event {
             | Self::WorkflowEnded { task, .. }
             | Self::Progress { task, .. }
             | Self::LeaseWaiting { task, .. }
+            | Self::TaskSlow { task, .. }
             | Self::Output { task, .. }
             | Self::AttemptFailed { task, .. }
             | Self::TaskRetrying { task, .. }
@@ -272,6 +281,7 @@ impl Event {
             | Self::WorkflowEnded { at, .. }
             | Self::Progress { at, .. }
             | Self::LeaseWaiting { at, .. }
+            | Self::TaskSlow { at, .. }
             | Self::Output { at, .. }
             | Self::AttemptFailed { at, .. }
             | Self::TaskRetrying { at, .. }

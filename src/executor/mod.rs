@@ -10,6 +10,7 @@
 
 pub mod scheduler;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -135,6 +136,74 @@ pub struct Controls {
     /// Starts nothing more for a reason found outside the run (the API stopped answering):
     /// the run drains, waiting for the tasks in flight, and says why.
     pub halt: Halt,
+    /// Marks tasks slow ([`Event::TaskSlow`]); the number is the real seconds a second of
+    /// the plan's estimates takes (1 against the API, a simulator's time scale). `None`: no
+    /// task is marked.
+    pub slow_scale: Option<f64>,
+}
+
+/// A task running this many times its expectation is slow.
+const SLOW_FACTOR: u32 = 2;
+
+/// What the executor learns of how long tasks take, to mark the slow ones.
+struct Pace {
+    scale: f64,
+    started: Vec<Option<Instant>>,
+    marked: Vec<bool>,
+    /// Run times of this run's finished tasks, per job.
+    learned: HashMap<String, Vec<Duration>>,
+}
+
+impl Pace {
+    fn new(tasks: usize, scale: f64) -> Self {
+        Self { scale, started: vec![None; tasks], marked: vec![false; tasks], learned: HashMap::new() }
+    }
+
+    /// What `meta`'s task is expected to take: the median of its job's finished tasks in
+    /// this run, else the plan's estimate on the platform's clock.
+    fn expected(&self, meta: &TaskMeta) -> Duration {
+        match self.learned.get(&meta.header.job).filter(|d| !d.is_empty()) {
+            Some(durations) => {
+                let mut sorted = durations.clone();
+                sorted.sort();
+                sorted[sorted.len() / 2]
+            }
+            None => Duration::from_secs(meta.estimate_secs).mul_f64(self.scale.max(0.0)),
+        }
+    }
+
+    /// When the next task running unmarked becomes slow.
+    fn next(&self, metas: &[TaskMeta], statuses: &[Option<Status>]) -> Option<Instant> {
+        (0..metas.len())
+            .filter(|&i| statuses[i].is_none() && !self.marked[i])
+            .filter_map(|i| Some(self.started[i]? + self.expected(&metas[i]).saturating_mul(SLOW_FACTOR)))
+            .min()
+    }
+
+    /// The tasks slow by `now`, marked, each with its expectation.
+    fn due(&mut self, metas: &[TaskMeta], statuses: &[Option<Status>], now: Instant) -> Vec<(usize, Duration)> {
+        let mut due = Vec::new();
+        for i in 0..metas.len() {
+            let Some(start) = self.started[i] else { continue };
+            if statuses[i].is_some() || self.marked[i] {
+                continue;
+            }
+            let expected = self.expected(&metas[i]);
+            if start + expected.saturating_mul(SLOW_FACTOR) <= now {
+                self.marked[i] = true;
+                due.push((i, expected));
+            }
+        }
+        due
+    }
+
+    fn finished(&mut self, meta: &TaskMeta, task: usize, status: Status) {
+        if let Some(start) = self.started[task]
+            && status == Status::Succeeded
+        {
+            self.learned.entry(meta.header.job.clone()).or_default().push(start.elapsed());
+        }
+    }
 }
 
 /// A reason to start nothing more, given from outside the executor.
@@ -381,6 +450,7 @@ where
     // comes from the runtime shutting down.
     let mut lost = false;
     let mut statuses: Vec<Option<Status>> = vec![None; metas.len()];
+    let mut pace = controls.slow_scale.map(|scale| Pace::new(metas.len(), scale));
 
     loop {
         if let Some(error) = sink.error.as_ref().filter(|_| !unrecorded) {
@@ -402,6 +472,9 @@ where
                 continue;
             }
             sink.emit(&Event::TaskStarted { task: i, at: clock.now_ms() });
+            if let Some(pace) = pace.as_mut() {
+                pace.started[i] = Some(Instant::now());
+            }
             let Some(payload) = graph.node(i).cloned() else { continue };
             let runner = Arc::clone(&runner);
             let tx = tx.clone();
@@ -429,6 +502,7 @@ where
             }
             continue;
         }
+        let next_slow = pace.as_ref().and_then(|p| p.next(&metas, &statuses));
         tokio::select! {
             biased;
             Some(message) = rx.recv() => {
@@ -531,6 +605,9 @@ where
                     ),
                 };
                 let status = outcome.status;
+                if let Some(pace) = pace.as_mut() {
+                    pace.finished(&metas[task], task, status);
+                }
                 finish(sink, &mut statuses, task, outcome, at);
                 let skipped = sched.finish(task, status);
                 for skip in skipped {
@@ -562,6 +639,15 @@ where
                 let skip = Cause::Halted { reason: reason.clone() };
                 stop_starting(sink, &mut sched, &mut statuses, said, &skip, set.len(), clock.now_ms());
                 halted = Some(reason);
+            }
+            () = sleep_until(next_slow), if next_slow.is_some() => {
+                let at = clock.now_ms();
+                if let Some(pace) = pace.as_mut() {
+                    for (task, expected) in pace.due(&metas, &statuses, Instant::now()) {
+                        let expected_ms = u64::try_from(expected.as_millis()).unwrap_or(u64::MAX);
+                        sink.emit(&Event::TaskSlow { task, expected_ms, at });
+                    }
+                }
             }
             () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
                 timed_out = true;
@@ -690,6 +776,35 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+
+    #[test]
+    fn a_task_is_slow_past_twice_its_jobs_median_once_one_finished_else_the_estimate() {
+        let meta = |job: &str| TaskMeta {
+            header: TaskHeader::new(job, None, None, "fake"),
+            group: 0,
+            wave: 0,
+            site_key: None,
+            exclusive: Vec::new(),
+            estimate_secs: 30,
+            timeout: None,
+            retries: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
+        };
+        let metas = vec![meta("a"), meta("a"), meta("a"), meta("b")];
+        let mut pace = Pace::new(4, 0.01);
+        assert_eq!(pace.expected(&metas[0]), Duration::from_millis(300), "the estimate, on the simulator's clock");
+        for d in [100, 120, 900] {
+            pace.learned.entry("a".into()).or_default().push(Duration::from_millis(d));
+        }
+        assert_eq!(pace.expected(&metas[0]), Duration::from_millis(120), "the median of what this run saw");
+        assert_eq!(pace.expected(&metas[3]), Duration::from_millis(300), "another job keeps its estimate");
+        let start = Instant::now();
+        pace.started = vec![Some(start), Some(start), None, Some(start)];
+        let statuses = vec![None, Some(Status::Succeeded), None, None];
+        assert_eq!(pace.next(&metas, &statuses), Some(start + Duration::from_millis(240)));
+        let due = pace.due(&metas, &statuses, start + Duration::from_millis(250));
+        assert_eq!(due, [(0, Duration::from_millis(120))], "only the unfinished task of job a");
+        assert!(pace.due(&metas, &statuses, start + Duration::from_secs(9)).iter().all(|(t, _)| *t == 3), "once each");
+    }
 
     /// A task for the fake runner: how each attempt goes.
     #[derive(Clone, Debug)]

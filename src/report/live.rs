@@ -254,6 +254,8 @@ pub struct Live<'a> {
     target: Option<ProgressDrawTarget>,
     /// What each task in flight is doing (its workflow, its transfer), for its line.
     doing: HashMap<usize, String>,
+    /// Tasks marked slow, shown so on their lines.
+    slow: BTreeSet<usize>,
 }
 
 impl<'a> Live<'a> {
@@ -268,6 +270,7 @@ impl<'a> Live<'a> {
             bar: None,
             target: Some(ProgressDrawTarget::stderr()),
             doing: HashMap::new(),
+            slow: BTreeSet::new(),
         }
     }
 
@@ -329,7 +332,12 @@ impl<'a> Live<'a> {
             let since = self.tally.starts.get(task).map(|at| clock(*at)).unwrap_or_default();
             let doing = self.doing.get(task).map(String::as_str).unwrap_or_default();
             let doing = if doing.is_empty() { String::new() } else { format!(" {}", self.options.paint.dim(doing)) };
-            let line = format!("  {}{doing}  since {since}", self.tally.name(*task));
+            let slow = if self.slow.contains(task) {
+                format!(" {}", self.options.paint.yellow("SLOW"))
+            } else {
+                String::new()
+            };
+            let line = format!("  {}{slow}{doing}  since {since}", self.tally.name(*task));
             lines.push(cut(&line, width));
         }
         let hidden = self.tally.running.len().saturating_sub(rows);
@@ -434,6 +442,18 @@ impl Live<'_> {
                 }
                 self.say(*at, &text);
             }
+            Event::TaskSlow { task, expected_ms, at } => {
+                self.slow.insert(*task);
+                if level >= StatusLevel::Fail {
+                    let text = format!(
+                        "{} {}: running more than twice its expected {}",
+                        paint.yellow("slow    "),
+                        self.tally.name(*task),
+                        duration_ms(*expected_ms)
+                    );
+                    self.say(*at, &text);
+                }
+            }
             Event::TaskRetrying { task, next_attempt, delay_ms, at } => {
                 if level >= StatusLevel::Retry {
                     let text = format!(
@@ -448,6 +468,7 @@ impl Live<'_> {
             Event::TaskFinished { task, outcome, at } => {
                 let took = self.tally.task_finished(*task, outcome, *at);
                 self.doing.remove(task);
+                self.slow.remove(task);
                 if level.shows(outcome.status) {
                     let took = took.map(|ms| format!(" ({})", duration_ms(ms))).unwrap_or_default();
                     let status = paint.status(outcome.status, &format!("{:<8}", outcome.status.as_str()));

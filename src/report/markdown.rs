@@ -52,6 +52,9 @@ pub fn render(report: &RunReport) -> String {
             tasks.len() - ok
         ));
     }
+    if let Some(line) = super::table::slow_line(report, IDS_PER_CAUSE) {
+        out.push_str(&format!("\n{}\n", cell(&line)));
+    }
     let groups = super::table::groups(report, StatusLevel::Skip);
     if !groups.is_empty() {
         out.push_str(

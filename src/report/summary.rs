@@ -44,6 +44,9 @@ pub struct Totals {
     pub failed: usize,
     pub skipped: usize,
     pub cancelled: usize,
+    /// Tasks that ran more than twice as long as expected (whatever their end).
+    #[serde(default, skip_serializing_if = "crate::events::is_zero")]
+    pub slow: usize,
 }
 
 impl Totals {
@@ -89,6 +92,11 @@ pub struct TaskReport {
     /// waited for (README, "Environment leases").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_for: Option<String>,
+    /// Marked slow: it ran more than twice what it was expected to take, this many
+    /// milliseconds (what this run's finished tasks of its job took, else the plan's
+    /// estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_after_ms: Option<u64>,
     /// What a remote command printed, in full, for stdout (`--format`) only: never
     /// serialized, so no report or `result.json` holds it.
     #[serde(skip)]
@@ -113,6 +121,7 @@ impl TaskReport {
             data: None,
             run_id,
             waited_for: None,
+            slow_after_ms: None,
             shown: None,
         }
     }
@@ -234,6 +243,14 @@ impl RunReport {
             Event::LeaseWaiting { task, holder, .. } => {
                 if let Some(t) = self.tasks.get_mut(*task) {
                     t.waited_for = Some(holder.clone());
+                }
+            }
+            Event::TaskSlow { task, expected_ms, .. } => {
+                if let Some(t) = self.tasks.get_mut(*task)
+                    && t.slow_after_ms.is_none()
+                {
+                    t.slow_after_ms = Some(*expected_ms);
+                    self.totals.slow += 1;
                 }
             }
             Event::Progress { .. }

@@ -85,6 +85,9 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         }
         out.push_str(&wrap(&words, 11, options.columns.saturating_sub(1).clamp(40, 100)));
     }
+    if let Some(line) = slow_line(report, options.ids_per_group) {
+        out.push_str(&format!("\n{line}\n"));
+    }
     let mut earlier: Vec<&str> = Vec::new();
     let carried = report.tasks.iter().filter(|t| t.run_id != report.run_id && !report.run_id.is_empty()).inspect(|t| {
         if !earlier.contains(&t.run_id.as_str()) {
@@ -114,6 +117,20 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The tasks marked slow (more than twice as long as expected), counted, with the first
+/// `ids` of them; `None` when none was.
+pub(crate) fn slow_line(report: &RunReport, ids: usize) -> Option<String> {
+    let slow: Vec<&str> = report.tasks.iter().filter(|t| t.slow_after_ms.is_some()).map(|t| t.id.as_str()).collect();
+    if slow.is_empty() {
+        return None;
+    }
+    let tasks = if slow.len() == 1 { "task ran" } else { "tasks ran" };
+    let shown: Vec<&str> = slow.iter().take(ids).copied().collect();
+    let more = slow.len() - shown.len();
+    let more = if more > 0 { format!(" … +{more} more") } else { String::new() };
+    Some(format!("slow: {} {tasks} more than twice as long as expected: {}{more}", slow.len(), shown.join(", ")))
 }
 
 /// `words` two spaces apart, in lines of at most `width` columns (a longer word has a line

@@ -378,6 +378,8 @@ impl Run {
             run_timeout: settings.timeout.map(|t| runner.ops.platform_time(t)),
             abort_in_flight: options.abort_in_flight,
             halt: Halt::default(),
+            // The plan's estimates are the platform's seconds, as its timeouts are.
+            slow_scale: Some(runner.ops.platform_time(std::time::Duration::from_secs(1)).as_secs_f64()),
         };
         let mut report = RunReport::new(
             PlanInfo {

@@ -506,3 +506,39 @@ fn a_fleet_wide_refusal_is_one_cause_everywhere() {
     assert_eq!(need["cause"]["kind"], "need");
     assert_eq!(need["cause"]["ended"], "failed");
 }
+
+/// A task held past twice its expectation is marked slow as it runs (a line, as nextest's
+/// SLOW) and counted in the report; the workflow is held until the test has seen the mark.
+#[test]
+fn a_task_running_past_twice_its_expectation_is_marked_slow_and_counted() {
+    let world = "simulator:\n  time_scale: 0.001\n  hold: { until: release, types: [clear_cache] }\nuser: { email: t@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: s1, org: o }\n";
+    let plan = "version: 1\njobs:\n  clear:\n    run: env:clear-cache\n    on: { sites: [s1], env: live }\n";
+    let t = simulated(world, plan, &["--report", "json=out.json", "--report", "markdown=out.md"]);
+    let mut child =
+        t.command().stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("slow") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(
+        line.contains("slow     clear[s1.live]: running more than twice its expected 30ms"),
+        "the plan's 30 s estimate on the simulator's clock:\n{seen}"
+    );
+    std::fs::write(t.path().join("release"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{seen}{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("slow: 1 task ran more than twice as long as expected: clear[s1.live]"), "{stdout}");
+    let json = crate::support::report(&t, "out.json");
+    assert_eq!(json["totals"]["slow"], 1, "{json}");
+    assert_eq!(json["tasks"][0]["slow_after_ms"], 30);
+    assert_eq!(json["tasks"][0]["status"], "succeeded");
+    let md = std::fs::read_to_string(t.path().join("out.md")).unwrap();
+    assert!(md.contains("slow: 1 task ran more than twice as long as expected"), "{md}");
+}
