@@ -19,8 +19,10 @@ const LANE: u64 = 20;
 const FULL_LANES: u64 = 100;
 const LABEL: u64 = 190;
 const WIDTH: u64 = 1100;
-/// Room above the lanes for the rollout waves' labels.
-const TOP: u64 = 18;
+/// Height of a row of rollout-wave labels above the lanes.
+const WAVE_ROW: u64 = 13;
+/// Height of the failures strip above the lanes: a red mark where each failed task ended.
+const STRIP: u64 = 14;
 
 /// Job colours, cycled: distinct hues that stay readable under white text.
 const PALETTE: [&str; 8] = ["#1c7ed6", "#7048e8", "#0c8599", "#d6336c", "#5c940d", "#e8590c", "#862e9c", "#364fc7"];
@@ -87,7 +89,33 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
     let pad = lane * 3 / LANE;
     let lettered = lane >= 14;
     let lanes_height = lane * (lanes.len() as u64);
-    let height = TOP + lanes_height + 28;
+    // Rollout waves: where each later wave of a job first started, each label in the first
+    // row where it overlaps no other (waves of several jobs start close together).
+    let mut waves: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    for task in report.tasks.iter().filter(|t| t.wave > 0) {
+        if let Some(at) = task.started_at {
+            let first = waves.entry((task.job.as_str(), task.wave)).or_insert(at);
+            *first = (*first).min(at);
+        }
+    }
+    let mut by_x: Vec<(u64, &str, u32)> = waves.iter().map(|((job, wave), at)| (x_of(*at), *job, *wave)).collect();
+    by_x.sort_unstable();
+    // Each row's right end so far; a label about 6 px a character.
+    let mut rows: Vec<u64> = Vec::new();
+    let mut placed: Vec<(u64, usize, &str, u32)> = Vec::new();
+    for (wx, job, wave) in by_x {
+        let text_width = (job.chars().count() as u64 + 7) * 6;
+        let row = rows.iter().position(|end| *end + 4 <= wx).unwrap_or(rows.len());
+        if row == rows.len() {
+            rows.push(0);
+        }
+        rows[row] = wx + 3 + text_width;
+        placed.push((wx, row, job, wave));
+    }
+    let failed: Vec<&TaskReport> = report.tasks.iter().filter(|t| t.status == Some(Status::Failed)).collect();
+    let strip = if failed.is_empty() { 0 } else { STRIP };
+    let top = 4 + WAVE_ROW * rows.len() as u64 + strip;
+    let height = top + lanes_height + 28;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="timeline">"#
     );
@@ -96,38 +124,56 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
     );
     for k in 0..=4u64 {
         let gx = x_of(start + span * k / 4);
+        // The last label ends at its line, so that it is not cut at the edge.
+        let class = if k == 4 { "tick last" } else { "tick" };
         let _ = write!(
             svg,
-            r##"<line x1="{gx}" y1="{TOP}" x2="{gx}" y2="{}" stroke="#e9ecef"/><text x="{gx}" y="{}" class="tick">{}</text>"##,
-            TOP + lanes_height,
+            r##"<line x1="{gx}" y1="{top}" x2="{gx}" y2="{}" stroke="#e9ecef"/><text x="{gx}" y="{}" class="{class}">{}</text>"##,
+            top + lanes_height,
             height - 8,
             duration_ms(span * k / 4)
         );
     }
-    // Rollout waves: where each later wave of a job first started.
-    let mut waves: BTreeMap<(&str, u32), u64> = BTreeMap::new();
-    for task in report.tasks.iter().filter(|t| t.wave > 0) {
-        if let Some(at) = task.started_at {
-            let first = waves.entry((task.job.as_str(), task.wave)).or_insert(at);
-            *first = (*first).min(at);
-        }
-    }
-    for ((job, wave), at) in &waves {
-        let wx = x_of(*at);
+    for (wx, row, job, wave) in placed {
+        let y = 4 + WAVE_ROW * (row as u64 + 1);
         let _ = write!(
             svg,
             r#"<line x1="{wx}" y1="{}" x2="{wx}" y2="{}" stroke="{c}" stroke-dasharray="4 3"/><text x="{}" y="{}" class="wave" fill="{c}">{} wave {}</text>"#,
-            TOP - 4,
-            TOP + lanes_height,
+            y - 9,
+            top + lanes_height,
             wx + 3,
-            TOP - 6,
+            y - 2,
             escape(job),
             wave + 1,
             c = job_colour(job),
         );
     }
+    // The failures strip: however thin the lanes, each failure is a mark here.
+    if !failed.is_empty() {
+        let y = top - STRIP;
+        let _ = write!(
+            svg,
+            r##"<rect x="{LABEL}" y="{}" width="{plot}" height="{}" fill="#fff5f5"/><text x="{}" y="{}" class="lane strip">failed ({})</text>"##,
+            y + 1,
+            STRIP - 2,
+            LABEL - 8,
+            y + STRIP - 4,
+            failed.len()
+        );
+        for task in &failed {
+            let at = task.finished_at.or(task.started_at).unwrap_or(start);
+            let _ = write!(
+                svg,
+                r##"<rect class="failure-mark" x="{}" y="{}" width="3" height="{}" fill="#e03131"><title>{}</title></rect>"##,
+                x_of(at).saturating_sub(1),
+                y + 2,
+                STRIP - 4,
+                escape(&format!("{} — failed: {}", task.id, task.message))
+            );
+        }
+    }
     for (row, (site, tasks)) in lanes.iter().enumerate() {
-        let y = TOP + row as u64 * lane;
+        let y = top + row as u64 * lane;
         if lettered {
             let _ = write!(svg, r#"<text x="{}" y="{}" class="lane">{}</text>"#, LABEL - 8, y + lane - 6, escape(site));
         }
@@ -148,7 +194,12 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
                 task.duration_ms.map(|d| format!(", {}", duration_ms(d))).unwrap_or_default(),
                 if task.message.is_empty() { String::new() } else { format!(": {}", task.message) }
             );
-            let fill = if task.status == Some(Status::Skipped) { "url(#skipped)" } else { job_colour(&task.job) };
+            // On lanes too thin for an outline to show, a failure is filled red.
+            let fill = match task.status {
+                Some(Status::Skipped) => "url(#skipped)",
+                Some(Status::Failed) if !lettered => "#e03131",
+                _ => job_colour(&task.job),
+            };
             let (stroke, dash, opacity) = match task.status {
                 Some(Status::Failed) => (r##" stroke="#e03131" stroke-width="2.5""##, "", "1"),
                 Some(Status::Cancelled) => {
@@ -329,7 +380,7 @@ h1{{font-size:20px;margin:0 0 4px}} h2{{font-size:16px;margin:28px 0 8px}}
 .cards{{display:flex;gap:12px;margin:16px 0}} .card{{border-left:5px solid;padding:6px 14px;background:#f8f9fa;border-radius:4px;min-width:90px}}
 .card b{{display:block;font-size:22px}} .card span{{color:#495057}}
 .timeline{{overflow:auto;border:1px solid #dee2e6;border-radius:6px;padding:8px;background:#fff}}
-.lane{{font-size:11px;text-anchor:end;fill:#495057}} .tick{{font-size:10px;fill:#868e96;text-anchor:middle}}
+.lane{{font-size:11px;text-anchor:end;fill:#495057}} .tick{{font-size:10px;fill:#868e96;text-anchor:middle}} .tick.last{{text-anchor:end}}
 table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #e9ecef;padding:5px 8px;text-align:left;vertical-align:top}}
 th{{background:#f1f3f5;font-weight:600}} code{{font-size:12px}}
 .dot{{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}}

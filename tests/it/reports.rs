@@ -266,3 +266,85 @@ fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
     // A simulated run links nowhere: its site ids exist only in the world file.
     assert!(!render(&sample(), Format::Html).contains("dashboard.pantheon.io"));
 }
+
+/// A release of 300 sites as a browser draws it: two jobs rolled out in waves that start
+/// close together, ten failures. Headless Chromium lays the page out and a script measures
+/// it (the page itself has none; the test adds it to a copy): no two wave labels overlap, no
+/// axis label runs past the drawing, and every failure has a mark in the failures strip
+/// that is large enough to find.
+#[test]
+fn the_html_timeline_reads_in_a_browser() {
+    let mut report = sample();
+    let mut tasks = Vec::new();
+    for job in ["backup", "deploy", "clear"] {
+        for i in 0..300 {
+            let wave = if job == "backup" { 0 } else { u32::try_from(i / 100).unwrap() };
+            tasks.push(TaskHeader { wave, ..header(job, &format!("site-{i:03}"), "live", "env:deploy") });
+        }
+    }
+    let mut events = vec![Event::RunStarted { run_id: RunId::from_parts("20270115T080000Z", 0xf1ee), at: T0, tasks }];
+    for (j, job_start) in [0u64, 60_000, 61_000].into_iter().enumerate() {
+        for i in 0..300u64 {
+            let task = j * 300 + i as usize;
+            // Each later wave of the two rolled-out jobs starts a second apart from the other's.
+            let at = job_start + (i / 100) * 100_000 + i % 100 * 10;
+            events.push(Event::TaskStarted { task, at: T0 + at });
+            let status = if j == 1 && i % 30 == 7 { Status::Failed } else { Status::Succeeded };
+            events.push(finished(task, status, "done", at + 40_000));
+        }
+    }
+    events.push(Event::RunFinished { at: T0 + 400_000, interrupted: false, timed_out: false });
+    for event in &events {
+        report.apply(event);
+    }
+    let html = render(&report, Format::Html);
+    let measure = r#"<script>
+const svg = document.querySelector('svg[aria-label=timeline]');
+const width = svg.viewBox.baseVal.width;
+const waves = [...svg.querySelectorAll('text.wave')].map(e => e.getBBox());
+let overlaps = 0;
+for (let i = 0; i < waves.length; i++) for (let j = i + 1; j < waves.length; j++) {
+  const a = waves[i], b = waves[j];
+  if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
+}
+const ticks = [...svg.querySelectorAll('text.tick')].map(e => e.getBBox());
+const clipped = ticks.filter(b => b.x < 0 || b.x + b.width > width).length;
+const marks = [...svg.querySelectorAll('rect.failure-mark')].map(e => e.getBoundingClientRect().height);
+const pre = document.createElement('pre');
+pre.id = 'measured';
+pre.textContent = JSON.stringify({ waves: waves.length, overlaps, ticks: ticks.length, clipped, marks: marks.length, smallest_mark: Math.min(...marks) });
+document.body.appendChild(pre);
+</script></body>"#;
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, html.replacen("</body>", measure, 1)).unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,1000",
+        ])
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("Debian's chromium (.ci/run installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let measured = dom
+        .split("<pre id=\"measured\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no measurement: {}", String::from_utf8_lossy(&out.stderr)));
+    let m: serde_json::Value = serde_json::from_str(measured).unwrap();
+    assert_eq!(m["waves"], 4, "two later waves of two jobs: {m}");
+    assert_eq!(m["overlaps"], 0, "wave labels overlap: {m}");
+    assert_eq!(m["ticks"], 5, "{m}");
+    assert_eq!(m["clipped"], 0, "an axis label runs past the drawing: {m}");
+    assert_eq!(m["marks"], 10, "a mark per failure: {m}");
+    assert!(m["smallest_mark"].as_f64().unwrap() >= 8.0, "a failure's mark is large enough to find: {m}");
+}
