@@ -285,7 +285,7 @@ fn the_html_timeline_reads_in_a_browser() {
     let mut events = vec![Event::RunStarted { run_id: RunId::from_parts("20270115T080000Z", 0xf1ee), at: T0, tasks }];
     for (j, job_start) in [0u64, 60_000, 61_000].into_iter().enumerate() {
         for i in 0..300u64 {
-            let task = j * 300 + i as usize;
+            let task = j * 300 + usize::try_from(i).unwrap();
             // Each later wave of the two rolled-out jobs starts a second apart from the other's.
             let at = job_start + (i / 100) * 100_000 + i % 100 * 10;
             events.push(Event::TaskStarted { task, at: T0 + at });
@@ -298,7 +298,7 @@ fn the_html_timeline_reads_in_a_browser() {
         report.apply(event);
     }
     let html = render(&report, Format::Html);
-    let measure = r#"<script>
+    let measure = r"<script>
 const svg = document.querySelector('svg[aria-label=timeline]');
 const width = svg.viewBox.baseVal.width;
 const waves = [...svg.querySelectorAll('text.wave')].map(e => e.getBBox());
@@ -314,7 +314,7 @@ const pre = document.createElement('pre');
 pre.id = 'measured';
 pre.textContent = JSON.stringify({ waves: waves.length, overlaps, ticks: ticks.length, clipped, marks: marks.length, smallest_mark: Math.min(...marks) });
 document.body.appendChild(pre);
-</script></body>"#;
+</script></body>";
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, html.replacen("</body>", measure, 1)).unwrap();
