@@ -17,6 +17,7 @@ use clap_complete::ArgValueCandidates;
 
 use self::diagnostics::{Style, Terminals};
 use self::exit::ExitStatus;
+use crate::report::live::StatusLevel;
 use crate::settings::EnvVars;
 
 /// Run declarative batch jobs against the Pantheon hosting platform.
@@ -51,28 +52,22 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Which tasks are printed (`--status-level`) or listed after the run
-/// (`--final-status-level`); each level includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusLevelArg {
-    None,
-    Fail,
-    Retry,
-    Skip,
-    Pass,
-    All,
-}
+/// `--status-level` and `--final-status-level` name the live display's levels: which tasks
+/// are printed or listed after the run, each level including the ones before it.
+impl ValueEnum for StatusLevel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::None, Self::Fail, Self::Retry, Self::Skip, Self::Pass, Self::All]
+    }
 
-impl From<StatusLevelArg> for crate::report::live::StatusLevel {
-    fn from(level: StatusLevelArg) -> Self {
-        match level {
-            StatusLevelArg::None => Self::None,
-            StatusLevelArg::Fail => Self::Fail,
-            StatusLevelArg::Retry => Self::Retry,
-            StatusLevelArg::Skip => Self::Skip,
-            StatusLevelArg::Pass => Self::Pass,
-            StatusLevelArg::All => Self::All,
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Self::None => "none",
+            Self::Fail => "fail",
+            Self::Retry => "retry",
+            Self::Skip => "skip",
+            Self::Pass => "pass",
+            Self::All => "all",
+        }))
     }
 }
 
@@ -362,11 +357,11 @@ pub struct ExecArgs {
     /// Task events printed while the run goes: `none`, `fail`, `retry`, `skip`, `pass`,
     /// `all` (default: `retry` on a terminal, `fail` off one, with a progress line every 15 s).
     #[arg(long, value_enum, value_name = "LEVEL")]
-    pub status_level: Option<StatusLevelArg>,
+    pub status_level: Option<StatusLevel>,
     /// Tasks listed after the run, grouped by cause (default: `skip`, every task that did
     /// not succeed).
-    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = StatusLevelArg::Skip)]
-    pub final_status_level: StatusLevelArg,
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = StatusLevel::Skip)]
+    pub final_status_level: StatusLevel,
     /// How what read-only tasks read is printed on stdout after the run: `table` (one per
     /// task) or `json` (one object by task id; the final table then goes to stderr).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DataFormat::Table)]

@@ -121,7 +121,7 @@ pub(super) fn execute_plan(
     let (rows, columns) = console_size().unwrap_or((16, 100));
     let live_options = LiveOptions {
         paint: Paint::new(io.style.color),
-        status_level: exec.status_level.map(Into::into),
+        status_level: exec.status_level,
         estimate_secs: Some(estimate_secs),
         time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
@@ -140,7 +140,7 @@ pub(super) fn execute_plan(
     };
     let view = View {
         table: TableOptions {
-            level: exec.final_status_level.into(),
+            level: exec.final_status_level,
             columns: console_size().map_or(100, |(_, columns)| columns),
             ..TableOptions::default()
         },
