@@ -574,14 +574,17 @@ impl Pace {
     }
 
     /// A waiter's next poll once more is known of its type: the new expected finish or
-    /// the new longest, whichever is ahead (past both, as it was). A waiter held for a
-    /// lesson that taught nothing polls as one of an unknown type would have.
+    /// the new longest, whichever is ahead (past both, as it was). Of the waiters held for a
+    /// lesson that taught nothing (a cold platform), one scouts, polling as its workflow
+    /// runs, and the others stay held for what its end teaches, as [`Self::first`] does:
+    /// each polling on its own would spend a poll after poll on every workflow of the first
+    /// wave.
     fn retime(
         self,
         watch: &mut Watch,
         due: Instant,
         now: Instant,
-        known: &Expectations,
+        known: &mut Expectations,
         pressure: Option<Duration>,
     ) -> Instant {
         if self.every.is_some() || watch.late > 0 {
@@ -592,7 +595,16 @@ impl Pace {
             // A waiter held for a lesson whose expected finish is past polls now, not at the
             // end of its hold.
             Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(if held { now } else { due }),
-            None if held => now.max(watch.started + self.floor),
+            None if held => match known.scouts.get(&watch.kind) {
+                Some(scout) if *scout != watch.workflow_id => {
+                    watch.lesson = true;
+                    due.max(watch.started + MAX_POLL_GAP.max(self.floor))
+                }
+                _ => {
+                    known.scouts.insert(watch.kind.clone(), watch.workflow_id.clone());
+                    now.max(watch.started + self.floor)
+                }
+            },
             None => due,
         }
     }
@@ -720,7 +732,7 @@ impl PollerDriver {
                     for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
                         for (watch, due) in &mut site.waiting {
                             if updated.contains(&watch.kind) {
-                                *due = pace.retime(watch, *due, now, &known, pressure);
+                                *due = pace.retime(watch, *due, now, &mut known, pressure);
                             }
                         }
                     }
@@ -944,8 +956,15 @@ mod tests {
         // The lesson taught nothing: poll as for an unknown type.
         known.learning.clear();
         let now = Instant::now();
-        assert_eq!(pace.retime(&mut wb, held, now, &known, None), now.max(wb.started + Duration::from_secs(1)));
-        assert!(!wb.lesson);
+        assert_eq!(pace.retime(&mut wb, held, now, &mut known, None), now.max(wb.started + Duration::from_secs(1)));
+        assert!(!wb.lesson, "the first held waiter scouts");
+        assert_eq!(known.scouts.get("clear_cache").map(String::as_str), Some("b"));
+        // Another held waiter of the type stays held for what the scout's end teaches.
+        let mut wx = watch("x");
+        wx.lesson = true;
+        let due = pace.retime(&mut wx, held, now, &mut known, None);
+        assert!(wx.lesson && due >= wx.started + MAX_POLL_GAP, "held: {:?}", due - wx.started);
+        known.scouts.clear();
         // It taught run times: the first poll comes near the expected finish.
         let (mut wc, mut c) = (watch("c"), SiteWatch::default());
         assert!(pace.first(&mut wc, &mut c, &mut known, None) <= Instant::now(), "another site's list, then");
@@ -957,7 +976,7 @@ mod tests {
             let w = workflow(&format!(r#"{{"id":"h{i}","type":"clear_cache","result":"succeeded","total_time":{t}}}"#));
             known.record(&w);
         }
-        let due = pace.retime(&mut wd, held, Instant::now(), &known, None);
+        let due = pace.retime(&mut wd, held, Instant::now(), &mut known, None);
         assert_eq!(due, wd.started + Duration::from_secs_f64(20.6), "the 65th percentile");
     }
 
@@ -993,7 +1012,7 @@ mod tests {
         let ended = workflow(r#"{"id":"a","type":"deploy","result":"succeeded","total_time":6.0}"#);
         let updated = settle(&mut site, &["a".into()], Ok(vec![ended]), &mut known, pace, None);
         assert!(updated.contains("deploy") && known.scouts.is_empty(), "{updated:?}");
-        let due = pace.retime(&mut other, held, Instant::now(), &known, None);
+        let due = pace.retime(&mut other, held, Instant::now(), &mut known, None);
         assert!(due < other.started + Duration::from_secs(7), "near the scout's run time: {:?}", due - other.started);
     }
 
