@@ -149,60 +149,85 @@ const SLOW_FACTOR: u32 = 2;
 struct Pace {
     scale: f64,
     started: Vec<Option<Instant>>,
-    marked: Vec<bool>,
-    /// Run times of this run's finished tasks, per job.
-    learned: HashMap<String, Vec<Duration>>,
+    /// Started and not yet marked slow nor seen to end: what the timer looks at (at most the
+    /// run's concurrency, however many tasks the run has).
+    watched: std::collections::BTreeSet<usize>,
+    /// Recent run times of this run's finished tasks, per job...
+    learned: HashMap<String, std::collections::VecDeque<Duration>>,
+    /// ...and their median, kept as they come.
+    medians: HashMap<String, Duration>,
 }
+
+/// Run times kept per job for its median.
+const SLOW_SAMPLES: usize = 64;
 
 impl Pace {
     fn new(tasks: usize, scale: f64) -> Self {
-        Self { scale, started: vec![None; tasks], marked: vec![false; tasks], learned: HashMap::new() }
+        Self {
+            scale,
+            started: vec![None; tasks],
+            watched: std::collections::BTreeSet::new(),
+            learned: HashMap::new(),
+            medians: HashMap::new(),
+        }
+    }
+
+    fn started(&mut self, task: usize, at: Instant) {
+        self.started[task] = Some(at);
+        self.watched.insert(task);
     }
 
     /// What `meta`'s task is expected to take: the median of its job's finished tasks in
     /// this run, else the plan's estimate on the platform's clock.
     fn expected(&self, meta: &TaskMeta) -> Duration {
-        match self.learned.get(&meta.header.job).filter(|d| !d.is_empty()) {
-            Some(durations) => {
-                let mut sorted = durations.clone();
-                sorted.sort();
-                sorted[sorted.len() / 2]
-            }
+        match self.medians.get(&meta.header.job) {
+            Some(median) => *median,
             None => Duration::from_secs(meta.estimate_secs).mul_f64(self.scale.max(0.0)),
         }
     }
 
     /// When the next task running unmarked becomes slow.
     fn next(&self, metas: &[TaskMeta], statuses: &[Option<Status>]) -> Option<Instant> {
-        (0..metas.len())
-            .filter(|&i| statuses[i].is_none() && !self.marked[i])
-            .filter_map(|i| Some(self.started[i]? + self.expected(&metas[i]).saturating_mul(SLOW_FACTOR)))
+        self.watched
+            .iter()
+            .filter(|&&i| statuses[i].is_none())
+            .filter_map(|&i| Some(self.started[i]? + self.expected(&metas[i]).saturating_mul(SLOW_FACTOR)))
             .min()
     }
 
-    /// The tasks slow by `now`, marked, each with its expectation.
+    /// The tasks slow by `now`, marked (no longer watched), each with its expectation.
     fn due(&mut self, metas: &[TaskMeta], statuses: &[Option<Status>], now: Instant) -> Vec<(usize, Duration)> {
         let mut due = Vec::new();
-        for i in 0..metas.len() {
+        let mut ended = Vec::new();
+        for &i in &self.watched {
             let Some(start) = self.started[i] else { continue };
-            if statuses[i].is_some() || self.marked[i] {
+            if statuses[i].is_some() {
+                ended.push(i);
                 continue;
             }
             let expected = self.expected(&metas[i]);
             if start + expected.saturating_mul(SLOW_FACTOR) <= now {
-                self.marked[i] = true;
                 due.push((i, expected));
             }
+        }
+        for i in ended.into_iter().chain(due.iter().map(|(i, _)| *i)) {
+            self.watched.remove(&i);
         }
         due
     }
 
     fn finished(&mut self, meta: &TaskMeta, task: usize, status: Status) {
-        if let Some(start) = self.started[task]
-            && status == Status::Succeeded
-        {
-            self.learned.entry(meta.header.job.clone()).or_default().push(start.elapsed());
+        self.watched.remove(&task);
+        let Some(start) = self.started[task].filter(|_| status == Status::Succeeded) else { return };
+        let job = &meta.header.job;
+        let recent = self.learned.entry(job.clone()).or_default();
+        if recent.len() == SLOW_SAMPLES {
+            recent.pop_front();
         }
+        recent.push_back(start.elapsed());
+        let mut sorted: Vec<Duration> = recent.iter().copied().collect();
+        sorted.sort_unstable();
+        self.medians.insert(job.clone(), sorted[sorted.len() / 2]);
     }
 }
 
@@ -473,7 +498,7 @@ where
             }
             sink.emit(&Event::TaskStarted { task: i, at: clock.now_ms() });
             if let Some(pace) = pace.as_mut() {
-                pace.started[i] = Some(Instant::now());
+                pace.started(i, Instant::now());
             }
             let Some(payload) = graph.node(i).cloned() else { continue };
             let runner = Arc::clone(&runner);
@@ -792,13 +817,19 @@ mod tests {
         let metas = vec![meta("a"), meta("a"), meta("a"), meta("b")];
         let mut pace = Pace::new(4, 0.01);
         assert_eq!(pace.expected(&metas[0]), Duration::from_millis(300), "the estimate, on the simulator's clock");
-        for d in [100, 120, 900] {
-            pace.learned.entry("a".into()).or_default().push(Duration::from_millis(d));
+        let start = Instant::now();
+        for (t, d) in [(0, 100), (1, 120), (2, 900)] {
+            pace.started(t, start.checked_sub(Duration::from_millis(d)).unwrap());
+            pace.finished(&metas[t], t, Status::Succeeded);
         }
+        let medians = pace.medians.get("a").copied().unwrap();
+        assert!(medians >= Duration::from_millis(120) && medians < Duration::from_millis(900), "{medians:?}");
+        pace.medians.insert("a".into(), Duration::from_millis(120));
         assert_eq!(pace.expected(&metas[0]), Duration::from_millis(120), "the median of what this run saw");
         assert_eq!(pace.expected(&metas[3]), Duration::from_millis(300), "another job keeps its estimate");
-        let start = Instant::now();
-        pace.started = vec![Some(start), Some(start), None, Some(start)];
+        pace.started(0, start);
+        pace.started(1, start);
+        pace.started(3, start);
         let statuses = vec![None, Some(Status::Succeeded), None, None];
         assert_eq!(pace.next(&metas, &statuses), Some(start + Duration::from_millis(240)));
         let due = pace.due(&metas, &statuses, start + Duration::from_millis(250));
