@@ -100,17 +100,21 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
     }
     let mut by_x: Vec<(u64, &str, u32)> = waves.iter().map(|((job, wave), at)| (x_of(*at), *job, *wave)).collect();
     by_x.sort_unstable();
-    // Each row's right end so far; a label about 6 px a character.
-    let mut rows: Vec<u64> = Vec::new();
-    let mut placed: Vec<(u64, usize, &str, u32)> = Vec::new();
+    // Each row's labels as spans of x; a label about 6 px a character, right of its line, or
+    // left of it where it would run past the drawing's edge.
+    let mut rows: Vec<Vec<(u64, u64)>> = Vec::new();
+    let mut placed: Vec<(u64, usize, bool, &str, u32)> = Vec::new();
     for (wx, job, wave) in by_x {
         let text_width = (job.chars().count() as u64 + 7) * 6;
-        let row = rows.iter().position(|end| *end + 4 <= wx).unwrap_or(rows.len());
+        let leftward = wx + 3 + text_width > WIDTH;
+        let span = if leftward { (wx.saturating_sub(3 + text_width), wx) } else { (wx, wx + 3 + text_width) };
+        let free = |row: &Vec<(u64, u64)>| row.iter().all(|(start, end)| span.1 + 4 <= *start || *end + 4 <= span.0);
+        let row = rows.iter().position(free).unwrap_or(rows.len());
         if row == rows.len() {
-            rows.push(0);
+            rows.push(Vec::new());
         }
-        rows[row] = wx + 3 + text_width;
-        placed.push((wx, row, job, wave));
+        rows[row].push(span);
+        placed.push((wx, row, leftward, job, wave));
     }
     let failed: Vec<&TaskReport> = report.tasks.iter().filter(|t| t.status == Some(Status::Failed)).collect();
     let strip = if failed.is_empty() { 0 } else { STRIP };
@@ -134,14 +138,14 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
             duration_ms(span * k / 4)
         );
     }
-    for (wx, row, job, wave) in placed {
+    for (wx, row, leftward, job, wave) in placed {
         let y = 4 + WAVE_ROW * (row as u64 + 1);
+        let (tx, class) = if leftward { (wx.saturating_sub(3), "wave leftward") } else { (wx + 3, "wave") };
         let _ = write!(
             svg,
-            r#"<line x1="{wx}" y1="{}" x2="{wx}" y2="{}" stroke="{c}" stroke-dasharray="4 3"/><text x="{}" y="{}" class="wave" fill="{c}">{} wave {}</text>"#,
+            r#"<line x1="{wx}" y1="{}" x2="{wx}" y2="{}" stroke="{c}" stroke-dasharray="4 3"/><text x="{tx}" y="{}" class="{class}" fill="{c}">{} wave {}</text>"#,
             y - 9,
             top + lanes_height,
-            wx + 3,
             y - 2,
             escape(job),
             wave + 1,
@@ -384,7 +388,7 @@ h1{{font-size:20px;margin:0 0 4px}} h2{{font-size:16px;margin:28px 0 8px}}
 table{{border-collapse:collapse;width:100%}} td,th{{border-bottom:1px solid #e9ecef;padding:5px 8px;text-align:left;vertical-align:top}}
 th{{background:#f1f3f5;font-weight:600}} code{{font-size:12px}}
 .dot{{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}}
-.legend span{{margin-right:14px}} .bar{{font-size:10px;fill:#fff;pointer-events:none}} .wave{{font-size:10px;font-weight:600}}
+.legend span{{margin-right:14px}} .bar{{font-size:10px;fill:#fff;pointer-events:none}} .wave{{font-size:10px;font-weight:600}} .wave.leftward{{text-anchor:end}}
 td:first-child code{{white-space:nowrap}} pre{{white-space:pre-wrap;font-size:12px;margin:4px 0;max-height:240px;overflow:auto;background:#f8f9fa;padding:6px}} .failures{{padding-left:18px}} .failures li{{margin:4px 0}} .failures code{{margin-right:6px}}
 </style></head><body>
 <h1>terminus-batch run <code>{run}</code></h1>
@@ -396,7 +400,7 @@ td:first-child code{{white-space:nowrap}} pre{{white-space:pre-wrap;font-size:12
 <h2>Jobs</h2>
 <table><thead><tr><th>job</th><th>operation</th><th>waves</th><th>tasks</th><th>succeeded</th><th>unchanged</th><th>failed</th><th>skipped</th><th>cancelled</th><th>span</th></tr></thead><tbody>{job_rows}</tbody></table>
 <h2>Timeline</h2>
-<p class="legend meta">{legend} — one lane per site, a bar per task in its job's colour; outlined red: failed; dashed orange: cancelled; striped: skipped; faded: unchanged; dashed lines: rollout waves. Hover a bar for details.</p>
+<p class="legend meta">{legend} — one lane per site, a bar per task in its job's colour; outlined red: failed; dashed orange: cancelled; striped: skipped; faded: unchanged; dashed lines: rollout waves; the strip above the lanes: a red mark where each failed task ended. Hover a bar or a mark for details.</p>
 <div class="timeline">{svg}</div>
 <h2>Tasks</h2>
 <table><thead><tr><th>task</th><th>status</th><th>attempts</th><th>duration</th><th>workflows</th><th>message</th></tr></thead><tbody>{rows}</tbody></table>
