@@ -6,7 +6,6 @@ use serde_json::json;
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
 use super::{OpContext, OpError, OpOutput, Ops, Target, commits_missing, env_of};
-use crate::cause::Cause;
 
 /// What a deploy would do.
 pub(crate) enum DeployStep {
@@ -500,9 +499,7 @@ pub(super) async fn workflow_wait(
             let done = if found.is_finished() {
                 ctx.workflow_ended(&found.id, found.succeeded());
                 if !found.succeeded() {
-                    let reason = found.failure_reason();
-                    let message = format!("workflow {} failed: {reason} (id {})", found.kind, found.id);
-                    return Err(OpError::because(Cause::Workflow { workflow: found.kind.clone(), reason }, message));
+                    return Err(OpError::workflow_failed(found));
                 }
                 found.clone()
             } else {

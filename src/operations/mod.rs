@@ -91,6 +91,14 @@ impl OpError {
         Self::because(Cause::Failed { reason: reason.to_owned() }, message)
     }
 
+    /// `workflow` ended failed: its type and the platform's reason are the cause, its id is
+    /// in the message.
+    pub(crate) fn workflow_failed(workflow: &Workflow) -> Self {
+        let reason = workflow.failure_reason();
+        let message = format!("workflow {} failed: {reason} (id {})", workflow.kind, workflow.id);
+        Self::because(Cause::Workflow { workflow: workflow.kind.clone(), reason }, message)
+    }
+
     /// A failure for `cause`, with `message` saying more of it.
     pub(crate) fn because(cause: Cause, message: impl Into<String>) -> Self {
         Self { message: message.into(), cause, transient: false, internal: false }
@@ -546,9 +554,7 @@ impl Ops {
         if done.succeeded() {
             Ok(done)
         } else {
-            let reason = done.failure_reason();
-            let message = format!("workflow {} failed: {reason} (id {})", done.kind, done.id);
-            Err(OpError::because(Cause::Workflow { workflow: done.kind.clone(), reason }, message))
+            Err(OpError::workflow_failed(&done))
         }
     }
 

@@ -259,8 +259,8 @@ async fn once(
                 || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
                 |route| route.known_hosts.join(&host).display().to_string(),
             );
-            Err(OpError::because(
-                failed("the app server's host key is not the one recorded; nothing ran"),
+            Err(OpError::failed(
+                "the app server's host key is not the one recorded; nothing ran",
                 format!(
                     "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove \
                      the old one (`ssh-keygen -R '[{host}]:{PORT}'`) and run again; nothing ran"
@@ -269,18 +269,18 @@ async fn once(
         }
         Some(255) if never_ran(&stdout, &stderr) => {
             let message = format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)));
-            Err(OpError { transient: true, ..OpError::because(failed("cannot reach the app server"), message) })
+            Err(OpError { transient: true, ..OpError::failed("cannot reach the app server", message) })
         }
         // The connection ended and the command's own end was not seen: it may have run.
         Some(255) | None => {
             let why = crate::redact::redact(last_line(&stderr));
             let ended = if why.is_empty() { "the session ended".to_owned() } else { why };
             let message = format!("`{shown}` may have run: its end was not seen ({ended})");
-            let cause = failed("the remote command may have run: its end was not seen");
+            let reason = "the remote command may have run: its end was not seen";
             Err(if call.idempotent {
-                OpError { transient: true, ..OpError::because(cause, message) }
+                OpError { transient: true, ..OpError::failed(reason, message) }
             } else {
-                OpError::because(cause, format!("{message}; not run again (its job may say `idempotent: true`)"))
+                OpError::failed(reason, format!("{message}; not run again (its job may say `idempotent: true`)"))
             })
         }
         Some(code) => {
@@ -295,11 +295,6 @@ async fn once(
             Err(OpError::because(Cause::Command { exit_code: code }, message))
         }
     }
-}
-
-/// A cause in words that name no host: the task's id names its target.
-fn failed(reason: &str) -> Cause {
-    Cause::Failed { reason: reason.to_owned() }
 }
 
 #[cfg(test)]
