@@ -551,11 +551,7 @@ impl Ops {
             internal: e.is_internal(),
         })?;
         ctx.workflow_ended(&done.id, done.succeeded());
-        if done.succeeded() {
-            Ok(done)
-        } else {
-            Err(OpError::workflow_failed(&done))
-        }
+        if done.succeeded() { Ok(done) } else { Err(OpError::workflow_failed(&done)) }
     }
 
     /// Re-attaches to a workflow an earlier run started and did not see end (`--resume`):

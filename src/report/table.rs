@@ -122,15 +122,15 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
 /// The tasks marked slow (more than twice as long as expected), counted, with the first
 /// `ids` of them; `None` when none was.
 pub(crate) fn slow_line(report: &RunReport, ids: usize) -> Option<String> {
-    let slow: Vec<&str> = report.tasks.iter().filter(|t| t.slow_after_ms.is_some()).map(|t| t.id.as_str()).collect();
-    if slow.is_empty() {
+    let slow =
+        Group { cause: String::new(), tasks: report.tasks.iter().filter(|t| t.slow_after_ms.is_some()).collect() };
+    if slow.tasks.is_empty() {
         return None;
     }
-    let tasks = if slow.len() == 1 { "task ran" } else { "tasks ran" };
-    let shown: Vec<&str> = slow.iter().take(ids).copied().collect();
-    let more = slow.len() - shown.len();
+    let tasks = if slow.tasks.len() == 1 { "task ran" } else { "tasks ran" };
+    let (shown, more) = slow.first_ids(ids);
     let more = if more > 0 { format!(" … +{more} more") } else { String::new() };
-    Some(format!("slow: {} {tasks} more than twice as long as expected: {}{more}", slow.len(), shown.join(", ")))
+    Some(format!("slow: {} {tasks} more than twice as long as expected: {}{more}", slow.tasks.len(), shown.join(", ")))
 }
 
 /// `words` two spaces apart, in lines of at most `width` columns (a longer word has a line

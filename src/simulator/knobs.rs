@@ -74,9 +74,14 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// Whether `kind`'s workflows are held now.
-    pub(crate) fn holds(&self, kind: &str) -> bool {
-        self.types.as_ref().is_none_or(|t| t.iter().any(|k| k == kind)) && !self.until.exists()
+    /// Whether the gate is still shut (its file does not exist yet).
+    pub(crate) fn shut(&self) -> bool {
+        !self.until.exists()
+    }
+
+    /// Whether `kind`'s workflows are held while the gate is shut.
+    pub(crate) fn covers(&self, kind: &str) -> bool {
+        self.types.as_ref().is_none_or(|t| t.iter().any(|k| k == kind))
     }
 }
 

@@ -354,8 +354,12 @@ impl SimState {
     /// Keeps the workflows `hold` holds running past `now`: each finishes no sooner than a
     /// moment after the gate was last seen shut.
     pub(crate) fn hold(&mut self, hold: &super::knobs::Hold, now: f64) {
+        // One look at the gate per request, not one per workflow.
+        if !hold.shut() {
+            return;
+        }
         for wf in self.workflows.iter_mut().filter(|w| !w.applied && w.finish_at <= now + 0.001) {
-            if hold.holds(&wf.kind) {
+            if hold.covers(&wf.kind) {
                 wf.finish_at = now + 0.001;
             }
         }
