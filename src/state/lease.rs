@@ -119,41 +119,20 @@ impl Leases {
     fn create(&self, target: &str) -> Result<Version, LeaseError> {
         let key = self.key(target);
         let fail = |source| LeaseError::Store { target: target.to_owned(), source };
-        for _ in 0..3 {
-            if let Some(version) = self.store.create(&key, &self.record(target)).map_err(fail)? {
-                return Ok(version);
+        let claim = |bytes: &[u8]| match serde_json::from_slice::<LeaseRecord>(bytes) {
+            // This run's own, which none of its tasks holds (one that could not be given
+            // back): taken again.
+            Ok(lease) if lease.holder.run_id == self.holder.run_id => Ok(()),
+            Ok(lease) if !gone(&lease.holder, lease.renewed_at) => {
+                Err(LeaseError::Held { target: target.to_owned(), holder: Box::new(lease.holder) })
             }
-            let Some(current) = self.store.get(&key).map_err(fail)? else { continue };
-            match serde_json::from_slice::<LeaseRecord>(&current.bytes) {
-                // This run's own, which none of its tasks holds (one that could not be given
-                // back): taken again.
-                Ok(lease) if lease.holder.run_id == self.holder.run_id => {
-                    if let Some(version) =
-                        self.store.replace(&key, &self.record(target), &current.version).map_err(fail)?
-                    {
-                        return Ok(version);
-                    }
-                }
-                Ok(lease) if !gone(&lease.holder, lease.renewed_at) => {
-                    return Err(LeaseError::Held { target: target.to_owned(), holder: Box::new(lease.holder) });
-                }
-                // Stale, or cut short by a crash while it was written: taken over.
-                _ => {
-                    tracing::warn!(target, "taking over a lease whose holder is gone");
-                    if let Some(version) =
-                        self.store.replace(&key, &self.record(target), &current.version).map_err(fail)?
-                    {
-                        return Ok(version);
-                    }
-                }
+            // Stale, or cut short by a crash while it was written: taken over.
+            _ => {
+                tracing::warn!(target, "taking over a lease whose holder is gone");
+                Ok(())
             }
-        }
-        Err(fail(StoreError {
-            what: "cannot take",
-            location: self.store.locate(&key),
-            message: "the lease changed hands while taking it".to_owned(),
-            kind: std::io::ErrorKind::Other,
-        }))
+        };
+        self.store.take(&key, &self.record(target), "lease", fail, claim)
     }
 
     fn release(&self, target: &str) {

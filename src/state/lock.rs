@@ -203,40 +203,26 @@ impl Lock {
             holder: holder.clone(),
             version: Mutex::new(version),
         };
-        for _ in 0..3 {
-            if let Some(version) = store.create(key, &record(holder)).map_err(fail)? {
-                return Ok(taken(version));
+        let claim = |bytes: &[u8]| match serde_json::from_slice::<LockRecord>(bytes).ok() {
+            Some(l) if !gone(&l.holder, l.renewed_at) && !ours(&l.holder) => {
+                let h = l.holder;
+                Err(LockError::Held {
+                    whence: h.whence(),
+                    plan: h.plan_path,
+                    pid: h.pid,
+                    run: h.run_id,
+                    started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
+                    path: store.locate(key),
+                })
             }
-            let Some(current) = store.get(key).map_err(fail)? else { continue };
-            let lock: Option<LockRecord> = serde_json::from_slice(&current.bytes).ok();
-            match lock {
-                Some(l) if !gone(&l.holder, l.renewed_at) && !ours(&l.holder) => {
-                    let h = l.holder;
-                    return Err(LockError::Held {
-                        whence: h.whence(),
-                        plan: h.plan_path,
-                        pid: h.pid,
-                        run: h.run_id,
-                        started: crate::timefmt::human(i64::try_from(h.started_at).unwrap_or(0)),
-                        path: store.locate(key),
-                    });
-                }
-                // A holder that is gone (or a record cut short): taken over, if no one
-                // else took it meanwhile.
-                _ => {
-                    tracing::warn!("taking over the lock {} from a run that is gone", store.locate(key));
-                    if let Some(version) = store.replace(key, &record(holder), &current.version).map_err(fail)? {
-                        return Ok(taken(version));
-                    }
-                }
+            // A holder that is gone (or a record cut short): taken over, if no one else
+            // took it meanwhile.
+            _ => {
+                tracing::warn!("taking over the lock {} from a run that is gone", store.locate(key));
+                Ok(())
             }
-        }
-        Err(fail(StoreError {
-            what: "cannot take",
-            location: store.locate(key),
-            message: "the lock changed hands while taking it".to_owned(),
-            kind: std::io::ErrorKind::Other,
-        }))
+        };
+        store.take(key, &record(holder), "lock", fail, claim).map(taken)
     }
 
     /// Says again that the holder is alive, so that a run on another machine sharing the

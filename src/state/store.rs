@@ -161,6 +161,37 @@ impl Store {
         }
     }
 
+    /// Takes `key` for a holder (the plan lock, an environment lease): writes `record` if
+    /// the key is free; else hands the record there to `claim`, which refuses (`Err`) while
+    /// its holder still holds it, and otherwise replaces it, unless another run changed it
+    /// meanwhile (of two runs taking over the same record, one wins). Three tries; then a
+    /// store error saying the `what` changed hands.
+    pub fn take<E>(
+        &self,
+        key: &str,
+        record: &[u8],
+        what: &str,
+        fail: impl Fn(StoreError) -> E,
+        claim: impl Fn(&[u8]) -> Result<(), E>,
+    ) -> Result<Version, E> {
+        for _ in 0..3 {
+            if let Some(version) = self.create(key, record).map_err(&fail)? {
+                return Ok(version);
+            }
+            let Some(current) = self.get(key).map_err(&fail)? else { continue };
+            claim(&current.bytes)?;
+            if let Some(version) = self.replace(key, record, &current.version).map_err(&fail)? {
+                return Ok(version);
+            }
+        }
+        Err(fail(StoreError {
+            what: "cannot take",
+            location: self.locate(key),
+            message: format!("the {what} changed hands while taking it"),
+            kind: io::ErrorKind::Other,
+        }))
+    }
+
     /// Replaces `key` if it is still at `current`: its new version, or `None` when it
     /// changed (or went) since.
     pub fn replace(&self, key: &str, bytes: &[u8], current: &str) -> Result<Option<Version>, StoreError> {
