@@ -561,27 +561,35 @@ pub fn runs_newest_first(store: &Store) -> Vec<String> {
 /// When a run started (its `run_started` event, the journal's second line), 0 when not
 /// recorded.
 fn started_ms(store: &Store, run: &str) -> u64 {
-    let line = match store.local_dir() {
-        Some(dir) => {
-            let Ok(file) = File::open(dir.join("runs").join(run).join("events.jsonl")) else { return 0 };
-            let mut reader = BufReader::new(file.take(MAX_JOURNAL_BYTES));
-            let mut line = Vec::new();
-            for _ in 0..2 {
-                line.clear();
-                if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
-                    return 0;
-                }
-            }
-            line
-        }
-        None => match store.get(&segment_key(run, 1)) {
-            Ok(Some(entry)) => entry.bytes.split(|&b| b == b'\n').next().unwrap_or_default().to_vec(),
-            _ => return 0,
-        },
-    };
+    let Ok(Some(line)) = early_line(store, run, 1) else { return 0 };
     match serde_json::from_slice::<Event>(&line) {
         Ok(Event::RunStarted { at, .. }) => at,
         _ => 0,
+    }
+}
+
+/// A journal's line `n` (0: its header, 1: `run_started`), without reading the rest: in a
+/// directory, the file's `n + 1`-th line (empty past its end); in an object store, the first
+/// line of segment `n` (the header is written alone, and `run_started` opens the next one),
+/// `None` when there is no such segment.
+fn early_line(store: &Store, run: &str, n: u64) -> Result<Option<Vec<u8>>, String> {
+    match store.local_dir() {
+        Some(dir) => {
+            let file = File::open(dir.join("runs").join(run).join("events.jsonl")).map_err(|e| e.to_string())?;
+            let mut reader = BufReader::new(file.take(MAX_JOURNAL_BYTES));
+            let mut line = Vec::new();
+            for _ in 0..=n {
+                line.clear();
+                if reader.read_until(b'\n', &mut line).map_err(|e| e.to_string())? == 0 {
+                    break;
+                }
+            }
+            Ok(Some(line))
+        }
+        None => Ok(store
+            .get(&segment_key(run, n))
+            .map_err(|e| e.to_string())?
+            .map(|entry| entry.bytes.split(|&b| b == b'\n').next().unwrap_or_default().to_vec())),
     }
 }
 
@@ -604,21 +612,7 @@ fn corrupt(e: &JournalError) -> JournalError {
 pub fn read_header(store: &Store, run: &str) -> Result<Header, JournalError> {
     let shown = store.locate(&run_key(run));
     let bad = |message: String| JournalError::Read { path: shown.clone(), message };
-    let first = match store.local_dir() {
-        Some(dir) => {
-            let path = dir.join("runs").join(run).join("events.jsonl");
-            let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
-            let mut first = Vec::new();
-            BufReader::new(file.take(MAX_JOURNAL_BYTES))
-                .read_until(b'\n', &mut first)
-                .map_err(|e| bad(e.to_string()))?;
-            first
-        }
-        None => match store.get(&segment_key(run, 0)).map_err(|e| bad(e.to_string()))? {
-            Some(entry) => entry.bytes.split(|&b| b == b'\n').next().unwrap_or_default().to_vec(),
-            None => return Err(bad("there is no such run".to_owned())),
-        },
-    };
+    let first = early_line(store, run, 0).map_err(bad)?.ok_or_else(|| bad("there is no such run".to_owned()))?;
     let text = std::str::from_utf8(&first).map_err(|e| bad(format!("line 1 is not UTF-8 ({e})")))?;
     serde_json::from_str(text.trim_end()).map_err(|e| bad(format!("line 1 is not a journal header: {e}")))
 }
