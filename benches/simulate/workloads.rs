@@ -22,6 +22,8 @@ use terminus_batch::plan::PlanSource;
 use terminus_batch::report::RunReport;
 use terminus_batch::simulator::{Simulator, Stats, World};
 
+use super::model;
+
 /// A benchmark workload (README, "Performance").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Workload {
@@ -223,6 +225,8 @@ struct Run {
     workflow_seconds: f64,
     longest_site_seconds: f64,
     shortest_workflow_seconds: f64,
+    /// Waiting past workflows' finishes: from each finish to the first read that showed it.
+    unseen_seconds: f64,
     peak_in_flight_workflows: u64,
     peak_rss_bytes: Option<u64>,
 }
@@ -350,6 +354,27 @@ pub(crate) struct ApplyFigures {
     workflow_requests_per_workflow: f64,
     requests_per_task: BTreeMap<String, f64>,
     sequential: Option<Sequential>,
+    /// The cold workload's judge of what is possible (see [`model`]).
+    best: Option<BestClient>,
+}
+
+/// What the best client could do on the same work (see [`model`]), and the requests the work
+/// needs once its decisions' reads are counted.
+#[derive(Serialize)]
+struct BestClient {
+    /// The fewest requests with the reads the operations decide by (a deploy's code log),
+    /// which terminus makes too: issue 26's count.
+    fewest_with_reads: u64,
+    /// Requests sent over `fewest_with_reads`.
+    requests_ratio: f64,
+    /// Reads of workflows per workflow this run made (its POST and list reads left out).
+    polls_per_workflow: f64,
+    /// The best client's wall time over the plain bound: seeing every end at once, spending
+    /// 1.5 polls per workflow (2.5 workflow requests per workflow), and spending as many as
+    /// this run did. Each is the mean, lowest and highest over the model's draws.
+    instant: (f64, f64, f64),
+    at_target_polls: (f64, f64, f64),
+    at_measured_polls: (f64, f64, f64),
 }
 
 fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, String> {
@@ -413,6 +438,7 @@ fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, Strin
         bound,
         run,
         sequential,
+        best: None,
     })
 }
 
@@ -541,6 +567,7 @@ fn apply_once(
         workflow_seconds: sim.workflow_seconds,
         longest_site_seconds: sim.longest_site_seconds,
         shortest_workflow_seconds: sim.shortest_workflow_seconds,
+        unseen_seconds: sim.unseen_seconds,
         peak_in_flight_workflows: sim.peak_in_flight_workflows,
         peak_rss_bytes: peak,
     })
@@ -625,6 +652,40 @@ impl ApplyFigures {
             run.workflows,
             verdict(self.workflow_requests_per_workflow <= 2.5, "<= 2.5")
         );
+        #[expect(clippy::cast_precision_loss, reason = "small counts")]
+        let slot_seconds = run.wall * self.concurrency as f64;
+        let _ = writeln!(
+            out,
+            "  slot use             {:>9.3}    (workflow time / (wall x {}); {:.2} s per workflow waited past its \
+             finish before a read saw it)",
+            run.workflow_seconds / slot_seconds,
+            self.concurrency,
+            per_f(run.unseen_seconds, run.workflows)
+        );
+        if let Some(best) = &self.best {
+            let _ = writeln!(
+                out,
+                "  requests             {:>9.3}    x the fewest with the deploys' code-log reads ({} sent, {} needed) {}",
+                best.requests_ratio,
+                run.requests,
+                best.fewest_with_reads,
+                verdict(best.requests_ratio <= 1.1, "<= 1.1")
+            );
+            let _ = writeln!(
+                out,
+                "  the best client (knows the run-time spread, never waits for the rate; mean [lowest, highest] \
+                 over draws, x the plain bound):"
+            );
+            let range = |(mean, low, high): (f64, f64, f64)| format!("{mean:.3} [{low:.3}, {high:.3}]");
+            let _ = writeln!(out, "    sees every end at once          {}", range(best.instant));
+            let _ = writeln!(out, "    1.5 polls per workflow (2.5)    {}", range(best.at_target_polls));
+            let _ = writeln!(
+                out,
+                "    {:.2} polls per workflow (this run's) {}",
+                best.polls_per_workflow,
+                range(best.at_measured_polls)
+            );
+        }
         let _ = writeln!(out, "  peak in-flight workflows {}", run.peak_in_flight_workflows);
         let _ = writeln!(out, "  peak RSS             {}", mib(run.peak_rss_bytes));
         let _ = writeln!(out, "  requests per task, by route:");
@@ -654,6 +715,12 @@ impl ApplyFigures {
         }
         out
     }
+}
+
+/// `seconds / of` (0 when `of` is 0).
+#[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+fn per_f(seconds: f64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { seconds / of as f64 }
 }
 
 /// `count / of` (0 when `of` is 0).
@@ -1006,6 +1073,7 @@ mod tests {
             workflow_seconds,
             longest_site_seconds: 22.0,
             shortest_workflow_seconds: 18.0,
+            unseen_seconds: 0.0,
             peak_in_flight_workflows: 100,
             peak_rss_bytes: None,
         }
@@ -1126,6 +1194,9 @@ fn state_workload(args: &Args) -> Result<StateFigures, String> {
 
 // ---- a cold platform -----------------------------------------------------------------------
 
+/// The cold workload's spread of run times (`duration_jitter`).
+const COLD_JITTER: f64 = 0.2;
+
 /// Issue 26's shapes on a platform with no workflow history (`history: 0`): nothing to learn
 /// a type's run time from but the run's own workflows. Each is judged by its lower bound and
 /// by the requests it sent against the fewest the work needs.
@@ -1145,7 +1216,7 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
         write(&dir.0.join("plan.yml"), &plan)?;
         let mut world = format!(
             "simulator:\n  seed: 1\n  time_scale: {time_scale}\n  latency: {{ min: {latency}, max: {latency} }}\n  history: 0\n\
-             \x20 duration_jitter: 0.2\n  workflow_durations: {{ deploy: {duration}, clear_cache: {duration} }}\n\
+             \x20 duration_jitter: {COLD_JITTER}\n  workflow_durations: {{ deploy: {duration}, clear_cache: {duration} }}\n\
              user: {{ email: bench@example.com, machine_token: bench-token }}\n\
              orgs:\n  - {{ name: bench, label: Bench, role: admin }}\nsites:\n"
         );
@@ -1173,10 +1244,43 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
             plain_ratio: run.wall / bound.plain,
             workflow_requests_per_workflow: per(run.workflow_requests, run.workflows),
             requests_per_task: run.requests_by_route.iter().map(|(route, n)| (route.clone(), per(*n, tasks))).collect(),
+            best: Some(best_client(&run, &bound, sites, duration, latency)),
             bound,
             run,
             sequential: None,
         });
     }
     Ok(out)
+}
+
+/// The cold shape's best client (see [`model`]) at three poll budgets, and its request count
+/// with the code-log reads the deploys decide by.
+fn best_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f64) -> BestClient {
+    let count = |route: &str| run.requests_by_route.get(route).copied().unwrap_or(0);
+    let reads = count("GET sites/{site}/environments/{env}/code-log");
+    let fewest_with_reads = bound.fewest_requests + reads;
+    let polls = count("GET sites/{site}/workflows/{workflow}") + count("GET sites/{site}/workflows");
+    let shape = model::Shape {
+        sites,
+        reads_before_post: vec![1, 1, 0],
+        duration,
+        jitter: COLD_JITTER,
+        latency,
+        slots: CONCURRENCY,
+    };
+    let figures = |polls: Option<f64>| {
+        let o = model::best_client(&shape, polls);
+        (o.mean, o.low, o.high)
+    };
+    #[expect(clippy::cast_precision_loss, reason = "small counts")]
+    let requests_ratio = run.requests as f64 / fewest_with_reads as f64;
+    let polls_per_workflow = per(polls, run.workflows);
+    BestClient {
+        fewest_with_reads,
+        requests_ratio,
+        polls_per_workflow,
+        instant: figures(None),
+        at_target_polls: figures(Some(1.5)),
+        at_measured_polls: figures(Some(polls_per_workflow)),
+    }
 }

@@ -505,10 +505,17 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
                 .take(100)
                 .map(|w| state.workflow_json(w, ctx.now, false))
                 .collect();
+            for w in state.workflows.iter_mut().rev().filter(|w| &w.site_id == site).take(100) {
+                w.seen(ctx.now);
+            }
             Answer::json(200, &Value::Array(list))
         }
-        Route::Workflow(site, id) => match state.workflows.iter().find(|w| &w.id == id && &w.site_id == site) {
-            Some(w) => Answer::json(200, &state.workflow_json(w, ctx.now, true)),
+        Route::Workflow(site, id) => match state.workflows.iter().position(|w| &w.id == id && &w.site_id == site) {
+            Some(at) => {
+                let out = state.workflow_json(&state.workflows[at], ctx.now, true);
+                state.workflows[at].seen(ctx.now);
+                Answer::json(200, &out)
+            }
             None => Answer::text(404, "Not found.\n"),
         },
         Route::Health(domain) => health(state, domain),
@@ -822,6 +829,7 @@ fn start_workflow(state: &mut SimState, site_id: &str, env: Option<&String>, ctx
         ending,
         applied: false,
         description,
+        seen_finished: None,
     };
     let out = state.workflow_json(&rec, ctx.now, true);
     *state.started.entry(key).or_default() += 1;

@@ -62,6 +62,10 @@ pub struct Stats {
     /// The shortest run time of a workflow started (platform seconds; 0 with none): no
     /// workflow is seen finished sooner after its start.
     pub shortest_workflow_seconds: f64,
+    /// The sum over finished workflows of the time from their finish to the first read that
+    /// showed it (platform seconds): what waiting on them cost past their run time.
+    #[serde(default)]
+    pub unseen_seconds: f64,
 }
 
 impl Stats {
@@ -124,6 +128,7 @@ impl Shared {
             let run_time = (wf.finish_at - wf.started_at) / scale;
             *by_site.entry(&wf.site_id).or_default() += run_time;
             shortest = Some(shortest.map_or(run_time, |s| s.min(run_time)));
+            stats.unseen_seconds += wf.seen_finished.map_or(0.0, |seen| (seen - wf.finish_at) / scale);
         }
         stats.shortest_workflow_seconds = shortest.unwrap_or(0.0);
         stats.workflow_seconds = by_site.values().sum();

@@ -129,6 +129,18 @@ pub(crate) struct WorkflowRec {
     pub ending: Ending,
     pub applied: bool,
     pub description: String,
+    /// When a read first showed it finished (unix seconds): from then on the client could
+    /// know; the time before, from `finish_at`, is what waiting cost (`Stats::unseen_seconds`).
+    pub seen_finished: Option<f64>,
+}
+
+impl WorkflowRec {
+    /// Notes a read at `now` that showed the workflow; the first one to show it finished counts.
+    pub(crate) fn seen(&mut self, now: f64) {
+        if self.finish_at <= now && self.seen_finished.is_none() {
+            self.seen_finished = Some(now);
+        }
+    }
 }
 
 /// The whole simulated platform.
@@ -333,6 +345,7 @@ impl SimState {
                     ending: Ending::Succeeded,
                     applied: true,
                     description: String::new(),
+                    seen_finished: None,
                 });
             }
         }
