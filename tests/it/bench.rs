@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+#[path = "../../benches/simulate/model.rs"]
+mod model;
 #[allow(dead_code, reason = "the benchmark's argument parsing is not exercised here")]
 #[path = "../../benches/simulate/workloads.rs"]
 mod workloads;
