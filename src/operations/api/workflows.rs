@@ -311,6 +311,8 @@ struct Watch {
     workflow_id: String,
     kind: String,
     started: Instant,
+    /// Polls so far that found it running.
+    polled: u32,
     /// Polls so far that found it running past the longest known run time of its type.
     late: u32,
     /// Waiting for a site list being read to tell its type's run times, not yet polled.
@@ -395,6 +397,7 @@ impl Poller {
             workflow_id: workflow.id.clone(),
             kind: workflow.kind.clone(),
             started: Instant::now(),
+            polled: 0,
             late: 0,
             lesson: false,
             reply,
@@ -592,8 +595,10 @@ impl Pace {
         }
         let held = std::mem::take(&mut watch.lesson);
         match known.window(&watch.kind) {
-            // A waiter held for a lesson whose expected finish is past polls now, not at the
-            // end of its hold.
+            // A waiter not polled yet whose expected finish is now past (it was held for a
+            // lesson, or the new run times are shorter) polls now: waiting for the end of
+            // the window would keep its slot for the spread.
+            Some(window) if watch.polled == 0 && watch.started + window.aim(pressure) <= now => now,
             Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(if held { now } else { due }),
             None if held => match known.scouts.get(&watch.kind) {
                 Some(scout) if *scout != watch.workflow_id => {
@@ -842,6 +847,7 @@ fn settle(
     for (watch, due) in &mut site.waiting {
         if ids.contains(&watch.workflow_id) {
             watch.lesson = false;
+            watch.polled += 1;
             *due = pace.next(watch, now, known);
             debug!(
                 workflow = %watch.workflow_id,
@@ -907,6 +913,7 @@ mod tests {
             workflow_id: "w".into(),
             kind: "deploy".into(),
             started: start,
+            polled: 0,
             late: 0,
             lesson: false,
             reply,
@@ -941,6 +948,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind: "clear_cache".into(),
                 started: Instant::now(),
+                polled: 0,
                 late: 0,
                 lesson: false,
                 reply,
@@ -994,6 +1002,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind,
                 started: Instant::now(),
+                polled: 0,
                 late: 0,
                 lesson: false,
                 reply,
@@ -1014,6 +1023,38 @@ mod tests {
         assert!(updated.contains("deploy") && known.scouts.is_empty(), "{updated:?}");
         let due = pace.retime(&mut other, held, Instant::now(), &mut known, None);
         assert!(due < other.started + Duration::from_secs(7), "near the scout's run time: {:?}", due - other.started);
+    }
+
+    #[test]
+    fn a_waiter_whose_expected_finish_moved_into_the_past_polls_now_unless_it_was_polled() {
+        let pace = Pace { floor: Duration::from_secs(1), every: None };
+        let mut known = Expectations::default();
+        for (i, t) in [10.0, 12.0, 14.0, 16.0, 18.0, 20.0].iter().enumerate() {
+            known.record(&workflow(&format!(
+                r#"{{"id":"h{i}","type":"deploy","result":"succeeded","total_time":{t}}}"#
+            )));
+        }
+        let now = Instant::now();
+        let watch = |polled: u32| {
+            let (reply, _rx) = oneshot::channel();
+            Watch {
+                site_id: "s".into(),
+                workflow_id: "w".into(),
+                kind: "deploy".into(),
+                // Started 17 s ago: past the expected finish (16.5 s), before the longest (22 s).
+                started: now.checked_sub(Duration::from_secs(17)).unwrap(),
+                polled,
+                late: 0,
+                lesson: false,
+                reply,
+            }
+        };
+        let mut fresh = watch(0);
+        let due = fresh.started + Duration::from_secs(30);
+        assert_eq!(pace.retime(&mut fresh, due, now, &mut known, None), now, "not polled yet: now");
+        let mut seen = watch(1);
+        let last = pace.retime(&mut seen, due, now, &mut known, None);
+        assert_eq!(last - seen.started, Duration::from_secs(22), "polled once: the longest expected");
     }
 
     #[test]
