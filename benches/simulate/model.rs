@@ -7,6 +7,10 @@
 //! dispatched as slots free up without knowing their run times ahead, and a workflow's end
 //! known only by a read that shows it.
 //!
+//! The request rate is the run's token bucket, shared by every request in the order they are
+//! wanted; each request takes the latency from its token to its answer. The figures come both
+//! at the run's rate and with none, so that what the rate costs shows apart.
+//!
 //! Run times are uniform on `[a, b]`, as the simulator draws them (`duration_jitter`). With
 //! `k` polls at `a + g1`, `a + g1 + g2`, … (the last at `b`), a workflow ending in the `j`-th
 //! gap waits on average half of it, so the expected wait is `Σ gj² / 2W` and the expected
@@ -40,9 +44,9 @@ const DRAWS: u64 = 300;
 /// The best client's wall time over the plain bound (longest site chain, workflow time per
 /// slot), when it spends `polls` reads per workflow on average (`None`: it sees every end at
 /// once, as with endless polls).
-pub(crate) fn best_client(shape: &Shape, polls: Option<f64>) -> Outcome {
+pub(crate) fn best_client(shape: &Shape, polls: Option<f64>, rate: Option<Rate>) -> Outcome {
     let gaps = polls.map(gaps_for);
-    let ratios: Vec<f64> = (0..DRAWS).map(|draw| one_draw(shape, gaps.as_deref(), draw)).collect();
+    let ratios: Vec<f64> = (0..DRAWS).map(|draw| one_draw(shape, gaps.as_deref(), rate, draw)).collect();
     #[expect(clippy::cast_precision_loss, reason = "a few hundred draws")]
     let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
@@ -74,20 +78,12 @@ pub(crate) fn gaps_for(polls: f64) -> Vec<f64> {
     best
 }
 
-/// How long past its end a workflow of run time `d` on `[a, a + spread]` waits for the poll
-/// that sees it, under `gaps`.
-fn wait(d: f64, a: f64, spread: f64, gaps: &[f64]) -> f64 {
-    let mut at = a;
-    for g in gaps {
-        at += g * spread;
-        if d <= at + 1e-12 {
-            return at - d;
-        }
-    }
-    0.0
-}
-
-fn one_draw(shape: &Shape, gaps: Option<&[f64]>, draw: u64) -> f64 {
+/// One draw of run times, played out event by event: each request waits for a token of the
+/// bucket (in the order they are wanted, as one shared bucket serves them) and takes the
+/// latency from its token to its answer. A task's reads, then its POST (the workflow runs
+/// from the answer), then its polls, each seeing the platform when it gets its token, the
+/// one that sees the end freeing the slot when it is answered.
+fn one_draw(shape: &Shape, gaps: Option<&[f64]>, rate: Option<Rate>, draw: u64) -> f64 {
     let jobs = shape.reads_before_post.len();
     let mut rng = SplitMix(draw.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
     let (a, spread) = (shape.duration * (1.0 - shape.jitter), 2.0 * shape.jitter * shape.duration);
@@ -96,30 +92,156 @@ fn one_draw(shape: &Shape, gaps: Option<&[f64]>, draw: u64) -> f64 {
     let chain = run.iter().map(|site| site.iter().sum::<f64>()).fold(0.0, f64::max);
     #[expect(clippy::cast_precision_loss, reason = "small counts")]
     let bound = (total / shape.slots as f64).max(chain);
+    // Poll points after a workflow's start: the gaps' ends, or at once (every end seen).
+    let points: Vec<f64> = gaps.map_or_else(Vec::new, |gaps| {
+        gaps.iter()
+            .scan(a, |at, g| {
+                *at += g * spread;
+                Some(*at)
+            })
+            .collect()
+    });
+    let mut bucket = rate.map(|r| Bucket { rate: r.per_second, burst: r.burst, tokens: r.burst - r.first, at: 0.0 });
     // Ready tasks in dispatch order: earlier job first (the longest remaining path), then site.
     let mut ready: std::collections::BTreeSet<(usize, usize)> = (0..shape.sites).map(|s| (0, s)).collect();
-    let mut running: Vec<(f64, usize, usize)> = Vec::new();
+    let mut events = std::collections::BinaryHeap::new();
+    let mut seq = 0_u64;
+    let mut push = |events: &mut std::collections::BinaryHeap<Event>, at: f64, what: Step| {
+        seq += 1;
+        events.push(Event { at, seq, what });
+    };
+    let mut free = shape.slots;
     let mut now = 0.0_f64;
-    while !ready.is_empty() || !running.is_empty() {
-        while running.len() < shape.slots {
+    loop {
+        while free > 0 {
             let Some((job, site)) = ready.pop_first() else { break };
-            let d = run[site][job];
-            // In the slot: the reads before the POST, the POST, and the poll that sees the end.
-            let requests = f64::from(shape.reads_before_post[job] + 2);
-            let seen = gaps.map_or(0.0, |gaps| wait(d, a, spread, gaps));
-            running.push((now + requests * shape.latency + d + seen, job, site));
+            free -= 1;
+            let task = Task { job, site, created: 0.0, polls: 0 };
+            let first = if shape.reads_before_post[job] > 0 { Request::Read(1) } else { Request::Post };
+            push(&mut events, now, Step::Want(task, first));
         }
-        let next = (0..running.len()).min_by(|i, j| running[*i].0.total_cmp(&running[*j].0)).unwrap_or(0);
-        let (end, job, site) = running.swap_remove(next);
-        now = end;
-        if job + 1 < jobs {
-            ready.insert((job + 1, site));
+        let Some(Event { at, what, .. }) = events.pop() else { break };
+        now = at;
+        match what {
+            Step::Want(task, request) => {
+                let granted = bucket.as_mut().map_or(now, |b| b.take(now));
+                push(&mut events, granted + shape.latency, Step::Answered(task, request, granted));
+            }
+            Step::Answered(mut task, request, granted) => {
+                let d = run[task.site][task.job];
+                match request {
+                    Request::Read(n) if n < shape.reads_before_post[task.job] => {
+                        push(&mut events, now, Step::Want(task, Request::Read(n + 1)));
+                    }
+                    Request::Read(_) => push(&mut events, now, Step::Want(task, Request::Post)),
+                    Request::Post => {
+                        task.created = now;
+                        let first = points.first().map_or(d, |p| *p);
+                        push(&mut events, now + first, Step::Want(task, Request::Poll));
+                    }
+                    Request::Poll if granted >= task.created + d - 1e-12 => {
+                        free += 1;
+                        if task.job + 1 < jobs {
+                            ready.insert((task.job + 1, task.site));
+                        }
+                    }
+                    Request::Poll => {
+                        task.polls += 1;
+                        let next = points.get(task.polls).map_or(task.created + d, |p| task.created + p);
+                        push(&mut events, next.max(now), Step::Want(task, Request::Poll));
+                    }
+                }
+            }
         }
     }
     now / bound
 }
 
-/// A small deterministic generator (SplitMix64), so the model's figures repeat.
+/// The request rate: a token bucket, `first` tokens spent before the work (the resolution).
+#[derive(Clone, Copy)]
+pub(crate) struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+    pub first: f64,
+}
+
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: f64,
+}
+
+impl Bucket {
+    /// The time a request wanted at `at` gets its token (wanted in order of `at`).
+    fn take(&mut self, at: f64) -> f64 {
+        let at = at.max(self.at);
+        self.tokens = (self.tokens + (at - self.at) * self.rate).min(self.burst);
+        self.at = at;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return at;
+        }
+        let granted = at + (1.0 - self.tokens) / self.rate;
+        self.tokens = 0.0;
+        self.at = granted;
+        granted
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Task {
+    job: usize,
+    site: usize,
+    /// When its workflow started.
+    created: f64,
+    /// Polls that found it running.
+    polls: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Request {
+    /// The `n`-th read before the POST, from 1.
+    Read(u32),
+    Post,
+    Poll,
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Want(Task, Request),
+    /// Answered; with the time its token was granted (when a poll saw the platform).
+    Answered(Task, Request, f64),
+}
+
+/// The earliest event first, ties in the order pushed.
+struct Event {
+    at: f64,
+    seq: u64,
+    what: Step,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Event {}
+
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Event {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.at.total_cmp(&self.at).then(other.seq.cmp(&self.seq))
+    }
+}
+
+/// A small deterministic generator (`SplitMix64`), so the model's figures repeat.
 struct SplitMix(u64);
 
 impl SplitMix {
@@ -137,10 +259,9 @@ impl SplitMix {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn the_least_wait_for_one_and_a_half_polls_is_three_shrinking_gaps() {
+        use super::gaps_for;
         // One and a half polls: three gaps of 7/12, 4/12 and 1/12 of the spread, for an
         // expected wait of 66/288 of it.
         let gaps = gaps_for(1.5);
@@ -148,5 +269,30 @@ mod tests {
         assert!((gaps[0] - 7.0 / 12.0).abs() < 1e-9 && (gaps[2] - 1.0 / 12.0).abs() < 1e-9, "{gaps:?}");
         // One poll: at the end of the spread.
         assert_eq!(gaps_for(1.0), vec![1.0]);
+    }
+
+    #[test]
+    fn the_bucket_serves_its_burst_then_one_token_per_interval() {
+        let mut bucket = super::Bucket { rate: 10.0, burst: 2.0, tokens: 2.0, at: 0.0 };
+        let granted: Vec<f64> = (0..4).map(|_| bucket.take(0.0)).collect();
+        assert_eq!(granted[..2], [0.0, 0.0]);
+        assert!((granted[2] - 0.1).abs() < 1e-9 && (granted[3] - 0.2).abs() < 1e-9, "{granted:?}");
+        assert!((bucket.take(5.0) - 5.0).abs() < 1e-9, "refilled by then");
+    }
+
+    #[test]
+    fn with_nothing_in_the_way_the_model_runs_at_the_bound() {
+        use super::{Shape, best_client};
+        // Ten one-job sites on ten slots, no latency, no rate, every end seen at once: the
+        // longest run time is the wall time and the bound.
+        let shape =
+            Shape { sites: 10, reads_before_post: vec![0], duration: 6.0, jitter: 0.2, latency: 0.0, slots: 10 };
+        let o = best_client(&shape, None, None);
+        assert!((o.mean - 1.0).abs() < 1e-9 && (o.high - 1.0).abs() < 1e-9, "{}", o.mean);
+        // With a poll schedule the ends are seen later, and with a latency later still.
+        let polled = best_client(&shape, Some(1.5), None);
+        assert!(polled.low > 1.0, "{}", polled.low);
+        let slow = best_client(&Shape { latency: 0.5, ..shape }, Some(1.5), None);
+        assert!(slow.low > polled.low, "{} {}", slow.low, polled.low);
     }
 }
