@@ -18,6 +18,8 @@
 //! shrink evenly (`gj = μ - ν (j - 1)`, from the Lagrange conditions), found by trying every
 //! `k`.
 
+use terminus_batch::simulator::knobs::roll;
+
 /// A chain of jobs on every site, each job one workflow.
 pub(crate) struct Shape {
     pub sites: usize,
@@ -85,9 +87,11 @@ pub(crate) fn gaps_for(polls: f64) -> Vec<f64> {
 /// one that sees the end freeing the slot when it is answered.
 fn one_draw(shape: &Shape, gaps: Option<&[f64]>, rate: Option<Rate>, draw: u64) -> f64 {
     let jobs = shape.reads_before_post.len();
-    let mut rng = SplitMix(draw.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
     let (a, spread) = (shape.duration * (1.0 - shape.jitter), 2.0 * shape.jitter * shape.duration);
-    let run: Vec<Vec<f64>> = (0..shape.sites).map(|_| (0..jobs).map(|_| a + spread * rng.unit()).collect()).collect();
+    // The simulator's own deterministic rolls, so the figures repeat.
+    let run: Vec<Vec<f64>> = (0..shape.sites)
+        .map(|site| (0..jobs).map(|job| a + spread * roll(draw, &format!("model:{site}:{job}"))).collect())
+        .collect();
     let total: f64 = run.iter().flatten().sum();
     let chain = run.iter().map(|site| site.iter().sum::<f64>()).fold(0.0, f64::max);
     #[expect(clippy::cast_precision_loss, reason = "small counts")]
@@ -238,22 +242,6 @@ impl PartialOrd for Event {
 impl Ord for Event {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         other.at.total_cmp(&self.at).then(other.seq.cmp(&self.seq))
-    }
-}
-
-/// A small deterministic generator (`SplitMix64`), so the model's figures repeat.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        #[expect(clippy::cast_precision_loss, reason = "53 bits of a uniform draw")]
-        let unit = (z >> 11) as f64 / (1_u64 << 53) as f64;
-        unit
     }
 }
 
