@@ -95,3 +95,33 @@ fn the_fleet_workloads_count_what_resolution_and_the_work_need() {
     assert_eq!(f["bound"]["fewest_requests"], f["run"]["resolution_requests"].as_u64().unwrap() + 60, "{f}");
     assert!(f["sequential"].is_null(), "a fleet has no terminus-like run");
 }
+
+#[test]
+fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_best_client() {
+    let args = Args { workloads: vec![Workload::Cold], sites: Some(3), time_scale: Some(0.01), no_sequential: true };
+    let figures = workloads::run(&args, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let text: String = figures.iter().map(workloads::Figures::render).collect();
+    let json = serde_json::to_value(&figures).unwrap();
+    let shapes = json[0].as_array().unwrap_or_else(|| panic!("two shapes: {json}"));
+    assert_eq!(shapes.len(), 2, "{json}");
+    for f in shapes {
+        let run = &f["run"];
+        assert_eq!(run["tasks_ok"], 9, "{f}");
+        assert_eq!(run["workflows"], 9);
+        let best = &f["best"];
+        // Each deploy reads its parent's code log before its POST: six reads on three sites.
+        let fewest = f["bound"]["fewest_requests"].as_u64().unwrap();
+        assert_eq!(best["fewest_with_reads"].as_u64().unwrap(), fewest + 6, "{best}");
+        // The model runs no faster than the bound, and no faster when it must poll than when
+        // it sees every end at once.
+        let mean = |key: &str, column: usize| best[key][column][0].as_f64().unwrap();
+        for column in [0, 1] {
+            assert!(mean("instant", column) >= 1.0, "{best}");
+            assert!(mean("at_target_polls", column) >= mean("instant", column), "{best}");
+        }
+        assert!(run["unseen_seconds"].as_f64().unwrap() >= 0.0);
+    }
+    for needle in ["no history", "the best client", "sees every end at once", "the fastest is"] {
+        assert!(text.contains(needle), "no {needle:?} in\n{text}");
+    }
+}
