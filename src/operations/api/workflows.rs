@@ -311,8 +311,8 @@ struct Watch {
     workflow_id: String,
     kind: String,
     started: Instant,
-    /// Polls so far that found it running.
-    polled: u32,
+    /// When a poll last found it running.
+    polled: Option<Instant>,
     /// Polls so far that found it running past the longest known run time of its type.
     late: u32,
     /// Waiting for a site list being read to tell its type's run times, not yet polled.
@@ -397,7 +397,7 @@ impl Poller {
             workflow_id: workflow.id.clone(),
             kind: workflow.kind.clone(),
             started: Instant::now(),
-            polled: 0,
+            polled: None,
             late: 0,
             lesson: false,
             reply,
@@ -595,10 +595,12 @@ impl Pace {
         }
         let held = std::mem::take(&mut watch.lesson);
         match known.window(&watch.kind) {
-            // A waiter not polled yet whose expected finish is now past (it was held for a
-            // lesson, or the new run times are shorter) polls now: waiting for the end of
-            // the window would keep its slot for the spread.
-            Some(window) if watch.polled == 0 && watch.started + window.aim(pressure) <= now => now,
+            // A waiter held for a lesson, or not polled yet, whose expected finish is now
+            // past (the new run times are shorter) polls now: waiting for the end of the
+            // window would keep its slot for the spread. One polled already is on its way to
+            // the window's end, which new run times moving about early in a lesson would
+            // otherwise each turn into another poll.
+            Some(window) if (held || watch.polled.is_none()) && watch.started + window.aim(pressure) <= now => now,
             Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(if held { now } else { due }),
             None if held => match known.scouts.get(&watch.kind) {
                 Some(scout) if *scout != watch.workflow_id => {
@@ -614,14 +616,27 @@ impl Pace {
         }
     }
 
-    /// The next poll of a waiter still running at `now`.
-    fn next(self, watch: &mut Watch, now: Instant, known: &Expectations) -> Instant {
+    /// The next poll of a waiter still running at `now`. Of a type with no run time known,
+    /// one waiter scouts, polling as its workflow runs, and the others (a waiter whose site
+    /// list taught nothing, say) are held for what its end teaches, as in [`Self::first`].
+    fn next(self, watch: &mut Watch, now: Instant, known: &mut Expectations) -> Instant {
         if let Some(every) = self.every {
             return now + every;
         }
         let Some(window) = known.window(&watch.kind) else {
+            let gap = MAX_POLL_GAP.max(self.floor);
+            match known.scouts.get(&watch.kind) {
+                Some(scout) if *scout != watch.workflow_id => {
+                    watch.lesson = true;
+                    return now + gap;
+                }
+                Some(_) => {}
+                None => {
+                    known.scouts.insert(watch.kind.clone(), watch.workflow_id.clone());
+                }
+            }
             let ran = now.saturating_duration_since(watch.started);
-            return now + (ran / GROWTH).clamp(self.floor, MAX_POLL_GAP.max(self.floor));
+            return now + (ran / GROWTH).clamp(self.floor, gap);
         };
         let at = window.ahead(watch.started, now, None).unwrap_or_else(|| {
             watch.late += 1;
@@ -847,7 +862,7 @@ fn settle(
     for (watch, due) in &mut site.waiting {
         if ids.contains(&watch.workflow_id) {
             watch.lesson = false;
-            watch.polled += 1;
+            watch.polled = Some(now);
             *due = pace.next(watch, now, known);
             debug!(
                 workflow = %watch.workflow_id,
@@ -913,7 +928,7 @@ mod tests {
             workflow_id: "w".into(),
             kind: "deploy".into(),
             started: start,
-            polled: 0,
+            polled: None,
             late: 0,
             lesson: false,
             reply,
@@ -922,19 +937,19 @@ mod tests {
         let first = pace.first(&mut watch, &mut site, &mut known, None);
         assert_eq!(first - start, Duration::from_secs_f64(16.5), "the 65th percentile");
         assert!(site.learn.is_empty(), "nothing to learn");
-        let second = pace.next(&mut watch, first, &known);
+        let second = pace.next(&mut watch, first, &mut known);
         // Six values 2 s apart from 10 to 20 s: a range widened by 7/5 to 14 s around 15 s.
         assert_eq!(second - start, Duration::from_secs(22), "the longest expected");
-        let third = pace.next(&mut watch, second, &known);
+        let third = pace.next(&mut watch, second, &mut known);
         assert_eq!(third - second, Duration::from_secs_f64(3.5), "a quarter of the spread past it");
-        let fourth = pace.next(&mut watch, third, &known);
+        let fourth = pace.next(&mut watch, third, &mut known);
         assert_eq!(fourth - third, Duration::from_secs(7), "then doubling");
         let terminus = Pace { every: Some(Duration::from_secs(5)), ..pace };
         assert!(
             terminus.first(&mut watch, &mut site, &mut known, None) <= Instant::now(),
             "terminus fetches right away"
         );
-        assert_eq!(terminus.next(&mut watch, second, &known) - second, Duration::from_secs(5));
+        assert_eq!(terminus.next(&mut watch, second, &mut known) - second, Duration::from_secs(5));
     }
 
     #[test]
@@ -948,7 +963,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind: "clear_cache".into(),
                 started: Instant::now(),
-                polled: 0,
+                polled: None,
                 late: 0,
                 lesson: false,
                 reply,
@@ -1002,7 +1017,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind,
                 started: Instant::now(),
-                polled: 0,
+                polled: None,
                 late: 0,
                 lesson: false,
                 reply,
@@ -1026,7 +1041,7 @@ mod tests {
     }
 
     #[test]
-    fn a_waiter_whose_expected_finish_moved_into_the_past_polls_now_unless_it_was_polled() {
+    fn a_waiter_whose_expected_finish_moved_into_the_past_polls_now_if_held_or_not_polled() {
         let pace = Pace { floor: Duration::from_secs(1), every: None };
         let mut known = Expectations::default();
         for (i, t) in [10.0, 12.0, 14.0, 16.0, 18.0, 20.0].iter().enumerate() {
@@ -1035,26 +1050,56 @@ mod tests {
             )));
         }
         let now = Instant::now();
-        let watch = |polled: u32| {
+        // Started 17 s ago: past the expected finish (16.5 s), before the longest (22 s).
+        let started = now.checked_sub(Duration::from_secs(17)).unwrap();
+        let watch = |polled: Option<Duration>| {
             let (reply, _rx) = oneshot::channel();
             Watch {
                 site_id: "s".into(),
                 workflow_id: "w".into(),
                 kind: "deploy".into(),
-                // Started 17 s ago: past the expected finish (16.5 s), before the longest (22 s).
-                started: now.checked_sub(Duration::from_secs(17)).unwrap(),
-                polled,
+                started,
+                polled: polled.map(|after| started + after),
                 late: 0,
                 lesson: false,
                 reply,
             }
         };
-        let mut fresh = watch(0);
-        let due = fresh.started + Duration::from_secs(30);
+        let due = started + Duration::from_secs(30);
+        let mut fresh = watch(None);
         assert_eq!(pace.retime(&mut fresh, due, now, &mut known, None), now, "not polled yet: now");
-        let mut seen = watch(1);
+        let mut held = watch(Some(Duration::from_secs(1)));
+        held.lesson = true;
+        assert_eq!(pace.retime(&mut held, due, now, &mut known, None), now, "held for a lesson: now");
+        let mut seen = watch(Some(Duration::from_secs(1)));
         let last = pace.retime(&mut seen, due, now, &mut known, None);
-        assert_eq!(last - seen.started, Duration::from_secs(22), "polled once: the longest expected");
+        assert_eq!(last - started, Duration::from_secs(22), "polled already: the longest expected");
+    }
+
+    #[test]
+    fn on_a_cold_platform_a_waiter_whose_list_taught_nothing_waits_for_the_scout() {
+        let pace = Pace { floor: Duration::from_secs(1), every: None };
+        let mut known = Expectations::default();
+        known.scouts.insert("clear_cache".into(), "scout".into());
+        let (reply, _rx) = oneshot::channel();
+        let mut learner = Watch {
+            site_id: "s".into(),
+            workflow_id: "w".into(),
+            kind: "clear_cache".into(),
+            started: Instant::now(),
+            polled: None,
+            late: 0,
+            lesson: false,
+            reply,
+        };
+        let now = Instant::now();
+        assert_eq!(pace.next(&mut learner, now, &mut known), now + MAX_POLL_GAP, "held for the scout");
+        assert!(learner.lesson);
+        // With no scout left, it scouts itself, polling as its workflow runs.
+        known.scouts.clear();
+        learner.lesson = false;
+        assert_eq!(pace.next(&mut learner, now, &mut known), now + Duration::from_secs(1));
+        assert_eq!(known.scouts.get("clear_cache").map(String::as_str), Some("w"));
     }
 
     #[test]
