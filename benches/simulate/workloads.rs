@@ -355,13 +355,13 @@ pub(crate) struct ApplyFigures {
     requests_per_task: BTreeMap<String, f64>,
     sequential: Option<Sequential>,
     /// The cold workload's judge of what is possible (see [`model`]).
-    best: Option<BestClient>,
+    model: Option<ModelClient>,
 }
 
-/// What the best client could do on the same work (see [`model`]), and the requests the work
+/// What the model client could do on the same work (see [`model`]), and the requests the work
 /// needs once its decisions' reads are counted.
 #[derive(Serialize)]
-struct BestClient {
+struct ModelClient {
     /// The fewest requests with the reads the operations decide by (a deploy's code log),
     /// which terminus makes too: issue 26's count.
     fewest_with_reads: u64,
@@ -369,7 +369,7 @@ struct BestClient {
     requests_ratio: f64,
     /// Reads of workflows per workflow this run made (its POST and list reads left out).
     polls_per_workflow: f64,
-    /// The best client's wall time over the plain bound, at the run's request rate and with
+    /// The model client's wall time over the plain bound, at the run's request rate and with
     /// none: seeing every end at once, spending 1.5 polls per workflow (2.5 workflow requests
     /// per workflow), and spending as many as this run did. Each is the mean, lowest and
     /// highest over the model's draws.
@@ -444,7 +444,7 @@ fn apply_workload(workload: Workload, args: &Args) -> Result<ApplyFigures, Strin
         bound,
         run,
         sequential,
-        best: None,
+        model: None,
     })
 }
 
@@ -668,7 +668,7 @@ impl ApplyFigures {
             self.concurrency,
             per_f(run.unseen_seconds, run.workflows)
         );
-        if let Some(best) = &self.best {
+        if let Some(best) = &self.model {
             let _ = writeln!(
                 out,
                 "  requests             {:>9.3}    x the fewest with the deploys' code-log reads ({} sent, {} needed) {}",
@@ -679,7 +679,7 @@ impl ApplyFigures {
             );
             let _ = writeln!(
                 out,
-                "  the best client (knows the run-time spread, polls when it loses least; x the plain bound, \
+                "  the model client (knows the run-time spread, polls when it loses least; x the plain bound, \
                  mean [lowest, highest] over draws):"
             );
             let _ = writeln!(
@@ -1272,7 +1272,7 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
             plain_ratio: run.wall / bound.plain,
             workflow_requests_per_workflow: per(run.workflow_requests, run.workflows),
             requests_per_task: run.requests_by_route.iter().map(|(route, n)| (route.clone(), per(*n, tasks))).collect(),
-            best: Some(best_client(&run, &bound, sites, duration, latency)),
+            model: Some(model_client(&run, &bound, sites, duration, latency)),
             bound,
             run,
             sequential: None,
@@ -1281,9 +1281,9 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
     Ok(out)
 }
 
-/// The cold shape's best client (see [`model`]) at three poll budgets, and its request count
+/// The cold shape's model client (see [`model`]) at three poll budgets, and its request count
 /// with the code-log reads the deploys decide by.
-fn best_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f64) -> BestClient {
+fn model_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f64) -> ModelClient {
     let count = |route: &str| run.requests_by_route.get(route).copied().unwrap_or(0);
     let reads = count("GET sites/{site}/environments/{env}/code-log");
     let fewest_with_reads = bound.fewest_requests + reads;
@@ -1300,7 +1300,7 @@ fn best_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f
     let rate = model::Rate { per_second: DEFAULT_RATE, burst: DEFAULT_BURST, first: run.resolution_requests as f64 };
     let figures = |polls: Option<f64>| {
         [Some(rate), None].map(|rate| {
-            let o = model::best_client(&shape, polls, rate);
+            let o = model::model_client(&shape, polls, rate);
             (o.mean, o.low, o.high)
         })
     };
@@ -1310,12 +1310,12 @@ fn best_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f
     let scan: Vec<(f64, f64)> = (10..=30)
         .map(|tenths| {
             let budget = f64::from(tenths) / 10.0;
-            (budget, model::best_client(&shape, Some(budget), Some(rate)).mean)
+            (budget, model::model_client(&shape, Some(budget), Some(rate)).mean)
         })
         .collect();
     let fastest = scan.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((1.0, f64::NAN));
     let within_target = scan.iter().find(|(_, mean)| *mean <= 1.15).map(|(budget, _)| *budget);
-    BestClient {
+    ModelClient {
         fastest,
         within_target,
         fewest_with_reads,

@@ -97,7 +97,7 @@ fn the_fleet_workloads_count_what_resolution_and_the_work_need() {
 }
 
 #[test]
-fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_best_client() {
+fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_model_client() {
     let args = Args { workloads: vec![Workload::Cold], sites: Some(3), time_scale: Some(0.01), no_sequential: true };
     let figures = workloads::run(&args, |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let text: String = figures.iter().map(workloads::Figures::render).collect();
@@ -108,7 +108,7 @@ fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_best_client() 
         let run = &f["run"];
         assert_eq!(run["tasks_ok"], 9, "{f}");
         assert_eq!(run["workflows"], 9);
-        let best = &f["best"];
+        let best = &f["model"];
         // Each deploy reads its parent's code log before its POST: six reads on three sites.
         let fewest = f["bound"]["fewest_requests"].as_u64().unwrap();
         assert_eq!(best["fewest_with_reads"].as_u64().unwrap(), fewest + 6, "{best}");
@@ -121,7 +121,7 @@ fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_best_client() 
         }
         assert!(run["unseen_seconds"].as_f64().unwrap() >= 0.0);
     }
-    for needle in ["no history", "the best client", "sees every end at once", "the fastest is"] {
+    for needle in ["no history", "the model client", "sees every end at once", "the fastest is"] {
         assert!(text.contains(needle), "no {needle:?} in\n{text}");
     }
 }
