@@ -500,3 +500,20 @@ async fn an_unreachable_host_is_a_clear_error() {
     assert!(err.to_string().contains("cannot connect"), "{err}");
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_counts_the_wait_from_a_workflows_end_to_the_first_read_that_shows_it() {
+    // A clear cache that ends as it starts: every read after the POST shows it finished.
+    let knobs = Knobs { workflow_durations: [("clear_cache".to_owned(), 0.0)].into(), ..Knobs::default() };
+    let (sim, client) = start(&builtin(), knobs).await;
+    let id = site_id(&client, "acme-web").await;
+    let workflow = client.start_workflow(&clear_cache(&id, "live"), unix_now()).await.unwrap();
+    assert_eq!(sim.stats().unseen_seconds.to_bits(), 0.0_f64.to_bits(), "no read has shown it yet");
+    assert!(client.workflow(&id, &workflow.id).await.unwrap().is_finished());
+    let waited = sim.stats().unseen_seconds;
+    assert!(waited > 0.0, "the read came after its end");
+    assert!(client.workflow(&id, &workflow.id).await.unwrap().is_finished());
+    client.workflows(&id).await.unwrap();
+    assert_eq!(sim.stats().unseen_seconds.to_bits(), waited.to_bits(), "only the first read that showed it counts");
+    sim.stop().await;
+}
