@@ -311,8 +311,8 @@ struct Watch {
     workflow_id: String,
     kind: String,
     started: Instant,
-    /// When a poll last found it running.
-    polled: Option<Instant>,
+    /// Whether a poll has found it running.
+    polled: bool,
     /// Polls so far that found it running past the longest known run time of its type.
     late: u32,
     /// Waiting for a site list being read to tell its type's run times, not yet polled.
@@ -397,7 +397,7 @@ impl Poller {
             workflow_id: workflow.id.clone(),
             kind: workflow.kind.clone(),
             started: Instant::now(),
-            polled: None,
+            polled: false,
             late: 0,
             lesson: false,
             reply,
@@ -600,7 +600,7 @@ impl Pace {
             // window would keep its slot for the spread. One polled already is on its way to
             // the window's end, which new run times moving about early in a lesson would
             // otherwise each turn into another poll.
-            Some(window) if (held || watch.polled.is_none()) && watch.started + window.aim(pressure) <= now => now,
+            Some(window) if (held || !watch.polled) && watch.started + window.aim(pressure) <= now => now,
             Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(if held { now } else { due }),
             None if held => match known.scouts.get(&watch.kind) {
                 Some(scout) if *scout != watch.workflow_id => {
@@ -862,7 +862,7 @@ fn settle(
     for (watch, due) in &mut site.waiting {
         if ids.contains(&watch.workflow_id) {
             watch.lesson = false;
-            watch.polled = Some(now);
+            watch.polled = true;
             *due = pace.next(watch, now, known);
             debug!(
                 workflow = %watch.workflow_id,
@@ -928,7 +928,7 @@ mod tests {
             workflow_id: "w".into(),
             kind: "deploy".into(),
             started: start,
-            polled: None,
+            polled: false,
             late: 0,
             lesson: false,
             reply,
@@ -963,7 +963,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind: "clear_cache".into(),
                 started: Instant::now(),
-                polled: None,
+                polled: false,
                 late: 0,
                 lesson: false,
                 reply,
@@ -1017,7 +1017,7 @@ mod tests {
                 workflow_id: id.into(),
                 kind,
                 started: Instant::now(),
-                polled: None,
+                polled: false,
                 late: 0,
                 lesson: false,
                 reply,
@@ -1052,26 +1052,26 @@ mod tests {
         let now = Instant::now();
         // Started 17 s ago: past the expected finish (16.5 s), before the longest (22 s).
         let started = now.checked_sub(Duration::from_secs(17)).unwrap();
-        let watch = |polled: Option<Duration>| {
+        let watch = |polled: bool| {
             let (reply, _rx) = oneshot::channel();
             Watch {
                 site_id: "s".into(),
                 workflow_id: "w".into(),
                 kind: "deploy".into(),
                 started,
-                polled: polled.map(|after| started + after),
+                polled,
                 late: 0,
                 lesson: false,
                 reply,
             }
         };
         let due = started + Duration::from_secs(30);
-        let mut fresh = watch(None);
+        let mut fresh = watch(false);
         assert_eq!(pace.retime(&mut fresh, due, now, &mut known, None), now, "not polled yet: now");
-        let mut held = watch(Some(Duration::from_secs(1)));
+        let mut held = watch(true);
         held.lesson = true;
         assert_eq!(pace.retime(&mut held, due, now, &mut known, None), now, "held for a lesson: now");
-        let mut seen = watch(Some(Duration::from_secs(1)));
+        let mut seen = watch(true);
         let last = pace.retime(&mut seen, due, now, &mut known, None);
         assert_eq!(last - started, Duration::from_secs(22), "polled already: the longest expected");
     }
@@ -1087,7 +1087,7 @@ mod tests {
             workflow_id: "w".into(),
             kind: "clear_cache".into(),
             started: Instant::now(),
-            polled: None,
+            polled: false,
             late: 0,
             lesson: false,
             reply,
