@@ -688,8 +688,25 @@ impl PollerDriver {
                 !s.waiting.is_empty() || s.polling
             });
             // A scout no longer waited for (its task ended otherwise, or its poll failed):
-            // the next waiter of its type scouts.
-            known.scouts.retain(|_, id| sites.values().any(|s| s.waiting.iter().any(|(w, _)| &w.workflow_id == id)));
+            // one of the waiters held for it scouts now, rather than at the end of its hold.
+            let mut orphaned = HashSet::new();
+            known.scouts.retain(|kind, id| {
+                let waited = sites.values().any(|s| s.waiting.iter().any(|(w, _)| &w.workflow_id == id));
+                if !waited {
+                    orphaned.insert(kind.clone());
+                }
+                waited
+            });
+            if !orphaned.is_empty() {
+                let (now, pressure) = (Instant::now(), self.client.request_pressure());
+                for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
+                    for (watch, due) in &mut site.waiting {
+                        if watch.lesson && orphaned.contains(&watch.kind) {
+                            *due = pace.retime(watch, *due, now, &mut known, pressure);
+                        }
+                    }
+                }
+            }
             if !open && sites.is_empty() && polls.is_empty() {
                 return;
             }
@@ -1128,6 +1145,47 @@ mod tests {
         // The site is free again: the next waiter is polled, not left waiting for ever.
         let error = poller.wait("s", &running("w2")).await.unwrap_err();
         assert!(error.is_internal(), "{error}");
+        drop(poller);
+        driving.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_a_scout_is_no_longer_waited_for_a_held_waiter_scouts_at_once() {
+        let client = ApiClient::new(super::super::tests::config("http://127.0.0.1:9/api/")).unwrap();
+        let (poller, mut driver) = Poller::new(client);
+        // A cold platform: site lists teach nothing (a lesson takes 100 ms); on site `a` the
+        // workflow runs on, on site `b` it has ended.
+        driver.poll = |_, site, ids, learn| {
+            Box::pin(async move {
+                if learn {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let state = if site == "b" { r#","result":"succeeded","total_time":5.0"# } else { "" };
+                Ok(ids.iter().map(|id| workflow(&format!(r#"{{"id":"{id}","type":"deploy"{state}}}"#))).collect())
+            })
+        };
+        let driving = tokio::spawn(driver.drive());
+        let running = |id: &str| workflow(&format!(r#"{{"id":"{id}","type":"deploy"}}"#));
+        let start = Instant::now();
+        // `wa` reads its site's list to learn the type; `wb`, come meanwhile, is held for
+        // that lesson, then for the scout `wa` becomes when the list taught nothing.
+        let scout = tokio::spawn({
+            let poller = poller.clone();
+            let wa = running("wa");
+            async move { poller.wait("a", &wa).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let held = tokio::spawn({
+            let poller = poller.clone();
+            let wb = running("wb");
+            async move { poller.wait("b", &wb).await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The scout's task ends otherwise (cancelled, say).
+        scout.abort();
+        let finished = held.await.unwrap().unwrap();
+        assert!(finished.is_finished());
+        assert!(start.elapsed() < MAX_POLL_GAP, "seen after {:?}, not at the end of its hold", start.elapsed());
         drop(poller);
         driving.await.unwrap();
     }
