@@ -901,6 +901,21 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    /// A waiter for workflow `id` of `kind` on site `id`, started at `started`, never polled.
+    fn waiter(id: &str, kind: &str, started: Instant) -> Watch {
+        let (reply, _rx) = oneshot::channel();
+        Watch {
+            site_id: id.into(),
+            workflow_id: id.into(),
+            kind: kind.into(),
+            started,
+            polled: false,
+            late: 0,
+            lesson: false,
+            reply,
+        }
+    }
+
     #[test]
     fn adoption_matches_type_env_user_window_and_marker() {
         let start = StartWorkflow {
@@ -938,18 +953,8 @@ mod tests {
             assert!(!known.record(&w), "counted once");
         }
         let pace = Pace { floor: Duration::from_secs(1), every: None };
-        let (reply, _rx) = oneshot::channel();
         let start = Instant::now();
-        let mut watch = Watch {
-            site_id: "s".into(),
-            workflow_id: "w".into(),
-            kind: "deploy".into(),
-            started: start,
-            polled: false,
-            late: 0,
-            lesson: false,
-            reply,
-        };
+        let mut watch = waiter("w", "deploy", start);
         let mut site = SiteWatch::default();
         let first = pace.first(&mut watch, &mut site, &mut known, None);
         assert_eq!(first - start, Duration::from_secs_f64(16.5), "the 65th percentile");
@@ -973,19 +978,7 @@ mod tests {
     fn an_unknown_type_is_learned_from_one_site_list_at_a_time() {
         let mut known = Expectations::default();
         let pace = Pace { floor: Duration::from_secs(1), every: None };
-        let watch = |id: &str| {
-            let (reply, _rx) = oneshot::channel();
-            Watch {
-                site_id: id.into(),
-                workflow_id: id.into(),
-                kind: "clear_cache".into(),
-                started: Instant::now(),
-                polled: false,
-                late: 0,
-                lesson: false,
-                reply,
-            }
-        };
+        let watch = |id: &str| waiter(id, "clear_cache", Instant::now());
         let (mut a, mut b) = (SiteWatch::default(), SiteWatch::default());
         let (mut wa, mut wb) = (watch("a"), watch("b"));
         assert!(pace.first(&mut wa, &mut a, &mut known, None) <= Instant::now(), "read the list right away");
@@ -1026,20 +1019,7 @@ mod tests {
         // Site lists taught nothing of the type: no lesson is left to ask for.
         let mut known = Expectations::default();
         known.asked.insert("deploy".into(), LEARN_ATTEMPTS);
-        let watch = |id: &str| {
-            let (reply, _rx) = oneshot::channel();
-            let kind = "deploy".into();
-            Watch {
-                site_id: id.into(),
-                workflow_id: id.into(),
-                kind,
-                started: Instant::now(),
-                polled: false,
-                late: 0,
-                lesson: false,
-                reply,
-            }
-        };
+        let watch = |id: &str| waiter(id, "deploy", Instant::now());
         let (mut scout, mut other) = (watch("a"), watch("b"));
         let first = pace.first(&mut scout, &mut SiteWatch::default(), &mut known, None);
         assert_eq!(first, scout.started + Duration::from_secs(1), "the scout polls as its workflow runs");
@@ -1069,19 +1049,7 @@ mod tests {
         let now = Instant::now();
         // Started 17 s ago: past the expected finish (16.5 s), before the longest (22 s).
         let started = now.checked_sub(Duration::from_secs(17)).unwrap();
-        let watch = |polled: bool| {
-            let (reply, _rx) = oneshot::channel();
-            Watch {
-                site_id: "s".into(),
-                workflow_id: "w".into(),
-                kind: "deploy".into(),
-                started,
-                polled,
-                late: 0,
-                lesson: false,
-                reply,
-            }
-        };
+        let watch = |polled: bool| Watch { polled, ..waiter("w", "deploy", started) };
         let due = started + Duration::from_secs(30);
         let mut fresh = watch(false);
         assert_eq!(pace.retime(&mut fresh, due, now, &mut known, None), now, "not polled yet: now");
@@ -1098,17 +1066,7 @@ mod tests {
         let pace = Pace { floor: Duration::from_secs(1), every: None };
         let mut known = Expectations::default();
         known.scouts.insert("clear_cache".into(), "scout".into());
-        let (reply, _rx) = oneshot::channel();
-        let mut learner = Watch {
-            site_id: "s".into(),
-            workflow_id: "w".into(),
-            kind: "clear_cache".into(),
-            started: Instant::now(),
-            polled: false,
-            late: 0,
-            lesson: false,
-            reply,
-        };
+        let mut learner = waiter("w", "clear_cache", Instant::now());
         let now = Instant::now();
         assert_eq!(pace.next(&mut learner, now, &mut known), now + MAX_POLL_GAP, "held for the scout");
         assert!(learner.lesson);
