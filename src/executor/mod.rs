@@ -3,7 +3,7 @@
 //!
 //! Two actors, as nextest does it: attempt futures (one per task in flight, owned by a
 //! `JoinSet` and joined before returning) report through their [`TaskContext`] to the one
-//! loop in [`run`], which owns the [`Scheduler`] and is the only sender of events. Generic
+//! loop in [`execute`], which owns the [`Scheduler`] and is the only sender of events. Generic
 //! over the task payload: it never looks inside, never does HTTP, never prints.
 //!
 //! Imports only the graph, events, ids, [`crate::backoff`] and [`crate::panics`].

@@ -2,7 +2,7 @@
 //! refusals), [`begin`] the run (lock and journal), then [`Run::execute`] it with the
 //! executor, the operations and the event sinks wired together, into a [`RunOutcome`].
 //!
-//! The adapter [`OpRunner`] implementing the executor's `Runner` over the operations lives
+//! The adapter `OpRunner` implementing the executor's `Runner` over the operations lives
 //! here, the only place that sees both. Nothing here prints: progress goes to the sinks the
 //! caller passes, and the outcome is data.
 

@@ -7,7 +7,7 @@
 //! which layer it came from, so `-v` can say why a value is what it is.
 //!
 //! The only reader of environment variables (through the [`EnvVars`] snapshot, whose names are
-//! declared in [`env`]) and of the config file; [`resolve`] assembles the layers, resolves
+//! declared in [`env`](mod@env)) and of the config file; [`resolve`] assembles the layers, resolves
 //! them once and gives a shard its share of the request rate. Imports only the plan model and
 //! [`crate::secret`].
 

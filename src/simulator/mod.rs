@@ -3,7 +3,7 @@
 //! quirks as pantheon-api.md; workflows that finish later and change the world; knobs for
 //! latency, durations, rate limits and faults, all seeded; counters at `GET /__sim/stats`.
 //!
-//! Builds its own JSON from the spec ([`state`]); imports nothing from operations, so a
+//! Builds its own JSON from the spec (`state`); imports nothing from operations, so a
 //! client bug cannot hide behind the same bug here.
 
 pub mod knobs;

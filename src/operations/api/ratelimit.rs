@@ -216,7 +216,7 @@ impl RateLimiter {
     }
 
     /// Whether the rate binds, and how long a request asking now would wait for its token:
-    /// `None` while requests have been coming at under [`BINDING`] of the rate (every
+    /// `None` while requests have been coming at under `BINDING` of the rate (every
     /// request is not yet time), else the wait of a background request asking now: behind
     /// the work reserved and the background requests already waiting (zero while a token is
     /// left and no one waits).

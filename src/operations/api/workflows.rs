@@ -11,12 +11,14 @@
 //! a gateway's 502 or 504 gets a second look after the backoff), the POST is sent again
 //! within the request's budget of attempts and time; after a timeout or a reset, never.
 //!
-//! **Waiting.** [`Poller`] is a handle; [`PollerDriver::run`] is the one loop that polls for
+//! **Waiting.** [`Poller`] is a handle; [`PollerDriver::drive`] is the one loop that polls for
 //! the whole run (the command drives it beside the executor, so nothing is detached). A site
 //! with one workflow in flight is polled by id; a site with several gets one list request per
 //! tick. The first poll is scheduled near the expected finish, learned from the `total_time`
 //! of workflows of the same type seen finishing; never more often than the poll floor per
-//! site.
+//! site. A type with no run time known is first looked up in a few site lists; when they
+//! teach nothing (a cold platform), one waiter of the type scouts, polling as its workflow
+//! runs, and the others are held for what its end teaches.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
