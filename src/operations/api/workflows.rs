@@ -448,6 +448,15 @@ impl Expectations {
         true
     }
 
+    /// Whether `watch` scouts its type, polling as its workflow runs (it becomes the scout
+    /// when the type has none); if not, it is held for what the scout's end teaches.
+    fn scout(&mut self, watch: &mut Watch) -> bool {
+        let scout = self.scouts.entry(watch.kind.clone()).or_insert_with(|| watch.workflow_id.clone());
+        let scouts = *scout == watch.workflow_id;
+        watch.lesson = !scouts;
+        scouts
+    }
+
     fn samples(&self, kind: &str) -> usize {
         self.by_kind.get(kind).map_or(0, VecDeque::len)
     }
@@ -563,18 +572,17 @@ impl Pace {
             site.learn.push(watch.kind.clone());
             return Instant::now();
         }
+        let hold = watch.started + MAX_POLL_GAP.max(self.floor);
         match known.window(&watch.kind) {
             Some(window) => watch.started + window.aim(pressure).max(self.floor),
-            None if known.learning.contains(&watch.kind) || known.scouts.contains_key(&watch.kind) => {
+            None if known.learning.contains(&watch.kind) => {
                 watch.lesson = true;
-                watch.started + MAX_POLL_GAP.max(self.floor)
+                hold
             }
-            // A cold platform (no history of the type anywhere): this waiter scouts, polling
-            // as its workflow runs, and the run time it finds times the others.
-            None => {
-                known.scouts.insert(watch.kind.clone(), watch.workflow_id.clone());
-                watch.started + self.floor
-            }
+            // A cold platform (no history of the type anywhere): the first waiter scouts,
+            // polling as its workflow runs, and the run time it finds times the others.
+            None if known.scout(watch) => watch.started + self.floor,
+            None => hold,
         }
     }
 
@@ -604,16 +612,8 @@ impl Pace {
             // otherwise each turn into another poll.
             Some(window) if (held || !watch.polled) && watch.started + window.aim(pressure) <= now => now,
             Some(window) => window.ahead(watch.started, now, pressure).unwrap_or(if held { now } else { due }),
-            None if held => match known.scouts.get(&watch.kind) {
-                Some(scout) if *scout != watch.workflow_id => {
-                    watch.lesson = true;
-                    due.max(watch.started + MAX_POLL_GAP.max(self.floor))
-                }
-                _ => {
-                    known.scouts.insert(watch.kind.clone(), watch.workflow_id.clone());
-                    now.max(watch.started + self.floor)
-                }
-            },
+            None if held && known.scout(watch) => now.max(watch.started + self.floor),
+            None if held => due.max(watch.started + MAX_POLL_GAP.max(self.floor)),
             None => due,
         }
     }
@@ -627,15 +627,8 @@ impl Pace {
         }
         let Some(window) = known.window(&watch.kind) else {
             let gap = MAX_POLL_GAP.max(self.floor);
-            match known.scouts.get(&watch.kind) {
-                Some(scout) if *scout != watch.workflow_id => {
-                    watch.lesson = true;
-                    return now + gap;
-                }
-                Some(_) => {}
-                None => {
-                    known.scouts.insert(watch.kind.clone(), watch.workflow_id.clone());
-                }
+            if !known.scout(watch) {
+                return now + gap;
             }
             let ran = now.saturating_duration_since(watch.started);
             return now + (ran / GROWTH).clamp(self.floor, gap);
