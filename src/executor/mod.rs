@@ -186,12 +186,18 @@ impl Pace {
         }
     }
 
+    /// When task `i`, started, becomes slow, with what it is expected to take.
+    fn slow_at(&self, i: usize, metas: &[TaskMeta]) -> Option<(Instant, Duration)> {
+        let expected = self.expected(&metas[i]);
+        Some((self.started[i]? + expected.saturating_mul(SLOW_FACTOR), expected))
+    }
+
     /// When the next task running unmarked becomes slow.
     fn next(&self, metas: &[TaskMeta], statuses: &[Option<Status>]) -> Option<Instant> {
         self.watched
             .iter()
             .filter(|&&i| statuses[i].is_none())
-            .filter_map(|&i| Some(self.started[i]? + self.expected(&metas[i]).saturating_mul(SLOW_FACTOR)))
+            .filter_map(|&i| self.slow_at(i, metas).map(|(at, _)| at))
             .min()
     }
 
@@ -200,13 +206,11 @@ impl Pace {
         let mut due = Vec::new();
         let mut ended = Vec::new();
         for &i in &self.watched {
-            let Some(start) = self.started[i] else { continue };
             if statuses[i].is_some() {
                 ended.push(i);
                 continue;
             }
-            let expected = self.expected(&metas[i]);
-            if start + expected.saturating_mul(SLOW_FACTOR) <= now {
+            if let Some((_, expected)) = self.slow_at(i, metas).filter(|(at, _)| *at <= now) {
                 due.push((i, expected));
             }
         }
