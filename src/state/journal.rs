@@ -961,11 +961,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_an_object_store_events_ready_together_are_one_segment_and_durable_says_when_written() {
-        let memory = std::sync::Arc::new(object_store::memory::InMemory::new());
-        let objects =
-            crate::state::store::Objects::with(memory, object_store::path::Path::from("team"), "memory://team".into())
-                .unwrap();
-        let store = Store::Object(objects);
+        let store = Store::in_memory("team");
         let mut w = JournalWriter::create(&store, &header("r1")).unwrap();
         assert!(JournalWriter::create(&store, &header("r1")).is_err(), "a run id is taken once");
         let started = Event::RunStarted { run_id: RunId::from_parts("r", 1), at: 0, tasks: vec![task("a"), task("b")] };

@@ -196,13 +196,7 @@ mod tests {
 
     #[test]
     fn a_renewed_lease_is_still_given_back_in_an_object_store() {
-        let memory = crate::state::store::Objects::with(
-            Arc::new(object_store::memory::InMemory::new()),
-            object_store::path::Path::from("s"),
-            "memory://s".into(),
-        )
-        .unwrap();
-        let store = Store::Object(memory);
+        let store = Store::in_memory("s");
         let leases = Leases::new(&store, holder("r1", std::process::id()), "https://api/");
         let guard = leases.try_take("s.live").unwrap();
         let key = leases.key("s.live");

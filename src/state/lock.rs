@@ -290,14 +290,8 @@ mod tests {
 
     #[test]
     fn a_renewal_says_the_holder_is_alive_and_a_lock_not_renewed_goes_stale() {
-        let memory = crate::state::store::Objects::with(
-            std::sync::Arc::new(object_store::memory::InMemory::new()),
-            object_store::path::Path::from("s"),
-            "memory://s".into(),
-        )
-        .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        for store in [Store::dir(dir.path()), Store::Object(memory)] {
+        for store in [Store::dir(dir.path()), Store::in_memory("s")] {
             // A holder on another machine: only its renewals say it is alive.
             let far = Holder { host: Some("elsewhere".into()), ..holder(1) };
             let lock = Lock::acquire(&store, &far).unwrap();

@@ -103,6 +103,14 @@ pub enum Store {
 }
 
 impl Store {
+    /// An object store in memory under `prefix` (`memory://prefix`), for tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory(prefix: &str) -> Self {
+        let memory = Arc::new(object_store::memory::InMemory::new());
+        let objects = Objects::with(memory, ObjectPath::from(prefix), format!("memory://{prefix}"));
+        Self::Object(objects.expect("a runtime for the in-memory store"))
+    }
+
     /// A directory store.
     #[must_use]
     pub fn dir(root: impl Into<PathBuf>) -> Self {
@@ -729,13 +737,7 @@ mod tests {
 
     fn stores() -> (tempfile::TempDir, Vec<Store>) {
         let dir = tempfile::tempdir().unwrap();
-        let memory = Objects::with(
-            Arc::new(object_store::memory::InMemory::new()),
-            ObjectPath::from("team/state"),
-            "memory://team/state".into(),
-        )
-        .unwrap();
-        let stores = vec![Store::dir(dir.path()), Store::Object(memory)];
+        let stores = vec![Store::dir(dir.path()), Store::in_memory("team/state")];
         (dir, stores)
     }
 
