@@ -1188,6 +1188,9 @@ impl StateFigures {
 )]
 #[path = "../../tests/it/support/s3.rs"]
 mod s3;
+#[allow(dead_code, unused_imports, unused_macros, reason = "the bench uses the provisioning, not the tests' `needs!`")]
+#[path = "../../tests/it/support/tools.rs"]
+mod tools;
 
 /// The fleet workload, alternately with a directory and a bucket for its state, two rounds.
 fn state_workload(args: &Args) -> Result<StateFigures, String> {
@@ -1197,7 +1200,7 @@ fn state_workload(args: &Args) -> Result<StateFigures, String> {
     let dir = Scratch::new("state")?;
     write(&dir.0.join("plan.yml"), &fleet_plan(sites))?;
     write(&dir.0.join("world.yml"), &world(sites, time_scale))?;
-    let moto = s3::Moto::start();
+    let moto = s3::Moto::start().ok_or("moto's S3 server could not be provisioned (see the SKIPPED line above)")?;
     let url = moto.bucket("bench-state");
     let vars = moto.env();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -90,6 +90,12 @@ static NO_SETPRIV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// process group (a terminal's Ctrl-C is this process's to handle: it drains the run rather
 /// than killing every session in flight), killed when dropped.
 fn spawn_ssh(args: &[String]) -> std::io::Result<tokio::process::Child> {
+    // Found first: through setpriv, a missing ssh would be setpriv's exit 127, which reads as
+    // the remote command's own.
+    let ssh = crate::settings::env::find_program("ssh").ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "`ssh` is not on PATH: nothing ran (install openssh-client)")
+    })?;
+    let ssh = ssh.to_string_lossy();
     let command = |program: &str, prefix: &[&str]| {
         let mut c = tokio::process::Command::new(program);
         c.args(prefix).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
@@ -98,14 +104,14 @@ fn spawn_ssh(args: &[String]) -> std::io::Result<tokio::process::Child> {
         c
     };
     if !NO_SETPRIV.load(std::sync::atomic::Ordering::Relaxed) {
-        match command("setpriv", &["--pdeathsig", "KILL", "--", "ssh"]).spawn() {
+        match command("setpriv", &["--pdeathsig", "KILL", "--", &ssh]).spawn() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 NO_SETPRIV.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             spawned => return spawned,
         }
     }
-    command("ssh", &[]).spawn()
+    command(&ssh, &[]).spawn()
 }
 
 /// The last `KEPT` bytes of `bytes` as text.
@@ -189,8 +195,7 @@ async fn once(
     let shown = std::iter::once(tool.to_owned()).chain(words.iter().cloned()).collect::<Vec<_>>().join(" ");
     let remote = std::iter::once(tool.to_owned()).chain(words.iter().map(|w| quote(w))).collect::<Vec<_>>().join(" ");
     let args = ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref());
-    let mut child =
-        spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh (is OpenSSH installed?): {e}")))?;
+    let mut child = spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh: {e}")))?;
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let read = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());

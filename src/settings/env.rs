@@ -68,3 +68,17 @@ pub const STATE_STORE_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
 
 /// The home directory, for `~/.terminus`.
 pub const HOME: &str = "HOME";
+
+/// Where the programs the tool starts (`ssh`, and `setpriv` to tie them to this process) are
+/// found. Read when one is started, as `exec` would, not from the startup snapshot.
+pub const PATH: &str = "PATH";
+
+/// The first executable file named `program` in `PATH`'s directories, as a shell finds it.
+#[must_use]
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os(PATH)?;
+    std::env::split_paths(&path).filter(|dir| !dir.as_os_str().is_empty()).map(|dir| dir.join(program)).find(
+        |candidate| std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0),
+    )
+}

@@ -91,6 +91,7 @@ fn the_cases_cover_the_catalogue() {
 
 #[test]
 fn every_operation_runs_through_run() {
+    crate::support::tools::needs!(Ssh);
     for (op, on, with) in CASES {
         let mut args = vec!["run", op, "--simulate", "--allow-destructive", "--report", "json=-", "-q"];
         if !on.is_empty() {
@@ -119,6 +120,7 @@ fn every_operation_runs_through_run() {
 
 #[test]
 fn every_operation_runs_in_one_plan() {
+    crate::support::tools::needs!(Ssh);
     let mut plan = String::from("version: 1\nname: everything\njobs:\n");
     for (i, (op, on, with)) in CASES.iter().enumerate() {
         plan.push_str(&format!("  job-{i}:\n    run: {op}\n"));

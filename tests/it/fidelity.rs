@@ -231,6 +231,7 @@ sites:
 /// shell string are refused before anything runs.
 #[test]
 fn remote_commands_run_over_ssh_and_their_exit_code_decides() {
+    crate::support::tools::needs!(Ssh);
     let world = "simulator: { time_scale: 0.001 }
 user: { email: a@b.example }
 sites:
@@ -301,6 +302,7 @@ jobs:
 /// once. With more failures than tries, the task fails saying it could not connect.
 #[test]
 fn a_dropped_ssh_connection_is_tried_again_and_the_command_runs_once() {
+    crate::support::tools::needs!(Ssh);
     let world = |drops: u32| {
         format!(
             "simulator: {{ time_scale: 0.001, ssh_drops: {drops} }}\nuser: {{ email: a@b.example }}\nsites:\n  - {{ name: s1, envs: {{ live: {{}} }} }}\n"

@@ -15,6 +15,7 @@ use crate::support::Quiet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command() {
+    crate::support::tools::needs!(Ssh);
     let (sim, client) = start(&builtin(), fast(0.001)).await;
     let route = SshRoute { config: sim.ssh().config.clone(), known_hosts: sim.ssh().known_hosts.clone() };
     let site_id = client.site_id("acme-shop").await.unwrap().unwrap();
@@ -53,6 +54,7 @@ async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command
 
 #[test]
 fn a_missing_environment_fails_before_ssh_and_git_mode_is_said() {
+    crate::support::tools::needs!(Ssh);
     let world = "user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: s1, org: o, framework: drupal10, envs: { dev: { connection: git }, live: {} } }\n";
     let t = crate::support::Test::new().file("world.yml", world);
     let run = |target: &str| {
@@ -85,6 +87,7 @@ fn a_missing_environment_fails_before_ssh_and_git_mode_is_said() {
 
 #[test]
 fn a_command_a_killed_run_may_have_run_is_not_run_again_unless_idempotent() {
+    crate::support::tools::needs!(Ssh);
     let plan = |idempotent: bool| {
         format!(
             "version: 1\njobs:\n  updb:\n    run: remote:drush\n    on: {{ sites: [acme-shop], env: live }}\n    with: {{ command: [updb, -y], idempotent: {idempotent} }}\n"
@@ -124,6 +127,22 @@ fn a_command_a_killed_run_may_have_run_is_not_run_again_unless_idempotent() {
             assert!(task["data"].is_null(), "it did not run: {task}");
         }
     }
+}
+
+/// Without the OpenSSH client on the PATH the task says so and that nothing ran, rather than
+/// reporting `setpriv`'s exit 127 as the remote command's.
+#[test]
+fn without_ssh_on_the_path_a_remote_command_says_so_and_that_nothing_ran() {
+    let t = crate::support::Test::new();
+    let empty = t.path().join("no-programs");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = t
+        .env("PATH", empty.to_str().unwrap())
+        .args(&["run", "remote:drush", "--on", "acme-shop.live", "--with", "command=[cr]", "--simulate"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot run ssh: `ssh` is not on PATH: nothing ran"), "{}", out.stderr);
+    assert!(!out.stderr.contains("exited with 127"), "{}", out.stderr);
 }
 
 /// A real run's path, not the rehearsal's: against the API (a served simulator, not

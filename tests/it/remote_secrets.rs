@@ -21,6 +21,7 @@ fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
 
 #[test]
 fn login_links_and_passwords_reach_stdout_and_no_file() {
+    crate::support::tools::needs!(Ssh);
     // (operation, target, command, the secret it prints)
     let cases = [
         (
@@ -63,6 +64,7 @@ fn login_links_and_passwords_reach_stdout_and_no_file() {
 
 #[test]
 fn output_report_keeps_an_ordinary_commands_output_and_digest_keeps_none() {
+    crate::support::tools::needs!(Ssh);
     let run = |keep: &str| {
         let t = Test::new();
         let out = Test::new()

@@ -103,10 +103,11 @@ fn junit_report() {
 
 /// Jenkins' xunit plugin (its junit-10.xsd, restated in `tests/fixtures/junit/`) and GitLab's
 /// `JUnit` reader take the report: the schema validates it (with Python's `xmlschema`, which
-/// `.ci/run` installs), and each test case reads as GitLab reads it (a name, a class name, a
+/// the tests provision), and each test case reads as GitLab reads it (a name, a class name, a
 /// time in seconds; a status from its `failure`, `error` or `skipped` child).
 #[test]
 fn junit_is_what_jenkins_and_gitlab_accept() {
+    let python = crate::support::tools::needs!(PythonTools).join("python");
     let dir = tempfile::tempdir().unwrap();
     let mut fleet = fleet();
     // A task of a run that never ended is written too.
@@ -134,7 +135,7 @@ for path in sys.argv[2:]:
         counts[status] = counts.get(status, 0) + 1
     print(path.split("/")[-1], sorted(counts.items()))
 "#;
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
         .arg(&xsd)
@@ -274,6 +275,7 @@ fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
 /// that is large enough to find.
 #[test]
 fn the_html_timeline_reads_in_a_browser() {
+    let chromium = crate::support::tools::needs!(Chromium);
     let mut report = sample();
     let mut tasks = Vec::new();
     // Long job names: the last wave's label would run past the drawing's right edge.
@@ -319,7 +321,7 @@ document.body.appendChild(pre);
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
     std::fs::write(&page, html.replacen("</body>", measure, 1)).unwrap();
-    let out = std::process::Command::new("chromium")
+    let out = std::process::Command::new(chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -334,7 +336,7 @@ document.body.appendChild(pre);
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
         .output()
-        .expect("Debian's chromium (.ci/run installs it)");
+        .expect("chromium runs");
     let dom = String::from_utf8_lossy(&out.stdout);
     let measured = dom
         .split("<pre id=\"measured\">")

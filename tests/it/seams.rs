@@ -185,10 +185,11 @@ fn a_filter_that_keeps_nothing_is_an_error() {
 #[test]
 fn declining_at_the_prompt_has_its_own_exit_code_and_shows_what_would_run() {
     // A terminal for the prompt: `script` gives the command a pty and forwards our "n".
+    let script = crate::support::tools::needs!(Script);
     let served = Served::new(fast());
     let t = Test::new().file("plan.yml", DEPLOY);
     let binary = env!("CARGO_BIN_EXE_terminus-batch");
-    let mut script = std::process::Command::new("script");
+    let mut script = std::process::Command::new(script);
     script
         .args(["-qec", &format!("'{binary}' apply plan.yml"), "/dev/null"])
         .current_dir(t.path())

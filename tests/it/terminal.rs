@@ -37,10 +37,11 @@ fn world() -> String {
 
 #[test]
 fn at_80_columns_the_display_leaves_no_stale_frame_and_keeps_what_matters() {
+    let script = crate::support::tools::needs!(Script);
     let t = Test::new().file("world.yml", &world()).file("plan.yml", PLAN);
     let bin = env!("CARGO_BIN_EXE_terminus-batch");
     let inner = format!("stty rows 24 cols 80; exec {bin} apply plan.yml --simulate --world world.yml -v");
-    let out = Command::new("script")
+    let out = Command::new(script)
         .args(["-qfec", &inner, "/dev/null"])
         .current_dir(t.path())
         .env_clear()
@@ -49,7 +50,7 @@ fn at_80_columns_the_display_leaves_no_stale_frame_and_keeps_what_matters() {
         .env("TERM", "xterm-256color")
         .env("NO_COLOR", "1")
         .output()
-        .expect("util-linux's script (package bsdutils)");
+        .expect("script runs");
     assert_eq!(out.status.code(), Some(1), "some tasks fail: {}", String::from_utf8_lossy(&out.stderr));
 
     // An emulator as wide as the terminal and tall enough that nothing scrolls away: a

@@ -4,6 +4,7 @@
 pub(crate) mod cassettes;
 pub(crate) mod s3;
 pub(crate) mod sim;
+pub(crate) mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

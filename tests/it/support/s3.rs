@@ -1,10 +1,12 @@
-//! A real S3 server on 127.0.0.1 for the tests of shared state: moto's server (`PyPI`'s
-//! `moto[server]`, installed by `.ci/run`), which implements S3's conditional writes
+//! A real S3 server on 127.0.0.1 for the tests of shared state: moto's server (from `PyPI`,
+//! provisioned by [`super::tools`]), which implements S3's conditional writes
 //! (`If-None-Match: *`, `If-Match`). One per test, stopped when dropped.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+
+use super::tools::{self, Tool};
 
 pub(crate) struct Moto {
     child: Child,
@@ -12,8 +14,11 @@ pub(crate) struct Moto {
 }
 
 impl Moto {
-    /// Starts moto's S3 server on a free port and waits until it says it listens.
-    pub(crate) fn start() -> Self {
+    /// Starts moto's S3 server on a free port and waits until it says it listens; `None` when
+    /// it could not be provisioned outside CI (the skip is recorded: see [`tools::find`]).
+    pub(crate) fn start() -> Option<Self> {
+        let moto_server = tools::find(Tool::PythonTools)?.join("moto_server");
+        let moto_server = moto_server.to_str().expect("a UTF-8 target directory");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let args = ["-H", "127.0.0.1", "-p", &port.to_string()];
         // Through setpriv where it is installed: the server dies with the test process.
@@ -26,29 +31,24 @@ impl Moto {
                 .stderr(Stdio::piped())
                 .spawn()
         };
-        let child = match spawn("setpriv", &["--pdeathsig", "KILL", "--", "moto_server"]) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => spawn("moto_server", &[]),
+        let child = match spawn("setpriv", &["--pdeathsig", "KILL", "--", moto_server]) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => spawn(moto_server, &[]),
             spawned => spawned,
         };
-        let mut child = child.unwrap_or_else(|e| {
-            panic!("cannot start moto_server ({e}): install it with `pip install \"moto[server]\"` (.ci/run does)")
-        });
+        let mut child = child.unwrap_or_else(|e| panic!("cannot start {moto_server}: {e}"));
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         loop {
             line.clear();
             let read = stderr.read_line(&mut line).unwrap();
-            assert!(
-                read > 0,
-                "moto_server stopped before it listened (is it installed? `pip install \"moto[server]\"`)"
-            );
+            assert!(read > 0, "{moto_server} stopped before it listened");
             if line.contains("Running on") {
                 break;
             }
         }
         // Its log goes on; drained so the server never blocks on a full pipe.
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Self { child, port }
+        Some(Self { child, port })
     }
 
     /// The endpoint, as `AWS_ENDPOINT_URL` names it.
