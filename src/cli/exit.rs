@@ -24,6 +24,10 @@ pub enum ExitStatus {
     /// 8: the state directory failed the run: its journal or `result.json` could not be
     /// written (the run started nothing more), or the lock or journal could not be made.
     StateFailed,
+    /// 9: another run took over this run's plan lock or an environment's lease (it took this
+    /// run for gone: stopped or suspended past the stale period), or the run could not prove
+    /// it still held one; it started nothing more.
+    Fenced,
     /// 101: an internal error (a bug).
     Internal,
     /// 130: interrupted.
@@ -43,6 +47,7 @@ impl ExitStatus {
             Self::Declined => 6,
             Self::ReportFailed => 7,
             Self::StateFailed => 8,
+            Self::Fenced => 9,
             Self::Internal => 101,
             Self::Interrupted => 130,
         }

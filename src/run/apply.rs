@@ -32,6 +32,7 @@ use crate::plan::ops::{Effect, OperationKind, OperationSpec};
 use crate::report::RunReport;
 use crate::report::summary::{PlanInfo, SettingsInfo};
 use crate::settings::{EnvVars, Settings};
+use crate::state::fence::{Clock, Fence};
 use crate::state::journal::{self, Header, JournalWriter, Prior, RunJournal};
 use crate::state::lease::{LeaseError, Leases};
 use crate::state::lock::{Holder, Lock, LockError};
@@ -240,9 +241,11 @@ pub struct Run {
     context: RunContext,
     writer: JournalWriter,
     vars: BTreeMap<String, String>,
-    lock: Lock,
+    lock: Arc<Lock>,
     _file_lock: Option<Lock>,
     leases: Leases,
+    /// Told when the lock or a lease is found lost: the run then starts nothing more.
+    fence: Fence,
 }
 
 /// Takes the lock and opens the journal. A run that cannot be journalled does not start.
@@ -258,7 +261,8 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         None => prepared.plan_key.clone(),
     };
     let holder = Holder::this_process(run_id.to_string(), locked).in_ci_job(ci_job(vars));
-    let lock = take_lock(&options, &holder)?;
+    let fence = Fence::default();
+    let lock = Arc::new(take_lock(&options, &holder)?.watched_by(fence.clone()));
     // A plan with hard links elsewhere: the same file under another path, perhaps with a
     // state directory of its own, is the same plan.
     let real = std::fs::canonicalize(&prepared.source.path).ok();
@@ -317,8 +321,9 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         .flat_map(|t| t.payload.env_vars())
         .filter_map(|name| vars.get(name).map(|v| (name.to_owned(), v.to_owned())))
         .collect();
-    let leases = Leases::new(&options.state, holder, &connection.client.config().base);
-    Ok(Run { prepared, connection, options, context, writer, vars, lock, _file_lock: file_lock, leases })
+    let leases =
+        Leases::new(&options.state, holder, &connection.client.config().base).watched_by(fence.clone(), Clock::boot());
+    Ok(Run { prepared, connection, options, context, writer, vars, lock, _file_lock: file_lock, leases, fence })
 }
 
 impl Run {
@@ -338,7 +343,8 @@ impl Run {
     /// writes `result.json` beside the journal. Every path ends here with an outcome: a
     /// panic in a task or in the poller is an internal error of that task, not of the run.
     pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
-        let Self { prepared, mut connection, options, context, mut writer, vars, lock, _file_lock, leases } = self;
+        let Self { prepared, mut connection, options, context, mut writer, vars, lock, _file_lock, leases, fence } =
+            self;
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());
@@ -358,6 +364,7 @@ impl Run {
             priors: Arc::new(context.priors),
             unknown: context.unknown,
             leases: leases.clone(),
+            lock: Arc::clone(&lock),
             frozen: Arc::new(
                 prepared.resolved.jobs.values().flatten().filter(|t| t.frozen).map(|t| t.site.clone()).collect(),
             ),
@@ -404,6 +411,7 @@ impl Run {
                     never = watch_signals(drain, abort), if watch => match never {},
                     never = watch_api(&api, &halt) => match never {},
                     never = renew_state(&lock, &leases) => match never {},
+                    never = watch_fence(&fence, &halt) => match never {},
                 }
             };
             let ran = beside(exec, driver.drive()).await;
@@ -446,7 +454,8 @@ impl Run {
             internal_errors,
             journal_errors,
             result_json,
-            unreachable: summary.halted,
+            fenced: fence.lost().map(|lost| lost.to_string()),
+            unreachable: summary.halted.filter(|_| fence.lost().is_none()),
         }
     }
 }
@@ -657,6 +666,8 @@ struct OpRunner {
     unknown: Option<Prior>,
     /// The run's leases on the targets its tasks act on.
     leases: Leases,
+    /// The plan's lock, proven held before each act.
+    lock: Arc<Lock>,
     /// Sites the resolution found frozen.
     frozen: Arc<BTreeSet<String>>,
 }
@@ -722,6 +733,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         let frozen =
             task.payload.kind().refused_when_frozen() && task.site.as_ref().is_some_and(|s| self.frozen.contains(s));
         let lease = lease_target(&task).map(|key| (self.leases.clone(), key));
+        let proof = Proof { lock: Arc::clone(&self.lock), lease: lease.clone() };
         async move {
             if frozen {
                 let reason = crate::plan::ops::FROZEN_MESSAGE.to_owned();
@@ -769,7 +781,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
                 _ => None,
             };
-            let ctx = Ctx { inner: ctx, adopt_since };
+            let ctx = Ctx { inner: ctx, adopt_since, proof };
             let result = match &prior {
                 Some(Prior::InFlight { workflow_id, .. }) => ops.reattach(&target, workflow_id, &ctx).await,
                 _ => ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await,
@@ -862,6 +874,42 @@ async fn take_lease(
 /// How often a task waiting for a lease looks again (on the platform's clock).
 const LEASE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Halts the run once its fence is told the lock or a lease was lost.
+async fn watch_fence(fence: &Fence, halt: &Halt) -> std::convert::Infallible {
+    let lost = fence.wait().await;
+    // What was lost and to whom is the run's to say (`RunOutcome::fenced`); the tasks not
+    // started share one cause.
+    halt.halt(fenced_reason(&lost).to_owned());
+    std::future::pending().await
+}
+
+/// Why a fenced run started nothing more, in words that name no target.
+fn fenced_reason(lost: &crate::state::fence::Lost) -> &'static str {
+    match lost {
+        crate::state::fence::Lost::TakenOver { .. } => "another run took over this run's lock or a lease",
+        crate::state::fence::Lost::Unproven { .. } => "this run could not prove it still held its lock or a lease",
+    }
+}
+
+/// What a task acts under: the plan's lock and its target's lease, proven held before each
+/// act (see `state::fence`).
+#[derive(Clone)]
+struct Proof {
+    lock: Arc<Lock>,
+    lease: Option<(Leases, String)>,
+}
+
+impl Proof {
+    /// Proves the lock and the lease held; a store request only when a confirmation is old.
+    fn prove(&self) -> Result<(), crate::state::fence::Lost> {
+        self.lock.prove()?;
+        match &self.lease {
+            Some((leases, target)) => leases.prove(target),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Renews the run's lock and leases while it lives, so that a run on another machine
 /// sharing the store does not take them for abandoned.
 async fn renew_state(lock: &Lock, leases: &Leases) -> std::convert::Infallible {
@@ -879,11 +927,28 @@ async fn renew_state(lock: &Lock, leases: &Leases) -> std::convert::Infallible {
 struct Ctx {
     inner: TaskContext,
     adopt_since: Option<f64>,
+    proof: Proof,
 }
 
 impl OpContext for Ctx {
+    /// On record first (the journal before the act), then proven held: the proof is the last
+    /// thing before the request, so that it is as fresh as it can be when the request goes.
     fn attempt_starting(&self) -> impl Future<Output = Result<(), OpError>> + Send {
-        self.inner.attempt_starting().map(|recorded| recorded.map_err(|e| OpError::permanent(e.to_string())))
+        let recorded = self.inner.attempt_starting();
+        let proof = self.proof.clone();
+        async move {
+            recorded.await.map_err(|e| OpError::permanent(e.to_string()))?;
+            // A proof may renew (a store request, which blocks): off the runtime's workers.
+            let proven = tokio::task::spawn_blocking(move || proof.prove())
+                .await
+                .map_err(|e| OpError::permanent(format!("internal error: proving the lease held: {e}")))?;
+            proven.map_err(|lost| OpError {
+                message: format!("not started: {lost}"),
+                cause: Cause::Halted { reason: fenced_reason(&lost).to_owned() },
+                transient: false,
+                internal: false,
+            })
+        }
     }
 
     fn workflow_started(&self, id: &str) {

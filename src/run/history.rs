@@ -57,7 +57,13 @@ pub fn locate_state(
 
 /// Opens the state store at `location`, with the cloud's credentials from `vars`.
 pub fn open_state(location: &Location, vars: &EnvVars) -> Result<Store, RunError> {
-    Store::open(location, &vars.state_store_vars()).map_err(RunError::Refused)
+    let var = crate::settings::env::STORE_BUDGET;
+    let budget = match vars.get(var) {
+        Some(text) => humantime::parse_duration(text)
+            .map_err(|e| RunError::Refused(format!("{var}={text} is not a duration (e.g. 60s): {e}")))?,
+        None => crate::state::store::WRITE_BUDGET,
+    };
+    Store::open(location, &vars.state_store_vars()).map(|store| store.with_budget(budget)).map_err(RunError::Refused)
 }
 
 /// The git repository `path` (absolute) is in: the nearest directory up from it holding a

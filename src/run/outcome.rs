@@ -26,19 +26,26 @@ pub struct RunOutcome {
     pub result_json: Option<String>,
     /// The API stopped answering mid-run, and the run started nothing more: why.
     pub unreachable: Option<String>,
+    /// The run lost its plan lock or a lease to another run (or could not prove it still
+    /// held one), and started nothing more: what was lost and to whom.
+    pub fenced: Option<String>,
 }
 
 /// The run's verdict, in order of precedence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// The run's record (its journal or `result.json`) could not be written: it started
-    /// nothing more, and a resume may have to look for what it did (wins over every other
-    /// verdict: the state directory needs attention before anything else).
+    /// nothing more, and a resume may have to look for what it did (the state directory
+    /// needs attention before anything else).
     RecordLost,
     /// Every task succeeded or was unchanged.
     Succeeded,
     /// Some task failed, was skipped or was cancelled.
     TasksFailed,
+    /// Another run took over the run's lock or a lease (it took this one for gone), or the
+    /// run could not prove it still held one: it started nothing more (after a lost record,
+    /// before every other verdict: two runs may have acted on one target).
+    Fenced,
     /// A bug: a panic was caught.
     Internal,
     /// The API stopped answering, and the run started nothing more.
@@ -52,6 +59,8 @@ impl RunOutcome {
     pub fn verdict(&self) -> Verdict {
         if !self.journal_errors.is_empty() {
             Verdict::RecordLost
+        } else if self.fenced.is_some() {
+            Verdict::Fenced
         } else if self.interrupted {
             Verdict::Interrupted
         } else if !self.internal_errors.is_empty() {
@@ -94,6 +103,7 @@ mod tests {
             journal_errors: Vec::new(),
             result_json: None,
             unreachable: None,
+            fenced: None,
         }
     }
 

@@ -60,6 +60,8 @@ pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
 
 /// Where runs keep their state: a directory or an object-store URL (`--state-dir`).
 pub const STATE_DIR: &str = "TERMINUS_BATCH_STATE_DIR";
+/// How long a write to an object store is tried again after errors (humantime).
+pub const STORE_BUDGET: &str = "TERMINUS_BATCH_STORE_BUDGET";
 /// An object-store state's credentials and endpoint come from each cloud's standard
 /// variables, passed whole to `object_store` (for S3: `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_DEFAULT_REGION`,

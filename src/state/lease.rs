@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::lock::{Holder, gone, now_secs};
-use super::store::{Store, StoreError, Version};
+use super::fence::{Clock, Confirmed, Fence, Lost};
+use super::lock::{Held, Holder, gone, holder_of, now_secs};
+use super::store::{Store, StoreError};
 
 pub use super::lock::{RENEW_EVERY, STALE_AFTER};
 
@@ -29,6 +30,10 @@ pub struct LeaseRecord {
     pub holder: Holder,
     /// Unix seconds of the last renewal.
     pub renewed_at: u64,
+    /// This run's count of lease writes when this one was made: each write's bytes are its
+    /// own, so a write whose answer was lost is known by reading it back.
+    #[serde(default)]
+    pub renewals: u64,
 }
 
 /// Why a lease was not taken.
@@ -49,8 +54,14 @@ pub struct Leases {
     /// What the targets are on (the API's address): two runs against different platforms,
     /// such as two in-process simulators, never share a lease.
     scope: String,
-    /// Targets this run holds: how many of its tasks hold each, and the version it wrote.
-    held: Arc<Mutex<HashMap<String, (usize, Version)>>>,
+    /// Targets this run holds: how many of its tasks hold each, and what it wrote.
+    held: Arc<Mutex<HashMap<String, (usize, Held)>>>,
+    /// Held while a lease is renewed, so two renewals of one lease never race each other.
+    renewing: Arc<Mutex<()>>,
+    /// Lease writes so far (see [`LeaseRecord::renewals`]).
+    writes: Arc<std::sync::atomic::AtomicU64>,
+    clock: Clock,
+    fence: Fence,
     /// Leases being given back in the background (an object store's requests), by target:
     /// a task of this run taking one again first waits for it to be gone.
     releasing: Arc<Mutex<HashMap<String, tokio::task::JoinHandle<()>>>>,
@@ -85,7 +96,18 @@ impl Leases {
             scope: scope.to_owned(),
             held: Arc::new(Mutex::new(HashMap::new())),
             releasing: Arc::new(Mutex::new(HashMap::new())),
+            renewing: Arc::new(Mutex::new(())),
+            writes: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            clock: Clock::boot(),
+            fence: Fence::default(),
         }
+    }
+
+    /// The same leases, telling `fence` when one is found lost (the run's, which its lock
+    /// shares), with their confirmations timed on `clock`.
+    #[must_use]
+    pub fn watched_by(self, fence: Fence, clock: Clock) -> Self {
+        Self { clock, fence, ..self }
     }
 
     /// Takes `target`'s lease for one task of this run, or says who holds it.
@@ -100,8 +122,9 @@ impl Leases {
         if let Some(pending) = pending {
             let _gone = futures::executor::block_on(pending);
         }
-        let version = self.create(target)?;
-        held.insert(target.to_owned(), (1, version));
+        let sent = self.clock.now();
+        let (version, renewals) = self.create(target)?;
+        held.insert(target.to_owned(), (1, Held { version, confirmed: Confirmed { at: sent }, renewals }));
         Ok(LeaseGuard { leases: self.clone(), target: target.to_owned() })
     }
 
@@ -109,14 +132,17 @@ impl Leases {
         key(&format!("{} {target}", self.scope))
     }
 
-    fn record(&self, target: &str) -> Vec<u8> {
-        let record = LeaseRecord { target: target.to_owned(), holder: self.holder.clone(), renewed_at: now_secs() };
-        serde_json::to_vec(&record).unwrap_or_default()
+    /// A new record of `target`'s lease, and its write count.
+    fn record(&self, target: &str) -> (Vec<u8>, u64) {
+        let renewals = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let record =
+            LeaseRecord { target: target.to_owned(), holder: self.holder.clone(), renewed_at: now_secs(), renewals };
+        (serde_json::to_vec(&record).unwrap_or_default(), renewals)
     }
 
     /// Creates the lease, taking over a stale one (by a conditional replace: of two runs
     /// taking over the same stale lease, one wins).
-    fn create(&self, target: &str) -> Result<Version, LeaseError> {
+    fn create(&self, target: &str) -> Result<(String, u64), LeaseError> {
         let key = self.key(target);
         let fail = |source| LeaseError::Store { target: target.to_owned(), source };
         let claim = |bytes: &[u8]| match serde_json::from_slice::<LeaseRecord>(bytes) {
@@ -132,7 +158,8 @@ impl Leases {
                 Ok(())
             }
         };
-        self.store.take(&key, &self.record(target), "lease", fail, claim)
+        let (record, renewals) = self.record(target);
+        self.store.take(&key, &record, "lease", fail, claim).map(|version| (version, renewals))
     }
 
     fn release(&self, target: &str) {
@@ -140,7 +167,7 @@ impl Leases {
         let Some((count, _)) = held.get_mut(target) else { return };
         *count -= 1;
         if *count == 0
-            && let Some((_, version)) = held.remove(target)
+            && let Some((_, Held { version, .. })) = held.remove(target)
         {
             // Only our own: a lease taken over meanwhile (we were thought gone) stays. Given
             // back without holding up the task that ends (an object store's round trips).
@@ -161,26 +188,68 @@ impl Leases {
         }
     }
 
-    /// Rewrites every lease this run holds with the time now, so that a holder on another
-    /// machine is not taken for gone.
+    /// Rewrites every lease this run holds, so that a holder on another machine is not
+    /// taken for gone. A lease taken over meanwhile tells the fence.
     pub fn renew(&self) {
-        let targets: Vec<(String, Version)> = self
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(t, (_, v))| (t.clone(), v.clone()))
-            .collect();
-        for (target, version) in targets {
-            match self.store.replace(&self.key(&target), &self.record(&target), &version) {
-                Ok(Some(new)) => {
-                    if let Some(entry) = self.held.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&target) {
-                        entry.1 = new;
-                    }
-                }
-                Ok(None) => tracing::warn!(target, "the lease was taken over by another run"),
-                Err(e) => tracing::warn!(target, "cannot renew the lease: {e}"),
+        let targets: Vec<String> = self.held.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
+        for target in targets {
+            if let Err(e) = self.renew_one(&target) {
+                tracing::warn!(target, "cannot renew the lease: {e}");
             }
+        }
+    }
+
+    /// Renews `target`'s lease if this run still holds it.
+    fn renew_one(&self, target: &str) -> Result<(), StoreError> {
+        let _one_at_a_time = self.renewing.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.fence.lost().is_some() {
+            return Ok(());
+        }
+        let Some(version) =
+            self.held.lock().unwrap_or_else(PoisonError::into_inner).get(target).map(|(_, h)| h.version.clone())
+        else {
+            return Ok(());
+        };
+        let (record, renewals) = self.record(target);
+        let sent = self.clock.now();
+        let key = self.key(target);
+        if let Some(new) = self.store.replace(&key, &record, &version)? {
+            if let Some((_, held)) = self.held.lock().unwrap_or_else(PoisonError::into_inner).get_mut(target) {
+                *held = Held { version: new, confirmed: Confirmed { at: sent }, renewals };
+            }
+        } else {
+            let by = holder_of::<LeaseRecord>(&self.store, &key, |r| r.holder);
+            self.fence.lose(Lost::TakenOver { what: format!("the lease on {target}"), by });
+        }
+        Ok(())
+    }
+
+    /// Proves `target`'s lease still held before a task acts on it: its last confirmed write
+    /// is recent on the boot clock, or a renewal now confirms it. Otherwise the fence is told
+    /// why.
+    pub fn prove(&self, target: &str) -> Result<(), Lost> {
+        if let Some(lost) = self.fence.lost() {
+            return Err(lost);
+        }
+        let fresh =
+            |held: &HashMap<String, (usize, Held)>| held.get(target).map(|(_, h)| h.confirmed.fresh(self.clock.now()));
+        match fresh(&self.held.lock().unwrap_or_else(PoisonError::into_inner)) {
+            Some(true) => return Ok(()),
+            Some(false) => {}
+            None => {
+                let lost =
+                    Lost::Unproven { what: format!("the lease on {target}"), why: "this run does not hold it".into() };
+                return Err(lost);
+            }
+        }
+        if let Err(e) = self.renew_one(target) {
+            let lost = Lost::Unproven { what: format!("the lease on {target}"), why: e.to_string() };
+            self.fence.lose(lost.clone());
+            return Err(lost);
+        }
+        match self.fence.lost() {
+            Some(lost) => Err(lost),
+            None => Ok(()),
         }
     }
 }
@@ -192,6 +261,62 @@ mod tests {
 
     fn holder(run: &str, pid: u32) -> Holder {
         Holder { pid, host: super::super::lock::this_host(), ..Holder::this_process(run.into(), "p.yml".into()) }
+    }
+
+    /// A run that slept past the stale period (its process stopped, its machine suspended)
+    /// while another run took its lease and lock over: the boot clock says its confirmations
+    /// are old, so before acting it renews, finds both taken, and is fenced.
+    #[test]
+    fn a_holder_that_slept_proves_nothing_and_is_fenced_when_its_records_were_taken_over() {
+        use crate::state::fence::{Clock, Fence, Lost, PROVEN_FOR};
+        use crate::state::lock::Lock;
+        let (store, _faults) = crate::state::store::tests::faulty(std::time::Duration::from_secs(5));
+        let now = Arc::new(Mutex::new(std::time::Duration::from_secs(1000)));
+        let clock = Clock::manual(Arc::clone(&now));
+        let fence = Fence::default();
+        let far = |run: &str| Holder { host: Some("elsewhere".into()), ..holder(run, 1) };
+        let lock = Lock::acquire_with(&store, &far("r1"), clock.clone()).unwrap().watched_by(fence.clone());
+        let leases = Leases::new(&store, far("r1"), "https://api/").watched_by(fence.clone(), clock.clone());
+        let _guard = leases.try_take("s.live").unwrap();
+        // Awake: both proven at once, from what it confirmed.
+        assert_eq!((lock.prove(), leases.prove("s.live")), (Ok(()), Ok(())));
+        // It sleeps; another run takes the lease over (as a stale one).
+        let key = leases.key("s.live");
+        let current = store.get(&key).unwrap().unwrap().version;
+        let theirs = LeaseRecord { target: "s.live".into(), holder: far("r2"), renewed_at: now_secs(), renewals: 1 };
+        store.replace(&key, &serde_json::to_vec(&theirs).unwrap(), &current).unwrap().unwrap();
+        *now.lock().unwrap() += PROVEN_FOR + std::time::Duration::from_secs(76);
+        // It wakes: the lock is still its own, renewed now; the lease is not.
+        assert_eq!(lock.prove(), Ok(()));
+        let Err(Lost::TakenOver { what, by }) = leases.prove("s.live") else { panic!("acted under a lost lease") };
+        assert_eq!(what, "the lease on s.live");
+        assert!(by.contains("run r2"), "{by}");
+        assert!(fence.lost().is_some(), "the run is told");
+        assert!(lock.prove().is_err(), "nothing more is proven once fenced");
+        // The new holder's lease stays.
+        let there: LeaseRecord = serde_json::from_slice(&store.get(&key).unwrap().unwrap().bytes).unwrap();
+        assert_eq!(there.holder.run_id, "r2");
+    }
+
+    /// A renewal the store applied but whose answer was lost is still this run's: read back,
+    /// its version adopted, the lease proven, and given back at the end.
+    #[test]
+    fn a_renewal_whose_answer_was_lost_keeps_the_lease() {
+        use crate::state::fence::{Clock, Fence, PROVEN_FOR};
+        let (store, faults) = crate::state::store::tests::faulty(std::time::Duration::from_secs(5));
+        let now = Arc::new(Mutex::new(std::time::Duration::from_secs(1000)));
+        let fence = Fence::default();
+        let leases = Leases::new(&store, holder("r1", std::process::id()), "https://api/")
+            .watched_by(fence.clone(), Clock::manual(Arc::clone(&now)));
+        let guard = leases.try_take("s.live").unwrap();
+        faults(&[(true, 1)]);
+        leases.renew();
+        assert!(fence.lost().is_none(), "its own renewal, not a take-over");
+        *now.lock().unwrap() += PROVEN_FOR / 2;
+        assert_eq!(leases.prove("s.live"), Ok(()));
+        drop(guard);
+        futures::executor::block_on(leases.settle());
+        assert!(store.get(&leases.key("s.live")).unwrap().is_none(), "given back with the adopted version");
     }
 
     #[test]
@@ -236,11 +361,11 @@ mod tests {
         assert!(mine.try_take("s.dev").is_ok());
         // A holder elsewhere that stopped renewing: taken over.
         let far = Holder { host: Some("elsewhere".into()), ..holder("r4", 1) };
-        let record = LeaseRecord { target: "s.x".into(), holder: far, renewed_at: now_secs() - 3600 };
+        let record = LeaseRecord { target: "s.x".into(), holder: far, renewed_at: now_secs() - 3600, renewals: 0 };
         fs::write(dir.path().join(mine.key("s.x")), serde_json::to_vec(&record).unwrap()).unwrap();
         assert!(mine.try_take("s.x").is_ok());
         let fresh = Holder { host: Some("elsewhere".into()), ..holder("r5", 1) };
-        let record = LeaseRecord { target: "s.y".into(), holder: fresh, renewed_at: now_secs() };
+        let record = LeaseRecord { target: "s.y".into(), holder: fresh, renewed_at: now_secs(), renewals: 0 };
         fs::write(dir.path().join(mine.key("s.y")), serde_json::to_vec(&record).unwrap()).unwrap();
         assert!(mine.try_take("s.y").is_err(), "renewed on another machine: held");
     }

@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
+use super::fence::{Clock, Confirmed, Fence, Lost};
 use super::store::{Store, StoreError, Version};
 
 /// The lock file's content.
@@ -97,6 +98,20 @@ pub struct LockRecord {
     /// process alone).
     #[serde(default)]
     pub renewed_at: u64,
+    /// How many times the holder renewed it: each write's bytes are its own, so a write
+    /// whose answer was lost is known by reading it back.
+    #[serde(default)]
+    pub renewals: u64,
+}
+
+/// What a holder knows of its record: the version it last wrote (a renewal or a release that
+/// finds another means the record was taken over), when that write was confirmed, and how
+/// many renewals it made.
+#[derive(Debug)]
+pub(crate) struct Held {
+    pub(crate) version: Version,
+    pub(crate) confirmed: Confirmed,
+    pub(crate) renewals: u64,
 }
 
 /// A held lock, released on drop.
@@ -105,9 +120,9 @@ pub struct Lock {
     store: Store,
     key: String,
     holder: Holder,
-    /// The version this holder last wrote: a renewal or a release that finds another means
-    /// the lock was taken over.
-    version: Mutex<Version>,
+    held: Mutex<Held>,
+    clock: Clock,
+    fence: Fence,
 }
 
 fn lock_name(plan_path: &str) -> String {
@@ -193,15 +208,29 @@ impl Lock {
     }
 
     fn acquire_at(store: &Store, key: &str, holder: &Holder) -> Result<Self, LockError> {
+        Self::acquire_on(store, key, holder, Clock::boot())
+    }
+
+    /// [`Self::acquire`] with the confirmations timed on `clock` (a test's).
+    pub fn acquire_with(store: &Store, holder: &Holder, clock: Clock) -> Result<Self, LockError> {
+        Self::acquire_on(store, &format!("locks/{}", lock_name(&holder.plan_path)), holder, clock)
+    }
+
+    #[expect(clippy::needless_pass_by_value, reason = "the lock keeps a clone of its clock, as callers expect")]
+    fn acquire_on(store: &Store, key: &str, holder: &Holder, clock: Clock) -> Result<Self, LockError> {
         let fail = |source| LockError::Store { source };
         let record = |holder: &Holder| {
-            serde_json::to_vec(&LockRecord { holder: holder.clone(), renewed_at: now_secs() }).unwrap_or_default()
+            serde_json::to_vec(&LockRecord { holder: holder.clone(), renewed_at: now_secs(), renewals: 0 })
+                .unwrap_or_default()
         };
+        let sent = clock.now();
         let taken = |version| Self {
             store: store.clone(),
             key: key.to_owned(),
             holder: holder.clone(),
-            version: Mutex::new(version),
+            held: Mutex::new(Held { version, confirmed: Confirmed { at: sent }, renewals: 0 }),
+            clock: clock.clone(),
+            fence: Fence::default(),
         };
         let claim = |bytes: &[u8]| match serde_json::from_slice::<LockRecord>(bytes).ok() {
             Some(l) if !gone(&l.holder, l.renewed_at) && !ours(&l.holder) => {
@@ -225,18 +254,80 @@ impl Lock {
         store.take(key, &record(holder), "lock", fail, claim).map(taken)
     }
 
+    /// The same lock, telling `fence` when it is found lost (the run's fence, which its
+    /// leases share).
+    #[must_use]
+    pub fn watched_by(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The fence this lock tells when it is lost.
+    #[must_use]
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
     /// Says again that the holder is alive, so that a run on another machine sharing the
     /// store does not take the lock for abandoned. A lock taken over meanwhile is left to
-    /// its new holder, and said.
+    /// its new holder, and the fence is told.
     pub fn renew(&self) {
-        let mut version = self.version.lock().unwrap_or_else(PoisonError::into_inner);
-        let json =
-            serde_json::to_vec(&LockRecord { holder: self.holder.clone(), renewed_at: now_secs() }).unwrap_or_default();
-        match self.store.replace(&self.key, &json, &version) {
-            Ok(Some(new)) => *version = new,
-            Ok(None) => tracing::warn!("the lock {} was taken over by another run", self.store.locate(&self.key)),
-            Err(e) => tracing::warn!("cannot renew the lock: {e}"),
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = self.renew_held(&mut held) {
+            tracing::warn!("cannot renew the lock: {e}");
         }
+    }
+
+    fn renew_held(&self, held: &mut Held) -> Result<(), StoreError> {
+        if self.fence.lost().is_some() {
+            return Ok(());
+        }
+        let renewals = held.renewals + 1;
+        let record = LockRecord { holder: self.holder.clone(), renewed_at: now_secs(), renewals };
+        let json = serde_json::to_vec(&record).unwrap_or_default();
+        let sent = self.clock.now();
+        if let Some(new) = self.store.replace(&self.key, &json, &held.version)? {
+            *held = Held { version: new, confirmed: Confirmed { at: sent }, renewals };
+        } else {
+            let by = holder_of::<LockRecord>(&self.store, &self.key, |r| r.holder);
+            self.fence.lose(Lost::TakenOver { what: "the plan lock".to_owned(), by });
+        }
+        Ok(())
+    }
+
+    /// Proves the lock still held before the run acts: its last confirmed write is recent
+    /// on the boot clock, or a renewal now confirms it. Otherwise the fence is told why.
+    pub fn prove(&self) -> Result<(), Lost> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lost) = self.fence.lost() {
+            return Err(lost);
+        }
+        if held.confirmed.fresh(self.clock.now()) {
+            return Ok(());
+        }
+        if let Err(e) = self.renew_held(&mut held) {
+            let lost = Lost::Unproven { what: "the plan lock".to_owned(), why: e.to_string() };
+            self.fence.lose(lost.clone());
+            return Err(lost);
+        }
+        match self.fence.lost() {
+            Some(lost) => Err(lost),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Who holds `key` now, as its record describes them, for a holder that lost it.
+pub(crate) fn holder_of<R: serde::de::DeserializeOwned>(
+    store: &Store,
+    key: &str,
+    holder: impl Fn(R) -> Holder,
+) -> String {
+    match store.get(key) {
+        Ok(Some(entry)) => serde_json::from_slice::<R>(&entry.bytes)
+            .map_or_else(|_| "another run".to_owned(), |r| holder(r).describe()),
+        Ok(None) => "another run, which has given it back since".to_owned(),
+        Err(_) => "another run".to_owned(),
     }
 }
 
@@ -248,7 +339,7 @@ fn ours(holder: &Holder) -> bool {
 impl Drop for Lock {
     fn drop(&mut self) {
         // Only our own; best effort: a lock left behind is taken over by the next run.
-        let version = self.version.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let version = self.held.lock().unwrap_or_else(PoisonError::into_inner).version.clone();
         let _removed = self.store.delete_if(&self.key, &version);
     }
 }
@@ -298,14 +389,15 @@ mod tests {
             let key = format!("locks/{}", lock_name("p.yml"));
             let read = || serde_json::from_slice::<LockRecord>(&store.get(&key).unwrap().unwrap().bytes).unwrap();
             // As if it was last renewed long ago: stale, and taken over.
-            let old = LockRecord { holder: far.clone(), renewed_at: now_secs() - STALE_AFTER.as_secs() - 10 };
+            let old =
+                LockRecord { holder: far.clone(), renewed_at: now_secs() - STALE_AFTER.as_secs() - 10, renewals: 0 };
             let version = store.get(&key).unwrap().unwrap().version;
             let version = store.replace(&key, &serde_json::to_vec(&old).unwrap(), &version).unwrap().unwrap();
-            *lock.version.lock().unwrap() = version;
+            lock.held.lock().unwrap().version = version;
             lock.renew();
             assert!(now_secs() - read().renewed_at < 5, "renewed: {:?}", read());
             assert!(Lock::acquire(&store, &holder(2)).is_err(), "a renewed lock is held");
-            let stale = LockRecord { holder: far.clone(), renewed_at: 1 };
+            let stale = LockRecord { holder: far.clone(), renewed_at: 1, renewals: 0 };
             let current = store.get(&key).unwrap().unwrap().version;
             store.replace(&key, &serde_json::to_vec(&stale).unwrap(), &current).unwrap().unwrap();
             let taken = Lock::acquire(&store, &holder(3)).unwrap();

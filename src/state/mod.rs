@@ -5,6 +5,7 @@
 //!
 //! Consumes events like a reporter; never imports the executor or operations.
 
+pub mod fence;
 pub mod journal;
 pub mod lease;
 pub mod lock;

@@ -47,7 +47,16 @@ impl StoreError {
 pub struct Entry {
     pub bytes: Vec<u8>,
     pub version: Version,
+    /// When the store last wrote it, by the store's own clock (an object's `Last-Modified`, a
+    /// file's modification time), where known.
+    pub modified: Option<std::time::SystemTime>,
 }
+
+/// The store's clock, read by a probe: what it said, and the boot clock then.
+type ClockReading = Arc<std::sync::Mutex<Option<(std::time::Duration, std::time::SystemTime)>>>;
+
+/// How long a probe of the store's clock is trusted: the boot clock carries it forward.
+const CLOCK_READ_FOR: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Where the state is, as the user named it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,10 +120,62 @@ impl Store {
         Self::Object(objects.expect("a runtime for the in-memory store"))
     }
 
+    /// The same store, trying an object store's writes again for `budget` after errors (a
+    /// directory's writes are not tried again: their answer is never lost).
+    #[must_use]
+    pub fn with_budget(self, budget: std::time::Duration) -> Self {
+        match self {
+            Self::Object(o) => Self::Object(o.with_budget(budget)),
+            dir @ Self::Dir(_) => dir,
+        }
+    }
+
     /// A directory store.
     #[must_use]
     pub fn dir(root: impl Into<PathBuf>) -> Self {
-        Self::Dir(DirStore { root: root.into() })
+        Self::Dir(DirStore { root: root.into(), clock: ClockReading::default() })
+    }
+
+    /// How long ago `entry` was last written, by the store's own clock: its modification time
+    /// against the store's time now (read by writing a probe key), never against this
+    /// machine's wall clock, which may disagree with the writer's. `None` when the store
+    /// cannot say.
+    #[must_use]
+    pub fn age(&self, entry: &Entry) -> Option<std::time::Duration> {
+        let modified = entry.modified?;
+        let now = self.now()?;
+        Some(now.duration_since(modified).unwrap_or_default())
+    }
+
+    /// The store's time now: a probe read at most [`CLOCK_READ_FOR`] ago, carried forward on
+    /// the boot clock.
+    fn now(&self) -> Option<std::time::SystemTime> {
+        let reading = match self {
+            Self::Dir(d) => &d.clock,
+            Self::Object(o) => &o.clock,
+        };
+        let boot = super::fence::boot_time();
+        let kept = *reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((then, said)) = kept
+            && boot.saturating_sub(then) < CLOCK_READ_FOR
+        {
+            return Some(said + boot.saturating_sub(then));
+        }
+        let key = format!("clock/{}-{}", std::process::id(), boot.as_nanos());
+        let said = match self {
+            Self::Dir(d) => d.probe(&key),
+            Self::Object(o) => o.probe(&key),
+        };
+        match said {
+            Ok(said) => {
+                *reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((boot, said));
+                Some(said)
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the state store's clock: {e}");
+                None
+            }
+        }
     }
 
     /// Opens `location`; an object store takes its credentials and endpoint from the
@@ -289,6 +350,7 @@ fn digest(bytes: &[u8]) -> Version {
 #[derive(Clone, Debug)]
 pub struct DirStore {
     root: PathBuf,
+    clock: ClockReading,
 }
 
 impl DirStore {
@@ -300,9 +362,26 @@ impl DirStore {
         StoreError { what, location: self.path(key).display().to_string(), message: e.to_string(), kind: e.kind() }
     }
 
+    /// The file system's time now: the modification time of a file written for it.
+    fn probe(&self, key: &str) -> Result<std::time::SystemTime, StoreError> {
+        let path = self.path(key);
+        let fail = |e: &io::Error| self.error("cannot write", key, e);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(&e))?;
+        }
+        std::fs::write(&path, b"").map_err(|e| fail(&e))?;
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).map_err(|e| fail(&e));
+        let _removed = std::fs::remove_file(&path);
+        modified
+    }
+
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        match std::fs::read(self.path(key)) {
-            Ok(bytes) => Ok(Some(Entry { version: digest(&bytes), bytes })),
+        let path = self.path(key);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                Ok(Some(Entry { version: digest(&bytes), bytes, modified }))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.error("cannot read", key, &e)),
         }
@@ -401,6 +480,42 @@ impl DirStore {
     }
 }
 
+/// An object's time as the system's.
+fn system_time(at: chrono::DateTime<chrono::Utc>) -> std::time::SystemTime {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis)
+}
+
+/// An error that trying again does not mend: refused credentials, a missing bucket, a
+/// request the store does not implement.
+fn lasting(e: &object_store::Error) -> bool {
+    matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+    )
+}
+
+/// What `path` holds now and its version; `None` when it is not there.
+async fn read_back(
+    inner: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+) -> Result<Option<(Vec<u8>, Version)>, object_store::Error> {
+    match inner.get(path).await {
+        Ok(got) => {
+            let version = got.meta.e_tag.clone().unwrap_or_default();
+            Ok(Some((got.bytes().await?.to_vec(), version)))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// State in an object store, under a prefix.
 #[derive(Clone)]
 pub struct Objects {
@@ -412,7 +527,14 @@ pub struct Objects {
     /// Said after an error when no credentials were given (the store then looked for them
     /// in the machine's metadata service).
     hint: Option<&'static str>,
+    /// How long a write is tried again after errors before it is given up.
+    budget: std::time::Duration,
+    clock: ClockReading,
 }
+
+/// How long a write to an object store is tried again, by default, before the run gives up on
+/// the store (`TERMINUS_BATCH_STORE_BUDGET`): a blip of the store must not end a release.
+pub const WRITE_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl fmt::Debug for Objects {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -545,7 +667,15 @@ impl Objects {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the state store's runtime: {e}"))?;
-        Ok(Self { inner, prefix, url, runtime: Arc::new(IoRuntime(Some(runtime))), hint: None })
+        Ok(Self {
+            inner,
+            prefix,
+            url,
+            runtime: Arc::new(IoRuntime(Some(runtime))),
+            hint: None,
+            budget: WRITE_BUDGET,
+            clock: ClockReading::default(),
+        })
     }
 
     fn path(&self, key: &str) -> ObjectPath {
@@ -615,6 +745,14 @@ impl Objects {
 
     /// Writes `bytes` to `key` in `mode`: its version, or `None` when the condition failed
     /// (created already, changed since, or, for a conditional replace, gone since).
+    ///
+    /// A write's answer can be lost after the store applied it (a 5xx or a reset after the
+    /// write; `object_store` then sends it again, and the condition fails on our own write).
+    /// So a failed condition, and an error, are settled by reading the key back: our own bytes
+    /// there mean the write was applied, and its version is adopted. The bytes of every
+    /// conditional write are unique to their writer (a run id, a renewal counter, the
+    /// run's own events), so they cannot be another's. Errors are tried again for
+    /// [`Self::budget`]; what lasts (refused credentials, a missing bucket) is not.
     fn put_async(
         &self,
         key: &str,
@@ -622,18 +760,56 @@ impl Objects {
         mode: PutMode,
     ) -> impl Future<Output = Result<Option<Version>, StoreError>> + Send + 'static + use<> {
         let (inner, path, this, key) = (Arc::clone(&self.inner), self.path(key), self.clone(), key.to_owned());
+        let budget = self.budget;
         async move {
-            let opts = PutOptions { mode, ..PutOptions::default() };
-            match inner.put_opts(&path, PutPayload::from(bytes), opts).await {
-                Ok(result) => Ok(Some(result.e_tag.unwrap_or_default())),
-                Err(
-                    object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. }
-                    | object_store::Error::NotFound { .. },
-                ) => Ok(None),
-                Err(e) => Err(this.error("cannot write", &key, &e)),
+            let started = tokio::time::Instant::now();
+            let expected = match &mode {
+                PutMode::Update(version) => version.e_tag.clone(),
+                _ => None,
+            };
+            let mut tries = 0_u32;
+            loop {
+                tries += 1;
+                let opts = PutOptions { mode: mode.clone(), ..PutOptions::default() };
+                let error = match inner.put_opts(&path, PutPayload::from(bytes.clone()), opts).await {
+                    Ok(result) => return Ok(Some(result.e_tag.unwrap_or_default())),
+                    Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => None,
+                    // A conditional replace of a key that is gone; a create cannot miss its
+                    // key, only its bucket, which lasts.
+                    Err(object_store::Error::NotFound { .. }) if expected.is_some() => None,
+                    Err(e) if lasting(&e) => return Err(this.error("cannot write", &key, &e)),
+                    Err(e) => Some(e),
+                };
+                let back = read_back(&inner, &path).await;
+                match (error, back) {
+                    (_, Ok(Some((there, version)))) if there == bytes => return Ok(Some(version)),
+                    // The condition failed on another's write (or on none: gone).
+                    (None, Ok(_)) => return Ok(None),
+                    (Some(_), Ok(None)) if expected.is_some() => return Ok(None),
+                    (Some(_), Ok(Some((_, version)))) if expected.as_deref() != Some(version.as_str()) => {
+                        return Ok(None);
+                    }
+                    // Not applied (the key is as it was), or not known: tried again.
+                    (Some(e), _) | (None, Err(e)) => {
+                        let spent = started.elapsed();
+                        if spent >= budget {
+                            let mut error = this.error("cannot write", &key, &e);
+                            let spent = humantime::format_duration(std::time::Duration::from_secs(spent.as_secs()));
+                            error.message = format!("{} (tried {tries} times over {spent})", error.message);
+                            return Err(error);
+                        }
+                        let pause = std::time::Duration::from_millis(250 << tries.min(5)).min(budget.saturating_sub(spent));
+                        tokio::time::sleep(pause).await;
+                    }
+                }
             }
         }
+    }
+
+    /// The same store, trying a write again for `budget` before giving up.
+    #[must_use]
+    pub fn with_budget(self, budget: std::time::Duration) -> Self {
+        Self { budget, ..self }
     }
 
     /// Removes `key` if its `ETag` is still `version`: a read of its head, then the delete.
@@ -669,16 +845,35 @@ impl Objects {
         }
     }
 
+    /// The store's time now: the `Last-Modified` of an object written for it.
+    fn probe(&self, key: &str) -> Result<std::time::SystemTime, StoreError> {
+        let (inner, path) = (Arc::clone(&self.inner), self.path(key));
+        let read = self.block(async move {
+            inner.put(&path, PutPayload::from_static(b"")).await?;
+            let meta = inner.head(&path).await;
+            let _removed = inner.delete(&path).await;
+            meta.map(|m| system_time(m.last_modified))
+        });
+        match read {
+            Some(Ok(time)) => Ok(time),
+            Some(Err(e)) => Err(self.error("cannot write", key, &e)),
+            None => Err(self.stopped(key)),
+        }
+    }
+
     fn get(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let (inner, path) = (Arc::clone(&self.inner), self.path(key));
         let got = self.block(async move {
             let got = inner.get(&path).await?;
             let version = got.meta.e_tag.clone().unwrap_or_default();
+            let modified = system_time(got.meta.last_modified);
             let bytes = got.bytes().await?;
-            Ok::<_, object_store::Error>((bytes, version))
+            Ok::<_, object_store::Error>((bytes, version, modified))
         });
         match got {
-            Some(Ok((bytes, version))) => Ok(Some(Entry { bytes: bytes.to_vec(), version })),
+            Some(Ok((bytes, version, modified))) => {
+                Ok(Some(Entry { bytes: bytes.to_vec(), version, modified: Some(modified) }))
+            }
             Some(Err(object_store::Error::NotFound { .. })) => Ok(None),
             Some(Err(e)) => Err(self.error("cannot read", key, &e)),
             None => Err(self.stopped(key)),
@@ -732,7 +927,7 @@ impl Objects {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn stores() -> (tempfile::TempDir, Vec<Store>) {
@@ -769,6 +964,139 @@ mod tests {
             store.delete("runs/r2/result.json").unwrap();
             store.delete("runs/r2/result.json").unwrap();
         }
+    }
+
+    /// An in-memory object store whose next writes fail as the test says: refused before
+    /// they are applied, or applied and then answered with an error (the answer lost).
+    #[derive(Debug, Default)]
+    struct Faulty {
+        inner: object_store::memory::InMemory,
+        faults: std::sync::Mutex<std::collections::VecDeque<Fault>>,
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Fault {
+        Refused,
+        AppliedThenLost,
+    }
+
+    impl std::fmt::Display for Faulty {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Faulty")
+        }
+    }
+
+    fn unavailable() -> object_store::Error {
+        object_store::Error::Generic { store: "Faulty", source: "503 Service Unavailable".into() }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Faulty {
+        async fn put_opts(
+            &self,
+            location: &ObjectPath,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            let fault = self.faults.lock().unwrap().pop_front();
+            match fault {
+                Some(Fault::Refused) => Err(unavailable()),
+                Some(Fault::AppliedThenLost) => {
+                    self.inner.put_opts(location, payload, opts).await?;
+                    Err(unavailable())
+                }
+                None => self.inner.put_opts(location, payload, opts).await,
+            }
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &ObjectPath,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &ObjectPath,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<ObjectPath>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectPath>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&ObjectPath>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &ObjectPath,
+            to: &ObjectPath,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    /// A store over [`Faulty`], and a handle to queue its faults.
+    pub(crate) fn faulty(budget: std::time::Duration) -> (Store, impl Fn(&[(bool, usize)])) {
+        let faulty = Arc::new(Faulty::default());
+        let objects =
+            Objects::with(Arc::clone(&faulty) as Arc<dyn ObjectStore>, ObjectPath::from("t"), "memory://t".into())
+                .unwrap()
+                .with_budget(budget);
+        let queue = move |faults: &[(bool, usize)]| {
+            let mut queued = faulty.faults.lock().unwrap();
+            for &(applied, times) in faults {
+                for _ in 0..times {
+                    queued.push_back(if applied { Fault::AppliedThenLost } else { Fault::Refused });
+                }
+            }
+        };
+        (Store::Object(objects), queue)
+    }
+
+    #[test]
+    fn a_conditional_write_whose_answer_was_lost_is_known_by_reading_it_back() {
+        let (store, faults) = faulty(std::time::Duration::from_secs(30));
+        // A create applied and answered with an error: its own bytes are there, so it was
+        // made; the same for a replace.
+        faults(&[(true, 1)]);
+        let v1 = store.create("locks/a", b"mine-1").unwrap().expect("created, though its answer was lost");
+        assert_eq!(store.get("locks/a").unwrap().unwrap().version, v1);
+        faults(&[(true, 1)]);
+        let v2 = store.replace("locks/a", b"mine-2", &v1).unwrap().expect("replaced, though its answer was lost");
+        assert_eq!(store.get("locks/a").unwrap().unwrap().version, v2, "the version adopted is the one there");
+        // Refused twice, then applied: tried again within the budget.
+        faults(&[(false, 2)]);
+        let v3 = store.replace("locks/a", b"mine-3", &v2).unwrap().expect("tried again");
+        // Another's bytes there: the condition failed, whatever the errors before.
+        faults(&[(false, 1)]);
+        assert_eq!(store.create("locks/a", b"mine-4").unwrap(), None, "it exists, and is not this write");
+        faults(&[(true, 1)]);
+        store.replace("locks/a", b"theirs", &v3).unwrap().unwrap();
+        assert_eq!(store.replace("locks/a", b"mine-5", &v3).unwrap(), None, "changed hands: not ours");
+    }
+
+    #[test]
+    fn a_store_that_stays_unavailable_past_the_budget_says_how_long_it_was_tried() {
+        let (store, faults) = faulty(std::time::Duration::from_millis(300));
+        faults(&[(false, 100)]);
+        let err = store.create("runs/r/events/00000001.jsonl", b"x").unwrap_err();
+        assert!(err.message.contains("503 Service Unavailable"), "{err}");
+        assert!(err.message.contains("times over"), "{err}");
     }
 
     #[test]

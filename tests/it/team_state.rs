@@ -286,7 +286,9 @@ fn a_state_store_that_stops_answering_stops_the_run_from_starting_work() {
     let plan = "version: 1\njobs:\n  d:\n    run: env:deploy\n    on: { sites: ['site-*'], env: test }\n";
     let t = Test::new().file("plan.yml", plan);
     let Some(shared) = Shared::bucket("goes-away") else { return };
-    let vars = shared.vars();
+    let mut vars = shared.vars();
+    // A store that is gone for good: given up after 2 s of trying, not the default minute.
+    vars.push(("TERMINUS_BATCH_STORE_BUDGET".to_owned(), "2s".to_owned()));
     let args = ["apply", "plan.yml", "--yes", "--concurrency", "2", "--report", "json=report.json"];
     let mut run = served.start_apply_with(t.path(), &args, &vars, 2);
     // The bucket's server stops while two deploys are in flight.

@@ -205,6 +205,14 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
             &format!("{why}: the run started nothing more; --resume continues it once the API answers"),
         );
     }
+    if let Some(lost) = &outcome.fenced {
+        let _shown = write_error(
+            io.stderr,
+            &format!(
+                "{lost}: this run started nothing more once it knew; the other run goes on with what this one left"
+            ),
+        );
+    }
     if outcome.result_json.is_none() {
         // Neither the state directory nor the temporary one took the JSON report: it goes
         // to stderr, the last place left, so the record of what ran is not lost.
@@ -250,6 +258,7 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
     }
     match outcome.verdict() {
         Verdict::RecordLost => ExitStatus::StateFailed,
+        Verdict::Fenced => ExitStatus::Fenced,
         Verdict::Unreachable => ExitStatus::Unreachable,
         Verdict::Interrupted => ExitStatus::Interrupted,
         Verdict::Internal => ExitStatus::Internal,
@@ -330,6 +339,7 @@ fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> 
     let t = &report.totals;
     let verdict = match verdict {
         Verdict::RecordLost => "stopped: its record could not be written",
+        Verdict::Fenced => "stopped: another run took over its lock or a lease",
         Verdict::Interrupted => "interrupted",
         Verdict::Unreachable => "stopped: the API stopped answering",
         Verdict::Succeeded => "succeeded",
