@@ -260,7 +260,10 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         Some(shard) => format!("{} (shard {shard})", prepared.plan_key),
         None => prepared.plan_key.clone(),
     };
-    let holder = Holder::this_process(run_id.to_string(), locked).in_ci_job(ci_job(vars));
+    let mut holder = Holder::this_process(run_id.to_string(), locked).in_ci_job(ci_job(vars));
+    if let Some(stale_after) = stale_after(vars)? {
+        holder = holder.renewing_within(stale_after);
+    }
     let fence = Fence::default();
     let lock = Arc::new(take_lock(&options, &holder)?.watched_by(fence.clone()));
     // A plan with hard links elsewhere: the same file under another path, perhaps with a
@@ -468,6 +471,21 @@ fn ci_job(vars: &EnvVars) -> Option<String> {
     match github {
         (Some(server), Some(repo), Some(run)) => Some(format!("{server}/{repo}/actions/runs/{run}")),
         _ => vars.get(env::CI_JOB_URL).map(str::to_owned),
+    }
+}
+
+/// The stale period this run promises (`TERMINUS_BATCH_STALE_AFTER`), when one is set.
+fn stale_after(vars: &EnvVars) -> Result<Option<std::time::Duration>, RunError> {
+    let var = crate::settings::env::STALE_AFTER;
+    let Some(text) = vars.get(var) else { return Ok(None) };
+    let least = crate::state::lock::MIN_STALE_AFTER;
+    match humantime::parse_duration(text) {
+        Ok(period) if period >= least => Ok(Some(period)),
+        Ok(_) => Err(RunError::Refused(format!(
+            "{var}={text} is shorter than {}: a run could not renew its records in time",
+            humantime::format_duration(least)
+        ))),
+        Err(e) => Err(RunError::Refused(format!("{var}={text} is not a duration (e.g. 2m): {e}"))),
     }
 }
 
@@ -914,7 +932,7 @@ impl Proof {
 /// sharing the store does not take them for abandoned.
 async fn renew_state(lock: &Lock, leases: &Leases) -> std::convert::Infallible {
     loop {
-        tokio::time::sleep(crate::state::lease::RENEW_EVERY).await;
+        tokio::time::sleep(lock.holder().renew_every()).await;
         // Store requests block: off the runtime's workers.
         tokio::task::block_in_place(|| {
             lock.renew();

@@ -54,6 +54,9 @@ pub enum StateError {
     Lock(crate::state::lock::LockError),
     #[error("{0}; a run that cannot be journalled does not start (see --state-dir)")]
     Journal(#[source] crate::state::journal::JournalError),
+    /// The store did not answer as a store (checked before any request to the platform).
+    #[error("{0}; a run that cannot be journalled does not start (see --state-dir)")]
+    Store(#[source] crate::state::StoreError),
 }
 
 impl RunError {

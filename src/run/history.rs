@@ -66,6 +66,12 @@ pub fn open_state(location: &Location, vars: &EnvVars) -> Result<Store, RunError
     Store::open(location, &vars.state_store_vars()).map(|store| store.with_budget(budget)).map_err(RunError::Refused)
 }
 
+/// Checks that `store` answers (a missing bucket, refused credentials, an unreachable
+/// endpoint), before a run makes any request to the platform.
+pub fn check_state(store: &Store) -> Result<(), RunError> {
+    store.check().map_err(|e| RunError::State(Box::new(super::StateError::Store(e))))
+}
+
 /// The git repository `path` (absolute) is in: the nearest directory up from it holding a
 /// `.git` (a directory, or a file for a worktree).
 #[must_use]

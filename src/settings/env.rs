@@ -60,6 +60,9 @@ pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
 
 /// Where runs keep their state: a directory or an object-store URL (`--state-dir`).
 pub const STATE_DIR: &str = "TERMINUS_BATCH_STATE_DIR";
+/// How long this run's lock and leases may go unrenewed before another run takes them for
+/// abandoned (humantime; recorded in them, so every run reads the holder's own).
+pub const STALE_AFTER: &str = "TERMINUS_BATCH_STALE_AFTER";
 /// How long a write to an object store is tried again after errors (humantime).
 pub const STORE_BUDGET: &str = "TERMINUS_BATCH_STORE_BUDGET";
 /// An object-store state's credentials and endpoint come from each cloud's standard

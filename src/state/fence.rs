@@ -13,7 +13,8 @@ use std::time::Duration;
 /// A confirmation of the record younger than this proves it held; older, the holder renews
 /// before acting. Another run takes a record for abandoned only after
 /// [`STALE_AFTER`](super::lock::STALE_AFTER) (twice this) without a change, so an act proven
-/// this way cannot meet another run's on the same target.
+/// this way cannot meet another run's on the same target. (A holder that promises another
+/// stale period proves for half of it: `Holder::proven_for`.)
 pub const PROVEN_FOR: Duration = Duration::from_secs(60);
 
 /// Time since the machine booted, the time it was suspended included (Linux's
@@ -129,9 +130,10 @@ pub(crate) struct Confirmed {
 }
 
 impl Confirmed {
-    /// Whether a confirmation at `self.at` still proves the record held at `now`.
-    pub(crate) fn fresh(&self, now: Duration) -> bool {
-        now.saturating_sub(self.at) < PROVEN_FOR
+    /// Whether a confirmation at `self.at` still proves the record held at `now`, for a
+    /// holder whose confirmations prove for `proven_for`.
+    pub(crate) fn fresh(&self, now: Duration, proven_for: Duration) -> bool {
+        now.saturating_sub(self.at) < proven_for
     }
 }
 
@@ -163,7 +165,7 @@ mod tests {
     #[test]
     fn a_confirmation_proves_for_a_while() {
         let c = Confirmed { at: Duration::from_secs(100) };
-        assert!(c.fresh(Duration::from_secs(159)));
-        assert!(!c.fresh(Duration::from_secs(160)));
+        assert!(c.fresh(Duration::from_secs(159), PROVEN_FOR));
+        assert!(!c.fresh(Duration::from_secs(160), PROVEN_FOR));
     }
 }

@@ -20,7 +20,7 @@ use super::fence::{Clock, Confirmed, Fence, Lost};
 use super::lock::{Held, Holder, gone, holder_of, now_secs};
 use super::store::{Store, StoreError};
 
-pub use super::lock::{RENEW_EVERY, STALE_AFTER};
+pub use super::lock::STALE_AFTER;
 
 /// A lease's content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,11 +145,11 @@ impl Leases {
     fn create(&self, target: &str) -> Result<(String, u64), LeaseError> {
         let key = self.key(target);
         let fail = |source| LeaseError::Store { target: target.to_owned(), source };
-        let claim = |bytes: &[u8]| match serde_json::from_slice::<LeaseRecord>(bytes) {
+        let claim = |bytes: &[u8], age| match serde_json::from_slice::<LeaseRecord>(bytes) {
             // This run's own, which none of its tasks holds (one that could not be given
             // back): taken again.
             Ok(lease) if lease.holder.run_id == self.holder.run_id => Ok(()),
-            Ok(lease) if !gone(&lease.holder, lease.renewed_at) => {
+            Ok(lease) if !gone(&lease.holder, age) => {
                 Err(LeaseError::Held { target: target.to_owned(), holder: Box::new(lease.holder) })
             }
             // Stale, or cut short by a crash while it was written: taken over.
@@ -231,8 +231,9 @@ impl Leases {
         if let Some(lost) = self.fence.lost() {
             return Err(lost);
         }
-        let fresh =
-            |held: &HashMap<String, (usize, Held)>| held.get(target).map(|(_, h)| h.confirmed.fresh(self.clock.now()));
+        let fresh = |held: &HashMap<String, (usize, Held)>| {
+            held.get(target).map(|(_, h)| h.confirmed.fresh(self.clock.now(), self.holder.proven_for()))
+        };
         match fresh(&self.held.lock().unwrap_or_else(PoisonError::into_inner)) {
             Some(true) => return Ok(()),
             Some(false) => {}
@@ -359,14 +360,16 @@ mod tests {
         let gone = Leases::new(&Store::dir(dir.path()), Holder { proc_start: None, ..holder("r3", u32::MAX) }, api);
         std::mem::forget(gone.try_take("s.dev").unwrap());
         assert!(mine.try_take("s.dev").is_ok());
-        // A holder elsewhere that stopped renewing: taken over.
+        // A holder elsewhere, its clock an hour behind: the store saw its lease written just
+        // now, so it is held.
         let far = Holder { host: Some("elsewhere".into()), ..holder("r4", 1) };
         let record = LeaseRecord { target: "s.x".into(), holder: far, renewed_at: now_secs() - 3600, renewals: 0 };
-        fs::write(dir.path().join(mine.key("s.x")), serde_json::to_vec(&record).unwrap()).unwrap();
-        assert!(mine.try_take("s.x").is_ok());
-        let fresh = Holder { host: Some("elsewhere".into()), ..holder("r5", 1) };
-        let record = LeaseRecord { target: "s.y".into(), holder: fresh, renewed_at: now_secs(), renewals: 0 };
-        fs::write(dir.path().join(mine.key("s.y")), serde_json::to_vec(&record).unwrap()).unwrap();
-        assert!(mine.try_take("s.y").is_err(), "renewed on another machine: held");
+        let path = dir.path().join(mine.key("s.x"));
+        fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(mine.try_take("s.x").is_err(), "renewed on another machine, whatever its clock: held");
+        // The file unchanged for the stale period, by the file system's clock: taken over.
+        let long_ago = std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(10);
+        fs::File::options().write(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+        assert!(mine.try_take("s.x").is_ok(), "not renewed for the stale period: taken over");
     }
 }

@@ -32,6 +32,10 @@ pub struct Holder {
     /// The CI job it runs in, when it runs in one (its URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_job: Option<String>,
+    /// How long its records may go unrenewed before another run takes them for abandoned,
+    /// in seconds: the holder's promise, read by the others (absent: [`STALE_AFTER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_secs: Option<u64>,
 }
 
 impl Holder {
@@ -47,7 +51,32 @@ impl Holder {
             proc_start: proc_start(pid),
             host: this_host(),
             ci_job: None,
+            stale_after_secs: None,
         }
+    }
+
+    /// The same holder, promising to renew its records within `stale_after`.
+    #[must_use]
+    pub fn renewing_within(self, stale_after: std::time::Duration) -> Self {
+        Self { stale_after_secs: Some(stale_after.as_secs().max(MIN_STALE_AFTER.as_secs())), ..self }
+    }
+
+    /// How long its records may go unrenewed before they are stale.
+    #[must_use]
+    pub fn stale_after(&self) -> std::time::Duration {
+        self.stale_after_secs.map_or(STALE_AFTER, |s| std::time::Duration::from_secs(s.max(MIN_STALE_AFTER.as_secs())))
+    }
+
+    /// How often it renews them: four times in the stale period.
+    #[must_use]
+    pub fn renew_every(&self) -> std::time::Duration {
+        self.stale_after() / 4
+    }
+
+    /// How long a confirmed write proves a record held: half the stale period.
+    #[must_use]
+    pub fn proven_for(&self) -> std::time::Duration {
+        self.stale_after() / 2
     }
 
     /// The same holder, naming the CI job it runs in.
@@ -165,17 +194,24 @@ pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Whether a record's holder is gone: its process on this host is not running, or it was
-/// not renewed for [`STALE_AFTER`] (a holder on another machine that stopped).
-pub(crate) fn gone(holder: &Holder, renewed_at: u64) -> bool {
-    !alive(holder) || (renewed_at != 0 && now_secs().saturating_sub(renewed_at) > STALE_AFTER.as_secs())
+/// Whether a record's holder is gone: its process on this host is not running, or the
+/// record has not changed for the holder's stale period, by the store's own clock (`age`:
+/// its modification time against the store's time now). The holder's wall-clock
+/// `renewed_at` is never compared with this machine's: two machines' clocks may disagree
+/// by more than the period. `age` unknown (a store that cannot say): not gone, the safe side.
+pub(crate) fn gone(holder: &Holder, age: Option<std::time::Duration>) -> bool {
+    !alive(holder) || age.is_some_and(|age| age > holder.stale_after() + CLOCK_SLACK)
 }
 
-/// How often a run renews its lock and leases.
-pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// What the store's clock readings may be off by: modification times in whole seconds.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A lock or lease not renewed for this long is stale: its holder stopped without giving it
-/// back (four renewals missed).
+/// back (four renewals missed). A holder may promise another (`TERMINUS_BATCH_STALE_AFTER`),
+/// recorded in its records.
 pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+/// The shortest stale period a holder may promise.
+pub const MIN_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl Lock {
     /// Takes the lock for `holder.plan_path` in `store`.
@@ -232,8 +268,8 @@ impl Lock {
             clock: clock.clone(),
             fence: Fence::default(),
         };
-        let claim = |bytes: &[u8]| match serde_json::from_slice::<LockRecord>(bytes).ok() {
-            Some(l) if !gone(&l.holder, l.renewed_at) && !ours(&l.holder) => {
+        let claim = |bytes: &[u8], age| match serde_json::from_slice::<LockRecord>(bytes).ok() {
+            Some(l) if !gone(&l.holder, age) && !ours(&l.holder) => {
                 let h = l.holder;
                 Err(LockError::Held {
                     whence: h.whence(),
@@ -260,6 +296,12 @@ impl Lock {
     pub fn watched_by(mut self, fence: Fence) -> Self {
         self.fence = fence;
         self
+    }
+
+    /// The run that holds it.
+    #[must_use]
+    pub fn holder(&self) -> &Holder {
+        &self.holder
     }
 
     /// The fence this lock tells when it is lost.
@@ -302,7 +344,7 @@ impl Lock {
         if let Some(lost) = self.fence.lost() {
             return Err(lost);
         }
-        if held.confirmed.fresh(self.clock.now()) {
+        if held.confirmed.fresh(self.clock.now(), self.holder.proven_for()) {
             return Ok(());
         }
         if let Err(e) = self.renew_held(&mut held) {
@@ -357,6 +399,7 @@ mod tests {
             proc_start: None,
             host: None,
             ci_job: None,
+            stale_after_secs: None,
         }
     }
 
@@ -379,8 +422,12 @@ mod tests {
         assert_eq!(proc_start(std::process::id()), Holder::this_process("r".into(), "p".into()).proc_start);
     }
 
+    /// Staleness is the record's age by the store's clock, never the holder's wall clock
+    /// against this machine's: a record renewed by a holder whose clock is hours behind (or
+    /// read by a machine hours ahead) is held while the store sees it change; a record the
+    /// store has not seen change for the stale period is taken over, whatever it says.
     #[test]
-    fn a_renewal_says_the_holder_is_alive_and_a_lock_not_renewed_goes_stale() {
+    fn a_lock_is_stale_when_the_store_saw_no_change_for_the_period_whatever_the_clocks_say() {
         let dir = tempfile::tempdir().unwrap();
         for store in [Store::dir(dir.path()), Store::in_memory("s")] {
             // A holder on another machine: only its renewals say it is alive.
@@ -388,27 +435,41 @@ mod tests {
             let lock = Lock::acquire(&store, &far).unwrap();
             let key = format!("locks/{}", lock_name("p.yml"));
             let read = || serde_json::from_slice::<LockRecord>(&store.get(&key).unwrap().unwrap().bytes).unwrap();
-            // As if it was last renewed long ago: stale, and taken over.
-            let old =
-                LockRecord { holder: far.clone(), renewed_at: now_secs() - STALE_AFTER.as_secs() - 10, renewals: 0 };
+            // Its clock ten hours behind: the record says it was renewed long ago.
+            let behind = LockRecord { holder: far.clone(), renewed_at: now_secs() - 36_000, renewals: 7 };
             let version = store.get(&key).unwrap().unwrap().version;
-            let version = store.replace(&key, &serde_json::to_vec(&old).unwrap(), &version).unwrap().unwrap();
+            let version = store.replace(&key, &serde_json::to_vec(&behind).unwrap(), &version).unwrap().unwrap();
             lock.held.lock().unwrap().version = version;
+            assert!(Lock::acquire(&store, &holder(2)).is_err(), "written just now, by the store's clock: held");
+            // The store's clock past the stale period since the last write: taken over.
             lock.renew();
-            assert!(now_secs() - read().renewed_at < 5, "renewed: {:?}", read());
-            assert!(Lock::acquire(&store, &holder(2)).is_err(), "a renewed lock is held");
-            let stale = LockRecord { holder: far.clone(), renewed_at: 1, renewals: 0 };
-            let current = store.get(&key).unwrap().unwrap().version;
-            store.replace(&key, &serde_json::to_vec(&stale).unwrap(), &current).unwrap().unwrap();
+            assert_eq!(read().renewals, 1, "renewed: {:?}", read());
+            store.skew_clock(STALE_AFTER + std::time::Duration::from_secs(10));
             let taken = Lock::acquire(&store, &holder(3)).unwrap();
-            assert_eq!(read().holder.pid, 3, "a lock not renewed is taken over");
-            // The first holder's renewal and release leave the new holder's lock alone.
+            assert_eq!(read().holder.pid, 3, "a lock the store saw unchanged for the period is taken over");
+            // The first holder's renewal finds it taken and tells its fence; its release
+            // leaves the new holder's lock alone.
             lock.renew();
+            assert!(matches!(lock.fence().lost(), Some(Lost::TakenOver { by, .. }) if by.contains("process 3")));
             drop(lock);
             assert_eq!(read().holder.pid, 3);
             drop(taken);
             assert!(store.get(&key).unwrap().is_none());
         }
+    }
+
+    /// A holder may promise a shorter stale period; the record carries it to the others.
+    #[test]
+    fn a_holders_own_stale_period_is_read_from_its_record() {
+        let store = Store::in_memory("s");
+        let quick =
+            Holder { host: Some("elsewhere".into()), ..holder(1) }.renewing_within(std::time::Duration::from_secs(5));
+        let _lock = Lock::acquire(&store, &quick).unwrap();
+        store.skew_clock(std::time::Duration::from_secs(4));
+        assert!(Lock::acquire(&store, &holder(2)).is_err(), "within its period (and the clocks' slack)");
+        store.skew_clock(std::time::Duration::from_secs(8));
+        assert!(Lock::acquire(&store, &holder(2)).is_ok(), "past its own period, though far inside the default");
+        assert_eq!(quick.renew_every(), std::time::Duration::from_millis(1250));
     }
 
     #[test]

@@ -136,6 +136,16 @@ impl Store {
         Self::Dir(DirStore { root: root.into(), clock: ClockReading::default() })
     }
 
+    /// Checks that the store can be used before anything else is done: for an object store,
+    /// one listing of its prefix, so that a missing bucket, refused credentials or an
+    /// unreachable endpoint are said as such. A directory is made when first written.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Dir(_) => Ok(()),
+            Self::Object(o) => o.check(),
+        }
+    }
+
     /// How long ago `entry` was last written, by the store's own clock: its modification time
     /// against the store's time now (read by writing a probe key), never against this
     /// machine's wall clock, which may disagree with the writer's. `None` when the store
@@ -145,6 +155,17 @@ impl Store {
         let modified = entry.modified?;
         let now = self.now()?;
         Some(now.duration_since(modified).unwrap_or_default())
+    }
+
+    /// Sets the store's clock `ahead` of this machine's (tests: records then look that old).
+    #[cfg(test)]
+    pub(crate) fn skew_clock(&self, ahead: std::time::Duration) {
+        let reading = match self {
+            Self::Dir(d) => &d.clock,
+            Self::Object(o) => &o.clock,
+        };
+        let now = std::time::SystemTime::now() + ahead;
+        *reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((super::fence::boot_time(), now));
     }
 
     /// The store's time now: a probe read at most [`CLOCK_READ_FOR`] ago, carried forward on
@@ -231,7 +252,8 @@ impl Store {
     }
 
     /// Takes `key` for a holder (the plan lock, an environment lease): writes `record` if
-    /// the key is free; else hands the record there to `claim`, which refuses (`Err`) while
+    /// the key is free; else hands the record there and its age (by the store's clock, see
+    /// [`Self::age`]) to `claim`, which refuses (`Err`) while
     /// its holder still holds it, and otherwise replaces it, unless another run changed it
     /// meanwhile (of two runs taking over the same record, one wins). Three tries; then a
     /// store error saying the `what` changed hands.
@@ -241,14 +263,14 @@ impl Store {
         record: &[u8],
         what: &str,
         fail: impl Fn(StoreError) -> E,
-        claim: impl Fn(&[u8]) -> Result<(), E>,
+        claim: impl Fn(&[u8], Option<std::time::Duration>) -> Result<(), E>,
     ) -> Result<Version, E> {
         for _ in 0..3 {
             if let Some(version) = self.create(key, record).map_err(&fail)? {
                 return Ok(version);
             }
             let Some(current) = self.get(key).map_err(&fail)? else { continue };
-            claim(&current.bytes)?;
+            claim(&current.bytes, self.age(&current))?;
             if let Some(version) = self.replace(key, record, &current.version).map_err(&fail)? {
                 return Ok(version);
             }
@@ -798,7 +820,8 @@ impl Objects {
                             error.message = format!("{} (tried {tries} times over {spent})", error.message);
                             return Err(error);
                         }
-                        let pause = std::time::Duration::from_millis(250 << tries.min(5)).min(budget.saturating_sub(spent));
+                        let pause =
+                            std::time::Duration::from_millis(250 << tries.min(5)).min(budget.saturating_sub(spent));
                         tokio::time::sleep(pause).await;
                     }
                 }
@@ -842,6 +865,37 @@ impl Objects {
             location: self.locate(key),
             message: "the state store's runtime stopped".to_owned(),
             kind: io::ErrorKind::Other,
+        }
+    }
+
+    /// One listing of the prefix: the bucket exists, the credentials are taken, the endpoint
+    /// answers.
+    fn check(&self) -> Result<(), StoreError> {
+        let (inner, prefix) = (Arc::clone(&self.inner), self.prefix.clone());
+        let listed = self.block(async move { inner.list_with_delimiter(Some(&prefix)).await.map(drop) });
+        let bucket = url::Url::parse(&self.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        // A list of a missing bucket is a 404 with the store's error code in its body (S3's
+        // `NoSuchBucket`, Azure's `ContainerNotFound`); `object_store` keeps it as text.
+        let missing = |e: &object_store::Error| {
+            matches!(e, object_store::Error::NotFound { .. }) || {
+                let text = e.to_string();
+                ["NoSuchBucket", "ContainerNotFound", "404 Not Found"].iter().any(|code| text.contains(code))
+            }
+        };
+        match listed {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) if missing(&e) => Err(StoreError {
+                what: "cannot use",
+                location: self.url.clone(),
+                message: format!("the bucket `{bucket}` does not exist (or is not visible to these credentials)"),
+                kind: io::ErrorKind::NotFound,
+            }),
+            Some(Err(e)) => {
+                let mut error = self.error("cannot use", "", &e);
+                error.location.clone_from(&self.url);
+                Err(error)
+            }
+            None => Err(self.stopped("")),
         }
     }
 

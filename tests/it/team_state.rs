@@ -346,3 +346,92 @@ fn the_plans_state_setting_names_the_store_below_the_flag_and_the_variable() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("ftp") && bad.stderr.contains("bad.yml:3:"), "{}", bad.stderr);
 }
+
+#[test]
+fn a_holder_stopped_past_the_stale_period_starts_nothing_once_it_wakes_and_exits_9() {
+    let t = Test::new();
+    a_sleeping_holder_is_fenced(&Shared::dir(&t), t);
+}
+
+#[test]
+fn a_holder_stopped_past_the_stale_period_starts_nothing_once_it_wakes_and_exits_9_with_state_in_s3() {
+    let Some(shared) = Shared::bucket("sleeper") else { return };
+    a_sleeping_holder_is_fenced(&shared, Test::new());
+}
+
+/// Issue 36, item 1: a run stopped (SIGSTOP, as a closed laptop or a paused CI runner) past
+/// the stale period, while a second run of the plan takes its lock and leases over. Once it
+/// wakes, the first starts nothing more: its renewal, or the proof before its next act,
+/// finds the records taken; it says so and exits 9. Workflows are held open by the
+/// simulator's gate, so the order of events is the test's, not the clock's.
+fn a_sleeping_holder_is_fenced(shared: &Shared, t: Test) {
+    let gate = t.path().join("gate");
+    let mut knobs = crate::support::sim::steady(0.05, 20.0);
+    knobs.hold = Some(terminus_batch::simulator::knobs::Hold { until: gate.clone(), types: None });
+    let served = Served::with_world(&world(8), knobs);
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
+    let t = t.file("a/.git/HEAD", "ref: refs/heads/main\n").file("a/plan.yml", plan);
+    let t = t.file("b/.git/HEAD", "ref: refs/heads/main\n").file("b/plan.yml", plan);
+    let mut vars = shared.vars();
+    // A short stale period, so the test does not wait two minutes; the records carry it.
+    vars.push(("TERMINUS_BATCH_STALE_AFTER".to_owned(), "4s".to_owned()));
+    let apply = ["apply", "plan.yml", "--yes", "--concurrency", "2", "--report", "json=report.json"];
+    let mut sleeper = served.start_apply_with(&t.path().join("a"), &apply, &vars, 2);
+    let signal = |which: &str, pid: u32| {
+        let sent = std::process::Command::new("kill").args([which, &pid.to_string()]).status().unwrap();
+        assert!(sent.success(), "kill {which}");
+    };
+    signal("-STOP", sleeper.id());
+    // The second run waits for the lock, takes it and the stale leases over, and acts.
+    let mut args = apply.to_vec();
+    args.extend(["--lock-timeout", "60s"]);
+    let mut taker = served.start_apply_with(&t.path().join("b"), &args, &vars, 1);
+    signal("-CONT", sleeper.id());
+    std::fs::write(&gate, "").unwrap();
+    let (slept, took) = (sleeper.wait().unwrap(), taker.wait().unwrap());
+    assert_eq!(slept.code(), Some(9), "the sleeper was fenced");
+    assert_eq!(took.code(), Some(0), "the run that took over ends well");
+    let first = crate::support::report(&Test::new().in_dir(&t.path().join("a")), "report.json");
+    let second = crate::support::report(&Test::new().in_dir(&t.path().join("b")), "report.json");
+    let started = |report: &serde_json::Value| {
+        report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["workflow_ids"].as_array().is_some_and(|w| !w.is_empty()))
+            .count()
+    };
+    assert_eq!(started(&first), 2, "the sleeper started nothing after it woke: {}", first["tasks"]);
+    let fenced = first["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["message"].as_str().is_some_and(|m| m.contains("another run took over this run's lock or a lease"))
+        })
+        .count();
+    assert!(fenced >= 1, "its report says why the rest did not run: {}", first["tasks"]);
+    assert_eq!(second["totals"]["succeeded"], 8, "{}", second["totals"]);
+    let stats = served.stop();
+    assert_eq!(stats.workflows_total, 2 + started(&second) as u64, "{:?}", stats.workflows_started);
+}
+
+/// Issue 36, items 5 and 6: a bucket that does not exist is said to be missing, by name, and
+/// before any request to the platform (the API sees none), exit 8.
+#[test]
+fn a_missing_bucket_is_named_before_any_request_to_the_platform() {
+    let Some(moto) = crate::support::s3::Moto::start() else { return };
+    let served = Served::with_world(&world(2), crate::support::sim::steady(0.1, 10.0));
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .envs(&moto.env())
+        .env("TERMINUS_BATCH_STATE_DIR", "s3://no-such-bucket/team")
+        .args(&["apply", "plan.yml", "--yes"])
+        .run();
+    assert_eq!(out.code, 8, "{}", out.stderr);
+    assert!(out.stderr.contains("the bucket `no-such-bucket` does not exist"), "{}", out.stderr);
+    assert!(served.requests().is_empty(), "no request reached the API: {:?}", served.requests());
+}

@@ -69,6 +69,8 @@ pub(super) fn execute_plan(
     let location =
         crate::run::history::locate_state(exec.state_dir.as_deref(), input.state_setting().as_deref(), start, io.vars)?;
     let state = crate::run::history::open_state(&location, io.vars)?;
+    // Before any request to the platform: a run whose state cannot be kept does not start.
+    crate::run::history::check_state(&state)?;
     let options = ApplyOptions {
         allow_destructive: exec.allow_destructive,
         abort_in_flight: exec.abort_in_flight,
