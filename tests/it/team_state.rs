@@ -435,3 +435,46 @@ fn a_missing_bucket_is_named_before_any_request_to_the_platform() {
     assert!(out.stderr.contains("the bucket `no-such-bucket` does not exist"), "{}", out.stderr);
     assert!(served.requests().is_empty(), "no request reached the API: {:?}", served.requests());
 }
+
+/// Issue 36, items 3 and 4: a store that answers one request in ten 503 (not forwarded) and a
+/// quarter of conditional writes 500 after applying them (journal segments, the lock, leases:
+/// create and renew) does not end the release: every write whose answer was lost is read
+/// back and known for its own, and every workflow started is on record.
+#[test]
+fn the_weekly_release_runs_whole_through_a_store_that_loses_answers() {
+    use crate::support::fault_proxy::{FaultProxy, Faults};
+    let Some(moto) = crate::support::s3::Moto::start() else { return };
+    let url = moto.bucket("blips");
+    let proxy = FaultProxy::start(&moto.endpoint(), Faults { refuse_every: 10, lose_every: 4 });
+    let mut vars = moto.env();
+    vars.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    vars.push(("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint()));
+    vars.push(("TERMINUS_BATCH_STATE_DIR".to_owned(), url));
+    // Renewals too, within the run's few seconds.
+    vars.push(("TERMINUS_BATCH_STALE_AFTER".to_owned(), "4s".to_owned()));
+    let plan = std::fs::read_to_string(crate::support::repo().join("examples/weekly-release.yml")).unwrap();
+    let t = Test::new().file("plan.yml", &plan);
+    let out = Test::new()
+        .in_dir(t.path())
+        .envs(&vars)
+        .args(&["apply", "plan.yml", "--simulate", "--yes", "-q", "--report", "json=report.json"])
+        .run();
+    let stats = proxy.stats();
+    assert_eq!(out.code, 0, "{stats:?}\n{}", out.stderr);
+    assert!(stats.refused >= 5 && stats.lost >= 5, "the faults happened: {stats:?}");
+    let report = crate::support::report(&t, "report.json");
+    let totals = &report["totals"];
+    assert_eq!(totals["tasks"], 88, "{totals}");
+    assert_eq!(totals["failed"], 0, "{totals}");
+    let recorded: usize =
+        report["tasks"].as_array().unwrap().iter().map(|t| t["workflow_ids"].as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(report["simulator"]["workflows_total"], recorded, "every workflow started is on record");
+    // The journal in the bucket is whole: `runs show` reads the run back from it.
+    let shown = Test::new()
+        .in_dir(t.path())
+        .envs(&moto.env())
+        .env("TERMINUS_BATCH_STATE_DIR", "s3://blips/team")
+        .args(&["runs", "list"])
+        .run();
+    assert!(shown.stdout.contains("88/88"), "{}\n{}", shown.stdout, shown.stderr);
+}

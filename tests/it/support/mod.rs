@@ -2,6 +2,7 @@
 //! `Test`: files, arguments and environment in; stdout, stderr and the exit code out.
 
 pub(crate) mod cassettes;
+pub(crate) mod fault_proxy;
 pub(crate) mod s3;
 pub(crate) mod sim;
 pub(crate) mod tools;
