@@ -554,6 +554,41 @@ impl Ops {
         if done.succeeded() { Ok(done) } else { Err(OpError::workflow_failed(&done)) }
     }
 
+    /// Before a task acts on a target whose lease it took over from another run (stale: that
+    /// run stopped, slept or died), waits for the workflows that run may have left running on
+    /// the target, so that the task's own "nothing to do" check sees what they did. Found by
+    /// the site's list: unfinished, ours (the same user), on the target's environment, made
+    /// since `since_unix` (when that run began, on its clock; the adoption window's slack
+    /// absorbs the clocks' difference). How many it waited for.
+    pub async fn settle_after(&self, target: &Target, since_unix: f64) -> Result<usize, OpError> {
+        let site_id = self.site_id_of(target).await?;
+        let user_id = self.client.user_id().await?;
+        let list = self.client.workflows(&site_id).await?;
+        let since = since_unix + self.client.platform_clock_offset() - api::workflows::ADOPT_WINDOW_SECS;
+        let on_target = |w: &api::wire::Workflow| {
+            let param = w.params.as_ref().and_then(|p| p.get("environment_id")).and_then(serde_json::Value::as_str);
+            match target.env.as_deref() {
+                Some(env) => w.environment_id.as_deref() == Some(env) || param == Some(env),
+                None => true,
+            }
+        };
+        let left: Vec<api::wire::Workflow> = list
+            .into_iter()
+            .filter(|w| {
+                !w.is_finished()
+                    && w.user_id.as_deref() == Some(user_id.as_str())
+                    && on_target(w)
+                    && w.created_at.is_none_or(|t| t >= since)
+            })
+            .collect();
+        for workflow in &left {
+            tracing::info!(workflow = %workflow.id, "waiting for a workflow the run this target was taken from left running");
+            // Its outcome is that run's; what it did, this task's check reads.
+            let _ended = self.poller.wait(&site_id, workflow).await;
+        }
+        Ok(left.len())
+    }
+
     /// Re-attaches to a workflow an earlier run started and did not see end (`--resume`):
     /// waits for it, never starting the operation again.
     pub async fn reattach(

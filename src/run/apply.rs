@@ -763,7 +763,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             }
             // Before the first request, the "nothing to do" check included: it then sees what
             // another run did to the target.
-            let _lease = match lease {
+            let lease = match lease {
                 Some((leases, key)) => Some(take_lease(&leases, &key, &ops, &ctx).await?),
                 None => None,
             };
@@ -772,6 +772,20 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 site_id: task.site_id.clone().unwrap_or_default(),
                 env: task.env.clone(),
             };
+            // Taken over from another run that stopped or slept: what it left running on the
+            // target ends first, and what it started of this task's kind is adopted, not
+            // started again (as a resume adopts what a crashed run started).
+            let took_over = lease.as_ref().and_then(|l| l.took_over()).map(|h| (h.describe(), h.started_at));
+            if let Some((whose, since)) = &took_over {
+                ctx.progress(&format!("taken over from {whose}: waiting for what it left running"));
+                #[expect(clippy::cast_precision_loss, reason = "unix seconds fit an f64 exactly")]
+                let since = *since as f64;
+                ops.settle_after(&target, since).await.map_err(|e| TaskError {
+                    message: format!("not started: cannot see what {whose} left running: {}", e.message),
+                    cause: e.cause,
+                    class: if e.transient { ErrorClass::Transient } else { ErrorClass::Permanent },
+                })?;
+            }
             // A result `carried` did not take: the task's definition changed since.
             let redone = match &prior {
                 Some(Prior::Done { run, .. }) => Some(format!("run again, its options changed since run {run}: ")),
@@ -795,9 +809,10 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                     class: ErrorClass::Permanent,
                 });
             }
+            #[expect(clippy::cast_precision_loss, reason = "unix seconds fit an f64 exactly")]
             let adopt_since = match &prior {
                 Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
-                _ => None,
+                _ => took_over.as_ref().map(|(_, since)| *since as f64),
             };
             let ctx = Ctx { inner: ctx, adopt_since, proof };
             let result = match &prior {

@@ -72,6 +72,17 @@ pub struct Leases {
 pub struct LeaseGuard {
     leases: Leases,
     target: String,
+    /// The other run this task took the lease over from (it was stale): what that run may
+    /// have left in flight on the target is this task's to settle before it acts.
+    took_over: Option<Box<Holder>>,
+}
+
+impl LeaseGuard {
+    /// The run whose stale lease this task took over, if it did.
+    #[must_use]
+    pub fn took_over(&self) -> Option<&Holder> {
+        self.took_over.as_deref()
+    }
 }
 
 impl Drop for LeaseGuard {
@@ -115,7 +126,7 @@ impl Leases {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((count, _)) = held.get_mut(target) {
             *count += 1;
-            return Ok(LeaseGuard { leases: self.clone(), target: target.to_owned() });
+            return Ok(LeaseGuard { leases: self.clone(), target: target.to_owned(), took_over: None });
         }
         // Being given back by an earlier task of this run: gone first, then taken afresh.
         let pending = self.releasing.lock().unwrap_or_else(PoisonError::into_inner).remove(target);
@@ -123,9 +134,9 @@ impl Leases {
             let _gone = futures::executor::block_on(pending);
         }
         let sent = self.clock.now();
-        let (version, renewals) = self.create(target)?;
+        let (version, renewals, took_over) = self.create(target)?;
         held.insert(target.to_owned(), (1, Held { version, confirmed: Confirmed { at: sent }, renewals }));
-        Ok(LeaseGuard { leases: self.clone(), target: target.to_owned() })
+        Ok(LeaseGuard { leases: self.clone(), target: target.to_owned(), took_over: took_over.map(Box::new) })
     }
 
     fn key(&self, target: &str) -> String {
@@ -141,8 +152,10 @@ impl Leases {
     }
 
     /// Creates the lease, taking over a stale one (by a conditional replace: of two runs
-    /// taking over the same stale lease, one wins).
-    fn create(&self, target: &str) -> Result<(String, u64), LeaseError> {
+    /// taking over the same stale lease, one wins): its version, write count, and the other
+    /// run it was taken over from.
+    fn create(&self, target: &str) -> Result<(String, u64, Option<Holder>), LeaseError> {
+        let previous: Mutex<Option<Holder>> = Mutex::new(None);
         let key = self.key(target);
         let fail = |source| LeaseError::Store { target: target.to_owned(), source };
         let claim = |bytes: &[u8], age| match serde_json::from_slice::<LeaseRecord>(bytes) {
@@ -153,13 +166,15 @@ impl Leases {
                 Err(LeaseError::Held { target: target.to_owned(), holder: Box::new(lease.holder) })
             }
             // Stale, or cut short by a crash while it was written: taken over.
-            _ => {
+            stale => {
                 tracing::warn!(target, "taking over a lease whose holder is gone");
+                *previous.lock().unwrap_or_else(PoisonError::into_inner) = stale.ok().map(|lease| lease.holder);
                 Ok(())
             }
         };
         let (record, renewals) = self.record(target);
-        self.store.take(&key, &record, "lease", fail, claim).map(|version| (version, renewals))
+        let version = self.store.take(&key, &record, "lease", fail, claim)?;
+        Ok((version, renewals, previous.into_inner().unwrap_or_else(PoisonError::into_inner)))
     }
 
     fn release(&self, target: &str) {

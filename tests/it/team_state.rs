@@ -382,10 +382,11 @@ fn a_sleeping_holder_is_fenced(shared: &Shared, t: Test) {
         assert!(sent.success(), "kill {which}");
     };
     signal("-STOP", sleeper.id());
-    // The second run waits for the lock, takes it and the stale leases over, and acts.
+    // The second run waits for the lock, then takes it and the sleeper's two stale leases
+    // over; it waits for what the sleeper left running there (held by the gate).
     let mut args = apply.to_vec();
     args.extend(["--lock-timeout", "60s"]);
-    let mut taker = served.start_apply_with(&t.path().join("b"), &args, &vars, 1);
+    let mut taker = served.start_apply_until(&t.path().join("b"), &args, &vars, "taking over a lease", 2);
     signal("-CONT", sleeper.id());
     std::fs::write(&gate, "").unwrap();
     let (slept, took) = (sleeper.wait().unwrap(), taker.wait().unwrap());
@@ -412,8 +413,14 @@ fn a_sleeping_holder_is_fenced(shared: &Shared, t: Test) {
         .count();
     assert!(fenced >= 1, "its report says why the rest did not run: {}", first["tasks"]);
     assert_eq!(second["totals"]["succeeded"], 8, "{}", second["totals"]);
+    // The two clears the sleeper started before it stopped were adopted by the run that took
+    // their leases over, not sent again: each environment cleared once.
     let stats = served.stop();
-    assert_eq!(stats.workflows_total, 2 + started(&second) as u64, "{:?}", stats.workflows_started);
+    assert_eq!(stats.workflows_total, 8, "{:?}", stats.workflows_started);
+    let adopted = second["tasks"].as_array().unwrap().iter().flat_map(|t| t["workflow_ids"].as_array().unwrap().iter());
+    let theirs: Vec<&serde_json::Value> =
+        first["tasks"].as_array().unwrap().iter().flat_map(|t| t["workflow_ids"].as_array().unwrap().iter()).collect();
+    assert_eq!(adopted.filter(|id| theirs.contains(id)).count(), 2, "{}", second["tasks"]);
 }
 
 /// Issue 36, items 5 and 6: a bucket that does not exist is said to be missing, by name, and
@@ -477,4 +484,25 @@ fn the_weekly_release_runs_whole_through_a_store_that_loses_answers() {
         .args(&["runs", "list"])
         .run();
     assert!(shown.stdout.contains("88/88"), "{}\n{}", shown.stdout, shown.stderr);
+}
+
+/// Issue 36, item 2: a lock renewed a moment ago by a run on another machine whose clock is
+/// ten minutes behind this one's (its `renewed_at` ten minutes old by this clock) is held:
+/// the store saw it change just now, and staleness is the store's to measure.
+#[test]
+fn a_lock_renewed_just_now_by_a_machine_whose_clock_is_behind_is_held() {
+    use sha2::Digest as _;
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: dev }\n";
+    let t = Test::new().file(".git/HEAD", "ref: refs/heads/main\n").file("plan.yml", plan);
+    let name = crate::support::hex(&sha2::Sha256::digest(b"plan.yml")[..8]);
+    let behind = crate::support::now_ms() / 1000 - 600;
+    let record = serde_json::json!({
+        "pid": 1, "started_at": behind, "run_id": "20260101T000000Z-far0", "plan_path": "plan.yml",
+        "host": "a-runner-elsewhere", "renewed_at": behind,
+    });
+    let t = t.file(&format!("state/locks/{name}.lock"), &record.to_string());
+    let out =
+        Test::new().in_dir(t.path()).args(&["apply", "plan.yml", "--simulate", "--yes", "--state-dir", "state"]).run();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("already being applied by process 1 on a-runner-elsewhere"), "{}", out.stderr);
 }

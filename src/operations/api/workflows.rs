@@ -164,7 +164,7 @@ impl std::fmt::Display for WorkflowType {
 /// How far back a reconciled workflow's `created_at` (platform time) may be before the POST
 /// (our time, moved to the platform's by its `Date` headers): the `Date` header's whole
 /// seconds and request latency, with room to spare.
-const ADOPT_WINDOW_SECS: f64 = 120.0;
+pub(crate) const ADOPT_WINDOW_SECS: f64 = 120.0;
 
 impl ApiClient {
     /// Starts a workflow, never twice (see the module docs). `posted_at` is when the caller

@@ -185,6 +185,19 @@ impl Served {
         vars: &[(String, String)],
         workflows: usize,
     ) -> std::process::Child {
+        self.start_apply_until(dir, args, vars, " workflow ", workflows)
+    }
+
+    /// Starts `apply` as [`Self::start_apply_with`] does, and returns once `count` lines of
+    /// its stderr hold `needle`.
+    pub(crate) fn start_apply_until(
+        &self,
+        dir: &std::path::Path,
+        args: &[&str],
+        vars: &[(String, String)],
+        needle: &str,
+        count: usize,
+    ) -> std::process::Child {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_terminus-batch"))
             .args(args)
@@ -207,16 +220,16 @@ impl Served {
         let mut seen = 0;
         let mut line = String::new();
         while stderr.read_line(&mut line).unwrap() > 0 {
-            if line.contains(" workflow ") {
+            if line.contains(needle) {
                 seen += 1;
-                if seen >= workflows {
+                if seen >= count {
                     return child;
                 }
             }
             line.clear();
         }
         let status = child.wait();
-        panic!("the run ended before {workflows} workflows started ({status:?})");
+        panic!("the run ended before {count} lines said `{needle}` ({status:?})");
     }
 
     /// Writes the journal an earlier run of `dir`'s `plan.yml` against this simulator left:
