@@ -246,33 +246,100 @@ pub struct Run {
     leases: Leases,
     /// Told when the lock or a lease is found lost: the run then starts nothing more.
     fence: Fence,
+    /// Renews the lock until the run's own renewal starts.
+    keeper: Option<Keeper>,
 }
 
-/// Takes the lock and opens the journal. A run that cannot be journalled does not start.
-pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, vars: &EnvVars) -> Result<Run, RunError> {
-    let Checked { user_id, earlier } = checked;
-    let connection =
-        prepared.connection.take().ok_or_else(|| RunError::bug("internal error: a checked plan has no connection"))?;
-    let endpoint = Some(connection.endpoint.clone());
+/// The plan's lock, taken before any request to the platform (a run that could not keep
+/// its state, or that another run of the plan holds off, asks the platform nothing), with
+/// the run's id and the fence its lock and leases share. Renewed in the background until the
+/// run starts, so a long confirmation prompt does not let it go stale.
+pub struct Claim {
+    run_id: RunId,
+    holder: Holder,
+    lock: Arc<Lock>,
+    file_lock: Option<Lock>,
+    fence: Fence,
+    keeper: Option<Keeper>,
+}
+
+/// Takes the plan's lock for a new run of `input` (and, for a plan file with hard links, the
+/// lock on the file itself); waits for it up to `--lock-timeout`.
+pub fn claim(input: &super::PlanInput, options: &ApplyOptions, vars: &EnvVars) -> Result<Claim, RunError> {
     let run_id = new_run_id();
     // Each shard of a plan is locked on its own: a CI matrix runs them side by side.
     let locked = match &options.shard {
-        Some(shard) => format!("{} (shard {shard})", prepared.plan_key),
-        None => prepared.plan_key.clone(),
+        Some(shard) => format!("{} (shard {shard})", input.key()),
+        None => input.key(),
     };
     let mut holder = Holder::this_process(run_id.to_string(), locked).in_ci_job(ci_job(vars));
     if let Some(stale_after) = stale_after(vars)? {
         holder = holder.renewing_within(stale_after);
     }
     let fence = Fence::default();
-    let lock = Arc::new(take_lock(&options, &holder)?.watched_by(fence.clone()));
+    let lock = Arc::new(take_lock(options, &holder)?.watched_by(fence.clone()));
     // A plan with hard links elsewhere: the same file under another path, perhaps with a
     // state directory of its own, is the same plan.
-    let real = std::fs::canonicalize(&prepared.source.path).ok();
+    let real = input.path().and_then(|path| std::fs::canonicalize(path).ok());
     let file_lock = match real {
         Some(real) => Lock::acquire_file(&real, &holder)?,
         None => None,
     };
+    let keeper = Some(Keeper::start(Arc::clone(&lock)));
+    Ok(Claim { run_id, holder, lock, file_lock, fence, keeper })
+}
+
+/// Renews a lock on a thread of its own until dropped (the run's own renewal then takes over).
+struct Keeper {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Keeper {
+    fn start(lock: Arc<Lock>) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("lock-keeper".to_owned())
+            .spawn(move || {
+                let every = lock.holder().renew_every();
+                loop {
+                    std::thread::park_timeout(every);
+                    if stopping.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    lock.renew();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _joined = thread.join();
+        }
+    }
+}
+
+/// Opens the journal of the run `claim` locked for. A run that cannot be journalled does not
+/// start.
+pub fn begin(
+    mut prepared: Prepared,
+    checked: Checked,
+    options: ApplyOptions,
+    vars: &EnvVars,
+    claim: Claim,
+) -> Result<Run, RunError> {
+    let Checked { user_id, earlier } = checked;
+    let connection =
+        prepared.connection.take().ok_or_else(|| RunError::bug("internal error: a checked plan has no connection"))?;
+    let endpoint = Some(connection.endpoint.clone());
+    let Claim { run_id, holder, lock, file_lock, fence, keeper } = claim;
     if let Some(earlier) = &earlier {
         connection.client.claim_known(earlier.known_workflows.iter().cloned());
     }
@@ -326,7 +393,7 @@ pub fn begin(mut prepared: Prepared, checked: Checked, options: ApplyOptions, va
         .collect();
     let leases =
         Leases::new(&options.state, holder, &connection.client.config().base).watched_by(fence.clone(), Clock::boot());
-    Ok(Run { prepared, connection, options, context, writer, vars, lock, _file_lock: file_lock, leases, fence })
+    Ok(Run { prepared, connection, options, context, writer, vars, lock, _file_lock: file_lock, leases, fence, keeper })
 }
 
 impl Run {
@@ -346,8 +413,21 @@ impl Run {
     /// writes `result.json` beside the journal. Every path ends here with an outcome: a
     /// panic in a task or in the poller is an internal error of that task, not of the run.
     pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
-        let Self { prepared, mut connection, options, context, mut writer, vars, lock, _file_lock, leases, fence } =
-            self;
+        let Self {
+            prepared,
+            mut connection,
+            options,
+            context,
+            mut writer,
+            vars,
+            lock,
+            _file_lock,
+            leases,
+            fence,
+            keeper,
+        } = self;
+        // The run renews its lock and leases itself from here.
+        drop(keeper);
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());

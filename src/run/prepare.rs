@@ -70,6 +70,16 @@ impl PlanInput {
         }
     }
 
+    /// The plan file, when there is one (not a plan built in memory).
+    #[must_use]
+    pub fn path(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Self::File(path) => Some(path.clone()),
+            Self::Generated(_) => None,
+            Self::Saved(loaded) => Some(std::path::PathBuf::from(&loaded.source.path)),
+        }
+    }
+
     /// Every name the state may know the plan by: [`Self::key`], then what earlier versions
     /// recorded (see [`legacy_plan_key`]).
     #[must_use]

@@ -48,7 +48,7 @@ fn apply_in_process(
     vars: &[(&str, &str)],
     concurrency: usize,
 ) -> terminus_batch::run::RunOutcome {
-    use terminus_batch::run::apply::{ApplyOptions, begin, check};
+    use terminus_batch::run::apply::{ApplyOptions, begin, check, claim};
     use terminus_batch::run::{PlanInput, TargetOptions, prepare_on};
     std::fs::write(dir.join("plan.yml"), plan).unwrap();
     std::fs::write(dir.join("world.yml"), world).unwrap();
@@ -56,7 +56,7 @@ fn apply_in_process(
     let vars = terminus_batch::settings::EnvVars::from_pairs(vars.iter().copied());
     let targets = TargetOptions { simulate: true, world: Some(dir.join("world.yml")), ..TargetOptions::default() };
     let flags = terminus_batch::settings::Layer { concurrency: Some(concurrency), ..Default::default() };
-    let prepared = prepare_on(runtime, PlanInput::File(dir.join("plan.yml")), &targets, flags, &vars).unwrap();
+    let input = PlanInput::File(dir.join("plan.yml"));
     let options = ApplyOptions {
         allow_destructive: false,
         abort_in_flight: false,
@@ -68,8 +68,10 @@ fn apply_in_process(
         run_group: None,
         shard: None,
     };
+    let claim = claim(&input, &options, &vars).unwrap();
+    let prepared = prepare_on(runtime, input, &targets, flags, &vars).unwrap();
     let checked = check(&prepared, &options, None, &vars).unwrap();
-    let run = begin(prepared, checked, options, &vars).unwrap();
+    let run = begin(prepared, checked, options, &vars, claim).unwrap();
     run.execute(&mut Discard)
 }
 

@@ -492,7 +492,7 @@ fn the_weekly_release_runs_whole_through_a_store_that_loses_answers() {
 #[test]
 fn a_lock_renewed_just_now_by_a_machine_whose_clock_is_behind_is_held() {
     use sha2::Digest as _;
-    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: dev }\n";
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000], env: test }\n";
     let t = Test::new().file(".git/HEAD", "ref: refs/heads/main\n").file("plan.yml", plan);
     let name = crate::support::hex(&sha2::Sha256::digest(b"plan.yml")[..8]);
     let behind = crate::support::now_ms() / 1000 - 600;
@@ -501,8 +501,14 @@ fn a_lock_renewed_just_now_by_a_machine_whose_clock_is_behind_is_held() {
         "host": "a-runner-elsewhere", "renewed_at": behind,
     });
     let t = t.file(&format!("state/locks/{name}.lock"), &record.to_string());
-    let out =
-        Test::new().in_dir(t.path()).args(&["apply", "plan.yml", "--simulate", "--yes", "--state-dir", "state"]).run();
+    let served = Served::with_world(&world(1), crate::support::sim::steady(0.1, 10.0));
+    let out = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", "plan.yml", "--yes", "--state-dir", "state"])
+        .run();
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("already being applied by process 1 on a-runner-elsewhere"), "{}", out.stderr);
+    // Item 6: the lock is taken before any request to the platform.
+    assert!(served.requests().is_empty(), "refused before asking the API anything: {:?}", served.requests());
 }

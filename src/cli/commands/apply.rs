@@ -97,6 +97,9 @@ pub(super) fn execute_plan(
             e.run_id()
         )?;
     }
+    // The lock before any request to the platform: a run another run of the plan holds off
+    // asks the platform nothing.
+    let claim = crate::run::apply::claim(&input, &options, io.vars)?;
     let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(exec), io.vars)?;
     let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
     if !targets.simulate && !exec.yes && !confirm(&prepared, io)? {
@@ -107,7 +110,7 @@ pub(super) fn execute_plan(
     let scale =
         prepared.connection.as_ref().and_then(|c| c.simulator.as_ref()).map_or(1.0, |sim| sim.knobs().time_scale);
     let estimate_secs = crate::run::document::estimate(&prepared).estimate;
-    let begun = crate::run::apply::begin(prepared, checked, options, io.vars)?;
+    let begun = crate::run::apply::begin(prepared, checked, options, io.vars, claim)?;
     if let Some(earlier) = begun.resumed_from()
         && !io.quiet
     {
