@@ -173,6 +173,13 @@ pub enum Event {
         attempt: u32,
         at: Millis,
     },
+    /// An attempt on record as starting provably did not act: `ssh` was refused before any
+    /// session (connection, host key, authentication). A resume runs it again.
+    NothingRan {
+        task: usize,
+        attempt: u32,
+        at: Millis,
+    },
     WorkflowStarted {
         task: usize,
         workflow_id: String,
@@ -258,6 +265,7 @@ impl Event {
         match self {
             Self::TaskStarted { task, .. }
             | Self::AttemptStarting { task, .. }
+            | Self::NothingRan { task, .. }
             | Self::WorkflowStarted { task, .. }
             | Self::WorkflowEnded { task, .. }
             | Self::Progress { task, .. }
@@ -277,6 +285,7 @@ impl Event {
             Self::RunStarted { at, .. }
             | Self::TaskStarted { at, .. }
             | Self::AttemptStarting { at, .. }
+            | Self::NothingRan { at, .. }
             | Self::WorkflowStarted { at, .. }
             | Self::WorkflowEnded { at, .. }
             | Self::Progress { at, .. }

@@ -284,6 +284,10 @@ enum Message {
         attempt: u32,
         ack: oneshot::Sender<Result<(), NotRecorded>>,
     },
+    NothingRan {
+        task: usize,
+        attempt: u32,
+    },
     WorkflowStarted {
         task: usize,
         id: String,
@@ -351,6 +355,11 @@ impl TaskContext {
     pub fn workflow_started(&self, id: &str) {
         self.workflow_started.store(true, Ordering::SeqCst);
         let _gone = self.tx.send(Message::WorkflowStarted { task: self.task, id: id.to_owned() });
+    }
+
+    /// Records that this attempt, on record as starting, provably did not act.
+    pub fn nothing_ran(&self) {
+        let _gone = self.tx.send(Message::NothingRan { task: self.task, attempt: self.attempt });
     }
 
     /// Records that a workflow was seen to finish.
@@ -563,6 +572,7 @@ where
                         }
                         continue;
                     }
+                    Message::NothingRan { task, attempt } => Event::NothingRan { task, attempt, at },
                     Message::WorkflowStarted { task, id } => {
                         workflows[task].push(id.clone());
                         Event::WorkflowStarted { task, workflow_id: id, at }

@@ -82,6 +82,12 @@ fn never_ran(stdout: &str, stderr: &str) -> bool {
     stdout.is_empty() && before.iter().any(|needle| stderr.contains(needle))
 }
 
+/// OpenSSH's words when every key was refused (exit 255, nothing printed by a session): no
+/// command runs before authentication succeeds.
+fn refused_authentication(stdout: &str, stderr: &str) -> bool {
+    stdout.is_empty() && stderr.lines().any(|l| l.contains("Permission denied (") && l.trim_end().ends_with(")."))
+}
+
 /// Whether `setpriv` (util-linux) was found missing: started through it with a parent-death
 /// signal, ssh dies with this process, even when this process is killed outright.
 static NO_SETPRIV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -162,13 +168,22 @@ pub(super) async fn execute(
     ctx.attempt_starting().await?;
     let mut attempt = 1;
     loop {
-        match once(ops, target, call, timeout, git_mode, ctx).await {
+        // Set by `once` when ssh's own evidence shows the command never started.
+        let mut nothing_ran = false;
+        match once(ops, target, call, timeout, git_mode, ctx, &mut nothing_ran).await {
             Err(e) if e.transient && attempt < CONNECTS => {
                 let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
                 attempt += 1;
             }
-            other => return other,
+            Err(e) => {
+                // On record, so that a resume runs it again rather than fearing it ran.
+                if nothing_ran {
+                    ctx.nothing_ran();
+                }
+                return Err(e);
+            }
+            done => return done,
         }
     }
 }
@@ -186,9 +201,12 @@ async fn once(
     timeout: Duration,
     git_mode: bool,
     ctx: &impl super::OpContext,
+    nothing_ran: &mut bool,
 ) -> Result<OpOutput, OpError> {
     let (tool, words) = (call.tool, call.words);
     let env = env_of(target)?;
+    // Until ssh has started, nothing can have run.
+    *nothing_ran = true;
     let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
     let user = format!("{env}.{}", target.site_id);
     let host = format!("appserver.{env}.{}.drush.in", target.site_id);
@@ -196,6 +214,8 @@ async fn once(
     let remote = std::iter::once(tool.to_owned()).chain(words.iter().map(|w| quote(w))).collect::<Vec<_>>().join(" ");
     let args = ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref());
     let mut child = spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh: {e}")))?;
+    // ssh's own evidence decides from here: what it said before a session, or its end.
+    *nothing_ran = false;
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let read = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());
@@ -260,6 +280,7 @@ async fn once(
             Ok(OpOutput { changed: true, message, data: Some(data) })
         }
         Some(255) if host_key_refused(&stderr) => {
+            *nothing_ran = true;
             let file = ops.ssh_route.as_ref().map_or_else(
                 || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
                 |route| route.known_hosts.join(&host).display().to_string(),
@@ -272,7 +293,16 @@ async fn once(
                 ),
             ))
         }
+        Some(255) if refused_authentication(&stdout, &stderr) => {
+            *nothing_ran = true;
+            let message = format!(
+                "{host} refused the key ({}); nothing ran: check the key ssh offers for this account",
+                crate::redact::redact(last_line(&stderr))
+            );
+            Err(OpError::failed("the app server refused the key; nothing ran", message))
+        }
         Some(255) if never_ran(&stdout, &stderr) => {
+            *nothing_ran = true;
             let message = format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)));
             Err(OpError { transient: true, ..OpError::failed("cannot reach the app server", message) })
         }
@@ -338,7 +368,11 @@ mod tests {
         assert_eq!(rehearsed[13..], args[13..]);
         assert!(never_ran("", "ssh: connect to host x port 2222: Connection refused"));
         assert!(never_ran("", "kex_exchange_identification: read: Connection reset by peer"));
+        // A refused key is not a network's failure (not tried again), but nothing ran either.
         assert!(!never_ran("", "Permission denied (publickey)."));
+        assert!(refused_authentication("", "live.abc@appserver.live.abc.drush.in: Permission denied (publickey).\n"));
+        assert!(!refused_authentication("drush said things\n", "Permission denied (publickey)."));
+        assert!(!refused_authentication("", "Connection reset by peer"));
         // A reset after the command printed, or without a word of the handshake: it may have run.
         assert!(!never_ran("", "Connection reset by peer"));
         assert!(!never_ran("[success] Updated.\n", "ssh: connect to host x port 2222: Connection refused"));

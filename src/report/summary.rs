@@ -225,7 +225,9 @@ impl RunReport {
                     t.started_at = Some(*at);
                 }
             }
-            Event::AttemptStarting { task, attempt, .. } | Event::AttemptFailed { task, attempt, .. } => {
+            Event::AttemptStarting { task, attempt, .. }
+            | Event::NothingRan { task, attempt, .. }
+            | Event::AttemptFailed { task, attempt, .. } => {
                 if let Some(t) = self.tasks.get_mut(*task) {
                     t.attempts = t.attempts.max(*attempt);
                 }

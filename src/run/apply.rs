@@ -1072,6 +1072,10 @@ impl OpContext for Ctx {
         self.inner.workflow_ended(id, succeeded);
     }
 
+    fn nothing_ran(&self) {
+        self.inner.nothing_ran();
+    }
+
     fn progress(&self, message: &str) {
         self.inner.progress(message);
     }

@@ -57,6 +57,12 @@ pub struct Knobs {
     /// SSH connections to the app servers closed before the server's greeting: the first
     /// this many, as a network that drops them (the command never runs).
     pub ssh_drops: u32,
+    /// The app servers refuse the run's key until this file exists, as for a CI job whose
+    /// key is not yet on the account: authentication fails and no command runs. (A file, as
+    /// `hold`'s gate, so that a test mends the key between a run and its resume without
+    /// changing the world, which a resume checks.)
+    #[serde(default)]
+    pub ssh_refuse_keys_until: Option<std::path::PathBuf>,
     /// Workflows that do not finish until a file exists: a test's gate, so that what it
     /// checks happens while they run, on no clock.
     pub hold: Option<Hold>,
@@ -185,6 +191,7 @@ impl Default for Knobs {
             clock_offset: 0.0,
             date_offset: None,
             ssh_drops: 0,
+            ssh_refuse_keys_until: None,
             hold: None,
         }
     }

@@ -230,8 +230,11 @@ impl Simulator {
             bucket.0 = shared.bucket_size();
         }
         let cancel = CancellationToken::new();
-        let drops = shared.knobs.ssh_drops;
-        let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), drops, cancel.clone()).await?;
+        let faults = super::ssh::Faults {
+            drops: shared.knobs.ssh_drops,
+            refuse_keys_until: shared.knobs.ssh_refuse_keys_until.clone(),
+        };
+        let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), faults, cancel.clone()).await?;
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), cancel.clone()));
         Ok(Self { addr, shared, cancel, accept: Some(accept), ssh })
     }

@@ -48,11 +48,19 @@ impl Drop for SshEndpoint {
     }
 }
 
-/// Starts the endpoint on 127.0.0.1 (a free port) until `cancel`; the first `drops`
-/// connections are closed before the greeting.
+/// What the endpoint does wrong, as the world's knobs say.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Faults {
+    /// The first this many connections are closed before the greeting.
+    pub(crate) drops: u32,
+    /// Every key is refused until this file exists: authentication fails.
+    pub(crate) refuse_keys_until: Option<std::path::PathBuf>,
+}
+
+/// Starts the endpoint on 127.0.0.1 (a free port) until `cancel`, failing as `faults` say.
 pub(crate) async fn start(
     accounts: Arc<dyn Accounts>,
-    drops: u32,
+    faults: Faults,
     cancel: CancellationToken,
 ) -> std::io::Result<SshEndpoint> {
     let mut rng = rand::rng();
@@ -71,9 +79,14 @@ pub(crate) async fn start(
         inactivity_timeout: Some(std::time::Duration::from_secs(600)),
         ..Default::default()
     });
-    let server = Endpoint { accounts, key: client.public_key().clone(), user: None };
+    let server = Endpoint {
+        accounts,
+        key: client.public_key().clone(),
+        user: None,
+        refuse_until: faults.refuse_keys_until.clone(),
+    };
     tokio::spawn(async move {
-        let mut drops = drops;
+        let mut drops = faults.drops;
         let mut sessions = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
@@ -127,6 +140,8 @@ struct Endpoint {
     accounts: Arc<dyn Accounts>,
     key: PublicKey,
     user: Option<String>,
+    /// Refuse every key until this file exists.
+    refuse_until: Option<std::path::PathBuf>,
 }
 
 impl russh::server::Handler for Endpoint {
@@ -137,7 +152,8 @@ impl russh::server::Handler for Endpoint {
         user: &str,
         key: russh::server::VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if key.public_key.key_data() == self.key.key_data() && self.accounts.exists(user) {
+        let refused = self.refuse_until.as_ref().is_some_and(|gate| !gate.exists());
+        if !refused && key.public_key.key_data() == self.key.key_data() && self.accounts.exists(user) {
             self.user = Some(user.to_owned());
             return Ok(Auth::Accept);
         }

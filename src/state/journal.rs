@@ -657,8 +657,9 @@ struct Seen {
     record: Record,
     started: Vec<String>,
     ended: BTreeSet<String>,
-    /// The earliest attempt record (unix ms) not followed by a workflow id.
-    attempted: Option<u64>,
+    /// Attempt records (their number and unix ms) followed by no workflow id and not known to
+    /// have done nothing: each may have acted.
+    attempted: BTreeMap<u32, u64>,
 }
 
 /// Per task id, what `journal` says happened, for `--resume`: its own events over what the
@@ -681,7 +682,7 @@ pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> 
             }
             Event::AttemptStarting { task, attempt, at } => {
                 let s = seen.entry(*task).or_default();
-                s.attempted = Some(s.attempted.map_or(*at, |a| a.min(*at)));
+                s.attempted.insert(*attempt, *at);
                 s.record.attempts = s.record.attempts.max(*attempt);
             }
             Event::WorkflowStarted { task, workflow_id, .. } => {
@@ -689,7 +690,11 @@ pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> 
                 s.started.push(workflow_id.clone());
                 s.record.workflow_ids.push(workflow_id.clone());
                 // The attempt it came from is accounted for by the workflow.
-                s.attempted = None;
+                s.attempted.clear();
+            }
+            // Refused before any session: that attempt did nothing a resume must look for.
+            Event::NothingRan { task, attempt, .. } => {
+                seen.entry(*task).or_default().attempted.remove(attempt);
             }
             Event::WorkflowEnded { task, workflow_id, .. } => {
                 seen.entry(*task).or_default().ended.insert(workflow_id.clone());
@@ -741,7 +746,7 @@ fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str, digest: &str) 
         if let Some(workflow_id) = own.started.iter().rev().find(|w| !own.ended.contains(*w)) {
             return Some(Prior::InFlight { workflow_id: workflow_id.clone(), run: run.to_owned() });
         }
-        if !own.started.is_empty() && own.attempted.is_none() {
+        if !own.started.is_empty() && own.attempted.is_empty() {
             // Every workflow it started (or re-attached to) was seen to end, and it did not
             // succeed: run it again, from the start.
             return None;
@@ -754,7 +759,7 @@ fn settle(own: Option<&Seen>, carried: Option<&Prior>, run: &str, digest: &str) 
         _ => {}
     }
     #[expect(clippy::cast_precision_loss, reason = "unix milliseconds as seconds")]
-    let own_attempt = own.and_then(|o| o.attempted).map(|at| at as f64 / 1000.0);
+    let own_attempt = own.and_then(|o| o.attempted.values().min().copied()).map(|at| at as f64 / 1000.0);
     let carried_attempt = match carried {
         Some(Prior::Attempted { since_unix, .. }) => Some(*since_unix),
         _ => None,

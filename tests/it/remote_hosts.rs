@@ -248,3 +248,42 @@ fn ctrl_c_to_the_terminals_process_group_drains_the_run_and_leaves_ssh_sessions_
     assert_eq!(statuses.iter().filter(|s| **s == "skipped").count(), 2, "nothing started after: {statuses:?}");
     served.stop();
 }
+
+/// Issue 37, items 1 and 2: a remote command refused before any session (the app server
+/// refused the key; a changed host key; a refused connection) provably did not run. The
+/// journal says so, and `--resume` against the mended server runs it, rather than fearing it
+/// ran. A refused key is "nothing ran", not "may have run": no command runs before
+/// authentication succeeds.
+#[test]
+fn a_command_refused_before_any_session_says_nothing_ran_and_a_resume_runs_it() {
+    crate::support::tools::needs!(Ssh);
+    let plan = "version: 1\njobs:\n  updb:\n    run: remote:drush\n    on: { sites: [acme-shop], env: live }\n    with: { command: [updb, -y] }\n";
+    let world = "simulator:\n  time_scale: 0.001\n  ssh_refuse_keys_until: key-added\nuser: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: acme-shop, org: o, framework: drupal10, envs: { live: {} } }\n";
+    let t = crate::support::Test::new().file("plan.yml", plan).file("world.yml", world);
+    let apply = |extra: &[&str]| {
+        let mut args =
+            vec!["apply", "plan.yml", "--simulate", "--world", "world.yml", "--yes", "--report", "json=-", "-q"];
+        args.extend_from_slice(extra);
+        let out = crate::support::Test::new().in_dir(t.path()).args(&args).run();
+        let report: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out.code, report)
+    };
+    let (code, report) = apply(&[]);
+    assert_eq!(code, 1, "{report}");
+    let message = report["tasks"][0]["message"].as_str().unwrap();
+    assert!(message.contains("refused the key") && message.contains("nothing ran"), "{message}");
+    assert!(!message.contains("may have run"), "{message}");
+    // The journal says the attempt did nothing.
+    let runs = t.path().join(".terminus-batch/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    assert!(journal.contains("\"nothing_ran\""), "{journal}");
+    // The key is mended; the resume runs the command.
+    std::fs::write(t.path().join("key-added"), "").unwrap();
+    let (code, report) = apply(&["--resume"]);
+    assert_eq!(code, 0, "run again: {report}");
+    let task = &report["tasks"][0];
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert!(task["data"]["exit_code"] == 0, "the command ran: {task}");
+}
