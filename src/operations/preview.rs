@@ -64,6 +64,9 @@ impl Ops {
         if frozen && op.kind().refused_when_frozen() {
             return Ok(finding(crate::plan::ops::FROZEN_MESSAGE));
         }
+        if frozen && op.remote().is_some() {
+            return Ok(finding(crate::plan::ops::FROZEN_REMOTE_MESSAGE));
+        }
         let env = target.env.as_deref().unwrap_or_default();
         if target.env.is_some()
             && !matches!(op, OperationSpec::MultidevCreate { .. } | OperationSpec::MultidevDelete { .. })

@@ -311,6 +311,12 @@ operations! {
 /// terminus's message for an operation it refuses on a frozen site (`requireSiteIsNotFrozen`).
 pub const FROZEN_MESSAGE: &str = "This site is frozen. Its test and live environments and many commands will be unavailable while it remains frozen.";
 
+/// Said of a remote command on a frozen site, before `ssh`: the platform serves no app server
+/// for it, so the session could only fail, and as a connection error that would read "may have
+/// run". (terminus does not check.)
+pub const FROZEN_REMOTE_MESSAGE: &str =
+    "the site is frozen: its environments serve no SSH, so the command cannot run; nothing ran";
+
 impl OperationKind {
     /// Whether terminus refuses the operation on a frozen site before any request
     /// (`requireSiteIsNotFrozen`): these of the catalogue.

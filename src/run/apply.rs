@@ -827,14 +827,25 @@ impl Runner<Task<OperationSpec>> for OpRunner {
         let ops = self.ops.clone();
         let task = task.clone();
         let prior = self.priors.get(task.id.as_str()).cloned().or_else(|| self.unknown.clone());
-        // terminus refuses these on a frozen site before any request; so does the run.
-        let frozen =
-            task.payload.kind().refused_when_frozen() && task.site.as_ref().is_some_and(|s| self.frozen.contains(s));
+        // terminus refuses these on a frozen site before any request; so does the run, and it
+        // refuses remote commands there too, before ssh (see `FROZEN_REMOTE_MESSAGE`).
+        let on_frozen = task.site.as_ref().is_some_and(|s| self.frozen.contains(s));
+        let frozen = on_frozen
+            .then(|| {
+                if task.payload.kind().refused_when_frozen() {
+                    Some(crate::plan::ops::FROZEN_MESSAGE)
+                } else if task.payload.remote().is_some() {
+                    Some(crate::plan::ops::FROZEN_REMOTE_MESSAGE)
+                } else {
+                    None
+                }
+            })
+            .flatten();
         let lease = lease_target(&task).map(|key| (self.leases.clone(), key));
         let proof = Proof { lock: Arc::clone(&self.lock), lease: lease.clone() };
         async move {
-            if frozen {
-                let reason = crate::plan::ops::FROZEN_MESSAGE.to_owned();
+            if let Some(reason) = frozen {
+                let reason = reason.to_owned();
                 return Err(TaskError {
                     message: reason.clone(),
                     cause: Cause::Failed { reason },

@@ -65,12 +65,21 @@ jobs:
     run: domain:add
     on: { sites: [cold], env: dev }
     with: { domain: shop.example }
+  status:
+    run: remote:drush
+    on: { sites: [cold], env: dev }
+    with: { command: [status] }
 ";
     let (t, report) = apply_failing(world, plan);
     let frozen = "This site is frozen. Its test and live environments and many commands will be unavailable while it remains frozen.";
     for task in report["tasks"].as_array().unwrap() {
         let refused = task["job"] != "domain";
-        if refused {
+        if task["job"] == "status" {
+            // terminus does not check; the run says so before ssh (issue 37, item 7).
+            assert_eq!(task["status"], "failed", "{task}");
+            assert_eq!(task["message"], terminus_batch::plan::ops::FROZEN_REMOTE_MESSAGE, "{task}");
+            assert!(task["data"].is_null(), "ssh never ran: {task}");
+        } else if refused {
             assert_eq!(task["status"], "failed", "{task}");
             assert_eq!(task["message"], frozen, "{task}");
         } else {
@@ -86,6 +95,12 @@ jobs:
         .run();
     assert_eq!(refresh.code, 0, "{}", refresh.stderr);
     assert_eq!(refresh.stdout.matches("would fail: This site is frozen.").count(), 5, "{}", refresh.stdout);
+    assert_eq!(
+        refresh.stdout.matches("would fail: the site is frozen: its environments serve no SSH").count(),
+        1,
+        "{}",
+        refresh.stdout
+    );
     assert!(terminus_batch::plan::ops::OperationKind::EnvWipe.refused_when_frozen());
 }
 
