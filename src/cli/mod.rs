@@ -300,7 +300,8 @@ pub struct AdhocArgs {
     /// account operations.
     #[arg(long, value_delimiter = ',', value_name = "TARGETS")]
     pub on: Vec<String>,
-    /// An option, `KEY=VALUE` (repeatable); the value is read as a YAML scalar.
+    /// An option, `KEY=VALUE` (repeatable); a value starting with `[`, `{` or a quote is read as
+    /// YAML (`command=[cset, name, "My Site, Inc"]`), any other as a YAML scalar, whole.
     #[arg(long = "with", value_name = "KEY=VALUE")]
     pub with: Vec<String>,
     /// Print the generated plan and its dry run instead of applying it.

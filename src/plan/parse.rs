@@ -203,6 +203,16 @@ fn options(max_events: usize) -> Options {
     options
 }
 
+/// A value written on the command line (`run --with KEY=VALUE`) that is a YAML flow
+/// collection or a quoted scalar (`[echo, "25", 'a b']`, `{a: 1}`, `"My Site, Inc"`), as JSON:
+/// read as a plan reads it, within the plan's budgets.
+pub fn flow_value(text: &str) -> Result<serde_json::Value, String> {
+    serde_saphyr::from_str_with_options::<serde_json::Value>(text, options(1000)).map_err(|e| {
+        let message = e.to_string();
+        message.lines().next().unwrap_or("not YAML").to_owned()
+    })
+}
+
 /// The source span of a spanned value: its byte offset and length, at least one byte wide
 /// so a label always shows.
 #[must_use]

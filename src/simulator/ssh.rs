@@ -257,6 +257,10 @@ pub fn answer(words: &[String], site: &str, fails: bool) -> (String, String, u32
             " Drupal version : 10.3.1\n Site URI       : https://{site}.pantheonsite.io\n Drush version  : 12.5.2"
         )),
         ["drush", "cc", "all", ..] => ok(" [success] 'all' cache was cleared."),
+        // The words as received, one JSON string each, so a test sees the argv exactly.
+        ["drush", "cset" | "config:set" | "config-set", rest @ ..] => {
+            ok(&format!(" [success] config:set {}", serde_json::json!(rest)))
+        }
         // What prints credentials, as drush and wp print them: a one-time login link, the
         // database's connection line, its password.
         ["drush", "uli" | "user:login" | "user-login", ..] => {

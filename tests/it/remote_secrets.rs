@@ -95,3 +95,32 @@ fn validate_notes_a_job_whose_command_prints_credentials() {
     assert!(out.stderr.contains("job `login` runs `drush uli`, which prints a one-time login link"), "{}", out.stderr);
     assert!(!out.stderr.contains("job `cr`"), "{}", out.stderr);
 }
+
+/// Issue 37, item 4: `run --with 'command=[…]'` is YAML: quoted words keep their commas and
+/// spaces and lose their quotes, a one-word list stays a list, and the app server receives
+/// exactly those words.
+#[test]
+fn a_with_list_is_yaml_and_the_app_server_receives_its_words_exactly() {
+    crate::support::tools::needs!(Ssh);
+    let run = |command: &str| {
+        let out = crate::support::Test::new()
+            .args(&["run", "remote:drush", "--on", "acme-shop.live", "--with", command, "--with", "output=report"])
+            .args(&["--simulate", "--report", "json=-", "-q"])
+            .run();
+        assert_eq!(out.code, 0, "{command}: {}", out.stderr);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        report["tasks"][0]["data"]["stdout"].as_str().unwrap().trim().to_owned()
+    };
+    assert_eq!(
+        run(r#"command=[cset, system.site, name, "My Site, Inc"]"#),
+        r#"[success] config:set ["system.site","name","My Site, Inc"]"#
+    );
+    assert_eq!(run(r#"command=[cset, x, "25", 'a b', "it's"]"#), r#"[success] config:set ["x","25","a b","it's"]"#);
+    assert_eq!(run(r#"command=["cr"]"#), "[success] Cache rebuild complete.");
+    // Not YAML: said, naming the option.
+    let bad = crate::support::Test::new()
+        .args(&["run", "remote:drush", "--on", "acme-shop.live", "--with", "command=[cr, \"open", "--simulate"])
+        .run();
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--with command=[cr, \"open: not YAML"), "{}", bad.stderr);
+}

@@ -71,14 +71,15 @@ fn shown(pair: &str) -> String {
     if secret && !value.trim_start().starts_with("${{") { format!("{key}=<redacted>") } else { pair.to_owned() }
 }
 
-/// A value as JSON: `[a, b]` a list of scalars (for `remote:drush --with 'command=[updb,
-/// -y]'`), else a scalar.
-fn value(text: &str) -> String {
-    match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-        Some(inner) if inner.trim().is_empty() => "[]".to_owned(),
-        Some(inner) => format!("[{}]", inner.split(',').map(|w| scalar(w.trim())).collect::<Vec<_>>().join(", ")),
-        None => scalar(text),
+/// A value as JSON: a YAML flow collection or quoted scalar read as YAML (`[updb, -y]`,
+/// `[cset, system.site, name, "My Site, Inc"]`, `{a: 1}`, `"25"`), else a plain scalar, whole
+/// (so that `Release: weekly` stays a note, not a mapping).
+fn value(text: &str) -> Result<String, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with(['[', '{', '"', '\'']) {
+        return crate::plan::parse::flow_value(trimmed).map(|v| v.to_string());
     }
+    Ok(scalar(text))
 }
 
 /// A YAML scalar as JSON: booleans, numbers and null as such, anything else a string.
@@ -108,7 +109,8 @@ fn plan_text(operation: &str, on: &[String], with: &[String]) -> Result<String, 
         if key.is_empty() {
             return Err(format!("--with {pair}: the key is empty"));
         }
-        options.push(format!("{}: {}", quote(key), self::value(value)));
+        let value = self::value(value).map_err(|e| format!("--with {}: not YAML: {e}", shown(pair)))?;
+        options.push(format!("{}: {}", quote(key), value));
     }
     // Sites per environment: `site.env` entries grouped by env, bare sites under none.
     let mut by_env: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
