@@ -82,6 +82,16 @@ fn never_ran(stdout: &str, stderr: &str) -> bool {
     stdout.is_empty() && before.iter().any(|needle| stderr.contains(needle))
 }
 
+/// The known-hosts file OpenSSH names for a changed host key (`Offending ED25519 key in
+/// /home/me/.ssh/known_hosts:3`).
+fn offending_file(stderr: &str) -> Option<&str> {
+    stderr.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("Offending ")?;
+        let (_, path) = rest.split_once(" key in ")?;
+        Some(path.rsplit_once(':').map_or(path, |(file, _line)| file).trim())
+    })
+}
+
 /// OpenSSH's words when every key was refused (exit 255, nothing printed by a session): no
 /// command runs before authentication succeeds.
 fn refused_authentication(stdout: &str, stderr: &str) -> bool {
@@ -171,7 +181,10 @@ pub(super) async fn execute(
         // Set by `once` when ssh's own evidence shows the command never started.
         let mut nothing_ran = false;
         match once(ops, target, call, timeout, git_mode, ctx, &mut nothing_ran).await {
-            Err(e) if e.transient && attempt < CONNECTS => {
+            // Only a connection that provably ran nothing is tried again here: running the
+            // command again (an idempotent one whose end was not seen) is a new attempt, the
+            // executor's to count, journal and bound by `retries`.
+            Err(e) if e.transient && nothing_ran && attempt < CONNECTS => {
                 let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
                 attempt += 1;
@@ -281,15 +294,23 @@ async fn once(
         }
         Some(255) if host_key_refused(&stderr) => {
             *nothing_ran = true;
-            let file = ops.ssh_route.as_ref().map_or_else(
-                || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
-                |route| route.known_hosts.join(&host).display().to_string(),
+            // The file ssh itself named, else the one it would have used.
+            let file = offending_file(&stderr).map_or_else(
+                || {
+                    ops.ssh_route.as_ref().map_or_else(
+                        || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
+                        |route| route.known_hosts.join(&host).display().to_string(),
+                    )
+                },
+                str::to_owned,
             );
+            // The command that removes it from that very file, when ssh named it.
+            let option = offending_file(&stderr).map(|f| format!("-f '{f}' ")).unwrap_or_default();
             Err(OpError::failed(
                 "the app server's host key is not the one recorded; nothing ran",
                 format!(
                     "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove \
-                     the old one (`ssh-keygen -R '[{host}]:{PORT}'`) and run again; nothing ran"
+                     the old one (`ssh-keygen {option}-R '[{host}]:{PORT}'`) and run again; nothing ran"
                 ),
             ))
         }
@@ -373,6 +394,9 @@ mod tests {
         assert!(refused_authentication("", "live.abc@appserver.live.abc.drush.in: Permission denied (publickey).\n"));
         assert!(!refused_authentication("drush said things\n", "Permission denied (publickey)."));
         assert!(!refused_authentication("", "Connection reset by peer"));
+        let changed = "Add correct host key in /home/me/.ssh/known_hosts to get rid of this message.\nOffending ED25519 key in /home/me/.ssh/known_hosts:3\n  remove with:\nHost key verification failed.\n";
+        assert_eq!(offending_file(changed), Some("/home/me/.ssh/known_hosts"));
+        assert_eq!(offending_file("Host key verification failed."), None);
         // A reset after the command printed, or without a word of the handshake: it may have run.
         assert!(!never_ran("", "Connection reset by peer"));
         assert!(!never_ran("[success] Updated.\n", "ssh: connect to host x port 2222: Connection refused"));

@@ -516,7 +516,8 @@ fn draining_text(event: &Event) -> String {
     if *waiting {
         format!(
             "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
-             (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches)"
+             (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches; \
+             their remote commands are stopped)"
         )
     } else {
         format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")

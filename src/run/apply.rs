@@ -887,15 +887,14 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             if let (Some(Prior::Attempted { run, .. }), Some((tool, words, false))) = (&prior, task.payload.remote()) {
                 return Err(TaskError {
                     message: format!(
-                        "`{tool} {}` may have run in run {run} (its end was not recorded); not run again (its job \
+                        "`{tool} {}` may have run in run {run} (no end of it was seen); not run again (its job \
                          may say `idempotent: true`)",
                         words.join(" ")
                     ),
                     cause: Cause::Failed {
-                        reason:
-                            "the remote command may have run in an earlier run (its end was not recorded); not run \
+                        reason: "the remote command may have run in an earlier run (no end of it was seen); not run \
                                  again"
-                                .to_owned(),
+                            .to_owned(),
                     },
                     class: ErrorClass::Permanent,
                 });

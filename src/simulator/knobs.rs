@@ -63,6 +63,10 @@ pub struct Knobs {
     /// changing the world, which a resume checks.)
     #[serde(default)]
     pub ssh_refuse_keys_until: Option<std::path::PathBuf>,
+    /// The first this many sessions end after the command's output, before its exit status,
+    /// as a connection reset once the command ran: the client cannot tell that it ended.
+    #[serde(default)]
+    pub ssh_cut_after_output: u32,
     /// Workflows that do not finish until a file exists: a test's gate, so that what it
     /// checks happens while they run, on no clock.
     pub hold: Option<Hold>,
@@ -192,6 +196,7 @@ impl Default for Knobs {
             date_offset: None,
             ssh_drops: 0,
             ssh_refuse_keys_until: None,
+            ssh_cut_after_output: 0,
             hold: None,
         }
     }

@@ -66,6 +66,9 @@ pub struct Stats {
     /// showed it (platform seconds): what waiting on them cost past their run time.
     #[serde(default)]
     pub unseen_seconds: f64,
+    /// Remote commands (drush, wp) the app servers ran.
+    #[serde(default)]
+    pub remote_commands: u64,
 }
 
 impl Stats {
@@ -169,6 +172,7 @@ impl super::ssh::Accounts for Accounts {
                 })
             })
             .collect();
+        lock(&self.0.stats).remote_commands += 1;
         super::ssh::answer(&words, &name, fails)
     }
 }
@@ -232,6 +236,7 @@ impl Simulator {
         let cancel = CancellationToken::new();
         let faults = super::ssh::Faults {
             drops: shared.knobs.ssh_drops,
+            cut_after_output: shared.knobs.ssh_cut_after_output,
             refuse_keys_until: shared.knobs.ssh_refuse_keys_until.clone(),
         };
         let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), faults, cancel.clone()).await?;

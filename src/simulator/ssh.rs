@@ -55,6 +55,8 @@ pub(crate) struct Faults {
     pub(crate) drops: u32,
     /// Every key is refused until this file exists: authentication fails.
     pub(crate) refuse_keys_until: Option<std::path::PathBuf>,
+    /// The first this many sessions end after the output, with no exit status.
+    pub(crate) cut_after_output: u32,
 }
 
 /// Starts the endpoint on 127.0.0.1 (a free port) until `cancel`, failing as `faults` say.
@@ -84,6 +86,7 @@ pub(crate) async fn start(
         key: client.public_key().clone(),
         user: None,
         refuse_until: faults.refuse_keys_until.clone(),
+        cuts: Arc::new(std::sync::atomic::AtomicU32::new(faults.cut_after_output)),
     };
     tokio::spawn(async move {
         let mut drops = faults.drops;
@@ -142,6 +145,8 @@ struct Endpoint {
     user: Option<String>,
     /// Refuse every key until this file exists.
     refuse_until: Option<std::path::PathBuf>,
+    /// Sessions still to be cut after their output (shared by every connection).
+    cuts: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl russh::server::Handler for Endpoint {
@@ -185,6 +190,16 @@ impl russh::server::Handler for Endpoint {
         }
         if !err.is_empty() {
             session.extended_data(channel, 1, err.into_bytes())?;
+        }
+        let cut = self
+            .cuts
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            })
+            .is_ok();
+        if cut {
+            // The command ran; its end never reaches the client.
+            return Err(russh::Error::Disconnect);
         }
         session.exit_status_request(channel, code)?;
         session.eof(channel)?;

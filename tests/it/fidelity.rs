@@ -383,3 +383,30 @@ fn https_remove_reads_the_settings_and_removes_only_what_is_there() {
     assert_eq!(stats.workflows_total, 1, "{:?}", stats.workflows_started);
     assert!(stats.requests.contains_key("GET sites/{site}/environments/{env}/settings"), "{:?}", stats.requests.keys());
 }
+
+/// Issue 37, item 5: every execution of a remote command is an attempt. With sessions cut
+/// after the command printed (it ran; its end never arrived), an `idempotent: true` job with
+/// `retries: { attempts: 2 }` runs the command exactly twice, each time on record first, and
+/// the report says 2 attempts; the connection-level retry runs nothing again (it is only for
+/// connections that provably ran nothing).
+#[test]
+fn an_idempotent_command_run_again_counts_each_run_as_an_attempt_within_retries() {
+    crate::support::tools::needs!(Ssh);
+    let world = "simulator: { time_scale: 0.001, ssh_cut_after_output: 100 }\nuser: { email: a@b.example }\nsites:\n  - { name: s1, envs: { live: {} } }\n";
+    let plan = "version: 1\njobs:\n  cr:\n    run: remote:drush\n    on: { sites: [s1], env: live }\n    with: { command: [cr], idempotent: true }\n    retries: { attempts: 2, backoff: 1s }\n";
+    let t = Test::new().file("world.yml", world).file("plan.yml", plan);
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "--yes", "--report", "json=-", "-q"])
+        .run();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    let task = &report["tasks"][0];
+    assert_eq!(out.code, 1, "{task}");
+    assert!(task["message"].as_str().unwrap().contains("may have run"), "{task}");
+    assert_eq!(task["attempts"], 2, "{task}");
+    assert_eq!(report["simulator"]["remote_commands"], 2, "ran exactly as many times as attempted: {task}");
+    let runs = t.path().join(".terminus-batch/runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let journal = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
+    assert_eq!(journal.matches("\"attempt_starting\"").count(), 2, "each run on record first: {journal}");
+}
