@@ -13,6 +13,8 @@ pub fn redact(text: &str) -> String {
 }
 
 fn redact_line(line: &str) -> String {
+    let line = redact_php_define(line);
+    let line = line.as_str();
     let mut words: Vec<String> = Vec::new();
     let mut hide_next = false;
     // A secret's name, then `:` as a word of its own (`DB password : x`, drush's listing).
@@ -24,12 +26,19 @@ fn redact_line(line: &str) -> String {
             words.push(word.to_owned());
             continue;
         }
+        // Already redacted (a PHP define's value): kept as it is.
+        if hide_next && core.contains(REDACTED) {
+            words.push(word.to_owned());
+            hide_next = false;
+            continue;
+        }
         if hide_next {
             words.push(format!("{REDACTED}{space}"));
             hide_next = false;
             continue;
         }
-        if named && core == ":" {
+        // `DB_PASSWORD = x`, `DB password : x`.
+        if named && (core == ":" || core == "=" || core == "=>") {
             hide_next = true;
             named = false;
             words.push(word.to_owned());
@@ -80,6 +89,48 @@ fn redact_word(word: &str) -> (String, bool) {
         return (word.to_owned(), true);
     }
     (word.to_owned(), false)
+}
+
+/// PHP's `define( 'DB_PASSWORD', 'S3cr3t' );` and `'password' => 'S3cr3t'` (what
+/// `wp-config.php` and `settings.php` lines print when a command fails on them): the quoted
+/// value after a secret-named quoted key goes, whatever the spacing.
+fn redact_php_define(line: &str) -> String {
+    let quoted = quoted_strings(line);
+    let mut out = String::with_capacity(line.len());
+    let mut from = 0;
+    for pair in quoted.windows(2) {
+        let ((key_start, key_end), (value_start, value_end)) = (pair[0], pair[1]);
+        let between = &line[key_end + 1..value_start];
+        let joined = between.trim().trim_start_matches(',').trim_start_matches("=>").trim().is_empty()
+            && (between.contains(',') || between.contains("=>"));
+        if joined && secret_name(&line[key_start + 1..key_end]) && value_start >= from {
+            out.push_str(&line[from..=value_start]);
+            out.push_str(REDACTED);
+            from = value_end;
+        }
+    }
+    out.push_str(&line[from..]);
+    out
+}
+
+/// The byte ranges of `line`'s quoted strings, each as (opening quote, closing quote).
+fn quoted_strings(line: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut open: Option<(usize, char)> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match open {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some((start, quote)) if c == quote => {
+                found.push((start, i));
+                open = None;
+            }
+            None if c == '\'' || c == '"' => open = Some((i, c)),
+            Some(_) | None => {}
+        }
+    }
+    found
 }
 
 fn secret_name(name: &str) -> bool {
@@ -151,6 +202,15 @@ mod tests {
             ("GITHUB_PAT=ghp_abc and BUILD=7", "GITHUB_PAT=[redacted] and BUILD=7"),
             (" [success] Cache rebuild complete.", " [success] Cache rebuild complete."),
             ("https://example.com/path?page=2", "https://example.com/path?page=2"),
+            (
+                "PHP Warning: define( 'DB_PASSWORD', 'S3cr3tPa55' ); in wp-config.php",
+                "PHP Warning: define( 'DB_PASSWORD', '[redacted]' ); in wp-config.php",
+            ),
+            ("define(\"AUTH_KEY\",\"k3y\");", "define(\"AUTH_KEY\",\"[redacted]\");"),
+            ("  'password' => 'hunter2',", "  'password' => '[redacted]',"),
+            ("define( 'WP_DEBUG', true );", "define( 'WP_DEBUG', true );"),
+            ("  'host' => 'dbserver', 'database' => 'pantheon',", "  'host' => 'dbserver', 'database' => 'pantheon',"),
+            ("DB_PASSWORD = hunter2", "DB_PASSWORD = [redacted]"),
         ];
         for (text, kept) in cases {
             assert_eq!(redact(text), kept, "{text}");

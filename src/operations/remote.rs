@@ -342,12 +342,18 @@ async fn once(
         Some(code) => {
             // An operator needs the error to act: stderr's last line, redacted; stdout's only
             // when its output may be kept.
-            let why = if keep {
-                [last_line(&stderr), last_line(&stdout)].into_iter().find(|l| !l.is_empty()).unwrap_or("")
+            // A command that prints credentials keeps none of its output, its errors included:
+            // what it failed on may be the secret itself.
+            let message = if let Some(what) = sensitive {
+                format!("`{shown}` exited with {code} (its output is never kept: the command prints {what})")
             } else {
-                last_line(&stderr)
+                let why = if keep {
+                    [last_line(&stderr), last_line(&stdout)].into_iter().find(|l| !l.is_empty()).unwrap_or("")
+                } else {
+                    last_line(&stderr)
+                };
+                format!("`{shown}` exited with {code}: {}", crate::redact::redact(why))
             };
-            let message = format!("`{shown}` exited with {code}: {}", crate::redact::redact(why));
             Err(OpError::because(Cause::Command { exit_code: code }, message))
         }
     }

@@ -1183,11 +1183,21 @@ impl OperationSpec {
 #[must_use]
 pub fn prints_credentials(tool: &str, words: &[String]) -> Option<&'static str> {
     let words: Vec<String> = words.iter().map(|w| w.to_ascii_lowercase()).collect();
+    // A secret named anywhere, as a word or an option's value (`--constant=DB_PASSWORD`):
+    // whatever reads it prints it.
+    let names_a_secret = words.iter().skip(1).any(|w| {
+        let value = w.split_once('=').map_or(w.as_str(), |(_, v)| v);
+        [w.as_str(), value].iter().any(|v| {
+            let v = v.trim_start_matches('-');
+            // Options that only say "hide it" name no secret to print.
+            !matches!(v, "show-passwords" | "no-password" | "skip-password") && crate::secret::looks_like_secret_name(v)
+        })
+    });
     // The command is the first word that is not an option (`drush -y uli`).
     let mut plain = words.iter().filter(|w| !w.starts_with('-')).map(String::as_str);
     let has = |flag: &str| words.iter().any(|w| w == flag || w.starts_with(&format!("{flag}=")));
     let secret_key = |key: Option<&str>| key.is_some_and(crate::secret::looks_like_secret_name);
-    match (tool, plain.next()) {
+    let found = match (tool, plain.next()) {
         ("drush", Some("uli" | "user:login" | "user-login")) => Some("a one-time login link"),
         ("drush", Some("sql-connect" | "sql:connect" | "sqlc" | "sql-conf" | "sql:conf")) => {
             Some("the database credentials")
@@ -1203,6 +1213,7 @@ pub fn prints_credentials(tool: &str, words: &[String]) -> Option<&'static str> 
         }
         ("wp", Some("user")) => match plain.next() {
             Some("reset-password" | "create") => Some("new passwords"),
+            Some("application-password") => Some("application passwords"),
             _ => None,
         },
         ("wp", Some("config")) => match plain.next() {
@@ -1211,8 +1222,15 @@ pub fn prints_credentials(tool: &str, words: &[String]) -> Option<&'static str> 
             _ => None,
         },
         ("wp", Some("eval" | "eval-file")) => Some("whatever the PHP code prints, settings and keys included"),
+        // A query of the users' table reads password hashes.
+        ("drush", Some("sql-query" | "sql:query" | "sqlq"))
+            if words.iter().any(|w| w.contains("users") || w.contains("pass")) =>
+        {
+            Some("password hashes")
+        }
         _ => None,
-    }
+    };
+    found.or_else(|| names_a_secret.then_some("a secret it names"))
 }
 
 #[cfg(test)]

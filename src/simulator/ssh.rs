@@ -286,6 +286,15 @@ pub fn answer(words: &[String], site: &str, fails: bool) -> (String, String, u32
             secret(site, "db")
         )),
         ["wp", "config", "get", "DB_PASSWORD", ..] => ok(&secret(site, "db")),
+        // A failure that quotes the config file's line, password and all, as PHP does.
+        ["wp", "config", "set", ..] => (
+            String::new(),
+            format!(
+                "PHP Parse error: syntax error, unexpected ')' in wp-config.php on line 23: define( 'DB_PASSWORD', '{}' );\n",
+                secret(site, "db")
+            ),
+            1,
+        ),
         ["wp", "user", "reset-password", ..] => ok(&format!(
             "Reset password for admin.\nSuccess: Password reset for 1 user. New password: {}",
             secret(site, "wp")

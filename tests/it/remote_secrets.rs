@@ -124,3 +124,48 @@ fn a_with_list_is_yaml_and_the_app_server_receives_its_words_exactly() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("--with command=[cr, \"open: not YAML"), "{}", bad.stderr);
 }
+
+/// Issue 37, item 3: what is known to print credentials is wider (a secret named in an
+/// option's value, application passwords, queries of the users' table), and a failing
+/// command's stderr that quotes a PHP `define()` of a password keeps no password: not in the
+/// report, the journal, nor the step summary.
+#[test]
+fn passwords_in_a_failing_commands_stderr_and_wider_credential_commands_stay_out_of_files() {
+    let plan = "version: 1\njobs:\n  constant:\n    run: remote:wp\n    on: { sites: [acme-blog], env: live }\n    with: { command: [config, get, --constant=DB_PASSWORD], output: report }\n  apppass:\n    run: remote:wp\n    on: { sites: [acme-blog], env: live }\n    with: { command: [user, application-password, create, admin, ci, --porcelain], output: report }\n  hashes:\n    run: remote:drush\n    on: { sites: [acme-shop], env: live }\n    with: { command: [sql-query, select pass from users], output: report }\n";
+    let out = Test::new().file("plan.yml", plan).args(&["validate", "plan.yml"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for job in ["constant", "apppass", "hashes"] {
+        assert!(out.stderr.contains(&format!("job `{job}` runs")), "{job}: {}", out.stderr);
+    }
+    crate::support::tools::needs!(Ssh);
+    let t = Test::new().file(
+        "plan.yml",
+        "version: 1\njobs:\n  debug:\n    run: remote:wp\n    on: { sites: [acme-blog], env: live }\n    with: { command: [config, set, WP_DEBUG, 'true'], output: report }\n",
+    );
+    let summary = t.path().join("summary.md");
+    let out = Test::new()
+        .in_dir(t.path())
+        .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+        .args(&[
+            "apply",
+            "plan.yml",
+            "--simulate",
+            "--yes",
+            "--report",
+            "json=report.json",
+            "--report",
+            "junit=report.xml",
+            "--report",
+            "markdown=report.md",
+            "--report",
+            "html=report.html",
+        ])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let password = secret("acme-blog", "db");
+    let report = std::fs::read_to_string(t.path().join("report.json")).unwrap();
+    assert!(report.contains("define( 'DB_PASSWORD', '[redacted]' )"), "the error is kept, redacted: {report}");
+    for (path, text) in files(t.path()) {
+        assert!(!text.contains(&password), "{} keeps the password", path.display());
+    }
+}
