@@ -173,11 +173,14 @@ pub enum Event {
         attempt: u32,
         at: Millis,
     },
-    /// An attempt on record as starting provably did not act: `ssh` was refused before any
-    /// session (connection, host key, authentication). A resume runs it again.
-    NothingRan {
+    /// An attempt on record as starting ended, and its end was seen though it started no
+    /// workflow: its remote command provably never started (`ran: false`: `ssh` refused before
+    /// any session, for a connection, a host key, a key) or ran to an exit code that was seen
+    /// (`ran: true`). Either way a resume need not fear it acted unseen, and runs it again.
+    AttemptEnded {
         task: usize,
         attempt: u32,
+        ran: bool,
         at: Millis,
     },
     WorkflowStarted {
@@ -265,7 +268,7 @@ impl Event {
         match self {
             Self::TaskStarted { task, .. }
             | Self::AttemptStarting { task, .. }
-            | Self::NothingRan { task, .. }
+            | Self::AttemptEnded { task, .. }
             | Self::WorkflowStarted { task, .. }
             | Self::WorkflowEnded { task, .. }
             | Self::Progress { task, .. }
@@ -285,7 +288,7 @@ impl Event {
             Self::RunStarted { at, .. }
             | Self::TaskStarted { at, .. }
             | Self::AttemptStarting { at, .. }
-            | Self::NothingRan { at, .. }
+            | Self::AttemptEnded { at, .. }
             | Self::WorkflowStarted { at, .. }
             | Self::WorkflowEnded { at, .. }
             | Self::Progress { at, .. }

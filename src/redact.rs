@@ -9,6 +9,13 @@ pub const REDACTED: &str = "[redacted]";
 /// `text` with every credential it shows replaced by [`REDACTED`], line by line.
 #[must_use]
 pub fn redact(text: &str) -> String {
+    // The run's own secrets (its machine token, its session…), wherever they stand.
+    let mut text = text.to_owned();
+    for value in crate::secret::known_values() {
+        if text.contains(&value) {
+            text = text.replace(&value, REDACTED);
+        }
+    }
     text.split_inclusive('\n').map(redact_line).collect()
 }
 
@@ -216,5 +223,8 @@ mod tests {
             assert_eq!(redact(text), kept, "{text}");
         }
         assert_eq!(redact("a\nPGPASSWORD=x\n"), "a\nPGPASSWORD=[redacted]\n");
+        // A value this process holds as a secret goes wherever it stands.
+        let _token = crate::secret::Secret::new("mt-0123456789abcdef");
+        assert_eq!(redact("echo mt-0123456789abcdef done"), "echo [redacted] done");
     }
 }

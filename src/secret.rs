@@ -10,14 +10,33 @@ use serde::Deserialize;
 /// `Serialize`: the few files that must hold one (terminus's session and token files) say
 /// so field by field with [`Secret::serialize_exposed`], so no report, journal or event can
 /// carry one by accident.
-#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
+
+/// Every secret value this process has held (8 characters or more): what a remote command
+/// prints is redacted of them too, so a token a command echoes back never reaches a file.
+static KNOWN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The secret values this process knows, longest first (so that one holding another goes
+/// whole).
+#[must_use]
+pub fn known_values() -> Vec<String> {
+    let mut known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    known.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    known
+}
 
 impl Secret {
     #[must_use]
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        let value = value.into();
+        if value.chars().count() >= 8 {
+            let mut known = KNOWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !known.contains(&value) {
+                known.push(value.clone());
+            }
+        }
+        Self(value)
     }
 
     /// The value, for the one place that must send it.
@@ -30,6 +49,12 @@ impl Secret {
     /// files that must store it.
     pub fn serialize_exposed<S: serde::Serializer>(secret: &Self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&secret.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 

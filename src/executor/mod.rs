@@ -284,9 +284,10 @@ enum Message {
         attempt: u32,
         ack: oneshot::Sender<Result<(), NotRecorded>>,
     },
-    NothingRan {
+    AttemptEnded {
         task: usize,
         attempt: u32,
+        ran: bool,
     },
     WorkflowStarted {
         task: usize,
@@ -357,9 +358,10 @@ impl TaskContext {
         let _gone = self.tx.send(Message::WorkflowStarted { task: self.task, id: id.to_owned() });
     }
 
-    /// Records that this attempt, on record as starting, provably did not act.
-    pub fn nothing_ran(&self) {
-        let _gone = self.tx.send(Message::NothingRan { task: self.task, attempt: self.attempt });
+    /// Records that this attempt, on record as starting, ended as seen without a workflow:
+    /// its command never started (`ran: false`) or ran to a known end (`ran: true`).
+    pub fn attempt_ended(&self, ran: bool) {
+        let _gone = self.tx.send(Message::AttemptEnded { task: self.task, attempt: self.attempt, ran });
     }
 
     /// Records that a workflow was seen to finish.
@@ -572,7 +574,7 @@ where
                         }
                         continue;
                     }
-                    Message::NothingRan { task, attempt } => Event::NothingRan { task, attempt, at },
+                    Message::AttemptEnded { task, attempt, ran } => Event::AttemptEnded { task, attempt, ran, at },
                     Message::WorkflowStarted { task, id } => {
                         workflows[task].push(id.clone());
                         Event::WorkflowStarted { task, workflow_id: id, at }

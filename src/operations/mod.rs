@@ -120,9 +120,10 @@ pub trait OpContext: Send + Sync {
     fn workflow_started(&self, id: &str);
     /// A workflow was seen to finish (until then, a resume re-attaches to it).
     fn workflow_ended(&self, _id: &str, _succeeded: bool) {}
-    /// The attempt on record as starting provably did not act (`ssh` refused before any
-    /// session): a resume runs it again.
-    fn nothing_ran(&self) {}
+    /// The attempt on record as starting ended as seen, with no workflow: its command never
+    /// started (`ran: false`: `ssh` refused before any session) or ran to a known end (`ran:
+    /// true`). A resume then runs it again rather than fearing it acted unseen.
+    fn attempt_ended(&self, _ran: bool) {}
     fn progress(&self, message: &str);
     /// A download's progress: `done` of `total` bytes of `file` (for a progress bar).
     fn transfer(&self, _file: &str, _done: u64, _total: u64) {}

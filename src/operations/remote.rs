@@ -178,21 +178,22 @@ pub(super) async fn execute(
     ctx.attempt_starting().await?;
     let mut attempt = 1;
     loop {
-        // Set by `once` when ssh's own evidence shows the command never started.
-        let mut nothing_ran = false;
-        match once(ops, target, call, timeout, git_mode, ctx, &mut nothing_ran).await {
+        // Set by `once` from ssh's own evidence: the command never started (`Some(false)`),
+        // or ran to an end that was seen (`Some(true)`); unknown otherwise.
+        let mut ended: Option<bool> = None;
+        match once(ops, target, call, timeout, git_mode, ctx, &mut ended).await {
             // Only a connection that provably ran nothing is tried again here: running the
             // command again (an idempotent one whose end was not seen) is a new attempt, the
             // executor's to count, journal and bound by `retries`.
-            Err(e) if e.transient && nothing_ran && attempt < CONNECTS => {
+            Err(e) if e.transient && ended == Some(false) && attempt < CONNECTS => {
                 let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(crate::backoff::delay(base, attempt, base * 8)).await;
                 attempt += 1;
             }
             Err(e) => {
-                // On record, so that a resume runs it again rather than fearing it ran.
-                if nothing_ran {
-                    ctx.nothing_ran();
+                // On record, so that a resume runs it again rather than fearing it ran unseen.
+                if let Some(ran) = ended {
+                    ctx.attempt_ended(ran);
                 }
                 return Err(e);
             }
@@ -214,12 +215,12 @@ async fn once(
     timeout: Duration,
     git_mode: bool,
     ctx: &impl super::OpContext,
-    nothing_ran: &mut bool,
+    ended: &mut Option<bool>,
 ) -> Result<OpOutput, OpError> {
     let (tool, words) = (call.tool, call.words);
     let env = env_of(target)?;
     // Until ssh has started, nothing can have run.
-    *nothing_ran = true;
+    *ended = Some(false);
     let _slot = ops.ssh_slots.acquire().await.map_err(|_| OpError::permanent("the run is stopping"))?;
     let user = format!("{env}.{}", target.site_id);
     let host = format!("appserver.{env}.{}.drush.in", target.site_id);
@@ -228,7 +229,7 @@ async fn once(
     let args = ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref());
     let mut child = spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh: {e}")))?;
     // ssh's own evidence decides from here: what it said before a session, or its end.
-    *nothing_ran = false;
+    *ended = None;
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let read = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());
@@ -293,7 +294,7 @@ async fn once(
             Ok(OpOutput { changed: true, message, data: Some(data) })
         }
         Some(255) if host_key_refused(&stderr) => {
-            *nothing_ran = true;
+            *ended = Some(false);
             // The file ssh itself named, else the one it would have used.
             let file = offending_file(&stderr).map_or_else(
                 || {
@@ -315,7 +316,7 @@ async fn once(
             ))
         }
         Some(255) if refused_authentication(&stdout, &stderr) => {
-            *nothing_ran = true;
+            *ended = Some(false);
             let message = format!(
                 "{host} refused the key ({}); nothing ran: check the key ssh offers for this account",
                 crate::redact::redact(last_line(&stderr))
@@ -323,7 +324,7 @@ async fn once(
             Err(OpError::failed("the app server refused the key; nothing ran", message))
         }
         Some(255) if never_ran(&stdout, &stderr) => {
-            *nothing_ran = true;
+            *ended = Some(false);
             let message = format!("cannot reach {host}: {}", crate::redact::redact(last_line(&stderr)));
             Err(OpError { transient: true, ..OpError::failed("cannot reach the app server", message) })
         }
@@ -340,6 +341,8 @@ async fn once(
             })
         }
         Some(code) => {
+            // The command ran to its end, and it is known.
+            *ended = Some(true);
             // An operator needs the error to act: stderr's last line, redacted; stdout's only
             // when its output may be kept.
             // A command that prints credentials keeps none of its output, its errors included:

@@ -493,7 +493,7 @@ impl Live<'_> {
             }
             // A remote command's output is printed on stdout after the run (`--format`).
             Event::AttemptStarting { .. }
-            | Event::NothingRan { .. }
+            | Event::AttemptEnded { .. }
             | Event::AttemptFailed { .. }
             | Event::WorkflowEnded { .. }
             | Event::Output { .. } => {}

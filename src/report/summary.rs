@@ -226,7 +226,7 @@ impl RunReport {
                 }
             }
             Event::AttemptStarting { task, attempt, .. }
-            | Event::NothingRan { task, attempt, .. }
+            | Event::AttemptEnded { task, attempt, .. }
             | Event::AttemptFailed { task, attempt, .. } => {
                 if let Some(t) = self.tasks.get_mut(*task) {
                     t.attempts = t.attempts.max(*attempt);

@@ -1082,8 +1082,8 @@ impl OpContext for Ctx {
         self.inner.workflow_ended(id, succeeded);
     }
 
-    fn nothing_ran(&self) {
-        self.inner.nothing_ran();
+    fn attempt_ended(&self, ran: bool) {
+        self.inner.attempt_ended(ran);
     }
 
     fn progress(&self, message: &str) {

@@ -692,8 +692,9 @@ pub fn prior_states(journal: &RunJournal, carried: &BTreeMap<String, Prior>) -> 
                 // The attempt it came from is accounted for by the workflow.
                 s.attempted.clear();
             }
-            // Refused before any session: that attempt did nothing a resume must look for.
-            Event::NothingRan { task, attempt, .. } => {
+            // Its end was seen (refused before any session, or an exit code): nothing of that
+            // attempt is left for a resume to look for.
+            Event::AttemptEnded { task, attempt, .. } => {
                 seen.entry(*task).or_default().attempted.remove(attempt);
             }
             Event::WorkflowEnded { task, workflow_id, .. } => {

@@ -278,7 +278,7 @@ fn a_command_refused_before_any_session_says_nothing_ran_and_a_resume_runs_it() 
     let runs = t.path().join(".terminus-batch/runs");
     let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
     let journal = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
-    assert!(journal.contains("\"nothing_ran\""), "{journal}");
+    assert!(journal.contains("\"attempt_ended\"") && journal.contains("\"ran\":false"), "{journal}");
     // The key is mended; the resume runs the command.
     std::fs::write(t.path().join("key-added"), "").unwrap();
     let (code, report) = apply(&["--resume"]);
@@ -286,4 +286,29 @@ fn a_command_refused_before_any_session_says_nothing_ran_and_a_resume_runs_it() 
     let task = &report["tasks"][0];
     assert_eq!(task["status"], "succeeded", "{task}");
     assert!(task["data"]["exit_code"] == 0, "the command ran: {task}");
+}
+
+/// A command that ran and exited with an error has a known end: the journal says so, and a
+/// resume runs it again (as a failed workflow's task is), rather than "may have run".
+#[test]
+fn a_command_that_failed_with_a_known_exit_code_is_run_again_by_a_resume() {
+    crate::support::tools::needs!(Ssh);
+    let plan = "version: 1\njobs:\n  debug:\n    run: remote:wp\n    on: { sites: [acme-blog], env: live }\n    with: { command: [config, set, WP_DEBUG, 'true'] }\n";
+    let t = crate::support::Test::new().file("plan.yml", plan);
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"];
+        args.extend_from_slice(extra);
+        let out = crate::support::Test::new().in_dir(t.path()).args(&args).run();
+        let report: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+        (out.code, report)
+    };
+    let (code, report) = apply(&[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(report["tasks"][0]["message"].as_str().unwrap().contains("exited with 1"), "{report}");
+    let (code, report) = apply(&["--resume"]);
+    assert_eq!(code, 1, "{report}");
+    let message = report["tasks"][0]["message"].as_str().unwrap();
+    assert!(message.contains("exited with 1") && !message.contains("may have run"), "run again: {message}");
+    assert_eq!(report["simulator"]["remote_commands"], 1, "the resumed run ran it: {report}");
 }
