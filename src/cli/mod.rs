@@ -455,8 +455,8 @@ pub fn main() -> ExitCode {
     let style = Style::detect(
         cli.global.color,
         Terminals { stderr: io::stderr().is_terminal(), stdout: io::stdout().is_terminal() },
-        vars.get("NO_COLOR").is_some_and(|v| !v.is_empty()),
-        vars.get("COLUMNS").and_then(|c| c.parse().ok()),
+        vars.get(crate::settings::env::NO_COLOR).is_some_and(|v| !v.is_empty()),
+        vars.get(crate::settings::env::COLUMNS).and_then(|c| c.parse().ok()),
     );
     crate::telemetry::init(cli.global.verbose, cli.global.quiet, vars.get(crate::settings::env::LOG));
     let stdout = io::stdout();

@@ -455,5 +455,5 @@ async fn sha256_of(path: &std::path::Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(crate::plan::source::hex(&hasher.finalize()))
+    Ok(crate::hex::hex(&hasher.finalize()))
 }

@@ -156,8 +156,8 @@ impl Ops {
         if let OperationSpec::UpstreamUpdatesStatus = op
             && let (Some(site_id), Some(env)) = (self.client.site_id(&target.site).await?, target.env.as_deref())
         {
-            let vars = self.client.env_variables(&site_id, env).await?;
-            if vars.get("BUILD_STEP").is_some_and(|v| v.as_bool().unwrap_or(false)) {
+            let platform_variables = self.client.env_variables(&site_id, env).await?;
+            if platform_variables.get("BUILD_STEP").is_some_and(|v| v.as_bool().unwrap_or(false)) {
                 return Ok(Preview::ReadOnly(
                     "Integrated Composer site: its update check starts a workflow, which --refresh does not do".into(),
                 ));

@@ -205,7 +205,7 @@ pub(super) async fn execute(
 /// A hex sha256 of `bytes`.
 fn digest(bytes: &[u8]) -> String {
     use sha2::{Digest as _, Sha256};
-    crate::plan::source::hex(&Sha256::digest(bytes))
+    crate::hex::hex(&Sha256::digest(bytes))
 }
 
 async fn once(

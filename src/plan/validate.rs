@@ -158,7 +158,7 @@ impl Validator {
             on_failure: raw.on_failure.as_ref().and_then(|s| self.on_failure(s)),
             max_failures: raw.max_failures.as_ref().map(Self::limit),
             timeout: raw.timeout.as_ref().and_then(|t| self.duration(t, "timeout")),
-            state: raw.state.as_ref().and_then(|s| match crate::state::Location::parse(&s.value) {
+            state: raw.state.as_ref().and_then(|s| match crate::location::Location::parse(&s.value) {
                 Ok(_) if !s.value.trim().is_empty() => Some(s.value.clone()),
                 Ok(_) => {
                     self.push(

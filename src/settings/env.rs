@@ -74,6 +74,18 @@ pub const STATE_STORE_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
 /// The home directory, for `~/.terminus`.
 pub const HOME: &str = "HOME";
 
+/// Colour off when set and not empty (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// The terminal's width when it cannot be asked (final tables wrap at it).
+pub const COLUMNS: &str = "COLUMNS";
+/// The terminal's kind: `dumb` gets lines, not a redrawn display.
+pub const TERM: &str = "TERM";
+/// GitHub Actions' job summary file: `apply` appends the Markdown report to it.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
+/// The S3 region (the AWS SDKs' name), and its older spelling, taken when it is unset.
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+
 /// Where the programs the tool starts (`ssh`, and `setpriv` to tie them to this process) are
 /// found. Read when one is started, as `exec` would, not from the startup snapshot.
 pub const PATH: &str = "PATH";

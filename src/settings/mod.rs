@@ -52,10 +52,10 @@ impl EnvVars {
             .filter(|(k, v)| !v.is_empty() && env::STATE_STORE_PREFIXES.iter().any(|p| k.starts_with(p)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if self.get("AWS_REGION").is_none()
-            && let Some(region) = self.get("AWS_DEFAULT_REGION")
+        if self.get(env::AWS_REGION).is_none()
+            && let Some(region) = self.get(env::AWS_DEFAULT_REGION)
         {
-            vars.push(("AWS_REGION".to_owned(), region.to_owned()));
+            vars.push((env::AWS_REGION.to_owned(), region.to_owned()));
         }
         vars
     }

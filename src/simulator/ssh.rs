@@ -248,7 +248,7 @@ pub fn unquote(command: &str) -> Vec<String> {
 pub fn secret(site: &str, what: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{site}/{what}").as_bytes());
-    format!("sim-{what}-{site}-{}", crate::plan::source::hex(&digest[..6]))
+    format!("sim-{what}-{site}-{}", crate::hex::hex(&digest[..6]))
 }
 
 /// What the simulated app server answers to a drush or wp command: the common commands

@@ -192,7 +192,7 @@ struct WorldRaw {
 #[must_use]
 pub fn derived_id(kind: &str, name: &str) -> String {
     let digest = Sha256::digest(format!("{kind}:{name}").as_bytes());
-    let hex = crate::plan::source::hex(&digest[..16]);
+    let hex = crate::hex::hex(&digest[..16]);
     format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 

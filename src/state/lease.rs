@@ -94,7 +94,7 @@ impl Drop for LeaseGuard {
 fn key(target: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(target.as_bytes());
-    format!("leases/{}.lease", crate::plan::source::hex(&digest[..12]))
+    format!("leases/{}.lease", crate::hex::hex(&digest[..12]))
 }
 
 impl Leases {

@@ -157,7 +157,7 @@ pub struct Lock {
 fn lock_name(plan_path: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(plan_path.as_bytes());
-    format!("{}.lock", crate::plan::source::hex(&digest[..8]))
+    format!("{}.lock", crate::hex::hex(&digest[..8]))
 }
 
 /// A process's start time in clock ticks since boot: field 22 of `/proc/<pid>/stat`, read

@@ -95,3 +95,38 @@ fn every_module_is_on_the_map() {
         assert!(map.contains(&format!("`{module}`")), "ARCHITECTURE.md does not name the module `{module}`");
     }
 }
+
+/// `settings/env.rs` declares every environment variable the tool reads (ARCHITECTURE.md,
+/// code map): outside it, no code names one by a literal (each goes through its constant), and
+/// nothing reads the process's environment with a literal name. Test modules may.
+#[test]
+fn environment_variables_are_read_by_their_declared_names_only() {
+    let declared_file = repo().join("src/settings/env.rs");
+    let declared: Vec<String> = std::fs::read_to_string(&declared_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            l.starts_with("pub const ").then_some(())?;
+            let value = l.split_once("&str = \"")?.1.split('"').next()?;
+            Some(value.to_owned())
+        })
+        .collect();
+    assert!(declared.len() > 30 && declared.iter().any(|d| d == "GITHUB_STEP_SUMMARY"), "{declared:?}");
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| **f != declared_file) {
+        let text = std::fs::read_to_string(file).unwrap();
+        // The product's code, not its tests.
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            let literal_read = ["env::var(\"", "env::var_os(\"", "vars.get(\""].iter().any(|p| line.contains(p));
+            let named = declared.iter().find(|name| line.contains(&format!("\"{name}\"")));
+            if literal_read || named.is_some() {
+                found.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "read by a literal name outside settings/env.rs:\n{}", found.join("\n"));
+}

@@ -118,7 +118,7 @@ pub(super) fn execute_plan(
     }
     let mode = if io.quiet {
         Mode::Quiet
-    } else if io.style.terminal && io.vars.get("TERM").is_none_or(|t| t != "dumb") {
+    } else if io.style.terminal && io.vars.get(crate::settings::env::TERM).is_none_or(|t| t != "dumb") {
         Mode::Bars
     } else {
         Mode::Lines
@@ -250,7 +250,7 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         // A reader that closed the pipe (`| head -1`) does not change how the run ended.
         let _shown = out.write_all(table.as_bytes()).and_then(|()| out.flush());
     }
-    if let Some(path) = io.vars.get("GITHUB_STEP_SUMMARY") {
+    if let Some(path) = io.vars.get(crate::settings::env::GITHUB_STEP_SUMMARY) {
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -159,8 +159,8 @@ impl ApiClient {
     /// Whether Integrated Composer builds the environment: a truthy `BUILD_STEP` among its
     /// variables (terminus's `isBuildStepEnabled`).
     pub async fn build_step(&self, site_id: &str, env: &str) -> Result<bool, ApiError> {
-        let vars = self.env_variables(site_id, env).await?;
-        Ok(vars.get("BUILD_STEP").is_some_and(|v| {
+        let platform_variables = self.env_variables(site_id, env).await?;
+        Ok(platform_variables.get("BUILD_STEP").is_some_and(|v| {
             v.as_bool().unwrap_or(false) || v.as_str().is_some_and(|s| !s.is_empty() && s != "0" && s != "false")
         }))
     }
