@@ -187,7 +187,7 @@ fn simulate_serve_answers_and_prints_its_counters() {
     let base = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let stats: serde_json::Value = runtime.block_on(async {
-        let http = reqwest::Client::new();
+        let http = crate::support::http_client();
         let site = http.get(format!("{base}site-names/acme-web")).send().await.unwrap();
         assert_eq!(site.status(), 401, "the API needs a session");
         let stats_url = base.replace("/api/", "/__sim/stats");

@@ -28,7 +28,7 @@ async fn backups_download_with_range_and_signatures_are_checked() {
         .unwrap();
     let url = token.url.expose().to_owned();
     assert!(url.contains(entry.filename.as_deref().unwrap()));
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let whole = http.get(&url).send().await.unwrap();
     assert_eq!(whole.status(), 200);
     let whole = whole.bytes().await.unwrap();

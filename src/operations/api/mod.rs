@@ -256,6 +256,8 @@ impl ApiClient {
             }
             other => return Err(bad(format!("unsupported protocol `{other}`; use https"))),
         }
+        // reqwest's rustls finds the process-wide provider: ring, as the state store's.
+        let _already = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(concat!("terminus-batch/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)

@@ -42,7 +42,7 @@ impl FaultProxy {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stats = Arc::new(Mutex::new(ProxyStats::default()));
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = super::http_client();
         let upstream = upstream.trim_end_matches('/').to_owned();
         let counted = Arc::clone(&stats);
         runtime.spawn(async move {

@@ -117,6 +117,13 @@ pub(crate) fn simulated(world: &str, plan: &str, extra: &[&str]) -> Test {
     Test::new().file("world.yml", world).file("plan.yml", plan).args(&args)
 }
 
+/// A plain HTTP client for the tests' own requests: reqwest's rustls takes the process's
+/// crypto provider, ring, as the product installs it.
+pub(crate) fn http_client() -> reqwest::Client {
+    let _already = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().expect("an HTTP client")
+}
+
 /// The repository root, where `examples/` and `schemas/` live.
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
