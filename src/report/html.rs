@@ -45,7 +45,7 @@ fn label(status: Option<Status>) -> &'static str {
 /// The Pantheon dashboard of a task's environment, where its workflows are listed; none for
 /// a simulated run (its site ids exist only in the world file).
 fn dashboard(report: &RunReport, task: &TaskReport) -> Option<String> {
-    if report.settings.target.starts_with("simulator") {
+    if report.settings.simulated {
         return None;
     }
     let site = task.site_id.as_deref()?;

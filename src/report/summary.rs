@@ -33,6 +33,10 @@ pub struct SettingsInfo {
     pub timeout: String,
     /// `Pantheon API at …` or `simulator world …`.
     pub target: String,
+    /// Whether the run was against the simulator (its site ids exist only in its world): from
+    /// the typed endpoint, not from `target`'s words.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
 }
 
 /// Counts per status.

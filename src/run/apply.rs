@@ -366,7 +366,12 @@ pub fn begin(
         user_id: Some(user_id),
         // On disk before this run acts: what the earlier runs started is never forgotten.
         carried: priors.clone(),
-        settings: serde_json::to_value(settings_info(&prepared.settings, &prepared.resolved_by)).unwrap_or_default(),
+        settings: serde_json::to_value(settings_info(
+            &prepared.settings,
+            &prepared.resolved_by,
+            simulated(&connection),
+        ))
+        .unwrap_or_default(),
         group: options.run_group.clone(),
         shard: options.shard.clone(),
     };
@@ -477,7 +482,7 @@ impl Run {
                 sha256: prepared.source.sha256(),
                 name: prepared.plan.name.clone(),
             },
-            settings_info(settings, &prepared.resolved_by),
+            settings_info(settings, &prepared.resolved_by, simulated(&connection)),
         );
         let graph = &prepared.graph;
         let drain = controls.drain.clone();
@@ -667,7 +672,13 @@ fn new_run_id() -> RunId {
 
 /// The settings in force, as reports show them.
 #[must_use]
-pub fn settings_info(settings: &Settings, resolved_by: &str) -> SettingsInfo {
+/// Whether `connection` is to the simulator, by its typed endpoint.
+fn simulated(connection: &super::Connection) -> bool {
+    matches!(connection.endpoint, crate::endpoint::Endpoint::Simulator { .. })
+}
+
+#[must_use]
+pub fn settings_info(settings: &Settings, resolved_by: &str, simulated: bool) -> SettingsInfo {
     SettingsInfo {
         concurrency: settings.concurrency,
         per_site: settings.per_site,
@@ -687,6 +698,7 @@ pub fn settings_info(settings: &Settings, resolved_by: &str) -> SettingsInfo {
         ),
         timeout: settings.timeout.map_or_else(|| "none".to_owned(), |t| humantime::format_duration(t).to_string()),
         target: resolved_by.to_owned(),
+        simulated,
     }
 }
 

@@ -86,6 +86,7 @@ mod tests {
         let settings = crate::run::apply::settings_info(
             &crate::settings::Settings::resolve(&[], None).unwrap(),
             "simulator world test",
+            true,
         );
         let mut report = RunReport::new(PlanInfo { path: "p.yml".into(), sha256: "x".into(), name: None }, settings);
         let header = TaskHeader::new("a", None, None, "x");

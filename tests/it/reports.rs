@@ -32,6 +32,7 @@ fn sample() -> RunReport {
             max_failures: "none".into(),
             timeout: "45m".into(),
             target: "simulator world <built-in world>".into(),
+            simulated: true,
         },
     );
     let tasks = vec![
@@ -251,6 +252,7 @@ fn final_table_colours_statuses_only_when_asked() {
 fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
     let mut report = sample();
     report.settings.target = "Pantheon API at https://terminus.pantheon.io:443/api".into();
+    report.settings.simulated = false;
     report.tasks[2].task.site_id = Some("0de04650-8dba-59c7-1435-aa1fadc7acbc".into());
     report.tasks[3].task.wave = 1;
     let html = render(&report, Format::Html);
@@ -264,8 +266,14 @@ fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
         html.contains(r#"<a href="https://dashboard.pantheon.io/sites/0de04650-8dba-59c7-1435-aa1fadc7acbc#live"><code>wf-deploy-blog</code></a>"#),
         "workflows link to the environment's dashboard"
     );
-    // A simulated run links nowhere: its site ids exist only in the world file.
+    // A simulated run links nowhere: its site ids exist only in the world file. The typed
+    // endpoint says so, whatever the target's words (a saved plan's run against the simulator
+    // reads "the saved plan's targets (connected to simulator …)").
     assert!(!render(&sample(), Format::Html).contains("dashboard.pantheon.io"));
+    let mut saved = report.clone();
+    saved.settings.target = "the saved plan's targets (connected to simulator world w.yml)".into();
+    saved.settings.simulated = true;
+    assert!(!render(&saved, Format::Html).contains("dashboard.pantheon.io"));
 }
 
 /// A release of 300 sites as a browser draws it: two jobs rolled out in waves that start

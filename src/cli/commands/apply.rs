@@ -102,6 +102,10 @@ pub(super) fn execute_plan(
     let claim = crate::run::apply::claim(&input, &options, io.vars)?;
     let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(exec), io.vars)?;
     let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
+    // A rehearsal does not ask: its platform is the in-process simulator, so nothing real
+    // would be touched, and `apply … --simulate` is how a plan is tried (README, `apply`). The
+    // run itself takes the same path either way (ARCHITECTURE.md, "The rehearsal takes the
+    // real path").
     if !targets.simulate && !exec.yes && !confirm(&prepared, io)? {
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
