@@ -6,7 +6,8 @@
 //! loop in [`execute`], which owns the [`Scheduler`] and is the only sender of events. Generic
 //! over the task payload: it never looks inside, never does HTTP, never prints.
 //!
-//! Imports only the graph, events, ids, [`crate::backoff`] and [`crate::panics`].
+//! Imports only the graph, events, ids, [`crate::cause`], [`crate::backoff`] and
+//! [`crate::panics`].
 
 pub mod scheduler;
 

@@ -50,7 +50,7 @@ pub enum Verdict {
     Internal,
     /// The API stopped answering, and the run started nothing more.
     Unreachable,
-    /// Interrupted by a signal (wins over every other verdict).
+    /// Interrupted by a signal (over every verdict but a lost record and a fenced run).
     Interrupted,
 }
 
