@@ -486,8 +486,11 @@ pub(super) async fn workflow_wait(
         on_env && recent && matches
     };
     let what = wait.kind.map_or_else(|| format!("\"{description}\""), |k| format!("of type {k}"));
+    // Looking for a workflow that is not there yet is a wait, as a poll is: at the poller's
+    // lower priority, so the run's work goes first. Once found, the poller waits for it.
+    let searching = ops.client.clone().background();
     loop {
-        let list = ops.client.workflows(&target.site_id).await?;
+        let list = searching.workflows(&target.site_id).await?;
         // The newest match, as terminus takes it: a failed earlier one followed by a newer one
         // that succeeded is the newer one's success.
         if let Some(found) = list

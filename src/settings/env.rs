@@ -69,7 +69,22 @@ pub const STORE_BUDGET: &str = "TERMINUS_BATCH_STORE_BUDGET";
 /// variables, passed whole to `object_store` (for S3: `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_DEFAULT_REGION`,
 /// `AWS_ENDPOINT_URL`).
-pub const STATE_STORE_PREFIXES: [&str; 3] = ["AWS_", "GOOGLE_", "AZURE_"];
+pub const STATE_STORE_PREFIXES: [&str; 3] = [AWS_PREFIX, GOOGLE_PREFIX, AZURE_PREFIX];
+/// Each cloud's prefix: an S3, a GCS and an Azure store read their own.
+pub const AWS_PREFIX: &str = "AWS_";
+pub const GOOGLE_PREFIX: &str = "GOOGLE_";
+pub const AZURE_PREFIX: &str = "AZURE_";
+/// Of those, the ones that name the store's endpoint (plain http is allowed to 127.0.0.1 only).
+pub const STATE_STORE_ENDPOINTS: [&str; 4] =
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AZURE_STORAGE_ENDPOINT"];
+/// Of those, the ones that give S3 credentials: with none set, `object_store` asks the
+/// machine's metadata service, which an error then says.
+pub const AWS_CREDENTIAL_SOURCES: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+];
 
 /// The home directory, for `~/.terminus`.
 pub const HOME: &str = "HOME";

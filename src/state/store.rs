@@ -568,12 +568,7 @@ impl Objects {
         // An endpoint over plain http is allowed to this machine only (a test server).
         let endpoint = vars
             .iter()
-            .find(|(k, _)| {
-                matches!(
-                    k.as_str(),
-                    "AWS_ENDPOINT_URL" | "AWS_ENDPOINT" | "AWS_ENDPOINT_URL_S3" | "AZURE_STORAGE_ENDPOINT"
-                )
-            })
+            .find(|(k, _)| crate::settings::env::STATE_STORE_ENDPOINTS.contains(&k.as_str()))
             .map(|(_, v)| v.clone());
         let allow_http = match endpoint.as_deref().map(url::Url::parse) {
             Some(Ok(e)) if e.scheme() == "http" => {
@@ -595,20 +590,20 @@ impl Objects {
             retry_timeout: std::time::Duration::from_secs(20),
         };
         let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
-            "s3" => settings(vars, "AWS_")
+            "s3" => settings(vars, crate::settings::env::AWS_PREFIX)
                 .fold(AmazonS3Builder::new(), |b, (key, value)| b.with_config(key, value))
                 .with_url(shown.clone())
                 .with_allow_http(allow_http)
                 .with_retry(retry)
                 .build()
                 .map(|s| Arc::new(s) as _),
-            "gs" => settings(vars, "GOOGLE_")
+            "gs" => settings(vars, crate::settings::env::GOOGLE_PREFIX)
                 .fold(GoogleCloudStorageBuilder::new(), |b, (key, value)| b.with_config(key, value))
                 .with_url(shown.clone())
                 .with_retry(retry)
                 .build()
                 .map(|s| Arc::new(s) as _),
-            "az" => settings(vars, "AZURE_")
+            "az" => settings(vars, crate::settings::env::AZURE_PREFIX)
                 .fold(MicrosoftAzureBuilder::new(), |b, (key, value)| b.with_config(key, value))
                 .with_url(shown.clone())
                 .with_allow_http(allow_http)
@@ -621,17 +616,9 @@ impl Objects {
         let prefix = ObjectPath::from(url.path().trim_matches('/'));
         let has = |names: &[&str]| vars.iter().any(|(k, _)| names.contains(&k.as_str()));
         let hint = match url.scheme() {
-            "s3" if !has(&[
-                "AWS_ACCESS_KEY_ID",
-                "AWS_WEB_IDENTITY_TOKEN_FILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            ]) =>
-            {
-                Some(
-                    "no AWS_ACCESS_KEY_ID (or web identity) is set, so credentials were looked for in the machine's metadata service",
-                )
-            }
+            "s3" if !has(&crate::settings::env::AWS_CREDENTIAL_SOURCES) => Some(
+                "no AWS_ACCESS_KEY_ID (or web identity) is set, so credentials were looked for in the machine's metadata service",
+            ),
             _ => None,
         };
         Self::with(inner, prefix, shown).map(|o| Self { hint, ..o })
