@@ -108,27 +108,44 @@ pub struct Layer {
     pub tokens_dir: Option<PathBuf>,
     pub user: Option<String>,
     pub machine_token: Option<Secret>,
+    /// For a layer read from the environment: which variable set each setting it sets.
+    pub variables: Vec<(&'static str, &'static str)>,
 }
 
-/// Where a value came from, for `-v`.
+/// Where a value came from, for `-vv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     Flag,
-    Env,
+    /// The environment; once resolved, the variable that set the value.
+    Env(Option<&'static str>),
     Plan,
     ConfigFile,
     Default,
 }
 
+impl Origin {
+    /// The environment, before it is known which variable set a value.
+    pub const ENV: Self = Self::Env(None);
+
+    /// This origin for `field` of `layer`: an environment layer names the variable.
+    fn of(self, layer: &Layer, field: &str) -> Self {
+        match self {
+            Self::Env(None) => Self::Env(layer.variables.iter().find(|(f, _)| *f == field).map(|(_, v)| *v)),
+            other => other,
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Flag => "flag",
-            Self::Env => "environment",
-            Self::Plan => "plan settings",
-            Self::ConfigFile => "~/.terminus/config.yml",
-            Self::Default => "default",
-        })
+        match self {
+            Self::Flag => f.write_str("flag"),
+            Self::Env(Some(variable)) => write!(f, "environment ({variable})"),
+            Self::Env(None) => f.write_str("environment"),
+            Self::Plan => f.write_str("plan settings"),
+            Self::ConfigFile => f.write_str("~/.terminus/config.yml"),
+            Self::Default => f.write_str("default"),
+        }
     }
 }
 
@@ -166,10 +183,31 @@ pub struct Settings {
 /// Picks the first layer that sets a field, records its origin, and falls back to a default.
 macro_rules! pick {
     ($layers:expr, $origins:expr, $field:ident, $default:expr) => {{
-        let found = $layers.iter().find_map(|(origin, layer)| layer.$field.clone().map(|v| (v, *origin)));
+        let found = $layers.iter().find_map(|(origin, layer): &(Origin, Layer)| {
+            layer.$field.clone().map(|v| (v, origin.of(layer, stringify!($field))))
+        });
         let (value, origin) = found.unwrap_or_else(|| ($default, Origin::Default));
         $origins.push((stringify!($field), format!("{value:?}"), origin));
         value
+    }};
+}
+
+/// [`pick!`] for a setting with no default: `none` when no layer sets it.
+macro_rules! pick_optional {
+    ($layers:expr, $origins:expr, $field:ident) => {{
+        let found = $layers.iter().find_map(|(origin, layer): &(Origin, Layer)| {
+            layer.$field.clone().map(|v| (v, origin.of(layer, stringify!($field))))
+        });
+        match found {
+            Some((value, origin)) => {
+                $origins.push((stringify!($field), format!("{value:?}"), origin));
+                Some(value)
+            }
+            None => {
+                $origins.push((stringify!($field), "none".to_owned(), Origin::Default));
+                None
+            }
+        }
     }};
 }
 
@@ -189,23 +227,24 @@ impl Settings {
             requests_per_second: pick!(layers, o, requests_per_second, 10.0),
             burst: pick!(layers, o, burst, 20),
             on_failure: pick!(layers, o, on_failure, OnFailure::Continue),
-            max_failures: layers.iter().find_map(|(_, l)| l.max_failures),
-            timeout: layers.iter().find_map(|(_, l)| l.timeout),
+            max_failures: pick_optional!(layers, o, max_failures),
+            timeout: pick_optional!(layers, o, timeout),
             parallel_pagination: pick!(layers, o, parallel_pagination, true),
             connect_timeout: pick!(layers, o, connect_timeout, Duration::from_secs(10)),
             read_timeout: pick!(layers, o, read_timeout, Duration::from_secs(60)),
             request_attempts: pick!(layers, o, request_attempts, 6),
             request_budget: pick!(layers, o, request_budget, Duration::from_secs(120)),
             retry_backoff: pick!(layers, o, retry_backoff, Duration::from_millis(500)),
-            poll_interval: layers.iter().find_map(|(_, l)| l.poll_interval),
+            poll_interval: pick_optional!(layers, o, poll_interval),
             host: pick!(layers, o, host, "terminus.pantheon.io".to_owned()),
             port: pick!(layers, o, port, 443),
             protocol: pick!(layers, o, protocol, "https".to_owned()),
             verify_tls: pick!(layers, o, verify_tls, true),
             tokens_dir: pick!(layers, o, tokens_dir, cache_dir.join("tokens")),
             cache_dir,
-            user: layers.iter().find_map(|(_, l)| l.user.clone()),
-            machine_token: layers.iter().find_map(|(_, l)| l.machine_token.clone()),
+            user: pick_optional!(layers, o, user),
+            // Its value prints as `<redacted>` (`Secret`'s `Debug`).
+            machine_token: pick_optional!(layers, o, machine_token),
             origins: Vec::new(),
         };
         for (name, value) in [("concurrency", settings.concurrency), ("per_site", settings.per_site)] {
@@ -257,6 +296,22 @@ impl Layer {
             request_budget: parse_var(vars, env::REQUEST_BUDGET, parse_duration)?,
             retry_backoff: parse_var(vars, env::RETRY_BACKOFF, parse_duration)?,
             poll_interval: parse_var(vars, env::POLL_INTERVAL, parse_duration)?,
+            variables: set_by(
+                vars,
+                &[
+                    ("concurrency", env::CONCURRENCY),
+                    ("per_site", env::PER_SITE),
+                    ("max_requests", env::MAX_REQUESTS),
+                    ("requests_per_second", env::REQUESTS_PER_SECOND),
+                    ("burst", env::BURST),
+                    ("connect_timeout", env::CONNECT_TIMEOUT),
+                    ("read_timeout", env::READ_TIMEOUT),
+                    ("request_attempts", env::REQUEST_ATTEMPTS),
+                    ("request_budget", env::REQUEST_BUDGET),
+                    ("retry_backoff", env::RETRY_BACKOFF),
+                    ("poll_interval", env::POLL_INTERVAL),
+                ],
+            ),
             ..Self::default()
         })
     }
@@ -279,6 +334,22 @@ impl Layer {
             tokens_dir: vars.get(env::TOKENS_DIR).map(PathBuf::from),
             user: vars.get(env::USER).map(str::to_owned),
             machine_token: vars.get(env::MACHINE_TOKEN).map(Secret::new),
+            variables: set_by(
+                vars,
+                &[
+                    ("concurrency", env::MAX_CONCURRENT_WORKFLOWS),
+                    ("max_requests", env::MAX_CONCURRENT_REQUESTS),
+                    ("parallel_pagination", env::PARALLEL_PAGINATION),
+                    ("host", env::HOST),
+                    ("port", env::PORT),
+                    ("protocol", env::PROTOCOL),
+                    ("verify_tls", env::VERIFY_HOST_CERT),
+                    ("cache_dir", env::CACHE_DIR),
+                    ("tokens_dir", env::TOKENS_DIR),
+                    ("user", env::USER),
+                    ("machine_token", env::MACHINE_TOKEN),
+                ],
+            ),
             ..Self::default()
         })
     }
@@ -347,6 +418,11 @@ impl Layer {
     }
 }
 
+/// Of `(setting, variable)` pairs, those whose variable is set.
+fn set_by(vars: &EnvVars, pairs: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    pairs.iter().copied().filter(|(_, variable)| vars.get(variable).is_some()).collect()
+}
+
 fn parse_var<T>(
     vars: &EnvVars,
     name: &str,
@@ -385,7 +461,7 @@ pub fn resolve(
     simulate: bool,
     shards: Option<u32>,
 ) -> Result<Settings, SettingsError> {
-    let mut layers = vec![(Origin::Flag, flags), (Origin::Env, Layer::from_batch_env(vars)?)];
+    let mut layers = vec![(Origin::Flag, flags), (Origin::ENV, Layer::from_batch_env(vars)?)];
     let mut terminus = Layer::from_terminus_env(vars)?;
     if simulate {
         terminus = Layer {
@@ -395,7 +471,7 @@ pub fn resolve(
             ..Layer::default()
         };
     }
-    layers.push((Origin::Env, terminus));
+    layers.push((Origin::ENV, terminus));
     if let Some(plan) = plan {
         layers.push((Origin::Plan, Layer::from_plan(plan)));
     }
@@ -444,8 +520,8 @@ mod tests {
             Layer::from_config_file("config.yml", "performance:\n  burst_size: 9\n  requests_per_second: 2.5\n")
                 .unwrap();
         let layers = [
-            (Origin::Env, Layer::from_batch_env(&vars).unwrap()),
-            (Origin::Env, Layer::from_terminus_env(&vars).unwrap()),
+            (Origin::ENV, Layer::from_batch_env(&vars).unwrap()),
+            (Origin::ENV, Layer::from_terminus_env(&vars).unwrap()),
             (Origin::Plan, Layer::from_plan(&plan)),
             (Origin::ConfigFile, config),
         ];
@@ -457,7 +533,13 @@ mod tests {
         assert_eq!(s.api_base(), "https://example.test:443/api/");
         assert_eq!(s.tokens_dir, PathBuf::from("/home/u/.terminus/cache/tokens"));
         let origin = |name: &str| s.origins.iter().find(|(n, _, _)| *n == name).unwrap().2;
-        assert_eq!(origin("concurrency"), Origin::Env);
+        assert_eq!(origin("concurrency"), Origin::Env(Some(env::CONCURRENCY)), "the variable is named");
+        assert_eq!(origin("max_requests"), Origin::Env(Some(env::MAX_CONCURRENT_REQUESTS)));
+        assert_eq!(origin("concurrency").to_string(), "environment (TERMINUS_BATCH_CONCURRENCY)");
+        // Every setting is on the list, those with no default too.
+        for name in ["max_failures", "timeout", "poll_interval", "user", "machine_token"] {
+            assert_eq!(origin(name), Origin::Default, "{name}");
+        }
         assert_eq!(origin("burst"), Origin::Plan);
         assert_eq!(origin("requests_per_second"), Origin::ConfigFile);
         assert_eq!(origin("per_site"), Origin::Default);
@@ -476,7 +558,9 @@ mod tests {
     #[test]
     fn the_machine_token_never_prints() {
         let vars = EnvVars::from_pairs([(env::MACHINE_TOKEN, "tok-123")]);
-        let s = Settings::resolve(&[(Origin::Env, Layer::from_terminus_env(&vars).unwrap())], None).unwrap();
+        let s = Settings::resolve(&[(Origin::ENV, Layer::from_terminus_env(&vars).unwrap())], None).unwrap();
+        let (_, shown, from) = s.origins.iter().find(|(n, _, _)| *n == "machine_token").unwrap();
+        assert_eq!((shown.as_str(), *from), ("<redacted>", Origin::Env(Some(env::MACHINE_TOKEN))));
         assert!(!format!("{s:?}").contains("tok-123"));
     }
 }

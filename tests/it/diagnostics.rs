@@ -127,3 +127,24 @@ fn a_cycle_is_reported_with_the_unknown_operation_of_one_of_its_jobs() {
     assert!(out.stderr.contains("jobs form a cycle: a → b → a"), "every error at once: {}", out.stderr);
     assert!(out.stderr.contains("has 2 problems"), "{}", out.stderr);
 }
+
+/// `-vv` logs every setting and where it came from, naming the variable that set it; the
+/// settings with no default are on the list too (issue 38, section 3).
+#[test]
+fn very_verbose_logs_every_setting_with_the_variable_that_set_it() {
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: dev }\n";
+    let out = crate::support::Test::new()
+        .file("plan.yml", plan)
+        .env("TERMINUS_BATCH_CONCURRENCY", "3")
+        .args(&["plan", "plan.yml", "--simulate", "-vv"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(r#"name="concurrency" value=3 from=environment (TERMINUS_BATCH_CONCURRENCY)"#),
+        "{}",
+        out.stderr
+    );
+    for name in ["max_failures", "timeout", "poll_interval", "user", "machine_token"] {
+        assert!(out.stderr.contains(&format!(r#"name="{name}" value=none from=default"#)), "{name}: {}", out.stderr);
+    }
+}
