@@ -22,4 +22,4 @@ pub mod saved;
 pub use connect::Connection;
 pub use error::{RunError, StateError};
 pub use outcome::{RunOutcome, Verdict};
-pub use prepare::{PlanInput, Prepared, TargetOptions, prepare, prepare_on};
+pub use prepare::{PlanInput, Platform, Prepared, TargetOptions, prepare, prepare_on};

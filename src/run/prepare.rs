@@ -106,18 +106,37 @@ impl PlanInput {
     }
 }
 
+/// What a command's targets are resolved (and its run made) against: one of three, never
+/// two at once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Platform {
+    /// The Pantheon API when logged in; site names as written when not (so a plan can still
+    /// be reviewed), selectors and globs then saying how to log in.
+    #[default]
+    Api,
+    /// The in-process simulator (`--simulate`).
+    Simulator,
+    /// Never the API, even with a login at hand (`graph`, which draws the plan as written):
+    /// names are taken as written, and selectors and globs need `--simulate`.
+    AsWritten,
+}
+
 /// Where targets are resolved and which part of the plan to keep.
 #[derive(Clone, Debug, Default)]
 pub struct TargetOptions {
-    /// Resolve and run against the in-process simulator.
-    pub simulate: bool,
+    pub platform: Platform,
     /// The simulator's world file (default: the built-in world).
     pub world: Option<PathBuf>,
     pub filter: Filter,
     pub shard: Option<crate::shard::Shard>,
-    /// Never call the API, even with a login at hand (`graph`, which draws the plan as
-    /// written): names are taken as written, and selectors and globs need `--simulate`.
-    pub offline: bool,
+}
+
+impl TargetOptions {
+    /// Whether the run is a rehearsal against the simulator.
+    #[must_use]
+    pub fn simulate(&self) -> bool {
+        self.platform == Platform::Simulator
+    }
 }
 
 /// A plan taken through every stage before execution, with the connection that resolved it.
@@ -173,7 +192,7 @@ pub fn prepare_on(
     let plan_key = plan_key(&source.path);
     let (source, plan) = load(source)?;
     let shards = targets.shard.map(|shard| u32::try_from(shard.count).unwrap_or(u32::MAX));
-    let settings = crate::settings::resolve(vars, flags, Some(&plan.settings), targets.simulate, shards)
+    let settings = crate::settings::resolve(vars, flags, Some(&plan.settings), targets.simulate(), shards)
         .map_err(|e| RunError::Refused(e.to_string()))?;
     if let Some(shard) = targets.shard {
         // DESIGN §11: a `scope: all` need joins everything into one component.
@@ -184,10 +203,11 @@ pub fn prepare_on(
             )));
         }
     }
-    let (connection, resolved_by, offline) = if targets.simulate {
+    let as_written = targets.platform == Platform::AsWritten;
+    let (connection, resolved_by, offline) = if targets.simulate() {
         let (c, by) = connect::simulate(runtime, targets.world.as_deref(), &settings)?;
         (Some(c), by, None)
-    } else if !targets.offline && connect::has_credentials(&settings) {
+    } else if !as_written && connect::has_credentials(&settings) {
         (Some(connect::connect_api(runtime, &settings)?), format!("Pantheon API at {}", settings.api_base()), None)
     } else {
         (None, "site names as written (not logged in, so not checked against the API)".to_owned(), Some(runtime))
@@ -198,8 +218,8 @@ pub fn prepare_on(
         (Some(loaded), _) => Ok(loaded.resolved.clone()),
         (None, Some(c)) => c.runtime.block_on(resolve(&plan, &ApiSource { client: c.client.clone() })),
         (None, None) => match &offline {
-            Some(runtime) => runtime.block_on(resolve(&plan, &Offline { chosen: targets.offline })),
-            None => connect::runtime()?.block_on(resolve(&plan, &Offline { chosen: targets.offline })),
+            Some(runtime) => runtime.block_on(resolve(&plan, &Offline { chosen: as_written })),
+            None => connect::runtime()?.block_on(resolve(&plan, &Offline { chosen: as_written })),
         },
     };
     let resolved = match outcome {
@@ -207,7 +227,7 @@ pub fn prepare_on(
         Err(ResolveFailure::Plan(errors)) => return Err(RunError::Plan { file: source, errors }),
         // Offline by the command's choice: nothing was unreachable, the plan needs what
         // the command does not do.
-        Err(ResolveFailure::Source(e)) if connection.is_none() && targets.offline => {
+        Err(ResolveFailure::Source(e)) if connection.is_none() && as_written => {
             return Err(RunError::Refused(format!("cannot resolve the plan's targets: {e}")));
         }
         Err(ResolveFailure::Source(e)) => {

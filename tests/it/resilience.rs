@@ -54,7 +54,11 @@ fn apply_in_process(
     std::fs::write(dir.join("world.yml"), world).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
     let vars = terminus_batch::settings::EnvVars::from_pairs(vars.iter().copied());
-    let targets = TargetOptions { simulate: true, world: Some(dir.join("world.yml")), ..TargetOptions::default() };
+    let targets = TargetOptions {
+        platform: terminus_batch::run::Platform::Simulator,
+        world: Some(dir.join("world.yml")),
+        ..TargetOptions::default()
+    };
     let flags = terminus_batch::settings::Layer { concurrency: Some(concurrency), ..Default::default() };
     let input = PlanInput::File(dir.join("plan.yml"));
     let options = ApplyOptions {

@@ -8,8 +8,11 @@ use crate::run::{PlanInput, prepare};
 use crate::settings::Layer;
 
 pub(super) fn execute(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
-    // Offline unless simulated (DESIGN §2, STYLE): drawing a plan never calls the API.
-    let targets = crate::run::TargetOptions { offline: true, ..super::target_options(&args.targets, io.vars) };
+    // Never the API unless simulated (DESIGN §2, STYLE): drawing a plan never calls it.
+    let mut targets = super::target_options(&args.targets, io.vars);
+    if !targets.simulate() {
+        targets.platform = crate::run::Platform::AsWritten;
+    }
     let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;
     let graph = &prepared.graph;
     let text = match (args.format, args.level) {

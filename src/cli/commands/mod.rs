@@ -19,7 +19,7 @@ use super::{Cli, Command, Io, TargetArgs};
 use crate::expand::Filter;
 use crate::plan::PlanError;
 use crate::plan::PlanSource;
-use crate::run::TargetOptions;
+use crate::run::{Platform, TargetOptions};
 
 pub use schema::plan_schema;
 
@@ -47,11 +47,10 @@ pub fn dispatch(cli: Cli, io: &mut Io<'_>) -> CommandResult {
 /// `--sites` and `--shard`.
 fn target_options(targets: &TargetArgs, vars: &crate::settings::EnvVars) -> TargetOptions {
     TargetOptions {
-        simulate: targets.simulate,
+        platform: if targets.simulate { Platform::Simulator } else { Platform::Api },
         world: targets.world.clone().or_else(|| world_from(vars).filter(|_| targets.simulate)),
         filter: Filter { only: targets.only.clone(), sites: targets.sites.clone() },
         shard: targets.shard,
-        offline: false,
     }
 }
 
