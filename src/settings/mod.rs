@@ -102,7 +102,7 @@ pub struct Layer {
     pub poll_interval: Option<Duration>,
     pub host: Option<String>,
     pub port: Option<u16>,
-    pub protocol: Option<String>,
+    pub protocol: Option<Protocol>,
     pub verify_tls: Option<bool>,
     pub cache_dir: Option<PathBuf>,
     pub tokens_dir: Option<PathBuf>,
@@ -110,6 +110,33 @@ pub struct Layer {
     pub machine_token: Option<Secret>,
     /// For a layer read from the environment: which variable set each setting it sets.
     pub variables: Vec<(&'static str, &'static str)>,
+}
+
+/// How the API is spoken to (`TERMINUS_PROTOCOL`, the config file's `protocol`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Https,
+    /// Plain HTTP, which the client allows to this machine only (a simulator, a test).
+    Http,
+}
+
+impl Protocol {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "https" => Ok(Self::Https),
+            "http" => Ok(Self::Http),
+            _ => Err("is not a protocol the API is spoken in (https, or http to 127.0.0.1)".to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Https => "https",
+            Self::Http => "http",
+        })
+    }
 }
 
 /// Where a value came from, for `-vv`.
@@ -170,7 +197,7 @@ pub struct Settings {
     pub poll_interval: Option<Duration>,
     pub host: String,
     pub port: u16,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub verify_tls: bool,
     pub cache_dir: PathBuf,
     pub tokens_dir: PathBuf,
@@ -238,7 +265,7 @@ impl Settings {
             poll_interval: pick_optional!(layers, o, poll_interval),
             host: pick!(layers, o, host, "terminus.pantheon.io".to_owned()),
             port: pick!(layers, o, port, 443),
-            protocol: pick!(layers, o, protocol, "https".to_owned()),
+            protocol: pick!(layers, o, protocol, Protocol::Https),
             verify_tls: pick!(layers, o, verify_tls, true),
             tokens_dir: pick!(layers, o, tokens_dir, cache_dir.join("tokens")),
             cache_dir,
@@ -321,14 +348,13 @@ impl Layer {
     /// # Errors
     /// A value that does not parse, naming the variable.
     pub fn from_terminus_env(vars: &EnvVars) -> Result<Self, SettingsError> {
-        let protocol = vars.get(env::PROTOCOL).map(str::to_ascii_lowercase);
         Ok(Self {
             concurrency: parse_var(vars, env::MAX_CONCURRENT_WORKFLOWS, parse_count)?,
             max_requests: parse_var(vars, env::MAX_CONCURRENT_REQUESTS, parse_count)?,
             parallel_pagination: parse_var(vars, env::PARALLEL_PAGINATION, parse_bool)?,
             host: vars.get(env::HOST).map(str::to_owned),
             port: parse_var(vars, env::PORT, |v| v.parse::<u16>().map_err(|_| "must be a port number".to_owned()))?,
-            protocol,
+            protocol: parse_var(vars, env::PROTOCOL, Protocol::parse)?,
             verify_tls: parse_var(vars, env::VERIFY_HOST_CERT, parse_bool)?,
             cache_dir: vars.get(env::CACHE_DIR).map(PathBuf::from),
             tokens_dir: vars.get(env::TOKENS_DIR).map(PathBuf::from),
@@ -408,7 +434,10 @@ impl Layer {
             burst: perf.burst_size,
             host: file.host,
             port: file.port,
-            protocol: file.protocol,
+            protocol: file
+                .protocol
+                .map(|p| Protocol::parse(&p).map_err(|why| SettingsError::new(path, format!("protocol `{p}` {why}"))))
+                .transpose()?,
             verify_tls: file.verify_host_cert,
             cache_dir: file.cache_dir,
             tokens_dir: file.tokens_dir,
@@ -551,6 +580,13 @@ mod tests {
         let err = Layer::from_batch_env(&vars).unwrap_err();
         assert_eq!(err.source_name, env::REQUEST_BUDGET);
         assert!(err.to_string().contains("`soon` is not a duration"), "{err}");
+        // A protocol is one of two, said where it is set.
+        let ftp = EnvVars::from_pairs([(env::PROTOCOL, "ftp")]);
+        let err = Layer::from_terminus_env(&ftp).unwrap_err();
+        assert_eq!(err.source_name, env::PROTOCOL);
+        assert!(err.to_string().contains("`ftp` is not a protocol"), "{err}");
+        let http = EnvVars::from_pairs([(env::PROTOCOL, "HTTP")]);
+        assert_eq!(Layer::from_terminus_env(&http).unwrap().protocol, Some(Protocol::Http));
         let zero = Layer { concurrency: Some(0), ..Layer::default() };
         assert!(Settings::resolve(&[(Origin::Flag, zero)], None).is_err());
     }
