@@ -260,15 +260,7 @@ fn a_command_refused_before_any_session_says_nothing_ran_and_a_resume_runs_it() 
     let plan = "version: 1\njobs:\n  updb:\n    run: remote:drush\n    on: { sites: [acme-shop], env: live }\n    with: { command: [updb, -y] }\n";
     let world = "simulator:\n  time_scale: 0.001\n  ssh_refuse_keys_until: key-added\nuser: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: acme-shop, org: o, framework: drupal10, envs: { live: {} } }\n";
     let t = crate::support::Test::new().file("plan.yml", plan).file("world.yml", world);
-    let apply = |extra: &[&str]| {
-        let mut args =
-            vec!["apply", "plan.yml", "--simulate", "--world", "world.yml", "--yes", "--report", "json=-", "-q"];
-        args.extend_from_slice(extra);
-        let out = crate::support::Test::new().in_dir(t.path()).args(&args).run();
-        let report: serde_json::Value =
-            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
-        (out.code, report)
-    };
+    let apply = |extra: &[&str]| apply_reporting(t.path(), &[&["--world", "world.yml"], extra].concat());
     let (code, report) = apply(&[]);
     assert_eq!(code, 1, "{report}");
     let message = report["tasks"][0]["message"].as_str().unwrap();
@@ -295,14 +287,7 @@ fn a_command_that_failed_with_a_known_exit_code_is_run_again_by_a_resume() {
     crate::support::tools::needs!(Ssh);
     let plan = "version: 1\njobs:\n  debug:\n    run: remote:wp\n    on: { sites: [acme-blog], env: live }\n    with: { command: [config, set, WP_DEBUG, 'true'] }\n";
     let t = crate::support::Test::new().file("plan.yml", plan);
-    let apply = |extra: &[&str]| {
-        let mut args = vec!["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"];
-        args.extend_from_slice(extra);
-        let out = crate::support::Test::new().in_dir(t.path()).args(&args).run();
-        let report: serde_json::Value =
-            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
-        (out.code, report)
-    };
+    let apply = |extra: &[&str]| apply_reporting(t.path(), extra);
     let (code, report) = apply(&[]);
     assert_eq!(code, 1, "{report}");
     assert!(report["tasks"][0]["message"].as_str().unwrap().contains("exited with 1"), "{report}");
@@ -311,4 +296,14 @@ fn a_command_that_failed_with_a_known_exit_code_is_run_again_by_a_resume() {
     let message = report["tasks"][0]["message"].as_str().unwrap();
     assert!(message.contains("exited with 1") && !message.contains("may have run"), "run again: {message}");
     assert_eq!(report["simulator"]["remote_commands"], 1, "the resumed run ran it: {report}");
+}
+
+/// `apply plan.yml --simulate --yes` in `dir` with `extra`, quietly: its exit code and its JSON
+/// report (from stdout).
+fn apply_reporting(dir: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let mut args = vec!["apply", "plan.yml", "--simulate", "--yes", "--report", "json=-", "-q"];
+    args.extend_from_slice(extra);
+    let out = crate::support::Test::new().in_dir(dir).args(&args).run();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr));
+    (out.code, report)
 }
