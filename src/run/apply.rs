@@ -532,6 +532,7 @@ impl Run {
             journal_errors.push(format!("the journal at {} is cut short: {error}", writer.location()));
         }
         let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
+        let fenced = fence.lost().map(|lost| lost.to_string());
         RunOutcome {
             report,
             run_id: run_id.to_string(),
@@ -542,8 +543,9 @@ impl Run {
             internal_errors,
             journal_errors,
             result_json,
-            fenced: fence.lost().map(|lost| lost.to_string()),
-            unreachable: summary.halted.filter(|_| fence.lost().is_none()),
+            // A fenced run's halt is the fence's, said in `fenced`, not an unreachable API.
+            unreachable: summary.halted.filter(|_| fenced.is_none()),
+            fenced,
         }
     }
 }
@@ -670,13 +672,12 @@ fn new_run_id() -> RunId {
     RunId::from_parts(&compact(i64::try_from(now).unwrap_or(i64::MAX)), fastrand::u16(..))
 }
 
-/// The settings in force, as reports show them.
-#[must_use]
 /// Whether `connection` is to the simulator, by its typed endpoint.
 fn simulated(connection: &super::Connection) -> bool {
     matches!(connection.endpoint, crate::endpoint::Endpoint::Simulator { .. })
 }
 
+/// The settings in force, as reports show them.
 #[must_use]
 pub fn settings_info(settings: &Settings, resolved_by: &str, simulated: bool) -> SettingsInfo {
     SettingsInfo {

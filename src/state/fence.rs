@@ -2,20 +2,16 @@
 //! the target's lease. A holder's last *confirmed* write of its record (the create, or a
 //! renewal whose new version the store gave back) is timed on a clock that keeps counting
 //! while the process is stopped and while the machine sleeps; before each act the holder
-//! checks that this confirmation is younger than [`PROVEN_FOR`], well inside the
+//! checks that this confirmation is younger than half the holder's stale period, well inside the
 //! [`STALE_AFTER`](super::lock::STALE_AFTER) after which another run may take the record over,
 //! and renews first when it is not. A renewal that finds the record changed hands tells the
 //! run's [`Fence`], and the run starts nothing more.
+//!
+//! The default stale period is two minutes, so a confirmation proves for one
+//! (`Holder::proven_for`, half the holder's stale period).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-/// A confirmation of the record younger than this proves it held; older, the holder renews
-/// before acting. Another run takes a record for abandoned only after
-/// [`STALE_AFTER`](super::lock::STALE_AFTER) (twice this) without a change, so an act proven
-/// this way cannot meet another run's on the same target. (A holder that promises another
-/// stale period proves for half of it: `Holder::proven_for`.)
-pub const PROVEN_FOR: Duration = Duration::from_secs(60);
 
 /// Time since the machine booted, the time it was suspended included (Linux's
 /// `CLOCK_BOOTTIME`): a laptop closed mid-run, or a CI runner's VM paused by its host, wakes
@@ -99,8 +95,33 @@ impl Fence {
             *kept = Some(lost);
         }
         drop(kept);
+        // A `Notified` made before this call is woken even if not yet polled: `wait` makes
+        // its own before it looks.
         self.told.notify_waiters();
-        self.told.notify_one();
+    }
+
+    /// Proves a record held before an act, for the lock and the leases alike: nothing is
+    /// proven once the run is fenced; a `fresh` confirmation proves it; otherwise `renew`
+    /// (which tells this fence when the record was taken over) must confirm it now, and a
+    /// renewal that fails leaves it unproven, which fences the run too.
+    pub(crate) fn prove<E: std::fmt::Display>(
+        &self,
+        what: impl FnOnce() -> String,
+        fresh: bool,
+        renew: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), Lost> {
+        if let Some(lost) = self.lost() {
+            return Err(lost);
+        }
+        if fresh {
+            return Ok(());
+        }
+        if let Err(e) = renew() {
+            let lost = Lost::Unproven { what: what(), why: e.to_string() };
+            self.lose(lost.clone());
+            return Err(lost);
+        }
+        self.lost().map_or(Ok(()), Err)
     }
 
     /// What was lost, if anything.
@@ -165,7 +186,8 @@ mod tests {
     #[test]
     fn a_confirmation_proves_for_a_while() {
         let c = Confirmed { at: Duration::from_secs(100) };
-        assert!(c.fresh(Duration::from_secs(159), PROVEN_FOR));
-        assert!(!c.fresh(Duration::from_secs(160), PROVEN_FOR));
+        let proven_for = Duration::from_secs(60);
+        assert!(c.fresh(Duration::from_secs(159), proven_for));
+        assert!(!c.fresh(Duration::from_secs(160), proven_for));
     }
 }

@@ -246,27 +246,21 @@ impl Leases {
         if let Some(lost) = self.fence.lost() {
             return Err(lost);
         }
-        let fresh = |held: &HashMap<String, (usize, Held)>| {
-            held.get(target).map(|(_, h)| h.confirmed.fresh(self.clock.now(), self.holder.proven_for()))
+        let what = || format!("the lease on {target}");
+        let fresh = self
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(target)
+            .map(|(_, h)| h.confirmed.fresh(self.clock.now(), self.holder.proven_for()));
+        let Some(fresh) = fresh else {
+            // Once fenced, the loss is what is said, as for a lease still held.
+            return Err(self
+                .fence
+                .lost()
+                .unwrap_or_else(|| Lost::Unproven { what: what(), why: "this run does not hold it".into() }));
         };
-        match fresh(&self.held.lock().unwrap_or_else(PoisonError::into_inner)) {
-            Some(true) => return Ok(()),
-            Some(false) => {}
-            None => {
-                let lost =
-                    Lost::Unproven { what: format!("the lease on {target}"), why: "this run does not hold it".into() };
-                return Err(lost);
-            }
-        }
-        if let Err(e) = self.renew_one(target) {
-            let lost = Lost::Unproven { what: format!("the lease on {target}"), why: e.to_string() };
-            self.fence.lose(lost.clone());
-            return Err(lost);
-        }
-        match self.fence.lost() {
-            Some(lost) => Err(lost),
-            None => Ok(()),
-        }
+        self.fence.prove(what, fresh, || self.renew_one(target))
     }
 }
 
@@ -284,7 +278,7 @@ mod tests {
     /// are old, so before acting it renews, finds both taken, and is fenced.
     #[test]
     fn a_holder_that_slept_proves_nothing_and_is_fenced_when_its_records_were_taken_over() {
-        use crate::state::fence::{Clock, Fence, Lost, PROVEN_FOR};
+        use crate::state::fence::{Clock, Fence, Lost};
         use crate::state::lock::Lock;
         let (store, _faults) = crate::state::store::tests::faulty(std::time::Duration::from_secs(5));
         let now = Arc::new(Mutex::new(std::time::Duration::from_secs(1000)));
@@ -301,7 +295,7 @@ mod tests {
         let current = store.get(&key).unwrap().unwrap().version;
         let theirs = LeaseRecord { target: "s.live".into(), holder: far("r2"), renewed_at: now_secs(), renewals: 1 };
         store.replace(&key, &serde_json::to_vec(&theirs).unwrap(), &current).unwrap().unwrap();
-        *now.lock().unwrap() += PROVEN_FOR + std::time::Duration::from_secs(76);
+        *now.lock().unwrap() += far("r1").proven_for() + std::time::Duration::from_secs(76);
         // It wakes: the lock is still its own, renewed now; the lease is not.
         assert_eq!(lock.prove(), Ok(()));
         let Err(Lost::TakenOver { what, by }) = leases.prove("s.live") else { panic!("acted under a lost lease") };
@@ -318,7 +312,7 @@ mod tests {
     /// its version adopted, the lease proven, and given back at the end.
     #[test]
     fn a_renewal_whose_answer_was_lost_keeps_the_lease() {
-        use crate::state::fence::{Clock, Fence, PROVEN_FOR};
+        use crate::state::fence::{Clock, Fence};
         let (store, faults) = crate::state::store::tests::faulty(std::time::Duration::from_secs(5));
         let now = Arc::new(Mutex::new(std::time::Duration::from_secs(1000)));
         let fence = Fence::default();
@@ -328,7 +322,7 @@ mod tests {
         faults(&[(true, 1)]);
         leases.renew();
         assert!(fence.lost().is_none(), "its own renewal, not a take-over");
-        *now.lock().unwrap() += PROVEN_FOR / 2;
+        *now.lock().unwrap() += holder("r1", std::process::id()).proven_for() / 2;
         assert_eq!(leases.prove("s.live"), Ok(()));
         drop(guard);
         futures::executor::block_on(leases.settle());

@@ -341,21 +341,8 @@ impl Lock {
     /// on the boot clock, or a renewal now confirms it. Otherwise the fence is told why.
     pub fn prove(&self) -> Result<(), Lost> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(lost) = self.fence.lost() {
-            return Err(lost);
-        }
-        if held.confirmed.fresh(self.clock.now(), self.holder.proven_for()) {
-            return Ok(());
-        }
-        if let Err(e) = self.renew_held(&mut held) {
-            let lost = Lost::Unproven { what: "the plan lock".to_owned(), why: e.to_string() };
-            self.fence.lose(lost.clone());
-            return Err(lost);
-        }
-        match self.fence.lost() {
-            Some(lost) => Err(lost),
-            None => Ok(()),
-        }
+        let fresh = held.confirmed.fresh(self.clock.now(), self.holder.proven_for());
+        self.fence.prove(|| "the plan lock".to_owned(), fresh, || self.renew_held(&mut held))
     }
 }
 

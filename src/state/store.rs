@@ -113,13 +113,18 @@ impl Store {
         Some(now.duration_since(modified).unwrap_or_default())
     }
 
+    /// What this store's clock was last read to say.
+    fn clock_reading(&self) -> &ClockReading {
+        match self {
+            Self::Dir(d) => &d.clock,
+            Self::Object(o) => &o.clock,
+        }
+    }
+
     /// Sets the store's clock `ahead` of this machine's (tests: records then look that old).
     #[cfg(test)]
     pub(crate) fn skew_clock(&self, ahead: std::time::Duration) {
-        let reading = match self {
-            Self::Dir(d) => &d.clock,
-            Self::Object(o) => &o.clock,
-        };
+        let reading = self.clock_reading();
         let now = std::time::SystemTime::now() + ahead;
         *reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((super::fence::boot_time(), now));
     }
@@ -127,10 +132,7 @@ impl Store {
     /// The store's time now: a probe read at most [`CLOCK_READ_FOR`] ago, carried forward on
     /// the boot clock.
     fn now(&self) -> Option<std::time::SystemTime> {
-        let reading = match self {
-            Self::Dir(d) => &d.clock,
-            Self::Object(o) => &o.clock,
-        };
+        let reading = self.clock_reading();
         let boot = super::fence::boot_time();
         let kept = *reading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((then, said)) = kept
