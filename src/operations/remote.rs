@@ -296,7 +296,8 @@ async fn once(
         Some(255) if host_key_refused(&stderr) => {
             *ended = Some(false);
             // The file ssh itself named, else the one it would have used.
-            let file = offending_file(&stderr).map_or_else(
+            let named = offending_file(&stderr);
+            let file = named.map_or_else(
                 || {
                     ops.ssh_route.as_ref().map_or_else(
                         || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
@@ -306,7 +307,7 @@ async fn once(
                 str::to_owned,
             );
             // The command that removes it from that very file, when ssh named it.
-            let option = offending_file(&stderr).map(|f| format!("-f '{f}' ")).unwrap_or_default();
+            let option = named.map(|f| format!("-f '{f}' ")).unwrap_or_default();
             Err(OpError::failed(
                 "the app server's host key is not the one recorded; nothing ran",
                 format!(

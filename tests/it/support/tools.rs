@@ -13,10 +13,10 @@
 //! them. Under `CI=true` nothing is skipped: a missing tool fails the test that needs it.
 //!
 //! Shared by the integration tests, the `skipped` target and the bench (by `#[path]`), so it uses
-//! nothing of theirs.
+//! nothing of theirs (only the library, which each links: its PATH lookup is the product's).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -94,7 +94,8 @@ pub(crate) fn in_ci() -> bool {
 pub(crate) fn find(tool: Tool) -> Option<PathBuf> {
     let found = match tool {
         Tool::PythonTools => python_tools().clone(),
-        _ => on_path(tool.program()).ok_or_else(|| format!("`{}` is not on PATH", tool.program())),
+        _ => terminus_batch::settings::env::find_program(tool.program())
+            .ok_or_else(|| format!("`{}` is not on PATH", tool.program())),
     };
     match found {
         Ok(path) => Some(path),
@@ -116,17 +117,6 @@ macro_rules! needs {
     };
 }
 pub(crate) use needs;
-
-/// The first `program` on `PATH`.
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| is_executable(candidate))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
 
 /// The directory of this run's skip records: one file per cargo (or nextest) process, named by
 /// its pid, which is every test binary's parent.
@@ -170,7 +160,7 @@ fn python_tools() -> &'static Result<PathBuf, String> {
 
 fn provision_python() -> Result<PathBuf, String> {
     let requirements = std::fs::read(REQUIREMENTS).map_err(|e| format!("{REQUIREMENTS}: {e}"))?;
-    let python = on_path("python3").ok_or("`python3` is not on PATH")?;
+    let python = terminus_batch::settings::env::find_program("python3").ok_or("`python3` is not on PATH")?;
     let version =
         Command::new(&python).arg("--version").output().map_err(|e| format!("{}: {e}", python.display()))?.stdout;
     // Keyed by what it is made of: a new pin or another interpreter makes a new one.
