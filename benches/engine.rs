@@ -14,18 +14,18 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use terminus_batch::events::{Event, EventSink, Status};
-use terminus_batch::executor::{
-    self, Controls, Done, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta,
+use tb_core::events::{Event, EventSink, Status};
+use tb_core::graph::TaskGraph;
+use tb_core::ids::RunId;
+use tb_executor::{
+    Controls, Done, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta,
     scheduler::{GroupPolicy, Limits},
 };
-use terminus_batch::expand::{Filter, Task, expand};
-use terminus_batch::graph::TaskGraph;
-use terminus_batch::ids::RunId;
-use terminus_batch::plan::ops::OperationSpec;
-use terminus_batch::plan::{self, PlanSource};
-use terminus_batch::resolve::resolve;
-use terminus_batch::simulator::world::World;
+use tb_plan::expand::{Filter, Task, expand};
+use tb_plan::plan::ops::OperationSpec;
+use tb_plan::plan::{self, PlanSource};
+use tb_plan::resolve::resolve;
+use tb_simulator::world::World;
 
 fn main() {
     let sizes: Vec<usize> = match std::env::args().skip(1).find_map(|a| a.parse().ok()) {
@@ -129,11 +129,11 @@ jobs:
 }
 
 /// Runs every task as a no-op through the real executor: 20 in flight, one per site.
-async fn execute(graph: &TaskGraph<Task<OperationSpec>>) -> executor::RunSummary {
+async fn execute(graph: &TaskGraph<Task<OperationSpec>>) -> tb_executor::RunSummary {
     let limits = Limits { concurrency: 20, per_site: 1, fail_fast: false, max_failures: None };
     let groups = vec![GroupPolicy::default(); 4];
     let run_id = RunId::from_parts("20260101T000000Z", 1);
-    executor::execute(graph, Arc::new(Noop), groups, limits, Controls::default(), &SystemClock, run_id, &mut Discard)
+    tb_executor::execute(graph, Arc::new(Noop), groups, limits, Controls::default(), &SystemClock, run_id, &mut Discard)
         .await
 }
 
@@ -173,7 +173,7 @@ impl Runner<Task<OperationSpec>> for Noop {
 struct Discard;
 
 impl EventSink for Discard {
-    fn emit(&mut self, _event: &Event) -> Result<(), terminus_batch::events::RecordError> {
+    fn emit(&mut self, _event: &Event) -> Result<(), tb_core::events::RecordError> {
         Ok(())
     }
 }

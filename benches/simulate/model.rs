@@ -20,7 +20,7 @@
 //! shrink evenly (`gj = μ - ν (j - 1)`, from the Lagrange conditions), found by trying every
 //! `k`.
 
-use terminus_batch::simulator::knobs::roll;
+use tb_simulator::knobs::roll;
 
 /// A chain of jobs on every site, each job one workflow.
 pub(crate) struct Shape {

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use terminus_batch::events::Status;
-use terminus_batch::operations::api::ApiClient;
-use terminus_batch::plan::PlanSource;
-use terminus_batch::report::RunReport;
-use terminus_batch::simulator::{Simulator, Stats, World};
+use tb_core::events::Status;
+use tb_operations::api::ApiClient;
+use tb_plan::plan::PlanSource;
+use tb_report::RunReport;
+use tb_simulator::{Simulator, Stats, World};
 
 use super::model;
 
@@ -841,10 +841,10 @@ fn listing_workload(per_org: usize) -> Result<ListingFigures, String> {
 async fn time_listing<F, Fut>(sim: &Simulator, parallel: bool, list: F) -> Result<Listing, String>
 where
     F: FnOnce(ApiClient) -> Fut,
-    Fut: std::future::Future<Output = Result<usize, terminus_batch::operations::api::ApiError>>,
+    Fut: std::future::Future<Output = Result<usize, tb_operations::api::ApiError>>,
 {
-    let settings = terminus_batch::settings::Settings::resolve(&[], None).map_err(|e| e.to_string())?;
-    let mut config = terminus_batch::run::connect::simulator_config(&settings, sim);
+    let settings = tb_settings::Settings::resolve(&[], None).map_err(|e| e.to_string())?;
+    let mut config = tb_run::connect::simulator_config(&settings, sim);
     config.requests_per_second = LISTING_RATE / LISTING_SCALE;
     config.burst = u32::try_from(CONCURRENCY).unwrap_or(u32::MAX);
     config.parallel_pagination = parallel;

@@ -12,14 +12,14 @@ use std::path::Path;
 
 use clap_complete::CompletionCandidate;
 
-use crate::plan::ops::OperationKind;
+use tb_plan::plan::ops::OperationKind;
 
 /// The job names of the plan on the command line being completed.
 pub(crate) fn jobs() -> Vec<CompletionCandidate> {
     let Some(plan) = plan_on_line(std::env::args_os()) else { return Vec::new() };
     let Ok(text) = std::fs::read_to_string(&plan) else { return Vec::new() };
-    let source = crate::plan::source::PlanSource::new(plan.display().to_string(), text);
-    let Ok((raw, _)) = crate::plan::parse::parse(&source) else { return Vec::new() };
+    let source = tb_plan::plan::source::PlanSource::new(plan.display().to_string(), text);
+    let Ok((raw, _)) = tb_plan::plan::parse::parse(&source) else { return Vec::new() };
     raw.jobs
         .iter()
         .map(|entry| {
@@ -32,13 +32,13 @@ pub(crate) fn jobs() -> Vec<CompletionCandidate> {
 /// store is not asked while a shell waits), newest first.
 pub(crate) fn runs() -> Vec<CompletionCandidate> {
     let Ok(here) = std::env::current_dir() else { return Vec::new() };
-    let vars = crate::settings::EnvVars::capture();
-    let Ok(location) = crate::run::history::locate_state(None, None, &here, &vars) else { return Vec::new() };
+    let vars = tb_settings::EnvVars::capture();
+    let Ok(location) = tb_run::history::locate_state(None, None, &here, &vars) else { return Vec::new() };
     if !location.is_dir() {
         return Vec::new();
     }
-    let Ok(store) = crate::run::history::open_state(&location, &vars) else { return Vec::new() };
-    crate::run::history::run_ids(&store).into_iter().map(CompletionCandidate::new).collect()
+    let Ok(runs) = tb_run::history::Runs::open(&location, &vars) else { return Vec::new() };
+    runs.ids().into_iter().map(CompletionCandidate::new).collect()
 }
 
 /// `--resume=` takes a run id, or `auto`.

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
 
 use crate::cli::ColorChoice;
-use crate::plan::{PlanError, PlanSource};
+use tb_plan::plan::{PlanError, PlanSource};
 
 /// How output is drawn.
 #[derive(Clone, Copy, Debug)]

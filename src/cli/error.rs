@@ -5,8 +5,8 @@ use std::io::{self, Write};
 
 use super::diagnostics::{Style, write_error, write_plan_errors};
 use super::exit::ExitStatus;
-use crate::plan::{PlanError, PlanSource};
-use crate::run::RunError;
+use tb_plan::plan::{PlanError, PlanSource};
+use tb_run::RunError;
 
 /// Why a command ended without doing what it was asked.
 #[derive(Debug)]

@@ -17,8 +17,8 @@ use clap_complete::ArgValueCandidates;
 
 use self::diagnostics::{Style, Terminals};
 use self::exit::ExitStatus;
-use crate::report::live::StatusLevel;
-use crate::settings::EnvVars;
+use tb_report::live::StatusLevel;
+use tb_settings::EnvVars;
 
 /// Run declarative batch jobs against the Pantheon hosting platform.
 #[derive(Debug, Parser)]
@@ -52,22 +52,28 @@ pub enum ColorChoice {
     Never,
 }
 
-/// `--status-level` and `--final-status-level` name the live display's levels: which tasks
-/// are printed or listed after the run, each level including the ones before it.
-impl ValueEnum for StatusLevel {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Self::None, Self::Fail, Self::Retry, Self::Skip, Self::Pass, Self::All]
-    }
+/// `--status-level` and `--final-status-level`: the live display's [`StatusLevel`]s by their
+/// command-line names (the display's crate knows no clap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    None,
+    Fail,
+    Retry,
+    Skip,
+    Pass,
+    All,
+}
 
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(match self {
-            Self::None => "none",
-            Self::Fail => "fail",
-            Self::Retry => "retry",
-            Self::Skip => "skip",
-            Self::Pass => "pass",
-            Self::All => "all",
-        }))
+impl From<LevelArg> for StatusLevel {
+    fn from(level: LevelArg) -> Self {
+        match level {
+            LevelArg::None => Self::None,
+            LevelArg::Fail => Self::Fail,
+            LevelArg::Retry => Self::Retry,
+            LevelArg::Skip => Self::Skip,
+            LevelArg::Pass => Self::Pass,
+            LevelArg::All => Self::All,
+        }
     }
 }
 
@@ -252,8 +258,8 @@ pub struct TargetArgs {
     /// Run shard I of N: the task graph split along its connected components (no task
     /// depends across shards), balanced by estimated work; each shard takes 1/N of the
     /// request rate.
-    #[arg(long, value_name = "I/N", value_parser = crate::shard::Shard::from_str_arg)]
-    pub shard: Option<crate::shard::Shard>,
+    #[arg(long, value_name = "I/N", value_parser = tb_plan::shard::Shard::from_str_arg)]
+    pub shard: Option<tb_plan::shard::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -358,11 +364,11 @@ pub struct ExecArgs {
     /// Task events printed while the run goes: `none`, `fail`, `retry`, `skip`, `pass`,
     /// `all` (default: `retry` on a terminal, `fail` off one, with a progress line every 15 s).
     #[arg(long, value_enum, value_name = "LEVEL")]
-    pub status_level: Option<StatusLevel>,
+    pub status_level: Option<LevelArg>,
     /// Tasks listed after the run, grouped by cause (default: `skip`, every task that did
     /// not succeed).
-    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = StatusLevel::Skip)]
-    pub final_status_level: StatusLevel,
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = LevelArg::Skip)]
+    pub final_status_level: LevelArg,
     /// How what read-only tasks read is printed on stdout after the run: `table` (one per
     /// task) or `json` (one object by task id; the final table then goes to stderr).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DataFormat::Table)]
@@ -439,7 +445,7 @@ pub struct Io<'a> {
 pub fn main() -> ExitCode {
     // A shell asking for completions (`COMPLETE=bash terminus-batch -- …`, set up by
     // `completions SHELL`) is answered here and the process ends.
-    clap_complete::CompleteEnv::with_factory(Cli::command).var(crate::settings::env::COMPLETE).complete();
+    clap_complete::CompleteEnv::with_factory(Cli::command).var(tb_core::env::COMPLETE).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -455,10 +461,10 @@ pub fn main() -> ExitCode {
     let style = Style::detect(
         cli.global.color,
         Terminals { stderr: io::stderr().is_terminal(), stdout: io::stdout().is_terminal() },
-        vars.get(crate::settings::env::NO_COLOR).is_some_and(|v| !v.is_empty()),
-        vars.get(crate::settings::env::COLUMNS).and_then(|c| c.parse().ok()),
+        vars.get(tb_core::env::NO_COLOR).is_some_and(|v| !v.is_empty()),
+        vars.get(tb_core::env::COLUMNS).and_then(|c| c.parse().ok()),
     );
-    crate::telemetry::init(cli.global.verbose, cli.global.quiet, vars.get(crate::settings::env::LOG));
+    tb_report::telemetry::init(cli.global.verbose, cli.global.quiet, vars.get(tb_core::env::LOG));
     let stdout = io::stdout();
     // stderr stays unlocked: logs are written from the runtime's worker threads, and a lock
     // held here for the whole command would block them forever.

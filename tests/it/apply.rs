@@ -201,7 +201,7 @@ fn refusals_come_before_any_api_call() {
 #[test]
 fn no_terminal_and_no_yes_refuses() {
     use crate::support::sim::Served;
-    let served = Served::new(terminus_batch::simulator::Knobs::default());
+    let served = Served::new(tb_simulator::Knobs::default());
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: live }\n";
     let out = served
         .test()

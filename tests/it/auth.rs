@@ -1,7 +1,7 @@
 //! `auth login|whoami|logout` and connection failures, through the real binary against the
 //! simulator on 127.0.0.1: terminus's files, exit codes, clear errors, no secret in output.
 
-use terminus_batch::simulator::Knobs;
+use tb_simulator::Knobs;
 
 use crate::support::Test;
 use crate::support::sim::Served;

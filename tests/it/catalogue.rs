@@ -84,7 +84,7 @@ fn all_ok(report: &Value) -> bool {
 
 #[test]
 fn the_cases_cover_the_catalogue() {
-    for kind in terminus_batch::plan::ops::OperationKind::ALL {
+    for kind in tb_plan::plan::ops::OperationKind::ALL {
         assert!(CASES.iter().any(|(op, _, _)| *op == kind.name()), "no case runs {}", kind.name());
     }
 }

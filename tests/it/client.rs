@@ -3,9 +3,9 @@
 //! cost of polling, each proven by the simulator's own counters.
 
 use serde_json::json;
-use terminus_batch::operations::api::workflows::{Poller, StartWorkflow, WorkflowScope};
-use terminus_batch::operations::api::{ApiClient, ApiConfig, SessionStore, unix_now};
-use terminus_batch::simulator::{FaultRule, Knobs, Simulator};
+use tb_operations::api::workflows::{Poller, StartWorkflow, WorkflowScope};
+use tb_operations::api::{ApiClient, ApiConfig, SessionStore, unix_now};
+use tb_simulator::{FaultRule, Knobs, Simulator};
 
 use crate::support::sim::{big_world, builtin, config, fast, start};
 
@@ -20,7 +20,7 @@ async fn site_id(client: &ApiClient, name: &str) -> String {
 fn clear_cache(site: &str, env: &str) -> StartWorkflow {
     StartWorkflow {
         scope: WorkflowScope::Env { site_id: site.to_owned(), env: env.to_owned() },
-        kind: terminus_batch::operations::api::workflows::WorkflowType::ClearCache,
+        kind: tb_operations::api::workflows::WorkflowType::ClearCache,
         params: json!({ "framework_cache": true }),
         marker: None,
     }
@@ -117,8 +117,7 @@ async fn listings_follow_the_cursor_across_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn independent_listings_are_fetched_concurrently() {
     let world = big_world(5, 120);
-    let knobs =
-        Knobs { latency: terminus_batch::simulator::knobs::Latency { min: 0.02, max: 0.02 }, ..Knobs::default() };
+    let knobs = Knobs { latency: tb_simulator::knobs::Latency { min: 0.02, max: 0.02 }, ..Knobs::default() };
     let (sim, client) = start(&world, knobs.clone()).await;
     let listing = client.site_listing().await.unwrap();
     assert_eq!(listing.org_sites.iter().map(|(_, s)| s.len()).sum::<usize>(), 600);
@@ -268,7 +267,7 @@ async fn a_refused_or_failed_workflow_post_is_repeated_and_one_that_acted_is_not
     let id = site_id(&client, "acme-web").await;
     let deploy_dev = StartWorkflow {
         scope: WorkflowScope::Env { site_id: id, env: "dev".into() },
-        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
+        kind: tb_operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 0, "annotation": "x" }),
         marker: None,
     };
@@ -283,7 +282,7 @@ async fn wait_for_sites(
     client: &ApiClient,
     poller: &Poller,
     sites: &[String],
-) -> Vec<terminus_batch::operations::api::wire::Workflow> {
+) -> Vec<tb_operations::api::wire::Workflow> {
     let mut waits = Vec::new();
     for id in sites {
         let wf = client.start_workflow(&clear_cache(id, "live"), unix_now()).await.unwrap();
@@ -306,15 +305,15 @@ async fn poll_costs(knobs: Knobs, first: usize, rest: usize) -> ((u64, u64), (u6
     let listing = client.org_sites(&client.user_orgs().await.unwrap()[0].organization.id).await.unwrap();
     let ids: Vec<String> = listing.iter().map(|m| m.id.clone()).collect();
     let (poller, driver) = Poller::new(client.clone());
-    let counts = |stats: &terminus_batch::simulator::Stats| {
+    let counts = |stats: &tb_simulator::Stats| {
         (stats.count("GET sites/{site}/workflows/{workflow}"), stats.count("GET sites/{site}/workflows"))
     };
     let work = async {
         let done = wait_for_sites(&client, &poller, &ids[..first]).await;
-        assert!(done.iter().all(terminus_batch::operations::api::wire::Workflow::succeeded));
+        assert!(done.iter().all(tb_operations::api::wire::Workflow::succeeded));
         let before = counts(&sim.stats());
         let done = wait_for_sites(&client, &poller, &ids[first..]).await;
-        assert!(done.iter().all(terminus_batch::operations::api::wire::Workflow::succeeded));
+        assert!(done.iter().all(tb_operations::api::wire::Workflow::succeeded));
         drop(poller);
         before
     };
@@ -402,7 +401,7 @@ async fn failed_workflows_carry_the_platform_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_seed_gives_the_same_outcomes_and_counters() {
-    async fn scenario() -> (Vec<String>, terminus_batch::simulator::Stats) {
+    async fn scenario() -> (Vec<String>, tb_simulator::Stats) {
         let knobs = Knobs { seed: 42, fail_workflow_rate: 0.5, error_rate: 0.2, ..fast(0.001) };
         let (sim, client) = start(&builtin(), knobs).await;
         let (poller, driver) = Poller::new(client.clone());
@@ -444,14 +443,14 @@ async fn the_same_seed_gives_the_same_outcomes_and_counters() {
 async fn state_moves_when_workflows_finish() {
     let (sim, client) = start(&builtin(), fast(0.001)).await;
     let id = site_id(&client, "acme-web").await;
-    let pending = |log: &[terminus_batch::operations::api::wire::Commit], env: &str, parent: &str| {
+    let pending = |log: &[tb_operations::api::wire::Commit], env: &str, parent: &str| {
         log.iter().filter(|c| c.labels.iter().any(|l| l == parent) && !c.labels.iter().any(|l| l == env)).count()
     };
     let before = client.code_log(&id, "dev").await.unwrap();
     assert_eq!(pending(&before, "test", "dev"), 1);
     let deploy = StartWorkflow {
         scope: WorkflowScope::Env { site_id: id.clone(), env: "test".into() },
-        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
+        kind: tb_operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 1, "annotation": "Release [tb:r1:t]" }),
         marker: Some("[tb:r1:t]".into()),
     };
@@ -476,7 +475,7 @@ async fn code_moving_workflows_queue_per_environment() {
     let id = site_id(&client, "acme-web").await;
     let deploy = |note: &str| StartWorkflow {
         scope: WorkflowScope::Env { site_id: id.clone(), env: "test".into() },
-        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
+        kind: tb_operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 0, "annotation": note }),
         marker: None,
     };

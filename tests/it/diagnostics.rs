@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use terminus_batch::plan::ErrorCode;
+use tb_plan::plan::ErrorCode;
 
 use crate::support::Test;
 

@@ -1,7 +1,7 @@
 //! Every example validates, plans and graphs against the default world; the committed schema
 //! is current; the README documents every operation.
 
-use terminus_batch::plan::ops::OperationKind;
+use tb_plan::plan::ops::OperationKind;
 
 use crate::support::{Test, example_plans, repo};
 
@@ -122,7 +122,7 @@ fn readme_documents_every_operation() {
             );
         }
     }
-    for code in terminus_batch::plan::ErrorCode::ALL {
+    for code in tb_plan::plan::ErrorCode::ALL {
         assert!(readme.contains(&format!("`{code}`")), "README lacks {code}");
     }
 }

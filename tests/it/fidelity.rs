@@ -77,7 +77,7 @@ jobs:
         if task["job"] == "status" {
             // terminus does not check; the run says so before ssh (issue 37, item 7).
             assert_eq!(task["status"], "failed", "{task}");
-            assert_eq!(task["message"], terminus_batch::plan::ops::FROZEN_REMOTE_MESSAGE, "{task}");
+            assert_eq!(task["message"], tb_plan::plan::ops::FROZEN_REMOTE_MESSAGE, "{task}");
             assert!(task["data"].is_null(), "ssh never ran: {task}");
         } else if refused {
             assert_eq!(task["status"], "failed", "{task}");
@@ -101,7 +101,7 @@ jobs:
         "{}",
         refresh.stdout
     );
-    assert!(terminus_batch::plan::ops::OperationKind::EnvWipe.refused_when_frozen());
+    assert!(tb_plan::plan::ops::OperationKind::EnvWipe.refused_when_frozen());
 }
 
 /// `backup:automatic:enable` sends terminus's schedule (daily backups kept 8 days, the
@@ -110,7 +110,7 @@ jobs:
 #[test]
 fn automatic_backups_are_scheduled_as_terminus_schedules_them_and_only_once() {
     use crate::support::sim::Served;
-    let served = Served::new(terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let served = Served::new(tb_simulator::Knobs { time_scale: 0.001, ..Default::default() });
     let run = |args: &[&str]| {
         let out = served
             .test()
@@ -155,7 +155,7 @@ fn automatic_backups_are_scheduled_as_terminus_schedules_them_and_only_once() {
 #[test]
 fn a_site_switches_upstream_once_by_any_name_terminus_accepts() {
     use crate::support::sim::Served;
-    let served = Served::new(terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let served = Served::new(tb_simulator::Knobs { time_scale: 0.001, ..Default::default() });
     let run = |upstream: &str| {
         let out = served
             .test()
@@ -198,16 +198,16 @@ sites:
   - { name: site-000, envs: { test: { deployable: 1 } } }
 ";
     // The first cache clear fails; a newer one succeeds.
-    let fail_first = terminus_batch::simulator::FaultRule {
+    let fail_first = tb_simulator::FaultRule {
         workflow_type: Some("clear_cache".into()),
         fail_workflow: Some("Simulated: the cache is locked".into()),
         times: 1,
         ..Default::default()
     };
-    let knobs = terminus_batch::simulator::Knobs { time_scale: 0.001, faults: vec![fail_first], ..Default::default() };
+    let knobs = tb_simulator::Knobs { time_scale: 0.001, faults: vec![fail_first], ..Default::default() };
     let served = Served::with_world(&world(text), knobs);
     let started = served.start_deploy_like_a_lost_post("Deploy by a teammate");
-    let clear = terminus_batch::operations::api::workflows::WorkflowType::ClearCache;
+    let clear = tb_operations::api::workflows::WorkflowType::ClearCache;
     let _failed = served.start_like_a_lost_post(clear, serde_json::json!({ "framework_cache": true }));
     let newer = served.start_like_a_lost_post(clear, serde_json::json!({ "framework_cache": true }));
     let wait = |with: &[&str]| {
@@ -360,8 +360,7 @@ fn a_dropped_ssh_connection_is_tried_again_and_the_command_runs_once() {
 fn https_remove_reads_the_settings_and_removes_only_what_is_there() {
     use crate::support::sim::{Served, world};
     let text = "user: { email: a@b.example }\nsites:\n  - { name: s1, envs: { live: {}, test: { https: false } } }\n";
-    let served =
-        Served::with_world(&world(text), terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let served = Served::with_world(&world(text), tb_simulator::Knobs { time_scale: 0.001, ..Default::default() });
     let remove = |target: &str| {
         let out = served
             .test()

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use terminus_batch::operations::api::wire;
+use tb_operations::api::wire;
 
 use crate::support::cassettes::Interaction;
 use crate::support::repo;

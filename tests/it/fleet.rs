@@ -1,13 +1,13 @@
 //! Issue 15: fleet scale. Named sites resolve through the listings, in a few requests,
 //! whatever their number; a name the listings lack falls back to a look-up.
 
-use terminus_batch::simulator::Knobs;
+use tb_simulator::Knobs;
 
 use crate::support::sim::{Served, world};
 
 const TOKEN: &str = "big-token";
 
-fn fleet_world(sites: usize) -> terminus_batch::simulator::World {
+fn fleet_world(sites: usize) -> tb_simulator::World {
     let mut text = String::from(
         "user: { email: big@example.com, machine_token: big-token }\norgs:\n  - { name: agency, role: admin }\n  - { name: partner, role: unprivileged }\nsites:\n",
     );
@@ -30,11 +30,7 @@ fn named_plan(sites: usize, extra: &[&str]) -> String {
 
 /// `args` (a command on `plan.yml`) where the plan names `sites` sites (and `extra`), against
 /// a simulator serving them: what it printed, and the simulator's counters.
-fn on_named_sites(
-    sites: usize,
-    extra: &[&str],
-    args: &[&str],
-) -> (crate::support::Output, terminus_batch::simulator::Stats) {
+fn on_named_sites(sites: usize, extra: &[&str], args: &[&str]) -> (crate::support::Output, tb_simulator::Stats) {
     let served = Served::with_world(&fleet_world(sites), Knobs { time_scale: 0.001, ..Knobs::default() });
     let out =
         served.test().env("TERMINUS_MACHINE_TOKEN", TOKEN).file("plan.yml", &named_plan(sites, extra)).args(args).run();

@@ -4,9 +4,9 @@
 //! (about ten minutes here).
 
 use proptest::prelude::*;
-use terminus_batch::plan::PlanSource;
-use terminus_batch::simulator::World;
-use terminus_batch::state::journal::parse_lines;
+use tb_plan::plan::PlanSource;
+use tb_simulator::World;
+use tb_state::journal::parse_lines;
 
 use crate::support::repo;
 
@@ -48,21 +48,18 @@ fn check_world(text: &str) {
 }
 
 fn check_saved(text: &str) {
-    let _outcome = terminus_batch::run::saved::parse(text);
+    let _outcome = tb_run::saved::parse(text);
 }
 
 fn check_journal(text: &str) {
-    let _bytes = terminus_batch::state::journal::parse_bytes(text.as_bytes());
+    let _bytes = tb_state::journal::parse_bytes(text.as_bytes());
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     if let Ok((_, events, _)) = parse_lines(&lines) {
-        let journal = terminus_batch::state::journal::RunJournal {
-            header: parse_lines(&lines).unwrap().0,
-            events,
-            torn_tail: false,
-        };
+        let journal =
+            tb_state::journal::RunJournal { header: parse_lines(&lines).unwrap().0, events, torn_tail: false };
         let carried = journal.header.carried.clone();
-        let _priors = terminus_batch::state::journal::prior_states(&journal, &carried);
-        let _chained = terminus_batch::state::journal::chain_priors([&journal]);
+        let _priors = tb_state::journal::prior_states(&journal, &carried);
+        let _chained = tb_state::journal::chain_priors([&journal]);
     }
 }
 
@@ -108,7 +105,7 @@ proptest! {
                 let plans = crate::support::example_plans();
                 let text = std::fs::read_to_string(&plans[c.len() % plans.len()]).unwrap();
                 let text = mutate(text, &c);
-                let _outcome = terminus_batch::plan::load(&PlanSource::new("fuzz.yml", text.as_str()));
+                let _outcome = tb_plan::plan::load(&PlanSource::new("fuzz.yml", text.as_str()));
             }
         }
     }

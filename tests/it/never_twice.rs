@@ -2,7 +2,7 @@
 //! under path spellings, a second crash, clock skew, odd answers and timeouts. Each test
 //! reproduces a way the run went wrong before.
 
-use terminus_batch::simulator::Knobs;
+use tb_simulator::Knobs;
 
 use crate::support::Test;
 use crate::support::sim::Served;
@@ -46,7 +46,7 @@ jobs:
     assert!(run.stderr.contains("`env.MY_SECRET` looks like a secret"), "{}", run.stderr);
 }
 
-fn slow_world() -> terminus_batch::simulator::World {
+fn slow_world() -> tb_simulator::World {
     crate::support::sim::world(
         "user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: s1, org: o, envs: { test: { deployable: 1 } } }\n  - { name: s2, org: o, envs: { test: { deployable: 1 } } }\n",
     )
@@ -107,7 +107,7 @@ fn long_knobs(scale: f64) -> Knobs {
     crate::support::sim::steady(scale, 30.0)
 }
 
-fn one_site_world() -> terminus_batch::simulator::World {
+fn one_site_world() -> tb_simulator::World {
     crate::support::sim::world(
         "user: { email: ops@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: site-000, org: o, envs: { test: { deployable: 1 } } }\n",
     )
@@ -160,7 +160,7 @@ fn a_resume_killed_before_it_recorded_anything_loses_nothing_of_the_run_before()
 
 #[test]
 fn an_html_answer_to_a_workflow_post_is_reconciled_and_an_html_read_retried() {
-    use terminus_batch::simulator::FaultRule;
+    use tb_simulator::FaultRule;
     let html_post = FaultRule {
         method: Some("POST".into()),
         route: Some("sites/{site}/environments/{env}/workflows".into()),
@@ -197,7 +197,7 @@ fn an_html_answer_to_a_workflow_post_is_reconciled_and_an_html_read_retried() {
 
 #[test]
 fn a_platform_clock_ten_minutes_behind_does_not_hide_the_workflow_a_killed_post_started() {
-    use terminus_batch::operations::api::workflows::WorkflowType;
+    use tb_operations::api::workflows::WorkflowType;
     let knobs = Knobs { time_scale: 0.001, clock_offset: -600.0, ..Knobs::default() };
     let served = Served::with_world(&one_site_world(), knobs);
     let t = Test::new().file(

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use terminus_batch::operations::api::workflows::Poller;
-use terminus_batch::operations::{OpError, OpOutput, Ops, Target};
-use terminus_batch::plan::ops::{BackupElement, ConnectionMode, OperationSpec};
-use terminus_batch::plan::template::Text;
-use terminus_batch::simulator::{FaultRule, Knobs, RecordedRequest};
+use tb_operations::api::workflows::Poller;
+use tb_operations::{OpError, OpOutput, Ops, Target};
+use tb_plan::plan::ops::{BackupElement, ConnectionMode, OperationSpec};
+use tb_plan::plan::template::Text;
+use tb_simulator::{FaultRule, Knobs, RecordedRequest};
 
 use crate::support::sim::{start, world};
 
@@ -492,7 +492,7 @@ async fn read_only_operations_read_and_write_nothing() {
 /// finding fails without sending anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preview_and_the_run_make_the_same_decision() {
-    use terminus_batch::operations::preview::Preview;
+    use tb_operations::preview::Preview;
     let deploy = OperationSpec::EnvDeploy { note: text("R"), updatedb: false, cc: false, sync_content: false };
     let lock = OperationSpec::LockEnable { username: text("ops"), password_env: "LOCK_PW".into() };
     let cases: Vec<(OperationSpec, &str, &str)> = vec![

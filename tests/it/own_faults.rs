@@ -1,7 +1,7 @@
 //! Issue 23: the tool's own faults (its disk, its poller, its resumes, its reports). Each
 //! test reproduces a way a run lost a record or said something untrue, then checks the fix.
 
-use terminus_batch::simulator::Knobs;
+use tb_simulator::Knobs;
 
 use crate::support::Test;
 use crate::support::sim::Served;
@@ -17,7 +17,7 @@ fn fast_test(served: &Served, dir: &std::path::Path) -> Test {
         .env("TERMINUS_BATCH_BURST", "1000")
 }
 
-fn deploy_world(sites: usize) -> terminus_batch::simulator::World {
+fn deploy_world(sites: usize) -> tb_simulator::World {
     crate::support::sim::deployable_sites(sites)
 }
 
@@ -268,7 +268,7 @@ fn runs_show_of_a_killed_run_says_where_each_task_was_left() {
 
 #[test]
 fn a_fleet_with_three_in_ten_workflow_posts_answered_5xx_succeeds_without_a_duplicate() {
-    use terminus_batch::simulator::FaultRule;
+    use tb_simulator::FaultRule;
     // The first 12 of 40 POSTs (30 %) answered 500, 502 or 503 before the platform acted.
     let fault = |status: u16, after: u32| FaultRule {
         method: Some("POST".into()),
@@ -378,7 +378,7 @@ fn a_deploy_a_killed_run_posted_is_adopted_whatever_the_platform_clock_says() {
 
 #[test]
 fn an_html_answer_to_a_deploy_post_on_a_platform_ten_minutes_behind_is_adopted() {
-    use terminus_batch::simulator::FaultRule;
+    use tb_simulator::FaultRule;
     let html = FaultRule {
         method: Some("POST".into()),
         route: Some("sites/{site}/environments/{env}/workflows".into()),
@@ -400,7 +400,7 @@ fn an_html_answer_to_a_deploy_post_on_a_platform_ten_minutes_behind_is_adopted()
 #[test]
 fn killed_while_a_proxy_holds_the_deploy_answers_on_a_platform_behind_then_resumed_deploys_each_once() {
     use std::io::BufRead as _;
-    use terminus_batch::simulator::FaultRule;
+    use tb_simulator::FaultRule;
     // The issue's trial: 10 sites, deploys of 60 s at a twentieth of real time, a proxy that
     // forwards each workflow POST and holds its answer 3 s (60 s before scaling), the
     // platform ten minutes behind and the `Date` stamped by the proxy.

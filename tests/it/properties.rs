@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 
 use proptest::prelude::*;
-use terminus_batch::expand::{Filter, expand};
-use terminus_batch::graph::TaskGraph;
-use terminus_batch::plan::{self, PlanSource};
-use terminus_batch::resolve::{Resolved, SiteTargets};
+use tb_core::graph::TaskGraph;
+use tb_plan::expand::{Filter, expand};
+use tb_plan::plan::{self, PlanSource};
+use tb_plan::resolve::{Resolved, SiteTargets};
 
 fn load(text: &str) -> plan::model::Plan {
     plan::load(&PlanSource::new("p.yml", text)).unwrap_or_else(|e| panic!("{e:?}\n{text}"))
@@ -90,9 +90,9 @@ proptest! {
             }
         }
         let b = expand(&p, &r, &Filter::default()).unwrap();
-        let ids = |e: &terminus_batch::expand::Expansion<_>| e.tasks.iter().map(|t| (t.id.clone(), t.needs.clone())).collect::<Vec<_>>();
+        let ids = |e: &tb_plan::expand::Expansion<_>| e.tasks.iter().map(|t| (t.id.clone(), t.needs.clone())).collect::<Vec<_>>();
         prop_assert_eq!(ids(&a), ids(&b));
-        let edges = |e: &terminus_batch::expand::Expansion<_>| -> Vec<(usize, usize)> {
+        let edges = |e: &tb_plan::expand::Expansion<_>| -> Vec<(usize, usize)> {
             e.tasks.iter().enumerate().flat_map(|(i, t)| t.needs.iter().map(move |&n| (n, i))).collect()
         };
         let ga = TaskGraph::build(a.tasks.clone(), edges(&a), |t| t.id.to_string()).unwrap();

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use terminus_batch::simulator::Knobs;
+use tb_simulator::Knobs;
 
 use crate::support::Test;
 use crate::support::sim::Served;

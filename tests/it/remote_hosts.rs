@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use terminus_batch::operations::api::workflows::Poller;
-use terminus_batch::operations::remote::SshRoute;
-use terminus_batch::operations::{Ops, Target};
-use terminus_batch::plan::ops::OperationSpec;
+use tb_operations::api::workflows::Poller;
+use tb_operations::remote::SshRoute;
+use tb_operations::{Ops, Target};
+use tb_plan::plan::ops::OperationSpec;
 
 use crate::support::sim::{builtin, fast, start};
 

@@ -1,7 +1,7 @@
 //! Issue 29: what a remote command prints can grant access. Its output reaches the person who
 //! ran it (stdout) and never a file: reports, the journal, `result.json`, the step summary.
 
-use terminus_batch::simulator::ssh::secret;
+use tb_simulator::ssh::secret;
 
 use crate::support::Test;
 

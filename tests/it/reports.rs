@@ -1,11 +1,11 @@
 //! Every report format, snapshot-tested from a report folded from events built in code (fixed
 //! clock, fixed run id), so a change to any format shows up in review.
 
-use terminus_batch::cause::Cause;
-use terminus_batch::events::{Event, Outcome, Status, TaskHeader};
-use terminus_batch::ids::RunId;
-use terminus_batch::report::summary::{PlanInfo, SettingsInfo};
-use terminus_batch::report::{Format, RunReport, render, table};
+use tb_core::cause::Cause;
+use tb_core::events::{Event, Outcome, Status, TaskHeader};
+use tb_core::ids::RunId;
+use tb_report::summary::{PlanInfo, SettingsInfo};
+use tb_report::{Format, RunReport, render, table};
 
 const T0: u64 = 1_800_000_000_000;
 
@@ -239,8 +239,8 @@ fn markdown_report_groups_a_fleet_failure_by_cause() {
 
 #[test]
 fn final_table_colours_statuses_only_when_asked() {
-    use terminus_batch::report::paint::Paint;
-    use terminus_batch::report::table::{TableOptions, render_with};
+    use tb_report::paint::Paint;
+    use tb_report::table::{TableOptions, render_with};
     let plain = render_with(&fleet(), &TableOptions::default());
     assert!(!plain.contains('\x1b'), "{plain}");
     let coloured = render_with(&fleet(), &TableOptions { paint: Paint::new(true), ..TableOptions::default() });

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use terminus_batch::simulator::{FaultRule, Knobs};
+use tb_simulator::{FaultRule, Knobs};
 
 use crate::support::Test;
 use crate::support::sim::{Served, world};
@@ -47,26 +47,26 @@ fn apply_in_process(
     world: &str,
     vars: &[(&str, &str)],
     concurrency: usize,
-) -> terminus_batch::run::RunOutcome {
-    use terminus_batch::run::apply::{ApplyOptions, begin, check, claim};
-    use terminus_batch::run::{PlanInput, TargetOptions, prepare_on};
+) -> tb_run::RunOutcome {
+    use tb_run::apply::{ApplyOptions, begin, check, claim};
+    use tb_run::{PlanInput, TargetOptions, prepare_on};
     std::fs::write(dir.join("plan.yml"), plan).unwrap();
     std::fs::write(dir.join("world.yml"), world).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
-    let vars = terminus_batch::settings::EnvVars::from_pairs(vars.iter().copied());
+    let vars = tb_settings::EnvVars::from_pairs(vars.iter().copied());
     let targets = TargetOptions {
-        platform: terminus_batch::run::Platform::Simulator,
+        platform: tb_run::Platform::Simulator,
         world: Some(dir.join("world.yml")),
         ..TargetOptions::default()
     };
-    let flags = terminus_batch::settings::Layer { concurrency: Some(concurrency), ..Default::default() };
+    let flags = tb_settings::Layer { concurrency: Some(concurrency), ..Default::default() };
     let input = PlanInput::File(dir.join("plan.yml"));
     let options = ApplyOptions {
         allow_destructive: false,
         abort_in_flight: false,
         downloads: 1,
         resume: None,
-        state: terminus_batch::state::Store::dir(dir.join(".terminus-batch")),
+        state: tb_state::Store::dir(dir.join(".terminus-batch")),
         watch_signals: false,
         lock_timeout: None,
         run_group: None,
@@ -81,8 +81,8 @@ fn apply_in_process(
 
 struct Discard;
 
-impl terminus_batch::events::EventSink for Discard {
-    fn emit(&mut self, _event: &terminus_batch::events::Event) -> Result<(), terminus_batch::events::RecordError> {
+impl tb_core::events::EventSink for Discard {
+    fn emit(&mut self, _event: &tb_core::events::Event) -> Result<(), tb_core::events::RecordError> {
         Ok(())
     }
 }
@@ -135,7 +135,7 @@ fn chaos_trial(seed: u64) -> (u64, u64) {
         &[("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")],
         20,
     );
-    assert_ne!(outcome.verdict(), terminus_batch::run::Verdict::Internal, "seed {seed}");
+    assert_ne!(outcome.verdict(), tb_run::Verdict::Internal, "seed {seed}");
     let report = serde_json::to_value(&outcome.report).unwrap();
     let tasks = report["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 201);
@@ -246,9 +246,8 @@ fn session_expiry_mid_run_logs_in_again_and_fails_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let knobs = "simulator: { time_scale: 0.01, session_lifetime: 40.0 }\n";
     let outcome = apply_in_process(dir.path(), PIPELINE, &sites_world(8, knobs), &[], 2);
-    assert_eq!(outcome.verdict(), terminus_batch::run::Verdict::Succeeded, "{:?}", outcome.report.tasks);
-    let stats: terminus_batch::simulator::Stats =
-        serde_json::from_value(outcome.report.simulator.clone().unwrap()).unwrap();
+    assert_eq!(outcome.verdict(), tb_run::Verdict::Succeeded, "{:?}", outcome.report.tasks);
+    let stats: tb_simulator::Stats = serde_json::from_value(outcome.report.simulator.clone().unwrap()).unwrap();
     assert!(stats.logins >= 2, "the session expired during the run: {stats:?}");
     let refused: u64 = stats.requests.values().filter_map(|by| by.get(&401)).sum();
     assert!(refused >= 1);

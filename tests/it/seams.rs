@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::process::Stdio;
 
 use serde_json::Value;
-use terminus_batch::simulator::Knobs;
+use tb_simulator::Knobs;
 
 use crate::support::sim::{Served, world};
 use crate::support::{Test, simulated};

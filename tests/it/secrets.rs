@@ -29,7 +29,7 @@ jobs:
 
 #[test]
 fn no_secret_in_output_logs_reports_or_journal() {
-    let served = Served::new(terminus_batch::simulator::Knobs { time_scale: 0.001, ..Default::default() });
+    let served = Served::new(tb_simulator::Knobs { time_scale: 0.001, ..Default::default() });
     let t = Test::new().file("plan.yml", PLAN);
     let dir = t.path().to_owned();
     let run = |args: &[&str]| {

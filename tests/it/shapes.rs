@@ -9,10 +9,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use terminus_batch::operations::api::Reply;
-use terminus_batch::operations::api::workflows::{Poller, StartWorkflow, WorkflowScope};
-use terminus_batch::operations::api::{ApiClient, Repeat, unix_now};
-use terminus_batch::simulator::Knobs;
+use tb_operations::api::Reply;
+use tb_operations::api::workflows::{Poller, StartWorkflow, WorkflowScope};
+use tb_operations::api::{ApiClient, Repeat, unix_now};
+use tb_simulator::Knobs;
 
 use crate::support::cassettes::Interaction;
 use crate::support::repo;
@@ -155,7 +155,7 @@ async fn simulated_responses_have_the_recorded_shapes() {
         .id;
     let deploy = StartWorkflow {
         scope: WorkflowScope::Env { site_id: site.clone(), env: "test".into() },
-        kind: terminus_batch::operations::api::workflows::WorkflowType::Deploy,
+        kind: tb_operations::api::workflows::WorkflowType::Deploy,
         params: json!({ "updatedb": 0, "clear_cache": 0, "annotation": "Deploy test" }),
         marker: None,
     };
@@ -178,7 +178,7 @@ async fn simulated_responses_have_the_recorded_shapes() {
     // A backup, finished, so the catalog and s3token have entries.
     let export = StartWorkflow {
         scope: WorkflowScope::Env { site_id: site.clone(), env: "live".into() },
-        kind: terminus_batch::operations::api::workflows::WorkflowType::DoExport,
+        kind: tb_operations::api::workflows::WorkflowType::DoExport,
         params: json!({ "code": true, "database": true, "files": true, "entry_type": "backup", "ttl": 31_536_000 }),
         marker: None,
     };

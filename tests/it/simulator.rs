@@ -2,8 +2,8 @@
 //! platform health check, organization tags, domains, and identical reads shared in flight.
 
 use serde_json::{Value, json};
-use terminus_batch::operations::api::{Repeat, wire};
-use terminus_batch::simulator::Knobs;
+use tb_operations::api::{Repeat, wire};
+use tb_simulator::Knobs;
 
 use crate::support::sim::{builtin, start};
 
@@ -118,7 +118,7 @@ async fn tags_and_domains_change_the_world_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_reads_in_flight_are_sent_once() {
-    let knobs = Knobs { latency: terminus_batch::simulator::knobs::Latency { min: 0.3, max: 0.3 }, ..Knobs::default() };
+    let knobs = Knobs { latency: tb_simulator::knobs::Latency { min: 0.3, max: 0.3 }, ..Knobs::default() };
     let (sim, client) = start(&builtin(), knobs).await;
     let site = client.site_id("acme-web").await.unwrap().unwrap();
     let reads: Vec<_> = (0..20)

@@ -8,7 +8,7 @@ use crate::support::sim::Served;
 
 const TOKEN: &str = "simulated-machine-token";
 
-fn world(sites: usize) -> terminus_batch::simulator::World {
+fn world(sites: usize) -> tb_simulator::World {
     crate::support::sim::deployable_sites(sites)
 }
 
@@ -367,7 +367,7 @@ fn a_holder_stopped_past_the_stale_period_starts_nothing_once_it_wakes_and_exits
 fn a_sleeping_holder_is_fenced(shared: &Shared, t: Test) {
     let gate = t.path().join("gate");
     let mut knobs = crate::support::sim::steady(0.05, 20.0);
-    knobs.hold = Some(terminus_batch::simulator::knobs::Hold { until: gate.clone(), types: None });
+    knobs.hold = Some(tb_simulator::knobs::Hold { until: gate.clone(), types: None });
     let served = Served::with_world(&world(8), knobs);
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
     let t = t.file("a/.git/HEAD", "ref: refs/heads/main\n").file("a/plan.yml", plan);

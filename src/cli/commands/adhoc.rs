@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::{AdhocArgs, Io, PlanArgs, PlanFormat};
-use crate::plan::PlanSource;
-use crate::plan::ops::{OperationKind, OptType};
-use crate::run::PlanInput;
+use tb_plan::plan::PlanSource;
+use tb_plan::plan::ops::{OperationKind, OptType};
+use tb_run::PlanInput;
 
 pub(super) fn execute(args: &AdhocArgs, io: &mut Io<'_>) -> CommandResult {
     let text = plan_text(&args.operation, &args.on, &args.with).map_err(CommandError::invalid)?;
@@ -77,7 +77,7 @@ fn shown(pair: &str) -> String {
 fn value(text: &str) -> Result<String, String> {
     let trimmed = text.trim_start();
     if trimmed.starts_with(['[', '{', '"', '\'']) {
-        return crate::plan::parse::flow_value(trimmed).map(|v| v.to_string());
+        return tb_plan::plan::parse::flow_value(trimmed).map(|v| v.to_string());
     }
     Ok(scalar(text))
 }

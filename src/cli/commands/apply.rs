@@ -1,4 +1,4 @@
-//! `apply PLAN|SAVED`: maps the flags to [`crate::run::apply`], asks for confirmation, shows
+//! `apply PLAN|SAVED`: maps the flags to [`tb_run::apply`], asks for confirmation, shows
 //! progress while the run goes, then renders its outcome: report files, the final table
 //! (on stdout, or on stderr when a report takes stdout), and the exit status from the
 //! outcome's verdict.
@@ -12,19 +12,19 @@ use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{ApplyArgs, ExecArgs, Io, TargetArgs};
 use crate::cli::{DataFormat, MessageFormat};
-use crate::events::Status;
-use crate::events::{Event, EventSink};
-use crate::plan::model::OnFailure;
-use crate::report::live::{Live, LiveOptions, Mode, StatusLevel};
-use crate::report::paint::Paint;
-use crate::report::table::TableOptions;
-use crate::report::{Format, RunReport};
-use crate::run::apply::{ApplyOptions, Resume};
-use crate::run::{PlanInput, Prepared, RunOutcome, Verdict, prepare};
-use crate::settings::Layer;
+use tb_core::events::Status;
+use tb_core::events::{Event, EventSink};
+use tb_plan::plan::model::OnFailure;
+use tb_report::live::{Live, LiveOptions, Mode, StatusLevel};
+use tb_report::paint::Paint;
+use tb_report::table::TableOptions;
+use tb_report::{Format, RunReport};
+use tb_run::apply::{ApplyOptions, Resume};
+use tb_run::{PlanInput, Prepared, RunOutcome, Verdict, prepare};
+use tb_settings::Layer;
 
 pub(super) fn execute(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
-    let input = match crate::run::saved::read(&args.plan)? {
+    let input = match tb_run::saved::read(&args.plan)? {
         Some(loaded) => PlanInput::Saved(loaded),
         None => PlanInput::File(args.plan.clone()),
     };
@@ -67,10 +67,10 @@ pub(super) fn execute_plan(
         ));
     }
     let location =
-        crate::run::history::locate_state(exec.state_dir.as_deref(), input.state_setting().as_deref(), start, io.vars)?;
-    let state = crate::run::history::open_state(&location, io.vars)?;
+        tb_run::history::locate_state(exec.state_dir.as_deref(), input.state_setting().as_deref(), start, io.vars)?;
+    let state = tb_run::history::open_state(&location, io.vars)?;
     // Before any request to the platform: a run whose state cannot be kept does not start.
-    crate::run::history::check_state(&state)?;
+    tb_run::history::check_state(&state)?;
     let options = ApplyOptions {
         allow_destructive: exec.allow_destructive,
         abort_in_flight: exec.abort_in_flight,
@@ -86,7 +86,7 @@ pub(super) fn execute_plan(
         run_group: exec.run_group.clone().or_else(|| default_run_group(io.vars)),
         shard: targets.shard.map(|s| s.to_string()),
     };
-    let earlier = crate::run::apply::find_earlier(&input.keys(), &options)?;
+    let earlier = tb_run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
     if let Some(e) = &earlier
         && let Some(named) = e.passed_over()
@@ -99,9 +99,9 @@ pub(super) fn execute_plan(
     }
     // The lock before any request to the platform: a run another run of the plan holds off
     // asks the platform nothing.
-    let claim = crate::run::apply::claim(&input, &options, io.vars)?;
+    let claim = tb_run::apply::claim(&input, &options, io.vars)?;
     let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(exec), io.vars)?;
-    let checked = crate::run::apply::check(&prepared, &options, earlier, io.vars)?;
+    let checked = tb_run::apply::check(&prepared, &options, earlier, io.vars)?;
     // A rehearsal does not ask: its platform is the in-process simulator, so nothing real
     // would be touched, and `apply … --simulate` is how a plan is tried (README, `apply`). The
     // run itself takes the same path either way (ARCHITECTURE.md, "The rehearsal takes the
@@ -113,8 +113,8 @@ pub(super) fn execute_plan(
     // The plan's estimate is the platform's time; a simulator's clock runs faster.
     let scale =
         prepared.connection.as_ref().and_then(|c| c.simulator.as_ref()).map_or(1.0, |sim| sim.knobs().time_scale);
-    let estimate_secs = crate::run::document::estimate(&prepared).estimate;
-    let begun = crate::run::apply::begin(prepared, checked, options, io.vars, claim)?;
+    let estimate_secs = tb_run::document::estimate(&prepared).estimate;
+    let begun = tb_run::apply::begin(prepared, checked, options, io.vars, claim)?;
     if let Some(earlier) = begun.resumed_from()
         && !io.quiet
     {
@@ -122,7 +122,7 @@ pub(super) fn execute_plan(
     }
     let mode = if io.quiet {
         Mode::Quiet
-    } else if io.style.terminal && io.vars.get(crate::settings::env::TERM).is_none_or(|t| t != "dumb") {
+    } else if io.style.terminal && io.vars.get(tb_core::env::TERM).is_none_or(|t| t != "dumb") {
         Mode::Bars
     } else {
         Mode::Lines
@@ -130,7 +130,7 @@ pub(super) fn execute_plan(
     let (rows, columns) = console_size().unwrap_or((16, 100));
     let live_options = LiveOptions {
         paint: Paint::new(io.style.color),
-        status_level: exec.status_level,
+        status_level: exec.status_level.map(StatusLevel::from),
         estimate_secs: Some(estimate_secs),
         time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
@@ -149,7 +149,7 @@ pub(super) fn execute_plan(
     };
     let view = View {
         table: TableOptions {
-            level: exec.final_status_level,
+            level: exec.final_status_level.into(),
             columns: console_size().map_or(100, |(_, columns)| columns),
             ..TableOptions::default()
         },
@@ -161,8 +161,8 @@ pub(super) fn execute_plan(
 
 /// The CI pipeline the run is part of, as its run group: every shard of one pipeline (and its
 /// re-runs) shares it.
-fn default_run_group(vars: &crate::settings::EnvVars) -> Option<String> {
-    use crate::settings::env;
+fn default_run_group(vars: &tb_settings::EnvVars) -> Option<String> {
+    use tb_core::env;
     vars.get(env::GITHUB_RUN_ID)
         .map(|id| format!("github-{id}"))
         .or_else(|| vars.get(env::CI_PIPELINE_ID).map(|id| format!("gitlab-{id}")))
@@ -181,7 +181,7 @@ struct JsonLines<'a, 'b> {
 }
 
 impl EventSink for JsonLines<'_, '_> {
-    fn emit(&mut self, event: &Event) -> Result<(), crate::events::RecordError> {
+    fn emit(&mut self, event: &Event) -> Result<(), tb_core::events::RecordError> {
         self.live.emit(event)?;
         // A reader that went away does not stop the run; its exit status is the run's.
         if let Ok(line) = serde_json::to_string(event) {
@@ -225,13 +225,13 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
     if outcome.result_json.is_none() {
         // Neither the state directory nor the temporary one took the JSON report: it goes
         // to stderr, the last place left, so the record of what ran is not lost.
-        let _shown = writeln!(io.stderr, "{}", crate::report::json::render(report));
+        let _shown = writeln!(io.stderr, "{}", tb_report::json::render(report));
     }
     let mut report_failed = !write_reports(report, reports, io);
     // What read-only tasks read is the output the user asked for: on stdout, even under -q.
     let data = match view.data {
-        DataFormat::Table => crate::report::data::tables(report, reads),
-        DataFormat::Json => crate::report::data::json(report, reads),
+        DataFormat::Table => tb_report::data::tables(report, reads),
+        DataFormat::Json => tb_report::data::json(report, reads),
     };
     let aside = view.stdout_taken && view.data == DataFormat::Table;
     let hidden = data.is_empty() || aside && io.quiet;
@@ -248,18 +248,18 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
         // to stderr.
         let color = if view.stdout_taken { io.style.color } else { io.style.color_out };
         let options = TableOptions { paint: Paint::new(color), ..view.table };
-        let mut table = crate::report::table::render_with(report, &options);
+        let mut table = tb_report::table::render_with(report, &options);
         table.push_str(&footer(outcome, reports));
         let out: &mut dyn Write = if view.stdout_taken { io.stderr } else { io.stdout };
         // A reader that closed the pipe (`| head -1`) does not change how the run ended.
         let _shown = out.write_all(table.as_bytes()).and_then(|()| out.flush());
     }
-    if let Some(path) = io.vars.get(crate::settings::env::GITHUB_STEP_SUMMARY) {
+    if let Some(path) = io.vars.get(tb_core::env::GITHUB_STEP_SUMMARY) {
         let appended = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .and_then(|mut f| f.write_all(crate::report::markdown::render(report).as_bytes()));
+            .and_then(|mut f| f.write_all(tb_report::markdown::render(report).as_bytes()));
         if let Err(e) = appended {
             report_failed = true;
             let _shown = write_error(io.stderr, &format!("cannot append to $GITHUB_STEP_SUMMARY ({path}): {e}"));
@@ -280,7 +280,7 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
 /// Whether an operation's data is what it read (a remote command's is a record of its
 /// output, for the reports).
 fn reads(operation: &str) -> bool {
-    crate::plan::ops::OperationKind::from_name(operation).is_none_or(crate::plan::ops::OperationKind::is_read_only)
+    tb_plan::plan::ops::OperationKind::from_name(operation).is_none_or(tb_plan::plan::ops::OperationKind::is_read_only)
 }
 
 /// Where the journal and reports are and, when something failed or was interrupted, the
@@ -332,7 +332,7 @@ const QUIET_IDS: usize = 3;
 /// line), the final status, and the command that resumes a run that did not succeed.
 fn quiet_summary(report: &RunReport, verdict: Verdict, resume: Option<&str>) -> String {
     let mut out = String::new();
-    for group in crate::report::table::groups(report, StatusLevel::Skip) {
+    for group in tb_report::table::groups(report, StatusLevel::Skip) {
         let word = group.word();
         if let [task] = group.tasks.as_slice() {
             out.push_str(&format!("{word} {}: {}\n", task.id, task.message));
@@ -390,7 +390,7 @@ fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
     if !stdin.is_terminal() {
         return Err(CommandError::invalid("pass --yes to apply without a terminal"));
     }
-    let summary = super::plan::headline(&crate::run::document::document(prepared, false));
+    let summary = super::plan::headline(&tb_run::document::document(prepared, false));
     write!(io.stderr, "{summary}\nTargets: {}\nApply? [y/N] ", prepared.resolved_by)?;
     io.stderr.flush()?;
     let mut answer = String::new();

@@ -1,11 +1,11 @@
-//! `auth login|whoami|logout`: maps the arguments to [`crate::run::auth`] and prints what it
+//! `auth login|whoami|logout`: maps the arguments to [`tb_run::auth`] and prints what it
 //! returns.
 
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{AuthCommand, Io};
-use crate::run::auth;
-use crate::secret::Secret;
+use tb_core::secret::Secret;
+use tb_run::auth;
 
 pub(super) fn execute(action: &AuthCommand, io: &mut Io<'_>) -> CommandResult {
     match action {

@@ -24,7 +24,7 @@ pub(super) fn execute(shell: clap_complete::Shell, io: &mut Io<'_>) -> CommandRe
     // the binary is not on PATH (a build's target directory), and no other version answers.
     let this = std::env::current_exe().map_or_else(|_| name.clone(), |p| p.display().to_string());
     let mut script = Vec::new();
-    completer.write_registration(crate::settings::env::COMPLETE, &name, &name, &this, &mut script)?;
+    completer.write_registration(tb_core::env::COMPLETE, &name, &name, &this, &mut script)?;
     io.stdout.write_all(&script)?;
     Ok(ExitStatus::Success)
 }

@@ -3,15 +3,15 @@
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{GraphArgs, GraphFormat, GraphLevel, Io};
-use crate::graph::render;
-use crate::run::{PlanInput, prepare};
-use crate::settings::Layer;
+use tb_core::graph::render;
+use tb_run::{PlanInput, prepare};
+use tb_settings::Layer;
 
 pub(super) fn execute(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
     // Never the API unless simulated (DESIGN §2, STYLE): drawing a plan never calls it.
     let mut targets = super::target_options(&args.targets, io.vars);
     if !targets.simulate() {
-        targets.platform = crate::run::Platform::AsWritten;
+        targets.platform = tb_run::Platform::AsWritten;
     }
     let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;
     let graph = &prepared.graph;

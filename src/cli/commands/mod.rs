@@ -1,4 +1,4 @@
-//! One file per command: each maps its arguments to the library ([`crate::run`] for the
+//! One file per command: each maps its arguments to the library ([`tb_run`] for the
 //! commands that prepare or apply a plan) and renders what comes back. Errors go up as a
 //! [`CommandError`], printed once by `cli::main`.
 
@@ -16,10 +16,10 @@ mod validate;
 
 use super::error::{CommandError, CommandResult};
 use super::{Cli, Command, Io, TargetArgs};
-use crate::expand::Filter;
-use crate::plan::PlanError;
-use crate::plan::PlanSource;
-use crate::run::{Platform, TargetOptions};
+use tb_plan::expand::Filter;
+use tb_plan::plan::PlanError;
+use tb_plan::plan::PlanSource;
+use tb_run::{Platform, TargetOptions};
 
 pub use schema::plan_schema;
 
@@ -45,7 +45,7 @@ pub fn dispatch(cli: Cli, io: &mut Io<'_>) -> CommandResult {
 /// The library's view of `--simulate`, `--world` (else `TERMINUS_BATCH_WORLD`, read from the
 /// environment's snapshot with every other variable, under `--simulate` only), `--only`,
 /// `--sites` and `--shard`.
-fn target_options(targets: &TargetArgs, vars: &crate::settings::EnvVars) -> TargetOptions {
+fn target_options(targets: &TargetArgs, vars: &tb_settings::EnvVars) -> TargetOptions {
     TargetOptions {
         platform: if targets.simulate { Platform::Simulator } else { Platform::Api },
         world: targets.world.clone().or_else(|| world_from(vars).filter(|_| targets.simulate)),
@@ -55,8 +55,8 @@ fn target_options(targets: &TargetArgs, vars: &crate::settings::EnvVars) -> Targ
 }
 
 /// The world file `TERMINUS_BATCH_WORLD` names, if any.
-fn world_from(vars: &crate::settings::EnvVars) -> Option<std::path::PathBuf> {
-    vars.get(crate::settings::env::WORLD).map(std::path::PathBuf::from)
+fn world_from(vars: &tb_settings::EnvVars) -> Option<std::path::PathBuf> {
+    vars.get(tb_core::env::WORLD).map(std::path::PathBuf::from)
 }
 
 /// Reports plan errors found after validation (used by tests of the diagnostics).

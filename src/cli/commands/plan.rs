@@ -8,10 +8,10 @@ use std::time::Duration;
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, PlanArgs, PlanFormat};
-use crate::run::document::{PlanDocument, document};
-use crate::run::refresh::{Refresh, previews};
-use crate::run::{PlanInput, Prepared, prepare};
-use crate::settings::Layer;
+use tb_run::document::{PlanDocument, document};
+use tb_run::refresh::{Refresh, previews};
+use tb_run::{PlanInput, Prepared, prepare};
+use tb_settings::Layer;
 
 pub(super) fn execute(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
     show(PlanInput::File(args.plan.clone()), args, io)
@@ -32,7 +32,7 @@ pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> Comman
         (_, false) => None,
     };
     if let Some(out) = &args.out {
-        crate::run::saved::write(&prepared, previews.as_deref(), out)?;
+        tb_run::saved::write(&prepared, previews.as_deref(), out)?;
         if !io.quiet {
             writeln!(io.stderr, "saved plan to {}", out.display())?;
         }
@@ -78,7 +78,7 @@ pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> Comman
 /// (`fromJSON(needs.plan.outputs.matrix)`).
 fn github_matrix(prepared: &Prepared, shards: usize) -> String {
     let shards = shards.max(1);
-    let owner = crate::shard::assign(&prepared.expansion.tasks, shards, |t| t.payload.kind().estimate_secs());
+    let owner = tb_plan::shard::assign(&prepared.expansion.tasks, shards, |t| t.payload.kind().estimate_secs());
     let used: std::collections::BTreeSet<usize> = owner.into_iter().collect();
     let list: Vec<String> = used.into_iter().map(|i| format!("{}/{shards}", i + 1)).collect();
     let mut text = serde_json::json!({ "shard": list }).to_string();
@@ -142,7 +142,7 @@ fn counts(doc: &PlanDocument<'_>) -> Option<String> {
 
 /// A task's mark: `+` will change (`!` destructive), `=` unchanged, `x` would fail, `r`
 /// read-only, `?` unknown.
-fn mark(task: &crate::run::document::TaskSummary<'_>) -> &'static str {
+fn mark(task: &tb_run::document::TaskSummary<'_>) -> &'static str {
     match &task.refresh {
         Some(Refresh::Unchanged(_)) => "=",
         Some(Refresh::Finding(_)) => "x",

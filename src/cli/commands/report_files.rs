@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::Io;
 use crate::cli::diagnostics::write_error;
-use crate::report::{Format, RunReport, render};
+use tb_report::{Format, RunReport, render};
 
 /// `FORMAT=PATH` pairs.
 pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {

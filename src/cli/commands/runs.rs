@@ -8,17 +8,17 @@ use super::report_files::{parse_reports, probe_writable, write_reports};
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, RunsCommand};
-use crate::events::Status;
-use crate::report::paint::Paint;
-use crate::report::table::TableOptions;
-use crate::run::history::{self, RunEntry, RunState};
-use crate::timefmt::{duration_ms, human};
+use tb_core::events::Status;
+use tb_core::timefmt::{duration_ms, human};
+use tb_report::paint::Paint;
+use tb_report::table::TableOptions;
+use tb_run::history::{self, RunEntry, RunState};
 
 pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         RunsCommand::List { state_dir } => {
             let dir = open(state_dir.as_deref(), io)?;
-            let runs = history::list(&dir)?;
+            let runs = dir.list()?;
             if runs.is_empty() {
                 writeln!(io.stderr, "no runs in {}", dir.describe())?;
                 return Ok(ExitStatus::Success);
@@ -37,13 +37,13 @@ pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             let dir = open(state_dir.as_deref(), io)?;
             let id = match run {
                 Some(id) => id.clone(),
-                None => history::newest(&dir)?,
+                None => dir.newest()?,
             };
             // A run group (a CI pipeline's shards): one report of all their runs.
-            if let Some((report, runs)) = history::load_group(&dir, &id)? {
+            if let Some((report, runs)) = dir.load_group(&id)? {
                 return Ok(show_group(&id, &report, &runs, &dir, &reports, io));
             }
-            let (report, resumed_from) = history::load(&dir, &id)?;
+            let (report, resumed_from) = dir.load(&id)?;
             let wrote = write_reports(&report, &reports, io);
             let stdout_taken = reports.iter().any(|(_, path)| path == "-");
             let state = RunState::of(&report);
@@ -62,8 +62,8 @@ pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             ));
             let color = if stdout_taken { io.style.color } else { io.style.color_out };
             let options = TableOptions { paint: Paint::new(color), ..TableOptions::default() };
-            text.push_str(&crate::report::table::render_with(&report, &options));
-            text.push_str(&format!("journal  {}\n", history::run_location(&dir, &id)));
+            text.push_str(&tb_report::table::render_with(&report, &options));
+            text.push_str(&format!("journal  {}\n", dir.location(&id)));
             let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
             let _shown = out.write_all(text.as_bytes()).and_then(|()| out.flush());
             Ok(if wrote { ExitStatus::Success } else { ExitStatus::ReportFailed })
@@ -73,18 +73,18 @@ pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
 
 /// The store `runs` reads: `--state-dir`, else as `apply` finds it from here (no plan is
 /// named, so no plan's `settings.state`).
-fn open(flag: Option<&str>, io: &Io<'_>) -> Result<history::Store, CommandError> {
+fn open(flag: Option<&str>, io: &Io<'_>) -> Result<history::Runs, CommandError> {
     let location = history::locate_state(flag, None, Path::new("."), io.vars)?;
-    Ok(history::open_state(&location, io.vars)?)
+    Ok(history::Runs::open(&location, io.vars)?)
 }
 
 /// `runs show GROUP`: the merged report of the group's runs, and which runs made it.
 fn show_group(
     group: &str,
-    report: &crate::report::RunReport,
+    report: &tb_report::RunReport,
     runs: &[String],
-    dir: &history::Store,
-    reports: &[(crate::report::Format, String)],
+    dir: &history::Runs,
+    reports: &[(tb_report::Format, String)],
     io: &mut Io<'_>,
 ) -> ExitStatus {
     let wrote = write_reports(report, reports, io);
@@ -99,13 +99,13 @@ fn show_group(
         text.push_str(&format!(
             "  {}
 ",
-            history::run_location(dir, run)
+            dir.location(run)
         ));
     }
     text.push('\n');
     let color = if stdout_taken { io.style.color } else { io.style.color_out };
     let options = TableOptions { paint: Paint::new(color), ..TableOptions::default() };
-    text.push_str(&crate::report::table::render_with(report, &options));
+    text.push_str(&tb_report::table::render_with(report, &options));
     let out: &mut dyn Write = if stdout_taken { io.stderr } else { io.stdout };
     let _shown = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     if wrote { ExitStatus::Success } else { ExitStatus::ReportFailed }

@@ -4,7 +4,7 @@
 use crate::cli::Io;
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
-use crate::plan::raw::PlanRaw;
+use tb_plan::plan::raw::PlanRaw;
 
 /// The plan schema as pretty JSON with a trailing newline (the committed file's content).
 #[must_use]
@@ -16,7 +16,7 @@ pub fn plan_schema() -> String {
 }
 
 pub(super) fn execute(report: bool, io: &mut Io<'_>) -> CommandResult {
-    let text = if report { crate::report::json::schema() } else { plan_schema() };
+    let text = if report { tb_report::json::schema() } else { plan_schema() };
     io.stdout.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)
 }

@@ -4,8 +4,8 @@
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, ServeArgs, SimulateCommand};
-use crate::run::connect::{load_world, runtime};
-use crate::simulator::Simulator;
+use tb_run::connect::{load_world, runtime};
+use tb_simulator::Simulator;
 
 pub(super) fn execute(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
@@ -23,7 +23,7 @@ fn serve(args: &ServeArgs, io: &mut Io<'_>) -> CommandResult {
         knobs.time_scale = scale;
     }
     if let Some((min, max)) = args.latency {
-        knobs.latency = crate::simulator::knobs::Latency { min, max };
+        knobs.latency = tb_simulator::knobs::Latency { min, max };
     }
     if args.rate_limit.is_some() {
         knobs.rate_limit = args.rate_limit;

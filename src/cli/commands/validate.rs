@@ -5,9 +5,9 @@ use std::path::Path;
 use crate::cli::Io;
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
-use crate::plan::model::{ArgTemplate, Job};
-use crate::plan::ops::{ArgValue, OperationKind, prints_credentials};
-use crate::run::prepare::{load, read_source};
+use tb_plan::plan::model::{ArgTemplate, Job};
+use tb_plan::plan::ops::{ArgValue, OperationKind, prints_credentials};
+use tb_run::prepare::{load, read_source};
 
 pub(super) fn execute(path: &Path, io: &mut Io<'_>) -> CommandResult {
     let (source, plan) = load(read_source(path)?)?;

@@ -15,11 +15,9 @@ use tempfile::TempDir;
 /// An operations context that records nothing and lets every attempt act.
 pub(crate) struct Quiet;
 
-impl terminus_batch::operations::OpContext for Quiet {
+impl tb_operations::OpContext for Quiet {
     #[expect(clippy::manual_async_fn, reason = "the trait asks for a Send future")]
-    fn attempt_starting(
-        &self,
-    ) -> impl std::future::Future<Output = Result<(), terminus_batch::operations::OpError>> + Send {
+    fn attempt_starting(&self) -> impl std::future::Future<Output = Result<(), tb_operations::OpError>> + Send {
         async { Ok(()) }
     }
     fn workflow_started(&self, _id: &str) {}
@@ -163,7 +161,7 @@ pub(crate) fn report(t: &Test, name: &str) -> serde_json::Value {
 /// A run id of now (`YYYYMMDDTHHMMSSZ-suffix`), as a run started now would have.
 pub(crate) fn run_id_now(suffix: &str) -> String {
     let secs = i64::try_from(now_ms() / 1000).unwrap();
-    format!("{}-{suffix}", terminus_batch::timefmt::compact(secs))
+    format!("{}-{suffix}", tb_core::timefmt::compact(secs))
 }
 
 /// Now, in unix milliseconds, as the journal records times.

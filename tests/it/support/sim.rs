@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use terminus_batch::operations::api::{ApiClient, ApiConfig, SessionStore};
-use terminus_batch::plan::PlanSource;
-use terminus_batch::secret::Secret;
-use terminus_batch::simulator::{Knobs, Simulator, World};
+use tb_core::secret::Secret;
+use tb_operations::api::{ApiClient, ApiConfig, SessionStore};
+use tb_plan::plan::PlanSource;
+use tb_simulator::{Knobs, Simulator, World};
 
 use super::Test;
 
@@ -115,7 +115,7 @@ impl Served {
     }
 
     /// Every request answered so far.
-    pub(crate) fn requests(&self) -> Vec<terminus_batch::simulator::RecordedRequest> {
+    pub(crate) fn requests(&self) -> Vec<tb_simulator::RecordedRequest> {
         self.sim.as_ref().unwrap().requests()
     }
 
@@ -136,29 +136,26 @@ impl Served {
     /// have; returns its id.
     pub(crate) fn start_deploy_like_a_lost_post(&self, annotation: &str) -> String {
         let params = serde_json::json!({ "updatedb": 0, "clear_cache": 0, "annotation": annotation });
-        self.start_like_a_lost_post(terminus_batch::operations::api::workflows::WorkflowType::Deploy, params)
+        self.start_like_a_lost_post(tb_operations::api::workflows::WorkflowType::Deploy, params)
     }
 
     /// Starts a workflow of `kind` on `site-000.test`, as a crashed run's POST would have.
     pub(crate) fn start_like_a_lost_post(
         &self,
-        kind: terminus_batch::operations::api::workflows::WorkflowType,
+        kind: tb_operations::api::workflows::WorkflowType,
         params: serde_json::Value,
     ) -> String {
         let sim = self.sim.as_ref().unwrap();
         let client = ApiClient::new(config(sim)).unwrap();
         self.runtime.block_on(async {
             let site = client.site_id("site-000").await.unwrap().unwrap();
-            let start = terminus_batch::operations::api::workflows::StartWorkflow {
-                scope: terminus_batch::operations::api::workflows::WorkflowScope::Env {
-                    site_id: site,
-                    env: "test".into(),
-                },
+            let start = tb_operations::api::workflows::StartWorkflow {
+                scope: tb_operations::api::workflows::WorkflowScope::Env { site_id: site, env: "test".into() },
                 kind,
                 params,
                 marker: None,
             };
-            client.start_workflow(&start, terminus_batch::operations::api::unix_now()).await.unwrap().id
+            client.start_workflow(&start, tb_operations::api::unix_now()).await.unwrap().id
         })
     }
 
@@ -267,7 +264,7 @@ impl Served {
         serde_json::from_str(&text).unwrap()
     }
 
-    pub(crate) fn stop(mut self) -> terminus_batch::simulator::Stats {
+    pub(crate) fn stop(mut self) -> tb_simulator::Stats {
         let sim = self.sim.take().unwrap();
         self.runtime.block_on(sim.stop())
     }

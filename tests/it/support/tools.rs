@@ -94,8 +94,7 @@ pub(crate) fn in_ci() -> bool {
 pub(crate) fn find(tool: Tool) -> Option<PathBuf> {
     let found = match tool {
         Tool::PythonTools => python_tools().clone(),
-        _ => terminus_batch::settings::env::find_program(tool.program())
-            .ok_or_else(|| format!("`{}` is not on PATH", tool.program())),
+        _ => tb_core::env::find_program(tool.program()).ok_or_else(|| format!("`{}` is not on PATH", tool.program())),
     };
     match found {
         Ok(path) => Some(path),
@@ -160,7 +159,7 @@ fn python_tools() -> &'static Result<PathBuf, String> {
 
 fn provision_python() -> Result<PathBuf, String> {
     let requirements = std::fs::read(REQUIREMENTS).map_err(|e| format!("{REQUIREMENTS}: {e}"))?;
-    let python = terminus_batch::settings::env::find_program("python3").ok_or("`python3` is not on PATH")?;
+    let python = tb_core::env::find_program("python3").ok_or("`python3` is not on PATH")?;
     let version =
         Command::new(&python).arg("--version").output().map_err(|e| format!("{}: {e}", python.display()))?.stdout;
     // Keyed by what it is made of: a new pin or another interpreter makes a new one.

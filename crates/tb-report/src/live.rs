@@ -1,0 +1,758 @@
+//! Live progress while a run goes, on stderr only.
+//!
+//! On a terminal ([`Mode::Bars`]): one summary line (done/total, failures, an ETA, the
+//! rollout wave, the other counts: what matters first), then a line per task in flight up to
+//! the rows that fit, then "+N more"; failures and retries are printed above as they happen,
+//! and log lines with the block set aside (`telemetry::draw_logs_around`). Off a terminal
+//! ([`Mode::Lines`]): timestamped lines chosen by a [`StatusLevel`] (failures by default) and
+//! a progress line at most every [`LiveOptions::progress_every_ms`] of run time, so a run of
+//! 1,000 tasks in CI prints tens of lines, not thousands. [`Mode::Quiet`] prints only the
+//! answer to Ctrl-C.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::paint::Paint;
+use tb_core::events::{Event, EventSink, Outcome, Status, TaskHeader};
+use tb_core::timefmt::{clock, duration_ms};
+
+/// How progress is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Bars,
+    Lines,
+    Quiet,
+}
+
+/// Which task events are printed as lines, each level including the ones before it (as
+/// nextest's `--status-level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatusLevel {
+    /// Nothing per task (the summary and progress lines only).
+    None,
+    /// Failed tasks.
+    Fail,
+    /// And retries.
+    Retry,
+    /// And skipped or cancelled tasks.
+    Skip,
+    /// And every task's end.
+    Pass,
+    /// And every start and workflow.
+    All,
+}
+
+impl StatusLevel {
+    /// Whether a task that ended with `status` is printed at this level.
+    #[must_use]
+    pub fn shows(self, status: Status) -> bool {
+        self >= match status {
+            Status::Failed => Self::Fail,
+            Status::Skipped | Status::Cancelled => Self::Skip,
+            Status::Succeeded | Status::Unchanged => Self::Pass,
+        }
+    }
+}
+
+/// How the live reporter draws.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub mode: Mode,
+    pub paint: Paint,
+    /// `None`: the mode's default (bars: failures and retries; lines: failures).
+    pub status_level: Option<StatusLevel>,
+    /// The plan's estimate of the whole run in platform seconds, as `plan` gives it; on this
+    /// run's clock (see `time_scale`) it is refined by the run times learned as it goes.
+    pub estimate_secs: Option<u64>,
+    /// Real seconds per platform second: the simulator's time scale, 1 against the API. The
+    /// tasks' own estimates are in platform seconds, their run times in real ones.
+    pub time_scale: f64,
+    /// Task lines shown under the summary on a terminal before "+N more".
+    pub rows: usize,
+    /// Off a terminal: the least run time between two progress lines.
+    pub progress_every_ms: u64,
+    /// On a terminal: its width; lines printed above the bars are cut to it (a wrapped line
+    /// would leave the bars drawn twice), whole in the table and reports.
+    pub columns: usize,
+}
+
+impl LiveOptions {
+    #[must_use]
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            paint: Paint::default(),
+            status_level: None,
+            estimate_secs: None,
+            time_scale: 1.0,
+            rows: 10,
+            progress_every_ms: 15_000,
+            columns: 100,
+        }
+    }
+
+    /// The plan's estimate on this run's clock: the platform's seconds times the time scale.
+    fn scaled_estimate(&self) -> Option<u64> {
+        #[expect(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "an estimate"
+        )]
+        self.estimate_secs.map(|platform| (platform as f64 * self.time_scale).ceil() as u64)
+    }
+
+    /// ", estimated D" (empty without an estimate): on a simulator whose clock runs faster,
+    /// said to be on its clock, with the platform's time (what `plan` says) beside it.
+    pub(crate) fn estimate(&self) -> String {
+        let (Some(platform), Some(secs)) = (self.estimate_secs, self.scaled_estimate()) else { return String::new() };
+        if (self.time_scale - 1.0).abs() > f64::EPSILON {
+            format!(
+                ", estimated {} on the simulator's clock ({} of platform time)",
+                duration_ms(secs * 1000),
+                duration_ms(platform * 1000)
+            )
+        } else {
+            format!(", estimated {}", duration_ms(secs * 1000))
+        }
+    }
+
+    fn level(&self) -> StatusLevel {
+        self.status_level.unwrap_or(match self.mode {
+            Mode::Bars => StatusLevel::Retry,
+            Mode::Lines => StatusLevel::Fail,
+            Mode::Quiet => StatusLevel::None,
+        })
+    }
+}
+
+/// Where the run stands, folded from its events; the summary line renders it.
+#[derive(Debug, Default)]
+struct Tally {
+    tasks: Vec<TaskHeader>,
+    starts: HashMap<usize, u64>,
+    counts: BTreeMap<Status, usize>,
+    done: usize,
+    /// Tasks in flight, oldest first: (start time, task).
+    running: BTreeSet<(u64, usize)>,
+    /// The highest wave a task of a rolled-out job has started in (`None` before one has),
+    /// and the highest of the plan.
+    wave: Option<u32>,
+    last_wave: u32,
+    /// The jobs with rollout waves: a task of another job (a backup before the rollout)
+    /// says nothing of waves.
+    waved: std::collections::HashSet<String>,
+    /// Estimated seconds of the tasks not yet finished, and of all of them.
+    left_estimate: u64,
+    total_estimate: u64,
+    /// Run times learned: the actual milliseconds and the estimated seconds of the tasks
+    /// that ran to an end in this run.
+    learned_ms: u64,
+    learned_estimate: u64,
+}
+
+impl Tally {
+    fn start(&mut self, tasks: &[TaskHeader]) {
+        self.tasks = tasks.to_vec();
+        self.last_wave = tasks.iter().map(|t| t.wave).max().unwrap_or(0);
+        self.waved = tasks.iter().filter(|t| t.wave > 0).map(|t| t.job.clone()).collect();
+        self.total_estimate = tasks.iter().map(|t| t.estimate_secs).sum();
+        self.left_estimate = self.total_estimate;
+    }
+
+    fn task_started(&mut self, task: usize, at: u64) {
+        self.starts.insert(task, at);
+        self.running.insert((at, task));
+        if let Some(header) = self.tasks.get(task).filter(|h| self.waved.contains(&h.job)) {
+            self.wave = Some(self.wave.map_or(header.wave, |w| w.max(header.wave)));
+        }
+    }
+
+    fn task_finished(&mut self, task: usize, outcome: &Outcome, at: u64) -> Option<u64> {
+        if let Some(started) = self.starts.get(&task) {
+            self.running.remove(&(*started, task));
+        }
+        self.done += 1;
+        *self.counts.entry(outcome.status).or_default() += 1;
+        let estimate = self.tasks.get(task).map_or(0, |t| t.estimate_secs);
+        self.left_estimate = self.left_estimate.saturating_sub(estimate);
+        let took = self.starts.get(&task).map(|s| at.saturating_sub(*s));
+        // Only work done in this run teaches how long work takes.
+        if let Some(ms) = took.filter(|_| outcome.run.is_none() && outcome.status != Status::Skipped) {
+            self.learned_ms += ms;
+            self.learned_estimate += estimate;
+        }
+        took
+    }
+
+    /// Tasks that ran to an end (finished, and not skipped).
+    fn ran(&self) -> usize {
+        self.done - self.counts.get(&Status::Skipped).copied().unwrap_or(0)
+    }
+
+    fn name(&self, task: usize) -> String {
+        self.tasks.get(task).map_or_else(|| format!("#{task}"), |t| t.id.to_string())
+    }
+
+    /// Seconds left: the plan's estimate, scaled by how long tasks have really taken so far
+    /// against their estimates (`time_scale` real seconds to a platform second), times the
+    /// share of estimated work not yet done.
+    fn eta_secs(&self, plan_estimate: Option<u64>, time_scale: f64) -> Option<u64> {
+        let plan = plan_estimate.filter(|_| self.total_estimate > 0)?;
+        #[expect(clippy::cast_precision_loss, reason = "an estimate")]
+        let ratio = if self.learned_estimate > 0 {
+            let expected_ms = self.learned_estimate as f64 * 1000.0 * time_scale;
+            (self.learned_ms as f64 / expected_ms).clamp(0.05, 20.0)
+        } else {
+            1.0
+        };
+        #[expect(clippy::cast_precision_loss, reason = "an estimate")]
+        let left = plan as f64 * ratio * self.left_estimate as f64 / self.total_estimate as f64;
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a non-negative estimate")]
+        Some(left.round() as u64)
+    }
+
+    /// `412/1000 done · 380 succeeded · 2 failed · 30 running · wave 3/10 · ETA 2m10s`. Done
+    /// counts the tasks that ran to an end: skipped ones are counted apart, so an
+    /// interrupted run does not look finished.
+    fn summary(&self, paint: Paint, plan_estimate: Option<u64>, time_scale: f64) -> String {
+        // What matters first, so that a narrow terminal cuts the least of it: how far, what
+        // failed, how long to go, then the rest.
+        let count = |status: Status| {
+            let n = self.counts.get(&status).copied().unwrap_or(0);
+            (n > 0).then(|| paint.status(status, &format!("{n} {}", status.as_str())))
+        };
+        let mut parts = vec![format!("{}/{} done", self.ran(), self.tasks.len())];
+        parts.extend(count(Status::Failed));
+        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| self.done < self.tasks.len()) {
+            parts.push(format!("ETA {}", duration_ms(eta * 1000)));
+        }
+        if let Some(wave) = self.wave.filter(|_| self.last_wave > 0) {
+            parts.push(format!("wave {}/{}", wave + 1, self.last_wave + 1));
+        }
+        parts.push(format!("{} running", self.running.len()));
+        for status in [Status::Succeeded, Status::Unchanged, Status::Skipped, Status::Cancelled] {
+            parts.extend(count(status));
+        }
+        parts.join(" · ")
+    }
+}
+
+/// The live reporter.
+pub struct Live<'a> {
+    options: LiveOptions,
+    out: &'a mut dyn Write,
+    tally: Tally,
+    last_progress: u64,
+    finished: bool,
+    /// On a terminal: one bar whose message is the whole display (indicatif counts the
+    /// lines of a message, so the block redraws in place however many tasks come and go).
+    bar: Option<ProgressBar>,
+    target: Option<ProgressDrawTarget>,
+    /// What each task in flight is doing (its workflow, its transfer), for its line.
+    doing: HashMap<usize, String>,
+    /// Tasks marked slow, shown so on their lines.
+    slow: BTreeSet<usize>,
+}
+
+impl<'a> Live<'a> {
+    /// Progress to `out` (stderr) as `options` say.
+    pub fn new(options: LiveOptions, out: &'a mut dyn Write) -> Self {
+        Self {
+            options,
+            out,
+            tally: Tally::default(),
+            last_progress: 0,
+            finished: false,
+            bar: None,
+            target: Some(ProgressDrawTarget::stderr()),
+            doing: HashMap::new(),
+            slow: BTreeSet::new(),
+        }
+    }
+
+    /// Draws on `target` instead of stderr (tests draw nowhere and read [`Self::block`]).
+    #[must_use]
+    pub fn with_draw_target(mut self, target: ProgressDrawTarget) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    fn level(&self) -> StatusLevel {
+        self.options.level()
+    }
+
+    /// A line above the display, or a timestamped line.
+    fn say(&mut self, at: u64, text: &str) {
+        // Progress is best effort: a closed stderr must not stop the run.
+        if let Some(bar) = &self.bar {
+            bar.println(cut(text, self.options.columns.saturating_sub(1)));
+        } else {
+            let _shown = writeln!(self.out, "{} {text}", clock(at));
+        }
+    }
+
+    fn summary(&self) -> String {
+        self.tally.summary(self.options.paint, self.options.scaled_estimate(), self.options.time_scale)
+    }
+
+    fn start_bar(&mut self) {
+        let Some(target) = self.target.take() else { return };
+        let bar = ProgressBar::with_draw_target(Some(self.tally.tasks.len() as u64), target);
+        let template =
+            format!("{{spinner:.green}} [{{bar:{}.green/white}}] {{elapsed_precise}} · {{msg}}", self.bar_width());
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        crate::telemetry::draw_logs_around(Some(bar.clone()));
+        self.bar = Some(bar);
+    }
+
+    /// The bar's columns: fewer on a narrow terminal, so the counts keep their room.
+    fn bar_width(&self) -> usize {
+        if self.options.columns >= 120 { 20 } else { 10 }
+    }
+
+    /// The display under the bar: the summary, then the oldest tasks in flight up to
+    /// `rows`, then how many more there are; every line cut to the terminal's width.
+    #[must_use]
+    pub fn block(&self) -> String {
+        let width = self.options.columns.saturating_sub(1);
+        // The spinner, the bar and the elapsed time (`00:01:08`) come before the summary.
+        let before = 1 + 2 + self.bar_width() + 2 + 8 + 3;
+        let mut lines = vec![cut(&self.summary(), width.saturating_sub(before))];
+        let rows = self.options.rows.max(1);
+        for (_, task) in self.tally.running.iter().take(rows) {
+            let since = self.tally.starts.get(task).map(|at| clock(*at)).unwrap_or_default();
+            let doing = self.doing.get(task).map(String::as_str).unwrap_or_default();
+            let doing = if doing.is_empty() { String::new() } else { format!(" {}", self.options.paint.dim(doing)) };
+            let slow = if self.slow.contains(task) {
+                format!(" {}", self.options.paint.yellow("SLOW"))
+            } else {
+                String::new()
+            };
+            let line = format!("  {}{slow}{doing}  since {since}", self.tally.name(*task));
+            lines.push(cut(&line, width));
+        }
+        let hidden = self.tally.running.len().saturating_sub(rows);
+        if hidden > 0 {
+            lines.push(self.options.paint.dim(&format!("  +{hidden} more running")));
+        }
+        lines.join("\n")
+    }
+
+    fn redraw(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.tally.ran() as u64);
+            bar.set_message(self.block());
+        }
+    }
+
+    /// Off a terminal: the summary as a line, when it is due.
+    fn progress_line(&mut self, at: u64, force: bool) {
+        if self.options.mode != Mode::Lines || self.finished {
+            return;
+        }
+        if force || at.saturating_sub(self.last_progress) >= self.options.progress_every_ms {
+            self.last_progress = at;
+            let text = format!("progress {}", self.summary());
+            self.say(at, &text);
+        }
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        if self.bar.take().is_some() {
+            crate::telemetry::draw_logs_around(None);
+        }
+    }
+}
+
+impl EventSink for Live<'_> {
+    fn emit(&mut self, event: &Event) -> Result<(), tb_core::events::RecordError> {
+        self.show(event);
+        Ok(())
+    }
+}
+
+impl Live<'_> {
+    /// Shows one event: a line above the block or in the log, the block redrawn.
+    fn show(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted { tasks, at, .. } => {
+                self.tally.start(tasks);
+                self.last_progress = *at;
+            }
+            Event::TaskStarted { task, at } => self.tally.task_started(*task, *at),
+            _ => {}
+        }
+        if self.options.mode == Mode::Quiet {
+            match event {
+                Event::Draining { .. } => self.say(event.at(), &draining_text(event)),
+                Event::LeaseWaiting { task, holder, at } => {
+                    let text = format!("waiting  {}: {holder} is acting on its target", self.tally.name(*task));
+                    self.say(*at, &text);
+                }
+                _ => {}
+            }
+            return;
+        }
+        let level = self.level();
+        let paint = self.options.paint;
+        match event {
+            Event::RunStarted { run_id, tasks, at } => {
+                if self.options.mode == Mode::Bars {
+                    self.start_bar();
+                } else {
+                    let plural = if tasks.len() == 1 { "task" } else { "tasks" };
+                    let estimate = self.options.estimate();
+                    self.say(*at, &format!("run {run_id}: {} {plural}{estimate}", tasks.len()));
+                }
+            }
+            Event::TaskStarted { task, at } => {
+                if self.bar.is_none() && level >= StatusLevel::All {
+                    let text = format!("start    {}", self.tally.name(*task));
+                    self.say(*at, &text);
+                }
+            }
+            Event::WorkflowStarted { task, workflow_id, at } => {
+                if self.bar.is_some() {
+                    self.doing.insert(*task, format!("workflow {workflow_id}"));
+                } else if level >= StatusLevel::All {
+                    let text = format!("workflow {}: {workflow_id}", self.tally.name(*task));
+                    self.say(*at, &text);
+                }
+            }
+            Event::Progress { task, message, bytes, .. } => {
+                if self.bar.is_some() {
+                    self.doing.insert(*task, doing(message, *bytes));
+                }
+            }
+            Event::LeaseWaiting { task, holder, at } => {
+                let text = format!("waiting  {}: {holder} is acting on its target", self.tally.name(*task));
+                if self.bar.is_some() {
+                    self.doing.insert(*task, format!("waiting for {holder}"));
+                }
+                self.say(*at, &text);
+            }
+            Event::TaskSlow { task, expected_ms, at } => {
+                self.slow.insert(*task);
+                if level >= StatusLevel::Fail {
+                    let text = format!(
+                        "{} {}: running more than twice its expected {}",
+                        paint.yellow("slow    "),
+                        self.tally.name(*task),
+                        duration_ms(*expected_ms)
+                    );
+                    self.say(*at, &text);
+                }
+            }
+            Event::TaskRetrying { task, next_attempt, delay_ms, at } => {
+                if level >= StatusLevel::Retry {
+                    let text = format!(
+                        "{} {}: attempt {next_attempt} in {}",
+                        paint.yellow("retry   "),
+                        self.tally.name(*task),
+                        duration_ms(*delay_ms)
+                    );
+                    self.say(*at, &text);
+                }
+            }
+            Event::TaskFinished { task, outcome, at } => {
+                let took = self.tally.task_finished(*task, outcome, *at);
+                self.doing.remove(task);
+                self.slow.remove(task);
+                if level.shows(outcome.status) {
+                    let took = took.map(|ms| format!(" ({})", duration_ms(ms))).unwrap_or_default();
+                    let status = paint.status(outcome.status, &format!("{:<8}", outcome.status.as_str()));
+                    let text = format!("{status} {}{took}: {}", self.tally.name(*task), outcome.message);
+                    self.say(*at, &text);
+                }
+            }
+            Event::Draining { at, .. } => {
+                let text = draining_text(event);
+                self.say(*at, &text);
+                self.progress_line(*at, true);
+            }
+            Event::RunFinished { at, interrupted, .. } => {
+                if let Some(bar) = self.bar.take() {
+                    crate::telemetry::draw_logs_around(None);
+                    bar.finish_and_clear();
+                } else {
+                    let text = if *interrupted { "run interrupted" } else { "run finished" };
+                    self.say(*at, &format!("{text}: {}", self.summary()));
+                }
+                self.finished = true;
+            }
+            // A remote command's output is printed on stdout after the run (`--format`).
+            Event::AttemptStarting { .. }
+            | Event::AttemptEnded { .. }
+            | Event::AttemptFailed { .. }
+            | Event::WorkflowEnded { .. }
+            | Event::Output { .. } => {}
+        }
+        if !matches!(event, Event::RunFinished { .. } | Event::Draining { .. }) {
+            self.progress_line(event.at(), false);
+        }
+        self.redraw();
+    }
+}
+
+/// What the first (or second) Ctrl-C does, said even under `-q`: the user pressed a key and
+/// expects an answer.
+fn draining_text(event: &Event) -> String {
+    let Event::Draining { in_flight, waiting, reason, .. } = event else { return String::new() };
+    let tasks = if *in_flight == 1 { "task" } else { "tasks" };
+    if reason != "interrupted" {
+        return format!("{reason}; waiting for the {in_flight} {tasks} in flight");
+    }
+    if *waiting {
+        format!(
+            "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
+             (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches; \
+             their remote commands are stopped)"
+        )
+    } else {
+        format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")
+    }
+}
+
+/// `text` cut to `width` characters (ANSI colour codes take none), with `…` where it was cut.
+fn cut(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            out.push(c);
+            for c in chars.by_ref() {
+                out.push(c);
+                if c == 'm' {
+                    break;
+                }
+            }
+            continue;
+        }
+        if shown + 1 >= width && chars.peek().is_some() {
+            out.push('…');
+            if text.contains('\x1b') {
+                out.push_str("\x1b[0m");
+            }
+            return out;
+        }
+        out.push(c);
+        shown += 1;
+    }
+    out
+}
+
+/// A task's line: its progress message, with a transfer's bytes.
+fn doing(message: &str, bytes: Option<[u64; 2]>) -> String {
+    match bytes {
+        Some([done, total]) => {
+            let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+            format!("{message} {}/{} ({percent}%)", HumanBytes(done), HumanBytes(total))
+        }
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tb_core::ids::RunId;
+
+    fn header(i: usize, wave: u32) -> TaskHeader {
+        let site = format!("s{i}");
+        TaskHeader { wave, estimate_secs: 10, ..TaskHeader::new("clear", Some(&site), Some("live"), "env:clear-cache") }
+    }
+
+    fn started(n: usize) -> Event {
+        Event::RunStarted {
+            run_id: RunId::from_parts("20260101T000000Z", 1),
+            tasks: (0..n).map(|i| header(i, 0)).collect(),
+            at: 0,
+        }
+    }
+
+    fn finished(task: usize, status: Status, at: u64) -> Event {
+        Event::TaskFinished { task, outcome: Outcome::new(status, "m"), at }
+    }
+
+    fn bars(rows: usize) -> LiveOptions {
+        LiveOptions { rows, estimate_secs: Some(1000), columns: 120, ..LiveOptions::new(Mode::Bars) }
+    }
+
+    #[test]
+    fn waves_are_shown_once_a_rolled_out_task_runs() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(5), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        // Two backups (no waves), then a deploy rolled out in three waves.
+        let backup = |i: usize| TaskHeader {
+            estimate_secs: 10,
+            ..TaskHeader::new("backup", Some(&format!("s{i}")), Some("live"), "backup:create")
+        };
+        let deploy = |i: usize, wave| TaskHeader {
+            wave,
+            ..TaskHeader::new("deploy", Some(&format!("s{i}")), Some("live"), "env:deploy")
+        };
+        let tasks = vec![backup(0), backup(1), deploy(0, 0), deploy(1, 1), deploy(2, 2)];
+        live.show(&Event::RunStarted { run_id: RunId::from_parts("20260101T000000Z", 1), tasks, at: 0 });
+        live.show(&Event::TaskStarted { task: 0, at: 0 });
+        assert!(!live.block().contains("wave"), "backups have no waves: {}", live.block());
+        live.show(&Event::TaskStarted { task: 2, at: 1 });
+        assert!(live.block().contains("wave 1/3"), "{}", live.block());
+        live.show(&Event::TaskStarted { task: 3, at: 2 });
+        assert!(live.block().contains("wave 2/3"), "{}", live.block());
+    }
+
+    #[test]
+    fn a_transfer_shows_its_bytes_on_its_line() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(5), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        live.show(&started(1));
+        live.show(&Event::TaskStarted { task: 0, at: 0 });
+        live.show(&Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([1024, 4096]), at: 1 });
+        assert!(
+            live.block().contains("clear[s0.live] db.sql.gz 1.00 KiB/4.00 KiB (25%)  since 00:00:00"),
+            "{}",
+            live.block()
+        );
+        live.show(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
+        assert!(live.block().contains("clear[s0.live] verifying"), "{}", live.block());
+    }
+
+    #[test]
+    fn a_terminal_shows_at_most_its_rows_of_tasks_then_a_count() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(3), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        live.show(&started(1000));
+        for task in 0..50 {
+            live.show(&Event::TaskStarted { task, at: 0 });
+        }
+        live.show(&Event::WorkflowStarted { task: 0, workflow_id: "wf-0".into(), at: 0 });
+        let block = live.block();
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines.len(), 5, "{block}");
+        assert!(lines[0].starts_with("0/1000 done · ETA "), "{block}");
+        assert_eq!(lines[1], "  clear[s0.live] workflow wf-0  since 00:00:00");
+        assert_eq!(lines[4], "  +47 more running");
+        live.show(&finished(1, Status::Succeeded, 5_000));
+        let block = live.block();
+        assert!(block.starts_with("1/1000 done · ETA "), "{block}");
+        assert!(block.lines().next().unwrap_or_default().ends_with(" · 49 running · 1 succeeded"), "{block}");
+        assert!(
+            block.contains("clear[s3.live]") && !block.contains("clear[s1.live]"),
+            "the next oldest moves up: {block}"
+        );
+        for task in (0..50).filter(|t| *t != 1) {
+            live.show(&finished(task, Status::Failed, 6_000));
+        }
+        // What matters first: how far, what failed, how long to go.
+        assert_eq!(live.block(), "50/1000 done · 49 failed · ETA 9m28s · 0 running · 1 succeeded");
+        drop(live);
+        let wide = Live::new(LiveOptions { columns: 30, ..bars(3) }, &mut out);
+        assert!(wide.block().chars().count() < 30);
+    }
+
+    #[test]
+    fn off_a_terminal_a_big_run_prints_failures_and_a_line_every_interval() {
+        let mut out = Vec::new();
+        {
+            let options = LiveOptions { estimate_secs: Some(1000), ..LiveOptions::new(Mode::Lines) };
+            let mut live = Live::new(options, &mut out);
+            live.show(&started(1000));
+            for task in 0..1000 {
+                let at = task as u64 * 100;
+                live.show(&Event::TaskStarted { task, at });
+                let status = if task % 250 == 7 { Status::Failed } else { Status::Succeeded };
+                live.show(&finished(task, status, at + 50));
+            }
+            live.show(&Event::RunFinished { at: 100_000, interrupted: false, timed_out: false });
+        }
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The start line, 4 failures, a progress line every 15 s of the 100 s, the end.
+        assert_eq!(lines.len(), 1 + 4 + 6 + 1, "{text}");
+        assert!(lines[0].ends_with("run 20260101T000000Z-0001: 1000 tasks, estimated 16m40s"), "{text}");
+        // On a simulator whose clock runs faster, the estimate says which clock it is on.
+        let sim = LiveOptions { estimate_secs: Some(1254), time_scale: 0.01, ..LiveOptions::new(Mode::Lines) };
+        assert_eq!(sim.estimate(), ", estimated 13.0s on the simulator's clock (20m54s of platform time)");
+        let api = LiveOptions { estimate_secs: Some(1254), ..LiveOptions::new(Mode::Lines) };
+        assert_eq!(api.estimate(), ", estimated 20m54s");
+        assert_eq!(lines.iter().filter(|l| l.contains("failed   clear[s")).count(), 4, "{text}");
+        assert!(
+            lines.iter().any(|l| l.contains("progress 150/1000 done · 1 failed · ETA ")
+                && l.ends_with(" · 1 running · 149 succeeded")),
+            "{text}"
+        );
+        assert!(lines[11].ends_with("run finished: 1000/1000 done · 4 failed · 0 running · 996 succeeded"), "{text}");
+    }
+
+    #[test]
+    fn lines_above_the_bars_are_cut_to_the_terminal() {
+        assert_eq!(cut("abcdef", 10), "abcdef");
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("\x1b[31mfailed\x1b[0m abc", 5), "\x1b[31mfail…\x1b[0m");
+    }
+
+    #[test]
+    fn tasks_skipped_by_an_interrupt_are_left_to_the_table() {
+        let mut out = Vec::new();
+        {
+            let mut live = Live::new(LiveOptions::new(Mode::Lines), &mut out);
+            live.show(&started(3));
+            live.show(&Event::TaskStarted { task: 0, at: 0 });
+            live.show(&Event::Draining { reason: "interrupted".into(), in_flight: 1, waiting: true, at: 10 });
+            live.show(&finished(1, Status::Skipped, 10));
+            live.show(&finished(2, Status::Skipped, 10));
+            live.show(&finished(0, Status::Succeeded, 20));
+            live.show(&Event::RunFinished { at: 30, interrupted: true, timed_out: false });
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("interrupted: starting nothing new; waiting for the 1 task in flight"), "{text}");
+        assert!(!text.contains("skipped  "), "listed once, after the run: {text}");
+        assert!(
+            text.contains("run interrupted: 1/3 done · 0 running · 1 succeeded · 2 skipped"),
+            "an interrupted run does not look finished: {text}"
+        );
+    }
+
+    #[test]
+    fn status_levels_include_the_levels_below() {
+        assert!(StatusLevel::Fail.shows(Status::Failed));
+        assert!(!StatusLevel::Fail.shows(Status::Skipped));
+        assert!(StatusLevel::Skip.shows(Status::Cancelled));
+        assert!(!StatusLevel::Skip.shows(Status::Unchanged));
+        assert!(StatusLevel::All.shows(Status::Succeeded));
+        assert!(!StatusLevel::None.shows(Status::Failed));
+    }
+
+    #[test]
+    fn the_eta_learns_from_tasks_that_ran() {
+        let mut tally = Tally::default();
+        tally.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>());
+        assert_eq!(tally.eta_secs(Some(40), 1.0), Some(40), "the plan's estimate before anything ends");
+        tally.task_started(0, 0);
+        let done = Outcome::new(Status::Succeeded, String::new());
+        // Estimated 10 s, took 20 s: the rest will take twice the plan's share too.
+        tally.task_finished(0, &done, 20_000);
+        assert_eq!(tally.eta_secs(Some(40), 1.0), Some(60));
+        assert_eq!(tally.eta_secs(None, 1.0), None);
+        // Against a simulator ten times faster than the platform the plan's estimate is
+        // scaled (4 s), and a task estimated at 10 s that took 2 real seconds took twice its
+        // estimate too.
+        let mut scaled = Tally::default();
+        scaled.start(&(0..4).map(|i| header(i, 0)).collect::<Vec<_>>());
+        scaled.task_started(0, 0);
+        scaled.task_finished(0, &done, 2_000);
+        assert_eq!(scaled.eta_secs(Some(4), 0.1), Some(6));
+    }
+}
