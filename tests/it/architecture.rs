@@ -223,3 +223,20 @@ fn environment_variables_are_read_by_their_declared_names_only() {
     }
     assert!(found.is_empty(), "read by a literal name outside {declared_file}:\n{}", found.join("\n"));
 }
+
+/// The binary `cargo build` and `cargo install` make carries nothing of the tests: tokio's
+/// `test-util` (a clock the tests pause) is enabled only by dev-dependencies, which resolver 3
+/// keeps out of a normal build. Asks cargo itself what a normal build of the binary enables.
+#[test]
+fn the_product_is_built_without_the_tests_clock() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args(["tree", "--locked", "--offline", "-p", "terminus-batch", "-e", "normal,features", "-i", "tokio"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(tree.contains("tokio feature \"rt-multi-thread\""), "the tree was read:\n{tree}");
+    assert!(!tree.contains("test-util"), "the product's build enables tokio's test-util:\n{tree}");
+}
