@@ -5,37 +5,45 @@ use std::io::{self, Write};
 
 use super::diagnostics::{Style, write_error, write_plan_errors};
 use super::exit::ExitStatus;
+use tb_core::chain::one_line;
 use tb_plan::plan::{PlanError, PlanSource};
 use tb_run::RunError;
 
-/// Why a command ended without doing what it was asked.
+/// Why a command ended without doing what it was asked. Typed to the edge: the status comes
+/// from the variant, and an error is printed once, with each of its sources once after it.
 #[derive(Debug)]
 pub enum CommandError {
     /// A plan (or world) with errors: every diagnostic, against its source (exit 2).
     Plan { source: PlanSource, errors: Vec<PlanError> },
-    /// One message, and the status it ends with.
-    Message { status: ExitStatus, message: String },
+    /// A run's library refused, could not reach the platform, or failed.
+    Run(RunError),
+    /// The command line refused its own arguments (exit 2).
+    Invalid(String),
+    /// A report named on the command line cannot be written (exit 2), found before any run.
+    ReportFile { format: String, path: String, source: io::Error },
+    /// `simulate serve` could not listen on its port (exit 2).
+    Listen { port: u16, source: io::Error },
     /// Writing the command's output failed.
     Output(io::Error),
 }
 
 impl CommandError {
-    /// Bad arguments or a refusal before any API call (exit 2).
+    /// Bad arguments, refused by the command line itself (exit 2).
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        Self::Message { status: ExitStatus::Invalid, message: message.into() }
-    }
-
-    /// Authentication failed or the API could not be reached (exit 3).
-    pub(crate) fn unreachable(message: impl Into<String>) -> Self {
-        Self::Message { status: ExitStatus::Unreachable, message: message.into() }
+        Self::Invalid(message.into())
     }
 
     /// The exit status this error ends the program with.
     #[must_use]
     pub fn status(&self) -> ExitStatus {
         match self {
-            Self::Plan { .. } => ExitStatus::Invalid,
-            Self::Message { status, .. } => *status,
+            Self::Plan { .. } | Self::Invalid(_) | Self::ReportFile { .. } | Self::Listen { .. } => ExitStatus::Invalid,
+            Self::Run(error) => match error {
+                RunError::Plan { .. } | RunError::Refused(_) => ExitStatus::Invalid,
+                RunError::Unreachable(_) => ExitStatus::Unreachable,
+                RunError::Internal { .. } => ExitStatus::Internal,
+                RunError::State(_) => ExitStatus::StateFailed,
+            },
             // A closed pipe (`| head`) is the reader's choice, not a failure of the command.
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitStatus::Success,
             Self::Output(_) => ExitStatus::Internal,
@@ -46,7 +54,12 @@ impl CommandError {
     pub fn print(&self, out: &mut dyn Write, style: Style) -> io::Result<()> {
         match self {
             Self::Plan { source, errors } => write_plan_errors(out, source, errors, style),
-            Self::Message { message, .. } => write_error(out, message),
+            Self::Run(error) => write_error(out, &one_line(error)),
+            Self::Invalid(message) => write_error(out, message),
+            Self::ReportFile { format, path, source } => {
+                write_error(out, &format!("cannot write the {format} report to {path}: {source}"))
+            }
+            Self::Listen { port, source } => write_error(out, &format!("cannot listen on 127.0.0.1:{port}: {source}")),
             Self::Output(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             Self::Output(e) => write_error(out, &format!("writing output failed: {e}")),
         }
@@ -63,28 +76,9 @@ impl From<RunError> for CommandError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::Plan { file, errors } => Self::Plan { source: file, errors },
-            RunError::Refused(message) => Self::Message { status: ExitStatus::Invalid, message },
-            error @ RunError::Unreachable { .. } => {
-                Self::Message { status: ExitStatus::Unreachable, message: chain(&error) }
-            }
-            error @ RunError::Internal { .. } => Self::Message { status: ExitStatus::Internal, message: chain(&error) },
-            RunError::State(error) => Self::Message { status: ExitStatus::StateFailed, message: chain(error.as_ref()) },
+            other => Self::Run(other),
         }
     }
-}
-
-/// An error and its sources, each said once: `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(&format!(": {text}"));
-        }
-        source = cause.source();
-    }
-    out
 }
 
 /// What a command returns: the status it ends with, or the error that ended it.

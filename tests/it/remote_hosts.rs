@@ -44,7 +44,7 @@ async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command
         let second = ops.execute(&op, &target, "cr[acme-shop.live]", &Quiet).await.unwrap_err();
         assert!(second.message.contains("host key") && second.message.contains(&host), "{second:?}");
         assert!(second.message.contains(&file.display().to_string()), "names the file: {second:?}");
-        assert!(!second.transient, "not tried again: {second:?}");
+        assert_eq!(second.class, tb_core::cause::ErrorClass::Permanent, "not tried again: {second:?}");
         drop(ops);
     };
     let ((), ()) = tokio::join!(work, driver.drive());

@@ -297,3 +297,16 @@ mod tests {
         assert_eq!(serde_json::from_value::<Cause>(json).unwrap(), cause);
     }
 }
+
+/// How a failure is classed, by whoever met it (the client, an operation, the executor):
+/// whether trying again may help, or whether it is a bug of ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Worth another attempt: the platform was busy or unreachable, nothing was started.
+    Transient,
+    /// Another attempt would not mend it.
+    Permanent,
+    /// A bug met outside the task's own code (the shared poller panicked): the task fails
+    /// as a panicking one does, and the run ends with an internal error.
+    Internal,
+}

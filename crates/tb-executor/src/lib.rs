@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::scheduler::{GroupPolicy, Limits, Scheduler, Slot};
-use tb_core::cause::Cause;
+use tb_core::cause::{Cause, ErrorClass};
 use tb_core::events::EventSink;
 use tb_core::events::{Event, Millis, Outcome, RecordError, Status, TaskHeader};
 use tb_core::graph::TaskGraph;
@@ -77,16 +77,6 @@ impl Done {
             record: self.record,
         }
     }
-}
-
-/// Whether trying again may help.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorClass {
-    Transient,
-    Permanent,
-    /// A bug met outside the task's own code (the shared poller panicked): the task fails
-    /// as a panicking one does, and the run ends with an internal error.
-    Internal,
 }
 
 /// A failed attempt.

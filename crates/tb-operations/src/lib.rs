@@ -25,7 +25,7 @@ use std::sync::Arc;
 use self::api::wire::Workflow;
 use self::api::workflows::{Poller, StartWorkflow, WorkflowType};
 use self::api::{ApiClient, ApiError, unix_now};
-use tb_core::cause::Cause;
+use tb_core::cause::{Cause, ErrorClass};
 use tb_plan::plan::ops::{OperationKind, OperationSpec};
 use tb_plan::plan::template::{Text, TextPart};
 
@@ -55,11 +55,9 @@ pub struct OpError {
     pub message: String,
     /// Why, as data: what the reports group by.
     pub cause: Cause,
-    /// Worth another attempt (the platform was busy or unreachable, nothing was started).
-    pub transient: bool,
-    /// A bug of ours (a panic in the shared poller), not the platform's answer: the run
-    /// ends with an internal error (exit 101).
-    pub internal: bool,
+    /// Worth another attempt, or not; or a bug of ours (a panic in the shared poller), not
+    /// the platform's answer, which ends the run with an internal error (exit 101).
+    pub class: ErrorClass,
 }
 
 impl OpError {
@@ -67,22 +65,17 @@ impl OpError {
     /// no site (the task's id does).
     pub fn permanent(message: impl Into<String>) -> Self {
         let message = message.into();
-        Self { cause: Cause::Failed { reason: message.clone() }, message, transient: false, internal: false }
+        Self { cause: Cause::Failed { reason: message.clone() }, message, class: ErrorClass::Permanent }
     }
 
     /// A failure worth another attempt.
     pub(crate) fn transient(message: impl Into<String>) -> Self {
-        Self { transient: true, ..Self::permanent(message) }
+        Self { class: ErrorClass::Transient, ..Self::permanent(message) }
     }
 
     /// `message` about `cause`, classed as `cause` is.
     pub(crate) fn about(message: impl Into<String>, cause: &ApiError) -> Self {
-        Self {
-            message: message.into(),
-            cause: cause.as_cause(),
-            transient: cause.is_transient(),
-            internal: cause.is_internal(),
-        }
+        Self { message: message.into(), cause: cause.as_cause(), class: cause.class() }
     }
 
     /// A failure another attempt would not mend, for `reason` (words that name no site: the
@@ -101,13 +94,13 @@ impl OpError {
 
     /// A failure for `cause`, with `message` saying more of it.
     pub(crate) fn because(cause: Cause, message: impl Into<String>) -> Self {
-        Self { message: message.into(), cause, transient: false, internal: false }
+        Self { message: message.into(), cause, class: ErrorClass::Permanent }
     }
 }
 
 impl From<ApiError> for OpError {
     fn from(e: ApiError) -> Self {
-        Self { transient: e.is_transient(), internal: e.is_internal(), cause: e.as_cause(), message: e.to_string() }
+        Self { class: e.class(), cause: e.as_cause(), message: e.to_string() }
     }
 }
 
@@ -552,8 +545,7 @@ impl Ops {
             // The workflow started: whatever happens now, it is not started again.
             message: format!("lost track of workflow {}: {e}", workflow.id),
             cause: e.as_cause(),
-            transient: false,
-            internal: e.is_internal(),
+            class: if e.is_internal() { ErrorClass::Internal } else { ErrorClass::Permanent },
         })?;
         ctx.workflow_ended(&done.id, done.succeeded());
         if done.succeeded() { Ok(done) } else { Err(OpError::workflow_failed(&done)) }

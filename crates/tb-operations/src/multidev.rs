@@ -1,6 +1,7 @@
 //! Multidev operations: create, delete, and the two merges (pantheon-api.md §5.5).
 
 use serde_json::json;
+use tb_core::cause::ErrorClass;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
@@ -68,7 +69,7 @@ pub(super) async fn create(
     ctx.progress(&format!("waiting for {name} to wake"));
     let second = ops.wake_pause() / 5;
     super::environments::wake_with(ops, target, 26, second).await.map_err(|e| OpError {
-        transient: false,
+        class: ErrorClass::Permanent,
         message: format!("{name} was created, but: {}", e.message),
         ..e
     })?;

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 use super::{OpError, OpOutput, Ops, Target, env_of};
-use tb_core::cause::Cause;
+use tb_core::cause::{Cause, ErrorClass};
 
 /// The port Pantheon's app servers answer SSH on.
 const PORT: u16 = 2222;
@@ -185,7 +185,7 @@ pub(super) async fn execute(
             // Only a connection that provably ran nothing is tried again here: running the
             // command again (an idempotent one whose end was not seen) is a new attempt, the
             // executor's to count, journal and bound by `retries`.
-            Err(e) if e.transient && ended == Some(false) && attempt < CONNECTS => {
+            Err(e) if e.class == ErrorClass::Transient && ended == Some(false) && attempt < CONNECTS => {
                 let base = ops.platform_time(Duration::from_secs(2));
                 tokio::time::sleep(tb_core::backoff::delay(base, attempt, base * 8)).await;
                 attempt += 1;
@@ -327,7 +327,7 @@ async fn once(
         Some(255) if never_ran(&stdout, &stderr) => {
             *ended = Some(false);
             let message = format!("cannot reach {host}: {}", tb_core::redact::redact(last_line(&stderr)));
-            Err(OpError { transient: true, ..OpError::failed("cannot reach the app server", message) })
+            Err(OpError { class: ErrorClass::Transient, ..OpError::failed("cannot reach the app server", message) })
         }
         // The connection ended and the command's own end was not seen: it may have run.
         Some(255) | None => {
@@ -336,7 +336,7 @@ async fn once(
             let message = format!("`{shown}` may have run: its end was not seen ({ended})");
             let reason = "the remote command may have run: its end was not seen";
             Err(if call.idempotent {
-                OpError { transient: true, ..OpError::failed(reason, message) }
+                OpError { class: ErrorClass::Transient, ..OpError::failed(reason, message) }
             } else {
                 OpError::failed(reason, format!("{message}; not run again (its job may say `idempotent: true`)"))
             })

@@ -15,16 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::StateError;
 use super::outcome::RunOutcome;
-use super::{Prepared, RunError};
-use tb_core::cause::Cause;
+use super::{Prepared, Refusal, RunError, Unreachable};
+use tb_core::cause::{Cause, ErrorClass};
 use tb_core::endpoint::Endpoint;
 use tb_core::events::{EventSink, FanOut, Status};
 use tb_core::ids::RunId;
 use tb_core::timefmt::compact;
 use tb_executor::scheduler::{GroupPolicy, Limits};
-use tb_executor::{
-    Controls, Done, ErrorClass, Halt, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta,
-};
+use tb_executor::{Controls, Done, Halt, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta};
 use tb_operations::api::workflows::Poller;
 use tb_operations::{OpContext, OpError, Ops, Target, is_supported};
 use tb_plan::expand::{JobInfo, Task};
@@ -118,7 +116,7 @@ pub fn find_earlier(plan_keys: &[String], options: &ApplyOptions) -> Result<Opti
     let mut newest = match journal::find(&options.state, &whose, named) {
         Ok(found) => found,
         Err(journal::JournalError::NoRun { .. }) if matches!(which, Resume::IfAny) => return Ok(None),
-        Err(e) => return Err(RunError::Refused(e.to_string())),
+        Err(e) => return Err(Refusal::Journal(e).into()),
     };
     // A run named by id that a later run resumed since: what that run did is not in the
     // named one's journal, so the resume starts from the newest run of its chain.
@@ -154,12 +152,7 @@ pub fn check(
     vars: &EnvVars,
 ) -> Result<Checked, RunError> {
     let Some(connection) = &prepared.connection else {
-        return Err(RunError::Unreachable {
-            message: "apply needs the Pantheon API and no login is at hand: set TERMINUS_MACHINE_TOKEN or run \
-                      `terminus-batch auth login` (or pass --simulate)"
-                .to_owned(),
-            source: None,
-        });
+        return Err(Unreachable::NoLogin.into());
     };
     refuse(prepared, options, vars)?;
     let user_id = connection.user_id()?;
@@ -179,25 +172,19 @@ fn same_target(journal: &RunJournal, endpoint: &Endpoint, user_id: &str) -> Resu
     match &journal.header.target {
         Some(then) if then.same_as(endpoint) => {}
         Some(then) => {
-            return Err(RunError::Refused(format!(
-                "run {run} ran against {then}, and this run would talk to {endpoint}; a resume never crosses targets \
-                 (start a new run without --resume)"
-            )));
+            let (then, now) = (then.to_string(), endpoint.to_string());
+            return Err(Refusal::ResumeOtherTarget { run: run.clone(), then, now }.into());
         }
         None => {
-            return Err(RunError::Refused(format!(
-                "run {run} does not record what it ran against, so it cannot be resumed safely; start a new run"
-            )));
+            return Err(Refusal::ResumeTargetUnknown { run: run.clone() }.into());
         }
     }
     match &journal.header.user_id {
         Some(then) if then == user_id => Ok(()),
-        Some(then) => Err(RunError::Refused(format!(
-            "run {run} ran as user {then}, and this run is logged in as user {user_id}; resume it as the same user"
-        ))),
-        None => Err(RunError::Refused(format!(
-            "run {run} does not record which user it ran as, so it cannot be resumed safely; start a new run"
-        ))),
+        Some(then) => {
+            Err(Refusal::ResumeOtherUser { run: run.clone(), then: then.clone(), now: user_id.to_owned() }.into())
+        }
+        None => Err(Refusal::ResumeUserUnknown { run: run.clone() }.into()),
     }
 }
 
@@ -206,29 +193,19 @@ fn refuse(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Result
     let unsupported: BTreeSet<&str> =
         tasks.iter().map(|t| t.payload.kind()).filter(|k| !is_supported(*k)).map(OperationKind::name).collect();
     if !unsupported.is_empty() {
-        return Err(RunError::Refused(format!(
-            "this build cannot execute {}; `plan` shows what the run would do",
-            unsupported.into_iter().collect::<Vec<_>>().join(", ")
-        )));
+        return Err(Refusal::Unsupported(unsupported.into_iter().map(str::to_owned).collect()).into());
     }
     let missing: BTreeSet<&str> =
         tasks.iter().flat_map(|t| t.payload.env_vars()).filter(|name| vars.get(name).is_none()).collect();
     if !missing.is_empty() {
-        return Err(RunError::Refused(format!(
-            "the plan reads environment variable(s) that are not set: {}",
-            missing.into_iter().collect::<Vec<_>>().join(", ")
-        )));
+        return Err(Refusal::MissingVariables(missing.into_iter().map(str::to_owned).collect()).into());
     }
     let destructive: Vec<String> =
         tasks.iter().filter(|t| t.payload.is_destructive()).map(|t| t.id.to_string()).collect();
     if !destructive.is_empty() && !options.allow_destructive {
-        let shown: Vec<&str> = destructive.iter().take(5).map(String::as_str).collect();
-        let more = if destructive.len() > 5 { format!(" and {} more", destructive.len() - 5) } else { String::new() };
-        return Err(RunError::Refused(format!(
-            "{} destructive task(s) ({}{more}); pass --allow-destructive to run them",
-            destructive.len(),
-            shown.join(", ")
-        )));
+        let count = destructive.len();
+        let shown: Vec<String> = destructive.into_iter().take(5).collect();
+        return Err(Refusal::Destructive { count, more: count - shown.len(), shown }.into());
     }
     Ok(())
 }
@@ -568,11 +545,13 @@ fn stale_after(vars: &EnvVars) -> Result<Option<std::time::Duration>, RunError> 
     let least = tb_state::lock::MIN_STALE_AFTER;
     match humantime::parse_duration(text) {
         Ok(period) if period >= least => Ok(Some(period)),
-        Ok(_) => Err(RunError::Refused(format!(
-            "{var}={text} is shorter than {}: a run could not renew its records in time",
-            humantime::format_duration(least)
-        ))),
-        Err(e) => Err(RunError::Refused(format!("{var}={text} is not a duration (e.g. 2m): {e}"))),
+        Ok(_) => Err(Refusal::StaleTooShort {
+            var,
+            value: text.to_owned(),
+            least: humantime::format_duration(least).to_string(),
+        }
+        .into()),
+        Err(source) => Err(Refusal::NotADuration { var, value: text.to_owned(), example: "2m", source }.into()),
     }
 }
 
@@ -597,10 +576,7 @@ fn take_lock(options: &ApplyOptions, holder: &Holder) -> Result<Lock, RunError> 
                     }
                     Some(_) => {
                         let waited = options.lock_timeout.map(humantime::format_duration).map(|t| t.to_string());
-                        return Err(RunError::Refused(format!(
-                            "{held} (waited {} for it)",
-                            waited.unwrap_or_default()
-                        )));
+                        return Err(Refusal::LockWaited { held, waited: waited.unwrap_or_default() }.into());
                     }
                     None => return Err(held.into()),
                 }
@@ -887,7 +863,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                 ops.settle_after(&target, since).await.map_err(|e| TaskError {
                     message: format!("not started: cannot see what {whose} left running: {}", e.message),
                     cause: e.cause,
-                    class: if e.transient { ErrorClass::Transient } else { ErrorClass::Permanent },
+                    class: e.class,
                 })?;
             }
             // A result `carried` did not take: the task's definition changed since.
@@ -934,17 +910,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
                     run: None,
                     record: None,
                 }),
-                Err(e) => Err(TaskError {
-                    message: said(e.message),
-                    cause: e.cause,
-                    class: if e.internal {
-                        ErrorClass::Internal
-                    } else if e.transient {
-                        ErrorClass::Transient
-                    } else {
-                        ErrorClass::Permanent
-                    },
-                }),
+                Err(e) => Err(TaskError { message: said(e.message), cause: e.cause, class: e.class }),
             }
         }
     }
@@ -998,7 +964,7 @@ async fn take_lease(
             }
             Err(e @ LeaseError::Store { .. }) => {
                 return Err(TaskError {
-                    message: format!("not started: {e}"),
+                    message: format!("not started: {}", tb_core::chain::one_line(&e)),
                     cause: Cause::Halted { reason: "its environment's lease could not be taken".to_owned() },
                     class: ErrorClass::Permanent,
                 });
@@ -1081,8 +1047,7 @@ impl OpContext for Ctx {
             proven.map_err(|lost| OpError {
                 message: format!("not started: {lost}"),
                 cause: Cause::Halted { reason: fenced_reason(&lost).to_owned() },
-                transient: false,
-                internal: false,
+                class: ErrorClass::Permanent,
             })
         }
     }

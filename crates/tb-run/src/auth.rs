@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use super::RunError;
 use super::connect::{api_config, runtime};
+use super::{Refusal, RunError};
 use tb_core::secret::Secret;
 use tb_operations::api::{ApiClient, ApiConfig, ApiError, ApiErrorKind, SessionStore, unix_now};
 use tb_settings::{EnvVars, Layer, Settings};
@@ -18,7 +18,7 @@ pub struct LoggedIn {
 }
 
 fn settings(vars: &EnvVars) -> Result<Settings, RunError> {
-    tb_settings::resolve(vars, Layer::default(), None, false, None).map_err(|e| RunError::Refused(e.to_string()))
+    tb_settings::resolve(vars, Layer::default(), None, false, None).map_err(|e| Refusal::Settings(e).into())
 }
 
 fn store(settings: &Settings) -> SessionStore {
@@ -26,13 +26,12 @@ fn store(settings: &Settings) -> SessionStore {
 }
 
 fn client(settings: &Settings, token: Option<Secret>) -> Result<ApiClient, RunError> {
-    ApiClient::new(ApiConfig { machine_token: token, ..api_config(settings) })
-        .map_err(|e| RunError::Refused(e.to_string()))
+    ApiClient::new(ApiConfig { machine_token: token, ..api_config(settings) }).map_err(|e| Refusal::Client(e).into())
 }
 
-/// An authentication failure or an unreachable API.
-fn failed(e: &ApiError) -> RunError {
-    RunError::Unreachable { message: e.to_string(), source: Some(e.clone()) }
+/// An authentication failure or an unreachable API, while doing `context`.
+fn failed(context: &'static str) -> impl Fn(ApiError) -> RunError {
+    move |source| RunError::unreachable(context, source)
 }
 
 fn save_error(what: &str, e: &std::io::Error) -> ApiError {
@@ -44,7 +43,7 @@ fn save_error(what: &str, e: &std::io::Error) -> ApiError {
 pub fn login(vars: &EnvVars, token: Option<Secret>) -> Result<LoggedIn, RunError> {
     let settings = settings(vars)?;
     let Some(token) = token.or_else(|| settings.machine_token.clone()) else {
-        return Err(RunError::refused("no machine token: pass --machine-token or set TERMINUS_MACHINE_TOKEN"));
+        return Err(Refusal::NoMachineToken.into());
     };
     let store = store(&settings);
     let logging_in = client(&settings, Some(token.clone()))?;
@@ -60,14 +59,14 @@ pub fn login(vars: &EnvVars, token: Option<Secret>) -> Result<LoggedIn, RunError
                 store.write_token(&token, &user.email, unix_now() as i64).await.map_err(|e| save_error("token", &e))?;
             Ok::<_, ApiError>(LoggedIn { email: user.email, token_file })
         })
-        .map_err(|e| failed(&e))
+        .map_err(failed("cannot log in"))
 }
 
 /// The logged-in user's email.
 pub fn whoami(vars: &EnvVars) -> Result<String, RunError> {
     let settings = settings(vars)?;
     let client = client(&settings, settings.machine_token.clone())?;
-    runtime()?.block_on(client.me()).map(|user| user.email).map_err(|e| failed(&e))
+    runtime()?.block_on(client.me()).map(|user| user.email).map_err(failed("cannot tell who is logged in"))
 }
 
 /// Deletes the saved session and machine tokens, as `terminus auth:logout` does: how many

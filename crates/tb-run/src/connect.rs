@@ -13,7 +13,7 @@ use tb_plan::resolve::{OrgMembership, OrgRecord, SiteRecord, SiteSource, SourceE
 use tb_settings::Settings;
 use tb_simulator::{Simulator, World};
 
-use super::RunError;
+use super::{Refusal, RunError};
 use tb_core::endpoint::Endpoint;
 
 /// A live connection: the client, the simulator it talks to (under `--simulate`), and the
@@ -74,7 +74,7 @@ pub fn simulate(
 
 /// A client for the real API, on `runtime`.
 pub fn connect_api(runtime: tokio::runtime::Runtime, settings: &Settings) -> Result<Connection, RunError> {
-    let client = ApiClient::new(api_config(settings)).map_err(|e| RunError::Refused(e.to_string()))?;
+    let client = ApiClient::new(api_config(settings)).map_err(Refusal::Client)?;
     Ok(Connection { runtime, client, simulator: None, endpoint: Endpoint::Api { base: settings.api_base() } })
 }
 

@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::RunError;
+use super::{Refusal, RunError};
 use tb_core::location::Location;
 use tb_report::RunReport;
 use tb_report::summary::{PlanInfo, SettingsInfo, Totals};
@@ -51,7 +51,9 @@ pub fn locate_state(
         .or_else(|| vars.get(STATE_DIR_VAR).map(|s| (s, STATE_DIR_VAR)))
         .or_else(|| plan.map(|s| (s, "the plan's settings.state")));
     match named {
-        Some((text, from)) => Location::parse(text).map_err(|e| RunError::Refused(format!("{e} (from {from})"))),
+        Some((text, from)) => {
+            Location::parse(text).map_err(|reason| Refusal::StateLocation { from: from.to_owned(), reason }.into())
+        }
         None => Ok(Location::Dir(default_state_dir(start))),
     }
 }
@@ -60,11 +62,17 @@ pub fn locate_state(
 pub fn open_state(location: &Location, vars: &EnvVars) -> Result<Store, RunError> {
     let var = tb_core::env::STORE_BUDGET;
     let budget = match vars.get(var) {
-        Some(text) => humantime::parse_duration(text)
-            .map_err(|e| RunError::Refused(format!("{var}={text} is not a duration (e.g. 60s): {e}")))?,
+        Some(text) => humantime::parse_duration(text).map_err(|source| Refusal::NotADuration {
+            var,
+            value: text.to_owned(),
+            example: "60s",
+            source,
+        })?,
         None => tb_state::store::WRITE_BUDGET,
     };
-    Store::open(location, &vars.state_store_vars()).map(|store| store.with_budget(budget)).map_err(RunError::Refused)
+    Store::open(location, &vars.state_store_vars())
+        .map(|store| store.with_budget(budget))
+        .map_err(|reason| Refusal::StoreUnusable { reason }.into())
 }
 
 /// Checks that `store` answers (a missing bucket, refused credentials, an unreachable
@@ -184,7 +192,7 @@ pub struct RunEntry {
 /// Every run in `store`, newest first. A run whose records cannot be read is an error
 /// naming it: a damaged record is said, never hidden.
 fn list(store: &Store) -> Result<Vec<RunEntry>, RunError> {
-    store.children("runs").map_err(|e| RunError::Refused(e.to_string()))?;
+    store.children("runs").map_err(|source| Refusal::Runs { store: store.describe(), source })?;
     journal::runs_newest_first(store)
         .into_iter()
         .map(|id| {
@@ -214,7 +222,7 @@ fn newest(store: &Store) -> Result<String, RunError> {
     journal::runs_newest_first(store)
         .into_iter()
         .next()
-        .ok_or_else(|| RunError::Refused(format!("no run in {}", store.describe())))
+        .ok_or_else(|| Refusal::NoRuns { store: store.describe() }.into())
 }
 
 /// Where a run's records are, for messages.
@@ -227,35 +235,34 @@ fn run_location(store: &Store, run: &str) -> String {
 /// journal folded as far as it goes (a crashed run's tasks end unfinished).
 fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), RunError> {
     if run.is_empty() || run.contains(['/', '\\']) || run == "." || run == ".." {
-        return Err(RunError::Refused(format!("`{run}` is not a run id")));
+        return Err(Refusal::NotARunId(run.to_owned()).into());
     }
-    let refused = |e: tb_state::StoreError| RunError::Refused(e.to_string());
+    let refused = |source| Refusal::Runs { store: store.describe(), source };
     let keys = store.list(&journal::run_key(run)).map_err(refused)?;
     if keys.is_empty() {
         let known = journal::runs_newest_first(store);
         let hint = tb_plan::plan::error::did_you_mean(run, known.iter().map(String::as_str))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
-        return Err(RunError::Refused(format!("no run `{run}` in {}{hint}", store.describe())));
+        return Err(Refusal::NoSuchRun { run: run.to_owned(), store: store.describe(), hint }.into());
     }
     let result_key = journal::result_key(run);
     if keys.contains(&result_key) {
         // A finished run: its report, and from its journal only the header.
-        let header = journal::read_header(store, run).map_err(|e| RunError::Refused(e.to_string()))?;
+        let header = journal::read_header(store, run).map_err(Refusal::Journal)?;
         let shown = store.locate(&result_key);
         let entry = store.get(&result_key).map_err(refused)?;
         let Some(entry) = entry.filter(|e| e.bytes.len() as u64 <= journal::MAX_JOURNAL_BYTES) else {
-            return Err(RunError::Refused(format!("cannot read {shown}: it is gone or over the size limit")));
+            return Err(Refusal::ResultGone { path: shown }.into());
         };
         let report: RunReport =
-            serde_json::from_slice(&entry.bytes).map_err(|e| RunError::Refused(format!("cannot read {shown}: {e}")))?;
+            serde_json::from_slice(&entry.bytes).map_err(|source| Refusal::ResultUnreadable { path: shown, source })?;
         return Ok((report, header.resumed_from));
     }
-    let journal = journal::read(store, run).map_err(|e| RunError::Refused(e.to_string()))?;
+    let journal = journal::read(store, run).map_err(Refusal::Journal)?;
     let resumed_from = journal.header.resumed_from.clone();
-    let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone()).map_err(|e| {
-        RunError::Refused(format!("cannot read the settings in the journal of {}: {e}", run_location(store, run)))
-    })?;
+    let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone())
+        .map_err(|source| Refusal::JournalSettings { path: run_location(store, run), source })?;
     let plan =
         PlanInfo { path: journal.header.plan_path.clone(), sha256: journal.header.plan_sha256.clone(), name: None };
     let mut report = RunReport::new(plan, settings);

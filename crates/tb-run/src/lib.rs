@@ -20,6 +20,6 @@ pub mod refresh;
 pub mod saved;
 
 pub use connect::Connection;
-pub use error::{RunError, StateError};
+pub use error::{Refusal, RunError, StateError, Unreachable};
 pub use outcome::{RunOutcome, Verdict};
 pub use prepare::{PlanInput, Platform, Prepared, TargetOptions, prepare, prepare_on};

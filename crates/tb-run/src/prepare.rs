@@ -5,8 +5,8 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use super::RunError;
 use super::connect::{self, ApiSource, Connection};
+use super::{Refusal, RunError, Unreachable};
 use tb_core::endpoint::Endpoint;
 use tb_core::graph::TaskGraph;
 use tb_plan::expand::{Expansion, Filter, Task, expand};
@@ -20,19 +20,16 @@ use tb_settings::{EnvVars, Layer, Settings};
 /// read, so `/dev/zero` or a huge file is refused without filling memory.
 pub fn read_text(path: &Path, max_bytes: usize) -> Result<String, RunError> {
     let shown = path.display();
-    let file = std::fs::File::open(path).map_err(|e| RunError::refused(format!("cannot read {shown}: {e}")))?;
+    let unreadable = |source| RunError::from(Refusal::Unreadable { path: shown.to_string(), source });
+    let file = std::fs::File::open(path).map_err(unreadable)?;
     let mut bytes = Vec::new();
     let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
-    file.take(limit).read_to_end(&mut bytes).map_err(|e| RunError::refused(format!("cannot read {shown}: {e}")))?;
+    file.take(limit).read_to_end(&mut bytes).map_err(unreadable)?;
     if bytes.len() > max_bytes {
-        return Err(RunError::refused(format!("{shown} is over the limit of {max_bytes} bytes")));
+        return Err(Refusal::TooLarge { path: shown.to_string(), limit: max_bytes }.into());
     }
-    String::from_utf8(bytes).map_err(|e| {
-        RunError::refused(format!(
-            "{shown} is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| Refusal::NotText { path: shown.to_string(), offset: e.utf8_error().valid_up_to() }.into())
 }
 
 /// Reads a plan file into its source.
@@ -194,14 +191,11 @@ pub fn prepare_on(
     let (source, plan) = load(source)?;
     let shards = targets.shard.map(|shard| u32::try_from(shard.count).unwrap_or(u32::MAX));
     let settings = tb_settings::resolve(vars, flags, Some(&plan.settings), targets.simulate(), shards)
-        .map_err(|e| RunError::Refused(e.to_string()))?;
+        .map_err(Refusal::Settings)?;
     if let Some(shard) = targets.shard {
         // DESIGN §11: a `scope: all` need joins everything into one component.
         if let Some(job) = plan.jobs.iter().find(|j| j.needs.iter().any(|n| n.scope == NeedScope::All)) {
-            return Err(RunError::Refused(format!(
-                "--shard {shard}: job `{}` needs a job with `scope: all`, which joins every task into one shard; shard a plan without that barrier",
-                job.id
-            )));
+            return Err(Refusal::ShardBarrier { shard: shard.to_string(), job: job.id.to_string() }.into());
         }
     }
     let as_written = targets.platform == Platform::AsWritten;
@@ -229,13 +223,10 @@ pub fn prepare_on(
         // Offline by the command's choice: nothing was unreachable, the plan needs what
         // the command does not do.
         Err(ResolveFailure::Source(e)) if connection.is_none() && as_written => {
-            return Err(RunError::Refused(format!("cannot resolve the plan's targets: {e}")));
+            return Err(Refusal::Unresolved(e).into());
         }
         Err(ResolveFailure::Source(e)) => {
-            return Err(RunError::Unreachable {
-                message: format!("cannot resolve the plan's targets: {e}"),
-                source: None,
-            });
+            return Err(Unreachable::Targets(e).into());
         }
     };
     let expansion = match expand(&plan, &resolved, &targets.filter) {
@@ -287,10 +278,10 @@ fn empty_filter(filter: &Filter, resolved: &Resolved, expansion: &Expansion<Oper
         let hint = tb_plan::plan::error::did_you_mean(glob, names.iter().copied())
             .map(|hint| format!("; {hint}"))
             .unwrap_or_default();
-        return Err(RunError::Refused(format!("--sites {glob} matches no task of this plan{hint}")));
+        return Err(Refusal::NoSiteMatches { glob: glob.clone(), hint }.into());
     }
     if !filter.only.is_empty() {
-        return Err(RunError::Refused(format!("--only {} keeps no task of this plan", filter.only.join(","))));
+        return Err(Refusal::NothingKept(filter.only.clone()).into());
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::document::{SAVED_PLAN_KIND, document};
 use super::refresh::Refresh;
-use super::{Prepared, RunError};
+use super::{Prepared, Refusal, RunError};
 use tb_core::endpoint::Endpoint;
 use tb_plan::plan::PlanSource;
 use tb_plan::resolve::Resolved;
@@ -67,24 +67,23 @@ pub fn read(path: &Path) -> Result<Option<Loaded>, RunError> {
     // A saved plan holds every resolved target: allow the world budget, not the plan's.
     let Ok(text) = super::prepare::read_text(path, tb_plan::plan::parse::Budgets::WORLD.bytes) else { return Ok(None) };
     let shown = path.display().to_string();
-    let Some(saved) =
-        parse(&text).map_err(|e| RunError::refused(format!("{shown} is not a readable saved plan: {e}")))?
-    else {
+    let Some(saved) = parse(&text).map_err(|reason| Refusal::SavedUnreadable { path: shown.clone(), reason })? else {
         return Ok(None);
     };
-    let plan_text = super::prepare::read_text(Path::new(&saved.source.path), tb_plan::plan::parse::Budgets::PLAN.bytes)
-        .map_err(|e| {
-            RunError::refused(format!("{shown} was saved from {}, which cannot be read now: {e}", saved.source.path))
-        })?;
+    let plan_text =
+        super::prepare::read_text(Path::new(&saved.source.path), tb_plan::plan::parse::Budgets::PLAN.bytes).map_err(
+            |e| Refusal::SavedSourceGone { path: shown.clone(), plan: saved.source.path.clone(), source: Box::new(e) },
+        )?;
     let source = PlanSource::new(saved.source.path.clone(), plan_text);
     let now = source.sha256();
     if now != saved.source.sha256 {
-        return Err(RunError::refused(format!(
-            "{} changed since {shown} was saved (sha256 {} then, {} now); run `plan -o` again and review it",
-            saved.source.path,
-            saved.source.sha256.get(..12).unwrap_or_default(),
-            now.get(..12).unwrap_or_default()
-        )));
+        return Err(Refusal::SavedPlanChanged {
+            path: shown,
+            plan: saved.source.path,
+            then: saved.source.sha256.get(..12).unwrap_or_default().to_owned(),
+            now: now.get(..12).unwrap_or_default().to_owned(),
+        }
+        .into());
     }
     let preconditions = saved.tasks.into_iter().filter_map(|t| t.refresh.map(|r| (t.id, r))).collect();
     Ok(Some(Loaded {
@@ -101,9 +100,7 @@ pub fn read(path: &Path) -> Result<Option<Loaded>, RunError> {
 /// saved plan records resolved targets: names taken as written (no login) are refused.
 pub fn write(prepared: &Prepared, previews: Option<&[Refresh]>, out: &Path) -> Result<(), RunError> {
     let Some(connection) = &prepared.connection else {
-        return Err(RunError::refused(
-            "-o needs resolved targets: log in (TERMINUS_MACHINE_TOKEN or `terminus-batch auth login`) or pass --simulate",
-        ));
+        return Err(Refusal::SaveNeedsLogin.into());
     };
     let mut saved = document(prepared, true);
     saved.ran_against = Some(connection.endpoint.clone());
@@ -116,7 +113,7 @@ pub fn write(prepared: &Prepared, previews: Option<&[Refresh]>, out: &Path) -> R
     let mut text = serde_json::to_string_pretty(&saved)
         .map_err(|e| RunError::internal("cannot write the saved plan as JSON", e))?;
     text.push('\n');
-    std::fs::write(out, text).map_err(|e| RunError::refused(format!("cannot write saved plan {}: {e}", out.display())))
+    std::fs::write(out, text).map_err(|source| Refusal::SaveFailed { path: out.display().to_string(), source }.into())
 }
 
 /// A saved plan runs only against what it was resolved with, as the same user; and, when
@@ -126,25 +123,18 @@ pub fn check(prepared: &Prepared, loaded: &Loaded, user_id: &str) -> Result<(), 
     match &loaded.ran_against {
         Some(then) if then.same_as(&connection.endpoint) => {}
         Some(then) => {
-            return Err(RunError::refused(format!(
-                "{} was resolved against {then}, and this run would talk to {}; save the plan again against this target",
-                loaded.file, connection.endpoint
-            )));
+            let (then, now) = (then.to_string(), connection.endpoint.to_string());
+            return Err(Refusal::SavedOtherTarget { path: loaded.file.clone(), then, now }.into());
         }
         None => {
-            return Err(RunError::refused(format!(
-                "{} does not record what it was resolved against; save it again with this version (`plan -o`)",
-                loaded.file
-            )));
+            return Err(Refusal::SavedTargetUnknown { path: loaded.file.clone() }.into());
         }
     }
     if let Some(then) = &loaded.user_id
         && then != user_id
     {
-        return Err(RunError::refused(format!(
-            "{} was saved by user {then}, and this run is logged in as user {user_id}; save it again as this user",
-            loaded.file
-        )));
+        let (then, now) = (then.clone(), user_id.to_owned());
+        return Err(Refusal::SavedOtherUser { path: loaded.file.clone(), then, now }.into());
     }
     drifted(prepared, connection, &loaded.preconditions)
 }
@@ -172,8 +162,5 @@ fn drifted(
     if changes.is_empty() {
         return Ok(());
     }
-    Err(RunError::refused(format!(
-        "the platform changed since the plan was saved; run `plan --refresh -o` again and review it:\n  {}",
-        changes.join("\n  ")
-    )))
+    Err(Refusal::Drifted(changes).into())
 }

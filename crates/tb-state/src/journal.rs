@@ -52,7 +52,7 @@ pub struct Header {
 /// Why a journal could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot write the journal in {dir}: {source}")]
+    #[error("cannot write the journal in {dir}")]
     Write { dir: String, source: io::Error },
     #[error("cannot read the journal {path}: {message}")]
     Read { path: String, message: String },

@@ -42,7 +42,7 @@ pub enum LeaseError {
     /// Another run holds it.
     #[error("{target} is being acted on by {holder}", holder = .holder.describe())]
     Held { target: String, holder: Box<Holder> },
-    #[error("cannot take the lease on {target}: {source}")]
+    #[error("cannot take the lease on {target}")]
     Store { target: String, source: StoreError },
 }
 

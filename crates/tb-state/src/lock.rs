@@ -114,7 +114,7 @@ pub enum LockError {
         "{plan} is already being applied by process {pid}{whence} (run {run}, started {started}); wait for it (--lock-timeout), or remove {path} if that process is gone"
     )]
     Held { plan: String, pid: u32, whence: String, run: String, started: String, path: String },
-    #[error("cannot take the lock: {source}; a run that cannot be journalled does not start (see --state-dir)")]
+    #[error("cannot take the lock; a run that cannot be journalled does not start (see --state-dir)")]
     Store { source: StoreError },
 }
 

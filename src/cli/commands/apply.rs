@@ -54,8 +54,11 @@ pub(super) fn execute_plan(
     let reports = parse_reports(&exec.reports).map_err(CommandError::invalid)?;
     // Before any API call: a report that cannot be written would be lost at the end.
     for (format, path) in &reports {
-        probe_writable(path)
-            .map_err(|e| CommandError::invalid(format!("cannot write the {format} report to {path}: {e}")))?;
+        probe_writable(path).map_err(|source| CommandError::ReportFile {
+            format: format.to_string(),
+            path: path.clone(),
+            source,
+        })?;
     }
     // stdout holds one stream: a report, the event stream, or data as JSON.
     let on_stdout = reports.iter().filter(|(_, path)| path == "-").count()

@@ -25,9 +25,7 @@ pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> Comman
     let previews = match (&prepared.connection, refresh) {
         (Some(connection), true) => Some(previews(&prepared, connection)),
         (None, true) => {
-            return Err(crate::cli::error::CommandError::unreachable(
-                "--refresh reads the Pantheon API: log in (TERMINUS_MACHINE_TOKEN or `terminus-batch auth login`) or pass --simulate",
-            ));
+            return Err(tb_run::RunError::from(tb_run::Unreachable::RefreshNeedsLogin).into());
         }
         (_, false) => None,
     };

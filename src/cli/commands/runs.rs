@@ -31,8 +31,11 @@ pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
         RunsCommand::Show { run, state_dir, reports } => {
             let reports = parse_reports(reports).map_err(CommandError::invalid)?;
             for (format, path) in &reports {
-                probe_writable(path)
-                    .map_err(|e| CommandError::invalid(format!("cannot write the {format} report to {path}: {e}")))?;
+                probe_writable(path).map_err(|source| CommandError::ReportFile {
+                    format: format.to_string(),
+                    path: path.clone(),
+                    source,
+                })?;
             }
             let dir = open(state_dir.as_deref(), io)?;
             let id = match run {

@@ -58,8 +58,7 @@ fn serve(args: &ServeArgs, io: &mut Io<'_>) -> CommandResult {
         );
         Ok((notice, sim))
     });
-    let (notice, sim) =
-        stats.map_err(|e| CommandError::invalid(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+    let (notice, sim) = stats.map_err(|source| CommandError::Listen { port: args.port, source })?;
     io.stderr.write_all(notice.as_bytes())?;
     io.stderr.flush()?;
     let stats = runtime.block_on(async {

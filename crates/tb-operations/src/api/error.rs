@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::time::Duration;
+use tb_core::cause::ErrorClass;
 
 use tb_core::cause::{Cause, Fault};
 
@@ -153,6 +154,18 @@ impl ApiError {
             | ApiErrorKind::Config { .. }
             | ApiErrorKind::Internal { .. }
             | ApiErrorKind::Exhausted { .. } => false,
+        }
+    }
+
+    /// How this error is classed: [`Self::is_internal`], else [`Self::is_transient`].
+    #[must_use]
+    pub fn class(&self) -> ErrorClass {
+        if self.is_internal() {
+            ErrorClass::Internal
+        } else if self.is_transient() {
+            ErrorClass::Transient
+        } else {
+            ErrorClass::Permanent
         }
     }
 
