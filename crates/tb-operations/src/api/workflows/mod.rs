@@ -2,7 +2,7 @@
 //! shared poller (DESIGN.md §5).
 //!
 //! **Starting.** The transport repeats the POST only after a 429 or a connection refused
-//! before anything was sent ([`Repeat::OnlyIfRefused`]). After any other failure (timeout,
+//! before anything was sent ([`Repeat::OnlyIfRefused`](super::Repeat::OnlyIfRefused)). After any other failure (timeout,
 //! reset, 5xx, an answer that is not a workflow) the request may have reached the platform,
 //! so the client lists the site's workflows and adopts the newest one of the same type and
 //! environment, started by this session's user no earlier than 120 s before the POST, not
@@ -20,19 +20,7 @@
 //! teach nothing (a cold platform), one waiter of the type scouts, polling as its workflow
 //! runs, and the others are held for what its end teaches.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::Duration;
-
-use futures::future::BoxFuture;
-use reqwest::Method;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
-use tracing::{debug, info, warn};
-
-use super::wire::Workflow;
-use super::{ApiClient, ApiError, ApiErrorKind, Repeat};
 
 mod pace;
 mod poller;

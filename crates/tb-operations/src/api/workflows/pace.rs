@@ -1,11 +1,13 @@
 //! When to poll: the run times of each workflow type, learned from the workflows seen finishing
 //! (`Expectations`, a window of samples per type and its quantiles), and each site's pace.
 
-use super::poller::HISTORY;
-use super::poller::MAX_POLL_GAP;
-use super::poller::SiteWatch;
-use super::poller::Watch;
-use super::*;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::poller::{HISTORY, MAX_POLL_GAP, SiteWatch, Watch};
+use crate::api::wire::Workflow;
 
 /// The first poll of a workflow of a known type comes when this fraction of the recent
 /// ones of its type had finished; the second by when all should have (see [`Window`]).

@@ -2,9 +2,18 @@
 //! the loop that polls every site with workflows in flight, by id or by list, at the pace
 //! `pace` sets.
 
-use super::pace::Expectations;
-use super::pace::Pace;
-use super::*;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use super::pace::{Expectations, Pace};
+use crate::api::wire::Workflow;
+use crate::api::{ApiClient, ApiError, ApiErrorKind};
 
 /// Asks the driver to wait for a workflow.
 #[derive(Clone, Debug)]
@@ -359,12 +368,12 @@ pub(super) fn settle(
 mod tests {
     use super::super::pace::{LEARN_ATTEMPTS, quantile};
     use super::*;
+
     fn workflow(json: &str) -> Workflow {
         serde_json::from_str(json).unwrap()
     }
 
     /// A waiter for workflow `id` of `kind` on site `id`, started at `started`, never polled.
-
     fn waiter(id: &str, kind: &str, started: Instant) -> Watch {
         let (reply, _rx) = oneshot::channel();
         Watch {

@@ -1,7 +1,14 @@
 //! Starting a workflow without ever starting it twice: the POST, and after an answer that was
 //! lost, the site's list read back for the workflow it may have started (see the module above).
 
-use super::*;
+use reqwest::Method;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::{StartWorkflow, WorkflowScope};
+use crate::api::wire::Workflow;
+use crate::api::{ApiClient, ApiError, ApiErrorKind, Repeat};
 
 /// How far back a reconciled workflow's `created_at` (platform time) may be before the POST
 /// (our time, moved to the platform's by its `Date` headers): the `Date` header's whole
@@ -143,7 +150,9 @@ pub(super) fn matches_start(w: &Workflow, start: &StartWorkflow, user_id: &str, 
 
 #[cfg(test)]
 mod tests {
+    use super::super::WorkflowType;
     use super::*;
+
     fn workflow(json: &str) -> Workflow {
         serde_json::from_str(json).unwrap()
     }
