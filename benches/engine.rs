@@ -18,7 +18,7 @@ use tb_core::events::{Event, EventSink, Status};
 use tb_core::graph::TaskGraph;
 use tb_core::ids::RunId;
 use tb_executor::{
-    Controls, Done, RetryPolicy, Runner, SystemClock, TaskContext, TaskError, TaskMeta,
+    Controls, Done, RetryPolicy, Runner, Setup, SystemClock, TaskContext, TaskError, TaskMeta,
     scheduler::{GroupPolicy, Limits},
 };
 use tb_plan::expand::{Filter, Task, expand};
@@ -133,8 +133,8 @@ async fn execute(graph: &TaskGraph<Task<OperationSpec>>) -> tb_executor::RunSumm
     let limits = Limits { concurrency: 20, per_site: 1, fail_fast: false, max_failures: None };
     let groups = vec![GroupPolicy::default(); 4];
     let run_id = RunId::from_parts("20260101T000000Z", 1);
-    tb_executor::execute(graph, Arc::new(Noop), groups, limits, Controls::default(), &SystemClock, run_id, &mut Discard)
-        .await
+    let setup = Setup { groups, limits, controls: Controls::default(), clock: &SystemClock, run_id };
+    tb_executor::execute(graph, Arc::new(Noop), setup, &mut Discard).await
 }
 
 struct Noop;

@@ -423,25 +423,31 @@ impl Recording<'_> {
     }
 }
 
+/// What a run is made of besides its graph, its runner and its sink: the groups' failure
+/// policies, the bounds, the controls that stop it, its clock and its id.
+pub struct Setup<'c> {
+    pub groups: Vec<GroupPolicy>,
+    pub limits: Limits,
+    pub controls: Controls,
+    pub clock: &'c dyn Clock,
+    pub run_id: RunId,
+}
+
 /// Runs the graph to the end: every task finishes in exactly one terminal state, reported as
 /// `TaskFinished`, between `RunStarted` and `RunFinished`. When an event cannot be recorded,
 /// nothing more starts: the tasks in flight are waited for, the rest end `skipped`, and no
 /// attempt acts without its record.
-#[expect(clippy::too_many_arguments, reason = "the composition root passes each part explicitly")]
 pub async fn execute<P, R>(
     graph: &TaskGraph<P>,
     runner: Arc<R>,
-    groups: Vec<GroupPolicy>,
-    limits: Limits,
-    controls: Controls,
-    clock: &dyn Clock,
-    run_id: RunId,
+    setup: Setup<'_>,
     sink: &mut dyn EventSink,
 ) -> RunSummary
 where
     P: Clone + Send + Sync + 'static,
     R: Runner<P>,
 {
+    let Setup { groups, limits, controls, clock, run_id } = setup;
     let metas: Vec<TaskMeta> = graph.nodes().map(|p| runner.meta(p)).collect();
     let priority = graph.remaining_path(|p| runner.meta(p).estimate_secs);
     let slots: Vec<Slot> = metas
@@ -457,61 +463,137 @@ where
         })
         .collect();
     let names: Vec<String> = metas.iter().map(|m| m.header.id.to_string()).collect();
-    let mut sched = Scheduler::new(slots, names, groups, limits);
-    let mut sink = Recording { sink, error: None };
-    let sink = &mut sink;
-    // Whether the run drained for a record that could not be written.
-    let mut unrecorded = false;
-    sink.emit(&Event::RunStarted {
-        run_id,
-        at: clock.now_ms(),
-        tasks: metas.iter().map(|m| m.header.clone()).collect(),
-    });
+    let sched = Scheduler::new(slots, names, groups, limits);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut set: JoinSet<(usize, TaskEnd)> = JoinSet::new();
-    let mut workflows: Vec<Vec<String>> = vec![Vec::new(); metas.len()];
-    // Tasks whose attempt is on record as about to act and has not failed since: it may have
-    // sent its request even though no workflow id came back.
-    let mut acting: Vec<bool> = vec![false; metas.len()];
     let deadline = controls.run_timeout.map(|t| Instant::now() + t);
-    let (mut interrupted, mut timed_out) = (false, false);
-    let mut halted: Option<String> = None;
-    let mut internal_errors: Vec<String> = Vec::new();
-    // A JoinError cannot name its task; with every attempt's panic caught below, it only
-    // comes from the runtime shutting down.
-    let mut lost = false;
-    let mut statuses: Vec<Option<Status>> = vec![None; metas.len()];
-    let mut pace = controls.slow_scale.map(|scale| Pace::new(metas.len(), scale));
-
+    let mut run = Execution {
+        graph,
+        runner,
+        sched,
+        sink: Recording { sink, error: None },
+        unrecorded: false,
+        tx,
+        set: JoinSet::new(),
+        workflows: vec![Vec::new(); metas.len()],
+        acting: vec![false; metas.len()],
+        interrupted: false,
+        timed_out: false,
+        halted: None,
+        internal_errors: Vec::new(),
+        lost: false,
+        statuses: vec![None; metas.len()],
+        pace: controls.slow_scale.map(|scale| Pace::new(metas.len(), scale)),
+        metas,
+        controls,
+        clock,
+    };
+    run.sink.emit(&Event::RunStarted {
+        run_id,
+        at: run.clock.now_ms(),
+        tasks: run.metas.iter().map(|m| m.header.clone()).collect(),
+    });
     loop {
-        if let Some(error) = sink.error.as_ref().filter(|_| !unrecorded) {
-            // Nothing more starts: what it did could not be told to a resume.
-            unrecorded = true;
+        run.stop_if_unrecorded();
+        run.start_ready();
+        if run.sched.is_done() && run.set.is_empty() {
+            break;
+        }
+        if run.set.is_empty() && run.sched.running() == 0 && rx.is_empty() {
+            // Nothing runs and nothing may start: only a bug can get here (expansion never
+            // makes a job wait on its own later wave). End the rest rather than hang.
+            let at = run.clock.now_ms();
+            for skip in run.sched.drain(&Cause::Halted { reason: "internal error: no task can start".to_owned() }) {
+                run.finish(skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
+            }
+            continue;
+        }
+        let next_slow = run.pace.as_ref().and_then(|p| p.next(&run.metas, &run.statuses));
+        let (drain, halt) = (run.controls.drain.clone(), run.controls.halt.token.clone());
+        tokio::select! {
+            biased;
+            Some(message) = rx.recv() => run.record(message),
+            Some(joined) = run.set.join_next(), if !run.set.is_empty() => run.joined(joined),
+            () = drain.cancelled(), if !run.interrupted => run.interrupt(),
+            () = halt.cancelled(), if run.halted.is_none() => run.halt(),
+            () = sleep_until(next_slow), if next_slow.is_some() => run.mark_slow(),
+            () = sleep_until(deadline), if deadline.is_some() && !run.timed_out => run.time_out(),
+        }
+        if run.lost && run.set.is_empty() {
+            break;
+        }
+    }
+    run.end()
+}
+
+/// The executor loop's state: the one owner of the scheduler, the sink and every task's
+/// status; the attempts in flight report to it through their channel.
+#[expect(clippy::struct_excessive_bools, reason = "four independent facts about how the run ends")]
+struct Execution<'g, 's, 'c, P, R> {
+    graph: &'g TaskGraph<P>,
+    runner: Arc<R>,
+    metas: Vec<TaskMeta>,
+    sched: Scheduler,
+    sink: Recording<'s>,
+    /// Whether the run drained for a record that could not be written.
+    unrecorded: bool,
+    tx: mpsc::UnboundedSender<Message>,
+    set: JoinSet<(usize, TaskEnd)>,
+    workflows: Vec<Vec<String>>,
+    /// Tasks whose attempt is on record as about to act and has not failed since: it may have
+    /// sent its request even though no workflow id came back.
+    acting: Vec<bool>,
+    interrupted: bool,
+    timed_out: bool,
+    halted: Option<String>,
+    internal_errors: Vec<String>,
+    /// A `JoinError` cannot name its task; with every attempt's panic caught, it only comes
+    /// from the runtime shutting down.
+    lost: bool,
+    statuses: Vec<Option<Status>>,
+    pace: Option<Pace>,
+    controls: Controls,
+    clock: &'c dyn Clock,
+}
+
+impl<P, R> Execution<'_, '_, '_, P, R>
+where
+    P: Clone + Send + Sync + 'static,
+    R: Runner<P>,
+{
+    /// Once an event could not be recorded, nothing more starts: what it did could not be
+    /// told to a resume.
+    fn stop_if_unrecorded(&mut self) {
+        if let Some(error) = self.sink.error.as_ref().filter(|_| !self.unrecorded) {
+            self.unrecorded = true;
             let reason = format!("{error}; starting nothing more");
             let skip = Cause::Halted { reason: "the run's record could not be written".to_owned() };
-            stop_starting(sink, &mut sched, &mut statuses, reason, &skip, set.len(), clock.now_ms());
+            self.stop_starting(reason, &skip);
         }
-        while let Some(i) = sched.start_next() {
-            if let Some(done) = graph.node(i).and_then(|p| runner.carried(p)) {
-                let at = clock.now_ms();
+    }
+
+    /// Starts every task the scheduler lets start: a result carried from an earlier run ends
+    /// at once, any other task's attempts are spawned.
+    fn start_ready(&mut self) {
+        while let Some(i) = self.sched.start_next() {
+            if let Some(done) = self.graph.node(i).and_then(|p| self.runner.carried(p)) {
+                let at = self.clock.now_ms();
                 let status = done.status;
-                let outcome = done.outcome();
-                finish(sink, &mut statuses, i, outcome, at);
-                for skip in sched.finish(i, status) {
-                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
+                self.finish(i, done.outcome(), at);
+                for skip in self.sched.finish(i, status) {
+                    self.finish(skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
                 }
                 continue;
             }
-            sink.emit(&Event::TaskStarted { task: i, at: clock.now_ms() });
-            if let Some(pace) = pace.as_mut() {
+            self.sink.emit(&Event::TaskStarted { task: i, at: self.clock.now_ms() });
+            if let Some(pace) = self.pace.as_mut() {
                 pace.started(i, Instant::now());
             }
-            let Some(payload) = graph.node(i).cloned() else { continue };
-            let runner = Arc::clone(&runner);
-            let tx = tx.clone();
-            let abort = controls.abort.child_token();
-            let meta = metas[i].clone();
-            set.spawn(async move {
+            let Some(payload) = self.graph.node(i).cloned() else { continue };
+            let runner = Arc::clone(&self.runner);
+            let tx = self.tx.clone();
+            let abort = self.controls.abort.child_token();
+            let meta = self.metas[i].clone();
+            self.set.spawn(async move {
                 // A panic is a bug in this task's code: it ends this task, not the run, and
                 // its slot is freed like any other end.
                 let attempts = std::panic::AssertUnwindSafe(attempts(runner, payload, i, &meta, tx, abort));
@@ -521,223 +603,219 @@ where
                 }
             });
         }
-        if sched.is_done() && set.is_empty() {
-            break;
+    }
+
+    /// Records what an attempt said; an attempt about to act is answered once its record is
+    /// written, or refused.
+    fn record(&mut self, message: Message) {
+        let at = self.clock.now_ms();
+        let event = match message {
+            Message::AttemptStarting { task, attempt, ack } => {
+                // An earlier failure refuses it too: the journal writes nothing after one.
+                if !self.sink.emit(&Event::AttemptStarting { task, attempt, at }) {
+                    let refused = NotRecorded(self.sink.error.as_ref().map_or_else(String::new, ToString::to_string));
+                    let _gone = ack.send(Err(refused));
+                    return;
+                }
+                self.acting[task] = true;
+                match self.sink.sink.durable() {
+                    None => {
+                        let _gone = ack.send(Ok(()));
+                    }
+                    // A store written in the background (an object store): the attempt acts
+                    // once its record is written, while the loop goes on; attempts that start
+                    // together share one write. A write that fails refuses the attempt, and
+                    // the sink refuses every event after, which stops the run from starting
+                    // more.
+                    Some(written) => {
+                        tokio::spawn(async move {
+                            let recorded = written.await.map_err(|e| NotRecorded(e.to_string()));
+                            let _gone = ack.send(recorded);
+                        });
+                    }
+                }
+                return;
+            }
+            Message::AttemptEnded { task, attempt, ran } => Event::AttemptEnded { task, attempt, ran, at },
+            Message::WorkflowStarted { task, id } => {
+                self.workflows[task].push(id.clone());
+                Event::WorkflowStarted { task, workflow_id: id, at }
+            }
+            Message::WorkflowEnded { task, id, succeeded } => {
+                Event::WorkflowEnded { task, workflow_id: id, succeeded, at }
+            }
+            Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
+            Message::LeaseWaiting { task, holder } => Event::LeaseWaiting { task, holder, at },
+            Message::Output { task, output } => Event::Output { task, output, at },
+            Message::AttemptFailed { task, attempt, error, transient } => {
+                self.acting[task] = false;
+                Event::AttemptFailed { task, attempt, error, transient, at }
+            }
+            Message::Retrying { task, next_attempt, delay } => Event::TaskRetrying {
+                task,
+                next_attempt,
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                at,
+            },
+        };
+        self.sink.emit(&event);
+    }
+
+    /// A task's attempts ended: its outcome is recorded, and what it frees or skips follows.
+    fn joined(&mut self, joined: Result<(usize, TaskEnd), tokio::task::JoinError>) {
+        let at = self.clock.now_ms();
+        let (task, end) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                self.lost = true;
+                tracing::error!("an attempt was lost: {e}");
+                self.internal_errors.push(format!("an attempt was lost: {e}"));
+                return;
+            }
+        };
+        let outcome = self.outcome(task, end);
+        let status = outcome.status;
+        if let Some(pace) = self.pace.as_mut() {
+            pace.finished(&self.metas[task], task, status);
         }
-        if set.is_empty() && sched.running() == 0 && rx.is_empty() {
-            // Nothing runs and nothing may start: only a bug can get here (expansion never
-            // makes a job wait on its own later wave). End the rest rather than hang.
-            let at = clock.now_ms();
-            for skip in sched.drain(&Cause::Halted { reason: "internal error: no task can start".to_owned() }) {
-                finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
-            }
-            continue;
+        self.finish(task, outcome, at);
+        for skip in self.sched.finish(task, status) {
+            self.finish(skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
         }
-        let next_slow = pace.as_ref().and_then(|p| p.next(&metas, &statuses));
-        tokio::select! {
-            biased;
-            Some(message) = rx.recv() => {
-                let at = clock.now_ms();
-                let event = match message {
-                    Message::AttemptStarting { task, attempt, ack } => {
-                        // An earlier failure refuses it too: the journal writes nothing after one.
-                        if !sink.emit(&Event::AttemptStarting { task, attempt, at }) {
-                            let refused = NotRecorded(sink.error.as_ref().map_or_else(String::new, ToString::to_string));
-                            let _gone = ack.send(Err(refused));
-                            continue;
-                        }
-                        acting[task] = true;
-                        match sink.sink.durable() {
-                            None => {
-                                let _gone = ack.send(Ok(()));
-                            }
-                            // A store written in the background (an object store): the
-                            // attempt acts once its record is written, while the loop goes
-                            // on; attempts that start together share one write. A write
-                            // that fails refuses the attempt, and the sink refuses every
-                            // event after, which stops the run from starting more.
-                            Some(written) => {
-                                tokio::spawn(async move {
-                                    let recorded = written.await.map_err(|e| NotRecorded(e.to_string()));
-                                    let _gone = ack.send(recorded);
-                                });
-                            }
-                        }
-                        continue;
-                    }
-                    Message::AttemptEnded { task, attempt, ran } => Event::AttemptEnded { task, attempt, ran, at },
-                    Message::WorkflowStarted { task, id } => {
-                        workflows[task].push(id.clone());
-                        Event::WorkflowStarted { task, workflow_id: id, at }
-                    }
-                    Message::WorkflowEnded { task, id, succeeded } => {
-                        Event::WorkflowEnded { task, workflow_id: id, succeeded, at }
-                    }
-                    Message::Progress { task, message, bytes } => Event::Progress { task, message, bytes, at },
-                    Message::LeaseWaiting { task, holder } => Event::LeaseWaiting { task, holder, at },
-                    Message::Output { task, output } => Event::Output { task, output, at },
-                    Message::AttemptFailed { task, attempt, error, transient } => {
-                        acting[task] = false;
-                        Event::AttemptFailed { task, attempt, error, transient, at }
-                    }
-                    Message::Retrying { task, next_attempt, delay } => Event::TaskRetrying {
-                        task,
-                        next_attempt,
-                        delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        at,
-                    },
-                };
-                sink.emit(&event);
-            }
-            Some(joined) = set.join_next(), if !set.is_empty() => {
-                let at = clock.now_ms();
-                let (task, end) = match joined {
-                    Ok(x) => x,
-                    Err(e) => {
-                        lost = true;
-                        tracing::error!("an attempt was lost: {e}");
-                        internal_errors.push(format!("an attempt was lost: {e}"));
-                        continue;
-                    }
-                };
-                let ids = &workflows[task];
-                let outcome = match end {
-                    TaskEnd::Done(done) => done.outcome(),
-                    TaskEnd::Failed(error) => Outcome::because(Status::Failed, error.cause, error.message),
-                    TaskEnd::Panicked(message) => {
-                        let message = format!("internal error: the task panicked: {message}");
-                        internal_errors.push(format!("{}: {message}", metas[task].header.id));
-                        Outcome::because(Status::Failed, Cause::Internal, message)
-                    }
-                    TaskEnd::Internal(message) => {
-                        internal_errors.push(format!("{}: {message}", metas[task].header.id));
-                        Outcome::because(Status::Failed, Cause::Internal, message)
-                    }
-                    TaskEnd::Cancelled => Outcome::because(
-                        Status::Cancelled,
-                        Cause::Cancelled { workflow_started: !ids.is_empty() },
-                        if ids.is_empty() && acting[task] {
-                            "cancelled after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
-                        } else if ids.is_empty() {
-                            "cancelled before any workflow started".to_owned()
-                        } else {
-                            format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
-                        },
-                    ),
-                    TaskEnd::TimedOut { workflow_started } => Outcome::because(
-                        Status::Failed,
-                        Cause::TimedOut { workflow_started },
-                        if workflow_started {
-                            format!("timed out; workflow {} may still be running", ids.join(", "))
-                        } else if acting[task] {
-                            "timed out after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
-                        } else {
-                            "timed out".to_owned()
-                        },
-                    ),
-                };
-                let status = outcome.status;
-                if let Some(pace) = pace.as_mut() {
-                    pace.finished(&metas[task], task, status);
-                }
-                finish(sink, &mut statuses, task, outcome, at);
-                let skipped = sched.finish(task, status);
-                for skip in skipped {
-                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
-                }
-                if controls.abort_in_flight && sched.draining().is_some() {
-                    controls.abort.cancel();
-                }
-            }
-            () = controls.drain.cancelled(), if !interrupted => {
-                interrupted = true;
-                let at = clock.now_ms();
-                sink.emit(&Event::Draining {
-                    reason: "interrupted".to_owned(),
-                    in_flight: set.len(),
-                    waiting: !controls.abort_in_flight,
-                    at,
-                });
-                for skip in sched.drain(&Cause::Interrupted) {
-                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
-                }
-                if controls.abort_in_flight {
-                    controls.abort.cancel();
-                }
-            }
-            () = controls.halt.token.cancelled(), if halted.is_none() => {
-                let reason = controls.halt.reason();
-                let said = format!("{reason}; starting nothing more");
-                let skip = Cause::Halted { reason: reason.clone() };
-                stop_starting(sink, &mut sched, &mut statuses, said, &skip, set.len(), clock.now_ms());
-                halted = Some(reason);
-            }
-            () = sleep_until(next_slow), if next_slow.is_some() => {
-                let at = clock.now_ms();
-                if let Some(pace) = pace.as_mut() {
-                    for (task, expected) in pace.due(&metas, &statuses, Instant::now()) {
-                        let expected_ms = u64::try_from(expected.as_millis()).unwrap_or(u64::MAX);
-                        sink.emit(&Event::TaskSlow { task, expected_ms, at });
-                    }
-                }
-            }
-            () = sleep_until(deadline), if deadline.is_some() && !timed_out => {
-                timed_out = true;
-                let at = clock.now_ms();
-                for skip in sched.drain(&Cause::RunTimedOut) {
-                    finish(sink, &mut statuses, skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
-                }
-                controls.abort.cancel();
-            }
-        }
-        if lost && set.is_empty() {
-            break;
+        if self.controls.abort_in_flight && self.sched.draining().is_some() {
+            self.controls.abort.cancel();
         }
     }
-    // Whatever a panic left unaccounted for is failed, so every task has one terminal state.
-    let at = clock.now_ms();
-    for task in 0..statuses.len() {
-        if statuses[task].is_none() {
-            let outcome = Outcome::because(Status::Failed, Cause::Internal, "internal error: the attempt was lost");
-            finish(sink, &mut statuses, task, outcome, at);
+
+    /// How a task ended, said for people: what it may have done when it was stopped.
+    fn outcome(&mut self, task: usize, end: TaskEnd) -> Outcome {
+        let ids = &self.workflows[task];
+        match end {
+            TaskEnd::Done(done) => done.outcome(),
+            TaskEnd::Failed(error) => Outcome::because(Status::Failed, error.cause, error.message),
+            TaskEnd::Panicked(message) => {
+                let message = format!("internal error: the task panicked: {message}");
+                self.internal_errors.push(format!("{}: {message}", self.metas[task].header.id));
+                Outcome::because(Status::Failed, Cause::Internal, message)
+            }
+            TaskEnd::Internal(message) => {
+                self.internal_errors.push(format!("{}: {message}", self.metas[task].header.id));
+                Outcome::because(Status::Failed, Cause::Internal, message)
+            }
+            TaskEnd::Cancelled => Outcome::because(
+                Status::Cancelled,
+                Cause::Cancelled { workflow_started: !ids.is_empty() },
+                if ids.is_empty() && self.acting[task] {
+                    "cancelled after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
+                } else if ids.is_empty() {
+                    "cancelled before any workflow started".to_owned()
+                } else {
+                    format!("stopped waiting for workflow {}: remote state unknown", ids.join(", "))
+                },
+            ),
+            TaskEnd::TimedOut { workflow_started } => Outcome::because(
+                Status::Failed,
+                Cause::TimedOut { workflow_started },
+                if workflow_started {
+                    format!("timed out; workflow {} may still be running", ids.join(", "))
+                } else if self.acting[task] {
+                    "timed out after it began to act (a workflow request or a command was out): it may have taken effect, and --resume checks before acting again".to_owned()
+                } else {
+                    "timed out".to_owned()
+                },
+            ),
         }
     }
-    sink.emit(&Event::RunFinished { at: clock.now_ms(), interrupted, timed_out });
-    RunSummary {
-        statuses: statuses.into_iter().map(|s| s.unwrap_or(Status::Failed)).collect(),
-        interrupted,
-        timed_out,
-        internal_errors,
-        record_error: sink.error.as_ref().map(ToString::to_string),
-        halted,
+
+    /// Ctrl-C: nothing more starts; the tasks in flight are waited for, or aborted.
+    fn interrupt(&mut self) {
+        self.interrupted = true;
+        let at = self.clock.now_ms();
+        self.sink.emit(&Event::Draining {
+            reason: "interrupted".to_owned(),
+            in_flight: self.set.len(),
+            waiting: !self.controls.abort_in_flight,
+            at,
+        });
+        for skip in self.sched.drain(&Cause::Interrupted) {
+            self.finish(skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
+        }
+        if self.controls.abort_in_flight {
+            self.controls.abort.cancel();
+        }
+    }
+
+    /// A halt from outside the tasks (the API went silent, the lock was taken over).
+    fn halt(&mut self) {
+        let reason = self.controls.halt.reason();
+        let said = format!("{reason}; starting nothing more");
+        let skip = Cause::Halted { reason: reason.clone() };
+        self.stop_starting(said, &skip);
+        self.halted = Some(reason);
+    }
+
+    /// Marks the tasks running twice as long as expected.
+    fn mark_slow(&mut self) {
+        let at = self.clock.now_ms();
+        if let Some(pace) = self.pace.as_mut() {
+            for (task, expected) in pace.due(&self.metas, &self.statuses, Instant::now()) {
+                let expected_ms = u64::try_from(expected.as_millis()).unwrap_or(u64::MAX);
+                self.sink.emit(&Event::TaskSlow { task, expected_ms, at });
+            }
+        }
+    }
+
+    /// The run's timeout: nothing more starts, and the tasks in flight are aborted.
+    fn time_out(&mut self) {
+        self.timed_out = true;
+        let at = self.clock.now_ms();
+        for skip in self.sched.drain(&Cause::RunTimedOut) {
+            self.finish(skip.task, Outcome::from_cause(Status::Skipped, skip.cause), at);
+        }
+        self.controls.abort.cancel();
+    }
+
+    /// Ends the run: whatever a panic left unaccounted for is failed, so every task has one
+    /// terminal state.
+    fn end(mut self) -> RunSummary {
+        let at = self.clock.now_ms();
+        for task in 0..self.statuses.len() {
+            if self.statuses[task].is_none() {
+                let outcome = Outcome::because(Status::Failed, Cause::Internal, "internal error: the attempt was lost");
+                self.finish(task, outcome, at);
+            }
+        }
+        let (interrupted, timed_out) = (self.interrupted, self.timed_out);
+        self.sink.emit(&Event::RunFinished { at: self.clock.now_ms(), interrupted, timed_out });
+        RunSummary {
+            statuses: self.statuses.into_iter().map(|s| s.unwrap_or(Status::Failed)).collect(),
+            interrupted,
+            timed_out,
+            internal_errors: self.internal_errors,
+            record_error: self.sink.error.as_ref().map(ToString::to_string),
+            halted: self.halted,
+        }
+    }
+
+    /// Ends a task: its status kept, its `TaskFinished` emitted.
+    fn finish(&mut self, task: usize, outcome: Outcome, at: Millis) {
+        self.statuses[task] = Some(outcome.status);
+        self.sink.emit(&Event::TaskFinished { task, outcome, at });
+    }
+
+    /// Starts nothing more, for a reason found outside the tasks (the record, the API): says
+    /// so with the tasks still in flight, which are waited for, and ends every task not
+    /// started `skipped` with `skip`.
+    fn stop_starting(&mut self, reason: String, skip: &Cause) {
+        let at = self.clock.now_ms();
+        self.sink.emit(&Event::Draining { reason, in_flight: self.set.len(), waiting: true, at });
+        for skipped in self.sched.drain(skip) {
+            self.finish(skipped.task, Outcome::from_cause(Status::Skipped, skipped.cause), at);
+        }
     }
 }
 
 use tb_core::panics::message as panic_message;
-
-/// Ends a task: its status kept, its `TaskFinished` emitted.
-fn finish(sink: &mut Recording<'_>, statuses: &mut [Option<Status>], task: usize, outcome: Outcome, at: Millis) {
-    statuses[task] = Some(outcome.status);
-    sink.emit(&Event::TaskFinished { task, outcome, at });
-}
-
-/// Starts nothing more, for a reason found outside the tasks (the record, the API): says so
-/// with the tasks still in flight, which are waited for, and ends every task not started
-/// `skipped` with `skip`.
-fn stop_starting(
-    sink: &mut Recording<'_>,
-    sched: &mut Scheduler,
-    statuses: &mut [Option<Status>],
-    reason: String,
-    skip: &Cause,
-    in_flight: usize,
-    at: Millis,
-) {
-    sink.emit(&Event::Draining { reason, in_flight, waiting: true, at });
-    for skipped in sched.drain(skip) {
-        finish(sink, statuses, skipped.task, Outcome::from_cause(Status::Skipped, skipped.cause), at);
-    }
-}
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -954,11 +1032,13 @@ mod tests {
         let summary = execute(
             &graph,
             runner,
-            vec![GroupPolicy::default()],
-            limits,
-            controls,
-            &FixedClock,
-            RunId::from_parts("t", 0),
+            Setup {
+                groups: vec![GroupPolicy::default()],
+                limits,
+                controls,
+                clock: &FixedClock,
+                run_id: RunId::from_parts("t", 0),
+            },
             &mut sink,
         )
         .await;
@@ -1014,11 +1094,13 @@ mod tests {
         let summary = execute(
             &graph,
             runner,
-            vec![GroupPolicy::default()],
-            limits,
-            Controls::default(),
-            &FixedClock,
-            RunId::from_parts("t", 0),
+            Setup {
+                groups: vec![GroupPolicy::default()],
+                limits,
+                controls: Controls::default(),
+                clock: &FixedClock,
+                run_id: RunId::from_parts("t", 0),
+            },
             &mut sink,
         )
         .await;

@@ -20,7 +20,7 @@ use tb_core::events::{EventSink, FanOut};
 use tb_core::ids::RunId;
 use tb_core::timefmt::compact;
 use tb_executor::scheduler::{GroupPolicy, Limits};
-use tb_executor::{Controls, Halt, SystemClock};
+use tb_executor::{Controls, Halt, Setup, SystemClock};
 use tb_operations::api::workflows::Poller;
 use tb_operations::{Ops, is_supported};
 use tb_plan::expand::JobInfo;
@@ -314,9 +314,10 @@ impl Run {
         let (summary, poller_panic) = connection.runtime.block_on(async {
             // The journal first: an event is on disk before anyone acts on it.
             let mut sinks = FanOut(vec![&mut writer as &mut dyn EventSink, &mut report, display]);
+            let setup = Setup { groups, limits, controls, clock: &SystemClock, run_id: run_id.clone() };
             let exec = async {
                 tokio::select! {
-                    summary = tb_executor::execute(graph, runner, groups, limits, controls, &SystemClock, run_id.clone(), &mut sinks) => summary,
+                    summary = tb_executor::execute(graph, runner, setup, &mut sinks) => summary,
                     never = watch_signals(drain, abort), if watch => match never {},
                     never = watch_api(&api, &halt) => match never {},
                     never = renew_state(&lock, &leases) => match never {},
