@@ -11,7 +11,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::error::{ErrorCode, PlanError, did_you_mean};
-use crate::plan::model::{Job, Plan, Selector, SiteSetKind};
+use crate::plan::model::{Job, Plan, Selector, SiteSet, SiteSetKind};
 use crate::plan::ops::{EnvRule, Scope};
 use tb_core::glob::{is_glob, matches};
 
@@ -136,58 +136,92 @@ impl From<SourceError> for ResolveFailure {
 /// Plan errors (unknown site or organization, a job with no sites) with their spans, or the
 /// source's failure.
 pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved, ResolveFailure> {
-    use futures::StreamExt as _;
-    let needs_selectors =
-        plan.jobs.iter().any(|j| j.sites.as_ref().is_some_and(|set| matches!(set.kind, SiteSetKind::Selector(_))));
-    let needs_globs = plan.jobs.iter().any(|j| match j.sites.as_ref().map(|set| &set.kind) {
-        Some(SiteSetKind::List(items)) => items.iter().any(|p| is_glob(&p.text)),
-        _ => false,
-    });
-    let names: BTreeSet<&str> = plan
-        .jobs
-        .iter()
-        .filter_map(|j| match j.sites.as_ref().map(|set| &set.kind) {
-            Some(SiteSetKind::List(items)) => Some(items.iter().filter(|p| !is_glob(&p.text)).map(|p| p.text.as_str())),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let needs_listing = needs_selectors || needs_globs || (names.len() > NAMED_LOOKUP_LIMIT && source.lists());
-    let (all_sites, orgs) = match (needs_listing, needs_selectors) {
-        (false, _) => (None, None),
-        (true, false) => (Some(source.sites().await?), None),
-        (true, true) => {
-            let (sites, orgs) = futures::try_join!(source.sites(), source.orgs())?;
-            (Some(sites), Some(orgs))
-        }
-    };
-    let mut by_name: BTreeMap<String, Option<SiteRecord>> = BTreeMap::new();
-    if let Some(all) = &all_sites {
-        for s in all {
+    let known = Known::read(plan, source).await?;
+    let chosen = choose_sites(plan, &known)?;
+    let env_lists = env_lists(plan, &chosen, source).await?;
+    let mut resolved = Resolved::default();
+    for (index, sites) in chosen {
+        let job = &plan.jobs[index];
+        let targets = sites
+            .into_iter()
+            .map(|site| {
+                let envs =
+                    if job.op.scope() == Scope::Env { job_envs(job, env_lists.get(&site.name)) } else { Vec::new() };
+                SiteTargets { site: site.name, site_id: site.id, envs, frozen: site.frozen }
+            })
+            .collect();
+        resolved.jobs.insert(job.id.as_str().to_owned(), targets);
+    }
+    Ok(resolved)
+}
+
+/// What the source told of the sites the plan names: the listings when read, each named
+/// site (`None`: it does not exist), and the names to suggest for one that does not.
+struct Known {
+    all_sites: Option<Vec<SiteRecord>>,
+    orgs: Option<Vec<OrgRecord>>,
+    by_name: BTreeMap<String, Option<SiteRecord>>,
+    suggestions: BTreeSet<String>,
+}
+
+impl Known {
+    /// Reads the listings when a job needs them, and looks up each other name once, several
+    /// at a time.
+    async fn read<S: SiteSource>(plan: &Plan, source: &S) -> Result<Self, ResolveFailure> {
+        use futures::StreamExt as _;
+        let kinds = || plan.jobs.iter().filter_map(|j| j.sites.as_ref().map(|set| &set.kind));
+        let needs_selectors = kinds().any(|kind| matches!(kind, SiteSetKind::Selector(_)));
+        let needs_globs = kinds().any(|kind| match kind {
+            SiteSetKind::List(items) => items.iter().any(|p| is_glob(&p.text)),
+            SiteSetKind::Selector(_) => false,
+        });
+        let names: BTreeSet<&str> = kinds()
+            .filter_map(|kind| match kind {
+                SiteSetKind::List(items) => Some(items.iter().filter(|p| !is_glob(&p.text)).map(|p| p.text.as_str())),
+                SiteSetKind::Selector(_) => None,
+            })
+            .flatten()
+            .collect();
+        let needs_listing = needs_selectors || needs_globs || (names.len() > NAMED_LOOKUP_LIMIT && source.lists());
+        let (all_sites, orgs) = match (needs_listing, needs_selectors) {
+            (false, _) => (None, None),
+            (true, false) => (Some(source.sites().await?), None),
+            (true, true) => {
+                let (sites, orgs) = futures::try_join!(source.sites(), source.orgs())?;
+                (Some(sites), Some(orgs))
+            }
+        };
+        let mut by_name: BTreeMap<String, Option<SiteRecord>> = BTreeMap::new();
+        for s in all_sites.iter().flatten() {
             by_name.insert(s.name.clone(), Some(s.clone()));
         }
+        // Every name the listings did not give, looked up once, several at a time.
+        let missing: Vec<&str> = names.iter().copied().filter(|n| !by_name.contains_key(*n)).collect();
+        let looked_up: Vec<(String, Result<Option<SiteRecord>, SourceError>)> = futures::stream::iter(missing)
+            .map(|name| async move { (name.to_owned(), source.site_by_name(name).await) })
+            .buffer_unordered(LOOKUPS_AT_ONCE)
+            .collect()
+            .await;
+        for (name, found) in looked_up {
+            by_name.insert(name, found?);
+        }
+        // A name that does not exist: the listings give the did-you-mean (only on this error path).
+        let mut suggestions: BTreeSet<String> =
+            by_name.iter().filter(|(_, s)| s.is_some()).map(|(n, _)| n.clone()).collect();
+        if all_sites.is_none()
+            && source.lists()
+            && by_name.values().any(Option::is_none)
+            && let Ok(listed) = source.sites().await
+        {
+            suggestions.extend(listed.into_iter().map(|s| s.name));
+        }
+        Ok(Self { all_sites, orgs, by_name, suggestions })
     }
-    // Every name the listings did not give, looked up once, several at a time.
-    let missing: Vec<&str> = names.iter().copied().filter(|n| !by_name.contains_key(*n)).collect();
-    let looked_up: Vec<(String, Result<Option<SiteRecord>, SourceError>)> = futures::stream::iter(missing)
-        .map(|name| async move { (name.to_owned(), source.site_by_name(name).await) })
-        .buffer_unordered(LOOKUPS_AT_ONCE)
-        .collect()
-        .await;
-    for (name, found) in looked_up {
-        by_name.insert(name, found?);
-    }
-    // A name that does not exist: the listings give the did-you-mean (only on this error path).
-    let mut suggestions: BTreeSet<String> =
-        by_name.iter().filter(|(_, s)| s.is_some()).map(|(n, _)| n.clone()).collect();
-    if all_sites.is_none()
-        && source.lists()
-        && by_name.values().any(Option::is_none)
-        && let Ok(listed) = source.sites().await
-    {
-        suggestions.extend(listed.into_iter().map(|s| s.name));
-    }
+}
 
+/// Each job's sites, by its index, in order and once each; every unknown name, organization
+/// and empty selection is an error, all of them at once.
+fn choose_sites(plan: &Plan, known: &Known) -> Result<Vec<(usize, Vec<SiteRecord>)>, ResolveFailure> {
     let mut errors = Vec::new();
     let mut chosen: Vec<(usize, Vec<SiteRecord>)> = Vec::new();
     for (index, job) in plan.jobs.iter().enumerate() {
@@ -195,52 +229,11 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
             chosen.push((index, Vec::new()));
             continue;
         };
-        let mut sites: Vec<SiteRecord> = Vec::new();
         let errors_before = errors.len();
-        match &set.kind {
-            SiteSetKind::List(items) => {
-                for item in items {
-                    if is_glob(&item.text) {
-                        let mut found: Vec<&SiteRecord> =
-                            all_sites.iter().flatten().filter(|s| matches(&item.text, &s.name)).collect();
-                        found.sort_by(|a, b| a.name.cmp(&b.name));
-                        sites.extend(found.into_iter().cloned());
-                        continue;
-                    }
-                    match by_name.get(&item.text).cloned().flatten() {
-                        Some(site) => sites.push(site),
-                        None => errors.push(
-                            PlanError::new(ErrorCode::UnknownSite, format!("site `{}` was not found", item.text))
-                                .at(item.span, "no such site, or not reachable with this account")
-                                .help_opt(did_you_mean(&item.text, suggestions.iter().map(String::as_str))),
-                        ),
-                    }
-                }
-            }
-            SiteSetKind::Selector(selector) => {
-                let orgs = orgs.as_deref().unwrap_or_default();
-                if let Some(org) = &selector.org
-                    && !orgs.iter().any(|o| o.is_named(org))
-                {
-                    errors.push(
-                        PlanError::new(ErrorCode::UnknownTarget, format!("organization `{org}` was not found"))
-                            .at(set.span, "in this selector")
-                            .help_opt(did_you_mean(org, orgs.iter().map(|o| o.name.as_str())).or_else(|| {
-                                Some(format!(
-                                    "your organizations: {}",
-                                    orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
-                                ))
-                            })),
-                    );
-                    chosen.push((index, Vec::new()));
-                    continue;
-                }
-                let mut found: Vec<SiteRecord> =
-                    all_sites.iter().flatten().filter(|s| selector_matches(selector, orgs, s)).cloned().collect();
-                found.sort_by(|a, b| a.name.cmp(&b.name));
-                sites = found;
-            }
-        }
+        let Some(mut sites) = job_sites(set, known, &mut errors) else {
+            chosen.push((index, Vec::new()));
+            continue;
+        };
         let mut seen = BTreeSet::new();
         sites.retain(|s| seen.insert(s.name.clone()));
         // A job whose named sites were all unknown already has an error for each name.
@@ -260,10 +253,70 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
         errors.dedup();
         return Err(ResolveFailure::Plan(errors));
     }
+    Ok(chosen)
+}
 
-    // Environment lists, fetched once per site that some glob needs, several at a time.
+/// The sites one job's set names or selects; `None` when its organization is unknown (the
+/// error is pushed).
+fn job_sites(set: &SiteSet, known: &Known, errors: &mut Vec<PlanError>) -> Option<Vec<SiteRecord>> {
+    let all_sites = known.all_sites.iter().flatten();
+    match &set.kind {
+        SiteSetKind::List(items) => {
+            let mut sites = Vec::new();
+            for item in items {
+                if is_glob(&item.text) {
+                    let mut found: Vec<&SiteRecord> =
+                        all_sites.clone().filter(|s| matches(&item.text, &s.name)).collect();
+                    found.sort_by(|a, b| a.name.cmp(&b.name));
+                    sites.extend(found.into_iter().cloned());
+                    continue;
+                }
+                match known.by_name.get(&item.text).cloned().flatten() {
+                    Some(site) => sites.push(site),
+                    None => errors.push(
+                        PlanError::new(ErrorCode::UnknownSite, format!("site `{}` was not found", item.text))
+                            .at(item.span, "no such site, or not reachable with this account")
+                            .help_opt(did_you_mean(&item.text, known.suggestions.iter().map(String::as_str))),
+                    ),
+                }
+            }
+            Some(sites)
+        }
+        SiteSetKind::Selector(selector) => {
+            let orgs = known.orgs.as_deref().unwrap_or_default();
+            if let Some(org) = &selector.org
+                && !orgs.iter().any(|o| o.is_named(org))
+            {
+                errors.push(
+                    PlanError::new(ErrorCode::UnknownTarget, format!("organization `{org}` was not found"))
+                        .at(set.span, "in this selector")
+                        .help_opt(did_you_mean(org, orgs.iter().map(|o| o.name.as_str())).or_else(|| {
+                            Some(format!(
+                                "your organizations: {}",
+                                orgs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+                            ))
+                        })),
+                );
+                return None;
+            }
+            let mut found: Vec<SiteRecord> =
+                all_sites.filter(|s| selector_matches(selector, orgs, s)).cloned().collect();
+            found.sort_by(|a, b| a.name.cmp(&b.name));
+            Some(found)
+        }
+    }
+}
+
+/// Environment lists, fetched once per site that some job's environment glob needs, several
+/// at a time; each in dev, test, live, multidev order.
+async fn env_lists<S: SiteSource>(
+    plan: &Plan,
+    chosen: &[(usize, Vec<SiteRecord>)],
+    source: &S,
+) -> Result<BTreeMap<String, Vec<String>>, SourceError> {
+    use futures::StreamExt as _;
     let mut wanted: BTreeMap<&str, &SiteRecord> = BTreeMap::new();
-    for (index, sites) in &chosen {
+    for (index, sites) in chosen {
         if plan.jobs[*index].envs.iter().any(|e| is_glob(&e.text)) {
             for site in sites {
                 wanted.entry(site.name.as_str()).or_insert(site);
@@ -281,21 +334,7 @@ pub async fn resolve<S: SiteSource>(plan: &Plan, source: &S) -> Result<Resolved,
         envs.sort_by_key(|e| env_order(e));
         env_lists.insert(name, envs);
     }
-
-    let mut resolved = Resolved::default();
-    for (index, sites) in chosen {
-        let job = &plan.jobs[index];
-        let targets = sites
-            .into_iter()
-            .map(|site| {
-                let envs =
-                    if job.op.scope() == Scope::Env { job_envs(job, env_lists.get(&site.name)) } else { Vec::new() };
-                SiteTargets { site: site.name, site_id: site.id, envs, frozen: site.frozen }
-            })
-            .collect();
-        resolved.jobs.insert(job.id.as_str().to_owned(), targets);
-    }
-    Ok(resolved)
+    Ok(env_lists)
 }
 
 /// dev, test, live first, then multidevs by name.

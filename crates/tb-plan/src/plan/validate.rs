@@ -19,7 +19,7 @@ use super::ops::{
 };
 use super::parse::span_of;
 use super::raw::{
-    CountOrPercent, EnvsRaw, JobRaw, NeedRaw, PlanRaw, SelectorRaw, SettingsRaw, SitesRaw, SpannedMap, Value,
+    CountOrPercent, EnvsRaw, JobRaw, NeedRaw, OnRaw, PlanRaw, SelectorRaw, SettingsRaw, SitesRaw, SpannedMap, Value,
 };
 use super::template::{Template, Text, TextPart, Var};
 use tb_core::glob::is_glob;
@@ -358,6 +358,8 @@ impl Validator {
         })
     }
 
+    /// A job's `on`: its sites, its environment patterns, and the span of `on.env`, each
+    /// checked against what its operation's scope takes.
     fn on(
         &mut self,
         ctx: &JobCtx<'_>,
@@ -368,137 +370,150 @@ impl Validator {
         let on = body.on.as_ref();
         let sites_raw = on.and_then(|o| o.value.sites.as_ref());
         let env_raw = on.and_then(|o| o.value.env.as_ref());
+        let sites = sites_raw.and_then(|s| self.on_sites(ctx, s));
+        let envs = env_raw.map(|e| self.on_envs(op, e)).unwrap_or_default();
+        if let Some(op) = op {
+            self.on_scope(op, on, sites_raw.is_some(), env_raw, key_span);
+        }
+        (sites, envs, env_raw.map(span_of))
+    }
 
-        let sites = sites_raw.and_then(|s| {
-            let span = span_of(s);
-            match &s.value {
-                SitesRaw::Name(name) => {
-                    if let Some((kind, _)) = ctx.targets.get(name.as_str()) {
-                        Some(SiteSet { target: Some(name.clone()), kind: kind.clone(), span })
-                    } else {
-                        // A target that failed its own validation is already reported.
-                        if !ctx.target_names.contains(&name.as_str()) {
-                            self.push(
-                                PlanError::new(ErrorCode::UnknownTarget, format!("unknown target `{name}`"))
-                                    .at(span, "not a target name")
-                                    .help_opt(did_you_mean(name, ctx.target_names.iter().copied()).or_else(|| {
-                                        // A glob written alone reads as a target's name.
-                                        Some(if name.contains(['*', '?', '[']) {
-                                            format!("a glob goes in a list: `sites: [\"{name}\"]`")
-                                        } else {
-                                            "declare it under `targets:`, or write a list: `[site-a, site-b]`"
-                                                .to_owned()
-                                        })
-                                    })),
-                            );
-                        }
-                        None
+    /// `on.sites`: a target's name, a list, or a selector.
+    fn on_sites(&mut self, ctx: &JobCtx<'_>, s: &Spanned<SitesRaw>) -> Option<SiteSet> {
+        let span = span_of(s);
+        match &s.value {
+            SitesRaw::Name(name) => {
+                if let Some((kind, _)) = ctx.targets.get(name.as_str()) {
+                    Some(SiteSet { target: Some(name.clone()), kind: kind.clone(), span })
+                } else {
+                    // A target that failed its own validation is already reported.
+                    if !ctx.target_names.contains(&name.as_str()) {
+                        self.push(
+                            PlanError::new(ErrorCode::UnknownTarget, format!("unknown target `{name}`"))
+                                .at(span, "not a target name")
+                                .help_opt(did_you_mean(name, ctx.target_names.iter().copied()).or_else(|| {
+                                    // A glob written alone reads as a target's name.
+                                    Some(if name.contains(['*', '?', '[']) {
+                                        format!("a glob goes in a list: `sites: [\"{name}\"]`")
+                                    } else {
+                                        "declare it under `targets:`, or write a list: `[site-a, site-b]`".to_owned()
+                                    })
+                                })),
+                        );
                     }
+                    None
                 }
-                other => self.site_set_kind(other).map(|kind| SiteSet { target: None, kind, span }),
             }
-        });
+            other => self.site_set_kind(other).map(|kind| SiteSet { target: None, kind, span }),
+        }
+    }
 
+    /// `on.env`: environment ids and globs, each valid and one its operation runs on.
+    fn on_envs(&mut self, op: Option<OperationKind>, e: &Spanned<EnvsRaw>) -> Vec<EnvPattern> {
         let mut envs = Vec::new();
-        if let Some(e) = env_raw {
-            let items: Vec<(String, SourceSpan)> = match &e.value {
-                EnvsRaw::One(s) => vec![(s.0.clone(), span_of(e))],
-                EnvsRaw::Many(list) => list.iter().map(|s| (s.value.0.clone(), span_of(s))).collect(),
-            };
-            if items.is_empty() {
+        let items: Vec<(String, SourceSpan)> = match &e.value {
+            EnvsRaw::One(s) => vec![(s.0.clone(), span_of(e))],
+            EnvsRaw::Many(list) => list.iter().map(|s| (s.value.0.clone(), span_of(s))).collect(),
+        };
+        if items.is_empty() {
+            self.push(
+                PlanError::new(ErrorCode::BadValue, "`on.env` is an empty list").at(span_of(e), "no environment"),
+            );
+        }
+        for (text, span) in items {
+            let glob = is_glob(&text);
+            let form = if glob { check_env_glob(&text) } else { check_env_id(&text) };
+            if let Err(why) = form {
+                let lower = text.to_ascii_lowercase();
+                let hint = if lower != text && check_env_id(&lower).is_ok() {
+                    format!("did you mean `{lower}`? environment ids are lowercase")
+                } else {
+                    did_you_mean(&lower, ["dev", "test", "live"]).unwrap_or_else(|| {
+                        "environments are dev, test, live, or a multidev: lowercase letters, digits and `-`, at most 11 characters".to_owned()
+                    })
+                };
                 self.push(
-                    PlanError::new(ErrorCode::BadValue, "`on.env` is an empty list").at(span_of(e), "no environment"),
+                    PlanError::new(ErrorCode::BadEnvId, format!("`{text}` is not a valid environment id"))
+                        .at(span, why)
+                        .help(hint),
                 );
+                continue;
             }
-            for (text, span) in items {
-                let glob = is_glob(&text);
-                let form = if glob { check_env_glob(&text) } else { check_env_id(&text) };
-                if let Err(why) = form {
-                    let lower = text.to_ascii_lowercase();
-                    let hint = if lower != text && check_env_id(&lower).is_ok() {
-                        format!("did you mean `{lower}`? environment ids are lowercase")
-                    } else {
-                        did_you_mean(&lower, ["dev", "test", "live"]).unwrap_or_else(|| {
-                            "environments are dev, test, live, or a multidev: lowercase letters, digits and `-`, at most 11 characters".to_owned()
-                        })
-                    };
+            if let Some(op) = op {
+                let rule = op.env_rule();
+                if op.scope() == Scope::Env
+                    && ((!glob && !rule.allows(&text)) || (glob && rule == EnvRule::NewMultidev))
+                {
                     self.push(
-                        PlanError::new(ErrorCode::BadEnvId, format!("`{text}` is not a valid environment id"))
-                            .at(span, why)
-                            .help(hint),
+                        PlanError::new(ErrorCode::EnvNotAllowed, format!("`{}` does not run on `{text}`", op.name()))
+                            .at(span, format!("{} needs {}", op.name(), rule.describe()))
+                            .help_opt(env_help(op, rule)),
                     );
                     continue;
                 }
-                if let Some(op) = op {
-                    let rule = op.env_rule();
-                    if op.scope() == Scope::Env
-                        && ((!glob && !rule.allows(&text)) || (glob && rule == EnvRule::NewMultidev))
-                    {
-                        self.push(
-                            PlanError::new(
-                                ErrorCode::EnvNotAllowed,
-                                format!("`{}` does not run on `{text}`", op.name()),
-                            )
-                            .at(span, format!("{} needs {}", op.name(), rule.describe()))
-                            .help_opt(env_help(op, rule)),
-                        );
-                        continue;
-                    }
-                }
-                envs.push(EnvPattern { text, span });
             }
+            envs.push(EnvPattern { text, span });
         }
+        envs
+    }
 
-        if let Some(op) = op {
-            match op.scope() {
-                Scope::Account => {
-                    if let Some(on) = on {
-                        self.push(
-                            PlanError::new(
-                                ErrorCode::ScopeMismatch,
-                                format!("`{}` is an account operation and takes no `on`", op.name()),
-                            )
-                            .at(span_of(on), "remove this")
-                            .help("account operations run once for the whole account"),
-                        );
-                    }
+    /// What the operation's scope takes: nothing (account), `on.sites` alone (site), or both
+    /// `on.sites` and `on.env` (environment).
+    fn on_scope(
+        &mut self,
+        op: OperationKind,
+        on: Option<&Spanned<OnRaw>>,
+        has_sites: bool,
+        env_raw: Option<&Spanned<EnvsRaw>>,
+        key_span: SourceSpan,
+    ) {
+        match op.scope() {
+            Scope::Account => {
+                if let Some(on) = on {
+                    self.push(
+                        PlanError::new(
+                            ErrorCode::ScopeMismatch,
+                            format!("`{}` is an account operation and takes no `on`", op.name()),
+                        )
+                        .at(span_of(on), "remove this")
+                        .help("account operations run once for the whole account"),
+                    );
                 }
-                Scope::Site => {
-                    if sites_raw.is_none() {
-                        self.push(
-                            PlanError::new(ErrorCode::ScopeMismatch, format!("`{}` needs `on.sites`", op.name()))
-                                .at(on.map_or(key_span, span_of), "no sites given")
-                                .help("add `on: { sites: <target or list> }`"),
-                        );
-                    }
-                    if let Some(e) = env_raw {
-                        self.push(
-                            PlanError::new(
-                                ErrorCode::EnvNotAllowed,
-                                format!("`{}` is a site operation and takes no `on.env`", op.name()),
-                            )
-                            .at(span_of(e), "remove this")
-                            .help("site operations run once per site"),
-                        );
-                    }
+            }
+            Scope::Site => {
+                if !has_sites {
+                    self.push(
+                        PlanError::new(ErrorCode::ScopeMismatch, format!("`{}` needs `on.sites`", op.name()))
+                            .at(on.map_or(key_span, span_of), "no sites given")
+                            .help("add `on: { sites: <target or list> }`"),
+                    );
                 }
-                Scope::Env => {
-                    if sites_raw.is_none() || env_raw.is_none() {
-                        let missing = match (sites_raw.is_none(), env_raw.is_none()) {
-                            (true, true) => "`on.sites` and `on.env`",
-                            (true, false) => "`on.sites`",
-                            _ => "`on.env`",
-                        };
-                        self.push(
-                            PlanError::new(ErrorCode::ScopeMismatch, format!("`{}` needs {missing}", op.name()))
-                                .at(on.map_or(key_span, span_of), format!("{missing} missing"))
-                                .help("environment operations need `on: { sites: ..., env: ... }`"),
-                        );
-                    }
+                if let Some(e) = env_raw {
+                    self.push(
+                        PlanError::new(
+                            ErrorCode::EnvNotAllowed,
+                            format!("`{}` is a site operation and takes no `on.env`", op.name()),
+                        )
+                        .at(span_of(e), "remove this")
+                        .help("site operations run once per site"),
+                    );
+                }
+            }
+            Scope::Env => {
+                if !has_sites || env_raw.is_none() {
+                    let missing = match (!has_sites, env_raw.is_none()) {
+                        (true, true) => "`on.sites` and `on.env`",
+                        (true, false) => "`on.sites`",
+                        _ => "`on.env`",
+                    };
+                    self.push(
+                        PlanError::new(ErrorCode::ScopeMismatch, format!("`{}` needs {missing}", op.name()))
+                            .at(on.map_or(key_span, span_of), format!("{missing} missing"))
+                            .help("environment operations need `on: { sites: ..., env: ... }`"),
+                    );
                 }
             }
         }
-        (sites, envs, env_raw.map(span_of))
     }
 
     fn matrix(&mut self, raw: &SpannedMap<Value>) -> Vec<Axis> {
