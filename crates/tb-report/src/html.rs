@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::live::StatusLevel;
-use super::summary::TaskReport;
+use super::summary::{TaskReport, Totals};
 use super::{RunReport, escape};
 use tb_core::events::Status;
 use tb_core::timefmt::{duration_ms, rfc3339_ms};
@@ -66,6 +66,24 @@ fn jobs(report: &RunReport) -> Vec<(&str, &'static str)> {
     jobs.into_iter().enumerate().map(|(i, j)| (j, PALETTE[i % PALETTE.len()])).collect()
 }
 
+/// Where times fall on the timeline: `start` at the left of the plot, `start + span` at its
+/// right.
+#[derive(Clone, Copy)]
+struct Scale {
+    start: u64,
+    span: u64,
+    plot: u64,
+}
+
+impl Scale {
+    fn x(self, ms: u64) -> u64 {
+        LABEL + (ms.saturating_sub(self.start).min(self.span) * self.plot) / self.span
+    }
+}
+
+/// A wave's label: its line's x, its row, whether it reads leftward, its job and wave.
+type WaveLabel<'a> = (u64, usize, bool, &'a str, u32);
+
 /// The timeline: a lane per site; a bar per task filled with its job's colour and labelled
 /// with its job where it fits; failed bars outlined red, cancelled dashed orange, skipped
 /// striped, unchanged faded; a dashed line where each later rollout wave started.
@@ -76,49 +94,18 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
         .or_else(|| report.tasks.iter().filter_map(|t| t.finished_at.or(t.started_at)).max())
         .unwrap_or(start)
         .max(start + 1);
-    let span = end - start;
+    let scale = Scale { start, span: end - start, plot: WIDTH - LABEL - 10 };
     let mut lanes: BTreeMap<String, Vec<&TaskReport>> = BTreeMap::new();
     for task in &report.tasks {
         lanes.entry(task.site.clone().unwrap_or_else(|| "(account)".to_owned())).or_default().push(task);
     }
     let job_colour = |job: &str| jobs.iter().find(|(j, _)| *j == job).map_or(PALETTE[0], |(_, c)| *c);
-    let plot = WIDTH - LABEL - 10;
-    let x_of = |ms: u64| LABEL + (ms.saturating_sub(start).min(span) * plot) / span;
     let lane = lane_height(lanes.len() as u64);
-    // The bar's margin within its lane, and whether a lane has room for text (11 px).
-    let pad = lane * 3 / LANE;
-    let lettered = lane >= 14;
     let lanes_height = lane * (lanes.len() as u64);
-    // Rollout waves: where each later wave of a job first started, each label in the first
-    // row where it overlaps no other (waves of several jobs start close together).
-    let mut waves: BTreeMap<(&str, u32), u64> = BTreeMap::new();
-    for task in report.tasks.iter().filter(|t| t.wave > 0) {
-        if let Some(at) = task.started_at {
-            let first = waves.entry((task.job.as_str(), task.wave)).or_insert(at);
-            *first = (*first).min(at);
-        }
-    }
-    let mut by_x: Vec<(u64, &str, u32)> = waves.iter().map(|((job, wave), at)| (x_of(*at), *job, *wave)).collect();
-    by_x.sort_unstable();
-    // Each row's labels as spans of x; a label about 6 px a character, right of its line, or
-    // left of it where it would run past the drawing's edge.
-    let mut rows: Vec<Vec<(u64, u64)>> = Vec::new();
-    let mut placed: Vec<(u64, usize, bool, &str, u32)> = Vec::new();
-    for (wx, job, wave) in by_x {
-        let text_width = (job.chars().count() as u64 + 7) * 6;
-        let leftward = wx + 3 + text_width > WIDTH;
-        let span = if leftward { (wx.saturating_sub(3 + text_width), wx) } else { (wx, wx + 3 + text_width) };
-        let free = |row: &Vec<(u64, u64)>| row.iter().all(|(start, end)| span.1 + 4 <= *start || *end + 4 <= span.0);
-        let row = rows.iter().position(free).unwrap_or(rows.len());
-        if row == rows.len() {
-            rows.push(Vec::new());
-        }
-        rows[row].push(span);
-        placed.push((wx, row, leftward, job, wave));
-    }
+    let (placed, wave_rows) = wave_labels(report, scale);
     let failed: Vec<&TaskReport> = report.tasks.iter().filter(|t| t.status == Some(Status::Failed)).collect();
     let strip = if failed.is_empty() { 0 } else { STRIP };
-    let top = 4 + WAVE_ROW * rows.len() as u64 + strip;
+    let top = 4 + WAVE_ROW * wave_rows as u64 + strip;
     let height = top + lanes_height + 28;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="timeline">"#
@@ -127,7 +114,7 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
         r##"<defs><pattern id="skipped" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f1f3f5"/><line x1="0" y1="0" x2="0" y2="6" stroke="#868e96" stroke-width="3"/></pattern></defs>"##,
     );
     for k in 0..=4u64 {
-        let gx = x_of(start + span * k / 4);
+        let gx = scale.x(start + scale.span * k / 4);
         // The last label ends at its line, so that it is not cut at the edge.
         let class = if k == 4 { "tick last" } else { "tick" };
         let _ = write!(
@@ -135,7 +122,7 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
             r##"<line x1="{gx}" y1="{top}" x2="{gx}" y2="{}" stroke="#e9ecef"/><text x="{gx}" y="{}" class="{class}">{}</text>"##,
             top + lanes_height,
             height - 8,
-            duration_ms(span * k / 4)
+            duration_ms(scale.span * k / 4)
         );
     }
     for (wx, row, leftward, job, wave) in placed {
@@ -152,86 +139,141 @@ fn timeline(report: &RunReport, jobs: &[(&str, &'static str)]) -> String {
             c = job_colour(job),
         );
     }
-    // The failures strip: however thin the lanes, each failure is a mark here.
-    if !failed.is_empty() {
-        let y = top - STRIP;
-        let _ = write!(
-            svg,
-            r##"<rect x="{LABEL}" y="{}" width="{plot}" height="{}" fill="#fff5f5"/><text x="{}" y="{}" class="lane strip">failed ({})</text>"##,
-            y + 1,
-            STRIP - 2,
-            LABEL - 8,
-            y + STRIP - 4,
-            failed.len()
-        );
-        for task in &failed {
-            let at = task.finished_at.or(task.started_at).unwrap_or(start);
-            let _ = write!(
-                svg,
-                r##"<rect class="failure-mark" x="{}" y="{}" width="3" height="{}" fill="#e03131"><title>{}</title></rect>"##,
-                x_of(at).saturating_sub(1),
-                y + 2,
-                STRIP - 4,
-                escape(&format!("{} — failed: {}", task.id, task.message))
-            );
-        }
-    }
+    failure_strip(&mut svg, &failed, top, scale);
+    let bars = Bars { lane, pad: lane * 3 / LANE, lettered: lane >= 14, end, scale };
     for (row, (site, tasks)) in lanes.iter().enumerate() {
         let y = top + row as u64 * lane;
-        if lettered {
+        if bars.lettered {
             let _ = write!(svg, r#"<text x="{}" y="{}" class="lane">{}</text>"#, LABEL - 8, y + lane - 6, escape(site));
         }
         for task in tasks {
-            // A task that never started (skipped) is shown where it was decided.
-            let (from, to) = match (task.started_at, task.finished_at) {
-                (Some(s), Some(f)) => (s, f),
-                (Some(s), None) => (s, end),
-                (None, Some(f)) => (f, f),
-                (None, None) => continue,
-            };
-            let bx = x_of(from);
-            let bw = x_of(to).saturating_sub(bx).max(6);
-            let title = format!(
-                "{} — {}{}{}",
-                task.id,
-                label(task.status),
-                task.duration_ms.map(|d| format!(", {}", duration_ms(d))).unwrap_or_default(),
-                if task.message.is_empty() { String::new() } else { format!(": {}", task.message) }
-            );
-            // On lanes too thin for an outline to show, a failure is filled red.
-            let fill = match task.status {
-                Some(Status::Skipped) => "url(#skipped)",
-                Some(Status::Failed) if !lettered => "#e03131",
-                _ => job_colour(&task.job),
-            };
-            let (stroke, dash, opacity) = match task.status {
-                Some(Status::Failed) => (r##" stroke="#e03131" stroke-width="2.5""##, "", "1"),
-                Some(Status::Cancelled) => {
-                    (r##" stroke="#f08c00" stroke-width="2""##, r#" stroke-dasharray="3 2""#, "1")
-                }
-                Some(Status::Unchanged) => ("", "", "0.5"),
-                None => (r##" stroke="#7048e8" stroke-width="2""##, r#" stroke-dasharray="1 2""#, "1"),
-                _ => ("", "", "1"),
-            };
-            let _ = write!(
-                svg,
-                r#"<g class="task {}"><rect x="{bx}" y="{}" width="{bw}" height="{}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}{dash}/><title>{}</title>"#,
-                label(task.status),
-                y + pad,
-                lane - 2 * pad,
-                escape(&title)
-            );
-            // The job's name inside the bar where it fits (about 6 px a character).
-            let name = &task.job;
-            let fits = (name.chars().count() as u64) * 6 + 8 <= bw;
-            if fits && lettered && task.status != Some(Status::Skipped) {
-                let _ = write!(svg, r#"<text x="{}" y="{}" class="bar">{}</text>"#, bx + 4, y + lane - 7, escape(name));
-            }
-            svg.push_str("</g>");
+            bars.draw(&mut svg, task, y, job_colour(&task.job));
         }
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// Rollout waves: where each later wave of a job first started, each label in the first row
+/// where it overlaps no other (waves of several jobs start close together); and how many
+/// rows that takes.
+fn wave_labels(report: &RunReport, scale: Scale) -> (Vec<WaveLabel<'_>>, usize) {
+    let mut waves: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    for task in report.tasks.iter().filter(|t| t.wave > 0) {
+        if let Some(at) = task.started_at {
+            let first = waves.entry((task.job.as_str(), task.wave)).or_insert(at);
+            *first = (*first).min(at);
+        }
+    }
+    let mut by_x: Vec<(u64, &str, u32)> = waves.iter().map(|((job, wave), at)| (scale.x(*at), *job, *wave)).collect();
+    by_x.sort_unstable();
+    // Each row's labels as spans of x; a label about 6 px a character, right of its line, or
+    // left of it where it would run past the drawing's edge.
+    let mut rows: Vec<Vec<(u64, u64)>> = Vec::new();
+    let mut placed = Vec::new();
+    for (wx, job, wave) in by_x {
+        let text_width = (job.chars().count() as u64 + 7) * 6;
+        let leftward = wx + 3 + text_width > WIDTH;
+        let span = if leftward { (wx.saturating_sub(3 + text_width), wx) } else { (wx, wx + 3 + text_width) };
+        let free = |row: &Vec<(u64, u64)>| row.iter().all(|(start, end)| span.1 + 4 <= *start || *end + 4 <= span.0);
+        let row = rows.iter().position(free).unwrap_or(rows.len());
+        if row == rows.len() {
+            rows.push(Vec::new());
+        }
+        rows[row].push(span);
+        placed.push((wx, row, leftward, job, wave));
+    }
+    (placed, rows.len())
+}
+
+/// The failures strip: however thin the lanes, each failure is a mark here.
+fn failure_strip(svg: &mut String, failed: &[&TaskReport], top: u64, scale: Scale) {
+    if failed.is_empty() {
+        return;
+    }
+    let y = top - STRIP;
+    let _ = write!(
+        svg,
+        r##"<rect x="{LABEL}" y="{}" width="{}" height="{}" fill="#fff5f5"/><text x="{}" y="{}" class="lane strip">failed ({})</text>"##,
+        y + 1,
+        scale.plot,
+        STRIP - 2,
+        LABEL - 8,
+        y + STRIP - 4,
+        failed.len()
+    );
+    for task in failed {
+        let at = task.finished_at.or(task.started_at).unwrap_or(scale.start);
+        let _ = write!(
+            svg,
+            r##"<rect class="failure-mark" x="{}" y="{}" width="3" height="{}" fill="#e03131"><title>{}</title></rect>"##,
+            scale.x(at).saturating_sub(1),
+            y + 2,
+            STRIP - 4,
+            escape(&format!("{} — failed: {}", task.id, task.message))
+        );
+    }
+}
+
+/// How a task's bar is drawn in its lane: the lane's height, the bar's margin within it,
+/// whether there is room for text (11 px), and where an unfinished bar ends.
+struct Bars {
+    lane: u64,
+    pad: u64,
+    lettered: bool,
+    end: u64,
+    scale: Scale,
+}
+
+impl Bars {
+    /// One task's bar in the lane at `y`, with its title and, where it fits, its job's name.
+    fn draw(&self, svg: &mut String, task: &TaskReport, y: u64, colour: &str) {
+        let (lane, pad) = (self.lane, self.pad);
+        // A task that never started (skipped) is shown where it was decided.
+        let (from, to) = match (task.started_at, task.finished_at) {
+            (Some(s), Some(f)) => (s, f),
+            (Some(s), None) => (s, self.end),
+            (None, Some(f)) => (f, f),
+            (None, None) => return,
+        };
+        let bx = self.scale.x(from);
+        let bw = self.scale.x(to).saturating_sub(bx).max(6);
+        let title = format!(
+            "{} — {}{}{}",
+            task.id,
+            label(task.status),
+            task.duration_ms.map(|d| format!(", {}", duration_ms(d))).unwrap_or_default(),
+            if task.message.is_empty() { String::new() } else { format!(": {}", task.message) }
+        );
+        // On lanes too thin for an outline to show, a failure is filled red.
+        let fill = match task.status {
+            Some(Status::Skipped) => "url(#skipped)",
+            Some(Status::Failed) if !self.lettered => "#e03131",
+            _ => colour,
+        };
+        let (stroke, dash, opacity) = match task.status {
+            Some(Status::Failed) => (r##" stroke="#e03131" stroke-width="2.5""##, "", "1"),
+            Some(Status::Cancelled) => (r##" stroke="#f08c00" stroke-width="2""##, r#" stroke-dasharray="3 2""#, "1"),
+            Some(Status::Unchanged) => ("", "", "0.5"),
+            None => (r##" stroke="#7048e8" stroke-width="2""##, r#" stroke-dasharray="1 2""#, "1"),
+            _ => ("", "", "1"),
+        };
+        let _ = write!(
+            svg,
+            r#"<g class="task {}"><rect x="{bx}" y="{}" width="{bw}" height="{}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}{dash}/><title>{}</title>"#,
+            label(task.status),
+            y + pad,
+            lane - 2 * pad,
+            escape(&title)
+        );
+        // The job's name inside the bar where it fits (about 6 px a character).
+        let name = &task.job;
+        let fits = (name.chars().count() as u64) * 6 + 8 <= bw;
+        if fits && self.lettered && task.status != Some(Status::Skipped) {
+            let _ = write!(svg, r#"<text x="{}" y="{}" class="bar">{}</text>"#, bx + 4, y + lane - 7, escape(name));
+        }
+        svg.push_str("</g>");
+    }
 }
 
 /// Per job: its operation, waves, counts by status and its span.
@@ -309,65 +351,8 @@ pub fn render(report: &RunReport) -> String {
     } else {
         ("some tasks did not succeed", "#e03131")
     };
-    let mut cards = String::new();
-    for (name, n, status) in [
-        ("succeeded", totals.succeeded, Some(Status::Succeeded)),
-        ("unchanged", totals.unchanged, Some(Status::Unchanged)),
-        ("failed", totals.failed, Some(Status::Failed)),
-        ("skipped", totals.skipped, Some(Status::Skipped)),
-        ("cancelled", totals.cancelled, Some(Status::Cancelled)),
-    ] {
-        let _ = write!(
-            cards,
-            r#"<div class="card" style="border-color:{}"><b>{n}</b><span>{name}</span></div>"#,
-            colour(status)
-        );
-    }
-    let mut rows = String::new();
-    let mut ordered: Vec<&TaskReport> = report.tasks.iter().collect();
-    // Failures first, then cancelled, skipped, unfinished, and the tasks that went well.
-    let rank = |s: Option<Status>| match s {
-        Some(Status::Failed) => 0,
-        Some(Status::Cancelled) => 1,
-        Some(Status::Skipped) => 2,
-        None => 3,
-        Some(Status::Succeeded | Status::Unchanged) => 4,
-    };
-    ordered.sort_by_key(|t| (rank(t.status), t.id.clone()));
-    for task in ordered {
-        let workflows: Vec<String> = task
-            .workflow_ids
-            .iter()
-            .map(|id| match dashboard(report, task) {
-                Some(url) => format!(r#"<a href="{}"><code>{}</code></a>"#, escape(&url), escape(id)),
-                None => format!("<code>{}</code>", escape(id)),
-            })
-            .collect();
-        let by = if task.run_id == report.run_id { String::new() } else { format!(" (run {})", escape(&task.run_id)) };
-        // A remote command's output, folded under its message.
-        let output = task.data.as_ref().filter(|d| d.get("exit_code").is_some()).map_or_else(String::new, |d| {
-            let text = |key: &str| d.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-            let (out, err) = (text("stdout"), text("stderr"));
-            let mut shown = String::new();
-            for (label, body) in [("stdout", out), ("stderr", err)] {
-                if !body.trim().is_empty() {
-                    let _ = write!(shown, "<details><summary>{label}</summary><pre>{}</pre></details>", escape(&body));
-                }
-            }
-            shown
-        });
-        let _ = write!(
-            rows,
-            r#"<tr><td><code>{}</code></td><td><span class="dot" style="background:{}"></span>{}{by}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-            escape(&task.id),
-            colour(task.status),
-            label(task.status),
-            task.attempts,
-            task.duration_ms.map(duration_ms).unwrap_or_default(),
-            workflows.join(" "),
-            escape(&task.message) + &output
-        );
-    }
+    let cards = cards(totals);
+    let rows = task_rows(report);
     let mut legend = String::new();
     for (job, c) in &jobs {
         let _ = write!(legend, r#"<span><span class="dot" style="background:{c}"></span>{}</span>"#, escape(job));
@@ -425,4 +410,74 @@ td:first-child code{{white-space:nowrap}} pre{{white-space:pre-wrap;font-size:12
         max_failures = escape(&settings.max_failures),
         timeout = escape(&settings.timeout),
     )
+}
+
+/// A card per status with its count.
+fn cards(totals: &Totals) -> String {
+    let mut cards = String::new();
+    for (name, n, status) in [
+        ("succeeded", totals.succeeded, Some(Status::Succeeded)),
+        ("unchanged", totals.unchanged, Some(Status::Unchanged)),
+        ("failed", totals.failed, Some(Status::Failed)),
+        ("skipped", totals.skipped, Some(Status::Skipped)),
+        ("cancelled", totals.cancelled, Some(Status::Cancelled)),
+    ] {
+        let _ = write!(
+            cards,
+            r#"<div class="card" style="border-color:{}"><b>{n}</b><span>{name}</span></div>"#,
+            colour(status)
+        );
+    }
+    cards
+}
+
+/// A row per task, failures first, then cancelled, skipped, unfinished, and the tasks that
+/// went well.
+fn task_rows(report: &RunReport) -> String {
+    let mut rows = String::new();
+    let mut ordered: Vec<&TaskReport> = report.tasks.iter().collect();
+    // Failures first, then cancelled, skipped, unfinished, and the tasks that went well.
+    let rank = |s: Option<Status>| match s {
+        Some(Status::Failed) => 0,
+        Some(Status::Cancelled) => 1,
+        Some(Status::Skipped) => 2,
+        None => 3,
+        Some(Status::Succeeded | Status::Unchanged) => 4,
+    };
+    ordered.sort_by_key(|t| (rank(t.status), t.id.clone()));
+    for task in ordered {
+        let workflows: Vec<String> = task
+            .workflow_ids
+            .iter()
+            .map(|id| match dashboard(report, task) {
+                Some(url) => format!(r#"<a href="{}"><code>{}</code></a>"#, escape(&url), escape(id)),
+                None => format!("<code>{}</code>", escape(id)),
+            })
+            .collect();
+        let by = if task.run_id == report.run_id { String::new() } else { format!(" (run {})", escape(&task.run_id)) };
+        // A remote command's output, folded under its message.
+        let output = task.data.as_ref().filter(|d| d.get("exit_code").is_some()).map_or_else(String::new, |d| {
+            let text = |key: &str| d.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+            let (out, err) = (text("stdout"), text("stderr"));
+            let mut shown = String::new();
+            for (label, body) in [("stdout", out), ("stderr", err)] {
+                if !body.trim().is_empty() {
+                    let _ = write!(shown, "<details><summary>{label}</summary><pre>{}</pre></details>", escape(&body));
+                }
+            }
+            shown
+        });
+        let _ = write!(
+            rows,
+            r#"<tr><td><code>{}</code></td><td><span class="dot" style="background:{}"></span>{}{by}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            escape(&task.id),
+            colour(task.status),
+            label(task.status),
+            task.attempts,
+            task.duration_ms.map(duration_ms).unwrap_or_default(),
+            workflows.join(" "),
+            escape(&task.message) + &output
+        );
+    }
+    rows
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::paint::Paint;
-use tb_core::events::{Event, EventSink, Outcome, Status, TaskHeader};
+use tb_core::events::{Event, EventSink, Millis, Outcome, Status, TaskHeader};
 use tb_core::timefmt::{clock, duration_ms};
 
 /// How progress is shown.
@@ -404,6 +404,15 @@ impl Live<'_> {
             }
             return;
         }
+        self.tell(event);
+        if !matches!(event, Event::RunFinished { .. } | Event::Draining { .. }) {
+            self.progress_line(event.at(), false);
+        }
+        self.redraw();
+    }
+
+    /// The line (or the block's change) an event makes at the chosen status level.
+    fn tell(&mut self, event: &Event) {
         let level = self.level();
         let paint = self.options.paint;
         match event {
@@ -465,32 +474,13 @@ impl Live<'_> {
                     self.say(*at, &text);
                 }
             }
-            Event::TaskFinished { task, outcome, at } => {
-                let took = self.tally.task_finished(*task, outcome, *at);
-                self.doing.remove(task);
-                self.slow.remove(task);
-                if level.shows(outcome.status) {
-                    let took = took.map(|ms| format!(" ({})", duration_ms(ms))).unwrap_or_default();
-                    let status = paint.status(outcome.status, &format!("{:<8}", outcome.status.as_str()));
-                    let text = format!("{status} {}{took}: {}", self.tally.name(*task), outcome.message);
-                    self.say(*at, &text);
-                }
-            }
+            Event::TaskFinished { task, outcome, at } => self.task_finished(*task, outcome, *at),
             Event::Draining { at, .. } => {
                 let text = draining_text(event);
                 self.say(*at, &text);
                 self.progress_line(*at, true);
             }
-            Event::RunFinished { at, interrupted, .. } => {
-                if let Some(bar) = self.bar.take() {
-                    crate::telemetry::draw_logs_around(None);
-                    bar.finish_and_clear();
-                } else {
-                    let text = if *interrupted { "run interrupted" } else { "run finished" };
-                    self.say(*at, &format!("{text}: {}", self.summary()));
-                }
-                self.finished = true;
-            }
+            Event::RunFinished { at, interrupted, .. } => self.run_finished(*at, *interrupted),
             // A remote command's output is printed on stdout after the run (`--format`).
             Event::AttemptStarting { .. }
             | Event::AttemptEnded { .. }
@@ -498,10 +488,31 @@ impl Live<'_> {
             | Event::WorkflowEnded { .. }
             | Event::Output { .. } => {}
         }
-        if !matches!(event, Event::RunFinished { .. } | Event::Draining { .. }) {
-            self.progress_line(event.at(), false);
+    }
+
+    /// A task's end: its line, when its status is shown at this level.
+    fn task_finished(&mut self, task: usize, outcome: &Outcome, at: Millis) {
+        let took = self.tally.task_finished(task, outcome, at);
+        self.doing.remove(&task);
+        self.slow.remove(&task);
+        if self.level().shows(outcome.status) {
+            let took = took.map(|ms| format!(" ({})", duration_ms(ms))).unwrap_or_default();
+            let status = self.options.paint.status(outcome.status, &format!("{:<8}", outcome.status.as_str()));
+            let text = format!("{status} {}{took}: {}", self.tally.name(task), outcome.message);
+            self.say(at, &text);
         }
-        self.redraw();
+    }
+
+    /// The run's end: the bar cleared, or the summary line.
+    fn run_finished(&mut self, at: Millis, interrupted: bool) {
+        if let Some(bar) = self.bar.take() {
+            crate::telemetry::draw_logs_around(None);
+            bar.finish_and_clear();
+        } else {
+            let text = if interrupted { "run interrupted" } else { "run finished" };
+            self.say(at, &format!("{text}: {}", self.summary()));
+        }
+        self.finished = true;
     }
 }
 
