@@ -378,23 +378,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 async fn answer_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
-    let method = req.method().as_str().to_owned();
-    let path = req.uri().path().to_owned();
-    let query: Vec<(String, String)> =
-        req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let bearer = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let range = req.headers().get("range").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return Ok(respond(&Answer::error(413, "The request body is too large."))),
+    let asked = match Asked::read(req).await {
+        Ok(asked) => asked,
+        Err(too_large) => return Ok(respond(&too_large)),
     };
-    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
-    let route = Route::classify(&method, &segments);
+    let route = Route::classify(&asked.method, &asked.segments);
     match route {
         Route::Stats => {
             return Ok(respond(&Answer::json(200, &serde_json::to_value(shared.stats()).unwrap_or_default())));
@@ -417,126 +405,194 @@ async fn answer_request(shared: Arc<Shared>, req: Request<Incoming>) -> Result<R
     let knobs = &shared.knobs;
     let ordinal = {
         let mut per_path = lock(&shared.per_path);
-        let n = per_path.entry(format!("{method} {path}")).or_default();
+        let n = per_path.entry(format!("{} {}", asked.method, asked.path)).or_default();
         *n += 1;
         *n
     };
-    let key = format!("{method} {path}#{ordinal}");
+    let key = format!("{} {}#{ordinal}", asked.method, asked.path);
     if knobs.latency.max > 0.0 {
         let secs =
             knobs.latency.min + (knobs.latency.max - knobs.latency.min) * roll(knobs.seed, &format!("lat:{key}"));
         tokio::time::sleep(knobs.scaled(secs)).await;
     }
-    let template = format!("{method} {}", route.template());
-    let body_json: Option<Value> = serde_json::from_slice(&body).ok();
+    let template = format!("{} {}", asked.method, route.template());
     if shared.rate_limited() {
         let retry = format!("{}", (knobs.scaled(knobs.retry_after).as_secs_f64() * 1000.0).ceil() / 1000.0);
         let mut answer = Answer::error(429, "Too many requests. Slow down.");
         answer.headers.push(("Retry-After", retry));
-        shared.record(&template, &method, &path, &query, body_json, 429, |s| s.rate_limited += 1);
+        asked.note(&shared, &template, 429, |s| s.rate_limited += 1);
         return Ok(respond(&answer));
     }
-    let (fault, forced_failure) = shared.choose_fault(&route, &method, &key, body_json.as_ref());
-    if let Some(Fault::Drop { processed: false }) = fault {
-        shared.record(&template, &method, &path, &query, body_json, 0, |s| {
-            *s.faults.entry("drop".to_owned()).or_default() += 1;
-        });
-        return Err(Dropped);
-    }
+    let (fault, forced_failure) = shared.choose_fault(&route, &asked.method, &key, asked.body_json.as_ref());
     if let Some(Fault::Delay { secs, processed: false }) = fault {
         tokio::time::sleep(knobs.scaled(secs)).await;
     }
-    if let Some(Fault::Html { code, processed: false }) = fault {
-        shared.record(&template, &method, &path, &query, body_json, code, |s| {
-            *s.faults.entry("html".to_owned()).or_default() += 1;
-        });
-        return Ok(respond(&Answer::html(code)));
+    if let Some(refused) = refuse_unprocessed(&shared, fault.as_ref(), &asked, &template) {
+        return refused;
     }
-    if let Some(Fault::Status { code, processed: false }) = fault {
-        shared.record(&template, &method, &path, &query, body_json, code, |s| {
-            *s.faults.entry(code.to_string()).or_default() += 1;
-            if code == 429 {
-                s.rate_limited += 1;
-            }
-        });
-        let mut answer = Answer::error(code, "Simulated server error.");
-        if code == 429 {
-            let retry = (knobs.scaled(knobs.retry_after).as_secs_f64() * 1000.0).ceil() / 1000.0;
-            answer.headers.push(("Retry-After", format!("{retry}")));
-        }
-        return Ok(respond(&answer));
+    let answer = answer_from_state(&shared, &route, &asked, forced_failure.as_deref());
+    deliver(&shared, fault, &route, answer, asked, &template).await
+}
+
+/// A request as the simulator reads it: its method, path (and decoded segments), query,
+/// session, range and body (at most 1 MiB).
+struct Asked {
+    method: String,
+    path: String,
+    segments: Vec<String>,
+    query: Vec<(String, String)>,
+    bearer: Option<String>,
+    range: Option<String>,
+    body: Bytes,
+    body_json: Option<Value>,
+}
+
+impl Asked {
+    /// Reads `req`; a body over 1 MiB is answered 413.
+    async fn read(req: Request<Incoming>) -> Result<Self, Answer> {
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let query: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let bearer = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        let range = req.headers().get("range").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return Err(Answer::error(413, "The request body is too large.")),
+        };
+        let segments: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
+        let body_json: Option<Value> = serde_json::from_slice(&body).ok();
+        Ok(Self { method, path, segments, query, bearer, range, body, body_json })
     }
-    let now = shared.now();
-    let answer = {
-        let mut state = lock(&shared.state);
-        let user = session_user(&state, bearer.as_deref(), now);
-        if route.needs_auth() && user.is_none() {
-            Answer::error(401, "Invalid or expired session header: X-Pantheon-Session\n")
-        } else {
-            let ctx = Ctx {
-                knobs,
-                now,
-                query: &query,
-                body: &body,
-                range: range.as_deref(),
-                origin: &shared.origin,
-                session_user: user,
-                forced_failure: forced_failure.clone(),
-            };
-            let answer = answer(&mut state, &route, &ctx);
-            if answer.status == 202 {
-                let in_flight = state.in_flight(now) as u64;
-                let started_key = workflow_key(&state, &answer);
-                let mut stats = lock(&shared.stats);
-                stats.peak_in_flight_workflows = stats.peak_in_flight_workflows.max(in_flight);
-                stats.workflows_total += 1;
-                if let Some(k) = started_key {
-                    *stats.workflows_started.entry(k).or_default() += 1;
-                }
-                if forced_failure.is_some() {
-                    *stats.faults.entry("workflow_failed".to_owned()).or_default() += 1;
-                }
-            }
-            if matches!(route, Route::Login) && answer.status == 200 {
-                lock(&shared.stats).logins += 1;
-            }
-            answer
-        }
+
+    /// Counts the request in the stats (and the request log) under its route's template.
+    fn note(self, shared: &Shared, template: &str, status: u16, extra: impl FnOnce(&mut Stats)) {
+        shared.record(template, &self.method, &self.path, &self.query, self.body_json, status, extra);
+    }
+}
+
+/// A fault that refuses the request before the world sees it: a dropped connection, an
+/// HTML error page, an error status.
+fn refuse_unprocessed(
+    shared: &Shared,
+    fault: Option<&Fault>,
+    asked: &Asked,
+    template: &str,
+) -> Option<Result<Response<Body>, Dropped>> {
+    let record = |status: u16, extra: &dyn Fn(&mut Stats)| {
+        shared.record(template, &asked.method, &asked.path, &asked.query, asked.body_json.clone(), status, extra);
     };
+    match *fault? {
+        Fault::Drop { processed: false } => {
+            record(0, &|s| *s.faults.entry("drop".to_owned()).or_default() += 1);
+            Some(Err(Dropped))
+        }
+        Fault::Html { code, processed: false } => {
+            record(code, &|s| *s.faults.entry("html".to_owned()).or_default() += 1);
+            Some(Ok(respond(&Answer::html(code))))
+        }
+        Fault::Status { code, processed: false } => {
+            record(code, &|s| {
+                *s.faults.entry(code.to_string()).or_default() += 1;
+                if code == 429 {
+                    s.rate_limited += 1;
+                }
+            });
+            let mut answer = Answer::error(code, "Simulated server error.");
+            if code == 429 {
+                let knobs = &shared.knobs;
+                let retry = (knobs.scaled(knobs.retry_after).as_secs_f64() * 1000.0).ceil() / 1000.0;
+                answer.headers.push(("Retry-After", format!("{retry}")));
+            }
+            Some(Ok(respond(&answer)))
+        }
+        _ => None,
+    }
+}
+
+/// The world's answer to a request with a session (or to one that needs none), counted in
+/// the stats: workflows started, logins.
+fn answer_from_state(shared: &Shared, route: &Route, asked: &Asked, forced_failure: Option<&str>) -> Answer {
+    let now = shared.now();
+    let mut state = lock(&shared.state);
+    let user = session_user(&state, asked.bearer.as_deref(), now);
+    if route.needs_auth() && user.is_none() {
+        return Answer::error(401, "Invalid or expired session header: X-Pantheon-Session\n");
+    }
+    let ctx = Ctx {
+        knobs: &shared.knobs,
+        now,
+        query: &asked.query,
+        body: &asked.body,
+        range: asked.range.as_deref(),
+        origin: &shared.origin,
+        session_user: user,
+        forced_failure: forced_failure.map(str::to_owned),
+    };
+    let answer = answer(&mut state, route, &ctx);
+    if answer.status == 202 {
+        let in_flight = state.in_flight(now) as u64;
+        let started_key = workflow_key(&state, &answer);
+        let mut stats = lock(&shared.stats);
+        stats.peak_in_flight_workflows = stats.peak_in_flight_workflows.max(in_flight);
+        stats.workflows_total += 1;
+        if let Some(k) = started_key {
+            *stats.workflows_started.entry(k).or_default() += 1;
+        }
+        if forced_failure.is_some() {
+            *stats.faults.entry("workflow_failed".to_owned()).or_default() += 1;
+        }
+    }
+    if matches!(route, Route::Login) && answer.status == 200 {
+        lock(&shared.stats).logins += 1;
+    }
+    answer
+}
+
+/// Sends the world's answer, or what a fault after processing makes of it: a connection
+/// dropped (a download half sent), an error in place of the answer, a late answer.
+async fn deliver(
+    shared: &Shared,
+    fault: Option<Fault>,
+    route: &Route,
+    answer: Answer,
+    asked: Asked,
+    template: &str,
+) -> Result<Response<Body>, Dropped> {
     match fault {
         // A download dropped mid-file: the headers promise the whole body, half of it comes,
         // then the connection closes.
         Some(Fault::Drop { .. }) if matches!(route, Route::Download(_)) && answer.body.len() > 1 => {
-            shared.record(&template, &method, &path, &query, body_json, answer.status, |s| {
-                *s.faults.entry("drop".to_owned()).or_default() += 1;
-            });
+            asked.note(shared, template, answer.status, |s| *s.faults.entry("drop".to_owned()).or_default() += 1);
             Ok(truncated(&answer))
         }
         Some(Fault::Drop { .. }) => {
-            shared.record(&template, &method, &path, &query, body_json, 0, |s| {
-                *s.faults.entry("drop".to_owned()).or_default() += 1;
-            });
+            asked.note(shared, template, 0, |s| *s.faults.entry("drop".to_owned()).or_default() += 1);
             Err(Dropped)
         }
         Some(Fault::Html { code, processed: true }) => {
-            shared.record(&template, &method, &path, &query, body_json, code, |s| {
-                *s.faults.entry("html".to_owned()).or_default() += 1;
-            });
+            asked.note(shared, template, code, |s| *s.faults.entry("html".to_owned()).or_default() += 1);
             Ok(respond(&Answer::html(code)))
         }
         Some(Fault::Status { code, processed: true }) => {
-            shared.record(&template, &method, &path, &query, body_json, code, |s| {
-                *s.faults.entry(code.to_string()).or_default() += 1;
-            });
+            asked.note(shared, template, code, |s| *s.faults.entry(code.to_string()).or_default() += 1);
             Ok(respond(&Answer::error(code, "Simulated server error.")))
         }
         Some(Fault::Delay { secs, processed: true }) => {
-            shared.record(&template, &method, &path, &query, body_json, answer.status, |_| {});
-            tokio::time::sleep(knobs.scaled(secs)).await;
+            asked.note(shared, template, answer.status, |_| {});
+            tokio::time::sleep(shared.knobs.scaled(secs)).await;
             Ok(respond(&answer))
         }
         _ => {
-            shared.record(&template, &method, &path, &query, body_json, answer.status, |_| {});
+            asked.note(shared, template, answer.status, |_| {});
             Ok(respond(&answer))
         }
     }

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::knobs::{Knobs, roll};
-use super::world::{World, derived_id};
+use super::world::{Site, World, derived_id};
 
 pub(crate) const STANDARD_ENVS: [&str; 3] = ["dev", "test", "live"];
 
@@ -183,6 +183,67 @@ fn hex40(seed: &str) -> String {
     format!("{a}{}", &b[..8])
 }
 
+/// A site's commits: a base on every initialized environment; then `live.deployable` on
+/// test and dev only; then `test.deployable` on dev only; multidevs carry the base.
+fn initial_commits(site: &Site, created: f64) -> Vec<CommitRec> {
+    let env_ids: Vec<String> = site.envs.keys().cloned().collect();
+    let mut commits = Vec::new();
+    let mut push = |n: usize, labels: &[&str], what: &str| {
+        let t = created + 86_400.0 * (commits.len() as f64 + 1.0);
+        commits.push(CommitRec {
+            hash: hex40(&format!("{}:{n}:{what}", site.name)),
+            message: format!("{what} {n}"),
+            datetime: iso(t),
+            labels: labels.iter().map(|s| (*s).to_owned()).collect(),
+        });
+    };
+    // A label is an environment's deploy tag on the commit: an environment not yet
+    // initialized has none, so no commit carries its name (the platform's code log
+    // says so; a deploy reads it to know the environment was initialized).
+    let initialized = |env: &str| site.envs.get(env).is_none_or(|e| e.initialized);
+    let mut base_labels: Vec<&str> = vec!["dev"];
+    base_labels.extend(["test", "live"].into_iter().filter(|env| initialized(env)));
+    base_labels.extend(env_ids.iter().filter(|e| !STANDARD_ENVS.contains(&e.as_str())).map(String::as_str));
+    push(0, &base_labels, "Initial commit");
+    let live_pending = site.envs.get("live").map_or(0, |e| e.deployable);
+    let test_pending = site.envs.get("test").map_or(0, |e| e.deployable);
+    for n in 0..live_pending {
+        push(n as usize + 1, &["dev", "test"], "Release change");
+    }
+    for n in 0..test_pending {
+        push(n as usize + 1, &["dev"], "Development change");
+    }
+    commits
+}
+
+/// A site's environments as the world describes them, with their backups.
+fn initial_envs(site: &Site, created: f64) -> BTreeMap<String, EnvRec> {
+    site.envs
+        .iter()
+        .map(|(env_id, e)| {
+            let backups = (0..e.backups)
+                .flat_map(|n| {
+                    let t = WORLD_EPOCH + 300.0 * 86_400.0 + 86_400.0 * f64::from(n);
+                    backup_set(&site.name, env_id, t, &["code", "files", "database"])
+                })
+                .collect();
+            let rec = EnvRec {
+                created,
+                initialized: e.initialized,
+                sftp: e.connection == "sftp",
+                domains: e.domains.iter().map(|d| (d.clone(), false)).collect(),
+                backups,
+                lock: e.locked.then(|| ("ops".to_owned(), "locked-password".to_owned())),
+                uncommitted: if e.connection == "sftp" { e.uncommitted } else { 0 },
+                code_busy_until: 0.0,
+                backup_schedule: BTreeMap::new(),
+                https: e.https,
+            };
+            (env_id.clone(), rec)
+        })
+        .collect()
+}
+
 fn iso(unix: f64) -> String {
     tb_core::timefmt::iso(unix.max(0.0) as i64)
 }
@@ -211,60 +272,8 @@ impl SimState {
             if let Some(org) = &org_id {
                 tags.insert(org.clone(), site.tags.iter().cloned().collect());
             }
-            // Commits: a base on every initialized environment; then `live.deployable` on test
-            // and dev only; then `test.deployable` on dev only; multidevs carry the base.
-            let env_ids: Vec<String> = site.envs.keys().cloned().collect();
-            let mut commits = Vec::new();
-            let mut push = |n: usize, labels: &[&str], what: &str| {
-                let t = created + 86_400.0 * (commits.len() as f64 + 1.0);
-                commits.push(CommitRec {
-                    hash: hex40(&format!("{}:{n}:{what}", site.name)),
-                    message: format!("{what} {n}"),
-                    datetime: iso(t),
-                    labels: labels.iter().map(|s| (*s).to_owned()).collect(),
-                });
-            };
-            // A label is an environment's deploy tag on the commit: an environment not yet
-            // initialized has none, so no commit carries its name (the platform's code log
-            // says so; a deploy reads it to know the environment was initialized).
-            let initialized = |env: &str| site.envs.get(env).is_none_or(|e| e.initialized);
-            let mut base_labels: Vec<&str> = vec!["dev"];
-            base_labels.extend(["test", "live"].into_iter().filter(|env| initialized(env)));
-            base_labels.extend(env_ids.iter().filter(|e| !STANDARD_ENVS.contains(&e.as_str())).map(String::as_str));
-            push(0, &base_labels, "Initial commit");
-            let live_pending = site.envs.get("live").map_or(0, |e| e.deployable);
-            let test_pending = site.envs.get("test").map_or(0, |e| e.deployable);
-            for n in 0..live_pending {
-                push(n as usize + 1, &["dev", "test"], "Release change");
-            }
-            for n in 0..test_pending {
-                push(n as usize + 1, &["dev"], "Development change");
-            }
-            let envs = site
-                .envs
-                .iter()
-                .map(|(env_id, e)| {
-                    let backups = (0..e.backups)
-                        .flat_map(|n| {
-                            let t = WORLD_EPOCH + 300.0 * 86_400.0 + 86_400.0 * f64::from(n);
-                            backup_set(&site.name, env_id, t, &["code", "files", "database"])
-                        })
-                        .collect();
-                    let rec = EnvRec {
-                        created,
-                        initialized: e.initialized,
-                        sftp: e.connection == "sftp",
-                        domains: e.domains.iter().map(|d| (d.clone(), false)).collect(),
-                        backups,
-                        lock: e.locked.then(|| ("ops".to_owned(), "locked-password".to_owned())),
-                        uncommitted: if e.connection == "sftp" { e.uncommitted } else { 0 },
-                        code_busy_until: 0.0,
-                        backup_schedule: BTreeMap::new(),
-                        https: e.https,
-                    };
-                    (env_id.clone(), rec)
-                })
-                .collect();
+            let commits = initial_commits(site, created);
+            let envs = initial_envs(site, created);
             names.insert(site.name.clone(), id.clone());
             sites.insert(
                 id.clone(),
