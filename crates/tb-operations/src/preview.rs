@@ -78,75 +78,77 @@ impl Ops {
             return Ok(change(format!("would run `{tool} {}` on the app server over SSH", words.join(" "))));
         }
         let t = Target { site_id: site_id.clone(), ..target.clone() };
-        // The same check the run makes before it acts (`decide`), shown instead of acted on.
+        self.decided(op, &t, &site, env).await
+    }
+
+    /// The same check the run makes before it acts (`decide`), shown instead of acted on.
+    async fn decided(&self, op: &OperationSpec, t: &Target, site: &Value, env: &str) -> Result<Preview, OpError> {
         let preview = match op {
-            OperationSpec::EnvDeploy { .. } => environments::decide_deploy(self, &t).await?.preview(),
+            OperationSpec::EnvDeploy { .. } => environments::decide_deploy(self, t).await?.preview(),
             OperationSpec::EnvCloneContent { from_env, .. } => {
-                environments::decide_clone_content(self, &t, from_env).await?.preview()
+                environments::decide_clone_content(self, t, from_env).await?.preview()
             }
-            OperationSpec::EnvCommit { .. } => environments::decide_commit(self, &t).await?.preview(),
+            OperationSpec::EnvCommit { .. } => environments::decide_commit(self, t).await?.preview(),
             OperationSpec::BackupRestore { element, file } => {
                 let file = self.render_opt(file.as_ref())?;
-                backups::decide_restore(self, &t, *element, file.as_deref()).await?.preview()
+                backups::decide_restore(self, t, *element, file.as_deref()).await?.preview()
             }
             OperationSpec::MultidevCreate { from_env, .. } => {
                 let quota = site.pointer("/settings/max_num_cdes").and_then(Value::as_u64);
-                multidev::decide_create(self, &t, from_env, quota).await?.preview()
+                multidev::decide_create(self, t, from_env, quota).await?.preview()
             }
-            OperationSpec::MultidevDelete { .. } => multidev::decide_delete(self, &t).await?.preview(),
-            OperationSpec::MultidevMergeToDev { .. } => multidev::decide_merge(self, &t, env, "dev").await?.preview(),
-            OperationSpec::MultidevMergeFromDev { .. } => multidev::decide_merge(self, &t, "dev", env).await?.preview(),
-            OperationSpec::DomainAdd { domain } => {
-                domains::decide_add(self, &t, &self.render(domain)?).await?.preview()
-            }
+            OperationSpec::MultidevDelete { .. } => multidev::decide_delete(self, t).await?.preview(),
+            OperationSpec::MultidevMergeToDev { .. } => multidev::decide_merge(self, t, env, "dev").await?.preview(),
+            OperationSpec::MultidevMergeFromDev { .. } => multidev::decide_merge(self, t, "dev", env).await?.preview(),
+            OperationSpec::DomainAdd { domain } => domains::decide_add(self, t, &self.render(domain)?).await?.preview(),
             OperationSpec::DomainRemove { domain } => {
-                domains::decide_remove(self, &t, &self.render(domain)?).await?.preview()
+                domains::decide_remove(self, t, &self.render(domain)?).await?.preview()
             }
             OperationSpec::ConnectionSet { mode, discard_changes } => {
-                environments::decide_connection(self, &t, *mode == ConnectionMode::Sftp, *discard_changes)
+                environments::decide_connection(self, t, *mode == ConnectionMode::Sftp, *discard_changes)
                     .await?
                     .preview()
             }
-            OperationSpec::UpstreamUpdatesApply { .. } => upstream::decide_apply(self, &t).await?.preview(),
+            OperationSpec::UpstreamUpdatesApply { .. } => upstream::decide_apply(self, t).await?.preview(),
             // The password is a secret `--refresh` does not read.
             OperationSpec::LockEnable { username, .. } => {
-                environments::decide_lock(self, &t, Some((&self.render(username)?, None))).await?.preview()
+                environments::decide_lock(self, t, Some((&self.render(username)?, None))).await?.preview()
             }
-            OperationSpec::LockDisable => environments::decide_lock(self, &t, None).await?.preview(),
+            OperationSpec::LockDisable => environments::decide_lock(self, t, None).await?.preview(),
             OperationSpec::TagAdd { org, tag } | OperationSpec::TagRemove { org, tag } => {
                 let add = matches!(op, OperationSpec::TagAdd { .. });
-                sites::decide_tag(self, &t, &self.render(org)?, &self.render(tag)?, add).await?.preview()
+                sites::decide_tag(self, t, &self.render(org)?, &self.render(tag)?, add).await?.preview()
             }
             OperationSpec::DomainPrimaryAdd { domain } => {
-                domains::decide_primary(self, &t, Some(&self.render(domain)?)).await?.preview()
+                domains::decide_primary(self, t, Some(&self.render(domain)?)).await?.preview()
             }
-            OperationSpec::DomainPrimaryRemove => domains::decide_primary(self, &t, None).await?.preview(),
+            OperationSpec::DomainPrimaryRemove => domains::decide_primary(self, t, None).await?.preview(),
             OperationSpec::BackupAutomaticEnable { day, keep_for_days } => {
-                backups::decide_schedule(self, &t, *day, *keep_for_days).await?.preview()
+                backups::decide_schedule(self, t, *day, *keep_for_days).await?.preview()
             }
-            OperationSpec::BackupAutomaticDisable => backups::decide_unschedule(self, &t).await?.preview(),
-            OperationSpec::HttpsRemove => environments::decide_https_remove(self, &t).await?.preview(),
+            OperationSpec::BackupAutomaticDisable => backups::decide_unschedule(self, t).await?.preview(),
+            OperationSpec::HttpsRemove => environments::decide_https_remove(self, t).await?.preview(),
             OperationSpec::SiteTeamAdd { member, role } => {
                 let change = sites::TeamChange::Add { role: self.render(role)? };
-                sites::decide_team(self, &t, &self.render(member)?, &change).await?.preview()
+                sites::decide_team(self, t, &self.render(member)?, &change).await?.preview()
             }
             OperationSpec::SiteTeamRemove { member } => {
-                sites::decide_team(self, &t, &self.render(member)?, &sites::TeamChange::Remove).await?.preview()
+                sites::decide_team(self, t, &self.render(member)?, &sites::TeamChange::Remove).await?.preview()
             }
             OperationSpec::SiteTeamRole { member, role } => {
                 let change = sites::TeamChange::Role { role: self.render(role)? };
-                sites::decide_team(self, &t, &self.render(member)?, &change).await?.preview()
+                sites::decide_team(self, t, &self.render(member)?, &change).await?.preview()
             }
             OperationSpec::SiteUpstreamSet { upstream } => {
-                sites::decide_upstream(self, &t, &self.render(upstream)?).await?.preview()
+                sites::decide_upstream(self, t, &self.render(upstream)?).await?.preview()
             }
             OperationSpec::SiteOrgAdd { organization } => {
-                sites::decide_org(self, &t, &self.render(organization)?, true).await?.preview()
+                sites::decide_org(self, t, &self.render(organization)?, true).await?.preview()
             }
             OperationSpec::SiteOrgRemove { organization } => {
-                sites::decide_org(self, &t, &self.render(organization)?, false).await?.preview()
+                sites::decide_org(self, t, &self.render(organization)?, false).await?.preview()
             }
-            OperationSpec::PlanSet { plan } => sites::decide_plan(self, &t, &self.render(plan)?).await?.preview(),
+            OperationSpec::PlanSet { plan } => sites::decide_plan(self, t, &self.render(plan)?).await?.preview(),
             _ => change(format!("would run {}", op.kind().name())),
         };
         Ok(preview)

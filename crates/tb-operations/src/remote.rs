@@ -208,6 +208,80 @@ fn digest(bytes: &[u8]) -> String {
     tb_core::hex::hex(&Sha256::digest(bytes))
 }
 
+/// Reads ssh's stdout and stderr to their ends, then waits for it.
+async fn read_all(mut child: tokio::process::Child) -> (Vec<u8>, Vec<u8>, std::io::Result<std::process::ExitStatus>) {
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let reading = async {
+        if let Some(out) = out.as_mut() {
+            let _partial = out.read_to_end(&mut o).await;
+        }
+    };
+    let erring = async {
+        if let Some(err) = err.as_mut() {
+            let _partial = err.read_to_end(&mut e).await;
+        }
+    };
+    tokio::join!(reading, erring);
+    let status = child.wait().await;
+    (o, e, status)
+}
+
+/// What the files keep of a remote command: the exit code, sizes and digests; the output
+/// itself, redacted, only when the job asks for it (`keep`) and the command prints no
+/// credential (`sensitive` names the one it prints).
+fn kept(
+    shown: &str,
+    code: Option<i32>,
+    (stdout_bytes, stderr_bytes): (&[u8], &[u8]),
+    (stdout, stderr): (&str, &str),
+    keep: bool,
+    sensitive: Option<&str>,
+) -> serde_json::Value {
+    let mut data = json!({
+        "command": shown,
+        "exit_code": code,
+        "stdout_bytes": stdout_bytes.len(),
+        "stderr_bytes": stderr_bytes.len(),
+        "stdout_sha256": digest(stdout_bytes),
+        "stderr_sha256": digest(stderr_bytes),
+    });
+    if keep {
+        data["stdout"] = json!(tb_core::redact::redact(stdout));
+        data["stderr"] = json!(tb_core::redact::redact(stderr));
+    } else {
+        let why = sensitive.map_or_else(
+            || "not kept (`output: report` keeps it, redacted)".to_owned(),
+            |what| format!("never kept: the command prints {what}"),
+        );
+        data["output"] = json!(why);
+    }
+    data
+}
+
+/// ssh refused the app server's host key: nothing ran; the error names the file ssh named
+/// (else the one it would have used) and the command that removes the old key from it.
+fn host_key_changed(ops: &Ops, host: &str, stderr: &str) -> OpError {
+    let named = offending_file(stderr);
+    let file = named.map_or_else(
+        || {
+            ops.ssh_route.as_ref().map_or_else(
+                || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
+                |route| route.known_hosts.join(host).display().to_string(),
+            )
+        },
+        str::to_owned,
+    );
+    let option = named.map(|f| format!("-f '{f}' ")).unwrap_or_default();
+    OpError::failed(
+        "the app server's host key is not the one recorded; nothing ran",
+        format!(
+            "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove the old \
+             one (`ssh-keygen {option}-R '[{host}]:{PORT}'`) and run again; nothing ran"
+        ),
+    )
+}
+
 async fn once(
     ops: &Ops,
     target: &Target,
@@ -227,27 +301,10 @@ async fn once(
     let shown = std::iter::once(tool.to_owned()).chain(words.iter().cloned()).collect::<Vec<_>>().join(" ");
     let remote = std::iter::once(tool.to_owned()).chain(words.iter().map(|w| quote(w))).collect::<Vec<_>>().join(" ");
     let args = ssh_args(&user, &host, &remote, ops.client.trace_id(), ops.ssh_route.as_ref());
-    let mut child = spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh: {e}")))?;
+    let child = spawn_ssh(&args).map_err(|e| OpError::permanent(format!("cannot run ssh: {e}")))?;
     // ssh's own evidence decides from here: what it said before a session, or its end.
     *ended = None;
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    let read = async {
-        let (mut o, mut e) = (Vec::new(), Vec::new());
-        let reading = async {
-            if let Some(out) = out.as_mut() {
-                let _partial = out.read_to_end(&mut o).await;
-            }
-        };
-        let erring = async {
-            if let Some(err) = err.as_mut() {
-                let _partial = err.read_to_end(&mut e).await;
-            }
-        };
-        tokio::join!(reading, erring);
-        let status = child.wait().await;
-        (o, e, status)
-    };
-    let Ok((stdout_bytes, stderr_bytes, status)) = tokio::time::timeout(timeout, read).await else {
+    let Ok((stdout_bytes, stderr_bytes, status)) = tokio::time::timeout(timeout, read_all(child)).await else {
         return Err(OpError::permanent(format!(
             "`{shown}` on {}.{env} did not end within {}; it was stopped",
             target.site,
@@ -258,26 +315,7 @@ async fn once(
     let (stdout, stderr) = (tail(&stdout_bytes), tail(&stderr_bytes));
     let sensitive = tb_plan::plan::ops::prints_credentials(tool, words);
     let keep = call.keep_output && sensitive.is_none();
-    // What the files keep: the exit code, sizes and digests; the output itself, redacted,
-    // only when the job asks for it and the command prints no credential.
-    let mut data = json!({
-        "command": shown,
-        "exit_code": status.code(),
-        "stdout_bytes": stdout_bytes.len(),
-        "stderr_bytes": stderr_bytes.len(),
-        "stdout_sha256": digest(&stdout_bytes),
-        "stderr_sha256": digest(&stderr_bytes),
-    });
-    if keep {
-        data["stdout"] = json!(tb_core::redact::redact(&stdout));
-        data["stderr"] = json!(tb_core::redact::redact(&stderr));
-    } else {
-        let why = sensitive.map_or_else(
-            || "not kept (`output: report` keeps it, redacted)".to_owned(),
-            |what| format!("never kept: the command prints {what}"),
-        );
-        data["output"] = json!(why);
-    }
+    let data = kept(&shown, status.code(), (&stdout_bytes, &stderr_bytes), (&stdout, &stderr), keep, sensitive);
     // The person who ran it sees it all, as terminus shows it.
     ctx.output(&json!({ "command": shown, "exit_code": status.code(), "stdout": stdout, "stderr": stderr }));
     match status.code() {
@@ -295,26 +333,7 @@ async fn once(
         }
         Some(255) if host_key_refused(&stderr) => {
             *ended = Some(false);
-            // The file ssh itself named, else the one it would have used.
-            let named = offending_file(&stderr);
-            let file = named.map_or_else(
-                || {
-                    ops.ssh_route.as_ref().map_or_else(
-                        || "~/.ssh/known_hosts (or your ssh_config's UserKnownHostsFile)".to_owned(),
-                        |route| route.known_hosts.join(&host).display().to_string(),
-                    )
-                },
-                str::to_owned,
-            );
-            // The command that removes it from that very file, when ssh named it.
-            let option = named.map(|f| format!("-f '{f}' ")).unwrap_or_default();
-            Err(OpError::failed(
-                "the app server's host key is not the one recorded; nothing ran",
-                format!(
-                    "the host key of {host} is not the one recorded in {file}: if the platform changed it, remove \
-                     the old one (`ssh-keygen {option}-R '[{host}]:{PORT}'`) and run again; nothing ran"
-                ),
-            ))
+            Err(host_key_changed(ops, &host, &stderr))
         }
         Some(255) if refused_authentication(&stdout, &stderr) => {
             *ended = Some(false);

@@ -141,118 +141,153 @@ impl PollerDriver {
     pub async fn drive(mut self) {
         let config = self.client.config();
         let floor = config.poll_floor;
-        let pace = Pace { floor, every: config.poll_interval.map(|every| every.max(floor)) };
-        let mut sites: BTreeMap<String, SiteWatch> = BTreeMap::new();
-        let mut known = Expectations::default();
-        let mut polls: JoinSet<PollResult> = JoinSet::new();
-        // Which site each poll in flight is for, so a poll that panicked still frees its site.
-        let mut polling: HashMap<tokio::task::Id, (String, Vec<String>, Vec<String>)> = HashMap::new();
+        let mut run = Driving {
+            client: self.client.clone(),
+            poll: self.poll,
+            pace: Pace { floor, every: config.poll_interval.map(|every| every.max(floor)) },
+            sites: BTreeMap::new(),
+            known: Expectations::default(),
+            polls: JoinSet::new(),
+            polling: HashMap::new(),
+        };
         let mut open = true;
         loop {
-            sites.retain(|_, s| {
-                s.waiting.retain(|(w, _)| !w.reply.is_closed());
-                !s.waiting.is_empty() || s.polling
-            });
-            // A scout no longer waited for (its task ended otherwise, or its poll failed):
-            // one of the waiters held for it scouts now, rather than at the end of its hold.
-            let mut orphaned = HashSet::new();
-            known.scouts.retain(|kind, id| {
-                let waited = sites.values().any(|s| s.waiting.iter().any(|(w, _)| &w.workflow_id == id));
-                if !waited {
-                    orphaned.insert(kind.clone());
-                }
-                waited
-            });
-            if !orphaned.is_empty() {
-                let (now, pressure) = (Instant::now(), self.client.request_pressure());
-                for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
-                    for (watch, due) in &mut site.waiting {
-                        if watch.lesson && orphaned.contains(&watch.kind) {
-                            *due = pace.retime(watch, *due, now, &mut known, pressure);
-                        }
-                    }
-                }
-            }
-            if !open && sites.is_empty() && polls.is_empty() {
+            run.prune();
+            if !open && run.sites.is_empty() && run.polls.is_empty() {
                 return;
             }
-            let next = sites.values().filter_map(|s| s.next_due(floor)).min();
+            let next = run.sites.values().filter_map(|s| s.next_due(floor)).min();
             tokio::select! {
                 watch = self.rx.recv(), if open => match watch {
-                    Some(mut watch) => {
-                        let site = sites.entry(watch.site_id.clone()).or_default();
-                        let due = pace.first(&mut watch, site, &mut known, self.client.request_pressure());
-                        site.waiting.push((watch, due));
-                    }
+                    Some(watch) => run.enqueue(watch),
                     None => open = false,
                 },
-                () = sleep_until(next), if next.is_some() => {
-                    let now = Instant::now();
-                    for (site_id, site) in &mut sites {
-                        if site.next_due(floor).is_some_and(|due| due <= now) {
-                            site.polling = true;
-                            site.last_poll = Some(now);
-                            let ids: Vec<String> = site.waiting.iter().map(|(w, _)| w.workflow_id.clone()).collect();
-                            let learn = std::mem::take(&mut site.learn);
-                            let poll = (self.poll)(self.client.clone(), site_id.clone(), ids.clone(), !learn.is_empty());
-                            let (site, asked, taught) = (site_id.clone(), ids.clone(), learn.clone());
-                            let handle = polls.spawn(async move { (site, asked, taught, poll.await) });
-                            polling.insert(handle.id(), (site_id.clone(), ids, learn));
-                        }
-                    }
-                },
-                Some(joined) = polls.join_next_with_id(), if !polls.is_empty() => {
-                    let (site_id, ids, learned, result) = match joined {
-                        Ok((id, done)) => {
-                            polling.remove(&id);
-                            done
-                        }
-                        // A bug in a poll: its waiters fail with an internal error, as a task
-                        // whose own code panicked does, and the site is free again.
-                        Err(e) => {
-                            let Some((site_id, ids, learned)) = polling.remove(&e.id()) else { continue };
-                            let why = if e.is_panic() {
-                                format!("a workflow poll panicked: {}", tb_core::panics::message(e.into_panic().as_ref()))
-                            } else {
-                                "a workflow poll was cancelled".to_owned()
-                            };
-                            warn!(site = %site_id, "{why}");
-                            let label = format!("GET /api/sites/{site_id}/workflows");
-                            (site_id, ids, learned, Err(ApiError::new(label, ApiErrorKind::Internal { message: why })))
-                        }
-                    };
-                    for kind in &learned {
-                        known.learning.remove(kind);
-                    }
-                    let Some(site) = sites.get_mut(&site_id) else { continue };
-                    site.polling = false;
-                    let mut updated = settle(site, &ids, result, &mut known, pace, self.client.gone_silent());
-                    // What is now known of these types (or that a lesson taught nothing)
-                    // moves their waiters' next polls.
-                    updated.extend(learned);
-                    let now = Instant::now();
-                    let pressure = self.client.request_pressure();
-                    for site in sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
-                        for (watch, due) in &mut site.waiting {
-                            if updated.contains(&watch.kind) {
-                                *due = pace.retime(watch, *due, now, &mut known, pressure);
-                            }
-                        }
-                    }
-                }
+                () = sleep_until(next), if next.is_some() => run.poll_due(),
+                Some(joined) = run.polls.join_next_with_id(), if !run.polls.is_empty() => run.polled(joined),
                 // Nothing can wake the loop: only a bug gets here. The waiters left are told,
                 // rather than wait for ever.
                 else => {
-                    for (site_id, site) in std::mem::take(&mut sites) {
-                        let label = format!("GET /api/sites/{site_id}/workflows");
-                        let message = "the workflow poller had nothing left to wait on".to_owned();
-                        for (watch, _) in site.waiting {
-                            let error = ApiError::new(&label, ApiErrorKind::Internal { message: message.clone() });
-                            let _receiver_gone = watch.reply.send(Err(error));
-                        }
-                    }
+                    run.fail_all();
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// The poller loop's state: the sites with waiters, what is known of run times, and the
+/// polls in flight (with which site each is for, so a poll that panicked still frees it).
+struct Driving {
+    client: ApiClient,
+    poll: PollSite,
+    pace: Pace,
+    sites: BTreeMap<String, SiteWatch>,
+    known: Expectations,
+    polls: JoinSet<PollResult>,
+    polling: HashMap<tokio::task::Id, (String, Vec<String>, Vec<String>)>,
+}
+
+impl Driving {
+    /// Forgets the waiters whose task stopped waiting; a scout no longer waited for (its task
+    /// ended otherwise, or its poll failed) makes one of the waiters held for it scout now,
+    /// rather than at the end of its hold.
+    fn prune(&mut self) {
+        self.sites.retain(|_, s| {
+            s.waiting.retain(|(w, _)| !w.reply.is_closed());
+            !s.waiting.is_empty() || s.polling
+        });
+        let mut orphaned = HashSet::new();
+        let sites = &self.sites;
+        self.known.scouts.retain(|kind, id| {
+            let waited = sites.values().any(|s| s.waiting.iter().any(|(w, _)| &w.workflow_id == id));
+            if !waited {
+                orphaned.insert(kind.clone());
+            }
+            waited
+        });
+        if !orphaned.is_empty() {
+            self.retime(|watch| watch.lesson && orphaned.contains(&watch.kind));
+        }
+    }
+
+    /// A new waiter, due at its first poll.
+    fn enqueue(&mut self, mut watch: Watch) {
+        let site = self.sites.entry(watch.site_id.clone()).or_default();
+        let due = self.pace.first(&mut watch, site, &mut self.known, self.client.request_pressure());
+        site.waiting.push((watch, due));
+    }
+
+    /// Polls every site whose next poll is due.
+    fn poll_due(&mut self) {
+        let now = Instant::now();
+        for (site_id, site) in &mut self.sites {
+            if site.next_due(self.pace.floor).is_some_and(|due| due <= now) {
+                site.polling = true;
+                site.last_poll = Some(now);
+                let ids: Vec<String> = site.waiting.iter().map(|(w, _)| w.workflow_id.clone()).collect();
+                let learn = std::mem::take(&mut site.learn);
+                let poll = (self.poll)(self.client.clone(), site_id.clone(), ids.clone(), !learn.is_empty());
+                let (site, asked, taught) = (site_id.clone(), ids.clone(), learn.clone());
+                let handle = self.polls.spawn(async move { (site, asked, taught, poll.await) });
+                self.polling.insert(handle.id(), (site_id.clone(), ids, learn));
+            }
+        }
+    }
+
+    /// A site's poll ended: its waiters are answered or rescheduled, and what it taught
+    /// moves the next polls of every waiter of the types it taught.
+    fn polled(&mut self, joined: Result<(tokio::task::Id, PollResult), tokio::task::JoinError>) {
+        let (site_id, ids, learned, result) = match joined {
+            Ok((id, done)) => {
+                self.polling.remove(&id);
+                done
+            }
+            // A bug in a poll: its waiters fail with an internal error, as a task whose own
+            // code panicked does, and the site is free again.
+            Err(e) => {
+                let Some((site_id, ids, learned)) = self.polling.remove(&e.id()) else { return };
+                let why = if e.is_panic() {
+                    format!("a workflow poll panicked: {}", tb_core::panics::message(e.into_panic().as_ref()))
+                } else {
+                    "a workflow poll was cancelled".to_owned()
+                };
+                warn!(site = %site_id, "{why}");
+                let label = format!("GET /api/sites/{site_id}/workflows");
+                (site_id, ids, learned, Err(ApiError::new(label, ApiErrorKind::Internal { message: why })))
+            }
+        };
+        for kind in &learned {
+            self.known.learning.remove(kind);
+        }
+        let Some(site) = self.sites.get_mut(&site_id) else { return };
+        site.polling = false;
+        let mut updated = settle(site, &ids, result, &mut self.known, self.pace, self.client.gone_silent());
+        // What is now known of these types (or that a lesson taught nothing) moves their
+        // waiters' next polls.
+        updated.extend(learned);
+        self.retime(|watch| updated.contains(&watch.kind));
+    }
+
+    /// Moves the next poll of each waiter `which` picks, on sites not being polled.
+    fn retime(&mut self, which: impl Fn(&Watch) -> bool) {
+        let (now, pressure) = (Instant::now(), self.client.request_pressure());
+        for site in self.sites.values_mut().filter(|s| !s.polling && s.learn.is_empty()) {
+            for (watch, due) in &mut site.waiting {
+                if which(watch) {
+                    *due = self.pace.retime(watch, *due, now, &mut self.known, pressure);
+                }
+            }
+        }
+    }
+
+    /// Tells every waiter left that nothing will answer it.
+    fn fail_all(&mut self) {
+        for (site_id, site) in std::mem::take(&mut self.sites) {
+            let label = format!("GET /api/sites/{site_id}/workflows");
+            let message = "the workflow poller had nothing left to wait on".to_owned();
+            for (watch, _) in site.waiting {
+                let error = ApiError::new(&label, ApiErrorKind::Internal { message: message.clone() });
+                let _receiver_gone = watch.reply.send(Err(error));
             }
         }
     }
