@@ -668,52 +668,7 @@ impl ApplyFigures {
             self.concurrency,
             per_f(run.unseen_seconds, run.workflows)
         );
-        if let Some(best) = &self.model {
-            let _ = writeln!(
-                out,
-                "  requests             {:>9.3}    x the fewest with the deploys' code-log reads ({} sent, {} needed) {}",
-                best.requests_ratio,
-                run.requests,
-                best.fewest_with_reads,
-                verdict(best.requests_ratio <= 1.1, "<= 1.1")
-            );
-            let _ = writeln!(
-                out,
-                "  the model client (knows the run-time spread, polls when it loses least; x the plain bound, \
-                 mean [lowest, highest] over draws):"
-            );
-            let _ = writeln!(
-                out,
-                "    {:<36}{:<26}no rate limit",
-                "",
-                format!("at {} requests/s", self.requests_per_second)
-            );
-            let range = |(mean, low, high): (f64, f64, f64)| format!("{mean:.3} [{low:.3}, {high:.3}]");
-            let row = |label: String, [rated, free]: [(f64, f64, f64); 2]| {
-                format!("    {label:<36}{:<26}{}", range(rated), range(free))
-            };
-            let _ = writeln!(out, "{}", row("sees every end at once".to_owned(), best.instant));
-            let _ = writeln!(out, "{}", row("1.5 polls per workflow (2.5)".to_owned(), best.at_target_polls));
-            let _ = writeln!(
-                out,
-                "{}",
-                row(format!("{:.2} polls per workflow (this run)", best.polls_per_workflow), best.at_measured_polls)
-            );
-            let within = best.within_target.map_or_else(
-                || "no budget from 1 to 3 polls per workflow reaches 1.15".to_owned(),
-                |budget| {
-                    format!(
-                        "1.15 needs {budget:.1} polls per workflow ({:.1} workflow requests per workflow)",
-                        budget + 1.0
-                    )
-                },
-            );
-            let _ = writeln!(
-                out,
-                "    at {} requests/s the fastest is {:.1} polls per workflow ({:.3}); {within}",
-                self.requests_per_second, best.fastest.0, best.fastest.1
-            );
-        }
+        self.model_lines(&mut out);
         let _ = writeln!(out, "  peak in-flight workflows {}", run.peak_in_flight_workflows);
         let _ = writeln!(out, "  peak RSS             {}", mib(run.peak_rss_bytes));
         let _ = writeln!(out, "  requests per task, by route:");
@@ -722,26 +677,76 @@ impl ApplyFigures {
         for (route, per) in routes {
             let _ = writeln!(out, "    {per:>8.3}  {route}");
         }
-        if let Some(seq) = &self.sequential {
-            let target = 0.9 * f64::from(u32::try_from(self.concurrency).unwrap_or(u32::MAX));
-            let _ = writeln!(
-                out,
-                "  sequential (terminus-like: concurrency 1, a poll every {TERMINUS_POLL}): {:.1} s ({:.2} s real), \
-                 {:.3} x its lower bound, {:.2} workflow requests per workflow, peak RSS {}",
-                seq.run.wall,
-                seq.run.real_seconds,
-                seq.ratio,
-                per(seq.run.workflow_requests, seq.run.workflows),
-                mib(seq.run.peak_rss_bytes)
-            );
-            let _ = writeln!(
-                out,
-                "  speedup              {:>9.2} x  {}",
-                seq.speedup,
-                verdict(seq.speedup >= target, &format!(">= {target:.1} (0.9 x concurrency)"))
-            );
-        }
+        self.sequential_lines(&mut out);
         out
+    }
+
+    /// What the model client would have done, beside this run.
+    fn model_lines(&self, out: &mut String) {
+        let run = &self.run;
+        let Some(best) = &self.model else { return };
+        let _ = writeln!(
+            out,
+            "  requests             {:>9.3}    x the fewest with the deploys' code-log reads ({} sent, {} needed) {}",
+            best.requests_ratio,
+            run.requests,
+            best.fewest_with_reads,
+            verdict(best.requests_ratio <= 1.1, "<= 1.1")
+        );
+        let _ = writeln!(
+            out,
+            "  the model client (knows the run-time spread, polls when it loses least; x the plain bound, \
+             mean [lowest, highest] over draws):"
+        );
+        let _ =
+            writeln!(out, "    {:<36}{:<26}no rate limit", "", format!("at {} requests/s", self.requests_per_second));
+        let range = |(mean, low, high): (f64, f64, f64)| format!("{mean:.3} [{low:.3}, {high:.3}]");
+        let row = |label: String, [rated, free]: [(f64, f64, f64); 2]| {
+            format!("    {label:<36}{:<26}{}", range(rated), range(free))
+        };
+        let _ = writeln!(out, "{}", row("sees every end at once".to_owned(), best.instant));
+        let _ = writeln!(out, "{}", row("1.5 polls per workflow (2.5)".to_owned(), best.at_target_polls));
+        let _ = writeln!(
+            out,
+            "{}",
+            row(format!("{:.2} polls per workflow (this run)", best.polls_per_workflow), best.at_measured_polls)
+        );
+        let within = best.within_target.map_or_else(
+            || "no budget from 1 to 3 polls per workflow reaches 1.15".to_owned(),
+            |budget| {
+                format!(
+                    "1.15 needs {budget:.1} polls per workflow ({:.1} workflow requests per workflow)",
+                    budget + 1.0
+                )
+            },
+        );
+        let _ = writeln!(
+            out,
+            "    at {} requests/s the fastest is {:.1} polls per workflow ({:.3}); {within}",
+            self.requests_per_second, best.fastest.0, best.fastest.1
+        );
+    }
+
+    /// The sequential run (terminus's way) and the speedup over it.
+    fn sequential_lines(&self, out: &mut String) {
+        let Some(seq) = &self.sequential else { return };
+        let target = 0.9 * f64::from(u32::try_from(self.concurrency).unwrap_or(u32::MAX));
+        let _ = writeln!(
+            out,
+            "  sequential (terminus-like: concurrency 1, a poll every {TERMINUS_POLL}): {:.1} s ({:.2} s real), \
+             {:.3} x its lower bound, {:.2} workflow requests per workflow, peak RSS {}",
+            seq.run.wall,
+            seq.run.real_seconds,
+            seq.ratio,
+            per(seq.run.workflow_requests, seq.run.workflows),
+            mib(seq.run.peak_rss_bytes)
+        );
+        let _ = writeln!(
+            out,
+            "  speedup              {:>9.2} x  {}",
+            seq.speedup,
+            verdict(seq.speedup >= target, &format!(">= {target:.1} (0.9 x concurrency)"))
+        );
     }
 }
 

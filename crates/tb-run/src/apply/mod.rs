@@ -257,16 +257,7 @@ impl Run {
         let settings = &prepared.settings;
         let run_id = context.run_id;
         let (poller, driver) = Poller::new(connection.client.clone());
-        let platform =
-            connection.simulator.as_ref().map(|sim| (Some(format!("http://{}", sim.addr())), sim.knobs().time_scale));
-        let (health_base, scale) = platform.unwrap_or((None, 1.0));
-        let ops = Ops::new(connection.client.clone(), poller, context.first_run.clone(), vars)
-            .with_platform(health_base, scale)
-            .with_downloads(options.downloads)
-            .with_ssh_route(connection.simulator.as_ref().map(|sim| tb_operations::remote::SshRoute {
-                config: sim.ssh().config.clone(),
-                known_hosts: sim.ssh().known_hosts.clone(),
-            }));
+        let ops = operations(&connection, poller, context.first_run.clone(), vars, &options);
         let runner = Arc::new(OpRunner {
             ops,
             jobs: prepared.expansion.jobs.clone(),
@@ -278,25 +269,8 @@ impl Run {
                 prepared.resolved.jobs.values().flatten().filter(|t| t.frozen).map(|t| t.site.clone()).collect(),
             ),
         });
-        let total = prepared.expansion.tasks.len();
         let groups = group_policies(&prepared.expansion.jobs);
-        let limits = Limits {
-            concurrency: settings.concurrency,
-            per_site: settings.per_site,
-            fail_fast: settings.on_failure == OnFailure::FailFast,
-            max_failures: settings.max_failures.map(|l| l.floor_of(total)),
-        };
-        let controls = Controls {
-            drain: CancellationToken::new(),
-            abort: CancellationToken::new(),
-            // The plan's durations are the platform's: against a simulator whose clock runs
-            // faster they shrink alike, so a rehearsal times out where the real run would.
-            run_timeout: settings.timeout.map(|t| runner.ops.platform_time(t)),
-            abort_in_flight: options.abort_in_flight,
-            halt: Halt::default(),
-            // The plan's estimates are the platform's seconds, as its timeouts are.
-            slow_scale: Some(runner.ops.platform_time(std::time::Duration::from_secs(1)).as_secs_f64()),
-        };
+        let (limits, controls) = bounds(settings, prepared.expansion.tasks.len(), &runner.ops, &options);
         let mut report = RunReport::new(
             PlanInfo {
                 path: prepared.source.path.clone(),
@@ -339,20 +313,7 @@ impl Run {
             report.simulator = serde_json::to_value(&stats).ok();
         }
         drop(connection);
-        let mut journal_errors = Vec::new();
-        if let Some(error) = &summary.record_error {
-            journal_errors.push(format!(
-                "{error}: the run started nothing more after that; what the tasks then in flight did is not all \
-                 on record, and a resume looks for the workflows they may have started"
-            ));
-        }
-        // A store written in the background may fail after the last event was handed over:
-        // the journal is then cut short, which a resume must be told by the exit code too.
-        if summary.record_error.is_none()
-            && let Some(error) = writer.error()
-        {
-            journal_errors.push(format!("the journal at {} is cut short: {error}", writer.location()));
-        }
+        let mut journal_errors = journal_errors(&summary, &writer);
         let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
         let fenced = fence.lost().map(|lost| lost.to_string());
         RunOutcome {
@@ -370,6 +331,70 @@ impl Run {
             fenced,
         }
     }
+}
+
+/// The run's bounds (from its settings) and the controls that stop it: its timeout and
+/// slowness in the platform's time, which a simulator's faster clock shrinks alike.
+fn bounds(settings: &Settings, total: usize, ops: &Ops, options: &ApplyOptions) -> (Limits, Controls) {
+    let limits = Limits {
+        concurrency: settings.concurrency,
+        per_site: settings.per_site,
+        fail_fast: settings.on_failure == OnFailure::FailFast,
+        max_failures: settings.max_failures.map(|l| l.floor_of(total)),
+    };
+    let controls = Controls {
+        drain: CancellationToken::new(),
+        abort: CancellationToken::new(),
+        // The plan's durations are the platform's: against a simulator whose clock runs
+        // faster they shrink alike, so a rehearsal times out where the real run would.
+        run_timeout: settings.timeout.map(|t| ops.platform_time(t)),
+        abort_in_flight: options.abort_in_flight,
+        halt: Halt::default(),
+        // The plan's estimates are the platform's seconds, as its timeouts are.
+        slow_scale: Some(ops.platform_time(std::time::Duration::from_secs(1)).as_secs_f64()),
+    };
+    (limits, controls)
+}
+
+/// The operations of a run against `connection`: at the simulator's pace and over its SSH
+/// endpoint when it is one.
+fn operations(
+    connection: &super::Connection,
+    poller: Poller,
+    first_run: String,
+    vars: BTreeMap<String, String>,
+    options: &ApplyOptions,
+) -> Ops {
+    let platform =
+        connection.simulator.as_ref().map(|sim| (Some(format!("http://{}", sim.addr())), sim.knobs().time_scale));
+    let (health_base, scale) = platform.unwrap_or((None, 1.0));
+    Ops::new(connection.client.clone(), poller, first_run, vars)
+        .with_platform(health_base, scale)
+        .with_downloads(options.downloads)
+        .with_ssh_route(connection.simulator.as_ref().map(|sim| tb_operations::remote::SshRoute {
+            config: sim.ssh().config.clone(),
+            known_hosts: sim.ssh().known_hosts.clone(),
+        }))
+}
+
+/// What the run's record lost: the event that could not be written (nothing started after
+/// it), or the end of a journal written in the background.
+fn journal_errors(summary: &tb_executor::RunSummary, writer: &JournalWriter) -> Vec<String> {
+    let mut journal_errors = Vec::new();
+    if let Some(error) = &summary.record_error {
+        journal_errors.push(format!(
+            "{error}: the run started nothing more after that; what the tasks then in flight did is not all \
+             on record, and a resume looks for the workflows they may have started"
+        ));
+    }
+    // A store written in the background may fail after the last event was handed over:
+    // the journal is then cut short, which a resume must be told by the exit code too.
+    if summary.record_error.is_none()
+        && let Some(error) = writer.error()
+    {
+        journal_errors.push(format!("the journal at {} is cut short: {error}", writer.location()));
+    }
+    journal_errors
 }
 
 /// Writes `result.json` beside the journal; when that fails (a full disk), into the system's
