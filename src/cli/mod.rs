@@ -52,29 +52,11 @@ pub enum ColorChoice {
     Never,
 }
 
-/// `--status-level` and `--final-status-level`: the live display's [`StatusLevel`]s by their
-/// command-line names (the display's crate knows no clap).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LevelArg {
-    None,
-    Fail,
-    Retry,
-    Skip,
-    Pass,
-    All,
-}
-
-impl From<LevelArg> for StatusLevel {
-    fn from(level: LevelArg) -> Self {
-        match level {
-            LevelArg::None => Self::None,
-            LevelArg::Fail => Self::Fail,
-            LevelArg::Retry => Self::Retry,
-            LevelArg::Skip => Self::Skip,
-            LevelArg::Pass => Self::Pass,
-            LevelArg::All => Self::All,
-        }
-    }
+/// `--status-level` and `--final-status-level` take the live display's levels by their names.
+fn status_level() -> impl clap::builder::TypedValueParser<Value = StatusLevel> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(StatusLevel::ALL.map(StatusLevel::name))
+        .map(|name| StatusLevel::ALL.into_iter().find(|level| level.name() == name).unwrap_or(StatusLevel::Skip))
 }
 
 /// How read-only tasks' data is printed.
@@ -363,12 +345,12 @@ pub struct ExecArgs {
     pub resume: Option<String>,
     /// Task events printed while the run goes: `none`, `fail`, `retry`, `skip`, `pass`,
     /// `all` (default: `retry` on a terminal, `fail` off one, with a progress line every 15 s).
-    #[arg(long, value_enum, value_name = "LEVEL")]
-    pub status_level: Option<LevelArg>,
+    #[arg(long, value_name = "LEVEL", value_parser = status_level())]
+    pub status_level: Option<StatusLevel>,
     /// Tasks listed after the run, grouped by cause (default: `skip`, every task that did
     /// not succeed).
-    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = LevelArg::Skip)]
-    pub final_status_level: LevelArg,
+    #[arg(long, value_name = "LEVEL", value_parser = status_level(), default_value = "skip")]
+    pub final_status_level: StatusLevel,
     /// How what read-only tasks read is printed on stdout after the run: `table` (one per
     /// task) or `json` (one object by task id; the final table then goes to stderr).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = DataFormat::Table)]

@@ -82,15 +82,9 @@ fn the_weekly_release_applies_within_its_bounds() {
 
 /// A small world: three sites with work to deploy, the simulator 1000× faster.
 fn world(extra: &str) -> String {
-    let mut text = format!(
-        "simulator:\n  time_scale: 0.001\n{extra}user: {{ email: t@example.com }}\norgs: [{{ name: o }}]\nsites:\n"
-    );
-    for site in ["site-a", "site-b", "site-c"] {
-        text.push_str(&format!(
-            "  - {{ name: {site}, org: o, envs: {{ test: {{ deployable: 1 }}, live: {{ deployable: 1 }} }} }}\n"
-        ));
-    }
-    text
+    let sites = ["site-a", "site-b", "site-c"].map(str::to_owned);
+    let envs = "{ test: { deployable: 1 }, live: { deployable: 1 } }";
+    crate::support::org_world(&format!("simulator:\n  time_scale: 0.001\n{extra}"), "t@example.com", sites, envs)
 }
 
 const PIPELINE: &str = "version: 1
@@ -173,9 +167,7 @@ fn refusals_come_before_any_api_call() {
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [a], env: live }\n";
     let out = Test::new()
         .env("TERMINUS_MACHINE_TOKEN", "x")
-        .env("TERMINUS_HOST", "127.0.0.1")
-        .env("TERMINUS_PORT", "1")
-        .env("TERMINUS_PROTOCOL", "http")
+        .api_at("127.0.0.1", "1")
         .env("TERMINUS_BATCH_REQUEST_ATTEMPTS", "1")
         .file("p.yml", plan)
         .args(&["apply", "p.yml"])

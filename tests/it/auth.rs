@@ -90,9 +90,7 @@ fn unreachable_hosts_and_tls_failures_are_clear() {
     let port = listener.local_addr().unwrap().port().to_string();
     drop(listener);
     let out = Test::new()
-        .env("TERMINUS_HOST", "127.0.0.1")
-        .env("TERMINUS_PORT", &port)
-        .env("TERMINUS_PROTOCOL", "http")
+        .api_at("127.0.0.1", &port)
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)
         .env("TERMINUS_BATCH_REQUEST_ATTEMPTS", "2")
         .env("TERMINUS_BATCH_RETRY_BACKOFF", "0s")
@@ -116,12 +114,8 @@ fn unreachable_hosts_and_tls_failures_are_clear() {
     served.stop();
 
     // Plain http to anything but loopback is refused before any request.
-    let out = Test::new()
-        .env("TERMINUS_HOST", "example.com")
-        .env("TERMINUS_PROTOCOL", "http")
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .args(&["auth", "whoami"])
-        .run();
+    let out =
+        Test::new().api_at("example.com", "80").env("TERMINUS_MACHINE_TOKEN", TOKEN).args(&["auth", "whoami"]).run();
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("refusing plain http"), "{}", out.stderr);
 }

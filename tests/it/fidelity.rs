@@ -44,33 +44,24 @@ jobs:
 #[test]
 fn a_frozen_site_refuses_terminus_s_twelve_operations_before_any_request() {
     let world = "simulator: { time_scale: 0.001 }\nuser: { email: a@b.example }\nsites:\n  - { name: cold, frozen: true, envs: { test: { deployable: 1 } } }\n";
-    let plan = "version: 1
-jobs:
-  deploy:
-    run: env:deploy
-    on: { sites: [cold], env: test }
-  clear:
-    run: env:clear-cache
-    on: { sites: [cold], env: dev }
-  info:
-    run: env:info
-    on: { sites: [cold], env: dev }
-  seed:
-    run: env:rotate-random-seed
-    on: { sites: [cold], env: dev }
-  rebuild:
-    run: env:code-rebuild
-    on: { sites: [cold], env: dev }
-  domain:
-    run: domain:add
-    on: { sites: [cold], env: dev }
-    with: { domain: shop.example }
-  status:
-    run: remote:drush
-    on: { sites: [cold], env: dev }
-    with: { command: [status] }
-";
-    let (t, report) = apply_failing(world, plan);
+    // One job per operation: (job, operation, environment, options).
+    let jobs = [
+        ("deploy", "env:deploy", "test", ""),
+        ("clear", "env:clear-cache", "dev", ""),
+        ("info", "env:info", "dev", ""),
+        ("seed", "env:rotate-random-seed", "dev", ""),
+        ("rebuild", "env:code-rebuild", "dev", ""),
+        ("domain", "domain:add", "dev", "{ domain: shop.example }"),
+        ("status", "remote:drush", "dev", "{ command: [status] }"),
+    ];
+    let mut plan = "version: 1\njobs:\n".to_owned();
+    for (job, operation, env, with) in jobs {
+        plan.push_str(&format!("  {job}:\n    run: {operation}\n    on: {{ sites: [cold], env: {env} }}\n"));
+        if !with.is_empty() {
+            plan.push_str(&format!("    with: {with}\n"));
+        }
+    }
+    let (t, report) = apply_failing(world, &plan);
     let frozen = "This site is frozen. Its test and live environments and many commands will be unavailable while it remains frozen.";
     for task in report["tasks"].as_array().unwrap() {
         let refused = task["job"] != "domain";

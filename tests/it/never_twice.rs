@@ -205,13 +205,7 @@ fn a_platform_clock_ten_minutes_behind_does_not_hide_the_workflow_a_killed_post_
         "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [site-000], env: test }\n",
     );
     let run = "20260101T000000Z-0001";
-    served.write_journal(
-        t.path(),
-        run,
-        (run, None),
-        None,
-        &crate::support::killed_during_the_post(run, "c", "env:clear-cache"),
-    );
+    served.write_killed_run(t.path(), run, "c", "env:clear-cache");
     let workflow =
         served.start_like_a_lost_post(WorkflowType::ClearCache, serde_json::json!({ "framework_cache": true }));
     let report = served.resume_in(t.path());
@@ -227,13 +221,7 @@ fn a_deploy_the_killed_run_finished_is_reported_succeeded_with_its_workflow() {
     let served = Served::with_world(&one_site_world(), knobs);
     let t = Test::new().file("plan.yml", DEPLOY);
     let run = "20260101T000000Z-0001";
-    served.write_journal(
-        t.path(),
-        run,
-        (run, None),
-        None,
-        &crate::support::killed_during_the_post(run, "deploy", "env:deploy"),
-    );
+    served.write_killed_run(t.path(), run, "deploy", "env:deploy");
     let workflow = served.start_deploy_like_a_lost_post("Release [tb:20260101T000000Z-0001:deploy[site-000.test]]");
     let report = served.resume_in(t.path());
     let task = &report["tasks"][0];

@@ -229,9 +229,7 @@ fn graph_stays_offline_with_credentials_at_hand() {
             .file("plan.yml", plan)
             .file("globbed.yml", &plan.replace("[acme-web, acme-blog]", "['acme-*']"))
             .env("TERMINUS_MACHINE_TOKEN", "x")
-            .env("TERMINUS_HOST", "127.0.0.1")
-            .env("TERMINUS_PORT", "9")
-            .env("TERMINUS_PROTOCOL", "http")
+            .api_at("127.0.0.1", "9")
             .args(args)
             .run()
     };
@@ -361,13 +359,7 @@ fn a_deploy_a_killed_run_posted_is_adopted_whatever_the_platform_clock_says() {
             "version: 1\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: [site-000], env: test }\n    with: { note: Release }\n",
         );
         let run = crate::support::run_id_now("000a");
-        served.write_journal(
-            t.path(),
-            &run,
-            (&run, None),
-            None,
-            &crate::support::killed_during_the_post(&run, "deploy", "env:deploy"),
-        );
+        served.write_killed_run(t.path(), &run, "deploy", "env:deploy");
         let workflow = served.start_deploy_like_a_lost_post(&format!("Release [tb:{run}:deploy[site-000.test]]"));
         let report = served.resume_in(t.path());
         assert_eq!(report["tasks"][0]["workflow_ids"][0], workflow.as_str(), "offset {offset}: adopted: {report}");

@@ -14,11 +14,12 @@ use crate::support::sim::{Served, world};
 const TOKEN: &str = "simulated-machine-token";
 
 fn sites_world(n: usize, knobs: &str) -> String {
-    let mut text = format!("{knobs}user: {{ email: ops@example.com }}\norgs: [{{ name: o }}]\nsites:\n");
-    for i in 0..n {
-        text.push_str(&format!("  - {{ name: site-{i:03}, org: o, envs: {{ test: {{ deployable: 1 }} }} }}\n"));
-    }
-    text
+    crate::support::org_world(
+        knobs,
+        "ops@example.com",
+        (0..n).map(|i| format!("site-{i:03}")),
+        "{ test: { deployable: 1 } }",
+    )
 }
 
 const PIPELINE: &str = "version: 1
@@ -227,13 +228,7 @@ fn a_crash_between_the_attempt_record_and_the_post_answer_is_reconciled() {
     // has the workflow its POST created.
     let run = "20260101T000000Z-0001";
     let task = "deploy[site-000.test]";
-    served.write_journal(
-        t.path(),
-        run,
-        (run, None),
-        None,
-        &crate::support::killed_during_the_post(run, "deploy", "env:deploy"),
-    );
+    served.write_killed_run(t.path(), run, "deploy", "env:deploy");
     served.start_deploy_like_a_lost_post(&format!("Release [tb:{run}:{task}]"));
     let report = served.resume_in(t.path());
     assert_eq!(report["tasks"][0]["status"], "succeeded");
@@ -287,9 +282,7 @@ fn a_slow_api_and_an_unreachable_one_end_clearly_within_the_timeouts() {
     drop(listener);
     let out = Test::new()
         .file("plan.yml", plan)
-        .env("TERMINUS_HOST", "127.0.0.1")
-        .env("TERMINUS_PORT", &port)
-        .env("TERMINUS_PROTOCOL", "http")
+        .api_at("127.0.0.1", &port)
         .env("TERMINUS_MACHINE_TOKEN", TOKEN)
         .env("TERMINUS_BATCH_RETRY_BACKOFF", "1ms")
         .args(&["apply", "plan.yml", "--yes"])

@@ -1018,6 +1018,17 @@ mod tests {
         run_fakes_in(tasks, controls, 4).await
     }
 
+    /// One group that goes on after a failure, `concurrency` slots, one per site.
+    fn test_setup(concurrency: usize, controls: Controls) -> Setup<'static> {
+        Setup {
+            groups: vec![GroupPolicy::default()],
+            limits: Limits { concurrency, per_site: 1, fail_fast: false, max_failures: None },
+            controls,
+            clock: &FixedClock,
+            run_id: RunId::from_parts("t", 0),
+        }
+    }
+
     /// [`run_fakes`] with `concurrency` slots.
     async fn run_fakes_in(
         tasks: Vec<Fake>,
@@ -1027,21 +1038,8 @@ mod tests {
         let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let runner = Arc::new(FakeRunner { calls: Arc::clone(&calls) });
-        let limits = Limits { concurrency, per_site: 1, fail_fast: false, max_failures: None };
         let mut sink = Recorder(Vec::new());
-        let summary = execute(
-            &graph,
-            runner,
-            Setup {
-                groups: vec![GroupPolicy::default()],
-                limits,
-                controls,
-                clock: &FixedClock,
-                run_id: RunId::from_parts("t", 0),
-            },
-            &mut sink,
-        )
-        .await;
+        let summary = execute(&graph, runner, test_setup(concurrency, controls), &mut sink).await;
         let calls = calls.lock().unwrap().clone();
         (summary, sink.0, calls)
     }
@@ -1088,22 +1086,9 @@ mod tests {
         let graph = TaskGraph::build(tasks, Vec::new(), |t: &Fake| t.name.to_owned()).unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let runner = Arc::new(FakeRunner { calls: Arc::clone(&calls) });
-        let limits = Limits { concurrency: 2, per_site: 1, fail_fast: false, max_failures: None };
         // RunStarted, then two tasks' start and attempt records; the third's is refused.
         let mut sink = FullDisk { limit: 6, events: Vec::new() };
-        let summary = execute(
-            &graph,
-            runner,
-            Setup {
-                groups: vec![GroupPolicy::default()],
-                limits,
-                controls: Controls::default(),
-                clock: &FixedClock,
-                run_id: RunId::from_parts("t", 0),
-            },
-            &mut sink,
-        )
-        .await;
+        let summary = execute(&graph, runner, test_setup(2, Controls::default()), &mut sink).await;
         assert!(summary.record_error.as_deref().is_some_and(|e| e.contains("no space")), "{summary:?}");
         // Every workflow started comes after its attempt's record was written.
         let recorded: Vec<usize> = sink

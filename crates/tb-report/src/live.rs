@@ -46,6 +46,22 @@ pub enum StatusLevel {
 }
 
 impl StatusLevel {
+    /// Every level, from the fewest lines to the most.
+    pub const ALL: [Self; 6] = [Self::None, Self::Fail, Self::Retry, Self::Skip, Self::Pass, Self::All];
+
+    /// Its name on the command line (`--status-level fail`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Fail => "fail",
+            Self::Retry => "retry",
+            Self::Skip => "skip",
+            Self::Pass => "pass",
+            Self::All => "all",
+        }
+    }
+
     /// Whether a task that ended with `status` is printed at this level.
     #[must_use]
     pub fn shows(self, status: Status) -> bool {

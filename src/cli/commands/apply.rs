@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use super::report_files::{parse_reports, probe_writable, write_reports};
+use super::report_files::{reports_to_write, write_reports};
 use crate::cli::diagnostics::write_error;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
@@ -51,15 +51,7 @@ pub(super) fn execute_plan(
     exec: &ExecArgs,
     io: &mut Io<'_>,
 ) -> CommandResult {
-    let reports = parse_reports(&exec.reports).map_err(CommandError::invalid)?;
-    // Before any API call: a report that cannot be written would be lost at the end.
-    for (format, path) in &reports {
-        probe_writable(path).map_err(|source| CommandError::ReportFile {
-            format: format.to_string(),
-            path: path.clone(),
-            source,
-        })?;
-    }
+    let reports = reports_to_write(&exec.reports)?;
     // stdout holds one stream: a report, the event stream, or data as JSON.
     let on_stdout = reports.iter().filter(|(_, path)| path == "-").count()
         + usize::from(exec.message_format == MessageFormat::Json)
@@ -133,7 +125,7 @@ pub(super) fn execute_plan(
     let (rows, columns) = console_size().unwrap_or((16, 100));
     let live_options = LiveOptions {
         paint: Paint::new(io.style.color),
-        status_level: exec.status_level.map(StatusLevel::from),
+        status_level: exec.status_level,
         estimate_secs: Some(estimate_secs),
         time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
@@ -152,7 +144,7 @@ pub(super) fn execute_plan(
     };
     let view = View {
         table: TableOptions {
-            level: exec.final_status_level.into(),
+            level: exec.final_status_level,
             columns: console_size().map_or(100, |(_, columns)| columns),
             ..TableOptions::default()
         },

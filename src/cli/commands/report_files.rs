@@ -12,6 +12,22 @@ use crate::cli::Io;
 use crate::cli::diagnostics::write_error;
 use tb_report::{Format, RunReport, render};
 
+use crate::cli::error::CommandError;
+
+/// The reports `--report FORMAT=PATH` names, each checked writable before any run, so that
+/// none is lost at its end.
+pub(super) fn reports_to_write(specs: &[String]) -> Result<Vec<(Format, String)>, CommandError> {
+    let reports = parse_reports(specs).map_err(CommandError::invalid)?;
+    for (format, path) in &reports {
+        probe_writable(path).map_err(|source| CommandError::ReportFile {
+            format: format.to_string(),
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(reports)
+}
+
 /// `FORMAT=PATH` pairs.
 pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
     specs

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::report_files::{parse_reports, probe_writable, write_reports};
+use super::report_files::{reports_to_write, write_reports};
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, RunsCommand};
@@ -29,14 +29,7 @@ pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             Ok(ExitStatus::Success)
         }
         RunsCommand::Show { run, state_dir, reports } => {
-            let reports = parse_reports(reports).map_err(CommandError::invalid)?;
-            for (format, path) in &reports {
-                probe_writable(path).map_err(|source| CommandError::ReportFile {
-                    format: format.to_string(),
-                    path: path.clone(),
-                    source,
-                })?;
-            }
+            let reports = reports_to_write(reports)?;
             let dir = open(state_dir.as_deref(), io)?;
             let id = match run {
                 Some(id) => id.clone(),

@@ -71,6 +71,12 @@ impl Test {
         self
     }
 
+    /// Points the binary at an API over plain http on `host:port` (a loopback server, a
+    /// closed port, or a host plain http is refused for).
+    pub(crate) fn api_at(self, host: &str, port: &str) -> Self {
+        self.env("TERMINUS_HOST", host).env("TERMINUS_PORT", port).env("TERMINUS_PROTOCOL", "http")
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.cwd.as_deref().unwrap_or(self.dir.path())
     }
@@ -116,6 +122,16 @@ pub(crate) fn simulated(world: &str, plan: &str, extra: &[&str]) -> Test {
 }
 
 /// A plain HTTP client for the tests' own requests: reqwest's rustls takes the process's
+/// A world of `sites` in the organization `o`, each with the environments `envs` (a YAML
+/// flow map), after `head` (a `simulator:` block, or nothing).
+pub(crate) fn org_world(head: &str, email: &str, sites: impl IntoIterator<Item = String>, envs: &str) -> String {
+    let mut text = format!("{head}user: {{ email: {email} }}\norgs: [{{ name: o }}]\nsites:\n");
+    for site in sites {
+        text.push_str(&format!("  - {{ name: {site}, org: o, envs: {envs} }}\n"));
+    }
+    text
+}
+
 /// crypto provider, ring, as the product installs it.
 pub(crate) fn http_client() -> reqwest::Client {
     let _already = rustls::crypto::ring::default_provider().install_default();

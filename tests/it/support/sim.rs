@@ -229,6 +229,12 @@ impl Served {
         panic!("the run ended before {count} lines said `{needle}` ({status:?})");
     }
 
+    /// The journal of run `run`, killed while its one task (`job`, an `operation`) was sending
+    /// its workflow's POST: the first run of its chain, as the world's user.
+    pub(crate) fn write_killed_run(&self, dir: &std::path::Path, run: &str, job: &str, operation: &str) {
+        self.write_journal(dir, run, (run, None), None, &crate::support::killed_during_the_post(run, job, operation));
+    }
+
     /// Writes the journal an earlier run of `dir`'s `plan.yml` against this simulator left:
     /// a header recording this target and `user` (default: the world's user), then `events`.
     pub(crate) fn write_journal(
