@@ -223,7 +223,7 @@ fn parse_latency(text: &str) -> Result<(f64, f64), String> {
 
 /// Where targets are resolved and which part of the plan to keep.
 #[derive(Debug, Args)]
-pub struct TargetArgs {
+pub struct TargetingArgs {
     /// Resolve targets against the simulator's world instead of the Pantheon API.
     #[arg(long)]
     pub simulate: bool,
@@ -249,7 +249,7 @@ pub struct PlanArgs {
     /// The plan file.
     pub plan: PathBuf,
     #[command(flatten)]
-    pub targets: TargetArgs,
+    pub targeting: TargetingArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -274,7 +274,7 @@ pub struct ApplyArgs {
     /// The plan file.
     pub plan: PathBuf,
     #[command(flatten)]
-    pub targets: TargetArgs,
+    pub targeting: TargetingArgs,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -296,7 +296,7 @@ pub struct AdhocArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub targets: TargetArgs,
+    pub targeting: TargetingArgs,
     #[command(flatten)]
     pub exec: ExecArgs,
 }
@@ -389,7 +389,7 @@ pub struct GraphArgs {
     /// The plan file.
     pub plan: PathBuf,
     #[command(flatten)]
-    pub targets: TargetArgs,
+    pub targeting: TargetingArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,

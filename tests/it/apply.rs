@@ -365,7 +365,7 @@ fn a_saved_plan_applies_exactly_its_targets_and_refuses_when_the_plan_changed() 
     assert_eq!(out.code, 0, "{}", out.stderr);
     let json = report(&Test::new().in_dir(t.path()), "out.json");
     assert_eq!(json["totals"]["tasks"], planned);
-    assert!(json["settings"]["target"].as_str().unwrap().starts_with("the saved plan's targets"));
+    assert!(json["settings"]["resolved_by"].as_str().unwrap().starts_with("the saved plan's targets"));
     std::fs::write(t.path().join("plan.yml"), format!("{plan}# edited\n")).unwrap();
     let out = Test::new().in_dir(t.path()).args(&["apply", "saved.json", "--simulate"]).run();
     assert_eq!(out.code, 2);

@@ -75,7 +75,7 @@ async fn exec_with(
     let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let ops = Ops::new(client, poller, "r1".into(), vars).with_platform(Some(format!("http://{}", sim.addr())), 0.0);
     let target = Target { site: site.to_owned(), site_id: String::new(), env: env.map(str::to_owned) };
-    let work = async move { ops.execute(&op, &target, "job[x]", &Quiet).await };
+    let work = async move { ops.perform(&op, &target, "job[x]", &Quiet).await };
     let (result, ()) = tokio::join!(work, driver.drive());
     let all = sim.requests();
     sim.stop().await;
@@ -556,17 +556,17 @@ async fn restore_skips_missing_elements_and_finds_a_file_in_any_element() {
     let target = Target { site: "s2".into(), site_id: String::new(), env: Some("live".into()) };
     let work = async move {
         let backup = OperationSpec::BackupCreate { element: BackupElement::Database, keep_for_days: 1 };
-        ops.execute(&backup, &target, "b[s2.live]", &Quiet).await.unwrap();
+        ops.perform(&backup, &target, "b[s2.live]", &Quiet).await.unwrap();
         let all = OperationSpec::BackupRestore { element: BackupElement::All, file: None };
-        let restored = ops.execute(&all, &target, "r[s2.live]", &Quiet).await.unwrap();
-        let listed = ops.execute(&OperationSpec::BackupList, &target, "l[s2.live]", &Quiet).await.unwrap();
+        let restored = ops.perform(&all, &target, "r[s2.live]", &Quiet).await.unwrap();
+        let listed = ops.perform(&OperationSpec::BackupList, &target, "l[s2.live]", &Quiet).await.unwrap();
         let rows = listed.data.unwrap();
         let file = rows[0]["file"].as_str().or_else(|| rows[0]["filename"].as_str()).unwrap().to_owned();
         // The database file, asked for by name with the default element (`all`).
         let by_name = OperationSpec::BackupRestore { element: BackupElement::All, file: Some(Text::literal(&file)) };
-        let again = ops.execute(&by_name, &target, "r2[s2.live]", &Quiet).await.unwrap();
+        let again = ops.perform(&by_name, &target, "r2[s2.live]", &Quiet).await.unwrap();
         let missing = OperationSpec::BackupRestore { element: BackupElement::All, file: Some(text("nope.tar.gz")) };
-        let refused = ops.execute(&missing, &target, "r3[s2.live]", &Quiet).await.unwrap_err();
+        let refused = ops.perform(&missing, &target, "r3[s2.live]", &Quiet).await.unwrap_err();
         (restored, file, again, refused)
     };
     let ((restored, file, again, refused), ()) = tokio::join!(work, driver.drive());

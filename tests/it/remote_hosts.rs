@@ -32,7 +32,7 @@ async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command
         let host = format!("appserver.live.{site_id}.drush.in");
         let file = route.known_hosts.join(&host);
         assert!(!file.exists(), "no key recorded yet");
-        let first = ops.execute(&op, &target, "cr[acme-shop.live]", &Quiet).await;
+        let first = ops.perform(&op, &target, "cr[acme-shop.live]", &Quiet).await;
         assert!(first.is_ok(), "a new app server's key is accepted: {first:?}");
         let recorded = std::fs::read_to_string(&file).unwrap();
         assert!(recorded.contains("ssh-ed25519"), "recorded for the app server's name: {recorded}");
@@ -41,7 +41,7 @@ async fn a_new_app_servers_key_is_recorded_and_a_changed_one_refuses_the_command
         let other = other.public_key().to_openssh().unwrap();
         let name = recorded.split_whitespace().next().unwrap().to_owned();
         std::fs::write(&file, format!("{name} {other}\n")).unwrap();
-        let second = ops.execute(&op, &target, "cr[acme-shop.live]", &Quiet).await.unwrap_err();
+        let second = ops.perform(&op, &target, "cr[acme-shop.live]", &Quiet).await.unwrap_err();
         assert!(second.message.contains("host key") && second.message.contains(&host), "{second:?}");
         assert!(second.message.contains(&file.display().to_string()), "names the file: {second:?}");
         assert_eq!(second.class, tb_core::cause::ErrorClass::Permanent, "not tried again: {second:?}");

@@ -31,7 +31,7 @@ fn sample() -> RunReport {
             on_failure: "continue".into(),
             max_failures: "none".into(),
             timeout: "45m".into(),
-            target: "simulator world <built-in world>".into(),
+            resolved_by: "simulator world <built-in world>".into(),
             simulated: true,
         },
     );
@@ -251,7 +251,7 @@ fn final_table_colours_statuses_only_when_asked() {
 #[test]
 fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
     let mut report = sample();
-    report.settings.target = "Pantheon API at https://terminus.pantheon.io:443/api".into();
+    report.settings.resolved_by = "Pantheon API at https://terminus.pantheon.io:443/api".into();
     report.settings.simulated = false;
     report.tasks[2].task.site_id = Some("0de04650-8dba-59c7-1435-aa1fadc7acbc".into());
     report.tasks[3].task.wave = 1;
@@ -271,7 +271,7 @@ fn the_html_report_puts_failures_first_marks_waves_and_links_workflows() {
     // reads "the saved plan's targets (connected to simulator …)").
     assert!(!render(&sample(), Format::Html).contains("dashboard.pantheon.io"));
     let mut saved = report.clone();
-    saved.settings.target = "the saved plan's targets (connected to simulator world w.yml)".into();
+    saved.settings.resolved_by = "the saved plan's targets (connected to simulator world w.yml)".into();
     saved.settings.simulated = true;
     assert!(!render(&saved, Format::Html).contains("dashboard.pantheon.io"));
 }

@@ -50,16 +50,13 @@ fn apply_in_process(
     concurrency: usize,
 ) -> tb_run::RunOutcome {
     use tb_run::apply::{ApplyOptions, begin, check, claim};
-    use tb_run::{PlanInput, TargetOptions, prepare_on};
+    use tb_run::{PlanInput, Targeting, prepare_on};
     std::fs::write(dir.join("plan.yml"), plan).unwrap();
     std::fs::write(dir.join("world.yml"), world).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
     let vars = tb_settings::EnvVars::from_pairs(vars.iter().copied());
-    let targets = TargetOptions {
-        platform: tb_run::Platform::Simulator,
-        world: Some(dir.join("world.yml")),
-        ..TargetOptions::default()
-    };
+    let targets =
+        Targeting { platform: tb_run::Platform::Simulator, world: Some(dir.join("world.yml")), ..Targeting::default() };
     let flags = tb_settings::Layer { concurrency: Some(concurrency), ..Default::default() };
     let input = PlanInput::File(dir.join("plan.yml"));
     let options = ApplyOptions {
@@ -77,7 +74,7 @@ fn apply_in_process(
     let prepared = prepare_on(runtime, input, &targets, flags, &vars).unwrap();
     let checked = check(&prepared, &options, None, &vars).unwrap();
     let run = begin(prepared, checked, options, &vars, claim).unwrap();
-    run.execute(&mut Discard)
+    run.run_to_end(&mut Discard)
 }
 
 struct Discard;

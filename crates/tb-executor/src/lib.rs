@@ -6,8 +6,8 @@
 //! loop in [`execute`], which owns the [`Scheduler`] and is the only sender of events. Generic
 //! over the task payload: it never looks inside, never does HTTP, never prints.
 //!
-//! Imports only the graph, events, ids, [`tb_core::cause`], [`tb_core::backoff`] and
-//! [`tb_core::panics`].
+//! Depends on `tb-core` alone (the graph, events, ids, [`tb_core::cause`],
+//! [`tb_core::backoff`] and [`tb_core::panics`]), so it cannot see a plan or an operation.
 
 pub mod scheduler;
 

@@ -232,12 +232,12 @@ impl Ops {
         format!("[tb:{}:{task}]", self.run_id)
     }
 
-    /// Runs one operation on `target`. `task` names the task (for the annotation marker).
+    /// Performs one operation on `target`. `task` names the task (for the annotation marker).
     #[expect(
         clippy::too_many_lines,
         reason = "the catalogue: one arm per operation, each naming the function that runs it"
     )]
-    pub async fn execute(
+    pub async fn perform(
         &self,
         op: &OperationSpec,
         target: &Target,
@@ -404,12 +404,12 @@ impl Ops {
             OperationSpec::RemoteDrush { command, timeout_secs, keep_output, idempotent } => {
                 let call =
                     remote::Call { tool: "drush", words: command, keep_output: *keep_output, idempotent: *idempotent };
-                remote::execute(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
+                remote::perform(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
             OperationSpec::RemoteWp { command, timeout_secs, keep_output, idempotent } => {
                 let call =
                     remote::Call { tool: "wp", words: command, keep_output: *keep_output, idempotent: *idempotent };
-                remote::execute(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
+                remote::perform(self, &t, &call, std::time::Duration::from_secs(*timeout_secs), ctx).await
             }
             OperationSpec::WorkflowWait { kind, description, max_secs } => {
                 let kind = self.render_opt(kind.as_ref())?;

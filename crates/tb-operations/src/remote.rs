@@ -157,7 +157,7 @@ pub(super) struct Call<'a> {
 
 /// Runs `tool words…` on the target environment's app server; a connection that failed
 /// before the command ran is tried again (the command itself never runs twice).
-pub(super) async fn execute(
+pub(super) async fn perform(
     ops: &Ops,
     target: &Target,
     call: &Call<'_>,

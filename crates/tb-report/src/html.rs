@@ -401,7 +401,7 @@ td:first-child code{{white-space:nowrap}} pre{{white-space:pre-wrap;font-size:12
         tasks = totals.tasks,
         elapsed = report.duration_ms.map_or_else(|| "unfinished".to_owned(), duration_ms),
         started = rfc3339_ms(report.started_at),
-        target = escape(&settings.target),
+        target = escape(&settings.resolved_by),
         concurrency = settings.concurrency,
         per_site = settings.per_site,
         rps = settings.requests_per_second,

@@ -31,10 +31,12 @@ pub struct SettingsInfo {
     pub max_failures: String,
     /// `none` without a run timeout.
     pub timeout: String,
-    /// `Pantheon API at …` or `simulator world …`.
-    pub target: String,
+    /// Where the run's targets were resolved, for people: `Pantheon API at …`, `simulator
+    /// world …`, or a saved plan's. (Earlier reports named it `target`, and are still read.)
+    #[serde(alias = "target")]
+    pub resolved_by: String,
     /// Whether the run was against the simulator (its site ids exist only in its world): from
-    /// the typed endpoint, not from `target`'s words.
+    /// the typed endpoint, not from `resolved_by`'s words.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub simulated: bool,
 }

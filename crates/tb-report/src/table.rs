@@ -243,7 +243,7 @@ mod tests {
     fn the_total_row_lines_up_with_short_job_names() {
         let settings: crate::summary::SettingsInfo = serde_json::from_value(serde_json::json!({
             "concurrency": 1, "per_site": 1, "max_requests": 1, "requests_per_second": 1.0, "burst": 1,
-            "on_failure": "continue", "max_failures": "none", "timeout": "none", "target": "t"
+            "on_failure": "continue", "max_failures": "none", "timeout": "none", "resolved_by": "t"
         }))
         .unwrap();
         let plan = crate::summary::PlanInfo { path: "p".into(), sha256: "s".into(), name: None };

@@ -22,4 +22,4 @@ pub mod saved;
 pub use connect::Connection;
 pub use error::{Refusal, RunError, StateError, Unreachable};
 pub use outcome::{RunOutcome, Verdict};
-pub use prepare::{PlanInput, Platform, Prepared, TargetOptions, prepare, prepare_on};
+pub use prepare::{PlanInput, Platform, Prepared, Targeting, prepare, prepare_on};

@@ -31,27 +31,27 @@ pub struct RunOutcome {
     pub fenced: Option<String>,
 }
 
-/// The run's verdict, in order of precedence.
+/// The run's verdict, in order of precedence: the first that holds is the verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// The run's record (its journal or `result.json`) could not be written: it started
     /// nothing more, and a resume may have to look for what it did (the state directory
     /// needs attention before anything else).
     RecordLost,
-    /// Every task succeeded or was unchanged.
-    Succeeded,
-    /// Some task failed, was skipped or was cancelled.
-    TasksFailed,
     /// Another run took over the run's lock or a lease (it took this one for gone), or the
     /// run could not prove it still held one: it started nothing more (after a lost record,
     /// before every other verdict: two runs may have acted on one target).
     Fenced,
+    /// Interrupted by a signal (over every verdict but a lost record and a fenced run).
+    Interrupted,
     /// A bug: a panic was caught.
     Internal,
     /// The API stopped answering, and the run started nothing more.
     Unreachable,
-    /// Interrupted by a signal (over every verdict but a lost record and a fenced run).
-    Interrupted,
+    /// Some task failed, was skipped or was cancelled.
+    TasksFailed,
+    /// Every task succeeded or was unchanged.
+    Succeeded,
 }
 
 impl RunOutcome {

@@ -119,9 +119,10 @@ pub enum Platform {
     AsWritten,
 }
 
-/// Where targets are resolved and which part of the plan to keep.
+/// Targeting: where a plan's targets are resolved (the platform, a world) and which of its
+/// tasks are kept (`--only`, `--sites`, `--shard`).
 #[derive(Clone, Debug, Default)]
-pub struct TargetOptions {
+pub struct Targeting {
     pub platform: Platform,
     /// The simulator's world file (default: the built-in world).
     pub world: Option<PathBuf>,
@@ -129,7 +130,7 @@ pub struct TargetOptions {
     pub shard: Option<tb_plan::shard::Shard>,
 }
 
-impl TargetOptions {
+impl Targeting {
     /// Whether the run is a rehearsal against the simulator.
     #[must_use]
     pub fn simulate(&self) -> bool {
@@ -169,8 +170,8 @@ impl Prepared {
 /// Targets resolve through the API listings (or the in-process simulator under
 /// `--simulate`). Without any login at hand, explicit site names are taken as written so a
 /// plan can still be reviewed; selectors and globs then need a login.
-pub fn prepare(input: PlanInput, targets: &TargetOptions, flags: Layer, vars: &EnvVars) -> Result<Prepared, RunError> {
-    prepare_on(connect::runtime()?, input, targets, flags, vars)
+pub fn prepare(input: PlanInput, targeting: &Targeting, flags: Layer, vars: &EnvVars) -> Result<Prepared, RunError> {
+    prepare_on(connect::runtime()?, input, targeting, flags, vars)
 }
 
 /// [`prepare`] on a runtime the caller built: the connection, the simulator and the run all
@@ -178,7 +179,7 @@ pub fn prepare(input: PlanInput, targets: &TargetOptions, flags: Layer, vars: &E
 pub fn prepare_on(
     runtime: tokio::runtime::Runtime,
     input: PlanInput,
-    targets: &TargetOptions,
+    targeting: &Targeting,
     flags: Layer,
     vars: &EnvVars,
 ) -> Result<Prepared, RunError> {
@@ -189,18 +190,18 @@ pub fn prepare_on(
     };
     let plan_key = plan_key(&source.path);
     let (source, plan) = load(source)?;
-    let shards = targets.shard.map(|shard| u32::try_from(shard.count).unwrap_or(u32::MAX));
-    let settings = tb_settings::resolve(vars, flags, Some(&plan.settings), targets.simulate(), shards)
+    let shards = targeting.shard.map(|shard| u32::try_from(shard.count).unwrap_or(u32::MAX));
+    let settings = tb_settings::resolve(vars, flags, Some(&plan.settings), targeting.simulate(), shards)
         .map_err(Refusal::Settings)?;
-    if let Some(shard) = targets.shard {
+    if let Some(shard) = targeting.shard {
         // DESIGN §11: a `scope: all` need joins everything into one component.
         if let Some(job) = plan.jobs.iter().find(|j| j.needs.iter().any(|n| n.scope == NeedScope::All)) {
             return Err(Refusal::ShardBarrier { shard: shard.to_string(), job: job.id.to_string() }.into());
         }
     }
-    let as_written = targets.platform == Platform::AsWritten;
-    let (connection, resolved_by, offline) = if targets.simulate() {
-        let (c, by) = connect::simulate(runtime, targets.world.as_deref(), &settings)?;
+    let as_written = targeting.platform == Platform::AsWritten;
+    let (connection, resolved_by, offline) = if targeting.simulate() {
+        let (c, by) = connect::simulate(runtime, targeting.world.as_deref(), &settings)?;
         (Some(c), by, None)
     } else if !as_written && connect::has_credentials(&settings) {
         (Some(connect::connect_api(runtime, &settings)?), format!("Pantheon API at {}", settings.api_base()), None)
@@ -229,13 +230,13 @@ pub fn prepare_on(
             return Err(Unreachable::Targets(e).into());
         }
     };
-    let expansion = match expand(&plan, &resolved, &targets.filter) {
+    let expansion = match expand(&plan, &resolved, &targeting.filter) {
         Ok(e) => e,
         Err(errors) => return Err(RunError::Plan { file: source, errors }),
     };
-    empty_filter(&targets.filter, &resolved, &expansion)?;
+    empty_filter(&targeting.filter, &resolved, &expansion)?;
     // A shard may hold nothing (a CI matrix offers every shard): that is not an error.
-    let expansion = match targets.shard {
+    let expansion = match targeting.shard {
         Some(shard) => tb_plan::shard::keep(&expansion, shard, |t| t.payload.kind().estimate_secs()),
         None => expansion,
     };

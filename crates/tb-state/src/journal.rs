@@ -29,9 +29,10 @@ pub struct Header {
     pub first_run: String,
     pub plan_path: String,
     pub plan_sha256: String,
-    /// What the run talked to; a resume against anything else is refused.
-    #[serde(default)]
-    pub target: Option<Endpoint>,
+    /// What the run talked to; a resume against anything else is refused. (Earlier journals
+    /// named it `target`, and are still read.)
+    #[serde(default, alias = "target")]
+    pub endpoint: Option<Endpoint>,
     /// The platform user the run acted as; a resume as another user is refused.
     #[serde(default)]
     pub user_id: Option<String>,
@@ -851,7 +852,7 @@ mod tests {
             first_run: run.into(),
             plan_path: "p.yml".into(),
             plan_sha256: "x".into(),
-            target: None,
+            endpoint: None,
             user_id: None,
             carried: BTreeMap::new(),
             settings: serde_json::Value::Null,
@@ -866,6 +867,16 @@ mod tests {
 
     fn task(name: &str) -> TaskHeader {
         TaskHeader::new(name, None, None, "x")
+    }
+
+    #[test]
+    fn a_journal_written_before_the_endpoint_was_named_so_is_read() {
+        let old = r#"{"journal": 1, "run_id": "r", "first_run": "r", "plan_path": "p.yml", "plan_sha256": "x",
+            "target": {"api": {"base": "https://terminus.pantheon.io:443/api"}}, "settings": {}}"#;
+        let header: Header = serde_json::from_str(old).unwrap();
+        assert_eq!(header.endpoint, Some(Endpoint::Api { base: "https://terminus.pantheon.io:443/api".into() }));
+        let written = serde_json::to_value(&header).unwrap();
+        assert!(written.get("endpoint").is_some() && written.get("target").is_none(), "{written}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tb_plan::plan::PlanSource;
 use tb_plan::plan::ops::{OperationKind, OptType};
 use tb_run::PlanInput;
 
-pub(super) fn execute(args: &AdhocArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(args: &AdhocArgs, io: &mut Io<'_>) -> CommandResult {
     let text = plan_text(&args.operation, &args.on, &args.with).map_err(CommandError::invalid)?;
     let source = PlanSource::new(format!("<run {}>", args.operation), text.clone());
     if args.dry_run {
@@ -21,12 +21,12 @@ pub(super) fn execute(args: &AdhocArgs, io: &mut Io<'_>) -> CommandResult {
         writeln!(io.stdout)?;
         let plan_args = PlanArgs {
             plan: std::path::PathBuf::from(&source.path),
-            targets: crate::cli::TargetArgs {
-                simulate: args.targets.simulate,
-                world: args.targets.world.clone(),
-                only: args.targets.only.clone(),
-                sites: args.targets.sites.clone(),
-                shard: args.targets.shard,
+            targeting: crate::cli::TargetingArgs {
+                simulate: args.targeting.simulate,
+                world: args.targeting.world.clone(),
+                only: args.targeting.only.clone(),
+                sites: args.targeting.sites.clone(),
+                shard: args.targeting.shard,
             },
             format: PlanFormat::Text,
             out: None,
@@ -36,7 +36,7 @@ pub(super) fn execute(args: &AdhocArgs, io: &mut Io<'_>) -> CommandResult {
         };
         return super::plan::show(PlanInput::Generated(source), &plan_args, io).map_err(|e| from_command_line(e, args));
     }
-    super::apply::execute_plan(PlanInput::Generated(source), std::path::Path::new("."), &args.targets, &args.exec, io)
+    super::apply::apply_plan(PlanInput::Generated(source), std::path::Path::new("."), &args.targeting, &args.exec, io)
         .map_err(|e| from_command_line(e, args))
 }
 

@@ -10,7 +10,7 @@ use super::report_files::{reports_to_write, write_reports};
 use crate::cli::diagnostics::write_error;
 use crate::cli::error::{CommandError, CommandResult};
 use crate::cli::exit::ExitStatus;
-use crate::cli::{ApplyArgs, ExecArgs, Io, TargetArgs};
+use crate::cli::{ApplyArgs, ExecArgs, Io, TargetingArgs};
 use crate::cli::{DataFormat, MessageFormat};
 use tb_core::events::Status;
 use tb_core::events::{Event, EventSink};
@@ -23,7 +23,7 @@ use tb_run::apply::{ApplyOptions, Resume};
 use tb_run::{PlanInput, Prepared, RunOutcome, Verdict, prepare};
 use tb_settings::Layer;
 
-pub(super) fn execute(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
     let input = match tb_run::saved::read(&args.plan)? {
         Some(loaded) => PlanInput::Saved(loaded),
         None => PlanInput::File(args.plan.clone()),
@@ -39,15 +39,15 @@ pub(super) fn execute(args: &ApplyArgs, io: &mut Io<'_>) -> CommandResult {
         Some(dir) if std::fs::canonicalize(given).ok().as_deref() != Some(dir) => dir,
         _ => given,
     };
-    execute_plan(input, start, &args.targets, &args.exec, io)
+    apply_plan(input, start, &args.targeting, &args.exec, io)
 }
 
 /// Applies a plan from a file, a saved plan, or one built in memory (`run`); the state
 /// directory is looked for from `start` (the plan file's directory) up.
-pub(super) fn execute_plan(
+pub(super) fn apply_plan(
     input: PlanInput,
     start: &Path,
-    targets: &TargetArgs,
+    targeting: &TargetingArgs,
     exec: &ExecArgs,
     io: &mut Io<'_>,
 ) -> CommandResult {
@@ -79,7 +79,7 @@ pub(super) fn execute_plan(
         watch_signals: true,
         lock_timeout: exec.lock_timeout,
         run_group: exec.run_group.clone().or_else(|| default_run_group(io.vars)),
-        shard: targets.shard.map(|s| s.to_string()),
+        shard: targeting.shard.map(|s| s.to_string()),
     };
     let earlier = tb_run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
@@ -95,13 +95,13 @@ pub(super) fn execute_plan(
     // The lock before any request to the platform: a run another run of the plan holds off
     // asks the platform nothing.
     let claim = tb_run::apply::claim(&input, &options, io.vars)?;
-    let prepared = prepare(input, &super::target_options(targets, io.vars), flag_layer(exec), io.vars)?;
+    let prepared = prepare(input, &super::targeting(targeting, io.vars), flag_layer(exec), io.vars)?;
     let checked = tb_run::apply::check(&prepared, &options, earlier, io.vars)?;
     // A rehearsal does not ask: its platform is the in-process simulator, so nothing real
     // would be touched, and `apply … --simulate` is how a plan is tried (README, `apply`). The
     // run itself takes the same path either way (ARCHITECTURE.md, "The rehearsal takes the
     // real path").
-    if !targets.simulate && !exec.yes && !confirm(&prepared, io)? {
+    if !targeting.simulate && !exec.yes && !confirm(&prepared, io)? {
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
     }
@@ -137,9 +137,9 @@ pub(super) fn execute_plan(
         let mut live = Live::new(live_options, io.stderr);
         if json_events {
             let mut sink = JsonLines { live: &mut live, out: io.stdout };
-            begun.execute(&mut sink)
+            begun.run_to_end(&mut sink)
         } else {
-            begun.execute(&mut live)
+            begun.run_to_end(&mut live)
         }
     };
     let view = View {

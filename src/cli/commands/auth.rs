@@ -7,7 +7,7 @@ use crate::cli::{AuthCommand, Io};
 use tb_core::secret::Secret;
 use tb_run::auth;
 
-pub(super) fn execute(action: &AuthCommand, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(action: &AuthCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         AuthCommand::Login { machine_token } => {
             let logged_in = auth::login(io.vars, machine_token.clone().map(Secret::new))?;

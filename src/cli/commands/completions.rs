@@ -10,7 +10,7 @@ use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Cli, Io};
 
-pub(super) fn execute(shell: clap_complete::Shell, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(shell: clap_complete::Shell, io: &mut Io<'_>) -> CommandResult {
     let completer: &dyn EnvCompleter = match shell {
         clap_complete::Shell::Bash => &Bash,
         clap_complete::Shell::Elvish => &Elvish,

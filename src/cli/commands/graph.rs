@@ -7,13 +7,13 @@ use tb_core::graph::render;
 use tb_run::{PlanInput, prepare};
 use tb_settings::Layer;
 
-pub(super) fn execute(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(args: &GraphArgs, io: &mut Io<'_>) -> CommandResult {
     // Never the API unless simulated (DESIGN §2, STYLE): drawing a plan never calls it.
-    let mut targets = super::target_options(&args.targets, io.vars);
-    if !targets.simulate() {
-        targets.platform = tb_run::Platform::AsWritten;
+    let mut targeting = super::targeting(&args.targeting, io.vars);
+    if !targeting.simulate() {
+        targeting.platform = tb_run::Platform::AsWritten;
     }
-    let prepared = prepare(PlanInput::File(args.plan.clone()), &targets, Layer::default(), io.vars)?;
+    let prepared = prepare(PlanInput::File(args.plan.clone()), &targeting, Layer::default(), io.vars)?;
     let graph = &prepared.graph;
     let text = match (args.format, args.level) {
         (GraphFormat::Dot, GraphLevel::Tasks) => render::dot(graph),

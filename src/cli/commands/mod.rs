@@ -15,11 +15,11 @@ mod simulate;
 mod validate;
 
 use super::error::{CommandError, CommandResult};
-use super::{Cli, Command, Io, TargetArgs};
+use super::{Cli, Command, Io, TargetingArgs};
 use tb_plan::expand::Filter;
 use tb_plan::plan::PlanError;
 use tb_plan::plan::PlanSource;
-use tb_run::{Platform, TargetOptions};
+use tb_run::{Platform, Targeting};
 
 pub use schema::plan_schema;
 
@@ -29,28 +29,28 @@ pub use schema::plan_schema;
 /// A [`CommandError`] carrying the exit status, for `cli::main` to print.
 pub fn dispatch(cli: Cli, io: &mut Io<'_>) -> CommandResult {
     match cli.command {
-        Command::Validate { plan } => validate::execute(&plan, io),
-        Command::Plan(args) => plan::execute(&args, io),
-        Command::Apply(args) => apply::execute(&args, io),
-        Command::Run(args) => adhoc::execute(&args, io),
-        Command::Graph(args) => graph::execute(&args, io),
-        Command::Schema { report } => schema::execute(report, io),
-        Command::Runs { action } => runs::execute(&action, io),
-        Command::Completions { shell } => completions::execute(shell, io),
-        Command::Auth { action } => auth::execute(&action, io),
-        Command::Simulate { action } => simulate::execute(&action, io),
+        Command::Validate { plan } => validate::handle(&plan, io),
+        Command::Plan(args) => plan::handle(&args, io),
+        Command::Apply(args) => apply::handle(&args, io),
+        Command::Run(args) => adhoc::handle(&args, io),
+        Command::Graph(args) => graph::handle(&args, io),
+        Command::Schema { report } => schema::handle(report, io),
+        Command::Runs { action } => runs::handle(&action, io),
+        Command::Completions { shell } => completions::handle(shell, io),
+        Command::Auth { action } => auth::handle(&action, io),
+        Command::Simulate { action } => simulate::handle(&action, io),
     }
 }
 
 /// The library's view of `--simulate`, `--world` (else `TERMINUS_BATCH_WORLD`, read from the
 /// environment's snapshot with every other variable, under `--simulate` only), `--only`,
 /// `--sites` and `--shard`.
-fn target_options(targets: &TargetArgs, vars: &tb_settings::EnvVars) -> TargetOptions {
-    TargetOptions {
-        platform: if targets.simulate { Platform::Simulator } else { Platform::Api },
-        world: targets.world.clone().or_else(|| world_from(vars).filter(|_| targets.simulate)),
-        filter: Filter { only: targets.only.clone(), sites: targets.sites.clone() },
-        shard: targets.shard,
+fn targeting(args: &TargetingArgs, vars: &tb_settings::EnvVars) -> Targeting {
+    Targeting {
+        platform: if args.simulate { Platform::Simulator } else { Platform::Api },
+        world: args.world.clone().or_else(|| world_from(vars).filter(|_| args.simulate)),
+        filter: Filter { only: args.only.clone(), sites: args.sites.clone() },
+        shard: args.shard,
     }
 }
 

@@ -13,14 +13,14 @@ use tb_run::refresh::{Refresh, previews};
 use tb_run::{PlanInput, Prepared, prepare};
 use tb_settings::Layer;
 
-pub(super) fn execute(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
     show(PlanInput::File(args.plan.clone()), args, io)
 }
 
 /// The dry run of a plan from a file or built in memory (`run --dry-run`).
 pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
-    let targets = super::target_options(&args.targets, io.vars);
-    let prepared = prepare(input, &targets, Layer::default(), io.vars)?;
+    let targeting = super::targeting(&args.targeting, io.vars);
+    let prepared = prepare(input, &targeting, Layer::default(), io.vars)?;
     let refresh = args.refresh || args.detailed_exitcode;
     let previews = match (&prepared.connection, refresh) {
         (Some(connection), true) => Some(previews(&prepared, connection)),

@@ -14,7 +14,7 @@ use tb_report::paint::Paint;
 use tb_report::table::TableOptions;
 use tb_run::history::{self, RunEntry, RunState};
 
-pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         RunsCommand::List { state_dir } => {
             let dir = open(state_dir.as_deref(), io)?;
@@ -54,7 +54,7 @@ pub(super) fn execute(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
                     .duration_ms
                     .map_or_else(|| "no end recorded".to_owned(), |ms| format!("took {}", duration_ms(ms))),
                 state.as_str(),
-                report.settings.target,
+                report.settings.resolved_by,
             ));
             let color = if stdout_taken { io.style.color } else { io.style.color_out };
             let options = TableOptions { paint: Paint::new(color), ..TableOptions::default() };

@@ -15,7 +15,7 @@ pub fn plan_schema() -> String {
     text
 }
 
-pub(super) fn execute(report: bool, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(report: bool, io: &mut Io<'_>) -> CommandResult {
     let text = if report { tb_report::json::schema() } else { plan_schema() };
     io.stdout.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)

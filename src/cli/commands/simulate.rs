@@ -7,7 +7,7 @@ use crate::cli::{Io, ServeArgs, SimulateCommand};
 use tb_run::connect::{load_world, runtime};
 use tb_simulator::Simulator;
 
-pub(super) fn execute(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(action: &SimulateCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
         SimulateCommand::Serve(args) => serve(args, io),
     }

@@ -9,7 +9,7 @@ use tb_plan::plan::model::{ArgTemplate, Job};
 use tb_plan::plan::ops::{ArgValue, OperationKind, prints_credentials};
 use tb_run::prepare::{load, read_source};
 
-pub(super) fn execute(path: &Path, io: &mut Io<'_>) -> CommandResult {
+pub(super) fn handle(path: &Path, io: &mut Io<'_>) -> CommandResult {
     let (source, plan) = load(read_source(path)?)?;
     if !io.quiet {
         let jobs = plan.jobs.len();

@@ -249,7 +249,7 @@ impl Served {
         let (first_run, resumed_from) = chain;
         let plan_path = std::fs::canonicalize(dir.join("plan.yml")).unwrap().display().to_string();
         let header = serde_json::json!({ "journal": 1, "run_id": run, "resumed_from": resumed_from,
-            "first_run": first_run, "plan_path": plan_path, "plan_sha256": "x", "target": target,
+            "first_run": first_run, "plan_path": plan_path, "plan_sha256": "x", "endpoint": target,
             "user_id": user.unwrap_or(&world_user), "settings": null });
         let lines: Vec<String> = std::iter::once(&header).chain(events).map(ToString::to_string).collect();
         let runs = dir.join(".terminus-batch/runs").join(run);

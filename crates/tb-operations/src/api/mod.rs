@@ -365,7 +365,7 @@ impl ApiClient {
     /// Sends one request with the retry policy of `repeat`, the rate limit and the open
     /// request bound. Any status comes back as a [`Reply`]; transport failures and spent
     /// budgets as errors.
-    async fn execute(
+    async fn transmit(
         &self,
         method: &Method,
         url: &Url,
@@ -601,7 +601,7 @@ impl ApiClient {
             ApiError::new("POST /api/authorize/machine-token", ApiErrorKind::Decode { message: e.to_string() })
         })?;
         let label = request_label(&Method::POST, &url);
-        let reply = self.execute(&Method::POST, &url, Some(&bytes), None, Repeat::Login).await?;
+        let reply = self.transmit(&Method::POST, &url, Some(&bytes), None, Repeat::Login).await?;
         if !reply.is_success() {
             let message = error_message(&String::from_utf8_lossy(&reply.body));
             let message = if message.is_empty() { format!("HTTP {}", reply.status) } else { truncate(&message) };
@@ -632,12 +632,12 @@ impl ApiClient {
     /// A request with the session, re-logging in once on a 401.
     async fn authed(&self, method: &Method, url: &Url, body: Option<&[u8]>, repeat: Repeat) -> Result<Reply, ApiError> {
         let (session, generation) = self.session().await?;
-        let reply = self.execute(method, url, body, Some(&session), repeat).await?;
+        let reply = self.transmit(method, url, body, Some(&session), repeat).await?;
         if reply.status != 401 {
             return Ok(reply);
         }
         let (session, _) = self.relogin(generation).await?;
-        self.execute(method, url, body, Some(&session), repeat).await
+        self.transmit(method, url, body, Some(&session), repeat).await
     }
 
     // ---- JSON helpers ------------------------------------------------------------------
@@ -689,7 +689,7 @@ impl ApiClient {
     pub async fn get_url(&self, url: &str) -> Result<Reply, ApiError> {
         let parsed = Url::parse(url)
             .map_err(|e| ApiError::new("GET", ApiErrorKind::Config { message: format!("not a URL: {e}") }))?;
-        self.execute(&Method::GET, &parsed, None, None, Repeat::Safe).await
+        self.transmit(&Method::GET, &parsed, None, None, Repeat::Safe).await
     }
 
     /// Starts downloading a signed URL from `offset` (a Range request when past 0): no

@@ -1,5 +1,5 @@
 //! `apply` as a library: [`check`] a prepared plan (login, saved-plan and resume targets,
-//! refusals), [`begin`] the run (lock and journal), then [`Run::execute`] it with the
+//! refusals), [`begin`] the run (lock and journal), then [`Run::run_to_end`] it with the
 //! executor, the operations and the event sinks wired together, into a [`RunOutcome`].
 //! Nothing here prints: progress goes to the sinks the caller passes, and the outcome is data.
 //!
@@ -183,7 +183,7 @@ pub fn begin(
         first_run: newest.as_ref().map_or_else(|| run_id.to_string(), |j| j.header.first_run.clone()),
         plan_path: prepared.plan_key.clone(),
         plan_sha256: prepared.source.sha256(),
-        target: endpoint,
+        endpoint,
         user_id: Some(user_id),
         // On disk before this run acts: what the earlier runs started is never forgotten.
         carried: priors.clone(),
@@ -238,7 +238,7 @@ impl Run {
     /// Runs every task to its end, feeding events to the journal, the report and `display`;
     /// writes `result.json` beside the journal. Every path ends here with an outcome: a
     /// panic in a task or in the poller is an internal error of that task, not of the run.
-    pub fn execute(self, display: &mut dyn EventSink) -> RunOutcome {
+    pub fn run_to_end(self, display: &mut dyn EventSink) -> RunOutcome {
         let Self {
             prepared,
             mut connection,
@@ -482,7 +482,7 @@ pub fn settings_info(settings: &Settings, resolved_by: &str, simulated: bool) ->
             },
         ),
         timeout: settings.timeout.map_or_else(|| "none".to_owned(), |t| humantime::format_duration(t).to_string()),
-        target: resolved_by.to_owned(),
+        resolved_by: resolved_by.to_owned(),
         simulated,
     }
 }

@@ -81,7 +81,7 @@ pub fn find_earlier(plan_keys: &[String], options: &ApplyOptions) -> Result<Opti
 /// user: anything else would mark tasks done that were never done there.
 pub(super) fn same_target(journal: &RunJournal, endpoint: &Endpoint, user_id: &str) -> Result<(), RunError> {
     let run = &journal.header.run_id;
-    match &journal.header.target {
+    match &journal.header.endpoint {
         Some(then) if then.same_as(endpoint) => {}
         Some(then) => {
             let (then, now) = (then.to_string(), endpoint.to_string());

@@ -57,7 +57,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             site_key: if starts_workflow { task.site.clone() } else { None },
             exclusive,
             estimate_secs: kind.estimate_secs(),
-            // On the platform's clock, as the run's timeout (see `execute`).
+            // On the platform's clock, as the run's timeout (see `Run::run_to_end`).
             timeout: job.and_then(|j| j.timeout).map(|t| self.ops.platform_time(t)),
             retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
                 attempts: j.retries.attempts,
@@ -170,7 +170,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             let ctx = Ctx { inner: ctx, adopt_since, proof };
             let result = match &prior {
                 Some(Prior::InFlight { workflow_id, .. }) => ops.reattach(&target, workflow_id, &ctx).await,
-                _ => ops.execute(&task.payload, &target, task.id.as_str(), &ctx).await,
+                _ => ops.perform(&task.payload, &target, task.id.as_str(), &ctx).await,
             };
             let said = |message: String| match &redone {
                 Some(why) => format!("{why}{message}"),
