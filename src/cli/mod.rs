@@ -314,7 +314,8 @@ pub struct ExecArgs {
     /// Run everything that does not depend on a failure (the default).
     #[arg(long)]
     pub continue_on_error: bool,
-    /// Write a report: `json=PATH`, `junit=PATH`, `markdown=PATH`, `html=PATH` (`-` is stdout).
+    /// Write a report: `json=PATH`, `junit=PATH`, `markdown=PATH`, `html=PATH` (`-` is stdout);
+    /// repeat it, or separate several with commas (`html=a.html,md=b.md`).
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     pub reports: Vec<String>,
     /// Apply without asking.

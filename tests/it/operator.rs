@@ -429,6 +429,48 @@ fn the_job_level_graph_reads_at_fleet_size() {
     assert_eq!(out.stdout.matches("-->").count(), 3, "{}", out.stdout);
 }
 
+/// Issue 39, item 9: a reviewer without credentials draws the jobs and their needs; the task
+/// counts wait for a run that resolves the targets.
+#[test]
+fn the_job_level_graph_needs_no_login() {
+    let path = crate::support::repo().join("examples/weekly-release.yml");
+    let out = Test::new().args(&["graph", path.to_str().unwrap(), "--level", "jobs", "--format", "mermaid"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("the targets are not resolved"), "{}", out.stderr);
+    assert!(out.stdout.contains("j1[\"deploy-test<br/>env:deploy · tasks once resolved\"]"), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("-->").count(), 3, "{}", out.stdout);
+    let json = Test::new().args(&["graph", path.to_str().unwrap(), "--level", "jobs", "--format", "json"]).run();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(doc["jobs"][0]["tasks"].is_null() && doc["edges"][0]["task_edges"].is_null(), "{doc}");
+    // The task-level graph still needs the targets, and says so.
+    let tasks = Test::new().args(&["graph", path.to_str().unwrap()]).run();
+    assert_eq!(tasks.code, 2, "{}", tasks.stderr);
+    assert!(tasks.stderr.contains("cannot resolve the plan's targets"), "{}", tasks.stderr);
+}
+
+/// Issue 39, item 7: several reports in one `--report`, and never a file named after a typo.
+#[test]
+fn several_reports_in_one_flag_and_never_a_file_named_after_a_typo() {
+    let t = Test::new();
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["run", "env:clear-cache", "--on", "acme-web.dev", "--simulate", "-q"])
+        .args(&["--report", "html=a.html,md=b.md"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(t.path().join("a.html").is_file() && t.path().join("b.md").is_file());
+    let typo = Test::new()
+        .in_dir(t.path())
+        .args(&["run", "env:clear-cache", "--on", "acme-web.dev", "--simulate", "-q"])
+        .args(&["--report", "html=c.html,mdd=d.md"])
+        .run();
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(typo.stderr.contains("pass one --report per file"), "{}", typo.stderr);
+    let names: Vec<String> =
+        std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!names.iter().any(|n| n.contains("mdd=") || n.starts_with("c.html")), "{names:?}");
+}
+
 #[test]
 fn read_only_operations_print_what_they_read() {
     let out = Test::new().args(&["run", "org:list", "--simulate"]).run();

@@ -152,6 +152,8 @@ struct Tally {
     starts: HashMap<usize, u64>,
     counts: BTreeMap<Status, usize>,
     done: usize,
+    /// The run is draining (interrupted, halted): nothing more starts.
+    draining: bool,
     /// Tasks in flight, oldest first: (start time, task).
     running: BTreeSet<(u64, usize)>,
     /// The highest wave a task of a rolled-out job has started in (`None` before one has),
@@ -204,11 +206,6 @@ impl Tally {
         took
     }
 
-    /// Tasks that ran to an end (finished, and not skipped).
-    fn ran(&self) -> usize {
-        self.done - self.counts.get(&Status::Skipped).copied().unwrap_or(0)
-    }
-
     fn name(&self, task: usize) -> String {
         self.tasks.get(task).map_or_else(|| format!("#{task}"), |t| t.id.to_string())
     }
@@ -231,9 +228,10 @@ impl Tally {
         Some(left.round() as u64)
     }
 
-    /// `412/1000 done · 380 succeeded · 2 failed · 30 running · wave 3/10 · ETA 2m10s`. Done
-    /// counts the tasks that ran to an end: skipped ones are counted apart, so an
-    /// interrupted run does not look finished.
+    /// `412/1000 done · 2 failed · ETA 2m10s · wave 3/10 · 30 running · 380 succeeded`. Done
+    /// counts every task that ended, skipped ones too, so a finished run reads `1000/1000`;
+    /// how it ended is in the counts after. While the run drains nothing more starts, so no
+    /// ETA is given.
     fn summary(&self, paint: Paint, plan_estimate: Option<u64>, time_scale: f64) -> String {
         // What matters first, so that a narrow terminal cuts the least of it: how far, what
         // failed, how long to go, then the rest.
@@ -241,9 +239,10 @@ impl Tally {
             let n = self.counts.get(&status).copied().unwrap_or(0);
             (n > 0).then(|| paint.status(status, &format!("{n} {}", status.as_str())))
         };
-        let mut parts = vec![format!("{}/{} done", self.ran(), self.tasks.len())];
+        let mut parts = vec![format!("{}/{} done", self.done, self.tasks.len())];
         parts.extend(count(Status::Failed));
-        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| self.done < self.tasks.len()) {
+        let going = self.done < self.tasks.len() && !self.draining;
+        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| going) {
             parts.push(format!("ETA {}", duration_ms(eta * 1000)));
         }
         if let Some(wave) = self.wave.filter(|_| self.last_wave > 0) {
@@ -365,7 +364,7 @@ impl<'a> Live<'a> {
 
     fn redraw(&self) {
         if let Some(bar) = &self.bar {
-            bar.set_position(self.tally.ran() as u64);
+            bar.set_position(self.tally.done as u64);
             bar.set_message(self.block());
         }
     }
@@ -407,6 +406,7 @@ impl Live<'_> {
                 self.last_progress = *at;
             }
             Event::TaskStarted { task, at } => self.tally.task_started(*task, *at),
+            Event::Draining { .. } => self.tally.draining = true,
             _ => {}
         }
         if self.options.mode == Mode::Quiet {
@@ -747,8 +747,8 @@ mod tests {
         assert!(text.contains("interrupted: starting nothing new; waiting for the 1 task in flight"), "{text}");
         assert!(!text.contains("skipped  "), "listed once, after the run: {text}");
         assert!(
-            text.contains("run interrupted: 1/3 done · 0 running · 1 succeeded · 2 skipped"),
-            "an interrupted run does not look finished: {text}"
+            text.contains("run interrupted: 3/3 done · 0 running · 1 succeeded · 2 skipped"),
+            "every ended task is done; the skipped ones say how: {text}"
         );
     }
 

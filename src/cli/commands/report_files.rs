@@ -28,21 +28,47 @@ pub(super) fn reports_to_write(specs: &[String]) -> Result<Vec<(Format, String)>
     Ok(reports)
 }
 
-/// `FORMAT=PATH` pairs.
+/// `FORMAT=PATH` pairs, one per `--report`, or several in one value separated by commas
+/// (`html=a.html,md=b.md`). A comma starts another report only where `FORMAT=` follows it, so
+/// a path may hold a comma; a path that still holds `,FORMAT=` (a format misspelled) is
+/// refused, never written to a file of that name.
 pub(super) fn parse_reports(specs: &[String]) -> Result<Vec<(Format, String)>, String> {
-    specs
-        .iter()
-        .map(|spec| {
-            let (format, path) = spec
+    let mut reports = Vec::new();
+    for spec in specs {
+        for piece in split_reports(spec) {
+            let (format, path) = piece
                 .split_once('=')
                 .ok_or_else(|| format!("--report {spec}: write FORMAT=PATH, e.g. json=report.json"))?;
             let format = format.parse::<Format>().map_err(|e| format!("--report {spec}: {e}"))?;
             if path.is_empty() {
                 return Err(format!("--report {spec}: the path is empty (use - for stdout)"));
             }
-            Ok((format, path.to_owned()))
-        })
-        .collect()
+            if let Some((_, tail)) = path.split_once(',').filter(|(_, tail)| tail.contains('=')) {
+                return Err(format!(
+                    "--report {spec}: `{tail}` after a comma is not FORMAT=PATH (formats: json, junit, markdown, \
+                     html); pass one --report per file"
+                ));
+            }
+            reports.push((format, path.to_owned()));
+        }
+    }
+    Ok(reports)
+}
+
+/// `spec` cut at each comma that a known `FORMAT=` follows.
+fn split_reports(spec: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (at, _) in spec.match_indices(',') {
+        let next = &spec[at + 1..];
+        let starts_report = next.split_once('=').is_some_and(|(format, _)| format.parse::<Format>().is_ok());
+        if starts_report {
+            pieces.push(&spec[start..at]);
+            start = at + 1;
+        }
+    }
+    pieces.push(&spec[start..]);
+    pieces
 }
 
 /// Where a report path leads.
@@ -166,6 +192,19 @@ mod tests {
         assert_eq!(ok, [(Format::Json, "out.json".to_owned()), (Format::Html, "-".to_owned())]);
         assert!(parse_reports(&["xml=a".into()]).unwrap_err().contains("unknown report format `xml`"));
         assert!(parse_reports(&["json".into()]).unwrap_err().contains("FORMAT=PATH"));
+        // Several in one value, and a comma inside a path.
+        let several = parse_reports(&["html=a.html,md=b.md".into(), "json=out,1.json".into()]).unwrap();
+        assert_eq!(
+            several,
+            vec![
+                (Format::Html, "a.html".to_owned()),
+                (Format::Markdown, "b.md".to_owned()),
+                (Format::Json, "out,1.json".to_owned())
+            ]
+        );
+        // A misspelled format after a comma is refused, never a file named `a.html,mdd=b.md`.
+        let err = parse_reports(&["html=a.html,mdd=b.md".into()]).unwrap_err();
+        assert!(err.contains("mdd=b.md") && err.contains("one --report per file"), "{err}");
     }
 
     #[test]

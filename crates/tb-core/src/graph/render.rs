@@ -88,54 +88,82 @@ pub fn json<T: NodeView>(graph: &TaskGraph<T>) -> String {
 
 /// The graph one level up: a node per group (job) with its task count, an edge wherever a
 /// task of one needs a task of another, labelled with how many task edges it stands for.
-/// What a reviewer reads at 88+ tasks.
-struct Jobs {
+/// What a reviewer reads at 88+ tasks. Drawn from a plan alone (`JobGraph::unresolved`), it
+/// counts no tasks: the targets that make them are not known without the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobGraph {
     /// (group, the operation of its first task, task count).
-    nodes: Vec<(String, String, usize)>,
+    nodes: Vec<(String, String, Option<usize>)>,
     /// (from, to, task edges), in first-seen order.
-    edges: Vec<(usize, usize, usize)>,
+    edges: Vec<(usize, usize, Option<usize>)>,
 }
 
-fn jobs<T: NodeView>(graph: &TaskGraph<T>) -> Jobs {
-    let groups = groups(graph);
-    let mut of = vec![0; graph.len()];
-    for (g, (_, members)) in groups.iter().enumerate() {
-        for &i in members {
-            of[i] = g;
+impl JobGraph {
+    /// The job graph of a task graph, with its counts.
+    #[must_use]
+    pub fn of<T: NodeView>(graph: &TaskGraph<T>) -> Self {
+        let groups = groups(graph);
+        let mut of = vec![0; graph.len()];
+        for (g, (_, members)) in groups.iter().enumerate() {
+            for &i in members {
+                of[i] = g;
+            }
         }
-    }
-    let mut edges: Vec<(usize, usize, usize)> = Vec::new();
-    for (a, b) in graph.edges() {
-        let (ga, gb) = (of[a], of[b]);
-        match edges.iter_mut().find(|(x, y, _)| (*x, *y) == (ga, gb)) {
-            Some(edge) => edge.2 += 1,
-            None => edges.push((ga, gb, 1)),
+        let mut edges: Vec<(usize, usize, usize)> = Vec::new();
+        for (a, b) in graph.edges() {
+            let (ga, gb) = (of[a], of[b]);
+            match edges.iter_mut().find(|(x, y, _)| (*x, *y) == (ga, gb)) {
+                Some(edge) => edge.2 += 1,
+                None => edges.push((ga, gb, 1)),
+            }
         }
+        let nodes = groups
+            .into_iter()
+            .map(|(group, members)| {
+                let detail = members.first().and_then(|&i| graph.node(i)).map(NodeView::detail).unwrap_or_default();
+                (group, detail, Some(members.len()))
+            })
+            .collect();
+        Self { nodes, edges: edges.into_iter().map(|(a, b, n)| (a, b, Some(n))).collect() }
     }
-    let nodes = groups
-        .into_iter()
-        .map(|(group, members)| {
-            let detail = members.first().and_then(|&i| graph.node(i)).map(NodeView::detail).unwrap_or_default();
-            (group, detail, members.len())
-        })
-        .collect();
-    Jobs { nodes, edges }
+
+    /// The job graph of a plan whose targets are not resolved: `jobs` as (id, operation),
+    /// `needs` as (job, the job it needs) by index, each drawn once.
+    #[must_use]
+    pub fn unresolved(jobs: Vec<(String, String)>, needs: &[(usize, usize)]) -> Self {
+        let mut edges: Vec<(usize, usize, Option<usize>)> = Vec::new();
+        for &(job, needed) in needs {
+            if !edges.iter().any(|(a, b, _)| (*a, *b) == (needed, job)) {
+                edges.push((needed, job, None));
+            }
+        }
+        Self { nodes: jobs.into_iter().map(|(id, op)| (id, op, None)).collect(), edges }
+    }
 }
 
-fn tasks_label(n: usize) -> String {
-    format!("{n} task{}", if n == 1 { "" } else { "s" })
+fn tasks_label(n: Option<usize>) -> String {
+    match n {
+        Some(n) => format!("{n} task{}", if n == 1 { "" } else { "s" }),
+        None => "tasks once resolved".to_owned(),
+    }
 }
 
 /// Graphviz DOT of the job-level graph.
 #[must_use]
-pub fn dot_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
-    let jobs = jobs(graph);
+pub fn dot_jobs(jobs: &JobGraph) -> String {
     let mut out = String::from("digraph jobs {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
     for (g, (group, detail, n)) in jobs.nodes.iter().enumerate() {
         let _ = writeln!(out, "  j{g} [label={}];", quote(&format!("{group}\n{detail} · {}", tasks_label(*n))));
     }
-    for (a, b, n) in jobs.edges {
-        let _ = writeln!(out, "  j{a} -> j{b} [label={}];", quote(&n.to_string()));
+    for (a, b, n) in &jobs.edges {
+        match n {
+            Some(n) => {
+                let _ = writeln!(out, "  j{a} -> j{b} [label={}];", quote(&n.to_string()));
+            }
+            None => {
+                let _ = writeln!(out, "  j{a} -> j{b};");
+            }
+        }
     }
     out.push_str("}\n");
     out
@@ -143,23 +171,28 @@ pub fn dot_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
 
 /// A Mermaid flowchart of the job-level graph.
 #[must_use]
-pub fn mermaid_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
-    let jobs = jobs(graph);
+pub fn mermaid_jobs(jobs: &JobGraph) -> String {
     let mut out = String::from("flowchart LR\n");
     for (g, (group, detail, n)) in jobs.nodes.iter().enumerate() {
         let _ = writeln!(out, "  j{g}[\"{}<br/>{} · {}\"]", mermaid_text(group), mermaid_text(detail), tasks_label(*n));
     }
-    for (a, b, n) in jobs.edges {
-        let _ = writeln!(out, "  j{a} -->|{n}| j{b}");
+    for (a, b, n) in &jobs.edges {
+        match n {
+            Some(n) => {
+                let _ = writeln!(out, "  j{a} -->|{n}| j{b}");
+            }
+            None => {
+                let _ = writeln!(out, "  j{a} --> j{b}");
+            }
+        }
     }
     out
 }
 
 /// JSON of the job-level graph: `{ "jobs": [{ "id", "operation", "tasks" }], "edges": [{
-/// "from", "to", "task_edges" }] }`.
+/// "from", "to", "task_edges" }] }`; the counts are `null` when the targets are not resolved.
 #[must_use]
-pub fn json_jobs<T: NodeView>(graph: &TaskGraph<T>) -> String {
-    let jobs = jobs(graph);
+pub fn json_jobs(jobs: &JobGraph) -> String {
     let nodes: Vec<serde_json::Value> = jobs
         .nodes
         .iter()
@@ -250,13 +283,13 @@ mod tests {
     fn the_job_level_graph_has_a_node_per_job_and_counted_edges() {
         let nodes = vec![J("backup", "a"), J("backup", "b"), J("deploy", "a"), J("deploy", "b"), J("clear", "a")];
         let g = TaskGraph::build(nodes, [(0, 2), (1, 3), (2, 4)], super::NodeView::node_id).unwrap();
-        let d = dot_jobs(&g);
+        let d = dot_jobs(&JobGraph::of(&g));
         assert!(d.contains("j0 [label=\"backup\\nop-backup · 2 tasks\"];"), "{d}");
         assert!(d.contains("j0 -> j1 [label=\"2\"];") && d.contains("j1 -> j2 [label=\"1\"];"), "{d}");
         assert_eq!(d.matches(" -> ").count(), 2, "{d}");
-        let m = mermaid_jobs(&g);
+        let m = mermaid_jobs(&JobGraph::of(&g));
         assert!(m.contains("j0 -->|2| j1"), "{m}");
-        let j: serde_json::Value = serde_json::from_str(&json_jobs(&g)).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&json_jobs(&JobGraph::of(&g))).unwrap();
         assert_eq!(j["jobs"][2], serde_json::json!({ "id": "clear", "operation": "op-clear", "tasks": 1 }));
         assert_eq!(j["edges"][0], serde_json::json!({ "from": "backup", "to": "deploy", "task_edges": 2 }));
     }
