@@ -373,7 +373,7 @@ async fn connection_set() {
     // s1.dev is in SFTP mode with 3 uncommitted changes: switching to git would lose them.
     let git = OperationSpec::ConnectionSet { mode: ConnectionMode::Git, discard_changes: false };
     let refused = exec(git.clone(), "s1", Some("dev")).await;
-    failed(&refused, "3 uncommitted change(s) that switching to git would throw away");
+    failed(&refused, "3 uncommitted changes that switching to git would throw away");
     assert!(refused.writes.is_empty());
     let discard = OperationSpec::ConnectionSet { mode: ConnectionMode::Git, discard_changes: true };
     assert!(discard.is_destructive(), "throwing work away needs --allow-destructive");

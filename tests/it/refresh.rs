@@ -164,7 +164,7 @@ fn a_saved_plan_refuses_when_a_recorded_precondition_drifted() {
     let out = api(&["apply", "saved.json", "--yes", "-q"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains("d[s1.test]: was \"will change: 1 commit(s) to deploy from dev: ")
+        out.stderr.contains("d[s1.test]: was \"will change: 1 commit to deploy from dev: ")
             && out.stderr.contains(" Development change 1\", now \"unchanged: There is nothing to deploy.\""),
         "{}",
         out.stderr
@@ -207,7 +207,7 @@ fn a_deploy_preview_lists_the_commits_it_would_carry() {
         task["refresh"]["reason"].as_str().unwrap().to_owned()
     };
     let many = reason("many");
-    assert!(many.starts_with("5 commit(s) to deploy from dev: "), "{many}");
+    assert!(many.starts_with("5 commits to deploy from dev: "), "{many}");
     let listed: Vec<&str> = many.split(": ").nth(1).unwrap().split(" · ").collect();
     assert_eq!(listed.len(), 4, "three commits, then the rest counted: {many}");
     assert_eq!(listed[3], "+2 more");

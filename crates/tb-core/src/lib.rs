@@ -4,7 +4,7 @@
 //! where its state lives ([`location`]), the environment variables the tool reads ([`env`](mod@env)),
 //! values that never print ([`secret`], [`redact`]), an error with its sources
 //! on one line ([`chain`]), and small helpers (`backoff`, `glob`,
-//! `hex`, `panics`, `timefmt`).
+//! `hex`, `panics`, `timefmt`, `words`).
 //!
 //! A leaf of the workspace: it depends on no other crate of it, so every crate may depend on it.
 
@@ -23,3 +23,4 @@ pub mod panics;
 pub mod redact;
 pub mod secret;
 pub mod timefmt;
+pub mod words;

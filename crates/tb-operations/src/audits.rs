@@ -3,6 +3,7 @@
 //! (a lock's password, database credentials) are left out: reports are files.
 
 use serde_json::{Value, json};
+use tb_core::words::counted;
 
 use super::{OpError, OpOutput, Ops, Target, env_of};
 
@@ -16,7 +17,7 @@ pub(super) async fn diffstat(ops: &Ops, target: &Target) -> Result<OpOutput, OpE
     let env = env_of(target)?;
     let files = ops.client.diffstat(&target.site_id, env).await?;
     let count = files.as_object().map_or(0, serde_json::Map::len);
-    Ok(read(format!("{count} uncommitted file(s)"), files))
+    Ok(read(counted(count, "uncommitted file"), files))
 }
 
 /// `connection:info`: how to reach the environment, as terminus builds it from the site and
@@ -97,7 +98,7 @@ pub(super) async fn upstream_list(ops: &Ops, target: &Target) -> Result<OpOutput
         .map(|c| json!({ "hash": c.get("hash"), "datetime": c.get("datetime"), "message": c.get("message"), "author": c.get("author") }))
         .collect();
     log.sort_by(|a, b| a["datetime"].as_str().cmp(&b["datetime"].as_str()));
-    Ok(read(format!("{} upstream update(s)", log.len()), Value::Array(log)))
+    Ok(read(counted(log.len(), "upstream update"), Value::Array(log)))
 }
 
 /// The most data points of each period (terminus's `datapointsMaximum`).
@@ -156,5 +157,5 @@ pub(super) async fn metrics(ops: &Ops, target: &Target, period: &str, datapoints
         })
         .unwrap_or_default();
     let visits: u64 = points.iter().filter_map(|p| p["visits"].as_u64()).sum();
-    Ok(read(format!("{visits} visits over {} {period}(s)", points.len()), Value::Array(points)))
+    Ok(read(format!("{visits} visits over {}", counted(points.len(), period)), Value::Array(points)))
 }

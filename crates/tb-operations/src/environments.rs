@@ -2,6 +2,7 @@
 //! deploy of an uninitialized environment) and `env:clear-cache` (pantheon-api.md §5.2-5.3).
 
 use serde_json::json;
+use tb_core::words::counted;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
@@ -78,7 +79,7 @@ pub(crate) async fn decide_deploy(ops: &Ops, target: &Target) -> Result<Decision
     let (pending, carried) = (missing.len(), carried_commits(&missing));
     Ok(Decision::act(
         DeployStep::Deploy { parent, pending },
-        format!("{pending} commit(s) to deploy from {parent}: {carried}"),
+        format!("{} to deploy from {parent}: {carried}", counted(pending, "commit")),
     ))
 }
 
@@ -266,7 +267,7 @@ pub(crate) async fn decide_commit(ops: &Ops, target: &Target) -> Result<Decision
     if changed == 0 {
         return Ok(Decision::nothing("There is no code to commit."));
     }
-    Ok(Decision::act(changed, format!("{changed} changed file(s) to commit")))
+    Ok(Decision::act(changed, format!("{} to commit", counted(changed, "changed file"))))
 }
 
 /// `env:commit SITE.ENV`: commits SFTP-mode changes; nothing to commit ends unchanged.
@@ -314,13 +315,17 @@ pub(crate) async fn decide_connection(
         let changed = ops.client.diffstat(&target.site_id, env).await?.as_object().map_or(0, serde_json::Map::len);
         if changed > 0 && !discard_changes {
             return Ok(Decision::refuse(format!(
-                "{}.{env} has {changed} uncommitted change(s) that switching to git would throw away: \
-                 commit them (env:commit) or set `discard-changes: true`",
-                target.site
+                "{}.{env} has {} that switching to git would throw away: commit them (env:commit) or set \
+                 `discard-changes: true`",
+                target.site,
+                counted(changed, "uncommitted change")
             )));
         }
         if changed > 0 {
-            return Ok(Decision::act((), format!("would switch to git, discarding {changed} uncommitted change(s)")));
+            return Ok(Decision::act(
+                (),
+                format!("would switch to git, discarding {}", counted(changed, "uncommitted change")),
+            ));
         }
     }
     Ok(Decision::act((), format!("would switch the connection mode to {mode}")))

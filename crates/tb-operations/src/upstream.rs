@@ -1,6 +1,7 @@
 //! Upstream updates: status and apply (pantheon-api.md §5.9).
 
 use serde_json::json;
+use tb_core::words::counted;
 
 use super::api::workflows::{StartWorkflow, WorkflowScope, WorkflowType};
 use super::decide::{Decision, settle};
@@ -43,7 +44,11 @@ pub(super) async fn status(ops: &Ops, target: &Target) -> Result<OpOutput, OpErr
     let mut message = if !updates.has_code {
         "no code".to_owned()
     } else if outdated {
-        format!("outdated ({behind} upstream commit(s) behind, {composer_updates} composer update(s))")
+        format!(
+            "outdated ({} behind, {})",
+            counted(behind, "upstream commit"),
+            counted(composer_updates, "composer update")
+        )
     } else {
         "current".to_owned()
     };
@@ -88,9 +93,9 @@ pub(crate) async fn decide_apply(ops: &Ops, target: &Target) -> Result<Decision<
         return Ok(Decision::nothing("There are no available updates for this site."));
     }
     let reason = if composer_updates > 0 {
-        format!("{behind} upstream commit(s) and {composer_updates} composer update(s) to apply")
+        format!("{} and {} to apply", counted(behind, "upstream commit"), counted(composer_updates, "composer update"))
     } else {
-        format!("{behind} upstream commit(s) to apply")
+        format!("{} to apply", counted(behind, "upstream commit"))
     };
     Ok(Decision::act(behind, reason))
 }
@@ -113,7 +118,7 @@ pub(super) async fn apply(
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    Ok(OpOutput { changed: true, message: format!("applied {behind} upstream commit(s)"), data: None })
+    Ok(OpOutput { changed: true, message: format!("applied {}", counted(behind, "upstream commit")), data: None })
 }
 
 #[cfg(test)]

@@ -33,11 +33,19 @@ pub fn render(report: &RunReport) -> String {
             suite.set_time(Duration::from_millis(last.saturating_sub(first)));
         }
         for task in tasks() {
+            // What the task itself said, with its workflows: the body of a failure, an error
+            // or a skip, which Jenkins and GitLab show (a skipped task's names the task it
+            // needed), and its system-out.
+            let mut detail = task.message.clone();
+            if !task.workflow_ids.is_empty() {
+                detail.push_str(&format!("\nworkflows: {}", task.workflow_ids.join(", ")));
+            }
             let status = match task.status {
                 Some(Status::Succeeded | Status::Unchanged) => TestCaseStatus::success(),
                 Some(Status::Skipped) => {
                     let mut s = TestCaseStatus::skipped();
                     s.set_message(super::table::cause(task));
+                    s.set_description(detail.clone());
                     s
                 }
                 // The message is the cause every task that ended alike shares (a CI server
@@ -47,6 +55,7 @@ pub fn render(report: &RunReport) -> String {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_message(super::table::cause(task));
                     s.set_type(task.cause.as_ref().map_or("failed", Cause::kind));
+                    s.set_description(detail.clone());
                     s
                 }
                 Some(Status::Cancelled) | None => {
@@ -54,6 +63,7 @@ pub fn render(report: &RunReport) -> String {
                     s.set_message(super::table::cause(task));
                     let kind = if task.status.is_some() { "cancelled" } else { "unfinished" };
                     s.set_type(task.cause.as_ref().map_or(kind, Cause::kind));
+                    s.set_description(detail.clone());
                     s
                 }
             };
@@ -62,12 +72,8 @@ pub fn render(report: &RunReport) -> String {
             if let Some(ms) = task.duration_ms {
                 case.set_time(Duration::from_millis(ms));
             }
-            if !task.workflow_ids.is_empty() || !task.message.is_empty() {
-                let mut out = task.message.clone();
-                if !task.workflow_ids.is_empty() {
-                    out.push_str(&format!("\nworkflows: {}", task.workflow_ids.join(", ")));
-                }
-                case.set_system_out(out);
+            if !detail.is_empty() {
+                case.set_system_out(detail);
             }
             suite.add_test_case(case);
         }

@@ -72,7 +72,7 @@ pub fn render(report: &RunReport) -> String {
             let (shown, more) = group.first_ids(IDS_PER_CAUSE);
             let mut ids: Vec<String> = shown.iter().map(|id| format!("`{id}`")).collect();
             if more > 0 {
-                ids.push(format!("… +{more} more"));
+                ids.push(format!("… +{more} more (every task: `{}`)", super::table::every_task(report)));
             }
             out.push_str(&format!(
                 "| {} tasks: {} | {status} | {} |\n",

@@ -81,7 +81,7 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         let (shown, more) = group.first_ids(options.ids_per_group);
         let mut words: Vec<String> = shown.iter().map(|id| (*id).to_owned()).collect();
         if more > 0 {
-            words.push(format!("… +{more} more (every task: --report json)"));
+            words.push(format!("… +{more} more (every task: {})", every_task(report)));
         }
         out.push_str(&wrap(&words, 11, options.columns.saturating_sub(1).clamp(40, 100)));
     }
@@ -166,12 +166,24 @@ impl Group<'_> {
         self.tasks[0].status.map_or("unfinished", Status::as_str)
     }
 
-    /// The ids of its first `n` tasks, and how many it has beyond them.
+    /// The ids of its first `n` tasks, and how many it has beyond them. A few more than `n`
+    /// are all shown: "+3 more" would hide what fits.
     #[must_use]
     pub fn first_ids(&self, n: usize) -> (Vec<&str>, usize) {
+        let n = if self.tasks.len() <= n + n / 2 { self.tasks.len() } else { n };
         let shown: Vec<&str> = self.tasks.iter().take(n).map(|t| t.id.as_str()).collect();
         let more = self.tasks.len() - shown.len();
         (shown, more)
+    }
+}
+
+/// The command that lists every task of a group: the run's record, or a JSON report.
+#[must_use]
+pub fn every_task(report: &RunReport) -> String {
+    if report.run_id.is_empty() {
+        "--report json".to_owned()
+    } else {
+        format!("terminus-batch runs show {}", report.run_id)
     }
 }
 
