@@ -157,7 +157,9 @@ fn off_a_terminal_a_failing_fleet_prints_its_failures_once_grouped_and_how_to_re
     assert_eq!(out.code, 1, "{}", out.stderr);
     // Live: the start line, a line per failure, the end; no start or success lines.
     assert!(out.stderr.contains(": 10 tasks, estimated "), "{}", out.stderr);
-    assert_eq!(out.stderr.matches("failed   clear[bad-").count(), 10, "{}", out.stderr);
+    // Why first, so a narrow terminal keeps it; then the task; then its workflow.
+    let why = "failed   workflow clear_cache failed: Simulated failure of clear_cache: clear[bad-";
+    assert_eq!(out.stderr.matches(why).count(), 10, "{}", out.stderr);
     assert!(!out.stderr.contains("start "), "{}", out.stderr);
     assert!(out.stderr.contains("run finished: 10/10 done · 10 failed · 0 running"), "{}", out.stderr);
     // After: one group for one cause, where the journal is, and the command that resumes.

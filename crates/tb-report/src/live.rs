@@ -262,6 +262,8 @@ pub struct Live<'a> {
     out: &'a mut dyn Write,
     tally: Tally,
     last_progress: u64,
+    /// The time of the latest event: how long a task in flight has run is measured to it.
+    now: u64,
     finished: bool,
     /// On a terminal: one bar whose message is the whole display (indicatif counts the
     /// lines of a message, so the block redraws in place however many tasks come and go).
@@ -281,6 +283,7 @@ impl<'a> Live<'a> {
             out,
             tally: Tally::default(),
             last_progress: 0,
+            now: 0,
             finished: false,
             bar: None,
             target: Some(ProgressDrawTarget::stderr()),
@@ -344,7 +347,9 @@ impl<'a> Live<'a> {
         let mut lines = vec![cut(&self.summary(), width.saturating_sub(before))];
         let rows = self.options.rows.max(1);
         for (_, task) in self.tally.running.iter().take(rows) {
-            let since = self.tally.starts.get(task).map(|at| clock(*at)).unwrap_or_default();
+            // How long it has run (as of the last event), which is what matters of it.
+            let took = self.tally.starts.get(task).map(|at| running_for(self.now.saturating_sub(*at)));
+            let took = took.unwrap_or_default();
             let doing = self.doing.get(task).map(String::as_str).unwrap_or_default();
             let doing = if doing.is_empty() { String::new() } else { format!(" {}", self.options.paint.dim(doing)) };
             let slow = if self.slow.contains(task) {
@@ -352,7 +357,7 @@ impl<'a> Live<'a> {
             } else {
                 String::new()
             };
-            let line = format!("  {}{slow}{doing}  since {since}", self.tally.name(*task));
+            let line = format!("  {}{slow}{doing}  running {took}", self.tally.name(*task));
             lines.push(cut(&line, width));
         }
         let hidden = self.tally.running.len().saturating_sub(rows);
@@ -400,6 +405,7 @@ impl EventSink for Live<'_> {
 impl Live<'_> {
     /// Shows one event: a line above the block or in the log, the block redrawn.
     fn show(&mut self, event: &Event) {
+        self.now = self.now.max(event.at());
         match event {
             Event::RunStarted { tasks, at, .. } => {
                 self.tally.start(tasks);
@@ -514,7 +520,19 @@ impl Live<'_> {
         if self.level().shows(outcome.status) {
             let took = took.map(|ms| format!(" ({})", duration_ms(ms))).unwrap_or_default();
             let status = self.options.paint.status(outcome.status, &format!("{:<8}", outcome.status.as_str()));
-            let text = format!("{status} {}{took}: {}", self.tally.name(task), outcome.message);
+            // Why first, then which task, then the rest of its words: a narrow terminal cuts the
+            // platform's long words, never the reason.
+            let text = match &outcome.cause {
+                Some(cause) => {
+                    let summary = cause.summary();
+                    let rest = outcome.message.replacen(&summary, "", 1);
+                    let rest = rest.trim().trim_start_matches(':').trim();
+                    let rest = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).unwrap_or(rest);
+                    let rest = if rest.is_empty() { String::new() } else { format!(" · {rest}") };
+                    format!("{status} {summary}: {}{took}{rest}", self.tally.name(task))
+                }
+                None => format!("{status} {}{took}: {}", self.tally.name(task), outcome.message),
+            };
             self.say(at, &text);
         }
     }
@@ -530,6 +548,12 @@ impl Live<'_> {
         }
         self.finished = true;
     }
+}
+
+/// How long a task in flight has run, in whole seconds: `7s`, `1m12s`.
+fn running_for(ms: u64) -> String {
+    let secs = ms / 1000;
+    if secs < 60 { format!("{secs}s") } else { duration_ms(secs * 1000) }
 }
 
 /// What the first (or second) Ctrl-C does, said even under `-q`: the user pressed a key and
@@ -648,12 +672,34 @@ mod tests {
         live.show(&Event::TaskStarted { task: 0, at: 0 });
         live.show(&Event::Progress { task: 0, message: "db.sql.gz".into(), bytes: Some([1024, 4096]), at: 1 });
         assert!(
-            live.block().contains("clear[s0.live] db.sql.gz 1.00 KiB/4.00 KiB (25%)  since 00:00:00"),
+            live.block().contains("clear[s0.live] db.sql.gz 1.00 KiB/4.00 KiB (25%)  running 0s"),
             "{}",
             live.block()
         );
         live.show(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
         assert!(live.block().contains("clear[s0.live] verifying"), "{}", live.block());
+    }
+
+    #[test]
+    fn a_failure_says_why_before_which_task_and_a_running_task_how_long() {
+        let mut out = Vec::new();
+        {
+            let mut live = Live::new(LiveOptions::new(Mode::Lines), &mut out);
+            live.show(&started(2));
+            live.show(&Event::TaskStarted { task: 0, at: 0 });
+            let cause =
+                tb_core::cause::Cause::Workflow { workflow: "do_export".into(), reason: "Simulated failure".into() };
+            let message = "workflow do_export failed: Simulated failure (id wf-1)".to_owned();
+            let outcome = Outcome::because(Status::Failed, cause, message);
+            live.show(&Event::TaskFinished { task: 0, outcome, at: 1_200 });
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("failed   workflow do_export failed: Simulated failure: clear[s0.live] (1.2s) · id wf-1"),
+            "{text}"
+        );
+        assert_eq!(running_for(999), "0s");
+        assert_eq!(running_for(72_500), duration_ms(72_000));
     }
 
     #[test]
@@ -669,7 +715,7 @@ mod tests {
         let lines: Vec<&str> = block.lines().collect();
         assert_eq!(lines.len(), 5, "{block}");
         assert!(lines[0].starts_with("0/1000 done · ETA "), "{block}");
-        assert_eq!(lines[1], "  clear[s0.live] workflow wf-0  since 00:00:00");
+        assert_eq!(lines[1], "  clear[s0.live] workflow wf-0  running 0s");
         assert_eq!(lines[4], "  +47 more running");
         live.show(&finished(1, Status::Succeeded, 5_000));
         let block = live.block();
