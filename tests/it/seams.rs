@@ -189,28 +189,45 @@ fn declining_at_the_prompt_has_its_own_exit_code_and_shows_what_would_run() {
     let served = Served::new(fast());
     let t = Test::new().file("plan.yml", DEPLOY);
     let binary = env!("CARGO_BIN_EXE_terminus-batch");
-    let mut script = std::process::Command::new(script);
-    script
-        .args(["-qec", &format!("'{binary}' apply plan.yml"), "/dev/null"])
-        .current_dir(t.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", t.path())
-        .env("NO_COLOR", "1")
-        .env("TERMINUS_HOST", "127.0.0.1")
-        .env("TERMINUS_PORT", served.port())
-        .env("TERMINUS_PROTOCOL", "http")
-        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut running = script.spawn().expect("`script` (util-linux) runs the prompt in a pty");
-    std::io::Write::write_all(running.stdin.as_mut().unwrap(), b"n\n").unwrap();
-    let out = running.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(6), "{text}");
-    assert!(text.contains("1 task in 1 job; 1 workflow would start"), "the plan's summary line first: {text}");
+    let declined = |args: &str| {
+        let mut running = std::process::Command::new(&script)
+            .args(["-qec", &format!("'{binary}' apply {args}"), "/dev/null"])
+            .current_dir(t.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", t.path())
+            .env("NO_COLOR", "1")
+            .env("TERMINUS_HOST", "127.0.0.1")
+            .env("TERMINUS_PORT", served.port())
+            .env("TERMINUS_PROTOCOL", "http")
+            .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("`script` (util-linux) runs the prompt in a pty");
+        std::io::Write::write_all(running.stdin.as_mut().unwrap(), b"n\n").unwrap();
+        let out = running.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = declined("plan.yml");
+    // What would change, as `plan` shows it, and who the run acts as, before the question.
+    assert!(text.contains("1 task in 1 job; 1 workflow would start"), "the plan's summary line: {text}");
+    assert!(text.contains("  deploy · env:deploy · 1 task on test"), "each job: {text}");
+    assert!(text.contains("    sites acme-web"), "its sites: {text}");
+    assert!(text.contains("acting as ops@acme.example"), "who the run acts as: {text}");
     assert!(text.contains("Apply? [y/N]"), "{text}");
     assert!(text.contains("not applied"), "{text}");
+    // A fleet: the first sites and how many more; a destructive job called out.
+    let fleet = "version: 1\njobs:\n  backup:\n    run: backup:create\n    on: { sites: { org: acme-agency }, env: live }\n  \
+                 sync:\n    run: env:deploy\n    needs: [backup]\n    on: { sites: { org: acme-agency }, env: test }\n    \
+                 with: { sync-content: true }\n";
+    std::fs::write(t.path().join("fleet.yml"), fleet).unwrap();
+    let text = declined("fleet.yml --allow-destructive");
+    let sites = text.lines().find(|l| l.starts_with("    sites ")).unwrap_or_default();
+    assert!(sites.ends_with(" more") && sites.matches(", ").count() == 4, "five sites, then a count: {text}");
+    assert!(text.contains("  sync · env:deploy · ") && text.contains(" · needs backup · DESTRUCTIVE ("), "{text}");
+    assert!(text.contains("    with { sync-content: true }"), "{text}");
     assert!(served.stop().workflows_started.is_empty());
 }
 

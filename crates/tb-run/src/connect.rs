@@ -33,6 +33,14 @@ impl Connection {
         simulator.map(|sim| self.runtime.block_on(sim.stop()))
     }
 
+    /// The logged-in user's email, as `auth whoami` says it: who a run acts as.
+    pub fn user_email(&self) -> Result<String, RunError> {
+        self.runtime
+            .block_on(self.client.me())
+            .map(|user| user.email)
+            .map_err(|e| RunError::unreachable("cannot log in", e))
+    }
+
     /// The logged-in user's id (logging in if needed): a failure is exit 3.
     pub fn user_id(&self) -> Result<String, RunError> {
         self.runtime.block_on(self.client.user_id()).map_err(|e| RunError::unreachable("cannot log in", e))

@@ -385,8 +385,12 @@ fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
     if !stdin.is_terminal() {
         return Err(CommandError::invalid("pass --yes to apply without a terminal"));
     }
-    let summary = super::plan::headline(&tb_run::document::document(prepared, false));
-    write!(io.stderr, "{summary}\nTargets: {}\nApply? [y/N] ", prepared.resolved_by)?;
+    let acting_as = match &prepared.connection {
+        Some(connection) => connection.user_email()?,
+        None => "nobody (no login)".to_owned(),
+    };
+    let shown = super::plan::prompt(&tb_run::document::document(prepared, false), &acting_as);
+    write!(io.stderr, "{shown}Apply? [y/N] ")?;
     io.stderr.flush()?;
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;

@@ -165,6 +165,56 @@ fn with(options: &std::collections::BTreeMap<&str, &str>) -> String {
     format!("{{ {} }}", shown.join(", "))
 }
 
+/// Sites shown per job before "+N more" at the prompt.
+const PROMPT_SITES: usize = 5;
+
+/// What `apply` shows before it asks, as `plan` shows it but short enough for 300 sites: per
+/// job its operation, environments, needs and destructive tasks, the first sites and how
+/// many more, its options; who the run acts as; the plan's summary line.
+pub(super) fn prompt(doc: &PlanDocument<'_>, acting_as: &str) -> String {
+    let mut out = String::new();
+    let name = doc.name.map(|n| format!("{n} ")).unwrap_or_default();
+    let _ = writeln!(out, "Plan {name}({})", doc.source.path);
+    let _ = writeln!(out, "Targets: {}, acting as {acting_as}", doc.resolved_by);
+    for job in &doc.jobs {
+        let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
+        let mut envs: Vec<&str> = Vec::new();
+        let mut sites: Vec<&str> = Vec::new();
+        for task in &tasks {
+            if let Some(env) = task.env.filter(|e| !envs.contains(e)) {
+                envs.push(env);
+            }
+            if let Some(site) = task.site.filter(|s| !sites.contains(s)) {
+                sites.push(site);
+            }
+        }
+        let mut head = format!("  {} · {} · {}", job.id, job.operation, plural(job.tasks, "task"));
+        if !envs.is_empty() {
+            let _ = write!(head, " on {}", envs.join(", "));
+        }
+        if !job.needs.is_empty() {
+            let _ = write!(head, " · needs {}", job.needs.join(", "));
+        }
+        if job.destructive > 0 {
+            let _ = write!(head, " · DESTRUCTIVE ({})", job.destructive);
+        }
+        let _ = writeln!(out, "{head}");
+        if !sites.is_empty() {
+            let more = sites.len().saturating_sub(PROMPT_SITES);
+            let more = if more > 0 { format!(" +{more} more") } else { String::new() };
+            let shown: Vec<&str> = sites.iter().take(PROMPT_SITES).copied().collect();
+            let _ = writeln!(out, "    sites {}{more}", shown.join(", "));
+        }
+        if tasks.windows(2).all(|w| w[0].with == w[1].with)
+            && let Some(first) = tasks.first().filter(|t| !t.with.is_empty())
+        {
+            let _ = writeln!(out, "    with {}", with(&first.with));
+        }
+    }
+    let _ = writeln!(out, "{}", headline(doc));
+    out
+}
+
 fn text(doc: &PlanDocument<'_>) -> String {
     let mut out = String::new();
     let name = doc.name.map(|n| format!("{n} ")).unwrap_or_default();
