@@ -31,20 +31,29 @@ pub(crate) fn jobs() -> Vec<CompletionCandidate> {
 /// The run ids in the state directory this command would use (a directory: an object
 /// store is not asked while a shell waits), newest first.
 pub(crate) fn runs() -> Vec<CompletionCandidate> {
-    let Ok(here) = std::env::current_dir() else { return Vec::new() };
-    let vars = tb_settings::EnvVars::capture();
-    let Ok(location) = tb_run::history::locate_state(None, None, &here, &vars) else { return Vec::new() };
-    if !location.is_dir() {
-        return Vec::new();
-    }
-    let Ok(runs) = tb_run::history::Runs::open(&location, &vars) else { return Vec::new() };
-    runs.ids().into_iter().map(CompletionCandidate::new).collect()
+    local_runs().map(|runs| runs.ids().into_iter().map(CompletionCandidate::new).collect()).unwrap_or_default()
 }
 
-/// `--resume=` takes a run id, or `auto`.
+/// `--resume=` takes `auto` or a run id of the plan on the line (another plan's run is
+/// refused by `apply`, so it is not offered).
 pub(crate) fn resumable() -> Vec<CompletionCandidate> {
     let auto = CompletionCandidate::new("auto").help(Some("resume a run if there is one, else start afresh".into()));
-    std::iter::once(auto).chain(runs()).collect()
+    let Some(plan) = plan_on_line(std::env::args_os()) else { return vec![auto] };
+    let Some(runs) = local_runs() else { return vec![auto] };
+    let ids = runs.ids_of_plan(&plan.display().to_string());
+    std::iter::once(auto).chain(ids.into_iter().map(CompletionCandidate::new)).collect()
+}
+
+/// The runs in the state directory this command would use, when it is a directory (an
+/// object store is not asked while a shell waits).
+fn local_runs() -> Option<tb_run::history::Runs> {
+    let here = std::env::current_dir().ok()?;
+    let vars = tb_settings::EnvVars::capture();
+    let location = tb_run::history::locate_state(None, None, &here, &vars).ok()?;
+    if !location.is_dir() {
+        return None;
+    }
+    tb_run::history::Runs::open(&location, &vars).ok()
 }
 
 /// Every operation `run OP` takes.

@@ -141,6 +141,59 @@ fn completions_and_help() {
     assert_eq!(out.code, 2);
 }
 
+/// Issue 39, item 4: completion as a user meets it, in an interactive bash on a pty, where
+/// `COMP_WORDBREAKS` splits `env:dep` at its colon and `--resume=R` at its equals sign.
+#[test]
+fn completion_in_a_real_bash_keeps_colons_and_offers_this_plans_runs() {
+    let script = crate::support::tools::needs!(Script);
+    let bash = crate::support::tools::needs!(Bash);
+    let t = Test::new()
+        .file("a.yml", "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: dev }\n")
+        .file("b.yml", "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-blog], env: dev }\n");
+    let run_of = |plan: &str| {
+        let out =
+            Test::new().in_dir(t.path()).args(&["apply", plan, "--simulate", "-q", "--report", "json=r.json"]).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        crate::support::report(&t, "r.json")["run_id"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (run_of("a.yml"), run_of("b.yml"));
+    // The binary on PATH by its name, as an installed one is.
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_terminus-batch"), bin.join("terminus-batch")).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // Each line is completed with Tab, then Ctrl-A puts `echo NAME:` before it, so the shell
+    // prints the line as completion left it.
+    let typed = "PS1='$ '\nsource <(terminus-batch completions bash)\n\
+                 terminus-batch run env:dep\t\x01echo FIRST: \n\
+                 terminus-batch run backup:cr\t\x01echo SECOND: \n\
+                 terminus-batch run env\t\x01echo THIRD: \n\
+                 terminus-batch apply a.yml --resume=\t\t\x01echo FOURTH: \nexit\n";
+    let mut shell = std::process::Command::new(script)
+        .args(["-qec", &format!("{} --norc --noprofile -i", bash.display()), "/dev/null"])
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", &path)
+        .env("HOME", t.path())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(shell.stdin.as_mut().unwrap(), typed.as_bytes()).unwrap();
+    let out = shell.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let said =
+        |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or_default().trim_end();
+    assert_eq!(said("FIRST"), "terminus-batch run env:deploy", "{text}");
+    assert_eq!(said("SECOND"), "terminus-batch run backup:create", "{text}");
+    assert_eq!(said("THIRD"), "terminus-batch run env:", "{text}");
+    // `--resume=` offers `auto` and this plan's run, not another plan's.
+    let listed = text.lines().find(|l| l.contains("auto") && !l.contains("echo")).unwrap_or_default();
+    assert!(listed.contains(&a), "this plan's run {a}: {text}");
+    assert!(!text.contains(&b), "another plan's run {b}: {text}");
+}
+
 #[test]
 fn offline_resolution_takes_names_and_refuses_selectors() {
     let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [one, two], env: live }\n";

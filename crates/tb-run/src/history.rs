@@ -108,6 +108,18 @@ impl Runs {
         run_ids(&self.0)
     }
 
+    /// The ids of the runs of the plan at `plan` (as `apply` names it), newest first: what
+    /// `--resume=` may continue. A run whose header cannot be read is left out.
+    #[must_use]
+    pub fn ids_of_plan(&self, plan: &str) -> Vec<String> {
+        let keys: Vec<String> =
+            std::iter::once(super::prepare::plan_key(plan)).chain(super::prepare::legacy_plan_key(plan)).collect();
+        run_ids(&self.0)
+            .into_iter()
+            .filter(|id| journal::read_header(&self.0, id).is_ok_and(|h| keys.contains(&h.plan_path)))
+            .collect()
+    }
+
     /// The newest run's id.
     pub fn newest(&self) -> Result<String, RunError> {
         newest(&self.0)

@@ -31,11 +31,13 @@ pub(crate) enum Tool {
     Chromium,
     /// The provisioned Python with moto's S3 server and xmlschema.
     PythonTools,
+    /// GNU bash, whose completion the completion script is tried in.
+    Bash,
 }
 
 impl Tool {
     #[allow(dead_code, reason = "the `skipped` target reads the records back; the tests only write them")]
-    pub(crate) const ALL: [Tool; 4] = [Tool::Ssh, Tool::Script, Tool::Chromium, Tool::PythonTools];
+    pub(crate) const ALL: [Tool; 5] = [Tool::Ssh, Tool::Script, Tool::Chromium, Tool::PythonTools, Tool::Bash];
 
     /// The word a skip record names it by.
     pub(crate) fn key(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Tool {
             Tool::Script => "script",
             Tool::Chromium => "chromium",
             Tool::PythonTools => "python-tools",
+            Tool::Bash => "bash",
         }
     }
 
@@ -59,6 +62,7 @@ impl Tool {
             Tool::Script => "util-linux's `script`",
             Tool::Chromium => "Chromium (`chromium`)",
             Tool::PythonTools => "moto's S3 server and xmlschema (from PyPI, into target/tmp/tools)",
+            Tool::Bash => "GNU bash",
         }
     }
 
@@ -69,6 +73,7 @@ impl Tool {
             Tool::Script => "apt-get install bsdutils",
             Tool::Chromium => "apt-get install chromium",
             Tool::PythonTools => "needs python3 with pip and venv, and PyPI reachable; the tests install the rest",
+            Tool::Bash => "apt-get install bash",
         }
     }
 
@@ -78,6 +83,7 @@ impl Tool {
             Tool::Script => "script",
             Tool::Chromium => "chromium",
             Tool::PythonTools => "python3",
+            Tool::Bash => "bash",
         }
     }
 }
