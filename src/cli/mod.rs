@@ -132,6 +132,9 @@ pub enum RunsCommand {
         /// one here).
         #[arg(long, value_name = "DIR|URL")]
         state_dir: Option<String>,
+        /// Also list the `run OP` runs that only read (`site:info`, `env:code-log`, …).
+        #[arg(long)]
+        all: bool,
     },
     /// One run: its summary and the tasks that did not succeed; `--report` renders any
     /// report again from the run's records.

@@ -169,6 +169,55 @@ fn killed_here_resumed_there(shared: Option<Shared>) {
     assert_eq!(stats.workflows_total, 4, "one clear per environment: {:?}", stats.workflows_started);
 }
 
+/// Issue 39, item 6: `runs list` tells a run still going (its process holds its lock) from
+/// one that died, spells every run's plan one way, gives the plan the terminal's width, and
+/// leaves the read-only `run OP` runs out unless asked.
+#[test]
+fn runs_list_tells_running_from_dead_and_spells_plans_one_way() {
+    let served = Served::with_world(&world(4), crate::support::sim::steady(0.1, 30.0));
+    let plan = "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: ['site-*'], env: test }\n";
+    let t =
+        Test::new().file(".git/HEAD", "ref: refs/heads/main\n").file("ops/a-plan-with-a-rather-long-name.yml", plan);
+    let list = |columns: &str, extra: &[&str]| {
+        let out = Test::new().in_dir(t.path()).env("COLUMNS", columns).args(&["runs", "list"]).args(extra).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let mut going = served.start_apply(t.path(), &["apply", "ops/a-plan-with-a-rather-long-name.yml", "--yes"], 2);
+    let rows = list("200", &[]);
+    assert!(rows.lines().nth(1).is_some_and(|r| r.contains(" running")), "its process holds its lock: {rows}");
+    going.kill().unwrap();
+    going.wait().unwrap();
+    let rows = list("200", &[]);
+    assert!(rows.lines().nth(1).is_some_and(|r| r.contains(" unfinished")), "its process is gone: {rows}");
+    // Typed from elsewhere in the repository, and by an absolute path: one spelling.
+    let absolute = t.path().join("ops/a-plan-with-a-rather-long-name.yml");
+    let out = served
+        .test_in(&t.path().join("ops"))
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["apply", absolute.to_str().unwrap(), "--yes", "-q"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = served
+        .test_in(t.path())
+        .env("TERMINUS_MACHINE_TOKEN", TOKEN)
+        .args(&["run", "site:info", "--on", "site-000", "--yes", "-q"])
+        .run();
+    assert_eq!(read.code, 0, "{}", read.stderr);
+    let rows = list("200", &[]);
+    let plans: Vec<&str> = rows.lines().skip(1).filter(|l| !l.starts_with('(')).collect();
+    assert_eq!(plans.len(), 2, "{rows}");
+    assert!(
+        plans.iter().all(|r| r.contains(" ops/a-plan-with-a-rather-long-name.yml ")),
+        "uncut, one spelling: {rows}"
+    );
+    assert!(rows.contains("1 read-only `run` run not listed: --all lists them"), "{rows}");
+    assert!(list("200", &["--all"]).contains("<run site:info>"), "--all lists it");
+    // A narrow terminal cuts the plan from the left, keeping its file name.
+    assert!(list("80", &[]).contains("…"), "cut at 80 columns");
+    served.stop();
+}
+
 #[test]
 fn two_clones_applying_one_plan_at_once_the_second_is_refused_or_waits_with_lock_timeout() {
     let t = Test::new();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Refusal, RunError};
 use tb_core::location::Location;
+use tb_plan::plan::ops::OperationKind;
 use tb_report::RunReport;
 use tb_report::summary::{PlanInfo, SettingsInfo, Totals};
 use tb_settings::EnvVars;
@@ -156,8 +157,10 @@ pub enum RunState {
     Failed,
     Interrupted,
     TimedOut,
-    /// No end recorded: the process died (or is still running).
+    /// No end recorded, and no live process holds its lock: it died.
     Unfinished,
+    /// No end recorded yet, and its process holds its lock: it is still going.
+    Running,
 }
 
 impl RunState {
@@ -169,6 +172,7 @@ impl RunState {
             Self::Interrupted => "interrupted",
             Self::TimedOut => "timed out",
             Self::Unfinished => "unfinished",
+            Self::Running => "running",
         }
     }
 
@@ -199,23 +203,40 @@ pub struct RunEntry {
     pub duration_ms: Option<u64>,
     pub totals: Totals,
     pub state: RunState,
+    /// A `run OP` whose every task only reads (`site:info`, `env:code-log`): what `runs
+    /// list` leaves out unless asked for all.
+    pub read_only_ad_hoc: bool,
 }
 
 /// Every run in `store`, newest first. A run whose records cannot be read is an error
 /// naming it: a damaged record is said, never hidden.
 fn list(store: &Store) -> Result<Vec<RunEntry>, RunError> {
     store.children("runs").map_err(|source| Refusal::Runs { store: store.describe(), source })?;
+    let live = tb_state::lock::live_runs(store);
     journal::runs_newest_first(store)
         .into_iter()
         .map(|id| {
             let (report, resumed_from) = load(store, &id)?;
+            let state = match RunState::of(&report) {
+                RunState::Unfinished if live.contains(&id) => RunState::Running,
+                state => state,
+            };
+            // The plan as the run recorded it (a repository-relative path, or its real path):
+            // one spelling for every run of a plan, however it was typed.
+            let plan = journal::read_header(store, &id).map_or_else(|_| report.plan.path.clone(), |h| h.plan_path);
+            let read_only_ad_hoc = report.plan.path.starts_with("<run ")
+                && report
+                    .tasks
+                    .iter()
+                    .all(|t| OperationKind::from_name(&t.operation).is_some_and(OperationKind::is_read_only));
             Ok(RunEntry {
+                read_only_ad_hoc,
                 id,
-                plan: report.plan.path.clone(),
+                plan,
                 resumed_from,
                 started_at: report.started_at,
                 duration_ms: report.duration_ms,
-                state: RunState::of(&report),
+                state,
                 totals: report.totals,
             })
         })

@@ -346,6 +346,21 @@ impl Lock {
     }
 }
 
+/// The runs holding a plan lock in `store` now: their holder is not gone (its process runs,
+/// or the store saw it renewed within its stale period). What `runs list` tells a run still
+/// going by from one that died.
+#[must_use]
+pub fn live_runs(store: &Store) -> Vec<String> {
+    let Ok(keys) = store.list("locks") else { return Vec::new() };
+    keys.iter()
+        .filter_map(|key| {
+            let entry = store.get(key).ok()??;
+            let record = serde_json::from_slice::<LockRecord>(&entry.bytes).ok()?;
+            (!gone(&record.holder, store.age(&entry))).then_some(record.holder.run_id)
+        })
+        .collect()
+}
+
 /// Who holds `key` now, as its record describes them, for a holder that lost it.
 pub(crate) fn holder_of<R: serde::de::DeserializeOwned>(
     store: &Store,

@@ -16,14 +16,27 @@ use tb_run::history::{self, RunEntry, RunState};
 
 pub(super) fn handle(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
     match action {
-        RunsCommand::List { state_dir } => {
+        RunsCommand::List { state_dir, all } => {
             let dir = open(state_dir.as_deref(), io)?;
-            let runs = dir.list()?;
+            let mut runs = dir.list()?;
             if runs.is_empty() {
                 writeln!(io.stderr, "no runs in {}", dir.describe())?;
                 return Ok(ExitStatus::Success);
             }
-            let text = list_table(&runs, Paint::new(io.style.color_out));
+            let before = runs.len();
+            if !all {
+                runs.retain(|run| !run.read_only_ad_hoc);
+            }
+            let hidden = before - runs.len();
+            // The plan's column takes what the others leave of the terminal's width, when the
+            // width is known (`COLUMNS`); else 22 characters, so a row fits 80 columns.
+            let columns: Option<usize> = io.vars.get(tb_core::env::COLUMNS).and_then(|c| c.parse().ok());
+            let room = columns.map_or(22, |c| c.saturating_sub(58).max(22));
+            let mut text = list_table(&runs, Paint::new(io.style.color_out), room);
+            if hidden > 0 {
+                let plural = if hidden == 1 { "" } else { "s" };
+                text.push_str(&format!("({hidden} read-only `run` run{plural} not listed: --all lists them)\n"));
+            }
             // A reader that closed the pipe (`| head`) saw what it wanted.
             let _shown = io.stdout.write_all(text.as_bytes()).and_then(|()| io.stdout.flush());
             Ok(ExitStatus::Success)
@@ -110,8 +123,8 @@ fn show_group(
 /// `run  plan  took  ok  status`: one row per run within 80 columns while the plan's name is
 /// short. The id begins with the start (UTC), so the start is not repeated; `ok` is the
 /// tasks that succeeded or were unchanged of all, and the status names the others.
-fn list_table(runs: &[RunEntry], paint: Paint) -> String {
-    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, 24);
+fn list_table(runs: &[RunEntry], paint: Paint, room: usize) -> String {
+    let plan_width = runs.iter().map(|r| r.plan.chars().count()).max().unwrap_or(4).clamp(4, room);
     let id_width = runs.iter().map(|r| r.id.len()).max().unwrap_or(3).max(3);
     let ok = |run: &RunEntry| {
         let t = &run.totals;
@@ -128,6 +141,7 @@ fn list_table(runs: &[RunEntry], paint: Paint) -> String {
             RunState::Succeeded => paint.green(run.state.as_str()),
             RunState::Failed => paint.red(run.state.as_str()),
             RunState::Interrupted | RunState::TimedOut | RunState::Unfinished => paint.yellow(run.state.as_str()),
+            RunState::Running => run.state.as_str().to_owned(),
         };
         let others: Vec<String> = [Status::Failed, Status::Skipped, Status::Cancelled]
             .into_iter()
