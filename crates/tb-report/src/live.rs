@@ -264,6 +264,8 @@ pub struct Live<'a> {
     last_progress: u64,
     /// The time of the latest event: how long a task in flight has run is measured to it.
     now: u64,
+    /// While the bar is drawn, the terminal does not echo `^C` (see [`QuietInterrupts`]).
+    quiet: Option<QuietInterrupts>,
     finished: bool,
     /// On a terminal: one bar whose message is the whole display (indicatif counts the
     /// lines of a message, so the block redraws in place however many tasks come and go).
@@ -284,6 +286,7 @@ impl<'a> Live<'a> {
             tally: Tally::default(),
             last_progress: 0,
             now: 0,
+            quiet: None,
             finished: false,
             bar: None,
             target: Some(ProgressDrawTarget::stderr()),
@@ -313,6 +316,16 @@ impl<'a> Live<'a> {
         }
     }
 
+    /// A line above the display that must be read whole (what Ctrl-C did, and what a second
+    /// one does): wrapped at the terminal's width, where other lines are cut.
+    fn say_whole(&mut self, at: u64, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(wrap_words(text, self.options.columns.saturating_sub(1)).join("\n"));
+        } else {
+            self.say(at, text);
+        }
+    }
+
     fn summary(&self) -> String {
         self.tally.summary(self.options.paint, self.options.scaled_estimate(), self.options.time_scale)
     }
@@ -328,6 +341,7 @@ impl<'a> Live<'a> {
                 .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
+        self.quiet = Some(QuietInterrupts::on_stderr());
         crate::telemetry::draw_logs_around(Some(bar.clone()));
         self.bar = Some(bar);
     }
@@ -499,7 +513,7 @@ impl Live<'_> {
             Event::TaskFinished { task, outcome, at } => self.task_finished(*task, outcome, *at),
             Event::Draining { at, .. } => {
                 let text = draining_text(event);
-                self.say(*at, &text);
+                self.say_whole(*at, &text);
                 self.progress_line(*at, true);
             }
             Event::RunFinished { at, interrupted, .. } => self.run_finished(*at, *interrupted),
@@ -542,11 +556,41 @@ impl Live<'_> {
         if let Some(bar) = self.bar.take() {
             crate::telemetry::draw_logs_around(None);
             bar.finish_and_clear();
+            self.quiet = None;
         } else {
             let text = if interrupted { "run interrupted" } else { "run finished" };
             self.say(at, &format!("{text}: {}", self.summary()));
         }
         self.finished = true;
+    }
+}
+
+/// The terminal's echo of control characters (`ECHOCTL`), off while the display draws, and
+/// back as it was when dropped. Ctrl-C makes a terminal echo `^C` at the cursor, which the
+/// display leaves at the end of its last line, padded to the terminal's width: the echo wraps
+/// onto a row of its own, the display then clears one row too few, and a frame of it stays on
+/// the screen. The interrupt is said by the display itself.
+struct QuietInterrupts {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl QuietInterrupts {
+    fn on_stderr() -> Self {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stderr = std::io::stderr();
+        let Ok(saved) = tcgetattr(&stderr) else { return Self { saved: None } };
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHOCTL);
+        let changed = tcsetattr(&stderr, OptionalActions::Now, &quiet).is_ok();
+        Self { saved: changed.then_some(saved) }
+    }
+}
+
+impl Drop for QuietInterrupts {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _restored = rustix::termios::tcsetattr(std::io::stderr(), rustix::termios::OptionalActions::Now, saved);
+        }
     }
 }
 
@@ -573,6 +617,26 @@ fn draining_text(event: &Event) -> String {
     } else {
         format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")
     }
+}
+
+/// `text` in lines of at most `width` characters, broken between words (a word longer than
+/// the width has a line of its own).
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// `text` cut to `width` characters (ANSI colour codes take none), with `…` where it was cut.

@@ -81,7 +81,7 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         let (shown, more) = group.first_ids(options.ids_per_group);
         let mut words: Vec<String> = shown.iter().map(|id| (*id).to_owned()).collect();
         if more > 0 {
-            words.push(format!("… +{more} more (every task: {})", every_task(report)));
+            words.push(format!("… +{more} more ({})", every_task(report)));
         }
         out.push_str(&wrap(&words, 11, options.columns.saturating_sub(1).clamp(40, 100)));
     }
