@@ -74,7 +74,18 @@ pub fn render_with(report: &RunReport, options: &TableOptions) -> String {
         let word = format!("{:<9}", group.word());
         let word = group.tasks[0].status.map_or_else(|| word.clone(), |s| paint.status(s, &word));
         if let [task] = group.tasks.as_slice() {
-            out.push_str(&format!("{word}  {}  {}\n", task.id, task.message));
+            // The task on its line, its message after it while it fits, else on the lines
+            // below, wrapped at the terminal's width.
+            let width = options.columns.saturating_sub(1).clamp(40, 100);
+            let head = format!("{word}  {}", task.id);
+            let one_line = head.chars().count() + 2 + task.message.chars().count() <= width;
+            if one_line || task.message.is_empty() {
+                out.push_str(format!("{head}  {}", task.message).trim_end());
+                out.push('\n');
+            } else {
+                out.push_str(&format!("{head}\n"));
+                out.push_str(&wrap_text(&task.message, 11, width));
+            }
             continue;
         }
         out.push_str(&format!("{word}  {} tasks: {}\n", group.tasks.len(), group.cause));
@@ -145,6 +156,26 @@ fn wrap(words: &[String], indent: usize, width: usize) -> String {
         }
         if !line.is_empty() {
             line.push_str("  ");
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{:indent$}{line}\n", ""));
+    }
+    out
+}
+
+/// `text` in lines of at most `width` columns, broken between words, each indented by `indent`.
+fn wrap_text(text: &str, indent: usize, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent + line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&format!("{:indent$}{line}\n", ""));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
         }
         line.push_str(word);
     }
