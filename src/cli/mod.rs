@@ -170,6 +170,27 @@ pub enum AuthCommand {
 pub enum SimulateCommand {
     /// Serve the simulated Pantheon API on 127.0.0.1 until Ctrl-C, then print its counters.
     Serve(ServeArgs),
+    /// Print a world of N sites for `--world`: a fleet to rehearse a release on.
+    World(WorldArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorldArgs {
+    /// How many sites (`fleet-000` …), each with dev, test and live and a commit to deploy.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sites: u32,
+    /// The organization they belong to (`on: { sites: { org: NAME } }`).
+    #[arg(long, default_value = "fleet", value_name = "NAME")]
+    pub org: String,
+    /// Fraction of workflows that fail.
+    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    pub fail_workflow_rate: f64,
+    /// Real seconds per platform second (0.01: a 45 s deploy takes 0.45 s).
+    #[arg(long, default_value_t = 0.01, value_name = "FACTOR")]
+    pub time_scale: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -474,6 +474,28 @@ fn several_reports_in_one_flag_and_never_a_file_named_after_a_typo() {
     assert!(!names.iter().any(|n| n.contains("mdd=") || n.starts_with("c.html")), "{names:?}");
 }
 
+/// Issue 39, item 10: a fleet to rehearse on without writing a script.
+#[test]
+fn simulate_world_makes_a_fleet_to_rehearse_a_release_on() {
+    let made = Test::new().args(&["simulate", "world", "--sites", "300", "--fail-workflow-rate", "0.12"]).run();
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert_eq!(made.stdout.lines().filter(|l| l.starts_with("  - { name: fleet-")).count(), 300);
+    let plan = "version: 1\nsettings: { concurrency: 50 }\njobs:\n  deploy:\n    run: env:deploy\n    on: { sites: { org: fleet }, env: test }\n";
+    let t = Test::new().file("world.yml", &made.stdout).file("plan.yml", plan);
+    let out = Test::new()
+        .in_dir(t.path())
+        .args(&["apply", "plan.yml", "--simulate", "--world", "world.yml", "-q", "--report", "json=r.json"])
+        .run();
+    let report = crate::support::report(&t, "r.json");
+    assert_eq!(report["totals"]["tasks"], 300, "{}", out.stderr);
+    let failed = report["totals"]["failed"].as_u64().unwrap();
+    assert!(failed > 0 && failed < 100, "about 12 % of 300 fail: {failed}");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let bad = Test::new().args(&["simulate", "world", "--org", "Fleet: x"]).run();
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("machine name"), "{}", bad.stderr);
+}
+
 #[test]
 fn read_only_operations_print_what_they_read() {
     let out = Test::new().args(&["run", "org:list", "--simulate"]).run();
