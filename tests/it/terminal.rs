@@ -40,22 +40,28 @@ fn world_of(sites: usize) -> String {
     world
 }
 
-#[test]
-fn at_80_columns_the_display_leaves_no_stale_frame_and_keeps_what_matters() {
-    let script = crate::support::tools::needs!(Script);
-    let t = Test::new().file("world.yml", &world()).file("plan.yml", PLAN);
+/// `apply plan.yml --simulate --world world.yml` and `extra` in `t`, on a pseudo-terminal of
+/// 80×24 that `script` gives it.
+fn at_80_by_24(script: &std::path::Path, t: &Test, extra: &str) -> Command {
     let bin = env!("CARGO_BIN_EXE_terminus-batch");
-    let inner = format!("stty rows 24 cols 80; exec {bin} apply plan.yml --simulate --world world.yml -v");
-    let out = Command::new(script)
+    let inner = format!("stty rows 24 cols 80; exec {bin} apply plan.yml --simulate --world world.yml {extra}");
+    let mut command = Command::new(script);
+    command
         .args(["-qfec", &inner, "/dev/null"])
         .current_dir(t.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", t.path())
         .env("TERM", "xterm-256color")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("script runs");
+        .env("NO_COLOR", "1");
+    command
+}
+
+#[test]
+fn at_80_columns_the_display_leaves_no_stale_frame_and_keeps_what_matters() {
+    let script = crate::support::tools::needs!(Script);
+    let t = Test::new().file("world.yml", &world()).file("plan.yml", PLAN);
+    let out = at_80_by_24(&script, &t, "-v").output().expect("script runs");
     assert_eq!(out.status.code(), Some(1), "some tasks fail: {}", String::from_utf8_lossy(&out.stderr));
 
     // An emulator as wide as the terminal and tall enough that nothing scrolls away: a
@@ -104,16 +110,7 @@ fn an_interrupt_at_80_columns_leaves_no_frame_and_says_what_a_second_ctrl_c_does
     // 100 sites: 300 tasks, as a fleet's release.
     let world = world_of(100).replace("time_scale: 0.005", "time_scale: 0.05");
     let t = Test::new().file("world.yml", &world).file("plan.yml", PLAN);
-    let bin = env!("CARGO_BIN_EXE_terminus-batch");
-    let inner = format!("stty rows 24 cols 80; exec {bin} apply plan.yml --simulate --world world.yml");
-    let mut running = Command::new(script)
-        .args(["-qfec", &inner, "/dev/null"])
-        .current_dir(t.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", t.path())
-        .env("TERM", "xterm-256color")
-        .env("NO_COLOR", "1")
+    let mut running = at_80_by_24(&script, &t, "")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
