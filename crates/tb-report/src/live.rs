@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -266,6 +268,8 @@ pub struct Live<'a> {
     now: u64,
     /// While the bar is drawn, the terminal does not echo `^C` (see [`QuietInterrupts`]).
     quiet: Option<QuietInterrupts>,
+    /// Draws the block again every second between events (see [`Ticker`]).
+    ticker: Option<Ticker>,
     finished: bool,
     /// On a terminal: one bar whose message is the whole display (indicatif counts the
     /// lines of a message, so the block redraws in place however many tasks come and go).
@@ -287,6 +291,7 @@ impl<'a> Live<'a> {
             last_progress: 0,
             now: 0,
             quiet: None,
+            ticker: None,
             finished: false,
             bar: None,
             target: Some(ProgressDrawTarget::stderr()),
@@ -342,6 +347,7 @@ impl<'a> Live<'a> {
         );
         bar.enable_steady_tick(Duration::from_millis(120));
         self.quiet = Some(QuietInterrupts::on_stderr());
+        self.ticker = Some(Ticker::start(bar.clone()));
         crate::telemetry::draw_logs_around(Some(bar.clone()));
         self.bar = Some(bar);
     }
@@ -352,18 +358,23 @@ impl<'a> Live<'a> {
     }
 
     /// The display under the bar: the summary, then the oldest tasks in flight up to
-    /// `rows`, then how many more there are; every line cut to the terminal's width.
+    /// `rows` and how long each has run (to the latest event), then how many more there are;
+    /// every line cut to the terminal's width.
     #[must_use]
     pub fn block(&self) -> String {
+        self.frame().render(self.now)
+    }
+
+    /// The block's lines, with the start of each task in flight: a ticker renders it again
+    /// between events, so how long a task has run keeps counting while nothing happens.
+    fn frame(&self) -> Frame {
         let width = self.options.columns.saturating_sub(1);
         // The spinner, the bar and the elapsed time (`00:01:08`) come before the summary.
         let before = 1 + 2 + self.bar_width() + 2 + 8 + 3;
-        let mut lines = vec![cut(&self.summary(), width.saturating_sub(before))];
+        let head = cut(&self.summary(), width.saturating_sub(before));
         let rows = self.options.rows.max(1);
-        for (_, task) in self.tally.running.iter().take(rows) {
-            // How long it has run (as of the last event), which is what matters of it.
-            let took = self.tally.starts.get(task).map(|at| running_for(self.now.saturating_sub(*at)));
-            let took = took.unwrap_or_default();
+        let mut tasks = Vec::new();
+        for (started, task) in self.tally.running.iter().take(rows) {
             let doing = self.doing.get(task).map(String::as_str).unwrap_or_default();
             let doing = if doing.is_empty() { String::new() } else { format!(" {}", self.options.paint.dim(doing)) };
             let slow = if self.slow.contains(task) {
@@ -371,20 +382,21 @@ impl<'a> Live<'a> {
             } else {
                 String::new()
             };
-            let line = format!("  {}{slow}{doing}  running {took}", self.tally.name(*task));
-            lines.push(cut(&line, width));
+            tasks.push((format!("  {}{slow}{doing}  running ", self.tally.name(*task)), *started));
         }
         let hidden = self.tally.running.len().saturating_sub(rows);
-        if hidden > 0 {
-            lines.push(self.options.paint.dim(&format!("  +{hidden} more running")));
-        }
-        lines.join("\n")
+        let tail = (hidden > 0).then(|| self.options.paint.dim(&format!("  +{hidden} more running")));
+        Frame { head, tasks, tail, width }
     }
 
     fn redraw(&self) {
         if let Some(bar) = &self.bar {
             bar.set_position(self.tally.done as u64);
-            bar.set_message(self.block());
+            let frame = self.frame();
+            bar.set_message(frame.render(wall_ms().max(self.now)));
+            if let Some(ticker) = &self.ticker {
+                *ticker.frame.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = frame;
+            }
         }
     }
 
@@ -403,6 +415,7 @@ impl<'a> Live<'a> {
 
 impl Drop for Live<'_> {
     fn drop(&mut self) {
+        self.ticker = None;
         if self.bar.take().is_some() {
             crate::telemetry::draw_logs_around(None);
         }
@@ -555,6 +568,7 @@ impl Live<'_> {
     fn run_finished(&mut self, at: Millis, interrupted: bool) {
         if let Some(bar) = self.bar.take() {
             crate::telemetry::draw_logs_around(None);
+            self.ticker = None;
             bar.finish_and_clear();
             self.quiet = None;
         } else {
@@ -562,6 +576,78 @@ impl Live<'_> {
             self.say(at, &format!("{text}: {}", self.summary()));
         }
         self.finished = true;
+    }
+}
+
+/// The block as lines, for rendering at any time: the summary, each task in flight as the
+/// text before its run time and its start (ms), and what follows them.
+#[derive(Default)]
+struct Frame {
+    head: String,
+    tasks: Vec<(String, u64)>,
+    tail: Option<String>,
+    width: usize,
+}
+
+impl Frame {
+    fn render(&self, now: u64) -> String {
+        let mut lines = vec![self.head.clone()];
+        for (before, started) in &self.tasks {
+            lines.push(cut(&format!("{before}{}", running_for(now.saturating_sub(*started))), self.width));
+        }
+        lines.extend(self.tail.clone());
+        lines.join("\n")
+    }
+}
+
+/// This machine's time in Unix milliseconds, as the executor's clock stamps events.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A thread that draws the latest frame again every second, so a task's run time counts up
+/// while no event comes (one long workflow); stopped and joined when dropped.
+struct Ticker {
+    frame: Arc<Mutex<Frame>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(bar: ProgressBar) -> Self {
+        let frame = Arc::new(Mutex::new(Frame::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shown, stopped) = (Arc::clone(&frame), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("live-ticker".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    // Short naps, so that dropping it never waits long.
+                    for _ in 0..10 {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if stopped.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                    let text = shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).render(wall_ms());
+                    if !text.is_empty() {
+                        bar.set_message(text);
+                    }
+                }
+            })
+            .ok();
+        Self { frame, stop, thread }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -742,6 +828,23 @@ mod tests {
         );
         live.show(&Event::Progress { task: 0, message: "verifying".into(), bytes: None, at: 2 });
         assert!(live.block().contains("clear[s0.live] verifying"), "{}", live.block());
+    }
+
+    #[test]
+    fn a_frame_drawn_again_later_counts_a_running_task_up() {
+        let mut out = Vec::new();
+        let mut live = Live::new(bars(3), &mut out).with_draw_target(ProgressDrawTarget::hidden());
+        live.show(&started(2));
+        live.show(&Event::TaskStarted { task: 0, at: 1_000 });
+        let frame = live.frame();
+        // No event since: the ticker's later renders count on.
+        assert!(frame.render(1_500).contains("clear[s0.live]  running 0s"), "{}", frame.render(1_500));
+        assert!(frame.render(8_200).contains("clear[s0.live]  running 7s"), "{}", frame.render(8_200));
+        assert!(
+            frame.render(73_000).ends_with(&format!("running {}", duration_ms(72_000))),
+            "{}",
+            frame.render(73_000)
+        );
     }
 
     #[test]
