@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use miette::{GraphicalReportHandler, GraphicalTheme, NamedSource};
 
 use crate::cli::ColorChoice;
+use tb_core::words::counted;
 use tb_plan::plan::{PlanError, PlanSource};
 
 /// How output is drawn.
@@ -108,7 +109,7 @@ pub fn write_plan_errors(
         }
     }
     let n = errors.len();
-    writeln!(out, "error: {} has {n} problem{}", source.path, if n == 1 { "" } else { "s" })
+    writeln!(out, "error: {} has {}", source.path, counted(n, "problem"))
 }
 
 /// Writes a one-line error.

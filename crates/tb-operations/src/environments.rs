@@ -132,8 +132,11 @@ pub(super) async fn deploy(
     }
     let start = StartWorkflow { scope, kind: WorkflowType::Deploy, params, marker: Some(ops.marker(task)) };
     ops.run_workflow(&start, ctx).await?;
-    let plural = if pending == 1 { "" } else { "s" };
-    Ok(OpOutput { changed: true, message: format!("deployed {pending} commit{plural} from {parent}"), data: None })
+    Ok(OpOutput {
+        changed: true,
+        message: format!("deployed {} from {parent}", counted(pending, "commit")),
+        data: None,
+    })
 }
 
 /// `env:clear-cache SITE.ENV`.
@@ -288,8 +291,7 @@ pub(super) async fn commit(
         marker: None,
     };
     ops.run_workflow(&start, ctx).await?;
-    let plural = if changed == 1 { "" } else { "s" };
-    Ok(OpOutput { changed: true, message: format!("committed {changed} changed file{plural}"), data: None })
+    Ok(OpOutput { changed: true, message: format!("committed {}", counted(changed, "changed file")), data: None })
 }
 
 /// `connection:set`'s check: the mode already set is nothing to do. Switching to git throws

@@ -20,6 +20,7 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::paint::Paint;
 use tb_core::events::{Event, EventSink, Millis, Outcome, Status, TaskHeader};
 use tb_core::timefmt::{clock, duration_ms};
+use tb_core::words::counted;
 
 /// How progress is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,7 +326,10 @@ impl<'a> Live<'a> {
     /// one does): wrapped at the terminal's width, where other lines are cut.
     fn say_whole(&mut self, at: u64, text: &str) {
         if let Some(bar) = &self.bar {
-            bar.println(wrap_words(text, self.options.columns.saturating_sub(1)).join("\n"));
+            bar.println(
+                super::table::wrap_lines(text.split_whitespace(), " ", self.options.columns.saturating_sub(1))
+                    .join("\n"),
+            );
         } else {
             self.say(at, text);
         }
@@ -469,9 +473,8 @@ impl Live<'_> {
                 if self.options.mode == Mode::Bars {
                     self.start_bar();
                 } else {
-                    let plural = if tasks.len() == 1 { "task" } else { "tasks" };
                     let estimate = self.options.estimate();
-                    self.say(*at, &format!("run {run_id}: {} {plural}{estimate}", tasks.len()));
+                    self.say(*at, &format!("run {run_id}: {}{estimate}", counted(tasks.len(), "task")));
                 }
             }
             Event::TaskStarted { task, at } => {
@@ -690,39 +693,19 @@ fn running_for(ms: u64) -> String {
 /// expects an answer.
 fn draining_text(event: &Event) -> String {
     let Event::Draining { in_flight, waiting, reason, .. } = event else { return String::new() };
-    let tasks = if *in_flight == 1 { "task" } else { "tasks" };
+    let tasks = counted(*in_flight, "task");
     if reason != "interrupted" {
-        return format!("{reason}; waiting for the {in_flight} {tasks} in flight");
+        return format!("{reason}; waiting for the {tasks} in flight");
     }
     if *waiting {
         format!(
-            "interrupted: starting nothing new; waiting for the {in_flight} {tasks} in flight \
+            "interrupted: starting nothing new; waiting for the {tasks} in flight \
              (Ctrl-C again stops waiting: their workflows keep running, and --resume re-attaches; \
              their remote commands are stopped)"
         )
     } else {
-        format!("interrupted: starting nothing new; {in_flight} {tasks} in flight are no longer waited for")
+        format!("interrupted: starting nothing new; {tasks} in flight are no longer waited for")
     }
-}
-
-/// `text` in lines of at most `width` characters, broken between words (a word longer than
-/// the width has a line of its own).
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
 }
 
 /// `text` cut to `width` characters (ANSI colour codes take none), with `…` where it was cut.

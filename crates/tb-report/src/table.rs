@@ -144,42 +144,40 @@ pub(crate) fn slow_line(report: &RunReport, ids: usize) -> Option<String> {
     Some(format!("slow: {} {tasks} more than twice as long as expected: {}{more}", slow.tasks.len(), shown.join(", ")))
 }
 
-/// `words` two spaces apart, in lines of at most `width` columns (a longer word has a line
-/// of its own), each indented by `indent`.
-fn wrap(words: &[String], indent: usize, width: usize) -> String {
-    let mut out = String::new();
+/// `words` `gap` apart, in lines of at most `width` columns (a longer word has a line of
+/// its own). The one wrapping of every report and of the live display.
+pub(crate) fn wrap_lines<'w>(words: impl IntoIterator<Item = &'w str>, gap: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut line = String::new();
     for word in words {
-        if !line.is_empty() && indent + line.chars().count() + 2 + word.chars().count() > width {
-            out.push_str(&format!("{:indent$}{line}\n", ""));
-            line.clear();
+        if !line.is_empty() && line.chars().count() + gap.chars().count() + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
         }
         if !line.is_empty() {
-            line.push_str("  ");
+            line.push_str(gap);
         }
         line.push_str(word);
     }
     if !line.is_empty() {
-        out.push_str(&format!("{:indent$}{line}\n", ""));
+        lines.push(line);
     }
-    out
+    lines
+}
+
+/// `words` two spaces apart, in lines of at most `width` columns, each indented by `indent`.
+fn wrap(words: &[String], indent: usize, width: usize) -> String {
+    indented(&wrap_lines(words.iter().map(String::as_str), "  ", width.saturating_sub(indent)), indent)
 }
 
 /// `text` in lines of at most `width` columns, broken between words, each indented by `indent`.
 fn wrap_text(text: &str, indent: usize, width: usize) -> String {
+    indented(&wrap_lines(text.split_whitespace(), " ", width.saturating_sub(indent)), indent)
+}
+
+/// Each line after `indent` spaces, and a newline.
+fn indented(lines: &[String], indent: usize) -> String {
     let mut out = String::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && indent + line.chars().count() + 1 + word.chars().count() > width {
-            out.push_str(&format!("{:indent$}{line}\n", ""));
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
+    for line in lines {
         out.push_str(&format!("{:indent$}{line}\n", ""));
     }
     out

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, PlanArgs, PlanFormat};
+use tb_core::words::counted;
 use tb_run::document::{PlanDocument, document};
 use tb_run::refresh::{Refresh, previews};
 use tb_run::{PlanInput, Prepared, prepare};
@@ -88,10 +89,6 @@ fn duration(secs: u64) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
-fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
-
 pub(super) fn headline(doc: &PlanDocument<'_>) -> String {
     let s = &doc.summary;
     // With previews, a task that will not change starts no workflow.
@@ -102,9 +99,9 @@ pub(super) fn headline(doc: &PlanDocument<'_>) -> String {
     };
     format!(
         "{} in {}; {} would start; {} destructive; {} read-only. Estimated {} at concurrency {} (critical path {}).",
-        plural(s.tasks, "task"),
-        plural(s.jobs, "job"),
-        plural(workflows, "workflow"),
+        counted(s.tasks, "task"),
+        counted(s.jobs, "job"),
+        counted(workflows, "workflow"),
         s.destructive,
         s.read_only,
         duration(s.estimate_secs),
@@ -188,7 +185,7 @@ pub(super) fn prompt(doc: &PlanDocument<'_>, acting_as: &str) -> String {
                 sites.push(site);
             }
         }
-        let mut head = format!("  {} · {} · {}", job.id, job.operation, plural(job.tasks, "task"));
+        let mut head = format!("  {} · {} · {}", job.id, job.operation, counted(job.tasks, "task"));
         if !envs.is_empty() {
             let _ = write!(head, " on {}", envs.join(", "));
         }
@@ -221,7 +218,7 @@ fn text(doc: &PlanDocument<'_>) -> String {
     let _ = writeln!(out, "Plan {name}({}, sha256 {})", doc.source.path, &doc.source.sha256[..12]);
     let _ = writeln!(out, "Targets: {}", doc.resolved_by);
     for job in &doc.jobs {
-        let mut head = format!("\n{} · {} · {}", job.id, job.operation, plural(job.tasks, "task"));
+        let mut head = format!("\n{} · {} · {}", job.id, job.operation, counted(job.tasks, "task"));
         if job.waves > 1 {
             let _ = write!(head, " in {} waves", job.waves);
         }
@@ -290,7 +287,8 @@ fn markdown(doc: &PlanDocument<'_>) -> String {
         );
     }
     for job in &doc.jobs {
-        let _ = writeln!(out, "\n<details><summary><code>{}</code>: {}</summary>\n", job.id, plural(job.tasks, "task"));
+        let _ =
+            writeln!(out, "\n<details><summary><code>{}</code>: {}</summary>\n", job.id, counted(job.tasks, "task"));
         let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
         if let Some(first) = tasks.first().filter(|t| !t.with.is_empty())
             && tasks.iter().all(|t| t.with == first.with)

@@ -10,6 +10,7 @@ use crate::cli::exit::ExitStatus;
 use crate::cli::{Io, RunsCommand};
 use tb_core::events::Status;
 use tb_core::timefmt::{duration_ms, human};
+use tb_core::words::counted;
 use tb_report::paint::Paint;
 use tb_report::table::TableOptions;
 use tb_run::history::{self, RunEntry, RunState};
@@ -34,8 +35,8 @@ pub(super) fn handle(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             let room = columns.map_or(22, |c| c.saturating_sub(58).max(22));
             let mut text = list_table(&runs, Paint::new(io.style.color_out), room);
             if hidden > 0 {
-                let plural = if hidden == 1 { "" } else { "s" };
-                text.push_str(&format!("({hidden} read-only `run` run{plural} not listed: --all lists them)\n"));
+                let runs = counted(hidden, "read-only `run` run");
+                text.push_str(&format!("({runs} not listed: --all lists them)\n"));
             }
             // A reader that closed the pipe (`| head`) saw what it wanted.
             let _shown = io.stdout.write_all(text.as_bytes()).and_then(|()| io.stdout.flush());

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::cli::Io;
 use crate::cli::error::CommandResult;
 use crate::cli::exit::ExitStatus;
+use tb_core::words::counted;
 use tb_plan::plan::model::{ArgTemplate, Job};
 use tb_plan::plan::ops::{ArgValue, OperationKind, prints_credentials};
 use tb_run::prepare::{load, read_source};
@@ -13,7 +14,7 @@ pub(super) fn handle(path: &Path, io: &mut Io<'_>) -> CommandResult {
     let (source, plan) = load(read_source(path)?)?;
     if !io.quiet {
         let jobs = plan.jobs.len();
-        writeln!(io.stdout, "{}: valid ({jobs} job{})", source.path, if jobs == 1 { "" } else { "s" })?;
+        writeln!(io.stdout, "{}: valid ({})", source.path, counted(jobs, "job"))?;
     }
     for job in &plan.jobs {
         if let Some((shown, what)) = credential_command(job) {

@@ -143,7 +143,7 @@ impl JobGraph {
 
 fn tasks_label(n: Option<usize>) -> String {
     match n {
-        Some(n) => format!("{n} task{}", if n == 1 { "" } else { "s" }),
+        Some(n) => crate::words::counted(n, "task"),
         None => "tasks once resolved".to_owned(),
     }
 }
