@@ -134,7 +134,7 @@ impl Runs {
 
     /// A run's report (from `result.json`, or folded from its journal) and the run it resumed.
     pub fn load(&self, run: &str) -> Result<(RunReport, Option<String>), RunError> {
-        load(&self.0, run)
+        load(&self.0, run).map(|(report, header)| (report, header.resumed_from))
     }
 
     /// The merged report of a run group and its runs, if `group` names one.
@@ -216,14 +216,14 @@ fn list(store: &Store) -> Result<Vec<RunEntry>, RunError> {
     journal::runs_newest_first(store)
         .into_iter()
         .map(|id| {
-            let (report, resumed_from) = load(store, &id)?;
+            let (report, header) = load(store, &id)?;
             let state = match RunState::of(&report) {
                 RunState::Unfinished if live.contains(&id) => RunState::Running,
                 state => state,
             };
             // The plan as the run recorded it (a repository-relative path, or its real path):
             // one spelling for every run of a plan, however it was typed.
-            let plan = journal::read_header(store, &id).map_or_else(|_| report.plan.path.clone(), |h| h.plan_path);
+            let (plan, resumed_from) = (header.plan_path, header.resumed_from);
             let read_only_ad_hoc = report.plan.path.starts_with("<run ")
                 && report
                     .tasks
@@ -264,9 +264,9 @@ fn run_location(store: &Store, run: &str) -> String {
     store.locate(&journal::run_key(run))
 }
 
-/// A run's report and the run it resumed: its `result.json` when the run finished, else its
+/// A run's report and its journal's header: its `result.json` when the run finished, else its
 /// journal folded as far as it goes (a crashed run's tasks end unfinished).
-fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), RunError> {
+fn load(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunError> {
     if run.is_empty() || run.contains(['/', '\\']) || run == "." || run == ".." {
         return Err(Refusal::NotARunId(run.to_owned()).into());
     }
@@ -290,10 +290,9 @@ fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), RunErro
         };
         let report: RunReport =
             serde_json::from_slice(&entry.bytes).map_err(|source| Refusal::ResultUnreadable { path: shown, source })?;
-        return Ok((report, header.resumed_from));
+        return Ok((report, header));
     }
     let journal = journal::read(store, run).map_err(Refusal::Journal)?;
-    let resumed_from = journal.header.resumed_from.clone();
     let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone())
         .map_err(|source| Refusal::JournalSettings { path: run_location(store, run), source })?;
     let plan =
@@ -305,7 +304,7 @@ fn load(store: &Store, run: &str) -> Result<(RunReport, Option<String>), RunErro
     if report.finished_at.is_none() {
         report.explain_unfinished();
     }
-    Ok((report, resumed_from))
+    Ok((report, journal.header))
 }
 
 /// The runs of run group `group` that make its report: for each plan and shard, the newest
