@@ -162,6 +162,25 @@ fn with(options: &std::collections::BTreeMap<&str, &str>) -> String {
     format!("{{ {} }}", shown.join(", "))
 }
 
+/// What a job's line says after its tasks: the jobs it needs and its destructive tasks.
+fn needs_and_destructive(job: &tb_run::document::JobSummary) -> String {
+    let mut text = String::new();
+    if !job.needs.is_empty() {
+        let _ = write!(text, " · needs {}", job.needs.join(", "));
+    }
+    if job.destructive > 0 {
+        let _ = write!(text, " · DESTRUCTIVE ({})", job.destructive);
+    }
+    text
+}
+
+/// The options every task of a job has alike (shown once, under the job), if they all do.
+fn shared_options<'t, 'd>(
+    tasks: &'t [&'t tb_run::document::TaskSummary<'d>],
+) -> Option<&'t std::collections::BTreeMap<&'d str, &'d str>> {
+    tasks.windows(2).all(|w| w[0].with == w[1].with).then(|| tasks.first().map(|t| &t.with)).flatten()
+}
+
 /// Sites shown per job before "+N more" at the prompt.
 const PROMPT_SITES: usize = 5;
 
@@ -189,23 +208,15 @@ pub(super) fn prompt(doc: &PlanDocument<'_>, acting_as: &str) -> String {
         if !envs.is_empty() {
             let _ = write!(head, " on {}", envs.join(", "));
         }
-        if !job.needs.is_empty() {
-            let _ = write!(head, " · needs {}", job.needs.join(", "));
-        }
-        if job.destructive > 0 {
-            let _ = write!(head, " · DESTRUCTIVE ({})", job.destructive);
-        }
-        let _ = writeln!(out, "{head}");
+        let _ = writeln!(out, "{head}{}", needs_and_destructive(job));
         if !sites.is_empty() {
             let more = sites.len().saturating_sub(PROMPT_SITES);
             let more = if more > 0 { format!(" +{more} more") } else { String::new() };
             let shown: Vec<&str> = sites.iter().take(PROMPT_SITES).copied().collect();
             let _ = writeln!(out, "    sites {}{more}", shown.join(", "));
         }
-        if tasks.windows(2).all(|w| w[0].with == w[1].with)
-            && let Some(first) = tasks.first().filter(|t| !t.with.is_empty())
-        {
-            let _ = writeln!(out, "    with {}", with(&first.with));
+        if let Some(options) = shared_options(&tasks).filter(|o| !o.is_empty()) {
+            let _ = writeln!(out, "    with {}", with(options));
         }
     }
     let _ = writeln!(out, "{}", headline(doc));
@@ -222,18 +233,13 @@ fn text(doc: &PlanDocument<'_>) -> String {
         if job.waves > 1 {
             let _ = write!(head, " in {} waves", job.waves);
         }
-        if !job.needs.is_empty() {
-            let _ = write!(head, " · needs {}", job.needs.join(", "));
-        }
-        if job.destructive > 0 {
-            let _ = write!(head, " · DESTRUCTIVE ({})", job.destructive);
-        }
-        let _ = writeln!(out, "{head}");
+        let _ = writeln!(out, "{head}{}", needs_and_destructive(job));
         let tasks: Vec<_> = doc.tasks.iter().filter(|t| t.job == job.id).collect();
         // Options shared by every task are shown once, under the job; others per task.
-        let shared = tasks.windows(2).all(|w| w[0].with == w[1].with);
-        if shared && let Some(first) = tasks.first().filter(|t| !t.with.is_empty()) {
-            let _ = writeln!(out, "  with {}", with(&first.with));
+        let shared_with = shared_options(&tasks);
+        let shared = shared_with.is_some();
+        if let Some(options) = shared_with.filter(|o| !o.is_empty()) {
+            let _ = writeln!(out, "  with {}", with(options));
         }
         for task in tasks {
             let mut line = format!("  {} {}", mark(task), task.id);
