@@ -496,6 +496,30 @@ fn simulate_world_makes_a_fleet_to_rehearse_a_release_on() {
     assert!(bad.stderr.contains("machine name"), "{}", bad.stderr);
 }
 
+/// `runs list` on a wide terminal that does not export `COLUMNS` (a shell's default) gives
+/// the plan its full width: the terminal's own size is asked.
+#[test]
+fn runs_list_takes_a_wide_terminals_width_without_columns() {
+    let script = crate::support::tools::needs!(Script);
+    let name = "a-plan-whose-name-is-longer-than-twenty-two-characters.yml";
+    let t = Test::new()
+        .file(name, "version: 1\njobs:\n  c:\n    run: env:clear-cache\n    on: { sites: [acme-web], env: dev }\n");
+    let out = Test::new().in_dir(t.path()).args(&["apply", name, "--simulate", "-q"]).run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bin = env!("CARGO_BIN_EXE_terminus-batch");
+    let listed = std::process::Command::new(script)
+        .args(["-qec", &format!("stty rows 40 cols 200; exec {bin} runs list"), "/dev/null"])
+        .current_dir(t.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", t.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains(name) && !text.contains('…'), "uncut at 200 columns: {text}");
+}
+
 #[test]
 fn read_only_operations_print_what_they_read() {
     let out = Test::new().args(&["run", "org:list", "--simulate"]).run();

@@ -30,8 +30,13 @@ pub(super) fn handle(action: &RunsCommand, io: &mut Io<'_>) -> CommandResult {
             }
             let hidden = before - runs.len();
             // The plan's column takes what the others leave of the terminal's width, when the
-            // width is known (`COLUMNS`); else 22 characters, so a row fits 80 columns.
-            let columns: Option<usize> = io.vars.get(tb_core::env::COLUMNS).and_then(|c| c.parse().ok());
+            // width is known (`COLUMNS`, else the terminal stdout is); else 22 characters, so a
+            // row fits 80 columns. A shell does not export `COLUMNS` unless asked.
+            let columns: Option<usize> = io
+                .vars
+                .get(tb_core::env::COLUMNS)
+                .and_then(|c| c.parse().ok())
+                .or_else(|| console::Term::stdout().size_checked().map(|(_, columns)| usize::from(columns)));
             let room = columns.map_or(22, |c| c.saturating_sub(58).max(22));
             let mut text = list_table(&runs, Paint::new(io.style.color_out), room);
             if hidden > 0 {
