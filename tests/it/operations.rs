@@ -73,7 +73,8 @@ async fn exec_with(
     let (sim, client) = start(&world(WORLD), knobs).await;
     let (poller, driver) = Poller::new(client.clone());
     let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let ops = Ops::new(client, poller, "r1".into(), vars).with_platform(Some(format!("http://{}", sim.addr())), 0.0);
+    let sites = tb_operations::web::SiteRoute { addr: sim.sites().addr, ca_pem: sim.sites().ca_pem.clone() };
+    let ops = Ops::new(client, poller, "r1".into(), vars).with_platform_scale(0.0).with_site_route(Some(&sites));
     let target = Target { site: site.to_owned(), site_id: String::new(), env: env.map(str::to_owned) };
     let work = async move { ops.perform(&op, &target, "job[x]", &Quiet).await };
     let (result, ()) = tokio::join!(work, driver.drive());

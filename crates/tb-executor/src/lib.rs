@@ -149,6 +149,9 @@ struct Pace {
     medians: HashMap<String, Duration>,
 }
 
+/// The least time a task runs before it is called slow.
+const SLOW_FLOOR: Duration = Duration::from_secs(1);
+
 /// Run times kept per job for its median.
 const SLOW_SAMPLES: usize = 64;
 
@@ -180,7 +183,9 @@ impl Pace {
     /// When task `i`, started, becomes slow, with what it is expected to take.
     fn slow_at(&self, i: usize, metas: &[TaskMeta]) -> Option<(Instant, Duration)> {
         let expected = self.expected(&metas[i]);
-        Some((self.started[i]? + expected.saturating_mul(SLOW_FACTOR), expected))
+        // Never before a second of real time: a simulator's faster clock shrinks the
+        // platform's work, not this machine's (a TLS handshake, a busy core).
+        Some((self.started[i]? + expected.saturating_mul(SLOW_FACTOR).max(SLOW_FLOOR), expected))
     }
 
     /// When the next task running unmarked becomes slow.

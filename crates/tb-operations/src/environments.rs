@@ -171,10 +171,12 @@ pub(super) async fn wake_with(
         let message = format!("{}.{env} has no platform domain to wake", target.site);
         return Err(OpError::failed("the environment has no platform domain to wake", message));
     };
-    let url = ops.health_url(&domain.id);
+    let url = url::Url::parse(&format!("https://{}/pantheon_healthcheck", domain.id))
+        .map_err(|e| OpError::permanent(format!("`{}` is not a host name: {e}", domain.id)))?;
+    let web = ops.web()?;
     let mut last = String::new();
     for attempt in 1..=attempts {
-        match ops.client.get_url(&url).await {
+        match web.get(&url, ops.platform_time(std::time::Duration::from_secs(30))).await {
             Ok(reply) if reply.status == 200 => {
                 let styx = reply
                     .headers
@@ -189,7 +191,8 @@ pub(super) async fn wake_with(
                 });
             }
             Ok(reply) => last = format!("HTTP {}", reply.status),
-            Err(e) => last = e.to_string(),
+            Err(crate::web::NoPage::TimedOut) => "no answer in time".clone_into(&mut last),
+            Err(crate::web::NoPage::Unreachable(words)) => last = words,
         }
         if attempt < attempts {
             tokio::time::sleep(pause).await;

@@ -9,6 +9,7 @@
 pub mod api;
 mod audits;
 mod backups;
+mod checks;
 mod decide;
 mod domains;
 mod environments;
@@ -17,6 +18,7 @@ pub mod preview;
 pub mod remote;
 mod sites;
 mod upstream;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -144,9 +146,9 @@ pub struct Ops {
     run_id: String,
     /// Process environment variables `${{ env.NAME }}` may read.
     vars: Arc<BTreeMap<String, String>>,
-    /// Where a platform domain's health check is (`None`: `https://<domain>/…`, the real
-    /// platform; the simulator serves it under its own address).
-    health_base: Option<String>,
+    /// The client for the environments' own sites (`http:check`, `env:wake`); why it
+    /// could not be set up, when it could not.
+    web: Result<web::Web, String>,
     /// Real seconds to a platform second: 1 for the API, a simulator's time scale. Scales
     /// every duration of the platform's ([`Ops::platform_time`]).
     platform_scale: f64,
@@ -169,7 +171,7 @@ impl Ops {
             poller,
             run_id,
             vars: Arc::new(vars),
-            health_base: None,
+            web: web::Web::new(None),
             platform_scale: 1.0,
             downloads: Arc::new(tokio::sync::Semaphore::new(3)),
             ssh_slots: Arc::new(tokio::sync::Semaphore::new(SSH_SESSIONS)),
@@ -184,13 +186,23 @@ impl Ops {
         self
     }
 
-    /// Sends health checks to `base` + `/__platform/<domain>/pantheon_healthcheck` (the
-    /// simulator), where a platform second takes `scale` real seconds.
+    /// A platform whose second takes `scale` real seconds (a simulator's faster clock).
     #[must_use]
-    pub fn with_platform(mut self, base: Option<String>, scale: f64) -> Self {
-        self.health_base = base;
+    pub fn with_platform_scale(mut self, scale: f64) -> Self {
         self.platform_scale = scale;
         self
+    }
+
+    /// Asks the environments' sites at the simulator's site server (`Some`), or where their
+    /// names resolve.
+    #[must_use]
+    pub fn with_site_route(mut self, route: Option<&web::SiteRoute>) -> Self {
+        self.web = web::Web::new(route);
+        self
+    }
+
+    fn web(&self) -> Result<&web::Web, OpError> {
+        self.web.as_ref().map_err(|e| OpError::permanent(e.clone()))
     }
 
     /// At most `n` downloads at once.
@@ -198,13 +210,6 @@ impl Ops {
     pub fn with_downloads(mut self, n: usize) -> Self {
         self.downloads = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
         self
-    }
-
-    fn health_url(&self, domain: &str) -> String {
-        match &self.health_base {
-            Some(base) => format!("{}/__platform/{domain}/pantheon_healthcheck", base.trim_end_matches('/')),
-            None => format!("https://{domain}/pantheon_healthcheck"),
-        }
     }
 
     fn render_opt(&self, text: Option<&Text>) -> Result<Option<String>, OpError> {
@@ -285,6 +290,17 @@ impl Ops {
             }
             OperationSpec::EnvClearCache => environments::clear_cache(self, &t, ctx).await,
             OperationSpec::EnvWake => environments::wake(self, &t).await,
+            OperationSpec::HttpCheck { path, statuses, contains, max_latency_ms, within_secs, primary } => {
+                let expect = checks::Expect {
+                    path: self.render(path)?,
+                    statuses: statuses.clone(),
+                    contains: self.render_opt(contains.as_ref())?,
+                    max_latency: max_latency_ms.map(std::time::Duration::from_millis),
+                    within: std::time::Duration::from_secs(*within_secs),
+                    primary: *primary,
+                };
+                checks::check(self, &t, &expect).await
+            }
             OperationSpec::EnvCloneContent { from_env, db_only, files_only, updatedb, cc } => {
                 environments::clone_content(self, &t, from_env, *db_only, *files_only, *updatedb, *cc, ctx).await
             }
@@ -523,7 +539,7 @@ impl Ops {
     }
 
     /// A duration of the platform's (a plan's timeout, terminus's pauses) on our clock: the
-    /// time scale's real seconds to a platform second (see [`Ops::with_platform`]); 1 against
+    /// time scale's real seconds to a platform second (see [`Ops::with_platform_scale`]); 1 against
     /// the API. At most a year, so that a deadline computed from it never overflows.
     #[must_use]
     pub fn platform_time(&self, duration: std::time::Duration) -> std::time::Duration {

@@ -67,6 +67,12 @@ pub struct Knobs {
     /// as a connection reset once the command ran: the client cannot tell that it ended.
     #[serde(default)]
     pub ssh_cut_after_output: u32,
+    /// Fraction of environments whose site breaks at a deploy: it answers 500 until a later
+    /// deploy mends it (a failed `updb`, a missing variable).
+    pub site_break_rate: f64,
+    /// Seconds a site answers 503 after a deploy or a cache clear finishes, while it warms
+    /// up (before scaling).
+    pub site_warmup: f64,
     /// Workflows that do not finish until a file exists: a test's gate, so that what it
     /// checks happens while they run, on no clock.
     pub hold: Option<Hold>,
@@ -198,6 +204,8 @@ impl Default for Knobs {
             ssh_refuse_keys_until: None,
             ssh_cut_after_output: 0,
             hold: None,
+            site_break_rate: 0.0,
+            site_warmup: 0.0,
         }
     }
 }
@@ -239,6 +247,7 @@ impl Knobs {
             ("drop_rate", self.drop_rate),
             ("throttle_rate", self.throttle_rate),
             ("fail_workflow_rate", self.fail_workflow_rate),
+            ("site_break_rate", self.site_break_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1, not {rate}"));
@@ -249,6 +258,9 @@ impl Knobs {
         }
         if self.latency.min < 0.0 || self.latency.max < self.latency.min {
             return Err("latency needs 0 <= min <= max".to_owned());
+        }
+        if !(self.site_warmup.is_finite() && self.site_warmup >= 0.0) {
+            return Err(format!("site_warmup must be a number of seconds, not {}", self.site_warmup));
         }
         if self.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return Err("rate_limit must be a positive number".to_owned());

@@ -12,11 +12,13 @@
 pub mod knobs;
 pub(crate) mod routes;
 pub mod server;
+pub mod sites;
 pub mod ssh;
 pub(crate) mod state;
 pub mod world;
 
 pub use knobs::{FaultRule, Knobs};
 pub use server::{RecordedRequest, Simulator, Stats};
+pub use sites::SiteAccess;
 pub use ssh::SshAccess;
 pub use world::World;

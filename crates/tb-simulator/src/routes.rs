@@ -54,7 +54,6 @@ pub(crate) enum Route {
     SiteWorkflowPost(String),
     Workflows(String),
     Workflow(String, String),
-    Health(String),
     Download(Vec<String>),
     Stats,
     Requests,
@@ -69,7 +68,6 @@ impl Route {
         match (method, s.as_slice()) {
             ("GET", ["__sim", "stats"]) => Self::Stats,
             ("GET", ["__sim", "requests"]) => Self::Requests,
-            ("GET", ["__platform", domain, "pantheon_healthcheck"]) => Self::Health(o(domain)),
             ("GET", ["__s3", rest @ ..]) if rest.len() == 4 => Self::Download(rest.iter().map(|x| o(x)).collect()),
             (_, ["api", rest @ ..]) => match (method, rest) {
                 ("POST", ["authorize", "machine-token"]) => Self::Login,
@@ -160,7 +158,6 @@ impl Route {
             Self::EnvWorkflowPost(..) => "sites/{site}/environments/{env}/workflows",
             Self::SiteWorkflowPost(_) | Self::Workflows(_) => "sites/{site}/workflows",
             Self::Workflow(..) => "sites/{site}/workflows/{workflow}",
-            Self::Health(_) => "__platform/{domain}/pantheon_healthcheck",
             Self::Download(_) => "__s3/{file}",
             Self::Stats => "__sim/stats",
             Self::Requests => "__sim/requests",
@@ -199,10 +196,7 @@ impl Route {
 
     /// Needs a session.
     pub(crate) fn needs_auth(&self) -> bool {
-        !matches!(
-            self,
-            Self::Login | Self::Health(_) | Self::Download(_) | Self::Stats | Self::Requests | Self::Unknown
-        )
+        !matches!(self, Self::Login | Self::Download(_) | Self::Stats | Self::Requests | Self::Unknown)
     }
 }
 
@@ -519,7 +513,6 @@ pub(crate) fn answer(state: &mut SimState, route: &Route, ctx: &Ctx<'_>) -> Answ
             }
             None => Answer::text(404, "Not found.\n"),
         },
-        Route::Health(domain) => health(state, domain),
         Route::Download(parts) => download(state, parts, ctx),
         Route::Stats | Route::Requests => Answer::error(500, "handled by the server"),
         Route::Unknown => Answer::text(404, "Not found.\n"),
@@ -694,21 +687,6 @@ fn download(state: &SimState, parts: &[String], ctx: &Ctx<'_>) -> Answer {
         },
         Some(_) => Answer::text(416, "InvalidRange"),
         None => Answer { status: 200, body: bytes, content_type: "application/octet-stream", headers: Vec::new() },
-    }
-}
-
-fn health(state: &SimState, domain: &str) -> Answer {
-    let found = state.sites.values().find_map(|s| {
-        s.envs.keys().find(|env| format!("{env}-{}.pantheonsite.io", s.name) == domain).map(|env| (s, env))
-    });
-    match found {
-        Some((s, env)) => Answer {
-            status: 200,
-            body: b"OK".to_vec(),
-            content_type: "text/plain",
-            headers: vec![("X-Pantheon-Styx-Hostname", format!("styx-{}-{env}.simulated", s.name))],
-        },
-        None => Answer::text(404, "Unknown site!"),
     }
 }
 

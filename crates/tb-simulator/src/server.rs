@@ -69,6 +69,9 @@ pub struct Stats {
     /// Remote commands (drush, wp) the app servers ran.
     #[serde(default)]
     pub remote_commands: u64,
+    /// Page requests the environments' sites answered (health checks included).
+    #[serde(default)]
+    pub site_requests: u64,
 }
 
 impl Stats {
@@ -148,6 +151,67 @@ pub struct Simulator {
     cancel: CancellationToken,
     accept: Option<JoinHandle<()>>,
     ssh: super::ssh::SshEndpoint,
+    sites: super::sites::SiteAccess,
+}
+
+/// The world's environments as sites, by host name.
+struct Sites(Arc<Shared>);
+
+impl super::sites::Sites for Sites {
+    fn page(&self, host: &str, path: &str) -> super::sites::Page {
+        let shared = &self.0;
+        let now = shared.now();
+        let mut state = lock(&shared.state);
+        state.advance(now);
+        lock(&shared.stats).site_requests += 1;
+        let page = |status: u16, body: &str| super::sites::Page {
+            status,
+            body: body.to_owned(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        };
+        let found = state.sites.values().find_map(|s| {
+            s.envs
+                .iter()
+                .find(|(env, e)| {
+                    format!("{env}-{}.pantheonsite.io", s.name) == host || e.domains.iter().any(|(d, _)| d == host)
+                })
+                .map(|(env, e)| (s, env, e))
+        });
+        let Some((site, env, e)) = found else { return page(404, "Unknown site!") };
+        if path == "/pantheon_healthcheck" {
+            let mut ok = page(200, "OK");
+            ok.headers.push(("X-Pantheon-Styx-Hostname", format!("styx-{}-{env}.simulated", site.name)));
+            return ok;
+        }
+        // Real seconds, not scaled: the time scale compresses the platform's work (workflows,
+        // warm-ups), while a page's latency is what a check measures and bounds in real time.
+        let delay = Duration::try_from_secs_f64(e.site.http.latency).unwrap_or_default();
+        let mut answer = if !e.initialized {
+            page(404, "The environment has not been initialized.")
+        } else if e.site.warm_at > now {
+            page(503, "The site is warming up.")
+        } else if e.site.broken {
+            page(
+                500,
+                "<html><body><h1>Internal Server Error</h1><p>The website encountered an unexpected error.</p></body></html>",
+            )
+        } else if let Some(to) = e.site.http.redirect.as_ref().filter(|_| path == "/") {
+            let mut moved = page(301, "Moved Permanently");
+            moved.headers.push(("Location", to.clone()));
+            moved
+        } else {
+            let body = e.site.http.body.clone().unwrap_or_else(|| {
+                format!(
+                    "<html><head><title>{}</title></head><body><h1>Welcome to {}</h1><p>{env}</p></body></html>",
+                    site.label, site.label
+                )
+            });
+            page(e.site.http.status, &body)
+        };
+        answer.delay = delay;
+        answer
+    }
 }
 
 /// The world's environments as SSH accounts (`<env>.<site id>`).
@@ -215,6 +279,11 @@ impl Simulator {
             state: Mutex::new({
                 let mut state = SimState::new(world);
                 state.seed_history(&knobs, unix_at_start);
+                state.site_knobs = super::state::SiteKnobs {
+                    seed: knobs.seed,
+                    break_rate: knobs.site_break_rate,
+                    warmup: knobs.site_warmup * knobs.time_scale,
+                };
                 state
             }),
             stats: Mutex::new(Stats::default()),
@@ -240,8 +309,9 @@ impl Simulator {
             refuse_keys_until: shared.knobs.ssh_refuse_keys_until.clone(),
         };
         let ssh = super::ssh::start(Arc::new(Accounts(Arc::clone(&shared))), faults, cancel.clone()).await?;
+        let sites = super::sites::start(Arc::new(Sites(Arc::clone(&shared))), cancel.clone()).await?;
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), cancel.clone()));
-        Ok(Self { addr, shared, cancel, accept: Some(accept), ssh })
+        Ok(Self { addr, shared, cancel, accept: Some(accept), ssh, sites })
     }
 
     #[must_use]
@@ -265,6 +335,12 @@ impl Simulator {
     #[must_use]
     pub fn ssh(&self) -> &super::ssh::SshAccess {
         &self.ssh.access
+    }
+
+    /// Where its environments' sites answer HTTPS, and the authority that signs them.
+    #[must_use]
+    pub fn sites(&self) -> &super::sites::SiteAccess {
+        &self.sites
     }
 
     /// The poll floor in real time (1 s, scaled).
@@ -678,7 +754,7 @@ impl Shared {
                 return (Some(Fault::Status { code, processed: rule.processed.unwrap_or(false) }), None);
             }
         }
-        if matches!(route, Route::Login | Route::Health(_) | Route::Download(_) | Route::Unknown) {
+        if matches!(route, Route::Login | Route::Download(_) | Route::Unknown) {
             return (None, None);
         }
         let k = &self.knobs;

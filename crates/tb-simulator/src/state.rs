@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::knobs::{Knobs, roll};
-use super::world::{Site, World, derived_id};
+use super::world::{Site, SiteHttp, World, derived_id};
 
 pub(crate) const STANDARD_ENVS: [&str; 3] = ["dev", "test", "live"];
 
@@ -72,6 +72,30 @@ pub(crate) struct EnvRec {
     pub backup_schedule: BTreeMap<u8, (Option<u64>, u64)>,
     /// HTTPS on (`ssl_enabled`).
     pub https: bool,
+    /// Its site, as it answers pages.
+    pub site: SitePages,
+}
+
+/// How an environment's site answers pages: as the world says, unless a deploy broke it or
+/// it is still warming up.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SitePages {
+    pub http: SiteHttp,
+    /// A deploy broke the site: it answers 500 until a later deploy.
+    pub broken: bool,
+    /// The site warms up (answers 503) until then, after a deploy or a cache clear.
+    pub warm_at: f64,
+    /// Deploys finished here.
+    pub deploys: u32,
+}
+
+/// What the knobs say of the sites, for the workflows that change them.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SiteKnobs {
+    pub seed: u64,
+    pub break_rate: f64,
+    /// Real seconds.
+    pub warmup: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -161,6 +185,7 @@ pub(crate) struct SimState {
     /// Workflows started per `site.env.type` (`site..type` when site-scoped).
     pub started: BTreeMap<String, u64>,
     pub counter: u64,
+    pub site_knobs: SiteKnobs,
 }
 
 /// Workflow types that move code: one at a time per environment.
@@ -238,6 +263,7 @@ fn initial_envs(site: &Site, created: f64) -> BTreeMap<String, EnvRec> {
                 code_busy_until: 0.0,
                 backup_schedule: BTreeMap::new(),
                 https: e.https,
+                site: SitePages { http: e.http.clone().unwrap_or_else(|| site.http.clone()), ..SitePages::default() },
             };
             (env_id.clone(), rec)
         })
@@ -314,6 +340,7 @@ impl SimState {
             boundaries: HashMap::new(),
             started: BTreeMap::new(),
             counter: 0,
+            site_knobs: SiteKnobs::default(),
         }
     }
 
@@ -411,6 +438,7 @@ impl SimState {
     fn apply(&mut self, wf: &WorkflowRec) {
         // Organizations by machine name, as `add_site_organization_membership` names them.
         let org_by_name: HashMap<String, String> = self.orgs.iter().map(|o| (o.name.clone(), o.id.clone())).collect();
+        let knobs = self.site_knobs;
         let Some(site) = self.sites.get_mut(&wf.site_id) else { return };
         let env = wf.env.clone().unwrap_or_default();
         let param_str = |key: &str| wf.params.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -422,8 +450,21 @@ impl SimState {
                         c.labels.insert(env.clone());
                     }
                 }
+                let name = site.name.clone();
                 if let Some(e) = site.envs.get_mut(&env) {
                     e.initialized = true;
+                    let pages = &mut e.site;
+                    pages.deploys += 1;
+                    pages.warm_at = wf.finish_at + knobs.warmup;
+                    // A broken site is mended by the next deploy; a working one may break.
+                    pages.broken = !pages.broken
+                        && (pages.http.breaks_on_deploy
+                            || roll(knobs.seed, &format!("break:{name}.{env}#{}", pages.deploys)) < knobs.break_rate);
+                }
+            }
+            "clear_cache" => {
+                if let Some(e) = site.envs.get_mut(&env) {
+                    e.site.warm_at = wf.finish_at + knobs.warmup;
                 }
             }
             "do_export" => {
@@ -462,6 +503,11 @@ impl SimState {
                         code_busy_until: 0.0,
                         backup_schedule: BTreeMap::new(),
                         https: true,
+                        site: SitePages {
+                            http: site.envs.get(&from).map(|e| e.site.http.clone()).unwrap_or_default(),
+                            warm_at: wf.finish_at + knobs.warmup,
+                            ..SitePages::default()
+                        },
                     },
                 );
             }

@@ -108,6 +108,9 @@ pub struct Site {
     /// remote command fail.
     #[serde(default)]
     pub remote_fails: bool,
+    /// How its environments' sites answer over HTTPS (each environment may say otherwise).
+    #[serde(default)]
+    pub http: SiteHttp,
     /// Environments by id; dev, test and live exist even when not listed.
     #[serde(default)]
     pub envs: BTreeMap<String, Env>,
@@ -152,6 +155,45 @@ pub struct Env {
     /// Files changed in SFTP mode and not yet committed.
     #[serde(default)]
     pub uncommitted: u32,
+    /// How this environment's site answers, when not as its site's `http` says.
+    #[serde(default)]
+    pub http: Option<SiteHttp>,
+}
+
+/// How a site answers a page request (DESIGN.md §7, the sites).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteHttp {
+    /// The status of every page.
+    pub status: u16,
+    /// The page's text; by default a page naming the site and environment.
+    pub body: Option<String>,
+    /// Seconds before the answer, in real time (the time scale does not shrink it: a
+    /// check bounds latency in real time).
+    pub latency: f64,
+    /// Answers `/` with a 301 to this URL.
+    pub redirect: Option<String>,
+    /// Its next deploy breaks it: it answers 500 until a later deploy.
+    pub breaks_on_deploy: bool,
+}
+
+impl SiteHttp {
+    /// Checks ranges: a status HTTP has, a latency of at most a minute.
+    fn check(&self) -> Result<(), String> {
+        if !(100..=599).contains(&self.status) {
+            return Err(format!("status must be an HTTP status (100 to 599), not {}", self.status));
+        }
+        if !(self.latency.is_finite() && (0.0..=60.0).contains(&self.latency)) {
+            return Err(format!("latency must be 0 to 60 seconds, not {}", self.latency));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SiteHttp {
+    fn default() -> Self {
+        Self { status: 200, body: None, latency: 0.0, redirect: None, breaks_on_deploy: false }
+    }
 }
 
 fn yes() -> bool {
@@ -172,6 +214,7 @@ impl Default for Env {
             locked: false,
             https: true,
             uncommitted: 0,
+            http: None,
         }
     }
 }
@@ -250,6 +293,14 @@ impl World {
                 if let Err(why) = check_env_id(env) {
                     errors.push(
                         PlanError::new(ErrorCode::BadEnvId, format!("site `{}`: {why}", site.name))
+                            .at(span, "in this site"),
+                    );
+                }
+            }
+            for http in std::iter::once(&site.http).chain(site.envs.values().filter_map(|e| e.http.as_ref())) {
+                if let Err(why) = http.check() {
+                    errors.push(
+                        PlanError::new(ErrorCode::BadValue, format!("site `{}`: http: {why}", site.name))
                             .at(span, "in this site"),
                     );
                 }

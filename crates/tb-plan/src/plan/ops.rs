@@ -121,6 +121,13 @@ pub enum OptType {
     /// How many metrics data points: a number (at most 28 days, 12 weeks or 12 months) or
     /// `auto` (that most).
     Datapoints,
+    /// HTTP status codes: one (`200`) or a list (`[200, 301]`), each 100 to 599.
+    Statuses,
+    /// A short duration to the millisecond: `800ms`, `2s`, or milliseconds as a number.
+    Latency,
+    /// Which of an environment's hosts a check asks: `platform` (`<env>-<site>.pantheonsite.io`)
+    /// or `primary` (its primary domain).
+    SiteHost,
 }
 
 impl OptType {
@@ -150,6 +157,9 @@ impl OptType {
             Self::Words => "a list of words, e.g. [updb, -y]",
             Self::Period => "day, week or month",
             Self::Datapoints => "a number of data points (1 to 28) or auto",
+            Self::Statuses => "an HTTP status (200) or a list of them ([200, 301])",
+            Self::Latency => "a duration to the millisecond (800ms, 2s)",
+            Self::SiteHost => "platform or primary",
         }
     }
 }
@@ -224,7 +234,8 @@ macro_rules! operations {
 
 use Destructive::{Always, Never, WhenOption};
 use OptType::{
-    Bool, Datapoints, Days, Dir, Domain, Element, EnvId, Mode, Name, Output, Period, Seconds, Secret, Weekday, Words,
+    Bool, Datapoints, Days, Dir, Domain, Element, EnvId, Latency, Mode, Name, Output, Period, Seconds, Secret,
+    SiteHost, Statuses, Weekday, Words,
 };
 
 operations! {
@@ -306,6 +317,9 @@ operations! {
         [opt("org", Name, None), opt("tag", Name, None), opt("upstream", Name, None), opt("framework", Name, None)];
     OrgList = "org:list", Account, Any, ReadOnly, Never, 1, [];
     OrgSiteList = "org:site:list", Account, Any, ReadOnly, Never, 2, [req("org", Name), opt("tag", Name, None)];
+    HttpCheck = "http:check", Env, Any, ReadOnly, Never, 2,
+        [opt("path", OptType::Text, Some("/")), opt("status", Statuses, Some("200")), opt("contains", OptType::Text, None),
+         opt("max-latency", Latency, None), opt("within", Seconds, Some("120")), opt("domain", SiteHost, Some("platform"))];
 }
 
 /// terminus's message for an operation it refuses on a frozen site (`requireSiteIsNotFrozen`).
@@ -421,6 +435,12 @@ pub enum ArgValue {
     Seconds(u64),
     /// A command's words.
     Words(Vec<String>),
+    /// HTTP status codes a check accepts.
+    Statuses(Vec<u16>),
+    /// A duration in milliseconds.
+    Millis(u64),
+    /// A check asks the environment's primary domain (`true`) or its platform host.
+    Primary(bool),
 }
 
 /// Commands that open an interactive shell on the app server: a plan runs unattended, so
@@ -523,6 +543,18 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
             Ok(ArgValue::Text(Text::literal(i.to_string())))
         }
         (OptType::Domain, Scalar::Str(s)) => check_domain(s).map(|()| ArgValue::Text(Text::literal(s.clone()))),
+        (OptType::Statuses, Scalar::Int(i)) => {
+            http_status(*i).map(|s| ArgValue::Statuses(vec![s])).ok_or_else(expected)
+        }
+        (OptType::Latency, Scalar::Int(i)) => millis(*i).ok_or_else(expected),
+        (OptType::Latency, Scalar::Str(s)) => humantime::parse_duration(s)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok())
+            .and_then(millis)
+            .ok_or_else(expected),
+        (OptType::SiteHost, Scalar::Str(s)) if s == "platform" || s == "primary" => {
+            Ok(ArgValue::Primary(s == "primary"))
+        }
         (OptType::Text | OptType::Name | OptType::Dir, v) => Ok(ArgValue::Text(Text::literal(v.to_string()))),
         (OptType::Secret, _) => Err("a secret must come from the environment: write `${{ env.NAME }}`".to_owned()),
         _ => Err(expected()),
@@ -532,6 +564,17 @@ pub fn convert_scalar(ty: OptType, value: &Scalar) -> Result<ArgValue, String> {
 /// One second to a day: long enough for any workflow, short enough to catch a typo.
 fn seconds(i: i64) -> Option<ArgValue> {
     (1..=86_400).contains(&i).then(|| ArgValue::Seconds(u64::try_from(i).unwrap_or(180)))
+}
+
+/// An HTTP status code, 100 to 599.
+#[must_use]
+pub fn http_status(i: i64) -> Option<u16> {
+    u16::try_from(i).ok().filter(|s| (100..=599).contains(s))
+}
+
+/// One millisecond to ten minutes: a latency bound longer than that is a typo.
+fn millis(i: i64) -> Option<ArgValue> {
+    (1..=600_000).contains(&i).then(|| ArgValue::Millis(u64::try_from(i).unwrap_or(1000)))
 }
 
 fn days(i: i64) -> Option<ArgValue> {
@@ -797,6 +840,17 @@ pub enum OperationSpec {
         org: Text,
         tag: Option<Text>,
     },
+    /// GETs the environment's site (no API request, no session) until it answers as
+    /// expected or `within_secs` pass.
+    HttpCheck {
+        path: Text,
+        statuses: Vec<u16>,
+        contains: Option<Text>,
+        max_latency_ms: Option<u64>,
+        within_secs: u64,
+        /// The primary domain, not the platform host.
+        primary: bool,
+    },
 }
 
 impl std::fmt::Display for ArgValue {
@@ -820,6 +874,13 @@ impl std::fmt::Display for ArgValue {
             Self::Weekday(n) => f.write_str(WEEKDAYS.get(usize::from(*n)).copied().unwrap_or("sunday")),
             Self::Seconds(n) => write!(f, "{n}s"),
             Self::Words(words) => write!(f, "[{}]", words.join(", ")),
+            Self::Statuses(codes) if codes.len() == 1 => write!(f, "{}", codes[0]),
+            Self::Statuses(codes) => {
+                let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
+                write!(f, "[{}]", codes.join(", "))
+            }
+            Self::Millis(ms) => write!(f, "{ms}ms"),
+            Self::Primary(primary) => f.write_str(if *primary { "primary" } else { "platform" }),
         }
     }
 }
@@ -891,6 +952,7 @@ impl OperationSpec {
             Self::OrgSiteList { org, tag } => std::iter::once(org).chain(tag).collect(),
             Self::SiteUpstreamSet { upstream } => vec![upstream],
             Self::WorkflowWait { kind, description, .. } => kind.iter().chain(description).collect(),
+            Self::HttpCheck { path, contains, .. } => std::iter::once(path).chain(contains).collect(),
             Self::EnvClearCache
             | Self::EnvWake
             | Self::EnvCloneContent { .. }
@@ -1093,6 +1155,23 @@ impl OperationSpec {
             K::HttpsRemove => Self::HttpsRemove,
             K::DomainPrimaryAdd => Self::DomainPrimaryAdd { domain: a.text_or("domain", "") },
             K::DomainPrimaryRemove => Self::DomainPrimaryRemove,
+            K::HttpCheck => Self::HttpCheck {
+                path: a.text_or("path", "/"),
+                statuses: match args.get("status") {
+                    Some(ArgValue::Statuses(codes)) => codes.clone(),
+                    _ => vec![200],
+                },
+                contains: a.text("contains"),
+                max_latency_ms: match args.get("max-latency") {
+                    Some(ArgValue::Millis(ms)) => Some(*ms),
+                    _ => None,
+                },
+                within_secs: match args.get("within") {
+                    Some(ArgValue::Seconds(n)) => *n,
+                    _ => 120,
+                },
+                primary: matches!(args.get("domain"), Some(ArgValue::Primary(true))),
+            },
         }
     }
 
@@ -1162,6 +1241,7 @@ impl OperationSpec {
             Self::HttpsRemove => K::HttpsRemove,
             Self::DomainPrimaryAdd { .. } => K::DomainPrimaryAdd,
             Self::DomainPrimaryRemove => K::DomainPrimaryRemove,
+            Self::HttpCheck { .. } => K::HttpCheck,
         }
     }
 
@@ -1251,7 +1331,7 @@ mod tests {
             // Every kind builds with no options (defaults) and maps back to itself.
             assert_eq!(OperationSpec::build(*kind, &Args::new()).kind(), *kind);
         }
-        assert_eq!(OperationKind::ALL.len(), 61);
+        assert_eq!(OperationKind::ALL.len(), 62);
     }
 
     #[test]

@@ -618,6 +618,19 @@ impl Validator {
                                 .map_err(|m| Some(bad(m))),
                         }
                     }
+                    Value::List(items) if spec.ty == OptType::Statuses => {
+                        let codes: Option<Vec<u16>> = items
+                            .iter()
+                            .map(|item| match item.value {
+                                Value::Int(i) => crate::plan::ops::http_status(i),
+                                _ => None,
+                            })
+                            .collect();
+                        match codes {
+                            Some(codes) if !codes.is_empty() => Ok(ArgTemplate::Fixed(ArgValue::Statuses(codes))),
+                            _ => Err(Some(bad("each status is a number from 100 to 599".to_owned()))),
+                        }
+                    }
                     Value::Str(_) if spec.ty == OptType::Words => Err(Some(
                         bad("expected a list of words, found a string".to_owned())
                             .help("write each word apart, never a shell string: `command: [updb, -y]`"),
@@ -664,6 +677,18 @@ impl Validator {
     fn conflicts(&mut self, op: OperationKind, args: &[Arg]) {
         let arg = |name: &str| args.iter().find(|a| a.name == name);
         let set = |name: &str| arg(name).filter(|a| matches!(a.value, ArgTemplate::Fixed(ArgValue::Bool(true))));
+        if op == OperationKind::HttpCheck
+            && let Some(path) = arg("path")
+            && let ArgTemplate::Fixed(ArgValue::Text(text)) = &path.value
+            && let Some(path_text) = text.as_literal()
+            && !path_text.starts_with('/')
+        {
+            self.push(
+                PlanError::new(ErrorCode::BadOption, format!("option `path` of `http:check`: `{path_text}` is not a path"))
+                    .at(path.span, "a path on the site starts with `/`")
+                    .help("the host is the environment's own (`domain: platform` or `primary`); write only the path, e.g. `/user/login`"),
+            );
+        }
         if op == OperationKind::EnvCloneContent
             && let (Some(db), Some(files)) = (set("db-only"), set("files-only"))
         {
@@ -946,6 +971,7 @@ fn value_hint(ty: OptType, value: &Scalar) -> Option<String> {
         OptType::Output => &["digest", "report"],
         OptType::Weekday => &crate::plan::ops::WEEKDAYS,
         OptType::Period => &["day", "week", "month"],
+        OptType::SiteHost => &["platform", "primary"],
         _ => return None,
     };
     let text = value.to_string().to_ascii_lowercase();

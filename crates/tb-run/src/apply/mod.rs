@@ -365,11 +365,16 @@ fn operations(
     vars: BTreeMap<String, String>,
     options: &ApplyOptions,
 ) -> Ops {
-    let platform =
-        connection.simulator.as_ref().map(|sim| (Some(format!("http://{}", sim.addr())), sim.knobs().time_scale));
-    let (health_base, scale) = platform.unwrap_or((None, 1.0));
+    let scale = connection.simulator.as_ref().map_or(1.0, |sim| sim.knobs().time_scale);
+    // The simulator's sites answer under their own names at its address (only where a name
+    // resolves and which authority signs them differ from the platform).
+    let sites = connection
+        .simulator
+        .as_ref()
+        .map(|sim| tb_operations::web::SiteRoute { addr: sim.sites().addr, ca_pem: sim.sites().ca_pem.clone() });
     Ops::new(connection.client.clone(), poller, first_run, vars)
-        .with_platform(health_base, scale)
+        .with_platform_scale(scale)
+        .with_site_route(sites.as_ref())
         .with_downloads(options.downloads)
         .with_ssh_route(connection.simulator.as_ref().map(|sim| tb_operations::remote::SshRoute {
             config: sim.ssh().config.clone(),
