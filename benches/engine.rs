@@ -146,6 +146,7 @@ impl Runner<Task<OperationSpec>> for Noop {
             header: task.header(),
             group: task.job_index,
             wave: task.wave,
+            waves_of: task.waves_of,
             site_key: task.site.clone(),
             exclusive: Vec::new(),
             estimate_secs: kind.estimate_secs(),

@@ -15,6 +15,7 @@ mod architecture;
 mod auth;
 mod bench;
 mod catalogue;
+mod checks;
 mod client;
 mod diagnostics;
 mod examples;

@@ -35,6 +35,8 @@ pub struct TaskMeta {
     pub header: TaskHeader,
     pub group: usize,
     pub wave: u32,
+    /// The group whose rollout waves gate the task, when not its own (a check).
+    pub waves_of: Option<usize>,
     /// Counted against `per_site` (workflow-starting tasks only).
     pub site_key: Option<String>,
     /// Held exclusively while running (one code change per environment).
@@ -462,6 +464,7 @@ where
             needs: graph.dependencies(i),
             group: m.group,
             wave: m.wave,
+            waves_of: m.waves_of,
             site_key: m.site_key.clone(),
             exclusive: m.exclusive.clone(),
             priority: priority[i],
@@ -898,6 +901,7 @@ mod tests {
             header: TaskHeader::new(job, None, None, "fake"),
             group: 0,
             wave: 0,
+            waves_of: None,
             site_key: None,
             exclusive: Vec::new(),
             estimate_secs: 30,
@@ -905,26 +909,31 @@ mod tests {
             retries: RetryPolicy { attempts: 1, backoff: Duration::ZERO },
         };
         let metas = vec![meta("a"), meta("a"), meta("a"), meta("b")];
-        let mut pace = Pace::new(4, 0.01);
-        assert_eq!(pace.expected(&metas[0]), Duration::from_millis(300), "the estimate, on the simulator's clock");
+        let mut pace = Pace::new(4, 0.1);
+        assert_eq!(pace.expected(&metas[0]), Duration::from_secs(3), "the estimate, on the simulator's clock");
         let start = Instant::now();
-        for (t, d) in [(0, 100), (1, 120), (2, 900)] {
+        for (t, d) in [(0, 1000), (1, 1200), (2, 9000)] {
             pace.started(t, start.checked_sub(Duration::from_millis(d)).unwrap());
             pace.finished(&metas[t], t, Status::Succeeded);
         }
         let medians = pace.medians.get("a").copied().unwrap();
-        assert!(medians >= Duration::from_millis(120) && medians < Duration::from_millis(900), "{medians:?}");
-        pace.medians.insert("a".into(), Duration::from_millis(120));
-        assert_eq!(pace.expected(&metas[0]), Duration::from_millis(120), "the median of what this run saw");
-        assert_eq!(pace.expected(&metas[3]), Duration::from_millis(300), "another job keeps its estimate");
+        assert!(medians >= Duration::from_millis(1200) && medians < Duration::from_secs(9), "{medians:?}");
+        pace.medians.insert("a".into(), Duration::from_millis(1200));
+        assert_eq!(pace.expected(&metas[0]), Duration::from_millis(1200), "the median of what this run saw");
+        assert_eq!(pace.expected(&metas[3]), Duration::from_secs(3), "another job keeps its estimate");
         pace.started(0, start);
         pace.started(1, start);
         pace.started(3, start);
         let statuses = vec![None, Some(Status::Succeeded), None, None];
-        assert_eq!(pace.next(&metas, &statuses), Some(start + Duration::from_millis(240)));
-        let due = pace.due(&metas, &statuses, start + Duration::from_millis(250));
-        assert_eq!(due, [(0, Duration::from_millis(120))], "only the unfinished task of job a");
-        assert!(pace.due(&metas, &statuses, start + Duration::from_secs(9)).iter().all(|(t, _)| *t == 3), "once each");
+        assert_eq!(pace.next(&metas, &statuses), Some(start + Duration::from_millis(2400)));
+        let due = pace.due(&metas, &statuses, start + Duration::from_millis(2500));
+        assert_eq!(due, [(0, Duration::from_millis(1200))], "only the unfinished task of job a");
+        assert!(pace.due(&metas, &statuses, start + Duration::from_secs(90)).iter().all(|(t, _)| *t == 3), "once each");
+        // A simulator's clock shrinks estimates below what this machine takes: never slow
+        // before a second.
+        let mut fast = Pace::new(1, 0.001);
+        fast.started(0, start);
+        assert_eq!(fast.next(&metas[..1], &[None]), Some(start + SLOW_FLOOR));
     }
 
     /// A task for the fake runner: how each attempt goes.
@@ -947,6 +956,7 @@ mod tests {
                 header: TaskHeader::new(p.name, None, None, "fake"),
                 group: 0,
                 wave: 0,
+                waves_of: None,
                 site_key: None,
                 exclusive: Vec::new(),
                 estimate_secs: 1,

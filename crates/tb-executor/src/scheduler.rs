@@ -16,8 +16,11 @@ pub struct Slot {
     pub needs: Vec<usize>,
     /// The policy group (the job).
     pub group: usize,
-    /// Rollout wave within its group.
+    /// Rollout wave within its group, or within `waves_of`'s.
     pub wave: u32,
+    /// The group whose rollout waves gate this task (a check of another job's rollout);
+    /// `None`: its own group's.
+    pub waves_of: Option<usize>,
     /// Counted against `per_site` when set.
     pub site_key: Option<String>,
     /// Held exclusively while the task runs (e.g. `code:site.env`).
@@ -110,8 +113,9 @@ impl Scheduler {
             .map(|policy| Group { policy, open: Vec::new(), bad: Vec::new(), current: 0, failures: 0, halted: false })
             .collect();
         for slot in &slots {
-            if groups.len() <= slot.group {
-                groups.resize_with(slot.group + 1, || Group {
+            let wave_group = slot.waves_of.unwrap_or(slot.group);
+            if groups.len() <= slot.group.max(wave_group) {
+                groups.resize_with(slot.group.max(wave_group) + 1, || Group {
                     policy: GroupPolicy::default(),
                     open: Vec::new(),
                     bad: Vec::new(),
@@ -120,7 +124,7 @@ impl Scheduler {
                     halted: false,
                 });
             }
-            let g = &mut groups[slot.group];
+            let g = &mut groups[wave_group];
             let w = slot.wave as usize;
             if g.open.len() <= w {
                 g.open.resize(w + 1, 0);
@@ -153,6 +157,11 @@ impl Scheduler {
         s
     }
 
+    /// The group whose waves gate task `i`.
+    fn wave_group(&self, i: usize) -> usize {
+        self.slots[i].waves_of.unwrap_or(self.slots[i].group)
+    }
+
     fn name(&self, i: usize) -> &str {
         self.names.get(i).map_or("?", String::as_str)
     }
@@ -160,11 +169,8 @@ impl Scheduler {
     /// Puts `i` in the ready set if its needs are met and its wave is open.
     fn consider(&mut self, i: usize) {
         let slot = &self.slots[i];
-        if self.state[i] == State::Waiting
-            && self.waiting_on[i] == 0
-            && slot.wave <= self.groups[slot.group].current
-            && !self.groups[slot.group].halted
-        {
+        let waves = &self.groups[slot.waves_of.unwrap_or(slot.group)];
+        if self.state[i] == State::Waiting && self.waiting_on[i] == 0 && slot.wave <= waves.current && !waves.halted {
             self.ready.insert((slot.wave, std::cmp::Reverse(slot.priority), i));
         }
     }
@@ -282,7 +288,8 @@ impl Scheduler {
         while let Some((t, st)) = stack.pop() {
             let slot = self.slots[t].clone();
             self.ready.remove(&(slot.wave, std::cmp::Reverse(slot.priority), t));
-            let group = &mut self.groups[slot.group];
+            let wave_group = slot.waves_of.unwrap_or(slot.group);
+            let group = &mut self.groups[wave_group];
             let w = slot.wave as usize;
             group.open[w] -= 1;
             if matches!(st, Status::Failed | Status::Skipped | Status::Cancelled) {
@@ -306,7 +313,7 @@ impl Scheduler {
                     self.consider(d);
                 }
             }
-            newly.extend(self.advance_waves(slot.group));
+            newly.extend(self.advance_waves(wave_group));
             for skip in newly {
                 if self.state[skip.task] == State::Waiting {
                     self.state[skip.task] = State::Done(Status::Skipped);
@@ -335,8 +342,7 @@ impl Scheduler {
                 };
                 self.groups[g].halted = true;
                 for i in 0..self.slots.len() {
-                    if self.slots[i].group == g && self.slots[i].wave as usize > cur && self.state[i] == State::Waiting
-                    {
+                    if self.wave_group(i) == g && self.slots[i].wave as usize > cur && self.state[i] == State::Waiting {
                         halted.push(Skip { task: i, cause: cause.clone() });
                     }
                 }
@@ -345,7 +351,7 @@ impl Scheduler {
             self.groups[g].current += 1;
             let next = self.groups[g].current;
             for i in 0..self.slots.len() {
-                if self.slots[i].group == g && self.slots[i].wave == next {
+                if self.wave_group(i) == g && self.slots[i].wave == next {
                     self.consider(i);
                 }
             }
@@ -466,6 +472,38 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_wave_waits_for_its_checks_and_a_failed_check_halts_the_rollout() {
+        // Group 0 deploys in two waves (tasks 0, 1); group 1 checks each site after its
+        // deploy (tasks 2, 3), in the deploy's waves.
+        let slots = vec![
+            Slot { wave: 0, ..Slot::default() },
+            Slot { wave: 1, ..Slot::default() },
+            Slot { group: 1, wave: 0, waves_of: Some(0), needs: vec![0], ..Slot::default() },
+            Slot { group: 1, wave: 1, waves_of: Some(0), needs: vec![1], ..Slot::default() },
+        ];
+        let policies = vec![GroupPolicy::default(), GroupPolicy::default()];
+        let mut s = Scheduler::new(slots.clone(), names(4), policies.clone(), limits(10));
+        assert_eq!(s.start_next(), Some(0));
+        assert_eq!(s.start_next(), None);
+        assert!(s.finish(0, Status::Succeeded).is_empty());
+        assert_eq!(s.start_next(), Some(2));
+        assert_eq!(s.start_next(), None, "wave 2 waits for the first wave's check");
+        assert!(s.finish(2, Status::Succeeded).is_empty());
+        assert_eq!(s.start_next(), Some(1));
+
+        let mut s = Scheduler::new(slots, names(4), policies, limits(10));
+        assert_eq!(s.start_next(), Some(0));
+        s.finish(0, Status::Succeeded);
+        assert_eq!(s.start_next(), Some(2));
+        let skipped = s.finish(2, Status::Failed);
+        assert_eq!(skipped.iter().map(|k| k.task).collect::<Vec<_>>(), [1, 3]);
+        assert!(
+            skipped.iter().any(|k| k.cause.to_string() == "rollout halted at wave 1: 1 failed or skipped of max 0")
+        );
+        assert!(s.is_done());
+    }
+
     mod properties {
         use std::collections::BTreeSet;
 
@@ -511,6 +549,7 @@ mod tests {
                                     site_key: (site < 3).then(|| format!("site{site}")),
                                     exclusive: if key < 2 { vec![format!("key{key}")] } else { Vec::new() },
                                     priority,
+                                    waves_of: None,
                                 }
                             })
                             .collect();

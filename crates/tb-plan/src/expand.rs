@@ -40,8 +40,11 @@ pub struct Task<P> {
     pub with: Vec<(&'static str, String)>,
     /// Indices of the tasks this one waits for, ascending.
     pub needs: Vec<usize>,
-    /// Rollout wave within its job (0 without a rollout).
+    /// Rollout wave within its job (0 without a rollout), or within the rollout it checks.
     pub wave: u32,
+    /// The job (by index) whose rollout waves this task belongs to, when its job checks
+    /// that rollout (`rollout.checks`); `None`: its own job's.
+    pub waves_of: Option<usize>,
 }
 
 impl Task<OperationSpec> {
@@ -197,6 +200,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved, filter: &Filter) -> Result<Expan
                     with: args.iter().map(|(name, value)| (*name, value.to_string())).collect(),
                     needs: Vec::new(),
                     wave: 0,
+                    waves_of: None,
                 });
             }
         }
@@ -206,6 +210,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved, filter: &Filter) -> Result<Expan
         jobs.push(info);
     }
 
+    join_checked_waves(plan, &mut jobs, &mut tasks);
     link_needs(plan, &jobs, &mut tasks, filter, &mut errors);
     if errors.is_empty() {
         Ok(Expansion { tasks, jobs })
@@ -301,6 +306,27 @@ fn task_args(
         args.insert(arg.name, value);
     }
     args
+}
+
+/// `rollout.checks`: a checking job's task on a site joins the wave of the rolled-out job's
+/// task on the same site, so that the wave is over only when its checks are.
+fn join_checked_waves<P>(plan: &Plan, jobs: &mut [JobInfo], tasks: &mut [Task<P>]) {
+    for (index, job) in plan.jobs.iter().enumerate() {
+        let Some(info) = jobs.get(index).filter(|info| info.id == job.id) else { continue };
+        let waves: BTreeMap<String, u32> =
+            info.tasks.iter().filter_map(|&t| Some((tasks[t].site.clone()?, tasks[t].wave))).collect();
+        let count = info.waves;
+        for (check, _) in &job.rollout_checks {
+            let Some(checker) = jobs.iter_mut().find(|j| j.id == *check) else { continue };
+            checker.waves = count;
+            for &t in &checker.tasks {
+                if let Some(wave) = tasks[t].site.as_ref().and_then(|site| waves.get(site)) {
+                    tasks[t].wave = *wave;
+                    tasks[t].waves_of = Some(index);
+                }
+            }
+        }
+    }
 }
 
 fn assign_waves<P>(tasks: &mut [Task<P>], job_tasks: &[usize], rollout: Rollout) -> u32 {

@@ -154,6 +154,11 @@ pub struct Simulator {
     sites: super::sites::SiteAccess,
 }
 
+/// Whether `url` is on `host`: a site does not redirect its own target to itself.
+fn redirects_to(url: &str, host: &str) -> bool {
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(|h| h.eq_ignore_ascii_case(host))).unwrap_or(false)
+}
+
 /// The world's environments as sites, by host name.
 struct Sites(Arc<Shared>);
 
@@ -196,7 +201,7 @@ impl super::sites::Sites for Sites {
                 500,
                 "<html><body><h1>Internal Server Error</h1><p>The website encountered an unexpected error.</p></body></html>",
             )
-        } else if let Some(to) = e.site.http.redirect.as_ref().filter(|_| path == "/") {
+        } else if let Some(to) = e.site.http.redirect.as_ref().filter(|to| path == "/" && !redirects_to(to, host)) {
             let mut moved = page(301, "Moved Permanently");
             moved.headers.push(("Location", to.clone()));
             moved

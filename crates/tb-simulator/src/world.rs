@@ -171,7 +171,7 @@ pub struct SiteHttp {
     /// Seconds before the answer, in real time (the time scale does not shrink it: a
     /// check bounds latency in real time).
     pub latency: f64,
-    /// Answers `/` with a 301 to this URL.
+    /// Answers `/` with a 301 to this URL (on every host of the environment but its own).
     pub redirect: Option<String>,
     /// Its next deploy breaks it: it answers 500 until a later deploy.
     pub breaks_on_deploy: bool,

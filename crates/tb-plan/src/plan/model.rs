@@ -111,6 +111,8 @@ pub struct Job {
     /// The job's `max_failures` value, for labels.
     pub max_failures_span: Option<SourceSpan>,
     pub rollout: Option<Rollout>,
+    /// Jobs whose tasks on a wave's sites are part of the wave (`rollout.checks`).
+    pub rollout_checks: Vec<(JobId, SourceSpan)>,
     pub timeout: Option<Duration>,
     pub retries: Retries,
 }

@@ -879,6 +879,7 @@ impl std::fmt::Display for ArgValue {
                 let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
                 write!(f, "[{}]", codes.join(", "))
             }
+            Self::Millis(ms) if ms % 1000 == 0 => write!(f, "{}s", ms / 1000),
             Self::Millis(ms) => write!(f, "{ms}ms"),
             Self::Primary(primary) => f.write_str(if *primary { "primary" } else { "platform" }),
         }

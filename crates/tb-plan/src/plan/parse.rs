@@ -138,7 +138,7 @@ fn known_keys(parent: &[&str]) -> Option<&'static [&'static str]> {
     const JOB: &[&str] =
         &["run", "on", "with", "matrix", "needs", "on_failure", "max_failures", "rollout", "timeout", "retries"];
     const ON: &[&str] = &["sites", "env"];
-    const ROLLOUT: &[&str] = &["first", "then", "max_failures"];
+    const ROLLOUT: &[&str] = &["first", "then", "max_failures", "checks"];
     const RETRIES: &[&str] = &["attempts", "backoff"];
     const SELECTOR: &[&str] = &["org", "tag", "upstream", "framework", "plan", "exclude"];
     const NEED: &[&str] = &["job", "scope", "optional"];

@@ -284,6 +284,11 @@ pub struct RolloutRaw {
     #[serde(default)]
     #[schemars(with = "Option<CountOrPercent>")]
     pub max_failures: Option<Spanned<CountOrPercent>>,
+    /// Jobs that check this job's sites (each needs this job, such as an `http:check`): a
+    /// wave is over when their tasks on its sites are, and their failures count against it.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub checks: Vec<Spanned<String>>,
 }
 
 /// `retries:`.

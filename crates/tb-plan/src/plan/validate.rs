@@ -115,6 +115,7 @@ impl Validator {
             }
         }
         self.check_limits(&settings, &jobs);
+        self.check_rollout_checks(&jobs);
         // From every job as written, valid or not, so that a cycle is said together with a
         // job's other errors (every error at once).
         let needs: Vec<(&str, Vec<(&str, SourceSpan)>)> = raw
@@ -133,6 +134,44 @@ impl Validator {
             .collect();
         self.check_cycles(&needs);
         Plan { name: raw.name.as_ref().map(|n| n.value.clone()), settings, jobs }
+    }
+
+    /// `rollout.checks`: each a job that needs the rolled-out job, has no rollout of its
+    /// own, and checks one rollout only.
+    fn check_rollout_checks(&mut self, jobs: &[Job]) {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for job in jobs {
+            for (check, span) in &job.rollout_checks {
+                let Some(checker) = jobs.iter().find(|j| j.id == *check) else {
+                    self.push(
+                        PlanError::new(
+                            ErrorCode::UnknownNeed,
+                            format!("rollout of `{}` checks with `{check}`, which is not defined", job.id),
+                        )
+                        .at(*span, "not a job")
+                        .help_opt(did_you_mean(check.as_str(), jobs.iter().map(|j| j.id.as_str()))),
+                    );
+                    continue;
+                };
+                let why = if checker.id == job.id {
+                    Some("a job cannot check its own rollout".to_owned())
+                } else if !checker.needs.iter().any(|n| n.job == job.id && n.scope == NeedScope::Site) {
+                    Some(format!("`{check}` must need `{}` (per site) to check its waves", job.id))
+                } else if checker.rollout.is_some() {
+                    Some(format!("`{check}` has a rollout of its own; its tasks follow `{}`'s waves", job.id))
+                } else {
+                    seen.insert(check.as_str(), job.id.as_str())
+                        .map(|other| format!("`{check}` already checks the rollout of `{other}`"))
+                };
+                if let Some(why) = why {
+                    self.push(
+                        PlanError::new(ErrorCode::BadValue, format!("rollout of `{}`: {why}", job.id))
+                            .at(*span, "checks here")
+                            .help(format!("write `needs: [{}]` in `{check}`, and no `rollout:` there", job.id)),
+                    );
+                }
+            }
+        }
     }
 
     fn settings(&mut self, raw: &SettingsRaw) -> PlanSettings {
@@ -353,6 +392,11 @@ impl Validator {
             max_failures,
             max_failures_span: body.max_failures.as_ref().map(span_of),
             rollout,
+            rollout_checks: body
+                .rollout
+                .as_ref()
+                .map(|r| r.value.checks.iter().map(|c| (JobId::new(&c.value), span_of(c))).collect())
+                .unwrap_or_default(),
             timeout,
             retries,
         })

@@ -54,6 +54,7 @@ impl Runner<Task<OperationSpec>> for OpRunner {
             header: task.header(),
             group: task.job_index,
             wave: task.wave,
+            waves_of: task.waves_of,
             site_key: if starts_workflow { task.site.clone() } else { None },
             exclusive,
             estimate_secs: kind.estimate_secs(),
