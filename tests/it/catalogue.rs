@@ -10,6 +10,7 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("env:deploy", "acme-web.test", &["note=Release"]),
     ("env:clear-cache", "acme-web.live", &[]),
     ("env:wake", "acme-web.dev", &[]),
+    ("http:check", "acme-blog.live", &["contains=Welcome", "status=[200, 301]"]),
     ("env:clone-content", "acme-blog.test", &["from-env=live"]),
     ("env:commit", "acme-shop.dev", &["message=Nightly"]),
     ("backup:create", "acme-web.dev", &["element=db", "keep-for=7"]),

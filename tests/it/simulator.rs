@@ -46,23 +46,40 @@ async fn backups_download_with_range_and_signatures_are_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_platform_domain_answers_its_health_check() {
+async fn the_sites_answer_https_under_their_own_names_and_the_health_check() {
     let (sim, client) = start(&builtin(), Knobs::default()).await;
     let site = client.site_id("acme-web").await.unwrap().unwrap();
     let domains = client.domains(&site, "dev").await.unwrap();
     let platform = domains.iter().rev().find(|d| d.kind.as_deref() == Some("platform")).unwrap();
     assert_eq!(platform.id, "dev-acme-web.pantheonsite.io");
-    let url = format!("http://{}/__platform/{}/pantheon_healthcheck", sim.addr(), platform.id);
-    let reply = reqwest::get(&url).await.unwrap();
+    // A client that trusts the simulator's authority and sends the names to its address.
+    let ca = reqwest::Certificate::from_pem(sim.sites().ca_pem.as_bytes()).unwrap();
+    let _provider = rustls::crypto::ring::default_provider().install_default();
+    let trusting = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .resolve("dev-acme-web.pantheonsite.io", sim.sites().addr)
+        .resolve("dev-nope.pantheonsite.io", sim.sites().addr)
+        .build()
+        .unwrap();
+    let reply = trusting.get("https://dev-acme-web.pantheonsite.io/pantheon_healthcheck").send().await.unwrap();
     assert_eq!(reply.status(), 200);
     assert!(reply.headers().contains_key("x-pantheon-styx-hostname"));
     assert_eq!(reply.text().await.unwrap(), "OK");
-    let unknown =
-        reqwest::get(format!("http://{}/__platform/dev-nope.pantheonsite.io/pantheon_healthcheck", sim.addr()))
-            .await
-            .unwrap();
+    let page = trusting.get("https://dev-acme-web.pantheonsite.io/").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Welcome to"));
+    let unknown = trusting.get("https://dev-nope.pantheonsite.io/").send().await.unwrap();
     assert_eq!(unknown.status(), 404);
-    sim.stop().await;
+    // A client that trusts only the public authorities refuses the simulator's certificate.
+    let refused = reqwest::Client::builder()
+        .resolve("dev-acme-web.pantheonsite.io", sim.sites().addr)
+        .build()
+        .unwrap()
+        .get("https://dev-acme-web.pantheonsite.io/")
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(sim.stop().await.site_requests, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,13 +166,17 @@ pub(crate) async fn check(ops: &Ops, target: &Target, expect: &Expect) -> Result
         };
         let pause = ops.platform_time(tb_core::backoff::delay(FIRST_PAUSE, tries, LONGEST_PAUSE));
         if miss.is_final() || Instant::now() + pause >= deadline {
-            let seen =
-                seen.map_or_else(String::new, |(status, took, _)| format!(" (HTTP {status} in {})", millis(took)));
+            // What the site answered, where the words do not say it already.
+            let seen = match (&miss, seen) {
+                (Miss::Text, Some((status, took, _))) => format!(" (HTTP {status} in {})", millis(took)),
+                (Miss::Status { .. }, Some((_, took, _))) => format!(" in {}", millis(took)),
+                _ => String::new(),
+            };
             let message = format!(
                 "{}{seen}, at {url}, after {tries} {} over {}",
                 miss.detail(expect),
                 if tries == 1 { "try" } else { "tries" },
-                millis(expect.within),
+                humantime::format_duration(expect.within),
             );
             return Err(OpError::because(Cause::Failed { reason: miss.reason(expect) }, message));
         }

@@ -184,6 +184,9 @@ impl super::sites::Sites for Sites {
                 .map(|(env, e)| (s, env, e))
         });
         let Some((site, env, e)) = found else { return page(404, "Unknown site!") };
+        if !e.initialized {
+            return page(404, "The environment has not been initialized.");
+        }
         if path == "/pantheon_healthcheck" {
             let mut ok = page(200, "OK");
             ok.headers.push(("X-Pantheon-Styx-Hostname", format!("styx-{}-{env}.simulated", site.name)));
@@ -192,9 +195,7 @@ impl super::sites::Sites for Sites {
         // Real seconds, not scaled: the time scale compresses the platform's work (workflows,
         // warm-ups), while a page's latency is what a check measures and bounds in real time.
         let delay = Duration::try_from_secs_f64(e.site.http.latency).unwrap_or_default();
-        let mut answer = if !e.initialized {
-            page(404, "The environment has not been initialized.")
-        } else if e.site.warm_at > now {
+        let mut answer = if e.site.warm_at > now {
             page(503, "The site is warming up.")
         } else if e.site.broken {
             page(

@@ -273,9 +273,10 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
 }
 
 /// Whether an operation's data is what it read (a remote command's is a record of its
-/// output, for the reports).
+/// output, and a check's of each site's answer: for the reports).
 fn reads(operation: &str) -> bool {
-    tb_plan::plan::ops::OperationKind::from_name(operation).is_none_or(tb_plan::plan::ops::OperationKind::is_read_only)
+    use tb_plan::plan::ops::OperationKind;
+    OperationKind::from_name(operation).is_none_or(|kind| kind.is_read_only() && kind != OperationKind::HttpCheck)
 }
 
 /// Where the journal and reports are and, when something failed or was interrupted, the

@@ -151,7 +151,8 @@ pub(crate) fn example_plans() -> Vec<PathBuf> {
         .filter(|p| {
             p.extension().is_some_and(|e| e == "yml")
                 && p.file_name().is_some_and(|n| {
-                    !["world.yml", "github-actions.yml", "gitlab-ci.yml"].contains(&n.to_str().unwrap_or_default())
+                    !["world.yml", "canary-world.yml", "github-actions.yml", "gitlab-ci.yml"]
+                        .contains(&n.to_str().unwrap_or_default())
                 })
         })
         .collect();
