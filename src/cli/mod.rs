@@ -342,6 +342,11 @@ pub struct ExecArgs {
     /// repeat it, or separate several with commas (`html=a.html,md=b.md`).
     #[arg(long = "report", value_name = "FORMAT=PATH")]
     pub reports: Vec<String>,
+    /// Tell a webhook of the run's end (success, failure or halt): `URL`, `slack=URL` or
+    /// `json=URL` (Slack's format for hooks.slack.com, JSON otherwise); repeat it. The URL is
+    /// a secret: pass it from a variable (`--notify "$SLACK_WEBHOOK"`).
+    #[arg(long, value_name = "URL")]
+    pub notify: Vec<String>,
     /// Apply without asking.
     #[arg(long, short = 'y')]
     pub yes: bool,

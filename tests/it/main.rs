@@ -24,6 +24,7 @@ mod fixtures;
 mod fleet;
 mod fuzz;
 mod never_twice;
+mod notify;
 mod operations;
 mod operator;
 mod own_faults;

@@ -69,6 +69,8 @@ fn apply_in_process(
         lock_timeout: None,
         run_group: None,
         shard: None,
+        notify: Vec::new(),
+        command: None,
     };
     let claim = claim(&input, &options, &vars).unwrap();
     let prepared = prepare_on(runtime, input, &targets, flags, &vars).unwrap();

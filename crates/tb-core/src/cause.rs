@@ -105,6 +105,21 @@ pub enum Scope {
 }
 
 impl Cause {
+    /// Whether the run stopped starting work for this: fail-fast, a failure budget, a rollout
+    /// halted, an interrupt, the run's timeout, or a halt from outside the tasks.
+    #[must_use]
+    pub fn stopped_the_run(&self) -> bool {
+        matches!(
+            self,
+            Self::FailFast { .. }
+                | Self::Budget { .. }
+                | Self::WaveHalted { .. }
+                | Self::Interrupted
+                | Self::RunTimedOut
+                | Self::Halted { .. }
+        )
+    }
+
     /// What every task with this cause shares, for a group's heading: no task's own id.
     #[must_use]
     pub fn summary(&self) -> String {

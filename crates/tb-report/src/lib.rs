@@ -9,6 +9,7 @@ pub mod json;
 pub mod junit;
 pub mod live;
 pub mod markdown;
+pub mod notify;
 pub mod paint;
 pub mod summary;
 pub mod table;

@@ -162,6 +162,27 @@ pub struct RunReport {
     /// workflows started, peak concurrency), as `GET /__sim/stats` shows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulator: Option<serde_json::Value>,
+    /// Each message to a webhook (`settings.notify`, `--notify`): whether it was delivered.
+    /// A webhook is named by its place and host, never its URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Notification>,
+}
+
+/// One message to a webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Notification {
+    /// 1-based: the webhook's place among those in force (the plan's, then `--notify`'s).
+    pub webhook: usize,
+    pub host: String,
+    /// `start`, `success`, `failure` or `halt`.
+    pub event: String,
+    /// `slack` or `json`.
+    pub format: String,
+    pub delivered: bool,
+    pub tries: u32,
+    /// Why it was not delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunReport {
@@ -182,6 +203,7 @@ impl RunReport {
             totals: Totals::default(),
             tasks: Vec::new(),
             simulator: None,
+            notifications: Vec::new(),
         }
     }
 

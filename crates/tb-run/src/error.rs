@@ -145,6 +145,10 @@ pub enum Refusal {
     // What a run refuses to start.
     #[error("this build cannot execute {}; `plan` shows what the run would do", .0.join(", "))]
     Unsupported(Vec<String>),
+    /// A webhook of `settings.notify` or `--notify` cannot be used (named by its place: its
+    /// URL is a secret).
+    #[error("webhook #{index} (settings.notify, then --notify): {why}; nothing ran")]
+    Webhook { index: usize, why: String },
     #[error("the plan reads environment variable(s) that are not set: {}", .0.join(", "))]
     MissingVariables(Vec<String>),
     #[error("{count} destructive task(s) ({}{}); pass --allow-destructive to run them", .shown.join(", "), more_text(*.more))]

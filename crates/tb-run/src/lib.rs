@@ -14,6 +14,7 @@ pub mod connect;
 pub mod document;
 mod error;
 pub mod history;
+pub mod notify;
 pub mod outcome;
 pub mod prepare;
 pub mod refresh;

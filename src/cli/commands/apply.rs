@@ -80,6 +80,8 @@ pub(super) fn apply_plan(
         lock_timeout: exec.lock_timeout,
         run_group: exec.run_group.clone().or_else(|| default_run_group(io.vars)),
         shard: targeting.shard.map(|s| s.to_string()),
+        notify: tb_run::notify::from_flags(&exec.notify),
+        command: Some(command_line(std::env::args())),
     };
     let earlier = tb_run::apply::find_earlier(&input.keys(), &options)?;
     // Said even under -q: the run named is not the one continued.
@@ -217,6 +219,21 @@ fn finish(outcome: &RunOutcome, reports: &[(Format, String)], view: &View, io: &
             ),
         );
     }
+    for told in outcome.report.notifications.iter().filter(|n| !n.delivered) {
+        // Said, and in the report; the run's exit code is its tasks', not a webhook's.
+        let _shown = write_error(
+            io.stderr,
+            &format!(
+                "the {} notification to webhook #{} ({}) was not delivered after {} {}: {}",
+                told.event,
+                told.webhook,
+                told.host,
+                told.tries,
+                if told.tries == 1 { "try" } else { "tries" },
+                told.error.as_deref().unwrap_or("no answer")
+            ),
+        );
+    }
     if outcome.result_json.is_none() {
         // Neither the state directory nor the temporary one took the JSON report: it goes
         // to stderr, the last place left, so the record of what ran is not lost.
@@ -301,16 +318,27 @@ fn resume(outcome: &RunOutcome) -> Option<String> {
 /// The command as it was typed, without any `--resume`, with `--resume=RUN`: what failed,
 /// was skipped or never started runs again; what succeeded does not.
 fn resume_command(args: impl Iterator<Item = String>, run_id: &str) -> String {
+    format!("{} --resume={run_id}", command_line(args))
+}
+
+/// The command as it was typed, without `--resume` and without `--notify` and its URL (a
+/// secret, never printed): what a resume command is made of.
+fn command_line(args: impl Iterator<Item = String>) -> String {
     let mut words = Vec::new();
+    let mut skip_value = false;
     for (i, arg) in args.enumerate() {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
         if i == 0 {
             let name = Path::new(&arg).file_name().map_or_else(|| arg.clone(), |n| n.to_string_lossy().into_owned());
             words.push(name);
-        } else if arg != "--resume" && !arg.starts_with("--resume=") {
+        } else if arg == "--notify" {
+            skip_value = true;
+        } else if arg != "--resume" && !arg.starts_with("--resume=") && !arg.starts_with("--notify=") {
             words.push(shell_quote(&arg));
         }
     }
-    words.push(format!("--resume={run_id}"));
     words.join(" ")
 }
 
@@ -408,6 +436,20 @@ mod tests {
         assert_eq!(
             resume_command(args.iter().map(|a| (*a).to_owned()), "R1"),
             "terminus-batch apply 'my plan.yml' --sites 'acme-*' -y --resume=R1"
+        );
+        let args = [
+            "terminus-batch",
+            "apply",
+            "p.yml",
+            "--notify",
+            "https://hooks.slack.com/services/T/B/x",
+            "--notify=json=https://h.example/x",
+            "-y",
+        ];
+        assert_eq!(
+            resume_command(args.iter().map(|a| (*a).to_owned()), "R1"),
+            "terminus-batch apply p.yml -y --resume=R1",
+            "a webhook's URL is a secret: never in a command printed"
         );
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }

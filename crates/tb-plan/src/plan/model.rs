@@ -42,6 +42,77 @@ pub struct PlanSettings {
     /// Where runs keep their state (a directory or an object-store URL).
     #[serde(default)]
     pub state: Option<String>,
+    /// Webhooks told of the run.
+    #[serde(default)]
+    pub notify: Vec<Webhook>,
+}
+
+/// A webhook told of a run's start or end. Its URL is a secret: it is never shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Literal text and process environment references; shown (in `plan`'s JSON, a saved
+    /// plan) only as its variable references: a literal URL is a secret.
+    #[serde(serialize_with = "secret_url")]
+    pub url: super::template::Text,
+    pub events: Vec<NotifyEvent>,
+    /// `None`: by the URL's host when it is known ([`NotifyFormat::for_host`]).
+    pub format: Option<NotifyFormat>,
+}
+
+fn secret_url<S: serde::Serializer>(url: &super::template::Text, s: S) -> Result<S::Ok, S::Error> {
+    use super::template::TextPart;
+    if url.0.iter().all(|part| matches!(part, TextPart::Env(_))) {
+        s.serialize_str(&url.to_string())
+    } else {
+        s.serialize_str("<secret>")
+    }
+}
+
+/// What a webhook is told of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyEvent {
+    /// The run started.
+    Start,
+    /// Every task succeeded or had nothing to do.
+    Success,
+    /// The run went to its end with tasks failed.
+    Failure,
+    /// The run stopped starting work: interrupted, a failure budget, fail-fast, a rollout
+    /// halted, the API unreachable, its record or its lock lost.
+    Halt,
+}
+
+impl NotifyEvent {
+    pub const ALL: [Self; 4] = [Self::Start, Self::Success, Self::Failure, Self::Halt];
+
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Halt => "halt",
+        }
+    }
+}
+
+/// How a webhook's message is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyFormat {
+    /// A Slack incoming webhook's `{"text": ...}`.
+    Slack,
+    /// The run's summary as the JSON report has it.
+    Json,
+}
+
+impl NotifyFormat {
+    /// Slack's format for a Slack webhook's host, JSON for any other.
+    #[must_use]
+    pub fn for_host(host: &str) -> Self {
+        if host.eq_ignore_ascii_case("hooks.slack.com") { Self::Slack } else { Self::Json }
+    }
 }
 
 /// What a failure does to the rest of the run.

@@ -134,7 +134,9 @@ fn known_keys(parent: &[&str]) -> Option<&'static [&'static str]> {
         "max_failures",
         "timeout",
         "state",
+        "notify",
     ];
+    const NOTIFY: &[&str] = &["url", "events", "format"];
     const JOB: &[&str] =
         &["run", "on", "with", "matrix", "needs", "on_failure", "max_failures", "rollout", "timeout", "retries"];
     const ON: &[&str] = &["sites", "env"];
@@ -145,6 +147,7 @@ fn known_keys(parent: &[&str]) -> Option<&'static [&'static str]> {
     match parent {
         [] => Some(TOP),
         ["settings"] => Some(SETTINGS),
+        ["settings", "notify", "notify[]"] => Some(NOTIFY),
         ["jobs", _] => Some(JOB),
         ["jobs", _, "on"] => Some(ON),
         ["jobs", _, "rollout"] => Some(ROLLOUT),

@@ -83,6 +83,49 @@ pub struct SettingsRaw {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub state: Option<Spanned<String>>,
+    /// Webhooks told of the run's start or end (its URL is a secret: write
+    /// `${{ env.NAME }}`).
+    #[serde(default)]
+    #[schemars(with = "Vec<NotifyRaw>")]
+    pub notify: Vec<Spanned<NotifyRaw>>,
+}
+
+/// One webhook of `settings.notify`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct NotifyRaw {
+    /// Where to POST: an https URL, or `${{ env.NAME }}` holding one.
+    #[schemars(with = "String")]
+    pub url: Spanned<String>,
+    /// When: `start`, `success`, `failure`, `halt` (default: failure and halt).
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<NotifyEventSchema>>")]
+    pub events: Option<Vec<Spanned<String>>>,
+    /// `slack` (an incoming webhook's `{"text": ...}`) or `json` (the run's summary);
+    /// default `slack` for `hooks.slack.com`, `json` otherwise.
+    #[serde(default)]
+    #[schemars(with = "Option<NotifyFormatSchema>")]
+    pub format: Option<Spanned<String>>,
+}
+
+/// Schema-only: the events a webhook may want.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[expect(dead_code, reason = "describes the accepted strings in the JSON Schema only")]
+enum NotifyEventSchema {
+    Start,
+    Success,
+    Failure,
+    Halt,
+}
+
+/// Schema-only: the formats a webhook takes.
+#[derive(JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[expect(dead_code, reason = "describes the accepted strings in the JSON Schema only")]
+enum NotifyFormatSchema {
+    Slack,
+    Json,
 }
 
 /// Schema-only: the values `on_failure` accepts.

@@ -11,15 +11,16 @@ use serde_saphyr::Spanned;
 
 use super::error::{ErrorCode, PlanError, did_you_mean};
 use super::model::{
-    Arg, ArgTemplate, Axis, EnvPattern, Job, Limit, Need, NeedScope, OnFailure, Plan, PlanSettings, Retries, Rollout,
-    Selector, SitePattern, SiteSet, SiteSetKind,
+    Arg, ArgTemplate, Axis, EnvPattern, Job, Limit, Need, NeedScope, NotifyEvent, NotifyFormat, OnFailure, Plan,
+    PlanSettings, Retries, Rollout, Selector, SitePattern, SiteSet, SiteSetKind, Webhook,
 };
 use super::ops::{
     ArgValue, EnvRule, OperationKind, OptType, Scalar, Scope, check_env_glob, check_env_id, convert_scalar,
 };
 use super::parse::span_of;
 use super::raw::{
-    CountOrPercent, EnvsRaw, JobRaw, NeedRaw, OnRaw, PlanRaw, SelectorRaw, SettingsRaw, SitesRaw, SpannedMap, Value,
+    CountOrPercent, EnvsRaw, JobRaw, NeedRaw, NotifyRaw, OnRaw, PlanRaw, SelectorRaw, SettingsRaw, SitesRaw,
+    SpannedMap, Value,
 };
 use super::template::{Template, Text, TextPart, Var};
 use tb_core::glob::is_glob;
@@ -197,6 +198,7 @@ impl Validator {
             on_failure: raw.on_failure.as_ref().and_then(|s| self.on_failure(s)),
             max_failures: raw.max_failures.as_ref().map(Self::limit),
             timeout: raw.timeout.as_ref().and_then(|t| self.duration(t, "timeout")),
+            notify: raw.notify.iter().filter_map(|w| self.webhook(w)).collect(),
             state: raw.state.as_ref().and_then(|s| match tb_core::location::Location::parse(&s.value) {
                 Ok(_) if !s.value.trim().is_empty() => Some(s.value.clone()),
                 Ok(_) => {
@@ -212,6 +214,90 @@ impl Validator {
                 }
             }),
         }
+    }
+
+    /// One webhook of `settings.notify`: its URL (literal, or process environment
+    /// references), the events it wants and its format.
+    fn webhook(&mut self, raw: &Spanned<NotifyRaw>) -> Option<Webhook> {
+        let raw = &raw.value;
+        let span = span_of(&raw.url);
+        let bad = |message: String| PlanError::new(ErrorCode::BadValue, format!("settings.notify: {message}"));
+        let template = match Template::parse(&raw.url.value) {
+            Ok(t) => t,
+            Err(e) => {
+                let code = if e.unknown_name { ErrorCode::UnknownVariable } else { ErrorCode::BadTemplate };
+                self.push(PlanError::new(code, e.message).at(span, "in this URL").help_opt(e.help));
+                return None;
+            }
+        };
+        let mut parts = Vec::new();
+        for segment in &template.segments {
+            match segment {
+                super::template::Segment::Lit(lit) => parts.push(TextPart::Lit(lit.clone())),
+                super::template::Segment::Var { var: Var::ProcessEnv(name), .. } => {
+                    parts.push(TextPart::Env(name.clone()));
+                }
+                super::template::Segment::Var { var, .. } => {
+                    self.push(
+                        bad(format!("a webhook URL may read only the process environment, not `{var}`"))
+                            .at(span, "here")
+                            .help("write `url: ${{ env.SLACK_WEBHOOK }}` and set the variable"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let url = Text(parts);
+        let mut format = None;
+        if let Some(literal) = url.as_literal() {
+            match webhook_host(&literal) {
+                Ok(host) => format = Some(NotifyFormat::for_host(&host)),
+                Err(why) => {
+                    self.push(bad(why).at(span, "not a webhook URL"));
+                    return None;
+                }
+            }
+        }
+        if let Some(f) = &raw.format {
+            format = match f.value.as_str() {
+                "slack" => Some(NotifyFormat::Slack),
+                "json" => Some(NotifyFormat::Json),
+                other => {
+                    self.push(
+                        bad(format!("unknown format `{other}`"))
+                            .at(span_of(f), "expected `slack` or `json`")
+                            .help_opt(did_you_mean(other, ["slack", "json"])),
+                    );
+                    return None;
+                }
+            };
+        }
+        let events = match &raw.events {
+            None => vec![NotifyEvent::Failure, NotifyEvent::Halt],
+            Some(list) if list.is_empty() => {
+                self.push(bad("a webhook wants at least one event".to_owned()).at(span, "this webhook"));
+                return None;
+            }
+            Some(list) => {
+                let mut events = Vec::new();
+                for e in list {
+                    match NotifyEvent::ALL.into_iter().find(|k| k.name() == e.value) {
+                        Some(event) if !events.contains(&event) => events.push(event),
+                        Some(_) => {}
+                        None => {
+                            self.push(
+                                bad(format!("unknown event `{}`", e.value))
+                                    .at(span_of(e), "expected start, success, failure or halt")
+                                    .help_opt(did_you_mean(&e.value, NotifyEvent::ALL.map(NotifyEvent::name))),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                events
+            }
+        };
+        Some(Webhook { url, events, format })
     }
 
     fn positive(&mut self, value: &Spanned<u32>, what: &str) -> Option<u32> {
@@ -1037,6 +1123,34 @@ fn scalar(value: &Value) -> Option<Scalar> {
         Value::Float(f) => Some(Scalar::Float(*f)),
         Value::Str(s) => Some(Scalar::Str(s.clone())),
         Value::Null | Value::List(_) => None,
+    }
+}
+
+/// The host of a webhook URL: https, or plain http to this machine only (a receiver on
+/// loopback); never credentials in the URL's authority.
+///
+/// # Errors
+/// Why the text is not a webhook URL (it names no part of the URL: it is a secret).
+pub fn webhook_host(url: &str) -> Result<String, String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| "a webhook URL starts with https://".to_owned())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("a webhook URL holds no user or password before its host".to_owned());
+    }
+    let host = if authority.starts_with('[') {
+        authority.split(']').next().unwrap_or_default().trim_start_matches('[').to_owned()
+    } else {
+        authority.split(':').next().unwrap_or_default().to_owned()
+    };
+    if host.is_empty() {
+        return Err("a webhook URL names a host".to_owned());
+    }
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "https" => Ok(host),
+        "http" if loopback => Ok(host),
+        "http" => Err("a webhook URL is https (plain http only to this machine): the URL is a secret".to_owned()),
+        _ => Err("a webhook URL starts with https://".to_owned()),
     }
 }
 

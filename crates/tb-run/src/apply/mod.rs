@@ -76,12 +76,18 @@ pub struct ApplyOptions {
     pub run_group: Option<String>,
     /// The plan's shard the run applies (`I/N`): its lock, and the runs its resume continues.
     pub shard: Option<String>,
+    /// Webhooks given on the command line (`--notify`): under `--simulate`, the only ones.
+    pub notify: Vec<tb_plan::plan::model::Webhook>,
+    /// The command that started the run, without `--resume`: a notification's resume command.
+    pub command: Option<String>,
 }
 
 /// A plan checked for a run: who runs it, and what an earlier run left.
 pub struct Checked {
     user_id: String,
     earlier: Option<Earlier>,
+    /// The webhooks told of the run.
+    hooks: Vec<crate::notify::Hook>,
 }
 
 /// Everything refused before any API call that changes anything: no connection (exit 3), a
@@ -98,6 +104,15 @@ pub fn check(
         return Err(Unreachable::NoLogin.into());
     };
     refuse(prepared, options, vars)?;
+    // A rehearsal tells only the webhooks its command line names: a plan's are the team's,
+    // told of real runs.
+    let in_force: Vec<_> = if simulated(connection) {
+        options.notify.clone()
+    } else {
+        prepared.plan.settings.notify.iter().chain(&options.notify).cloned().collect()
+    };
+    let hooks = crate::notify::hooks(&in_force, |name| vars.get(name).map(str::to_owned))
+        .map_err(|bad| RunError::from(Refusal::Webhook { index: bad.index, why: bad.why }))?;
     let user_id = connection.user_id()?;
     if let Some(earlier) = &earlier {
         same_target(&earlier.newest, &connection.endpoint, &user_id)?;
@@ -105,7 +120,7 @@ pub fn check(
     if let Some(loaded) = &prepared.saved {
         super::saved::check(prepared, loaded, &user_id)?;
     }
-    Ok(Checked { user_id, earlier })
+    Ok(Checked { user_id, earlier, hooks })
 }
 
 fn refuse(prepared: &Prepared, options: &ApplyOptions, vars: &EnvVars) -> Result<(), RunError> {
@@ -145,6 +160,8 @@ pub struct Run {
     fence: Fence,
     /// Renews the lock until the run's own renewal starts.
     keeper: Option<Keeper>,
+    /// The webhooks told of the run.
+    hooks: Vec<crate::notify::Hook>,
 }
 
 /// Opens the journal of the run `claim` locked for. A run that cannot be journalled does not
@@ -156,7 +173,7 @@ pub fn begin(
     vars: &EnvVars,
     claim: Claim,
 ) -> Result<Run, RunError> {
-    let Checked { user_id, earlier } = checked;
+    let Checked { user_id, earlier, hooks } = checked;
     let connection =
         prepared.connection.take().ok_or_else(|| RunError::bug("internal error: a checked plan has no connection"))?;
     let endpoint = Some(connection.endpoint.clone());
@@ -219,7 +236,20 @@ pub fn begin(
         .collect();
     let leases =
         Leases::new(&options.state, holder, &connection.client.config().base).watched_by(fence.clone(), Clock::boot());
-    Ok(Run { prepared, connection, options, context, writer, vars, lock, _file_lock: file_lock, leases, fence, keeper })
+    Ok(Run {
+        prepared,
+        connection,
+        options,
+        context,
+        writer,
+        vars,
+        lock,
+        _file_lock: file_lock,
+        leases,
+        fence,
+        keeper,
+        hooks,
+    })
 }
 
 impl Run {
@@ -251,6 +281,7 @@ impl Run {
             leases,
             fence,
             keeper,
+            hooks,
         } = self;
         // The run renews its lock and leases itself from here.
         drop(keeper);
@@ -285,6 +316,9 @@ impl Run {
         let halt = controls.halt.clone();
         let api = connection.client.clone();
         let watch = options.watch_signals;
+        report.run_id = run_id.to_string();
+        // The start is posted beside the run: its work never waits for a webhook.
+        let started = crate::notify::start(&connection.runtime, &hooks, &report, prepared.expansion.tasks.len());
         let (summary, poller_panic) = connection.runtime.block_on(async {
             // The journal first: an event is on disk before anyone acts on it.
             let mut sinks = FanOut(vec![&mut writer as &mut dyn EventSink, &mut report, display]);
@@ -312,10 +346,16 @@ impl Run {
             tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
             report.simulator = serde_json::to_value(&stats).ok();
         }
-        drop(connection);
         let mut journal_errors = journal_errors(&summary, &writer);
-        let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
         let fenced = fence.lost().map(|lost| lost.to_string());
+        if !hooks.is_empty() {
+            let stopped = stopped(&summary, &journal_errors, fenced.is_some(), &internal_errors);
+            let event = crate::notify::end_event(stopped, &report);
+            let resume = options.command.as_ref().map(|c| format!("{c} --resume={run_id}"));
+            report.notifications = crate::notify::end(&connection.runtime, &hooks, started, &report, event, resume);
+        }
+        drop(connection);
+        let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
         RunOutcome {
             report,
             run_id: run_id.to_string(),
@@ -380,6 +420,16 @@ fn operations(
             config: sim.ssh().config.clone(),
             known_hosts: sim.ssh().known_hosts.clone(),
         }))
+}
+
+/// Whether the run stopped starting work for a reason outside its tasks' own failures.
+fn stopped(summary: &tb_executor::RunSummary, journal_errors: &[String], fenced: bool, internal: &[String]) -> bool {
+    !journal_errors.is_empty()
+        || fenced
+        || !internal.is_empty()
+        || summary.interrupted
+        || summary.timed_out
+        || summary.halted.is_some()
 }
 
 /// What the run's record lost: the event that could not be written (nothing started after
