@@ -187,6 +187,21 @@ impl Ops {
             let max = humantime::format_duration(std::time::Duration::from_secs(*max_secs));
             return Ok(Preview::ReadOnly(format!("would wait up to {max} for a workflow {what} started on {env}")));
         }
+        if let OperationSpec::HttpCheck { path, statuses, within_secs, primary, .. } = op {
+            // A preview asks no site: the page a check wants exists only after what runs before it.
+            let host = if *primary {
+                "its primary domain".to_owned()
+            } else {
+                crate::web::platform_host(&target.site, target.env.as_deref().unwrap_or_default())
+            };
+            let codes: Vec<String> = statuses.iter().map(u16::to_string).collect();
+            let within = humantime::format_duration(std::time::Duration::from_secs(*within_secs));
+            return Ok(Preview::ReadOnly(format!(
+                "would ask https://{host}{} for HTTP {} within {within}",
+                self.render(path)?,
+                codes.join(" or ")
+            )));
+        }
         Ok(Preview::ReadOnly("reads only".into()))
     }
 }
