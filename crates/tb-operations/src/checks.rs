@@ -173,9 +173,9 @@ pub(crate) async fn check(ops: &Ops, target: &Target, expect: &Expect) -> Result
                 _ => String::new(),
             };
             let message = format!(
-                "{}{seen}, at {url}, after {tries} {} over {}",
+                "{}{seen}; asked {url} {} within {}",
                 miss.detail(expect),
-                if tries == 1 { "try" } else { "tries" },
+                if tries == 1 { "once".to_owned() } else { format!("{tries} times") },
                 humantime::format_duration(expect.within),
             );
             return Err(OpError::because(Cause::Failed { reason: miss.reason(expect) }, message));

@@ -556,7 +556,7 @@ impl Live<'_> {
                 Some(cause) => {
                     let summary = cause.summary();
                     let rest = outcome.message.replacen(&summary, "", 1);
-                    let rest = rest.trim().trim_start_matches(':').trim();
+                    let rest = rest.trim().trim_start_matches([':', ',', ';']).trim();
                     let rest = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')).unwrap_or(rest);
                     let rest = if rest.is_empty() { String::new() } else { format!(" · {rest}") };
                     format!("{status} {summary}: {}{took}{rest}", self.tally.name(task))
