@@ -45,6 +45,9 @@ pub(crate) enum Workload {
     /// (deploy test -> deploy live -> clear cache) at 50 ms, then 80 sites at 300 ms with
     /// longer workflows, concurrency 20 at the default rate (issue 26's shapes).
     Cold,
+    /// (i) the forecast against what happened: a release over 90 sites planned and applied
+    /// cold, then again with the first run's history.
+    Forecast,
     /// (g) the fleet workload with its state in a directory and in S3 (moto's server on
     /// 127.0.0.1, from `PATH`), alternately: what shared state costs.
     State,
@@ -62,8 +65,9 @@ impl Workload {
             "state" | "g" => Ok(Self::State),
             "cold" | "h" => Ok(Self::Cold),
             "memory" | "f" => Ok(Self::Memory),
+            "forecast" | "i" => Ok(Self::Forecast),
             other => Err(format!(
-                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state, cold)"
+                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state, cold, forecast)"
             )),
         }
     }
@@ -149,6 +153,7 @@ pub(crate) fn run(args: &Args, mut progress: impl FnMut(&str)) -> Result<Vec<Fig
             Workload::Memory => memory_workload(args.sites.unwrap_or(10_000)).map(Figures::Memory),
             Workload::Listing => listing_workload(args.sites.unwrap_or(800)).map(Figures::Listing),
             Workload::State => state_workload(args).map(Figures::State),
+            Workload::Forecast => super::forecast::run(args.sites, args.time_scale).map(Figures::Forecast),
         };
         figures.push(result.map_err(|message| format!("the {} workload: {message}", name(workload)))?);
     }
@@ -165,6 +170,7 @@ fn name(workload: Workload) -> &'static str {
         Workload::Memory => "memory",
         Workload::State => "state",
         Workload::Cold => "cold",
+        Workload::Forecast => "forecast",
     }
 }
 
@@ -176,6 +182,7 @@ pub(crate) enum Figures {
     Memory(MemoryFigures),
     State(StateFigures),
     Cold(Vec<ApplyFigures>),
+    Forecast(super::forecast::ForecastFigures),
 }
 
 impl Serialize for Figures {
@@ -187,6 +194,7 @@ impl Serialize for Figures {
             Self::Memory(f) => f.serialize(serializer),
             Self::State(f) => f.serialize(serializer),
             Self::Cold(f) => f.serialize(serializer),
+            Self::Forecast(f) => f.serialize(serializer),
         }
     }
 }
@@ -201,6 +209,7 @@ impl Figures {
             Self::Memory(f) => f.render(),
             Self::State(f) => f.render(),
             Self::Cold(f) => f.iter().map(ApplyFigures::render).collect(),
+            Self::Forecast(f) => f.render(),
         }
     }
 }
@@ -209,7 +218,7 @@ impl Figures {
 
 /// One `apply` run, as its JSON report and the simulator's counters tell it.
 #[derive(Serialize)]
-struct Run {
+pub(crate) struct Run {
     /// Seconds from the simulator's start to its stop, as the platform saw them.
     wall: f64,
     real_seconds: f64,
@@ -483,7 +492,7 @@ fn plan(name: &str, jobs: &str) -> String {
 
 /// The start of a world file: the simulator's knobs (`extra` lines after the latency) and
 /// the user.
-fn world_head(scale: f64, extra: &str) -> String {
+pub(crate) fn world_head(scale: f64, extra: &str) -> String {
     format!(
         "simulator:\n  seed: 1\n  time_scale: {scale}\n  latency: {{ min: {}, max: {} }}\n{extra}\
          user: {{ email: bench@example.com, machine_token: bench-token }}\n",
@@ -509,7 +518,7 @@ fn world(sites: usize, scale: f64) -> String {
 
 /// Runs `apply` on the workload in `dir` in a child process.
 /// One `apply` of `dir`'s plan; its state in `state` (default: a directory of its own).
-fn apply_once(
+pub(crate) fn apply_once(
     dir: &Path,
     label: &str,
     state: Option<&str>,
@@ -1083,7 +1092,7 @@ impl Drop for Scratch {
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 

@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+#[path = "../../benches/simulate/forecast.rs"]
+mod forecast;
 #[path = "../../benches/simulate/model.rs"]
 mod model;
 #[allow(dead_code, reason = "the benchmark's argument parsing is not exercised here")]
@@ -123,5 +125,28 @@ fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_model_client()
     }
     for needle in ["no history", "the model client", "sees every end at once", "the fastest is"] {
         assert!(text.contains(needle), "no {needle:?} in\n{text}");
+    }
+}
+
+#[test]
+fn the_forecast_workload_learns_from_its_first_run() {
+    let figures = bench(Workload::Forecast, 4, 0.002, true);
+    let f = &figures[0];
+    assert_eq!(f["tasks"], 12, "{f}");
+    let runs = f["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["label"], "cold");
+    assert!(runs[0]["basis"].as_str().unwrap().starts_with("no history"), "{f}");
+    assert_eq!(runs[1]["label"], "warm");
+    assert_eq!(runs[1]["basis"], "from 8 env:deploy and 4 env:clear-cache in 1 run of the last 30 days", "{f}");
+    for run in runs {
+        assert!(
+            run["p10_secs"].as_f64() <= run["p50_secs"].as_f64()
+                && run["p50_secs"].as_f64() <= run["p90_secs"].as_f64()
+        );
+        assert_eq!(run["etas"].as_array().unwrap().len(), 3);
+        assert!(
+            run["etas"].as_array().unwrap().iter().all(|e| e[1].as_f64().unwrap() > 0.0),
+            "an ETA while tasks run: {f}"
+        );
     }
 }

@@ -633,3 +633,30 @@ fn a_task_running_past_twice_its_expectation_is_marked_slow_and_counted() {
     let md = std::fs::read_to_string(t.path().join("out.md")).unwrap();
     assert!(md.contains("slow: 1 task ran more than twice as long as expected"), "{md}");
 }
+
+#[test]
+fn plan_forecasts_a_range_and_says_its_basis_cold_then_from_the_teams_history() {
+    let plan =
+        "version: 1\njobs:\n  clear:\n    run: env:clear-cache\n    on: { sites: [acme-web, acme-blog], env: live }\n";
+    let t = Test::new().file("plan.yml", plan);
+    let plan_line = || {
+        let out = Test::new().in_dir(t.path()).args(&["plan", "plan.yml", "--simulate"]).run();
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout.lines().last().unwrap_or_default().to_owned()
+    };
+    let cold = plan_line();
+    assert!(
+        cold.contains(" on the simulator's clock at concurrency 10, no history of these operations on this platform"),
+        "{cold}"
+    );
+    assert!(cold.contains("Estimated ") && cold.contains('–'), "a range: {cold}");
+    let applied = Test::new().in_dir(t.path()).args(&["apply", "plan.yml", "--simulate", "--yes", "-q"]).run();
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let warm = plan_line();
+    assert!(warm.ends_with("from 2 env:clear-cache in 1 run of the last 30 days."), "{warm}");
+    // Another world is another platform: its history is not this one's.
+    let world = "user: { email: a@example.com }\norgs: [{ name: o }]\nsites:\n  - { name: acme-web, org: o }\n  - { name: acme-blog, org: o }\n";
+    std::fs::write(t.path().join("world.yml"), world).unwrap();
+    let other = Test::new().in_dir(t.path()).args(&["plan", "plan.yml", "--simulate", "--world", "world.yml"]).run();
+    assert!(other.stdout.contains("no history of these operations"), "{}", other.stdout);
+}

@@ -9,6 +9,7 @@
 //! Depends on `tb-core` alone (the graph, events, ids, [`tb_core::cause`],
 //! [`tb_core::backoff`] and [`tb_core::panics`]), so it cannot see a plan or an operation.
 
+pub mod forecast;
 pub mod scheduler;
 
 use std::collections::HashMap;
@@ -440,6 +441,30 @@ pub struct Setup<'c> {
     pub run_id: RunId,
 }
 
+/// The scheduler's view of `graph`'s tasks: their needs, groups, waves, keys, and their
+/// dispatch priority (the longest remaining path by estimate, critical path first).
+pub(crate) fn slots<P>(graph: &TaskGraph<P>, metas: &[TaskMeta]) -> Vec<Slot> {
+    let mut priority = vec![0u64; metas.len()];
+    for &i in graph.topological_order().iter().rev() {
+        let own = metas.get(i).map_or(0, |m| m.estimate_secs);
+        let tail = graph.dependents(i).into_iter().map(|d| priority[d]).max().unwrap_or(0);
+        priority[i] = own.saturating_add(tail);
+    }
+    metas
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Slot {
+            needs: graph.dependencies(i),
+            group: m.group,
+            wave: m.wave,
+            waves_of: m.waves_of,
+            site_key: m.site_key.clone(),
+            exclusive: m.exclusive.clone(),
+            priority: priority[i],
+        })
+        .collect()
+}
+
 /// Runs the graph to the end: every task finishes in exactly one terminal state, reported as
 /// `TaskFinished`, between `RunStarted` and `RunFinished`. When an event cannot be recorded,
 /// nothing more starts: the tasks in flight are waited for, the rest end `skipped`, and no
@@ -456,20 +481,7 @@ where
 {
     let Setup { groups, limits, controls, clock, run_id } = setup;
     let metas: Vec<TaskMeta> = graph.nodes().map(|p| runner.meta(p)).collect();
-    let priority = graph.remaining_path(|p| runner.meta(p).estimate_secs);
-    let slots: Vec<Slot> = metas
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Slot {
-            needs: graph.dependencies(i),
-            group: m.group,
-            wave: m.wave,
-            waves_of: m.waves_of,
-            site_key: m.site_key.clone(),
-            exclusive: m.exclusive.clone(),
-            priority: priority[i],
-        })
-        .collect();
+    let slots = slots(graph, &metas);
     let names: Vec<String> = metas.iter().map(|m| m.header.id.to_string()).collect();
     let sched = Scheduler::new(slots, names, groups, limits);
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -77,7 +77,7 @@ impl StatusLevel {
 }
 
 /// How the live reporter draws.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LiveOptions {
     pub mode: Mode,
     pub paint: Paint,
@@ -96,6 +96,22 @@ pub struct LiveOptions {
     /// On a terminal: its width; lines printed above the bars are cut to it (a wrapped line
     /// would leave the bars drawn twice), whole in the table and reports.
     pub columns: usize,
+    /// The run's forecast, asked what is left for the ETA (without one, the plan's estimate
+    /// scaled by what tasks took so far).
+    pub remaining: Option<std::sync::Arc<dyn Remaining>>,
+    /// The run's forecast on its clock, seconds: (p10, p50, p90), said as the run starts.
+    pub forecast: Option<(u64, u64, u64)>,
+}
+
+impl std::fmt::Debug for LiveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveOptions")
+            .field("mode", &self.mode)
+            .field("estimate_secs", &self.estimate_secs)
+            .field("time_scale", &self.time_scale)
+            .field("remaining", &self.remaining.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LiveOptions {
@@ -110,6 +126,8 @@ impl LiveOptions {
             rows: 10,
             progress_every_ms: 15_000,
             columns: 100,
+            remaining: None,
+            forecast: None,
         }
     }
 
@@ -127,6 +145,15 @@ impl LiveOptions {
     /// ", estimated D" (empty without an estimate): on a simulator whose clock runs faster,
     /// said to be on its clock, with the platform's time (what `plan` says) beside it.
     pub(crate) fn estimate(&self) -> String {
+        if let Some((p10, p50, p90)) = self.forecast {
+            let clock = if (self.time_scale - 1.0).abs() > f64::EPSILON { " on the simulator's clock" } else { "" };
+            return format!(
+                ", estimated {} ({}–{}){clock}",
+                duration_ms(p50 * 1000),
+                duration_ms(p10 * 1000),
+                duration_ms(p90 * 1000)
+            );
+        }
         let (Some(platform), Some(secs)) = (self.estimate_secs, self.scaled_estimate()) else { return String::new() };
         if (self.time_scale - 1.0).abs() > f64::EPSILON {
             format!(
@@ -146,6 +173,15 @@ impl LiveOptions {
             Mode::Quiet => StatusLevel::None,
         })
     }
+}
+
+/// What is left of a run, forecast from where it stands (`tb_run::forecast`): asked again as
+/// the run goes, for the ETA.
+pub trait Remaining: Send + Sync {
+    /// Seconds left on the run's clock, with each task ended (its status, and the seconds it
+    /// took when it ran in this run), running (no status; the seconds it has run) or waiting
+    /// (neither).
+    fn left_secs(&self, now: &[(Option<Status>, Option<f64>)]) -> f64;
 }
 
 /// Where the run stands, folded from its events; the summary line renders it.
@@ -173,6 +209,9 @@ struct Tally {
     /// that ran to an end in this run.
     learned_ms: u64,
     learned_estimate: u64,
+    /// How each task ended, once it has, and what it took when it ran in this run.
+    ended: Vec<Option<Status>>,
+    took: Vec<Option<f64>>,
 }
 
 impl Tally {
@@ -182,6 +221,8 @@ impl Tally {
         self.waved = tasks.iter().filter(|t| t.wave > 0).map(|t| t.job.clone()).collect();
         self.total_estimate = tasks.iter().map(|t| t.estimate_secs).sum();
         self.left_estimate = self.total_estimate;
+        self.ended = vec![None; tasks.len()];
+        self.took = vec![None; tasks.len()];
     }
 
     fn task_started(&mut self, task: usize, at: u64) {
@@ -197,12 +238,20 @@ impl Tally {
             self.running.remove(&(*started, task));
         }
         self.done += 1;
+        if let Some(ended) = self.ended.get_mut(task) {
+            *ended = Some(outcome.status);
+        }
         *self.counts.entry(outcome.status).or_default() += 1;
         let estimate = self.tasks.get(task).map_or(0, |t| t.estimate_secs);
         self.left_estimate = self.left_estimate.saturating_sub(estimate);
         let took = self.starts.get(&task).map(|s| at.saturating_sub(*s));
         // Only work done in this run teaches how long work takes.
         if let Some(ms) = took.filter(|_| outcome.run.is_none() && outcome.status != Status::Skipped) {
+            if let Some(slot) = self.took.get_mut(task) {
+                #[expect(clippy::cast_precision_loss, reason = "milliseconds a task took")]
+                let secs = ms as f64 / 1000.0;
+                *slot = Some(secs);
+            }
             self.learned_ms += ms;
             self.learned_estimate += estimate;
         }
@@ -216,6 +265,24 @@ impl Tally {
     /// Seconds left: the plan's estimate, scaled by how long tasks have really taken so far
     /// against their estimates (`time_scale` real seconds to a platform second), times the
     /// share of estimated work not yet done.
+    /// Seconds left by the run's forecast at `now` (ms): never nothing while a task runs.
+    fn forecast_left(&self, model: &dyn Remaining, now: u64) -> u64 {
+        let mut states: Vec<(Option<Status>, Option<f64>)> =
+            self.ended.iter().zip(&self.took).map(|(e, t)| (*e, e.and(*t))).collect();
+        for &(started, task) in &self.running {
+            if let Some(state) = states.get_mut(task) {
+                #[expect(clippy::cast_precision_loss, reason = "milliseconds run")]
+                let ran = now.saturating_sub(started) as f64 / 1000.0;
+                state.1 = Some(ran);
+            }
+        }
+        let left = model.left_secs(&states);
+        let floor = if self.running.is_empty() { 0.0 } else { 1.0 };
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a non-negative estimate")]
+        let secs = left.max(floor).ceil() as u64;
+        secs
+    }
+
     fn eta_secs(&self, plan_estimate: Option<u64>, time_scale: f64) -> Option<u64> {
         let plan = plan_estimate.filter(|_| self.total_estimate > 0)?;
         #[expect(clippy::cast_precision_loss, reason = "an estimate")]
@@ -235,7 +302,8 @@ impl Tally {
     /// counts every task that ended, skipped ones too, so a finished run reads `1000/1000`;
     /// how it ended is in the counts after. While the run drains nothing more starts, so no
     /// ETA is given.
-    fn summary(&self, paint: Paint, plan_estimate: Option<u64>, time_scale: f64) -> String {
+    fn summary(&self, paint: Paint, options: &LiveOptions, now: u64) -> String {
+        let (plan_estimate, time_scale) = (options.scaled_estimate(), options.time_scale);
         // What matters first, so that a narrow terminal cuts the least of it: how far, what
         // failed, how long to go, then the rest.
         let count = |status: Status| {
@@ -245,7 +313,11 @@ impl Tally {
         let mut parts = vec![format!("{}/{} done", self.done, self.tasks.len())];
         parts.extend(count(Status::Failed));
         let going = self.done < self.tasks.len() && !self.draining;
-        if let Some(eta) = self.eta_secs(plan_estimate, time_scale).filter(|_| going) {
+        let eta = match &options.remaining {
+            Some(model) if !self.ended.is_empty() => Some(self.forecast_left(model.as_ref(), now)),
+            _ => self.eta_secs(plan_estimate, time_scale),
+        };
+        if let Some(eta) = eta.filter(|_| going) {
             parts.push(format!("ETA {}", duration_ms(eta * 1000)));
         }
         if let Some(wave) = self.wave.filter(|_| self.last_wave > 0) {
@@ -336,7 +408,7 @@ impl<'a> Live<'a> {
     }
 
     fn summary(&self) -> String {
-        self.tally.summary(self.options.paint, self.options.scaled_estimate(), self.options.time_scale)
+        self.tally.summary(self.options.paint, &self.options, self.now)
     }
 
     fn start_bar(&mut self) {
@@ -977,5 +1049,33 @@ mod tests {
         scaled.task_started(0, 0);
         scaled.task_finished(0, &done, 2_000);
         assert_eq!(scaled.eta_secs(Some(4), 0.1), Some(6));
+    }
+
+    /// A forecast that says what it was asked, and nothing left.
+    struct Told(std::sync::Mutex<Vec<(Option<Status>, Option<f64>)>>);
+
+    impl Remaining for Told {
+        fn left_secs(&self, now: &[(Option<Status>, Option<f64>)]) -> f64 {
+            *self.0.lock().unwrap() = now.to_vec();
+            0.0
+        }
+    }
+
+    #[test]
+    fn the_forecast_is_asked_where_the_run_stands_and_never_says_nothing_while_tasks_run() {
+        let mut tally = Tally::default();
+        tally.start(&(0..3).map(|i| header(i, 0)).collect::<Vec<_>>());
+        tally.task_started(0, 0);
+        tally.task_finished(0, &Outcome::new(Status::Succeeded, String::new()), 2_000);
+        tally.task_started(1, 1_000);
+        let told = Told(std::sync::Mutex::new(Vec::new()));
+        assert_eq!(tally.forecast_left(&told, 4_500), 1, "a task runs: never 0");
+        assert_eq!(
+            *told.0.lock().unwrap(),
+            [(Some(Status::Succeeded), Some(2.0)), (None, Some(3.5)), (None, None)],
+            "what ended and what it took, what runs and how long it has, what waits"
+        );
+        tally.task_finished(1, &Outcome::new(Status::Succeeded, String::new()), 5_000);
+        assert_eq!(tally.forecast_left(&told, 5_000), 0, "nothing runs");
     }
 }

@@ -52,7 +52,38 @@ pub struct Summary {
     pub read_only: usize,
     pub concurrency: u32,
     pub critical_path_secs: u64,
+    /// The lower bound of the platform's typical figures (see [`Estimate`]).
     pub estimate_secs: u64,
+    /// The forecast on the run's clock, a range and what it is based on (`None` until one is
+    /// made: it reads the team's history).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSummary>,
+}
+
+/// A forecast as a document shows it.
+#[derive(Serialize)]
+pub struct ForecastSummary {
+    pub p10_secs: f64,
+    pub p50_secs: f64,
+    pub p90_secs: f64,
+    /// `simulator` (its faster clock) or `platform`.
+    pub clock: &'static str,
+    pub basis: String,
+    /// Tasks whose durations came from history.
+    pub from_history: usize,
+}
+
+impl From<&super::forecast::Forecast> for ForecastSummary {
+    fn from(f: &super::forecast::Forecast) -> Self {
+        Self {
+            p10_secs: f.p10_secs,
+            p50_secs: f.p50_secs,
+            p90_secs: f.p90_secs,
+            clock: if f.simulated { "simulator" } else { "platform" },
+            basis: f.basis(),
+            from_history: f.from_history,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -161,6 +192,7 @@ pub fn document(p: &Prepared, saved: bool) -> PlanDocument<'_> {
             concurrency,
             critical_path_secs: critical,
             estimate_secs: estimate,
+            forecast: None,
         },
         jobs,
         tasks: tasks

@@ -266,6 +266,11 @@ fn run_location(store: &Store, run: &str) -> String {
 
 /// A run's report and its journal's header: its `result.json` when the run finished, else its
 /// journal folded as far as it goes (a crashed run's tasks end unfinished).
+/// A run's report and its journal's header.
+pub(crate) fn load_report(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunError> {
+    load(store, run)
+}
+
 fn load(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunError> {
     if run.is_empty() || run.contains(['/', '\\']) || run == "." || run == ".." {
         return Err(Refusal::NotARunId(run.to_owned()).into());

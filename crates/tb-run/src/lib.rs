@@ -13,6 +13,7 @@ pub mod auth;
 pub mod connect;
 pub mod document;
 mod error;
+pub mod forecast;
 pub mod history;
 pub mod notify;
 pub mod outcome;

@@ -103,7 +103,11 @@ pub(super) fn apply_plan(
     // would be touched, and `apply … --simulate` is how a plan is tried (README, `apply`). The
     // run itself takes the same path either way (ARCHITECTURE.md, "The rehearsal takes the
     // real path").
-    if !targeting.simulate && !exec.yes && !confirm(&prepared, io)? {
+    // The forecast from the team's history in the run's own store: the prompt's range, then
+    // the live ETA, the same model run again on what is left.
+    let model = std::sync::Arc::new(tb_run::forecast::model(&prepared, Some(&options.state)));
+    let forecast = model.forecast();
+    if !targeting.simulate && !exec.yes && !confirm(&prepared, &forecast, io)? {
         writeln!(io.stderr, "not applied")?;
         return Ok(ExitStatus::Declined);
     }
@@ -132,6 +136,8 @@ pub(super) fn apply_plan(
         time_scale: scale,
         rows: rows.saturating_sub(6).clamp(3, 20),
         columns,
+        remaining: Some(model),
+        forecast: Some((ceil_secs(forecast.p10_secs), ceil_secs(forecast.p50_secs), ceil_secs(forecast.p90_secs))),
         ..LiveOptions::new(mode)
     };
     let json_events = exec.message_format == MessageFormat::Json;
@@ -409,7 +415,14 @@ fn flag_layer(exec: &ExecArgs) -> Layer {
 
 /// Asks on a terminal, showing what would run; refuses without one (exit 2), as `terraform
 /// apply` does. `Ok(false)` when the answer is no.
-fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
+/// Whole seconds, rounded up, of a forecast.
+fn ceil_secs(secs: f64) -> u64 {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "seconds to show")]
+    let whole = secs.max(0.0).ceil() as u64;
+    whole
+}
+
+fn confirm(prepared: &Prepared, forecast: &tb_run::forecast::Forecast, io: &mut Io<'_>) -> Result<bool, CommandError> {
     let stdin = io::stdin();
     if !stdin.is_terminal() {
         return Err(CommandError::invalid("pass --yes to apply without a terminal"));
@@ -418,7 +431,9 @@ fn confirm(prepared: &Prepared, io: &mut Io<'_>) -> Result<bool, CommandError> {
         Some(connection) => connection.user_email()?,
         None => "nobody (no login)".to_owned(),
     };
-    let shown = super::plan::prompt(&tb_run::document::document(prepared, false), &acting_as);
+    let mut doc = tb_run::document::document(prepared, false);
+    doc.summary.forecast = Some(forecast.into());
+    let shown = super::plan::prompt(&doc, &acting_as);
     write!(io.stderr, "{shown}Apply? [y/N] ")?;
     io.stderr.flush()?;
     let mut answer = String::new();

@@ -21,6 +21,15 @@ pub(super) fn handle(args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
 /// The dry run of a plan from a file or built in memory (`run --dry-run`).
 pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> CommandResult {
     let targeting = super::targeting(&args.targeting, io.vars);
+    // Where the plan's runs keep their history is looked for from its directory, as `apply`
+    // looks for it.
+    let input_dir = match &input {
+        PlanInput::File(path) => std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+            .unwrap_or_else(|| std::path::PathBuf::from(".")),
+        _ => std::path::PathBuf::from("."),
+    };
     let prepared = prepare(input, &targeting, Layer::default(), io.vars)?;
     let refresh = args.refresh || args.detailed_exitcode;
     let previews = match (&prepared.connection, refresh) {
@@ -37,6 +46,8 @@ pub(super) fn show(input: PlanInput, args: &PlanArgs, io: &mut Io<'_>) -> Comman
         }
     }
     let mut doc = document(&prepared, false);
+    let forecast = tb_run::forecast::for_plan(&prepared, &input_dir, io.vars).forecast();
+    doc.summary.forecast = Some((&forecast).into());
     if let Some(previews) = &previews {
         for (task, preview) in doc.tasks.iter_mut().zip(previews) {
             task.refresh = Some(preview.clone());
@@ -97,17 +108,39 @@ pub(super) fn headline(doc: &PlanDocument<'_>) -> String {
     } else {
         s.workflows
     };
-    format!(
-        "{} in {}; {} would start; {} destructive; {} read-only. Estimated {} at concurrency {} (critical path {}).",
+    let counts = format!(
+        "{} in {}; {} would start; {} destructive; {} read-only.",
         counted(s.tasks, "task"),
         counted(s.jobs, "job"),
         counted(workflows, "workflow"),
         s.destructive,
         s.read_only,
-        duration(s.estimate_secs),
-        s.concurrency,
-        duration(s.critical_path_secs)
-    )
+    );
+    match &s.forecast {
+        Some(f) => {
+            // To the tenth of a second (a rehearsal's run takes seconds), as the run says it.
+            let secs = |x: f64| {
+                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "seconds to show")]
+                let ms = (x.max(0.0) * 1000.0).round() as u64;
+                tb_core::timefmt::duration_ms(ms)
+            };
+            let clock = if f.clock == "simulator" { " on the simulator's clock" } else { "" };
+            format!(
+                "{counts} Estimated {} ({}–{}){clock} at concurrency {}, {}.",
+                secs(f.p50_secs),
+                secs(f.p10_secs),
+                secs(f.p90_secs),
+                s.concurrency,
+                f.basis
+            )
+        }
+        None => format!(
+            "{counts} Estimated {} at concurrency {} (critical path {}).",
+            duration(s.estimate_secs),
+            s.concurrency,
+            duration(s.critical_path_secs)
+        ),
+    }
 }
 
 /// With `--refresh`, as Terraform counts: `Plan: 83 to change, 5 unchanged, 2 destructive.`

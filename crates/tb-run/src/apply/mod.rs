@@ -44,6 +44,7 @@ use lock::{Keeper, renew_state};
 use resume::same_target;
 pub use resume::{Earlier, find_earlier};
 use runner::OpRunner;
+pub(crate) use runner::task_meta;
 use watch::{watch_api, watch_fence, watch_signals};
 
 /// Which earlier run `--resume` continues.
@@ -493,7 +494,7 @@ async fn beside<T>(main: impl Future<Output = T>, helper: impl Future<Output = (
     (value, helped.err().map(|p| tb_core::panics::message(p.as_ref())))
 }
 
-fn group_policies(jobs: &[JobInfo]) -> Vec<GroupPolicy> {
+pub(crate) fn group_policies(jobs: &[JobInfo]) -> Vec<GroupPolicy> {
     jobs.iter()
         .map(|job| GroupPolicy {
             fail_fast: job.on_failure == Some(OnFailure::FailFast),

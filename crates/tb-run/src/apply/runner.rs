@@ -41,30 +41,41 @@ pub(super) fn code_env(task: &Task<OperationSpec>) -> Option<String> {
     }
 }
 
+/// What the executor needs to know of `task`: its group and wave, its per-site slot (a
+/// workflow) and exclusive key (one code change per environment), its estimate, and its job's
+/// timeout and retries (on the clock `platform_time` makes of the platform's).
+pub(crate) fn task_meta(
+    task: &Task<OperationSpec>,
+    jobs: &[JobInfo],
+    platform_time: impl Fn(std::time::Duration) -> std::time::Duration,
+) -> TaskMeta {
+    let kind = task.payload.kind();
+    let job = jobs.get(task.job_index);
+    let starts_workflow = matches!(kind.effect(), Effect::Workflow | Effect::CodeMoving);
+    let exclusive = match (kind.effect(), &task.site, code_env(task)) {
+        (Effect::CodeMoving, Some(site), Some(env)) => vec![format!("code:{site}.{env}")],
+        _ => Vec::new(),
+    };
+    TaskMeta {
+        header: task.header(),
+        group: task.job_index,
+        wave: task.wave,
+        waves_of: task.waves_of,
+        site_key: if starts_workflow { task.site.clone() } else { None },
+        exclusive,
+        estimate_secs: kind.estimate_secs(),
+        timeout: job.and_then(|j| j.timeout).map(&platform_time),
+        retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
+            attempts: j.retries.attempts,
+            backoff: platform_time(j.retries.backoff),
+        }),
+    }
+}
+
 impl Runner<Task<OperationSpec>> for OpRunner {
     fn meta(&self, task: &Task<OperationSpec>) -> TaskMeta {
-        let kind = task.payload.kind();
-        let job = self.jobs.get(task.job_index);
-        let starts_workflow = matches!(kind.effect(), Effect::Workflow | Effect::CodeMoving);
-        let exclusive = match (kind.effect(), &task.site, code_env(task)) {
-            (Effect::CodeMoving, Some(site), Some(env)) => vec![format!("code:{site}.{env}")],
-            _ => Vec::new(),
-        };
-        TaskMeta {
-            header: task.header(),
-            group: task.job_index,
-            wave: task.wave,
-            waves_of: task.waves_of,
-            site_key: if starts_workflow { task.site.clone() } else { None },
-            exclusive,
-            estimate_secs: kind.estimate_secs(),
-            // On the platform's clock, as the run's timeout (see `Run::run_to_end`).
-            timeout: job.and_then(|j| j.timeout).map(|t| self.ops.platform_time(t)),
-            retries: job.map_or(RetryPolicy { attempts: 1, backoff: std::time::Duration::ZERO }, |j| RetryPolicy {
-                attempts: j.retries.attempts,
-                backoff: self.ops.platform_time(j.retries.backoff),
-            }),
-        }
+        // On the platform's clock, as the run's timeout (see `Run::run_to_end`).
+        task_meta(task, &self.jobs, |d| self.ops.platform_time(d))
     }
 
     fn carried(&self, task: &Task<OperationSpec>) -> Option<Done> {
