@@ -10,6 +10,7 @@
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
 
 mod forecast;
+mod latency;
 mod model;
 mod workloads;
 

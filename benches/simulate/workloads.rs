@@ -48,6 +48,9 @@ pub(crate) enum Workload {
     /// (i) the forecast against what happened: a release over 90 sites planned and applied
     /// cold, then again with the first run's history.
     Forecast,
+    /// (j) the shared store at real latency: a directory against S3 behind a proxy adding
+    /// 40 ms and 100 ms to every store request.
+    StoreLatency,
     /// (g) the fleet workload with its state in a directory and in S3 (moto's server on
     /// 127.0.0.1, from `PATH`), alternately: what shared state costs.
     State,
@@ -66,8 +69,9 @@ impl Workload {
             "cold" | "h" => Ok(Self::Cold),
             "memory" | "f" => Ok(Self::Memory),
             "forecast" | "i" => Ok(Self::Forecast),
+            "store-latency" | "j" => Ok(Self::StoreLatency),
             other => Err(format!(
-                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state, cold, forecast)"
+                "unknown workload `{other}` (release, cache-clear, listing, fleet, fleet-plan, memory, state, cold, forecast, store-latency)"
             )),
         }
     }
@@ -154,6 +158,7 @@ pub(crate) fn run(args: &Args, mut progress: impl FnMut(&str)) -> Result<Vec<Fig
             Workload::Listing => listing_workload(args.sites.unwrap_or(800)).map(Figures::Listing),
             Workload::State => state_workload(args).map(Figures::State),
             Workload::Forecast => super::forecast::run(args.sites, args.time_scale).map(Figures::Forecast),
+            Workload::StoreLatency => super::latency::run().map(Figures::StoreLatency),
         };
         figures.push(result.map_err(|message| format!("the {} workload: {message}", name(workload)))?);
     }
@@ -171,6 +176,7 @@ fn name(workload: Workload) -> &'static str {
         Workload::State => "state",
         Workload::Cold => "cold",
         Workload::Forecast => "forecast",
+        Workload::StoreLatency => "store-latency",
     }
 }
 
@@ -183,6 +189,7 @@ pub(crate) enum Figures {
     State(StateFigures),
     Cold(Vec<ApplyFigures>),
     Forecast(super::forecast::ForecastFigures),
+    StoreLatency(super::latency::LatencyFigures),
 }
 
 impl Serialize for Figures {
@@ -195,6 +202,7 @@ impl Serialize for Figures {
             Self::State(f) => f.serialize(serializer),
             Self::Cold(f) => f.serialize(serializer),
             Self::Forecast(f) => f.serialize(serializer),
+            Self::StoreLatency(f) => f.serialize(serializer),
         }
     }
 }
@@ -210,6 +218,7 @@ impl Figures {
             Self::State(f) => f.render(),
             Self::Cold(f) => f.iter().map(ApplyFigures::render).collect(),
             Self::Forecast(f) => f.render(),
+            Self::StoreLatency(f) => f.render(),
         }
     }
 }
@@ -220,9 +229,9 @@ impl Figures {
 #[derive(Serialize)]
 pub(crate) struct Run {
     /// Seconds from the simulator's start to its stop, as the platform saw them.
-    wall: f64,
+    pub(crate) wall: f64,
     real_seconds: f64,
-    tasks: usize,
+    pub(crate) tasks: usize,
     tasks_ok: usize,
     workflows: u64,
     /// POSTs starting workflows and every read of workflows (polls, lists).
@@ -1075,10 +1084,10 @@ impl PlanFigures {
 // ---- scratch space ----------------------------------------------------------------------
 
 /// A temporary directory removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new(label: &str) -> Result<Self, String> {
+    pub(crate) fn new(label: &str) -> Result<Self, String> {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let dir = std::env::temp_dir().join(format!("terminus-batch-bench-{label}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -1198,10 +1207,24 @@ impl StateFigures {
     clippy::unwrap_used,
     clippy::expect_used,
     dead_code,
+    reason = "the tests' store proxy, shared with them; the bench uses its latency"
+)]
+#[path = "../../tests/it/support/fault_proxy.rs"]
+pub(crate) mod fault_proxy;
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    dead_code,
     reason = "the tests' S3 server, shared with them; the bench uses part of it"
 )]
 #[path = "../../tests/it/support/s3.rs"]
-mod s3;
+pub(crate) mod s3;
+
+/// A plain HTTP client (the proxy's own, as the tests build it).
+fn http_client() -> reqwest::Client {
+    let _already = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().unwrap_or_default()
+}
 #[allow(dead_code, unused_imports, unused_macros, reason = "the bench uses the provisioning, not the tests' `needs!`")]
 #[path = "../../tests/it/support/tools.rs"]
 mod tools;

@@ -6,6 +6,9 @@ use serde_json::Value;
 
 #[path = "../../benches/simulate/forecast.rs"]
 mod forecast;
+#[allow(dead_code, reason = "the store-latency workload is the benchmark's alone: it takes minutes")]
+#[path = "../../benches/simulate/latency.rs"]
+mod latency;
 #[path = "../../benches/simulate/model.rs"]
 mod model;
 #[allow(dead_code, reason = "the benchmark's argument parsing is not exercised here")]

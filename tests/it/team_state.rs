@@ -501,7 +501,7 @@ fn the_weekly_release_runs_whole_through_a_store_that_loses_answers() {
     use crate::support::fault_proxy::{FaultProxy, Faults};
     let Some(moto) = crate::support::s3::Moto::start() else { return };
     let url = moto.bucket("blips");
-    let proxy = FaultProxy::start(&moto.endpoint(), Faults { refuse_every: 10, lose_every: 4 });
+    let proxy = FaultProxy::start(&moto.endpoint(), Faults { refuse_every: 10, lose_every: 4, ..Faults::default() });
     let mut vars = moto.env();
     vars.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
     vars.push(("AWS_ENDPOINT_URL".to_owned(), proxy.endpoint()));

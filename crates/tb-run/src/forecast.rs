@@ -358,7 +358,9 @@ impl Model {
     /// seconds it took when it ran in this run), or the seconds a running task has run, or
     /// neither for one waiting. The schedule is played on what is left with each task's
     /// median duration; once this run has seen [`LEARNED`] tasks of an operation end, what
-    /// they took is the median for the rest of them (the freshest figure, history or not).
+    /// they took is the median for the rest of them (the freshest figure, history or not),
+    /// and an operation with neither history nor tasks ended yet goes at the pace the learned
+    /// ones went against their typical figures.
     /// A running task takes what its median leaves, at least a tenth of it: it has not ended.
     #[must_use]
     pub fn left(&self, now: &[(Option<Status>, Option<f64>)]) -> f64 {
@@ -376,11 +378,26 @@ impl Model {
                 (op, d[d.len() / 2])
             })
             .collect();
+        // The platform's pace, as this run saw it: what learned operations took against their
+        // typical figures. An operation not yet learned, with no history, goes at that pace.
+        let mut paces: Vec<f64> = self
+            .draws
+            .iter()
+            .zip(&self.operations)
+            .filter(|(draw, _)| matches!(draw, Draw::Typical(_)))
+            .filter_map(|(draw, op)| learned.get(op).map(|took| took / draw.median()))
+            .collect();
+        paces.sort_by(f64::total_cmp);
+        let pace = paces.get(paces.len() / 2).copied().unwrap_or(1.0);
         let durations: Vec<f64> = self
             .draws
             .iter()
             .zip(&self.operations)
-            .map(|(draw, op)| learned.get(op).copied().unwrap_or_else(|| draw.median()))
+            .map(|(draw, op)| match (learned.get(op), draw) {
+                (Some(took), _) => *took,
+                (None, Draw::Typical(_)) => draw.median() * pace,
+                (None, Draw::Seen(_)) => draw.median(),
+            })
             .collect();
         let states: Vec<Now> = now
             .iter()

@@ -1,7 +1,9 @@
 //! A proxy on 127.0.0.1 in front of the tests' S3 server that fails requests on a schedule, as
 //! a network blip or a struggling store would: some answered 503 without being forwarded, and
 //! some conditional writes forwarded, applied by the server, and then answered 500 (the answer
-//! lost). Counters, not chance, pick which, so a test's faults are the same every run.
+//! lost). Counters, not chance, pick which, so a test's faults are the same every run. It can
+//! also hold every request a fixed time before forwarding it, as a store in another region
+//! answers (the `state` benchmark's latency).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,8 @@ pub(crate) struct Faults {
     /// Every Nth conditional write (`If-Match`, `If-None-Match`) is applied, then answered
     /// 500 (0: none).
     pub(crate) lose_every: usize,
+    /// Each request is held this long before it is forwarded: a round trip to a far store.
+    pub(crate) latency: std::time::Duration,
 }
 
 /// What the proxy did.
@@ -27,6 +31,12 @@ pub(crate) struct ProxyStats {
     pub(crate) refused: usize,
     pub(crate) conditional: usize,
     pub(crate) lost: usize,
+    /// Requests by method.
+    pub(crate) puts: usize,
+    pub(crate) gets: usize,
+    pub(crate) deletes: usize,
+    /// HEAD, and GETs that list (`list-type`).
+    pub(crate) other: usize,
 }
 
 pub(crate) struct FaultProxy {
@@ -90,6 +100,13 @@ async fn forward(
     let (refuse, lose) = {
         let mut stats = stats.lock().unwrap();
         stats.requests += 1;
+        let listing = request.uri().query().is_some_and(|q| q.contains("list-type"));
+        match *request.method() {
+            hyper::Method::PUT => stats.puts += 1,
+            hyper::Method::DELETE => stats.deletes += 1,
+            hyper::Method::GET if !listing => stats.gets += 1,
+            _ => stats.other += 1,
+        }
         let refuse = faults.refuse_every > 0 && stats.requests.is_multiple_of(faults.refuse_every);
         stats.refused += usize::from(refuse);
         let mut lose = false;
@@ -100,6 +117,9 @@ async fn forward(
         }
         (refuse, lose)
     };
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
     if refuse {
         return Ok(answer(StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(b"slow down")));
     }
