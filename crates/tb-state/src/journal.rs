@@ -242,7 +242,12 @@ impl FileJournal {
 /// while the run goes on. An attempt waits for [`SegmentJournal::durable`] before it acts,
 /// and that write goes at once; events no one waits for wait up to [`LINGER`] for company,
 /// so a run makes few writes (a crash loses at most that much of them, which a resume
-/// recovers: each attempt before them is on record).
+/// recovers: each attempt before them is on record). Segments are written side by side (at
+/// most [`IN_FLIGHT`]), numbered in order: an attempt ready while another segment is being
+/// written does not wait for that one to end before its own starts, so against a far store it
+/// waits one round trip, not two. A line counts as written once its segment and every
+/// segment before it are: a reader stops at the first missing number, so nothing after a
+/// segment that failed is ever taken as recorded, nor acted on.
 struct SegmentJournal {
     lines: Option<tokio::sync::mpsc::UnboundedSender<(u64, String)>>,
     /// The last line written, and the first failure.
@@ -255,6 +260,8 @@ struct SegmentJournal {
 
 /// How long events no one waits for wait for more before they are written.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(200);
+/// Segments being written at once.
+const IN_FLIGHT: usize = 8;
 
 impl SegmentJournal {
     fn start(objects: crate::store::Objects, run: &str) -> Self {
@@ -266,45 +273,73 @@ impl SegmentJournal {
         let store = objects.clone();
         let waits = std::sync::Arc::clone(&wanted);
         let writer = store.spawn(async move {
-            let mut segment = 1_u64;
-            let mut written = 0_u64;
-            while let Some((mut last, line)) = rx.recv().await {
-                let mut bytes = format!("{line}\n").into_bytes();
-                let linger = tokio::time::Instant::now() + LINGER;
-                let mut open = true;
-                loop {
-                    while let Ok((seq, line)) = rx.try_recv() {
-                        bytes.extend_from_slice(line.as_bytes());
-                        bytes.push(b'\n');
-                        last = seq;
-                    }
-                    if !open || waits.0.load(Ordering::Acquire) > written {
-                        break;
-                    }
-                    tokio::select! {
-                        () = waits.1.notified() => {}
-                        () = tokio::time::sleep_until(linger) => break,
-                        more = rx.recv() => match more {
-                            Some((seq, line)) => {
-                                bytes.extend_from_slice(line.as_bytes());
-                                bytes.push(b'\n');
-                                last = seq;
-                            }
-                            None => open = false,
-                        },
+            use futures::StreamExt as _;
+            // Segments written and in flight: (segment, its last line, the write).
+            let mut flying = futures::stream::FuturesUnordered::new();
+            // Segments written out of order, by number: their last lines.
+            let mut landed: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+            let (mut segment, mut next_landing, mut sent) = (1_u64, 1_u64, 0_u64);
+            // The lines gathered for the next segment, its last line, and until when it waits.
+            let mut pending: Option<(Vec<u8>, u64, tokio::time::Instant)> = None;
+            let mut open = true;
+            let gather = |pending: &mut Option<(Vec<u8>, u64, tokio::time::Instant)>, seq: u64, line: String| {
+                let (bytes, last, _) =
+                    pending.get_or_insert_with(|| (Vec::new(), seq, tokio::time::Instant::now() + LINGER));
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'\n');
+                *last = seq;
+            };
+            loop {
+                while let Ok((seq, line)) = rx.try_recv() {
+                    gather(&mut pending, seq, line);
+                }
+                if let Some((_, _, linger)) = &pending {
+                    // Someone waits for a line no segment in flight holds, the lines waited
+                    // long enough for company, or no more will come: it goes now.
+                    let due = waits.0.load(Ordering::Acquire) > sent || tokio::time::Instant::now() >= *linger || !open;
+                    if due
+                        && flying.len() < IN_FLIGHT
+                        && let Some((bytes, last, _)) = pending.take()
+                    {
+                        let write = objects.spawn_create(&segment_key(&run, segment), bytes);
+                        let number = segment;
+                        flying.push(async move { (number, last, write.await) });
+                        segment += 1;
+                        sent = last;
+                        continue;
                     }
                 }
-                match objects.spawn_create(&segment_key(&run, segment), bytes).await {
-                    Ok(()) => {
-                        segment += 1;
-                        written = last;
-                        done_tx.send_modify(|(done, _)| *done = last);
-                    }
-                    Err(e) => {
-                        // Nothing after a lost segment: a resume would read past a hole.
-                        done_tx.send_modify(|(_, failed)| *failed = Some(e.to_string()));
-                        return;
-                    }
+                if !open && pending.is_none() && flying.is_empty() {
+                    return;
+                }
+                let linger = pending.as_ref().map(|(_, _, at)| *at);
+                tokio::select! {
+                    more = rx.recv(), if open => match more {
+                        Some((seq, line)) => gather(&mut pending, seq, line),
+                        None => open = false,
+                    },
+                    () = waits.1.notified() => {}
+                    // (With every writer busy, what lingers waits for one to land instead.)
+                    () = tokio::time::sleep_until(linger.unwrap_or_else(tokio::time::Instant::now)),
+                        if linger.is_some() && flying.len() < IN_FLIGHT => {}
+                    Some((number, last, result)) = flying.next(), if !flying.is_empty() => match result {
+                        Ok(()) => {
+                            landed.insert(number, last);
+                            let mut written = None;
+                            while let Some(last) = landed.remove(&next_landing) {
+                                written = Some(last);
+                                next_landing += 1;
+                            }
+                            if let Some(written) = written {
+                                done_tx.send_modify(|(done, _)| *done = written);
+                            }
+                        }
+                        Err(e) => {
+                            // Nothing after a lost segment: a resume would read past a hole.
+                            done_tx.send_modify(|(_, failed)| *failed = Some(e.to_string()));
+                            return;
+                        }
+                    },
                 }
             }
         });
