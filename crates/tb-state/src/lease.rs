@@ -54,10 +54,12 @@ pub struct Leases {
     /// What the targets are on (the API's address): two runs against different platforms,
     /// such as two in-process simulators, never share a lease.
     scope: String,
-    /// Targets this run holds: how many of its tasks hold each, and what it wrote.
+    /// Targets this run holds: how many of its tasks hold each, and what it wrote. Never
+    /// held across a store request.
     held: Arc<Mutex<HashMap<String, (usize, Held)>>>,
-    /// Held while a lease is renewed, so two renewals of one lease never race each other.
-    renewing: Arc<Mutex<()>>,
+    /// One write of a target's lease at a time: a taking (two tasks of this run on one target
+    /// write it once) or a renewal; different targets' go side by side.
+    taking: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
     /// Lease writes so far (see [`LeaseRecord::renewals`]).
     writes: Arc<std::sync::atomic::AtomicU64>,
     clock: Clock,
@@ -106,8 +108,8 @@ impl Leases {
             holder,
             scope: scope.to_owned(),
             held: Arc::new(Mutex::new(HashMap::new())),
+            taking: Arc::new(Mutex::new(HashMap::new())),
             releasing: Arc::new(Mutex::new(HashMap::new())),
-            renewing: Arc::new(Mutex::new(())),
             writes: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             clock: Clock::boot(),
             fence: Fence::default(),
@@ -123,8 +125,9 @@ impl Leases {
 
     /// Takes `target`'s lease for one task of this run, or says who holds it.
     pub fn try_take(&self, target: &str) -> Result<LeaseGuard, LeaseError> {
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((count, _)) = held.get_mut(target) {
+        let gate = self.gate(target);
+        let _one = gate.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((count, _)) = self.held.lock().unwrap_or_else(PoisonError::into_inner).get_mut(target) {
             *count += 1;
             return Ok(LeaseGuard { leases: self.clone(), target: target.to_owned(), took_over: None });
         }
@@ -134,13 +137,22 @@ impl Leases {
             let _gone = futures::executor::block_on(pending);
         }
         let sent = self.clock.now();
+        // The store's round trips with no lock of the run's held: other targets' takings go on.
         let (version, renewals, took_over) = self.create(target)?;
-        held.insert(target.to_owned(), (1, Held { version, confirmed: Confirmed { at: sent }, renewals }));
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(target.to_owned(), (1, Held { version, confirmed: Confirmed { at: sent }, renewals }));
         Ok(LeaseGuard { leases: self.clone(), target: target.to_owned(), took_over: took_over.map(Box::new) })
     }
 
     fn key(&self, target: &str) -> String {
         key(&format!("{} {target}", self.scope))
+    }
+
+    /// `target`'s gate: one write of its lease at a time (a taking, a renewal).
+    fn gate(&self, target: &str) -> Arc<Mutex<()>> {
+        Arc::clone(self.taking.lock().unwrap_or_else(PoisonError::into_inner).entry(target.to_owned()).or_default())
     }
 
     /// A new record of `target`'s lease, and its write count.
@@ -216,7 +228,10 @@ impl Leases {
 
     /// Renews `target`'s lease if this run still holds it.
     fn renew_one(&self, target: &str) -> Result<(), StoreError> {
-        let _one_at_a_time = self.renewing.lock().unwrap_or_else(PoisonError::into_inner);
+        // One write of a lease at a time (two renewals never race); another lease's renewal,
+        // or a task proving its own, does not wait for this one.
+        let gate = self.gate(target);
+        let _one_at_a_time = gate.lock().unwrap_or_else(PoisonError::into_inner);
         if self.fence.lost().is_some() {
             return Ok(());
         }
