@@ -26,6 +26,9 @@ pub(crate) struct StoreRun {
     pub(crate) gets: f64,
     pub(crate) deletes: f64,
     pub(crate) other: f64,
+    /// A task's mean run time, and the mean time from the run's start to a task's (seconds).
+    pub(crate) task_secs: f64,
+    pub(crate) start_secs: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,18 +47,24 @@ impl LatencyFigures {
         for run in &self.runs {
             match run.latency_ms {
                 None => {
-                    let _ = writeln!(out, "  directory        {:>6.1} s", run.wall);
+                    let _ = writeln!(
+                        out,
+                        "  directory        {:>6.1} s                                                          a task {:.2} s, started {:.2} s in",
+                        run.wall, run.task_secs, run.start_secs
+                    );
                 }
                 Some(ms) => {
                     let _ = writeln!(
                         out,
-                        "  s3 at {ms:>3} ms     {:>6.1} s  {:+5.1} %   per task: {:.2} PUT, {:.2} GET, {:.2} DELETE, {:.2} other",
+                        "  s3 at {ms:>3} ms     {:>6.1} s  {:+5.1} %   per task: {:.2} PUT, {:.2} GET, {:.2} DELETE, {:.2} other; a task {:.2} s, started {:.2} s in",
                         run.wall,
                         (run.wall / base - 1.0) * 100.0,
                         run.puts,
                         run.gets,
                         run.deletes,
-                        run.other
+                        run.other,
+                        run.task_secs,
+                        run.start_secs
                     );
                 }
             }
@@ -92,7 +101,17 @@ pub(crate) fn run() -> Result<LatencyFigures, String> {
     let moto = s3::Moto::start().ok_or("moto's S3 server could not be provisioned (see the SKIPPED line above)")?;
     let mut runs = Vec::new();
     let local = apply_once(&dir.0, "directory", None, &[], &[])?;
-    runs.push(StoreRun { latency_ms: None, wall: local.wall, puts: 0.0, gets: 0.0, deletes: 0.0, other: 0.0 });
+    let (task_secs, start_secs) = timings(&dir.0, "directory")?;
+    runs.push(StoreRun {
+        latency_ms: None,
+        wall: local.wall,
+        puts: 0.0,
+        gets: 0.0,
+        deletes: 0.0,
+        other: 0.0,
+        task_secs,
+        start_secs,
+    });
     for ms in LATENCIES_MS {
         let proxy = fault_proxy::FaultProxy::start(
             &moto.endpoint(),
@@ -108,6 +127,7 @@ pub(crate) fn run() -> Result<LatencyFigures, String> {
         let url = format!("{}/{ms}", moto.bucket("bench-latency"));
         let run = apply_once(&dir.0, &format!("s3-{ms}"), Some(&url), &[], &vars)?;
         let stats = proxy.stats();
+        let (task_secs, start_secs) = timings(&dir.0, &format!("s3-{ms}"))?;
         #[expect(clippy::cast_precision_loss, reason = "counts")]
         let per = |n: usize| n as f64 / run.tasks.max(1) as f64;
         runs.push(StoreRun {
@@ -117,7 +137,24 @@ pub(crate) fn run() -> Result<LatencyFigures, String> {
             gets: per(stats.gets),
             deletes: per(stats.deletes),
             other: per(stats.other),
+            task_secs,
+            start_secs,
         });
     }
     Ok(LatencyFigures { tasks: SITES, runs })
+}
+
+/// A task's mean run time and mean start after the run's, from the run's report (seconds).
+fn timings(dir: &std::path::Path, label: &str) -> Result<(f64, f64), String> {
+    let text = std::fs::read_to_string(dir.join(format!("{label}.json"))).map_err(|e| format!("{label}: {e}"))?;
+    let report: tb_report::RunReport = serde_json::from_str(&text).map_err(|e| format!("{label}: {e}"))?;
+    let n = report.tasks.len().max(1);
+    #[expect(clippy::cast_precision_loss, reason = "milliseconds")]
+    let mean = |f: &dyn Fn(&tb_report::summary::TaskReport) -> u64| {
+        report.tasks.iter().map(|t| f(t) as f64).sum::<f64>() / n as f64 / 1000.0
+    };
+    Ok((
+        mean(&|t| t.duration_ms.unwrap_or(0)),
+        mean(&|t| t.started_at.unwrap_or(report.started_at).saturating_sub(report.started_at)),
+    ))
 }

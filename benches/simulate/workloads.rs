@@ -492,9 +492,14 @@ fn cache_plan() -> String {
 
 /// A plan over every site of the `bench` organization with the workload's settings.
 fn plan(name: &str, jobs: &str) -> String {
+    plan_at(name, jobs, CONCURRENCY)
+}
+
+/// [`plan`] at another concurrency.
+fn plan_at(name: &str, jobs: &str, concurrency: usize) -> String {
     format!(
         "version: 1\nname: {name}\n\
-         settings: {{ concurrency: {CONCURRENCY}, per_site: 1, requests_per_second: {APPLY_RATE}, on_failure: continue }}\n\
+         settings: {{ concurrency: {concurrency}, per_site: 1, requests_per_second: {APPLY_RATE}, on_failure: continue }}\n\
          targets:\n  all: {{ org: bench }}\njobs:\n{jobs}"
     )
 }
@@ -1269,17 +1274,20 @@ const COLD_JITTER: f64 = 0.2;
 /// a type's run time from but the run's own workflows. Each is judged by its lower bound and
 /// by the requests it sent against the fewest the work needs.
 fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
-    let shapes = [(40, 0.05, 6.0), (80, 0.3, 20.0)];
+    // Issue 26's two shapes at concurrency 20, then issue 40's second: 60 sites, 150 ms,
+    // 8-12 s workflows, concurrency 30.
+    let shapes = [(40, 0.05, 6.0, CONCURRENCY), (80, 0.3, 20.0, CONCURRENCY), (60, 0.15, 10.0, 30)];
     let time_scale = args.time_scale.unwrap_or(FLEET_SCALE);
     let mut out = Vec::new();
-    for (sites, latency, duration) in shapes {
+    for (sites, latency, duration, concurrency) in shapes {
         let sites = args.sites.unwrap_or(sites);
         let dir = Scratch::new("cold")?;
-        let plan = plan(
+        let plan = plan_at(
             "bench-cold",
             "  deploy-test:\n    run: env:deploy\n    on: { sites: all, env: test }\n\
              \x20 deploy-live:\n    run: env:deploy\n    needs: [deploy-test]\n    on: { sites: all, env: live }\n\
              \x20 clear-cache:\n    run: env:clear-cache\n    needs: [deploy-live]\n    on: { sites: all, env: live }\n",
+            concurrency,
         );
         write(&dir.0.join("plan.yml"), &plan)?;
         let mut world = format!(
@@ -1296,7 +1304,7 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
         }
         write(&dir.0.join("world.yml"), &world)?;
         let run = apply_once(&dir.0, "parallel", None, &[], &[])?;
-        let bound = Bound::of(&run, CONCURRENCY, DEFAULT_RATE);
+        let bound = Bound::of(&run, concurrency, DEFAULT_RATE);
         let tasks = u64::try_from(run.tasks).unwrap_or(u64::MAX);
         out.push(ApplyFigures {
             workload: "cold",
@@ -1304,7 +1312,7 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
                 "{sites} sites x deploy test -> deploy live -> clear cache, {duration} s workflows (+-20 %), no history"
             ),
             sites,
-            concurrency: CONCURRENCY,
+            concurrency,
             requests_per_second: DEFAULT_RATE,
             time_scale,
             latency: (latency, latency),
@@ -1312,7 +1320,7 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
             plain_ratio: run.wall / bound.plain,
             workflow_requests_per_workflow: per(run.workflow_requests, run.workflows),
             requests_per_task: run.requests_by_route.iter().map(|(route, n)| (route.clone(), per(*n, tasks))).collect(),
-            model: Some(model_client(&run, &bound, sites, duration, latency)),
+            model: Some(model_client(&run, &bound, sites, duration, latency, concurrency)),
             bound,
             run,
             sequential: None,
@@ -1323,7 +1331,7 @@ fn cold_workloads(args: &Args) -> Result<Vec<ApplyFigures>, String> {
 
 /// The cold shape's model client (see [`model`]) at three poll budgets, and its request count
 /// with the code-log reads the deploys decide by.
-fn model_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f64) -> ModelClient {
+fn model_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: f64, slots: usize) -> ModelClient {
     let count = |route: &str| run.requests_by_route.get(route).copied().unwrap_or(0);
     let reads = count("GET sites/{site}/environments/{env}/code-log");
     let fewest_with_reads = bound.fewest_requests + reads;
@@ -1334,7 +1342,7 @@ fn model_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: 
         duration,
         jitter: COLD_JITTER,
         latency,
-        slots: CONCURRENCY,
+        slots,
     };
     #[expect(clippy::cast_precision_loss, reason = "a few requests")]
     let rate = model::Rate { per_second: DEFAULT_RATE, burst: DEFAULT_BURST, first: run.resolution_requests as f64 };
