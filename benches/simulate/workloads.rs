@@ -1336,14 +1336,7 @@ fn model_client(run: &Run, bound: &Bound, sites: usize, duration: f64, latency: 
     let reads = count("GET sites/{site}/environments/{env}/code-log");
     let fewest_with_reads = bound.fewest_requests + reads;
     let polls = count("GET sites/{site}/workflows/{workflow}") + count("GET sites/{site}/workflows");
-    let shape = model::Shape {
-        sites,
-        reads_before_post: vec![1, 1, 0],
-        duration,
-        jitter: COLD_JITTER,
-        latency,
-        slots,
-    };
+    let shape = model::Shape { sites, reads_before_post: vec![1, 1, 0], duration, jitter: COLD_JITTER, latency, slots };
     #[expect(clippy::cast_precision_loss, reason = "a few requests")]
     let rate = model::Rate { per_second: DEFAULT_RATE, burst: DEFAULT_BURST, first: run.resolution_requests as f64 };
     let figures = |polls: Option<f64>| {

@@ -31,12 +31,13 @@ pub(crate) struct ProxyStats {
     pub(crate) refused: usize,
     pub(crate) conditional: usize,
     pub(crate) lost: usize,
-    /// Requests by method.
+    /// Requests by kind: writes, reads, existence checks, removals (a `DELETE`, or a
+    /// `POST ?delete` as `object_store` sends them), listings.
     pub(crate) puts: usize,
     pub(crate) gets: usize,
+    pub(crate) heads: usize,
     pub(crate) deletes: usize,
-    /// HEAD, and GETs that list (`list-type`).
-    pub(crate) other: usize,
+    pub(crate) lists: usize,
 }
 
 pub(crate) struct FaultProxy {
@@ -100,12 +101,14 @@ async fn forward(
     let (refuse, lose) = {
         let mut stats = stats.lock().unwrap();
         stats.requests += 1;
-        let listing = request.uri().query().is_some_and(|q| q.contains("list-type"));
+        let query = request.uri().query().unwrap_or_default();
         match *request.method() {
             hyper::Method::PUT => stats.puts += 1,
             hyper::Method::DELETE => stats.deletes += 1,
-            hyper::Method::GET if !listing => stats.gets += 1,
-            _ => stats.other += 1,
+            hyper::Method::POST if query.contains("delete") => stats.deletes += 1,
+            hyper::Method::HEAD => stats.heads += 1,
+            hyper::Method::GET if query.contains("list-type") => stats.lists += 1,
+            _ => stats.gets += 1,
         }
         let refuse = faults.refuse_every > 0 && stats.requests.is_multiple_of(faults.refuse_every);
         stats.refused += usize::from(refuse);
