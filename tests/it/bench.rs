@@ -107,8 +107,9 @@ fn the_cold_workload_learns_from_nothing_and_is_judged_beside_the_model_client()
     let figures = workloads::run(&args, |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let text: String = figures.iter().map(workloads::Figures::render).collect();
     let json = serde_json::to_value(&figures).unwrap();
-    let shapes = json[0].as_array().unwrap_or_else(|| panic!("two shapes: {json}"));
-    assert_eq!(shapes.len(), 2, "{json}");
+    let shapes = json[0].as_array().unwrap_or_else(|| panic!("three shapes: {json}"));
+    assert_eq!(shapes.len(), 3, "{json}");
+    assert_eq!(shapes[2]["concurrency"], 30, "issue 40's second shape at its own concurrency");
     for f in shapes {
         let run = &f["run"];
         assert_eq!(run["tasks_ok"], 9, "{f}");
