@@ -27,7 +27,7 @@ use super::Prepared;
 /// History older than this is not read (the platform changes).
 pub const HISTORY_DAYS: u64 = 30;
 /// Runs read at most, newest first.
-const HISTORY_RUNS: usize = 30;
+pub const HISTORY_RUNS: usize = 30;
 /// A site's own durations are used from this many on: a site's workflows take about what
 /// they took before (its size, its code), more than what other sites' took.
 const PER_SITE: usize = 1;
@@ -413,7 +413,7 @@ impl Model {
 }
 
 /// Tasks of an operation this run must have seen end before what they took is its figure.
-const LEARNED: usize = 3;
+pub const LEARNED: usize = 3;
 
 fn requests_of(task: &Task<OperationSpec>) -> f64 {
     match task.payload.kind().effect() {
