@@ -103,18 +103,7 @@ impl ForecastFigures {
 }
 
 fn world(sites: usize, scale: f64) -> String {
-    let mut text = super::workloads::world_head(
-        scale,
-        "  duration_jitter: 0.1\n  workflow_durations: { deploy: 90, clear_cache: 25 }\n",
-    );
-    text.push_str("orgs:\n  - { name: bench, label: Bench, role: admin }\nsites:\n");
-    for n in 0..sites {
-        let _ = writeln!(
-            text,
-            "  - {{ name: site-{n:04}, org: bench, envs: {{ test: {{ deployable: 1 }}, live: {{ deployable: 1 }} }} }}"
-        );
-    }
-    text
+    super::workloads::release_world(sites, scale, "deploy: 90, clear_cache: 25")
 }
 
 const PLAN: &str = "version: 1\nname: forecast\nsettings:\n  concurrency: 10\njobs:\n  deploy-test:\n    run: env:deploy\n    on: { sites: [\"site-*\"], env: test }\n  deploy-live:\n    run: env:deploy\n    needs: [deploy-test]\n    on: { sites: [\"site-*\"], env: live }\n  clear:\n    run: env:clear-cache\n    needs: [deploy-live]\n    on: { sites: [\"site-*\"], env: live }\n";

@@ -516,10 +516,13 @@ pub(crate) fn world_head(scale: f64, extra: &str) -> String {
 
 /// `sites` sites with a release waiting on test and live; workflows of 20 to 120 s.
 fn world(sites: usize, scale: f64) -> String {
-    let mut text = world_head(
-        scale,
-        "  duration_jitter: 0.1\n  workflow_durations: { do_export: 120, deploy: 45, clear_cache: 20 }\n",
-    );
+    release_world(sites, scale, "do_export: 120, deploy: 45, clear_cache: 20")
+}
+
+/// `sites` sites of the organization `bench` with a release waiting on test and live, whose
+/// workflows take `durations` (a flow map's entries, seconds, ±10 %).
+pub(crate) fn release_world(sites: usize, scale: f64, durations: &str) -> String {
+    let mut text = world_head(scale, &format!("  duration_jitter: 0.1\n  workflow_durations: {{ {durations} }}\n"));
     text.push_str("orgs:\n  - { name: bench, label: Bench, role: admin }\nsites:\n");
     for n in 0..sites {
         let _ = writeln!(
