@@ -93,6 +93,9 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// Threads a renewal pass uses at most.
+const RENEWERS: usize = 8;
+
 fn key(target: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(target.as_bytes());
@@ -219,11 +222,20 @@ impl Leases {
     /// taken for gone. A lease taken over meanwhile tells the fence.
     pub fn renew(&self) {
         let targets: Vec<String> = self.held.lock().unwrap_or_else(PoisonError::into_inner).keys().cloned().collect();
-        for target in targets {
-            if let Err(e) = self.renew_one(&target) {
-                tracing::warn!(target, "cannot renew the lease: {e}");
+        // Side by side, a few threads each renewing its share: against a far store a pass
+        // takes a few round trips, not one per lease.
+        let share = targets.len().div_ceil(RENEWERS).max(1);
+        std::thread::scope(|scope| {
+            for chunk in targets.chunks(share) {
+                scope.spawn(move || {
+                    for target in chunk {
+                        if let Err(e) = self.renew_one(target) {
+                            tracing::warn!(target, "cannot renew the lease: {e}");
+                        }
+                    }
+                });
             }
-        }
+        });
     }
 
     /// Renews `target`'s lease if this run still holds it.
