@@ -99,7 +99,7 @@ pub struct LiveOptions {
     /// The run's forecast, asked what is left for the ETA (without one, the plan's estimate
     /// scaled by what tasks took so far).
     pub remaining: Option<std::sync::Arc<dyn Remaining>>,
-    /// The run's forecast on its clock, seconds: (p10, p50, p90), said as the run starts.
+    /// The run's forecast on its clock, milliseconds: (p10, p50, p90), said as the run starts.
     pub forecast: Option<(u64, u64, u64)>,
 }
 
@@ -147,12 +147,7 @@ impl LiveOptions {
     pub(crate) fn estimate(&self) -> String {
         if let Some((p10, p50, p90)) = self.forecast {
             let clock = if (self.time_scale - 1.0).abs() > f64::EPSILON { " on the simulator's clock" } else { "" };
-            return format!(
-                ", estimated {} ({}–{}){clock}",
-                duration_ms(p50 * 1000),
-                duration_ms(p10 * 1000),
-                duration_ms(p90 * 1000)
-            );
+            return format!(", estimated {} ({}–{}){clock}", duration_ms(p50), duration_ms(p10), duration_ms(p90));
         }
         let (Some(platform), Some(secs)) = (self.estimate_secs, self.scaled_estimate()) else { return String::new() };
         if (self.time_scale - 1.0).abs() > f64::EPSILON {

@@ -137,7 +137,7 @@ pub(super) fn apply_plan(
         rows: rows.saturating_sub(6).clamp(3, 20),
         columns,
         remaining: Some(model),
-        forecast: Some((ceil_secs(forecast.p10_secs), ceil_secs(forecast.p50_secs), ceil_secs(forecast.p90_secs))),
+        forecast: Some((millis(forecast.p10_secs), millis(forecast.p50_secs), millis(forecast.p90_secs))),
         ..LiveOptions::new(mode)
     };
     let json_events = exec.message_format == MessageFormat::Json;
@@ -415,11 +415,11 @@ fn flag_layer(exec: &ExecArgs) -> Layer {
 
 /// Asks on a terminal, showing what would run; refuses without one (exit 2), as `terraform
 /// apply` does. `Ok(false)` when the answer is no.
-/// Whole seconds, rounded up, of a forecast.
-fn ceil_secs(secs: f64) -> u64 {
+/// A forecast's seconds as milliseconds, to show.
+fn millis(secs: f64) -> u64 {
     #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "seconds to show")]
-    let whole = secs.max(0.0).ceil() as u64;
-    whole
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    ms
 }
 
 fn confirm(prepared: &Prepared, forecast: &tb_run::forecast::Forecast, io: &mut Io<'_>) -> Result<bool, CommandError> {
