@@ -26,6 +26,8 @@ use super::Prepared;
 
 /// History older than this is not read (the platform changes).
 pub const HISTORY_DAYS: u64 = 30;
+/// Durations read at most: a fleet's runs of ten thousand tasks each are not all read.
+pub const HISTORY_SAMPLES: usize = 50_000;
 /// Runs read at most, newest first.
 pub const HISTORY_RUNS: usize = 30;
 /// A site's own durations are used from this many on: a site's workflows take about what
@@ -54,6 +56,8 @@ pub struct History {
     by_operation: HashMap<String, Vec<f64>>,
     /// Runs read.
     pub runs: usize,
+    /// Durations read.
+    samples: usize,
 }
 
 impl History {
@@ -66,12 +70,17 @@ impl History {
         let since = now_ms.saturating_sub(HISTORY_DAYS * 86_400_000);
         let mut history = Self::default();
         for id in tb_state::journal::runs_newest_first(store).into_iter().take(HISTORY_RUNS * 3) {
-            if history.runs >= HISTORY_RUNS {
+            if history.runs >= HISTORY_RUNS || history.samples >= HISTORY_SAMPLES {
                 break;
             }
-            let Ok((report, header)) = super::history::load_report(store, &id) else { continue };
-            let same = header.endpoint.as_ref().is_some_and(|e| e.same_as(endpoint));
-            if !same || report.started_at < since {
+            // The header first (one line): a run against another platform is not read further.
+            let same = tb_state::journal::read_header(store, &id)
+                .is_ok_and(|h| h.endpoint.as_ref().is_some_and(|e| e.same_as(endpoint)));
+            if !same {
+                continue;
+            }
+            let Ok((report, _)) = super::history::load_report(store, &id) else { continue };
+            if report.started_at < since {
                 continue;
             }
             history.runs += 1;
@@ -91,6 +100,7 @@ impl History {
 
     /// One task's duration.
     pub fn add(&mut self, operation: &str, site: Option<&str>, secs: f64) {
+        self.samples += 1;
         self.by_operation.entry(operation.to_owned()).or_default().push(secs);
         if let Some(site) = site {
             self.by_site.entry((operation.to_owned(), site.to_owned())).or_default().push(secs);
