@@ -684,14 +684,6 @@ impl ApiClient {
         self.authed(&method, &url, bytes.as_deref(), repeat).await?.into_result(&label)
     }
 
-    /// `GET` an absolute URL outside the API (the platform's health check): no session is
-    /// sent; the retry policy of reads applies.
-    pub async fn get_url(&self, url: &str) -> Result<Reply, ApiError> {
-        let parsed = Url::parse(url)
-            .map_err(|e| ApiError::new("GET", ApiErrorKind::Config { message: format!("not a URL: {e}") }))?;
-        self.transmit(&Method::GET, &parsed, None, None, Repeat::Safe).await
-    }
-
     /// Starts downloading a signed URL from `offset` (a Range request when past 0): no
     /// session header, outside the API's request rate (DESIGN.md §3.5). The URL is never
     /// shown: errors name its path only.
