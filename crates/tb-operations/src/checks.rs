@@ -93,9 +93,9 @@ fn statuses(codes: &[u16]) -> String {
     }
 }
 
+/// A duration as the run's messages write one (`48ms`, `1.5s`, `1m05s`).
 fn millis(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", d.as_secs_f64()) }
+    tb_core::timefmt::duration_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The hosts a check may follow a redirect to: the platform host, then (read once, when a
