@@ -239,6 +239,8 @@ pub fn for_plan(prepared: &Prepared, start: &std::path::Path, vars: &tb_settings
 pub struct Model {
     schedule: Schedule,
     draws: Vec<Draw>,
+    /// Each task's median duration, once: the live ETA asks for them at every redraw.
+    medians: Vec<f64>,
     /// Each task's operation.
     operations: Vec<&'static str>,
     /// The fewest seconds the run's API requests take at its request rate.
@@ -292,6 +294,7 @@ impl Model {
         let seed = u64::from_str_radix(&prepared.source.sha256()[..16], 16).unwrap_or(7);
         Self {
             schedule,
+            medians: draws.iter().map(Draw::median).collect(),
             draws,
             operations: tasks.iter().map(|t| t.payload.kind().name()).collect(),
             request_floor,
@@ -393,20 +396,22 @@ impl Model {
         let mut paces: Vec<f64> = self
             .draws
             .iter()
+            .zip(&self.medians)
             .zip(&self.operations)
-            .filter(|(draw, _)| matches!(draw, Draw::Typical(_)))
-            .filter_map(|(draw, op)| learned.get(op).map(|took| took / draw.median()))
+            .filter(|((draw, _), _)| matches!(draw, Draw::Typical(_)))
+            .filter_map(|((_, median), op)| learned.get(op).map(|took| took / median))
             .collect();
         paces.sort_by(f64::total_cmp);
         let pace = paces.get(paces.len() / 2).copied().unwrap_or(1.0);
         let durations: Vec<f64> = self
             .draws
             .iter()
+            .zip(&self.medians)
             .zip(&self.operations)
-            .map(|(draw, op)| match (learned.get(op), draw) {
+            .map(|((draw, median), op)| match (learned.get(op), draw) {
                 (Some(took), _) => *took,
-                (None, Draw::Typical(_)) => draw.median() * pace,
-                (None, Draw::Seen(_)) => draw.median(),
+                (None, Draw::Typical(_)) => median * pace,
+                (None, Draw::Seen(_)) => *median,
             })
             .collect();
         let states: Vec<Now> = now
