@@ -73,13 +73,9 @@ impl History {
             if history.runs >= HISTORY_RUNS || history.samples >= HISTORY_SAMPLES {
                 break;
             }
-            // The header first (one line): a run against another platform is not read further.
-            let same = tb_state::journal::read_header(store, &id)
-                .is_ok_and(|h| h.endpoint.as_ref().is_some_and(|e| e.same_as(endpoint)));
-            if !same {
-                continue;
-            }
-            let Ok((report, _)) = super::history::load_report(store, &id) else { continue };
+            // The header first: a run against another platform is not read further.
+            let same = |h: &tb_state::journal::Header| h.endpoint.as_ref().is_some_and(|e| e.same_as(endpoint));
+            let Ok(Some(report)) = super::history::load_if(store, &id, same) else { continue };
             if report.started_at < since {
                 continue;
             }

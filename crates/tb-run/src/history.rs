@@ -266,12 +266,25 @@ fn run_location(store: &Store, run: &str) -> String {
 
 /// A run's report and its journal's header: its `result.json` when the run finished, else its
 /// journal folded as far as it goes (a crashed run's tasks end unfinished).
-/// A run's report and its journal's header.
-pub(crate) fn load_report(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunError> {
-    load(store, run)
+/// A run's report, when `keep` takes its journal's header (read first: a run not kept is
+/// not read further).
+pub(crate) fn load_if(
+    store: &Store,
+    run: &str,
+    keep: impl FnOnce(&journal::Header) -> bool,
+) -> Result<Option<RunReport>, RunError> {
+    load_with(store, run, keep).map(|found| found.map(|(report, _)| report))
 }
 
 fn load(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunError> {
+    load_with(store, run, |_| true)?.ok_or_else(|| RunError::bug("internal error: a run kept was not loaded"))
+}
+
+fn load_with(
+    store: &Store,
+    run: &str,
+    keep: impl FnOnce(&journal::Header) -> bool,
+) -> Result<Option<(RunReport, journal::Header)>, RunError> {
     if run.is_empty() || run.contains(['/', '\\']) || run == "." || run == ".." {
         return Err(Refusal::NotARunId(run.to_owned()).into());
     }
@@ -288,6 +301,9 @@ fn load(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunErr
     if keys.contains(&result_key) {
         // A finished run: its report, and from its journal only the header.
         let header = journal::read_header(store, run).map_err(Refusal::Journal)?;
+        if !keep(&header) {
+            return Ok(None);
+        }
         let shown = store.locate(&result_key);
         let entry = store.get(&result_key).map_err(refused)?;
         let Some(entry) = entry.filter(|e| e.bytes.len() as u64 <= journal::MAX_JOURNAL_BYTES) else {
@@ -295,9 +311,12 @@ fn load(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunErr
         };
         let report: RunReport =
             serde_json::from_slice(&entry.bytes).map_err(|source| Refusal::ResultUnreadable { path: shown, source })?;
-        return Ok((report, header));
+        return Ok(Some((report, header)));
     }
     let journal = journal::read(store, run).map_err(Refusal::Journal)?;
+    if !keep(&journal.header) {
+        return Ok(None);
+    }
     let settings: SettingsInfo = serde_json::from_value(journal.header.settings.clone())
         .map_err(|source| Refusal::JournalSettings { path: run_location(store, run), source })?;
     let plan =
@@ -309,7 +328,7 @@ fn load(store: &Store, run: &str) -> Result<(RunReport, journal::Header), RunErr
     if report.finished_at.is_none() {
         report.explain_unfinished();
     }
-    Ok((report, journal.header))
+    Ok(Some((report, journal.header)))
 }
 
 /// The runs of run group `group` that make its report: for each plan and shard, the newest
