@@ -129,6 +129,7 @@ pub(super) fn apply_plan(
         Mode::Lines
     };
     let (rows, columns) = console_size().unwrap_or((16, 100));
+    let ms = super::plan::forecast_ms;
     let live_options = LiveOptions {
         paint: Paint::new(io.style.color),
         status_level: exec.status_level,
@@ -137,7 +138,7 @@ pub(super) fn apply_plan(
         rows: rows.saturating_sub(6).clamp(3, 20),
         columns,
         remaining: Some(model),
-        forecast: Some((millis(forecast.p10_secs), millis(forecast.p50_secs), millis(forecast.p90_secs))),
+        forecast: Some((ms(forecast.p10_secs), ms(forecast.p50_secs), ms(forecast.p90_secs))),
         ..LiveOptions::new(mode)
     };
     let json_events = exec.message_format == MessageFormat::Json;
@@ -415,13 +416,6 @@ fn flag_layer(exec: &ExecArgs) -> Layer {
 
 /// Asks on a terminal, showing what would run; refuses without one (exit 2), as `terraform
 /// apply` does. `Ok(false)` when the answer is no.
-/// A forecast's seconds as milliseconds, to show.
-fn millis(secs: f64) -> u64 {
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "seconds to show")]
-    let ms = (secs.max(0.0) * 1000.0).round() as u64;
-    ms
-}
-
 fn confirm(prepared: &Prepared, forecast: &tb_run::forecast::Forecast, io: &mut Io<'_>) -> Result<bool, CommandError> {
     let stdin = io::stdin();
     if !stdin.is_terminal() {

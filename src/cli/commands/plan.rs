@@ -100,6 +100,13 @@ fn duration(secs: u64) -> String {
     humantime::format_duration(Duration::from_secs(secs)).to_string()
 }
 
+/// A forecast's seconds as milliseconds, to show (`plan`'s line, the run's first).
+pub(super) fn forecast_ms(secs: f64) -> u64 {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "seconds to show")]
+    let ms = (secs.max(0.0) * 1000.0).round() as u64;
+    ms
+}
+
 pub(super) fn headline(doc: &PlanDocument<'_>) -> String {
     let s = &doc.summary;
     // With previews, a task that will not change starts no workflow.
@@ -119,11 +126,7 @@ pub(super) fn headline(doc: &PlanDocument<'_>) -> String {
     match &s.forecast {
         Some(f) => {
             // To the tenth of a second (a rehearsal's run takes seconds), as the run says it.
-            let secs = |x: f64| {
-                #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "seconds to show")]
-                let ms = (x.max(0.0) * 1000.0).round() as u64;
-                tb_core::timefmt::duration_ms(ms)
-            };
+            let secs = |x: f64| tb_core::timefmt::duration_ms(forecast_ms(x));
             let clock = if f.clock == "simulator" { " on the simulator's clock" } else { "" };
             format!(
                 "{counts} Estimated {} ({}–{}){clock} at concurrency {}, {}.",
