@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::outcome::{RunOutcome, Verdict};
 use tb_core::secret::Secret;
 use tb_plan::plan::model::{NotifyEvent, NotifyFormat, Webhook};
 use tb_plan::plan::template::TextPart;
@@ -203,18 +204,17 @@ pub fn start(
     })
 }
 
-/// How a run ended, for its webhooks: a halt when it stopped starting work (`stopped`, or a
-/// task skipped or cancelled because the run stopped), else success or failure by its tasks.
+/// How a run ended, for its webhooks, from its verdict: success; failure when it went to its
+/// end with tasks failed; a halt when it stopped starting work (every other verdict, its
+/// timeout, or a task skipped because the run stopped: fail-fast, a budget, a rollout).
 #[must_use]
-pub fn end_event(stopped: bool, report: &RunReport) -> NotifyEvent {
-    let halted =
-        stopped || report.tasks.iter().any(|t| t.cause.as_ref().is_some_and(tb_core::cause::Cause::stopped_the_run));
-    if halted {
-        NotifyEvent::Halt
-    } else if report.all_ok() {
-        NotifyEvent::Success
-    } else {
-        NotifyEvent::Failure
+pub fn end_event(outcome: &RunOutcome) -> NotifyEvent {
+    let stopped =
+        outcome.report.tasks.iter().any(|t| t.cause.as_ref().is_some_and(tb_core::cause::Cause::stopped_the_run));
+    match outcome.verdict() {
+        Verdict::Succeeded if !outcome.timed_out => NotifyEvent::Success,
+        Verdict::TasksFailed if !outcome.timed_out && !stopped => NotifyEvent::Failure,
+        _ => NotifyEvent::Halt,
     }
 }
 

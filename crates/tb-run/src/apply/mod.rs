@@ -347,17 +347,9 @@ impl Run {
             tracing::info!(requests = stats.requests_total, workflows = stats.workflows_total, "simulator counters");
             report.simulator = serde_json::to_value(&stats).ok();
         }
-        let mut journal_errors = journal_errors(&summary, &writer);
+        let journal_errors = journal_errors(&summary, &writer);
         let fenced = fence.lost().map(|lost| lost.to_string());
-        if !hooks.is_empty() {
-            let stopped = stopped(&summary, &journal_errors, fenced.is_some(), &internal_errors);
-            let event = crate::notify::end_event(stopped, &report);
-            let resume = options.command.as_ref().map(|c| format!("{c} --resume={run_id}"));
-            report.notifications = crate::notify::end(&connection.runtime, &hooks, started, &report, event, resume);
-        }
-        drop(connection);
-        let result_json = keep_result(&writer, &run_id.to_string(), &report, &mut journal_errors);
-        RunOutcome {
+        let mut outcome = RunOutcome {
             report,
             run_id: run_id.to_string(),
             resumed_from: context.resumed_from,
@@ -366,11 +358,21 @@ impl Run {
             timed_out: summary.timed_out,
             internal_errors,
             journal_errors,
-            result_json,
+            result_json: None,
             // A fenced run's halt is the fence's, said in `fenced`, not an unreachable API.
             unreachable: summary.halted.filter(|_| fenced.is_none()),
             fenced,
+        };
+        if !hooks.is_empty() {
+            // Told before `result.json` is written, so that the report says what became of it.
+            let event = crate::notify::end_event(&outcome);
+            let resume = options.command.as_ref().map(|c| format!("{c} --resume={run_id}"));
+            outcome.report.notifications =
+                crate::notify::end(&connection.runtime, &hooks, started, &outcome.report, event, resume);
         }
+        drop(connection);
+        outcome.result_json = keep_result(&writer, &outcome.run_id, &outcome.report, &mut outcome.journal_errors);
+        outcome
     }
 }
 
@@ -421,16 +423,6 @@ fn operations(
             config: sim.ssh().config.clone(),
             known_hosts: sim.ssh().known_hosts.clone(),
         }))
-}
-
-/// Whether the run stopped starting work for a reason outside its tasks' own failures.
-fn stopped(summary: &tb_executor::RunSummary, journal_errors: &[String], fenced: bool, internal: &[String]) -> bool {
-    !journal_errors.is_empty()
-        || fenced
-        || !internal.is_empty()
-        || summary.interrupted
-        || summary.timed_out
-        || summary.halted.is_some()
 }
 
 /// What the run's record lost: the event that could not be written (nothing started after
