@@ -105,15 +105,23 @@ struct Hosts {
     domains_read: bool,
 }
 
+impl Hosts {
+    /// Reads the environment's domains (once) and knows them as its hosts.
+    async fn learn(&mut self, ops: &Ops, target: &Target, env: &str) -> Result<Vec<crate::api::wire::Domain>, OpError> {
+        self.domains_read = true;
+        let site_id = ops.site_id_of(target).await?;
+        let domains = ops.client.domains(&site_id, env).await?;
+        self.known.extend(domains.iter().map(|d| d.id.to_ascii_lowercase()));
+        Ok(domains)
+    }
+}
+
 pub(crate) async fn check(ops: &Ops, target: &Target, expect: &Expect) -> Result<OpOutput, OpError> {
     let env = env_of(target)?;
     let web = ops.web()?;
     let mut hosts = Hosts { known: BTreeSet::from([platform_host(&target.site, env)]), domains_read: false };
     let host = if expect.primary {
-        let site_id = ops.site_id_of(target).await?;
-        let domains = ops.client.domains(&site_id, env).await?;
-        hosts.known.extend(domains.iter().map(|d| d.id.to_ascii_lowercase()));
-        hosts.domains_read = true;
+        let domains = hosts.learn(ops, target, env).await?;
         let Some(primary) = domains.iter().find(|d| d.primary == Some(true)) else {
             return Err(OpError::failed(
                 "the environment has no primary domain",
@@ -228,13 +236,9 @@ async fn follow(
         }
         let host = next.host_str().unwrap_or_default().to_ascii_lowercase();
         if !hosts.known.contains(&host) && !hosts.domains_read {
-            hosts.domains_read = true;
-            let site_id = ops.site_id_of(target).await.map_err(|e| Miss::NoAnswer(NoPage::Unreachable(e.message)))?;
-            let domains =
-                ops.client.domains(&site_id, env).await.map_err(|e| {
-                    Miss::NoAnswer(NoPage::Unreachable(format!("reading the environment's domains: {e}")))
-                })?;
-            hosts.known.extend(domains.iter().map(|d| d.id.to_ascii_lowercase()));
+            hosts.learn(ops, target, env).await.map_err(|e| {
+                Miss::NoAnswer(NoPage::Unreachable(format!("reading the environment's domains: {}", e.message)))
+            })?;
         }
         if !hosts.known.contains(&host) || !matches!(next.scheme(), "https" | "http") {
             return Err(Miss::OffSite { host });
