@@ -16,6 +16,14 @@ fn task<'a>(report: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task {id} in {report:#}"))
 }
 
+/// The report of `plan` applied against the sites' world.
+fn run_check(plan: &str) -> Value {
+    let t = simulated(SITES_WORLD, plan, &["--yes", "--report", "json=report.json", "-q"]);
+    let out = t.run();
+    assert!(out.code <= 1, "{}", out.stderr);
+    report(&t, "report.json")
+}
+
 const SITES_WORLD: &str = r#"simulator:
   time_scale: 0.01
   site_warmup: 120
@@ -70,6 +78,19 @@ jobs:
     );
     let slow = task(&report, "check[slow.live]")["message"].as_str().unwrap().to_owned();
     assert!(slow.contains("over the 200ms bound"), "{slow}");
+    // A redirect the plan expects is the answer: not followed, even off the site.
+    let expected = run_check(
+        r"version: 1
+jobs:
+  check:
+    run: http:check
+    on: { sites: [moved], env: live }
+    with: { status: [301] }
+",
+    );
+    let moved = task(&expected, "check[moved.live]");
+    assert_eq!(moved["status"], "succeeded", "{moved:#}");
+    assert_eq!(moved["data"]["status"], 301);
     // A redirect to one of the environment's own domains is followed, to the domain's site.
     let www = task(&report, "check[www.live]");
     assert_eq!(www["status"], "succeeded", "{www:#}");

@@ -143,7 +143,7 @@ pub(crate) async fn check(ops: &Ops, target: &Target, expect: &Expect) -> Result
         // Real time, as latency is: a simulator's clock does not make a TLS handshake faster.
         // A try near the window's end still gets a few seconds.
         let timeout = REQUEST_TIMEOUT.min(left.max(LEAST_TRY));
-        let (seen, miss) = match follow(ops, target, env, web, &url, timeout, &mut hosts).await {
+        let (seen, miss) = match follow(ops, target, env, (web, expect), &url, timeout, &mut hosts).await {
             Ok((page, hops)) => {
                 // Latency is real time, as the sites' visitors see it, under a simulator too:
                 // its faster clock compresses the platform's work, not the network.
@@ -215,7 +215,7 @@ async fn follow(
     ops: &Ops,
     target: &Target,
     env: &str,
-    web: &crate::web::Web,
+    (web, expect): (&crate::web::Web, &Expect),
     url: &Url,
     timeout: Duration,
     hosts: &mut Hosts,
@@ -226,7 +226,8 @@ async fn follow(
     loop {
         let left = timeout.saturating_sub(started.elapsed());
         let mut page = web.get(&at, left).await.map_err(Miss::NoAnswer)?;
-        let redirect = (300..400).contains(&page.status) && page.location.is_some();
+        let redirect =
+            (300..400).contains(&page.status) && page.location.is_some() && !expect.statuses.contains(&page.status);
         let Some(next) = page.location.take().filter(|_| redirect) else {
             page.took = started.elapsed();
             return Ok((page, hops));
