@@ -230,24 +230,15 @@ impl Validator {
                 return None;
             }
         };
-        let mut parts = Vec::new();
-        for segment in &template.segments {
-            match segment {
-                super::template::Segment::Lit(lit) => parts.push(TextPart::Lit(lit.clone())),
-                super::template::Segment::Var { var: Var::ProcessEnv(name), .. } => {
-                    parts.push(TextPart::Env(name.clone()));
-                }
-                super::template::Segment::Var { var, .. } => {
-                    self.push(
-                        bad(format!("a webhook URL may read only the process environment, not `{var}`"))
-                            .at(span, "here")
-                            .help("write `url: ${{ env.SLACK_WEBHOOK }}` and set the variable"),
-                    );
-                    return None;
-                }
-            }
+        if let Some((var, _, _)) = template.vars().find(|(var, _, _)| !matches!(var, Var::ProcessEnv(_))) {
+            self.push(
+                bad(format!("a webhook URL may read only the process environment, not `{var}`"))
+                    .at(span, "here")
+                    .help("write `url: ${{ env.SLACK_WEBHOOK }}` and set the variable"),
+            );
+            return None;
         }
-        let url = Text(parts);
+        let url = render(&template, None, None, &[]);
         let mut format = None;
         if let Some(literal) = url.as_literal() {
             match webhook_host(&literal) {
